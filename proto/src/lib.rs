@@ -1,0 +1,23 @@
+//! The suite's protobuf contract, compiled at build time (no system `protoc`).
+#![forbid(unsafe_code)]
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+/// The encoded `FileDescriptorSet` of every .proto in the contract, for gRPC
+/// server reflection and descriptor-driven tools.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+
+pub mod google {
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
+
+pub mod suite {
+    pub mod user {
+        pub mod v1 {
+            tonic::include_proto!("suite.user.v1");
+        }
+    }
+}
+
+pub use suite::user::v1 as user;

@@ -1,0 +1,171 @@
+//! The user service's configuration: environment variables (or flags),
+//! validated at start-up with messages that name the variable.
+
+use crate::password::HashParams;
+use std::{net::SocketAddr, time::Duration};
+use suite_shared::{jwks::JwksSource, jwt::TokenRules};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    pub listen_addr: SocketAddr,
+
+    /// `postgres://user@host/db` or `sqlite:path` (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/user.db")]
+    pub database_url: String,
+
+    /// Most database connections the service holds.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    /// Seconds a call waits for a database connection before it is Unavailable.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub database_acquire_timeout_secs: u64,
+
+    /// Trusted public keys: a JWKS file path (re-read when an unknown key id
+    /// shows up) or an inline JWKS JSON document. Unset: no token verifies.
+    #[arg(long, env = "JWKS")]
+    pub jwks: Option<String>,
+
+    /// The `iss` every token must carry.
+    #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
+    pub jwt_issuer: String,
+
+    /// Accepted `aud` values, comma-separated; a token must name one.
+    #[arg(
+        long,
+        env = "JWT_AUDIENCES",
+        default_value = "suite,suite-user",
+        value_delimiter = ','
+    )]
+    pub jwt_audiences: Vec<String>,
+
+    /// Allowed clock skew for `exp`/`nbf`, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub jwt_leeway_secs: u64,
+
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id passes (OWASP: 2).
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes (OWASP: 1).
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+
+    /// Password hashes computed at once (default: the number of CPUs).
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+
+    /// Password operations allowed to wait for a turn before calls are refused.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 1024)]
+    pub password_hash_queue: usize,
+
+    /// Least zxcvbn score (0-4) a new password needs.
+    #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub password_min_score: u8,
+
+    /// Largest gRPC request message, in bytes.
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub grpc_max_message_bytes: usize,
+
+    /// Most calls served at once; more wait.
+    #[arg(long, env = "GRPC_CONCURRENCY_LIMIT", default_value_t = 512)]
+    pub grpc_concurrency_limit: usize,
+
+    /// Upper bound on any call's duration, in seconds (a shorter `grpc-timeout` wins).
+    #[arg(long, env = "GRPC_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub grpc_timeout_secs: u64,
+}
+
+/// A configuration value that cannot work, named by its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// The defaults, as `cargo run` with nothing set would have them.
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Wrapper as clap::Parser>::parse_from(["suite-user"]).config
+    }
+
+    /// Checks what clap's parsers cannot: cross-field and semantic rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |variable, reason: String| Err(ConfigError { variable, reason });
+        if let Err(e) = self.hash_params().to_argon2() {
+            return err(
+                "ARGON2_MEMORY_KIB/ARGON2_ITERATIONS/ARGON2_PARALLELISM",
+                e.to_string(),
+            );
+        }
+        if !["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|p| self.database_url.starts_with(p))
+        {
+            return err(
+                "DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite:".into(),
+            );
+        }
+        if let Some(j) = &self.jwks {
+            if let Err(e) = JwksSource::from_config(j) {
+                return err("JWKS", e.to_string());
+            }
+        }
+        if self.jwt_audiences.iter().all(|a| a.trim().is_empty()) {
+            return err("JWT_AUDIENCES", "must name at least one audience".into());
+        }
+        if self.password_hash_concurrency == Some(0) {
+            return err("PASSWORD_HASH_CONCURRENCY", "must be at least 1".into());
+        }
+        if self.grpc_max_message_bytes < 1024 {
+            return err("GRPC_MAX_MESSAGE_BYTES", "must be at least 1024".into());
+        }
+        if self.grpc_concurrency_limit == 0 {
+            return err("GRPC_CONCURRENCY_LIMIT", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn hash_params(&self) -> HashParams {
+        HashParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+
+    pub fn token_rules(&self) -> TokenRules {
+        TokenRules {
+            issuer: self.jwt_issuer.clone(),
+            audiences: self
+                .jwt_audiences
+                .iter()
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            leeway_secs: self.jwt_leeway_secs,
+        }
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+    }
+
+    pub fn grpc_timeout(&self) -> Duration {
+        Duration::from_secs(self.grpc_timeout_secs)
+    }
+}

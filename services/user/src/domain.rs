@@ -1,0 +1,238 @@
+//! Parsed user input: values that can only exist when valid.
+
+use crate::error::{Error, FieldViolation};
+use std::collections::BTreeSet;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// 3 to 32 characters of `a-z 0-9 _ . -`, stored lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim().to_lowercase();
+        let n = s.chars().count();
+        if !(3..=32).contains(&n) {
+            return Err("must be 3 to 32 characters long".into());
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err("may contain only letters a-z, digits, '_', '.' and '-'".into());
+        }
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address in lower case, checked for a plausible shape
+/// (delivery is the only real proof, and is not this service's job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim().to_lowercase();
+        let bad = || "must be a valid email address".to_string();
+        if s.is_empty() || s.len() > 254 {
+            return Err(bad());
+        }
+        let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if local_ok && domain_ok {
+            Ok(Self(s))
+        } else {
+            Err(bad())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Optional free text, trimmed, at most 64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.chars().count() > 64 {
+            return Err("must be at most 64 characters long".into());
+        }
+        if s.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password of acceptable length. Strength is judged separately (it needs
+/// the username and email, and CPU time on the blocking pool).
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        // Counting stops early, so a megabyte-long value costs nothing more.
+        let n = raw.chars().take(MAX_PASSWORD_CHARS + 1).count();
+        if n < MIN_PASSWORD_CHARS {
+            return Err(format!(
+                "must be at least {MIN_PASSWORD_CHARS} characters long"
+            ));
+        }
+        if n > MAX_PASSWORD_CHARS {
+            return Err(format!(
+                "must be at most {MAX_PASSWORD_CHARS} characters long"
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Roles a user may hold. (`service` belongs to service tokens, never to users.)
+pub const ASSIGNABLE_ROLES: &[&str] = &["user", "admin"];
+
+/// A de-duplicated, sorted, non-empty set of assignable roles; empty input means `user`.
+pub fn parse_roles(raw: &[String]) -> Result<Vec<String>, String> {
+    let mut set = BTreeSet::new();
+    for r in raw {
+        let r = r.trim().to_lowercase();
+        if !ASSIGNABLE_ROLES.contains(&r.as_str()) {
+            return Err(format!(
+                "unknown role {r:?}; roles are: {}",
+                ASSIGNABLE_ROLES.join(", ")
+            ));
+        }
+        set.insert(r);
+    }
+    if set.is_empty() {
+        set.insert("user".to_owned());
+    }
+    Ok(set.into_iter().collect())
+}
+
+/// Collects field violations so that one reply names every bad field.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Keeps the value, or records the violation under `field`.
+    pub fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(d) => {
+                self.0.push(FieldViolation::new(field, d));
+                None
+            }
+        }
+    }
+
+    pub fn add(&mut self, field: &str, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_lowercased_and_restricted() {
+        assert_eq!(
+            Username::parse(" Alice.B-1 ").map(|u| u.0),
+            Ok("alice.b-1".into())
+        );
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse(&"a".repeat(33)).is_err());
+        assert!(Username::parse("al ice").is_err());
+        assert!(Username::parse("alïce").is_err());
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_shaped() {
+        assert_eq!(
+            Email::parse("Bob@Example.COM").map(|e| e.0),
+            Ok("bob@example.com".into())
+        );
+        for bad in [
+            "",
+            "bob",
+            "bob@",
+            "@x.org",
+            "bob@localhost",
+            "b b@x.org",
+            "bob@x..org",
+            "bob@-x.org",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_bounded_in_characters_not_bytes() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("éééééééé").is_ok());
+        assert!(Password::parse(&"x".repeat(128)).is_ok());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
+        assert!(Password::parse(&"x".repeat(1 << 20)).is_err());
+    }
+
+    #[test]
+    fn roles_default_to_user_and_refuse_unknown_ones() {
+        assert_eq!(parse_roles(&[]), Ok(vec!["user".to_owned()]));
+        assert_eq!(
+            parse_roles(&["admin".into(), "user".into(), "admin".into()]),
+            Ok(vec!["admin".to_owned(), "user".to_owned()])
+        );
+        assert!(parse_roles(&["service".into()]).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! The user service's one error type, and its one mapping to `tonic::Status`.
+
+use crate::store::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// A bad input field: which one, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid argument")]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("user not found")]
+    NotFound,
+    #[error("a user with this {0} already exists")]
+    AlreadyExists(&'static str),
+    #[error("{0}")]
+    Aborted(&'static str),
+    #[error("{0}")]
+    ResourceExhausted(&'static str),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A status produced by shared plumbing (token verification), passed through.
+    #[error("{0}")]
+    Status(#[from] Status),
+}
+
+impl Error {
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(field) => Self::AlreadyExists(field),
+            StoreError::Unavailable(msg) => Self::Unavailable(msg),
+            StoreError::Other(msg) => Self::Internal(msg),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidArgument(violations) => {
+                let summary = violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut details = ErrorDetails::new();
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, summary, details)
+            }
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::NotFound => Status::not_found("user not found"),
+            Error::AlreadyExists(field) => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation(field, "is already taken");
+                Status::with_error_details(
+                    Code::AlreadyExists,
+                    format!("a user with this {field} already exists"),
+                    details,
+                )
+            }
+            Error::Aborted(m) => Status::aborted(m),
+            Error::ResourceExhausted(m) => Status::resource_exhausted(m),
+            Error::Unavailable(detail) => {
+                // The detail (driver message, address) is for the log, not the client.
+                tracing::warn!(error = %detail, "storage unavailable");
+                Status::unavailable("the user store is unavailable; try again shortly")
+            }
+            Error::Status(s) => s,
+            internal @ (Error::Internal(_) | Error::Config(_) | Error::Transport(_)) => {
+                tracing::error!(error = %internal, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The user service: profiles and argon2id credentials over gRPC, stored in
+//! PostgreSQL or SQLite. A library, so that the launcher and the tests run
+//! the real server in-process; `main.rs` is a thin shell around [`serve`].
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod password;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::{migrate, serve};

@@ -1,0 +1,44 @@
+//! `suite-user`: runs the user service, or applies its migrations.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "The suite's user service (gRPC)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: suite_user::Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    suite_shared::telemetry::init_logging();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => suite_user::migrate(&cli.config).await,
+        Command::Serve => match suite_shared::grpc::bind(cli.config.listen_addr).await {
+            Ok(listener) => {
+                suite_user::serve(cli.config, listener, suite_shared::shutdown::signal()).await
+            }
+            Err(e) => Err(suite_user::Error::Internal(e.to_string())),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("suite-user: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! The user service's rules: who may do what, validation, and the store and
+//! hasher calls behind each RPC. Speaks the protobuf messages; knows nothing
+//! of transport (the gRPC adapter maps its errors once).
+
+use crate::{
+    domain::{DisplayName, Email, Password, Username, Violations, parse_roles},
+    error::Error,
+    password::{PasswordHasher, Verified},
+    store::{UserRecord, UserStore},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, SubsecRound, Utc};
+use std::sync::Arc;
+use suite_proto::user::{
+    ChangePasswordRequest, CreateUserRequest, ListUsersRequest, ListUsersResponse,
+    UpdateUserRequest, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
+};
+use suite_shared::auth::Caller;
+use uuid::Uuid;
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// Fields an UpdateUser mask may name.
+const MUTABLE_FIELDS: &[&str] = &["username", "email", "display_name", "roles"];
+/// Fields that exist but can never be changed.
+const IMMUTABLE_FIELDS: &[&str] = &["id", "create_time", "update_time", "etag"];
+
+pub struct UserCore {
+    store: Arc<dyn UserStore>,
+    hasher: PasswordHasher,
+}
+
+impl UserCore {
+    pub fn new(store: Arc<dyn UserStore>, hasher: PasswordHasher) -> Self {
+        Self { store, hasher }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Registration: open to anyone; only an admin may choose roles.
+    pub async fn create(
+        &self,
+        caller: Option<&Caller>,
+        req: CreateUserRequest,
+    ) -> Result<User, Error> {
+        let mut v = Violations::default();
+        let username = v.check("username", Username::parse(&req.username));
+        let email = v.check("email", Email::parse(&req.email));
+        let password = v.check("password", Password::parse(&req.password));
+        let display_name = v.check("display_name", DisplayName::parse(&req.display_name));
+        let roles = v.check("roles", parse_roles(&req.roles));
+        v.into_result()?;
+        let (Some(username), Some(email), Some(password), Some(display_name), Some(roles)) =
+            (username, email, password, display_name, roles)
+        else {
+            return Err(Error::Internal("validation passed without values".into()));
+        };
+        let wants_more_than_user = roles.iter().any(|r| r != "user");
+        if wants_more_than_user && !caller.is_some_and(Caller::is_admin) {
+            return Err(Error::PermissionDenied("only an admin may set roles"));
+        }
+
+        let related = related_inputs(username.as_str(), email.as_str(), display_name.as_str());
+        let password_hash = self
+            .hasher
+            .hash_new(password.expose().to_owned(), related, "password")
+            .await?;
+        let now = now();
+        let record = UserRecord {
+            id: Uuid::now_v7(),
+            username: username.as_str().to_owned(),
+            email: email.as_str().to_owned(),
+            display_name: display_name.as_str().to_owned(),
+            roles,
+            password_hash,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            sessions_valid_after: None,
+        };
+        self.store.insert(&record).await?;
+        tracing::info!(user.id = %record.id, "user created");
+        Ok(view(&record, true))
+    }
+
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, Error> {
+        let id = resolve_id(caller, id, "id")?;
+        authorize(caller, id, Access::Read)?;
+        let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
+        Ok(view(&record, true))
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        req: ListUsersRequest,
+    ) -> Result<ListUsersResponse, Error> {
+        let page_size = match req.page_size {
+            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            Some(decode_page_token(&req.page_token).ok_or_else(|| {
+                Error::invalid("page_token", "is not a token this service issued")
+            })?)
+        };
+        let mut rows = self.store.list(after, i64::from(page_size) + 1).await?;
+        let total = self.store.count().await?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        let next_page_token = match rows.last() {
+            Some(last) if more => encode_page_token(last.id),
+            _ => String::new(),
+        };
+        let privileged = caller.is_admin() || caller.is_service();
+        let me = caller_id(caller);
+        Ok(ListUsersResponse {
+            users: rows
+                .iter()
+                .map(|r| view(r, privileged || me == Some(r.id)))
+                .collect(),
+            next_page_token,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        })
+    }
+
+    pub async fn update(&self, caller: &Caller, req: UpdateUserRequest) -> Result<User, Error> {
+        let user = req
+            .user
+            .ok_or_else(|| Error::invalid("user", "is required"))?;
+        let id = resolve_id(caller, &user.id, "user.id")?;
+        authorize(caller, id, Access::Write)?;
+
+        let paths = update_paths(&user, req.update_mask.map(|m| m.paths))?;
+        let mut v = Violations::default();
+        let username = paths
+            .contains(&"username")
+            .then(|| v.check("user.username", Username::parse(&user.username)))
+            .flatten();
+        let email = paths
+            .contains(&"email")
+            .then(|| v.check("user.email", Email::parse(&user.email)))
+            .flatten();
+        let display_name = paths
+            .contains(&"display_name")
+            .then(|| v.check("user.display_name", DisplayName::parse(&user.display_name)))
+            .flatten();
+        let roles = paths
+            .contains(&"roles")
+            .then(|| v.check("user.roles", parse_roles(&user.roles)))
+            .flatten();
+        v.into_result()?;
+        if roles.is_some() && !caller.is_admin() {
+            return Err(Error::PermissionDenied("only an admin may change roles"));
+        }
+
+        let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
+        check_etag(&user.etag, &record)?;
+        if let Some(u) = username {
+            record.username = u.as_str().to_owned();
+        }
+        if let Some(e) = email {
+            record.email = e.as_str().to_owned();
+        }
+        if let Some(d) = display_name {
+            record.display_name = d.as_str().to_owned();
+        }
+        if let Some(r) = roles {
+            record.roles = r;
+        }
+        record.updated_at = now();
+        self.save(&mut record).await?;
+        Ok(view(&record, true))
+    }
+
+    pub async fn delete(&self, caller: &Caller, id: &str, etag: &str) -> Result<(), Error> {
+        let id = resolve_id(caller, id, "id")?;
+        authorize(caller, id, Access::Write)?;
+        let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
+        check_etag(etag, &record)?;
+        if !self.store.delete(id, record.version, now()).await? {
+            return Err(self.lost_race(id).await);
+        }
+        tracing::info!(user.id = %id, "user deleted");
+        Ok(())
+    }
+
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        req: ChangePasswordRequest,
+    ) -> Result<(), Error> {
+        let id = resolve_id(caller, &req.id, "id")?;
+        authorize(caller, id, Access::Write)?;
+        let acting_on_self = caller_id(caller) == Some(id);
+        let mut v = Violations::default();
+        let new_password = v.check("new_password", Password::parse(&req.new_password));
+        if acting_on_self && req.current_password.is_empty() {
+            v.add("current_password", "is required");
+        }
+        v.into_result()?;
+        let Some(new_password) = new_password else {
+            return Err(Error::Internal("validation passed without values".into()));
+        };
+
+        let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
+        // An admin resetting someone else's password need not know it.
+        if acting_on_self {
+            let current = self
+                .hasher
+                .verify(
+                    req.current_password.clone(),
+                    Some(record.password_hash.clone()),
+                )
+                .await?;
+            if matches!(current, Verified::Wrong) {
+                return Err(Error::invalid(
+                    "current_password",
+                    "is not the user's current password",
+                ));
+            }
+        }
+        let related = related_inputs(&record.username, &record.email, &record.display_name);
+        record.password_hash = self
+            .hasher
+            .hash_new(new_password.expose().to_owned(), related, "new_password")
+            .await?;
+        let at = now();
+        record.updated_at = at;
+        // Sessions begun before now end: a changed password logs out other devices.
+        record.sessions_valid_after = Some(at);
+        self.save(&mut record).await?;
+        tracing::info!(user.id = %id, "password changed");
+        Ok(())
+    }
+
+    pub async fn verify_credentials(
+        &self,
+        caller: &Caller,
+        req: VerifyCredentialsRequest,
+    ) -> Result<VerifyCredentialsResponse, Error> {
+        if !caller.is_service() {
+            return Err(Error::PermissionDenied(
+                "only services may verify credentials",
+            ));
+        }
+        let mut v = Violations::default();
+        if req.login.trim().is_empty() {
+            v.add("login", "is required");
+        }
+        if req.password.is_empty() {
+            v.add("password", "is required");
+        }
+        v.into_result()?;
+        let bad = || Error::Unauthenticated("invalid login or password");
+        // No stored password is this long; refusing it first costs no hashing,
+        // whatever the user, so it reveals nothing.
+        if Password::parse(&req.password).is_err() {
+            return Err(bad());
+        }
+        let record = self
+            .store
+            .find_by_login(&req.login.trim().to_lowercase())
+            .await?;
+        let stored = record.as_ref().map(|r| r.password_hash.clone());
+        match self.hasher.verify(req.password, stored.clone()).await? {
+            Verified::Wrong => Err(bad()),
+            Verified::Right { rehash } => {
+                let (Some(record), Some(old)) = (record, stored) else {
+                    return Err(bad());
+                };
+                if let Some(new) = rehash {
+                    if let Err(e) = self.store.replace_hash(record.id, &old, &new).await {
+                        tracing::warn!(error = %e, "upgrading a password hash failed; will retry next login");
+                    }
+                }
+                Ok(VerifyCredentialsResponse {
+                    user_id: record.id.to_string(),
+                    username: record.username,
+                    roles: record.roles,
+                    sessions_valid_after: record.sessions_valid_after.map(timestamp),
+                })
+            }
+        }
+    }
+
+    /// Stores `record` if nobody changed it since it was read; bumps its version.
+    async fn save(&self, record: &mut UserRecord) -> Result<(), Error> {
+        if !self.store.update(record).await? {
+            return Err(self.lost_race(record.id).await);
+        }
+        record.version += 1;
+        Ok(())
+    }
+
+    /// The error for a conditional write that matched no row.
+    async fn lost_race(&self, id: Uuid) -> Error {
+        match self.store.get(id).await {
+            Ok(None) => Error::NotFound,
+            Ok(Some(_)) => {
+                Error::Aborted("the user was changed concurrently; read it again and retry")
+            }
+            Err(e) => e.into(),
+        }
+    }
+}
+
+#[derive(PartialEq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// The user themself or an admin; services may read.
+fn authorize(caller: &Caller, target: Uuid, access: Access) -> Result<(), Error> {
+    if caller.is_admin()
+        || caller_id(caller) == Some(target)
+        || (access == Access::Read && caller.is_service())
+    {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied("you may only act on your own user"))
+    }
+}
+
+fn caller_id(caller: &Caller) -> Option<Uuid> {
+    if caller.is_service() {
+        return None;
+    }
+    Uuid::parse_str(&caller.subject).ok()
+}
+
+/// A user id from a request: a UUID, or `me` for the caller.
+fn resolve_id(caller: &Caller, raw: &str, field: &str) -> Result<Uuid, Error> {
+    if raw == "me" {
+        return caller_id(caller).ok_or_else(|| Error::invalid(field, "`me` needs a user's token"));
+    }
+    if raw.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Uuid::parse_str(raw).map_err(|_| Error::invalid(field, "must be a user id (a UUID) or `me`"))
+}
+
+/// The fields an update touches: the mask's, or every field given a value.
+fn update_paths(user: &User, mask: Option<Vec<String>>) -> Result<Vec<&'static str>, Error> {
+    let mask = mask.unwrap_or_default();
+    let mut v = Violations::default();
+    let mut paths = Vec::new();
+    if mask.is_empty() {
+        if !user.username.is_empty() {
+            paths.push("username");
+        }
+        if !user.email.is_empty() {
+            paths.push("email");
+        }
+        if !user.display_name.is_empty() {
+            paths.push("display_name");
+        }
+        if !user.roles.is_empty() {
+            paths.push("roles");
+        }
+    }
+    for p in &mask {
+        if p == "*" {
+            paths.extend_from_slice(MUTABLE_FIELDS);
+        } else if let Some(f) = MUTABLE_FIELDS.iter().find(|f| **f == p.as_str()) {
+            paths.push(f);
+        } else if IMMUTABLE_FIELDS.contains(&p.as_str()) {
+            v.add("update_mask", format!("{p} cannot be changed"));
+        } else {
+            v.add("update_mask", format!("{p} is not a field of User"));
+        }
+    }
+    v.into_result()?;
+    paths.sort_unstable();
+    paths.dedup();
+    if paths.is_empty() {
+        return Err(Error::invalid("update_mask", "names no field to update"));
+    }
+    Ok(paths)
+}
+
+fn check_etag(given: &str, record: &UserRecord) -> Result<(), Error> {
+    if !given.is_empty() && given != etag(record) {
+        return Err(Error::Aborted(
+            "etag mismatch: the user changed since it was read",
+        ));
+    }
+    Ok(())
+}
+
+fn etag(record: &UserRecord) -> String {
+    record.version.to_string()
+}
+
+/// Inputs a password must not be built from.
+fn related_inputs(username: &str, email: &str, display_name: &str) -> Vec<String> {
+    let mut v = vec![username.to_owned(), email.to_owned()];
+    if let Some((local, _)) = email.split_once('@') {
+        v.push(local.to_owned());
+    }
+    v.extend(display_name.split_whitespace().map(str::to_lowercase));
+    v
+}
+
+/// The public view of a user; email and roles only when `full`.
+fn view(r: &UserRecord, full: bool) -> User {
+    User {
+        id: r.id.to_string(),
+        username: r.username.clone(),
+        email: if full { r.email.clone() } else { String::new() },
+        display_name: r.display_name.clone(),
+        roles: if full { r.roles.clone() } else { Vec::new() },
+        create_time: Some(timestamp(r.created_at)),
+        update_time: Some(timestamp(r.updated_at)),
+        etag: if full { etag(r) } else { String::new() },
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Microsecond precision: what PostgreSQL keeps, so values read back compare equal.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+const PAGE_TOKEN_PREFIX: &str = "u1:";
+
+fn encode_page_token(after: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{after}"))
+}
+
+fn decode_page_token(token: &str) -> Option<Uuid> {
+    let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    Uuid::parse_str(text.strip_prefix(PAGE_TOKEN_PREFIX)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_page_token(&encode_page_token(id)), Some(id));
+        assert_eq!(decode_page_token("not a token"), None);
+        assert_eq!(decode_page_token(&URL_SAFE_NO_PAD.encode("x1:abc")), None);
+    }
+
+    #[test]
+    fn update_paths_refuse_immutable_and_unknown_fields() {
+        let user = User::default();
+        assert!(update_paths(&user, Some(vec!["id".into()])).is_err());
+        assert!(update_paths(&user, Some(vec!["password_hash".into()])).is_err());
+        assert!(update_paths(&user, None).is_err());
+        let named = User {
+            display_name: "Al".into(),
+            ..User::default()
+        };
+        assert_eq!(update_paths(&named, None).ok(), Some(vec!["display_name"]));
+        assert_eq!(
+            update_paths(&user, Some(vec!["email".into(), "email".into()])).ok(),
+            Some(vec!["email"])
+        );
+    }
+}

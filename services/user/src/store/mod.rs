@@ -1,0 +1,118 @@
+//! Persistence of users: one trait, with a PostgreSQL and an SQLite
+//! implementation chosen by the database URL's scheme.
+
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::{sync::Arc, time::Duration};
+use uuid::Uuid;
+
+/// A user as stored, password hash included (it never leaves the service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change; the etag is derived from it.
+    pub version: i64,
+    /// Sessions started before this instant are over (password change, deletion).
+    pub sessions_valid_after: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique index refused the write; the field it guards.
+    #[error("unique constraint on {0}")]
+    Conflict(&'static str),
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                // PostgreSQL names the index; SQLite names the index or column in its message.
+                let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+                if what.contains("email") {
+                    Self::Conflict("email")
+                } else if what.contains("username") {
+                    Self::Conflict("username")
+                } else {
+                    Self::Conflict("id")
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            _ => Self::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(e) => e.into(),
+            e => Self::Other(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Applies pending migrations (safe when several replicas start at once).
+    async fn migrate(&self) -> Result<()>;
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<()>;
+    async fn insert(&self, user: &UserRecord) -> Result<()>;
+    async fn get(&self, id: Uuid) -> Result<Option<UserRecord>>;
+    /// By lower-cased email or username.
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>>;
+    /// Up to `limit` users with ids greater than `after`, in id (creation) order.
+    async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>>;
+    async fn count(&self) -> Result<i64>;
+    /// Writes every mutable column of `user` (with `version` bumped by one)
+    /// if the stored version is still `user.version`; false if it is not, or
+    /// the user is gone.
+    async fn update(&self, user: &UserRecord) -> Result<bool>;
+    /// Replaces the hash only if it is still `old` (an upgrade after login;
+    /// it changes neither version nor sessions).
+    async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()>;
+    /// Marks the user deleted if the version still matches; false otherwise.
+    async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool>;
+}
+
+/// Pool settings common to both databases.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a call waits for a connection before it is Unavailable.
+    pub acquire_timeout: Duration,
+}
+
+/// Opens the store named by `url` (`postgres://…` or `sqlite:…`). Connections
+/// are made lazily, so the service starts (not ready) while the database is down
+/// and reconnects by itself when it comes back.
+pub fn open(url: &str, settings: PoolSettings) -> std::result::Result<Arc<dyn UserStore>, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url, settings)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, settings)?))
+    } else {
+        Err("must start with postgres://, postgresql:// or sqlite:".into())
+    }
+}

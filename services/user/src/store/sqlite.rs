@@ -1,0 +1,190 @@
+//! The user store on an embedded SQLite file (the zero-setup default).
+
+use super::{PoolSettings, Result, StoreError, UserRecord, UserStore};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Row, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow},
+};
+use std::{str::FromStr, time::Duration};
+use uuid::Uuid;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// A SELECT of every column of `users`, followed by `$rest`.
+macro_rules! select_users {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after FROM users ",
+            $rest
+        )
+    };
+}
+
+impl SqliteStore {
+    pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| e.to_string())?
+            .create_if_missing(true)
+            // WAL lets readers go on while one writer writes; the busy timeout
+            // queues concurrent writers instead of failing them.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let path = options.get_filename();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(s.max_connections)
+            .acquire_timeout(s.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+}
+
+fn record(row: &SqliteRow) -> std::result::Result<UserRecord, StoreError> {
+    let roles: String = row.try_get("roles")?;
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        roles: serde_json::from_str(&roles)
+            .map_err(|e| StoreError::Other(format!("roles column: {e}")))?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+        sessions_valid_after: row.try_get("sessions_valid_after")?,
+    })
+}
+
+fn roles_json(roles: &[String]) -> String {
+    serde_json::Value::from(roles.to_vec()).to_string()
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "INSERT users"))]
+    async fn insert(&self, u: &UserRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id)
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(&u.display_name)
+        .bind(roles_json(&u.roles))
+        .bind(&u.password_hash)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .bind(u.version)
+        .bind(u.sessions_valid_after)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT users"))]
+    async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(select_users!("WHERE id = ? AND deleted_at IS NULL"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT users"))]
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(select_users!(
+            "WHERE (lower(email) = ?1 OR lower(username) = ?1) AND deleted_at IS NULL LIMIT 1"
+        ))
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT users"))]
+    async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query(select_users!(
+            "WHERE deleted_at IS NULL AND (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM users WHERE deleted_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE users"))]
+    async fn update(&self, u: &UserRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET username = ?2, email = ?3, display_name = ?4, roles = ?5, password_hash = ?6, \
+             updated_at = ?7, sessions_valid_after = ?8, version = version + 1 \
+             WHERE id = ?1 AND version = ?9 AND deleted_at IS NULL",
+        )
+        .bind(u.id)
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(&u.display_name)
+        .bind(roles_json(&u.roles))
+        .bind(&u.password_hash)
+        .bind(u.updated_at)
+        .bind(u.sessions_valid_after)
+        .bind(u.version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2")
+            .bind(id)
+            .bind(old)
+            .bind(new)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE users"))]
+    async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET deleted_at = ?3, sessions_valid_after = ?3, updated_at = ?3, version = version + 1 \
+             WHERE id = ?1 AND version = ?2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

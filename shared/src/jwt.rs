@@ -1,0 +1,269 @@
+//! Access tokens: the claims we issue, Ed25519 signing keys, and the strict
+//! verification rules every service applies.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The JOSE `typ` of our access tokens (RFC 9068), so that no other kind of
+/// JWT signed with the same keys can be replayed as an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// Role names carried in the `roles` claim.
+pub mod roles {
+    pub const USER: &str = "user";
+    pub const ADMIN: &str = "admin";
+    /// Internal callers (e.g. the auth service calling the user service).
+    pub const SERVICE: &str = "service";
+}
+
+/// The `aud` claim: one audience or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: Audience,
+    /// The user id, or a service's name for service tokens.
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    /// The session (refresh-token family) the token was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Why a token was refused. Clients learn only "expired" or "invalid".
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("access token expired")]
+    Expired,
+    #[error("invalid access token: {0}")]
+    Invalid(&'static str),
+    #[error("invalid access token: {0}")]
+    Rejected(#[source] jsonwebtoken::errors::Error),
+}
+
+/// Errors handling keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not an Ed25519 private key in PKCS#8 PEM form")]
+    BadPrivateKey,
+    #[error("no secure random numbers available: {0}")]
+    Random(String),
+    #[error("signing failed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+/// The DER prefix of a PKCS#8 v1 Ed25519 private key; the 32-byte seed follows.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// An Ed25519 private key with its key id.
+#[derive(Clone)]
+pub struct SigningKey {
+    kid: String,
+    pkcs8_der: Vec<u8>,
+    encoding: EncodingKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new random key.
+    pub fn generate(kid: impl Into<String>) -> Result<Self, KeyError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
+        let mut der = PKCS8_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        Ok(Self::from_der(kid.into(), der))
+    }
+
+    /// A key from its PKCS#8 PEM text (as `openssl genpkey -algorithm ed25519` writes).
+    pub fn from_pkcs8_pem(kid: impl Into<String>, pem: &str) -> Result<Self, KeyError> {
+        let body: String = pem
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+            .collect();
+        let der = STANDARD.decode(body).map_err(|_| KeyError::BadPrivateKey)?;
+        if der.len() != 48 || der[..16] != PKCS8_ED25519_PREFIX {
+            return Err(KeyError::BadPrivateKey);
+        }
+        Ok(Self::from_der(kid.into(), der))
+    }
+
+    fn from_der(kid: String, pkcs8_der: Vec<u8>) -> Self {
+        let encoding = EncodingKey::from_ed_der(&pkcs8_der);
+        Self {
+            kid,
+            pkcs8_der,
+            encoding,
+        }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The key as PKCS#8 PEM text, for storing it.
+    pub fn to_pkcs8_pem(&self) -> String {
+        let b64 = STANDARD.encode(&self.pkcs8_der);
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(chunk));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        pem
+    }
+
+    /// The public half as a JWK (`kty` OKP, `crv` Ed25519, `alg` EdDSA, `use` sig).
+    pub fn public_jwk(&self) -> Result<Jwk, KeyError> {
+        let mut jwk = Jwk::from_encoding_key(&self.encoding, Algorithm::EdDSA)?;
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(jwk)
+    }
+
+    /// Signs `claims` as an access token.
+    pub fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+}
+
+/// A JWKS document holding the public halves of `keys`.
+pub fn jwks_of(keys: &[SigningKey]) -> Result<JwkSet, KeyError> {
+    Ok(JwkSet {
+        keys: keys
+            .iter()
+            .map(SigningKey::public_jwk)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// The public keys a verifier trusts, by key id. Only Ed25519 keys with a
+/// `kid` are kept; anything else in a JWKS document is ignored.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+}
+
+impl KeySet {
+    pub fn from_jwks(jwks: &JwkSet) -> Self {
+        let keys = jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
+                    return None;
+                };
+                if okp.curve != EllipticCurve::Ed25519 {
+                    return None;
+                }
+                if matches!(jwk.common.key_algorithm, Some(alg) if alg != KeyAlgorithm::EdDSA) {
+                    return None;
+                }
+                DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
+            })
+            .collect();
+        Self { keys }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&DecodingKey> {
+        self.keys.get(kid)
+    }
+}
+
+/// What a token must say to be accepted.
+#[derive(Debug, Clone)]
+pub struct TokenRules {
+    pub issuer: String,
+    /// Accepted audiences; the token must name at least one.
+    pub audiences: Vec<String>,
+    /// Allowed clock skew for `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+impl TokenRules {
+    fn validation(&self) -> Validation {
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&self.audiences);
+        v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        v.validate_nbf = true;
+        v.leeway = self.leeway_secs;
+        v
+    }
+}
+
+/// The parts of a token's header we look at before verifying it.
+pub struct UnverifiedHeader {
+    pub kid: String,
+}
+
+/// Checks the header's algorithm and type and returns its key id. Header
+/// keys (`jwk`, `jku`, `x5u`, `x5c`) are never used: keys come from our own set only.
+pub fn inspect_header(token: &str) -> Result<UnverifiedHeader, TokenError> {
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed"))?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(TokenError::Invalid("algorithm not allowed"));
+    }
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(TokenError::Invalid("not an access token"));
+    }
+    let kid = header.kid.ok_or(TokenError::Invalid("no key id"))?;
+    Ok(UnverifiedHeader { kid })
+}
+
+/// Verifies `token`'s signature with `key` and its claims against `rules`.
+pub fn verify_with(
+    token: &str,
+    key: &DecodingKey,
+    rules: &TokenRules,
+) -> Result<Claims, TokenError> {
+    match jsonwebtoken::decode::<Claims>(token, key, &rules.validation()) {
+        Ok(data) => Ok(data.claims),
+        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+            Err(TokenError::Expired)
+        }
+        Err(e) => Err(TokenError::Rejected(e)),
+    }
+}

@@ -1,0 +1,10 @@
+//! Plumbing shared by the suite's binaries: access-token signing and
+//! verification, gRPC server set-up, shutdown and logging.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod grpc;
+pub mod jwks;
+pub mod jwt;
+pub mod shutdown;
+pub mod telemetry;
