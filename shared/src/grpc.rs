@@ -15,6 +15,8 @@ pub fn reflection_service() -> Result<
 > {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(suite_proto::FILE_DESCRIPTOR_SET)
+        // Health is served too, so describe it (grpcurl can then call it by name).
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
 }
 

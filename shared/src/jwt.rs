@@ -127,6 +127,11 @@ impl SigningKey {
         &self.kid
     }
 
+    /// The raw signing key, for callers that build their own JWS headers.
+    pub fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
+    }
+
     /// The key as PKCS#8 PEM text, for storing it.
     pub fn to_pkcs8_pem(&self) -> String {
         let b64 = STANDARD.encode(&self.pkcs8_der);

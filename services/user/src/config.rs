@@ -119,10 +119,8 @@ impl Config {
                 "must start with postgres://, postgresql:// or sqlite:".into(),
             );
         }
-        if let Some(j) = &self.jwks {
-            if let Err(e) = JwksSource::from_config(j) {
-                return err("JWKS", e.to_string());
-            }
+        if let Some(Err(e)) = self.jwks.as_deref().map(JwksSource::from_config) {
+            return err("JWKS", e.to_string());
         }
         if self.jwt_audiences.iter().all(|a| a.trim().is_empty()) {
             return err("JWT_AUDIENCES", "must name at least one audience".into());

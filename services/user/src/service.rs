@@ -275,10 +275,10 @@ impl UserCore {
                 let (Some(record), Some(old)) = (record, stored) else {
                     return Err(bad());
                 };
-                if let Some(new) = rehash {
-                    if let Err(e) = self.store.replace_hash(record.id, &old, &new).await {
-                        tracing::warn!(error = %e, "upgrading a password hash failed; will retry next login");
-                    }
+                if let Some(new) = rehash
+                    && let Err(e) = self.store.replace_hash(record.id, &old, &new).await
+                {
+                    tracing::warn!(error = %e, "upgrading a password hash failed; will retry next login");
                 }
                 Ok(VerifyCredentialsResponse {
                     user_id: record.id.to_string(),

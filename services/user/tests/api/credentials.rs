@@ -1,0 +1,187 @@
+use crate::helpers::{PASSWORD, TestApp, authed};
+use std::time::Instant;
+use suite_proto::user::{ChangePasswordRequest, GetUserRequest, VerifyCredentialsRequest};
+use tonic::Code;
+
+fn verify(login: &str, password: &str) -> VerifyCredentialsRequest {
+    VerifyCredentialsRequest {
+        login: login.into(),
+        password: password.into(),
+    }
+}
+
+async fn credentials_verify_by_email_or_username_and_fail_alike(app: TestApp) {
+    let mut c = app.client.clone();
+    let user = app.create_user("ivan").await;
+    let svc = app.service_token();
+    for login in ["ivan", "IVAN", "ivan@example.com", " Ivan@Example.com "] {
+        let ok = c
+            .verify_credentials(authed(verify(login, PASSWORD), &svc))
+            .await
+            .expect(login)
+            .into_inner();
+        assert_eq!(
+            (ok.user_id.as_str(), ok.username.as_str()),
+            (user.id.as_str(), "ivan")
+        );
+        assert_eq!(ok.roles, vec!["user"]);
+        assert!(ok.sessions_valid_after.is_none());
+    }
+    let wrong = c
+        .verify_credentials(authed(verify("ivan", "not the password at all"), &svc))
+        .await
+        .expect_err("wrong");
+    let unknown = c
+        .verify_credentials(authed(verify("nobody", "not the password at all"), &svc))
+        .await
+        .expect_err("unknown");
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!(
+        (wrong.code(), wrong.message()),
+        (unknown.code(), unknown.message())
+    );
+    let long = c
+        .verify_credentials(authed(verify("ivan", &"x".repeat(200)), &svc))
+        .await
+        .expect_err("long");
+    assert_eq!(
+        (long.code(), long.message()),
+        (wrong.code(), wrong.message())
+    );
+    app.stop().await;
+}
+
+/// An unknown user is checked against a dummy hash, so it costs about as much
+/// as a wrong password. (A coarse guard against a missing dummy verify, not
+/// a benchmark: the ratio is generous.)
+async fn an_unknown_user_costs_a_full_hash_verification(app: TestApp) {
+    let mut c = app.client.clone();
+    app.create_user("judy").await;
+    let svc = app.service_token();
+    let time = |login: &'static str| {
+        let mut c = c.clone();
+        let svc = svc.clone();
+        async move {
+            let start = Instant::now();
+            for _ in 0..5 {
+                let _ = c
+                    .verify_credentials(authed(verify(login, "definitely wrong pw"), &svc))
+                    .await;
+            }
+            start.elapsed()
+        }
+    };
+    let known = time("judy").await;
+    let unknown = time("nobody-here").await;
+    assert!(
+        unknown * 3 > known,
+        "unknown {unknown:?} vs known {known:?}: no dummy hash?"
+    );
+    let _ = c
+        .list_users(authed(Default::default(), &app.admin_token()))
+        .await;
+    app.stop().await;
+}
+
+async fn changing_the_password_needs_the_current_one_and_ends_older_sessions(app: TestApp) {
+    let mut c = app.client.clone();
+    let user = app.create_user("kate").await;
+    let token = app.token_for(&user);
+    let svc = app.service_token();
+    let new = "a brand new passphrase 99";
+    let wrong = c
+        .change_password(authed(
+            ChangePasswordRequest {
+                id: "me".into(),
+                current_password: "not my password".into(),
+                new_password: new.into(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("wrong current");
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+    assert!(
+        c.verify_credentials(authed(verify("kate", PASSWORD), &svc))
+            .await
+            .is_ok(),
+        "a refused change changed the password"
+    );
+
+    let before = chrono_now_secs();
+    c.change_password(authed(
+        ChangePasswordRequest {
+            id: "me".into(),
+            current_password: PASSWORD.into(),
+            new_password: new.into(),
+        },
+        &token,
+    ))
+    .await
+    .expect("change");
+    assert_eq!(
+        c.verify_credentials(authed(verify("kate", PASSWORD), &svc))
+            .await
+            .expect_err("old")
+            .code(),
+        Code::Unauthenticated
+    );
+    let ok = c
+        .verify_credentials(authed(verify("kate", new), &svc))
+        .await
+        .expect("new")
+        .into_inner();
+    let after = ok
+        .sessions_valid_after
+        .expect("sessions_valid_after recorded");
+    assert!(after.seconds >= before, "{after:?}");
+
+    // An admin resets another user's password without knowing it.
+    c.change_password(authed(
+        ChangePasswordRequest {
+            id: user.id.clone(),
+            current_password: String::new(),
+            new_password: "reset by the admin 2026".into(),
+        },
+        &app.admin_token(),
+    ))
+    .await
+    .expect("admin reset");
+    assert!(
+        c.verify_credentials(authed(verify("kate", "reset by the admin 2026"), &svc))
+            .await
+            .is_ok()
+    );
+    // Weak new passwords are refused under their own field name.
+    let weak = c
+        .change_password(authed(
+            ChangePasswordRequest {
+                id: "me".into(),
+                current_password: "reset by the admin 2026".into(),
+                new_password: "kate@example.com".into(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("weak");
+    assert!(
+        weak.message().contains("new_password"),
+        "{}",
+        weak.message()
+    );
+    let _ = c
+        .get_user(authed(GetUserRequest { id: "me".into() }, &token))
+        .await
+        .expect("still there");
+    app.stop().await;
+}
+
+fn chrono_now_secs() -> i64 {
+    crate::helpers::now() - 1
+}
+
+crate::on_both_databases!(
+    credentials_verify_by_email_or_username_and_fail_alike,
+    an_unknown_user_costs_a_full_hash_verification,
+    changing_the_password_needs_the_current_one_and_ends_older_sessions,
+);

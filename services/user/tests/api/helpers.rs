@@ -1,0 +1,291 @@
+//! Starting the real user service on an ephemeral port over a fresh database,
+//! and minting the tokens the tests present.
+
+use std::{
+    net::SocketAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
+use suite_proto::user::{CreateUserRequest, User, user_service_client::UserServiceClient};
+use suite_shared::jwt::{Audience, Claims, SigningKey, jwks_of};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Request, transport::Channel};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "tangerine velvet orbit 42";
+pub const ISSUER: &str = "suite-auth";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database, removed again on `drop_database`.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("DATABASE_TEST_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    /// `None` (with a visible message) when PostgreSQL is unreachable and
+    /// `SUITE_REQUIRE_POSTGRES` is not `1`.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("user.db").display());
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: None,
+                })
+            }
+            Backend::Postgres => {
+                use sqlx::{Connection, Executor};
+                let admin = pg_admin_url();
+                let mut conn = match sqlx::PgConnection::connect(&admin).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if std::env::var("SUITE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                            panic!(
+                                "PostgreSQL at {admin} is required (SUITE_REQUIRE_POSTGRES=1) but unreachable: {e}"
+                            );
+                        }
+                        eprintln!(
+                            "SKIPPED: PostgreSQL at {admin} unreachable ({e}); set SUITE_REQUIRE_POSTGRES=1 to fail instead"
+                        );
+                        return None;
+                    }
+                };
+                let name = format!("suite_user_test_{}", Uuid::now_v7().simple());
+                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg_name: Some(name),
+                })
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        use sqlx::{Connection, Executor};
+        if let Some(name) = &self.pg_name
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await
+        {
+            let _ = conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
+        }
+    }
+}
+
+/// A running user service and what the tests need to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: UserServiceClient<Channel>,
+    pub key: SigningKey,
+    pub db: TestDb,
+    stop: Option<oneshot::Sender<()>>,
+    pub server: Option<JoinHandle<Result<(), suite_user::Error>>>,
+}
+
+pub fn test_config(db_url: &str, key: &SigningKey) -> suite_user::Config {
+    let mut config = suite_user::Config::defaults();
+    config.database_url = db_url.to_owned();
+    config.jwks = Some(
+        serde_json::to_string(&jwks_of(std::slice::from_ref(key)).expect("jwks")).expect("json"),
+    );
+    config.jwt_issuer = ISSUER.into();
+    config.jwt_audiences = vec!["suite".into(), "suite-user".into()];
+    config.password_hash_concurrency = Some(2);
+    config
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut suite_user::Config),
+) -> Option<TestApp> {
+    let db = TestDb::create(backend).await?;
+    let key = SigningKey::generate("test-key-1").expect("key");
+    let mut config = test_config(&db.url, &key);
+    tweak(&mut config);
+    let app = start(config, key, db).await;
+    app.wait_until_serving().await;
+    Some(app)
+}
+
+/// Starts the server without waiting for it to be ready.
+pub async fn start(config: suite_user::Config, key: SigningKey, db: TestDb) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(suite_user::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    TestApp {
+        addr,
+        client: UserServiceClient::new(channel),
+        key,
+        db,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn claims(sub: &str, roles: &[&str]) -> Claims {
+    let now = now();
+    Claims {
+        iss: ISSUER.into(),
+        aud: Audience::One("suite".into()),
+        sub: sub.into(),
+        exp: now + 900,
+        iat: now,
+        nbf: now,
+        jti: Uuid::now_v7().to_string(),
+        sid: None,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    req
+}
+
+impl TestApp {
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.key.sign(claims).expect("sign")
+    }
+
+    pub fn token_for(&self, user: &User) -> String {
+        let roles: Vec<&str> = user.roles.iter().map(String::as_str).collect();
+        self.sign(&claims(&user.id, &roles))
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.sign(&claims(&Uuid::now_v7().to_string(), &["user", "admin"]))
+    }
+
+    pub fn service_token(&self) -> String {
+        let mut c = claims("suite-auth", &["service"]);
+        c.aud = Audience::One("suite-user".into());
+        self.sign(&c)
+    }
+
+    /// Registers a user with the default password.
+    pub async fn create_user(&self, username: &str) -> User {
+        self.client
+            .clone()
+            .create_user(CreateUserRequest {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                password: PASSWORD.into(),
+                display_name: String::new(),
+                roles: vec![],
+            })
+            .await
+            .expect("create user")
+            .into_inner()
+            .user
+            .expect("user in response")
+    }
+
+    pub async fn health(&self, service: &str) -> Option<i32> {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        let r = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .ok()?;
+        Some(r.into_inner().status)
+    }
+
+    pub async fn wait_until_serving(&self) {
+        for _ in 0..200 {
+            if self.health("").await == Some(1) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the user service never became SERVING");
+    }
+
+    /// Asks the server to stop and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+        self.db.drop_database().await;
+    }
+
+    pub fn trigger_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Runs each named test (an `async fn(TestApp)`) on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}

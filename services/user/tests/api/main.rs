@@ -1,0 +1,11 @@
+//! Integration tests of the user service: the real server on an ephemeral
+//! port, the generated tonic client, a fresh SQLite and PostgreSQL database each.
+
+mod helpers;
+
+mod authorization;
+mod credentials;
+mod crud;
+mod pagination;
+mod server;
+mod validation;

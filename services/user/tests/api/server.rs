@@ -1,0 +1,221 @@
+use crate::helpers::{
+    Backend, PASSWORD, TestDb, authed, spawn_app, spawn_app_with, start, test_config,
+};
+use std::time::Duration;
+use suite_proto::user::{CreateUserRequest, ListUsersRequest};
+use suite_shared::jwt::SigningKey;
+use tokio::net::TcpListener;
+use tonic::Code;
+
+const SERVING: i32 = 1;
+const NOT_SERVING: i32 = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect_lazy();
+    let mut client = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream_once(req))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let reply = stream.message().await.expect("message").expect("a reply");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "suite.user.v1.UserService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    app.stop().await;
+}
+
+fn tokio_stream_once<T: Send + 'static>(item: T) -> impl tokio_stream::Stream<Item = T> {
+    tokio_stream::once(item)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_turns_not_serving_and_completes_the_call_in_flight() {
+    // Slow hashing keeps a CreateUser in flight while the stop arrives.
+    let Some(mut app) = spawn_app_with(Backend::Sqlite, |c| c.argon2_iterations = 40).await else {
+        return;
+    };
+    let mut client = app.client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .create_user(CreateUserRequest {
+                username: "slowpoke".into(),
+                email: "slow@example.com".into(),
+                password: PASSWORD.into(),
+                ..CreateUserRequest::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.trigger_stop();
+    let created = call
+        .await
+        .expect("task")
+        .expect("the in-flight call completes");
+    assert_eq!(
+        created.into_inner().user.expect("user").username,
+        "slowpoke"
+    );
+    let server = app.server.take().expect("server");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("task")
+        .expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_deadline_is_honoured() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.argon2_iterations = 40).await else {
+        return;
+    };
+    let mut req = tonic::Request::new(CreateUserRequest {
+        username: "hasty".into(),
+        email: "hasty@example.com".into(),
+        password: PASSWORD.into(),
+        ..CreateUserRequest::default()
+    });
+    req.set_timeout(Duration::from_millis(20));
+    let err = app
+        .client
+        .clone()
+        .create_user(req)
+        .await
+        .expect_err("deadline");
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    // The abandoned call wrote nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let list = app
+        .client
+        .clone()
+        .list_users(authed(ListUsersRequest::default(), &app.admin_token()))
+        .await
+        .expect("list");
+    assert_eq!(list.into_inner().total_size, 0);
+    app.stop().await;
+}
+
+/// A TCP forwarder standing in for the database's network path, so the test
+/// can take the database "down" and bring it back.
+/// Aborting it drops the JoinSet, which cuts every forwarded connection too.
+async fn forward(listener: TcpListener, target: String) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        let target = target.clone();
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_the_database_and_calls_recover_when_it_returns() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    // postgres://user@host:port/name → point host:port at a port nobody listens on yet.
+    let (prefix, rest) = db.url.split_once('@').expect("url has @");
+    let (hostport, dbname) = rest.split_once('/').expect("url has /");
+    let spare = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = spare.local_addr().expect("addr").port();
+    drop(spare);
+    let url = format!("{prefix}@127.0.0.1:{port}/{dbname}");
+
+    let key = SigningKey::generate("test-key-1").expect("key");
+    let mut config = test_config(&url, &key);
+    config.database_acquire_timeout_secs = 1;
+    let target = hostport.to_owned();
+    let app = start(config, key, db).await;
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.health("").await, Some(NOT_SERVING));
+    assert_eq!(
+        app.health("suite.user.v1.UserService").await,
+        Some(NOT_SERVING)
+    );
+    let err = app
+        .client
+        .clone()
+        .list_users(authed(ListUsersRequest::default(), &app.admin_token()))
+        .await
+        .expect_err("database down");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(
+        !err.message().contains(&port.to_string()),
+        "the address leaked: {}",
+        err.message()
+    );
+
+    // The database comes back: the service migrates, turns SERVING and answers.
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("rebind");
+    let proxy = tokio::spawn(forward(listener, target));
+    app.wait_until_serving().await;
+    assert_eq!(app.health("suite.user.v1.UserService").await, Some(SERVING));
+    app.create_user("phoenix").await;
+
+    // ...and goes away again: NOT_SERVING within a few seconds.
+    proxy.abort();
+    let mut status = None;
+    for _ in 0..40 {
+        status = app.health("").await;
+        if status == Some(NOT_SERVING) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, Some(NOT_SERVING));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_configuration_names_the_variable() {
+    let key = SigningKey::generate("k").expect("key");
+    let mut config = test_config("mysql://nope", &key);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let err = suite_user::serve(config.clone(), listener, std::future::ready(()))
+        .await
+        .expect_err("bad url");
+    assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    config.database_url = "sqlite::memory:".into();
+    config.argon2_memory_kib = 1;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let err = suite_user::serve(config, listener, std::future::ready(()))
+        .await
+        .expect_err("bad argon2");
+    assert!(err.to_string().contains("ARGON2_MEMORY_KIB"), "{err}");
+}
