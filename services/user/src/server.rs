@@ -13,7 +13,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use suite_proto::user::user_service_server::UserServiceServer;
 use suite_shared::{
     auth::Authenticator,
-    grpc::{HealthReporter, incoming, reflection_service},
+    grpc::{HealthReporter, incoming, reflection_service, reflection_service_v1alpha},
     jwks::{JwksSource, KeyCache},
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -74,8 +74,10 @@ pub async fn serve(
 
     let api = UserServiceServer::new(UserApi::new(core, auth))
         .max_decoding_message_size(config.grpc_max_message_bytes);
-    let reflection =
-        reflection_service().map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let reflection_err =
+        |e: tonic_reflection::server::Error| Error::Internal(format!("reflection: {e}"));
+    let reflection = reflection_service().map_err(reflection_err)?;
+    let reflection_v1alpha = reflection_service_v1alpha().map_err(reflection_err)?;
 
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, database = %redact_url(&config.database_url), "user service listening");
@@ -97,6 +99,7 @@ pub async fn serve(
         )
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(api)
         .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
         .await;
