@@ -272,3 +272,76 @@ pub fn verify_with(
         Err(e) => Err(TokenError::Rejected(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(now: i64) -> Claims {
+        Claims {
+            iss: "iss".into(),
+            aud: Audience::One("aud".into()),
+            sub: "someone".into(),
+            exp: now + 60,
+            iat: now,
+            nbf: now,
+            jti: "j".into(),
+            sid: None,
+            roles: vec!["user".into()],
+        }
+    }
+
+    fn rules() -> TokenRules {
+        TokenRules {
+            issuer: "iss".into(),
+            audiences: vec!["aud".into()],
+            leeway_secs: 0,
+        }
+    }
+
+    #[test]
+    fn a_key_survives_pem_and_its_jwks_verifies_its_tokens()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let key = SigningKey::generate("k1")?;
+        let again = SigningKey::from_pkcs8_pem("k1", &key.to_pkcs8_pem())?;
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let token = again.sign(&claims(now))?;
+        let keys = KeySet::from_jwks(&jwks_of(&[key])?);
+        let header = inspect_header(&token)?;
+        assert_eq!(header.kid, "k1");
+        let key = keys.get("k1").ok_or("kid missing")?;
+        assert_eq!(verify_with(&token, key, &rules())?.sub, "someone");
+        let expired = again.sign(&Claims {
+            exp: now - 10,
+            ..claims(now)
+        })?;
+        assert!(matches!(
+            verify_with(&expired, key, &rules()),
+            Err(TokenError::Expired)
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_pem_is_refused() {
+        assert!(SigningKey::from_pkcs8_pem("k", "not a pem").is_err());
+        assert!(
+            SigningKey::from_pkcs8_pem(
+                "k",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn non_ed25519_keys_in_a_jwks_are_ignored() -> Result<(), Box<dyn std::error::Error>> {
+        let jwks: JwkSet = serde_json::from_str(
+            r#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"hmac","alg":"HS256"},
+                        {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#,
+        )?;
+        // The HMAC key is not Ed25519; the OKP key has no kid.
+        assert!(KeySet::from_jwks(&jwks).is_empty());
+        Ok(())
+    }
+}

@@ -23,12 +23,18 @@ impl UserApi {
     }
 }
 
+/// Ends a call: records its status code on the RPC's span and maps errors.
 fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
+    let span = tracing::Span::current();
     match result {
-        Ok(v) => Ok(Response::new(v)),
+        Ok(v) => {
+            span.record("rpc.grpc.status_code", 0);
+            Ok(Response::new(v))
+        }
         Err(e) => {
             let status = Status::from(e);
-            tracing::info!(rpc.grpc.status_code = ?status.code(), "call failed: {}", status.message());
+            span.record("rpc.grpc.status_code", status.code() as i32);
+            tracing::info!(code = ?status.code(), "call failed: {}", status.message());
             Err(status)
         }
     }
@@ -40,48 +46,69 @@ impl UserService for UserApi {
         &self,
         req: Request<CreateUserRequest>,
     ) -> Result<Response<CreateUserResponse>, Status> {
-        let caller = self.auth.caller(req.metadata()).await?;
-        let user = self.core.create(caller.as_ref(), req.into_inner()).await;
-        reply(user.map(|u| CreateUserResponse { user: Some(u) }))
+        reply(
+            async {
+                let caller = self.auth.caller(req.metadata()).await?;
+                let user = self.core.create(caller.as_ref(), req.into_inner()).await?;
+                Ok(CreateUserResponse { user: Some(user) })
+            }
+            .await,
+        )
     }
 
     async fn get_user(
         &self,
         req: Request<GetUserRequest>,
     ) -> Result<Response<GetUserResponse>, Status> {
-        let caller = self.auth.require_caller(req.metadata()).await?;
-        let user = self.core.get(&caller, &req.get_ref().id).await;
-        reply(user.map(|u| GetUserResponse { user: Some(u) }))
+        reply(
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                let user = self.core.get(&caller, &req.get_ref().id).await?;
+                Ok(GetUserResponse { user: Some(user) })
+            }
+            .await,
+        )
     }
 
     async fn list_users(
         &self,
         req: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
-        let caller = self.auth.require_caller(req.metadata()).await?;
-        reply(self.core.list(&caller, req.into_inner()).await)
+        reply(
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                self.core.list(&caller, req.into_inner()).await
+            }
+            .await,
+        )
     }
 
     async fn update_user(
         &self,
         req: Request<UpdateUserRequest>,
     ) -> Result<Response<UpdateUserResponse>, Status> {
-        let caller = self.auth.require_caller(req.metadata()).await?;
-        let user = self.core.update(&caller, req.into_inner()).await;
-        reply(user.map(|u| UpdateUserResponse { user: Some(u) }))
+        reply(
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                let user = self.core.update(&caller, req.into_inner()).await?;
+                Ok(UpdateUserResponse { user: Some(user) })
+            }
+            .await,
+        )
     }
 
     async fn delete_user(
         &self,
         req: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
-        let caller = self.auth.require_caller(req.metadata()).await?;
-        let r = req.get_ref();
         reply(
-            self.core
-                .delete(&caller, &r.id, &r.etag)
-                .await
-                .map(|()| DeleteUserResponse {}),
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                let r = req.get_ref();
+                self.core.delete(&caller, &r.id, &r.etag).await?;
+                Ok(DeleteUserResponse {})
+            }
+            .await,
         )
     }
 
@@ -89,20 +116,28 @@ impl UserService for UserApi {
         &self,
         req: Request<ChangePasswordRequest>,
     ) -> Result<Response<ChangePasswordResponse>, Status> {
-        let caller = self.auth.require_caller(req.metadata()).await?;
-        let done = self.core.change_password(&caller, req.into_inner()).await;
-        reply(done.map(|()| ChangePasswordResponse {}))
+        reply(
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                self.core.change_password(&caller, req.into_inner()).await?;
+                Ok(ChangePasswordResponse {})
+            }
+            .await,
+        )
     }
 
     async fn verify_credentials(
         &self,
         req: Request<VerifyCredentialsRequest>,
     ) -> Result<Response<VerifyCredentialsResponse>, Status> {
-        let caller = self.auth.require_caller(req.metadata()).await?;
         reply(
-            self.core
-                .verify_credentials(&caller, req.into_inner())
-                .await,
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                self.core
+                    .verify_credentials(&caller, req.into_inner())
+                    .await
+            }
+            .await,
         )
     }
 }

@@ -94,9 +94,14 @@ pub async fn serve(
         .layer(GlobalConcurrencyLimitLayer::new(
             config.grpc_concurrency_limit,
         ))
-        .trace_fn(
-            |req| tracing::info_span!("rpc", rpc.system = "grpc", rpc.method = %req.uri().path()),
-        )
+        .trace_fn(|req| {
+            tracing::info_span!(
+                "rpc",
+                rpc.system = "grpc",
+                rpc.method = %req.uri().path(),
+                rpc.grpc.status_code = tracing::field::Empty,
+            )
+        })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

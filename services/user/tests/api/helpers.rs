@@ -77,6 +77,15 @@ impl TestDb {
         }
     }
 
+    /// Another handle on this database, which drops nothing when stopped.
+    pub fn share(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+            pg_name: None,
+        }
+    }
+
     pub async fn drop_database(&self) {
         use sqlx::{Connection, Executor};
         if let Some(name) = &self.pg_name

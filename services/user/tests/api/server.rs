@@ -55,7 +55,7 @@ fn tokio_stream_once<T: Send + 'static>(item: T) -> impl tokio_stream::Stream<It
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_turns_not_serving_and_completes_the_call_in_flight() {
+async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
     // Slow hashing keeps a CreateUser in flight while the stop arrives.
     let Some(mut app) = spawn_app_with(Backend::Sqlite, |c| c.argon2_iterations = 40).await else {
         return;
@@ -218,4 +218,47 @@ async fn a_bad_configuration_names_the_variable() {
         .await
         .expect_err("bad argon2");
     assert!(err.to_string().contains("ARGON2_MEMORY_KIB"), "{err}");
+}
+
+async fn replicas_starting_together_on_one_database_all_become_ready(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let key = SigningKey::generate("test-key-1").expect("key");
+    let config = test_config(&db.url, &key);
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(start(config.clone(), key.clone(), db.share()).await);
+    }
+    for r in &replicas {
+        r.wait_until_serving().await;
+    }
+    // They share the data: one registers, another sees the name taken.
+    replicas[0].create_user("shared").await;
+    let err = replicas[2]
+        .client
+        .clone()
+        .create_user(CreateUserRequest {
+            username: "shared".into(),
+            email: "other@example.com".into(),
+            password: PASSWORD.into(),
+            ..CreateUserRequest::default()
+        })
+        .await
+        .expect_err("taken");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    for r in replicas {
+        r.stop().await;
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_replicas_starting_together_all_become_ready() {
+    replicas_starting_together_on_one_database_all_become_ready(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_starting_together_all_become_ready() {
+    replicas_starting_together_on_one_database_all_become_ready(Backend::Postgres).await;
 }
