@@ -128,3 +128,60 @@ impl KeyCache {
         self.keys().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::{SigningKey, jwks_of};
+
+    #[tokio::test]
+    async fn a_rotated_key_in_the_file_is_picked_up_on_an_unknown_kid()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("jwks.json");
+        let old = SigningKey::generate("old")?;
+        let new = SigningKey::generate("new")?;
+        std::fs::write(&path, serde_json::to_string(&jwks_of(&[old.clone()])?)?)?;
+        let cache = KeyCache::new(
+            Some(JwksSource::from_config(path.to_str().ok_or("path")?)?),
+            Duration::ZERO,
+        );
+        assert_eq!(cache.load().await?, 1);
+        assert!(cache.keys_for("new").await.get("new").is_none());
+        std::fs::write(&path, serde_json::to_string(&jwks_of(&[old, new])?)?)?;
+        assert!(cache.keys_for("new").await.get("new").is_some());
+        assert!(cache.keys().await.get("old").is_some());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_do_not_reload_more_often_than_allowed()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, r#"{"keys":[]}"#)?;
+        let cache = KeyCache::new(
+            Some(JwksSource::File(path.clone())),
+            Duration::from_secs(3600),
+        );
+        cache.load().await?;
+        let key = SigningKey::generate("late")?;
+        std::fs::write(&path, serde_json::to_string(&jwks_of(&[key])?)?)?;
+        // Within the refresh interval, an unknown kid does not trigger a reload.
+        assert!(cache.keys_for("late").await.get("late").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn inline_json_and_paths_are_told_apart() {
+        assert!(matches!(
+            JwksSource::from_config(r#" {"keys":[]}"#),
+            Ok(JwksSource::Static(_))
+        ));
+        assert!(matches!(
+            JwksSource::from_config("/etc/jwks.json"),
+            Ok(JwksSource::File(_))
+        ));
+        assert!(JwksSource::from_config("{not json").is_err());
+    }
+}
