@@ -141,7 +141,10 @@ mod tests {
         let path = dir.path().join("jwks.json");
         let old = SigningKey::generate("old")?;
         let new = SigningKey::generate("new")?;
-        std::fs::write(&path, serde_json::to_string(&jwks_of(&[old.clone()])?)?)?;
+        std::fs::write(
+            &path,
+            serde_json::to_string(&jwks_of(std::slice::from_ref(&old))?)?,
+        )?;
         let cache = KeyCache::new(
             Some(JwksSource::from_config(path.to_str().ok_or("path")?)?),
             Duration::ZERO,
