@@ -17,6 +17,8 @@ pub enum JwksSource {
     File(PathBuf),
     /// A fixed document.
     Static(JwkSet),
+    /// An `http://` URL, fetched with GET (inside a cluster; TLS is the mesh's job).
+    Url(http::Uri),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,14 +30,76 @@ pub enum JwksError {
     },
     #[error("JWKS document is not valid JSON: {0}")]
     Parse(#[from] serde_json::Error),
+    #[error("JWKS URL must be http://host[:port]/path: {0}")]
+    BadUrl(String),
+    #[error("cannot fetch JWKS from {url}: {reason}")]
+    Fetch { url: String, reason: String },
+}
+
+/// The largest JWKS document accepted from a URL.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn fetch_url(uri: &http::Uri) -> Result<JwkSet, JwksError> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    let fail = |reason: String| JwksError::Fetch {
+        url: uri.to_string(),
+        reason,
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| JwksError::BadUrl(uri.to_string()))?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    let fetch = async {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        tokio::spawn(conn);
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let request = http::Request::get(path)
+            .header(http::header::HOST, format!("{host}:{port}"))
+            .header(http::header::ACCEPT, "application/json")
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| fail(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("HTTP status {}", response.status())));
+        }
+        let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+            .collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_bytes();
+        Ok(serde_json::from_slice(&body)?)
+    };
+    tokio::time::timeout(FETCH_TIMEOUT, fetch)
+        .await
+        .map_err(|_| fail("timed out".into()))?
 }
 
 impl JwksSource {
-    /// Reads a configuration value: inline JSON if it starts with `{`, else a file path.
+    /// Reads a configuration value: inline JSON if it starts with `{`, a URL
+    /// if it starts with `http://`, else a file path.
     pub fn from_config(value: &str) -> Result<Self, JwksError> {
         let value = value.trim();
         if value.starts_with('{') {
             Ok(Self::Static(serde_json::from_str(value)?))
+        } else if value.starts_with("http://") {
+            let uri: http::Uri = value
+                .parse()
+                .map_err(|_| JwksError::BadUrl(value.to_owned()))?;
+            if uri.host().is_none() {
+                return Err(JwksError::BadUrl(value.to_owned()));
+            }
+            Ok(Self::Url(uri))
         } else {
             Ok(Self::File(PathBuf::from(value)))
         }
@@ -44,6 +108,7 @@ impl JwksSource {
     pub async fn fetch(&self) -> Result<JwkSet, JwksError> {
         match self {
             Self::Static(jwks) => Ok(jwks.clone()),
+            Self::Url(uri) => fetch_url(uri).await,
             Self::File(path) => {
                 let text =
                     tokio::fs::read_to_string(path)
@@ -175,6 +240,33 @@ mod tests {
         Ok(())
     }
 
+    #[tokio::test]
+    async fn a_jwks_is_fetched_from_an_http_url() -> Result<(), Box<dyn std::error::Error>> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let key = SigningKey::generate("served")?;
+        let body = serde_json::to_string(&jwks_of(std::slice::from_ref(&key))?)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        let source = JwksSource::from_config(&format!("http://{addr}/.well-known/jwks.json"))?;
+        let cache = KeyCache::new(Some(source), Duration::ZERO);
+        assert_eq!(cache.load().await?, 1);
+        // Nobody listens any more: a fetch error, not a hang or a panic.
+        let gone = JwksSource::from_config(&format!("http://{addr}/jwks.json"))?;
+        assert!(gone.fetch().await.is_err());
+        Ok(())
+    }
+
     #[test]
     fn inline_json_and_paths_are_told_apart() {
         assert!(matches!(
@@ -186,5 +278,10 @@ mod tests {
             Ok(JwksSource::File(_))
         ));
         assert!(JwksSource::from_config("{not json").is_err());
+        assert!(matches!(
+            JwksSource::from_config("http://auth:8080/jwks"),
+            Ok(JwksSource::Url(_))
+        ));
+        assert!(JwksSource::from_config("http://").is_err());
     }
 }

@@ -23,7 +23,7 @@ pub struct Config {
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub database_acquire_timeout_secs: u64,
 
-    /// Trusted public keys: a JWKS file path (re-read when an unknown key id
+    /// Trusted public keys: a JWKS file path or `http://` URL (re-read when an unknown key id
     /// shows up) or an inline JWKS JSON document. Unset: no token verifies.
     #[arg(long, env = "JWKS")]
     pub jwks: Option<String>,
