@@ -44,12 +44,16 @@ impl From<Claims> for Caller {
 #[derive(Clone)]
 pub struct Authenticator {
     keys: KeyCache,
-    rules: TokenRules,
+    /// Built once from the rules: verification runs on every call.
+    validation: jsonwebtoken::Validation,
 }
 
 impl Authenticator {
     pub fn new(keys: KeyCache, rules: TokenRules) -> Self {
-        Self { keys, rules }
+        Self {
+            keys,
+            validation: rules.validation(),
+        }
     }
 
     pub fn keys(&self) -> &KeyCache {
@@ -63,7 +67,7 @@ impl Authenticator {
         let key = keys
             .get(&header.kid)
             .ok_or(TokenError::Invalid("unknown key id"))?;
-        jwt::verify_with(token, key, &self.rules)
+        jwt::verify_with(token, key, &self.validation)
     }
 
     /// The caller of a request: `None` without an `authorization` entry, an

@@ -224,7 +224,8 @@ pub struct TokenRules {
 }
 
 impl TokenRules {
-    fn validation(&self) -> Validation {
+    /// The rules in jsonwebtoken's form; build it once, not per token.
+    pub fn validation(&self) -> Validation {
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&self.audiences);
@@ -258,13 +259,14 @@ pub fn inspect_header(token: &str) -> Result<UnverifiedHeader, TokenError> {
     Ok(UnverifiedHeader { kid })
 }
 
-/// Verifies `token`'s signature with `key` and its claims against `rules`.
+/// Verifies `token`'s signature with `key` and its claims against
+/// `validation` (from [`TokenRules::validation`]).
 pub fn verify_with(
     token: &str,
     key: &DecodingKey,
-    rules: &TokenRules,
+    validation: &Validation,
 ) -> Result<Claims, TokenError> {
-    match jsonwebtoken::decode::<Claims>(token, key, &rules.validation()) {
+    match jsonwebtoken::decode::<Claims>(token, key, validation) {
         Ok(data) => Ok(data.claims),
         Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
             Err(TokenError::Expired)
@@ -310,13 +312,16 @@ mod tests {
         let header = inspect_header(&token)?;
         assert_eq!(header.kid, "k1");
         let key = keys.get("k1").ok_or("kid missing")?;
-        assert_eq!(verify_with(&token, key, &rules())?.sub, "someone");
+        assert_eq!(
+            verify_with(&token, key, &rules().validation())?.sub,
+            "someone"
+        );
         let expired = again.sign(&Claims {
             exp: now - 10,
             ..claims(now)
         })?;
         assert!(matches!(
-            verify_with(&expired, key, &rules()),
+            verify_with(&expired, key, &rules().validation()),
             Err(TokenError::Expired)
         ));
         Ok(())

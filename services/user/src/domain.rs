@@ -121,8 +121,9 @@ impl Password {
         Ok(Self(raw.to_owned()))
     }
 
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// The password itself, for hashing.
+    pub fn into_inner(self) -> String {
+        self.0
     }
 }
 
@@ -166,10 +167,6 @@ impl Violations {
 
     pub fn add(&mut self, field: &str, description: impl Into<String>) {
         self.0.push(FieldViolation::new(field, description));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     pub fn into_result(self) -> Result<(), Error> {

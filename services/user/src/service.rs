@@ -36,10 +36,6 @@ impl UserCore {
         Self { store, hasher }
     }
 
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
-    }
-
     /// Registration: open to anyone; only an admin may choose roles.
     pub async fn create(
         &self,
@@ -66,7 +62,7 @@ impl UserCore {
         let related = related_inputs(username.as_str(), email.as_str(), display_name.as_str());
         let password_hash = self
             .hasher
-            .hash_new(password.expose().to_owned(), related, "password")
+            .hash_new(password.into_inner(), related, "password")
             .await?;
         let now = now();
         let record = UserRecord {
@@ -110,8 +106,11 @@ impl UserCore {
                 Error::invalid("page_token", "is not a token this service issued")
             })?)
         };
-        let mut rows = self.store.list(after, i64::from(page_size) + 1).await?;
-        let total = self.store.count().await?;
+        // One row more than asked tells whether another page follows.
+        let (mut rows, total) = tokio::try_join!(
+            self.store.list(after, i64::from(page_size) + 1),
+            self.store.count()
+        )?;
         let more = rows.len() > page_size as usize;
         rows.truncate(page_size as usize);
         let next_page_token = match rows.last() {
@@ -229,7 +228,7 @@ impl UserCore {
         let related = related_inputs(&record.username, &record.email, &record.display_name);
         record.password_hash = self
             .hasher
-            .hash_new(new_password.expose().to_owned(), related, "new_password")
+            .hash_new(new_password.into_inner(), related, "new_password")
             .await?;
         let at = now();
         record.updated_at = at;
