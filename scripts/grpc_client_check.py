@@ -19,6 +19,19 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 
+def unary(channel, pool, service: str, method: str):
+    """A callable for one unary method, with message classes from reflection."""
+    desc = pool.FindServiceByName(service).methods_by_name[method]
+    request_cls = message_factory.GetMessageClass(desc.input_type)
+    response_cls = message_factory.GetMessageClass(desc.output_type)
+    call = channel.unary_unary(
+        f"/{service}/{method}",
+        request_serializer=request_cls.SerializeToString,
+        response_deserializer=response_cls.FromString,
+    )
+    return call, request_cls
+
+
 def main(target: str) -> int:
     channel = grpc.insecure_channel(target)
     grpc.channel_ready_future(channel).result(timeout=10)
@@ -29,15 +42,7 @@ def main(target: str) -> int:
         assert needed in services, f"{needed} not listed by reflection"
 
     pool = descriptor_pool.DescriptorPool(db)
-    svc = pool.FindServiceByName("suite.user.v1.UserService")
-    method = svc.methods_by_name["CreateUser"]
-    request_cls = message_factory.GetMessageClass(method.input_type)
-    response_cls = message_factory.GetMessageClass(method.output_type)
-    create = channel.unary_unary(
-        "/suite.user.v1.UserService/CreateUser",
-        request_serializer=request_cls.SerializeToString,
-        response_deserializer=response_cls.FromString,
-    )
+    create, request_cls = unary(channel, pool, "suite.user.v1.UserService", "CreateUser")
     name = "py" + uuid.uuid4().hex[:10]
     reply = create(request_cls(username=name, email=f"{name}@example.com", password="a python wrote this 2026"))
     print("created:", reply.user.id, reply.user.username, list(reply.user.roles))
@@ -61,14 +66,7 @@ def main(target: str) -> int:
         print("bad request fields:", fields)
         assert fields == ["username", "email", "password"], fields
 
-    health = pool.FindServiceByName("grpc.health.v1.Health").methods_by_name["Check"]
-    hreq = message_factory.GetMessageClass(health.input_type)
-    hresp = message_factory.GetMessageClass(health.output_type)
-    check = channel.unary_unary(
-        "/grpc.health.v1.Health/Check",
-        request_serializer=hreq.SerializeToString,
-        response_deserializer=hresp.FromString,
-    )
+    check, hreq = unary(channel, pool, "grpc.health.v1.Health", "Check")
     status = check(hreq(service="suite.user.v1.UserService")).status
     print("health:", status)
     assert status == 1, "not SERVING"

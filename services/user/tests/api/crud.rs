@@ -1,8 +1,6 @@
 use crate::helpers::{TestApp, authed};
 use prost::Message;
-use suite_proto::user::{
-    CreateUserRequest, DeleteUserRequest, GetUserRequest, UpdateUserRequest, User,
-};
+use suite_proto::user::{CreateUserRequest, DeleteUserRequest, GetUserRequest, User};
 use tonic::Code;
 
 async fn a_user_is_created_read_updated_and_deleted(app: TestApp) {
@@ -55,25 +53,18 @@ async fn a_user_is_created_read_updated_and_deleted(app: TestApp) {
         .user;
     assert_eq!(me.as_ref(), Some(&created));
 
-    let updated = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: "me".into(),
-                    display_name: "Al".into(),
-                    ..User::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["display_name".into()],
-                }),
-            },
+    let updated = app
+        .update(
             &token,
-        ))
+            User {
+                id: "me".into(),
+                display_name: "Al".into(),
+                ..User::default()
+            },
+            &["display_name"],
+        )
         .await
-        .expect("update")
-        .into_inner()
-        .user
-        .expect("user");
+        .expect("update");
     assert_eq!(updated.display_name, "Al");
     assert_eq!(updated.username, "alice");
     assert_ne!(updated.etag, created.etag);
@@ -104,52 +95,39 @@ async fn a_user_is_created_read_updated_and_deleted(app: TestApp) {
 }
 
 async fn a_field_mask_changes_only_the_named_fields(app: TestApp) {
-    let mut client = app.client.clone();
     let user = app.create_user("bob").await;
     let token = app.token_for(&user);
-    let updated = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: user.id.clone(),
-                    username: "robert".into(),
-                    email: "other@example.com".into(),
-                    display_name: "Bobby".into(),
-                    ..User::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["username".into()],
-                }),
-            },
+    let updated = app
+        .update(
             &token,
-        ))
+            User {
+                id: user.id.clone(),
+                username: "robert".into(),
+                email: "other@example.com".into(),
+                display_name: "Bobby".into(),
+                ..User::default()
+            },
+            &["username"],
+        )
         .await
-        .expect("update")
-        .into_inner()
-        .user
-        .expect("user");
+        .expect("update");
     assert_eq!(updated.username, "robert");
     assert_eq!(updated.email, "bob@example.com");
     assert_eq!(updated.display_name, "");
 
     // Without a mask, every field given a value is updated.
-    let updated = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: user.id.clone(),
-                    display_name: "Bobby".into(),
-                    ..User::default()
-                }),
-                update_mask: None,
-            },
+    let updated = app
+        .update(
             &token,
-        ))
+            User {
+                id: user.id.clone(),
+                display_name: "Bobby".into(),
+                ..User::default()
+            },
+            &[],
+        )
         .await
-        .expect("update")
-        .into_inner()
-        .user
-        .expect("user");
+        .expect("update");
     assert_eq!(
         (updated.username.as_str(), updated.display_name.as_str()),
         ("robert", "Bobby")
@@ -161,19 +139,15 @@ async fn a_field_mask_changes_only_the_named_fields(app: TestApp) {
         (vec!["password_hash"], "unknown"),
         (vec!["nonsense"], "unknown"),
     ] {
-        let err = client
-            .update_user(authed(
-                UpdateUserRequest {
-                    user: Some(User {
-                        id: user.id.clone(),
-                        ..User::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: paths.iter().map(|p| (*p).into()).collect(),
-                    }),
-                },
+        let err = app
+            .update(
                 &token,
-            ))
+                User {
+                    id: user.id.clone(),
+                    ..User::default()
+                },
+                &paths,
+            )
             .await
             .expect_err(why);
         assert_eq!(err.code(), Code::InvalidArgument, "{paths:?}");
@@ -186,37 +160,30 @@ async fn a_stale_etag_is_refused_and_changes_nothing(app: TestApp) {
     let mut client = app.client.clone();
     let user = app.create_user("carol").await;
     let token = app.token_for(&user);
-    let first = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: user.id.clone(),
-                    display_name: "One".into(),
-                    etag: user.etag.clone(),
-                    ..User::default()
-                }),
-                update_mask: None,
-            },
+    let first = app
+        .update(
             &token,
-        ))
+            User {
+                id: user.id.clone(),
+                display_name: "One".into(),
+                etag: user.etag.clone(),
+                ..User::default()
+            },
+            &[],
+        )
         .await
-        .expect("first update")
-        .into_inner()
-        .user
-        .expect("user");
-    let stale = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: user.id.clone(),
-                    display_name: "Two".into(),
-                    etag: user.etag.clone(),
-                    ..User::default()
-                }),
-                update_mask: None,
-            },
+        .expect("first update");
+    let stale = app
+        .update(
             &token,
-        ))
+            User {
+                id: user.id.clone(),
+                display_name: "Two".into(),
+                etag: user.etag.clone(),
+                ..User::default()
+            },
+            &[],
+        )
         .await
         .expect_err("stale etag");
     assert_eq!(stale.code(), Code::Aborted);
@@ -268,18 +235,13 @@ async fn duplicates_are_refused_case_insensitively_naming_the_field(app: TestApp
     }
     // Renaming onto a taken name is refused the same way.
     let erin = app.create_user("erin").await;
-    let err = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: erin.id.clone(),
-                    email: "Dave@Example.com".into(),
-                    ..User::default()
-                }),
-                update_mask: None,
-            },
-            &app.token_for(&erin),
-        ))
+    let taken = User {
+        id: erin.id.clone(),
+        email: "Dave@Example.com".into(),
+        ..User::default()
+    };
+    let err = app
+        .update(&app.token_for(&erin), taken, &[])
         .await
         .expect_err("taken email");
     assert_eq!(err.code(), Code::AlreadyExists);

@@ -5,10 +5,12 @@ use std::{
     net::SocketAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
-use suite_proto::user::{CreateUserRequest, User, user_service_client::UserServiceClient};
+use suite_proto::user::{
+    CreateUserRequest, UpdateUserRequest, User, user_service_client::UserServiceClient,
+};
 use suite_shared::jwt::{Audience, Claims, SigningKey, jwks_of};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{Request, transport::Channel};
+use tonic::{Request, Status, transport::Channel};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
@@ -226,6 +228,23 @@ impl TestApp {
             .into_inner()
             .user
             .expect("user in response")
+    }
+
+    /// UpdateUser with `token`: `user` names the user (by id) and carries the
+    /// new values; `mask` lists the paths (empty: no mask).
+    pub async fn update(&self, token: &str, user: User, mask: &[&str]) -> Result<User, Status> {
+        let update_mask = (!mask.is_empty()).then(|| prost_types::FieldMask {
+            paths: mask.iter().map(|p| (*p).to_owned()).collect(),
+        });
+        let req = UpdateUserRequest {
+            user: Some(user),
+            update_mask,
+        };
+        let reply = self.client.clone().update_user(authed(req, token)).await?;
+        reply
+            .into_inner()
+            .user
+            .ok_or_else(|| Status::internal("no user in the reply"))
     }
 
     pub async fn health(&self, service: &str) -> Option<i32> {

@@ -139,19 +139,17 @@ async fn bad_updates_and_password_changes_name_their_fields(app: TestApp) {
     let mut client = app.client.clone();
     let user = app.create_user("heidi").await;
     let token = app.token_for(&user);
-    let err = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: user.id.clone(),
-                    username: "x".into(),
-                    email: "nope".into(),
-                    ..User::default()
-                }),
-                update_mask: None,
-            },
+    let err = app
+        .update(
             &token,
-        ))
+            User {
+                id: user.id.clone(),
+                username: "x".into(),
+                email: "nope".into(),
+                ..User::default()
+            },
+            &[],
+        )
         .await
         .expect_err("invalid");
     assert_eq!(bad_fields(&err), vec!["user.username", "user.email"]);
@@ -166,17 +164,15 @@ async fn bad_updates_and_password_changes_name_their_fields(app: TestApp) {
         .await
         .expect_err("no user");
     assert_eq!(bad_fields(&err), vec!["user"]);
-    let err = client
-        .update_user(authed(
-            UpdateUserRequest {
-                user: Some(User {
-                    id: "not-a-uuid".into(),
-                    ..User::default()
-                }),
-                update_mask: None,
-            },
+    let err = app
+        .update(
             &token,
-        ))
+            User {
+                id: "not-a-uuid".into(),
+                ..User::default()
+            },
+            &[],
+        )
         .await
         .expect_err("bad id");
     assert_eq!(bad_fields(&err), vec!["user.id"]);
