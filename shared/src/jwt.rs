@@ -236,6 +236,9 @@ impl TokenRules {
     }
 }
 
+/// The longest token even looked at.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// The parts of a token's header we look at before verifying it.
 pub struct UnverifiedHeader {
     pub kid: String,
@@ -244,6 +247,11 @@ pub struct UnverifiedHeader {
 /// Checks the header's algorithm and type and returns its key id. Header
 /// keys (`jwk`, `jku`, `x5u`, `x5c`) are never used: keys come from our own set only.
 pub fn inspect_header(token: &str) -> Result<UnverifiedHeader, TokenError> {
+    // Ours are well under 1 KiB; refusing big ones first bounds the work an
+    // attacker can ask of the base64 and JSON decoders.
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Invalid("too long"));
+    }
     let header =
         jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed"))?;
     if header.alg != Algorithm::EdDSA {
