@@ -6,7 +6,10 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["suite/user/v1/user_service.proto"];
+const PROTOS: &[&str] = &[
+    "suite/user/v1/user_service.proto",
+    "suite/auth/v1/auth_service.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

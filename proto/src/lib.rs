@@ -13,6 +13,11 @@ pub mod google {
 }
 
 pub mod suite {
+    pub mod auth {
+        pub mod v1 {
+            tonic::include_proto!("suite.auth.v1");
+        }
+    }
     pub mod user {
         pub mod v1 {
             tonic::include_proto!("suite.user.v1");
@@ -20,4 +25,5 @@ pub mod suite {
     }
 }
 
+pub use suite::auth::v1 as auth;
 pub use suite::user::v1 as user;

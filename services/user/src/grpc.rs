@@ -5,9 +5,10 @@ use crate::{error::Error, service::UserCore};
 use std::sync::Arc;
 use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
-    DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, ListUsersRequest,
-    ListUsersResponse, UpdateUserRequest, UpdateUserResponse, VerifyCredentialsRequest,
-    VerifyCredentialsResponse, user_service_server::UserService,
+    DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
+    GetUserStatusResponse, ListUsersRequest, ListUsersResponse, UpdateUserRequest,
+    UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
+    user_service_server::UserService,
 };
 use suite_shared::auth::Authenticator;
 use tonic::{Request, Response, Status};
@@ -121,6 +122,19 @@ impl UserService for UserApi {
                 let caller = self.auth.require_caller(req.metadata()).await?;
                 self.core.change_password(&caller, req.into_inner()).await?;
                 Ok(ChangePasswordResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn get_user_status(
+        &self,
+        req: Request<GetUserStatusRequest>,
+    ) -> Result<Response<GetUserStatusResponse>, Status> {
+        reply(
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                self.core.status(&caller, &req.get_ref().user_id).await
             }
             .await,
         )

@@ -12,8 +12,9 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 use suite_proto::user::{
-    ChangePasswordRequest, CreateUserRequest, ListUsersRequest, ListUsersResponse,
-    UpdateUserRequest, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
+    ChangePasswordRequest, CreateUserRequest, GetUserStatusResponse, ListUsersRequest,
+    ListUsersResponse, UpdateUserRequest, User, VerifyCredentialsRequest,
+    VerifyCredentialsResponse,
 };
 use suite_shared::auth::Caller;
 use uuid::Uuid;
@@ -287,6 +288,28 @@ impl UserCore {
                 })
             }
         }
+    }
+
+    /// A user's roles and session cut-off, for the auth service's refresh.
+    pub async fn status(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+    ) -> Result<GetUserStatusResponse, Error> {
+        if !caller.is_service() {
+            return Err(Error::PermissionDenied(
+                "only services may read user status",
+            ));
+        }
+        let id = Uuid::parse_str(user_id)
+            .map_err(|_| Error::invalid("user_id", "must be a user id (a UUID)"))?;
+        let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
+        Ok(GetUserStatusResponse {
+            user_id: record.id.to_string(),
+            username: record.username,
+            roles: record.roles,
+            sessions_valid_after: record.sessions_valid_after.map(timestamp),
+        })
     }
 
     /// Stores `record` if nobody changed it since it was read; bumps its version.

@@ -180,8 +180,68 @@ fn chrono_now_secs() -> i64 {
     crate::helpers::now() - 1
 }
 
+async fn user_status_is_for_services_and_follows_password_changes_and_deletion(app: TestApp) {
+    use suite_proto::user::{DeleteUserRequest, GetUserStatusRequest};
+    let mut c = app.client.clone();
+    let user = app.create_user("liam").await;
+    let token = app.token_for(&user);
+    let svc = app.service_token();
+    let ask = || GetUserStatusRequest {
+        user_id: user.id.clone(),
+    };
+    let status = c
+        .get_user_status(authed(ask(), &svc))
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        (status.user_id.as_str(), status.roles.as_slice()),
+        (user.id.as_str(), &["user".to_owned()][..])
+    );
+    assert!(status.sessions_valid_after.is_none());
+    for who in [&token, &app.admin_token()] {
+        let err = c
+            .get_user_status(authed(ask(), who))
+            .await
+            .expect_err("not a service");
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    c.change_password(authed(
+        ChangePasswordRequest {
+            id: "me".into(),
+            current_password: PASSWORD.into(),
+            new_password: "liam changed it 2026".into(),
+        },
+        &token,
+    ))
+    .await
+    .expect("change");
+    let status = c
+        .get_user_status(authed(ask(), &svc))
+        .await
+        .expect("status")
+        .into_inner();
+    assert!(status.sessions_valid_after.is_some());
+    c.delete_user(authed(
+        DeleteUserRequest {
+            id: "me".into(),
+            etag: String::new(),
+        },
+        &token,
+    ))
+    .await
+    .expect("delete");
+    let err = c
+        .get_user_status(authed(ask(), &svc))
+        .await
+        .expect_err("deleted");
+    assert_eq!(err.code(), Code::NotFound);
+    app.stop().await;
+}
+
 crate::on_both_databases!(
     credentials_verify_by_email_or_username_and_fail_alike,
     an_unknown_user_costs_a_full_hash_verification,
     changing_the_password_needs_the_current_one_and_ends_older_sessions,
+    user_status_is_for_services_and_follows_password_changes_and_deletion,
 );
