@@ -19,6 +19,8 @@ pub enum JwksSource {
     Static(JwkSet),
     /// An `http://` URL, fetched with GET (inside a cluster; TLS is the mesh's job).
     Url(http::Uri),
+    /// The auth service's `GetJwks` RPC, written `grpc://host:port`.
+    Grpc(tonic::transport::Endpoint),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +32,33 @@ pub enum JwksError {
     },
     #[error("JWKS document is not valid JSON: {0}")]
     Parse(#[from] serde_json::Error),
-    #[error("JWKS URL must be http://host[:port]/path: {0}")]
+    #[error("JWKS URL must be http://host[:port]/path or grpc://host:port: {0}")]
     BadUrl(String),
     #[error("cannot fetch JWKS from {url}: {reason}")]
     Fetch { url: String, reason: String },
+}
+
+/// Asks the auth service for its keys.
+async fn fetch_grpc(endpoint: &tonic::transport::Endpoint) -> Result<JwkSet, JwksError> {
+    use suite_proto::auth::{GetJwksRequest, auth_service_client::AuthServiceClient};
+    let fail = |reason: String| JwksError::Fetch {
+        url: endpoint.uri().to_string(),
+        reason,
+    };
+    let channel = endpoint.connect().await.map_err(|e| fail(e.to_string()))?;
+    let reply = AuthServiceClient::new(channel)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .map_err(|e| fail(e.message().to_owned()))?
+        .into_inner();
+    let keys: Vec<serde_json::Value> = reply
+        .keys
+        .into_iter()
+        .map(|k| {
+            serde_json::json!({"kty": k.kty, "crv": k.crv, "x": k.x, "kid": k.kid, "alg": k.alg, "use": k.r#use})
+        })
+        .collect();
+    Ok(serde_json::from_value(serde_json::json!({ "keys": keys }))?)
 }
 
 /// The largest JWKS document accepted from a URL.
@@ -92,6 +117,12 @@ impl JwksSource {
         let value = value.trim();
         if value.starts_with('{') {
             Ok(Self::Static(serde_json::from_str(value)?))
+        } else if let Some(authority) = value.strip_prefix("grpc://") {
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
+                .map_err(|_| JwksError::BadUrl(value.to_owned()))?
+                .connect_timeout(FETCH_TIMEOUT)
+                .timeout(FETCH_TIMEOUT);
+            Ok(Self::Grpc(endpoint))
         } else if value.starts_with("http://") {
             let uri: http::Uri = value
                 .parse()
@@ -109,6 +140,7 @@ impl JwksSource {
         match self {
             Self::Static(jwks) => Ok(jwks.clone()),
             Self::Url(uri) => fetch_url(uri).await,
+            Self::Grpc(endpoint) => fetch_grpc(endpoint).await,
             Self::File(path) => {
                 let text =
                     tokio::fs::read_to_string(path)
@@ -283,5 +315,9 @@ mod tests {
             Ok(JwksSource::Url(_))
         ));
         assert!(JwksSource::from_config("http://").is_err());
+        assert!(matches!(
+            JwksSource::from_config("grpc://auth:50052"),
+            Ok(JwksSource::Grpc(_))
+        ));
     }
 }

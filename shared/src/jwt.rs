@@ -65,6 +65,8 @@ pub enum KeyError {
     BadPrivateKey,
     #[error("no secure random numbers available: {0}")]
     Random(String),
+    #[error("not an Ed25519 public or private key in PEM form")]
+    BadPublicKey,
     #[error("signing failed: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
 }
@@ -102,16 +104,27 @@ impl SigningKey {
 
     /// A key from its PKCS#8 PEM text (as `openssl genpkey -algorithm ed25519` writes).
     pub fn from_pkcs8_pem(kid: impl Into<String>, pem: &str) -> Result<Self, KeyError> {
-        let body: String = pem
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("-----"))
-            .collect();
-        let der = STANDARD.decode(body).map_err(|_| KeyError::BadPrivateKey)?;
+        let der = pem_der(pem).ok_or(KeyError::BadPrivateKey)?;
         if der.len() != 48 || der[..16] != PKCS8_ED25519_PREFIX {
             return Err(KeyError::BadPrivateKey);
         }
         Ok(Self::from_der(kid.into(), der))
+    }
+
+    /// A key from PEM, named by its RFC 7638 thumbprint.
+    pub fn from_pkcs8_pem_thumbprinted(pem: &str) -> Result<Self, KeyError> {
+        let key = Self::from_pkcs8_pem("", pem)?;
+        let mut jwk = Jwk::from_encoding_key(&key.encoding, Algorithm::EdDSA)?;
+        jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        Ok(Self {
+            kid: thumbprint(&jwk)?,
+            ..key
+        })
+    }
+
+    /// A new random key, named by its thumbprint.
+    pub fn generate_thumbprinted() -> Result<Self, KeyError> {
+        Self::from_pkcs8_pem_thumbprinted(&Self::generate("")?.to_pkcs8_pem())
     }
 
     fn from_der(kid: String, pkcs8_der: Vec<u8>) -> Self {
@@ -159,6 +172,53 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32-byte key follows.
+const SPKI_ED25519_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The DER inside a PEM block (any label).
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+        .collect();
+    STANDARD.decode(body).ok()
+}
+
+/// The RFC 7638 thumbprint of a public JWK: a key id every replica derives
+/// alike from the key itself, so no key id needs configuring.
+pub fn thumbprint(jwk: &Jwk) -> Result<String, KeyError> {
+    Ok(jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)?)
+}
+
+/// A verification-only public key from PEM: an Ed25519 public key
+/// (`BEGIN PUBLIC KEY`) or a private key whose public half is wanted (an old
+/// signing key kept for rotation). Its key id is its thumbprint.
+pub fn public_jwk_from_pem(pem: &str) -> Result<Jwk, KeyError> {
+    let der = pem_der(pem).ok_or(KeyError::BadPublicKey)?;
+    if der.len() == 44 && der[..12] == SPKI_ED25519_PREFIX {
+        let mut jwk = Jwk {
+            common: jsonwebtoken::jwk::CommonParameters {
+                key_algorithm: Some(KeyAlgorithm::EdDSA),
+                public_key_use: Some(PublicKeyUse::Signature),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(
+                jsonwebtoken::jwk::OctetKeyPairParameters {
+                    key_type: jsonwebtoken::jwk::OctetKeyPairType::OctetKeyPair,
+                    curve: EllipticCurve::Ed25519,
+                    x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[12..]),
+                },
+            ),
+        };
+        jwk.common.key_id = Some(thumbprint(&jwk)?);
+        return Ok(jwk);
+    }
+    SigningKey::from_pkcs8_pem_thumbprinted(pem)?.public_jwk()
 }
 
 /// A JWKS document holding the public halves of `keys`.
@@ -332,6 +392,34 @@ mod tests {
             verify_with(&expired, key, &rules().validation()),
             Err(TokenError::Expired)
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn thumbprinted_keys_agree_between_private_and_public_pem()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let key = SigningKey::generate_thumbprinted()?;
+        let from_private = public_jwk_from_pem(&key.to_pkcs8_pem())?;
+        assert_eq!(from_private.common.key_id.as_deref(), Some(key.kid()));
+        // The same key as a public PEM (SPKI) gets the same key id.
+        let AlgorithmParameters::OctetKeyPair(okp) = &from_private.algorithm else {
+            return Err("not OKP".into());
+        };
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&okp.x)?;
+        let mut spki = SPKI_ED25519_PREFIX.to_vec();
+        spki.extend(raw);
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(spki)
+        );
+        assert_eq!(
+            public_jwk_from_pem(&pem)?.common.key_id.as_deref(),
+            Some(key.kid())
+        );
+        assert!(
+            public_jwk_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
+                .is_err()
+        );
         Ok(())
     }
 
