@@ -20,7 +20,7 @@ pub enum JwksSource {
     /// An `http://` URL, fetched with GET (inside a cluster; TLS is the mesh's job).
     Url(http::Uri),
     /// The auth service's `GetJwks` RPC, written `grpc://host:port`.
-    Grpc(tonic::transport::Endpoint),
+    Grpc(Box<tonic::transport::Endpoint>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +122,7 @@ impl JwksSource {
                 .map_err(|_| JwksError::BadUrl(value.to_owned()))?
                 .connect_timeout(FETCH_TIMEOUT)
                 .timeout(FETCH_TIMEOUT);
-            Ok(Self::Grpc(endpoint))
+            Ok(Self::Grpc(Box::new(endpoint)))
         } else if value.starts_with("http://") {
             let uri: http::Uri = value
                 .parse()
