@@ -166,8 +166,12 @@ struct Inner {
     source: Option<JwksSource>,
     min_refresh: Duration,
     keys: RwLock<Arc<KeySet>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the last fetch was tried, and whether it worked.
+    last_fetch: Mutex<Option<(Instant, bool)>>,
 }
+
+/// After a failed fetch (the source not up yet), how soon an unknown key id may retry.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
 impl KeyCache {
     /// A cache over `source`; `None` trusts no key at all (every token is refused).
@@ -188,12 +192,13 @@ impl KeyCache {
         self.fetch_locked(&mut last).await
     }
 
-    async fn fetch_locked(&self, last: &mut Option<Instant>) -> Result<usize, JwksError> {
+    async fn fetch_locked(&self, last: &mut Option<(Instant, bool)>) -> Result<usize, JwksError> {
         let Some(source) = &self.inner.source else {
             return Ok(0);
         };
-        *last = Some(Instant::now());
+        *last = Some((Instant::now(), false));
         let keys = KeySet::from_jwks(&source.fetch().await?);
+        *last = Some((Instant::now(), true));
         let n = keys.len();
         *self.inner.keys.write().await = Arc::new(keys);
         Ok(n)
@@ -216,7 +221,14 @@ impl KeyCache {
         if keys.get(kid).is_some() {
             return keys;
         }
-        if last.is_some_and(|t| t.elapsed() < self.inner.min_refresh) {
+        let wait = |ok: bool| {
+            if ok {
+                self.inner.min_refresh
+            } else {
+                self.inner.min_refresh.min(RETRY_AFTER_FAILURE)
+            }
+        };
+        if last.is_some_and(|(t, ok)| t.elapsed() < wait(ok)) {
             return keys;
         }
         if let Err(e) = self.fetch_locked(&mut last).await {

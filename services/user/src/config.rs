@@ -28,6 +28,11 @@ pub struct Config {
     #[arg(long, env = "JWKS")]
     pub jwks: Option<String>,
 
+    /// Shortest gap, in seconds, between two JWKS reloads triggered by tokens
+    /// naming an unknown key id (a new key is picked up at most this late).
+    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub jwks_refresh_min_secs: u64,
+
     /// The `iss` every token must carry.
     #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
     pub jwt_issuer: String,

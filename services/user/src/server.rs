@@ -13,19 +13,18 @@ use std::{future::Future, sync::Arc, time::Duration};
 use suite_proto::user::user_service_server::UserServiceServer;
 use suite_shared::{
     auth::Authenticator,
-    grpc::{HealthReporter, incoming, reflection_service, reflection_service_v1alpha},
+    grpc::{
+        ServingStatus, incoming, redact_url, reflection_service, reflection_service_v1alpha,
+        set_health, watch_readiness,
+    },
     jwks::{JwksSource, KeyCache},
 };
 use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::Server;
-use tonic_health::ServingStatus;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
-/// How often a known-good database is re-checked, and a bad one retried.
-const READY_RECHECK: Duration = Duration::from_secs(5);
-const NOT_READY_RETRY: Duration = Duration::from_millis(500);
-/// The shortest gap between two JWKS reloads triggered by unknown key ids.
-const JWKS_MIN_REFRESH: Duration = Duration::from_secs(5);
+/// Services whose health is reported (besides the overall `""`).
+const HEALTH_SERVICES: &[&str] = &["suite.user.v1.UserService"];
 
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn UserStore>, Error> {
@@ -67,10 +66,15 @@ pub async fn serve(
     let auth = Authenticator::new(load_keys(&config).await, config.token_rules());
     let core = Arc::new(UserCore::new(store.clone(), hasher));
 
-    let (mut health, health_service) = tonic_health::server::health_reporter();
-    set_health(&mut health, ServingStatus::NotServing).await;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, HEALTH_SERVICES, ServingStatus::NotServing).await;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let readiness = tokio::spawn(watch_readiness(store, health.clone(), stop_rx));
+    let readiness = tokio::spawn(watch_readiness(
+        readiness_check(store),
+        health.clone(),
+        HEALTH_SERVICES,
+        stop_rx,
+    ));
 
     let api = UserServiceServer::new(UserApi::new(core, auth))
         .max_decoding_message_size(config.grpc_max_message_bytes);
@@ -81,11 +85,11 @@ pub async fn serve(
 
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, database = %redact_url(&config.database_url), "user service listening");
-    let mut health_on_stop = health.clone();
+    let health_on_stop = health.clone();
     let on_shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
-        set_health(&mut health_on_stop, ServingStatus::NotServing).await;
+        set_health(&health_on_stop, HEALTH_SERVICES, ServingStatus::NotServing).await;
     };
     let result = Server::builder()
         // tonic also honours a shorter grpc-timeout sent by the client.
@@ -113,6 +117,25 @@ pub async fn serve(
     Ok(result?)
 }
 
+/// Ready once migrated (done once, by whichever check first reaches the
+/// database) and while the database answers.
+fn readiness_check(
+    store: Arc<dyn UserStore>,
+) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+    let migrated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    move || {
+        let store = store.clone();
+        let migrated = migrated.clone();
+        Box::pin(async move {
+            if !migrated.load(std::sync::atomic::Ordering::Relaxed) {
+                store.migrate().await.map_err(|e| e.to_string())?;
+                migrated.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            store.ping().await.map_err(|e| e.to_string())
+        })
+    }
+}
+
 async fn load_keys(config: &Config) -> KeyCache {
     let source = config
         .jwks
@@ -123,7 +146,7 @@ async fn load_keys(config: &Config) -> KeyCache {
             "JWKS is not set: no access token will verify, so only CreateUser can succeed"
         );
     }
-    let keys = KeyCache::new(source, JWKS_MIN_REFRESH);
+    let keys = KeyCache::new(source, Duration::from_secs(config.jwks_refresh_min_secs));
     match keys.load().await {
         Ok(0) if config.jwks.is_some() => tracing::warn!("the JWKS holds no usable Ed25519 key"),
         Ok(n) => tracing::debug!(keys = n, "JWKS loaded"),
@@ -132,74 +155,4 @@ async fn load_keys(config: &Config) -> KeyCache {
         }
     }
     keys
-}
-
-async fn set_health(health: &mut HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    health
-        .set_service_status("suite.user.v1.UserService", status)
-        .await;
-}
-
-/// Migrates once the database answers, then reports SERVING while it keeps
-/// answering and NOT_SERVING while it does not.
-async fn watch_readiness(
-    store: Arc<dyn UserStore>,
-    mut health: HealthReporter,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut migrated = false;
-    let mut was_ready = false;
-    loop {
-        let check = async {
-            if !migrated {
-                store.migrate().await?;
-                migrated = true;
-            }
-            store.ping().await
-        };
-        let ready = match check.await {
-            Ok(()) => true,
-            Err(e) => {
-                if was_ready || !migrated {
-                    tracing::warn!(error = %e, "database not ready");
-                }
-                false
-            }
-        };
-        if *stop.borrow() {
-            return;
-        }
-        if ready != was_ready {
-            let status = if ready {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            tracing::info!(?status, "readiness changed");
-            set_health(&mut health, status).await;
-            was_ready = ready;
-        }
-        let pause = if ready {
-            READY_RECHECK
-        } else {
-            NOT_READY_RETRY
-        };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// The URL without its password, for logs.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }

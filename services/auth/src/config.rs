@@ -1,0 +1,202 @@
+//! The auth service's configuration: environment variables (or flags),
+//! validated at start-up with messages that name the variable.
+
+use crate::throttle::ThrottlePolicy;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// A secret string that never shows in logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50052")]
+    pub listen_addr: SocketAddr,
+
+    /// `postgres://user@host/db` or `sqlite:path` (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/auth.db")]
+    pub database_url: String,
+
+    /// Most database connections the service holds.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    /// Seconds a call waits for a database connection before it is Unavailable.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub database_acquire_timeout_secs: u64,
+
+    /// The active signing key: Ed25519 private key, PKCS#8 PEM text.
+    #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<Secret>,
+
+    /// The active signing key as a PEM file (e.g. a mounted Kubernetes Secret).
+    #[arg(long, env = "SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// Verification-only keys (earlier signing keys, for rotation), as PEM
+    /// files (public or private), comma-separated.
+    #[arg(long, env = "VERIFICATION_KEY_FILES", value_delimiter = ',')]
+    pub verification_key_files: Vec<PathBuf>,
+
+    /// Where a generated signing key is kept when none is configured.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// The `iss` of the tokens issued (and required of tokens presented).
+    #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
+    pub jwt_issuer: String,
+
+    /// The `aud` of access tokens (the public API).
+    #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
+    pub access_token_audience: String,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..=86_400))]
+    pub access_token_ttl_secs: u64,
+
+    /// Allowed clock skew for `exp`/`nbf` of presented tokens, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub jwt_leeway_secs: u64,
+
+    /// The user service's gRPC address.
+    #[arg(
+        long,
+        env = "USER_SERVICE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub user_service_url: String,
+
+    /// The `aud` of the service tokens this service presents to the user service.
+    #[arg(long, env = "USER_SERVICE_AUDIENCE", default_value = "suite-user")]
+    pub user_service_audience: String,
+
+    /// Milliseconds to wait for a connection to the user service.
+    #[arg(long, env = "USER_SERVICE_CONNECT_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub user_service_connect_timeout_ms: u64,
+
+    /// Seconds a call to the user service may take.
+    #[arg(long, env = "USER_SERVICE_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub user_service_timeout_secs: u64,
+
+    /// A session unused (not refreshed) this long ends, in seconds (default 7 days).
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", default_value_t = 7 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_idle_timeout_secs: u64,
+
+    /// A session ends this long after login however active, in seconds (default 30 days).
+    #[arg(long, env = "SESSION_MAX_LIFETIME_SECS", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_max_lifetime_secs: u64,
+
+    /// Seconds during which a just-retired refresh token still refreshes
+    /// (concurrent or retried calls) instead of counting as reuse.
+    #[arg(long, env = "REFRESH_REUSE_GRACE_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub refresh_reuse_grace_secs: u64,
+
+    /// Failed logins per login name before the throttle starts.
+    #[arg(long, env = "LOGIN_FREE_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i64).range(0..=100))]
+    pub login_free_attempts: i64,
+
+    /// The longest login lock, in seconds.
+    #[arg(long, env = "LOGIN_MAX_LOCK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub login_max_lock_secs: u64,
+
+    /// Failed logins older than this many seconds are forgotten.
+    #[arg(long, env = "LOGIN_FORGET_AFTER_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub login_forget_after_secs: u64,
+
+    /// Largest gRPC request message, in bytes.
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub grpc_max_message_bytes: usize,
+
+    /// Most calls served at once; more wait.
+    #[arg(long, env = "GRPC_CONCURRENCY_LIMIT", default_value_t = 512)]
+    pub grpc_concurrency_limit: usize,
+
+    /// Upper bound on any call's duration, in seconds (a shorter `grpc-timeout` wins).
+    #[arg(long, env = "GRPC_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub grpc_timeout_secs: u64,
+}
+
+/// A configuration value that cannot work, named by its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// The defaults, as `cargo run` with nothing set would have them.
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Wrapper as clap::Parser>::parse_from(["suite-auth"]).config
+    }
+
+    /// Checks what clap's parsers cannot: cross-field and semantic rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |variable, reason: &str| {
+            Err(ConfigError {
+                variable,
+                reason: reason.into(),
+            })
+        };
+        if !["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|p| self.database_url.starts_with(p))
+        {
+            return err(
+                "DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite:",
+            );
+        }
+        if self.signing_key.is_some() && self.signing_key_file.is_some() {
+            return err(
+                "SIGNING_KEY",
+                "set SIGNING_KEY or SIGNING_KEY_FILE, not both",
+            );
+        }
+        if !(self.user_service_url.starts_with("http://")
+            || self.user_service_url.starts_with("https://"))
+        {
+            return err("USER_SERVICE_URL", "must be an http:// or https:// URL");
+        }
+        if self.jwt_issuer.trim().is_empty() {
+            return err("JWT_ISSUER", "must not be empty");
+        }
+        if self.access_token_audience.trim().is_empty() {
+            return err("ACCESS_TOKEN_AUDIENCE", "must not be empty");
+        }
+        if self.grpc_max_message_bytes < 1024 {
+            return err("GRPC_MAX_MESSAGE_BYTES", "must be at least 1024");
+        }
+        if self.grpc_concurrency_limit == 0 {
+            return err("GRPC_CONCURRENCY_LIMIT", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn throttle(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_attempts: self.login_free_attempts,
+            max_lock: Duration::from_secs(self.login_max_lock_secs),
+            forget_after: Duration::from_secs(self.login_forget_after_secs),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The auth service's one error type, and its one mapping to `tonic::Status`.
+
+use crate::store::StoreError;
+use std::time::Duration;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: (field, what is wrong) for each bad field.
+    #[error("invalid argument")]
+    InvalidArgument(Vec<(&'static str, String)>),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// Too many failed logins; try again after the delay.
+    #[error("too many failed logins")]
+    Throttled(Duration),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A status produced by shared plumbing (token verification), passed through.
+    #[error("{0}")]
+    Status(#[from] Status),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![(field, description.into())])
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidArgument(violations) => {
+                let summary = violations
+                    .iter()
+                    .map(|(f, d)| format!("{f}: {d}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut details = ErrorDetails::new();
+                for (f, d) in violations {
+                    details.add_bad_request_violation(f, d);
+                }
+                Status::with_error_details(Code::InvalidArgument, summary, details)
+            }
+            Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::NotFound(m) => Status::not_found(m),
+            Error::Throttled(wait) => {
+                // Whole seconds, rounded up, so a client never retries too early.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(secs)));
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    format!("too many failed logins; try again in {secs} s"),
+                    details,
+                )
+            }
+            Error::Unavailable(detail) => {
+                // The detail (driver message, address) is for the log, not the client.
+                tracing::warn!(error = %detail, "dependency unavailable");
+                Status::unavailable("the service is temporarily unavailable; try again shortly")
+            }
+            Error::Status(s) => s,
+            internal @ (Error::Internal(_) | Error::Config(_) | Error::Transport(_)) => {
+                tracing::error!(error = %internal, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

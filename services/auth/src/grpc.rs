@@ -1,0 +1,173 @@
+//! The tonic adapter: authenticates calls that need a caller, hands each to
+//! the core, and maps the result (errors once, through `Error`'s `From`).
+
+use crate::{
+    error::Error,
+    service::{AuthCore, ClientInfo, Issued},
+};
+use std::sync::Arc;
+use suite_proto::auth::{
+    GetJwksRequest, GetJwksResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
+    LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
+    RevokeSessionRequest, RevokeSessionResponse, auth_service_server::AuthService,
+};
+use suite_shared::auth::Authenticator;
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+
+pub struct AuthApi {
+    core: Arc<AuthCore>,
+    auth: Authenticator,
+}
+
+impl AuthApi {
+    pub fn new(core: Arc<AuthCore>, auth: Authenticator) -> Self {
+        Self { core, auth }
+    }
+}
+
+/// Ends a call: records its status code on the RPC's span and maps errors.
+fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
+    let span = tracing::Span::current();
+    match result {
+        Ok(v) => {
+            span.record("rpc.grpc.status_code", 0);
+            Ok(Response::new(v))
+        }
+        Err(e) => {
+            let status = Status::from(e);
+            span.record("rpc.grpc.status_code", status.code() as i32);
+            tracing::info!(code = ?status.code(), "call failed: {}", status.message());
+            Err(status)
+        }
+    }
+}
+
+/// The client's address: the first `x-forwarded-for` hop (set by the
+/// gateway), else the peer. Shown to users in their session list only.
+fn client_ip<T>(req: &Request<T>) -> String {
+    forwarded_for(req.metadata())
+        .or_else(|| req.remote_addr().map(|a| a.ip().to_string()))
+        .unwrap_or_default()
+}
+
+fn forwarded_for(md: &MetadataMap) -> Option<String> {
+    let first = md
+        .get("x-forwarded-for")?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim();
+    first
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let ip_address = client_ip(&req);
+        let r = req.into_inner();
+        let client = ClientInfo {
+            user_agent: r.user_agent,
+            ip_address,
+        };
+        reply(
+            self.core
+                .login(&r.login, &r.password, client)
+                .await
+                .map(|i: Issued| LoginResponse {
+                    access_token: i.access_token,
+                    token_type: "Bearer".into(),
+                    expires_in: i.expires_in,
+                    refresh_token: i.refresh_token,
+                    session_id: i.session_id.to_string(),
+                }),
+        )
+    }
+
+    async fn refresh(
+        &self,
+        req: Request<RefreshRequest>,
+    ) -> Result<Response<RefreshResponse>, Status> {
+        reply(
+            self.core
+                .refresh(&req.get_ref().refresh_token)
+                .await
+                .map(|i| RefreshResponse {
+                    access_token: i.access_token,
+                    token_type: "Bearer".into(),
+                    expires_in: i.expires_in,
+                    refresh_token: i.refresh_token,
+                    session_id: i.session_id.to_string(),
+                }),
+        )
+    }
+
+    async fn logout(
+        &self,
+        req: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        reply(
+            self.core
+                .logout(&req.get_ref().refresh_token)
+                .await
+                .map(|()| LogoutResponse {}),
+        )
+    }
+
+    async fn list_sessions(
+        &self,
+        req: Request<ListSessionsRequest>,
+    ) -> Result<Response<ListSessionsResponse>, Status> {
+        reply(
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                let r = req.get_ref();
+                self.core
+                    .list_sessions(&caller, r.page_size, &r.page_token)
+                    .await
+            }
+            .await,
+        )
+    }
+
+    async fn revoke_session(
+        &self,
+        req: Request<RevokeSessionRequest>,
+    ) -> Result<Response<RevokeSessionResponse>, Status> {
+        reply(
+            async {
+                let caller = self.auth.require_caller(req.metadata()).await?;
+                self.core.revoke_session(&caller, &req.get_ref().id).await?;
+                Ok(RevokeSessionResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn get_jwks(
+        &self,
+        _req: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        reply(self.core.jwks().map(|keys| GetJwksResponse { keys }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_ip_address_is_taken_from_x_forwarded_for() {
+        let mut md = MetadataMap::new();
+        md.insert(
+            "x-forwarded-for",
+            "203.0.113.7, 10.0.0.1".parse().expect("ascii"),
+        );
+        assert_eq!(forwarded_for(&md).as_deref(), Some("203.0.113.7"));
+        md.insert("x-forwarded-for", "<script>".parse().expect("ascii"));
+        assert_eq!(forwarded_for(&md), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! The auth service: logs users in (checking their credentials with the user
+//! service), issues short-lived EdDSA access tokens and rotating refresh
+//! tokens, keeps sessions, and publishes its public keys. A library, so the
+//! launcher and the tests run the real server in-process.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod keys;
+pub mod refresh;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod throttle;
+pub mod users;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::{migrate, serve};

@@ -1,0 +1,44 @@
+//! `suite-auth`: runs the auth service, or applies its migrations.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "The suite's auth service (gRPC)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: suite_auth::Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    suite_shared::telemetry::init_logging();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => suite_auth::migrate(&cli.config).await,
+        Command::Serve => match suite_shared::grpc::bind(cli.config.listen_addr).await {
+            Ok(listener) => {
+                suite_auth::serve(cli.config, listener, suite_shared::shutdown::signal()).await
+            }
+            Err(e) => Err(suite_auth::Error::Internal(e.to_string())),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("suite-auth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Assembles and runs the auth service: store, keys, the user-service client,
+//! token verification, health, reflection, limits and graceful shutdown.
+
+use crate::{
+    config::{Config, ConfigError},
+    error::Error,
+    grpc::AuthApi,
+    keys::KeyRing,
+    service::{AuthCore, Settings},
+    store::{self, AuthStore, PoolSettings},
+    users::{ServiceTokens, UserDirectory},
+};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use suite_proto::auth::auth_service_server::AuthServiceServer;
+use suite_shared::{
+    auth::Authenticator,
+    grpc::{
+        ServingStatus, incoming, redact_url, reflection_service, reflection_service_v1alpha,
+        set_health, watch_readiness,
+    },
+    jwks::{JwksSource, KeyCache},
+    jwt::TokenRules,
+};
+use tokio::{net::TcpListener, sync::watch};
+use tonic::transport::Server;
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+/// Services whose health is reported (besides the overall `""`).
+const HEALTH_SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
+
+pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, Error> {
+    let settings = PoolSettings {
+        max_connections: config.database_max_connections,
+        acquire_timeout: Duration::from_secs(config.database_acquire_timeout_secs),
+    };
+    store::open(&config.database_url, settings).map_err(|reason| {
+        Error::Config(ConfigError {
+            variable: "DATABASE_URL",
+            reason,
+        })
+    })
+}
+
+/// Applies the store's migrations and returns (the `migrate` subcommand).
+pub async fn migrate(config: &Config) -> Result<(), Error> {
+    config.validate()?;
+    open_store(config)?.migrate().await?;
+    Ok(())
+}
+
+/// Serves the auth service on `listener` until `shutdown` completes, then
+/// turns NOT_SERVING and lets in-flight calls finish.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let store = open_store(&config)?;
+    let keys = Arc::new(KeyRing::load(&config)?);
+    let jwks = keys.jwks().map_err(|e| Error::Internal(e.to_string()))?;
+    tracing::info!(
+        active_kid = keys.active().kid(),
+        keys = jwks.keys.len(),
+        "signing keys loaded"
+    );
+
+    // This service verifies the tokens it issued with its own public keys.
+    let own_keys = KeyCache::new(Some(JwksSource::Static(jwks)), Duration::from_secs(5));
+    own_keys
+        .load()
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let auth = Authenticator::new(
+        own_keys,
+        TokenRules {
+            issuer: config.jwt_issuer.clone(),
+            audiences: vec![config.access_token_audience.clone()],
+            leeway_secs: config.jwt_leeway_secs,
+        },
+    );
+    let users = UserDirectory::new(
+        &config.user_service_url,
+        Duration::from_millis(config.user_service_connect_timeout_ms),
+        Duration::from_secs(config.user_service_timeout_secs),
+        ServiceTokens::new(
+            keys.active().clone(),
+            config.jwt_issuer.clone(),
+            config.user_service_audience.clone(),
+        ),
+    )
+    .map_err(|reason| {
+        Error::Config(ConfigError {
+            variable: "USER_SERVICE_URL",
+            reason,
+        })
+    })?;
+    let settings = Settings {
+        issuer: config.jwt_issuer.clone(),
+        audience: config.access_token_audience.clone(),
+        access_ttl: Duration::from_secs(config.access_token_ttl_secs),
+        idle_timeout: Duration::from_secs(config.session_idle_timeout_secs),
+        max_lifetime: Duration::from_secs(config.session_max_lifetime_secs),
+        reuse_grace: Duration::from_secs(config.refresh_reuse_grace_secs),
+        throttle: config.throttle(),
+    };
+    let core = Arc::new(AuthCore::new(store.clone(), users, keys, settings));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, HEALTH_SERVICES, ServingStatus::NotServing).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let readiness = tokio::spawn(watch_readiness(
+        readiness_check(store),
+        health.clone(),
+        HEALTH_SERVICES,
+        stop_rx,
+    ));
+
+    let api = AuthServiceServer::new(AuthApi::new(core, auth))
+        .max_decoding_message_size(config.grpc_max_message_bytes);
+    let reflection_err =
+        |e: tonic_reflection::server::Error| Error::Internal(format!("reflection: {e}"));
+    let reflection = reflection_service().map_err(reflection_err)?;
+    let reflection_v1alpha = reflection_service_v1alpha().map_err(reflection_err)?;
+
+    let addr = listener.local_addr().ok();
+    tracing::info!(?addr, database = %redact_url(&config.database_url), "auth service listening");
+    let health_on_stop = health.clone();
+    let on_shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        set_health(&health_on_stop, HEALTH_SERVICES, ServingStatus::NotServing).await;
+    };
+    let result = Server::builder()
+        // tonic also honours a shorter grpc-timeout sent by the client.
+        .timeout(Duration::from_secs(config.grpc_timeout_secs))
+        // Bounds memory and database pressure under a flood; excess calls wait.
+        .layer(GlobalConcurrencyLimitLayer::new(
+            config.grpc_concurrency_limit,
+        ))
+        .trace_fn(|req| {
+            tracing::info_span!(
+                "rpc",
+                rpc.system = "grpc",
+                rpc.method = %req.uri().path(),
+                rpc.grpc.status_code = tracing::field::Empty,
+            )
+        })
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
+        .add_service(api)
+        .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
+        .await;
+    readiness.abort();
+    tracing::info!("auth service stopped");
+    Ok(result?)
+}
+
+/// Ready once migrated (done once) and while the database answers.
+fn readiness_check(
+    store: Arc<dyn AuthStore>,
+) -> impl FnMut() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+    let migrated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    move || {
+        let store = store.clone();
+        let migrated = migrated.clone();
+        Box::pin(async move {
+            if !migrated.load(std::sync::atomic::Ordering::Relaxed) {
+                store.migrate().await.map_err(|e| e.to_string())?;
+                migrated.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            store.ping().await.map_err(|e| e.to_string())
+        })
+    }
+}

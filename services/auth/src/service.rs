@@ -1,0 +1,404 @@
+//! The auth service's rules: login with throttling, refresh-token rotation
+//! with reuse detection, sessions, and access-token issuance. Speaks the
+//! protobuf messages; the gRPC adapter maps its errors once.
+
+use crate::{
+    error::Error,
+    keys::KeyRing,
+    refresh,
+    store::{AuthStore, SessionRecord},
+    throttle::{ThrottlePolicy, login_key},
+    users::{Credentials, UserDirectory},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, SubsecRound, Utc};
+use std::{sync::Arc, time::Duration};
+use suite_proto::auth::{Jwk as ProtoJwk, ListSessionsResponse, Session};
+use suite_shared::{
+    auth::Caller,
+    jwt::{Audience, Claims},
+};
+use uuid::Uuid;
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+/// The longest user agent kept with a session.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// Lifetimes and limits.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    pub reuse_grace: Duration,
+    pub throttle: ThrottlePolicy,
+}
+
+/// A token pair just issued.
+#[derive(Debug)]
+pub struct Issued {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub session_id: Uuid,
+}
+
+/// What the client told us about itself at login.
+#[derive(Debug, Default, Clone)]
+pub struct ClientInfo {
+    pub user_agent: String,
+    pub ip_address: String,
+}
+
+pub struct AuthCore {
+    store: Arc<dyn AuthStore>,
+    users: UserDirectory,
+    keys: Arc<KeyRing>,
+    settings: Settings,
+}
+
+impl AuthCore {
+    pub fn new(
+        store: Arc<dyn AuthStore>,
+        users: UserDirectory,
+        keys: Arc<KeyRing>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            users,
+            keys,
+            settings,
+        }
+    }
+
+    /// Checks a login and password with the user service and opens a session.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Result<Issued, Error> {
+        let mut bad = Vec::new();
+        if login.trim().is_empty() {
+            bad.push(("login", "is required".to_owned()));
+        }
+        if password.is_empty() {
+            bad.push(("password", "is required".to_owned()));
+        }
+        if !bad.is_empty() {
+            return Err(Error::InvalidArgument(bad));
+        }
+        // Counted per login name, whether or not such a user exists, so the
+        // throttle reveals nothing about which accounts are real.
+        let key = login_key(login);
+        let now = now();
+        if let Some(f) = self.store.failures(&key).await?
+            && let Some(until) = f.locked_until
+            && until > now
+        {
+            return Err(Error::Throttled((until - now).to_std().unwrap_or_default()));
+        }
+        let user = match self.users.verify(login, password).await? {
+            Credentials::Valid(user) => user,
+            Credentials::Invalid => {
+                let policy = self.settings.throttle;
+                let forget_before = now - chrono_duration(policy.forget_after);
+                let f = self
+                    .store
+                    .record_failure(&key, now, forget_before, &|n| policy.lock_after(n))
+                    .await?;
+                tracing::info!(failures = f.count, "login failed");
+                return Err(Error::Unauthenticated("invalid login or password"));
+            }
+        };
+        self.store.clear_failures(&key).await?;
+        let user_id = Uuid::parse_str(&user.user_id)
+            .map_err(|_| Error::Internal("the user service returned a bad user id".into()))?;
+
+        let (refresh_token, hash) =
+            refresh::new_token().map_err(|e| Error::Internal(e.to_string()))?;
+        let session = SessionRecord {
+            id: Uuid::now_v7(),
+            user_id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + chrono_duration(self.settings.max_lifetime),
+            user_agent: client
+                .user_agent
+                .chars()
+                .take(MAX_USER_AGENT_CHARS)
+                .collect(),
+            ip_address: client.ip_address,
+            revoked_at: None,
+        };
+        self.store.create_session(&session, &hash).await?;
+        tracing::info!(user.id = %user_id, session.id = %session.id, "logged in");
+        self.issue(&session, user.roles, refresh_token, now)
+    }
+
+    /// Exchanges a refresh token for a new pair, retiring it. A retired token
+    /// presented again after the grace window ends its whole session.
+    pub async fn refresh(&self, token: &str) -> Result<Issued, Error> {
+        if token.is_empty() {
+            return Err(Error::invalid("refresh_token", "is required"));
+        }
+        let invalid = || Error::Unauthenticated("invalid or expired refresh token");
+        if !refresh::well_formed(token) {
+            return Err(invalid());
+        }
+        let hash = refresh::hash(token);
+        let (record, session) = self.store.find_token(&hash).await?.ok_or_else(invalid)?;
+        let now = now();
+        if !self.is_live(&session, now) {
+            return Err(invalid());
+        }
+        let in_grace = match record.retired_at {
+            None => false,
+            Some(retired) if now - retired <= chrono_duration(self.settings.reuse_grace) => true,
+            Some(_) => {
+                self.store.revoke_session(session.id, now).await?;
+                tracing::warn!(
+                    security_event = "refresh_token_reuse",
+                    session.id = %session.id,
+                    user.id = %session.user_id,
+                    "a retired refresh token was presented again; the session is revoked"
+                );
+                return Err(invalid());
+            }
+        };
+
+        // The user may have been deleted, or have changed their password.
+        let Some(status) = self.users.status(&session.user_id.to_string()).await? else {
+            self.store.revoke_session(session.id, now).await?;
+            return Err(invalid());
+        };
+        if let Some(cutoff) = status
+            .sessions_valid_after
+            .as_ref()
+            .and_then(from_timestamp)
+            && session.created_at < cutoff
+        {
+            self.store.revoke_session(session.id, now).await?;
+            return Err(invalid());
+        }
+
+        let (next, next_hash) = refresh::new_token().map_err(|e| Error::Internal(e.to_string()))?;
+        let mut rotated = self
+            .store
+            .rotate(session.id, &hash, &next_hash, now, !in_grace)
+            .await?;
+        if !rotated && !in_grace {
+            // A concurrent refresh of the same token won the race: this call
+            // is within the grace window by definition, if the session lives.
+            rotated = self
+                .store
+                .rotate(session.id, &hash, &next_hash, now, false)
+                .await?;
+        }
+        if !rotated {
+            return Err(invalid());
+        }
+        self.issue(&session, status.roles, next, now)
+    }
+
+    /// Ends the session of a refresh token. Unknown tokens are fine: logging
+    /// out twice is not an error.
+    pub async fn logout(&self, token: &str) -> Result<(), Error> {
+        if token.is_empty() {
+            return Err(Error::invalid("refresh_token", "is required"));
+        }
+        if !refresh::well_formed(token) {
+            return Ok(());
+        }
+        if let Some((_, session)) = self.store.find_token(&refresh::hash(token)).await?
+            && self.store.revoke_session(session.id, now()).await?
+        {
+            tracing::info!(session.id = %session.id, "logged out");
+        }
+        Ok(())
+    }
+
+    pub async fn list_sessions(
+        &self,
+        caller: &Caller,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<ListSessionsResponse, Error> {
+        let user_id = user_of(caller)?;
+        let page_size = match page_size {
+            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode_page_token(page_token).ok_or_else(|| {
+                Error::invalid("page_token", "is not a token this service issued")
+            })?)
+        };
+        let now = now();
+        let idle_cutoff = now - chrono_duration(self.settings.idle_timeout);
+        let mut rows = self
+            .store
+            .list_sessions(user_id, after, i64::from(page_size) + 1, now, idle_cutoff)
+            .await?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        let next_page_token = match rows.last() {
+            Some(last) if more => encode_page_token(last.id),
+            _ => String::new(),
+        };
+        let current = caller.session_id.as_deref();
+        Ok(ListSessionsResponse {
+            sessions: rows.iter().map(|s| view(s, current)).collect(),
+            next_page_token,
+        })
+    }
+
+    /// Ends one session: the caller's own, or anyone's for an admin. Another
+    /// user's session is NotFound, exactly as a session that does not exist.
+    pub async fn revoke_session(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        let id = Uuid::parse_str(id)
+            .map_err(|_| Error::invalid("id", "must be a session id (a UUID)"))?;
+        let not_found = Error::NotFound("session not found");
+        let session = self.store.get_session(id).await?.ok_or(not_found)?;
+        let owner = caller_id(caller) == Some(session.user_id);
+        if !owner && !caller.is_admin() {
+            return Err(Error::NotFound("session not found"));
+        }
+        if self.store.revoke_session(id, now()).await? {
+            tracing::info!(session.id = %id, by_admin = !owner, "session revoked");
+        }
+        Ok(())
+    }
+
+    /// The public keys, as protobuf JWKs.
+    pub fn jwks(&self) -> Result<Vec<ProtoJwk>, Error> {
+        let set = self
+            .keys
+            .jwks()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let value = serde_json::to_value(set).map_err(|e| Error::Internal(e.to_string()))?;
+        let field =
+            |k: &serde_json::Value, name: &str| k[name].as_str().unwrap_or_default().to_owned();
+        Ok(value["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| ProtoJwk {
+                        kty: field(k, "kty"),
+                        crv: field(k, "crv"),
+                        x: field(k, "x"),
+                        kid: field(k, "kid"),
+                        alg: field(k, "alg"),
+                        r#use: field(k, "use"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn is_live(&self, session: &SessionRecord, now: DateTime<Utc>) -> bool {
+        session.revoked_at.is_none()
+            && session.expires_at > now
+            && session.last_used_at + chrono_duration(self.settings.idle_timeout) > now
+    }
+
+    /// Signs an access token for the session and bundles it with the refresh token.
+    fn issue(
+        &self,
+        session: &SessionRecord,
+        roles: Vec<String>,
+        refresh_token: String,
+        now: DateTime<Utc>,
+    ) -> Result<Issued, Error> {
+        let ttl = self.settings.access_ttl.as_secs() as i64;
+        let iat = now.timestamp();
+        let claims = Claims {
+            iss: self.settings.issuer.clone(),
+            aud: Audience::One(self.settings.audience.clone()),
+            sub: session.user_id.to_string(),
+            exp: iat + ttl,
+            iat,
+            nbf: iat,
+            jti: Uuid::now_v7().to_string(),
+            sid: Some(session.id.to_string()),
+            roles,
+        };
+        let access_token = self
+            .keys
+            .active()
+            .sign(&claims)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Issued {
+            access_token,
+            expires_in: ttl,
+            refresh_token,
+            session_id: session.id,
+        })
+    }
+}
+
+fn caller_id(caller: &Caller) -> Option<Uuid> {
+    if caller.is_service() {
+        return None;
+    }
+    Uuid::parse_str(&caller.subject).ok()
+}
+
+fn user_of(caller: &Caller) -> Result<Uuid, Error> {
+    caller_id(caller).ok_or(Error::PermissionDenied(
+        "sessions belong to users; this token names no user",
+    ))
+}
+
+fn view(s: &SessionRecord, current: Option<&str>) -> Session {
+    let id = s.id.to_string();
+    Session {
+        current: current == Some(id.as_str()),
+        id,
+        user_id: s.user_id.to_string(),
+        create_time: Some(timestamp(s.created_at)),
+        last_use_time: Some(timestamp(s.last_used_at)),
+        expire_time: Some(timestamp(s.expires_at)),
+        user_agent: s.user_agent.clone(),
+        ip_address: s.ip_address.clone(),
+    }
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+}
+
+/// Microsecond precision: what PostgreSQL keeps, so values read back compare equal.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+const PAGE_TOKEN_PREFIX: &str = "s1:";
+
+fn encode_page_token(after: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{after}"))
+}
+
+fn decode_page_token(token: &str) -> Option<Uuid> {
+    let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    Uuid::parse_str(text.strip_prefix(PAGE_TOKEN_PREFIX)?).ok()
+}

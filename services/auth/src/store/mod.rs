@@ -1,0 +1,147 @@
+//! Persistence of sessions (refresh-token families) and of failed-login
+//! counters: one trait, with PostgreSQL and SQLite implementations chosen by
+//! the database URL's scheme.
+
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::{sync::Arc, time::Duration};
+use uuid::Uuid;
+
+/// A session: one login, and the chain of refresh tokens rotated from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// Last login or refresh; the idle timeout runs from here.
+    pub last_used_at: DateTime<Utc>,
+    /// The absolute end of the session.
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: String,
+    pub ip_address: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One refresh token of a session, known only by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token, base64url without padding.
+    pub hash: String,
+    pub session_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// When a refresh exchanged it for its successor.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// Failed logins counted against one login name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    pub count: i64,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            _ => Self::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(e) => e.into(),
+            e => Self::Other(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait AuthStore: Send + Sync {
+    /// Applies pending migrations (safe when several replicas start at once).
+    async fn migrate(&self) -> Result<()>;
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Stores a new session and its first refresh token, atomically.
+    async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()>;
+    /// The token with this hash and its session.
+    async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>>;
+    /// Atomically: retires `old_hash` (only if `retire_old` and it is not
+    /// retired yet), adds `new_hash` to the session and sets its
+    /// `last_used_at` to `at`. False, with nothing changed, if the session is
+    /// revoked, or if `retire_old` and another call retired `old_hash` first.
+    async fn rotate(
+        &self,
+        session_id: Uuid,
+        old_hash: &str,
+        new_hash: &str,
+        at: DateTime<Utc>,
+        retire_old: bool,
+    ) -> Result<bool>;
+    /// Marks the session revoked (if it is not already); true if this call did.
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>>;
+    /// Live sessions of a user (not revoked, `expires_at` after `now`,
+    /// `last_used_at` after `idle_cutoff`) with ids after `after`, in id order.
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<Vec<SessionRecord>>;
+
+    /// The failure counter of a login name, if any.
+    async fn failures(&self, login: &str) -> Result<Option<Failures>>;
+    /// Counts one more failure at `at` (starting again from 1 when the last
+    /// failure is older than `forget_before`), then sets `locked_until` to
+    /// `at + lock(count)`; returns the new state. Atomic across replicas.
+    async fn record_failure(
+        &self,
+        login: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+        lock: &(dyn Fn(i64) -> Duration + Sync),
+    ) -> Result<Failures>;
+    /// Forgets the failures of a login name (after a successful login).
+    async fn clear_failures(&self, login: &str) -> Result<()>;
+}
+
+/// Pool settings common to both databases.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// Opens the store named by `url` (`postgres://…` or `sqlite:…`), connecting lazily.
+pub fn open(url: &str, settings: PoolSettings) -> std::result::Result<Arc<dyn AuthStore>, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url, settings)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, settings)?))
+    } else {
+        Err("must start with postgres://, postgresql:// or sqlite:".into())
+    }
+}

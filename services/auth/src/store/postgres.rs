@@ -1,0 +1,288 @@
+//! The auth store on PostgreSQL.
+
+use super::{AuthStore, Failures, PoolSettings, Result, SessionRecord, StoreError, TokenRecord};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    PgPool, Row,
+    postgres::{PgPoolOptions, PgRow},
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// A SELECT of every column of `sessions`, followed by `$rest`.
+macro_rules! select_sessions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at FROM sessions ",
+            $rest
+        )
+    };
+}
+
+impl PgStore {
+    pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
+        let pool = PgPoolOptions::new()
+            .max_connections(s.max_connections)
+            .acquire_timeout(s.acquire_timeout)
+            .connect_lazy(url)
+            .map_err(|e| e.to_string())?;
+        Ok(Self { pool })
+    }
+}
+
+/// A session from a row holding every column of `sessions` under its own name.
+fn session(row: &PgRow) -> sqlx::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        user_agent: row.try_get("user_agent")?,
+        ip_address: row.try_get("ip_address")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// A token from a row of `find_token`'s join (its `created_at` renamed).
+fn token(row: &PgRow) -> sqlx::Result<TokenRecord> {
+    Ok(TokenRecord {
+        hash: row.try_get("token_hash")?,
+        session_id: row.try_get("session_id")?,
+        created_at: row.try_get("token_created_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+/// `at + lock`, or `None` for no lock.
+fn lock_end(at: DateTime<Utc>, lock: Duration) -> Result<Option<DateTime<Utc>>> {
+    if lock.is_zero() {
+        return Ok(None);
+    }
+    let lock = chrono::Duration::from_std(lock)
+        .map_err(|e| StoreError::Other(format!("lock duration: {e}")))?;
+    at.checked_add_signed(lock)
+        .map(Some)
+        .ok_or_else(|| StoreError::Other("lock duration out of range".into()))
+}
+
+#[async_trait]
+impl AuthStore for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        // sqlx holds a PostgreSQL advisory lock while migrating, so replicas
+        // starting together apply each migration once.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "INSERT sessions"))]
+    async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(s.id)
+        .bind(s.user_id)
+        .bind(s.created_at)
+        .bind(s.last_used_at)
+        .bind(s.expires_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip_address)
+        .bind(s.revoked_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(s.id)
+        .bind(s.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT refresh_tokens"))]
+    async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
+        let row = sqlx::query(
+            "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
+             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .as_ref()
+            .map(|r| Ok::<_, sqlx::Error>((token(r)?, session(r)?)))
+            .transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "UPDATE refresh_tokens"))]
+    async fn rotate(
+        &self,
+        session_id: Uuid,
+        old_hash: &str,
+        new_hash: &str,
+        at: DateTime<Utc>,
+        retire_old: bool,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        if retire_old {
+            // The row lock makes a concurrent rotation of the same token wait,
+            // then find it retired and change nothing.
+            let done = sqlx::query(
+                "UPDATE refresh_tokens SET retired_at = $3 \
+                 WHERE token_hash = $1 AND session_id = $2 AND retired_at IS NULL",
+            )
+            .bind(old_hash)
+            .bind(session_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        let done = sqlx::query(
+            "UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(session_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(new_hash)
+        .bind(session_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "UPDATE sessions"))]
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT sessions"))]
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query(select_sessions!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(session).transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT sessions"))]
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(select_sessions!(
+            "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $4 AND last_used_at > $5 \
+             AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(user_id)
+        .bind(after)
+        .bind(limit)
+        .bind(now)
+        .bind(idle_cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(session).collect::<sqlx::Result<_>>()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT login_failures"))]
+    async fn failures(&self, login: &str) -> Result<Option<Failures>> {
+        let row = sqlx::query("SELECT failures, locked_until FROM login_failures WHERE login = $1")
+            .bind(login)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| {
+                Ok::<_, sqlx::Error>(Failures {
+                    count: r.try_get("failures")?,
+                    locked_until: r.try_get("locked_until")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "INSERT login_failures"))]
+    async fn record_failure(
+        &self,
+        login: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+        lock: &(dyn Fn(i64) -> Duration + Sync),
+    ) -> Result<Failures> {
+        let mut tx = self.pool.begin().await?;
+        // The upsert locks the row until commit, so concurrent failures for
+        // the same login count one after the other.
+        let count: i64 = sqlx::query_scalar(
+            "INSERT INTO login_failures (login, failures, last_failure_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (login) DO UPDATE SET \
+             failures = CASE WHEN login_failures.last_failure_at < $3 THEN 1 ELSE login_failures.failures + 1 END, \
+             last_failure_at = EXCLUDED.last_failure_at \
+             RETURNING failures",
+        )
+        .bind(login)
+        .bind(at)
+        .bind(forget_before)
+        .fetch_one(&mut *tx)
+        .await?;
+        let locked_until = lock_end(at, lock(count))?;
+        sqlx::query("UPDATE login_failures SET locked_until = $2 WHERE login = $1")
+            .bind(login)
+            .bind(locked_until)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Failures {
+            count,
+            locked_until,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "DELETE login_failures"))]
+    async fn clear_failures(&self, login: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_failures WHERE login = $1")
+            .bind(login)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

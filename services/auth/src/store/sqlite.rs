@@ -1,0 +1,305 @@
+//! The auth store on an embedded SQLite file (the zero-setup default).
+
+use super::{AuthStore, Failures, PoolSettings, Result, SessionRecord, StoreError, TokenRecord};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Row, Sqlite, SqlitePool, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow},
+};
+use std::{str::FromStr, time::Duration};
+use uuid::Uuid;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// A SELECT of every column of `sessions`, followed by `$rest`.
+macro_rules! select_sessions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at FROM sessions ",
+            $rest
+        )
+    };
+}
+
+impl SqliteStore {
+    pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| e.to_string())?
+            .create_if_missing(true)
+            // WAL lets readers go on while one writer writes; the busy timeout
+            // queues concurrent writers instead of failing them.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let path = options.get_filename();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(s.max_connections)
+            .acquire_timeout(s.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// Starts a write transaction holding the database's write lock from the
+    /// start (waiting up to the busy timeout for it), so that concurrent
+    /// read-then-write transactions serialize instead of failing with
+    /// SQLITE_BUSY when upgrading a read lock.
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+/// A session from a row holding every column of `sessions` under its own name.
+fn session(row: &SqliteRow) -> sqlx::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        user_agent: row.try_get("user_agent")?,
+        ip_address: row.try_get("ip_address")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// A token from a row of `find_token`'s join (its `created_at` renamed).
+fn token(row: &SqliteRow) -> sqlx::Result<TokenRecord> {
+    Ok(TokenRecord {
+        hash: row.try_get("token_hash")?,
+        session_id: row.try_get("session_id")?,
+        created_at: row.try_get("token_created_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+/// `at + lock`, or `None` for no lock.
+fn lock_end(at: DateTime<Utc>, lock: Duration) -> Result<Option<DateTime<Utc>>> {
+    if lock.is_zero() {
+        return Ok(None);
+    }
+    let lock = chrono::Duration::from_std(lock)
+        .map_err(|e| StoreError::Other(format!("lock duration: {e}")))?;
+    at.checked_add_signed(lock)
+        .map(Some)
+        .ok_or_else(|| StoreError::Other("lock duration out of range".into()))
+}
+
+#[async_trait]
+impl AuthStore for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "INSERT sessions"))]
+    async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id)
+        .bind(s.user_id)
+        .bind(s.created_at)
+        .bind(s.last_used_at)
+        .bind(s.expires_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip_address)
+        .bind(s.revoked_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(s.id)
+        .bind(s.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT refresh_tokens"))]
+    async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
+        let row = sqlx::query(
+            "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
+             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .as_ref()
+            .map(|r| Ok::<_, sqlx::Error>((token(r)?, session(r)?)))
+            .transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE refresh_tokens"))]
+    async fn rotate(
+        &self,
+        session_id: Uuid,
+        old_hash: &str,
+        new_hash: &str,
+        at: DateTime<Utc>,
+        retire_old: bool,
+    ) -> Result<bool> {
+        // One writer at a time: a concurrent rotation of the same token runs
+        // after this one commits, finds it retired and changes nothing.
+        let mut tx = self.begin_write().await?;
+        if retire_old {
+            let done = sqlx::query(
+                "UPDATE refresh_tokens SET retired_at = ?3 \
+                 WHERE token_hash = ?1 AND session_id = ?2 AND retired_at IS NULL",
+            )
+            .bind(old_hash)
+            .bind(session_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        let done = sqlx::query(
+            "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(session_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(new_hash)
+        .bind(session_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE sessions"))]
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT sessions"))]
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query(select_sessions!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(session).transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT sessions"))]
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<Vec<SessionRecord>> {
+        // Timestamps are RFC 3339 text in UTC, so they compare as strings.
+        let rows = sqlx::query(select_sessions!(
+            "WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?4 AND last_used_at > ?5 \
+             AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3"
+        ))
+        .bind(user_id)
+        .bind(after)
+        .bind(limit)
+        .bind(now)
+        .bind(idle_cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(session).collect::<sqlx::Result<_>>()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT login_failures"))]
+    async fn failures(&self, login: &str) -> Result<Option<Failures>> {
+        let row = sqlx::query("SELECT failures, locked_until FROM login_failures WHERE login = ?")
+            .bind(login)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| {
+                Ok::<_, sqlx::Error>(Failures {
+                    count: r.try_get("failures")?,
+                    locked_until: r.try_get("locked_until")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "INSERT login_failures"))]
+    async fn record_failure(
+        &self,
+        login: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+        lock: &(dyn Fn(i64) -> Duration + Sync),
+    ) -> Result<Failures> {
+        let mut tx = self.begin_write().await?;
+        let count: i64 = sqlx::query_scalar(
+            "INSERT INTO login_failures (login, failures, last_failure_at) VALUES (?1, 1, ?2) \
+             ON CONFLICT (login) DO UPDATE SET \
+             failures = CASE WHEN login_failures.last_failure_at < ?3 THEN 1 ELSE login_failures.failures + 1 END, \
+             last_failure_at = excluded.last_failure_at \
+             RETURNING failures",
+        )
+        .bind(login)
+        .bind(at)
+        .bind(forget_before)
+        .fetch_one(&mut *tx)
+        .await?;
+        let locked_until = lock_end(at, lock(count))?;
+        sqlx::query("UPDATE login_failures SET locked_until = ?2 WHERE login = ?1")
+            .bind(login)
+            .bind(locked_until)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Failures {
+            count,
+            locked_until,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "DELETE login_failures"))]
+    async fn clear_failures(&self, login: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_failures WHERE login = ?")
+            .bind(login)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

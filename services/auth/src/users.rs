@@ -1,0 +1,171 @@
+//! The user service, as the auth service sees it: credential checks and
+//! user status over gRPC, authenticated with a short-lived service token this
+//! service signs for itself. The channel is lazy, calls have timeouts, and
+//! these read-only calls are retried when the user service is Unavailable.
+
+use crate::error::Error;
+use std::time::Duration;
+use suite_proto::user::{
+    GetUserStatusRequest, GetUserStatusResponse, VerifyCredentialsRequest,
+    VerifyCredentialsResponse, user_service_client::UserServiceClient,
+};
+use suite_shared::jwt::{Audience, Claims, SigningKey, roles};
+use tokio::sync::Mutex;
+use tonic::{Code, Request, Status, transport::Channel};
+
+/// How long a service token lives, and how close to its end it is replaced.
+const SERVICE_TOKEN_TTL_SECS: i64 = 300;
+const SERVICE_TOKEN_RENEW_BEFORE_SECS: i64 = 60;
+/// Pauses before the retries of a call that found the user service Unavailable.
+const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(300)];
+/// The `sub` of this service's tokens.
+pub const SERVICE_SUBJECT: &str = "suite-auth";
+
+/// Mints and caches the service token.
+pub struct ServiceTokens {
+    key: SigningKey,
+    issuer: String,
+    audience: String,
+    cached: Mutex<Option<(String, i64)>>,
+}
+
+impl ServiceTokens {
+    pub fn new(key: SigningKey, issuer: String, audience: String) -> Self {
+        Self {
+            key,
+            issuer,
+            audience,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub async fn token(&self) -> Result<String, Error> {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let mut cached = self.cached.lock().await;
+        if let Some((token, exp)) = cached.as_ref()
+            && exp - now > SERVICE_TOKEN_RENEW_BEFORE_SECS
+        {
+            return Ok(token.clone());
+        }
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: Audience::One(self.audience.clone()),
+            sub: SERVICE_SUBJECT.into(),
+            exp: now + SERVICE_TOKEN_TTL_SECS,
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: None,
+            roles: vec![roles::SERVICE.into()],
+        };
+        let token = self
+            .key
+            .sign(&claims)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        *cached = Some((token.clone(), claims.exp));
+        Ok(token)
+    }
+}
+
+pub enum Credentials {
+    Valid(VerifyCredentialsResponse),
+    Invalid,
+}
+
+pub struct UserDirectory {
+    client: UserServiceClient<Channel>,
+    tokens: ServiceTokens,
+}
+
+impl UserDirectory {
+    /// A directory over a lazy channel to `url` (nothing connects until the first call).
+    pub fn new(
+        url: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+        tokens: ServiceTokens,
+    ) -> Result<Self, String> {
+        let channel = Channel::from_shared(url.to_owned())
+            .map_err(|e| e.to_string())?
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(Self {
+            client: UserServiceClient::new(channel),
+            tokens,
+        })
+    }
+
+    pub async fn verify(&self, login: &str, password: &str) -> Result<Credentials, Error> {
+        let msg = VerifyCredentialsRequest {
+            login: login.into(),
+            password: password.into(),
+        };
+        let result = self
+            .call(
+                |mut client, req| async move { client.verify_credentials(req).await },
+                msg,
+            )
+            .await;
+        match result {
+            Ok(r) => Ok(Credentials::Valid(r)),
+            Err(s) if s.code() == Code::Unauthenticated => Ok(Credentials::Invalid),
+            Err(s) => Err(upstream(s)),
+        }
+    }
+
+    /// The user's status; `None` if the user does not exist (any more).
+    pub async fn status(&self, user_id: &str) -> Result<Option<GetUserStatusResponse>, Error> {
+        let msg = GetUserStatusRequest {
+            user_id: user_id.into(),
+        };
+        let result = self
+            .call(
+                |mut client, req| async move { client.get_user_status(req).await },
+                msg,
+            )
+            .await;
+        match result {
+            Ok(r) => Ok(Some(r)),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(upstream(s)),
+        }
+    }
+
+    /// One call with the service token, retried while Unavailable.
+    async fn call<M, R, F, Fut>(&self, f: F, msg: M) -> Result<R, Status>
+    where
+        M: Clone,
+        F: Fn(UserServiceClient<Channel>, Request<M>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
+    {
+        let mut pauses = RETRY_PAUSES.iter();
+        loop {
+            let token = self.tokens.token().await.map_err(Status::from)?;
+            let mut req = Request::new(msg.clone());
+            let bearer = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::internal("service token is not ASCII"))?;
+            req.metadata_mut().insert("authorization", bearer);
+            match f(self.client.clone(), req).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if s.code() == Code::Unavailable => match pauses.next() {
+                    Some(pause) => tokio::time::sleep(*pause).await,
+                    None => return Err(s),
+                },
+                Err(s) => return Err(s),
+            }
+        }
+    }
+}
+
+/// The user service failing: down or slow is Unavailable; anything else is
+/// our bug or misconfiguration (logged, Internal).
+fn upstream(s: Status) -> Error {
+    match s.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            Error::Unavailable(format!("user service: {}", s.message()))
+        }
+        code => Error::Internal(format!("user service answered {code:?}: {}", s.message())),
+    }
+}

@@ -1,0 +1,318 @@
+//! Starting the real user and auth services on ephemeral ports, each over a
+//! fresh database of the chosen kind, wired to each other over gRPC.
+
+use std::{net::SocketAddr, time::Duration};
+use suite_proto::{
+    auth::{LoginRequest, LoginResponse, auth_service_client::AuthServiceClient},
+    user::{CreateUserRequest, User, user_service_client::UserServiceClient},
+};
+use suite_shared::jwt::SigningKey;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Request, Status, transport::Channel};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "tangerine velvet orbit 42";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database, dropped again by `drop_database`.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("DATABASE_TEST_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend, what: &str) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join(format!("{what}.db")).display());
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: None,
+                })
+            }
+            Backend::Postgres => {
+                use sqlx::{Connection, Executor};
+                let admin = pg_admin_url();
+                let mut conn = match sqlx::PgConnection::connect(&admin).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if std::env::var("SUITE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                            panic!(
+                                "PostgreSQL at {admin} is required (SUITE_REQUIRE_POSTGRES=1) but unreachable: {e}"
+                            );
+                        }
+                        eprintln!(
+                            "SKIPPED: PostgreSQL at {admin} unreachable ({e}); set SUITE_REQUIRE_POSTGRES=1 to fail instead"
+                        );
+                        return None;
+                    }
+                };
+                let name = format!("suite_{what}_test_{}", Uuid::now_v7().simple());
+                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg_name: Some(name),
+                })
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        use sqlx::{Connection, Executor};
+        if let Some(name) = &self.pg_name
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await
+        {
+            let _ = conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
+        }
+    }
+}
+
+/// A running server and how to stop it.
+pub struct Running<E> {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), E>>>,
+}
+
+impl<E: std::fmt::Debug> Running<E> {
+    /// Stops the server and waits for it (once; later calls do nothing).
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+pub async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    (l, a)
+}
+
+pub fn start_user(config: suite_user::Config, listener: TcpListener) -> Running<suite_user::Error> {
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(suite_user::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+pub fn start_auth(config: suite_auth::Config, listener: TcpListener) -> Running<suite_auth::Error> {
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(suite_auth::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+pub fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy()
+}
+
+pub async fn wait_serving(addr: SocketAddr) {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    for _ in 0..200 {
+        if let Ok(r) = HealthClient::new(channel(addr))
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            && r.into_inner().status == 1
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{addr} never became SERVING");
+}
+
+/// The user service and one auth service, wired together.
+pub struct Suite {
+    pub key: SigningKey,
+    pub user_db: TestDb,
+    pub auth_db: TestDb,
+    pub user: Running<suite_user::Error>,
+    pub auth: Running<suite_auth::Error>,
+    pub auth_config: suite_auth::Config,
+    pub users: UserServiceClient<Channel>,
+    pub client: AuthServiceClient<Channel>,
+}
+
+pub fn auth_config(db: &TestDb, user_addr: SocketAddr, key: &SigningKey) -> suite_auth::Config {
+    let mut c = suite_auth::Config::defaults();
+    c.database_url = db.url.clone();
+    c.user_service_url = format!("http://{user_addr}");
+    c.signing_key = Some(suite_auth::config::Secret(key.to_pkcs8_pem()));
+    c
+}
+
+pub async fn spawn_suite(backend: Backend) -> Option<Suite> {
+    spawn_suite_with(backend, |_| {}).await
+}
+
+pub async fn spawn_suite_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut suite_auth::Config),
+) -> Option<Suite> {
+    let user_db = TestDb::create(backend, "user").await?;
+    let auth_db = TestDb::create(backend, "auth").await?;
+    let key = SigningKey::generate_thumbprinted().expect("key");
+    let (user_listener, user_addr) = listener().await;
+    let (auth_listener, auth_addr) = listener().await;
+
+    // The user service learns the keys from the auth service over gRPC.
+    let mut user_config = suite_user::Config::defaults();
+    user_config.database_url = user_db.url.clone();
+    user_config.jwks = Some(format!("grpc://{auth_addr}"));
+    user_config.jwks_refresh_min_secs = 1;
+    user_config.password_hash_concurrency = Some(2);
+    let mut auth_config = auth_config(&auth_db, user_addr, &key);
+    tweak(&mut auth_config);
+
+    let user = start_user(user_config, user_listener);
+    let auth = start_auth(auth_config.clone(), auth_listener);
+    wait_serving(user_addr).await;
+    wait_serving(auth_addr).await;
+    Some(Suite {
+        key,
+        user_db,
+        auth_db,
+        user,
+        auth,
+        auth_config,
+        users: UserServiceClient::new(channel(user_addr)),
+        client: AuthServiceClient::new(channel(auth_addr)),
+    })
+}
+
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    req
+}
+
+pub fn login_req(login: &str, password: &str) -> LoginRequest {
+    LoginRequest {
+        login: login.into(),
+        password: password.into(),
+        user_agent: "tests/1.0".into(),
+    }
+}
+
+impl Suite {
+    pub async fn register(&self, username: &str) -> User {
+        self.users
+            .clone()
+            .create_user(CreateUserRequest {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                password: PASSWORD.into(),
+                ..CreateUserRequest::default()
+            })
+            .await
+            .expect("register")
+            .into_inner()
+            .user
+            .expect("user")
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Result<LoginResponse, Status> {
+        self.client
+            .clone()
+            .login(login_req(login, password))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// An admin's access token, signed with the suite's key (no admin can
+    /// register by himself, as it should be).
+    pub fn admin_token(&self) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        self.key
+            .sign(&suite_shared::jwt::Claims {
+                iss: "suite-auth".into(),
+                aud: suite_shared::jwt::Audience::One("suite".into()),
+                sub: Uuid::now_v7().to_string(),
+                exp: now + 300,
+                iat: now,
+                nbf: now,
+                jti: Uuid::now_v7().to_string(),
+                sid: None,
+                roles: vec!["user".into(), "admin".into()],
+            })
+            .expect("sign")
+    }
+
+    pub async fn stop(mut self) {
+        self.auth.stop().await;
+        self.user.stop().await;
+        self.auth_db.drop_database().await;
+        self.user_db.drop_database().await;
+    }
+}
+
+/// Runs each named test (an `async fn(Suite)`) on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(s) = $crate::helpers::spawn_suite($crate::helpers::Backend::Sqlite).await {
+                        super::$name(s).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(s) = $crate::helpers::spawn_suite($crate::helpers::Backend::Postgres).await {
+                        super::$name(s).await;
+                    }
+                }
+            )*
+        }
+    };
+}

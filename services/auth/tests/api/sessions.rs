@@ -1,0 +1,139 @@
+use crate::helpers::{PASSWORD, Suite, authed};
+use suite_proto::auth::{ListSessionsRequest, RefreshRequest, RevokeSessionRequest};
+use tonic::{Code, Request};
+
+async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
+    s.register("jack").await;
+    s.register("kim").await;
+    let mut c = s.client.clone();
+    let phone = s.login("jack", PASSWORD).await.expect("login");
+    let laptop = s.login("jack", PASSWORD).await.expect("login");
+    let kim = s.login("kim", PASSWORD).await.expect("login");
+
+    let list = |token: String| {
+        let mut c = s.client.clone();
+        async move {
+            c.list_sessions(authed(ListSessionsRequest::default(), &token))
+                .await
+                .expect("list")
+                .into_inner()
+        }
+    };
+    let mine = list(laptop.access_token.clone()).await;
+    let ids: Vec<&str> = mine.sessions.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![phone.session_id.as_str(), laptop.session_id.as_str()]
+    );
+    assert_eq!(mine.sessions.iter().filter(|x| x.current).count(), 1);
+    assert!(mine.sessions[1].current);
+    assert_eq!(mine.sessions[0].user_agent, "tests/1.0");
+    assert_eq!(mine.sessions[0].ip_address, "127.0.0.1");
+    assert!(mine.sessions[0].expire_time.is_some());
+
+    // Paging.
+    let page = c
+        .list_sessions(authed(
+            ListSessionsRequest {
+                page_size: 1,
+                page_token: String::new(),
+            },
+            &laptop.access_token,
+        ))
+        .await
+        .expect("page")
+        .into_inner();
+    assert_eq!(page.sessions.len(), 1);
+    let rest = c
+        .list_sessions(authed(
+            ListSessionsRequest {
+                page_size: 1,
+                page_token: page.next_page_token,
+            },
+            &laptop.access_token,
+        ))
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert_eq!(rest.sessions[0].id, laptop.session_id);
+    assert!(rest.next_page_token.is_empty());
+
+    // Kim cannot see or end Jack's sessions: NotFound, as for a session that does not exist.
+    let theirs = c
+        .revoke_session(authed(
+            RevokeSessionRequest {
+                id: phone.session_id.clone(),
+            },
+            &kim.access_token,
+        ))
+        .await
+        .expect_err("not hers");
+    let none = c
+        .revoke_session(authed(
+            RevokeSessionRequest {
+                id: uuid::Uuid::now_v7().to_string(),
+            },
+            &kim.access_token,
+        ))
+        .await
+        .expect_err("nonexistent");
+    assert_eq!(
+        (theirs.code(), theirs.message()),
+        (none.code(), none.message())
+    );
+    assert_eq!(theirs.code(), Code::NotFound);
+    assert_eq!(list(kim.access_token.clone()).await.sessions.len(), 1);
+
+    // Jack ends his phone's session; its refresh token stops working.
+    c.revoke_session(authed(
+        RevokeSessionRequest {
+            id: phone.session_id.clone(),
+        },
+        &laptop.access_token,
+    ))
+    .await
+    .expect("own session");
+    let err = c
+        .refresh(RefreshRequest {
+            refresh_token: phone.refresh_token.clone(),
+        })
+        .await
+        .expect_err("revoked");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(list(laptop.access_token.clone()).await.sessions.len(), 1);
+
+    // An admin may end anyone's session.
+    c.revoke_session(authed(
+        RevokeSessionRequest {
+            id: kim.session_id.clone(),
+        },
+        &s.admin_token(),
+    ))
+    .await
+    .expect("admin");
+    assert!(
+        c.refresh(RefreshRequest {
+            refresh_token: kim.refresh_token.clone()
+        })
+        .await
+        .is_err()
+    );
+
+    // Without a token: Unauthenticated; with a bad id: InvalidArgument.
+    let anon = c
+        .list_sessions(Request::new(ListSessionsRequest::default()))
+        .await
+        .expect_err("anonymous");
+    assert_eq!(anon.code(), Code::Unauthenticated);
+    let bad = c
+        .revoke_session(authed(
+            RevokeSessionRequest { id: "nope".into() },
+            &laptop.access_token,
+        ))
+        .await
+        .expect_err("bad id");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    s.stop().await;
+}
+
+crate::on_both_databases!(users_list_and_revoke_their_own_sessions_only);
