@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""An independent client's view of a running user service: Python grpcio, no
+"""An independent client's view of the running suite: Python grpcio, no
 .proto files, everything discovered through server reflection.
 
-    pip install grpcio grpcio-reflection protobuf
-    python3 scripts/grpc_client_check.py 127.0.0.1:50051
+    pip install grpcio grpcio-reflection protobuf googleapis-common-protos
+    python3 scripts/grpc_client_check.py 127.0.0.1:50051 127.0.0.1:50052
 
-Lists the services, registers a user through a message built from the
-reflected descriptors, checks that a bad registration names its fields in a
-google.rpc.BadRequest, and that health says SERVING. Exits non-zero on failure.
+Against the user service: lists the services, registers a user through a
+message built from the reflected descriptors, checks that a bad registration
+names its fields in a google.rpc.BadRequest, and that health says SERVING.
+With the auth service's address too: logs in, calls GetUser as `me` with the
+access token, and refreshes. Exits non-zero on failure.
 """
 import sys
 import uuid
@@ -32,7 +34,7 @@ def unary(channel, pool, service: str, method: str):
     return call, request_cls
 
 
-def main(target: str) -> int:
+def main(target: str, auth_target: str | None) -> int:
     channel = grpc.insecure_channel(target)
     grpc.channel_ready_future(channel).result(timeout=10)
     db = ProtoReflectionDescriptorDatabase(channel)
@@ -70,9 +72,26 @@ def main(target: str) -> int:
     status = check(hreq(service="suite.user.v1.UserService")).status
     print("health:", status)
     assert status == 1, "not SERVING"
+
+    if auth_target:
+        auth_channel = grpc.insecure_channel(auth_target)
+        grpc.channel_ready_future(auth_channel).result(timeout=10)
+        auth_pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(auth_channel))
+        login, login_req = unary(auth_channel, auth_pool, "suite.auth.v1.AuthService", "Login")
+        tokens = login(login_req(login=name, password="a python wrote this 2026", user_agent="python"))
+        print("logged in: session", tokens.session_id, "expires in", tokens.expires_in)
+        get, get_req = unary(channel, pool, "suite.user.v1.UserService", "GetUser")
+        me = get(get_req(id="me"), metadata=[("authorization", f"Bearer {tokens.access_token}")])
+        assert me.user.username == name, me
+        print("GetUser me:", me.user.username, me.user.email)
+        refresh, refresh_req = unary(auth_channel, auth_pool, "suite.auth.v1.AuthService", "Refresh")
+        again = refresh(refresh_req(refresh_token=tokens.refresh_token))
+        assert again.refresh_token != tokens.refresh_token
+        print("refreshed")
     print("OK")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"))
+    args = sys.argv[1:]
+    sys.exit(main(args[0] if args else "127.0.0.1:50051", args[1] if len(args) > 1 else None))

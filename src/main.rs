@@ -1,6 +1,4 @@
-//! `suite`: the whole suite in one process for a first look and local
-//! development. Each service keeps its own port and speaks real gRPC.
-//! (Today the suite is the user service; auth and the gateway join it here.)
+//! `suite`: the whole suite in one process (see the library for what it wires).
 #![forbid(unsafe_code)]
 
 use clap::Parser;
@@ -13,21 +11,26 @@ use std::process::ExitCode;
 )]
 struct Cli {
     #[command(flatten)]
-    user: suite_user::Config,
+    suite: suite::SuiteConfig,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     suite_shared::telemetry::init_logging();
-    let listener = match suite_shared::grpc::bind(cli.user.listen_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("suite: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match suite_user::serve(cli.user, listener, suite_shared::shutdown::signal()).await {
+    let result = async {
+        let listeners = suite::Listeners::bind(&cli.suite).await?;
+        suite::run(
+            cli.suite,
+            suite_user::Config::defaults(),
+            suite_auth::Config::defaults(),
+            listeners,
+            suite_shared::shutdown::signal(),
+        )
+        .await
+    }
+    .await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("suite: {e}");

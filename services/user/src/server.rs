@@ -23,7 +23,8 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::Server;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
-/// Services whose health is reported (besides the overall `""`).
+/// The services served here: their health is reported (besides the overall
+/// `""`) and reflection lists them.
 const HEALTH_SERVICES: &[&str] = &["suite.user.v1.UserService"];
 
 /// Opens the configured store.
@@ -80,8 +81,8 @@ pub async fn serve(
         .max_decoding_message_size(config.grpc_max_message_bytes);
     let reflection_err =
         |e: tonic_reflection::server::Error| Error::Internal(format!("reflection: {e}"));
-    let reflection = reflection_service().map_err(reflection_err)?;
-    let reflection_v1alpha = reflection_service_v1alpha().map_err(reflection_err)?;
+    let reflection = reflection_service(HEALTH_SERVICES).map_err(reflection_err)?;
+    let reflection_v1alpha = reflection_service_v1alpha(HEALTH_SERVICES).map_err(reflection_err)?;
 
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, database = %redact_url(&config.database_url), "user service listening");

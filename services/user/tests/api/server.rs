@@ -37,6 +37,10 @@ async fn reflection_lists_the_services() {
         panic!("unexpected reply {reply:?}");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        !names.iter().any(|n| n == "suite.auth.v1.AuthService"),
+        "lists a service it does not serve: {names:?}"
+    );
     for expected in [
         "suite.user.v1.UserService",
         "grpc.health.v1.Health",

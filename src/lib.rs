@@ -1,0 +1,120 @@
+//! The whole suite in one process, for a first look and local development:
+//! each service on its own port, talking real gRPC over loopback, each with
+//! its own SQLite file under the data directory.
+#![forbid(unsafe_code)]
+
+use std::{net::SocketAddr, path::PathBuf};
+use tokio::{net::TcpListener, sync::watch};
+
+/// The launcher's own settings. Every other variable of the services
+/// (`JWT_ISSUER`, `ARGON2_*`, `SESSION_*`, …) applies as documented for each.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuiteConfig {
+    /// The user service's gRPC address.
+    #[arg(long, env = "SUITE_USER_ADDR", default_value = "127.0.0.1:50051")]
+    pub user_addr: SocketAddr,
+    /// The auth service's gRPC address.
+    #[arg(long, env = "SUITE_AUTH_ADDR", default_value = "127.0.0.1:50052")]
+    pub auth_addr: SocketAddr,
+    /// Where the SQLite files and a generated signing key are kept.
+    #[arg(long, env = "SUITE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The user service's database (default: SQLite in the data directory).
+    #[arg(long, env = "SUITE_USER_DATABASE_URL")]
+    pub user_database_url: Option<String>,
+    /// The auth service's database (default: SQLite in the data directory).
+    #[arg(long, env = "SUITE_AUTH_DATABASE_URL")]
+    pub auth_database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("{0}")]
+    Bind(std::io::Error),
+    #[error("user service: {0}")]
+    User(#[from] suite_user::Error),
+    #[error("auth service: {0}")]
+    Auth(#[from] suite_auth::Error),
+    #[error("a service task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The bound listeners, so callers (and tests) know the real ports before serving.
+pub struct Listeners {
+    pub user: TcpListener,
+    pub auth: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &SuiteConfig) -> Result<Self, SuiteError> {
+        Ok(Self {
+            user: suite_shared::grpc::bind(config.user_addr)
+                .await
+                .map_err(SuiteError::Bind)?,
+            auth: suite_shared::grpc::bind(config.auth_addr)
+                .await
+                .map_err(SuiteError::Bind)?,
+        })
+    }
+}
+
+/// Runs both services until `shutdown` completes (or one of them fails,
+/// which stops the other too).
+pub async fn run(
+    config: SuiteConfig,
+    mut user: suite_user::Config,
+    mut auth: suite_auth::Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SuiteError> {
+    let user_addr = listeners.user.local_addr().map_err(SuiteError::Bind)?;
+    let auth_addr = listeners.auth.local_addr().map_err(SuiteError::Bind)?;
+    let sqlite = |name: &str| format!("sqlite:{}", config.data_dir.join(name).display());
+    user.database_url = config
+        .user_database_url
+        .clone()
+        .unwrap_or_else(|| sqlite("user.db"));
+    // The user service trusts the auth service's keys, fetched over gRPC.
+    user.jwks = Some(format!("grpc://{auth_addr}"));
+    user.listen_addr = user_addr;
+    auth.database_url = config
+        .auth_database_url
+        .clone()
+        .unwrap_or_else(|| sqlite("auth.db"));
+    auth.user_service_url = format!("http://{user_addr}");
+    auth.data_dir = config.data_dir.clone();
+    auth.listen_addr = auth_addr;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut user_task = tokio::spawn(suite_user::serve(
+        user,
+        listeners.user,
+        stopped(stop_rx.clone()),
+    ));
+    let mut auth_task = tokio::spawn(suite_auth::serve(auth, listeners.auth, stopped(stop_rx)));
+    tracing::info!(%user_addr, %auth_addr, "suite running");
+
+    let signal_tx = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = signal_tx.send(true);
+    });
+    // Whichever service ends first (an error, or the stop) stops the other,
+    // which then drains its own calls.
+    let (user_result, auth_result) = tokio::select! {
+        r = &mut user_task => {
+            let _ = stop_tx.send(true);
+            (r, auth_task.await)
+        }
+        r = &mut auth_task => {
+            let _ = stop_tx.send(true);
+            (user_task.await, r)
+        }
+    };
+    user_result??;
+    auth_result??;
+    Ok(())
+}
