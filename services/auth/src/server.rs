@@ -25,6 +25,9 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::Server;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
+/// How often dead sessions and stale login-failure counters are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The services served here: their health is reported (besides the overall
 /// `""`) and reflection lists them.
 const HEALTH_SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
@@ -110,6 +113,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, HEALTH_SERVICES, ServingStatus::NotServing).await;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let pruning = tokio::spawn(prune_periodically(core.clone(), stop_rx.clone()));
     let readiness = tokio::spawn(watch_readiness(
         readiness_check(store),
         health.clone(),
@@ -154,8 +158,24 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
         .await;
     readiness.abort();
+    pruning.abort();
     tracing::info!("auth service stopped");
     Ok(result?)
+}
+
+/// Keeps the tables from growing without end (every replica does it; the
+/// deletes are idempotent).
+async fn prune_periodically(core: Arc<AuthCore>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        match core.prune().await {
+            Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+        }
+    }
 }
 
 /// Ready once migrated (done once) and while the database answers.

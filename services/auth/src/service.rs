@@ -303,6 +303,14 @@ impl AuthCore {
             .unwrap_or_default())
     }
 
+    /// Deletes dead sessions and stale failure counters; returns the sessions deleted.
+    pub async fn prune(&self) -> Result<u64, Error> {
+        let now = now();
+        let idle_before = now - chrono_duration(self.settings.idle_timeout);
+        let failures_before = now - chrono_duration(self.settings.throttle.forget_after);
+        Ok(self.store.prune(now, idle_before, failures_before).await?)
+    }
+
     fn is_live(&self, session: &SessionRecord, now: DateTime<Utc>) -> bool {
         session.revoked_at.is_none()
             && session.expires_at > now

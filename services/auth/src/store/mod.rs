@@ -126,6 +126,17 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<Failures>;
     /// Forgets the failures of a login name (after a successful login).
     async fn clear_failures(&self, login: &str) -> Result<()>;
+
+    /// Deletes what can never matter again: sessions (with their tokens)
+    /// revoked or expired before `now` or unused since `idle_before`, and
+    /// failure counters last touched before `failures_before` whose lock is
+    /// over. Returns how many sessions went.
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<u64>;
 }
 
 /// Pool settings common to both databases.

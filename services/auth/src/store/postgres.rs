@@ -285,4 +285,39 @@ impl AuthStore for PgStore {
             .await?;
         Ok(())
     }
+
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "DELETE sessions"))]
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions \
+             WHERE revoked_at < $1 OR expires_at < $1 OR last_used_at < $2)",
+        )
+        .bind(now)
+        .bind(idle_before)
+        .execute(&mut *tx)
+        .await?;
+        let sessions = sqlx::query(
+            "DELETE FROM sessions WHERE revoked_at < $1 OR expires_at < $1 OR last_used_at < $2",
+        )
+        .bind(now)
+        .bind(idle_before)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM login_failures WHERE last_failure_at < $1 \
+             AND (locked_until IS NULL OR locked_until < $2)",
+        )
+        .bind(failures_before)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(sessions.rows_affected())
+    }
 }
