@@ -3,8 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod db;
 pub mod grpc;
 pub mod jwks;
 pub mod jwt;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;

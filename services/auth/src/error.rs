@@ -25,8 +25,8 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] suite_shared::server::ServeError),
     /// A status produced by shared plumbing (token verification), passed through.
     #[error("{0}")]
     Status(#[from] Status),
@@ -81,7 +81,7 @@ impl From<Error> for Status {
                 Status::unavailable("the service is temporarily unavailable; try again shortly")
             }
             Error::Status(s) => s,
-            internal @ (Error::Internal(_) | Error::Config(_) | Error::Transport(_)) => {
+            internal @ (Error::Internal(_) | Error::Config(_) | Error::Serve(_)) => {
                 tracing::error!(error = %internal, "internal error");
                 Status::internal("internal error")
             }

@@ -11,7 +11,7 @@ use suite_proto::auth::{
     LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
     RevokeSessionRequest, RevokeSessionResponse, auth_service_server::AuthService,
 };
-use suite_shared::auth::Authenticator;
+use suite_shared::{auth::Authenticator, server};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 pub struct AuthApi {
@@ -22,23 +22,6 @@ pub struct AuthApi {
 impl AuthApi {
     pub fn new(core: Arc<AuthCore>, auth: Authenticator) -> Self {
         Self { core, auth }
-    }
-}
-
-/// Ends a call: records its status code on the RPC's span and maps errors.
-fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    let span = tracing::Span::current();
-    match result {
-        Ok(v) => {
-            span.record("rpc.grpc.status_code", 0);
-            Ok(Response::new(v))
-        }
-        Err(e) => {
-            let status = Status::from(e);
-            span.record("rpc.grpc.status_code", status.code() as i32);
-            tracing::info!(code = ?status.code(), "call failed: {}", status.message());
-            Err(status)
-        }
     }
 }
 
@@ -62,6 +45,11 @@ fn forwarded_for(md: &MetadataMap) -> Option<String> {
         .parse::<std::net::IpAddr>()
         .ok()
         .map(|ip| ip.to_string())
+}
+
+/// Answers a call with this crate's error type (see [`server::reply`]).
+fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
+    server::reply(result)
 }
 
 #[tonic::async_trait]

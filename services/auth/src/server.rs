@@ -10,27 +10,23 @@ use crate::{
     store::{self, AuthStore, PoolSettings},
     users::{ServiceTokens, UserDirectory},
 };
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 use suite_proto::auth::auth_service_server::AuthServiceServer;
 use suite_shared::{
     auth::Authenticator,
-    grpc::{
-        ServingStatus, incoming, redact_url, reflection_service, reflection_service_v1alpha,
-        set_health, watch_readiness,
-    },
+    grpc::redact_url,
     jwks::{JwksSource, KeyCache},
     jwt::TokenRules,
+    server::{self, ServerOptions, migrate_then_ping},
 };
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::Server;
-use tower::limit::GlobalConcurrencyLimitLayer;
+use tonic::service::Routes;
 
 /// How often dead sessions and stale login-failure counters are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// The services served here: their health is reported (besides the overall
-/// `""`) and reflection lists them.
-const HEALTH_SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
+/// The gRPC services of this server (for health and reflection).
+const SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
 
 pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, Error> {
     let settings = PoolSettings {
@@ -110,54 +106,39 @@ pub async fn serve(
     };
     let core = Arc::new(AuthCore::new(store.clone(), users, keys, settings));
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, HEALTH_SERVICES, ServingStatus::NotServing).await;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let pruning = tokio::spawn(prune_periodically(core.clone(), stop_rx.clone()));
-    let readiness = tokio::spawn(watch_readiness(
-        readiness_check(store),
-        health.clone(),
-        HEALTH_SERVICES,
-        stop_rx,
-    ));
-
-    let api = AuthServiceServer::new(AuthApi::new(core, auth))
+    let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth))
         .max_decoding_message_size(config.grpc_max_message_bytes);
-    let reflection_err =
-        |e: tonic_reflection::server::Error| Error::Internal(format!("reflection: {e}"));
-    let reflection = reflection_service(HEALTH_SERVICES).map_err(reflection_err)?;
-    let reflection_v1alpha = reflection_service_v1alpha(HEALTH_SERVICES).map_err(reflection_err)?;
-
+    let options = ServerOptions {
+        services: SERVICES,
+        timeout: Duration::from_secs(config.grpc_timeout_secs),
+        concurrency_limit: config.grpc_concurrency_limit,
+    };
+    let readiness = migrate_then_ping(
+        {
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                Box::pin(async move { store.migrate().await.map_err(|e| e.to_string()) })
+            }
+        },
+        move || {
+            let store = store.clone();
+            Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+        },
+    );
+    let (stop, stopped) = watch::channel(false);
+    let pruning = tokio::spawn(prune_periodically(core, stopped));
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, database = %redact_url(&config.database_url), "auth service listening");
-    let health_on_stop = health.clone();
-    let on_shutdown = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        set_health(&health_on_stop, HEALTH_SERVICES, ServingStatus::NotServing).await;
-    };
-    let result = Server::builder()
-        // tonic also honours a shorter grpc-timeout sent by the client.
-        .timeout(Duration::from_secs(config.grpc_timeout_secs))
-        // Bounds memory and database pressure under a flood; excess calls wait.
-        .layer(GlobalConcurrencyLimitLayer::new(
-            config.grpc_concurrency_limit,
-        ))
-        .trace_fn(|req| {
-            tracing::info_span!(
-                "rpc",
-                rpc.system = "grpc",
-                rpc.method = %req.uri().path(),
-                rpc.grpc.status_code = tracing::field::Empty,
-            )
-        })
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(reflection_v1alpha)
-        .add_service(api)
-        .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
-        .await;
-    readiness.abort();
+    let result = server::serve(
+        Routes::new(api),
+        options,
+        readiness,
+        listener,
+        shutdown,
+        stop,
+    )
+    .await;
     pruning.abort();
     tracing::info!("auth service stopped");
     Ok(result?)
@@ -175,23 +156,5 @@ async fn prune_periodically(core: Arc<AuthCore>, mut stop: watch::Receiver<bool>
             Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
             Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
         }
-    }
-}
-
-/// Ready once migrated (done once) and while the database answers.
-fn readiness_check(
-    store: Arc<dyn AuthStore>,
-) -> impl FnMut() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
-    let migrated = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    move || {
-        let store = store.clone();
-        let migrated = migrated.clone();
-        Box::pin(async move {
-            if !migrated.load(std::sync::atomic::Ordering::Relaxed) {
-                store.migrate().await.map_err(|e| e.to_string())?;
-                migrated.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            store.ping().await.map_err(|e| e.to_string())
-        })
     }
 }

@@ -10,7 +10,7 @@ use suite_proto::user::{
     UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
     user_service_server::UserService,
 };
-use suite_shared::auth::Authenticator;
+use suite_shared::{auth::Authenticator, server};
 use tonic::{Request, Response, Status};
 
 pub struct UserApi {
@@ -24,21 +24,9 @@ impl UserApi {
     }
 }
 
-/// Ends a call: records its status code on the RPC's span and maps errors.
+/// Answers a call with this crate's error type (see [`server::reply`]).
 fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    let span = tracing::Span::current();
-    match result {
-        Ok(v) => {
-            span.record("rpc.grpc.status_code", 0);
-            Ok(Response::new(v))
-        }
-        Err(e) => {
-            let status = Status::from(e);
-            span.record("rpc.grpc.status_code", status.code() as i32);
-            tracing::info!(code = ?status.code(), "call failed: {}", status.message());
-            Err(status)
-        }
-    }
+    server::reply(result)
 }
 
 #[tonic::async_trait]

@@ -54,11 +54,7 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            _ if suite_shared::db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
             _ => Self::Other(e.to_string()),
         }
     }
@@ -139,12 +135,7 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<u64>;
 }
 
-/// Pool settings common to both databases.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSettings {
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-}
+pub use suite_shared::db::PoolSettings;
 
 /// Opens the store named by `url` (`postgres://…` or `sqlite:…`), connecting lazily.
 pub fn open(url: &str, settings: PoolSettings) -> std::result::Result<Arc<dyn AuthStore>, String> {

@@ -6,7 +6,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A user as stored, password hash included (it never leaves the service).
@@ -51,11 +51,7 @@ impl From<sqlx::Error> for StoreError {
                     Self::Conflict("id")
                 }
             }
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            _ if suite_shared::db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
             _ => Self::Other(e.to_string()),
         }
     }
@@ -96,13 +92,7 @@ pub trait UserStore: Send + Sync {
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool>;
 }
 
-/// Pool settings common to both databases.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSettings {
-    pub max_connections: u32,
-    /// How long a call waits for a connection before it is Unavailable.
-    pub acquire_timeout: Duration,
-}
+pub use suite_shared::db::PoolSettings;
 
 /// Opens the store named by `url` (`postgres://…` or `sqlite:…`). Connections
 /// are made lazily, so the service starts (not ready) while the database is down

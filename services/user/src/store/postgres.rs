@@ -3,10 +3,7 @@
 use super::{PoolSettings, Result, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{
-    PgPool, Row,
-    postgres::{PgPoolOptions, PgRow},
-};
+use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 pub struct PgStore {
@@ -25,11 +22,7 @@ macro_rules! select_users {
 
 impl PgStore {
     pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
-        let pool = PgPoolOptions::new()
-            .max_connections(s.max_connections)
-            .acquire_timeout(s.acquire_timeout)
-            .connect_lazy(url)
-            .map_err(|e| e.to_string())?;
+        let pool = suite_shared::db::postgres_pool(url, s)?;
         Ok(Self { pool })
     }
 }

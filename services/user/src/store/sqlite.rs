@@ -3,11 +3,7 @@
 use super::{PoolSettings, Result, StoreError, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{
-    Row, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow},
-};
-use std::{str::FromStr, time::Duration};
+use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 use uuid::Uuid;
 
 pub struct SqliteStore {
@@ -26,23 +22,7 @@ macro_rules! select_users {
 
 impl SqliteStore {
     pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| e.to_string())?
-            .create_if_missing(true)
-            // WAL lets readers go on while one writer writes; the busy timeout
-            // queues concurrent writers instead of failing them.
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let path = options.get_filename();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(s.max_connections)
-            .acquire_timeout(s.acquire_timeout)
-            .connect_lazy_with(options);
+        let pool = suite_shared::db::sqlite_pool(url, s)?;
         Ok(Self { pool })
     }
 }

@@ -1,0 +1,127 @@
+//! Running a tonic server the way every service of the suite does: health
+//! (NOT_SERVING until ready, and again from the stop signal on), reflection
+//! for the services served, a per-RPC span, limits, and a graceful drain.
+
+use crate::grpc::{
+    ServingStatus, incoming, reflection_service, reflection_service_v1alpha, set_health,
+    watch_readiness,
+};
+use std::{pin::Pin, sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::watch};
+use tonic::{service::Routes, transport::Server};
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+/// A readiness check's future.
+pub type Check = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// How a service is served.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The gRPC services of this server: health reports on them and reflection lists them.
+    pub services: &'static [&'static str],
+    /// Upper bound on any call (a shorter client `grpc-timeout` wins).
+    pub timeout: Duration,
+    /// Most calls served at once; more wait.
+    pub concurrency_limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A readiness check that runs `migrate` until it has succeeded once, then
+/// `ping` each time.
+pub fn migrate_then_ping(
+    migrate: impl Fn() -> Check + Send + Sync + 'static,
+    ping: impl Fn() -> Check + Send + Sync + 'static,
+) -> impl FnMut() -> Check + Send + 'static {
+    let migrated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (migrate, ping) = (Arc::new(migrate), Arc::new(ping));
+    move || {
+        let (migrated, migrate, ping) = (migrated.clone(), migrate.clone(), ping.clone());
+        Box::pin(async move {
+            if !migrated.load(std::sync::atomic::Ordering::Relaxed) {
+                migrate().await?;
+                migrated.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            ping().await
+        })
+    }
+}
+
+/// Serves `api` with health and reflection until `shutdown` completes. Then
+/// it sends `true` on `stop` (for the caller's background tasks), turns
+/// NOT_SERVING, stops accepting, and returns once in-flight calls are done.
+pub async fn serve<F>(
+    api: Routes,
+    options: ServerOptions,
+    readiness: F,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: watch::Sender<bool>,
+) -> Result<(), ServeError>
+where
+    F: FnMut() -> Check + Send + 'static,
+{
+    let services = options.services;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, services, ServingStatus::NotServing).await;
+    let ready_task = tokio::spawn(watch_readiness(
+        readiness,
+        health.clone(),
+        services,
+        stop.subscribe(),
+    ));
+    let routes = api
+        .add_service(health_service)
+        .add_service(reflection_service(services)?)
+        .add_service(reflection_service_v1alpha(services)?);
+
+    let on_shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        set_health(&health, services, ServingStatus::NotServing).await;
+    };
+    let result = Server::builder()
+        // tonic also honours a shorter grpc-timeout sent by the client.
+        .timeout(options.timeout)
+        // Bounds memory and database pressure under a flood; excess calls wait.
+        .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        .trace_fn(|req| {
+            tracing::info_span!(
+                "rpc",
+                rpc.system = "grpc",
+                rpc.method = %req.uri().path(),
+                rpc.grpc.status_code = tracing::field::Empty,
+            )
+        })
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
+        .await;
+    ready_task.abort();
+    Ok(result?)
+}
+
+/// Ends a call: records its status code on the RPC's span (opened by
+/// [`serve`]) and maps an error to its `Status`.
+pub fn reply<T, E: Into<tonic::Status>>(
+    result: Result<T, E>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    let span = tracing::Span::current();
+    match result {
+        Ok(v) => {
+            span.record("rpc.grpc.status_code", 0);
+            Ok(tonic::Response::new(v))
+        }
+        Err(e) => {
+            let status: tonic::Status = e.into();
+            span.record("rpc.grpc.status_code", status.code() as i32);
+            tracing::info!(code = ?status.code(), "call failed: {}", status.message());
+            Err(status)
+        }
+    }
+}
