@@ -10,3 +10,5 @@ pub mod jwt;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;

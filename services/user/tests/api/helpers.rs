@@ -16,91 +16,7 @@ use uuid::Uuid;
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
 pub const ISSUER: &str = "suite-auth";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh database, removed again on `drop_database`.
-pub struct TestDb {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg_name: Option<String>,
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("DATABASE_TEST_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-impl TestDb {
-    /// `None` (with a visible message) when PostgreSQL is unreachable and
-    /// `SUITE_REQUIRE_POSTGRES` is not `1`.
-    pub async fn create(backend: Backend) -> Option<Self> {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite:{}", dir.path().join("user.db").display());
-                Some(Self {
-                    url,
-                    _dir: Some(dir),
-                    pg_name: None,
-                })
-            }
-            Backend::Postgres => {
-                use sqlx::{Connection, Executor};
-                let admin = pg_admin_url();
-                let mut conn = match sqlx::PgConnection::connect(&admin).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        if std::env::var("SUITE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                            panic!(
-                                "PostgreSQL at {admin} is required (SUITE_REQUIRE_POSTGRES=1) but unreachable: {e}"
-                            );
-                        }
-                        eprintln!(
-                            "SKIPPED: PostgreSQL at {admin} unreachable ({e}); set SUITE_REQUIRE_POSTGRES=1 to fail instead"
-                        );
-                        return None;
-                    }
-                };
-                let name = format!("suite_user_test_{}", Uuid::now_v7().simple());
-                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .await
-                    .expect("create test database");
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-                Some(Self {
-                    url: format!("{base}/{name}"),
-                    _dir: None,
-                    pg_name: Some(name),
-                })
-            }
-        }
-    }
-
-    /// Another handle on this database, which drops nothing when stopped.
-    pub fn share(&self) -> Self {
-        Self {
-            url: self.url.clone(),
-            _dir: None,
-            pg_name: None,
-        }
-    }
-
-    pub async fn drop_database(&self) {
-        use sqlx::{Connection, Executor};
-        if let Some(name) = &self.pg_name
-            && let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await
-        {
-            let _ = conn
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await;
-        }
-    }
-}
+pub use suite_shared::testing::{Backend, TestDb};
 
 /// A running user service and what the tests need to talk to it.
 pub struct TestApp {
@@ -132,7 +48,7 @@ pub async fn spawn_app_with(
     backend: Backend,
     tweak: impl FnOnce(&mut suite_user::Config),
 ) -> Option<TestApp> {
-    let db = TestDb::create(backend).await?;
+    let db = TestDb::create(backend, "user").await?;
     let key = SigningKey::generate("test-key-1").expect("key");
     let mut config = test_config(&db.url, &key);
     tweak(&mut config);

@@ -147,7 +147,7 @@ async fn forward(listener: TcpListener, target: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_the_database_and_calls_recover_when_it_returns() {
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
+    let Some(db) = TestDb::create(Backend::Postgres, "user").await else {
         return;
     };
     // postgres://user@host:port/name → point host:port at a port nobody listens on yet.
@@ -225,7 +225,7 @@ async fn a_bad_configuration_names_the_variable() {
 }
 
 async fn replicas_starting_together_on_one_database_all_become_ready(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
+    let Some(db) = TestDb::create(backend, "user").await else {
         return;
     };
     let key = SigningKey::generate("test-key-1").expect("key");
