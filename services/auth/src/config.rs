@@ -3,6 +3,7 @@
 
 use crate::throttle::ThrottlePolicy;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use suite_shared::config::{GrpcArgs, PoolArgs};
 
 /// A secret string that never shows in logs or `Debug` output.
 #[derive(Clone)]
@@ -31,13 +32,8 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/auth.db")]
     pub database_url: String,
 
-    /// Most database connections the service holds.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub database_max_connections: u32,
-
-    /// Seconds a call waits for a database connection before it is Unavailable.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
-    pub database_acquire_timeout_secs: u64,
+    #[command(flatten)]
+    pub pool: PoolArgs,
 
     /// The active signing key: Ed25519 private key, PKCS#8 PEM text.
     #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
@@ -117,26 +113,11 @@ pub struct Config {
     #[arg(long, env = "LOGIN_FORGET_AFTER_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub login_forget_after_secs: u64,
 
-    /// Largest gRPC request message, in bytes.
-    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
-    pub grpc_max_message_bytes: usize,
-
-    /// Most calls served at once; more wait.
-    #[arg(long, env = "GRPC_CONCURRENCY_LIMIT", default_value_t = 512)]
-    pub grpc_concurrency_limit: usize,
-
-    /// Upper bound on any call's duration, in seconds (a shorter `grpc-timeout` wins).
-    #[arg(long, env = "GRPC_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub grpc_timeout_secs: u64,
+    #[command(flatten)]
+    pub grpc: GrpcArgs,
 }
 
-/// A configuration value that cannot work, named by its variable.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {variable}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub reason: String,
-}
+pub use suite_shared::config::ConfigError;
 
 impl Config {
     /// The defaults, as `cargo run` with nothing set would have them.
@@ -157,15 +138,7 @@ impl Config {
                 reason: reason.into(),
             })
         };
-        if !["postgres://", "postgresql://", "sqlite:"]
-            .iter()
-            .any(|p| self.database_url.starts_with(p))
-        {
-            return err(
-                "DATABASE_URL",
-                "must start with postgres://, postgresql:// or sqlite:",
-            );
-        }
+        suite_shared::config::check_database_url(&self.database_url)?;
         if self.signing_key.is_some() && self.signing_key_file.is_some() {
             return err(
                 "SIGNING_KEY",
@@ -182,12 +155,6 @@ impl Config {
         }
         if self.access_token_audience.trim().is_empty() {
             return err("ACCESS_TOKEN_AUDIENCE", "must not be empty");
-        }
-        if self.grpc_max_message_bytes < 1024 {
-            return err("GRPC_MAX_MESSAGE_BYTES", "must be at least 1024");
-        }
-        if self.grpc_concurrency_limit == 0 {
-            return err("GRPC_CONCURRENCY_LIMIT", "must be at least 1");
         }
         Ok(())
     }

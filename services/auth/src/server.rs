@@ -7,7 +7,7 @@ use crate::{
     grpc::AuthApi,
     keys::KeyRing,
     service::{AuthCore, Settings},
-    store::{self, AuthStore, PoolSettings},
+    store::{self, AuthStore},
     users::{ServiceTokens, UserDirectory},
 };
 use std::{future::Future, sync::Arc, time::Duration};
@@ -17,7 +17,7 @@ use suite_shared::{
     grpc::redact_url,
     jwks::{JwksSource, KeyCache},
     jwt::TokenRules,
-    server::{self, ServerOptions, migrate_then_ping},
+    server::{self, migrate_then_ping},
 };
 use tokio::{net::TcpListener, sync::watch};
 use tonic::service::Routes;
@@ -29,11 +29,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
 
 pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, Error> {
-    let settings = PoolSettings {
-        max_connections: config.database_max_connections,
-        acquire_timeout: Duration::from_secs(config.database_acquire_timeout_secs),
-    };
-    store::open(&config.database_url, settings).map_err(|reason| {
+    store::open(&config.database_url, config.pool.settings()).map_err(|reason| {
         Error::Config(ConfigError {
             variable: "DATABASE_URL",
             reason,
@@ -107,12 +103,8 @@ pub async fn serve(
     let core = Arc::new(AuthCore::new(store.clone(), users, keys, settings));
 
     let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth))
-        .max_decoding_message_size(config.grpc_max_message_bytes);
-    let options = ServerOptions {
-        services: SERVICES,
-        timeout: Duration::from_secs(config.grpc_timeout_secs),
-        concurrency_limit: config.grpc_concurrency_limit,
-    };
+        .max_decoding_message_size(config.grpc.max_message_bytes());
+    let options = config.grpc.options(SERVICES);
     let readiness = migrate_then_ping(
         {
             let store = store.clone();

@@ -2,7 +2,8 @@
 //! validated at start-up with messages that name the variable.
 
 use crate::password::HashParams;
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
+use suite_shared::config::{GrpcArgs, PoolArgs};
 use suite_shared::{jwks::JwksSource, jwt::TokenRules};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -15,13 +16,8 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/user.db")]
     pub database_url: String,
 
-    /// Most database connections the service holds.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub database_max_connections: u32,
-
-    /// Seconds a call waits for a database connection before it is Unavailable.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
-    pub database_acquire_timeout_secs: u64,
+    #[command(flatten)]
+    pub pool: PoolArgs,
 
     /// Trusted public keys: a JWKS file path or `http://` URL (re-read when an unknown key id
     /// shows up) or an inline JWKS JSON document. Unset: no token verifies.
@@ -74,26 +70,11 @@ pub struct Config {
     #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=4))]
     pub password_min_score: u8,
 
-    /// Largest gRPC request message, in bytes.
-    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
-    pub grpc_max_message_bytes: usize,
-
-    /// Most calls served at once; more wait.
-    #[arg(long, env = "GRPC_CONCURRENCY_LIMIT", default_value_t = 512)]
-    pub grpc_concurrency_limit: usize,
-
-    /// Upper bound on any call's duration, in seconds (a shorter `grpc-timeout` wins).
-    #[arg(long, env = "GRPC_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub grpc_timeout_secs: u64,
+    #[command(flatten)]
+    pub grpc: GrpcArgs,
 }
 
-/// A configuration value that cannot work, named by its variable.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {variable}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub reason: String,
-}
+pub use suite_shared::config::ConfigError;
 
 impl Config {
     /// The defaults, as `cargo run` with nothing set would have them.
@@ -115,15 +96,7 @@ impl Config {
                 e.to_string(),
             );
         }
-        if !["postgres://", "postgresql://", "sqlite:"]
-            .iter()
-            .any(|p| self.database_url.starts_with(p))
-        {
-            return err(
-                "DATABASE_URL",
-                "must start with postgres://, postgresql:// or sqlite:".into(),
-            );
-        }
+        suite_shared::config::check_database_url(&self.database_url)?;
         if let Some(Err(e)) = self.jwks.as_deref().map(JwksSource::from_config) {
             return err("JWKS", e.to_string());
         }
@@ -132,12 +105,6 @@ impl Config {
         }
         if self.password_hash_concurrency == Some(0) {
             return err("PASSWORD_HASH_CONCURRENCY", "must be at least 1".into());
-        }
-        if self.grpc_max_message_bytes < 1024 {
-            return err("GRPC_MAX_MESSAGE_BYTES", "must be at least 1024".into());
-        }
-        if self.grpc_concurrency_limit == 0 {
-            return err("GRPC_CONCURRENCY_LIMIT", "must be at least 1".into());
         }
         Ok(())
     }
@@ -166,9 +133,5 @@ impl Config {
     pub fn hash_concurrency(&self) -> usize {
         self.password_hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
-    }
-
-    pub fn grpc_timeout(&self) -> Duration {
-        Duration::from_secs(self.grpc_timeout_secs)
     }
 }

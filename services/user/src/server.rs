@@ -7,7 +7,7 @@ use crate::{
     grpc::UserApi,
     password::PasswordHasher,
     service::UserCore,
-    store::{self, PoolSettings, UserStore},
+    store::{self, UserStore},
 };
 use std::{future::Future, sync::Arc, time::Duration};
 use suite_proto::user::user_service_server::UserServiceServer;
@@ -15,7 +15,7 @@ use suite_shared::{
     auth::Authenticator,
     grpc::redact_url,
     jwks::{JwksSource, KeyCache},
-    server::{self, ServerOptions, migrate_then_ping},
+    server::{self, migrate_then_ping},
 };
 use tokio::{net::TcpListener, sync::watch};
 use tonic::service::Routes;
@@ -25,11 +25,7 @@ const SERVICES: &[&str] = &["suite.user.v1.UserService"];
 
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn UserStore>, Error> {
-    let settings = PoolSettings {
-        max_connections: config.database_max_connections,
-        acquire_timeout: Duration::from_secs(config.database_acquire_timeout_secs),
-    };
-    store::open(&config.database_url, settings).map_err(|reason| {
+    store::open(&config.database_url, config.pool.settings()).map_err(|reason| {
         Error::Config(crate::config::ConfigError {
             variable: "DATABASE_URL",
             reason,
@@ -64,12 +60,8 @@ pub async fn serve(
     let core = Arc::new(UserCore::new(store.clone(), hasher));
 
     let api = UserServiceServer::new(UserApi::new(core, auth))
-        .max_decoding_message_size(config.grpc_max_message_bytes);
-    let options = ServerOptions {
-        services: SERVICES,
-        timeout: config.grpc_timeout(),
-        concurrency_limit: config.grpc_concurrency_limit,
-    };
+        .max_decoding_message_size(config.grpc.max_message_bytes());
+    let options = config.grpc.options(SERVICES);
     let readiness = migrate_then_ping(
         {
             let store = store.clone();
