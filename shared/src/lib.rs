@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod grpc;
 pub mod jwks;
 pub mod jwt;

@@ -2,6 +2,7 @@
 //! (NOT_SERVING until ready, and again from the stop signal on), reflection
 //! for the services served, a per-RPC span, limits, and a graceful drain.
 
+use crate::deadline::DeadlineLayer;
 use crate::grpc::{
     ServingStatus, incoming, reflection_service, reflection_service_v1alpha, set_health,
     watch_readiness,
@@ -91,6 +92,8 @@ where
         .timeout(options.timeout)
         // Bounds memory and database pressure under a flood; excess calls wait.
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        // Lets handlers carry the caller's deadline on to the calls they make.
+        .layer(DeadlineLayer)
         .trace_fn(|req| {
             tracing::info_span!(
                 "rpc",

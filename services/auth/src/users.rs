@@ -75,6 +75,8 @@ pub enum Credentials {
 pub struct UserDirectory {
     client: UserServiceClient<Channel>,
     tokens: ServiceTokens,
+    /// The longest any call may take, whatever the caller's deadline.
+    timeout: Duration,
 }
 
 impl UserDirectory {
@@ -93,6 +95,7 @@ impl UserDirectory {
         Ok(Self {
             client: UserServiceClient::new(channel),
             tokens,
+            timeout,
         })
     }
 
@@ -132,7 +135,8 @@ impl UserDirectory {
         }
     }
 
-    /// One call with the service token, retried while Unavailable.
+    /// One call with the service token, retried while Unavailable, within what
+    /// is left of the incoming call's deadline.
     async fn call<M, R, F, Fut>(&self, f: F, msg: M) -> Result<R, Status>
     where
         M: Clone,
@@ -143,6 +147,14 @@ impl UserDirectory {
         loop {
             let token = self.tokens.token().await.map_err(Status::from)?;
             let mut req = Request::new(msg.clone());
+            // The caller's deadline goes on to the user service (capped by our own timeout).
+            let budget = suite_shared::deadline::outgoing_timeout(self.timeout);
+            if budget.is_zero() {
+                return Err(Status::deadline_exceeded(
+                    "the caller's deadline has passed",
+                ));
+            }
+            req.set_timeout(budget);
             let bearer = format!("Bearer {token}")
                 .parse()
                 .map_err(|_| Status::internal("service token is not ASCII"))?;
