@@ -4,8 +4,6 @@
 
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 const PROTOS: &[&str] = &[
     "suite/user/v1/user_service.proto",
     "suite/auth/v1/auth_service.proto",
@@ -13,8 +11,15 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    let fds = protox::compile(PROTOS, ["."])?;
-    fs::write(out_dir.join("descriptor.bin"), fds.encode_to_vec())?;
+    let mut compiler = protox::Compiler::new(["."])?;
+    compiler.include_imports(true).open_files(PROTOS)?;
+    // Encoded by protox itself, which keeps custom options such as
+    // google.api.http (prost's own types would drop them as unknown fields).
+    fs::write(
+        out_dir.join("descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    let fds = compiler.file_descriptor_set();
 
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)

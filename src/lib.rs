@@ -16,6 +16,9 @@ pub struct SuiteConfig {
     /// The auth service's gRPC address.
     #[arg(long, env = "SUITE_AUTH_ADDR", default_value = "127.0.0.1:50052")]
     pub auth_addr: SocketAddr,
+    /// The REST gateway's HTTP address.
+    #[arg(long, env = "SUITE_GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
+    pub gateway_addr: SocketAddr,
     /// Where the SQLite files and a generated signing key are kept.
     #[arg(long, env = "SUITE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -35,6 +38,8 @@ pub enum SuiteError {
     User(#[from] suite_user::Error),
     #[error("auth service: {0}")]
     Auth(#[from] suite_auth::Error),
+    #[error("gateway: {0}")]
+    Gateway(#[from] suite_gateway::Error),
     #[error("a service task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -43,6 +48,7 @@ pub enum SuiteError {
 pub struct Listeners {
     pub user: TcpListener,
     pub auth: TcpListener,
+    pub gateway: TcpListener,
 }
 
 impl Listeners {
@@ -54,16 +60,20 @@ impl Listeners {
             auth: suite_shared::grpc::bind(config.auth_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
+            gateway: suite_shared::grpc::bind(config.gateway_addr)
+                .await
+                .map_err(SuiteError::Bind)?,
         })
     }
 }
 
-/// Runs both services until `shutdown` completes (or one of them fails,
-/// which stops the other too).
+/// Runs the services and the gateway until `shutdown` completes (or one of
+/// them fails, which stops the others too).
 pub async fn run(
     config: SuiteConfig,
     mut user: suite_user::Config,
     mut auth: suite_auth::Config,
+    mut gateway: suite_gateway::Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SuiteError> {
@@ -84,6 +94,10 @@ pub async fn run(
     auth.user_service_url = format!("http://{user_addr}");
     auth.data_dir = config.data_dir.clone();
     auth.listen_addr = auth_addr;
+    let gateway_addr = listeners.gateway.local_addr().map_err(SuiteError::Bind)?;
+    gateway.user_service_url = format!("http://{user_addr}");
+    gateway.auth_service_url = format!("http://{auth_addr}");
+    gateway.listen_addr = gateway_addr;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -94,27 +108,52 @@ pub async fn run(
         listeners.user,
         stopped(stop_rx.clone()),
     ));
-    let mut auth_task = tokio::spawn(suite_auth::serve(auth, listeners.auth, stopped(stop_rx)));
-    tracing::info!(%user_addr, %auth_addr, "suite running");
+    let mut auth_task = tokio::spawn(suite_auth::serve(
+        auth,
+        listeners.auth,
+        stopped(stop_rx.clone()),
+    ));
+    let mut gateway_task = tokio::spawn(suite_gateway::serve(
+        gateway,
+        listeners.gateway,
+        stopped(stop_rx),
+    ));
+    tracing::info!(%user_addr, %auth_addr, %gateway_addr, "suite running");
+    tracing::info!(
+        "REST API on http://{gateway_addr}; try: curl -X POST http://{gateway_addr}/api/v1/users \
+         -H 'content-type: application/json' \
+         -d '{{\"username\":\"ada\",\"email\":\"ada@example.com\",\"password\":\"analytical engine 1843\"}}'"
+    );
 
     let signal_tx = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
         let _ = signal_tx.send(true);
     });
-    // Whichever service ends first (an error, or the stop) stops the other,
-    // which then drains its own calls.
-    let (user_result, auth_result) = tokio::select! {
-        r = &mut user_task => {
-            let _ = stop_tx.send(true);
-            (r, auth_task.await)
-        }
-        r = &mut auth_task => {
-            let _ = stop_tx.send(true);
-            (user_task.await, r)
-        }
-    };
-    user_result??;
-    auth_result??;
+    // Whichever ends first (an error, or the stop) stops the others, which
+    // then drain their own calls.
+    let (mut user_done, mut auth_done, mut gateway_done) = (None, None, None);
+    tokio::select! {
+        r = &mut user_task => user_done = Some(r),
+        r = &mut auth_task => auth_done = Some(r),
+        r = &mut gateway_task => gateway_done = Some(r),
+    }
+    let _ = stop_tx.send(true);
+    // A finished JoinHandle must not be awaited again.
+    let gateway_result = match gateway_done {
+        Some(r) => r,
+        None => gateway_task.await,
+    }?;
+    let auth_result = match auth_done {
+        Some(r) => r,
+        None => auth_task.await,
+    }?;
+    let user_result = match user_done {
+        Some(r) => r,
+        None => user_task.await,
+    }?;
+    user_result?;
+    auth_result?;
+    gateway_result?;
     Ok(())
 }

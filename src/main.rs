@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
             cli.suite,
             suite_user::Config::defaults(),
             suite_auth::Config::defaults(),
+            suite_gateway::Config::defaults(),
             listeners,
             suite_shared::shutdown::signal(),
         )

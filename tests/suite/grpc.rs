@@ -20,6 +20,7 @@ async fn register_login_call_and_refresh_through_the_launched_suite() {
     let config = suite::SuiteConfig {
         user_addr: "127.0.0.1:0".parse().expect("addr"),
         auth_addr: "127.0.0.1:0".parse().expect("addr"),
+        gateway_addr: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_owned(),
         user_database_url: None,
         auth_database_url: None,
@@ -32,6 +33,7 @@ async fn register_login_call_and_refresh_through_the_launched_suite() {
         config,
         suite_user::Config::defaults(),
         suite_auth::Config::defaults(),
+        suite_gateway::Config::defaults(),
         listeners,
         async {
             let _ = stopped.await;

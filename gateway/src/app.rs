@@ -1,0 +1,211 @@
+//! The HTTP side: every request is looked up in the route table, transcoded
+//! to its RPC, forwarded with an allowlist of headers as metadata and the
+//! request budget as `grpc-timeout`, and answered as JSON or a problem.
+
+use crate::{
+    codec::BytesCodec,
+    problem::Problem,
+    routes::{NoRoute, RouteTable},
+    transcode,
+};
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use prost::Message;
+use std::{collections::HashMap, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
+use tonic::transport::Channel;
+
+/// Request headers passed on to the services as gRPC metadata.
+const FORWARDED_HEADERS: &[&str] = &[
+    "authorization",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "accept-language",
+];
+
+pub struct Gateway {
+    pub routes: RouteTable,
+    /// The channel to each service, by its full name.
+    pub upstreams: HashMap<String, Channel>,
+    pub budget: Duration,
+    pub max_body_bytes: usize,
+}
+
+pub type Shared = Arc<Gateway>;
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The fallback handler that serves every route of the table.
+pub async fn transcode(
+    State(gw): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let id = request_id(req.headers());
+    let mut response = match handle(&gw, peer, req, &id).await {
+        Ok(r) => r,
+        Err(mut problem) => {
+            problem.request_id = id.clone();
+            problem.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn handle(
+    gw: &Gateway,
+    peer: SocketAddr,
+    req: Request,
+    id: &str,
+) -> Result<Response, Problem> {
+    let (parts, body) = req.into_parts();
+    let (route, vars) = gw
+        .routes
+        .find(&parts.method, parts.uri.path())
+        .map_err(|e| match e {
+            NoRoute::NotFound => Problem::new(StatusCode::NOT_FOUND, "no such route"),
+            NoRoute::MethodNotAllowed(allowed) => {
+                let allow = allowed
+                    .iter()
+                    .map(http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let p = Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("allowed: {allow}"));
+                match HeaderValue::from_str(&allow) {
+                    Ok(v) => p.with_header(header::ALLOW, v),
+                    Err(_) => p,
+                }
+            }
+        })?;
+    let body = axum::body::to_bytes(body, gw.max_body_bytes)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {} bytes", gw.max_body_bytes),
+            )
+        })?;
+    if !body.is_empty() && !is_json(&parts.headers) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send JSON: Content-Type: application/json",
+        ));
+    }
+    let message = transcode::request(route, &vars, parts.uri.query(), &body)?;
+
+    let service = route.method.parent_service();
+    let channel = gw
+        .upstreams
+        .get(service.full_name())
+        .cloned()
+        .ok_or_else(|| Problem::new(StatusCode::NOT_IMPLEMENTED, "no upstream for this route"))?;
+    let mut grpc_req = tonic::Request::new(Bytes::from(message.encode_to_vec()));
+    for name in FORWARDED_HEADERS {
+        if let Some(v) = parts.headers.get(*name).and_then(|v| v.to_str().ok())
+            && let Ok(v) = tonic::metadata::MetadataValue::try_from(v)
+        {
+            grpc_req.metadata_mut().insert(*name, v);
+        }
+    }
+    if let Ok(v) = tonic::metadata::MetadataValue::try_from(id) {
+        grpc_req.metadata_mut().insert("x-request-id", v);
+    }
+    if let Ok(v) = tonic::metadata::MetadataValue::try_from(peer.ip().to_string()) {
+        grpc_req.metadata_mut().insert("x-forwarded-for", v);
+    }
+    grpc_req.set_timeout(gw.budget);
+    let path = http::uri::PathAndQuery::from_str(&format!(
+        "/{}/{}",
+        service.full_name(),
+        route.method.name()
+    ))
+    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bad method path"))?;
+
+    let mut client = tonic::client::Grpc::new(channel);
+    let reply = async {
+        client
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        client.unary(grpc_req, path, BytesCodec).await
+    };
+    let reply = match tokio::time::timeout(gw.budget, reply).await {
+        Ok(r) => r,
+        Err(_) => Err(tonic::Status::deadline_exceeded("budget spent")),
+    };
+    let reply = reply.map_err(|s| {
+        tracing::info!(code = ?s.code(), route = route.template.as_str(), "upstream error: {}", s.message());
+        Problem::from_status(&s)
+    })?;
+    let json = transcode::response(route, reply.get_ref()).map_err(|e| {
+        tracing::error!(error = %e, "undecodable upstream reply");
+        Problem::new(StatusCode::BAD_GATEWAY, "bad reply from a service")
+    })?;
+    let mut response = (StatusCode::OK, json.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+/// Ready when every upstream reports SERVING on the gRPC health protocol.
+pub async fn ready(State(gw): State<Shared>) -> Response {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut not_ready = Vec::new();
+    for (name, channel) in &gw.upstreams {
+        let mut client = HealthClient::new(channel.clone());
+        let check = client.check(HealthCheckRequest {
+            service: name.clone(),
+        });
+        let serving = matches!(
+            tokio::time::timeout(Duration::from_secs(1), check).await,
+            Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32
+        );
+        if !serving {
+            not_ready.push(name.as_str());
+        }
+    }
+    if not_ready.is_empty() {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ready" })),
+        )
+            .into_response()
+    } else {
+        not_ready.sort_unstable();
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", not_ready.join(", ")),
+        )
+        .into_response()
+    }
+}

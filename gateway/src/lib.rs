@@ -1,0 +1,95 @@
+//! The gateway: a public REST/JSON API whose routes come from the protos'
+//! `google.api.http` options, transcoded into gRPC calls to the services.
+//! A library, so the launcher and the tests run the real server in-process.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod codec;
+pub mod config;
+pub mod problem;
+pub mod routes;
+pub mod template;
+pub mod transcode;
+
+pub use config::Config;
+
+use axum::{Router, routing::get};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+/// The services the gateway routes to.
+pub const USER_SERVICE: &str = "suite.user.v1.UserService";
+pub const AUTH_SERVICE: &str = "suite.auth.v1.AuthService";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the contract's descriptors: {0}")]
+    Descriptors(String),
+    #[error(transparent)]
+    Routes(#[from] routes::RouteError),
+    #[error("invalid {0}: {1}")]
+    Upstream(&'static str, String),
+    #[error("HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn channel(variable: &'static str, url: &str, connect_timeout: Duration) -> Result<Channel, Error> {
+    Ok(Channel::from_shared(url.to_owned())
+        .map_err(|e| Error::Upstream(variable, e.to_string()))?
+        .connect_timeout(connect_timeout)
+        .connect_lazy())
+}
+
+/// The HTTP application (routes and state), without a listener.
+pub fn app(config: &Config) -> Result<Router, Error> {
+    let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| Error::Descriptors(e.to_string()))?;
+    let routes = routes::RouteTable::from_pool(&pool, &[USER_SERVICE, AUTH_SERVICE])?;
+    let connect = Duration::from_millis(config.upstream_connect_timeout_ms);
+    let upstreams = HashMap::from([
+        (
+            USER_SERVICE.to_owned(),
+            channel("USER_SERVICE_URL", &config.user_service_url, connect)?,
+        ),
+        (
+            AUTH_SERVICE.to_owned(),
+            channel("AUTH_SERVICE_URL", &config.auth_service_url, connect)?,
+        ),
+    ]);
+    let gateway = Arc::new(app::Gateway {
+        routes,
+        upstreams,
+        budget: config.request_timeout(),
+        max_body_bytes: config.max_body_bytes as usize,
+    });
+    Ok(Router::new()
+        // Liveness: the process answers.
+        .route(
+            "/api/health",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        // Readiness: every upstream's gRPC health says SERVING.
+        .route("/readyz", get(app::ready))
+        .fallback(app::transcode)
+        .with_state(gateway))
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let router = app(&config)?;
+    tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! `suite-gateway`: runs the REST gateway.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "The suite's REST/JSON gateway")]
+struct Cli {
+    #[command(flatten)]
+    config: suite_gateway::Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    suite_shared::telemetry::init_logging();
+    let result = match tokio::net::TcpListener::bind(cli.config.listen_addr).await {
+        Ok(listener) => {
+            suite_gateway::serve(cli.config, listener, suite_shared::shutdown::signal()).await
+        }
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("suite-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

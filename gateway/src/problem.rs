@@ -1,0 +1,171 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`), and the
+//! one mapping from gRPC status codes to HTTP statuses.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// A problem to report to the client.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub detail: String,
+    /// (field, what is wrong), with JSON field names.
+    pub violations: Vec<(String, String)>,
+    pub request_id: String,
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            violations: Vec::new(),
+            request_id: String::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn bad_field(field: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        let mut p = Self::new(StatusCode::BAD_REQUEST, format!("{field}: {detail}"));
+        p.violations.push((field.to_owned(), detail));
+        p
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The problem for a gRPC error. Internal details never pass: for the
+    /// codes that mean "our fault" the message is replaced.
+    pub fn from_status(status: &tonic::Status) -> Self {
+        let http = http_status(status.code());
+        let detail = match status.code() {
+            Code::Unknown | Code::Internal | Code::DataLoss => "internal error".to_owned(),
+            Code::Unavailable => "a service is unavailable; try again shortly".to_owned(),
+            Code::DeadlineExceeded => "the request took too long".to_owned(),
+            _ => status.message().to_owned(),
+        };
+        let mut problem = Self::new(http, detail);
+        if let Some(bad) = status.get_details_bad_request() {
+            problem.violations = bad
+                .field_violations
+                .into_iter()
+                .map(|v| (json_field_path(&v.field), v.description))
+                .collect();
+        }
+        if status.code() == Code::Unauthenticated {
+            problem =
+                problem.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(retry) = status.get_details_retry_info().and_then(|r| r.retry_delay) {
+            let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                problem = problem.with_header(header::RETRY_AFTER, v);
+            }
+        }
+        problem
+    }
+}
+
+/// The standard mapping of gRPC codes to HTTP statuses.
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        // 499 "client closed request" is not in http's list of names.
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `user.display_name` → `user.displayName`: the names REST clients use.
+pub fn json_field_path(path: &str) -> String {
+    path.split('.')
+        .map(lower_camel)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn lower_camel(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut upper = false;
+    for c in s.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let mut body = serde_json::json!({
+            "type": "about:blank",
+            "title": title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if !self.request_id.is_empty() {
+            body["requestId"] = serde_json::Value::String(self.request_id);
+        }
+        if !self.violations.is_empty() {
+            body["errors"] = self
+                .violations
+                .into_iter()
+                .map(|(field, message)| serde_json::json!({ "field": field, "message": message }))
+                .collect();
+        }
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_the_standard_statuses_and_names_to_json() {
+        assert_eq!(http_status(Code::AlreadyExists), StatusCode::CONFLICT);
+        assert_eq!(http_status(Code::Cancelled).as_u16(), 499);
+        assert_eq!(
+            http_status(Code::DeadlineExceeded),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(json_field_path("user.display_name"), "user.displayName");
+        assert_eq!(json_field_path("new_password"), "newPassword");
+        let internal = Problem::from_status(&tonic::Status::internal(
+            "SELECT * FROM users failed at 10.0.0.3",
+        ));
+        assert_eq!(internal.detail, "internal error");
+    }
+}

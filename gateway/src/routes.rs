@@ -1,0 +1,150 @@
+//! The REST surface, read from the contract itself: every RPC's
+//! `google.api.http` rule (and its `additional_bindings`) becomes a route, so
+//! an RPC that gains an annotation is served without new gateway code.
+
+use crate::template::PathTemplate;
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, Value};
+
+/// One HTTP binding of one RPC.
+#[derive(Debug)]
+pub struct Route {
+    pub http_method: http::Method,
+    pub template: PathTemplate,
+    pub method: MethodDescriptor,
+    /// `*` (the whole body is the request), a field name, or empty (no body).
+    pub body: String,
+    /// A field of the response to send instead of the whole response.
+    pub response_body: String,
+}
+
+/// Path variables bound by a match: (field path, value).
+pub type Bindings = Vec<(String, String)>;
+
+/// Why a request has no route.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoRoute {
+    NotFound,
+    /// The path exists with these other methods.
+    MethodNotAllowed(Vec<http::Method>),
+}
+
+#[derive(Debug)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad google.api.http rule on {method}: {reason}")]
+pub struct RouteError {
+    pub method: String,
+    pub reason: String,
+}
+
+impl RouteTable {
+    /// Every annotated method of the services named in `services`.
+    pub fn from_pool(pool: &DescriptorPool, services: &[&str]) -> Result<Self, RouteError> {
+        let Some(http_ext) = pool.get_extension_by_name("google.api.http") else {
+            return Ok(Self { routes: Vec::new() });
+        };
+        let mut routes = Vec::new();
+        for service in pool
+            .services()
+            .filter(|s| services.contains(&s.full_name()))
+        {
+            for method in service.methods() {
+                let options = method.options();
+                if !options.has_extension(&http_ext) {
+                    continue;
+                }
+                let Value::Message(rule) = options.get_extension(&http_ext).into_owned() else {
+                    continue;
+                };
+                let mut rules = vec![rule.clone()];
+                if let Some(Value::List(more)) = rule
+                    .get_field_by_name("additional_bindings")
+                    .map(|v| v.into_owned())
+                {
+                    rules.extend(more.into_iter().filter_map(|v| match v {
+                        Value::Message(m) => Some(m),
+                        _ => None,
+                    }));
+                }
+                for rule in rules {
+                    routes.push(route(&method, &rule)?);
+                }
+            }
+        }
+        // Literal-rich templates first, so `/users/me:thing` beats `/users/{id}`.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.template.specificity()));
+        Ok(Self { routes })
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route for a request, with its bound path variables.
+    pub fn find(&self, method: &http::Method, path: &str) -> Result<(&Route, Bindings), NoRoute> {
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            if let Some(vars) = route.template.matches(path) {
+                if route.http_method == method {
+                    return Ok((route, vars));
+                }
+                if !allowed.contains(&route.http_method) {
+                    allowed.push(route.http_method.clone());
+                }
+            }
+        }
+        if allowed.is_empty() {
+            Err(NoRoute::NotFound)
+        } else {
+            Err(NoRoute::MethodNotAllowed(allowed))
+        }
+    }
+}
+
+fn text(rule: &DynamicMessage, field: &str) -> String {
+    match rule.get_field_by_name(field).map(|v| v.into_owned()) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, RouteError> {
+    let fail = |reason: String| RouteError {
+        method: method.full_name().to_owned(),
+        reason,
+    };
+    let mut pattern = None;
+    for (name, verb) in [
+        ("get", http::Method::GET),
+        ("put", http::Method::PUT),
+        ("post", http::Method::POST),
+        ("delete", http::Method::DELETE),
+        ("patch", http::Method::PATCH),
+    ] {
+        let t = text(rule, name);
+        if !t.is_empty() {
+            pattern = Some((verb, t));
+        }
+    }
+    if pattern.is_none()
+        && let Some(Value::Message(custom)) =
+            rule.get_field_by_name("custom").map(|v| v.into_owned())
+    {
+        let kind = text(&custom, "kind");
+        let path = text(&custom, "path");
+        let verb = http::Method::from_bytes(kind.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        pattern = Some((verb, path));
+    }
+    let (http_method, path) = pattern.ok_or_else(|| fail("no HTTP method".into()))?;
+    let template = PathTemplate::parse(&path).map_err(|e| fail(e.to_string()))?;
+    Ok(Route {
+        http_method,
+        template,
+        method: method.clone(),
+        body: text(rule, "body"),
+        response_body: text(rule, "response_body"),
+    })
+}

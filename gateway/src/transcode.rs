@@ -1,0 +1,305 @@
+//! Proto3 JSON ⇄ protobuf for one route: path variables, query parameters
+//! and the body fill the request message; the response (or its
+//! `response_body` field) becomes JSON. Dynamic messages from the contract
+//! (prost-reflect) do the proto3 JSON mapping, not hand-written code.
+
+use crate::{problem::Problem, routes::Route};
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
+    SerializeOptions, Value,
+};
+
+/// The request message for `route` from the parts of an HTTP request.
+pub fn request(
+    route: &Route,
+    vars: &[(String, String)],
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<DynamicMessage, Problem> {
+    let input = route.method.input();
+    let body_text = std::str::from_utf8(body)
+        .map_err(|_| Problem::new(http::StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
+    let has_body = !body_text.trim().is_empty();
+    let mut msg = match route.body.as_str() {
+        "" if has_body => {
+            return Err(Problem::new(
+                http::StatusCode::BAD_REQUEST,
+                "this route takes no request body",
+            ));
+        }
+        "" => DynamicMessage::new(input.clone()),
+        "*" => parse_json(&input, if has_body { body_text } else { "{}" })?,
+        field => {
+            let f = input.get_field_by_name(field).ok_or_else(|| {
+                Problem::new(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "bad route body field",
+                )
+            })?;
+            let wrapped = format!(
+                "{{\"{}\":{}}}",
+                f.json_name(),
+                if has_body { body_text } else { "{}" }
+            );
+            let mut msg = parse_json(&input, &wrapped)?;
+            implied_update_mask(route, &mut msg, &f, body_text);
+            msg
+        }
+    };
+    for (path, raw) in vars {
+        set_path(&mut msg, path, raw, false)
+            .map_err(|e| Problem::bad_field(&crate::problem::json_field_path(path), e))?;
+    }
+    if let Some(query) = query {
+        apply_query(route, &mut msg, vars, query)?;
+    }
+    Ok(msg)
+}
+
+fn parse_json(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, Problem> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let msg =
+        DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &DeserializeOptions::new())
+            .and_then(|m| de.end().map(|()| m))
+            .map_err(|e| {
+                Problem::new(
+                    http::StatusCode::BAD_REQUEST,
+                    format!("invalid JSON body: {e}"),
+                )
+            })?;
+    Ok(msg)
+}
+
+/// PATCH with a body field and no explicit `update_mask`: the mask is the
+/// body's top-level keys, so `{"displayName": ""}` clears the display name
+/// instead of being ignored as a default value.
+fn implied_update_mask(
+    route: &Route,
+    msg: &mut DynamicMessage,
+    body_field: &FieldDescriptor,
+    body_text: &str,
+) {
+    if route.http_method != http::Method::PATCH {
+        return;
+    }
+    let Some(mask_field) = msg.descriptor().get_field_by_name("update_mask") else {
+        return;
+    };
+    if !is_field_mask(&mask_field) || msg.has_field(&mask_field) {
+        return;
+    }
+    let Ok(serde_json::Value::Object(keys)) = serde_json::from_str::<serde_json::Value>(body_text)
+    else {
+        return;
+    };
+    let Kind::Message(body_type) = body_field.kind() else {
+        return;
+    };
+    let paths: Vec<Value> = keys
+        .keys()
+        .filter_map(|k| {
+            body_type
+                .get_field_by_json_name(k)
+                .or_else(|| body_type.get_field_by_name(k))
+        })
+        .map(|f| Value::String(f.name().to_owned()))
+        .collect();
+    let mut mask = DynamicMessage::new(field_message(&mask_field));
+    mask.set_field_by_name("paths", Value::List(paths));
+    msg.set_field(&mask_field, Value::Message(mask));
+}
+
+fn is_field_mask(f: &FieldDescriptor) -> bool {
+    matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask")
+}
+
+fn field_message(f: &FieldDescriptor) -> MessageDescriptor {
+    match f.kind() {
+        Kind::Message(m) => m,
+        _ => f.parent_message().clone(),
+    }
+}
+
+/// Query parameters set the fields that neither the path nor a `*` body set.
+fn apply_query(
+    route: &Route,
+    msg: &mut DynamicMessage,
+    vars: &[(String, String)],
+    query: &str,
+) -> Result<(), Problem> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(key).ok_or_else(|| {
+            Problem::new(
+                http::StatusCode::BAD_REQUEST,
+                "bad percent-encoding in the query",
+            )
+        })?;
+        let value = decode(&value.replace('+', " "))
+            .ok_or_else(|| Problem::bad_field(&key, "bad percent-encoding"))?;
+        let path = proto_path(&msg.descriptor(), &key)
+            .ok_or_else(|| Problem::bad_field(&key, "unknown query parameter"))?;
+        if route.body == "*"
+            || vars.iter().any(|(v, _)| *v == path)
+            || (!route.body.is_empty() && path.split('.').next() == Some(route.body.as_str()))
+        {
+            return Err(Problem::bad_field(
+                &key,
+                "this field cannot be set in the query here",
+            ));
+        }
+        set_path(msg, &path, &value, true).map_err(|e| Problem::bad_field(&key, e))?;
+    }
+    Ok(())
+}
+
+/// The proto field path for a query key given with JSON or proto names.
+fn proto_path(desc: &MessageDescriptor, key: &str) -> Option<String> {
+    let mut names = Vec::new();
+    let mut current = desc.clone();
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let f = current
+            .get_field_by_json_name(part)
+            .or_else(|| current.get_field_by_name(part))?;
+        names.push(f.name().to_owned());
+        if parts.peek().is_some() {
+            let Kind::Message(m) = f.kind() else {
+                return None;
+            };
+            current = m;
+        }
+    }
+    Some(names.join("."))
+}
+
+fn decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Sets `path` (e.g. `user.id`) to `raw` parsed as the field's type;
+/// repeated fields gain an element when `append`.
+fn set_path(msg: &mut DynamicMessage, path: &str, raw: &str, append: bool) -> Result<(), String> {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let field = msg
+        .descriptor()
+        .get_field_by_name(head)
+        .ok_or_else(|| format!("no field {head}"))?;
+    match rest {
+        Some(rest) => {
+            let Kind::Message(_) = field.kind() else {
+                return Err(format!("{head} has no fields"));
+            };
+            match msg.get_field_mut(&field) {
+                Value::Message(inner) => set_path(inner, rest, raw, append),
+                _ => Err(format!("{head} is not a message")),
+            }
+        }
+        None if is_field_mask(&field) => {
+            let paths = raw
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| Value::String(snake(p)))
+                .collect();
+            let mut mask = DynamicMessage::new(field_message(&field));
+            mask.set_field_by_name("paths", Value::List(paths));
+            msg.set_field(&field, Value::Message(mask));
+            Ok(())
+        }
+        None => {
+            let value = scalar(&field, raw)?;
+            if field.is_list() {
+                if !append {
+                    return Err("cannot bind a list from the path".into());
+                }
+                if let Value::List(list) = msg.get_field_mut(&field) {
+                    list.push(value);
+                }
+            } else {
+                msg.set_field(&field, value);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn snake(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A scalar from its text, as the proto3 JSON mapping writes it.
+fn scalar(field: &FieldDescriptor, raw: &str) -> Result<Value, String> {
+    let bad = |what: &str| format!("must be {what}");
+    Ok(match field.kind() {
+        Kind::String => Value::String(raw.to_owned()),
+        Kind::Bool => Value::Bool(raw.parse().map_err(|_| bad("true or false"))?),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            Value::I32(raw.parse().map_err(|_| bad("a 32-bit integer"))?)
+        }
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            Value::I64(raw.parse().map_err(|_| bad("a 64-bit integer"))?)
+        }
+        Kind::Uint32 | Kind::Fixed32 => {
+            Value::U32(raw.parse().map_err(|_| bad("an unsigned 32-bit integer"))?)
+        }
+        Kind::Uint64 | Kind::Fixed64 => {
+            Value::U64(raw.parse().map_err(|_| bad("an unsigned 64-bit integer"))?)
+        }
+        Kind::Float => Value::F32(raw.parse().map_err(|_| bad("a number"))?),
+        Kind::Double => Value::F64(raw.parse().map_err(|_| bad("a number"))?),
+        Kind::Enum(e) => {
+            let v = e
+                .get_value_by_name(raw)
+                .or_else(|| raw.parse().ok().and_then(|n| e.get_value(n)))
+                .ok_or_else(|| bad("one of the enum's names"))?;
+            Value::EnumNumber(v.number())
+        }
+        Kind::Bytes | Kind::Message(_) => return Err("cannot be given as text here".into()),
+    })
+}
+
+/// The JSON of a response, or of its `response_body` field.
+pub fn response(route: &Route, bytes: &[u8]) -> Result<serde_json::Value, String> {
+    let msg = DynamicMessage::decode(route.method.output(), bytes).map_err(|e| e.to_string())?;
+    let json = msg
+        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+        .map_err(|e| e.to_string())?;
+    if route.response_body.is_empty() {
+        return Ok(json);
+    }
+    let name = route
+        .method
+        .output()
+        .get_field_by_name(&route.response_body)
+        .map(|f| f.json_name().to_owned())
+        .unwrap_or_default();
+    Ok(json
+        .get(&name)
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({})))
+}

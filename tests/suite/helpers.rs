@@ -1,0 +1,237 @@
+//! Starting the whole suite (user, auth, gateway) on ephemeral ports over
+//! fresh databases, and a small HTTP/1.1 client for the gateway.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::{net::SocketAddr, time::Duration};
+use suite_shared::testing::{Backend, TestDb};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub struct Suite {
+    pub gateway: SocketAddr,
+    dbs: Vec<TestDb>,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), suite::SuiteError>>>,
+}
+
+pub async fn spawn_suite(backend: Backend) -> Option<Suite> {
+    spawn_suite_with(backend, |_| {}).await
+}
+
+pub async fn spawn_suite_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut suite_gateway::Config),
+) -> Option<Suite> {
+    let user_db = TestDb::create(backend, "user").await?;
+    let auth_db = TestDb::create(backend, "auth").await?;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = suite::SuiteConfig {
+        user_addr: "127.0.0.1:0".parse().expect("addr"),
+        auth_addr: "127.0.0.1:0".parse().expect("addr"),
+        gateway_addr: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().to_owned(),
+        user_database_url: Some(user_db.url.clone()),
+        auth_database_url: Some(auth_db.url.clone()),
+    };
+    let listeners = suite::Listeners::bind(&config).await.expect("bind");
+    let gateway = listeners.gateway.local_addr().expect("addr");
+    let mut user_config = suite_user::Config::defaults();
+    user_config.password_hash_concurrency = Some(2);
+    user_config.jwks_refresh_min_secs = 1;
+    let mut gateway_config = suite_gateway::Config::defaults();
+    tweak(&mut gateway_config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(suite::run(
+        config,
+        user_config,
+        suite_auth::Config::defaults(),
+        gateway_config,
+        listeners,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let suite = Suite {
+        gateway,
+        dbs: vec![user_db, auth_db],
+        _dir: dir,
+        stop: Some(stop),
+        task: Some(task),
+    };
+    // Ready when the gateway's readiness says both services are SERVING.
+    for _ in 0..400 {
+        if suite
+            .get("/readyz", None)
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Some(suite)
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub json: serde_json::Value,
+}
+
+/// A client of another gateway, borrowing nothing else.
+pub struct GatewayClient {
+    gateway: SocketAddr,
+}
+
+impl Suite {
+    pub fn with_gateway(_suite: &Suite, gateway: SocketAddr) -> GatewayClient {
+        GatewayClient { gateway }
+    }
+}
+
+impl GatewayClient {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Result<Reply, String> {
+        send(
+            self.gateway,
+            method,
+            path,
+            token,
+            body.map(|b| ("application/json", b.to_string())),
+        )
+        .await
+    }
+}
+
+impl Suite {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Result<Reply, String> {
+        self.raw(
+            method,
+            path,
+            token,
+            body.map(|b| ("application/json", b.to_string())),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Reply, String> {
+        self.request("GET", path, token, None).await
+    }
+
+    /// A request with any content type and body text.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> Result<Reply, String> {
+        send(self.gateway, method, path, token, body).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("task").expect("clean stop");
+        }
+        for db in &self.dbs {
+            db.drop_database().await;
+        }
+    }
+}
+
+/// Runs each named test (an `async fn(Suite)`) on SQLite and on PostgreSQL.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(s) = crate::helpers::spawn_suite(suite_shared::testing::Backend::Sqlite).await {
+                        super::$name(s).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(s) = crate::helpers::spawn_suite(suite_shared::testing::Backend::Postgres).await {
+                        super::$name(s).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_databases;
+
+/// One HTTP/1.1 request to a gateway, on a fresh connection.
+async fn send(
+    gateway: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, String)>,
+) -> Result<Reply, String> {
+    let stream = tokio::net::TcpStream::connect(gateway)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some((content_type, text)) => {
+            req = req.header("content-type", content_type);
+            Full::new(Bytes::from(text))
+        }
+        None => Full::new(Bytes::new()),
+    };
+    let resp = sender
+        .send_request(req.body(body).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)))?
+    };
+    Ok(Reply {
+        status,
+        headers,
+        json,
+    })
+}

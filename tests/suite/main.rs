@@ -1,0 +1,6 @@
+//! Whole-suite tests: the launcher's services and gateway in-process, used
+//! over real gRPC and real HTTP.
+
+mod grpc;
+mod helpers;
+mod rest;

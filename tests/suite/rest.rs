@@ -1,0 +1,413 @@
+//! The public REST API, through the gateway, end to end.
+
+use crate::helpers::{Suite, on_both_databases, spawn_suite_with};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use suite_shared::testing::Backend;
+
+const PASSWORD: &str = "analytical engine 1843";
+
+async fn register(s: &Suite, name: &str) -> serde_json::Value {
+    let r = s
+        .request("POST", "/api/v1/users", None, Some(json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD})))
+        .await
+        .expect("register");
+    assert_eq!(r.status, 200, "{}", r.json);
+    r.json
+}
+
+async fn login(s: &Suite, name: &str, password: &str) -> serde_json::Value {
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": name, "password": password})),
+        )
+        .await
+        .expect("login");
+    assert_eq!(r.status, 200, "{}", r.json);
+    r.json
+}
+
+fn token(t: &serde_json::Value, field: &str) -> String {
+    t[field].as_str().expect("token").to_owned()
+}
+
+async fn the_whole_journey_works_over_rest(s: Suite) {
+    let ada = register(&s, "ada").await;
+    assert_eq!(ada["username"], "ada");
+    assert!(ada.get("passwordHash").is_none());
+    register(&s, "bob").await;
+    register(&s, "cyd").await;
+
+    let t = login(&s, "ada@example.com", PASSWORD).await;
+    assert_eq!(t["tokenType"], "Bearer");
+    assert_eq!(t["expiresIn"], "900", "int64 as a string, per proto3 JSON");
+    let at = token(&t, "accessToken");
+
+    let me = s.get("/api/v1/users/me", Some(&at)).await.expect("me");
+    assert_eq!((me.status, me.json["id"].clone()), (200, ada["id"].clone()));
+
+    // Pagination across two pages, nothing twice.
+    let page = s
+        .get("/api/v1/users?pageSize=2", Some(&at))
+        .await
+        .expect("list");
+    assert_eq!(page.json["users"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page.json["totalSize"], 3);
+    let next = page.json["nextPageToken"].as_str().expect("more");
+    let rest = s
+        .get(
+            &format!("/api/v1/users?pageSize=2&pageToken={next}"),
+            Some(&at),
+        )
+        .await
+        .expect("list 2");
+    assert_eq!(rest.json["users"].as_array().map(Vec::len), Some(1));
+    assert!(rest.json.get("nextPageToken").is_none());
+
+    // PATCH with only the fields to change: the mask comes from the body's keys.
+    let patched = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&at),
+            Some(json!({"displayName": "Countess"})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(
+        (patched.status, patched.json["displayName"].clone()),
+        (200, json!("Countess"))
+    );
+    let cleared = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&at),
+            Some(json!({"displayName": ""})),
+        )
+        .await
+        .expect("patch");
+    assert!(
+        cleared.json.get("displayName").is_none(),
+        "{}",
+        cleared.json
+    );
+    assert_eq!(cleared.json["username"], "ada");
+
+    // Change the password, then refresh: the older session is over.
+    let rt = token(&t, "refreshToken");
+    let changed = s
+        .request(
+            "POST",
+            "/api/v1/users/me:changePassword",
+            Some(&at),
+            Some(json!({"currentPassword": PASSWORD, "newPassword": "difference engine 1822"})),
+        )
+        .await
+        .expect("change");
+    assert_eq!(changed.status, 200, "{}", changed.json);
+    let stale = s
+        .request(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refreshToken": rt})),
+        )
+        .await
+        .expect("refresh");
+    assert_eq!(stale.status, 401);
+
+    // A new session: refresh, logout, and the old refresh token is refused.
+    let t = login(&s, "ada", "difference engine 1822").await;
+    let fresh = s
+        .request(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refreshToken": token(&t, "refreshToken")})),
+        )
+        .await
+        .expect("refresh");
+    assert_eq!(fresh.status, 200, "{}", fresh.json);
+    let sessions = s
+        .get(
+            "/api/v1/auth/sessions",
+            Some(&token(&fresh.json, "accessToken")),
+        )
+        .await
+        .expect("sessions");
+    assert_eq!(sessions.json["sessions"].as_array().map(Vec::len), Some(1));
+    let out = s
+        .request(
+            "POST",
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({"refreshToken": token(&fresh.json, "refreshToken")})),
+        )
+        .await
+        .expect("logout");
+    assert_eq!(out.status, 200);
+    let refused = s
+        .request(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refreshToken": token(&fresh.json, "refreshToken")})),
+        )
+        .await
+        .expect("refresh");
+    assert_eq!(refused.status, 401);
+
+    // Delete, and the account is gone.
+    let at = token(&fresh.json, "accessToken");
+    let deleted = s
+        .request("DELETE", "/api/v1/users/me", Some(&at), None)
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status, 200, "{}", deleted.json);
+    let gone = s.get("/api/v1/users/me", Some(&at)).await.expect("me");
+    assert_eq!(gone.status, 404);
+    let jwks = s.get("/.well-known/jwks.json", None).await.expect("jwks");
+    assert_eq!(jwks.json["keys"][0]["kty"], "OKP");
+    s.stop().await;
+}
+
+async fn one_user_cannot_read_change_or_delete_another(s: Suite) {
+    let victim = register(&s, "victim").await;
+    register(&s, "mallory").await;
+    let at = token(&login(&s, "mallory", PASSWORD).await, "accessToken");
+    let path = format!("/api/v1/users/{}", victim["id"].as_str().expect("id"));
+    assert_eq!(s.get(&path, Some(&at)).await.expect("get").status, 403);
+    let patch = s
+        .request(
+            "PATCH",
+            &path,
+            Some(&at),
+            Some(json!({"email": "mallory2@example.com"})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(patch.status, 403);
+    assert_eq!(
+        s.request("DELETE", &path, Some(&at), None)
+            .await
+            .expect("delete")
+            .status,
+        403
+    );
+    let pw = s
+        .request(
+            "POST",
+            &format!("{path}:changePassword"),
+            Some(&at),
+            Some(json!({"newPassword": "owned by mallory 2026"})),
+        )
+        .await
+        .expect("change");
+    assert_eq!(pw.status, 403);
+    // Self-promotion is refused too.
+    let promote = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&at),
+            Some(json!({"roles": ["admin"]})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(promote.status, 403);
+    s.stop().await;
+}
+
+async fn errors_are_problem_details_with_the_right_status(s: Suite) {
+    register(&s, "dave").await;
+    let problem = |r: &crate::helpers::Reply| {
+        assert_eq!(
+            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json")
+        );
+        assert!(r.json["requestId"].is_string() && r.headers.contains_key("x-request-id"));
+    };
+    let bad = s
+        .request(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "x", "email": "nope", "password": "short"})),
+        )
+        .await
+        .expect("bad");
+    assert_eq!(bad.status, 400);
+    problem(&bad);
+    let fields: Vec<&str> = bad.json["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, vec!["username", "email", "password"]);
+    let dup = s
+        .request(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "dave", "email": "x@example.com", "password": PASSWORD})),
+        )
+        .await
+        .expect("dup");
+    assert_eq!(dup.status, 409);
+    problem(&dup);
+    let anon = s.get("/api/v1/users/me", None).await.expect("anon");
+    assert_eq!(anon.status, 401);
+    assert_eq!(
+        anon.headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let wrong = s
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "dave", "password": "not it at all"})),
+        )
+        .await
+        .expect("login");
+    assert_eq!(wrong.status, 401);
+    let nothing = s.get("/api/v1/nothing-here", None).await.expect("404");
+    assert_eq!(nothing.status, 404);
+    problem(&nothing);
+    let put = s
+        .request("PUT", "/api/v1/users/me", None, Some(json!({})))
+        .await
+        .expect("405");
+    assert_eq!(put.status, 405);
+    assert_eq!(
+        put.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, PATCH, DELETE")
+    );
+    let text = s
+        .raw(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(("text/plain", "hi".into())),
+        )
+        .await
+        .expect("415");
+    assert_eq!(text.status, 415);
+    let broken = s
+        .raw(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(("application/json", "{\"username\":".into())),
+        )
+        .await
+        .expect("json");
+    assert_eq!(broken.status, 400);
+    assert!(
+        broken.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("column")),
+        "{}",
+        broken.json
+    );
+    let unknown = s
+        .request("POST", "/api/v1/users", None, Some(json!({"usernme": "x"})))
+        .await
+        .expect("unknown");
+    assert_eq!(unknown.status, 400);
+    assert!(
+        unknown.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("usernme"))
+    );
+    let wrong_type = s
+        .request("POST", "/api/v1/users", None, Some(json!({"username": 42})))
+        .await
+        .expect("type");
+    assert_eq!(wrong_type.status, 400);
+    let at = token(&login(&s, "dave", PASSWORD).await, "accessToken");
+    let query = s
+        .get("/api/v1/users?bogus=1", Some(&at))
+        .await
+        .expect("query");
+    assert_eq!(query.status, 400);
+    assert_eq!(query.json["errors"][0]["field"], "bogus");
+    let big = s
+        .raw(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some((
+                "application/json",
+                format!("{{\"username\":\"{}\"}}", "x".repeat(100_000)),
+            )),
+        )
+        .await
+        .expect("413");
+    assert_eq!(big.status, 413);
+    s.stop().await;
+}
+
+on_both_databases!(
+    the_whole_journey_works_over_rest,
+    one_user_cannot_read_change_or_delete_another,
+    errors_are_problem_details_with_the_right_status,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_is_down_is_503_quickly() {
+    let spare = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead = spare.local_addr().expect("addr");
+    drop(spare);
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    // A second gateway pointed at nothing.
+    let mut config = suite_gateway::Config::defaults();
+    config.user_service_url = format!("http://{dead}");
+    config.auth_service_url = format!("http://{dead}");
+    let router = suite_gateway::app(&config).expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    let start = Instant::now();
+    let lonely = crate::helpers::Suite::with_gateway(&s, addr);
+    let r = lonely
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "x", "password": "y"})),
+        )
+        .await
+        .expect("reply");
+    assert_eq!(r.status, 503, "{}", r.json);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        !r.json.to_string().contains(&dead.port().to_string()),
+        "the address leaked: {}",
+        r.json
+    );
+    s.stop().await;
+}
