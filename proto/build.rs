@@ -5,6 +5,7 @@
 use std::{env, fs, path::PathBuf};
 
 const PROTOS: &[&str] = &[
+    "suite/api/v1/annotations.proto",
     "suite/user/v1/user_service.proto",
     "suite/auth/v1/auth_service.proto",
 ];

@@ -30,6 +30,8 @@ const FORWARDED_HEADERS: &[&str] = &[
 
 pub struct Gateway {
     pub routes: RouteTable,
+    /// Verifies access tokens before anything is forwarded.
+    pub auth: suite_shared::auth::Authenticator,
     /// The channel to each service, by its full name.
     pub upstreams: HashMap<String, Channel>,
     pub budget: Duration,
@@ -92,6 +94,9 @@ async fn handle(
                 }
             }
         })?;
+    if !route.public {
+        authenticate(gw, &parts.headers).await?;
+    }
     let body = axum::body::to_bytes(body, gw.max_body_bytes)
         .await
         .map_err(|_| {
@@ -156,12 +161,62 @@ async fn handle(
         tracing::error!(error = %e, "undecodable upstream reply");
         Problem::new(StatusCode::BAD_GATEWAY, "bad reply from a service")
     })?;
-    let mut response = (StatusCode::OK, json.to_string()).into_response();
-    response.headers_mut().insert(
+    if route.success == StatusCode::NO_CONTENT {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let mut response = (route.success, json.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if route.success == StatusCode::CREATED
+        && let Some(id) = location_id(route, &json)
+        && let Ok(location) = HeaderValue::from_str(&format!(
+            "{}/{}",
+            parts.uri.path().trim_end_matches('/'),
+            id
+        ))
+    {
+        headers.insert(header::LOCATION, location);
+    }
     Ok(response)
+}
+
+/// The created resource's id: the `location_field` of what was sent back.
+fn location_id<'a>(route: &crate::routes::Route, json: &'a serde_json::Value) -> Option<&'a str> {
+    if route.location_field.is_empty() {
+        return None;
+    }
+    let output = route.method.output();
+    let sent = if route.response_body.is_empty() {
+        output
+    } else {
+        match output.get_field_by_name(&route.response_body)?.kind() {
+            prost_reflect::Kind::Message(m) => m,
+            _ => return None,
+        }
+    };
+    let field = sent.get_field_by_name(&route.location_field)?;
+    json.get(field.json_name())?.as_str()
+}
+
+/// A missing or invalid access token on a protected route: 401 here, before
+/// any service is bothered.
+async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<(), Problem> {
+    let mut md = tonic::metadata::MetadataMap::new();
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Ok(v) = tonic::metadata::MetadataValue::try_from(v)
+    {
+        md.insert("authorization", v);
+    }
+    gw.auth
+        .require_caller(&md)
+        .await
+        .map(|_| ())
+        .map_err(|s| Problem::from_status(&s))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -24,6 +24,27 @@ pub struct Config {
     )]
     pub auth_service_url: String,
 
+    /// Where the public keys that verify access tokens come from (see the
+    /// services' `JWKS`); default: the auth service's GetJwks over gRPC.
+    #[arg(long, env = "JWKS")]
+    pub jwks: Option<String>,
+
+    /// The `iss` every access token must carry.
+    #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
+    pub jwt_issuer: String,
+
+    /// The `aud` every access token must carry.
+    #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
+    pub access_token_audience: String,
+
+    /// Allowed clock skew for `exp`/`nbf`, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub jwt_leeway_secs: u64,
+
+    /// Shortest gap, in seconds, between two JWKS reloads caused by unknown key ids.
+    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub jwks_refresh_min_secs: u64,
+
     /// Each request's time budget in milliseconds, sent on as `grpc-timeout` (504 when spent).
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub request_timeout_ms: u64,
@@ -46,6 +67,17 @@ impl Config {
             config: Config,
         }
         <Wrapper as clap::Parser>::parse_from(["suite-gateway"]).config
+    }
+
+    /// The JWKS source: `JWKS`, or the auth service's GetJwks.
+    pub fn jwks_source(&self) -> String {
+        self.jwks.clone().unwrap_or_else(|| {
+            let authority = self
+                .auth_service_url
+                .split_once("://")
+                .map_or(self.auth_service_url.as_str(), |(_, rest)| rest);
+            format!("grpc://{}", authority.trim_end_matches('/'))
+        })
     }
 
     pub fn request_timeout(&self) -> Duration {

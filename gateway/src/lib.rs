@@ -30,6 +30,8 @@ pub enum Error {
     Routes(#[from] routes::RouteError),
     #[error("invalid {0}: {1}")]
     Upstream(&'static str, String),
+    #[error("invalid JWKS: {0}")]
+    Jwks(String),
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -57,9 +59,26 @@ pub fn app(config: &Config) -> Result<Router, Error> {
             channel("AUTH_SERVICE_URL", &config.auth_service_url, connect)?,
         ),
     ]);
+    // Tokens are verified here, locally, with the auth service's public keys
+    // (fetched on first need and when an unknown key id shows up).
+    let source = suite_shared::jwks::JwksSource::from_config(&config.jwks_source())
+        .map_err(|e| Error::Jwks(e.to_string()))?;
+    let keys = suite_shared::jwks::KeyCache::new(
+        Some(source),
+        Duration::from_secs(config.jwks_refresh_min_secs),
+    );
+    let auth = suite_shared::auth::Authenticator::new(
+        keys,
+        suite_shared::jwt::TokenRules {
+            issuer: config.jwt_issuer.clone(),
+            audiences: vec![config.access_token_audience.clone()],
+            leeway_secs: config.jwt_leeway_secs,
+        },
+    );
     let gateway = Arc::new(app::Gateway {
         routes,
         upstreams,
+        auth,
         budget: config.request_timeout(),
         max_body_bytes: config.max_body_bytes as usize,
     });

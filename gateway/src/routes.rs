@@ -15,6 +15,12 @@ pub struct Route {
     pub body: String,
     /// A field of the response to send instead of the whole response.
     pub response_body: String,
+    /// The status of a success (from `suite.api.v1.http`; 200 by default).
+    pub success: http::StatusCode,
+    /// Served without an access token.
+    pub public: bool,
+    /// With 201: the response field that, appended to the path, is the `Location`.
+    pub location_field: String,
 }
 
 /// Path variables bound by a match: (field path, value).
@@ -69,8 +75,22 @@ impl RouteTable {
                         _ => None,
                     }));
                 }
+                let presentation = pool
+                    .get_extension_by_name("suite.api.v1.http")
+                    .filter(|ext| options.has_extension(ext))
+                    .and_then(|ext| match options.get_extension(&ext).into_owned() {
+                        Value::Message(m) => Some(m),
+                        _ => None,
+                    });
                 for rule in rules {
-                    routes.push(route(&method, &rule)?);
+                    let mut r = route(&method, &rule)?;
+                    if let Some(p) = &presentation {
+                        apply_presentation(&mut r, p).map_err(|reason| RouteError {
+                            method: method.full_name().to_owned(),
+                            reason,
+                        })?;
+                    }
+                    routes.push(r);
                 }
             }
         }
@@ -102,6 +122,24 @@ impl RouteTable {
             Err(NoRoute::MethodNotAllowed(allowed))
         }
     }
+}
+
+/// Applies a method's `suite.api.v1.http` options to its routes.
+fn apply_presentation(route: &mut Route, p: &DynamicMessage) -> Result<(), String> {
+    if let Some(Value::I32(code)) = p.get_field_by_name("success_code").map(|v| v.into_owned())
+        && code != 0
+    {
+        route.success = u16::try_from(code)
+            .ok()
+            .and_then(|c| http::StatusCode::from_u16(c).ok())
+            .filter(http::StatusCode::is_success)
+            .ok_or_else(|| format!("success_code {code} is not a 2xx status"))?;
+    }
+    if let Some(Value::Bool(public)) = p.get_field_by_name("public").map(|v| v.into_owned()) {
+        route.public = public;
+    }
+    route.location_field = text(p, "location_field");
+    Ok(())
 }
 
 fn text(rule: &DynamicMessage, field: &str) -> String {
@@ -146,5 +184,8 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         method: method.clone(),
         body: text(rule, "body"),
         response_body: text(rule, "response_body"),
+        success: http::StatusCode::OK,
+        public: false,
+        location_field: String::new(),
     })
 }

@@ -13,6 +13,11 @@ pub mod google {
 }
 
 pub mod suite {
+    pub mod api {
+        pub mod v1 {
+            tonic::include_proto!("suite.api.v1");
+        }
+    }
     pub mod auth {
         pub mod v1 {
             tonic::include_proto!("suite.auth.v1");

@@ -12,7 +12,16 @@ async fn register(s: &Suite, name: &str) -> serde_json::Value {
         .request("POST", "/api/v1/users", None, Some(json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD})))
         .await
         .expect("register");
-    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.status, 201, "{}", r.json);
+    let location = r
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("Location");
+    assert_eq!(
+        location,
+        format!("/api/v1/users/{}", r.json["id"].as_str().expect("id"))
+    );
     r.json
 }
 
@@ -167,7 +176,10 @@ async fn the_whole_journey_works_over_rest(s: Suite) {
         .request("DELETE", "/api/v1/users/me", Some(&at), None)
         .await
         .expect("delete");
-    assert_eq!(deleted.status, 200, "{}", deleted.json);
+    assert_eq!(
+        (deleted.status, deleted.json.clone()),
+        (204, serde_json::Value::Null)
+    );
     let gone = s.get("/api/v1/users/me", Some(&at)).await.expect("me");
     assert_eq!(gone.status, 404);
     let jwks = s.get("/.well-known/jwks.json", None).await.expect("jwks");
@@ -268,6 +280,27 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
             .and_then(|v| v.to_str().ok()),
         Some("Bearer")
     );
+    problem(&anon);
+    // Verified at the gateway: a token signed by anyone else never reaches a service.
+    let forged = suite_shared::jwt::SigningKey::generate_thumbprinted().expect("key");
+    let now = jsonwebtoken_now();
+    let fake = forged
+        .sign(&suite_shared::jwt::Claims {
+            iss: "suite-auth".into(),
+            aud: suite_shared::jwt::Audience::One("suite".into()),
+            sub: "01a216a6-97ce-7371-9406-736e32aee300".into(),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: "x".into(),
+            sid: None,
+            roles: vec!["admin".into()],
+        })
+        .expect("sign");
+    let refused = s.get("/api/v1/users", Some(&fake)).await.expect("forged");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json["detail"], "invalid access token");
+    problem(&refused);
     let wrong = s
         .request(
             "POST",
@@ -353,6 +386,12 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
         .expect("413");
     assert_eq!(big.status, 413);
     s.stop().await;
+}
+
+fn jsonwebtoken_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 on_both_databases!(
