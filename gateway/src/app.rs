@@ -170,6 +170,13 @@ async fn handle(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // Public keys are meant to be cached (everything else is no-store).
+    if parts.uri.path().starts_with("/.well-known/") {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        );
+    }
     if route.success == StatusCode::CREATED
         && let Some(id) = location_id(route, &json)
         && let Ok(location) = HeaderValue::from_str(&format!(

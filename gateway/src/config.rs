@@ -53,6 +53,15 @@ pub struct Config {
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub upstream_connect_timeout_ms: u64,
 
+    /// `Strict-Transport-Security` max-age in seconds; 0 leaves it out (plain
+    /// HTTP, local use). Set it where TLS terminates in front of the gateway.
+    #[arg(long, env = "HSTS_MAX_AGE_SECS", default_value_t = 0)]
+    pub hsts_max_age_secs: u64,
+
+    /// Origins allowed to call from a browser (CORS), comma-separated; none by default.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
     /// Largest request body in bytes (413 above).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_body_bytes: u32,

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod codec;
 pub mod config;
+pub mod headers;
 pub mod problem;
 pub mod routes;
 pub mod template;
@@ -82,7 +83,7 @@ pub fn app(config: &Config) -> Result<Router, Error> {
         budget: config.request_timeout(),
         max_body_bytes: config.max_body_bytes as usize,
     });
-    Ok(Router::new()
+    let router = Router::new()
         // Liveness: the process answers.
         .route(
             "/api/health",
@@ -91,7 +92,8 @@ pub fn app(config: &Config) -> Result<Router, Error> {
         // Readiness: every upstream's gRPC health says SERVING.
         .route("/readyz", get(app::ready))
         .fallback(app::transcode)
-        .with_state(gateway))
+        .with_state(gateway);
+    headers::secure(router, config)
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then lets

@@ -189,6 +189,17 @@ async fn send(
     token: Option<&str>,
     body: Option<(&str, String)>,
 ) -> Result<Reply, String> {
+    send_with(gateway, method, path, token, body, &[]).await
+}
+
+pub async fn send_with(
+    gateway: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, String)>,
+    extra: &[(&str, &str)],
+) -> Result<Reply, String> {
     let stream = tokio::net::TcpStream::connect(gateway)
         .await
         .map_err(|e| e.to_string())?;
@@ -203,6 +214,9 @@ async fn send(
         .header("host", "localhost");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
+    }
+    for (name, value) in extra {
+        req = req.header(*name, *value);
     }
     let body = match body {
         Some((content_type, text)) => {

@@ -450,3 +450,99 @@ async fn an_upstream_that_is_down_is_503_quickly() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_carry_security_headers_and_cors_follows_the_allowlist() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |c| {
+        c.cors_allowed_origins = vec!["https://app.example".into()];
+        c.hsts_max_age_secs = 31_536_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let header = |r: &crate::helpers::Reply, name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    for r in [
+        s.get("/api/v1/users/me", None).await.expect("401"),
+        s.request(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "hedy", "email": "hedy@example.com", "password": PASSWORD})),
+        )
+        .await
+        .expect("201"),
+    ] {
+        assert_eq!(
+            header(&r, "x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+        assert_eq!(header(&r, "x-frame-options").as_deref(), Some("DENY"));
+        assert_eq!(
+            header(&r, "referrer-policy").as_deref(),
+            Some("no-referrer")
+        );
+        assert_eq!(
+            header(&r, "cross-origin-resource-policy").as_deref(),
+            Some("same-origin")
+        );
+        assert_eq!(header(&r, "cache-control").as_deref(), Some("no-store"));
+        assert_eq!(
+            header(&r, "strict-transport-security").as_deref(),
+            Some("max-age=31536000; includeSubDomains")
+        );
+    }
+    let jwks = s.get("/.well-known/jwks.json", None).await.expect("jwks");
+    assert_eq!(
+        header(&jwks, "cache-control").as_deref(),
+        Some("public, max-age=300")
+    );
+    let preflight = |origin: &'static str| async move {
+        let headers = [
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+        ];
+        crate::helpers::send_with(s.gateway, "OPTIONS", "/api/v1/users", None, None, &headers).await
+    };
+    let allowed = preflight("https://app.example").await.expect("preflight");
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin").as_deref(),
+        Some("https://app.example")
+    );
+    let denied = preflight("https://evil.example").await.expect("preflight");
+    assert_eq!(header(&denied, "access-control-allow-origin"), None);
+    // An id the client sends is echoed; one is made up otherwise.
+    let echoed = crate::helpers::send_with(
+        s.gateway,
+        "GET",
+        "/api/health",
+        None,
+        None,
+        &[("x-request-id", "abc-123")],
+    )
+    .await
+    .expect("health");
+    assert_eq!(
+        header(&echoed, "x-request-id"),
+        None,
+        "liveness is not transcoded"
+    );
+    let echoed = crate::helpers::send_with(
+        s.gateway,
+        "GET",
+        "/api/v1/users/me",
+        None,
+        None,
+        &[("x-request-id", "abc-123")],
+    )
+    .await
+    .expect("me");
+    assert_eq!(header(&echoed, "x-request-id").as_deref(), Some("abc-123"));
+    assert_eq!(echoed.json["requestId"], "abc-123");
+    s.stop().await;
+}
