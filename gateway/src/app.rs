@@ -32,6 +32,7 @@ pub struct Gateway {
     pub routes: RouteTable,
     /// Verifies access tokens before anything is forwarded.
     pub auth: suite_shared::auth::Authenticator,
+    pub limits: Arc<crate::limits::Limits>,
     /// The channel to each service, by its full name.
     pub upstreams: HashMap<String, Channel>,
     pub budget: Duration,
@@ -94,6 +95,11 @@ async fn handle(
                 }
             }
         })?;
+    let client = gw.limits.client(peer, &parts.headers);
+    let sensitive = route.public && route.http_method == http::Method::POST;
+    if let Err(wait) = gw.limits.check(client, sensitive) {
+        return Err(too_many(gw, sensitive, wait));
+    }
     if !route.public {
         authenticate(gw, &parts.headers).await?;
     }
@@ -130,7 +136,7 @@ async fn handle(
     if let Ok(v) = tonic::metadata::MetadataValue::try_from(id) {
         grpc_req.metadata_mut().insert("x-request-id", v);
     }
-    if let Ok(v) = tonic::metadata::MetadataValue::try_from(peer.ip().to_string()) {
+    if let Ok(v) = tonic::metadata::MetadataValue::try_from(client.to_string()) {
         grpc_req.metadata_mut().insert("x-forwarded-for", v);
     }
     grpc_req.set_timeout(gw.budget);
@@ -206,6 +212,28 @@ fn location_id<'a>(route: &crate::routes::Route, json: &'a serde_json::Value) ->
     };
     let field = sent.get_field_by_name(&route.location_field)?;
     json.get(field.json_name())?.as_str()
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up) and the policy broken.
+fn too_many(gw: &Gateway, sensitive: bool, wait: Duration) -> Problem {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let (limit, window) = if sensitive {
+        gw.limits.sensitive_policy
+    } else {
+        gw.limits.general_policy
+    };
+    let name = if sensitive { "auth" } else { "default" };
+    let mut p = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests; try again in {secs} s"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        p = p.with_header(header::RETRY_AFTER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={window}")) {
+        p = p.with_header(http::HeaderName::from_static("ratelimit-policy"), v);
+    }
+    p
 }
 
 /// A missing or invalid access token on a protected route: 401 here, before

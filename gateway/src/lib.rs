@@ -7,6 +7,7 @@ pub mod app;
 pub mod codec;
 pub mod config;
 pub mod headers;
+pub mod limits;
 pub mod problem;
 pub mod routes;
 pub mod template;
@@ -76,10 +77,27 @@ pub fn app(config: &Config) -> Result<Router, Error> {
             leeway_secs: config.jwt_leeway_secs,
         },
     );
+    let trusted_proxies = config
+        .trusted_proxies
+        .iter()
+        .map(|p| {
+            p.trim().parse().map_err(|_| {
+                Error::Upstream("TRUSTED_PROXIES", format!("{p:?} is not an IP address"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let limits = limits::Limits::new(&limits::LimitSettings {
+        per_second: config.rate_limit_per_second,
+        burst: config.rate_limit_burst,
+        sensitive_per_minute: config.auth_rate_limit_per_minute,
+        sensitive_burst: config.auth_rate_limit_burst,
+        trusted_proxies,
+    });
     let gateway = Arc::new(app::Gateway {
         routes,
         upstreams,
         auth,
+        limits,
         budget: config.request_timeout(),
         max_body_bytes: config.max_body_bytes as usize,
     });

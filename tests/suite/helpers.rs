@@ -40,6 +40,9 @@ pub async fn spawn_suite_with(
     user_config.password_hash_concurrency = Some(2);
     user_config.jwks_refresh_min_secs = 1;
     let mut gateway_config = suite_gateway::Config::defaults();
+    // The tests send many logins from one address; the limit tests set their own.
+    gateway_config.auth_rate_limit_burst = 10_000;
+    gateway_config.rate_limit_burst = 10_000;
     tweak(&mut gateway_config);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(suite::run(

@@ -546,3 +546,57 @@ async fn responses_carry_security_headers_and_cors_follows_the_allowlist() {
     assert_eq!(echoed.json["requestId"], "abc-123");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_over_their_rate_limit_get_429_with_retry_after() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |c| {
+        c.auth_rate_limit_burst = 2;
+        c.auth_rate_limit_per_minute = 1;
+        c.rate_limit_burst = 3;
+        c.rate_limit_per_second = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let attempt = || {
+        s.request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "who", "password": "guess guess guess"})),
+        )
+    };
+    assert_eq!(attempt().await.expect("1").status, 401);
+    assert_eq!(attempt().await.expect("2").status, 401);
+    let limited = attempt().await.expect("3");
+    assert_eq!(limited.status, 429, "{}", limited.json);
+    let retry: u64 = limited
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        limited
+            .headers
+            .get("ratelimit-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("\"auth\";q=2;w=60")
+    );
+    assert_eq!(
+        limited
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    // The general bucket is separate, and stricter limits do not spill into it.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(s.get("/api/v1/users/me", None).await.expect("get").status);
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 429]);
+    s.stop().await;
+}
