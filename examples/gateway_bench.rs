@@ -1,0 +1,264 @@
+//! The gateway's cost, measured side by side in one run (see BENCHMARKS.md):
+//! 1. `GET /api/health` through the gateway (the ceiling: HTTP only);
+//! 2. authenticated `GET /api/v1/users/{id}` through the gateway (HTTP →
+//!    token check → transcoding → gRPC → user service → SQLite);
+//! 3. the same `GetUser` called directly over gRPC.
+//!
+//! Client and servers share the machine's cores, the same for all three.
+//! `cargo run --release --example gateway_bench [-- <seconds> <connections>]`
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use suite_proto::user::{GetUserRequest, user_service_client::UserServiceClient};
+use tokio::sync::Mutex;
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Result<Sender, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn call(
+    sender: &mut Sender,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> Result<(u16, Bytes), Box<dyn std::error::Error + Send + Sync>> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Full::new(Bytes::from(b))
+        }
+        None => Full::new(Bytes::new()),
+    };
+    sender.ready().await?;
+    let resp = sender.send_request(req.body(body)?).await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
+}
+
+struct Stats {
+    ok: u64,
+    latencies: Vec<Duration>,
+}
+
+fn report(name: &str, stats: &mut Stats, seconds: u64) -> f64 {
+    stats.latencies.sort();
+    let pct = |p: f64| {
+        stats
+            .latencies
+            .get(
+                ((stats.latencies.len() as f64 * p) as usize)
+                    .min(stats.latencies.len().saturating_sub(1)),
+            )
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let rps = stats.ok as f64 / seconds as f64;
+    println!(
+        "{name:<52} {rps:>9.0} req/s   p50 {:>6.3} ms   p99 {:>6.3} ms",
+        pct(0.5),
+        pct(0.99)
+    );
+    rps
+}
+
+async fn http_load(
+    addr: SocketAddr,
+    path: String,
+    token: Option<String>,
+    connections: usize,
+    window: Duration,
+) -> Result<Stats, Box<dyn std::error::Error + Send + Sync>> {
+    let all = Arc::new(Mutex::new(Stats {
+        ok: 0,
+        latencies: Vec::new(),
+    }));
+    let deadline = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (path, token, all) = (path.clone(), token.clone(), all.clone());
+        let mut sender = connect(addr).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Stats {
+                ok: 0,
+                latencies: Vec::new(),
+            };
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                if let Ok((200, _)) = call(&mut sender, "GET", &path, token.as_deref(), None).await
+                {
+                    mine.ok += 1;
+                    mine.latencies.push(start.elapsed());
+                }
+            }
+            let mut all = all.lock().await;
+            all.ok += mine.ok;
+            all.latencies.extend(mine.latencies);
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let stats = std::mem::replace(
+        &mut *all.lock().await,
+        Stats {
+            ok: 0,
+            latencies: Vec::new(),
+        },
+    );
+    Ok(stats)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
+    let window = Duration::from_secs(seconds);
+
+    let dir = tempfile::tempdir()?;
+    let config = suite::SuiteConfig {
+        user_addr: "127.0.0.1:0".parse()?,
+        auth_addr: "127.0.0.1:0".parse()?,
+        gateway_addr: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_owned(),
+        user_database_url: None,
+        auth_database_url: None,
+    };
+    let listeners = suite::Listeners::bind(&config).await?;
+    let user_addr = listeners.user.local_addr()?;
+    let gateway = listeners.gateway.local_addr()?;
+    let mut gateway_config = suite_gateway::Config::defaults();
+    // Measure the transcoding, not the limiter's refusals.
+    gateway_config.rate_limit_burst = u32::MAX / 2;
+    gateway_config.rate_limit_per_second = u32::MAX / 2;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let suite = tokio::spawn(suite::run(
+        config,
+        suite_user::Config::defaults(),
+        suite_auth::Config::defaults(),
+        gateway_config,
+        listeners,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let mut setup = connect(gateway).await?;
+    let body =
+        r#"{"username":"bench","email":"bench@example.com","password":"analytical engine 1843"}"#;
+    let user: serde_json::Value = loop {
+        match call(&mut setup, "POST", "/api/v1/users", None, Some(body.into())).await {
+            Ok((201, b)) => break serde_json::from_slice(&b)?,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                setup = connect(gateway).await?;
+            }
+        }
+    };
+    let login = r#"{"login":"bench","password":"analytical engine 1843"}"#;
+    let (_, tokens) = call(
+        &mut setup,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(login.into()),
+    )
+    .await?;
+    let tokens: serde_json::Value = serde_json::from_slice(&tokens)?;
+    let token = tokens["accessToken"].as_str().ok_or("no token")?.to_owned();
+    let id = user["id"].as_str().ok_or("no id")?.to_owned();
+
+    println!("{connections} connections, {seconds} s each, client and servers on the same cores");
+    let mut ceiling = http_load(gateway, "/api/health".into(), None, connections, window).await?;
+    report(
+        "GET /api/health (gateway, no upstream)",
+        &mut ceiling,
+        seconds,
+    );
+    let mut via = http_load(
+        gateway,
+        format!("/api/v1/users/{id}"),
+        Some(token.clone()),
+        connections,
+        window,
+    )
+    .await?;
+    let via_rps = report(
+        "GET /api/v1/users/{id} through the gateway",
+        &mut via,
+        seconds,
+    );
+
+    // Direct gRPC: one HTTP/2 connection per caller, as HTTP/1.1 above.
+    let all = Arc::new(Mutex::new(Stats {
+        ok: 0,
+        latencies: Vec::new(),
+    }));
+    let deadline = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{user_addr}"))?
+            .connect()
+            .await?;
+        let mut client = UserServiceClient::new(channel);
+        let (token, id, all) = (token.clone(), id.clone(), all.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Stats {
+                ok: 0,
+                latencies: Vec::new(),
+            };
+            while Instant::now() < deadline {
+                let mut req = tonic::Request::new(GetUserRequest { id: id.clone() });
+                if let Ok(v) = format!("Bearer {token}").parse() {
+                    req.metadata_mut().insert("authorization", v);
+                }
+                let start = Instant::now();
+                if client.get_user(req).await.is_ok() {
+                    mine.ok += 1;
+                    mine.latencies.push(start.elapsed());
+                }
+            }
+            let mut all = all.lock().await;
+            all.ok += mine.ok;
+            all.latencies.extend(mine.latencies);
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let mut direct = std::mem::replace(
+        &mut *all.lock().await,
+        Stats {
+            ok: 0,
+            latencies: Vec::new(),
+        },
+    );
+    let direct_rps = report("GetUser directly over gRPC", &mut direct, seconds);
+    println!(
+        "the gateway keeps {:.0}% of direct gRPC throughput",
+        100.0 * via_rps / direct_rps
+    );
+
+    let _ = stop.send(());
+    suite.await??;
+    Ok(())
+}
