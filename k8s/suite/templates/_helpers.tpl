@@ -1,0 +1,138 @@
+{{/* Names. */}}
+{{- define "suite.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "suite.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's object name: (dict "root" $ "name" "user"). */}}
+{{- define "suite.componentName" -}}
+{{- printf "%s-%s" (include "suite.fullname" .root | trunc 50 | trimSuffix "-") .name -}}
+{{- end -}}
+
+{{- define "suite.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels: (dict "root" $ "name" "user"). */}}
+{{- define "suite.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "suite.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{- define "suite.labels" -}}
+helm.sh/chart: {{ include "suite.chart" .root }}
+{{ include "suite.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: suite
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "suite.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* In-cluster DNS name of a component's Service: (dict "root" $ "name" "auth"). */}}
+{{- define "suite.serviceHost" -}}
+{{- printf "%s.%s.svc.%s" (include "suite.componentName" .) .root.Release.Namespace .root.Values.clusterDomain -}}
+{{- end -}}
+
+{{/* http://host:port of a gRPC service: (dict "root" $ "name" "user"). */}}
+{{- define "suite.grpcUrl" -}}
+{{- printf "http://%s:%v" (include "suite.serviceHost" .) (index .root.Values .name).port -}}
+{{- end -}}
+
+{{/* JWKS from the auth service's GetJwks over gRPC. */}}
+{{- define "suite.jwks" -}}
+{{- printf "grpc://%s:%v" (include "suite.serviceHost" (dict "root" . "name" "auth")) .Values.auth.port -}}
+{{- end -}}
+
+{{/* Database URL Secret name and key: (dict "root" $ "name" "user"). */}}
+{{- define "suite.dbSecretName" -}}
+{{- $db := (index .root.Values .name).database -}}
+{{- if $db.existingSecret -}}{{ $db.existingSecret }}{{- else -}}{{ include "suite.componentName" . }}-db{{- end -}}
+{{- end -}}
+
+{{- define "suite.dbSecretKey" -}}
+{{- $db := (index .root.Values .name).database -}}
+{{- if $db.existingSecret -}}{{ $db.existingSecretKey }}{{- else -}}database-url{{- end -}}
+{{- end -}}
+
+{{/* The signing key Secret's name and key. */}}
+{{- define "suite.signingKeySecretName" -}}
+{{- $k := .Values.auth.signingKey -}}
+{{- if $k.existingSecret -}}{{ $k.existingSecret }}
+{{- else if or $k.pem $k.generate -}}{{ include "suite.componentName" (dict "root" . "name" "auth") }}-signing-key
+{{- else -}}{{ fail "auth.signingKey: set existingSecret, pem, or generate=true" }}
+{{- end -}}
+{{- end -}}
+
+{{- define "suite.signingKeySecretKey" -}}
+{{- if .Values.auth.signingKey.existingSecret -}}{{ .Values.auth.signingKey.existingSecretKey }}{{- else -}}signing-key.pem{{- end -}}
+{{- end -}}
+
+{{/* Environment common to the three binaries (ConfigMap data): (dict "root" $ "name" "user"). */}}
+{{- define "suite.telemetryEnv" -}}
+{{- $t := .root.Values.telemetry -}}
+RUST_LOG: {{ $t.logLevel | quote }}
+LOG_FORMAT: {{ $t.logFormat | quote }}
+OTEL_SERVICE_NAME: {{ printf "suite-%s" .name | quote }}
+{{- with $t.otlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- end }}
+OTEL_TRACES_SAMPLER: {{ $t.tracesSampler | quote }}
+{{- if $t.tracesSamplerArg }}
+OTEL_TRACES_SAMPLER_ARG: {{ $t.tracesSamplerArg | quote }}
+{{- end }}
+{{- $attrs := list (printf "service.namespace=%s" (include "suite.fullname" .root)) (printf "deployment.environment.name=%s" $t.environment) (printf "k8s.namespace.name=%s" .root.Release.Namespace) }}
+{{- range $k, $v := $t.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k (toString $v)) }}
+{{- end }}
+OTEL_RESOURCE_ATTRIBUTES: {{ join "," $attrs | quote }}
+{{- end -}}
+
+{{/* Extra env of a component, after the chart's own (so the chart's keys cannot be set twice). */}}
+{{- define "suite.extraEnv" -}}
+{{- range $k, $v := .env }}
+{{ $k }}: {{ toString $v | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "suite.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "suite.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
