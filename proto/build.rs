@@ -13,7 +13,12 @@ const PROTOS: &[&str] = &[
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let mut compiler = protox::Compiler::new(["."])?;
-    compiler.include_imports(true).open_files(PROTOS)?;
+    // Source info carries the comments: reflection clients and the gateway's
+    // OpenAPI document show them.
+    compiler
+        .include_imports(true)
+        .include_source_info(true)
+        .open_files(PROTOS)?;
     // Encoded by protox itself, which keeps custom options such as
     // google.api.http (prost's own types would drop them as unknown fields).
     fs::write(

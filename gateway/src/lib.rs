@@ -8,6 +8,7 @@ pub mod codec;
 pub mod config;
 pub mod headers;
 pub mod limits;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod template;
@@ -50,6 +51,8 @@ pub fn app(config: &Config) -> Result<Router, Error> {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::Descriptors(e.to_string()))?;
     let routes = routes::RouteTable::from_pool(&pool, &[USER_SERVICE, AUTH_SERVICE])?;
+    // Rendered once: the document is a pure function of the contract.
+    let openapi = bytes::Bytes::from(openapi::document(&routes, &pool).to_string());
     let connect = Duration::from_millis(config.upstream_connect_timeout_ms);
     let upstreams = HashMap::from([
         (
@@ -106,6 +109,13 @@ pub fn app(config: &Config) -> Result<Router, Error> {
         .route(
             "/api/health",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let body = openapi.clone();
+                async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+            }),
         )
         // Readiness: every upstream's gRPC health says SERVING.
         .route("/readyz", get(app::ready))

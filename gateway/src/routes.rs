@@ -106,7 +106,17 @@ impl RouteTable {
     /// The route for a request, with its bound path variables.
     pub fn find(&self, method: &http::Method, path: &str) -> Result<(&Route, Bindings), NoRoute> {
         let mut allowed = Vec::new();
+        // `/users/x:changePassword` names the custom method, whatever the
+        // HTTP method: it must not fall through to `/users/{id}` with the id
+        // `x:changePassword` (which would make PATCH on it a 400, not a 405).
+        let has_verb = self
+            .routes
+            .iter()
+            .any(|r| r.template.verb().is_some() && r.template.matches(path).is_some());
         for route in &self.routes {
+            if has_verb && route.template.verb().is_none() {
+                continue;
+            }
             if let Some(vars) = route.template.matches(path) {
                 if route.http_method == method {
                     return Ok((route, vars));

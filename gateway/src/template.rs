@@ -183,6 +183,25 @@ impl PathTemplate {
         &self.raw
     }
 
+    /// The template as an OpenAPI path: variables without their patterns
+    /// (`/v1/{name=shelves/*}` → `/v1/{name}`).
+    pub fn openapi_path(&self) -> String {
+        let mut out = String::with_capacity(self.raw.len());
+        let (mut in_variable, mut in_pattern) = (false, false);
+        for c in self.raw.chars() {
+            match c {
+                '{' => in_variable = true,
+                '=' if in_variable => in_pattern = true,
+                '}' => (in_variable, in_pattern) = (false, false),
+                _ => {}
+            }
+            if !in_pattern {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// The field paths of its variables, in template order, e.g. ["user.id"].
     pub fn variables(&self) -> Vec<String> {
         self.variables
@@ -401,6 +420,14 @@ mod tests {
             message.contains(&format!("{s:?}")),
             "{message:?} should name the template"
         );
+    }
+
+    #[test]
+    fn openapi_paths_drop_variable_patterns() {
+        let t = PathTemplate::parse("/v1/{name=shelves/*/books/**}:get").expect("parses");
+        assert_eq!(t.openapi_path(), "/v1/{name}:get");
+        let t = PathTemplate::parse("/api/v1/users/{user.id}").expect("parses");
+        assert_eq!(t.openapi_path(), "/api/v1/users/{user.id}");
     }
 
     #[test]

@@ -3,4 +3,5 @@
 
 mod grpc;
 mod helpers;
+mod openapi;
 mod rest;

@@ -323,6 +323,22 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
         put.headers.get("allow").and_then(|v| v.to_str().ok()),
         Some("GET, PATCH, DELETE")
     );
+    // A custom method's path is its own resource: PATCH on it is 405, not a
+    // PATCH of a user whose id ends in ":changePassword".
+    let patch = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me:changePassword",
+            None,
+            Some(json!({})),
+        )
+        .await
+        .expect("405");
+    assert_eq!(patch.status, 405, "{}", patch.json);
+    assert_eq!(
+        patch.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
     let text = s
         .raw(
             "POST",

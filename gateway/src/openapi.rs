@@ -1,0 +1,823 @@
+//! The OpenAPI 3.1 document of the REST surface, generated from the same
+//! route table and descriptors the gateway serves from, so the two cannot
+//! drift apart. Descriptions are the protos' own comments.
+//!
+//! Schemas follow the proto3 JSON mapping the gateway speaks: lowerCamelCase
+//! names, 64-bit integers as strings, Timestamp as RFC 3339, FieldMask as a
+//! comma-separated string, enums by name. Unknown fields are rejected, so
+//! every message schema says `additionalProperties: false`. Fields are never
+//! `required` in responses (proto3 JSON leaves out default values); in
+//! requests, fields marked `(google.api.field_behavior) = REQUIRED` are.
+
+use crate::routes::{Route, RouteTable};
+use prost_reflect::{
+    DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
+    Value as PValue,
+};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The problem-details schema every error response uses.
+const PROBLEM: &str = "Problem";
+
+/// Builds the document for every route in `routes`.
+pub fn document(routes: &RouteTable, pool: &DescriptorPool) -> Value {
+    let mut generator = Generator {
+        pool,
+        schemas: BTreeMap::new(),
+        pending: Vec::new(),
+    };
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut tags = BTreeMap::new();
+    let mut operation_ids = BTreeSet::new();
+    for route in routes.routes() {
+        let service = route.method.parent_service();
+        tags.entry(service.name().to_owned())
+            .or_insert_with(|| comment(service.parent_file(), service.path()));
+        let mut id = format!("{}_{}", service.name(), route.method.name());
+        let mut n = 1;
+        while !operation_ids.insert(id.clone()) {
+            id = format!("{}_{}_{n}", service.name(), route.method.name());
+            n += 1;
+        }
+        let op = generator.operation(route, id);
+        paths
+            .entry(openapi_path(route))
+            .or_default()
+            .insert(route.http_method.as_str().to_ascii_lowercase(), op.into());
+    }
+    tags.insert(
+        "Gateway".to_owned(),
+        "The gateway's own routes: health, readiness and this document.".to_owned(),
+    );
+    for (path, ops) in gateway_paths() {
+        paths.insert(path.to_owned(), ops);
+    }
+    generator.drain();
+
+    let mut schemas: Map<String, Value> = generator.schemas.into_iter().collect();
+    schemas.insert(PROBLEM.to_owned(), problem_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Users and authentication suite",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The public REST/JSON API of the suite. Every operation is a gRPC \
+                method of the user or auth service, transcoded by the gateway. Errors are \
+                RFC 9457 problem details. Send the `accessToken` from login as \
+                `Authorization: Bearer <token>`.",
+            "license": { "name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0" },
+        },
+        "servers": [{ "url": "/" }],
+        "tags": tags
+            .into_iter()
+            .map(|(name, description)| json!({ "name": name, "description": description }))
+            .collect::<Vec<_>>(),
+        "security": [{ "bearerAuth": [] }],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": error_responses(),
+            "headers": {
+                "X-Request-Id": {
+                    "description": "The request's id: the client's `X-Request-Id` if it sent a \
+                        sane one, else a new UUID. Also in problem details as `requestId`.",
+                    "schema": { "type": "string" },
+                },
+            },
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token from `POST /api/v1/auth/login` or \
+                        `POST /api/v1/auth/refresh` (EdDSA-signed JWT, verified against \
+                        `/.well-known/jwks.json`).",
+                },
+            },
+        },
+    })
+}
+
+struct Generator<'a> {
+    pool: &'a DescriptorPool,
+    /// Component schemas by message full name.
+    schemas: BTreeMap<String, Value>,
+    /// Messages referenced but not yet described.
+    pending: Vec<MessageDescriptor>,
+}
+
+impl Generator<'_> {
+    fn operation(&mut self, route: &Route, operation_id: String) -> Map<String, Value> {
+        let method = &route.method;
+        let input = method.input();
+        let bound = route.template.variables();
+        let mut op = Map::new();
+        op.insert("operationId".into(), operation_id.into());
+        op.insert(
+            "tags".into(),
+            json!([method.parent_service().name().to_owned()]),
+        );
+        let description = comment(method.parent_file(), method.path());
+        if let Some(summary) = description.split(". ").next().filter(|s| !s.is_empty()) {
+            op.insert("summary".into(), summary.trim_end_matches('.').into());
+        }
+        op.insert("description".into(), description.into());
+        if route.public {
+            op.insert("security".into(), json!([]));
+        }
+
+        let mut parameters = Vec::new();
+        for path in &bound {
+            let field = field_at(&input, path);
+            let mut schema = field
+                .as_ref()
+                .map(|f| self.scalar_schema(f))
+                .unwrap_or_else(|| json!({ "type": "string" }));
+            if let Some(map) = schema.as_object_mut() {
+                map.remove("readOnly");
+            }
+            parameters.push(json!({
+                "name": parameter_name(&bound, path),
+                "in": "path",
+                "required": true,
+                "description": field.map(|f| field_comment(&f)).unwrap_or_default(),
+                "schema": schema,
+            }));
+        }
+        if route.body != "*" {
+            let mut query = Vec::new();
+            self.query_parameters(&input, "", &bound, &route.body, 0, &mut query);
+            parameters.extend(query);
+        }
+        if !parameters.is_empty() {
+            op.insert("parameters".into(), parameters.into());
+        }
+
+        if let Some(schema) = self.request_body_schema(route, &bound) {
+            op.insert(
+                "requestBody".into(),
+                json!({ "content": { "application/json": { "schema": schema } } }),
+            );
+        }
+        op.insert("responses".into(), self.responses(route).into());
+        op
+    }
+
+    fn request_body_schema(&mut self, route: &Route, bound: &[String]) -> Option<Value> {
+        let input = route.method.input();
+        match route.body.as_str() {
+            "" => None,
+            "*" => {
+                // The path's fields come from the path, not the body.
+                let excluded: Vec<&str> = bound
+                    .iter()
+                    .filter(|b| !b.contains('.'))
+                    .map(String::as_str)
+                    .collect();
+                if excluded.is_empty() {
+                    Some(self.reference(&input))
+                } else {
+                    Some(self.message_schema(&input, &excluded))
+                }
+            }
+            field => {
+                let f = input.get_field_by_name(field)?;
+                Some(self.field_schema(&f))
+            }
+        }
+    }
+
+    fn responses(&mut self, route: &Route) -> Map<String, Value> {
+        let mut responses = Map::new();
+        let mut headers = Map::new();
+        headers.insert(
+            "X-Request-Id".into(),
+            json!({ "$ref": "#/components/headers/X-Request-Id" }),
+        );
+        let output = route.method.output();
+        let mut success = json!({
+            "description": comment(output.parent_file(), output.path()),
+        });
+        if route.success == http::StatusCode::CREATED && !route.location_field.is_empty() {
+            headers.insert(
+                "Location".into(),
+                json!({
+                    "description": "The created resource's URL path.",
+                    "schema": { "type": "string" },
+                }),
+            );
+        }
+        if route.success != http::StatusCode::NO_CONTENT {
+            let schema = if route.response_body.is_empty() {
+                self.reference(&output)
+            } else {
+                match output.get_field_by_name(&route.response_body) {
+                    Some(f) => self.field_schema(&f),
+                    None => json!({}),
+                }
+            };
+            success["content"] = json!({ "application/json": { "schema": schema } });
+        }
+        success["headers"] = headers.into();
+        responses.insert(route.success.as_u16().to_string(), success);
+
+        let mut errors = vec!["400", "404", "429", "500", "503", "504"];
+        if !route.public {
+            errors.extend(["401", "403"]);
+        }
+        if route.http_method != http::Method::GET {
+            errors.push("409");
+        }
+        if !route.body.is_empty() {
+            errors.extend(["413", "415"]);
+        }
+        errors.sort_unstable();
+        for code in errors {
+            responses.insert(
+                code.into(),
+                json!({ "$ref": format!("#/components/responses/{}", error_name(code)) }),
+            );
+        }
+        responses.insert(
+            "default".into(),
+            json!({ "$ref": "#/components/responses/Error" }),
+        );
+        responses
+    }
+
+    /// The fields a query string may set: scalars, repeated scalars and
+    /// FieldMasks outside the path and the body, nested messages by dotted
+    /// JSON names (as the gateway reads them).
+    fn query_parameters(
+        &mut self,
+        message: &MessageDescriptor,
+        prefix: &str,
+        bound: &[String],
+        body: &str,
+        depth: usize,
+        out: &mut Vec<Value>,
+    ) {
+        for field in message.fields() {
+            let proto_path = if prefix.is_empty() {
+                field.name().to_owned()
+            } else {
+                format!("{prefix}.{}", field.name())
+            };
+            if bound.contains(&proto_path) || (prefix.is_empty() && field.name() == body) {
+                continue;
+            }
+            let name = crate::problem::json_field_path(&proto_path);
+            match field.kind() {
+                Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask" => {
+                    out.push(json!({
+                        "name": name,
+                        "in": "query",
+                        "description": field_comment(&field),
+                        "schema": self.field_schema(&field),
+                    }));
+                }
+                Kind::Message(m) if !field.is_list() && !field.is_map() && depth < 3 => {
+                    self.query_parameters(&m, &proto_path, bound, body, depth + 1, out);
+                }
+                Kind::Message(_) | Kind::Bytes => {}
+                _ => {
+                    let mut schema = self.field_schema(&field);
+                    allow_empty(&mut schema);
+                    out.push(json!({
+                        "name": name,
+                        "in": "query",
+                        "description": field_comment(&field),
+                        "schema": schema,
+                        "explode": true,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn reference(&mut self, message: &MessageDescriptor) -> Value {
+        if let Some(schema) = well_known(message.full_name()) {
+            return schema;
+        }
+        if !self.schemas.contains_key(message.full_name())
+            && !self
+                .pending
+                .iter()
+                .any(|m| m.full_name() == message.full_name())
+        {
+            self.pending.push(message.clone());
+        }
+        json!({ "$ref": format!("#/components/schemas/{}", message.full_name()) })
+    }
+
+    /// Describes every referenced message (which may reference more).
+    fn drain(&mut self) {
+        while let Some(message) = self.pending.pop() {
+            if self.schemas.contains_key(message.full_name()) {
+                continue;
+            }
+            // A placeholder first, so a self-referencing message terminates.
+            self.schemas
+                .insert(message.full_name().to_owned(), Value::Null);
+            let schema = self.message_schema(&message, &[]);
+            self.schemas.insert(message.full_name().to_owned(), schema);
+        }
+    }
+
+    fn message_schema(&mut self, message: &MessageDescriptor, excluded: &[&str]) -> Value {
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for field in message.fields() {
+            if excluded.contains(&field.name()) {
+                continue;
+            }
+            let behaviors = self.behaviors(&field);
+            let mut schema = self.field_schema(&field);
+            let description = field_comment(&field);
+            if let Some(map) = schema.as_object_mut() {
+                if !description.is_empty() {
+                    map.insert("description".into(), description.into());
+                }
+                if behaviors.iter().any(|b| b == "OUTPUT_ONLY") {
+                    map.insert("readOnly".into(), true.into());
+                }
+                if behaviors.iter().any(|b| b == "INPUT_ONLY") {
+                    map.insert("writeOnly".into(), true.into());
+                }
+            }
+            if behaviors.iter().any(|b| b == "REQUIRED") {
+                required.push(Value::from(field.json_name()));
+            } else {
+                allow_empty(&mut schema);
+            }
+            properties.insert(field.json_name().to_owned(), nullable(schema));
+        }
+        let mut schema = json!({
+            "type": "object",
+            "description": comment(message.parent_file(), message.path()),
+            "properties": properties,
+            "additionalProperties": false,
+        });
+        if !required.is_empty() {
+            schema["required"] = required.into();
+        }
+        schema
+    }
+
+    fn field_schema(&mut self, field: &FieldDescriptor) -> Value {
+        if field.is_map() {
+            let Kind::Message(entry) = field.kind() else {
+                return json!({ "type": "object" });
+            };
+            let value = entry.map_entry_value_field();
+            return json!({
+                "type": "object",
+                "additionalProperties": self.field_schema(&value),
+            });
+        }
+        let item = match field.kind() {
+            Kind::Message(m) => self.reference(&m),
+            _ => self.scalar_schema(field),
+        };
+        if field.is_list() {
+            json!({ "type": "array", "items": item })
+        } else {
+            item
+        }
+    }
+
+    fn scalar_schema(&self, field: &FieldDescriptor) -> Value {
+        let mut schema = Self::scalar_type(field);
+        self.apply_rules(field, &mut schema);
+        schema
+    }
+
+    /// A field's `suite.api.v1.field` rules, as JSON Schema keywords.
+    fn apply_rules(&self, field: &FieldDescriptor, schema: &mut Value) {
+        let Some(ext) = self.pool.get_extension_by_name("suite.api.v1.field") else {
+            return;
+        };
+        let options = field.options();
+        if !options.has_extension(&ext) {
+            return;
+        }
+        let PValue::Message(rules) = options.get_extension(&ext).into_owned() else {
+            return;
+        };
+        let Some(map) = schema.as_object_mut() else {
+            return;
+        };
+        for (name, keyword) in [
+            ("pattern", "pattern"),
+            ("format", "format"),
+            ("min_length", "minLength"),
+            ("max_length", "maxLength"),
+            ("minimum", "minimum"),
+            ("maximum", "maximum"),
+        ] {
+            let Some(field) = rules.descriptor().get_field_by_name(name) else {
+                continue;
+            };
+            if !rules.has_field(&field) {
+                continue;
+            }
+            let value = match rules.get_field(&field).into_owned() {
+                PValue::String(s) => Value::from(s),
+                PValue::U32(n) => Value::from(n),
+                PValue::I64(n) => Value::from(n),
+                _ => continue,
+            };
+            map.insert(keyword.into(), value);
+        }
+    }
+
+    fn scalar_type(field: &FieldDescriptor) -> Value {
+        match field.kind() {
+            Kind::String => json!({ "type": "string" }),
+            Kind::Bool => json!({ "type": "boolean" }),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => json!({
+                "type": "integer", "format": "int32",
+                "minimum": i32::MIN, "maximum": i32::MAX,
+            }),
+            Kind::Uint32 | Kind::Fixed32 => json!({
+                "type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX,
+            }),
+            // The proto3 JSON mapping writes 64-bit integers as strings.
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => json!({
+                "type": "string", "format": "int64", "pattern": "^-?[0-9]{1,19}$",
+            }),
+            Kind::Uint64 | Kind::Fixed64 => json!({
+                "type": "string", "format": "uint64", "pattern": "^[0-9]{1,20}$",
+            }),
+            Kind::Float => json!({ "type": "number", "format": "float" }),
+            Kind::Double => json!({ "type": "number", "format": "double" }),
+            Kind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
+            Kind::Enum(e) => enum_schema(&e),
+            Kind::Message(m) => well_known(m.full_name()).unwrap_or_else(|| json!({})),
+        }
+    }
+
+    /// The field's `google.api.field_behavior` values, by name.
+    fn behaviors(&self, field: &FieldDescriptor) -> Vec<String> {
+        let Some(ext) = self.pool.get_extension_by_name("google.api.field_behavior") else {
+            return Vec::new();
+        };
+        let options = field.options();
+        if !options.has_extension(&ext) {
+            return Vec::new();
+        }
+        let Kind::Enum(kind) = ext.kind() else {
+            return Vec::new();
+        };
+        match options.get_extension(&ext).into_owned() {
+            PValue::List(values) => values
+                .iter()
+                .filter_map(|v| match v {
+                    PValue::EnumNumber(n) => kind.get_value(*n).map(|v| v.name().to_owned()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// In proto3 an empty string is an unset field, which an optional field may
+/// be whatever its rules say about a set value.
+fn allow_empty(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    if map.get("type") != Some(&json!("string")) {
+        return;
+    }
+    let mut rules = Map::new();
+    for key in ["pattern", "format", "minLength"] {
+        if let Some(v) = map.remove(key) {
+            rules.insert(key.into(), v);
+        }
+    }
+    if !rules.is_empty() {
+        map.insert(
+            "anyOf".into(),
+            json!([{ "maxLength": 0 }, Value::Object(rules)]),
+        );
+    }
+}
+
+/// The proto3 JSON mapping reads `null` as "the default value" for every
+/// field, and the gateway accepts it; the gateway never sends it.
+fn nullable(schema: Value) -> Value {
+    let Value::Object(mut map) = schema else {
+        return schema;
+    };
+    match map.remove("type") {
+        Some(Value::String(t)) => {
+            map.insert("type".into(), json!([t, "null"]));
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.push(Value::Null);
+            }
+            Value::Object(map)
+        }
+        Some(other) => {
+            map.insert("type".into(), other);
+            Value::Object(map)
+        }
+        None => {
+            // `$ref` (and annotations beside it): null or the referenced schema.
+            let mut outer = Map::new();
+            for key in ["description", "readOnly", "writeOnly"] {
+                if let Some(v) = map.remove(key) {
+                    outer.insert(key.into(), v);
+                }
+            }
+            if map.is_empty() {
+                return Value::Object(outer);
+            }
+            outer.insert(
+                "anyOf".into(),
+                json!([Value::Object(map), { "type": "null" }]),
+            );
+            Value::Object(outer)
+        }
+    }
+}
+
+fn enum_schema(e: &EnumDescriptor) -> Value {
+    let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
+    json!({ "type": "string", "enum": names })
+}
+
+/// The JSON forms of the well-known types, per the proto3 JSON mapping.
+fn well_known(full_name: &str) -> Option<Value> {
+    Some(match full_name {
+        "google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time" }),
+        "google.protobuf.Duration" => {
+            json!({ "type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$" })
+        }
+        "google.protobuf.FieldMask" => json!({
+            "type": "string",
+            "description": "Comma-separated field names (lowerCamelCase).",
+        }),
+        "google.protobuf.Empty" => json!({ "type": "object", "additionalProperties": false }),
+        "google.protobuf.Struct" => json!({ "type": "object" }),
+        "google.protobuf.Value" => json!({}),
+        "google.protobuf.ListValue" => json!({ "type": "array" }),
+        "google.protobuf.StringValue" => json!({ "type": "string" }),
+        "google.protobuf.BoolValue" => json!({ "type": "boolean" }),
+        "google.protobuf.Int32Value" | "google.protobuf.UInt32Value" => {
+            json!({ "type": "integer" })
+        }
+        "google.protobuf.Int64Value" | "google.protobuf.UInt64Value" => {
+            json!({ "type": "string", "pattern": "^-?[0-9]+$" })
+        }
+        "google.protobuf.FloatValue" | "google.protobuf.DoubleValue" => {
+            json!({ "type": "number" })
+        }
+        "google.protobuf.BytesValue" => json!({ "type": "string", "contentEncoding": "base64" }),
+        "google.protobuf.Any" => json!({
+            "type": "object",
+            "properties": { "@type": { "type": "string" } },
+            "required": ["@type"],
+        }),
+        _ => return None,
+    })
+}
+
+/// A path variable's parameter name: its last field's JSON name (`user.id` →
+/// `id`), so templates of the same shape name their parameters alike, as
+/// OpenAPI requires; the whole path (`user_id`) if that is ambiguous.
+fn parameter_name(variables: &[String], variable: &str) -> String {
+    let last = |v: &str| v.rsplit('.').next().unwrap_or(v).to_owned();
+    let short = last(variable);
+    if variables.iter().filter(|v| last(v) == short).count() > 1 {
+        crate::problem::json_field_path(&variable.replace('.', "_"))
+    } else {
+        crate::problem::json_field_path(&short)
+    }
+}
+
+fn openapi_path(route: &Route) -> String {
+    let variables = route.template.variables();
+    let mut path = route.template.openapi_path();
+    for v in &variables {
+        path = path.replace(
+            &format!("{{{v}}}"),
+            &format!("{{{}}}", parameter_name(&variables, v)),
+        );
+    }
+    path
+}
+
+/// The field at a dotted proto path, e.g. `user.id`.
+fn field_at(message: &MessageDescriptor, path: &str) -> Option<FieldDescriptor> {
+    let mut current = message.clone();
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let field = current.get_field_by_name(part)?;
+        if parts.peek().is_none() {
+            return Some(field);
+        }
+        let Kind::Message(m) = field.kind() else {
+            return None;
+        };
+        current = m;
+    }
+    None
+}
+
+fn field_comment(field: &FieldDescriptor) -> String {
+    comment(field.parent_file(), field.path())
+}
+
+/// The leading comment of the element at `path` in `file`, as one paragraph
+/// per blank-line-separated block.
+fn comment(file: prost_reflect::FileDescriptor, path: &[i32]) -> String {
+    file.file_descriptor_proto()
+        .source_code_info
+        .as_ref()
+        .and_then(|info| info.location.iter().find(|l| l.path == path))
+        .and_then(|l| l.leading_comments.as_deref())
+        .map(|text| {
+            text.split("\n\n")
+                .map(|para| {
+                    para.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        })
+        .unwrap_or_default()
+}
+
+fn error_name(code: &str) -> &'static str {
+    match code {
+        "400" => "BadRequest",
+        "401" => "Unauthorized",
+        "403" => "Forbidden",
+        "404" => "NotFound",
+        "409" => "Conflict",
+        "413" => "ContentTooLarge",
+        "415" => "UnsupportedMediaType",
+        "429" => "TooManyRequests",
+        "500" => "InternalError",
+        "503" => "ServiceUnavailable",
+        "504" => "GatewayTimeout",
+        _ => "Error",
+    }
+}
+
+fn problem_response(description: &str, extra_headers: Value) -> Value {
+    let mut headers = json!({ "X-Request-Id": { "$ref": "#/components/headers/X-Request-Id" } });
+    if let (Some(all), Value::Object(extra)) = (headers.as_object_mut(), extra_headers) {
+        all.extend(extra);
+    }
+    json!({
+        "description": description,
+        "headers": headers,
+        "content": {
+            "application/problem+json": {
+                "schema": { "$ref": format!("#/components/schemas/{PROBLEM}") },
+            },
+        },
+    })
+}
+
+fn error_responses() -> Value {
+    let none = Value::Null;
+    json!({
+        "BadRequest": problem_response(
+            "Invalid input: the body, a path variable or a query parameter (`errors` names \
+             each bad field), or a failed precondition.",
+            none.clone(),
+        ),
+        "Unauthorized": problem_response(
+            "No valid access token.",
+            json!({ "WWW-Authenticate": {
+                "description": "`Bearer`, with the error when a token was sent.",
+                "schema": { "type": "string" },
+            }}),
+        ),
+        "Forbidden": problem_response("The caller may not do this.", none.clone()),
+        "NotFound": problem_response("No such resource (or route).", none.clone()),
+        "Conflict": problem_response(
+            "Already exists, or the `etag` sent no longer matches.",
+            none.clone(),
+        ),
+        "ContentTooLarge": problem_response("The body is over the size limit.", none.clone()),
+        "UnsupportedMediaType": problem_response(
+            "A body that is not `application/json`.",
+            none.clone(),
+        ),
+        "TooManyRequests": problem_response(
+            "Over the rate limit (per client, stricter on register, login, refresh and \
+             logout), or a login locked after failures.",
+            json!({
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again.",
+                    "schema": { "type": "integer", "minimum": 0 },
+                },
+                "RateLimit-Policy": {
+                    "description": "The limit that was hit (IETF RateLimit fields draft).",
+                    "schema": { "type": "string" },
+                },
+            }),
+        ),
+        "InternalError": problem_response("An internal error (details are logged, never sent).", none.clone()),
+        "ServiceUnavailable": problem_response("A service is down or not ready; try again shortly.", none.clone()),
+        "GatewayTimeout": problem_response("The request's time budget was spent.", none.clone()),
+        "Error": problem_response("Any other error, as problem details.", none),
+    })
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": { "type": "string" },
+            "title": { "type": "string" },
+            "status": { "type": "integer", "minimum": 400, "maximum": 599 },
+            "detail": { "type": "string" },
+            "requestId": { "type": "string", "description": "The request's `X-Request-Id`." },
+            "errors": {
+                "type": "array",
+                "description": "One entry per invalid field.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": { "type": "string", "description": "The field's JSON path, e.g. `user.displayName`." },
+                        "message": { "type": "string" },
+                    },
+                    "required": ["field", "message"],
+                },
+            },
+        },
+        "required": ["type", "title", "status"],
+    })
+}
+
+/// The gateway's own routes, which no RPC backs.
+fn gateway_paths() -> Vec<(&'static str, Map<String, Value>)> {
+    let status_ok = |description: &str, status: &str| {
+        json!({
+            "description": description,
+            "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": { "status": { "type": "string", "const": status } },
+                "required": ["status"],
+            }}},
+        })
+    };
+    let op = |id: &str, summary: &str, responses: Value| {
+        let mut m = Map::new();
+        m.insert(
+            "get".into(),
+            json!({
+                "operationId": id,
+                "tags": ["Gateway"],
+                "summary": summary,
+                "security": [],
+                "responses": responses,
+            }),
+        );
+        m
+    };
+    vec![
+        (
+            "/api/health",
+            op(
+                "Gateway_Health",
+                "Liveness: the gateway process answers",
+                json!({ "200": status_ok("Alive.", "ok") }),
+            ),
+        ),
+        (
+            "/readyz",
+            op(
+                "Gateway_Ready",
+                "Readiness: every service reports SERVING on gRPC health",
+                json!({
+                    "200": status_ok("Ready.", "ready"),
+                    "503": { "$ref": "#/components/responses/ServiceUnavailable" },
+                }),
+            ),
+        ),
+        (
+            "/api/openapi.json",
+            op(
+                "Gateway_OpenApi",
+                "This document",
+                json!({ "200": {
+                    "description": "The OpenAPI 3.1 document.",
+                    "content": { "application/json": { "schema": { "type": "object" } } },
+                }}),
+            ),
+        ),
+    ]
+}
