@@ -44,6 +44,21 @@ pub enum SuiteError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// What to tell a person who just started the suite: where it is and a
+/// first request to try.
+pub fn welcome(gateway: SocketAddr) -> String {
+    let url = format!("http://{gateway}");
+    format!(
+        "The suite is running. REST API: {url}/api/v1  (OpenAPI: {url}/api/openapi.json)\n\
+         Try:\n  \
+         curl -i -X POST {url}/api/v1/users -H 'content-type: application/json' \\\n    \
+         -d '{{\"username\":\"ada\",\"email\":\"ada@example.com\",\"password\":\"analytical engine 1843\"}}'\n  \
+         curl -s -X POST {url}/api/v1/auth/login -H 'content-type: application/json' \\\n    \
+         -d '{{\"login\":\"ada\",\"password\":\"analytical engine 1843\"}}'\n\
+         Stop with Ctrl-C."
+    )
+}
+
 /// The bound listeners, so callers (and tests) know the real ports before serving.
 pub struct Listeners {
     pub user: TcpListener,
@@ -119,11 +134,6 @@ pub async fn run(
         stopped(stop_rx),
     ));
     tracing::info!(%user_addr, %auth_addr, %gateway_addr, "suite running");
-    tracing::info!(
-        "REST API on http://{gateway_addr}; try: curl -X POST http://{gateway_addr}/api/v1/users \
-         -H 'content-type: application/json' \
-         -d '{{\"username\":\"ada\",\"email\":\"ada@example.com\",\"password\":\"analytical engine 1843\"}}'"
-    );
 
     let signal_tx = stop_tx.clone();
     tokio::spawn(async move {

@@ -20,6 +20,9 @@ async fn main() -> ExitCode {
     suite_shared::telemetry::init_logging();
     let result = async {
         let listeners = suite::Listeners::bind(&cli.suite).await?;
+        if let Ok(addr) = listeners.gateway.local_addr() {
+            println!("{}", suite::welcome(addr));
+        }
         suite::run(
             cli.suite,
             suite_user::Config::defaults(),

@@ -28,6 +28,31 @@ const FORWARDED_HEADERS: &[&str] = &[
     "accept-language",
 ];
 
+/// Response metadata passed back to clients as headers (from successes and
+/// errors alike); everything else a service sends stays inside.
+const RETURNED_METADATA: &[&str] = &[
+    "content-language",
+    "retry-after",
+    // RFC 9745 and RFC 8594: a service announcing a method's retirement.
+    "deprecation",
+    "sunset",
+    "link",
+];
+
+/// The allowlisted entries of a reply's metadata, as response headers.
+fn returned_headers(md: &tonic::metadata::MetadataMap) -> Vec<(header::HeaderName, HeaderValue)> {
+    RETURNED_METADATA
+        .iter()
+        .filter_map(|name| {
+            let value = md.get(*name)?.to_str().ok()?;
+            Some((
+                header::HeaderName::from_static(name),
+                HeaderValue::from_str(value).ok()?,
+            ))
+        })
+        .collect()
+}
+
 pub struct Gateway {
     pub routes: RouteTable,
     /// Verifies access tokens before anything is forwarded.
@@ -155,23 +180,40 @@ async fn handle(
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         client.unary(grpc_req, path, BytesCodec).await
     };
+    let started = std::time::Instant::now();
     let reply = match tokio::time::timeout(gw.budget, reply).await {
+        // tonic servers answer a spent `grpc-timeout` with Cancelled; that
+        // is the budget running out, not the client going away.
+        Ok(Err(s))
+            if s.code() == tonic::Code::Cancelled
+                && started.elapsed() >= gw.budget.mul_f32(0.9) =>
+        {
+            Err(tonic::Status::deadline_exceeded("budget spent"))
+        }
         Ok(r) => r,
         Err(_) => Err(tonic::Status::deadline_exceeded("budget spent")),
     };
     let reply = reply.map_err(|s| {
         tracing::info!(code = ?s.code(), route = route.template.as_str(), "upstream error: {}", s.message());
-        Problem::from_status(&s)
+        returned_headers(s.metadata())
+            .into_iter()
+            .fold(Problem::from_status(&s), |p, (name, value)| {
+                p.with_header(name, value)
+            })
     })?;
     let json = transcode::response(route, reply.get_ref()).map_err(|e| {
         tracing::error!(error = %e, "undecodable upstream reply");
         Problem::new(StatusCode::BAD_GATEWAY, "bad reply from a service")
     })?;
+    let returned = returned_headers(reply.metadata());
     if route.success == StatusCode::NO_CONTENT {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        response.headers_mut().extend(returned);
+        return Ok(response);
     }
     let mut response = (route.success, json.to_string()).into_response();
     let headers = response.headers_mut();
+    headers.extend(returned);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -48,6 +48,8 @@ impl Problem {
             Code::Unknown | Code::Internal | Code::DataLoss => "internal error".to_owned(),
             Code::Unavailable => "a service is unavailable; try again shortly".to_owned(),
             Code::DeadlineExceeded => "the request took too long".to_owned(),
+            // Transport-level cancellations describe connections, not the request.
+            Code::Cancelled => "the request was cancelled".to_owned(),
             _ => status.message().to_owned(),
         };
         let mut problem = Self::new(http, detail);
@@ -119,7 +121,10 @@ fn lower_camel(s: &str) -> String {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error");
+        let title = match self.status.as_u16() {
+            499 => "Client Closed Request",
+            _ => self.status.canonical_reason().unwrap_or("Error"),
+        };
         let mut body = serde_json::json!({
             "type": "about:blank",
             "title": title,

@@ -1,0 +1,472 @@
+//! The gateway against a scripted user service: every gRPC status code to
+//! its HTTP status and problem, error details, metadata in both directions,
+//! the request budget, and an upstream that goes away and comes back.
+//! The real services are tested through the gateway in the root package.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use suite_proto::suite::user::v1::{
+    ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
+    DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
+    GetUserStatusResponse, ListUsersRequest, ListUsersResponse, UpdateUserRequest,
+    UpdateUserResponse, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
+    user_service_server::{UserService, UserServiceServer},
+};
+use suite_shared::jwt::{Audience, Claims, SigningKey, jwks_of};
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// What the scripted service saw of the last call.
+#[derive(Default)]
+struct Seen {
+    metadata: Option<tonic::metadata::MetadataMap>,
+}
+
+#[derive(Clone, Default)]
+struct Scripted {
+    seen: Arc<Mutex<Seen>>,
+}
+
+const SECRET: &str = "SELECT password_hash FROM users at 10.0.0.9:5432";
+
+#[tonic::async_trait]
+impl UserService for Scripted {
+    /// The id says what to answer.
+    async fn get_user(
+        &self,
+        req: Request<GetUserRequest>,
+    ) -> Result<Response<GetUserResponse>, Status> {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.metadata = Some(req.metadata().clone());
+        }
+        let id = req.into_inner().id;
+        if let Some(code) = id.strip_prefix("code-") {
+            let code = Code::from_i32(code.parse().map_err(|_| Status::internal("bad script"))?);
+            return Err(Status::new(code, format!("scripted {code:?}: {SECRET}")));
+        }
+        match id.as_str() {
+            "bad-request" => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation("user.display_name", "is too long");
+                Err(Status::with_error_details(
+                    Code::InvalidArgument,
+                    "invalid user",
+                    details,
+                ))
+            }
+            "throttled" => Err(Status::with_error_details(
+                Code::ResourceExhausted,
+                "slow down",
+                ErrorDetails::with_retry_info(Some(Duration::from_millis(2500))),
+            )),
+            "slow" => {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Err(Status::internal("too late"))
+            }
+            "meta-error" => {
+                let mut status = Status::not_found("no such user");
+                status
+                    .metadata_mut()
+                    .insert("content-language", "fr".parse().expect("value"));
+                status
+                    .metadata_mut()
+                    .insert("x-upstream-secret", "s3cr3t".parse().expect("value"));
+                Err(status)
+            }
+            _ => {
+                let mut response = Response::new(GetUserResponse {
+                    user: Some(User {
+                        id,
+                        username: "ada".into(),
+                        ..User::default()
+                    }),
+                });
+                let md = response.metadata_mut();
+                md.insert("content-language", "en".parse().expect("value"));
+                md.insert("deprecation", "@1767225600".parse().expect("value"));
+                md.insert("x-upstream-secret", "s3cr3t".parse().expect("value"));
+                Ok(response)
+            }
+        }
+    }
+
+    async fn create_user(
+        &self,
+        _: Request<CreateUserRequest>,
+    ) -> Result<Response<CreateUserResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn list_users(
+        &self,
+        _: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn update_user(
+        &self,
+        _: Request<UpdateUserRequest>,
+    ) -> Result<Response<UpdateUserResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn delete_user(
+        &self,
+        _: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn change_password(
+        &self,
+        _: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn verify_credentials(
+        &self,
+        _: Request<VerifyCredentialsRequest>,
+    ) -> Result<Response<VerifyCredentialsResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn get_user_status(
+        &self,
+        _: Request<GetUserStatusRequest>,
+    ) -> Result<Response<GetUserStatusResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+}
+
+/// A running scripted service: fire `stop`, then await `task` for it to be gone.
+struct Upstream {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The scripted service on `listener`.
+fn serve_upstream(listener: TcpListener, service: Scripted) -> Upstream {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(UserServiceServer::new(service))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await;
+    });
+    Upstream { stop, task }
+}
+
+struct Fixture {
+    gateway: SocketAddr,
+    upstream: SocketAddr,
+    token: String,
+    seen: Scripted,
+    stop_upstream: Option<Upstream>,
+}
+
+async fn fixture(budget_ms: u64) -> Fixture {
+    let key = SigningKey::generate("k1").expect("key");
+    let jwks =
+        serde_json::to_string(&jwks_of(std::slice::from_ref(&key)).expect("jwks")).expect("json");
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let token = key
+        .sign(&Claims {
+            iss: "suite-auth".into(),
+            aud: Audience::One("suite".into()),
+            sub: "01a216e4-4d21-773d-b270-03fa587d21ab".into(),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: "t1".into(),
+            sid: None,
+            roles: vec!["user".into()],
+        })
+        .expect("token");
+
+    let upstream_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream = upstream_listener.local_addr().expect("addr");
+    let seen = Scripted::default();
+    let stop_upstream = serve_upstream(upstream_listener, seen.clone());
+
+    let mut config = suite_gateway::Config::defaults();
+    config.user_service_url = format!("http://{upstream}");
+    config.auth_service_url = "http://127.0.0.1:9".into();
+    config.jwks = Some(jwks);
+    config.request_timeout_ms = budget_ms;
+    let router = suite_gateway::app(&config).expect("app");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Fixture {
+        gateway,
+        upstream,
+        token,
+        seen,
+        stop_upstream: Some(stop_upstream),
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    json: serde_json::Value,
+}
+
+impl Fixture {
+    async fn get(&self, path: &str, extra: &[(&str, &str)]) -> Reply {
+        let stream = tokio::net::TcpStream::connect(self.gateway)
+            .await
+            .expect("connect");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {}", self.token));
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::new())).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+}
+
+fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    r.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn every_grpc_code_becomes_its_http_status_without_internal_detail() {
+    let f = fixture(5_000).await;
+    let expected = [
+        (Code::Cancelled, 499),
+        (Code::Unknown, 500),
+        (Code::InvalidArgument, 400),
+        (Code::DeadlineExceeded, 504),
+        (Code::NotFound, 404),
+        (Code::AlreadyExists, 409),
+        (Code::PermissionDenied, 403),
+        (Code::ResourceExhausted, 429),
+        (Code::FailedPrecondition, 400),
+        (Code::Aborted, 409),
+        (Code::OutOfRange, 400),
+        (Code::Unimplemented, 501),
+        (Code::Internal, 500),
+        (Code::Unavailable, 503),
+        (Code::DataLoss, 500),
+        (Code::Unauthenticated, 401),
+    ];
+    for (code, status) in expected {
+        let r = f
+            .get(&format!("/api/v1/users/code-{}", code as i32), &[])
+            .await;
+        assert_eq!(r.status, status, "{code:?}: {}", r.json);
+        assert_eq!(
+            header(&r, "content-type"),
+            Some("application/problem+json"),
+            "{code:?}"
+        );
+        assert_eq!(r.json["status"], status, "{code:?}");
+        assert!(r.json["requestId"].is_string(), "{code:?}: {}", r.json);
+        // Our own services' messages pass for the codes a client can act
+        // on; the codes that mean "our fault" or "the network" never do.
+        let passes = !matches!(
+            code,
+            Code::Unknown
+                | Code::Internal
+                | Code::DataLoss
+                | Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+        );
+        let body = r.json.to_string();
+        assert_eq!(body.contains("SELECT"), passes, "{code:?}: {body}");
+        assert!(!body.contains("x-upstream"), "{code:?}: {body}");
+        if code == Code::Unauthenticated {
+            assert_eq!(header(&r, "www-authenticate"), Some("Bearer"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn error_details_become_field_errors_and_retry_after() {
+    let f = fixture(5_000).await;
+    let bad = f.get("/api/v1/users/bad-request", &[]).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json["errors"][0]["field"], "user.displayName");
+    assert_eq!(bad.json["errors"][0]["message"], "is too long");
+    let throttled = f.get("/api/v1/users/throttled", &[]).await;
+    assert_eq!(throttled.status, 429);
+    // 2.5 s, rounded up to whole seconds.
+    assert_eq!(header(&throttled, "retry-after"), Some("3"));
+}
+
+#[tokio::test]
+async fn metadata_crosses_only_through_the_allowlists() {
+    let f = fixture(5_000).await;
+    let r = f
+        .get(
+            "/api/v1/users/u1",
+            &[
+                ("x-request-id", "req-42"),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+                ("accept-language", "fr-CH"),
+                ("cookie", "session=1"),
+                ("x-custom", "no"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["username"], "ada");
+    // Back to the client: the allowlisted response metadata only.
+    assert_eq!(header(&r, "content-language"), Some("en"));
+    assert_eq!(header(&r, "deprecation"), Some("@1767225600"));
+    assert_eq!(header(&r, "x-upstream-secret"), None);
+    assert_eq!(header(&r, "x-request-id"), Some("req-42"));
+
+    // To the service: the allowlisted request headers only.
+    let md = f
+        .seen
+        .seen
+        .lock()
+        .expect("lock")
+        .metadata
+        .clone()
+        .expect("a call");
+    let get = |name: &str| {
+        md.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(get("authorization"), Some(format!("Bearer {}", f.token)));
+    assert_eq!(get("x-request-id").as_deref(), Some("req-42"));
+    assert_eq!(get("accept-language").as_deref(), Some("fr-CH"));
+    assert!(get("traceparent").is_some());
+    assert_eq!(get("cookie"), None);
+    assert_eq!(get("x-custom"), None);
+    // The client address is the peer (no trusted proxies configured), not
+    // what the client claims.
+    assert_eq!(get("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    // The budget travels as grpc-timeout.
+    let timeout = get("grpc-timeout").expect("grpc-timeout");
+    assert!(
+        timeout.ends_with('m') || timeout.ends_with('u'),
+        "{timeout}"
+    );
+
+    let e = f.get("/api/v1/users/meta-error", &[]).await;
+    assert_eq!(e.status, 404);
+    assert_eq!(header(&e, "content-language"), Some("fr"));
+    assert_eq!(header(&e, "x-upstream-secret"), None);
+}
+
+#[tokio::test]
+async fn a_spent_budget_is_504_on_time() {
+    let f = fixture(300).await;
+    let start = Instant::now();
+    let r = f.get("/api/v1/users/slow", &[]).await;
+    assert_eq!(r.status, 504, "{}", r.json);
+    assert_eq!(r.json["detail"], "the request took too long");
+    // Well before the service's 3 s: the budget, not the service, decided.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let timeout = f
+        .seen
+        .seen
+        .lock()
+        .expect("lock")
+        .metadata
+        .as_ref()
+        .and_then(|md| md.get("grpc-timeout")?.to_str().ok().map(str::to_owned))
+        .expect("grpc-timeout");
+    let ms: u64 = timeout
+        .strip_suffix('m')
+        .and_then(|n| n.parse().ok())
+        .or_else(|| {
+            timeout
+                .strip_suffix('u')
+                .and_then(|n| n.parse::<u64>().ok())
+                .map(|u| u / 1000)
+        })
+        .expect("a timeout in ms or µs");
+    assert!(ms <= 300, "{timeout}");
+}
+
+#[tokio::test]
+async fn an_upstream_that_goes_away_is_503_quickly_and_served_again_when_back() {
+    let mut f = fixture(5_000).await;
+    assert_eq!(f.get("/api/v1/users/u1", &[]).await.status, 200);
+
+    // Stopped, and its connections closed.
+    let upstream = f.stop_upstream.take().expect("running");
+    let _ = upstream.stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), upstream.task)
+        .await
+        .expect("the upstream stops")
+        .expect("cleanly");
+    let start = Instant::now();
+    let down = f.get("/api/v1/users/u1", &[]).await;
+    assert_eq!(down.status, 503, "{}", down.json);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        !down
+            .json
+            .to_string()
+            .contains(&f.upstream.port().to_string()),
+        "the address leaked: {}",
+        down.json
+    );
+
+    // Back on the same address: served again, with no restart of the gateway.
+    let listener = TcpListener::bind(f.upstream).await.expect("rebind");
+    f.stop_upstream = Some(serve_upstream(listener, f.seen.clone()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = f.get("/api/v1/users/u1", &[]).await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.json);
+        assert!(Instant::now() < deadline, "not served again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
