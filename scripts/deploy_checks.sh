@@ -94,7 +94,7 @@ EOF
   rm -rf "$LAYER_DIR.tmp"
 fi
 "$HELM" version --short
-"$KUBECTL" version --client | head -n1
+"$KUBECTL" version --client 2>&1 | sed -n 1p
 
 step "install Python tools (hadolint, check-jsonschema, kubernetes-validate)"
 if [[ ! -x "$PY" ]] || ! "$PY" -c 'import yaml, grpc, grpc_health, kubernetes_validate' 2>/dev/null; then
