@@ -407,6 +407,8 @@ def env_checks(name: str, container: Container, binary: Path, help_vars: set[str
     for var in sorted(container.chart_env):
         if var in help_vars:
             report.ok(f"{name}: {var} is read by {binary.name} (--help)")
+            if var in TEMPORARY_ALLOWLIST:
+                report.warn(f"{var} is in {binary.name} --help now: remove it from TEMPORARY_ALLOWLIST in {Path(__file__).name}")
         elif STANDARD_ENV.match(var):
             report.ok(f"{name}: {var} is a standard variable (read outside clap)")
         elif var in TEMPORARY_ALLOWLIST:
