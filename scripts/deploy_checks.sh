@@ -136,11 +136,14 @@ step "helm lint --strict (default and production values)"
 "$HELM" lint --strict k8s/suite
 "$HELM" lint --strict k8s/suite -f k8s/values-production.yaml
 
-step "helm template (default, production, plain-manifest values)"
+RENDERS=(default production variants manifests)
+step "helm template (default, production, variant and plain-manifest values)"
+"$HELM" lint --strict k8s/suite -f k8s/test-values/variants.yaml >/dev/null
 "$HELM" template suite k8s/suite --namespace suite > "$WORK/default.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/values-production.yaml > "$WORK/production.yaml"
+"$HELM" template other k8s/suite --namespace elsewhere -f k8s/test-values/variants.yaml > "$WORK/variants.yaml"
 "$HELM" "${MANIFEST_ARGS[@]}" > "$WORK/manifests.yaml"
-for f in default production manifests; do
+for f in "${RENDERS[@]}"; do
   echo "$f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
 done
 
@@ -162,7 +165,7 @@ expect_rejected "CIDR as trusted proxy" --set 'gateway.trustedProxies={10.0.0.0/
 expect_rejected "no signing key" --set auth.signingKey.generate=false
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
-for f in default production manifests; do
+for f in "${RENDERS[@]}"; do
   "$VENV/bin/kubernetes-validate" --strict --quiet --kubernetes-version "$KUBE_VERSION" "$WORK/$f.yaml"
   echo "$f: all $(grep -c '^kind:' "$WORK/$f.yaml") objects valid against Kubernetes $KUBE_VERSION"
 done
