@@ -5,6 +5,8 @@
 //! 3. the same `GetUser` called directly over gRPC.
 //!
 //! Client and servers share the machine's cores, the same for all three.
+//! When `wrk` (Debian's package) is installed, the two HTTP measurements are
+//! repeated with it, as an independent generator, in the same run.
 //! `cargo run --release --example gateway_bench [-- <seconds> <connections>]`
 
 use bytes::Bytes;
@@ -127,6 +129,46 @@ async fn http_load(
     Ok(stats)
 }
 
+/// The same HTTP load from wrk, if installed: its req/s, p50 and p99 lines.
+fn wrk(addr: SocketAddr, path: &str, token: Option<&str>, connections: usize, seconds: u64) {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args([
+        // wrk needs at least one connection per thread.
+        &format!("-t{}", connections.clamp(1, 2)),
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    cmd.arg(format!("http://{addr}{path}"));
+    let Ok(out) = cmd.output() else {
+        println!("  (wrk not installed: apt-get install wrk)");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pick = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l.split_whitespace().last().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    let non_2xx = pick("Non-2xx");
+    println!(
+        "  wrk: {} req/s   p50 {}   p99 {}{}",
+        pick("Requests/sec:"),
+        pick("50%"),
+        pick("99%"),
+        if non_2xx.is_empty() {
+            String::new()
+        } else {
+            format!("   non-2xx: {non_2xx}")
+        }
+    );
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1);
@@ -194,6 +236,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         &mut ceiling,
         seconds,
     );
+    tokio::task::spawn_blocking(move || wrk(gateway, "/api/health", None, connections, seconds))
+        .await?;
     let mut via = http_load(
         gateway,
         format!("/api/v1/users/{id}"),
@@ -207,6 +251,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         &mut via,
         seconds,
     );
+    let path = format!("/api/v1/users/{id}");
+    tokio::task::spawn_blocking({
+        let token = token.clone();
+        move || wrk(gateway, &path, Some(&token), connections, seconds)
+    })
+    .await?;
 
     // Direct gRPC: one HTTP/2 connection per caller, as HTTP/1.1 above.
     let all = Arc::new(Mutex::new(Stats {

@@ -5,7 +5,14 @@ use crate::{
     jwks::KeyCache,
     jwt::{self, Claims, TokenError, TokenRules, roles},
 };
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 use tonic::{Status, metadata::MetadataMap};
+
+/// How many verified tokens are remembered; past that the memory starts over.
+const VERIFIED_CACHE_SIZE: usize = 4096;
 
 /// Who is calling, as the verified token says.
 #[derive(Debug, Clone)]
@@ -46,6 +53,16 @@ pub struct Authenticator {
     keys: KeyCache,
     /// Built once from the rules: verification runs on every call.
     validation: jsonwebtoken::Validation,
+    /// Tokens already verified, so a client's repeated token costs a lookup,
+    /// not a signature check (as Envoy's jwt_authn cache does).
+    verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+}
+
+/// A token that passed, and against which key set: when the keys change
+/// (rotation, removal), every remembered token is checked again.
+struct Verified {
+    claims: Claims,
+    keys: Arc<crate::jwt::KeySet>,
 }
 
 impl Authenticator {
@@ -53,6 +70,7 @@ impl Authenticator {
         Self {
             keys,
             validation: rules.validation(),
+            verified: Arc::default(),
         }
     }
 
@@ -62,12 +80,44 @@ impl Authenticator {
 
     /// Verifies one token.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let current = self.keys.keys().await;
+        if let Some(claims) = self.remembered(token, &current) {
+            return Ok(claims);
+        }
         let header = jwt::inspect_header(token)?;
         let keys = self.keys.keys_for(&header.kid).await;
         let key = keys
             .get(&header.kid)
             .ok_or(TokenError::Invalid("unknown key id"))?;
-        jwt::verify_with(token, key, &self.validation)
+        let claims = jwt::verify_with(token, key, &self.validation)?;
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_CACHE_SIZE {
+                verified.clear();
+            }
+            verified.insert(
+                token.into(),
+                Verified {
+                    claims: claims.clone(),
+                    keys,
+                },
+            );
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token verified before, against the current keys and
+    /// not yet expired (no leeway: a remembered token never outlives `exp`).
+    fn remembered(&self, token: &str, current: &Arc<crate::jwt::KeySet>) -> Option<Claims> {
+        let mut verified = self.verified.lock().ok()?;
+        let entry = verified.get(token)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if Arc::ptr_eq(&entry.keys, current)
+            && u64::try_from(entry.claims.exp).is_ok_and(|exp| now < exp)
+        {
+            return Some(entry.claims.clone());
+        }
+        verified.remove(token);
+        None
     }
 
     /// The caller of a request: `None` without an `authorization` entry, an

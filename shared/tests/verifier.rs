@@ -292,3 +292,37 @@ async fn a_token_of_another_type_is_refused() {
         f.refuses(&f.token(&header, &good_claims())).await;
     }
 }
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_its_key_is_gone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("jwks.json");
+    let old = SigningKey::generate("old").expect("key");
+    let new = SigningKey::generate("new").expect("key");
+    let write = |key: &SigningKey| {
+        let jwks = jwks_of(std::slice::from_ref(key)).expect("jwks");
+        std::fs::write(&path, serde_json::to_vec(&jwks).expect("json")).expect("write");
+    };
+    write(&old);
+    let cache = KeyCache::new(Some(JwksSource::File(path.clone())), Duration::from_secs(5));
+    cache.load().await.expect("load");
+    let rules = TokenRules {
+        issuer: ISS.into(),
+        audiences: vec![AUD.into()],
+        leeway_secs: 5,
+    };
+    let auth = Authenticator::new(cache.clone(), rules);
+    let mut header = good_header();
+    header["kid"] = json!("old");
+    let token = raw_token(&header, &good_claims(), old.encoding_key());
+    // Twice: the second answer comes from the verified-token memory.
+    auth.verify(&token).await.expect("valid");
+    auth.verify(&token).await.expect("still valid");
+    // The old key is withdrawn (say, compromised): the remembered token goes too.
+    write(&new);
+    cache.load().await.expect("reload");
+    assert!(matches!(
+        auth.verify(&token).await,
+        Err(TokenError::Invalid(_))
+    ));
+}
