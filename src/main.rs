@@ -17,7 +17,13 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    suite_shared::telemetry::init_logging();
+    let telemetry = match suite_shared::telemetry::init("suite", env!("CARGO_PKG_VERSION")) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("suite: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = async {
         let listeners = suite::Listeners::bind(&cli.suite).await?;
         if let Ok(addr) = listeners.gateway.local_addr() {
@@ -34,6 +40,8 @@ async fn main() -> ExitCode {
         .await
     }
     .await;
+    // The last spans go out before the process ends.
+    telemetry.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

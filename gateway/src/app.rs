@@ -58,8 +58,10 @@ pub struct Gateway {
     /// Verifies access tokens before anything is forwarded.
     pub auth: suite_shared::auth::Authenticator,
     pub limits: Arc<crate::limits::Limits>,
-    /// The channel to each service, by its full name.
+    /// The channel to each service, by its full name (readiness checks).
     pub upstreams: HashMap<String, Channel>,
+    /// The same channels with client spans and trace propagation (API calls).
+    pub traced: HashMap<String, suite_shared::trace_client::TracedChannel>,
     pub budget: Duration,
     pub max_body_bytes: usize,
 }
@@ -82,7 +84,8 @@ pub async fn transcode(
     req: Request,
 ) -> Response {
     let id = request_id(req.headers());
-    let mut response = match handle(&gw, peer, req, &id).await {
+    let found = gw.routes.find(req.method(), req.uri().path());
+    let mut response = match handle(&gw, peer, req, found, &id).await {
         Ok(r) => r,
         Err(mut problem) => {
             problem.request_id = id.clone();
@@ -99,27 +102,25 @@ async fn handle(
     gw: &Gateway,
     peer: SocketAddr,
     req: Request,
+    found: Result<(&crate::routes::Route, crate::routes::Bindings), NoRoute>,
     id: &str,
 ) -> Result<Response, Problem> {
     let (parts, body) = req.into_parts();
-    let (route, vars) = gw
-        .routes
-        .find(&parts.method, parts.uri.path())
-        .map_err(|e| match e {
-            NoRoute::NotFound => Problem::new(StatusCode::NOT_FOUND, "no such route"),
-            NoRoute::MethodNotAllowed(allowed) => {
-                let allow = allowed
-                    .iter()
-                    .map(http::Method::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let p = Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("allowed: {allow}"));
-                match HeaderValue::from_str(&allow) {
-                    Ok(v) => p.with_header(header::ALLOW, v),
-                    Err(_) => p,
-                }
+    let (route, vars) = found.map_err(|e| match e {
+        NoRoute::NotFound => Problem::new(StatusCode::NOT_FOUND, "no such route"),
+        NoRoute::MethodNotAllowed(allowed) => {
+            let allow = allowed
+                .iter()
+                .map(http::Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let p = Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("allowed: {allow}"));
+            match HeaderValue::from_str(&allow) {
+                Ok(v) => p.with_header(header::ALLOW, v),
+                Err(_) => p,
             }
-        })?;
+        }
+    })?;
     let client = gw.limits.client(peer, &parts.headers);
     let sensitive = route.public && route.http_method == http::Method::POST;
     if let Err(wait) = gw.limits.check(client, sensitive) {
@@ -145,11 +146,10 @@ async fn handle(
     let message = transcode::request(route, &vars, parts.uri.query(), &body)?;
 
     let service = route.method.parent_service();
-    let channel = gw
-        .upstreams
-        .get(service.full_name())
-        .cloned()
-        .ok_or_else(|| Problem::new(StatusCode::NOT_IMPLEMENTED, "no upstream for this route"))?;
+    let channel =
+        gw.traced.get(service.full_name()).cloned().ok_or_else(|| {
+            Problem::new(StatusCode::NOT_IMPLEMENTED, "no upstream for this route")
+        })?;
     let mut grpc_req = tonic::Request::new(Bytes::from(message.encode_to_vec()));
     for name in FORWARDED_HEADERS {
         if let Some(v) = parts.headers.get(*name).and_then(|v| v.to_str().ok())

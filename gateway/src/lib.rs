@@ -8,6 +8,7 @@ pub mod codec;
 pub mod config;
 pub mod headers;
 pub mod limits;
+pub mod observe;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
@@ -54,15 +55,21 @@ pub fn app(config: &Config) -> Result<Router, Error> {
     // Rendered once: the document is a pure function of the contract.
     let openapi = bytes::Bytes::from(openapi::document(&routes, &pool).to_string());
     let connect = Duration::from_millis(config.upstream_connect_timeout_ms);
-    let upstreams = HashMap::from([
+    let user = channel("USER_SERVICE_URL", &config.user_service_url, connect)?;
+    let auth_channel = channel("AUTH_SERVICE_URL", &config.auth_service_url, connect)?;
+    let traced = HashMap::from([
         (
             USER_SERVICE.to_owned(),
-            channel("USER_SERVICE_URL", &config.user_service_url, connect)?,
+            suite_shared::trace_client::traced(user.clone(), &config.user_service_url),
         ),
         (
             AUTH_SERVICE.to_owned(),
-            channel("AUTH_SERVICE_URL", &config.auth_service_url, connect)?,
+            suite_shared::trace_client::traced(auth_channel.clone(), &config.auth_service_url),
         ),
+    ]);
+    let upstreams = HashMap::from([
+        (USER_SERVICE.to_owned(), user),
+        (AUTH_SERVICE.to_owned(), auth_channel),
     ]);
     // Tokens are verified here, locally, with the auth service's public keys
     // (fetched on first need and when an unknown key id shows up).
@@ -99,6 +106,7 @@ pub fn app(config: &Config) -> Result<Router, Error> {
     let gateway = Arc::new(app::Gateway {
         routes,
         upstreams,
+        traced,
         auth,
         limits,
         budget: config.request_timeout(),
@@ -117,11 +125,19 @@ pub fn app(config: &Config) -> Result<Router, Error> {
                 async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
             }),
         )
+        // Prometheus metrics of this process.
+        .route("/metrics", get(suite_shared::metrics::metrics_response))
         // Readiness: every upstream's gRPC health says SERVING.
         .route("/readyz", get(app::ready))
         .fallback(app::transcode)
-        .with_state(gateway);
-    headers::secure(router, config)
+        .with_state(gateway.clone());
+    // Outermost: the server span and metrics cover everything, 429s included.
+    Ok(
+        headers::secure(router, config)?.layer(axum::middleware::from_fn_with_state(
+            gateway,
+            observe::observe,
+        )),
+    )
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then lets

@@ -14,13 +14,22 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    suite_shared::telemetry::init_logging();
+    let telemetry = match suite_shared::telemetry::init("suite-gateway", env!("CARGO_PKG_VERSION"))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("suite-gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match tokio::net::TcpListener::bind(cli.config.listen_addr).await {
         Ok(listener) => {
             suite_gateway::serve(cli.config, listener, suite_shared::shutdown::signal()).await
         }
         Err(e) => Err(e.into()),
     };
+    // The last spans go out before the process ends.
+    telemetry.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -134,6 +134,10 @@ impl IntoResponse for Problem {
         if !self.request_id.is_empty() {
             body["requestId"] = serde_json::Value::String(self.request_id);
         }
+        // A bug report quoting the body leads straight to the trace.
+        if let Some(trace_id) = suite_shared::telemetry::current_trace_id() {
+            body["traceId"] = serde_json::Value::String(trace_id);
+        }
         if !self.violations.is_empty() {
             body["errors"] = self
                 .violations

@@ -87,3 +87,12 @@ pub fn check_database_url(url: &str) -> Result<(), ConfigError> {
         ))
     }
 }
+
+/// The operators' HTTP port of a gRPC service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminArgs {
+    /// Address of the admin HTTP server (`GET /metrics`, Prometheus text;
+    /// `GET /livez`, liveness). Unset: no admin server.
+    #[arg(long, env = "ADMIN_ADDR")]
+    pub admin_addr: Option<std::net::SocketAddr>,
+}

@@ -59,3 +59,41 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
             | sqlx::Error::WorkerCrashed
     )
 }
+
+/// The `db.system.name` of a database URL, for spans.
+pub fn system_of(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgresql"
+    }
+}
+
+/// A client span for one store operation, by the OpenTelemetry database
+/// conventions: the system, the operation and the table, never a value.
+pub fn span(system: &'static str, operation: &'static str, table: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "db",
+        otel.name = %format_args!("{operation} {table}"),
+        otel.kind = "client",
+        db.system.name = system,
+        db.operation.name = operation,
+        db.collection.name = table,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    )
+}
+
+/// Runs a store operation inside its span, marking the span failed on error
+/// (with the error's kind only: messages may quote values).
+pub async fn traced<T, E>(
+    span: tracing::Span,
+    op: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    use tracing::Instrument;
+    let result = op.instrument(span.clone()).await;
+    if result.is_err() {
+        crate::telemetry::set_error(&span, "database error");
+    }
+    result
+}

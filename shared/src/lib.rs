@@ -9,8 +9,11 @@ pub mod deadline;
 pub mod grpc;
 pub mod jwks;
 pub mod jwt;
+pub mod metrics;
+pub mod rpc_server;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod trace_client;

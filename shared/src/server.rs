@@ -90,18 +90,12 @@ where
     let result = Server::builder()
         // tonic also honours a shorter grpc-timeout sent by the client.
         .timeout(options.timeout)
+        // The server span (continuing the caller's trace) and the RPC metrics.
+        .layer(crate::rpc_server::RpcServerLayer)
         // Bounds memory and database pressure under a flood; excess calls wait.
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
         // Lets handlers carry the caller's deadline on to the calls they make.
         .layer(DeadlineLayer)
-        .trace_fn(|req| {
-            tracing::info_span!(
-                "rpc",
-                rpc.system = "grpc",
-                rpc.method = %req.uri().path(),
-                rpc.grpc.status_code = tracing::field::Empty,
-            )
-        })
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
         .await;
@@ -109,20 +103,15 @@ where
     Ok(result?)
 }
 
-/// Ends a call: records its status code on the RPC's span (opened by
-/// [`serve`]) and maps an error to its `Status`.
+/// Ends a call: maps an error to its `Status` and logs it (the status code
+/// lands on the call's span and metrics in [`crate::rpc_server`]).
 pub fn reply<T, E: Into<tonic::Status>>(
     result: Result<T, E>,
 ) -> Result<tonic::Response<T>, tonic::Status> {
-    let span = tracing::Span::current();
     match result {
-        Ok(v) => {
-            span.record("rpc.grpc.status_code", 0);
-            Ok(tonic::Response::new(v))
-        }
+        Ok(v) => Ok(tonic::Response::new(v)),
         Err(e) => {
             let status: tonic::Status = e.into();
-            span.record("rpc.grpc.status_code", status.code() as i32);
             tracing::info!(code = ?status.code(), "call failed: {}", status.message());
             Err(status)
         }

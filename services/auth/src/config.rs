@@ -3,7 +3,7 @@
 
 use crate::throttle::ThrottlePolicy;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
-use suite_shared::config::{GrpcArgs, PoolArgs};
+use suite_shared::config::{AdminArgs, GrpcArgs, PoolArgs};
 
 /// A secret string that never shows in logs or `Debug` output.
 #[derive(Clone)]
@@ -115,6 +115,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
+
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 pub use suite_shared::config::ConfigError;

@@ -100,6 +100,7 @@ impl AuthCore {
             && let Some(until) = f.locked_until
             && until > now
         {
+            count_login("locked_out");
             return Err(Error::Throttled((until - now).to_std().unwrap_or_default()));
         }
         let user = match self.users.verify(login, password).await? {
@@ -112,10 +113,12 @@ impl AuthCore {
                     .record_failure(&key, now, forget_before, &|n| policy.lock_after(n))
                     .await?;
                 tracing::info!(failures = f.count, "login failed");
+                count_login("bad_credentials");
                 return Err(Error::Unauthenticated("invalid login or password"));
             }
         };
         self.store.clear_failures(&key).await?;
+        count_login("success");
         let user_id = Uuid::parse_str(&user.user_id)
             .map_err(|_| Error::Internal("the user service returned a bad user id".into()))?;
 
@@ -161,6 +164,7 @@ impl AuthCore {
             Some(retired) if now - retired <= chrono_duration(self.settings.reuse_grace) => true,
             Some(_) => {
                 self.store.revoke_session(session.id, now).await?;
+                suite_shared::metrics::metrics().refresh_token_reuse.inc();
                 tracing::warn!(
                     security_event = "refresh_token_reuse",
                     session.id = %session.id,
@@ -409,4 +413,12 @@ fn decode_page_token(token: &str) -> Option<Uuid> {
     let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
     let text = std::str::from_utf8(&raw).ok()?;
     Uuid::parse_str(text.strip_prefix(PAGE_TOKEN_PREFIX)?).ok()
+}
+
+/// Counts a login attempt by outcome (`suite_auth_logins_total`).
+fn count_login(outcome: &'static str) {
+    suite_shared::metrics::metrics()
+        .logins
+        .get_or_create(&suite_shared::metrics::OutcomeLabels { outcome })
+        .inc();
 }

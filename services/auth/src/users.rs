@@ -10,6 +10,7 @@ use suite_proto::user::{
     VerifyCredentialsResponse, user_service_client::UserServiceClient,
 };
 use suite_shared::jwt::{Audience, Claims, SigningKey, roles};
+use suite_shared::trace_client::TracedChannel;
 use tokio::sync::Mutex;
 use tonic::{Code, Request, Status, transport::Channel};
 
@@ -73,7 +74,7 @@ pub enum Credentials {
 }
 
 pub struct UserDirectory {
-    client: UserServiceClient<Channel>,
+    client: UserServiceClient<TracedChannel>,
     tokens: ServiceTokens,
     /// The longest any call may take, whatever the caller's deadline.
     timeout: Duration,
@@ -93,7 +94,8 @@ impl UserDirectory {
             .timeout(timeout)
             .connect_lazy();
         Ok(Self {
-            client: UserServiceClient::new(channel),
+            // Every call gets a client span and carries the trace on.
+            client: UserServiceClient::new(suite_shared::trace_client::traced(channel, url)),
             tokens,
             timeout,
         })
@@ -140,7 +142,7 @@ impl UserDirectory {
     async fn call<M, R, F, Fut>(&self, f: F, msg: M) -> Result<R, Status>
     where
         M: Clone,
-        F: Fn(UserServiceClient<Channel>, Request<M>) -> Fut,
+        F: Fn(UserServiceClient<TracedChannel>, Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
     {
         let mut pauses = RETRY_PAUSES.iter();

@@ -3,7 +3,7 @@
 
 use crate::password::HashParams;
 use std::net::SocketAddr;
-use suite_shared::config::{GrpcArgs, PoolArgs};
+use suite_shared::config::{AdminArgs, GrpcArgs, PoolArgs};
 use suite_shared::{jwks::JwksSource, jwt::TokenRules};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +72,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
+
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 pub use suite_shared::config::ConfigError;

@@ -24,7 +24,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    suite_shared::telemetry::init_logging();
+    let telemetry = match suite_shared::telemetry::init("suite-user", env!("CARGO_PKG_VERSION")) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("suite-user: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => suite_user::migrate(&cli.config).await,
         Command::Serve => match suite_shared::grpc::bind(cli.config.listen_addr).await {
@@ -34,6 +40,8 @@ async fn main() -> ExitCode {
             Err(e) => Err(suite_user::Error::Internal(e.to_string())),
         },
     };
+    // The last spans go out before the process ends.
+    telemetry.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -105,12 +105,18 @@ impl PasswordHasher {
                 "too many password operations queued; try again shortly",
             ));
         }
+        let m = suite_shared::metrics::metrics();
+        m.password_hash_queued.inc();
         let permit = self.permits.clone().acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
+        m.password_hash_queued.dec();
         let permit = permit.map_err(|_| Error::Unavailable("password pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            job()
+            m.password_hash_running.inc();
+            let out = job();
+            m.password_hash_running.dec();
+            out
         })
         .await
         .map_err(|e| Error::Internal(format!("password job failed: {e}")))

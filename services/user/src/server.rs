@@ -62,6 +62,10 @@ pub async fn serve(
     let api = UserServiceServer::new(UserApi::new(core, auth))
         .max_decoding_message_size(config.grpc.max_message_bytes());
     let options = config.grpc.options(SERVICES);
+    // Metrics and liveness for operators, for as long as the service runs.
+    let _admin = suite_shared::metrics::spawn_admin(config.admin.admin_addr)
+        .await
+        .map_err(|e| Error::Internal(format!("ADMIN_ADDR: {e}")))?;
     let readiness = migrate_then_ping(
         {
             let store = store.clone();

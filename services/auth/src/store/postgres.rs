@@ -24,6 +24,9 @@ macro_rules! select_sessions {
 impl PgStore {
     pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
         let pool = suite_shared::db::postgres_pool(url, s)?;
+        let watched = pool.clone();
+        suite_shared::metrics::metrics()
+            .watch_pool("suite-auth", move || (watched.size(), watched.num_idle()));
         Ok(Self { pool })
     }
 }
@@ -80,7 +83,6 @@ impl AuthStore for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "INSERT sessions"))]
     async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -109,7 +111,6 @@ impl AuthStore for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT refresh_tokens"))]
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
         let row = sqlx::query(
             "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
@@ -125,7 +126,6 @@ impl AuthStore for PgStore {
             .transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "UPDATE refresh_tokens"))]
     async fn rotate(
         &self,
         session_id: Uuid,
@@ -175,7 +175,6 @@ impl AuthStore for PgStore {
         Ok(true)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "UPDATE sessions"))]
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         let done =
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
@@ -186,7 +185,6 @@ impl AuthStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT sessions"))]
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
         let row = sqlx::query(select_sessions!("WHERE id = $1"))
             .bind(id)
@@ -195,7 +193,6 @@ impl AuthStore for PgStore {
         Ok(row.as_ref().map(session).transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT sessions"))]
     async fn list_sessions(
         &self,
         user_id: Uuid,
@@ -218,7 +215,6 @@ impl AuthStore for PgStore {
         Ok(rows.iter().map(session).collect::<sqlx::Result<_>>()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT login_failures"))]
     async fn failures(&self, login: &str) -> Result<Option<Failures>> {
         let row = sqlx::query("SELECT failures, locked_until FROM login_failures WHERE login = $1")
             .bind(login)
@@ -234,7 +230,6 @@ impl AuthStore for PgStore {
             .transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "INSERT login_failures"))]
     async fn record_failure(
         &self,
         login: &str,
@@ -270,7 +265,6 @@ impl AuthStore for PgStore {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "DELETE login_failures"))]
     async fn clear_failures(&self, login: &str) -> Result<()> {
         sqlx::query("DELETE FROM login_failures WHERE login = $1")
             .bind(login)
@@ -279,7 +273,6 @@ impl AuthStore for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "DELETE sessions"))]
     async fn prune(
         &self,
         now: DateTime<Utc>,

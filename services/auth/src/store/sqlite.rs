@@ -24,6 +24,9 @@ macro_rules! select_sessions {
 impl SqliteStore {
     pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
         let pool = suite_shared::db::sqlite_pool(url, s)?;
+        let watched = pool.clone();
+        suite_shared::metrics::metrics()
+            .watch_pool("suite-auth", move || (watched.size(), watched.num_idle()));
         Ok(Self { pool })
     }
 
@@ -86,7 +89,6 @@ impl AuthStore for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "INSERT sessions"))]
     async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
@@ -115,7 +117,6 @@ impl AuthStore for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT refresh_tokens"))]
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
         let row = sqlx::query(
             "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
@@ -131,7 +132,6 @@ impl AuthStore for SqliteStore {
             .transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE refresh_tokens"))]
     async fn rotate(
         &self,
         session_id: Uuid,
@@ -181,7 +181,6 @@ impl AuthStore for SqliteStore {
         Ok(true)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE sessions"))]
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         let done =
             sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
@@ -192,7 +191,6 @@ impl AuthStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT sessions"))]
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
         let row = sqlx::query(select_sessions!("WHERE id = ?"))
             .bind(id)
@@ -201,7 +199,6 @@ impl AuthStore for SqliteStore {
         Ok(row.as_ref().map(session).transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT sessions"))]
     async fn list_sessions(
         &self,
         user_id: Uuid,
@@ -225,7 +222,6 @@ impl AuthStore for SqliteStore {
         Ok(rows.iter().map(session).collect::<sqlx::Result<_>>()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT login_failures"))]
     async fn failures(&self, login: &str) -> Result<Option<Failures>> {
         let row = sqlx::query("SELECT failures, locked_until FROM login_failures WHERE login = ?")
             .bind(login)
@@ -241,7 +237,6 @@ impl AuthStore for SqliteStore {
             .transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "INSERT login_failures"))]
     async fn record_failure(
         &self,
         login: &str,
@@ -275,7 +270,6 @@ impl AuthStore for SqliteStore {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "DELETE login_failures"))]
     async fn clear_failures(&self, login: &str) -> Result<()> {
         sqlx::query("DELETE FROM login_failures WHERE login = ?")
             .bind(login)
@@ -284,7 +278,6 @@ impl AuthStore for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "DELETE sessions"))]
     async fn prune(
         &self,
         now: DateTime<Utc>,

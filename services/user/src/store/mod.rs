@@ -3,6 +3,7 @@
 
 mod postgres;
 mod sqlite;
+mod traced;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -99,9 +100,15 @@ pub use suite_shared::db::PoolSettings;
 /// and reconnects by itself when it comes back.
 pub fn open(url: &str, settings: PoolSettings) -> std::result::Result<Arc<dyn UserStore>, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::open(url, settings)?))
+        Ok(Arc::new(traced::Traced {
+            inner: Arc::new(postgres::PgStore::open(url, settings)?),
+            system: suite_shared::db::system_of(url),
+        }))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, settings)?))
+        Ok(Arc::new(traced::Traced {
+            inner: Arc::new(sqlite::SqliteStore::open(url, settings)?),
+            system: suite_shared::db::system_of(url),
+        }))
     } else {
         Err("must start with postgres://, postgresql:// or sqlite:".into())
     }

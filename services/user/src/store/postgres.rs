@@ -23,6 +23,9 @@ macro_rules! select_users {
 impl PgStore {
     pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
         let pool = suite_shared::db::postgres_pool(url, s)?;
+        let watched = pool.clone();
+        suite_shared::metrics::metrics()
+            .watch_pool("suite-user", move || (watched.size(), watched.num_idle()));
         Ok(Self { pool })
     }
 }
@@ -58,7 +61,6 @@ impl UserStore for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "INSERT users"))]
     async fn insert(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
@@ -79,7 +81,6 @@ impl UserStore for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT users"))]
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
         let row = sqlx::query(select_users!("WHERE id = $1 AND deleted_at IS NULL"))
             .bind(id)
@@ -88,7 +89,6 @@ impl UserStore for PgStore {
         Ok(row.as_ref().map(record).transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT users"))]
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query(select_users!(
             "WHERE (lower(email) = $1 OR lower(username) = $1) AND deleted_at IS NULL LIMIT 1"
@@ -99,7 +99,6 @@ impl UserStore for PgStore {
         Ok(row.as_ref().map(record).transpose()?)
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "SELECT users"))]
     async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query(select_users!(
             "WHERE deleted_at IS NULL AND ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
@@ -119,7 +118,6 @@ impl UserStore for PgStore {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "UPDATE users"))]
     async fn update(&self, u: &UserRecord) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
@@ -150,7 +148,6 @@ impl UserStore for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "postgresql", db.operation = "UPDATE users"))]
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET deleted_at = $3, sessions_valid_after = $3, updated_at = $3, version = version + 1 \

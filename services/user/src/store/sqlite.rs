@@ -23,6 +23,9 @@ macro_rules! select_users {
 impl SqliteStore {
     pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
         let pool = suite_shared::db::sqlite_pool(url, s)?;
+        let watched = pool.clone();
+        suite_shared::metrics::metrics()
+            .watch_pool("suite-user", move || (watched.size(), watched.num_idle()));
         Ok(Self { pool })
     }
 }
@@ -62,7 +65,6 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "INSERT users"))]
     async fn insert(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
@@ -83,7 +85,6 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT users"))]
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
         let row = sqlx::query(select_users!("WHERE id = ? AND deleted_at IS NULL"))
             .bind(id)
@@ -92,7 +93,6 @@ impl UserStore for SqliteStore {
         row.as_ref().map(record).transpose()
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT users"))]
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query(select_users!(
             "WHERE (lower(email) = ?1 OR lower(username) = ?1) AND deleted_at IS NULL LIMIT 1"
@@ -103,7 +103,6 @@ impl UserStore for SqliteStore {
         row.as_ref().map(record).transpose()
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "SELECT users"))]
     async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query(select_users!(
             "WHERE deleted_at IS NULL AND (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2"
@@ -123,7 +122,6 @@ impl UserStore for SqliteStore {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE users"))]
     async fn update(&self, u: &UserRecord) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET username = ?2, email = ?3, display_name = ?4, roles = ?5, password_hash = ?6, \
@@ -154,7 +152,6 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(db.system = "sqlite", db.operation = "UPDATE users"))]
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET deleted_at = ?3, sessions_valid_after = ?3, updated_at = ?3, version = version + 1 \

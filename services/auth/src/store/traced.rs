@@ -1,0 +1,126 @@
+//! Every store call in a database span (see `suite_shared::db::span`),
+//! whichever backend is underneath.
+
+use super::{AuthStore, Failures, Result, SessionRecord, TokenRecord};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::{sync::Arc, time::Duration};
+use suite_shared::db::{span, traced};
+use uuid::Uuid;
+
+pub struct Traced {
+    pub inner: Arc<dyn AuthStore>,
+    pub system: &'static str,
+}
+
+#[async_trait]
+impl AuthStore for Traced {
+    async fn migrate(&self) -> Result<()> {
+        traced(
+            span(self.system, "MIGRATE", "sessions"),
+            self.inner.migrate(),
+        )
+        .await
+    }
+    async fn ping(&self) -> Result<()> {
+        // Readiness polls this every few seconds: not worth a span each time.
+        self.inner.ping().await
+    }
+    async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()> {
+        traced(
+            span(self.system, "INSERT", "sessions"),
+            self.inner.create_session(session, token_hash),
+        )
+        .await
+    }
+    async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
+        traced(
+            span(self.system, "SELECT", "refresh_tokens"),
+            self.inner.find_token(hash),
+        )
+        .await
+    }
+    async fn rotate(
+        &self,
+        session_id: Uuid,
+        old_hash: &str,
+        new_hash: &str,
+        at: DateTime<Utc>,
+        retire_old: bool,
+    ) -> Result<bool> {
+        traced(
+            span(self.system, "UPDATE", "refresh_tokens"),
+            self.inner
+                .rotate(session_id, old_hash, new_hash, at, retire_old),
+        )
+        .await
+    }
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        traced(
+            span(self.system, "UPDATE", "sessions"),
+            self.inner.revoke_session(id, at),
+        )
+        .await
+    }
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
+        traced(
+            span(self.system, "SELECT", "sessions"),
+            self.inner.get_session(id),
+        )
+        .await
+    }
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+        now: DateTime<Utc>,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<Vec<SessionRecord>> {
+        traced(
+            span(self.system, "SELECT", "sessions"),
+            self.inner
+                .list_sessions(user_id, after, limit, now, idle_cutoff),
+        )
+        .await
+    }
+    async fn failures(&self, login: &str) -> Result<Option<Failures>> {
+        traced(
+            span(self.system, "SELECT", "login_failures"),
+            self.inner.failures(login),
+        )
+        .await
+    }
+    async fn record_failure(
+        &self,
+        login: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+        lock: &(dyn Fn(i64) -> Duration + Sync),
+    ) -> Result<Failures> {
+        traced(
+            span(self.system, "UPSERT", "login_failures"),
+            self.inner.record_failure(login, at, forget_before, lock),
+        )
+        .await
+    }
+    async fn clear_failures(&self, login: &str) -> Result<()> {
+        traced(
+            span(self.system, "DELETE", "login_failures"),
+            self.inner.clear_failures(login),
+        )
+        .await
+    }
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<u64> {
+        traced(
+            span(self.system, "DELETE", "sessions"),
+            self.inner.prune(now, idle_before, failures_before),
+        )
+        .await
+    }
+}

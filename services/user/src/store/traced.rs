@@ -1,0 +1,73 @@
+//! Every store call in a database span (see `suite_shared::db::span`),
+//! whichever backend is underneath.
+
+use super::{Result, UserRecord, UserStore};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use suite_shared::db::{span, traced};
+use uuid::Uuid;
+
+pub struct Traced {
+    pub inner: Arc<dyn UserStore>,
+    pub system: &'static str,
+}
+
+#[async_trait]
+impl UserStore for Traced {
+    async fn migrate(&self) -> Result<()> {
+        traced(span(self.system, "MIGRATE", "users"), self.inner.migrate()).await
+    }
+    async fn ping(&self) -> Result<()> {
+        // Readiness polls this every few seconds: not worth a span each time.
+        self.inner.ping().await
+    }
+    async fn insert(&self, user: &UserRecord) -> Result<()> {
+        traced(
+            span(self.system, "INSERT", "users"),
+            self.inner.insert(user),
+        )
+        .await
+    }
+    async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
+        traced(span(self.system, "SELECT", "users"), self.inner.get(id)).await
+    }
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>> {
+        traced(
+            span(self.system, "SELECT", "users"),
+            self.inner.find_by_login(login),
+        )
+        .await
+    }
+    async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>> {
+        traced(
+            span(self.system, "SELECT", "users"),
+            self.inner.list(after, limit),
+        )
+        .await
+    }
+    async fn count(&self) -> Result<i64> {
+        traced(span(self.system, "SELECT", "users"), self.inner.count()).await
+    }
+    async fn update(&self, user: &UserRecord) -> Result<bool> {
+        traced(
+            span(self.system, "UPDATE", "users"),
+            self.inner.update(user),
+        )
+        .await
+    }
+    async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
+        traced(
+            span(self.system, "UPDATE", "users"),
+            self.inner.replace_hash(id, old, new),
+        )
+        .await
+    }
+    async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
+        traced(
+            span(self.system, "UPDATE", "users"),
+            self.inner.delete(id, version, at),
+        )
+        .await
+    }
+}

@@ -1,0 +1,254 @@
+//! Prometheus metrics of the process, one registry for every service in it,
+//! named after the OpenTelemetry semantic conventions (units in the name,
+//! dots as underscores): `http_server_request_duration_seconds`,
+//! `rpc_server_call_duration_seconds`, `db_client_connection_count`, …, and
+//! the suite's own under `suite_`. Served as Prometheus text by the gateway
+//! at `/metrics` and by each gRPC service on its admin port.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub http_request_method: String,
+    pub http_route: String,
+    pub http_response_status_code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub rpc_service: String,
+    pub rpc_method: String,
+    pub rpc_grpc_status_code: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcServiceLabels {
+    pub rpc_service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub db_client_connection_pool_name: String,
+    pub db_client_connection_state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+/// Every metric the suite records.
+pub struct Metrics {
+    registry: Registry,
+    pub http_server_duration: Family<HttpLabels, Histogram>,
+    pub http_server_active: Gauge,
+    pub rpc_server_duration: Family<RpcLabels, Histogram>,
+    pub rpc_server_active: Family<RpcServiceLabels, Gauge>,
+    pub db_connections: Family<PoolLabels, Gauge>,
+    pub password_hash_queued: Gauge,
+    pub password_hash_running: Gauge,
+    pub logins: Family<OutcomeLabels, Counter>,
+    pub refresh_token_reuse: Counter,
+    /// Read at scrape time (pool usage), by name: a newer one replaces an
+    /// older one, so a replaced pool is not kept alive.
+    samplers: Mutex<HashMap<String, Box<dyn Fn() + Send + Sync>>>,
+}
+
+/// Seconds; from 0.5 ms (a cached lookup) to 10 s (the default budget).
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let http_server_duration =
+            Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register_with_unit(
+            "http_server_request_duration",
+            "Duration of HTTP requests served by the gateway (count: requests, by status)",
+            prometheus_client::registry::Unit::Seconds,
+            http_server_duration.clone(),
+        );
+        let http_server_active = Gauge::default();
+        registry.register(
+            "http_server_active_requests",
+            "HTTP requests being served",
+            http_server_active.clone(),
+        );
+        let rpc_server_duration =
+            Family::<RpcLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register_with_unit(
+            "rpc_server_call_duration",
+            "Duration of gRPC calls served (count: calls, by status code)",
+            prometheus_client::registry::Unit::Seconds,
+            rpc_server_duration.clone(),
+        );
+        let rpc_server_active = Family::<RpcServiceLabels, Gauge>::default();
+        registry.register(
+            "rpc_server_active_calls",
+            "gRPC calls being served",
+            rpc_server_active.clone(),
+        );
+        let db_connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_client_connection_count",
+            "Database connections of each pool, by state (idle or used)",
+            db_connections.clone(),
+        );
+        let password_hash_queued = Gauge::default();
+        registry.register(
+            "suite_password_hash_queue_depth",
+            "Password hashes waiting for a hashing thread",
+            password_hash_queued.clone(),
+        );
+        let password_hash_running = Gauge::default();
+        registry.register(
+            "suite_password_hash_running",
+            "Password hashes being computed",
+            password_hash_running.clone(),
+        );
+        let logins = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "suite_auth_logins",
+            "Login attempts by outcome (success, bad_credentials, locked_out)",
+            logins.clone(),
+        );
+        let refresh_token_reuse = Counter::default();
+        registry.register(
+            "suite_auth_refresh_token_reuse",
+            "Refresh tokens presented again after rotation (each revokes its session)",
+            refresh_token_reuse.clone(),
+        );
+        Self {
+            registry,
+            http_server_duration,
+            http_server_active,
+            rpc_server_duration,
+            rpc_server_active,
+            db_connections,
+            password_hash_queued,
+            password_hash_running,
+            logins,
+            refresh_token_reuse,
+            samplers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets the function `name` run before each scrape (to read a gauge's source).
+    pub fn on_scrape(&self, name: &str, sampler: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut samplers) = self.samplers.lock() {
+            samplers.insert(name.to_owned(), Box::new(sampler));
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        if let Ok(samplers) = self.samplers.lock() {
+            for sample in samplers.values() {
+                sample();
+            }
+        }
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Reports a pool's connections under `name` at every scrape.
+    pub fn watch_pool(&self, name: &str, size: impl Fn() -> (u32, usize) + Send + Sync + 'static) {
+        let gauges = self.db_connections.clone();
+        let key = format!("pool:{name}");
+        let name = name.to_owned();
+        self.on_scrape(&key, move || {
+            let (total, idle) = size();
+            let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+            let used = i64::from(total).saturating_sub(idle);
+            for (state, value) in [("idle", idle), ("used", used)] {
+                gauges
+                    .get_or_create(&PoolLabels {
+                        db_client_connection_pool_name: name.clone(),
+                        db_client_connection_state: state,
+                    })
+                    .set(value);
+            }
+        });
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// The content type of [`Metrics::encode`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A small HTTP server for a gRPC service's operators: `GET /metrics`
+/// (Prometheus text) and `GET /livez` (the process answers).
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, admin_router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The admin routes, for mounting elsewhere too.
+pub fn admin_router() -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/metrics", get(metrics_response))
+        .route(
+            "/livez",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+}
+
+/// `GET /metrics`.
+pub async fn metrics_response() -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, CONTENT_TYPE)],
+        metrics().encode(),
+    )
+}
+
+/// A running admin server; dropping it stops the server.
+#[derive(Debug)]
+pub struct AdminServer(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Binds `addr` (if set) and serves the admin routes there until the
+/// returned handle is dropped.
+pub async fn spawn_admin(addr: Option<std::net::SocketAddr>) -> std::io::Result<AdminServer> {
+    let Some(addr) = addr else {
+        return Ok(AdminServer(None));
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = ?listener.local_addr().ok(), "admin server listening (/metrics, /livez)");
+    Ok(AdminServer(Some(tokio::spawn(async move {
+        if let Err(e) = serve_admin(listener, std::future::pending()).await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    }))))
+}

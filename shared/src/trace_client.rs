@@ -1,0 +1,172 @@
+//! The client side of every outgoing gRPC call: a tower layer around a
+//! channel that opens a client span (OpenTelemetry RPC conventions), injects
+//! its trace context into the call's metadata, and records the call's
+//! `grpc-status` (from the headers of a trailers-only answer, else from the
+//! trailers) on the span, marking anything but OK an error.
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// Wraps channels in [`TraceClient`].
+#[derive(Debug, Clone)]
+pub struct TraceClientLayer {
+    server_address: String,
+    server_port: u16,
+}
+
+impl TraceClientLayer {
+    /// For calls to the service at `url` (e.g. `http://127.0.0.1:50051`).
+    pub fn new(url: &str) -> Self {
+        let uri: Option<http::Uri> = url.parse().ok();
+        Self {
+            server_address: uri
+                .as_ref()
+                .and_then(|u| u.host())
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_owned(),
+            server_port: uri.as_ref().and_then(http::Uri::port_u16).unwrap_or(80),
+        }
+    }
+}
+
+impl<S> Layer<S> for TraceClientLayer {
+    type Service = TraceClient<S>;
+    fn layer(&self, inner: S) -> TraceClient<S> {
+        TraceClient {
+            inner,
+            server_address: self.server_address.clone(),
+            server_port: self.server_port,
+        }
+    }
+}
+
+/// A traced gRPC channel; see the module docs.
+#[derive(Debug, Clone)]
+pub struct TraceClient<S> {
+    inner: S,
+    server_address: String,
+    server_port: u16,
+}
+
+/// A channel with the client span layer, as every binary uses.
+pub type TracedChannel = TraceClient<tonic::transport::Channel>;
+
+/// `channel` with tracing for calls to `url`.
+pub fn traced(channel: tonic::transport::Channel, url: &str) -> TracedChannel {
+    TraceClientLayer::new(url).layer(channel)
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S> Service<http::Request<Body>> for TraceClient<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<http::Response<Body>, S::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        let path = req.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = %path,
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            server.address = %self.server_address,
+            server.port = self.server_port,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        );
+        crate::telemetry::inject(&span, req.headers_mut());
+        let call = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        Box::pin(
+            async move {
+                let span = tracing::Span::current();
+                match call.await {
+                    Ok(response) => {
+                        if let Some(code) = grpc_status(response.headers()) {
+                            record(&span, code);
+                        }
+                        let (parts, body) = response.into_parts();
+                        let body = Body::new(TracedBody { inner: body, span });
+                        Ok(http::Response::from_parts(parts, body))
+                    }
+                    Err(e) => {
+                        let e: S::Error = e;
+                        crate::telemetry::set_error(&span, "transport error");
+                        Err(e)
+                    }
+                }
+            }
+            .instrument(span),
+        )
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
+fn record(span: &tracing::Span, code: i32) {
+    span.record("rpc.grpc.status_code", code);
+    if code != 0 {
+        let name = format!("{:?}", tonic::Code::from_i32(code));
+        crate::telemetry::set_error(span, &name);
+    }
+}
+
+/// The response body, which keeps the client span open until the call's
+/// trailers arrive (or the body is dropped).
+struct TracedBody {
+    inner: Body,
+    span: tracing::Span,
+}
+
+impl HttpBody for TracedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(code) = frame.trailers_ref().and_then(grpc_status)
+        {
+            record(&self.span, code);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,742 @@
+//! Distributed tracing end to end: the three services each run in their own
+//! process (this test binary re-run as one service, exactly as its main
+//! would run it: `telemetry::init`, serve, flush on SIGTERM), exporting over
+//! OTLP/gRPC to an in-process collector. A journey through the gateway must
+//! come back as one tree per request across the three services, continuing
+//! the client's `traceparent`, with no secret anywhere in spans or logs; a
+//! request the client did not sample exports nothing; the metrics endpoints
+//! parse as Prometheus text and count the journey.
+
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{AnyValue, KeyValue, any_value},
+    trace::v1::{Span, span::SpanKind, status::StatusCode},
+};
+use serde_json::{Value, json};
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+const CHILD_ENV: &str = "SUITE_TELEMETRY_CHILD";
+const PASSWORD: &str = "analytical engine 1843";
+const WRONG_PASSWORD: &str = "babbage difference engine";
+
+/// Not a test: the entry point of a child process running one service.
+/// Run only by `every_request_is_one_trace_across_the_services`.
+#[test]
+#[ignore = "run as a child process by the telemetry test"]
+fn child_service_process() {
+    let Ok(which) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let name = format!("suite-{which}");
+        let telemetry =
+            suite_shared::telemetry::init(&name, env!("CARGO_PKG_VERSION")).expect("telemetry");
+        let result = match which.as_str() {
+            "user" => {
+                let config = suite_user::Config::defaults();
+                let listener = suite_shared::grpc::bind(config.listen_addr)
+                    .await
+                    .expect("bind");
+                suite_user::serve(config, listener, suite_shared::shutdown::signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            "auth" => {
+                let config = suite_auth::Config::defaults();
+                let listener = suite_shared::grpc::bind(config.listen_addr)
+                    .await
+                    .expect("bind");
+                suite_auth::serve(config, listener, suite_shared::shutdown::signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            _ => {
+                let config = suite_gateway::Config::defaults();
+                let listener = tokio::net::TcpListener::bind(config.listen_addr)
+                    .await
+                    .expect("bind");
+                suite_gateway::serve(config, listener, suite_shared::shutdown::signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        telemetry.shutdown().await;
+        result.expect("served");
+    });
+}
+
+/// Everything the collector received, with each span's service.
+#[derive(Default, Clone)]
+struct Received(Arc<Mutex<Vec<(String, Span)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut all = self.0.lock().expect("lock");
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| attr(&r.attributes, "service.name"))
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    all.push((service.clone(), span));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn text(v: &AnyValue) -> String {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(text)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+struct Process {
+    child: Child,
+    logs: Arc<Mutex<String>>,
+}
+
+fn spawn(which: &str, env: &[(&str, String)]) -> Process {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "child_service_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, which)
+    .env("LOG_FORMAT", "json")
+    .env("RUST_LOG", "info")
+    .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let logs = Arc::new(Mutex::new(String::new()));
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut all = logs.lock().expect("lock");
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+    }
+    Process { child, logs }
+}
+
+impl Process {
+    /// SIGTERM, then wait: the service drains and flushes its spans.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("a service did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// One HTTP/1.1 request (with extra headers) to the gateway.
+async fn call(
+    gateway: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(gateway)
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Full::new(bytes::Bytes::from(b.to_string()))
+        }
+        None => Full::new(bytes::Bytes::new()),
+    };
+    let resp = sender
+        .send_request(req.body(body).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    )
+}
+
+/// Prometheus text: every sample as (name with labels, value); fails on a
+/// line that is neither a comment nor `name{labels} value`.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("a sample line");
+            let value: f64 = value.parse().expect("a number");
+            assert!(
+                series
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_'),
+                "{l}"
+            );
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+fn sum(samples: &[(String, f64)], name: &str, labels: &[&str]) -> f64 {
+    samples
+        .iter()
+        .filter(|(s, _)| s.split('{').next() == Some(name) && labels.iter().all(|l| s.contains(l)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+async fn get_text(addr: SocketAddr, path: &str) -> String {
+    match call(addr, "GET", path, &[], None).await {
+        (200, Value::String(s)) => s,
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_one_trace_across_the_services() {
+    // The collector.
+    let received = Received::default();
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let collector_addr = collector.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(received.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(collector)),
+    );
+
+    let dir = tempfile::tempdir().expect("dir");
+    let (user_port, auth_port, gateway_port, quiet_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    let (user_admin, auth_admin) = (free_port(), free_port());
+    let user_url = format!("http://127.0.0.1:{user_port}");
+    let auth_url = format!("http://127.0.0.1:{auth_port}");
+    let otel = [
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{collector_addr}"),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+    ];
+    let with = |extra: Vec<(&'static str, String)>| {
+        let mut env: Vec<(&str, String)> = otel.to_vec();
+        env.extend(extra);
+        env
+    };
+    let mut user = spawn(
+        "user",
+        &with(vec![
+            ("LISTEN_ADDR", format!("127.0.0.1:{user_port}")),
+            ("ADMIN_ADDR", format!("127.0.0.1:{user_admin}")),
+            (
+                "DATABASE_URL",
+                format!("sqlite:{}", dir.path().join("user.db").display()),
+            ),
+            ("JWKS", format!("grpc://127.0.0.1:{auth_port}")),
+            ("PASSWORD_HASH_CONCURRENCY", "2".into()),
+        ]),
+    );
+    let mut auth = spawn(
+        "auth",
+        &with(vec![
+            ("LISTEN_ADDR", format!("127.0.0.1:{auth_port}")),
+            ("ADMIN_ADDR", format!("127.0.0.1:{auth_admin}")),
+            (
+                "DATABASE_URL",
+                format!("sqlite:{}", dir.path().join("auth.db").display()),
+            ),
+            ("DATA_DIR", dir.path().display().to_string()),
+            ("USER_SERVICE_URL", user_url.clone()),
+        ]),
+    );
+    let gateway_env = |port: u16| {
+        vec![
+            ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+            ("USER_SERVICE_URL", user_url.clone()),
+            ("AUTH_SERVICE_URL", auth_url.clone()),
+            ("RATE_LIMIT_BURST", "100000".to_owned()),
+            ("AUTH_RATE_LIMIT_BURST", "100000".to_owned()),
+        ]
+    };
+    let mut gateway = spawn("gateway", &with(gateway_env(gateway_port)));
+    // A second gateway that samples nothing.
+    let mut quiet_env = with(gateway_env(quiet_port));
+    quiet_env.push(("OTEL_TRACES_SAMPLER", "always_off".into()));
+    quiet_env.push(("OTEL_SERVICE_NAME", "suite-gateway-quiet".into()));
+    let mut quiet = spawn("gateway", &quiet_env);
+
+    let gw: SocketAddr = format!("127.0.0.1:{gateway_port}").parse().expect("addr");
+    let quiet_gw: SocketAddr = format!("127.0.0.1:{quiet_port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for addr in [gw, quiet_gw] {
+        loop {
+            let ready = tokio::net::TcpStream::connect(addr).await.is_ok()
+                && call(addr, "GET", "/readyz", &[], None).await.0 == 200;
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready; logs:\n{}\n{}\n{}",
+                user.logs.lock().expect("lock"),
+                auth.logs.lock().expect("lock"),
+                gateway.logs.lock().expect("lock")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // The journey, each request under a trace the client started.
+    let traceparent = |n: u8, sampled: bool| {
+        let trace = format!("4bf92f3577b34da6a3ce929d0e0e47{n:02x}");
+        let parent = format!("00f067aa0ba902{n:02x}");
+        let header = format!("00-{trace}-{parent}-{}", if sampled { "01" } else { "00" });
+        (trace, parent, header)
+    };
+    let (created_status, created) = call(
+        gw,
+        "POST",
+        "/api/v1/users",
+        &[],
+        Some(json!({"username": "ada", "email": "ada@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(created_status, 201, "{created}");
+
+    let (login_trace, login_parent, header) = traceparent(1, true);
+    let (status, tokens) = call(
+        gw,
+        "POST",
+        "/api/v1/auth/login",
+        &[("traceparent", header)],
+        Some(json!({"login": "ada", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["accessToken"].as_str().expect("token").to_owned();
+    let refresh = tokens["refreshToken"].as_str().expect("token").to_owned();
+
+    let (get_trace, get_parent, header) = traceparent(2, true);
+    let (status, me) = call(
+        gw,
+        "GET",
+        "/api/v1/users/me",
+        &[
+            ("traceparent", header),
+            ("authorization", format!("Bearer {access}")),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+
+    let (wrong_trace, _, header) = traceparent(3, true);
+    let (status, problem) = call(
+        gw,
+        "POST",
+        "/api/v1/auth/login",
+        &[("traceparent", header)],
+        Some(json!({"login": "ada", "password": WRONG_PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 401, "{problem}");
+    // The problem names the trace, for bug reports.
+    assert_eq!(problem["traceId"], wrong_trace, "{problem}");
+
+    let (status, refreshed) = call(
+        gw,
+        "POST",
+        "/api/v1/auth/refresh",
+        &[],
+        Some(json!({"refreshToken": refresh})),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let new_refresh = refreshed["refreshToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    // Not sampled by the client: nothing of it may be exported.
+    let (unsampled_trace, _, header) = traceparent(4, false);
+    let (status, _) = call(
+        gw,
+        "GET",
+        "/api/v1/users/me",
+        &[
+            ("traceparent", header),
+            ("authorization", format!("Bearer {access}")),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Sampling off at the gateway: nothing exported for it downstream either.
+    let (status, _) = call(
+        quiet_gw,
+        "GET",
+        "/api/v1/users/me",
+        &[("authorization", format!("Bearer {access}"))],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Metrics: Prometheus text that counts the journey.
+    let gateway_metrics = parse_prometheus(&get_text(gw, "/metrics").await);
+    assert!(
+        sum(
+            &gateway_metrics,
+            "http_server_request_duration_seconds_count",
+            &[
+                "http_route=\"/api/v1/auth/login\"",
+                "http_response_status_code=\"200\""
+            ]
+        ) >= 1.0
+    );
+    assert!(
+        sum(
+            &gateway_metrics,
+            "http_server_request_duration_seconds_count",
+            &[
+                "http_route=\"/api/v1/auth/login\"",
+                "http_response_status_code=\"401\""
+            ]
+        ) >= 1.0
+    );
+    let user_admin: SocketAddr = format!("127.0.0.1:{user_admin}").parse().expect("addr");
+    let auth_admin: SocketAddr = format!("127.0.0.1:{auth_admin}").parse().expect("addr");
+    let user_metrics = parse_prometheus(&get_text(user_admin, "/metrics").await);
+    assert!(
+        sum(
+            &user_metrics,
+            "rpc_server_call_duration_seconds_count",
+            &["rpc_method=\"VerifyCredentials\""]
+        ) >= 2.0
+    );
+    assert!(sum(&user_metrics, "db_client_connection_count", &[]) >= 1.0);
+    assert!(
+        user_metrics
+            .iter()
+            .any(|(s, _)| s.starts_with("suite_password_hash_queue_depth"))
+    );
+    let auth_metrics = parse_prometheus(&get_text(auth_admin, "/metrics").await);
+    assert_eq!(
+        sum(
+            &auth_metrics,
+            "suite_auth_logins_total",
+            &["outcome=\"success\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &auth_metrics,
+            "suite_auth_logins_total",
+            &["outcome=\"bad_credentials\""]
+        ),
+        1.0
+    );
+    let (status, live) = call(auth_admin, "GET", "/livez", &[], None).await;
+    assert_eq!((status, &live["status"]), (200, &json!("ok")));
+
+    // Stop all: each drains and flushes its spans on SIGTERM.
+    for p in [&mut quiet, &mut gateway, &mut auth, &mut user] {
+        p.stop();
+    }
+    let spans = received.0.lock().expect("lock").clone();
+    let logs = [&user, &auth, &gateway, &quiet]
+        .iter()
+        .map(|p| p.logs.lock().expect("lock").clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    let by_id: HashMap<String, &(String, Span)> =
+        spans.iter().map(|s| (hex(&s.1.span_id), s)).collect();
+    let parent_of = |s: &Span| by_id.get(&hex(&s.parent_span_id)).copied();
+    let in_trace = |trace: &str| -> Vec<&(String, Span)> {
+        spans
+            .iter()
+            .filter(|(_, s)| hex(&s.trace_id) == trace)
+            .collect()
+    };
+    let find = |trace: &str, service: &str, kind: SpanKind, rpc_method: Option<&str>| {
+        in_trace(trace)
+            .into_iter()
+            .find(|(svc, s)| {
+                svc == service
+                    && s.kind == kind as i32
+                    && rpc_method
+                        .is_none_or(|m| attr(&s.attributes, "rpc.method").as_deref() == Some(m))
+            })
+            .map(|(_, s)| s)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {kind:?} span of {service} ({rpc_method:?}) in trace {trace}; spans: {:#?}",
+                    in_trace(trace)
+                        .iter()
+                        .map(|(svc, s)| (svc, &s.name, s.kind))
+                        .collect::<Vec<_>>()
+                )
+            })
+    };
+    let service_of = |s: &Span| parent_of(s).map(|(svc, _)| svc.clone());
+
+    // Login: gateway HTTP → gateway client → auth server → auth client → user server → DB.
+    let http = find(&login_trace, "suite-gateway", SpanKind::Server, None);
+    assert_eq!(
+        hex(&http.parent_span_id),
+        login_parent,
+        "continues the client's span"
+    );
+    assert_eq!(
+        attr(&http.attributes, "http.route").as_deref(),
+        Some("/api/v1/auth/login")
+    );
+    assert_eq!(
+        attr(&http.attributes, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    let gw_client = find(
+        &login_trace,
+        "suite-gateway",
+        SpanKind::Client,
+        Some("Login"),
+    );
+    assert_eq!(gw_client.parent_span_id, http.span_id);
+    let auth_server = find(&login_trace, "suite-auth", SpanKind::Server, Some("Login"));
+    assert_eq!(auth_server.parent_span_id, gw_client.span_id);
+    assert_eq!(
+        attr(&auth_server.attributes, "rpc.system").as_deref(),
+        Some("grpc")
+    );
+    let auth_client = find(
+        &login_trace,
+        "suite-auth",
+        SpanKind::Client,
+        Some("VerifyCredentials"),
+    );
+    assert_eq!(service_of(auth_client).as_deref(), Some("suite-auth"));
+    let user_server = find(
+        &login_trace,
+        "suite-user",
+        SpanKind::Server,
+        Some("VerifyCredentials"),
+    );
+    assert_eq!(user_server.parent_span_id, auth_client.span_id);
+    let user_db = in_trace(&login_trace)
+        .into_iter()
+        .find(|(svc, s)| svc == "suite-user" && attr(&s.attributes, "db.system.name").is_some())
+        .map(|(_, s)| s)
+        .expect("a user-service database span");
+    assert_eq!(user_db.parent_span_id, user_server.span_id);
+    assert_eq!(
+        attr(&user_db.attributes, "db.collection.name").as_deref(),
+        Some("users")
+    );
+    assert!(
+        in_trace(&login_trace)
+            .iter()
+            .any(|(svc, s)| svc == "suite-auth" && attr(&s.attributes, "db.system.name").is_some()),
+        "auth's database spans"
+    );
+    assert!(
+        in_trace(&login_trace).iter().all(|(_, s)| s
+            .status
+            .as_ref()
+            .is_none_or(|st| st.code != StatusCode::Error as i32)),
+        "a good login has no error span"
+    );
+
+    // An authenticated GET: gateway → user, down to the database.
+    let http = find(&get_trace, "suite-gateway", SpanKind::Server, None);
+    assert_eq!(hex(&http.parent_span_id), get_parent);
+    assert_eq!(
+        attr(&http.attributes, "http.route").as_deref(),
+        Some("/api/v1/users/{id}")
+    );
+    let client = find(
+        &get_trace,
+        "suite-gateway",
+        SpanKind::Client,
+        Some("GetUser"),
+    );
+    assert_eq!(client.parent_span_id, http.span_id);
+    let server = find(&get_trace, "suite-user", SpanKind::Server, Some("GetUser"));
+    assert_eq!(server.parent_span_id, client.span_id);
+    assert!(
+        in_trace(&get_trace)
+            .iter()
+            .any(|(svc, s)| svc == "suite-user" && s.parent_span_id == server.span_id),
+        "the GET's database span"
+    );
+
+    // The wrong password: the client spans are errors; the servers said 16.
+    let failed_client = find(
+        &wrong_trace,
+        "suite-gateway",
+        SpanKind::Client,
+        Some("Login"),
+    );
+    assert_eq!(
+        failed_client.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    let failed_server = find(&wrong_trace, "suite-auth", SpanKind::Server, Some("Login"));
+    assert_eq!(
+        attr(&failed_server.attributes, "rpc.grpc.status_code").as_deref(),
+        Some("16")
+    );
+    let verify_client = find(
+        &wrong_trace,
+        "suite-auth",
+        SpanKind::Client,
+        Some("VerifyCredentials"),
+    );
+    assert_eq!(
+        verify_client.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    let failed_http = find(&wrong_trace, "suite-gateway", SpanKind::Server, None);
+    assert_eq!(
+        attr(&failed_http.attributes, "http.response.status_code").as_deref(),
+        Some("401")
+    );
+    // Log lines inside the request name its trace.
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("login failed") && l.contains(&wrong_trace)),
+        "the failed login's log line carries its trace id"
+    );
+
+    // Sampling: the unsampled request and the quiet gateway export nothing.
+    assert!(in_trace(&unsampled_trace).is_empty());
+    assert!(spans.iter().all(|(svc, _)| svc != "suite-gateway-quiet"));
+    let get_user_servers = spans
+        .iter()
+        .filter(|(svc, s)| {
+            svc == "suite-user"
+                && s.kind == SpanKind::Server as i32
+                && attr(&s.attributes, "rpc.method").as_deref() == Some("GetUser")
+        })
+        .count();
+    assert_eq!(get_user_servers, 1, "only the sampled GET was exported");
+
+    // No secret anywhere: passwords, tokens, hashes.
+    let mut exported = String::new();
+    for (svc, s) in &spans {
+        exported.push_str(&format!(
+            "{svc} {} {:?} {:?}\n",
+            s.name, s.attributes, s.events
+        ));
+    }
+    for secret in [
+        PASSWORD,
+        WRONG_PASSWORD,
+        &access,
+        &refresh,
+        &new_refresh,
+        "$argon2",
+    ] {
+        assert!(
+            !exported.contains(secret),
+            "a secret in the spans: {secret}"
+        );
+        assert!(!logs.contains(secret), "a secret in the logs: {secret}");
+    }
+    // The access token's signature part alone must not leak either.
+    let signature = access.rsplit('.').next().expect("jwt");
+    assert!(!exported.contains(signature) && !logs.contains(signature));
+}
