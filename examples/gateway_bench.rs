@@ -8,6 +8,11 @@
 //! When `wrk` (Debian's package) is installed, the two HTTP measurements are
 //! repeated with it, as an independent generator, in the same run.
 //! `cargo run --release --example gateway_bench [-- <seconds> <connections>]`
+//!
+//! `cargo build --release && cargo run --release --example gateway_bench -- tracing [<seconds> <connections>]`
+//! measures the cost of tracing instead: the `suite` binary (release) run
+//! twice, without and with OTLP export to a collector in this process, under
+//! the same authenticated `GET /api/v1/users/{id}` load.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -169,8 +174,187 @@ fn wrk(addr: SocketAddr, path: &str, token: Option<&str>, connections: usize, se
     );
 }
 
+/// Counts the spans a collector receives.
+#[derive(Clone, Default)]
+struct Collector(Arc<std::sync::atomic::AtomicUsize>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let n: usize = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// Registers a user and logs in through `gateway`: (user id, access token).
+async fn sign_up(
+    gateway: SocketAddr,
+) -> Result<(String, String), Box<dyn std::error::Error + Send + Sync>> {
+    let body =
+        r#"{"username":"bench","email":"bench@example.com","password":"analytical engine 1843"}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let user: serde_json::Value = loop {
+        let attempt = async {
+            let mut s = connect(gateway).await?;
+            call(&mut s, "POST", "/api/v1/users", None, Some(body.into())).await
+        };
+        match attempt.await {
+            Ok((201, b)) => break serde_json::from_slice(&b)?,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => return Err(format!("registration failed: {other:?}").into()),
+        }
+    };
+    let mut setup = connect(gateway).await?;
+    let login = r#"{"login":"bench","password":"analytical engine 1843"}"#;
+    let (_, tokens) = call(
+        &mut setup,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(login.into()),
+    )
+    .await?;
+    let tokens: serde_json::Value = serde_json::from_slice(&tokens)?;
+    let token = tokens["accessToken"].as_str().ok_or("no token")?.to_owned();
+    let id = user["id"].as_str().ok_or("no id")?.to_owned();
+    Ok((id, token))
+}
+
+/// Runs the release `suite` binary with `env`, loads it, stops it: req/s.
+async fn tracing_run(
+    label: &str,
+    env: &[(&str, String)],
+    connections: usize,
+    seconds: u64,
+) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
+    let bin = std::env::var("SUITE_BIN").unwrap_or_else(|_| "target/release/suite".into());
+    let dir = tempfile::tempdir()?;
+    let port = |l: std::net::TcpListener| l.local_addr().map(|a| a.port());
+    let ports = [
+        port(std::net::TcpListener::bind("127.0.0.1:0")?)?,
+        port(std::net::TcpListener::bind("127.0.0.1:0")?)?,
+        port(std::net::TcpListener::bind("127.0.0.1:0")?)?,
+    ];
+    let gateway: SocketAddr = format!("127.0.0.1:{}", ports[2]).parse()?;
+    let mut child = std::process::Command::new(&bin)
+        .env("SUITE_DATA_DIR", dir.path())
+        .env("SUITE_USER_ADDR", format!("127.0.0.1:{}", ports[0]))
+        .env("SUITE_AUTH_ADDR", format!("127.0.0.1:{}", ports[1]))
+        .env("SUITE_GATEWAY_ADDR", gateway.to_string())
+        .env("RATE_LIMIT_BURST", "1000000000")
+        .env("RATE_LIMIT_PER_SECOND", "1000000000")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{bin}: {e} (build it: cargo build --release)"))?;
+    let result = async {
+        let (id, token) = sign_up(gateway).await?;
+        let mut stats = http_load(
+            gateway,
+            format!("/api/v1/users/{id}"),
+            Some(token),
+            connections,
+            Duration::from_secs(seconds),
+        )
+        .await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(report(label, &mut stats, seconds))
+    }
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    result
+}
+
+async fn tracing_cost(
+    seconds: u64,
+    connections: usize,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+                    collector.clone(),
+                ),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    println!(
+        "{connections} connections, {seconds} s each; the suite binary and this load generator on the same cores"
+    );
+    let off = tracing_run("export off (no endpoint)", &[], connections, seconds).await?;
+    let on = tracing_run(
+        "export on (OTLP/gRPC to a local collector)",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+        ],
+        connections,
+        seconds,
+    )
+    .await?;
+    if std::env::var("BENCH_DEAD_COLLECTOR").is_ok() {
+        tracing_run(
+            "export on, to a closed port",
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".into())],
+            connections,
+            seconds,
+        )
+        .await?;
+    }
+    if std::env::var("BENCH_SAMPLER_OFF").is_ok() {
+        tracing_run(
+            "instrumented, sampler always_off",
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                ("OTEL_TRACES_SAMPLER", "always_off".into()),
+            ],
+            connections,
+            seconds,
+        )
+        .await?;
+    }
+    println!(
+        "spans received: {}; tracing keeps {:.0}% of the throughput ({:.1}% lost)",
+        collector.0.load(std::sync::atomic::Ordering::Relaxed),
+        100.0 * on / off,
+        100.0 * (off - on) / off
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if std::env::args().nth(1).as_deref() == Some("tracing") {
+        let mut args = std::env::args().skip(2);
+        let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+        let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
+        return tracing_cost(seconds, connections).await;
+    }
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
