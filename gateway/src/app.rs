@@ -3,7 +3,6 @@
 //! request budget as `grpc-timeout`, and answered as JSON or a problem.
 
 use crate::{
-    codec::BytesCodec,
     problem::Problem,
     routes::{NoRoute, RouteTable},
     transcode,
@@ -16,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prost::Message;
 use std::{collections::HashMap, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
-use tonic::transport::Channel;
+use suite_shared::balance::Balanced;
 
 /// Request headers passed on to the services as gRPC metadata.
 const FORWARDED_HEADERS: &[&str] = &[
@@ -58,8 +57,8 @@ pub struct Gateway {
     /// Verifies access tokens before anything is forwarded.
     pub auth: suite_shared::auth::Authenticator,
     pub limits: Arc<crate::limits::Limits>,
-    /// The channel to each service, by its full name.
-    pub upstreams: HashMap<String, Channel>,
+    /// The channel to each service (balanced over its replicas), by its full name.
+    pub upstreams: HashMap<String, Balanced>,
     pub budget: Duration,
     pub max_body_bytes: usize,
 }
@@ -145,10 +144,9 @@ async fn handle(
     let message = transcode::request(route, &vars, parts.uri.query(), &body)?;
 
     let service = route.method.parent_service();
-    let channel = gw
+    let upstream = gw
         .upstreams
         .get(service.full_name())
-        .cloned()
         .ok_or_else(|| Problem::new(StatusCode::NOT_IMPLEMENTED, "no upstream for this route"))?;
     let mut grpc_req = tonic::Request::new(Bytes::from(message.encode_to_vec()));
     for name in FORWARDED_HEADERS {
@@ -172,15 +170,9 @@ async fn handle(
     ))
     .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bad method path"))?;
 
-    let mut client = tonic::client::Grpc::new(channel);
-    let reply = async {
-        client
-            .ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        client.unary(grpc_req, path, BytesCodec).await
-    };
     let started = std::time::Instant::now();
+    let idempotent = route.http_method == http::Method::GET;
+    let reply = crate::retry::unary(upstream, grpc_req, path, idempotent, started + gw.budget);
     let reply = match tokio::time::timeout(gw.budget, reply).await {
         // tonic servers answer a spent `grpc-timeout` with Cancelled; that
         // is the budget running out, not the client going away.
@@ -314,7 +306,7 @@ pub async fn ready(State(gw): State<Shared>) -> Response {
     };
     let mut not_ready = Vec::new();
     for (name, channel) in &gw.upstreams {
-        let mut client = HealthClient::new(channel.clone());
+        let mut client = HealthClient::new(channel.channel());
         let check = client.check(HealthCheckRequest {
             service: name.clone(),
         });

@@ -10,6 +10,7 @@ pub mod headers;
 pub mod limits;
 pub mod openapi;
 pub mod problem;
+pub mod retry;
 pub mod routes;
 pub mod template;
 pub mod transcode;
@@ -18,8 +19,8 @@ pub use config::Config;
 
 use axum::{Router, routing::get};
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use suite_shared::balance;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 /// The services the gateway routes to.
 pub const USER_SERVICE: &str = "suite.user.v1.UserService";
@@ -39,29 +40,56 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-fn channel(variable: &'static str, url: &str, connect_timeout: Duration) -> Result<Channel, Error> {
-    Ok(Channel::from_shared(url.to_owned())
-        .map_err(|e| Error::Upstream(variable, e.to_string()))?
-        .connect_timeout(connect_timeout)
-        .connect_lazy())
+/// A lazy channel balanced over every replica `url` resolves to.
+fn channel(
+    variable: &'static str,
+    url: &str,
+    settings: balance::Settings,
+    resolver: &Arc<dyn balance::Resolve>,
+) -> Result<balance::Balanced, Error> {
+    balance::channel_with(url, settings, resolver.clone())
+        .map_err(|e| Error::Upstream(variable, e.to_string()))
 }
 
 /// The HTTP application (routes and state), without a listener.
 pub fn app(config: &Config) -> Result<Router, Error> {
+    app_with_resolver(config, Arc::new(balance::Dns))
+}
+
+/// [`app`] with service names resolved by `resolver` instead of DNS (tests).
+pub fn app_with_resolver(
+    config: &Config,
+    resolver: Arc<dyn balance::Resolve>,
+) -> Result<Router, Error> {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::Descriptors(e.to_string()))?;
     let routes = routes::RouteTable::from_pool(&pool, &[USER_SERVICE, AUTH_SERVICE])?;
     // Rendered once: the document is a pure function of the contract.
     let openapi = bytes::Bytes::from(openapi::document(&routes, &pool).to_string());
-    let connect = Duration::from_millis(config.upstream_connect_timeout_ms);
+    let settings = balance::Settings {
+        connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
+        // Each request sets its own deadline (the budget).
+        timeout: None,
+        resolve_interval: config.upstream.resolve_interval(),
+    };
     let upstreams = HashMap::from([
         (
             USER_SERVICE.to_owned(),
-            channel("USER_SERVICE_URL", &config.user_service_url, connect)?,
+            channel(
+                "USER_SERVICE_URL",
+                &config.user_service_url,
+                settings,
+                &resolver,
+            )?,
         ),
         (
             AUTH_SERVICE.to_owned(),
-            channel("AUTH_SERVICE_URL", &config.auth_service_url, connect)?,
+            channel(
+                "AUTH_SERVICE_URL",
+                &config.auth_service_url,
+                settings,
+                &resolver,
+            )?,
         ),
     ]);
     // Tokens are verified here, locally, with the auth service's public keys
