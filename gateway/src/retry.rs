@@ -1,7 +1,8 @@
 //! Calls to a service, retried when that is safe: a GET (idempotent by the
-//! HTTP semantics the routes follow) that finds the service Unavailable, as
-//! when the replica it reached is going away, is sent again within the
-//! request's budget. Other methods are sent once: a retry could repeat a write.
+//! HTTP semantics the routes follow) that finds the service Unavailable, or
+//! cancelled under it (its connection closed as the replica went away), is
+//! sent again within the request's budget. Other methods are sent once: a
+//! retry could repeat a write.
 
 use crate::codec::BytesCodec;
 use bytes::Bytes;
@@ -39,7 +40,9 @@ pub async fn unary(
         }
         .await;
         match result {
-            Err(s) if s.code() == Code::Unavailable => {
+            // A Cancelled that is not the budget running out (no retry
+            // fits then) is the transport's: the connection went away.
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::Cancelled) => {
                 // Whatever the method, the channel should look again.
                 upstream.recheck();
                 match pauses.next() {

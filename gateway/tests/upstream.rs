@@ -507,10 +507,14 @@ async fn a_get_that_finds_the_service_unavailable_is_retried_and_a_post_is_not()
     assert_eq!(r.status, 503, "{}", r.json);
     // Sent once and retried twice (reads are safe to repeat).
     assert_eq!(calls(&f), (3, 0));
+    // So is a call cancelled with budget left (its connection closed).
+    let r = f.get("/api/v1/users/code-1", &[]).await;
+    assert_eq!(r.status, 499, "{}", r.json);
+    assert_eq!(calls(&f), (6, 0));
     // Other codes are not retried.
     let r = f.get("/api/v1/users/code-13", &[]).await;
     assert_eq!(r.status, 500, "{}", r.json);
-    assert_eq!(calls(&f), (4, 0));
+    assert_eq!(calls(&f), (7, 0));
     // A write is never repeated by the gateway.
     let body = serde_json::json!({
         "username": "ada",
@@ -519,7 +523,7 @@ async fn a_get_that_finds_the_service_unavailable_is_retried_and_a_post_is_not()
     });
     let r = f.send("POST", "/api/v1/users", Some(body), &[]).await;
     assert_eq!(r.status, 503, "{}", r.json);
-    assert_eq!(calls(&f), (4, 1));
+    assert_eq!(calls(&f), (7, 1));
 }
 
 #[tokio::test]
