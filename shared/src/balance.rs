@@ -550,7 +550,7 @@ mod tests {
         balanced.recheck();
         tokio::time::sleep(Duration::from_millis(500)).await;
         for _ in 0..30 {
-            assert_eq!(who(&balanced).await.expect("served by b"), false);
+            assert!(!who(&balanced).await.expect("served by b"), "served by a");
         }
         b.stop().await;
     }
