@@ -49,7 +49,8 @@ pub async fn unary(
                     Some(pause) if idempotent && Instant::now() + *pause < deadline => {
                         tracing::debug!(
                             path = path.as_str(),
-                            "retrying after Unavailable: {}",
+                            code = ?s.code(),
+                            "retrying: {}",
                             s.message()
                         );
                         tokio::time::sleep(*pause).await;
