@@ -3,7 +3,6 @@
 //! request budget as `grpc-timeout`, and answered as JSON or a problem.
 
 use crate::{
-    codec::BytesCodec,
     problem::Problem,
     routes::{NoRoute, RouteTable},
     transcode,
@@ -16,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prost::Message;
 use std::{collections::HashMap, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
-use tonic::transport::Channel;
+use suite_shared::balance::Balanced;
 
 /// Request headers passed on to the services as gRPC metadata.
 const FORWARDED_HEADERS: &[&str] = &[
@@ -58,10 +57,10 @@ pub struct Gateway {
     /// Verifies access tokens before anything is forwarded.
     pub auth: suite_shared::auth::Authenticator,
     pub limits: Arc<crate::limits::Limits>,
-    /// The channel to each service, by its full name (readiness checks).
-    pub upstreams: HashMap<String, Channel>,
-    /// The same channels with client spans and trace propagation (API calls).
-    pub traced: HashMap<String, suite_shared::trace_client::TracedChannel>,
+    /// The channel to each service (balanced over its replicas), by its full name.
+    pub upstreams: HashMap<String, Balanced>,
+    /// Client spans and trace propagation for each service's calls.
+    pub traces: HashMap<String, suite_shared::trace_client::TraceClientLayer>,
     pub budget: Duration,
     pub max_body_bytes: usize,
 }
@@ -84,8 +83,7 @@ pub async fn transcode(
     req: Request,
 ) -> Response {
     let id = request_id(req.headers());
-    let found = gw.routes.find(req.method(), req.uri().path());
-    let mut response = match handle(&gw, peer, req, found, &id).await {
+    let mut response = match handle(&gw, peer, req, &id).await {
         Ok(r) => r,
         Err(mut problem) => {
             problem.request_id = id.clone();
@@ -102,25 +100,27 @@ async fn handle(
     gw: &Gateway,
     peer: SocketAddr,
     req: Request,
-    found: Result<(&crate::routes::Route, crate::routes::Bindings), NoRoute>,
     id: &str,
 ) -> Result<Response, Problem> {
     let (parts, body) = req.into_parts();
-    let (route, vars) = found.map_err(|e| match e {
-        NoRoute::NotFound => Problem::new(StatusCode::NOT_FOUND, "no such route"),
-        NoRoute::MethodNotAllowed(allowed) => {
-            let allow = allowed
-                .iter()
-                .map(http::Method::as_str)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let p = Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("allowed: {allow}"));
-            match HeaderValue::from_str(&allow) {
-                Ok(v) => p.with_header(header::ALLOW, v),
-                Err(_) => p,
+    let (route, vars) = gw
+        .routes
+        .find(&parts.method, parts.uri.path())
+        .map_err(|e| match e {
+            NoRoute::NotFound => Problem::new(StatusCode::NOT_FOUND, "no such route"),
+            NoRoute::MethodNotAllowed(allowed) => {
+                let allow = allowed
+                    .iter()
+                    .map(http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let p = Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("allowed: {allow}"));
+                match HeaderValue::from_str(&allow) {
+                    Ok(v) => p.with_header(header::ALLOW, v),
+                    Err(_) => p,
+                }
             }
-        }
-    })?;
+        })?;
     let client = gw.limits.client(peer, &parts.headers);
     let sensitive = route.public && route.http_method == http::Method::POST;
     if let Err(wait) = gw.limits.check(client, sensitive) {
@@ -146,10 +146,10 @@ async fn handle(
     let message = transcode::request(route, &vars, parts.uri.query(), &body)?;
 
     let service = route.method.parent_service();
-    let channel =
-        gw.traced.get(service.full_name()).cloned().ok_or_else(|| {
-            Problem::new(StatusCode::NOT_IMPLEMENTED, "no upstream for this route")
-        })?;
+    let upstream = gw
+        .upstreams
+        .get(service.full_name())
+        .ok_or_else(|| Problem::new(StatusCode::NOT_IMPLEMENTED, "no upstream for this route"))?;
     let mut grpc_req = tonic::Request::new(Bytes::from(message.encode_to_vec()));
     for name in FORWARDED_HEADERS {
         if let Some(v) = parts.headers.get(*name).and_then(|v| v.to_str().ok())
@@ -172,15 +172,20 @@ async fn handle(
     ))
     .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bad method path"))?;
 
-    let mut client = tonic::client::Grpc::new(channel);
-    let reply = async {
-        client
-            .ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        client.unary(grpc_req, path, BytesCodec).await
-    };
     let started = std::time::Instant::now();
+    let idempotent = route.http_method == http::Method::GET;
+    let trace = gw
+        .traces
+        .get(service.full_name())
+        .ok_or_else(|| Problem::new(StatusCode::NOT_IMPLEMENTED, "no upstream for this route"))?;
+    let reply = crate::retry::unary(
+        upstream,
+        trace,
+        grpc_req,
+        path,
+        idempotent,
+        started + gw.budget,
+    );
     let reply = match tokio::time::timeout(gw.budget, reply).await {
         // tonic servers answer a spent `grpc-timeout` with Cancelled; that
         // is the budget running out, not the client going away.
@@ -314,7 +319,7 @@ pub async fn ready(State(gw): State<Shared>) -> Response {
     };
     let mut not_ready = Vec::new();
     for (name, channel) in &gw.upstreams {
-        let mut client = HealthClient::new(channel.clone());
+        let mut client = HealthClient::new(channel.channel());
         let check = client.check(HealthCheckRequest {
             service: name.clone(),
         });

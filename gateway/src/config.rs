@@ -1,6 +1,7 @@
 //! The gateway's configuration: environment variables (or flags).
 
 use std::{net::SocketAddr, time::Duration};
+use suite_shared::config::UpstreamArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -52,6 +53,9 @@ pub struct Config {
     /// Milliseconds to wait for a connection to a service (503 after that).
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub upstream_connect_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
 
     /// `Strict-Transport-Security` max-age in seconds; 0 leaves it out (plain
     /// HTTP, local use). Set it where TLS terminates in front of the gateway.

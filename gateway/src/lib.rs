@@ -11,6 +11,7 @@ pub mod limits;
 pub mod observe;
 pub mod openapi;
 pub mod problem;
+pub mod retry;
 pub mod routes;
 pub mod template;
 pub mod transcode;
@@ -19,8 +20,9 @@ pub use config::Config;
 
 use axum::{Router, routing::get};
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use suite_shared::balance;
+use suite_shared::trace_client::TraceClientLayer;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 /// The services the gateway routes to.
 pub const USER_SERVICE: &str = "suite.user.v1.UserService";
@@ -40,36 +42,57 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-fn channel(variable: &'static str, url: &str, connect_timeout: Duration) -> Result<Channel, Error> {
-    Ok(Channel::from_shared(url.to_owned())
-        .map_err(|e| Error::Upstream(variable, e.to_string()))?
-        .connect_timeout(connect_timeout)
-        .connect_lazy())
+/// A lazy channel balanced over every replica `url` resolves to.
+fn channel(
+    variable: &'static str,
+    url: &str,
+    settings: balance::Settings,
+    resolver: &Arc<dyn balance::Resolve>,
+) -> Result<balance::Balanced, Error> {
+    balance::channel_with(url, settings, resolver.clone())
+        .map_err(|e| Error::Upstream(variable, e.to_string()))
 }
 
 /// The HTTP application (routes and state), without a listener.
 pub fn app(config: &Config) -> Result<Router, Error> {
+    app_with_resolver(config, Arc::new(balance::Dns))
+}
+
+/// [`app`] with service names resolved by `resolver` instead of DNS (tests).
+pub fn app_with_resolver(
+    config: &Config,
+    resolver: Arc<dyn balance::Resolve>,
+) -> Result<Router, Error> {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::Descriptors(e.to_string()))?;
     let routes = routes::RouteTable::from_pool(&pool, &[USER_SERVICE, AUTH_SERVICE])?;
     // Rendered once: the document is a pure function of the contract.
     let openapi = bytes::Bytes::from(openapi::document(&routes, &pool).to_string());
-    let connect = Duration::from_millis(config.upstream_connect_timeout_ms);
-    let user = channel("USER_SERVICE_URL", &config.user_service_url, connect)?;
-    let auth_channel = channel("AUTH_SERVICE_URL", &config.auth_service_url, connect)?;
-    let traced = HashMap::from([
+    let settings = balance::Settings {
+        connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
+        // Each request sets its own deadline (the budget).
+        timeout: None,
+        resolve_interval: config.upstream.resolve_interval(),
+    };
+    let upstreams = HashMap::from([
         (
             USER_SERVICE.to_owned(),
-            suite_shared::trace_client::traced(user.clone(), &config.user_service_url),
+            channel(
+                "USER_SERVICE_URL",
+                &config.user_service_url,
+                settings,
+                &resolver,
+            )?,
         ),
         (
             AUTH_SERVICE.to_owned(),
-            suite_shared::trace_client::traced(auth_channel.clone(), &config.auth_service_url),
+            channel(
+                "AUTH_SERVICE_URL",
+                &config.auth_service_url,
+                settings,
+                &resolver,
+            )?,
         ),
-    ]);
-    let upstreams = HashMap::from([
-        (USER_SERVICE.to_owned(), user),
-        (AUTH_SERVICE.to_owned(), auth_channel),
     ]);
     // Tokens are verified here, locally, with the auth service's public keys
     // (fetched on first need and when an unknown key id shows up).
@@ -103,10 +126,21 @@ pub fn app(config: &Config) -> Result<Router, Error> {
         sensitive_burst: config.auth_rate_limit_burst,
         trusted_proxies,
     });
+    // Client spans and trace propagation on every call to a service.
+    let traces = HashMap::from([
+        (
+            USER_SERVICE.to_owned(),
+            TraceClientLayer::new(&config.user_service_url),
+        ),
+        (
+            AUTH_SERVICE.to_owned(),
+            TraceClientLayer::new(&config.auth_service_url),
+        ),
+    ]);
     let gateway = Arc::new(app::Gateway {
         routes,
         upstreams,
-        traced,
+        traces,
         auth,
         limits,
         budget: config.request_timeout(),

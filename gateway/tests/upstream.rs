@@ -26,6 +26,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 #[derive(Default)]
 struct Seen {
     metadata: Option<tonic::metadata::MetadataMap>,
+    /// GetUser and CreateUser calls received.
+    get_calls: usize,
+    create_calls: usize,
 }
 
 #[derive(Clone, Default)]
@@ -44,6 +47,7 @@ impl UserService for Scripted {
     ) -> Result<Response<GetUserResponse>, Status> {
         if let Ok(mut seen) = self.seen.lock() {
             seen.metadata = Some(req.metadata().clone());
+            seen.get_calls += 1;
         }
         let id = req.into_inner().id;
         if let Some(code) = id.strip_prefix("code-") {
@@ -96,11 +100,15 @@ impl UserService for Scripted {
         }
     }
 
+    /// Always Unavailable.
     async fn create_user(
         &self,
         _: Request<CreateUserRequest>,
     ) -> Result<Response<CreateUserResponse>, Status> {
-        Err(Status::unimplemented("not scripted"))
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.create_calls += 1;
+        }
+        Err(Status::unavailable("scripted"))
     }
     async fn list_users(
         &self,
@@ -227,6 +235,16 @@ struct Reply {
 
 impl Fixture {
     async fn get(&self, path: &str, extra: &[(&str, &str)]) -> Reply {
+        self.send("GET", path, None, extra).await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let stream = tokio::net::TcpStream::connect(self.gateway)
             .await
             .expect("connect");
@@ -236,15 +254,22 @@ impl Fixture {
                 .expect("handshake");
         tokio::spawn(conn);
         let mut req = http::Request::builder()
-            .method("GET")
+            .method(method)
             .uri(path)
             .header("host", "localhost")
             .header("authorization", format!("Bearer {}", self.token));
         for (name, value) in extra {
             req = req.header(*name, *value);
         }
+        let body = match body {
+            Some(json) => {
+                req = req.header("content-type", "application/json");
+                Full::new(Bytes::from(json.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
         let resp = sender
-            .send_request(req.body(Full::new(Bytes::new())).expect("request"))
+            .send_request(req.body(body).expect("request"))
             .await
             .expect("response");
         let status = resp.status().as_u16();
@@ -469,4 +494,49 @@ async fn an_upstream_that_goes_away_is_503_quickly_and_served_again_when_back() 
         assert!(Instant::now() < deadline, "not served again");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_get_that_finds_the_service_unavailable_is_retried_and_a_post_is_not() {
+    let f = fixture(5_000).await;
+    let calls = |f: &Fixture| {
+        let seen = f.seen.seen.lock().expect("lock");
+        (seen.get_calls, seen.create_calls)
+    };
+    let r = f.get("/api/v1/users/code-14", &[]).await;
+    assert_eq!(r.status, 503, "{}", r.json);
+    // Sent once and retried twice (reads are safe to repeat).
+    assert_eq!(calls(&f), (3, 0));
+    // So is a call cancelled with budget left (its connection closed).
+    let r = f.get("/api/v1/users/code-1", &[]).await;
+    assert_eq!(r.status, 499, "{}", r.json);
+    assert_eq!(calls(&f), (6, 0));
+    // Other codes are not retried.
+    let r = f.get("/api/v1/users/code-13", &[]).await;
+    assert_eq!(r.status, 500, "{}", r.json);
+    assert_eq!(calls(&f), (7, 0));
+    // A write is never repeated by the gateway.
+    let body = serde_json::json!({
+        "username": "ada",
+        "email": "ada@example.com",
+        "password": "analytical engine 1843",
+    });
+    let r = f.send("POST", "/api/v1/users", Some(body), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.json);
+    assert_eq!(calls(&f), (7, 1));
+}
+
+#[tokio::test]
+async fn retries_stay_within_the_budget() {
+    let f = fixture(250).await;
+    let start = Instant::now();
+    let r = f.get("/api/v1/users/code-14", &[]).await;
+    // The second pause (300 ms) would overrun the 250 ms budget: not taken.
+    assert_eq!(r.status, 503, "{}", r.json);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(f.seen.seen.lock().expect("lock").get_calls, 2);
 }

@@ -56,6 +56,11 @@ pub struct GrpcArgs {
     /// Upper bound on any call's duration, in seconds (a shorter `grpc-timeout` wins).
     #[arg(long, env = "GRPC_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub grpc_timeout_secs: u64,
+
+    /// Seconds the server keeps serving after the stop signal, NOT_SERVING,
+    /// while clients and endpoints drop it; then it drains in-flight calls.
+    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub shutdown_drain_delay_secs: u64,
 }
 
 impl GrpcArgs {
@@ -69,7 +74,23 @@ impl GrpcArgs {
             services,
             timeout: Duration::from_secs(self.grpc_timeout_secs),
             concurrency_limit: self.grpc_concurrency_limit as usize,
+            drain_delay: Duration::from_secs(self.shutdown_drain_delay_secs),
         }
+    }
+}
+
+/// How a client finds the replicas of the services it calls.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpstreamArgs {
+    /// Seconds between re-resolutions of each service's name (every address
+    /// it resolves to gets calls; see `balance`).
+    #[arg(long, env = "UPSTREAM_RESOLVE_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub upstream_resolve_interval_secs: u64,
+}
+
+impl UpstreamArgs {
+    pub fn resolve_interval(&self) -> Duration {
+        Duration::from_secs(self.upstream_resolve_interval_secs)
     }
 }
 

@@ -24,6 +24,8 @@ pub struct ServerOptions {
     pub timeout: Duration,
     /// Most calls served at once; more wait.
     pub concurrency_limit: usize,
+    /// How long to go on serving, NOT_SERVING, after the stop signal.
+    pub drain_delay: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +58,8 @@ pub fn migrate_then_ping(
 
 /// Serves `api` with health and reflection until `shutdown` completes. Then
 /// it sends `true` on `stop` (for the caller's background tasks), turns
-/// NOT_SERVING, stops accepting, and returns once in-flight calls are done.
+/// NOT_SERVING, goes on serving for the drain delay, stops accepting, and
+/// returns once in-flight calls are done.
 pub async fn serve<F>(
     api: Routes,
     options: ServerOptions,
@@ -69,6 +72,7 @@ where
     F: FnMut() -> Check + Send + 'static,
 {
     let services = options.services;
+    let drain_delay = options.drain_delay;
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, services, ServingStatus::NotServing).await;
     let ready_task = tokio::spawn(watch_readiness(
@@ -86,6 +90,15 @@ where
         shutdown.await;
         let _ = stop.send(true);
         set_health(&health, services, ServingStatus::NotServing).await;
+        // Clients and endpoints take a while to drop this instance (health
+        // checks, DNS); calls that arrive meanwhile are still served.
+        if !drain_delay.is_zero() {
+            tracing::info!(
+                ?drain_delay,
+                "NOT_SERVING; serving on while clients move away"
+            );
+            tokio::time::sleep(drain_delay).await;
+        }
     };
     let result = Server::builder()
         // tonic also honours a shorter grpc-timeout sent by the client.

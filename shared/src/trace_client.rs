@@ -37,6 +37,13 @@ impl TraceClientLayer {
     }
 }
 
+impl TraceClientLayer {
+    /// `channel` with client spans and trace propagation.
+    pub fn wrap(&self, channel: tonic::transport::Channel) -> TracedChannel {
+        self.layer(channel)
+    }
+}
+
 impl<S> Layer<S> for TraceClientLayer {
     type Service = TraceClient<S>;
     fn layer(&self, inner: S) -> TraceClient<S> {

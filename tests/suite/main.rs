@@ -1,6 +1,7 @@
 //! Whole-suite tests: the launcher's services and gateway in-process, used
 //! over real gRPC and real HTTP.
 
+mod balance;
 mod grpc;
 mod helpers;
 mod openapi;

@@ -3,7 +3,7 @@
 
 use crate::throttle::ThrottlePolicy;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
-use suite_shared::config::{AdminArgs, GrpcArgs, PoolArgs};
+use suite_shared::config::{AdminArgs, GrpcArgs, PoolArgs, UpstreamArgs};
 
 /// A secret string that never shows in logs or `Debug` output.
 #[derive(Clone)]
@@ -87,6 +87,9 @@ pub struct Config {
     /// Seconds a call to the user service may take.
     #[arg(long, env = "USER_SERVICE_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub user_service_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
 
     /// A session unused (not refreshed) this long ends, in seconds (default 7 days).
     #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", default_value_t = 7 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]

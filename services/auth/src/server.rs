@@ -79,6 +79,7 @@ pub async fn serve(
         &config.user_service_url,
         Duration::from_millis(config.user_service_connect_timeout_ms),
         Duration::from_secs(config.user_service_timeout_secs),
+        config.upstream.resolve_interval(),
         ServiceTokens::new(
             keys.active().clone(),
             config.jwt_issuer.clone(),

@@ -1,7 +1,9 @@
 //! The user service, as the auth service sees it: credential checks and
 //! user status over gRPC, authenticated with a short-lived service token this
-//! service signs for itself. The channel is lazy, calls have timeouts, and
-//! these read-only calls are retried when the user service is Unavailable.
+//! service signs for itself. The channel is lazy and balanced over every
+//! replica, calls have timeouts, and these read-only calls are retried when
+//! the user service is Unavailable (after telling the channel, so the retry
+//! meets another replica).
 
 use crate::error::Error;
 use std::time::Duration;
@@ -9,10 +11,13 @@ use suite_proto::user::{
     GetUserStatusRequest, GetUserStatusResponse, VerifyCredentialsRequest,
     VerifyCredentialsResponse, user_service_client::UserServiceClient,
 };
-use suite_shared::jwt::{Audience, Claims, SigningKey, roles};
-use suite_shared::trace_client::TracedChannel;
+use suite_shared::{
+    balance::{self, Balanced},
+    jwt::{Audience, Claims, SigningKey, roles},
+    trace_client::{TracedChannel, traced},
+};
 use tokio::sync::Mutex;
-use tonic::{Code, Request, Status, transport::Channel};
+use tonic::{Code, Request, Status};
 
 /// How long a service token lives, and how close to its end it is replaced.
 const SERVICE_TOKEN_TTL_SECS: i64 = 300;
@@ -74,6 +79,7 @@ pub enum Credentials {
 }
 
 pub struct UserDirectory {
+    upstream: Balanced,
     client: UserServiceClient<TracedChannel>,
     tokens: ServiceTokens,
     /// The longest any call may take, whatever the caller's deadline.
@@ -81,21 +87,25 @@ pub struct UserDirectory {
 }
 
 impl UserDirectory {
-    /// A directory over a lazy channel to `url` (nothing connects until the first call).
+    /// A directory over a lazy channel balanced over `url`'s addresses
+    /// (nothing connects until the first call).
     pub fn new(
         url: &str,
         connect_timeout: Duration,
         timeout: Duration,
+        resolve_interval: Duration,
         tokens: ServiceTokens,
     ) -> Result<Self, String> {
-        let channel = Channel::from_shared(url.to_owned())
-            .map_err(|e| e.to_string())?
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .connect_lazy();
+        let settings = balance::Settings {
+            connect_timeout,
+            timeout: Some(timeout),
+            resolve_interval,
+        };
+        let upstream = balance::channel(url, settings).map_err(|e| e.to_string())?;
         Ok(Self {
             // Every call gets a client span and carries the trace on.
-            client: UserServiceClient::new(suite_shared::trace_client::traced(channel, url)),
+            client: UserServiceClient::new(traced(upstream.channel(), url)),
+            upstream,
             tokens,
             timeout,
         })
@@ -163,10 +173,13 @@ impl UserDirectory {
             req.metadata_mut().insert("authorization", bearer);
             match f(self.client.clone(), req).await {
                 Ok(r) => return Ok(r.into_inner()),
-                Err(s) if s.code() == Code::Unavailable => match pauses.next() {
-                    Some(pause) => tokio::time::sleep(*pause).await,
-                    None => return Err(s),
-                },
+                Err(s) if s.code() == Code::Unavailable => {
+                    self.upstream.recheck();
+                    match pauses.next() {
+                        Some(pause) => tokio::time::sleep(*pause).await,
+                        None => return Err(s),
+                    }
+                }
                 Err(s) => return Err(s),
             }
         }

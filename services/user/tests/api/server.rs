@@ -94,6 +94,47 @@ async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_the_drain_delay_the_server_is_not_serving_but_still_answers() {
+    let Some(mut app) =
+        spawn_app_with(Backend::Sqlite, |c| c.grpc.shutdown_drain_delay_secs = 2).await
+    else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    app.trigger_stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // At once NOT_SERVING (asked on a new connection: still accepting) ...
+    assert_eq!(app.health("").await, Some(NOT_SERVING));
+    // ... while calls are still served, on old connections and new ones.
+    let admin = app.admin_token();
+    app.client
+        .clone()
+        .list_users(authed(ListUsersRequest::default(), &admin))
+        .await
+        .expect("served during the drain");
+    let fresh = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect_lazy();
+    suite_proto::user::user_service_client::UserServiceClient::new(fresh)
+        .list_users(authed(ListUsersRequest::default(), &admin))
+        .await
+        .expect("served on a new connection during the drain");
+    let server = app.server.take().expect("server");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops after the drain")
+        .expect("task")
+        .expect("clean stop");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "stopped before the drain delay: {:?}",
+        started.elapsed()
+    );
+    // Then it no longer accepts.
+    assert_eq!(app.health("").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_deadline_is_honoured() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.argon2_iterations = 40).await else {
         return;
