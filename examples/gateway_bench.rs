@@ -174,34 +174,70 @@ fn wrk(addr: SocketAddr, path: &str, token: Option<&str>, connections: usize, se
     );
 }
 
-/// Counts the spans a collector receives.
+/// A collector that keeps each export's resource spans undecoded (decoding
+/// them here would bill the collector's work to the traced side); they are
+/// counted after the runs.
 #[derive(Clone, Default)]
-struct Collector(Arc<std::sync::atomic::AtomicUsize>);
+struct Collector(Arc<std::sync::Mutex<Vec<Bytes>>>);
 
-#[tonic::async_trait]
-impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
-    for Collector
-{
-    async fn export(
-        &self,
-        request: tonic::Request<
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
-        >,
-    ) -> Result<
-        tonic::Response<
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
-        >,
-        tonic::Status,
-    > {
-        let n: usize = request
-            .get_ref()
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
+/// ExportTraceServiceRequest, its one field left as raw bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawExport {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    resource_spans: Vec<Bytes>,
+}
+
+/// ExportTraceServiceResponse with nothing rejected.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Accepted {}
+
+impl tonic::server::NamedService for Collector {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl tonic::server::UnaryService<RawExport> for Collector {
+    type Response = Accepted;
+    type Future = std::future::Ready<Result<tonic::Response<Accepted>, tonic::Status>>;
+    fn call(&mut self, request: tonic::Request<RawExport>) -> Self::Future {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.extend(request.into_inner().resource_spans);
+        }
+        std::future::ready(Ok(tonic::Response::new(Accepted {})))
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Collector {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let handler = self.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+            Ok(grpc.unary(handler, request).await)
+        })
+    }
+}
+
+impl Collector {
+    fn spans(&self) -> usize {
+        use prost::Message;
+        let kept = self.0.lock().map(|k| k.clone()).unwrap_or_default();
+        kept.iter()
+            .filter_map(|b| {
+                opentelemetry_proto::tonic::trace::v1::ResourceSpans::decode(b.clone()).ok()
+            })
+            .flat_map(|r| r.scope_spans)
             .map(|s| s.spans.len())
-            .sum();
-        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        Ok(tonic::Response::new(Default::default()))
+            .sum()
     }
 }
 
@@ -296,53 +332,61 @@ async fn tracing_cost(
     let endpoint = format!("http://{}", listener.local_addr()?);
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
-                opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
-                    collector.clone(),
-                ),
-            )
+            .add_service(collector.clone())
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     println!(
         "{connections} connections, {seconds} s each; the suite binary and this load generator on the same cores"
     );
-    let off = tracing_run("export off (no endpoint)", &[], connections, seconds).await?;
-    let on = tracing_run(
-        "export on (OTLP/gRPC to a local collector)",
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-        ],
-        connections,
-        seconds,
-    )
-    .await?;
-    if std::env::var("BENCH_DEAD_COLLECTOR").is_ok() {
-        tracing_run(
-            "export on, to a closed port",
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".into())],
+    // Alternating rounds, so a slow patch of the machine hits both sides.
+    let mut endpoint_env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+    ];
+    // E.g. BENCH_SAMPLE_RATIO=0.1: a head-sampled production set-up.
+    if let Ok(ratio) = std::env::var("BENCH_SAMPLE_RATIO") {
+        endpoint_env.push(("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".into()));
+        endpoint_env.push(("OTEL_TRACES_SAMPLER_ARG", ratio));
+    }
+    let (mut offs, mut ons, mut requests_on) = (Vec::new(), Vec::new(), 0.0);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for round in 1..=rounds {
+        offs.push(
+            tracing_run(
+                &format!("round {round}: export off (no endpoint)"),
+                &[],
+                connections,
+                seconds,
+            )
+            .await?,
+        );
+        let on = tracing_run(
+            &format!("round {round}: export on (OTLP/gRPC, local collector)"),
+            &endpoint_env,
             connections,
             seconds,
         )
         .await?;
+        requests_on += on * seconds as f64;
+        ons.push(on);
     }
-    if std::env::var("BENCH_SAMPLER_OFF").is_ok() {
-        tracing_run(
-            "instrumented, sampler always_off",
-            &[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-                ("OTEL_TRACES_SAMPLER", "always_off".into()),
-            ],
-            connections,
-            seconds,
-        )
-        .await?;
-    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (off, on) = (median(&mut offs), median(&mut ons));
+    let spans = collector.spans();
     println!(
-        "spans received: {}; tracing keeps {:.0}% of the throughput ({:.1}% lost)",
-        collector.0.load(std::sync::atomic::Ordering::Relaxed),
+        "medians: off {off:.0} req/s, on {on:.0} req/s: tracing keeps {:.0}% ({:.1}% lost)",
         100.0 * on / off,
         100.0 * (off - on) / off
+    );
+    println!(
+        "spans received: {spans} ({:.1} per traced request; a sampled GET makes 4: HTTP server, gRPC client, gRPC server, database)",
+        spans as f64 / requests_on.max(1.0)
     );
     Ok(())
 }

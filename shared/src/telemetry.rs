@@ -129,6 +129,10 @@ where
             .with_tracked_inactivity(false)
             .with_location(false)
             .with_threads(false)
+            .with_target(false)
+            // Contexts are taken from spans explicitly (see `inject`): no
+            // need to attach one to the thread on every poll of every span.
+            .with_context_activation(false)
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     let registry = tracing_subscriber::registry()
@@ -214,7 +218,18 @@ fn provider(
         }
         resource = resource.with_attribute(KeyValue::new(key.clone(), value.clone()));
     }
-    let processor = BatchSpanProcessor::builder(exporter, runtime::Tokio).build();
+    // Under load the spec's defaults (a 2048-span queue, one export at a
+    // time) drop most spans; the OTEL_BSP_* variables still win.
+    let mut batch = opentelemetry_sdk::trace::BatchConfigBuilder::default();
+    if std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").is_err() {
+        batch = batch.with_max_queue_size(16_384);
+    }
+    if std::env::var("OTEL_BSP_MAX_CONCURRENT_EXPORTS").is_err() {
+        batch = batch.with_max_concurrent_exports(2);
+    }
+    let processor = BatchSpanProcessor::builder(exporter, runtime::Tokio)
+        .with_batch_config(batch.build())
+        .build();
     Ok(SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource.build())
