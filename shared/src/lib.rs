@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod jwks;
 pub mod jwt;
 pub mod metrics;
+pub mod probe;
 pub mod rpc_server;
 pub mod server;
 pub mod shutdown;

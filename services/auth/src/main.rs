@@ -19,11 +19,19 @@ enum Command {
     Serve,
     /// Apply database migrations, then exit.
     Migrate,
+    /// Exit 0 if the service at LISTEN_ADDR is SERVING (gRPC health), 1 if not:
+    /// a probe for runtimes without a shell (compose on a distroless image).
+    Healthcheck,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck) = cli.command {
+        let result =
+            suite_shared::probe::grpc(cli.config.listen_addr, "suite.auth.v1.AuthService").await;
+        return suite_shared::probe::exit_code("suite-auth", result);
+    }
     let telemetry = match suite_shared::telemetry::init("suite-auth", env!("CARGO_PKG_VERSION")) {
         Ok(t) => t,
         Err(e) => {
@@ -32,6 +40,8 @@ async fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
+        // Handled above, before logging starts.
+        Command::Healthcheck => Ok(()),
         Command::Migrate => suite_auth::migrate(&cli.config).await,
         Command::Serve => match suite_shared::grpc::bind(cli.config.listen_addr).await {
             Ok(listener) => {
