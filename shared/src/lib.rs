@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod deadline;
 pub mod grpc;
+pub mod grpc_status;
 pub mod jwks;
 pub mod jwt;
 pub mod metrics;

@@ -3,9 +3,10 @@
 //! in the RPC metrics, and records its `grpc-status` on both, from the
 //! headers of a trailers-only answer or from the trailers.
 
-use crate::metrics::{RpcLabels, RpcServiceLabels, metrics};
-use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use crate::{
+    grpc_status,
+    metrics::{RpcLabels, RpcServiceLabels, metrics},
+};
 use std::{
     pin::Pin,
     task::{Context, Poll},
@@ -94,14 +95,12 @@ where
                 let mut outcome = outcome;
                 match call.await {
                     Ok(response) => {
-                        if let Some(code) = grpc_status(response.headers()) {
+                        if let Some(code) = grpc_status::from_headers(response.headers()) {
                             outcome.finish(code);
                         }
                         let (parts, body) = response.into_parts();
-                        let body = Body::new(ObservedBody {
-                            inner: body,
-                            outcome,
-                        });
+                        let body =
+                            grpc_status::watch_trailers(body, move |code| outcome.finish(code));
                         Ok(http::Response::from_parts(parts, body))
                     }
                     Err(e) => {
@@ -114,10 +113,6 @@ where
             .instrument(span),
         )
     }
-}
-
-fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
 /// A call's end, recorded once: metrics, span status, the active gauge.
@@ -170,36 +165,5 @@ impl Drop for Outcome {
     fn drop(&mut self) {
         // The body went away before its trailers: the client cancelled.
         self.finish(1);
-    }
-}
-
-struct ObservedBody {
-    inner: Body,
-    outcome: Outcome,
-}
-
-impl HttpBody for ObservedBody {
-    type Data = Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(code) = frame.trailers_ref().and_then(grpc_status)
-        {
-            self.outcome.finish(code);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

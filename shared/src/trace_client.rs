@@ -4,8 +4,7 @@
 //! `grpc-status` (from the headers of a trailers-only answer, else from the
 //! trailers) on the span, marking anything but OK an error.
 
-use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use crate::grpc_status;
 use std::{
     pin::Pin,
     task::{Context, Poll},
@@ -114,11 +113,13 @@ where
                 let span = tracing::Span::current();
                 match call.await {
                     Ok(response) => {
-                        if let Some(code) = grpc_status(response.headers()) {
+                        if let Some(code) = grpc_status::from_headers(response.headers()) {
                             record(&span, code);
                         }
                         let (parts, body) = response.into_parts();
-                        let body = Body::new(TracedBody { inner: body, span });
+                        // The body keeps the span open until the trailers (or its drop).
+                        let body =
+                            grpc_status::watch_trailers(body, move |code| record(&span, code));
                         Ok(http::Response::from_parts(parts, body))
                     }
                     Err(e) => {
@@ -133,47 +134,10 @@ where
     }
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
-}
-
 fn record(span: &tracing::Span, code: i32) {
     span.record("rpc.grpc.status_code", code);
     if code != 0 {
         let name = format!("{:?}", tonic::Code::from_i32(code));
         crate::telemetry::set_error(span, &name);
-    }
-}
-
-/// The response body, which keeps the client span open until the call's
-/// trailers arrive (or the body is dropped).
-struct TracedBody {
-    inner: Body,
-    span: tracing::Span,
-}
-
-impl HttpBody for TracedBody {
-    type Data = Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(code) = frame.trailers_ref().and_then(grpc_status)
-        {
-            record(&self.span, code);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
