@@ -147,8 +147,9 @@ impl UserDirectory {
         }
     }
 
-    /// One call with the service token, retried while Unavailable, within what
-    /// is left of the incoming call's deadline.
+    /// One call with the service token (all are reads), retried while
+    /// Unavailable or cut off, within what is left of the incoming call's
+    /// deadline.
     async fn call<M, R, F, Fut>(&self, f: F, msg: M) -> Result<R, Status>
     where
         M: Clone,
@@ -173,7 +174,9 @@ impl UserDirectory {
             req.metadata_mut().insert("authorization", bearer);
             match f(self.client.clone(), req).await {
                 Ok(r) => return Ok(r.into_inner()),
-                Err(s) if s.code() == Code::Unavailable => {
+                // Cancelled: the replica's connection closed under the call
+                // (a spent deadline is caught by the check above, next round).
+                Err(s) if matches!(s.code(), Code::Unavailable | Code::Cancelled) => {
                     self.upstream.recheck();
                     match pauses.next() {
                         Some(pause) => tokio::time::sleep(*pause).await,
