@@ -41,11 +41,17 @@ RATE_LIMIT_PER_SECOND=100000 RATE_LIMIT_BURST=100000 \
   "$SUITE_BIN" >"$DATA_DIR/suite.log" 2>&1 &
 SERVER_PID=$!
 
-for _ in $(seq 1 100); do
+# Up to a minute: on a loaded CI machine the first start migrates two databases.
+for _ in $(seq 1 300); do
   curl -fsS "$GATEWAY/readyz" >/dev/null 2>&1 && break
+  kill -0 "$SERVER_PID" 2>/dev/null || break
   sleep 0.2
 done
-curl -fsS "$GATEWAY/readyz" >/dev/null
+if ! curl -fsS "$GATEWAY/readyz" >/dev/null; then
+  echo "the suite did not become ready; its log:" >&2
+  cat "$DATA_DIR/suite.log" >&2
+  exit 1
+fi
 
 token() {
   curl -fsS -X POST "$GATEWAY/api/v1/users" -H 'content-type: application/json' \
