@@ -432,30 +432,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         },
     ));
 
-    let mut setup = connect(gateway).await?;
-    let body =
-        r#"{"username":"bench","email":"bench@example.com","password":"analytical engine 1843"}"#;
-    let user: serde_json::Value = loop {
-        match call(&mut setup, "POST", "/api/v1/users", None, Some(body.into())).await {
-            Ok((201, b)) => break serde_json::from_slice(&b)?,
-            _ => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                setup = connect(gateway).await?;
-            }
-        }
-    };
-    let login = r#"{"login":"bench","password":"analytical engine 1843"}"#;
-    let (_, tokens) = call(
-        &mut setup,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(login.into()),
-    )
-    .await?;
-    let tokens: serde_json::Value = serde_json::from_slice(&tokens)?;
-    let token = tokens["accessToken"].as_str().ok_or("no token")?.to_owned();
-    let id = user["id"].as_str().ok_or("no id")?.to_owned();
+    let (id, token) = sign_up(gateway).await?;
 
     println!("{connections} connections, {seconds} s each, client and servers on the same cores");
     let mut ceiling = http_load(gateway, "/api/health".into(), None, connections, window).await?;

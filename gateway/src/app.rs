@@ -102,10 +102,13 @@ async fn handle(
     req: Request,
     id: &str,
 ) -> Result<Response, Problem> {
-    let (parts, body) = req.into_parts();
-    let (route, vars) = gw
-        .routes
-        .find(&parts.method, parts.uri.path())
+    let (mut parts, body) = req.into_parts();
+    let found = match parts.extensions.remove::<crate::observe::Matched>() {
+        Some(crate::observe::Matched(found)) => found,
+        None => gw.routes.find_index(&parts.method, parts.uri.path()),
+    };
+    let (route, vars) = found
+        .and_then(|(i, vars)| gw.routes.get(i).map(|r| (r, vars)).ok_or(NoRoute::NotFound))
         .map_err(|e| match e {
             NoRoute::NotFound => Problem::new(StatusCode::NOT_FOUND, "no such route"),
             NoRoute::MethodNotAllowed(allowed) => {
@@ -314,20 +317,11 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Ready when every upstream reports SERVING on the gRPC health protocol.
 pub async fn ready(State(gw): State<Shared>) -> Response {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
     let mut not_ready = Vec::new();
     for (name, channel) in &gw.upstreams {
-        let mut client = HealthClient::new(channel.channel());
-        let check = client.check(HealthCheckRequest {
-            service: name.clone(),
-        });
-        let serving = matches!(
-            tokio::time::timeout(Duration::from_secs(1), check).await,
-            Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32
-        );
-        if !serving {
+        let serving =
+            suite_shared::grpc::check_health(channel.channel(), name, Duration::from_secs(1)).await;
+        if !matches!(serving, Ok(true)) {
             not_ready.push(name.as_str());
         }
     }

@@ -16,15 +16,23 @@ use tracing::Instrument;
 /// The gateway's own fixed routes, which are their own templates.
 const FIXED_ROUTES: &[&str] = &["/api/health", "/readyz", "/api/openapi.json", "/metrics"];
 
+/// The route lookup of a request, done once here for the span and the handler.
+#[derive(Debug, Clone)]
+pub struct Matched(pub Result<(usize, crate::routes::Bindings), crate::routes::NoRoute>);
+
 pub async fn observe(State(gw): State<Shared>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     // The route is known before the span opens: a span's name cannot change
     // once its context has been built (for the log lines' trace ids).
-    let route = match gw.routes.find(req.method(), &path) {
-        Ok((r, _)) => Some(r.template.as_str().to_owned()),
+    let found = gw.routes.find_index(req.method(), &path);
+    let route = match &found {
+        Ok((i, _)) => gw.routes.get(*i).map(|r| r.template.as_str().to_owned()),
         Err(_) => FIXED_ROUTES.contains(&path.as_str()).then(|| path.clone()),
     };
+    // The handler takes the match from here instead of looking it up again.
+    let mut req = req;
+    req.extensions_mut().insert(Matched(found));
     let name = match &route {
         Some(r) => format!("{method} {r}"),
         None => method.clone(),

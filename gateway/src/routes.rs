@@ -27,7 +27,7 @@ pub struct Route {
 pub type Bindings = Vec<(String, String)>;
 
 /// Why a request has no route.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {
     NotFound,
     /// The path exists with these other methods.
@@ -105,6 +105,23 @@ impl RouteTable {
 
     /// The route for a request, with its bound path variables.
     pub fn find(&self, method: &http::Method, path: &str) -> Result<(&Route, Bindings), NoRoute> {
+        let (index, vars) = self.find_index(method, path)?;
+        let route = self.routes.get(index).ok_or(NoRoute::NotFound)?;
+        Ok((route, vars))
+    }
+
+    /// The route at `index` of a [`Self::find_index`] answer.
+    pub fn get(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index)
+    }
+
+    /// [`Self::find`], naming the route by its index (an owned answer that can
+    /// travel with the request).
+    pub fn find_index(
+        &self,
+        method: &http::Method,
+        path: &str,
+    ) -> Result<(usize, Bindings), NoRoute> {
         let mut allowed = Vec::new();
         // `/users/x:changePassword` names the custom method, whatever the
         // HTTP method: it must not fall through to `/users/{id}` with the id
@@ -113,13 +130,13 @@ impl RouteTable {
             .routes
             .iter()
             .any(|r| r.template.verb().is_some() && r.template.matches(path).is_some());
-        for route in &self.routes {
+        for (index, route) in self.routes.iter().enumerate() {
             if has_verb && route.template.verb().is_none() {
                 continue;
             }
             if let Some(vars) = route.template.matches(path) {
                 if route.http_method == method {
-                    return Ok((route, vars));
+                    return Ok((index, vars));
                 }
                 if !allowed.contains(&route.http_method) {
                     allowed.push(route.http_method.clone());

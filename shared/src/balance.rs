@@ -25,9 +25,6 @@ use tokio::{
     time::Instant,
 };
 use tonic::transport::{Channel, Endpoint, Uri, channel::Change};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
 
 /// Changes queued for the balancer (it takes them when a call comes).
 const CHANGES_CAPACITY: usize = 64;
@@ -287,10 +284,7 @@ impl Watcher {
 
     /// The entries the balancer should hold now; `None` keeps the current
     /// ones (a failed lookup says nothing about the replicas).
-    async fn round(
-        &mut self,
-        probes: &mut HashMap<SocketAddr, HealthClient<Channel>>,
-    ) -> Option<BTreeSet<Key>> {
+    async fn round(&mut self, probes: &mut HashMap<SocketAddr, Channel>) -> Option<BTreeSet<Key>> {
         let answer = tokio::time::timeout(
             RESOLVE_TIMEOUT,
             self.resolver.resolve(&self.host, self.port),
@@ -321,11 +315,9 @@ impl Watcher {
             let client = probes
                 .entry(*addr)
                 .or_insert_with(|| {
-                    HealthClient::new(
-                        Endpoint::from(self.uri(*addr))
-                            .connect_timeout(self.settings.connect_timeout)
-                            .connect_lazy(),
-                    )
+                    Endpoint::from(self.uri(*addr))
+                        .connect_timeout(self.settings.connect_timeout)
+                        .connect_lazy()
                 })
                 .clone();
             let addr = *addr;
@@ -370,14 +362,10 @@ impl Watcher {
 
 /// Whether the server at the other end of `client` says it serves; one
 /// without the health service is taken at its word.
-async fn serving(mut client: HealthClient<Channel>, limit: Duration) -> bool {
-    let check = client.check(HealthCheckRequest {
-        service: String::new(),
-    });
-    match tokio::time::timeout(limit, check).await {
-        Ok(Ok(r)) => r.get_ref().status == ServingStatus::Serving as i32,
-        Ok(Err(s)) => s.code() == tonic::Code::Unimplemented,
-        Err(_) => false,
+async fn serving(channel: Channel, limit: Duration) -> bool {
+    match crate::grpc::check_health(channel, "", limit).await {
+        Ok(serving) => serving,
+        Err(s) => s.code() == tonic::Code::Unimplemented,
     }
 }
 
@@ -387,6 +375,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::{net::TcpListener, sync::oneshot};
     use tonic::Code;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     use tonic_health::server::HealthReporter;
 
     /// A real gRPC server with only the health service, which reports its

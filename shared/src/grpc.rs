@@ -140,6 +140,29 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Asks the server behind `channel` whether `service` ("" for the whole
+/// server) is SERVING, within `limit`: `Ok(serving)`, or the call's error
+/// (a timeout is DeadlineExceeded). One check for readiness, balancing and
+/// the `healthcheck` subcommands.
+pub async fn check_health(
+    channel: tonic::transport::Channel,
+    service: &str,
+    limit: std::time::Duration,
+) -> Result<bool, tonic::Status> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut client = HealthClient::new(channel);
+    let check = client.check(HealthCheckRequest {
+        service: service.to_owned(),
+    });
+    match tokio::time::timeout(limit, check).await {
+        Ok(Ok(reply)) => Ok(reply.get_ref().status() == ServingStatus::Serving),
+        Ok(Err(status)) => Err(status),
+        Err(_) => Err(tonic::Status::deadline_exceeded("health check timed out")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -22,29 +22,15 @@ fn local(listen: SocketAddr) -> SocketAddr {
 
 /// SERVING on the gRPC health protocol for `service` at `listen`.
 pub async fn grpc(listen: SocketAddr, service: &str) -> Result<(), String> {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", local(listen)))
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let reply = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
-            .await
-            .map_err(|s| format!("health check failed: {}", s.message()))?;
-        match reply.get_ref().status() {
-            ServingStatus::Serving => Ok(()),
-            other => Err(format!("{service} is {}", other.as_str_name())),
-        }
-    };
-    tokio::time::timeout(PROBE_TIMEOUT, check)
-        .await
-        .map_err(|_| "timed out".to_owned())?
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", local(listen)))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(PROBE_TIMEOUT)
+        .connect_lazy();
+    match crate::grpc::check_health(channel, service, PROBE_TIMEOUT).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("{service} is not SERVING")),
+        Err(s) => Err(format!("health check failed: {}", s.message())),
+    }
 }
 
 /// HTTP 200 from `GET path` at `listen`.
