@@ -53,6 +53,8 @@ measure() {
   rm -rf "$dir"
 }
 
-measure "off (no endpoint)"
-measure "on (every request sampled)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT
-measure "on, unsampled (always_off)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_TRACES_SAMPLER=always_off
+for _ in $(seq 1 "${ROUNDS:-1}"); do
+  measure "off (no endpoint)"
+  measure "on (every request sampled)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT
+  measure "on, unsampled (always_off)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_TRACES_SAMPLER=always_off
+done

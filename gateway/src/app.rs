@@ -161,7 +161,10 @@ async fn handle(
             grpc_req.metadata_mut().insert(*name, v);
         }
     }
-    if let Ok(v) = tonic::metadata::MetadataValue::try_from(id) {
+    if let Ok(mut v) = tonic::metadata::MetadataValue::try_from(id) {
+        // New on every request: kept out of HPACK's table, where it would
+        // only push out the headers that repeat.
+        v.set_sensitive(true);
         grpc_req.metadata_mut().insert("x-request-id", v);
     }
     if let Ok(v) = tonic::metadata::MetadataValue::try_from(client.to_string()) {

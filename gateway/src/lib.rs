@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod codec;
 pub mod config;
 pub mod headers;
 pub mod limits;

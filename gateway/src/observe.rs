@@ -9,9 +9,13 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use opentelemetry::{KeyValue, context::FutureExt as _, trace::SpanKind};
+use std::borrow::Cow;
 use std::time::Instant;
-use suite_shared::metrics::{HttpLabels, metrics};
-use tracing::Instrument;
+use suite_shared::{
+    metrics::{HttpLabels, metrics},
+    spans::Span,
+};
 
 /// The gateway's own fixed routes, which are their own templates.
 const FIXED_ROUTES: &[&str] = &["/api/health", "/readyz", "/api/openapi.json", "/metrics"];
@@ -23,8 +27,7 @@ pub struct Matched(pub Result<(usize, crate::routes::Bindings), crate::routes::N
 pub async fn observe(State(gw): State<Shared>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    // The route is known before the span opens: a span's name cannot change
-    // once its context has been built (for the log lines' trace ids).
+    // The route is looked up before the span starts: it names the span.
     let found = gw.routes.find_index(req.method(), &path);
     let route = match &found {
         Ok((i, _)) => gw.routes.get(*i).map(|r| r.template.as_str().to_owned()),
@@ -33,45 +36,46 @@ pub async fn observe(State(gw): State<Shared>, req: Request, next: Next) -> Resp
     // The handler takes the match from here instead of looking it up again.
     let mut req = req;
     req.extensions_mut().insert(Matched(found));
-    let name = match &route {
-        Some(r) => format!("{method} {r}"),
-        None => method.clone(),
-    };
     // Probes and scrapes would be most of the traces and none of the
     // interest: metrics only.
     let quiet = matches!(path.as_str(), "/readyz" | "/api/health" | "/metrics");
     let span = if quiet {
-        tracing::Span::none()
+        Span::none()
     } else {
-        tracing::info_span!(
-        "http.server",
-        otel.name = %name,
-        otel.kind = "server",
-        http.request.method = %method,
-        url.path = %path,
-        url.scheme = "http",
-        http.route = tracing::field::Empty,
-        http.response.status_code = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-        otel.status_description = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-        )
+        let parent = suite_shared::telemetry::extract(req.headers());
+        Span::start(SpanKind::Server, &parent, || match &route {
+            Some(r) => Cow::Owned(format!("{method} {r}")),
+            None => Cow::Owned(method.clone()),
+        })
     };
-    if let Some(r) = &route {
-        span.record("http.route", r.as_str());
-    }
-    suite_shared::telemetry::continue_trace(&span, req.headers());
+    span.set_attributes(|| {
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.clone()),
+            KeyValue::new("url.path", path.clone()),
+            KeyValue::new("url.scheme", "http"),
+        ];
+        if let Some(r) = &route {
+            attributes.push(KeyValue::new("http.route", r.clone()));
+        }
+        attributes
+    });
     let m = metrics();
     m.http_server_active.inc();
     let started = Instant::now();
-    let response = next.run(req).instrument(span.clone()).await;
+    // The handler (and the calls it makes) runs with the span current.
+    let response = next.run(req).with_context(span.context().clone()).await;
 
     let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
+    span.set_attributes(|| {
+        [KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        )]
+    });
     if status >= 500 {
-        suite_shared::telemetry::set_error(&span, &status.to_string());
+        span.set_error(status.to_string());
     }
+    span.end();
     m.http_server_duration
         .get_or_create(&HttpLabels {
             http_request_method: method,

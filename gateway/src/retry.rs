@@ -4,11 +4,11 @@
 //! sent again within the request's budget. Other methods are sent once: a
 //! retry could repeat a write.
 
-use crate::codec::BytesCodec;
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use std::time::{Duration, Instant};
 use suite_shared::balance::Balanced;
+use suite_shared::codec::BytesCodec;
 use tonic::{Code, Status};
 
 /// Pauses before the retries: time for the channel to drop the address

@@ -1,12 +1,14 @@
 //! Database plumbing shared by the services' stores: lazily connecting
 //! pools for PostgreSQL and SQLite, and which sqlx errors mean "unreachable".
 
+use crate::spans::Span;
+use opentelemetry::{Context, KeyValue, trace::SpanKind};
 use sqlx::{
     PgPool, SqlitePool,
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
-use std::{str::FromStr, time::Duration};
+use std::{borrow::Cow, str::FromStr, time::Duration};
 
 /// Pool settings common to both databases.
 #[derive(Debug, Clone, Copy)]
@@ -70,30 +72,30 @@ pub fn system_of(url: &str) -> &'static str {
 }
 
 /// A client span for one store operation, by the OpenTelemetry database
-/// conventions: the system, the operation and the table, never a value.
-pub fn span(system: &'static str, operation: &'static str, table: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "db",
-        otel.name = %format_args!("{operation} {table}"),
-        otel.kind = "client",
-        db.system.name = system,
-        db.operation.name = operation,
-        db.collection.name = table,
-        otel.status_code = tracing::field::Empty,
-        otel.status_description = tracing::field::Empty,
-    )
+/// conventions: the system, the operation and the table, never a value. Its
+/// parent is the span current on this thread (the RPC being served).
+pub fn span(system: &'static str, operation: &'static str, table: &'static str) -> Span {
+    let span = Context::map_current(|parent| {
+        Span::start(SpanKind::Client, parent, || {
+            Cow::Owned(format!("{operation} {table}"))
+        })
+    });
+    span.set_attributes(|| {
+        [
+            KeyValue::new("db.system.name", system),
+            KeyValue::new("db.operation.name", operation),
+            KeyValue::new("db.collection.name", table),
+        ]
+    });
+    span
 }
 
 /// Runs a store operation inside its span, marking the span failed on error
 /// (with the error's kind only: messages may quote values).
-pub async fn traced<T, E>(
-    span: tracing::Span,
-    op: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    use tracing::Instrument;
-    let result = op.instrument(span.clone()).await;
+pub async fn traced<T, E>(span: Span, op: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    let result = op.await;
     if result.is_err() {
-        crate::telemetry::set_error(&span, "database error");
+        span.set_error("database error");
     }
     result
 }

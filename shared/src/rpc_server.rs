@@ -6,15 +6,17 @@
 use crate::{
     grpc_status,
     metrics::{RpcLabels, RpcServiceLabels, metrics},
+    spans::{Span, grpc_code_name},
 };
+use opentelemetry::{KeyValue, context::FutureExt as _, trace::SpanKind};
 use std::{
+    borrow::Cow,
     pin::Pin,
     task::{Context, Poll},
     time::Instant,
 };
 use tonic::body::Body;
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 #[derive(Debug, Clone, Default)]
 pub struct RpcServerLayer;
@@ -49,42 +51,41 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let path = req.uri().path().trim_start_matches('/').to_owned();
-        let (service, method) = path.split_once('/').unwrap_or((path.as_str(), ""));
+        let path = req.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
         let (service, method) = (service.to_owned(), method.to_owned());
         // Probes and tooling (health, reflection) would be most of the
         // traces and none of the interest: metrics only.
-        let quiet = service.starts_with("grpc.");
-        let span = if quiet {
-            tracing::Span::none()
+        let span = if service.starts_with("grpc.") {
+            Span::none()
         } else {
-            tracing::info_span!(
-            "grpc.server",
-            otel.name = %path,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
-            )
+            let parent = crate::telemetry::extract(req.headers());
+            let span = Span::start(SpanKind::Server, &parent, || {
+                Cow::Owned(req.uri().path().trim_start_matches('/').to_owned())
+            });
+            span.set_attributes(|| {
+                [
+                    KeyValue::new("rpc.system", "grpc"),
+                    KeyValue::new("rpc.service", service.clone()),
+                    KeyValue::new("rpc.method", method.clone()),
+                ]
+            });
+            span
         };
-        crate::telemetry::continue_trace(&span, req.headers());
         let active = metrics()
             .rpc_server_active
             .get_or_create(&RpcServiceLabels {
                 rpc_service: service.clone(),
             });
         active.inc();
+        // The handler runs, and calls out, with the span current.
+        let cx = span.context().clone();
         let call = {
-            let _entered = span.enter();
+            let _attached = cx.clone().attach();
             self.inner.call(req)
         };
         let outcome = Outcome {
-            span: span.clone(),
+            span,
             service,
             method,
             started: Instant::now(),
@@ -110,14 +111,14 @@ where
                     }
                 }
             }
-            .instrument(span),
+            .with_context(cx),
         )
     }
 }
 
 /// A call's end, recorded once: metrics, span status, the active gauge.
 struct Outcome {
-    span: tracing::Span,
+    span: Span,
     service: String,
     method: String,
     started: Instant,
@@ -143,12 +144,12 @@ impl Outcome {
                 rpc_service: self.service.clone(),
             })
             .dec();
-        self.span.record("rpc.grpc.status_code", code);
+        self.span
+            .set_attributes(|| [KeyValue::new("rpc.grpc.status_code", i64::from(code))]);
         // The RPC conventions: on the server, only the codes that mean the
         // server failed make the span an error.
-        let code = tonic::Code::from_i32(code);
         if matches!(
-            code,
+            tonic::Code::from_i32(code),
             tonic::Code::Unknown
                 | tonic::Code::DeadlineExceeded
                 | tonic::Code::Unimplemented
@@ -156,8 +157,10 @@ impl Outcome {
                 | tonic::Code::Unavailable
                 | tonic::Code::DataLoss
         ) {
-            crate::telemetry::set_error(&self.span, &format!("{code:?}"));
+            self.span.set_error(grpc_code_name(code));
         }
+        // Ends the span now: the body that holds this may live on.
+        std::mem::take(&mut self.span).end();
     }
 }
 

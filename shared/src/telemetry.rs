@@ -1,41 +1,50 @@
 //! Logs and traces, set up once per binary.
 //!
 //! - Logs: `RUST_LOG` filters (default `info`); human-readable, or JSON lines
-//!   with `LOG_FORMAT=json`. Request spans carry `trace_id` and `span_id`, so
-//!   every line logged inside a request names its trace.
+//!   with `LOG_FORMAT=json`. Every line logged inside a request ends with its
+//!   `trace_id` and `span_id` ([`crate::log_format`]).
 //! - Traces: OpenTelemetry over OTLP, driven by the standard variables
 //!   (`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
 //!   `OTEL_EXPORTER_OTLP_PROTOCOL` = `grpc` (default) or `http/protobuf`,
 //!   `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`
 //!   and `OTEL_TRACES_SAMPLER_ARG`, `OTEL_SDK_DISABLED`). Batch export; flushed
-//!   by [`Telemetry::shutdown`]. With no endpoint set nothing is exported and
-//!   no OpenTelemetry layer runs at all, so nothing slows down.
+//!   by [`Telemetry::shutdown`]. The spans themselves are made in
+//!   [`crate::spans`]. With no endpoint set no span is made at all, so
+//!   nothing slows down.
 //! - Propagation: W3C Trace Context and Baggage, extracted from incoming
 //!   headers by the servers and injected into every outgoing gRPC call by
 //!   [`crate::trace_client`].
 
+use crate::{
+    log_format::WithTraceIds,
+    otlp::{self, OtlpExporter, Protocol},
+};
 use opentelemetry::{
     Context, KeyValue, global,
-    propagation::TextMapCompositePropagator,
-    trace::{TraceContextExt, TracerProvider as _},
+    propagation::{TextMapCompositePropagator, TextMapPropagator},
+    trace::TracerProvider as _,
 };
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
     Resource,
     propagation::{BaggagePropagator, TraceContextPropagator},
     runtime,
     trace::{SdkTracerProvider, span_processor_with_async_runtime::BatchSpanProcessor},
 };
-use std::sync::atomic::{AtomicBool, Ordering};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use std::{io::IsTerminal, sync::LazyLock, time::Duration};
 use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*, registry::LookupSpan};
 
-/// Whether spans are exported (an OpenTelemetry layer is installed).
-static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// W3C Trace Context and Baggage, held here rather than behind the global
+/// propagator's lock, which every call would take.
+static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
+    TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ])
+});
 
 /// True when traces are exported; the propagation helpers do nothing otherwise.
 pub fn exporting() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
+    crate::spans::enabled()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +82,13 @@ impl Telemetry {
 #[derive(Debug, Clone)]
 struct Settings {
     endpoint: Option<String>,
+    /// The endpoint is the traces one (a full URL, not a base).
+    traces_endpoint: bool,
     protocol: String,
+    /// The variable that set it, and its value, for error messages.
+    headers: Option<(&'static str, String)>,
+    timeout: Option<(&'static str, String)>,
+    compression: Option<(&'static str, String)>,
     disabled: bool,
     json: bool,
 }
@@ -81,12 +96,33 @@ struct Settings {
 impl Settings {
     fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        // The traces-only variable wins over the general one.
+        let either = |traces: &'static str, general: &'static str| {
+            var(traces)
+                .map(|v| (traces, v))
+                .or_else(|| var(general).map(|v| (general, v)))
+        };
+        let traces_endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        let endpoint = traces_endpoint
+            .clone()
             .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"));
         let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
         Self {
             endpoint,
+            traces_endpoint: traces_endpoint.is_some(),
+            headers: either(
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            timeout: either(
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+            compression: either(
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+            ),
             protocol: var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                 .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
                 .unwrap_or_else(|| "grpc".to_owned()),
@@ -119,36 +155,20 @@ where
         _ => None,
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Each layer filters for itself: `RUST_LOG=warn` quiets the logs, not
-    // the traces (the request, RPC and database spans are at info).
-    let otel_layer = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("suite"))
-            // Per-span code locations and thread names cost allocations on
-            // every span and tell nothing the span's name does not.
-            .with_tracked_inactivity(false)
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            // Contexts are taken from spans explicitly (see `inject`): no
-            // need to attach one to the thread on every poll of every span.
-            .with_context_activation(false)
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
-    });
-    let registry = tracing_subscriber::registry()
-        .with(log_layer(settings.json, writer).with_filter(filter))
-        .with(otel_layer);
+    let registry =
+        tracing_subscriber::registry().with(log_layer(settings.json, writer).with_filter(filter));
     if registry.try_init().is_err() {
         // Already installed (a second service in the same process).
         return Ok(Telemetry { provider: None });
     }
     if let Some(p) = &provider {
+        crate::spans::install(p.tracer("suite"));
+        // For any library that asks the global API.
         global::set_tracer_provider(p.clone());
         global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
             Box::new(TraceContextPropagator::new()),
             Box::new(BaggagePropagator::new()),
         ]));
-        EXPORTING.store(true, Ordering::Relaxed);
         tracing::info!(
             endpoint = settings.endpoint.as_deref().unwrap_or_default(),
             protocol = %settings.protocol,
@@ -166,14 +186,18 @@ where
     if json {
         fmt::layer()
             .json()
-            .with_current_span(true)
-            // The request span (with trace_id/span_id) is in the list even
-            // when a database span is the current one.
-            .with_span_list(true)
+            .event_format(WithTraceIds::new(fmt::format().json(), true))
             .with_writer(writer)
             .boxed()
     } else {
-        fmt::layer().with_writer(writer).boxed()
+        // Colours only for a person at a terminal, never into files.
+        let ansi = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        fmt::layer()
+            .with_ansi(ansi)
+            .event_format(WithTraceIds::new(fmt::format().with_ansi(ansi), false))
+            .with_writer(writer)
+            .boxed()
     }
 }
 
@@ -183,26 +207,41 @@ fn provider(
     endpoint: &str,
     settings: &Settings,
 ) -> Result<SdkTracerProvider, TelemetryError> {
-    let exporter = match settings.protocol.to_ascii_lowercase().as_str() {
-        "grpc" => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build(),
-        "http/protobuf" => {
-            // OTEL_EXPORTER_OTLP_ENDPOINT is a base URL; the signal path is ours to add.
-            let url = if std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_ok() {
-                endpoint.to_owned()
-            } else {
-                format!("{}/v1/traces", endpoint.trim_end_matches('/'))
-            };
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_endpoint(url)
-                .build()
+    let (protocol, url) = match settings.protocol.to_ascii_lowercase().as_str() {
+        "grpc" => (Protocol::Grpc, endpoint.to_owned()),
+        // OTEL_EXPORTER_OTLP_ENDPOINT is a base URL; the signal path is ours to add.
+        "http/protobuf" if settings.traces_endpoint => {
+            (Protocol::HttpProtobuf, endpoint.to_owned())
         }
+        "http/protobuf" => (
+            Protocol::HttpProtobuf,
+            format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+        ),
         other => return Err(TelemetryError::Protocol(other.to_owned())),
+    };
+    let headers = match &settings.headers {
+        Some((name, value)) => otlp::parse_headers(value)
+            .map_err(|e| TelemetryError::Exporter(format!("{name}: {e}")))?,
+        None => Vec::new(),
+    };
+    let timeout = match &settings.timeout {
+        Some((name, value)) => value
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| {
+                TelemetryError::Exporter(format!("{name}={value:?}: give milliseconds"))
+            })?,
+        None => Duration::from_secs(10),
+    };
+    if let Some((name, value)) = &settings.compression
+        && !value.eq_ignore_ascii_case("none")
+    {
+        // Collectors take uncompressed batches too: a warning, not a refusal.
+        eprintln!("telemetry: {name}={value} is not supported; sending spans uncompressed");
     }
-    .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let exporter = OtlpExporter::new(protocol, &url, &headers, timeout)
+        .map_err(|e| TelemetryError::Exporter(format!("{url}: {e}")))?;
     // The resource builder reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     // itself; ours are the defaults underneath them.
     let mut resource = Resource::builder_empty().with_attributes([
@@ -242,57 +281,24 @@ pub fn extract(headers: &http::HeaderMap) -> Context {
     if !exporting() {
         return Context::new();
     }
-    global::get_text_map_propagator(|p| p.extract(&opentelemetry_http::HeaderExtractor(headers)))
+    PROPAGATOR.extract(&opentelemetry_http::HeaderExtractor(headers))
 }
 
-/// Writes `span`'s context into outgoing `headers`.
-pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
+/// Writes the trace context `cx` into outgoing `headers`.
+pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     if !exporting() {
         return;
     }
-    let cx = span.context();
-    global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
-    });
-}
-
-/// Continues the trace of `headers` in `span` (a server span) and records its
-/// ids on it as `trace_id` and `span_id`, for the log lines inside it.
-pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
-    if !exporting() {
-        return;
-    }
-    let _ = span.set_parent(extract(headers));
-    record_ids(span);
-}
-
-/// Records `span`'s OpenTelemetry ids on its `trace_id` and `span_id` fields.
-pub fn record_ids(span: &tracing::Span) {
-    if !exporting() {
-        return;
-    }
-    let cx = span.context();
-    let otel = cx.span();
-    let ids = otel.span_context();
-    if ids.is_valid() {
-        span.record("trace_id", ids.trace_id().to_string());
-        span.record("span_id", ids.span_id().to_string());
+    PROPAGATOR.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
+    // A `traceparent` is new on every call: kept out of HTTP/2's header
+    // table (HPACK), where it would only push out the headers that repeat
+    // and make them cost a full encoding again.
+    if let Some(v) = headers.get_mut("traceparent") {
+        v.set_sensitive(true);
     }
 }
 
-/// The current trace's id, for error bodies (empty when not exporting).
+/// The current trace's id, for error bodies (none when not exporting).
 pub fn current_trace_id() -> Option<String> {
-    if !exporting() {
-        return None;
-    }
-    let cx = tracing::Span::current().context();
-    let otel = cx.span();
-    let ids = otel.span_context();
-    ids.is_valid().then(|| ids.trace_id().to_string())
-}
-
-/// Marks `span` failed with `message` (OpenTelemetry status Error).
-pub fn set_error(span: &tracing::Span, message: &str) {
-    span.record("otel.status_code", "ERROR");
-    span.record("otel.status_description", message);
+    crate::spans::current_ids().map(|(trace_id, _)| trace_id.to_string())
 }

@@ -4,14 +4,18 @@
 //! `grpc-status` (from the headers of a trailers-only answer, else from the
 //! trailers) on the span, marking anything but OK an error.
 
-use crate::grpc_status;
+use crate::{
+    grpc_status,
+    spans::{Span, grpc_code_name},
+};
+use opentelemetry::{KeyValue, trace::SpanKind};
 use std::{
+    borrow::Cow,
     pin::Pin,
     task::{Context, Poll},
 };
 use tonic::body::Body;
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 /// Wraps channels in [`TraceClient`].
 #[derive(Debug, Clone)]
@@ -88,56 +92,50 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
-        let path = req.uri().path().trim_start_matches('/');
-        let (service, method) = path.split_once('/').unwrap_or((path, ""));
-        let span = tracing::info_span!(
-            "grpc.client",
-            otel.name = %path,
-            otel.kind = "client",
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            server.address = %self.server_address,
-            server.port = self.server_port,
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-        );
-        crate::telemetry::inject(&span, req.headers_mut());
-        let call = {
-            let _entered = span.enter();
-            self.inner.call(req)
-        };
-        Box::pin(
-            async move {
-                let span = tracing::Span::current();
-                match call.await {
-                    Ok(response) => {
-                        if let Some(code) = grpc_status::from_headers(response.headers()) {
-                            record(&span, code);
-                        }
-                        let (parts, body) = response.into_parts();
-                        // The body keeps the span open until the trailers (or its drop).
-                        let body =
-                            grpc_status::watch_trailers(body, move |code| record(&span, code));
-                        Ok(http::Response::from_parts(parts, body))
+        // The caller's span (the HTTP or gRPC server span of the request
+        // being handled) is current while it makes the call.
+        let span = opentelemetry::Context::map_current(|parent| {
+            Span::start(SpanKind::Client, parent, || {
+                Cow::Owned(req.uri().path().trim_start_matches('/').to_owned())
+            })
+        });
+        span.set_attributes(|| {
+            let path = req.uri().path().trim_start_matches('/');
+            let (service, method) = path.split_once('/').unwrap_or((path, ""));
+            [
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service.to_owned()),
+                KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("server.address", self.server_address.clone()),
+                KeyValue::new("server.port", i64::from(self.server_port)),
+            ]
+        });
+        crate::telemetry::inject(span.context(), req.headers_mut());
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            match call.await {
+                Ok(response) => {
+                    if let Some(code) = grpc_status::from_headers(response.headers()) {
+                        record(&span, code);
                     }
-                    Err(e) => {
-                        let e: S::Error = e;
-                        crate::telemetry::set_error(&span, "transport error");
-                        Err(e)
-                    }
+                    let (parts, body) = response.into_parts();
+                    // The body keeps the span open until the trailers (or its drop).
+                    let body = grpc_status::watch_trailers(body, move |code| record(&span, code));
+                    Ok(http::Response::from_parts(parts, body))
+                }
+                Err(e) => {
+                    let e: S::Error = e;
+                    span.set_error("transport error");
+                    Err(e)
                 }
             }
-            .instrument(span),
-        )
+        })
     }
 }
 
-fn record(span: &tracing::Span, code: i32) {
-    span.record("rpc.grpc.status_code", code);
+fn record(span: &Span, code: i32) {
+    span.set_attributes(|| [KeyValue::new("rpc.grpc.status_code", i64::from(code))]);
     if code != 0 {
-        let name = format!("{:?}", tonic::Code::from_i32(code));
-        crate::telemetry::set_error(span, &name);
+        span.set_error(grpc_code_name(code));
     }
 }

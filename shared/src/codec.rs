@@ -1,5 +1,6 @@
-//! A pass-through gRPC codec: the gateway encodes and decodes messages itself
-//! (as dynamic messages from the contract), so tonic moves bytes only.
+//! A pass-through gRPC codec for callers that encode and decode messages
+//! themselves (the gateway's dynamic messages, the OTLP exporter): tonic
+//! moves bytes only.
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::{

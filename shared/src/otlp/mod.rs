@@ -1,0 +1,229 @@
+//! The OTLP trace exporter: batches from the SDK's batch span processor,
+//! encoded by [`encode`] and sent over gRPC (tonic) or HTTP/protobuf
+//! (hyper), with the standard settings: endpoint, protocol, headers and
+//! timeout (`OTEL_EXPORTER_OTLP_[TRACES_]{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT}`).
+//!
+//! It stands in for `opentelemetry-otlp`'s exporter for cost only (see
+//! [`encode`]); what goes on the wire is the same OTLP.
+
+pub mod encode;
+
+use crate::codec::BytesCodec;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use http_body_util::Full;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::{
+    Resource,
+    error::{OTelSdkError, OTelSdkResult},
+    trace::{SpanData, SpanExporter},
+};
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// How spans travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+#[derive(Debug, Clone)]
+enum Transport {
+    Grpc {
+        channel: tonic::transport::Channel,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    Http(Box<HttpTransport>),
+}
+
+#[derive(Debug, Clone)]
+struct HttpTransport {
+    client: Client<HttpConnector, Full<Bytes>>,
+    url: Uri,
+    headers: HeaderMap,
+}
+
+/// Sends span batches to one OTLP endpoint.
+#[derive(Debug)]
+pub struct OtlpExporter {
+    transport: Transport,
+    timeout: Duration,
+    resource: Vec<u8>,
+    resource_schema_url: String,
+    /// Whether the last export failed: failures are logged when they start
+    /// and when they end, not once per batch.
+    failing: AtomicBool,
+}
+
+impl OtlpExporter {
+    /// An exporter to `url` (for HTTP, the full URL of the traces path),
+    /// sending `headers` with each batch and giving up on one after
+    /// `timeout`. Connects lazily: a collector that is down is no error here.
+    pub fn new(
+        protocol: Protocol,
+        url: &str,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("endpoint {url:?} is not a URL: {e}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "endpoint {url:?}: this build sends OTLP without TLS; \
+                     point it at a collector (or agent) over http"
+                ));
+            }
+            _ => return Err(format!("endpoint {url:?}: use an http:// URL")),
+        }
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("header name {name:?} is not valid"))?;
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|_| format!("the value of header {name} is not valid"))?;
+            map.append(name, value);
+        }
+        let transport = match protocol {
+            Protocol::Grpc => Transport::Grpc {
+                channel: tonic::transport::Endpoint::from(uri)
+                    .connect_timeout(timeout)
+                    .connect_lazy(),
+                metadata: tonic::metadata::MetadataMap::from_headers(map),
+            },
+            Protocol::HttpProtobuf => Transport::Http(Box::new(HttpTransport {
+                client: Client::builder(TokioExecutor::new()).build_http(),
+                url: uri,
+                headers: map,
+            })),
+        };
+        Ok(Self {
+            transport,
+            timeout,
+            resource: Vec::new(),
+            resource_schema_url: String::new(),
+            failing: AtomicBool::new(false),
+        })
+    }
+
+    fn outcome(&self, result: Result<(), String>, spans: usize) -> OTelSdkResult {
+        match result {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("exporting spans again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, spans, "exporting spans failed; dropping them until it works again");
+                }
+                Err(OTelSdkError::InternalFailure(e))
+            }
+        }
+    }
+}
+
+async fn send_grpc(
+    channel: tonic::transport::Channel,
+    metadata: tonic::metadata::MetadataMap,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| e.to_string())?;
+    let mut request = tonic::Request::new(Bytes::from(body));
+    *request.metadata_mut() = metadata;
+    request.set_timeout(timeout);
+    grpc.unary(
+        request,
+        http::uri::PathAndQuery::from_static(GRPC_EXPORT_PATH),
+        BytesCodec,
+    )
+    .await
+    .map(drop)
+    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+}
+
+async fn send_http(
+    client: Client<HttpConnector, Full<Bytes>>,
+    url: Uri,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let mut request = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    request.headers_mut().extend(headers);
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", response.status()))
+    }
+}
+
+impl SpanExporter for OtlpExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let body = encode::request(&self.resource, &self.resource_schema_url, &batch);
+        // The spans' memory goes back before the network wait.
+        drop(batch);
+        let sent = match &self.transport {
+            Transport::Grpc { channel, metadata } => {
+                send_grpc(channel.clone(), metadata.clone(), body, self.timeout).await
+            }
+            Transport::Http(http) => tokio::time::timeout(
+                self.timeout,
+                send_http(
+                    http.client.clone(),
+                    http.url.clone(),
+                    http.headers.clone(),
+                    body,
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout))),
+        };
+        self.outcome(sent, spans)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        let attributes: Vec<KeyValue> = resource
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+            .collect();
+        self.resource = encode::resource(&attributes);
+        self.resource_schema_url = resource.schema_url().unwrap_or_default().to_owned();
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `name=value` pairs separated by commas,
+/// values percent-encoded (W3C Baggage syntax, as the specification says).
+pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?} is not name=value"))?;
+            let value = percent_encoding::percent_decode_str(value.trim())
+                .decode_utf8()
+                .map_err(|_| format!("the value of {:?} is not UTF-8", name.trim()))?;
+            Ok((name.trim().to_ascii_lowercase(), value.into_owned()))
+        })
+        .collect()
+}
