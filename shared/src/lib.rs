@@ -24,3 +24,4 @@ pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod trace_client;
+pub mod trace_context;

@@ -18,11 +18,14 @@
 use crate::{
     log_format::WithTraceIds,
     otlp::{self, OtlpExporter, Protocol},
+    trace_context,
 };
 use opentelemetry::{
-    Context, KeyValue, global,
+    Context, KeyValue,
+    baggage::BaggageExt,
+    global,
     propagation::{TextMapCompositePropagator, TextMapPropagator},
-    trace::TracerProvider as _,
+    trace::{TraceContextExt, TracerProvider as _},
 };
 use opentelemetry_sdk::{
     Resource,
@@ -30,17 +33,10 @@ use opentelemetry_sdk::{
     runtime,
     trace::{SdkTracerProvider, span_processor_with_async_runtime::BatchSpanProcessor},
 };
-use std::{io::IsTerminal, sync::LazyLock, time::Duration};
+use std::{io::IsTerminal, time::Duration};
 use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*, registry::LookupSpan};
 
-/// W3C Trace Context and Baggage, held here rather than behind the global
-/// propagator's lock, which every call would take.
-static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
-    TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ])
-});
+const BAGGAGE: &str = "baggage";
 
 /// True when traces are exported; the propagation helpers do nothing otherwise.
 pub fn exporting() -> bool {
@@ -281,7 +277,15 @@ pub fn extract(headers: &http::HeaderMap) -> Context {
     if !exporting() {
         return Context::new();
     }
-    PROPAGATOR.extract(&opentelemetry_http::HeaderExtractor(headers))
+    let cx = if headers.contains_key(BAGGAGE) {
+        BaggagePropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
+    } else {
+        Context::new()
+    };
+    match trace_context::read(headers) {
+        Some(parent) => cx.with_remote_span_context(parent),
+        None => cx,
+    }
 }
 
 /// Writes the trace context `cx` into outgoing `headers`.
@@ -289,12 +293,10 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     if !exporting() {
         return;
     }
-    PROPAGATOR.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
-    // A `traceparent` is new on every call: kept out of HTTP/2's header
-    // table (HPACK), where it would only push out the headers that repeat
-    // and make them cost a full encoding again.
-    if let Some(v) = headers.get_mut("traceparent") {
-        v.set_sensitive(true);
+    trace_context::write(cx.span().span_context(), headers);
+    if !cx.baggage().is_empty() {
+        BaggagePropagator::new()
+            .inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
     }
 }
 
