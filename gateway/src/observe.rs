@@ -43,22 +43,26 @@ pub async fn observe(State(gw): State<Shared>, req: Request, next: Next) -> Resp
         Span::none()
     } else {
         let parent = suite_shared::telemetry::extract(req.headers());
-        Span::start(SpanKind::Server, &parent, || match &route {
-            Some(r) => Cow::Owned(format!("{method} {r}")),
-            None => Cow::Owned(method.clone()),
-        })
+        Span::start(
+            SpanKind::Server,
+            &parent,
+            || match &route {
+                Some(r) => Cow::Owned(format!("{method} {r}")),
+                None => Cow::Owned(method.clone()),
+            },
+            || {
+                let mut attributes = vec![
+                    KeyValue::new("http.request.method", method.clone()),
+                    KeyValue::new("url.path", path.clone()),
+                    KeyValue::new("url.scheme", "http"),
+                ];
+                if let Some(r) = &route {
+                    attributes.push(KeyValue::new("http.route", r.clone()));
+                }
+                attributes
+            },
+        )
     };
-    span.set_attributes(|| {
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method.clone()),
-            KeyValue::new("url.path", path.clone()),
-            KeyValue::new("url.scheme", "http"),
-        ];
-        if let Some(r) = &route {
-            attributes.push(KeyValue::new("http.route", r.clone()));
-        }
-        attributes
-    });
     let m = metrics();
     m.http_server_active.inc();
     let started = Instant::now();

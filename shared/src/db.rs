@@ -75,19 +75,20 @@ pub fn system_of(url: &str) -> &'static str {
 /// conventions: the system, the operation and the table, never a value. Its
 /// parent is the span current on this thread (the RPC being served).
 pub fn span(system: &'static str, operation: &'static str, table: &'static str) -> Span {
-    let span = Context::map_current(|parent| {
-        Span::start(SpanKind::Client, parent, || {
-            Cow::Owned(format!("{operation} {table}"))
-        })
-    });
-    span.set_attributes(|| {
-        [
-            KeyValue::new("db.system.name", system),
-            KeyValue::new("db.operation.name", operation),
-            KeyValue::new("db.collection.name", table),
-        ]
-    });
-    span
+    Context::map_current(|parent| {
+        Span::start(
+            SpanKind::Client,
+            parent,
+            || Cow::Owned(format!("{operation} {table}")),
+            || {
+                [
+                    KeyValue::new("db.system.name", system),
+                    KeyValue::new("db.operation.name", operation),
+                    KeyValue::new("db.collection.name", table),
+                ]
+            },
+        )
+    })
 }
 
 /// Runs a store operation inside its span, marking the span failed on error

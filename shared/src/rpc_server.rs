@@ -60,17 +60,18 @@ where
             Span::none()
         } else {
             let parent = crate::telemetry::extract(req.headers());
-            let span = Span::start(SpanKind::Server, &parent, || {
-                Cow::Owned(req.uri().path().trim_start_matches('/').to_owned())
-            });
-            span.set_attributes(|| {
-                [
-                    KeyValue::new("rpc.system", "grpc"),
-                    KeyValue::new("rpc.service", service.clone()),
-                    KeyValue::new("rpc.method", method.clone()),
-                ]
-            });
-            span
+            Span::start(
+                SpanKind::Server,
+                &parent,
+                || Cow::Owned(req.uri().path().trim_start_matches('/').to_owned()),
+                || {
+                    [
+                        KeyValue::new("rpc.system", "grpc"),
+                        KeyValue::new("rpc.service", service.clone()),
+                        KeyValue::new("rpc.method", method.clone()),
+                    ]
+                },
+            )
         };
         let active = metrics()
             .rpc_server_active

@@ -18,13 +18,30 @@ use opentelemetry::{
     trace::{SpanBuilder, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _},
 };
 use opentelemetry_sdk::trace::SdkTracer;
-use std::{borrow::Cow, sync::OnceLock};
+use std::{
+    borrow::Cow,
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 /// The tracer, set once when export is configured; unset means no spans.
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
+/// Whether the sampler records every new trace (`always_on`, the default
+/// `parentbased_always_on`): then a root span is worth its attributes up
+/// front.
+static ROOTS_RECORDED: AtomicBool = AtomicBool::new(true);
+
 /// Makes `tracer` the one spans are started with; false if one already is.
-pub(crate) fn install(tracer: SdkTracer) -> bool {
+/// `sampler` is `OTEL_TRACES_SAMPLER`, if set.
+pub(crate) fn install(tracer: SdkTracer, sampler: Option<&str>) -> bool {
+    let roots_recorded = sampler.is_none_or(|s| {
+        let s = s.trim();
+        s.eq_ignore_ascii_case("always_on") || s.eq_ignore_ascii_case("parentbased_always_on")
+    });
+    ROOTS_RECORDED.store(roots_recorded, Ordering::Relaxed);
     TRACER.set(tracer).is_ok()
 }
 
@@ -47,17 +64,41 @@ impl Span {
     }
 
     /// Starts a span of `kind` as a child of `parent`'s span (or the root of
-    /// a new trace); `name` is only built when spans are made.
-    pub fn start(
+    /// a new trace), with the attributes `attributes` builds; neither they
+    /// nor `name` are built when spans are off.
+    pub fn start<I>(
         kind: SpanKind,
         parent: &Context,
         name: impl FnOnce() -> Cow<'static, str>,
-    ) -> Self {
+        attributes: impl FnOnce() -> I,
+    ) -> Self
+    where
+        I: IntoIterator<Item = KeyValue>,
+    {
         let Some(tracer) = TRACER.get() else {
             return Self::none();
         };
-        let span =
-            tracer.build_with_context(SpanBuilder::from_name(name()).with_kind(kind), parent);
+        let builder = SpanBuilder::from_name(name()).with_kind(kind);
+        // A span that will likely be recorded (a sampled parent's child, or
+        // a root when every trace is) gets its attributes at the start, moved
+        // into it whole; others get them only if recorded after all.
+        let parent_ids = parent.span().span_context().clone();
+        let likely = if parent_ids.is_valid() {
+            parent_ids.is_sampled()
+        } else {
+            ROOTS_RECORDED.load(Ordering::Relaxed)
+        };
+        if !likely {
+            let span = Self {
+                cx: parent.with_span(tracer.build_with_context(builder, parent)),
+            };
+            span.set_attributes(attributes);
+            return span;
+        }
+        // Room for the ones set at the end (status codes).
+        let mut all = Vec::with_capacity(8);
+        all.extend(attributes());
+        let span = tracer.build_with_context(builder.with_attributes(all), parent);
         Self {
             cx: parent.with_span(span),
         }

@@ -158,7 +158,10 @@ where
         return Ok(Telemetry { provider: None });
     }
     if let Some(p) = &provider {
-        crate::spans::install(p.tracer("suite"));
+        crate::spans::install(
+            p.tracer("suite"),
+            std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
+        );
         // For any library that asks the global API.
         global::set_tracer_provider(p.clone());
         global::set_text_map_propagator(TextMapCompositePropagator::new(vec![

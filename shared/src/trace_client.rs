@@ -95,20 +95,22 @@ where
         // The caller's span (the HTTP or gRPC server span of the request
         // being handled) is current while it makes the call.
         let span = opentelemetry::Context::map_current(|parent| {
-            Span::start(SpanKind::Client, parent, || {
-                Cow::Owned(req.uri().path().trim_start_matches('/').to_owned())
-            })
-        });
-        span.set_attributes(|| {
-            let path = req.uri().path().trim_start_matches('/');
-            let (service, method) = path.split_once('/').unwrap_or((path, ""));
-            [
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", service.to_owned()),
-                KeyValue::new("rpc.method", method.to_owned()),
-                KeyValue::new("server.address", self.server_address.clone()),
-                KeyValue::new("server.port", i64::from(self.server_port)),
-            ]
+            Span::start(
+                SpanKind::Client,
+                parent,
+                || Cow::Owned(req.uri().path().trim_start_matches('/').to_owned()),
+                || {
+                    let path = req.uri().path().trim_start_matches('/');
+                    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+                    [
+                        KeyValue::new("rpc.system", "grpc"),
+                        KeyValue::new("rpc.service", service.to_owned()),
+                        KeyValue::new("rpc.method", method.to_owned()),
+                        KeyValue::new("server.address", self.server_address.clone()),
+                        KeyValue::new("server.port", i64::from(self.server_port)),
+                    ]
+                },
+            )
         });
         crate::telemetry::inject(span.context(), req.headers_mut());
         let call = self.inner.call(req);
