@@ -17,7 +17,10 @@
 
 use crate::{
     log_format::WithTraceIds,
-    otlp::{self, OtlpExporter, Protocol},
+    otlp::{
+        self, OtlpExporter, Protocol,
+        processor::{BatchSettings, EncodingBatchProcessor},
+    },
     trace_context,
 };
 use opentelemetry::{
@@ -30,8 +33,7 @@ use opentelemetry::{
 use opentelemetry_sdk::{
     Resource,
     propagation::{BaggagePropagator, TraceContextPropagator},
-    runtime,
-    trace::{SdkTracerProvider, span_processor_with_async_runtime::BatchSpanProcessor},
+    trace::SdkTracerProvider,
 };
 use std::{io::IsTerminal, time::Duration};
 use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*, registry::LookupSpan};
@@ -256,18 +258,8 @@ fn provider(
         }
         resource = resource.with_attribute(KeyValue::new(key.clone(), value.clone()));
     }
-    // Under load the spec's defaults (a 2048-span queue, one export at a
-    // time) drop most spans; the OTEL_BSP_* variables still win.
-    let mut batch = opentelemetry_sdk::trace::BatchConfigBuilder::default();
-    if std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").is_err() {
-        batch = batch.with_max_queue_size(16_384);
-    }
-    if std::env::var("OTEL_BSP_MAX_CONCURRENT_EXPORTS").is_err() {
-        batch = batch.with_max_concurrent_exports(2);
-    }
-    let processor = BatchSpanProcessor::builder(exporter, runtime::Tokio)
-        .with_batch_config(batch.build())
-        .build();
+    let batch = BatchSettings::from_env().map_err(TelemetryError::Exporter)?;
+    let processor = EncodingBatchProcessor::new(exporter, batch, timeout);
     Ok(SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource.build())

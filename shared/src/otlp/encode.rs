@@ -371,56 +371,34 @@ fn put_scope(buf: &mut Vec<u8>, scope: &InstrumentationScope) {
     put_attributes(buf, 3, &scope.attributes().cloned().collect::<Vec<_>>());
 }
 
-/// The spans of one instrumentation scope, in the batch's order.
-struct ScopeGroup<'a> {
-    scope: &'a InstrumentationScope,
-    spans: Vec<usize>,
+/// Appends `span` to `buf` as one `ScopeSpans.spans` field (tag, length,
+/// body): spans are encoded one by one as they end, grouped by scope.
+pub fn scope_span(buf: &mut Vec<u8>, span: &SpanData) {
+    let trace_state = span.span_context.trace_state().header();
+    put_delimited_header(buf, 2, span_len(span, &trace_state));
+    put_span(buf, span, &trace_state);
 }
 
-/// `ExportTraceServiceRequest { resource_spans: [ResourceSpans {
-/// resource, scope_spans: [one per scope], schema_url }] }` for `spans`,
-/// `resource` being the encoded body of the `Resource` message.
-pub fn request(resource: &[u8], resource_schema_url: &str, spans: &[SpanData]) -> Vec<u8> {
-    // One scope in practice (the suite's tracer); grouped all the same.
-    let mut groups: Vec<ScopeGroup<'_>> = Vec::new();
-    for (i, s) in spans.iter().enumerate() {
-        match groups
-            .iter_mut()
-            .find(|g| *g.scope == s.instrumentation_scope)
-        {
-            Some(g) => g.spans.push(i),
-            None => groups.push(ScopeGroup {
-                scope: &s.instrumentation_scope,
-                spans: vec![i],
-            }),
-        }
-    }
-    let trace_states: Vec<String> = spans
-        .iter()
-        .map(|s| s.span_context.trace_state().header())
-        .collect();
-    let span_lens: Vec<usize> = spans
-        .iter()
-        .zip(&trace_states)
-        .map(|(s, ts)| span_len(s, ts))
-        .collect();
+/// `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource,
+/// scope_spans: [one per group], schema_url }] }`, `resource` being the
+/// encoded body of the `Resource` message and each group's bytes a run of
+/// [`scope_span`]s.
+pub fn request_from_groups(
+    resource: &[u8],
+    resource_schema_url: &str,
+    groups: &[(&InstrumentationScope, &[u8])],
+) -> Vec<u8> {
     // ScopeSpans { scope = 1; repeated Span spans = 2; schema_url = 3 }
-    let group_lens: Vec<usize> = groups
-        .iter()
-        .map(|g| {
-            delimited_len(1, scope_len(g.scope))
-                + g.spans
-                    .iter()
-                    .map(|&i| delimited_len(2, span_lens[i]))
-                    .sum::<usize>()
-                + string_len(3, g.scope.schema_url().unwrap_or_default())
-        })
-        .collect();
+    let group_len = |scope: &InstrumentationScope, spans: &[u8]| {
+        delimited_len(1, scope_len(scope))
+            + spans.len()
+            + string_len(3, scope.schema_url().unwrap_or_default())
+    };
     // ResourceSpans { resource = 1; repeated ScopeSpans scope_spans = 2; schema_url = 3 }
     let resource_spans_len = delimited_len(1, resource.len())
-        + group_lens
+        + groups
             .iter()
-            .map(|&n| delimited_len(2, n))
+            .map(|(scope, spans)| delimited_len(2, group_len(scope, spans)))
             .sum::<usize>()
         + string_len(3, resource_schema_url);
     let total = delimited_len(1, resource_spans_len);
@@ -428,19 +406,40 @@ pub fn request(resource: &[u8], resource_schema_url: &str, spans: &[SpanData]) -
     let mut buf = Vec::with_capacity(total);
     put_delimited_header(&mut buf, 1, resource_spans_len);
     put_bytes(&mut buf, 1, resource);
-    for (g, &len) in groups.iter().zip(&group_lens) {
-        put_delimited_header(&mut buf, 2, len);
-        put_delimited_header(&mut buf, 1, scope_len(g.scope));
-        put_scope(&mut buf, g.scope);
-        for &i in &g.spans {
-            put_delimited_header(&mut buf, 2, span_lens[i]);
-            put_span(&mut buf, &spans[i], &trace_states[i]);
-        }
-        put_string(&mut buf, 3, g.scope.schema_url().unwrap_or_default());
+    for (scope, spans) in groups {
+        put_delimited_header(&mut buf, 2, group_len(scope, spans));
+        put_delimited_header(&mut buf, 1, scope_len(scope));
+        put_scope(&mut buf, scope);
+        buf.extend_from_slice(spans);
+        put_string(&mut buf, 3, scope.schema_url().unwrap_or_default());
     }
     put_string(&mut buf, 3, resource_schema_url);
     debug_assert_eq!(buf.len(), total);
     buf
+}
+
+/// [`request_from_groups`] for a batch of spans, grouped by scope in the
+/// order the scopes first appear.
+pub fn request(resource: &[u8], resource_schema_url: &str, spans: &[SpanData]) -> Vec<u8> {
+    let mut groups: Vec<(&InstrumentationScope, Vec<u8>)> = Vec::new();
+    for s in spans {
+        let at = match groups
+            .iter()
+            .position(|(scope, _)| **scope == s.instrumentation_scope)
+        {
+            Some(at) => at,
+            None => {
+                groups.push((&s.instrumentation_scope, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        scope_span(&mut groups[at].1, s);
+    }
+    let groups: Vec<(&InstrumentationScope, &[u8])> = groups
+        .iter()
+        .map(|(scope, b)| (*scope, b.as_slice()))
+        .collect();
+    request_from_groups(resource, resource_schema_url, &groups)
 }
 
 #[cfg(test)]

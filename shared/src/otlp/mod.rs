@@ -1,12 +1,14 @@
-//! The OTLP trace exporter: batches from the SDK's batch span processor,
-//! encoded by [`encode`] and sent over gRPC (tonic) or HTTP/protobuf
-//! (hyper), with the standard settings: endpoint, protocol, headers and
-//! timeout (`OTEL_EXPORTER_OTLP_[TRACES_]{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT}`).
+//! OTLP trace export: spans encoded by [`encode`] as they end, batched by
+//! [`processor`], and sent over gRPC (tonic) or HTTP/protobuf (hyper) with
+//! the standard settings: endpoint, protocol, headers and timeout
+//! (`OTEL_EXPORTER_OTLP_[TRACES_]{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT}`).
 //!
-//! It stands in for `opentelemetry-otlp`'s exporter for cost only (see
-//! [`encode`]); what goes on the wire is the same OTLP.
+//! It stands in for `opentelemetry-otlp` and the SDK's batch processor for
+//! cost only (see [`encode`] and [`processor`]); what goes on the wire is the
+//! same OTLP.
 
 pub mod encode;
+pub mod processor;
 
 use crate::codec::BytesCodec;
 use bytes::Bytes;
@@ -15,12 +17,6 @@ use http_body_util::Full;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
-};
-use opentelemetry::KeyValue;
-use opentelemetry_sdk::{
-    Resource,
-    error::{OTelSdkError, OTelSdkResult},
-    trace::{SpanData, SpanExporter},
 };
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -57,8 +53,6 @@ struct HttpTransport {
 pub struct OtlpExporter {
     transport: Transport,
     timeout: Duration,
-    resource: Vec<u8>,
-    resource_schema_url: String,
     /// Whether the last export failed: failures are logged when they start
     /// and when they end, not once per batch.
     failing: AtomicBool,
@@ -111,27 +105,43 @@ impl OtlpExporter {
         Ok(Self {
             transport,
             timeout,
-            resource: Vec::new(),
-            resource_schema_url: String::new(),
             failing: AtomicBool::new(false),
         })
     }
 
-    fn outcome(&self, result: Result<(), String>, spans: usize) -> OTelSdkResult {
-        match result {
+    /// Sends one encoded `ExportTraceServiceRequest` of `spans` spans.
+    /// Failures are logged when they start and when they end, not once per
+    /// batch.
+    pub async fn send(&self, body: Vec<u8>, spans: usize) -> Result<(), String> {
+        let sent = match &self.transport {
+            Transport::Grpc { channel, metadata } => {
+                send_grpc(channel.clone(), metadata.clone(), body, self.timeout).await
+            }
+            Transport::Http(http) => tokio::time::timeout(
+                self.timeout,
+                send_http(
+                    http.client.clone(),
+                    http.url.clone(),
+                    http.headers.clone(),
+                    body,
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout))),
+        };
+        match &sent {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("exporting spans again");
                 }
-                Ok(())
             }
             Err(e) => {
                 if !self.failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, spans, "exporting spans failed; dropping them until it works again");
                 }
-                Err(OTelSdkError::InternalFailure(e))
             }
         }
+        sent
     }
 }
 
@@ -172,41 +182,6 @@ async fn send_http(
         Ok(())
     } else {
         Err(format!("HTTP {}", response.status()))
-    }
-}
-
-impl SpanExporter for OtlpExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let spans = batch.len();
-        let body = encode::request(&self.resource, &self.resource_schema_url, &batch);
-        // The spans' memory goes back before the network wait.
-        drop(batch);
-        let sent = match &self.transport {
-            Transport::Grpc { channel, metadata } => {
-                send_grpc(channel.clone(), metadata.clone(), body, self.timeout).await
-            }
-            Transport::Http(http) => tokio::time::timeout(
-                self.timeout,
-                send_http(
-                    http.client.clone(),
-                    http.url.clone(),
-                    http.headers.clone(),
-                    body,
-                ),
-            )
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout))),
-        };
-        self.outcome(sent, spans)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        let attributes: Vec<KeyValue> = resource
-            .iter()
-            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-            .collect();
-        self.resource = encode::resource(&attributes);
-        self.resource_schema_url = resource.schema_url().unwrap_or_default().to_owned();
     }
 }
 
