@@ -195,12 +195,6 @@ fn key_value_len(kv: &KeyValue) -> usize {
     string_len(1, kv.key.as_str()) + delimited_len(2, any_value_len(&kv.value))
 }
 
-fn put_key_value(buf: &mut Vec<u8>, kv: &KeyValue) {
-    put_string(buf, 1, kv.key.as_str());
-    put_delimited_header(buf, 2, any_value_len(&kv.value));
-    put_any_value(buf, &kv.value);
-}
-
 fn attributes_len(field: u32, attributes: &[KeyValue]) -> usize {
     attributes
         .iter()
@@ -210,8 +204,13 @@ fn attributes_len(field: u32, attributes: &[KeyValue]) -> usize {
 
 fn put_attributes(buf: &mut Vec<u8>, field: u32, attributes: &[KeyValue]) {
     for kv in attributes {
-        put_delimited_header(buf, field, key_value_len(kv));
-        put_key_value(buf, kv);
+        // Each size once: this runs for every attribute of every span.
+        let key = kv.key.as_str();
+        let value_len = any_value_len(&kv.value);
+        put_delimited_header(buf, field, string_len(1, key) + delimited_len(2, value_len));
+        put_string(buf, 1, key);
+        put_delimited_header(buf, 2, value_len);
+        put_any_value(buf, &kv.value);
     }
 }
 
@@ -300,35 +299,6 @@ fn has_parent(s: &SpanData) -> bool {
 }
 
 // trace.v1.Span; the field numbers are the comments' order in trace.proto.
-fn span_len(s: &SpanData, trace_state: &str) -> usize {
-    delimited_len(1, 16)
-        + delimited_len(2, 8)
-        + string_len(3, trace_state)
-        + if has_parent(s) {
-            delimited_len(4, 8)
-        } else {
-            0
-        }
-        + string_len(5, &s.name)
-        + uint_len(6, kind(&s.span_kind))
-        + fixed64_len(7, nanos(s.start_time))
-        + fixed64_len(8, nanos(s.end_time))
-        + attributes_len(9, &s.attributes)
-        + uint_len(10, u64::from(s.dropped_attributes_count))
-        + s.events
-            .iter()
-            .map(|e| delimited_len(11, event_len(e)))
-            .sum::<usize>()
-        + uint_len(12, u64::from(s.events.dropped_count))
-        + s.links
-            .iter()
-            .map(|l| delimited_len(13, link_len(l)))
-            .sum::<usize>()
-        + uint_len(14, u64::from(s.links.dropped_count))
-        + delimited_len(15, status_len(&s.status))
-        + fixed32_len(16, flags(&s.span_context, s.parent_span_is_remote))
-}
-
 fn put_span(buf: &mut Vec<u8>, s: &SpanData, trace_state: &str) {
     let cx = &s.span_context;
     put_bytes(buf, 1, &cx.trace_id().to_bytes());
@@ -374,9 +344,21 @@ fn put_scope(buf: &mut Vec<u8>, scope: &InstrumentationScope) {
 /// Appends `span` to `buf` as one `ScopeSpans.spans` field (tag, length,
 /// body): spans are encoded one by one as they end, grouped by scope.
 pub fn scope_span(buf: &mut Vec<u8>, span: &SpanData) {
-    let trace_state = span.span_context.trace_state().header();
-    put_delimited_header(buf, 2, span_len(span, &trace_state));
-    put_span(buf, span, &trace_state);
+    // The body first, then its tag and length in front of it: one pass
+    // over the span instead of one to size it and one to write it.
+    let start = buf.len();
+    put_span(buf, span, &span.span_context.trace_state().header());
+    // Tag 2, wire type LEN, then the length as a varint; on the stack.
+    let mut header = [(2 << 3) | LEN as u8; 11];
+    let mut n = 1;
+    let mut len = (buf.len() - start) as u64;
+    while len >= 0x80 {
+        header[n] = (len as u8) | 0x80;
+        len >>= 7;
+        n += 1;
+    }
+    header[n] = len as u8;
+    buf.splice(start..start, header[..=n].iter().copied());
 }
 
 /// `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource,
