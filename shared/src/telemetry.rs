@@ -38,7 +38,7 @@ use opentelemetry_sdk::{
 use std::{io::IsTerminal, time::Duration};
 use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*, registry::LookupSpan};
 
-const BAGGAGE: &str = "baggage";
+const BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
 
 /// True when traces are exported; the propagation helpers do nothing otherwise.
 pub fn exporting() -> bool {
