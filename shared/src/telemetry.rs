@@ -241,8 +241,8 @@ fn provider(
         // Collectors take uncompressed batches too: a warning, not a refusal.
         eprintln!("telemetry: {name}={value} is not supported; sending spans uncompressed");
     }
-    let exporter = OtlpExporter::new(protocol, &url, &headers, timeout)
-        .map_err(|e| TelemetryError::Exporter(format!("{url}: {e}")))?;
+    let exporter =
+        OtlpExporter::new(protocol, &url, &headers, timeout).map_err(TelemetryError::Exporter)?;
     // The resource builder reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     // itself; ours are the defaults underneath them.
     let mut resource = Resource::builder_empty().with_attributes([
