@@ -9,20 +9,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN="${SUITE_BIN:-$PWD/target/release/suite}"
 SINK_PORT=51317
-python3 - "$SINK_PORT" <<'PY' &
-import sys, time, grpc
-from concurrent import futures
-class Sink(grpc.GenericRpcHandler):
-    def service(self, details):
-        return grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"")
-s = grpc.server(futures.ThreadPoolExecutor(4))
-s.add_generic_rpc_handlers((Sink(),))
-s.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
-s.start()
-time.sleep(3600)
-PY
-SINK_PID=$!
-trap 'kill $SINK_PID 2>/dev/null || true' EXIT
+# shellcheck source=lib/tracing_cost.sh
+source scripts/lib/tracing_cost.sh
+start_otlp_sink "$SINK_PORT"
 
 measure() {
   local label=$1; shift
@@ -32,14 +21,8 @@ measure() {
     SUITE_GATEWAY_ADDR=127.0.0.1:51053 "$BIN" >"$dir/log" 2>&1 &
   local pid=$!
   local g=http://127.0.0.1:51053
-  for _ in $(seq 1 50); do curl -fs "$g/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-  local id token
-  id=$(curl -fs -X POST "$g/api/v1/users" -H 'content-type: application/json' \
-    -d '{"username":"cpu","email":"cpu@example.com","password":"correct horse battery staple"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  token=$(curl -fs -X POST "$g/api/v1/auth/login" -H 'content-type: application/json' \
-    -d '{"login":"cpu","password":"correct horse battery staple"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+  sign_up_and_log_in "$g" 50
+  local id=$USER_ID token=$TOKEN
   wrk -t2 -c32 -d2s -H "Authorization: Bearer $token" "$g/api/v1/users/$id" >/dev/null
   perf stat -e task-clock -p "$pid" -o "$dir/perf.txt" -- sleep 8 &
   local perf_pid=$!

@@ -16,20 +16,9 @@ BIN="${SUITE_BIN:-$PWD/target/release/suite}"
 REQUESTS="${REQUESTS:-4000}"
 CLIENTS="${CLIENTS:-8}"
 SINK_PORT=51318
-python3 - "$SINK_PORT" <<'PY' &
-import sys, time, grpc
-from concurrent import futures
-class Sink(grpc.GenericRpcHandler):
-    def service(self, details):
-        return grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"")
-s = grpc.server(futures.ThreadPoolExecutor(4))
-s.add_generic_rpc_handlers((Sink(),))
-s.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
-s.start()
-time.sleep(3600)
-PY
-SINK_PID=$!
-trap 'kill $SINK_PID 2>/dev/null || true' EXIT
+# shellcheck source=lib/tracing_cost.sh
+source scripts/lib/tracing_cost.sh
+start_otlp_sink "$SINK_PORT"
 
 # N authenticated GETs over C keep-alive connections; prints nothing.
 load() {
@@ -62,14 +51,8 @@ measure() {
     valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" "$BIN" >"$dir/log" 2>&1 &
   local pid=$!
   local g=http://127.0.0.1:51063
-  for _ in $(seq 1 300); do curl -fs "$g/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
-  local id token
-  id=$(curl -fs -X POST "$g/api/v1/users" -H 'content-type: application/json' \
-    -d '{"username":"cpu","email":"cpu@example.com","password":"correct horse battery staple"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  token=$(curl -fs -X POST "$g/api/v1/auth/login" -H 'content-type: application/json' \
-    -d '{"login":"cpu","password":"correct horse battery staple"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+  sign_up_and_log_in "$g" 750
+  local id=$USER_ID token=$TOKEN
   load 51063 "$id" "$token" 400 "$CLIENTS"
   callgrind_control -z "$pid" >/dev/null 2>&1
   load 51063 "$id" "$token" "$REQUESTS" "$CLIENTS"
