@@ -400,30 +400,6 @@ pub fn request_from_groups(
     buf
 }
 
-/// [`request_from_groups`] for a batch of spans, grouped by scope in the
-/// order the scopes first appear.
-pub fn request(resource: &[u8], resource_schema_url: &str, spans: &[SpanData]) -> Vec<u8> {
-    let mut groups: Vec<(&InstrumentationScope, Vec<u8>)> = Vec::new();
-    for s in spans {
-        let at = match groups
-            .iter()
-            .position(|(scope, _)| **scope == s.instrumentation_scope)
-        {
-            Some(at) => at,
-            None => {
-                groups.push((&s.instrumentation_scope, Vec::new()));
-                groups.len() - 1
-            }
-        };
-        scope_span(&mut groups[at].1, s);
-    }
-    let groups: Vec<(&InstrumentationScope, &[u8])> = groups
-        .iter()
-        .map(|(scope, b)| (*scope, b.as_slice()))
-        .collect();
-    request_from_groups(resource, resource_schema_url, &groups)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +425,30 @@ mod tests {
         borrow::Cow,
         time::{Duration, SystemTime},
     };
+
+    /// A batch as the processor sends it: each span through [`scope_span`],
+    /// grouped by scope in the order the scopes first appear.
+    fn request(resource: &[u8], resource_schema_url: &str, spans: &[SpanData]) -> Vec<u8> {
+        let mut groups: Vec<(&InstrumentationScope, Vec<u8>)> = Vec::new();
+        for s in spans {
+            let at = match groups
+                .iter()
+                .position(|(scope, _)| **scope == s.instrumentation_scope)
+            {
+                Some(at) => at,
+                None => {
+                    groups.push((&s.instrumentation_scope, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            scope_span(&mut groups[at].1, s);
+        }
+        let groups: Vec<(&InstrumentationScope, &[u8])> = groups
+            .iter()
+            .map(|(scope, b)| (*scope, b.as_slice()))
+            .collect();
+        request_from_groups(resource, resource_schema_url, &groups)
+    }
 
     fn context(trace: u128, span: u64, sampled: bool, remote: bool, state: &str) -> SpanContext {
         SpanContext::new(
