@@ -202,3 +202,41 @@ pub fn parse_headers(s: &str) -> Result<Vec<(String, String)>, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_pairs_with_percent_encoded_values() {
+        assert_eq!(
+            parse_headers("api-key=a%20b%2Cc, X-Tenant = blue ,,").expect("valid"),
+            vec![
+                ("api-key".to_owned(), "a b,c".to_owned()),
+                ("x-tenant".to_owned(), "blue".to_owned()),
+            ]
+        );
+        assert_eq!(parse_headers("").expect("empty"), vec![]);
+        assert!(
+            parse_headers("novalue")
+                .expect_err("no =")
+                .contains("novalue")
+        );
+        assert!(parse_headers("k=%FF").expect_err("not UTF-8").contains("k"));
+    }
+
+    #[test]
+    fn only_plain_http_endpoints_are_taken() {
+        let t = Duration::from_secs(1);
+        for (url, why) in [
+            ("https://collector:4317", "without TLS"),
+            ("collector:4317", "http://"),
+            ("not a url", "not a URL"),
+        ] {
+            let e = OtlpExporter::new(Protocol::Grpc, url, &[], t).expect_err(url);
+            assert!(e.contains(why), "{url}: {e}");
+        }
+        let bad_header = [("bad header".to_owned(), "x".to_owned())];
+        assert!(OtlpExporter::new(Protocol::Grpc, "http://c:4317", &bad_header, t).is_err());
+    }
+}

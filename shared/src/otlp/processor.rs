@@ -43,17 +43,20 @@ impl BatchSettings {
     /// 2048-span queue, one export at a time) drop most spans: 16384 and 2
     /// here. A value that is not a positive number is an error naming it.
     pub fn from_env() -> Result<Self, String> {
-        fn read(name: &str, default: u64) -> Result<u64, String> {
-            match std::env::var(name) {
-                Ok(v) if !v.trim().is_empty() => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("{name}={v:?}: give a positive whole number")),
-                _ => Ok(default),
-            }
-        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`], reading variables through `var`.
+    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let read = |name: &str, default: u64| match var(name) {
+            Some(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name}={v:?}: give a positive whole number")),
+            _ => Ok(default),
+        };
         let size =
             |name, default| read(name, default).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let max_queue_size = size("OTEL_BSP_MAX_QUEUE_SIZE", 16_384)?;
@@ -301,6 +304,129 @@ impl SpanProcessor for EncodingBatchProcessor {
             .unwrap_or_else(|e| e.into_inner()) = (
             encode::resource(&attributes),
             resource.schema_url().unwrap_or_default().to_owned(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::Protocol;
+    use axum::{Router, body::Bytes, extract::State, routing::post};
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use prost::Message;
+
+    #[test]
+    fn settings_default_override_and_refuse_nonsense() {
+        let none = BatchSettings::from_lookup(|_| None).expect("defaults");
+        assert_eq!(
+            (
+                none.max_queue_size,
+                none.max_batch_size,
+                none.max_concurrent_exports
+            ),
+            (16_384, 512, 2)
+        );
+        assert_eq!(none.schedule_delay, Duration::from_secs(5));
+        let set = BatchSettings::from_lookup(|name| {
+            Some(match name {
+                "OTEL_BSP_MAX_QUEUE_SIZE" => "100".to_owned(),
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" => "400".to_owned(),
+                "OTEL_BSP_SCHEDULE_DELAY" => " 250 ".to_owned(),
+                _ => String::new(),
+            })
+        })
+        .expect("valid");
+        // The batch is capped by the queue; an empty value is the default.
+        assert_eq!((set.max_queue_size, set.max_batch_size), (100, 100));
+        assert_eq!(set.schedule_delay, Duration::from_millis(250));
+        assert_eq!(set.max_concurrent_exports, 2);
+        for bad in ["0", "zero", "-1"] {
+            let e = BatchSettings::from_lookup(|name| {
+                (name == "OTEL_BSP_MAX_QUEUE_SIZE").then(|| bad.to_owned())
+            })
+            .expect_err("refused");
+            assert!(e.starts_with("OTEL_BSP_MAX_QUEUE_SIZE="), "{e}");
+        }
+    }
+
+    /// An OTLP/HTTP collector on an ephemeral port; the span counts of the
+    /// requests it gets arrive on the returned channel.
+    async fn collector() -> (String, mpsc::UnboundedReceiver<(usize, String)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let app = Router::new()
+            .route(
+                "/v1/traces",
+                post(
+                    |State(tx): State<mpsc::UnboundedSender<(usize, String)>>, body: Bytes| async move {
+                        let request = ExportTraceServiceRequest::decode(body).expect("OTLP");
+                        let resource = &request.resource_spans[0];
+                        let service = resource
+                            .resource
+                            .as_ref()
+                            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+                            .map(|kv| format!("{:?}", kv.value))
+                            .unwrap_or_default();
+                        let spans = resource.scope_spans.iter().map(|s| s.spans.len()).sum();
+                        let _ = tx.send((spans, service));
+                    },
+                ),
+            )
+            .with_state(tx);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, rx)
+    }
+
+    async fn next_request(rx: &mut mpsc::UnboundedReceiver<(usize, String)>) -> (usize, String) {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a request within 5 s")
+            .expect("collector running")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_batches_go_at_once_and_a_flush_sends_the_rest() {
+        let (url, mut received) = collector().await;
+        let exporter = OtlpExporter::new(Protocol::HttpProtobuf, &url, &[], Duration::from_secs(5))
+            .expect("exporter");
+        let settings = BatchSettings {
+            max_queue_size: 8,
+            max_batch_size: 2,
+            // Only full batches and flushes send here.
+            schedule_delay: Duration::from_secs(3600),
+            max_concurrent_exports: 1,
+        };
+        let processor = EncodingBatchProcessor::new(exporter, settings, Duration::from_secs(5));
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_resource(
+                Resource::builder_empty()
+                    .with_attribute(KeyValue::new("service.name", "batch-test"))
+                    .build(),
+            )
+            .build();
+        let tracer = provider.tracer("test");
+        for _ in 0..3 {
+            tracer.start("work").end();
+        }
+        let (spans, service) = next_request(&mut received).await;
+        assert_eq!(spans, 2, "a full batch is sent without waiting");
+        assert!(service.contains("batch-test"), "{service}");
+        assert!(received.try_recv().is_err(), "the third span waits");
+        tokio::task::spawn_blocking(move || provider.force_flush())
+            .await
+            .expect("joined")
+            .expect("flushed");
+        assert_eq!(
+            next_request(&mut received).await.0,
+            1,
+            "the flush sends the rest"
         );
     }
 }
