@@ -34,15 +34,15 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 /// front.
 static ROOTS_RECORDED: AtomicBool = AtomicBool::new(true);
 
-/// Makes `tracer` the one spans are started with; false if one already is.
-/// `sampler` is `OTEL_TRACES_SAMPLER`, if set.
-pub(crate) fn install(tracer: SdkTracer, sampler: Option<&str>) -> bool {
+/// Makes `tracer` the one spans are started with (the first one installed
+/// stays). `sampler` is `OTEL_TRACES_SAMPLER`, if set.
+pub(crate) fn install(tracer: SdkTracer, sampler: Option<&str>) {
     let roots_recorded = sampler.is_none_or(|s| {
         let s = s.trim();
         s.eq_ignore_ascii_case("always_on") || s.eq_ignore_ascii_case("parentbased_always_on")
     });
     ROOTS_RECORDED.store(roots_recorded, Ordering::Relaxed);
-    TRACER.set(tracer).is_ok()
+    let _ = TRACER.set(tracer);
 }
 
 /// Whether spans are made and exported at all.
@@ -82,7 +82,8 @@ impl Span {
         // A span that will likely be recorded (a sampled parent's child, or
         // a root when every trace is) gets its attributes at the start, moved
         // into it whole; others get them only if recorded after all.
-        let parent_ids = parent.span().span_context().clone();
+        let parent_span = parent.span();
+        let parent_ids = parent_span.span_context();
         let likely = if parent_ids.is_valid() {
             parent_ids.is_sampled()
         } else {

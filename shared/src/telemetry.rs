@@ -148,17 +148,18 @@ where
     W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     let settings = Settings::from_env();
-    let provider = match (&settings.endpoint, settings.disabled) {
-        (Some(endpoint), false) => Some(provider(service_name, version, endpoint, &settings)?),
-        _ => None,
-    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry =
         tracing_subscriber::registry().with(log_layer(settings.json, writer).with_filter(filter));
     if registry.try_init().is_err() {
-        // Already installed (a second service in the same process).
+        // Already installed (a second service in the same process): no
+        // second exporter either.
         return Ok(Telemetry { provider: None });
     }
+    let provider = match (&settings.endpoint, settings.disabled) {
+        (Some(endpoint), false) => Some(provider(service_name, version, endpoint, &settings)?),
+        _ => None,
+    };
     if let Some(p) = &provider {
         crate::spans::install(
             p.tracer("suite"),
