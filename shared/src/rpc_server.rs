@@ -63,7 +63,7 @@ where
             Span::start(
                 SpanKind::Server,
                 &parent,
-                || Cow::Owned(req.uri().path().trim_start_matches('/').to_owned()),
+                || Cow::Owned(path.to_owned()),
                 || {
                     [
                         KeyValue::new("rpc.system", "grpc"),

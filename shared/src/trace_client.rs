@@ -94,13 +94,13 @@ where
     fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         // The caller's span (the HTTP or gRPC server span of the request
         // being handled) is current while it makes the call.
+        let path = req.uri().path().trim_start_matches('/');
         let span = opentelemetry::Context::map_current(|parent| {
             Span::start(
                 SpanKind::Client,
                 parent,
-                || Cow::Owned(req.uri().path().trim_start_matches('/').to_owned()),
+                || Cow::Owned(path.to_owned()),
                 || {
-                    let path = req.uri().path().trim_start_matches('/');
                     let (service, method) = path.split_once('/').unwrap_or((path, ""));
                     [
                         KeyValue::new("rpc.system", "grpc"),
