@@ -3,7 +3,9 @@
 //! its own SQLite file under the data directory.
 #![forbid(unsafe_code)]
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, str::FromStr};
+use suite_db::DatabaseUrl;
+use suite_tokens::jwks::JwksSource;
 use tokio::{net::TcpListener, sync::watch};
 
 /// The launcher's own settings. Every other variable of the services
@@ -23,11 +25,11 @@ pub struct SuiteConfig {
     #[arg(long, env = "SUITE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// The user service's database (default: SQLite in the data directory).
-    #[arg(long, env = "SUITE_USER_DATABASE_URL")]
-    pub user_database_url: Option<String>,
+    #[arg(long, env = "SUITE_USER_DATABASE_URL", value_parser = DatabaseUrl::from_str)]
+    pub user_database_url: Option<DatabaseUrl>,
     /// The auth service's database (default: SQLite in the data directory).
-    #[arg(long, env = "SUITE_AUTH_DATABASE_URL")]
-    pub auth_database_url: Option<String>,
+    #[arg(long, env = "SUITE_AUTH_DATABASE_URL", value_parser = DatabaseUrl::from_str)]
+    pub auth_database_url: Option<DatabaseUrl>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +37,9 @@ pub enum SuiteError {
     #[error("{0}")]
     Bind(std::io::Error),
     #[error("user service: {0}")]
-    User(#[from] suite_user::Error),
+    User(#[from] suite_user::StartError),
     #[error("auth service: {0}")]
-    Auth(#[from] suite_auth::Error),
+    Auth(#[from] suite_auth::StartError),
     #[error("gateway: {0}")]
     Gateway(#[from] suite_gateway::Error),
     #[error("a service task failed: {0}")]
@@ -69,13 +71,13 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(config: &SuiteConfig) -> Result<Self, SuiteError> {
         Ok(Self {
-            user: suite_shared::grpc::bind(config.user_addr)
+            user: suite_grpc::server::bind(config.user_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
-            auth: suite_shared::grpc::bind(config.auth_addr)
+            auth: suite_grpc::server::bind(config.auth_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
-            gateway: suite_shared::grpc::bind(config.gateway_addr)
+            gateway: suite_grpc::server::bind(config.gateway_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
         })
@@ -94,13 +96,13 @@ pub async fn run(
 ) -> Result<(), SuiteError> {
     let user_addr = listeners.user.local_addr().map_err(SuiteError::Bind)?;
     let auth_addr = listeners.auth.local_addr().map_err(SuiteError::Bind)?;
-    let sqlite = |name: &str| format!("sqlite:{}", config.data_dir.join(name).display());
+    let sqlite = |name: &str| DatabaseUrl::sqlite(&config.data_dir.join(name));
     user.database_url = config
         .user_database_url
         .clone()
         .unwrap_or_else(|| sqlite("user.db"));
     // The user service trusts the auth service's keys, fetched over gRPC.
-    user.jwks = Some(format!("grpc://{auth_addr}"));
+    user.keys.jwks = Some(JwksSource::grpc(auth_addr));
     user.listen_addr = user_addr;
     auth.database_url = config
         .auth_database_url

@@ -17,7 +17,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let telemetry = match suite_shared::telemetry::init("suite", env!("CARGO_PKG_VERSION")) {
+    let telemetry = match suite_telemetry::init("suite", env!("CARGO_PKG_VERSION")) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("suite: {e}");
@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
             suite_auth::Config::defaults(),
             suite_gateway::Config::defaults(),
             listeners,
-            suite_shared::shutdown::signal(),
+            suite_grpc::shutdown::signal(),
         )
         .await
     }

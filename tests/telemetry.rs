@@ -40,24 +40,23 @@ fn child_service_process() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
         let name = format!("suite-{which}");
-        let telemetry =
-            suite_shared::telemetry::init(&name, env!("CARGO_PKG_VERSION")).expect("telemetry");
+        let telemetry = suite_telemetry::init(&name, env!("CARGO_PKG_VERSION")).expect("telemetry");
         let result = match which.as_str() {
             "user" => {
                 let config = suite_user::Config::defaults();
-                let listener = suite_shared::grpc::bind(config.listen_addr)
+                let listener = suite_grpc::server::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_user::serve(config, listener, suite_shared::shutdown::signal())
+                suite_user::serve(config, listener, suite_grpc::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }
             "auth" => {
                 let config = suite_auth::Config::defaults();
-                let listener = suite_shared::grpc::bind(config.listen_addr)
+                let listener = suite_grpc::server::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_auth::serve(config, listener, suite_shared::shutdown::signal())
+                suite_auth::serve(config, listener, suite_grpc::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -66,7 +65,7 @@ fn child_service_process() {
                 let listener = tokio::net::TcpListener::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_gateway::serve(config, listener, suite_shared::shutdown::signal())
+                suite_gateway::serve(config, listener, suite_grpc::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }

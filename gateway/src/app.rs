@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prost::Message;
 use std::{collections::HashMap, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
-use suite_shared::balance::Balanced;
+use suite_grpc::balance::Balanced;
 
 /// Request headers passed on to the services as gRPC metadata.
 const FORWARDED_HEADERS: &[&str] = &[
@@ -55,12 +55,12 @@ fn returned_headers(md: &tonic::metadata::MetadataMap) -> Vec<(header::HeaderNam
 pub struct Gateway {
     pub routes: RouteTable,
     /// Verifies access tokens before anything is forwarded.
-    pub auth: suite_shared::auth::Authenticator,
+    pub auth: suite_tokens::Verifier,
     pub limits: Arc<crate::limits::Limits>,
     /// The channel to each service (balanced over its replicas), by its full name.
     pub upstreams: HashMap<String, Balanced>,
     /// Client spans and trace propagation for each service's calls.
-    pub traces: HashMap<String, suite_shared::trace_client::TraceClientLayer>,
+    pub traces: HashMap<String, suite_telemetry::grpc_client::TraceClientLayer>,
     pub budget: Duration,
     pub max_body_bytes: usize,
 }
@@ -292,19 +292,26 @@ fn too_many(gw: &Gateway, sensitive: bool, wait: Duration) -> Problem {
 /// A missing or invalid access token on a protected route: 401 here, before
 /// any service is bothered.
 async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<(), Problem> {
-    let mut md = tonic::metadata::MetadataMap::new();
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        && let Ok(v) = tonic::metadata::MetadataValue::try_from(v)
-    {
-        md.insert("authorization", v);
+    use suite_tokens::{TokenError, verifier::bearer_token};
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(Problem::unauthenticated(
+            "this call needs a bearer access token",
+        ));
+    };
+    let token =
+        value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+            Problem::unauthenticated("authorization must be `Bearer <access token>`")
+        })?;
+    match gw.auth.caller(token).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::debug!(error = %e, "token refused");
+            Err(Problem::unauthenticated(match e {
+                TokenError::Expired => "access token expired",
+                TokenError::Invalid(_) | TokenError::Rejected(_) => "invalid access token",
+            }))
+        }
     }
-    gw.auth
-        .require_caller(&md)
-        .await
-        .map(|_| ())
-        .map_err(|s| Problem::from_status(&s))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -323,7 +330,7 @@ pub async fn ready(State(gw): State<Shared>) -> Response {
     let mut not_ready = Vec::new();
     for (name, channel) in &gw.upstreams {
         let serving =
-            suite_shared::grpc::check_health(channel.channel(), name, Duration::from_secs(1)).await;
+            suite_grpc::health::check_health(channel.channel(), name, Duration::from_secs(1)).await;
         if !matches!(serving, Ok(true)) {
             not_ready.push(name.as_str());
         }

@@ -1,7 +1,7 @@
 //! The gateway's configuration: environment variables (or flags).
 
 use std::{net::SocketAddr, time::Duration};
-use suite_shared::config::UpstreamArgs;
+use suite_grpc::config::UpstreamArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -94,12 +94,7 @@ pub struct Config {
 impl Config {
     /// The defaults, as `cargo run` with nothing set would have them.
     pub fn defaults() -> Self {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            config: Config,
-        }
-        <Wrapper as clap::Parser>::parse_from(["suite-gateway"]).config
+        suite_grpc::config::defaults()
     }
 
     /// The JWKS source: `JWKS`, or the auth service's GetJwks.

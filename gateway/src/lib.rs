@@ -19,8 +19,8 @@ pub use config::Config;
 
 use axum::{Router, routing::get};
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
-use suite_shared::balance;
-use suite_shared::trace_client::TraceClientLayer;
+use suite_grpc::balance;
+use suite_telemetry::grpc_client::TraceClientLayer;
 use tokio::net::TcpListener;
 
 /// The services the gateway routes to.
@@ -95,15 +95,15 @@ pub fn app_with_resolver(
     ]);
     // Tokens are verified here, locally, with the auth service's public keys
     // (fetched on first need and when an unknown key id shows up).
-    let source = suite_shared::jwks::JwksSource::from_config(&config.jwks_source())
+    let source = suite_tokens::jwks::JwksSource::from_config(&config.jwks_source())
         .map_err(|e| Error::Jwks(e.to_string()))?;
-    let keys = suite_shared::jwks::KeyCache::new(
+    let keys = suite_tokens::jwks::KeyCache::new(
         Some(source),
         Duration::from_secs(config.jwks_refresh_min_secs),
     );
-    let auth = suite_shared::auth::Authenticator::new(
+    let auth = suite_tokens::Verifier::new(
         keys,
-        suite_shared::jwt::TokenRules {
+        suite_tokens::TokenRules {
             issuer: config.jwt_issuer.clone(),
             audiences: vec![config.access_token_audience.clone()],
             leeway_secs: config.jwt_leeway_secs,
@@ -159,7 +159,7 @@ pub fn app_with_resolver(
             }),
         )
         // Prometheus metrics of this process.
-        .route("/metrics", get(suite_shared::metrics::metrics_response))
+        .route("/metrics", get(suite_telemetry::metrics::metrics_response))
         // Readiness: every upstream's gRPC health says SERVING.
         .route("/readyz", get(app::ready))
         .fallback(app::transcode)
@@ -190,4 +190,34 @@ pub async fn serve(
     .await?;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// The `suite-gateway` binary.
+#[derive(Debug)]
+pub struct Gateway;
+
+impl suite_grpc::runner::Service for Gateway {
+    type Config = Config;
+    type Error = Error;
+    const NAME: &'static str = "suite-gateway";
+    const ABOUT: &'static str = "The suite's REST/JSON gateway";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const PROBE: suite_grpc::runner::Probe = suite_grpc::runner::Probe::Http("/readyz");
+    const MIGRATES: bool = false;
+
+    fn listen_addr(config: &Config) -> SocketAddr {
+        config.listen_addr
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Error>> {
+        serve(config, listener, shutdown)
+    }
+
+    async fn migrate(_: Config) -> Result<(), Error> {
+        Ok(())
+    }
 }

@@ -12,7 +12,7 @@ use axum::{
 use opentelemetry::{KeyValue, context::FutureExt as _, trace::SpanKind};
 use std::borrow::Cow;
 use std::time::Instant;
-use suite_shared::{
+use suite_telemetry::{
     metrics::{HttpLabels, metrics},
     spans::Span,
 };
@@ -42,7 +42,7 @@ pub async fn observe(State(gw): State<Shared>, req: Request, next: Next) -> Resp
     let span = if quiet {
         Span::none()
     } else {
-        let parent = suite_shared::telemetry::extract(req.headers());
+        let parent = suite_telemetry::extract(req.headers());
         Span::start(
             SpanKind::Server,
             &parent,

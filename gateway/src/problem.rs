@@ -40,6 +40,16 @@ impl Problem {
         self
     }
 
+    /// A 401: the request needs a (valid) bearer token.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, detail).challenge()
+    }
+
+    /// Tells the client which scheme authenticates (RFC 9110 §11.6.1).
+    fn challenge(self) -> Self {
+        self.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
     /// The problem for a gRPC error. Internal details never pass: for the
     /// codes that mean "our fault" the message is replaced.
     pub fn from_status(status: &tonic::Status) -> Self {
@@ -61,8 +71,7 @@ impl Problem {
                 .collect();
         }
         if status.code() == Code::Unauthenticated {
-            problem =
-                problem.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            problem = problem.challenge();
         }
         if let Some(retry) = status.get_details_retry_info().and_then(|r| r.retry_delay) {
             let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
@@ -135,7 +144,7 @@ impl IntoResponse for Problem {
             body["requestId"] = serde_json::Value::String(self.request_id);
         }
         // A bug report quoting the body leads straight to the trace.
-        if let Some(trace_id) = suite_shared::telemetry::current_trace_id() {
+        if let Some(trace_id) = suite_telemetry::current_trace_id() {
             body["traceId"] = serde_json::Value::String(trace_id);
         }
         if !self.violations.is_empty() {

@@ -7,8 +7,8 @@
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use std::time::{Duration, Instant};
-use suite_shared::balance::Balanced;
-use suite_shared::codec::BytesCodec;
+use suite_grpc::balance::Balanced;
+use suite_proto::codec::BytesCodec;
 use tonic::{Code, Status};
 
 /// Pauses before the retries: time for the channel to drop the address
@@ -19,7 +19,7 @@ const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_
 /// until `deadline`; each attempt carries what is left as `grpc-timeout`.
 pub async fn unary(
     upstream: &Balanced,
-    trace: &suite_shared::trace_client::TraceClientLayer,
+    trace: &suite_telemetry::grpc_client::TraceClientLayer,
     request: tonic::Request<Bytes>,
     path: PathAndQuery,
     idempotent: bool,

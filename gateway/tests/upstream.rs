@@ -17,7 +17,7 @@ use suite_proto::suite::user::v1::{
     UpdateUserResponse, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
     user_service_server::{UserService, UserServiceServer},
 };
-use suite_shared::jwt::{Audience, Claims, SigningKey, jwks_of};
+use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};

@@ -30,5 +30,7 @@ pub mod suite {
     }
 }
 
+pub mod codec;
+
 pub use suite::auth::v1 as auth;
 pub use suite::user::v1 as user;

@@ -16,10 +16,8 @@ use std::{
     },
     time::Duration,
 };
-use suite_shared::{
-    balance::Hosts,
-    testing::{Backend, TestDb},
-};
+use suite_db::testing::{Backend, TestDb};
+use suite_grpc::balance::Hosts;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -124,7 +122,7 @@ async fn pipe(client: TcpStream, backend: SocketAddr, requests: Arc<AtomicUsize>
 struct Replica {
     relay: Relay,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), suite_user::Error>>,
+    task: JoinHandle<Result<(), suite_user::StartError>>,
 }
 
 impl Replica {
@@ -219,7 +217,7 @@ async fn fixture(
 
     // Auth first: the replicas fetch its keys at start-up.
     let mut auth_config = suite_auth::Config::defaults();
-    auth_config.database_url = auth_db.url.clone();
+    auth_config.database_url = auth_db.database_url();
     auth_config.data_dir = dir.path().to_owned();
     // Logins are not what is tested: straight to the replica that stays.
     auth_config.user_service_url = format!("http://{b_addr}");
@@ -232,9 +230,9 @@ async fn fixture(
     });
 
     let mut user_config = suite_user::Config::defaults();
-    user_config.database_url = user_db.url.clone();
-    user_config.jwks = Some(format!("grpc://{auth_addr}"));
-    user_config.jwks_refresh_min_secs = 1;
+    user_config.database_url = user_db.database_url();
+    user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
+    user_config.keys.jwks_refresh_min_secs = 1;
     user_config.password_hash_concurrency = Some(2);
     user_config.grpc.shutdown_drain_delay_secs = drain_delay_secs;
     // One after the other: the first one migrates.
@@ -451,7 +449,7 @@ async fn a_replica_replaced_under_load_fails_no_request(backend: Backend) {
 }
 
 mod sqlite {
-    use suite_shared::testing::Backend::Sqlite;
+    use suite_db::testing::Backend::Sqlite;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_spread_over_both_replicas_and_no_read_fails_when_one_stops() {
@@ -465,7 +463,7 @@ mod sqlite {
 }
 
 mod postgres {
-    use suite_shared::testing::Backend::Postgres;
+    use suite_db::testing::Backend::Postgres;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_spread_over_both_replicas_and_no_read_fails_when_one_stops() {

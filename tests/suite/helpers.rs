@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::{net::SocketAddr, time::Duration};
-use suite_shared::testing::{Backend, TestDb};
+use suite_db::testing::{Backend, TestDb};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct Suite {
@@ -31,14 +31,14 @@ pub async fn spawn_suite_with(
         auth_addr: "127.0.0.1:0".parse().expect("addr"),
         gateway_addr: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_owned(),
-        user_database_url: Some(user_db.url.clone()),
-        auth_database_url: Some(auth_db.url.clone()),
+        user_database_url: Some(user_db.database_url()),
+        auth_database_url: Some(auth_db.database_url()),
     };
     let listeners = suite::Listeners::bind(&config).await.expect("bind");
     let gateway = listeners.gateway.local_addr().expect("addr");
     let mut user_config = suite_user::Config::defaults();
     user_config.password_hash_concurrency = Some(2);
-    user_config.jwks_refresh_min_secs = 1;
+    user_config.keys.jwks_refresh_min_secs = 1;
     let mut gateway_config = suite_gateway::Config::defaults();
     // The tests send many logins from one address; the limit tests set their own.
     gateway_config.auth_rate_limit_burst = 10_000;
@@ -164,7 +164,7 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(s) = crate::helpers::spawn_suite(suite_shared::testing::Backend::Sqlite).await {
+                    if let Some(s) = crate::helpers::spawn_suite(suite_db::testing::Backend::Sqlite).await {
                         super::$name(s).await;
                     }
                 }
@@ -174,7 +174,7 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(s) = crate::helpers::spawn_suite(suite_shared::testing::Backend::Postgres).await {
+                    if let Some(s) = crate::helpers::spawn_suite(suite_db::testing::Backend::Postgres).await {
                         super::$name(s).await;
                     }
                 }

@@ -3,7 +3,7 @@
 use crate::helpers::{Suite, on_both_databases, spawn_suite_with};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use suite_shared::testing::Backend;
+use suite_db::testing::Backend;
 
 const PASSWORD: &str = "analytical engine 1843";
 
@@ -282,12 +282,12 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
     );
     problem(&anon);
     // Verified at the gateway: a token signed by anyone else never reaches a service.
-    let forged = suite_shared::jwt::SigningKey::generate_thumbprinted().expect("key");
+    let forged = suite_tokens::SigningKey::generate_thumbprinted().expect("key");
     let now = jsonwebtoken_now();
     let fake = forged
-        .sign(&suite_shared::jwt::Claims {
+        .sign(&suite_tokens::Claims {
             iss: "suite-auth".into(),
-            aud: suite_shared::jwt::Audience::One("suite".into()),
+            aud: suite_tokens::Audience::One("suite".into()),
             sub: "01a216a6-97ce-7371-9406-736e32aee300".into(),
             exp: now + 600,
             iat: now,

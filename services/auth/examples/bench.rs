@@ -15,10 +15,10 @@ use suite_proto::{
     auth::{LoginRequest, auth_service_client::AuthServiceClient},
     user::{CreateUserRequest, user_service_client::UserServiceClient},
 };
-use suite_shared::{
-    auth::Authenticator,
+use suite_tokens::{
+    SigningKey, TokenRules, Verifier,
     jwks::{JwksSource, KeyCache},
-    jwt::{SigningKey, TokenRules, jwks_of},
+    jwks_of,
 };
 use tonic::transport::Channel;
 
@@ -68,10 +68,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let auth_l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let (user_addr, auth_addr) = (user_l.local_addr()?, auth_l.local_addr()?);
     let mut user_config = suite_user::Config::defaults();
-    user_config.database_url = format!("sqlite:{}", dir.path().join("user.db").display());
-    user_config.jwks = Some(format!("grpc://{auth_addr}"));
+    user_config.database_url = suite_db::DatabaseUrl::sqlite(&dir.path().join("user.db"));
+    user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     let mut auth_config = suite_auth::Config::defaults();
-    auth_config.database_url = format!("sqlite:{}", dir.path().join("auth.db").display());
+    auth_config.database_url = suite_db::DatabaseUrl::sqlite(&dir.path().join("auth.db"));
     auth_config.user_service_url = format!("http://{user_addr}");
     auth_config.signing_key = Some(suite_auth::config::Secret(key.to_pkcs8_pem()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -146,7 +146,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Duration::from_secs(5),
     );
     cache.load().await?;
-    let verifier = Authenticator::new(
+    let verifier = Verifier::new(
         cache,
         TokenRules {
             issuer: "suite-auth".into(),

@@ -2,8 +2,11 @@
 //! validated at start-up with messages that name the variable.
 
 use crate::throttle::ThrottlePolicy;
+use std::str::FromStr;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
-use suite_shared::config::{AdminArgs, GrpcArgs, PoolArgs, UpstreamArgs};
+use suite_db::{DatabaseUrl, PoolArgs};
+use suite_grpc::config::{AdminArgs, GrpcArgs, UpstreamArgs};
+use suite_tokens::config::TokenArgs;
 
 /// A secret string that never shows in logs or `Debug` output.
 #[derive(Clone)]
@@ -29,8 +32,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
 
     /// `postgres://user@host/db` or `sqlite:path` (created if missing).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/auth.db")]
-    pub database_url: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/auth.db", value_parser = DatabaseUrl::from_str)]
+    pub database_url: DatabaseUrl,
 
     #[command(flatten)]
     pub pool: PoolArgs,
@@ -53,8 +56,8 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// The `iss` of the tokens issued (and required of tokens presented).
-    #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
-    pub jwt_issuer: String,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 
     /// The `aud` of access tokens (the public API).
     #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
@@ -63,10 +66,6 @@ pub struct Config {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..=86_400))]
     pub access_token_ttl_secs: u64,
-
-    /// Allowed clock skew for `exp`/`nbf` of presented tokens, in seconds.
-    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
-    pub jwt_leeway_secs: u64,
 
     /// The user service's gRPC address.
     #[arg(
@@ -123,17 +122,12 @@ pub struct Config {
     pub admin: AdminArgs,
 }
 
-pub use suite_shared::config::ConfigError;
+pub use suite_grpc::config::ConfigError;
 
 impl Config {
     /// The defaults, as `cargo run` with nothing set would have them.
     pub fn defaults() -> Self {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            config: Config,
-        }
-        <Wrapper as clap::Parser>::parse_from(["suite-auth"]).config
+        suite_grpc::config::defaults()
     }
 
     /// Checks what clap's parsers cannot: cross-field and semantic rules.
@@ -144,7 +138,6 @@ impl Config {
                 reason: reason.into(),
             })
         };
-        suite_shared::config::check_database_url(&self.database_url)?;
         if self.signing_key.is_some() && self.signing_key_file.is_some() {
             return err(
                 "SIGNING_KEY",
@@ -156,7 +149,7 @@ impl Config {
         {
             return err("USER_SERVICE_URL", "must be an http:// or https:// URL");
         }
-        if self.jwt_issuer.trim().is_empty() {
+        if self.tokens.jwt_issuer.trim().is_empty() {
             return err("JWT_ISSUER", "must not be empty");
         }
         if self.access_token_audience.trim().is_empty() {

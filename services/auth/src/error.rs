@@ -23,10 +23,6 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Serve(#[from] suite_shared::server::ServeError),
     /// A status produced by shared plumbing (token verification), passed through.
     #[error("{0}")]
     Status(#[from] Status),
@@ -50,18 +46,7 @@ impl From<StoreError> for Error {
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidArgument(violations) => {
-                let summary = violations
-                    .iter()
-                    .map(|(f, d)| format!("{f}: {d}"))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut details = ErrorDetails::new();
-                for (f, d) in violations {
-                    details.add_bad_request_violation(f, d);
-                }
-                Status::with_error_details(Code::InvalidArgument, summary, details)
-            }
+            Error::InvalidArgument(violations) => suite_grpc::status::invalid_argument(violations),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::NotFound(m) => Status::not_found(m),
@@ -75,16 +60,34 @@ impl From<Error> for Status {
                     details,
                 )
             }
-            Error::Unavailable(detail) => {
-                // The detail (driver message, address) is for the log, not the client.
-                tracing::warn!(error = %detail, "dependency unavailable");
+            // The detail (driver message, address) is for the log, not the client.
+            Error::Unavailable(_) => {
                 Status::unavailable("the service is temporarily unavailable; try again shortly")
             }
             Error::Status(s) => s,
-            internal @ (Error::Internal(_) | Error::Config(_) | Error::Serve(_)) => {
-                tracing::error!(error = %internal, "internal error");
-                Status::internal("internal error")
-            }
+            // The detail is logged once, by `suite_grpc::server::reply`.
+            Error::Internal(_) => Status::internal("internal error"),
         }
     }
+}
+
+impl From<suite_grpc::paging::PagingError> for Error {
+    fn from(e: suite_grpc::paging::PagingError) -> Self {
+        Self::invalid(e.field, e.description)
+    }
+}
+
+/// Why the service could not start (or migrate): each names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("invalid DATABASE_URL: {0}")]
+    Store(String),
+    #[error("signing keys: {0}")]
+    Keys(String),
+    #[error("ADMIN_ADDR: {0}")]
+    Admin(std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] suite_grpc::server::ServeError),
 }

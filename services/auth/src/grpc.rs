@@ -6,21 +6,22 @@ use crate::{
     service::{AuthCore, ClientInfo, Issued},
 };
 use std::sync::Arc;
+use suite_grpc::server;
 use suite_proto::auth::{
     GetJwksRequest, GetJwksResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
     LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
     RevokeSessionRequest, RevokeSessionResponse, auth_service_server::AuthService,
 };
-use suite_shared::{auth::Authenticator, server};
+use suite_tokens::{Verifier, grpc::require_caller};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 pub struct AuthApi {
     core: Arc<AuthCore>,
-    auth: Authenticator,
+    auth: Verifier,
 }
 
 impl AuthApi {
-    pub fn new(core: Arc<AuthCore>, auth: Authenticator) -> Self {
+    pub fn new(core: Arc<AuthCore>, auth: Verifier) -> Self {
         Self { core, auth }
     }
 }
@@ -111,7 +112,7 @@ impl AuthService for AuthApi {
     ) -> Result<Response<ListSessionsResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 let r = req.get_ref();
                 self.core
                     .list_sessions(&caller, r.page_size, &r.page_token)
@@ -127,7 +128,7 @@ impl AuthService for AuthApi {
     ) -> Result<Response<RevokeSessionResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 self.core.revoke_session(&caller, &req.get_ref().id).await?;
                 Ok(RevokeSessionResponse {})
             }

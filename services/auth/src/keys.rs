@@ -6,7 +6,7 @@
 use crate::config::{Config, ConfigError};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use std::path::Path;
-use suite_shared::jwt::{SigningKey, public_jwk_from_pem};
+use suite_tokens::{SigningKey, public_jwk_from_pem};
 
 /// The file a generated key is kept in, under `DATA_DIR`.
 pub const GENERATED_KEY_FILE: &str = "auth-signing-key.pem";
@@ -60,7 +60,7 @@ impl KeyRing {
 
     /// Every public key: the active one first, then the verification-only
     /// ones (a key listed both ways appears once).
-    pub fn jwks(&self) -> Result<JwkSet, suite_shared::jwt::KeyError> {
+    pub fn jwks(&self) -> Result<JwkSet, suite_tokens::KeyError> {
         let mut keys = vec![self.active.public_jwk()?];
         for jwk in &self.verify_only {
             if !keys.iter().any(|k| k.common.key_id == jwk.common.key_id) {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod keys;
+pub mod metrics;
 pub mod refresh;
 pub mod server;
 pub mod service;
@@ -17,4 +18,5 @@ pub mod users;
 
 pub use config::Config;
 pub use error::Error;
-pub use server::{migrate, serve};
+pub use error::StartError;
+pub use server::{AuthService, migrate, serve};

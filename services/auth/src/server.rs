@@ -1,47 +1,43 @@
-//! Assembles and runs the auth service: store, keys, the user-service client,
-//! token verification, health, reflection, limits and graceful shutdown.
+//! Assembles and runs the gRPC server: store, signing keys, the user
+//! service's client, token verification, and the suite's server runtime
+//! (health, reflection, limits, drain); sessions are pruned meanwhile.
 
 use crate::{
     config::{Config, ConfigError},
-    error::Error,
+    error::StartError,
     grpc::AuthApi,
     keys::KeyRing,
     service::{AuthCore, Settings},
     store::{self, AuthStore},
     users::{ServiceTokens, UserDirectory},
 };
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use suite_grpc::runner::{Probe, Service};
 use suite_proto::auth::auth_service_server::AuthServiceServer;
-use suite_shared::{
-    auth::Authenticator,
-    grpc::redact_url,
+use suite_tokens::{
+    Verifier,
     jwks::{JwksSource, KeyCache},
-    jwt::TokenRules,
-    server::{self, migrate_then_ping},
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-/// How often dead sessions and stale login-failure counters are deleted.
+/// How often dead sessions and stale login failures are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The gRPC services of this server (for health and reflection).
 const SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
 
-pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, Error> {
-    store::open(&config.database_url, config.pool.settings()).map_err(|reason| {
-        Error::Config(ConfigError {
-            variable: "DATABASE_URL",
-            reason,
-        })
-    })
+pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, StartError> {
+    store::open(&config.database_url, config.pool.settings()).map_err(StartError::Store)
 }
 
 /// Applies the store's migrations and returns (the `migrate` subcommand).
-pub async fn migrate(config: &Config) -> Result<(), Error> {
+pub async fn migrate(config: &Config) -> Result<(), StartError> {
     config.validate()?;
-    open_store(config)?.migrate().await?;
-    Ok(())
+    open_store(config)?
+        .migrate()
+        .await
+        .map_err(|e| StartError::Store(e.to_string()))
 }
 
 /// Serves the auth service on `listener` until `shutdown` completes, then
@@ -50,11 +46,12 @@ pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
+) -> Result<(), StartError> {
     config.validate()?;
+    crate::metrics::register();
     let store = open_store(&config)?;
     let keys = Arc::new(KeyRing::load(&config)?);
-    let jwks = keys.jwks().map_err(|e| Error::Internal(e.to_string()))?;
+    let jwks = keys.jwks().map_err(|e| StartError::Keys(e.to_string()))?;
     tracing::info!(
         active_kid = keys.active().kid(),
         keys = jwks.keys.len(),
@@ -66,14 +63,12 @@ pub async fn serve(
     own_keys
         .load()
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let auth = Authenticator::new(
+        .map_err(|e| StartError::Keys(e.to_string()))?;
+    let auth = Verifier::new(
         own_keys,
-        TokenRules {
-            issuer: config.jwt_issuer.clone(),
-            audiences: vec![config.access_token_audience.clone()],
-            leeway_secs: config.jwt_leeway_secs,
-        },
+        config
+            .tokens
+            .rules(vec![config.access_token_audience.clone()]),
     );
     let users = UserDirectory::new(
         &config.user_service_url,
@@ -82,18 +77,13 @@ pub async fn serve(
         config.upstream.resolve_interval(),
         ServiceTokens::new(
             keys.active().clone(),
-            config.jwt_issuer.clone(),
+            config.tokens.jwt_issuer.clone(),
             config.user_service_audience.clone(),
         ),
     )
-    .map_err(|reason| {
-        Error::Config(ConfigError {
-            variable: "USER_SERVICE_URL",
-            reason,
-        })
-    })?;
+    .map_err(|reason| ConfigError::new("USER_SERVICE_URL", reason))?;
     let settings = Settings {
-        issuer: config.jwt_issuer.clone(),
+        issuer: config.tokens.jwt_issuer.clone(),
         audience: config.access_token_audience.clone(),
         access_ttl: Duration::from_secs(config.access_token_ttl_secs),
         idle_timeout: Duration::from_secs(config.session_idle_timeout_secs),
@@ -105,35 +95,19 @@ pub async fn serve(
 
     let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth))
         .max_decoding_message_size(config.grpc.max_message_bytes());
-    let options = config.grpc.options(SERVICES);
     // Metrics and liveness for operators, for as long as the service runs.
-    let _admin = suite_shared::metrics::spawn_admin(config.admin.admin_addr)
+    let _admin = suite_telemetry::metrics::spawn_admin(config.admin.admin_addr)
         .await
-        .map_err(|e| Error::Internal(format!("ADMIN_ADDR: {e}")))?;
-    let readiness = migrate_then_ping(
-        {
-            let store = store.clone();
-            move || {
-                let store = store.clone();
-                Box::pin(async move { store.migrate().await.map_err(|e| e.to_string()) })
-            }
-        },
-        move || {
-            let store = store.clone();
-            Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
-        },
-    );
-    let (stop, stopped) = watch::channel(false);
-    let pruning = tokio::spawn(prune_periodically(core, stopped));
+        .map_err(StartError::Admin)?;
+    let pruning = tokio::spawn(prune_periodically(core));
     let addr = listener.local_addr().ok();
-    tracing::info!(?addr, database = %redact_url(&config.database_url), "auth service listening");
-    let result = server::serve(
+    tracing::info!(?addr, database = %config.database_url, "auth service listening");
+    let result = suite_grpc::server::serve(
         Routes::new(api),
-        options,
-        readiness,
+        config.grpc.options(SERVICES),
+        store,
         listener,
         shutdown,
-        stop,
     )
     .await;
     pruning.abort();
@@ -143,15 +117,42 @@ pub async fn serve(
 
 /// Keeps the tables from growing without end (every replica does it; the
 /// deletes are idempotent).
-async fn prune_periodically(core: Arc<AuthCore>, mut stop: watch::Receiver<bool>) {
+async fn prune_periodically(core: Arc<AuthCore>) {
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = stop.changed() => return,
-        }
+        tokio::time::sleep(PRUNE_EVERY).await;
         match core.prune().await {
             Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
             Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
         }
+    }
+}
+
+/// The `suite-auth` binary.
+#[derive(Debug)]
+pub struct AuthService;
+
+impl Service for AuthService {
+    type Config = Config;
+    type Error = StartError;
+    const NAME: &'static str = "suite-auth";
+    const ABOUT: &'static str = "The suite's auth service (gRPC)";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const PROBE: Probe = Probe::Grpc(SERVICES[0]);
+    const MIGRATES: bool = true;
+
+    fn listen_addr(config: &Config) -> SocketAddr {
+        config.listen_addr
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), StartError>> {
+        serve(config, listener, shutdown)
+    }
+
+    async fn migrate(config: Config) -> Result<(), StartError> {
+        migrate(&config).await
     }
 }

@@ -10,18 +10,13 @@ use crate::{
     throttle::{ThrottlePolicy, login_key},
     users::{Credentials, UserDirectory},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::{sync::Arc, time::Duration};
+use suite_grpc::paging::Paging;
 use suite_proto::auth::{Jwk as ProtoJwk, ListSessionsResponse, Session};
-use suite_shared::{
-    auth::Caller,
-    jwt::{Audience, Claims},
-};
+use suite_tokens::{Audience, Caller, Claims, keys::jwk_to_proto};
 use uuid::Uuid;
 
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-pub const MAX_PAGE_SIZE: i32 = 100;
 /// The longest user agent kept with a session.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
@@ -164,7 +159,7 @@ impl AuthCore {
             Some(retired) if now - retired <= chrono_duration(self.settings.reuse_grace) => true,
             Some(_) => {
                 self.store.revoke_session(session.id, now).await?;
-                suite_shared::metrics::metrics().refresh_token_reuse.inc();
+                crate::metrics::metrics().refresh_token_reuse.inc();
                 tracing::warn!(
                     security_event = "refresh_token_reuse",
                     session.id = %session.id,
@@ -233,31 +228,15 @@ impl AuthCore {
         page_token: &str,
     ) -> Result<ListSessionsResponse, Error> {
         let user_id = user_of(caller)?;
-        let page_size = match page_size {
-            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            Some(decode_page_token(page_token).ok_or_else(|| {
-                Error::invalid("page_token", "is not a token this service issued")
-            })?)
-        };
+        let page = SESSIONS_PAGING.page(page_size, page_token)?;
         let now = now();
         let idle_cutoff = now - chrono_duration(self.settings.idle_timeout);
         let mut rows = self
             .store
-            .list_sessions(user_id, after, i64::from(page_size) + 1, now, idle_cutoff)
+            .list_sessions(user_id, page.after, page.fetch(), now, idle_cutoff)
             .await?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next_page_token = match rows.last() {
-            Some(last) if more => encode_page_token(last.id),
-            _ => String::new(),
-        };
-        let current = caller.session_id.as_deref();
+        let next_page_token = SESSIONS_PAGING.finish(page, &mut rows, |s| s.id);
+        let current = caller.session();
         Ok(ListSessionsResponse {
             sessions: rows.iter().map(|s| view(s, current)).collect(),
             next_page_token,
@@ -271,7 +250,7 @@ impl AuthCore {
             .map_err(|_| Error::invalid("id", "must be a session id (a UUID)"))?;
         let not_found = Error::NotFound("session not found");
         let session = self.store.get_session(id).await?.ok_or(not_found)?;
-        let owner = caller_id(caller) == Some(session.user_id);
+        let owner = caller.user_id() == Some(session.user_id);
         if !owner && !caller.is_admin() {
             return Err(Error::NotFound("session not found"));
         }
@@ -287,24 +266,7 @@ impl AuthCore {
             .keys
             .jwks()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let value = serde_json::to_value(set).map_err(|e| Error::Internal(e.to_string()))?;
-        let field =
-            |k: &serde_json::Value, name: &str| k[name].as_str().unwrap_or_default().to_owned();
-        Ok(value["keys"]
-            .as_array()
-            .map(|keys| {
-                keys.iter()
-                    .map(|k| ProtoJwk {
-                        kty: field(k, "kty"),
-                        crv: field(k, "crv"),
-                        x: field(k, "x"),
-                        kid: field(k, "kid"),
-                        alg: field(k, "alg"),
-                        r#use: field(k, "use"),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(set.keys.iter().filter_map(jwk_to_proto).collect())
     }
 
     /// Deletes dead sessions and stale failure counters; returns the sessions deleted.
@@ -356,24 +318,16 @@ impl AuthCore {
     }
 }
 
-fn caller_id(caller: &Caller) -> Option<Uuid> {
-    if caller.is_service() {
-        return None;
-    }
-    Uuid::parse_str(&caller.subject).ok()
-}
-
 fn user_of(caller: &Caller) -> Result<Uuid, Error> {
-    caller_id(caller).ok_or(Error::PermissionDenied(
+    caller.user_id().ok_or(Error::PermissionDenied(
         "sessions belong to users; this token names no user",
     ))
 }
 
-fn view(s: &SessionRecord, current: Option<&str>) -> Session {
-    let id = s.id.to_string();
+fn view(s: &SessionRecord, current: Option<Uuid>) -> Session {
     Session {
-        current: current == Some(id.as_str()),
-        id,
+        current: current == Some(s.id),
+        id: s.id.to_string(),
         user_id: s.user_id.to_string(),
         create_time: Some(timestamp(s.created_at)),
         last_use_time: Some(timestamp(s.last_used_at)),
@@ -403,22 +357,13 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-const PAGE_TOKEN_PREFIX: &str = "s1:";
-
-fn encode_page_token(after: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{after}"))
-}
-
-fn decode_page_token(token: &str) -> Option<Uuid> {
-    let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let text = std::str::from_utf8(&raw).ok()?;
-    Uuid::parse_str(text.strip_prefix(PAGE_TOKEN_PREFIX)?).ok()
-}
+/// `ListSessions` pages (`s1:` marks its tokens).
+const SESSIONS_PAGING: Paging = Paging::new("s1:");
 
 /// Counts a login attempt by outcome (`suite_auth_logins_total`).
 fn count_login(outcome: &'static str) {
-    suite_shared::metrics::metrics()
+    crate::metrics::metrics()
         .logins
-        .get_or_create(&suite_shared::metrics::OutcomeLabels { outcome })
+        .get_or_create(&crate::metrics::OutcomeLabels { outcome })
         .inc();
 }

@@ -6,24 +6,23 @@
 //! meets another replica).
 
 use crate::error::Error;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use suite_grpc::{
+    balance::{self, Balanced},
+    retry::{self, Retry},
+};
 use suite_proto::user::{
     GetUserStatusRequest, GetUserStatusResponse, VerifyCredentialsRequest,
     VerifyCredentialsResponse, user_service_client::UserServiceClient,
 };
-use suite_shared::{
-    balance::{self, Balanced},
-    jwt::{Audience, Claims, SigningKey, roles},
-    trace_client::{TracedChannel, traced},
-};
+use suite_telemetry::grpc_client::{TracedChannel, traced};
+use suite_tokens::{Audience, Claims, SigningKey, roles};
 use tokio::sync::Mutex;
 use tonic::{Code, Request, Status};
 
 /// How long a service token lives, and how close to its end it is replaced.
 const SERVICE_TOKEN_TTL_SECS: i64 = 300;
 const SERVICE_TOKEN_RENEW_BEFORE_SECS: i64 = 60;
-/// Pauses before the retries of a call that found the user service Unavailable.
-const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(300)];
 /// The `sub` of this service's tokens.
 pub const SERVICE_SUBJECT: &str = "suite-auth";
 
@@ -147,45 +146,38 @@ impl UserDirectory {
         }
     }
 
-    /// One call with the service token (all are reads), retried while
-    /// Unavailable or cut off, within what is left of the incoming call's
-    /// deadline.
+    /// One call with the service token (all are reads, so retried as
+    /// [`retry`] says), within what is left of the incoming call's deadline
+    /// (capped by our own timeout).
     async fn call<M, R, F, Fut>(&self, f: F, msg: M) -> Result<R, Status>
     where
         M: Clone,
         F: Fn(UserServiceClient<TracedChannel>, Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
     {
-        let mut pauses = RETRY_PAUSES.iter();
-        loop {
-            let token = self.tokens.token().await.map_err(Status::from)?;
-            let mut req = Request::new(msg.clone());
-            // The caller's deadline goes on to the user service (capped by our own timeout).
-            let budget = suite_shared::deadline::outgoing_timeout(self.timeout);
-            if budget.is_zero() {
-                return Err(Status::deadline_exceeded(
-                    "the caller's deadline has passed",
-                ));
-            }
-            req.set_timeout(budget);
-            let bearer = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| Status::internal("service token is not ASCII"))?;
-            req.metadata_mut().insert("authorization", bearer);
-            match f(self.client.clone(), req).await {
-                Ok(r) => return Ok(r.into_inner()),
-                // Cancelled: the replica's connection closed under the call
-                // (a spent deadline is caught by the check above, next round).
-                Err(s) if matches!(s.code(), Code::Unavailable | Code::Cancelled) => {
-                    self.upstream.recheck();
-                    match pauses.next() {
-                        Some(pause) => tokio::time::sleep(*pause).await,
-                        None => return Err(s),
-                    }
-                }
-                Err(s) => return Err(s),
-            }
+        let budget = suite_grpc::deadline::outgoing_timeout(self.timeout);
+        if budget.is_zero() {
+            return Err(Status::deadline_exceeded(
+                "the caller's deadline has passed",
+            ));
         }
+        let deadline = Instant::now() + budget;
+        retry::call(&self.upstream, Retry::ReadOnly, deadline, |left| {
+            let (f, msg) = (&f, msg.clone());
+            async move {
+                let token = self.tokens.token().await.map_err(Status::from)?;
+                let mut req = Request::new(msg);
+                req.set_timeout(left);
+                let bearer = format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| Status::internal("service token is not ASCII"))?;
+                req.metadata_mut().insert("authorization", bearer);
+                f(self.client.clone(), req)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await
     }
 }
 

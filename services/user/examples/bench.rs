@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use suite_proto::user::{
     CreateUserRequest, GetUserRequest, user_service_client::UserServiceClient,
 };
-use suite_shared::jwt::{Audience, Claims, SigningKey, jwks_of};
+use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
 use tonic::{Request, transport::Channel};
 
 #[tokio::main]
@@ -43,10 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let key = SigningKey::generate("bench")?;
     let mut config = suite_user::Config::defaults();
-    config.database_url = format!("sqlite:{}", dir.path().join("user.db").display());
-    config.jwks = Some(serde_json::to_string(&jwks_of(std::slice::from_ref(
-        &key,
-    ))?)?);
+    config.database_url = suite_db::DatabaseUrl::sqlite(&dir.path().join("user.db"));
+    config.keys.jwks = Some(suite_tokens::jwks::JwksSource::Static(jwks_of(
+        std::slice::from_ref(&key),
+    )?));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -3,8 +3,14 @@
 
 use crate::password::HashParams;
 use std::net::SocketAddr;
-use suite_shared::config::{AdminArgs, GrpcArgs, PoolArgs};
-use suite_shared::{jwks::JwksSource, jwt::TokenRules};
+use std::str::FromStr;
+use suite_db::DatabaseUrl;
+use suite_db::PoolArgs;
+use suite_grpc::config::{AdminArgs, GrpcArgs};
+use suite_tokens::{
+    TokenRules,
+    config::{JwksArgs, TokenArgs},
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -13,25 +19,18 @@ pub struct Config {
     pub listen_addr: SocketAddr,
 
     /// `postgres://user@host/db` or `sqlite:path` (created if missing).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/user.db")]
-    pub database_url: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/user.db", value_parser = DatabaseUrl::from_str)]
+    pub database_url: DatabaseUrl,
 
     #[command(flatten)]
     pub pool: PoolArgs,
 
-    /// Trusted public keys: a JWKS file path or `http://` URL (re-read when an unknown key id
-    /// shows up) or an inline JWKS JSON document. Unset: no token verifies.
-    #[arg(long, env = "JWKS")]
-    pub jwks: Option<String>,
+    /// Where the trusted public keys come from (unset: no token verifies).
+    #[command(flatten)]
+    pub keys: JwksArgs,
 
-    /// Shortest gap, in seconds, between two JWKS reloads triggered by tokens
-    /// naming an unknown key id (a new key is picked up at most this late).
-    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub jwks_refresh_min_secs: u64,
-
-    /// The `iss` every token must carry.
-    #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
-    pub jwt_issuer: String,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 
     /// Accepted `aud` values, comma-separated; a token must name one.
     #[arg(
@@ -41,10 +40,6 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub jwt_audiences: Vec<String>,
-
-    /// Allowed clock skew for `exp`/`nbf`, in seconds.
-    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
-    pub jwt_leeway_secs: u64,
 
     /// Argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19456)]
@@ -77,17 +72,12 @@ pub struct Config {
     pub admin: AdminArgs,
 }
 
-pub use suite_shared::config::ConfigError;
+pub use suite_grpc::config::ConfigError;
 
 impl Config {
     /// The defaults, as `cargo run` with nothing set would have them.
     pub fn defaults() -> Self {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            config: Config,
-        }
-        <Wrapper as clap::Parser>::parse_from(["suite-user"]).config
+        suite_grpc::config::defaults()
     }
 
     /// Checks what clap's parsers cannot: cross-field and semantic rules.
@@ -98,10 +88,6 @@ impl Config {
                 "ARGON2_MEMORY_KIB/ARGON2_ITERATIONS/ARGON2_PARALLELISM",
                 e.to_string(),
             );
-        }
-        suite_shared::config::check_database_url(&self.database_url)?;
-        if let Some(Err(e)) = self.jwks.as_deref().map(JwksSource::from_config) {
-            return err("JWKS", e.to_string());
         }
         if self.jwt_audiences.iter().all(|a| a.trim().is_empty()) {
             return err("JWT_AUDIENCES", "must name at least one audience".into());
@@ -121,16 +107,13 @@ impl Config {
     }
 
     pub fn token_rules(&self) -> TokenRules {
-        TokenRules {
-            issuer: self.jwt_issuer.clone(),
-            audiences: self
-                .jwt_audiences
+        self.tokens.rules(
+            self.jwt_audiences
                 .iter()
                 .map(|a| a.trim().to_owned())
                 .filter(|a| !a.is_empty())
                 .collect(),
-            leeway_secs: self.jwt_leeway_secs,
-        }
+        )
     }
 
     pub fn hash_concurrency(&self) -> usize {

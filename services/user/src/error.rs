@@ -40,10 +40,6 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Serve(#[from] suite_shared::server::ServeError),
     /// A status produced by shared plumbing (token verification), passed through.
     #[error("{0}")]
     Status(#[from] Status),
@@ -68,18 +64,9 @@ impl From<StoreError> for Error {
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidArgument(violations) => {
-                let summary = violations
-                    .iter()
-                    .map(|v| format!("{}: {}", v.field, v.description))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut details = ErrorDetails::new();
-                for v in violations {
-                    details.add_bad_request_violation(v.field, v.description);
-                }
-                Status::with_error_details(Code::InvalidArgument, summary, details)
-            }
+            Error::InvalidArgument(violations) => suite_grpc::status::invalid_argument(
+                violations.into_iter().map(|v| (v.field, v.description)),
+            ),
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::NotFound => Status::not_found("user not found"),
@@ -94,16 +81,34 @@ impl From<Error> for Status {
             }
             Error::Aborted(m) => Status::aborted(m),
             Error::ResourceExhausted(m) => Status::resource_exhausted(m),
-            Error::Unavailable(detail) => {
-                // The detail (driver message, address) is for the log, not the client.
-                tracing::warn!(error = %detail, "storage unavailable");
+            // The detail (driver message, address) is for the log, not the client.
+            Error::Unavailable(_) => {
                 Status::unavailable("the user store is unavailable; try again shortly")
             }
             Error::Status(s) => s,
-            internal @ (Error::Internal(_) | Error::Config(_) | Error::Serve(_)) => {
-                tracing::error!(error = %internal, "internal error");
-                Status::internal("internal error")
-            }
+            // The detail is logged once, by `suite_grpc::server::reply`.
+            Error::Internal(_) => Status::internal("internal error"),
         }
+    }
+}
+
+/// Why the service could not start (or migrate): each names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("invalid DATABASE_URL: {0}")]
+    Store(String),
+    #[error("password hashing: {0}")]
+    Hasher(String),
+    #[error("ADMIN_ADDR: {0}")]
+    Admin(std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] suite_grpc::server::ServeError),
+}
+
+impl From<suite_grpc::paging::PagingError> for Error {
+    fn from(e: suite_grpc::paging::PagingError) -> Self {
+        Self::invalid(e.field, e.description)
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::{error::Error, service::UserCore};
 use std::sync::Arc;
+use suite_grpc::server;
 use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
@@ -10,16 +11,19 @@ use suite_proto::user::{
     UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
     user_service_server::UserService,
 };
-use suite_shared::{auth::Authenticator, server};
+use suite_tokens::{
+    Verifier,
+    grpc::{caller, require_caller},
+};
 use tonic::{Request, Response, Status};
 
 pub struct UserApi {
     core: Arc<UserCore>,
-    auth: Authenticator,
+    auth: Verifier,
 }
 
 impl UserApi {
-    pub fn new(core: Arc<UserCore>, auth: Authenticator) -> Self {
+    pub fn new(core: Arc<UserCore>, auth: Verifier) -> Self {
         Self { core, auth }
     }
 }
@@ -37,7 +41,7 @@ impl UserService for UserApi {
     ) -> Result<Response<CreateUserResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.caller(req.metadata()).await?;
+                let caller = caller(&self.auth, req.metadata()).await?;
                 let user = self.core.create(caller.as_ref(), req.into_inner()).await?;
                 Ok(CreateUserResponse { user: Some(user) })
             }
@@ -51,7 +55,7 @@ impl UserService for UserApi {
     ) -> Result<Response<GetUserResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 let user = self.core.get(&caller, &req.get_ref().id).await?;
                 Ok(GetUserResponse { user: Some(user) })
             }
@@ -65,7 +69,7 @@ impl UserService for UserApi {
     ) -> Result<Response<ListUsersResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 self.core.list(&caller, req.into_inner()).await
             }
             .await,
@@ -78,7 +82,7 @@ impl UserService for UserApi {
     ) -> Result<Response<UpdateUserResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 let user = self.core.update(&caller, req.into_inner()).await?;
                 Ok(UpdateUserResponse { user: Some(user) })
             }
@@ -92,7 +96,7 @@ impl UserService for UserApi {
     ) -> Result<Response<DeleteUserResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 let r = req.get_ref();
                 self.core.delete(&caller, &r.id, &r.etag).await?;
                 Ok(DeleteUserResponse {})
@@ -107,7 +111,7 @@ impl UserService for UserApi {
     ) -> Result<Response<ChangePasswordResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 self.core.change_password(&caller, req.into_inner()).await?;
                 Ok(ChangePasswordResponse {})
             }
@@ -121,7 +125,7 @@ impl UserService for UserApi {
     ) -> Result<Response<GetUserStatusResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 self.core.status(&caller, &req.get_ref().user_id).await
             }
             .await,
@@ -134,7 +138,7 @@ impl UserService for UserApi {
     ) -> Result<Response<VerifyCredentialsResponse>, Status> {
         reply(
             async {
-                let caller = self.auth.require_caller(req.metadata()).await?;
+                let caller = require_caller(&self.auth, req.metadata()).await?;
                 self.core
                     .verify_credentials(&caller, req.into_inner())
                     .await

@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod password;
 pub mod server;
 pub mod service;
@@ -14,4 +15,5 @@ pub mod store;
 
 pub use config::Config;
 pub use error::Error;
-pub use server::{migrate, serve};
+pub use error::StartError;
+pub use server::{UserService, migrate, serve};

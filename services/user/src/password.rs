@@ -105,7 +105,7 @@ impl PasswordHasher {
                 "too many password operations queued; try again shortly",
             ));
         }
-        let m = suite_shared::metrics::metrics();
+        let m = crate::metrics::metrics();
         m.password_hash_queued.inc();
         let permit = self.permits.clone().acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);

@@ -8,19 +8,16 @@ use crate::{
     password::{PasswordHasher, Verified},
     store::{UserRecord, UserStore},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
+use suite_grpc::paging::Paging;
 use suite_proto::user::{
     ChangePasswordRequest, CreateUserRequest, GetUserStatusResponse, ListUsersRequest,
     ListUsersResponse, UpdateUserRequest, User, VerifyCredentialsRequest,
     VerifyCredentialsResponse,
 };
-use suite_shared::auth::Caller;
+use suite_tokens::Caller;
 use uuid::Uuid;
-
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-pub const MAX_PAGE_SIZE: i32 = 100;
 
 /// Fields an UpdateUser mask may name.
 const MUTABLE_FIELDS: &[&str] = &["username", "email", "display_name", "roles"];
@@ -95,31 +92,14 @@ impl UserCore {
         caller: &Caller,
         req: ListUsersRequest,
     ) -> Result<ListUsersResponse, Error> {
-        let page_size = match req.page_size {
-            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
-        let after = if req.page_token.is_empty() {
-            None
-        } else {
-            Some(decode_page_token(&req.page_token).ok_or_else(|| {
-                Error::invalid("page_token", "is not a token this service issued")
-            })?)
-        };
-        // One row more than asked tells whether another page follows.
+        let page = USERS_PAGING.page(req.page_size, &req.page_token)?;
         let (mut rows, total) = tokio::try_join!(
-            self.store.list(after, i64::from(page_size) + 1),
+            self.store.list(page.after, page.fetch()),
             self.store.count()
         )?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next_page_token = match rows.last() {
-            Some(last) if more => encode_page_token(last.id),
-            _ => String::new(),
-        };
+        let next_page_token = USERS_PAGING.finish(page, &mut rows, |r| r.id);
         let privileged = caller.is_admin() || caller.is_service();
-        let me = caller_id(caller);
+        let me = caller.user_id();
         Ok(ListUsersResponse {
             users: rows
                 .iter()
@@ -198,7 +178,7 @@ impl UserCore {
     ) -> Result<(), Error> {
         let id = resolve_id(caller, &req.id, "id")?;
         authorize(caller, id, Access::Write)?;
-        let acting_on_self = caller_id(caller) == Some(id);
+        let acting_on_self = caller.user_id() == Some(id);
         let mut v = Violations::default();
         let new_password = v.check("new_password", Password::parse(&req.new_password));
         if acting_on_self && req.current_password.is_empty() {
@@ -342,7 +322,7 @@ enum Access {
 /// The user themself or an admin; services may read.
 fn authorize(caller: &Caller, target: Uuid, access: Access) -> Result<(), Error> {
     if caller.is_admin()
-        || caller_id(caller) == Some(target)
+        || caller.user_id() == Some(target)
         || (access == Access::Read && caller.is_service())
     {
         Ok(())
@@ -351,17 +331,12 @@ fn authorize(caller: &Caller, target: Uuid, access: Access) -> Result<(), Error>
     }
 }
 
-fn caller_id(caller: &Caller) -> Option<Uuid> {
-    if caller.is_service() {
-        return None;
-    }
-    Uuid::parse_str(&caller.subject).ok()
-}
-
 /// A user id from a request: a UUID, or `me` for the caller.
 fn resolve_id(caller: &Caller, raw: &str, field: &str) -> Result<Uuid, Error> {
     if raw == "me" {
-        return caller_id(caller).ok_or_else(|| Error::invalid(field, "`me` needs a user's token"));
+        return caller
+            .user_id()
+            .ok_or_else(|| Error::invalid(field, "`me` needs a user's token"));
     }
     if raw.is_empty() {
         return Err(Error::invalid(field, "is required"));
@@ -457,29 +432,12 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-const PAGE_TOKEN_PREFIX: &str = "u1:";
-
-fn encode_page_token(after: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{after}"))
-}
-
-fn decode_page_token(token: &str) -> Option<Uuid> {
-    let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let text = std::str::from_utf8(&raw).ok()?;
-    Uuid::parse_str(text.strip_prefix(PAGE_TOKEN_PREFIX)?).ok()
-}
+/// `ListUsers` pages (`u1:` marks its tokens).
+const USERS_PAGING: Paging = Paging::new("u1:");
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_garbage_is_refused() {
-        let id = Uuid::now_v7();
-        assert_eq!(decode_page_token(&encode_page_token(id)), Some(id));
-        assert_eq!(decode_page_token("not a token"), None);
-        assert_eq!(decode_page_token(&URL_SAFE_NO_PAD.encode("x1:abc")), None);
-    }
 
     #[test]
     fn update_paths_refuse_immutable_and_unknown_fields() {

@@ -55,7 +55,7 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            _ if suite_shared::db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
+            _ if suite_db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
             _ => Self::Other(e.to_string()),
         }
     }
@@ -136,21 +136,37 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<u64>;
 }
 
-pub use suite_shared::db::PoolSettings;
+pub use suite_db::PoolSettings;
+use suite_db::{DatabaseUrl, pool::Pool};
+use suite_grpc::server::{Check, Readiness};
 
-/// Opens the store named by `url` (`postgres://…` or `sqlite:…`), connecting lazily.
-pub fn open(url: &str, settings: PoolSettings) -> std::result::Result<Arc<dyn AuthStore>, String> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(traced::Traced {
-            inner: Arc::new(postgres::PgStore::open(url, settings)?),
-            system: suite_shared::db::system_of(url),
-        }))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(traced::Traced {
-            inner: Arc::new(sqlite::SqliteStore::open(url, settings)?),
-            system: suite_shared::db::system_of(url),
-        }))
-    } else {
-        Err("must start with postgres://, postgresql:// or sqlite:".into())
+/// Opens the store `url` names. Connections are made lazily, so the service
+/// starts (not ready) while the database is down and reconnects by itself
+/// when it comes back.
+pub fn open(
+    url: &DatabaseUrl,
+    settings: PoolSettings,
+) -> std::result::Result<Arc<dyn AuthStore>, String> {
+    let system = url.backend().system_name();
+    Ok(match suite_db::pool::open(url, "suite-auth", settings)? {
+        Pool::Postgres(pool) => Arc::new(traced::Traced {
+            inner: Arc::new(postgres::PgStore { pool }),
+            system,
+        }),
+        Pool::Sqlite(pool) => Arc::new(traced::Traced {
+            inner: Arc::new(sqlite::SqliteStore { pool }),
+            system,
+        }),
+    })
+}
+
+/// The store as the server's readiness sees it: migrated once, then pinged.
+impl Readiness for dyn AuthStore {
+    fn migrate(&self) -> Check<'_> {
+        Box::pin(async move { AuthStore::migrate(self).await.map_err(|e| e.to_string()) })
+    }
+
+    fn ping(&self) -> Check<'_> {
+        Box::pin(async move { AuthStore::ping(self).await.map_err(|e| e.to_string()) })
     }
 }

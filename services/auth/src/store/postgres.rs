@@ -1,6 +1,6 @@
 //! The auth store on PostgreSQL.
 
-use super::{AuthStore, Failures, PoolSettings, Result, SessionRecord, StoreError, TokenRecord};
+use super::{AuthStore, Failures, Result, SessionRecord, StoreError, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 /// A SELECT of every column of `sessions`, followed by `$rest`.
@@ -19,16 +19,6 @@ macro_rules! select_sessions {
             $rest
         )
     };
-}
-
-impl PgStore {
-    pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
-        let pool = suite_shared::db::postgres_pool(url, s)?;
-        let watched = pool.clone();
-        suite_shared::metrics::metrics()
-            .watch_pool("suite-auth", move || (watched.size(), watched.num_idle()));
-        Ok(Self { pool })
-    }
 }
 
 /// A session from a row holding every column of `sessions` under its own name.

@@ -1,6 +1,6 @@
 //! The auth store on an embedded SQLite file (the zero-setup default).
 
-use super::{AuthStore, Failures, PoolSettings, Result, SessionRecord, StoreError, TokenRecord};
+use super::{AuthStore, Failures, Result, SessionRecord, StoreError, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 /// A SELECT of every column of `sessions`, followed by `$rest`.
@@ -22,14 +22,6 @@ macro_rules! select_sessions {
 }
 
 impl SqliteStore {
-    pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
-        let pool = suite_shared::db::sqlite_pool(url, s)?;
-        let watched = pool.clone();
-        suite_shared::metrics::metrics()
-            .watch_pool("suite-auth", move || (watched.size(), watched.num_idle()));
-        Ok(Self { pool })
-    }
-
     /// Starts a write transaction holding the database's write lock from the
     /// start (waiting up to the busy timeout for it), so that concurrent
     /// read-then-write transactions serialize instead of failing with

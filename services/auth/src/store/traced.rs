@@ -1,11 +1,11 @@
-//! Every store call in a database span (see `suite_shared::db::span`),
+//! Every store call in a database span (see `suite_db::span`),
 //! whichever backend is underneath.
 
 use super::{AuthStore, Failures, Result, SessionRecord, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{sync::Arc, time::Duration};
-use suite_shared::db::{span, traced};
+use suite_db::{span, traced};
 use uuid::Uuid;
 
 pub struct Traced {

@@ -6,14 +6,14 @@ use suite_proto::{
     auth::{LoginRequest, LoginResponse, auth_service_client::AuthServiceClient},
     user::{CreateUserRequest, User, user_service_client::UserServiceClient},
 };
-use suite_shared::jwt::SigningKey;
+use suite_tokens::SigningKey;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, Status, transport::Channel};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
 
-pub use suite_shared::testing::{Backend, TestDb};
+pub use suite_db::testing::{Backend, TestDb};
 
 /// A running server and how to stop it.
 pub struct Running<E> {
@@ -40,7 +40,10 @@ pub async fn listener() -> (TcpListener, SocketAddr) {
     (l, a)
 }
 
-pub fn start_user(config: suite_user::Config, listener: TcpListener) -> Running<suite_user::Error> {
+pub fn start_user(
+    config: suite_user::Config,
+    listener: TcpListener,
+) -> Running<suite_user::StartError> {
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(suite_user::serve(config, listener, async {
@@ -53,7 +56,10 @@ pub fn start_user(config: suite_user::Config, listener: TcpListener) -> Running<
     }
 }
 
-pub fn start_auth(config: suite_auth::Config, listener: TcpListener) -> Running<suite_auth::Error> {
+pub fn start_auth(
+    config: suite_auth::Config,
+    listener: TcpListener,
+) -> Running<suite_auth::StartError> {
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(suite_auth::serve(config, listener, async {
@@ -94,8 +100,8 @@ pub struct Suite {
     pub key: SigningKey,
     pub user_db: TestDb,
     pub auth_db: TestDb,
-    pub user: Running<suite_user::Error>,
-    pub auth: Running<suite_auth::Error>,
+    pub user: Running<suite_user::StartError>,
+    pub auth: Running<suite_auth::StartError>,
     pub auth_config: suite_auth::Config,
     pub users: UserServiceClient<Channel>,
     pub client: AuthServiceClient<Channel>,
@@ -103,7 +109,7 @@ pub struct Suite {
 
 pub fn auth_config(db: &TestDb, user_addr: SocketAddr, key: &SigningKey) -> suite_auth::Config {
     let mut c = suite_auth::Config::defaults();
-    c.database_url = db.url.clone();
+    c.database_url = db.database_url();
     c.user_service_url = format!("http://{user_addr}");
     c.signing_key = Some(suite_auth::config::Secret(key.to_pkcs8_pem()));
     c
@@ -125,9 +131,9 @@ pub async fn spawn_suite_with(
 
     // The user service learns the keys from the auth service over gRPC.
     let mut user_config = suite_user::Config::defaults();
-    user_config.database_url = user_db.url.clone();
-    user_config.jwks = Some(format!("grpc://{auth_addr}"));
-    user_config.jwks_refresh_min_secs = 1;
+    user_config.database_url = user_db.database_url();
+    user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
+    user_config.keys.jwks_refresh_min_secs = 1;
     user_config.password_hash_concurrency = Some(2);
     let mut auth_config = auth_config(&auth_db, user_addr, &key);
     tweak(&mut auth_config);
@@ -195,9 +201,9 @@ impl Suite {
     pub fn admin_token(&self) -> String {
         let now = jsonwebtoken::get_current_timestamp() as i64;
         self.key
-            .sign(&suite_shared::jwt::Claims {
+            .sign(&suite_tokens::Claims {
                 iss: "suite-auth".into(),
-                aud: suite_shared::jwt::Audience::One("suite".into()),
+                aud: suite_tokens::Audience::One("suite".into()),
                 sub: Uuid::now_v7().to_string(),
                 exp: now + 300,
                 iat: now,

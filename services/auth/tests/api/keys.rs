@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use suite_proto::auth::{
     GetJwksRequest, ListSessionsRequest, RefreshRequest, auth_service_client::AuthServiceClient,
 };
-use suite_shared::jwt::{Claims, SigningKey};
+use suite_tokens::{Claims, SigningKey};
 
 async fn published_jwks(client: &AuthServiceClient<tonic::transport::Channel>) -> JwkSet {
     let reply = client

@@ -52,7 +52,7 @@ impl From<sqlx::Error> for StoreError {
                     Self::Conflict("id")
                 }
             }
-            _ if suite_shared::db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
+            _ if suite_db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
             _ => Self::Other(e.to_string()),
         }
     }
@@ -93,23 +93,37 @@ pub trait UserStore: Send + Sync {
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool>;
 }
 
-pub use suite_shared::db::PoolSettings;
+pub use suite_db::PoolSettings;
+use suite_db::{DatabaseUrl, pool::Pool};
+use suite_grpc::server::{Check, Readiness};
 
-/// Opens the store named by `url` (`postgres://…` or `sqlite:…`). Connections
-/// are made lazily, so the service starts (not ready) while the database is down
-/// and reconnects by itself when it comes back.
-pub fn open(url: &str, settings: PoolSettings) -> std::result::Result<Arc<dyn UserStore>, String> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(traced::Traced {
-            inner: Arc::new(postgres::PgStore::open(url, settings)?),
-            system: suite_shared::db::system_of(url),
-        }))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(traced::Traced {
-            inner: Arc::new(sqlite::SqliteStore::open(url, settings)?),
-            system: suite_shared::db::system_of(url),
-        }))
-    } else {
-        Err("must start with postgres://, postgresql:// or sqlite:".into())
+/// Opens the store `url` names. Connections are made lazily, so the service
+/// starts (not ready) while the database is down and reconnects by itself
+/// when it comes back.
+pub fn open(
+    url: &DatabaseUrl,
+    settings: PoolSettings,
+) -> std::result::Result<Arc<dyn UserStore>, String> {
+    let system = url.backend().system_name();
+    Ok(match suite_db::pool::open(url, "suite-user", settings)? {
+        Pool::Postgres(pool) => Arc::new(traced::Traced {
+            inner: Arc::new(postgres::PgStore { pool }),
+            system,
+        }),
+        Pool::Sqlite(pool) => Arc::new(traced::Traced {
+            inner: Arc::new(sqlite::SqliteStore { pool }),
+            system,
+        }),
+    })
+}
+
+/// The store as the server's readiness sees it: migrated once, then pinged.
+impl Readiness for dyn UserStore {
+    fn migrate(&self) -> Check<'_> {
+        Box::pin(async move { UserStore::migrate(self).await.map_err(|e| e.to_string()) })
+    }
+
+    fn ping(&self) -> Check<'_> {
+        Box::pin(async move { UserStore::ping(self).await.map_err(|e| e.to_string()) })
     }
 }

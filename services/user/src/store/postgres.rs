@@ -1,13 +1,13 @@
 //! The user store on PostgreSQL.
 
-use super::{PoolSettings, Result, UserRecord, UserStore};
+use super::{Result, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 /// A SELECT of every column of `users`, followed by `$rest`.
@@ -18,16 +18,6 @@ macro_rules! select_users {
             $rest
         )
     };
-}
-
-impl PgStore {
-    pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
-        let pool = suite_shared::db::postgres_pool(url, s)?;
-        let watched = pool.clone();
-        suite_shared::metrics::metrics()
-            .watch_pool("suite-user", move || (watched.size(), watched.num_idle()));
-        Ok(Self { pool })
-    }
 }
 
 fn record(row: &PgRow) -> sqlx::Result<UserRecord> {

@@ -1,13 +1,13 @@
 //! The user store on an embedded SQLite file (the zero-setup default).
 
-use super::{PoolSettings, Result, StoreError, UserRecord, UserStore};
+use super::{Result, StoreError, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 use uuid::Uuid;
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 /// A SELECT of every column of `users`, followed by `$rest`.
@@ -18,16 +18,6 @@ macro_rules! select_users {
             $rest
         )
     };
-}
-
-impl SqliteStore {
-    pub fn open(url: &str, s: PoolSettings) -> std::result::Result<Self, String> {
-        let pool = suite_shared::db::sqlite_pool(url, s)?;
-        let watched = pool.clone();
-        suite_shared::metrics::metrics()
-            .watch_pool("suite-user", move || (watched.size(), watched.num_idle()));
-        Ok(Self { pool })
-    }
 }
 
 fn record(row: &SqliteRow) -> std::result::Result<UserRecord, StoreError> {

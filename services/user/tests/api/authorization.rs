@@ -3,7 +3,7 @@ use suite_proto::user::{
     ChangePasswordRequest, CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest,
     UpdateUserRequest, User, VerifyCredentialsRequest,
 };
-use suite_shared::jwt::{Audience, SigningKey};
+use suite_tokens::{Audience, SigningKey};
 use tonic::{Code, Request};
 
 async fn who_may_call_what(app: TestApp) {

@@ -8,7 +8,7 @@ use std::{
 use suite_proto::user::{
     CreateUserRequest, UpdateUserRequest, User, user_service_client::UserServiceClient,
 };
-use suite_shared::jwt::{Audience, Claims, SigningKey, jwks_of};
+use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, Status, transport::Channel};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
 pub const ISSUER: &str = "suite-auth";
 
-pub use suite_shared::testing::{Backend, TestDb};
+pub use suite_db::testing::{Backend, TestDb};
 
 /// A running user service and what the tests need to talk to it.
 pub struct TestApp {
@@ -25,16 +25,16 @@ pub struct TestApp {
     pub key: SigningKey,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
-    pub server: Option<JoinHandle<Result<(), suite_user::Error>>>,
+    pub server: Option<JoinHandle<Result<(), suite_user::StartError>>>,
 }
 
 pub fn test_config(db_url: &str, key: &SigningKey) -> suite_user::Config {
     let mut config = suite_user::Config::defaults();
-    config.database_url = db_url.to_owned();
-    config.jwks = Some(
-        serde_json::to_string(&jwks_of(std::slice::from_ref(key)).expect("jwks")).expect("json"),
-    );
-    config.jwt_issuer = ISSUER.into();
+    config.database_url = db_url.parse().expect("a database URL");
+    config.keys.jwks = Some(suite_tokens::jwks::JwksSource::Static(
+        jwks_of(std::slice::from_ref(key)).expect("jwks"),
+    ));
+    config.tokens.jwt_issuer = ISSUER.into();
     config.jwt_audiences = vec!["suite".into(), "suite-user".into()];
     config.password_hash_concurrency = Some(2);
     config

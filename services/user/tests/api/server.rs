@@ -3,7 +3,7 @@ use crate::helpers::{
 };
 use std::time::Duration;
 use suite_proto::user::{CreateUserRequest, ListUsersRequest};
-use suite_shared::jwt::SigningKey;
+use suite_tokens::SigningKey;
 use tokio::net::TcpListener;
 use tonic::Code;
 
@@ -250,13 +250,14 @@ async fn health_follows_the_database_and_calls_recover_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_configuration_names_the_variable() {
     let key = SigningKey::generate("k").expect("key");
-    let mut config = test_config("mysql://nope", &key);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let err = suite_user::serve(config.clone(), listener, std::future::ready(()))
-        .await
-        .expect_err("bad url");
+    let err = suite_grpc::config::parse_from::<suite_user::Config, _, _>([
+        "suite-user",
+        "--database-url",
+        "mysql://nope",
+    ])
+    .expect_err("bad url");
     assert!(err.to_string().contains("DATABASE_URL"), "{err}");
-    config.database_url = "sqlite::memory:".into();
+    let mut config = test_config("sqlite::memory:", &key);
     config.argon2_memory_kib = 1;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let err = suite_user::serve(config, listener, std::future::ready(()))

@@ -26,7 +26,7 @@ pub async fn grpc(listen: SocketAddr, service: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .connect_timeout(PROBE_TIMEOUT)
         .connect_lazy();
-    match crate::grpc::check_health(channel, service, PROBE_TIMEOUT).await {
+    match crate::health::check_health(channel, service, PROBE_TIMEOUT).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("{service} is not SERVING")),
         Err(s) => Err(format!("health check failed: {}", s.message())),

@@ -59,7 +59,7 @@ where
         let span = if service.starts_with("grpc.") {
             Span::none()
         } else {
-            let parent = crate::telemetry::extract(req.headers());
+            let parent = crate::extract(req.headers());
             Span::start(
                 SpanKind::Server,
                 &parent,

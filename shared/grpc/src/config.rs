@@ -1,7 +1,7 @@
 //! Configuration groups every service has (flattened into each service's
 //! `clap` config), so the variables mean the same everywhere.
 
-use crate::{db::PoolSettings, server::ServerOptions};
+use crate::server::ServerOptions;
 use std::time::Duration;
 
 /// A configuration value that cannot work, named by its variable.
@@ -17,27 +17,6 @@ impl ConfigError {
         Self {
             variable,
             reason: reason.into(),
-        }
-    }
-}
-
-/// The database connection pool.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PoolArgs {
-    /// Most database connections the service holds.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub database_max_connections: u32,
-
-    /// Seconds a call waits for a database connection before it is Unavailable.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
-    pub database_acquire_timeout_secs: u64,
-}
-
-impl PoolArgs {
-    pub fn settings(&self) -> PoolSettings {
-        PoolSettings {
-            max_connections: self.database_max_connections,
-            acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
         }
     }
 }
@@ -94,21 +73,6 @@ impl UpstreamArgs {
     }
 }
 
-/// Checks a database URL's scheme.
-pub fn check_database_url(url: &str) -> Result<(), ConfigError> {
-    if ["postgres://", "postgresql://", "sqlite:"]
-        .iter()
-        .any(|p| url.starts_with(p))
-    {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            "DATABASE_URL",
-            "must start with postgres://, postgresql:// or sqlite:",
-        ))
-    }
-}
-
 /// The operators' HTTP port of a gRPC service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminArgs {
@@ -116,4 +80,23 @@ pub struct AdminArgs {
     /// `GET /livez`, liveness). Unset: no admin server.
     #[arg(long, env = "ADMIN_ADDR")]
     pub admin_addr: Option<std::net::SocketAddr>,
+}
+
+/// A binary's configuration from command-line arguments (the first names
+/// the program) and the environment, exactly as the binary parses it.
+pub fn parse_from<C, I, T>(args: I) -> Result<C, clap::Error>
+where
+    C: clap::Args + clap::FromArgMatches,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = C::augment_args(clap::Command::new("suite")).try_get_matches_from(args)?;
+    C::from_arg_matches(&matches)
+}
+
+/// The configuration with nothing but the environment set, as `cargo run`
+/// has it; an environment variable that cannot work ends the process with
+/// clap's message naming it.
+pub fn defaults<C: clap::Args + clap::FromArgMatches>() -> C {
+    parse_from(["suite"]).unwrap_or_else(|e| e.exit())
 }

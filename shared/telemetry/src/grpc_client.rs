@@ -112,7 +112,7 @@ where
                 },
             )
         });
-        crate::telemetry::inject(span.context(), req.headers_mut());
+        crate::inject(span.context(), req.headers_mut());
         let call = self.inner.call(req);
         Box::pin(async move {
             match call.await {

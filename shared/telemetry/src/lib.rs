@@ -1,4 +1,5 @@
-//! Logs and traces, set up once per binary.
+//! Observability of every binary: logs and traces (set up once per binary
+//! by [`init`]), the gRPC span layers and the Prometheus metrics.
 //!
 //! - Logs: `RUST_LOG` filters (default `info`); human-readable, or JSON lines
 //!   with `LOG_FORMAT=json`. Every line logged inside a request ends with its
@@ -13,15 +14,25 @@
 //!   nothing slows down.
 //! - Propagation: W3C Trace Context and Baggage, extracted from incoming
 //!   headers by the servers and injected into every outgoing gRPC call by
-//!   [`crate::trace_client`].
+//!   [`crate::grpc_client`].
+
+#![forbid(unsafe_code)]
+
+pub mod grpc_client;
+pub mod grpc_server;
+pub mod grpc_status;
+pub mod log_format;
+pub mod metrics;
+pub mod otlp;
+pub mod spans;
+pub mod trace_context;
 
 use crate::{
     log_format::WithTraceIds,
     otlp::{
-        self, OtlpExporter, Protocol,
+        OtlpExporter, Protocol,
         processor::{BatchSettings, EncodingBatchProcessor},
     },
-    trace_context,
 };
 use opentelemetry::{
     Context, KeyValue,

@@ -5,10 +5,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::time::Duration;
-use suite_shared::{
-    auth::Authenticator,
+use suite_tokens::{
+    SigningKey, TokenError, TokenRules, Verifier,
     jwks::{JwksSource, KeyCache},
-    jwt::{SigningKey, TokenError, TokenRules, jwks_of},
+    jwks_of,
 };
 
 const ISS: &str = "suite-auth";
@@ -16,7 +16,7 @@ const AUD: &str = "suite";
 
 struct Fixture {
     key: SigningKey,
-    auth: Authenticator,
+    auth: Verifier,
 }
 
 async fn fixture() -> Fixture {
@@ -31,7 +31,7 @@ async fn fixture() -> Fixture {
     };
     Fixture {
         key,
-        auth: Authenticator::new(cache, rules),
+        auth: Verifier::new(cache, rules),
     }
 }
 
@@ -311,7 +311,7 @@ async fn a_remembered_token_is_refused_once_its_key_is_gone() {
         audiences: vec![AUD.into()],
         leeway_secs: 5,
     };
-    let auth = Authenticator::new(cache.clone(), rules);
+    let auth = Verifier::new(cache.clone(), rules);
     let mut header = good_header();
     header["kid"] = json!("old");
     let token = raw_token(&header, &good_claims(), old.encoding_key());

@@ -1,65 +1,7 @@
-//! gRPC server plumbing every service uses: health, reflection, listeners.
-
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+//! gRPC health: reporting each served service's status as its readiness
+//! changes, and asking a server whether a service is SERVING.
 
 pub use tonic_health::server::HealthReporter;
-
-/// A reflection builder that describes the whole contract (and health) but
-/// lists only `services` and the standard ones this server really serves.
-fn reflection_builder(services: &[&str]) -> tonic_reflection::server::Builder<'static> {
-    let mut builder = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(suite_proto::FILE_DESCRIPTOR_SET)
-        // Health is served too, so describe it (grpcurl can then call it by name).
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for name in services.iter().chain(&[
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    ]) {
-        builder = builder.with_service_name(*name);
-    }
-    builder
-}
-
-/// The reflection service (v1), listing `services` (plus health and
-/// reflection), so `grpcurl` and other generic clients can find and call them.
-pub fn reflection_service(
-    services: &[&str],
-) -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-    tonic_reflection::server::Error,
-> {
-    reflection_builder(services).build_v1()
-}
-
-/// The same on the older v1alpha protocol, which many clients (Python's
-/// grpcio-reflection, older grpcurl) still speak.
-pub fn reflection_service_v1alpha(
-    services: &[&str],
-) -> Result<
-    tonic_reflection::server::v1alpha::ServerReflectionServer<
-        impl tonic_reflection::server::v1alpha::ServerReflection,
-    >,
-    tonic_reflection::server::Error,
-> {
-    reflection_builder(services).build_v1alpha()
-}
-
-/// The incoming-connection stream of a bound listener, for
-/// `serve_with_incoming_shutdown` (tests bind port 0 and read the address first).
-pub fn incoming(listener: TcpListener) -> TcpListenerStream {
-    TcpListenerStream::new(listener)
-}
-
-/// Binds a TCP listener, naming the address in the error.
-pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
-}
 
 pub use tonic_health::ServingStatus;
 
@@ -128,18 +70,6 @@ pub async fn watch_readiness<F, Fut>(
     }
 }
 
-/// A database URL without its password, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Asks the server behind `channel` whether `service` ("" for the whole
 /// server) is SERVING, within `limit`: `Ok(serving)`, or the call's error
 /// (a timeout is DeadlineExceeded). One check for readiness, balancing and
@@ -160,17 +90,5 @@ pub async fn check_health(
         Ok(Ok(reply)) => Ok(reply.get_ref().status() == ServingStatus::Serving),
         Ok(Err(status)) => Err(status),
         Err(_) => Err(tonic::Status::deadline_exceeded("health check timed out")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            super::redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(super::redact_url("sqlite:data/x.db"), "sqlite:data/x.db");
     }
 }

@@ -1,7 +1,7 @@
 //! Where a verifier's public keys come from, and the cache that refreshes
 //! them when a token names a key id it has not seen (key rotation).
 
-use crate::jwt::KeySet;
+use crate::keys::KeySet;
 use jsonwebtoken::jwk::JwkSet;
 use std::{
     path::PathBuf,
@@ -51,14 +51,7 @@ async fn fetch_grpc(endpoint: &tonic::transport::Endpoint) -> Result<JwkSet, Jwk
         .await
         .map_err(|e| fail(e.message().to_owned()))?
         .into_inner();
-    let keys: Vec<serde_json::Value> = reply
-        .keys
-        .into_iter()
-        .map(|k| {
-            serde_json::json!({"kty": k.kty, "crv": k.crv, "x": k.x, "kid": k.kid, "alg": k.alg, "use": k.r#use})
-        })
-        .collect();
-    Ok(serde_json::from_value(serde_json::json!({ "keys": keys }))?)
+    Ok(crate::keys::jwks_from_proto(&reply.keys))
 }
 
 /// The largest JWKS document accepted from a URL.
@@ -110,9 +103,17 @@ async fn fetch_url(uri: &http::Uri) -> Result<JwkSet, JwksError> {
         .map_err(|_| fail("timed out".into()))?
 }
 
+impl std::str::FromStr for JwksSource {
+    type Err = JwksError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Self::from_config(value)
+    }
+}
+
 impl JwksSource {
     /// Reads a configuration value: inline JSON if it starts with `{`, a URL
-    /// if it starts with `http://`, else a file path.
+    /// if it starts with `http://` (`grpc://` for GetJwks), else a file path.
     pub fn from_config(value: &str) -> Result<Self, JwksError> {
         let value = value.trim();
         if value.starts_with('{') {
@@ -134,6 +135,18 @@ impl JwksSource {
         } else {
             Ok(Self::File(PathBuf::from(value)))
         }
+    }
+
+    /// The `GetJwks` of the auth service at `addr`.
+    pub fn grpc(addr: std::net::SocketAddr) -> Self {
+        Self::Grpc(Box::new(
+            tonic::transport::Endpoint::from(
+                http::Uri::try_from(format!("http://{addr}"))
+                    .unwrap_or_else(|_| http::Uri::from_static("http://127.0.0.1")),
+            )
+            .connect_timeout(FETCH_TIMEOUT)
+            .timeout(FETCH_TIMEOUT),
+        ))
     }
 
     pub async fn fetch(&self) -> Result<JwkSet, JwksError> {
@@ -184,6 +197,26 @@ impl KeyCache {
                 last_fetch: Mutex::new(None),
             }),
         }
+    }
+
+    /// A cache over `source`, loaded now if it can be (else at the first
+    /// token that needs it), saying in the log what a verifier will trust.
+    pub async fn load_from(source: Option<JwksSource>, min_refresh: Duration) -> Self {
+        let configured = source.is_some();
+        if !configured {
+            tracing::warn!(
+                "JWKS is not set: no access token will verify, so only open calls can succeed"
+            );
+        }
+        let keys = Self::new(source, min_refresh);
+        match keys.load().await {
+            Ok(0) if configured => tracing::warn!("the JWKS holds no usable Ed25519 key"),
+            Ok(n) => tracing::debug!(keys = n, "JWKS loaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS not loaded yet; will retry when a token needs it")
+            }
+        }
+        keys
     }
 
     /// Fetches the keys now; returns how many usable keys there are.
@@ -238,10 +271,10 @@ impl KeyCache {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "signing"))]
 mod tests {
     use super::*;
-    use crate::jwt::{SigningKey, jwks_of};
+    use crate::signing::{SigningKey, jwks_of};
 
     #[tokio::test]
     async fn a_rotated_key_in_the_file_is_picked_up_on_an_unknown_kid()

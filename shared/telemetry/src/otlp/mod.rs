@@ -10,7 +10,6 @@
 pub mod encode;
 pub mod processor;
 
-use crate::codec::BytesCodec;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use http_body_util::Full;
@@ -22,6 +21,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
+use suite_proto::codec::BytesCodec;
 
 const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 

@@ -363,7 +363,7 @@ impl Watcher {
 /// Whether the server at the other end of `client` says it serves; one
 /// without the health service is taken at its word.
 async fn serving(channel: Channel, limit: Duration) -> bool {
-    match crate::grpc::check_health(channel, "", limit).await {
+    match crate::health::check_health(channel, "", limit).await {
         Ok(serving) => serving,
         Err(s) => s.code() == tonic::Code::Unimplemented,
     }
@@ -401,7 +401,7 @@ mod tests {
         let task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(crate::grpc::incoming(listener), async {
+                .serve_with_incoming_shutdown(crate::server::incoming(listener), async {
                     let _ = stopped.await;
                 })
                 .await;

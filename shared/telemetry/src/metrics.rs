@@ -1,14 +1,16 @@
-//! Prometheus metrics of the process, one registry for every service in it,
-//! named after the OpenTelemetry semantic conventions (units in the name,
-//! dots as underscores): `http_server_request_duration_seconds`,
-//! `rpc_server_call_duration_seconds`, `db_client_connection_count`, …, and
-//! the suite's own under `suite_`. Served as Prometheus text by the gateway
-//! at `/metrics` and by each gRPC service on its admin port.
+//! Prometheus metrics of the process: one registry for every service in it,
+//! holding the servers' metrics named after the OpenTelemetry semantic
+//! conventions (units in the name, dots as underscores:
+//! `http_server_request_duration_seconds`, `rpc_server_call_duration_seconds`)
+//! and whatever each crate registers of its own with [`Metrics::register`]
+//! (the database pools, the services' `suite_` metrics). Served as
+//! Prometheus text by the gateway at `/metrics` and by each gRPC service on
+//! its admin port.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
-    registry::Registry,
+    metrics::{family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Metric, Registry},
 };
 use std::{
     collections::HashMap,
@@ -34,36 +36,20 @@ pub struct RpcServiceLabels {
     pub rpc_service: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PoolLabels {
-    pub db_client_connection_pool_name: String,
-    pub db_client_connection_state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub outcome: &'static str,
-}
-
-/// Every metric the suite records.
+/// The process's registry and the servers' metrics.
 pub struct Metrics {
-    registry: Registry,
+    registry: Mutex<Registry>,
     pub http_server_duration: Family<HttpLabels, Histogram>,
     pub http_server_active: Gauge,
     pub rpc_server_duration: Family<RpcLabels, Histogram>,
     pub rpc_server_active: Family<RpcServiceLabels, Gauge>,
-    pub db_connections: Family<PoolLabels, Gauge>,
-    pub password_hash_queued: Gauge,
-    pub password_hash_running: Gauge,
-    pub logins: Family<OutcomeLabels, Counter>,
-    pub refresh_token_reuse: Counter,
     /// Read at scrape time (pool usage), by name: a newer one replaces an
     /// older one, so a replaced pool is not kept alive.
     samplers: Mutex<HashMap<String, Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// Seconds; from 0.5 ms (a cached lookup) to 10 s (the default budget).
-fn latency_histogram() -> Histogram {
+pub fn latency_histogram() -> Histogram {
     Histogram::new([
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ])
@@ -100,48 +86,21 @@ impl Metrics {
             "gRPC calls being served",
             rpc_server_active.clone(),
         );
-        let db_connections = Family::<PoolLabels, Gauge>::default();
-        registry.register(
-            "db_client_connection_count",
-            "Database connections of each pool, by state (idle or used)",
-            db_connections.clone(),
-        );
-        let password_hash_queued = Gauge::default();
-        registry.register(
-            "suite_password_hash_queue_depth",
-            "Password hashes waiting for a hashing thread",
-            password_hash_queued.clone(),
-        );
-        let password_hash_running = Gauge::default();
-        registry.register(
-            "suite_password_hash_running",
-            "Password hashes being computed",
-            password_hash_running.clone(),
-        );
-        let logins = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "suite_auth_logins",
-            "Login attempts by outcome (success, bad_credentials, locked_out)",
-            logins.clone(),
-        );
-        let refresh_token_reuse = Counter::default();
-        registry.register(
-            "suite_auth_refresh_token_reuse",
-            "Refresh tokens presented again after rotation (each revokes its session)",
-            refresh_token_reuse.clone(),
-        );
         Self {
-            registry,
+            registry: Mutex::new(registry),
             http_server_duration,
             http_server_active,
             rpc_server_duration,
             rpc_server_active,
-            db_connections,
-            password_hash_queued,
-            password_hash_running,
-            logins,
-            refresh_token_reuse,
             samplers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds a metric of the caller's to the registry (once: the callers keep
+    /// theirs in a `LazyLock`).
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register(name, help, metric);
         }
     }
 
@@ -160,29 +119,11 @@ impl Metrics {
             }
         }
         let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        if let Ok(registry) = self.registry.lock() {
+            // Writing into a String cannot fail.
+            let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        }
         text
-    }
-
-    /// Reports a pool's connections under `name` at every scrape.
-    pub fn watch_pool(&self, name: &str, size: impl Fn() -> (u32, usize) + Send + Sync + 'static) {
-        let gauges = self.db_connections.clone();
-        let key = format!("pool:{name}");
-        let name = name.to_owned();
-        self.on_scrape(&key, move || {
-            let (total, idle) = size();
-            let idle = i64::try_from(idle).unwrap_or(i64::MAX);
-            let used = i64::from(total).saturating_sub(idle);
-            for (state, value) in [("idle", idle), ("used", used)] {
-                gauges
-                    .get_or_create(&PoolLabels {
-                        db_client_connection_pool_name: name.clone(),
-                        db_client_connection_state: state,
-                    })
-                    .set(value);
-            }
-        });
     }
 }
 

@@ -1,75 +1,15 @@
-//! Access tokens: the claims we issue, Ed25519 signing keys, and the strict
-//! verification rules every service applies.
+//! The signing half (feature `signing`, the auth service's): Ed25519 private
+//! keys, access tokens signed with them, and their public halves as JWKs.
 
+use crate::{
+    claims::{ACCESS_TOKEN_TYPE, Claims},
+    keys::{KeyError, SPKI_ED25519_PREFIX, pem_der, thumbprint},
+};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    Algorithm, EncodingKey, Header,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
 };
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-
-/// The JOSE `typ` of our access tokens (RFC 9068), so that no other kind of
-/// JWT signed with the same keys can be replayed as an access token.
-pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-
-/// Role names carried in the `roles` claim.
-pub mod roles {
-    pub const USER: &str = "user";
-    pub const ADMIN: &str = "admin";
-    /// Internal callers (e.g. the auth service calling the user service).
-    pub const SERVICE: &str = "service";
-}
-
-/// The `aud` claim: one audience or several.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// The claims of an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub aud: Audience,
-    /// The user id, or a service's name for service tokens.
-    pub sub: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub nbf: i64,
-    pub jti: String,
-    /// The session (refresh-token family) the token was issued for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    #[serde(default)]
-    pub roles: Vec<String>,
-}
-
-/// Why a token was refused. Clients learn only "expired" or "invalid".
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("access token expired")]
-    Expired,
-    #[error("invalid access token: {0}")]
-    Invalid(&'static str),
-    #[error("invalid access token: {0}")]
-    Rejected(#[source] jsonwebtoken::errors::Error),
-}
-
-/// Errors handling keys.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("not an Ed25519 private key in PKCS#8 PEM form")]
-    BadPrivateKey,
-    #[error("no secure random numbers available: {0}")]
-    Random(String),
-    #[error("not an Ed25519 public or private key in PEM form")]
-    BadPublicKey,
-    #[error("signing failed: {0}")]
-    Signing(#[from] jsonwebtoken::errors::Error),
-}
 
 /// The DER prefix of a PKCS#8 v1 Ed25519 private key; the 32-byte seed follows.
 const PKCS8_ED25519_PREFIX: [u8; 16] = [
@@ -174,27 +114,6 @@ impl SigningKey {
     }
 }
 
-/// The DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32-byte key follows.
-const SPKI_ED25519_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
-
-/// The DER inside a PEM block (any label).
-fn pem_der(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
-        .collect();
-    STANDARD.decode(body).ok()
-}
-
-/// The RFC 7638 thumbprint of a public JWK: a key id every replica derives
-/// alike from the key itself, so no key id needs configuring.
-pub fn thumbprint(jwk: &Jwk) -> Result<String, KeyError> {
-    Ok(jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)?)
-}
-
 /// A verification-only public key from PEM: an Ed25519 public key
 /// (`BEGIN PUBLIC KEY`) or a private key whose public half is wanted (an old
 /// signing key kept for rotation). Its key id is its thumbprint.
@@ -231,121 +150,14 @@ pub fn jwks_of(keys: &[SigningKey]) -> Result<JwkSet, KeyError> {
     })
 }
 
-/// The public keys a verifier trusts, by key id. Only Ed25519 keys with a
-/// `kid` are kept; anything else in a JWKS document is ignored.
-#[derive(Clone, Default)]
-pub struct KeySet {
-    keys: HashMap<String, DecodingKey>,
-}
-
-impl KeySet {
-    pub fn from_jwks(jwks: &JwkSet) -> Self {
-        let keys = jwks
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let kid = jwk.common.key_id.clone()?;
-                let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
-                    return None;
-                };
-                if okp.curve != EllipticCurve::Ed25519 {
-                    return None;
-                }
-                if matches!(jwk.common.key_algorithm, Some(alg) if alg != KeyAlgorithm::EdDSA) {
-                    return None;
-                }
-                DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
-            })
-            .collect();
-        Self { keys }
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    pub fn get(&self, kid: &str) -> Option<&DecodingKey> {
-        self.keys.get(kid)
-    }
-}
-
-/// What a token must say to be accepted.
-#[derive(Debug, Clone)]
-pub struct TokenRules {
-    pub issuer: String,
-    /// Accepted audiences; the token must name at least one.
-    pub audiences: Vec<String>,
-    /// Allowed clock skew for `exp` and `nbf`, in seconds.
-    pub leeway_secs: u64,
-}
-
-impl TokenRules {
-    /// The rules in jsonwebtoken's form; build it once, not per token.
-    pub fn validation(&self) -> Validation {
-        let mut v = Validation::new(Algorithm::EdDSA);
-        v.set_issuer(&[&self.issuer]);
-        v.set_audience(&self.audiences);
-        v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        v.validate_nbf = true;
-        v.leeway = self.leeway_secs;
-        v
-    }
-}
-
-/// The longest token even looked at.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// The parts of a token's header we look at before verifying it.
-pub struct UnverifiedHeader {
-    pub kid: String,
-}
-
-/// Checks the header's algorithm and type and returns its key id. Header
-/// keys (`jwk`, `jku`, `x5u`, `x5c`) are never used: keys come from our own set only.
-pub fn inspect_header(token: &str) -> Result<UnverifiedHeader, TokenError> {
-    // Ours are well under 1 KiB; refusing big ones first bounds the work an
-    // attacker can ask of the base64 and JSON decoders.
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenError::Invalid("too long"));
-    }
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed"))?;
-    if header.alg != Algorithm::EdDSA {
-        return Err(TokenError::Invalid("algorithm not allowed"));
-    }
-    let typ_ok = header.typ.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
-    });
-    if !typ_ok {
-        return Err(TokenError::Invalid("not an access token"));
-    }
-    let kid = header.kid.ok_or(TokenError::Invalid("no key id"))?;
-    Ok(UnverifiedHeader { kid })
-}
-
-/// Verifies `token`'s signature with `key` and its claims against
-/// `validation` (from [`TokenRules::validation`]).
-pub fn verify_with(
-    token: &str,
-    key: &DecodingKey,
-    validation: &Validation,
-) -> Result<Claims, TokenError> {
-    match jsonwebtoken::decode::<Claims>(token, key, validation) {
-        Ok(data) => Ok(data.claims),
-        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
-            Err(TokenError::Expired)
-        }
-        Err(e) => Err(TokenError::Rejected(e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        claims::{Audience, TokenError},
+        keys::KeySet,
+        rules::{TokenRules, inspect_header, verify_with},
+    };
 
     fn claims(now: i64) -> Claims {
         Claims {

@@ -1,0 +1,60 @@
+//! The services' database plumbing: the database URL ([`DatabaseUrl`]),
+//! lazily connecting pools for PostgreSQL and SQLite with their metrics
+//! ([`pool`]), which sqlx errors mean "unreachable", and a client span per
+//! store operation. Feature `test-support`: a fresh database per test.
+#![forbid(unsafe_code)]
+
+pub mod pool;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod url;
+
+pub use pool::{PoolArgs, PoolSettings};
+pub use url::{Backend, DatabaseUrl};
+
+use opentelemetry::{Context, KeyValue, trace::SpanKind};
+use std::borrow::Cow;
+use suite_telemetry::spans::Span;
+
+/// Whether an error means the database cannot be reached (Unavailable to
+/// clients), rather than that a statement failed.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// A client span for one store operation, by the OpenTelemetry database
+/// conventions: the system, the operation and the table, never a value. Its
+/// parent is the span current on this thread (the RPC being served).
+pub fn span(system: &'static str, operation: &'static str, table: &'static str) -> Span {
+    Context::map_current(|parent| {
+        Span::start(
+            SpanKind::Client,
+            parent,
+            || Cow::Owned(format!("{operation} {table}")),
+            || {
+                [
+                    KeyValue::new("db.system.name", system),
+                    KeyValue::new("db.operation.name", operation),
+                    KeyValue::new("db.collection.name", table),
+                ]
+            },
+        )
+    })
+}
+
+/// Runs a store operation inside its span, marking the span failed on error
+/// (with the error's kind only: messages may quote values).
+pub async fn traced<T, E>(span: Span, op: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    let result = op.await;
+    if result.is_err() {
+        span.set_error("database error");
+    }
+    result
+}

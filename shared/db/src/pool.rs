@@ -1,0 +1,132 @@
+//! Connection pools that connect on first use (a service starts, not
+//! ready, while its database is down, and reconnects by itself), their
+//! settings, and their connection counts in the metrics.
+
+use crate::{Backend, DatabaseUrl};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{family::Family, gauge::Gauge},
+};
+use sqlx::{
+    PgPool, SqlitePool,
+    postgres::PgPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+use std::{str::FromStr, sync::LazyLock, time::Duration};
+
+/// The database connection pool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PoolArgs {
+    /// Most database connections the service holds.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    /// Seconds a call waits for a database connection before it is Unavailable.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub database_acquire_timeout_secs: u64,
+}
+
+impl PoolArgs {
+    pub fn settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
+        }
+    }
+}
+
+/// Pool settings common to both databases.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a call waits for a connection before it is Unavailable.
+    pub acquire_timeout: Duration,
+}
+
+/// A PostgreSQL pool that connects on first use, so a service starts (not
+/// ready) while the database is down and reconnects by itself.
+fn postgres_pool(url: &str, s: PoolSettings) -> Result<PgPool, String> {
+    PgPoolOptions::new()
+        .max_connections(s.max_connections)
+        .acquire_timeout(s.acquire_timeout)
+        .connect_lazy(url)
+        .map_err(|e| e.to_string())
+}
+
+/// An SQLite pool on a file created (with its directory) if missing.
+fn sqlite_pool(url: &str, s: PoolSettings) -> Result<SqlitePool, String> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| e.to_string())?
+        .create_if_missing(true)
+        // WAL lets readers go on while one writer writes; the busy timeout
+        // queues concurrent writers instead of failing them.
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let path = options.get_filename();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    Ok(SqlitePoolOptions::new()
+        .max_connections(s.max_connections)
+        .acquire_timeout(s.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// A service's pool, on the database its URL names.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Opens (lazily) the pool of `url`, reported in the metrics as `name`.
+pub fn open(url: &DatabaseUrl, name: &str, s: PoolSettings) -> Result<Pool, String> {
+    let pool = match url.backend() {
+        Backend::Postgres => Pool::Postgres(postgres_pool(url.expose(), s)?),
+        Backend::Sqlite => Pool::Sqlite(sqlite_pool(url.expose(), s)?),
+    };
+    let watched = pool.clone();
+    watch(name, move || match &watched {
+        Pool::Postgres(p) => (p.size(), p.num_idle()),
+        Pool::Sqlite(p) => (p.size(), p.num_idle()),
+    });
+    Ok(pool)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    db_client_connection_pool_name: String,
+    db_client_connection_state: &'static str,
+}
+
+static CONNECTIONS: LazyLock<Family<PoolLabels, Gauge>> = LazyLock::new(|| {
+    let family = Family::<PoolLabels, Gauge>::default();
+    suite_telemetry::metrics::metrics().register(
+        "db_client_connection_count",
+        "Database connections of each pool, by state (idle or used)",
+        family.clone(),
+    );
+    family
+});
+
+/// Reports a pool's connections (total, idle) under `name` at every scrape;
+/// a newer pool of that name replaces the older one.
+fn watch(name: &str, size: impl Fn() -> (u32, usize) + Send + Sync + 'static) {
+    let gauges = CONNECTIONS.clone();
+    let name = name.to_owned();
+    suite_telemetry::metrics::metrics().on_scrape(&format!("pool:{name}"), move || {
+        let (total, idle) = size();
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        let used = i64::from(total).saturating_sub(idle);
+        for (state, value) in [("idle", idle), ("used", used)] {
+            gauges
+                .get_or_create(&PoolLabels {
+                    db_client_connection_pool_name: name.clone(),
+                    db_client_connection_state: state,
+                })
+                .set(value);
+        }
+    });
+}

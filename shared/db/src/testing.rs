@@ -1,0 +1,150 @@
+//! Test support (feature `test-support`): a fresh database per test, on
+//! SQLite or on the PostgreSQL at `DATABASE_TEST_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the
+//! test ends, even by a panic; and [`on_both_databases!`].
+
+pub use crate::Backend;
+use std::sync::Mutex;
+use uuid::Uuid;
+
+/// A fresh database, dropped with this value (or by [`TestDb::drop_database`]).
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Mutex<Option<String>>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("DATABASE_TEST_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    /// A new database named after `what`. `None` (with a visible message)
+    /// when PostgreSQL is unreachable, unless `SUITE_REQUIRE_POSTGRES=1`, in
+    /// which case this panics: the tests must not pass by skipping in CI.
+    #[allow(clippy::panic, clippy::expect_used)]
+    pub async fn create(backend: Backend, what: &str) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join(format!("{what}.db")).display());
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: Mutex::new(None),
+                })
+            }
+            Backend::Postgres => {
+                use sqlx::{Connection, Executor};
+                let admin = pg_admin_url();
+                let mut conn = match sqlx::PgConnection::connect(&admin).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if std::env::var("SUITE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                            panic!(
+                                "PostgreSQL at {admin} is required (SUITE_REQUIRE_POSTGRES=1) but unreachable: {e}"
+                            );
+                        }
+                        eprintln!(
+                            "SKIPPED: PostgreSQL at {admin} unreachable ({e}); set SUITE_REQUIRE_POSTGRES=1 to fail instead"
+                        );
+                        return None;
+                    }
+                };
+                let name = format!("suite_{what}_test_{}", Uuid::now_v7().simple());
+                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg_name: Mutex::new(Some(name)),
+                })
+            }
+        }
+    }
+
+    /// The URL, parsed.
+    #[allow(clippy::expect_used)]
+    pub fn database_url(&self) -> crate::DatabaseUrl {
+        self.url.parse().expect("a test database URL")
+    }
+
+    /// Another handle on this database, which drops nothing.
+    pub fn share(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+            pg_name: Mutex::new(None),
+        }
+    }
+
+    /// Drops the PostgreSQL database now (a stopped server first, so its
+    /// connections are gone); dropping the value does it otherwise.
+    pub async fn drop_database(&self) {
+        let name = self.pg_name.lock().ok().and_then(|mut n| n.take());
+        if let Some(name) = name {
+            drop_pg(&name).await;
+        }
+    }
+}
+
+async fn drop_pg(name: &str) {
+    use sqlx::{Connection, Executor};
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+        let _ = conn
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .await;
+    }
+}
+
+impl Drop for TestDb {
+    /// A test that panicked never reached its clean-up: the database goes
+    /// here, on a thread of its own (a runtime cannot block inside another).
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.get_mut().ok().and_then(Option::take) else {
+            return;
+        };
+        let dropper = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_pg(&name));
+            }
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// Runs each named test, an `async fn(App)`, on SQLite and on PostgreSQL,
+/// with the `App` that `spawn(Backend)` starts (`None`: skipped).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($spawn:path; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $spawn($crate::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $spawn($crate::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,101 @@
+//! The `main` of every binary, written once: parse the configuration (a bad
+//! value stops here, naming its variable), then serve, apply migrations or
+//! probe a running instance; telemetry is flushed before the process exits.
+
+use clap::{Args, Command, FromArgMatches};
+use std::{fmt::Display, net::SocketAddr, process::ExitCode};
+use tokio::net::TcpListener;
+
+/// How the `healthcheck` subcommand asks an instance whether it is ready.
+#[derive(Debug, Clone, Copy)]
+pub enum Probe {
+    /// gRPC health of this service name.
+    Grpc(&'static str),
+    /// `GET` of this path answers 2xx.
+    Http(&'static str),
+}
+
+/// A binary of the suite.
+pub trait Service {
+    type Config: Args + FromArgMatches;
+    type Error: Display;
+    /// The binary's name, for logs, traces and error messages.
+    const NAME: &'static str;
+    const ABOUT: &'static str;
+    const VERSION: &'static str;
+    const PROBE: Probe;
+    /// Whether it has a database to migrate (a `migrate` subcommand).
+    const MIGRATES: bool;
+
+    fn listen_addr(config: &Self::Config) -> SocketAddr;
+
+    fn serve(
+        config: Self::Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    fn migrate(config: Self::Config) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// Runs `S` as the process's `main`.
+pub fn main<S: Service>() -> ExitCode {
+    let mut cli = Command::new(S::NAME)
+        .about(S::ABOUT)
+        .version(S::VERSION)
+        .subcommand(Command::new("serve").about("Serve (the default)"))
+        .subcommand(Command::new("healthcheck").about(
+            "Exit 0 if the instance at LISTEN_ADDR is ready, 1 if not: a probe for \
+             runtimes without a shell (compose on a distroless image)",
+        ));
+    if S::MIGRATES {
+        cli = cli.subcommand(Command::new("migrate").about("Apply database migrations, then exit"));
+    }
+    let matches = S::Config::augment_args(cli).get_matches();
+    let config = match S::Config::from_arg_matches(&matches) {
+        Ok(config) => config,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(S::NAME, e),
+    };
+    let command = matches.subcommand_name().unwrap_or("serve").to_owned();
+    runtime.block_on(run::<S>(&command, config))
+}
+
+async fn run<S: Service>(command: &str, config: S::Config) -> ExitCode {
+    if command == "healthcheck" {
+        let addr = S::listen_addr(&config);
+        let result = match S::PROBE {
+            Probe::Grpc(service) => crate::probe::grpc(addr, service).await,
+            Probe::Http(path) => crate::probe::http(addr, path).await,
+        };
+        return crate::probe::exit_code(S::NAME, result);
+    }
+    let telemetry = match suite_telemetry::init(S::NAME, S::VERSION) {
+        Ok(t) => t,
+        Err(e) => return fail(S::NAME, e),
+    };
+    let result = if command == "migrate" {
+        S::migrate(config).await.map_err(|e| e.to_string())
+    } else {
+        match crate::server::bind(S::listen_addr(&config)).await {
+            Ok(listener) => S::serve(config, listener, crate::shutdown::signal())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    // The last spans go out before the process ends.
+    telemetry.shutdown().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(S::NAME, e),
+    }
+}
+
+fn fail(name: &str, e: impl Display) -> ExitCode {
+    eprintln!("{name}: {e}");
+    ExitCode::FAILURE
+}

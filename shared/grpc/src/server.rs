@@ -1,0 +1,168 @@
+//! Running a tonic server the way every service of the suite does: health
+//! (NOT_SERVING until ready, and again from the stop signal on), reflection
+//! for the services served, a per-RPC span, limits, and a graceful drain.
+
+use crate::deadline::DeadlineLayer;
+use crate::{
+    health::{ServingStatus, set_health, watch_readiness},
+    reflection::{reflection_service, reflection_service_v1alpha},
+};
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::Routes, transport::Server};
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+/// A readiness check's future.
+pub type Check<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// What a server waits for before it is ready: its database, migrated once
+/// (by the first replica to get there; the others find nothing to do), then
+/// reachable at every check.
+pub trait Readiness: Send + Sync + 'static {
+    fn migrate(&self) -> Check<'_>;
+    fn ping(&self) -> Check<'_>;
+}
+
+/// How a service is served.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The gRPC services of this server: health reports on them and reflection lists them.
+    pub services: &'static [&'static str],
+    /// Upper bound on any call (a shorter client `grpc-timeout` wins).
+    pub timeout: Duration,
+    /// Most calls served at once; more wait.
+    pub concurrency_limit: usize,
+    /// How long to go on serving, NOT_SERVING, after the stop signal.
+    pub drain_delay: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `api` with health and reflection until `shutdown` completes,
+/// SERVING while `readiness` passes. Then it turns NOT_SERVING, goes on
+/// serving for the drain delay, stops accepting, and returns once in-flight
+/// calls are done.
+pub async fn serve<R: Readiness + ?Sized>(
+    api: Routes,
+    options: ServerOptions,
+    readiness: Arc<R>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop, stopped) = watch::channel(false);
+    let services = options.services;
+    let drain_delay = options.drain_delay;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, services, ServingStatus::NotServing).await;
+    let ready_task = tokio::spawn(watch_readiness(
+        migrate_then_ping(readiness),
+        health.clone(),
+        services,
+        stopped,
+    ));
+    let routes = api
+        .add_service(health_service)
+        .add_service(reflection_service(services)?)
+        .add_service(reflection_service_v1alpha(services)?);
+
+    let on_shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        set_health(&health, services, ServingStatus::NotServing).await;
+        // Clients and endpoints take a while to drop this instance (health
+        // checks, DNS); calls that arrive meanwhile are still served.
+        if !drain_delay.is_zero() {
+            tracing::info!(
+                ?drain_delay,
+                "NOT_SERVING; serving on while clients move away"
+            );
+            tokio::time::sleep(drain_delay).await;
+        }
+    };
+    let result = Server::builder()
+        // tonic also honours a shorter grpc-timeout sent by the client.
+        .timeout(options.timeout)
+        // The server span (continuing the caller's trace) and the RPC metrics.
+        .layer(suite_telemetry::grpc_server::RpcServerLayer)
+        // Bounds memory and database pressure under a flood; excess calls wait.
+        .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        // Lets handlers carry the caller's deadline on to the calls they make.
+        .layer(DeadlineLayer)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
+        .await;
+    ready_task.abort();
+    Ok(result?)
+}
+
+/// A check that migrates until that has succeeded once, then pings.
+fn migrate_then_ping<R: Readiness + ?Sized>(
+    readiness: Arc<R>,
+) -> impl FnMut() -> Check<'static> + Send + 'static {
+    let migrated = Arc::new(AtomicBool::new(false));
+    move || {
+        let (readiness, migrated) = (readiness.clone(), migrated.clone());
+        Box::pin(async move {
+            if !migrated.load(Ordering::Relaxed) {
+                readiness.migrate().await?;
+                migrated.store(true, Ordering::Relaxed);
+            }
+            readiness.ping().await
+        })
+    }
+}
+
+/// Ends a call: maps an error to its `Status` and logs it, once, with the
+/// detail the client never sees (the status code also lands on the call's
+/// span and metrics in [`suite_telemetry::grpc_server`]).
+pub fn reply<T, E>(result: Result<T, E>) -> Result<tonic::Response<T>, tonic::Status>
+where
+    E: Into<tonic::Status> + std::fmt::Display,
+{
+    use tonic::Code;
+    match result {
+        Ok(v) => Ok(tonic::Response::new(v)),
+        Err(e) => {
+            let detail = e.to_string();
+            let status: tonic::Status = e.into();
+            let code = status.code();
+            match code {
+                Code::Internal | Code::Unknown | Code::DataLoss => {
+                    tracing::error!(?code, error = %detail, "call failed");
+                }
+                Code::Unavailable | Code::DeadlineExceeded => {
+                    tracing::warn!(?code, error = %detail, "call failed");
+                }
+                _ => tracing::info!(?code, "call failed: {}", status.message()),
+            }
+            Err(status)
+        }
+    }
+}
+
+/// The incoming-connection stream of a bound listener, for
+/// `serve_with_incoming_shutdown` (tests bind port 0 and read the address first).
+pub fn incoming(listener: TcpListener) -> TcpListenerStream {
+    TcpListenerStream::new(listener)
+}
+
+/// Binds a TCP listener, naming the address in the error.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}

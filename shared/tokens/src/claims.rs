@@ -1,0 +1,53 @@
+//! The claims of our access tokens, the roles they carry, and why a token
+//! is refused.
+
+use serde::{Deserialize, Serialize};
+
+/// The JOSE `typ` of our access tokens (RFC 9068), so that no other kind of
+/// JWT signed with the same keys can be replayed as an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// Role names carried in the `roles` claim.
+pub mod roles {
+    pub const USER: &str = "user";
+    pub const ADMIN: &str = "admin";
+    /// Internal callers (e.g. the auth service calling the user service).
+    pub const SERVICE: &str = "service";
+}
+
+/// The `aud` claim: one audience or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: Audience,
+    /// The user id, or a service's name for service tokens.
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    /// The session (refresh-token family) the token was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Why a token was refused. Clients learn only "expired" or "invalid".
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("access token expired")]
+    Expired,
+    #[error("invalid access token: {0}")]
+    Invalid(&'static str),
+    #[error("invalid access token: {0}")]
+    Rejected(#[source] jsonwebtoken::errors::Error),
+}

@@ -1,0 +1,50 @@
+//! The token settings every verifier shares (flattened into each binary's
+//! `clap` config), so the variables mean the same everywhere. Audiences are
+//! each binary's own: the gateway accepts one, a service several.
+
+use crate::{jwks::JwksSource, rules::TokenRules};
+use std::{str::FromStr, time::Duration};
+
+/// What a token must say, beside its audience.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The `iss` every access token must carry.
+    #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
+    pub jwt_issuer: String,
+
+    /// Allowed clock skew for `exp`/`nbf`, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub jwt_leeway_secs: u64,
+}
+
+impl TokenArgs {
+    /// The rules for tokens naming one of `audiences`.
+    pub fn rules(&self, audiences: Vec<String>) -> TokenRules {
+        TokenRules {
+            issuer: self.jwt_issuer.clone(),
+            audiences,
+            leeway_secs: self.jwt_leeway_secs,
+        }
+    }
+}
+
+/// Where a verifier's trusted public keys come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JwksArgs {
+    /// Trusted public keys: a JWKS file path or `http://` URL (re-read when an
+    /// unknown key id shows up), `grpc://host:port` (the auth service's
+    /// GetJwks) or an inline JWKS JSON document.
+    #[arg(long, env = "JWKS", value_parser = JwksSource::from_str)]
+    pub jwks: Option<JwksSource>,
+
+    /// Shortest gap, in seconds, between two JWKS reloads triggered by tokens
+    /// naming an unknown key id (a new key is picked up at most this late).
+    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub jwks_refresh_min_secs: u64,
+}
+
+impl JwksArgs {
+    pub fn refresh_min(&self) -> Duration {
+        Duration::from_secs(self.jwks_refresh_min_secs)
+    }
+}

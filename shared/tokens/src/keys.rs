@@ -1,0 +1,152 @@
+//! The public keys a verifier trusts (Ed25519 only, by key id), their RFC
+//! 7638 thumbprints, and the one conversion between a JWK and its proto.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use jsonwebtoken::{
+    DecodingKey,
+    jwk::{
+        AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+        OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
+    },
+};
+use std::collections::HashMap;
+use suite_proto::auth::Jwk as ProtoJwk;
+
+/// Errors handling keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not an Ed25519 private key in PKCS#8 PEM form")]
+    BadPrivateKey,
+    #[error("no secure random numbers available: {0}")]
+    Random(String),
+    #[error("not an Ed25519 public or private key in PEM form")]
+    BadPublicKey,
+    #[error("signing failed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32-byte key follows.
+pub(crate) const SPKI_ED25519_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The DER inside a PEM block (any label).
+pub(crate) fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+        .collect();
+    STANDARD.decode(body).ok()
+}
+
+/// The RFC 7638 thumbprint of a public JWK: a key id every replica derives
+/// alike from the key itself, so no key id needs configuring.
+pub fn thumbprint(jwk: &Jwk) -> Result<String, KeyError> {
+    Ok(jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)?)
+}
+
+/// The public keys a verifier trusts, by key id. Only Ed25519 keys with a
+/// `kid` are kept; anything else in a JWKS document is ignored.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+}
+
+impl KeySet {
+    pub fn from_jwks(jwks: &JwkSet) -> Self {
+        let keys = jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
+                    return None;
+                };
+                if okp.curve != EllipticCurve::Ed25519 {
+                    return None;
+                }
+                if matches!(jwk.common.key_algorithm, Some(alg) if alg != KeyAlgorithm::EdDSA) {
+                    return None;
+                }
+                DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
+            })
+            .collect();
+        Self { keys }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&DecodingKey> {
+        self.keys.get(kid)
+    }
+}
+
+/// A public JWK as the auth service's `GetJwks` sends it; `None` for a key
+/// that is not an Ed25519 public key (nothing else is ever served).
+pub fn jwk_to_proto(jwk: &Jwk) -> Option<ProtoJwk> {
+    let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
+        return None;
+    };
+    if okp.curve != EllipticCurve::Ed25519 {
+        return None;
+    }
+    Some(ProtoJwk {
+        kty: "OKP".into(),
+        crv: "Ed25519".into(),
+        x: okp.x.clone(),
+        kid: jwk.common.key_id.clone().unwrap_or_default(),
+        alg: jwk
+            .common
+            .key_algorithm
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        r#use: match &jwk.common.public_key_use {
+            Some(PublicKeyUse::Signature) => "sig".into(),
+            Some(PublicKeyUse::Encryption) => "enc".into(),
+            Some(PublicKeyUse::Other(other)) => other.clone(),
+            None => String::new(),
+        },
+    })
+}
+
+/// The JWKS a `GetJwks` reply holds: its Ed25519 keys (others are dropped,
+/// as [`KeySet`] would drop them).
+pub fn jwks_from_proto(keys: &[ProtoJwk]) -> JwkSet {
+    let keys = keys
+        .iter()
+        .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
+        .filter_map(|k| {
+            let key_algorithm = match k.alg.as_str() {
+                "" => None,
+                alg => Some(alg.parse::<KeyAlgorithm>().ok()?),
+            };
+            let public_key_use = match k.r#use.as_str() {
+                "" => None,
+                "sig" => Some(PublicKeyUse::Signature),
+                "enc" => Some(PublicKeyUse::Encryption),
+                other => Some(PublicKeyUse::Other(other.to_owned())),
+            };
+            Some(Jwk {
+                common: CommonParameters {
+                    key_id: (!k.kid.is_empty()).then(|| k.kid.clone()),
+                    key_algorithm,
+                    public_key_use,
+                    ..Default::default()
+                },
+                algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                    key_type: OctetKeyPairType::OctetKeyPair,
+                    curve: EllipticCurve::Ed25519,
+                    x: k.x.clone(),
+                }),
+            })
+        })
+        .collect();
+    JwkSet { keys }
+}

@@ -1,0 +1,243 @@
+//! The transport-neutral verifier: a bearer token in, a typed [`Caller`] or
+//! a [`TokenError`] out, against the trusted public keys and fixed rules.
+//! The gRPC adapter is [`crate::grpc`]; the gateway maps errors to HTTP.
+
+use crate::{
+    claims::{Claims, TokenError, roles},
+    jwks::KeyCache,
+    keys::KeySet,
+    rules::{self, TokenRules},
+};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+use uuid::Uuid;
+
+/// How many verified tokens are remembered; past that the memory starts over.
+const VERIFIED_CACHE_SIZE: usize = 4096;
+
+/// Who is calling, as a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    User(UserCaller),
+    /// An internal caller (a token with the `service` role), by its name.
+    Service {
+        name: String,
+    },
+}
+
+/// A user's access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCaller {
+    pub id: Uuid,
+    pub roles: Vec<String>,
+    /// The session (refresh-token family) the token was issued for.
+    pub session: Option<Uuid>,
+}
+
+impl Caller {
+    /// The claims of a verified token, typed: a service's token, or a
+    /// user's whose subject and session are UUIDs.
+    pub fn from_claims(claims: &Claims) -> Result<Self, TokenError> {
+        Self::typed(claims).map_err(TokenError::Invalid)
+    }
+
+    fn typed(claims: &Claims) -> Result<Self, &'static str> {
+        if claims.roles.iter().any(|r| r == roles::SERVICE) {
+            return Ok(Self::Service {
+                name: claims.sub.clone(),
+            });
+        }
+        let id = Uuid::parse_str(&claims.sub).map_err(|_| "the subject is not a user id")?;
+        let session = claims
+            .sid
+            .as_deref()
+            .map(Uuid::parse_str)
+            .transpose()
+            .map_err(|_| "the session is not a session id")?;
+        Ok(Self::User(UserCaller {
+            id,
+            roles: claims.roles.clone(),
+            session,
+        }))
+    }
+
+    /// The user's id; `None` for a service.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User(u) => Some(u.id),
+            Self::Service { .. } => None,
+        }
+    }
+
+    /// The session of a user's token.
+    pub fn session(&self) -> Option<Uuid> {
+        match self {
+            Self::User(u) => u.session,
+            Self::Service { .. } => None,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Self::User(u) if u.roles.iter().any(|r| r == roles::ADMIN))
+    }
+
+    pub fn is_service(&self) -> bool {
+        matches!(self, Self::Service { .. })
+    }
+}
+
+/// Verifies bearer tokens against a key cache and fixed rules.
+#[derive(Clone)]
+pub struct Verifier {
+    keys: KeyCache,
+    /// Built once from the rules: verification runs on every call.
+    validation: jsonwebtoken::Validation,
+    /// Tokens already verified, so a client's repeated token costs a lookup,
+    /// not a signature check (as Envoy's jwt_authn cache does).
+    verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+}
+
+/// A token whose signature and claims passed, and the caller it names (or
+/// why it names none).
+#[derive(Clone)]
+struct Checked {
+    claims: Claims,
+    caller: Result<Caller, &'static str>,
+}
+
+/// A token that passed, and against which key set: when the keys change
+/// (rotation, removal), every remembered token is checked again.
+struct Verified {
+    checked: Checked,
+    keys: Arc<KeySet>,
+}
+
+impl Verifier {
+    pub fn new(keys: KeyCache, rules: TokenRules) -> Self {
+        Self {
+            keys,
+            validation: rules.validation(),
+            verified: Arc::default(),
+        }
+    }
+
+    pub fn keys(&self) -> &KeyCache {
+        &self.keys
+    }
+
+    /// The caller a token names.
+    pub async fn caller(&self, token: &str) -> Result<Caller, TokenError> {
+        self.check(token)
+            .await
+            .and_then(|v| v.caller.map_err(TokenError::Invalid))
+    }
+
+    /// The claims of a token, as signed (whoever they name).
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.check(token).await.map(|v| v.claims)
+    }
+
+    async fn check(&self, token: &str) -> Result<Checked, TokenError> {
+        let current = self.keys.keys().await;
+        if let Some(found) = self.remembered(token, &current) {
+            return Ok(found);
+        }
+        let header = rules::inspect_header(token)?;
+        let keys = self.keys.keys_for(&header.kid).await;
+        let key = keys
+            .get(&header.kid)
+            .ok_or(TokenError::Invalid("unknown key id"))?;
+        let claims = rules::verify_with(token, key, &self.validation)?;
+        let checked = Checked {
+            caller: Caller::typed(&claims),
+            claims,
+        };
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_CACHE_SIZE {
+                verified.clear();
+            }
+            verified.insert(
+                token.into(),
+                Verified {
+                    checked: checked.clone(),
+                    keys,
+                },
+            );
+        }
+        Ok(checked)
+    }
+
+    /// A token verified before, against the current keys and not yet
+    /// expired (no leeway: a remembered token never outlives `exp`).
+    fn remembered(&self, token: &str, current: &Arc<KeySet>) -> Option<Checked> {
+        let mut verified = self.verified.lock().ok()?;
+        let entry = verified.get(token)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if Arc::ptr_eq(&entry.keys, current)
+            && u64::try_from(entry.checked.claims.exp).is_ok_and(|exp| now < exp)
+        {
+            return Some(entry.checked.clone());
+        }
+        verified.remove(token);
+        None
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme
+/// case-insensitive); `None` if the value is not a bearer token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Audience;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+
+    fn claims(sub: &str, roles: &[&str], sid: Option<&str>) -> Claims {
+        Claims {
+            iss: "i".into(),
+            aud: Audience::One("a".into()),
+            sub: sub.into(),
+            exp: 0,
+            iat: 0,
+            nbf: 0,
+            jti: "j".into(),
+            sid: sid.map(str::to_owned),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn callers_are_typed_from_their_claims() {
+        let id = Uuid::now_v7();
+        let sid = Uuid::now_v7();
+        let user = Caller::from_claims(&claims(
+            &id.to_string(),
+            &["user", "admin"],
+            Some(&sid.to_string()),
+        ));
+        assert!(
+            matches!(&user, Ok(c) if c.user_id() == Some(id) && c.session() == Some(sid) && c.is_admin())
+        );
+        let service = Caller::from_claims(&claims("suite-auth", &["service"], None));
+        assert!(
+            matches!(&service, Ok(c) if c.is_service() && c.user_id().is_none() && !c.is_admin())
+        );
+        assert!(Caller::from_claims(&claims("not-a-uuid", &["user"], None)).is_err());
+        assert!(Caller::from_claims(&claims(&id.to_string(), &["user"], Some("x"))).is_err());
+    }
+}
