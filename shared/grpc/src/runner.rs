@@ -41,8 +41,6 @@ pub trait Service {
 /// Runs `S` as the process's `main`.
 pub fn main<S: Service>() -> ExitCode {
     let mut cli = Command::new(S::NAME)
-        .about(S::ABOUT)
-        .version(S::VERSION)
         .subcommand(Command::new("serve").about("Serve (the default)"))
         .subcommand(Command::new("healthcheck").about(
             "Exit 0 if the instance at LISTEN_ADDR is ready, 1 if not: a probe for \
@@ -51,7 +49,11 @@ pub fn main<S: Service>() -> ExitCode {
     if S::MIGRATES {
         cli = cli.subcommand(Command::new("migrate").about("Apply database migrations, then exit"));
     }
-    let matches = S::Config::augment_args(cli).get_matches();
+    // After the arguments: a flattened group's doc comment would replace `about`.
+    let matches = S::Config::augment_args(cli)
+        .about(S::ABOUT)
+        .version(S::VERSION)
+        .get_matches();
     let config = match S::Config::from_arg_matches(&matches) {
         Ok(config) => config,
         Err(e) => e.exit(),
