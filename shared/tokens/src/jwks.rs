@@ -141,6 +141,7 @@ impl JwksSource {
     pub fn grpc(addr: std::net::SocketAddr) -> Self {
         Self::Grpc(Box::new(
             tonic::transport::Endpoint::from(
+                // Cannot fail: a socket address is a valid authority.
                 http::Uri::try_from(format!("http://{addr}"))
                     .unwrap_or_else(|_| http::Uri::from_static("http://127.0.0.1")),
             )
