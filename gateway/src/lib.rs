@@ -142,6 +142,25 @@ pub fn app_with_resolver(
         budget: config.request_timeout(),
         max_body_bytes: config.max_body_bytes as usize,
     });
+    // The contract's routes: the handler that transcodes, calls and answers,
+    // under the layers of what every call needs, innermost first. Each acts
+    // on the matched route (the match is computed once, by the first that
+    // needs it); the 404s and 405s fall through to the handler.
+    let contract = Router::new()
+        .fallback(forward::forward)
+        // A body is bounded (413) and JSON (415) before it is transcoded.
+        .layer(from_fn_with_state(state.clone(), body::limit_body))
+        // A protected route without a valid token is 401 before any service is called.
+        .layer(from_fn_with_state(
+            state.clone(),
+            authenticate::authenticate,
+        ))
+        // Over its bucket a client is 429 before it costs a token check.
+        .layer(from_fn_with_state(state.clone(), limits::limit))
+        // Every answer and problem of the contract carries the request id
+        // (the gateway's own routes below are not requests to trace back).
+        .layer(from_fn(request_id::request_id))
+        .with_state(state.clone());
     let router = Router::new()
         // Liveness: the process answers.
         .route(
@@ -159,27 +178,12 @@ pub fn app_with_resolver(
         .route("/metrics", get(suite_telemetry::metrics::metrics_response))
         // Readiness: every upstream's gRPC health says SERVING.
         .route("/readyz", get(ready::ready))
-        // Every route of the contract: transcode, call, answer.
-        .fallback(forward::forward)
+        .fallback_service(contract)
         .with_state(state.clone());
-    // The layers, innermost first; each acts only on the contract's routes
-    // (the match is computed once, by the first that needs it).
-    let router = router
-        // A body is bounded (413) and JSON (415) before it is transcoded.
-        .layer(from_fn_with_state(state.clone(), body::limit_body))
-        // A protected route without a valid token is 401 before any service is called.
-        .layer(from_fn_with_state(
-            state.clone(),
-            authenticate::authenticate,
-        ))
-        // Over its bucket a client is 429 before it costs a token check.
-        .layer(from_fn_with_state(state.clone(), limits::limit));
     // Security headers, CORS and compression on every answer.
     let router = headers::secure(router, config)?
-        // The server span and metrics cover everything, 429s included.
-        .layer(from_fn_with_state(state, observe::observe))
-        // Outermost: every response and problem carries the request id.
-        .layer(from_fn(request_id::request_id));
+        // Outermost: the server span and metrics cover everything, 429s included.
+        .layer(from_fn_with_state(state, observe::observe));
     Ok(router)
 }
 
