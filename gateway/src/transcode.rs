@@ -31,10 +31,7 @@ pub fn request(
         "*" => parse_json(&input, if has_body { body_text } else { "{}" })?,
         field => {
             let f = input.get_field_by_name(field);
-            let Some((f, Kind::Message(body_type))) = f.map(|f| {
-                let kind = f.kind();
-                (f, kind)
-            }) else {
+            let Some((f, Kind::Message(body_type))) = f.map(|f| (f.clone(), f.kind())) else {
                 return Err(Problem::new(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
                     "bad route body field",
@@ -313,6 +310,9 @@ mod tests {
         let bad = request(route, &vars, Some("pageToken=%+1"), b"").expect_err("refused");
         assert_eq!(bad.status, http::StatusCode::BAD_REQUEST);
         assert_eq!(bad.violations[0].0, "pageToken");
+        // In a key, `%+1` is no escape either (not byte 1, an unknown key).
+        let bad = request(route, &vars, Some("%+1=x"), b"").expect_err("refused");
+        assert_eq!(bad.detail, "bad percent-encoding in the query");
     }
 
     #[test]
