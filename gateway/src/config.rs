@@ -12,6 +12,12 @@ use suite_tokens::{
 };
 
 #[derive(Debug, Clone, clap::Args)]
+// Unset, the gateway does not go without keys (as a service would): it asks
+// the auth service.
+#[command(mut_arg("jwks", |a| a.help(
+    "Trusted public keys: a JWKS file path or `http://` URL, `grpc://host:port` (GetJwks) \
+     or an inline JWKS JSON document; default: the GetJwks of AUTH_SERVICE_URL",
+)))]
 pub struct Config {
     /// Address the HTTP server listens on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]

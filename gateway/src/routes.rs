@@ -244,3 +244,34 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         cache_max_age: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract declares what the gateway used to infer: the strict
+    /// bucket for the open POSTs, caching for the well-known documents.
+    #[test]
+    fn declared_rate_classes_and_caching_are_the_inferred_ones() {
+        let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let table = RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE])
+            .expect("routes");
+        assert!(table.routes().len() > 10);
+        for r in table.routes() {
+            let name = format!("{} {}", r.http_method, r.template.as_str());
+            let strict = r.public && r.http_method == http::Method::POST;
+            let expected = if strict {
+                RateClass::Auth
+            } else {
+                RateClass::General
+            };
+            assert_eq!(r.rate, expected, "{name}");
+            let cached = r.template.as_str().starts_with("/.well-known/");
+            assert_eq!(
+                r.cache_max_age,
+                cached.then_some(std::time::Duration::from_secs(300)),
+                "{name}"
+            );
+        }
+    }
+}
