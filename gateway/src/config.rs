@@ -1,9 +1,23 @@
 //! The gateway's configuration: environment variables (or flags).
 
-use std::{net::SocketAddr, time::Duration};
+use http::HeaderValue;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 use suite_grpc::config::UpstreamArgs;
+use suite_tokens::{
+    config::{JwksArgs, TokenArgs},
+    jwks::{JwksError, JwksSource},
+};
 
 #[derive(Debug, Clone, clap::Args)]
+// Unset, the gateway does not go without keys (as a service would): it asks
+// the auth service.
+#[command(mut_arg("jwks", |a| a.help(
+    "Trusted public keys: a JWKS file path or `http://` URL, `grpc://host:port` (GetJwks) \
+     or an inline JWKS JSON document; default: the GetJwks of AUTH_SERVICE_URL",
+)))]
 pub struct Config {
     /// Address the HTTP server listens on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
@@ -25,26 +39,17 @@ pub struct Config {
     )]
     pub auth_service_url: String,
 
-    /// Where the public keys that verify access tokens come from (see the
-    /// services' `JWKS`); default: the auth service's GetJwks over gRPC.
-    #[arg(long, env = "JWKS")]
-    pub jwks: Option<String>,
+    // JWT_ISSUER, JWT_LEEWAY_SECS: the same as the services'.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 
-    /// The `iss` every access token must carry.
-    #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth")]
-    pub jwt_issuer: String,
+    // JWKS (unset here: the auth service's GetJwks), JWKS_REFRESH_MIN_SECS.
+    #[command(flatten)]
+    pub keys: JwksArgs,
 
     /// The `aud` every access token must carry.
     #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
     pub access_token_audience: String,
-
-    /// Allowed clock skew for `exp`/`nbf`, in seconds.
-    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
-    pub jwt_leeway_secs: u64,
-
-    /// Shortest gap, in seconds, between two JWKS reloads caused by unknown key ids.
-    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub jwks_refresh_min_secs: u64,
 
     /// Each request's time budget in milliseconds, sent on as `grpc-timeout` (504 when spent).
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
@@ -63,8 +68,8 @@ pub struct Config {
     pub hsts_max_age_secs: u64,
 
     /// Origins allowed to call from a browser (CORS), comma-separated; none by default.
-    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub cors_allowed_origins: Vec<String>,
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
+    pub cors_allowed_origins: Vec<HeaderValue>,
 
     /// Requests per second each client may make (token bucket refill).
     #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
@@ -83,8 +88,8 @@ pub struct Config {
     pub auth_rate_limit_burst: u32,
 
     /// Proxies (IP addresses, comma-separated) whose X-Forwarded-For is believed.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_address)]
+    pub trusted_proxies: Vec<IpAddr>,
 
     /// Largest request body in bytes (413 above).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
@@ -98,17 +103,71 @@ impl Config {
     }
 
     /// The JWKS source: `JWKS`, or the auth service's GetJwks.
-    pub fn jwks_source(&self) -> String {
-        self.jwks.clone().unwrap_or_else(|| {
-            let authority = self
-                .auth_service_url
-                .split_once("://")
-                .map_or(self.auth_service_url.as_str(), |(_, rest)| rest);
-            format!("grpc://{}", authority.trim_end_matches('/'))
-        })
+    pub fn jwks_source(&self) -> Result<JwksSource, JwksError> {
+        if let Some(source) = &self.keys.jwks {
+            return Ok(source.clone());
+        }
+        let authority = self
+            .auth_service_url
+            .split_once("://")
+            .map_or(self.auth_service_url.as_str(), |(_, rest)| rest);
+        JwksSource::from_config(&format!("grpc://{}", authority.trim_end_matches('/')))
     }
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// One `TRUSTED_PROXIES` entry (spaces around it allowed).
+fn ip_address(value: &str) -> Result<IpAddr, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not an IP address"))
+}
+
+/// One `CORS_ALLOWED_ORIGINS` entry (spaces around it allowed); an empty
+/// entry (`a,,b`) stays empty and allows nothing.
+fn origin(value: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(value.trim()).map_err(|_| format!("{value:?} is not a header value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn lists_are_parsed_at_start_up_and_a_bad_entry_names_its_variable() {
+        let cli = Cli::try_parse_from([
+            "gw",
+            "--trusted-proxies",
+            "10.0.0.1, ::1",
+            "--cors-allowed-origins",
+            "https://a.example, https://b.example",
+        ])
+        .expect("parsed");
+        assert_eq!(
+            cli.config.trusted_proxies,
+            vec![
+                IpAddr::from([10, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
+            ]
+        );
+        assert_eq!(cli.config.cors_allowed_origins[1], "https://b.example");
+        let err = Cli::try_parse_from(["gw", "--trusted-proxies", "10.0.0.1,proxy"])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("trusted-proxies") && err.contains("proxy"),
+            "{err}"
+        );
     }
 }

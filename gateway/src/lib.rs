@@ -3,22 +3,33 @@
 //! A library, so the launcher and the tests run the real server in-process.
 #![forbid(unsafe_code)]
 
-pub mod app;
+pub mod authenticate;
+pub mod body;
+pub mod call;
 pub mod config;
+pub mod endpoints;
+pub mod forward;
 pub mod headers;
 pub mod limits;
 pub mod observe;
 pub mod openapi;
+pub mod percent;
 pub mod problem;
-pub mod retry;
+pub mod ready;
+pub mod request_id;
 pub mod routes;
+pub mod state;
 pub mod template;
 pub mod transcode;
 
 pub use config::Config;
 
-use axum::{Router, routing::get};
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use axum::{
+    Router,
+    middleware::{from_fn, from_fn_with_state},
+    routing::get,
+};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use suite_grpc::balance;
 use suite_telemetry::grpc_client::TraceClientLayer;
 use tokio::net::TcpListener;
@@ -27,29 +38,40 @@ use tokio::net::TcpListener;
 pub const USER_SERVICE: &str = "suite.user.v1.UserService";
 pub const AUTH_SERVICE: &str = "suite.auth.v1.AuthService";
 
+/// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the contract's descriptors: {0}")]
     Descriptors(String),
     #[error(transparent)]
     Routes(#[from] routes::RouteError),
+    #[error(transparent)]
+    Endpoints(#[from] endpoints::EndpointError),
     #[error("invalid {0}: {1}")]
     Upstream(&'static str, String),
     #[error("invalid JWKS: {0}")]
     Jwks(String),
+    #[error("invalid HSTS_MAX_AGE_SECS: {0}")]
+    Hsts(String),
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// A lazy channel balanced over every replica `url` resolves to.
-fn channel(
+/// A service, its lazy channel balanced over every replica its URL resolves
+/// to, and its client trace layer.
+fn upstream(
+    service: &'static str,
     variable: &'static str,
     url: &str,
     settings: balance::Settings,
     resolver: &Arc<dyn balance::Resolve>,
-) -> Result<balance::Balanced, Error> {
-    balance::channel_with(url, settings, resolver.clone())
-        .map_err(|e| Error::Upstream(variable, e.to_string()))
+) -> Result<endpoints::Upstream, Error> {
+    Ok(endpoints::Upstream {
+        service,
+        channel: balance::channel_with(url, settings, resolver.clone())
+            .map_err(|e| Error::Upstream(variable, e.to_string()))?,
+        trace: TraceClientLayer::new(url),
+    })
 }
 
 /// The HTTP application (routes and state), without a listener.
@@ -73,78 +95,72 @@ pub fn app_with_resolver(
         timeout: None,
         resolve_interval: config.upstream.resolve_interval(),
     };
-    let upstreams = HashMap::from([
-        (
-            USER_SERVICE.to_owned(),
-            channel(
-                "USER_SERVICE_URL",
-                &config.user_service_url,
-                settings,
-                &resolver,
-            )?,
-        ),
-        (
-            AUTH_SERVICE.to_owned(),
-            channel(
-                "AUTH_SERVICE_URL",
-                &config.auth_service_url,
-                settings,
-                &resolver,
-            )?,
-        ),
-    ]);
+    let upstreams = [
+        upstream(
+            USER_SERVICE,
+            "USER_SERVICE_URL",
+            &config.user_service_url,
+            settings,
+            &resolver,
+        )?,
+        upstream(
+            AUTH_SERVICE,
+            "AUTH_SERVICE_URL",
+            &config.auth_service_url,
+            settings,
+            &resolver,
+        )?,
+    ];
+    let endpoints = endpoints::Endpoints::resolve(routes.into_routes(), &upstreams)?;
     // Tokens are verified here, locally, with the auth service's public keys
     // (fetched on first need and when an unknown key id shows up).
-    let source = suite_tokens::jwks::JwksSource::from_config(&config.jwks_source())
+    let source = config
+        .jwks_source()
         .map_err(|e| Error::Jwks(e.to_string()))?;
-    let keys = suite_tokens::jwks::KeyCache::new(
-        Some(source),
-        Duration::from_secs(config.jwks_refresh_min_secs),
-    );
-    let auth = suite_tokens::Verifier::new(
+    let keys = suite_tokens::jwks::KeyCache::new(Some(source), config.keys.refresh_min());
+    let verifier = suite_tokens::Verifier::new(
         keys,
-        suite_tokens::TokenRules {
-            issuer: config.jwt_issuer.clone(),
-            audiences: vec![config.access_token_audience.clone()],
-            leeway_secs: config.jwt_leeway_secs,
-        },
+        config
+            .tokens
+            .rules(vec![config.access_token_audience.clone()]),
     );
-    let trusted_proxies = config
-        .trusted_proxies
-        .iter()
-        .map(|p| {
-            p.trim().parse().map_err(|_| {
-                Error::Upstream("TRUSTED_PROXIES", format!("{p:?} is not an IP address"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let limits = limits::Limits::new(&limits::LimitSettings {
         per_second: config.rate_limit_per_second,
         burst: config.rate_limit_burst,
         sensitive_per_minute: config.auth_rate_limit_per_minute,
         sensitive_burst: config.auth_rate_limit_burst,
-        trusted_proxies,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
-    // Client spans and trace propagation on every call to a service.
-    let traces = HashMap::from([
-        (
-            USER_SERVICE.to_owned(),
-            TraceClientLayer::new(&config.user_service_url),
-        ),
-        (
-            AUTH_SERVICE.to_owned(),
-            TraceClientLayer::new(&config.auth_service_url),
-        ),
-    ]);
-    let gateway = Arc::new(app::Gateway {
-        routes,
-        upstreams,
-        traces,
-        auth,
+    let state = Arc::new(state::AppState {
+        endpoints,
+        verifier,
         limits,
+        upstreams: upstreams
+            .into_iter()
+            .map(|u| (u.service, u.channel))
+            .collect(),
         budget: config.request_timeout(),
         max_body_bytes: config.max_body_bytes as usize,
     });
+    // The contract's routes: the handler that transcodes, calls and answers,
+    // under the layers of what every call needs, innermost first. Each acts
+    // on the matched route (the match is computed once, by the first that
+    // needs it); the 404s and 405s fall through to the handler.
+    let contract = Router::new()
+        .fallback(forward::forward)
+        // A body is bounded (413) and JSON (415) before it is transcoded.
+        .layer(from_fn_with_state(state.clone(), body::limit_body))
+        // A protected route without a valid token is 401 before any service is called.
+        .layer(from_fn_with_state(
+            state.clone(),
+            authenticate::authenticate,
+        ))
+        // Over its bucket a client is 429 before it costs a token check.
+        .layer(from_fn_with_state(state.clone(), limits::limit))
+        // Every answer and problem of the contract carries the request id
+        // (the gateway's own routes below are not requests to trace back).
+        .layer(from_fn(request_id::request_id))
+        .with_state(state.clone());
     let router = Router::new()
         // Liveness: the process answers.
         .route(
@@ -161,16 +177,14 @@ pub fn app_with_resolver(
         // Prometheus metrics of this process.
         .route("/metrics", get(suite_telemetry::metrics::metrics_response))
         // Readiness: every upstream's gRPC health says SERVING.
-        .route("/readyz", get(app::ready))
-        .fallback(app::transcode)
-        .with_state(gateway.clone());
-    // Outermost: the server span and metrics cover everything, 429s included.
-    Ok(
-        headers::secure(router, config)?.layer(axum::middleware::from_fn_with_state(
-            gateway,
-            observe::observe,
-        )),
-    )
+        .route("/readyz", get(ready::ready))
+        .fallback_service(contract)
+        .with_state(state.clone());
+    // Security headers, CORS and compression on every answer.
+    let router = headers::secure(router, config)?
+        // Outermost: the server span and metrics cover everything, 429s included.
+        .layer(from_fn_with_state(state, observe::observe));
+    Ok(router)
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then lets

@@ -2,9 +2,16 @@
 //! a stricter one for the open endpoints that attackers hammer (register,
 //! login, refresh, logout). The client is the peer address, or, behind
 //! configured trusted proxies, the last address they report in X-Forwarded-For.
+//! Each route says which bucket it counts against (`suite.api.v1.http`).
 
+use crate::{endpoints::Matched, problem::Problem, routes::RateClass, state::Shared};
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use std::{
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
@@ -81,16 +88,62 @@ impl Limits {
     }
 
     /// `Err(wait)` when `client` must wait before this request.
-    pub fn check(&self, client: IpAddr, sensitive: bool) -> Result<(), Duration> {
-        let limiter = if sensitive {
-            &self.sensitive
-        } else {
-            &self.general
+    pub fn check(&self, client: IpAddr, class: RateClass) -> Result<(), Duration> {
+        let limiter = match class {
+            RateClass::Auth => &self.sensitive,
+            RateClass::General => &self.general,
         };
         limiter
             .check_key(&client)
             .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
+}
+
+/// The client a request counts for, as the rate limit found it (the
+/// services are told it as `x-forwarded-for`).
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub IpAddr);
+
+/// The layer: a route's request over its client's bucket is a 429.
+pub async fn limit(
+    State(gw): State<Shared>,
+    matched: Matched,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(endpoint) = matched.endpoint() else {
+        return next.run(req).await;
+    };
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "no peer address").into_response();
+    };
+    let client = gw.limits.client(peer, req.headers());
+    let class = endpoint.route.rate;
+    if let Err(wait) = gw.limits.check(client, class) {
+        return too_many(&gw.limits, class, wait).into_response();
+    }
+    req.extensions_mut().insert(Client(client));
+    next.run(req).await
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up) and the policy broken.
+fn too_many(limits: &Limits, class: RateClass, wait: Duration) -> Problem {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let ((limit, window), name) = match class {
+        RateClass::Auth => (limits.sensitive_policy, "auth"),
+        RateClass::General => (limits.general_policy, "default"),
+    };
+    let mut p = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests; try again in {secs} s"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        p = p.with_header(header::RETRY_AFTER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={window}")) {
+        p = p.with_header(http::HeaderName::from_static("ratelimit-policy"), v);
+    }
+    p
 }
 
 #[cfg(test)]
@@ -111,16 +164,25 @@ mod tests {
     async fn a_client_gets_its_burst_then_waits() {
         let limits = Limits::new(&settings(vec![]));
         let ip: IpAddr = [192, 0, 2, 1].into();
-        assert!(limits.check(ip, false).is_ok() && limits.check(ip, false).is_ok());
-        let wait = limits.check(ip, false).expect_err("over the burst");
+        assert!(
+            limits.check(ip, RateClass::General).is_ok()
+                && limits.check(ip, RateClass::General).is_ok()
+        );
+        let wait = limits
+            .check(ip, RateClass::General)
+            .expect_err("over the burst");
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
         );
         // Another client and the other bucket are separate.
-        assert!(limits.check([192, 0, 2, 2].into(), false).is_ok());
-        assert!(limits.check(ip, true).is_ok());
-        assert!(limits.check(ip, true).is_err());
+        assert!(
+            limits
+                .check([192, 0, 2, 2].into(), RateClass::General)
+                .is_ok()
+        );
+        assert!(limits.check(ip, RateClass::Auth).is_ok());
+        assert!(limits.check(ip, RateClass::Auth).is_err());
     }
 
     #[tokio::test]

@@ -3,12 +3,8 @@
 //! (`http.request.method`, `http.route`, `url.path` without the query, which
 //! may carry secrets, `http.response.status_code`; 5xx is an error).
 
-use crate::app::Shared;
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::Response,
-};
+use crate::endpoints::Matched;
+use axum::{extract::Request, middleware::Next, response::Response};
 use opentelemetry::{KeyValue, context::FutureExt as _, trace::SpanKind};
 use std::borrow::Cow;
 use std::time::Instant;
@@ -20,22 +16,15 @@ use suite_telemetry::{
 /// The gateway's own fixed routes, which are their own templates.
 const FIXED_ROUTES: &[&str] = &["/api/health", "/readyz", "/api/openapi.json", "/metrics"];
 
-/// The route lookup of a request, done once here for the span and the handler.
-#[derive(Debug, Clone)]
-pub struct Matched(pub Result<(usize, crate::routes::Bindings), crate::routes::NoRoute>);
-
-pub async fn observe(State(gw): State<Shared>, req: Request, next: Next) -> Response {
+/// The layer.
+pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    // The route is looked up before the span starts: it names the span.
-    let found = gw.routes.find_index(req.method(), &path);
-    let route = match &found {
-        Ok((i, _)) => gw.routes.get(*i).map(|r| r.template.as_str().to_owned()),
-        Err(_) => FIXED_ROUTES.contains(&path.as_str()).then(|| path.clone()),
+    // The route names the span, so it is matched before the span starts.
+    let route = match matched.endpoint() {
+        Some(e) => Some(e.route.template.as_str().to_owned()),
+        None => FIXED_ROUTES.contains(&path.as_str()).then(|| path.clone()),
     };
-    // The handler takes the match from here instead of looking it up again.
-    let mut req = req;
-    req.extensions_mut().insert(Matched(found));
     // Probes and scrapes would be most of the traces and none of the
     // interest: metrics only.
     let quiet = matches!(path.as_str(), "/readyz" | "/api/health" | "/metrics");

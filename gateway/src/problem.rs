@@ -13,7 +13,6 @@ pub struct Problem {
     pub detail: String,
     /// (field, what is wrong), with JSON field names.
     pub violations: Vec<(String, String)>,
-    pub request_id: String,
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
@@ -23,7 +22,6 @@ impl Problem {
             status,
             detail: detail.into(),
             violations: Vec::new(),
-            request_id: String::new(),
             headers: Vec::new(),
         }
     }
@@ -140,8 +138,10 @@ impl IntoResponse for Problem {
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
-        if !self.request_id.is_empty() {
-            body["requestId"] = serde_json::Value::String(self.request_id);
+        if let Some(id) =
+            crate::request_id::current().and_then(|id| id.to_str().ok().map(str::to_owned))
+        {
+            body["requestId"] = serde_json::Value::String(id);
         }
         // A bug report quoting the body leads straight to the trace.
         if let Some(trace_id) = suite_telemetry::current_trace_id() {

@@ -21,6 +21,20 @@ pub struct Route {
     pub public: bool,
     /// With 201: the response field that, appended to the path, is the `Location`.
     pub location_field: String,
+    /// The rate-limit bucket its calls count against (`rate_limit`).
+    pub rate: RateClass,
+    /// How long any cache may keep a success (`cache_max_age_secs`); `None`:
+    /// not at all (the `no-store` every answer carries by default).
+    pub cache_max_age: Option<std::time::Duration>,
+}
+
+/// The rate-limit bucket of a route (the contract's `suite.api.v1.RateLimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateClass {
+    /// The general per-client bucket.
+    General,
+    /// The strict bucket of the open endpoints attackers hammer.
+    Auth,
 }
 
 /// Path variables bound by a match: (field path, value).
@@ -105,49 +119,49 @@ impl RouteTable {
 
     /// The route for a request, with its bound path variables.
     pub fn find(&self, method: &http::Method, path: &str) -> Result<(&Route, Bindings), NoRoute> {
-        let (index, vars) = self.find_index(method, path)?;
-        let route = self.routes.get(index).ok_or(NoRoute::NotFound)?;
-        Ok((route, vars))
+        find(&self.routes, |r| r, method, path)
     }
 
-    /// The route at `index` of a [`Self::find_index`] answer.
-    pub fn get(&self, index: usize) -> Option<&Route> {
-        self.routes.get(index)
+    /// The routes, to be resolved into what serves them.
+    pub fn into_routes(self) -> Vec<Route> {
+        self.routes
     }
+}
 
-    /// [`Self::find`], naming the route by its index (an owned answer that can
-    /// travel with the request).
-    pub fn find_index(
-        &self,
-        method: &http::Method,
-        path: &str,
-    ) -> Result<(usize, Bindings), NoRoute> {
-        let mut allowed = Vec::new();
-        // `/users/x:changePassword` names the custom method, whatever the
-        // HTTP method: it must not fall through to `/users/{id}` with the id
-        // `x:changePassword` (which would make PATCH on it a 400, not a 405).
-        let has_verb = self
-            .routes
-            .iter()
-            .any(|r| r.template.verb().is_some() && r.template.matches(path).is_some());
-        for (index, route) in self.routes.iter().enumerate() {
-            if has_verb && route.template.verb().is_none() {
-                continue;
+/// The entry of `entries` (in table order) whose route matches a request,
+/// with its bound path variables.
+pub fn find<'a, T>(
+    entries: &'a [T],
+    route_of: impl Fn(&T) -> &Route,
+    method: &http::Method,
+    path: &str,
+) -> Result<(&'a T, Bindings), NoRoute> {
+    let mut allowed = Vec::new();
+    // `/users/x:changePassword` names the custom method, whatever the
+    // HTTP method: it must not fall through to `/users/{id}` with the id
+    // `x:changePassword` (which would make PATCH on it a 400, not a 405).
+    let has_verb = entries
+        .iter()
+        .map(&route_of)
+        .any(|r| r.template.verb().is_some() && r.template.matches(path).is_some());
+    for entry in entries {
+        let route = route_of(entry);
+        if has_verb && route.template.verb().is_none() {
+            continue;
+        }
+        if let Some(vars) = route.template.matches(path) {
+            if route.http_method == method {
+                return Ok((entry, vars));
             }
-            if let Some(vars) = route.template.matches(path) {
-                if route.http_method == method {
-                    return Ok((index, vars));
-                }
-                if !allowed.contains(&route.http_method) {
-                    allowed.push(route.http_method.clone());
-                }
+            if !allowed.contains(&route.http_method) {
+                allowed.push(route.http_method.clone());
             }
         }
-        if allowed.is_empty() {
-            Err(NoRoute::NotFound)
-        } else {
-            Err(NoRoute::MethodNotAllowed(allowed))
-        }
+    }
+    if allowed.is_empty() {
+        Err(NoRoute::NotFound)
+    } else {
+        Err(NoRoute::MethodNotAllowed(allowed))
     }
 }
 
@@ -166,6 +180,18 @@ fn apply_presentation(route: &mut Route, p: &DynamicMessage) -> Result<(), Strin
         route.public = public;
     }
     route.location_field = text(p, "location_field");
+    route.rate = match p.get_field_by_name("rate_limit").map(|v| v.into_owned()) {
+        Some(Value::EnumNumber(0)) | None => RateClass::General,
+        Some(Value::EnumNumber(1)) => RateClass::Auth,
+        Some(other) => return Err(format!("unknown rate_limit {other:?}")),
+    };
+    if let Some(Value::U32(secs)) = p
+        .get_field_by_name("cache_max_age_secs")
+        .map(|v| v.into_owned())
+        && secs > 0
+    {
+        route.cache_max_age = Some(std::time::Duration::from_secs(secs.into()));
+    }
     Ok(())
 }
 
@@ -214,5 +240,38 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         success: http::StatusCode::OK,
         public: false,
         location_field: String::new(),
+        rate: RateClass::General,
+        cache_max_age: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract declares what the gateway used to infer: the strict
+    /// bucket for the open POSTs, caching for the well-known documents.
+    #[test]
+    fn declared_rate_classes_and_caching_are_the_inferred_ones() {
+        let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let table = RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE])
+            .expect("routes");
+        assert!(table.routes().len() > 10);
+        for r in table.routes() {
+            let name = format!("{} {}", r.http_method, r.template.as_str());
+            let strict = r.public && r.http_method == http::Method::POST;
+            let expected = if strict {
+                RateClass::Auth
+            } else {
+                RateClass::General
+            };
+            assert_eq!(r.rate, expected, "{name}");
+            let cached = r.template.as_str().starts_with("/.well-known/");
+            assert_eq!(
+                r.cache_max_age,
+                cached.then_some(std::time::Duration::from_secs(300)),
+                "{name}"
+            );
+        }
+    }
 }

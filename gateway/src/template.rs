@@ -172,7 +172,7 @@ impl PathTemplate {
             let raw = parts.get(var.start..end)?.join("/");
             bound.push((
                 var.field_path.clone(),
-                percent_decode(&raw, var.multi_segment)?,
+                crate::percent::decode(&raw, var.multi_segment)?,
             ));
         }
         Some(bound)
@@ -347,40 +347,6 @@ fn check_field_path(field_path: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Percent-decodes `raw`; `None` on a malformed escape or non-UTF-8 result.
-/// With `keep_slash`, `%2F`/`%2f` stay as written.
-fn percent_decode(raw: &str, keep_slash: bool) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b != b'%' {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        let hi = bytes.get(i + 1).copied().and_then(hex_value)?;
-        let lo = bytes.get(i + 2).copied().and_then(hex_value)?;
-        let decoded = (hi << 4) | lo;
-        if keep_slash && decoded == b'/' {
-            out.extend_from_slice(bytes.get(i..i + 3)?);
-        } else {
-            out.push(decoded);
-        }
-        i += 3;
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

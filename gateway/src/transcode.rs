@@ -3,7 +3,7 @@
 //! `response_body` field) becomes JSON. Dynamic messages from the contract
 //! (prost-reflect) do the proto3 JSON mapping, not hand-written code.
 
-use crate::{problem::Problem, routes::Route};
+use crate::{percent, problem::Problem, routes::Route};
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
     SerializeOptions, Value,
@@ -30,18 +30,18 @@ pub fn request(
         "" => DynamicMessage::new(input.clone()),
         "*" => parse_json(&input, if has_body { body_text } else { "{}" })?,
         field => {
-            let f = input.get_field_by_name(field).ok_or_else(|| {
-                Problem::new(
+            let f = input.get_field_by_name(field);
+            let Some((f, Kind::Message(body_type))) = f.map(|f| (f.clone(), f.kind())) else {
+                return Err(Problem::new(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
                     "bad route body field",
-                )
-            })?;
-            let wrapped = format!(
-                "{{\"{}\":{}}}",
-                f.json_name(),
-                if has_body { body_text } else { "{}" }
-            );
-            let mut msg = parse_json(&input, &wrapped)?;
+                ));
+            };
+            // The body is the field's message and nothing else: decoded on
+            // its own, it cannot reach the request's other fields.
+            let inner = parse_json(&body_type, if has_body { body_text } else { "{}" })?;
+            let mut msg = DynamicMessage::new(input.clone());
+            msg.set_field(&f, Value::Message(inner));
             implied_update_mask(route, &mut msg, &f, body_text);
             msg
         }
@@ -129,13 +129,13 @@ fn apply_query(
 ) -> Result<(), Problem> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode(key).ok_or_else(|| {
+        let key = percent::decode(key, false).ok_or_else(|| {
             Problem::new(
                 http::StatusCode::BAD_REQUEST,
                 "bad percent-encoding in the query",
             )
         })?;
-        let value = decode(&value.replace('+', " "))
+        let value = percent::decode(&value.replace('+', " "), false)
             .ok_or_else(|| Problem::bad_field(&key, "bad percent-encoding"))?;
         let path = proto_path(&msg.descriptor(), &key)
             .ok_or_else(|| Problem::bad_field(&key, "unknown query parameter"))?;
@@ -171,23 +171,6 @@ fn proto_path(desc: &MessageDescriptor, key: &str) -> Option<String> {
         }
     }
     Some(names.join("."))
-}
-
-fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Sets `path` (e.g. `user.id`) to `raw` parsed as the field's type;
@@ -302,4 +285,53 @@ pub fn response(route: &Route, bytes: &[u8]) -> Result<serde_json::Value, String
         .get(&name)
         .cloned()
         .unwrap_or_else(|| serde_json::json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::RouteTable;
+
+    fn table() -> RouteTable {
+        let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptors");
+        RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE]).expect("routes")
+    }
+
+    #[test]
+    fn a_malformed_escape_in_the_query_is_refused() {
+        let table = table();
+        let (route, vars) = table
+            .find(&http::Method::GET, "/api/v1/users")
+            .expect("ListUsers");
+        let ok = request(route, &vars, Some("pageToken=a%20b"), b"").expect("decoded");
+        let token = ok.get_field_by_name("page_token").expect("field");
+        assert_eq!(token.as_str(), Some("a b"));
+        let bad = request(route, &vars, Some("pageToken=%+1"), b"").expect_err("refused");
+        assert_eq!(bad.status, http::StatusCode::BAD_REQUEST);
+        assert_eq!(bad.violations[0].0, "pageToken");
+        // In a key, `%+1` is no escape either (not byte 1, an unknown key).
+        let bad = request(route, &vars, Some("%+1=x"), b"").expect_err("refused");
+        assert_eq!(bad.detail, "bad percent-encoding in the query");
+    }
+
+    #[test]
+    fn a_body_field_cannot_set_the_fields_beside_it() {
+        let table = table();
+        let (route, vars) = table
+            .find(&http::Method::PATCH, "/api/v1/users/u1")
+            .expect("UpdateUser");
+        let ok = request(route, &vars, None, br#"{"displayName":"x"}"#).expect("decoded");
+        let mask = ok.get_field_by_name("update_mask").expect("mask");
+        assert_eq!(
+            mask.as_message()
+                .and_then(|m| m.get_field_by_name("paths"))
+                .and_then(|p| p.as_list().map(<[Value]>::to_vec)),
+            Some(vec![Value::String("display_name".into())])
+        );
+        let smuggled = br#"{"displayName":"x"},"updateMask":"email""#;
+        let bad = request(route, &vars, None, smuggled).expect_err("refused");
+        assert_eq!(bad.status, http::StatusCode::BAD_REQUEST);
+        assert!(bad.detail.contains("invalid JSON body"), "{}", bad.detail);
+    }
 }

@@ -470,7 +470,7 @@ async fn an_upstream_that_is_down_is_503_quickly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_carry_security_headers_and_cors_follows_the_allowlist() {
     let Some(s) = spawn_suite_with(Backend::Sqlite, |c| {
-        c.cors_allowed_origins = vec!["https://app.example".into()];
+        c.cors_allowed_origins = vec!["https://app.example".parse().expect("origin")];
         c.hsts_max_age_secs = 31_536_000;
     })
     .await

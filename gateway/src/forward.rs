@@ -1,0 +1,122 @@
+//! The handler under the layers: transcodes the request of the matched
+//! endpoint, calls its RPC, and answers with the JSON (or the problem).
+
+use crate::{
+    call,
+    endpoints::{Endpoint, Matched},
+    limits::Client,
+    problem::Problem,
+    state::Shared,
+    transcode,
+};
+use axum::{
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use prost::Message;
+use std::time::Instant;
+use suite_grpc::retry::Retry;
+
+/// The fallback handler that serves every route of the table.
+pub async fn forward(
+    State(gw): State<Shared>,
+    matched: Matched,
+    req: Request,
+) -> Result<Response, Problem> {
+    let (endpoint, vars) = matched.found()?;
+    let route = &endpoint.route;
+    let (parts, body) = req.into_parts();
+    // Already read whole, and bounded, by the body layer.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "unreadable body"))?;
+    let message = transcode::request(route, vars, parts.uri.query(), &body)?;
+    let Some(Client(client)) = parts.extensions.get::<Client>().copied() else {
+        return Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no client address",
+        ));
+    };
+    let metadata = call::metadata(&parts.headers, crate::request_id::current(), client);
+    // GET is safe to repeat (the HTTP semantics the routes follow).
+    let retry = if route.http_method == http::Method::GET {
+        Retry::ReadOnly
+    } else {
+        Retry::Never
+    };
+    let reply = call::unary(
+        endpoint,
+        metadata,
+        Bytes::from(message.encode_to_vec()),
+        retry,
+        Instant::now() + gw.budget,
+    )
+    .await
+    .map_err(|s| {
+        tracing::info!(code = ?s.code(), route = route.template.as_str(), "upstream error: {}", s.message());
+        call::returned_headers(s.metadata())
+            .into_iter()
+            .fold(Problem::from_status(&s), |p, (name, value)| {
+                p.with_header(name, value)
+            })
+    })?;
+    answer(endpoint, parts.uri.path(), &reply)
+}
+
+/// The response for a successful reply.
+fn answer(
+    endpoint: &Endpoint,
+    path: &str,
+    reply: &tonic::Response<Bytes>,
+) -> Result<Response, Problem> {
+    let route = &endpoint.route;
+    let json = transcode::response(route, reply.get_ref()).map_err(|e| {
+        tracing::error!(error = %e, "undecodable upstream reply");
+        Problem::new(StatusCode::BAD_GATEWAY, "bad reply from a service")
+    })?;
+    let returned = call::returned_headers(reply.metadata());
+    if route.success == StatusCode::NO_CONTENT {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        response.headers_mut().extend(returned);
+        return Ok(response);
+    }
+    let mut response = (route.success, json.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.extend(returned);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Only what the contract marks cacheable (everything else is no-store).
+    if let Some(cache_control) = &endpoint.cache_control {
+        headers.insert(header::CACHE_CONTROL, cache_control.clone());
+    }
+    if route.success == StatusCode::CREATED
+        && let Some(id) = location_id(route, &json)
+        && let Ok(location) =
+            HeaderValue::from_str(&format!("{}/{}", path.trim_end_matches('/'), id))
+    {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// The created resource's id: the `location_field` of what was sent back.
+fn location_id<'a>(route: &crate::routes::Route, json: &'a serde_json::Value) -> Option<&'a str> {
+    if route.location_field.is_empty() {
+        return None;
+    }
+    let output = route.method.output();
+    let sent = if route.response_body.is_empty() {
+        output
+    } else {
+        match output.get_field_by_name(&route.response_body)?.kind() {
+            prost_reflect::Kind::Message(m) => m,
+            _ => return None,
+        }
+    };
+    let field = sent.get_field_by_name(&route.location_field)?;
+    json.get(field.json_name())?.as_str()
+}

@@ -1,0 +1,35 @@
+//! Readiness (`/readyz`): every upstream answers SERVING on the gRPC health
+//! protocol.
+
+use crate::{problem::Problem, state::Shared};
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+};
+use http::StatusCode;
+use std::time::Duration;
+
+pub async fn ready(State(gw): State<Shared>) -> Response {
+    let mut not_ready = Vec::new();
+    for (name, channel) in &gw.upstreams {
+        let serving =
+            suite_grpc::health::check_health(channel.channel(), name, Duration::from_secs(1)).await;
+        if !matches!(serving, Ok(true)) {
+            not_ready.push(*name);
+        }
+    }
+    if not_ready.is_empty() {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ready" })),
+        )
+            .into_response()
+    } else {
+        not_ready.sort_unstable();
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", not_ready.join(", ")),
+        )
+        .into_response()
+    }
+}

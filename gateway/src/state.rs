@@ -1,0 +1,20 @@
+//! What every layer and the handler share: the resolved routes, the token
+//! verifier, the rate limits and the request settings.
+
+use crate::{endpoints::Endpoints, limits::Limits};
+use std::{sync::Arc, time::Duration};
+use suite_grpc::balance::Balanced;
+
+pub struct AppState {
+    pub endpoints: Endpoints,
+    /// Verifies access tokens before anything is forwarded.
+    pub verifier: suite_tokens::Verifier,
+    pub limits: Arc<Limits>,
+    /// Each service's channel by its full name, for readiness.
+    pub upstreams: Vec<(&'static str, Balanced)>,
+    /// Each call's time budget.
+    pub budget: Duration,
+    pub max_body_bytes: usize,
+}
+
+pub type Shared = Arc<AppState>;
