@@ -246,7 +246,7 @@ impl UserCore {
         }
         let record = self
             .store
-            .find_by_login(&req.login.trim().to_lowercase())
+            .find_by_login(&suite_proto::canonical_login(&req.login))
             .await?;
         let stored = record.as_ref().map(|r| r.password_hash.clone());
         match self.hasher.verify(req.password, stored.clone()).await? {
