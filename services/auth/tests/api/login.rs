@@ -102,7 +102,7 @@ async fn repeated_failures_lock_the_login_briefly_and_then_release_it(s: Suite) 
     s.stop().await;
 }
 
-crate::on_both_databases!(
+suite_db::on_both_databases!(crate::helpers::spawn_suite;
     login_by_email_or_username_gives_tokens_the_user_service_accepts,
     a_wrong_password_and_an_unknown_user_are_indistinguishable,
     repeated_failures_lock_the_login_briefly_and_then_release_it,

@@ -316,7 +316,7 @@ where
     out
 }
 
-crate::on_both_databases!(
+suite_db::on_both_databases!(crate::helpers::spawn_app;
     a_user_is_created_read_updated_and_deleted,
     a_field_mask_changes_only_the_named_fields,
     a_stale_etag_is_refused_and_changes_nothing,
