@@ -2,27 +2,17 @@
 //! validated at start-up with messages that name the variable.
 
 use crate::throttle::ThrottlePolicy;
+use secrecy::SecretString;
 use std::str::FromStr;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use suite_db::{DatabaseUrl, PoolArgs};
 use suite_grpc::config::{AdminArgs, GrpcArgs, UpstreamArgs};
 use suite_tokens::config::TokenArgs;
 
-/// A secret string that never shows in logs or `Debug` output.
-#[derive(Clone)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
+/// `SIGNING_KEY`'s text as a secret: `Debug` shows `[REDACTED]` and the
+/// memory is zeroed when dropped.
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -39,8 +29,8 @@ pub struct Config {
     pub pool: PoolArgs,
 
     /// The active signing key: Ed25519 private key, PKCS#8 PEM text.
-    #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
-    pub signing_key: Option<Secret>,
+    #[arg(long, env = "SIGNING_KEY", hide_env_values = true, value_parser = secret)]
+    pub signing_key: Option<SecretString>,
 
     /// The active signing key as a PEM file (e.g. a mounted Kubernetes Secret).
     #[arg(long, env = "SIGNING_KEY_FILE")]
@@ -164,5 +154,21 @@ impl Config {
             max_lock: Duration::from_secs(self.login_max_lock_secs),
             forget_after: Duration::from_secs(self.login_forget_after_secs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_signing_key_is_kept_but_never_shown() {
+        let config: Config =
+            suite_grpc::config::parse_from(["suite-auth", "--signing-key", "PEM TEXT"])
+                .expect("parses");
+        let key = config.signing_key.as_ref().map(|k| k.expose_secret());
+        assert_eq!(key, Some("PEM TEXT"));
+        assert!(!format!("{config:?}").contains("PEM TEXT"));
     }
 }

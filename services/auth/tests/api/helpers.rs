@@ -111,7 +111,7 @@ pub fn auth_config(db: &TestDb, user_addr: SocketAddr, key: &SigningKey) -> suit
     let mut c = suite_auth::Config::defaults();
     c.database_url = db.database_url();
     c.user_service_url = format!("http://{user_addr}");
-    c.signing_key = Some(suite_auth::config::Secret(key.to_pkcs8_pem()));
+    c.signing_key = Some(key.to_pkcs8_pem().into());
     c
 }
 
@@ -221,31 +221,4 @@ impl Suite {
         self.auth_db.drop_database().await;
         self.user_db.drop_database().await;
     }
-}
-
-/// Runs each named test (an `async fn(Suite)`) on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = $crate::helpers::spawn_suite($crate::helpers::Backend::Sqlite).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = $crate::helpers::spawn_suite($crate::helpers::Backend::Postgres).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-    };
 }
