@@ -2,6 +2,7 @@
 
 use crate::error::{Error, FieldViolation};
 use std::collections::BTreeSet;
+use suite_proto::user::CreateUserRequest;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
@@ -11,6 +12,13 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 pub struct Username(String);
 
 impl Username {
+    /// A value read back from the store, taken as it is: only `parse`d
+    /// values are ever written, so re-checking would only make users
+    /// unreadable the day the rules tighten. Not for outside input.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim().to_lowercase();
         let n = s.chars().count();
@@ -37,6 +45,13 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
+    /// A value read back from the store, taken as it is: only `parse`d
+    /// values are ever written, so re-checking would only make users
+    /// unreadable the day the rules tighten. Not for outside input.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim().to_lowercase();
         let bad = || "must be a valid email address".to_string();
@@ -78,6 +93,13 @@ impl Email {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// A value read back from the store, taken as it is: only `parse`d
+    /// values are ever written, so re-checking would only make users
+    /// unreadable the day the rules tighten. Not for outside input.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         if s.chars().count() > 64 {
@@ -169,11 +191,62 @@ impl Violations {
         self.0.push(FieldViolation::new(field, description));
     }
 
+    /// Records the violation of `r`, if it is one.
+    pub fn note<T>(&mut self, field: &str, r: &Result<T, String>) {
+        if let Err(d) = r {
+            self.add(field, d.as_str());
+        }
+    }
+
     pub fn into_result(self) -> Result<(), Error> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(self.0))
+            Err(self.into_error())
+        }
+    }
+
+    /// The violations as an error (for a caller that knows there are some).
+    pub fn into_error(self) -> Error {
+        Error::InvalidArgument(self.0)
+    }
+}
+
+/// A registration, parsed: every field valid, or every bad field named.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Email,
+    pub password: Password,
+    pub display_name: DisplayName,
+    pub roles: Vec<String>,
+}
+
+impl NewUser {
+    pub fn parse(req: &CreateUserRequest) -> Result<Self, Error> {
+        match (
+            Username::parse(&req.username),
+            Email::parse(&req.email),
+            Password::parse(&req.password),
+            DisplayName::parse(&req.display_name),
+            parse_roles(&req.roles),
+        ) {
+            (Ok(username), Ok(email), Ok(password), Ok(display_name), Ok(roles)) => Ok(Self {
+                username,
+                email,
+                password,
+                display_name,
+                roles,
+            }),
+            (username, email, password, display_name, roles) => {
+                let mut v = Violations::default();
+                v.note("username", &username);
+                v.note("email", &email);
+                v.note("password", &password);
+                v.note("display_name", &display_name);
+                v.note("roles", &roles);
+                Err(v.into_error())
+            }
         }
     }
 }

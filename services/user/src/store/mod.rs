@@ -5,6 +5,7 @@ mod postgres;
 mod sqlite;
 mod traced;
 
+use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub display_name: String,
+    pub username: Username,
+    pub email: Email,
+    pub display_name: DisplayName,
     pub roles: Vec<String>,
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
