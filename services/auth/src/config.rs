@@ -1,7 +1,7 @@
 //! The auth service's configuration: environment variables (or flags),
 //! validated at start-up with messages that name the variable.
 
-use crate::throttle::ThrottlePolicy;
+use crate::{service::Settings, throttle::ThrottlePolicy};
 use secrecy::SecretString;
 use std::str::FromStr;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -122,12 +122,7 @@ impl Config {
 
     /// Checks what clap's parsers cannot: cross-field and semantic rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |variable, reason: &str| {
-            Err(ConfigError {
-                variable,
-                reason: reason.into(),
-            })
-        };
+        let err = |variable, reason: &str| Err(ConfigError::new(variable, reason));
         if self.signing_key.is_some() && self.signing_key_file.is_some() {
             return err(
                 "SIGNING_KEY",
@@ -148,12 +143,36 @@ impl Config {
         Ok(())
     }
 
+    /// What the core needs of the configuration: the variables' numbers of
+    /// seconds as durations, here once.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            issuer: self.tokens.jwt_issuer.clone(),
+            audience: self.access_token_audience.clone(),
+            access_ttl: Duration::from_secs(self.access_token_ttl_secs),
+            idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
+            max_lifetime: Duration::from_secs(self.session_max_lifetime_secs),
+            reuse_grace: Duration::from_secs(self.refresh_reuse_grace_secs),
+            throttle: self.throttle(),
+        }
+    }
+
     pub fn throttle(&self) -> ThrottlePolicy {
         ThrottlePolicy {
             free_attempts: self.login_free_attempts,
             max_lock: Duration::from_secs(self.login_max_lock_secs),
             forget_after: Duration::from_secs(self.login_forget_after_secs),
         }
+    }
+
+    /// `USER_SERVICE_CONNECT_TIMEOUT_MS`.
+    pub fn user_service_connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.user_service_connect_timeout_ms)
+    }
+
+    /// `USER_SERVICE_TIMEOUT_SECS`.
+    pub fn user_service_timeout(&self) -> Duration {
+        Duration::from_secs(self.user_service_timeout_secs)
     }
 }
 
