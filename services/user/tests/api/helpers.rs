@@ -6,7 +6,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 use suite_proto::user::{
-    CreateUserRequest, UpdateUserRequest, User, user_service_client::UserServiceClient,
+    CreateUserRequest, GetUserRequest, UpdateUserRequest, User,
+    user_service_client::UserServiceClient,
 };
 use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
 use tokio::net::TcpListener;
@@ -140,6 +141,16 @@ impl TestApp {
             .into_inner()
             .user
             .expect("user in response")
+    }
+
+    /// GetUser `id` with `token`.
+    pub async fn get(&self, token: &str, id: &str) -> Result<User, Status> {
+        let req = GetUserRequest { id: id.into() };
+        let reply = self.client.clone().get_user(authed(req, token)).await?;
+        reply
+            .into_inner()
+            .user
+            .ok_or_else(|| Status::internal("no user in the reply"))
     }
 
     /// UpdateUser with `token`: `user` names the user (by id) and carries the
