@@ -2,7 +2,7 @@
 
 use crate::error::{Error, FieldViolation};
 use std::collections::BTreeSet;
-use suite_proto::user::CreateUserRequest;
+use suite_proto::user::{CreateUserRequest, User};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
@@ -248,6 +248,40 @@ impl NewUser {
                 Err(v.into_error())
             }
         }
+    }
+}
+
+/// An update's new values, parsed: `Some` for each field the update names.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub display_name: Option<DisplayName>,
+    pub roles: Option<Vec<String>>,
+}
+
+impl UserChanges {
+    /// The values of `user` at `paths` (see `MUTABLE_FIELDS`), every bad one
+    /// named as `user.<field>`.
+    pub fn parse(user: &User, paths: &[&str]) -> Result<Self, Error> {
+        let named = |field: &str| paths.contains(&field);
+        let mut v = Violations::default();
+        let changes = Self {
+            username: named("username")
+                .then(|| v.check("user.username", Username::parse(&user.username)))
+                .flatten(),
+            email: named("email")
+                .then(|| v.check("user.email", Email::parse(&user.email)))
+                .flatten(),
+            display_name: named("display_name")
+                .then(|| v.check("user.display_name", DisplayName::parse(&user.display_name)))
+                .flatten(),
+            roles: named("roles")
+                .then(|| v.check("user.roles", parse_roles(&user.roles)))
+                .flatten(),
+        };
+        v.into_result()?;
+        Ok(changes)
     }
 }
 

@@ -3,7 +3,7 @@
 //! of transport (the gRPC adapter maps its errors once).
 
 use crate::{
-    domain::{DisplayName, Email, NewUser, Password, Username, Violations, parse_roles},
+    domain::{NewUser, Password, UserChanges, Violations},
     error::Error,
     password::{PasswordHasher, Verified},
     store::{UserRecord, UserStore},
@@ -108,40 +108,23 @@ impl UserCore {
         authorize(caller, id, Access::Write)?;
 
         let paths = update_paths(&user, req.update_mask.map(|m| m.paths))?;
-        let mut v = Violations::default();
-        let username = paths
-            .contains(&"username")
-            .then(|| v.check("user.username", Username::parse(&user.username)))
-            .flatten();
-        let email = paths
-            .contains(&"email")
-            .then(|| v.check("user.email", Email::parse(&user.email)))
-            .flatten();
-        let display_name = paths
-            .contains(&"display_name")
-            .then(|| v.check("user.display_name", DisplayName::parse(&user.display_name)))
-            .flatten();
-        let roles = paths
-            .contains(&"roles")
-            .then(|| v.check("user.roles", parse_roles(&user.roles)))
-            .flatten();
-        v.into_result()?;
-        if roles.is_some() && !caller.is_admin() {
+        let changes = UserChanges::parse(&user, &paths)?;
+        if changes.roles.is_some() && !caller.is_admin() {
             return Err(Error::PermissionDenied("only an admin may change roles"));
         }
 
         let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         check_etag(&user.etag, &record)?;
-        if let Some(u) = username {
+        if let Some(u) = changes.username {
             record.username = u;
         }
-        if let Some(e) = email {
+        if let Some(e) = changes.email {
             record.email = e;
         }
-        if let Some(d) = display_name {
+        if let Some(d) = changes.display_name {
             record.display_name = d;
         }
-        if let Some(r) = roles {
+        if let Some(r) = changes.roles {
             record.roles = r;
         }
         record.updated_at = now();
