@@ -1,4 +1,7 @@
-//! Parsed user input: values that can only exist when valid.
+//! Parsed user input: values that can only exist when valid. Values read
+//! back from the store come in through `from_stored`, unchecked: only parsed
+//! values are ever written, and re-checking would make users unreadable the
+//! day the rules tighten. `from_stored` is never for outside input.
 
 use crate::error::{Error, FieldViolation};
 use std::collections::BTreeSet;
@@ -12,9 +15,7 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 pub struct Username(String);
 
 impl Username {
-    /// A value read back from the store, taken as it is: only `parse`d
-    /// values are ever written, so re-checking would only make users
-    /// unreadable the day the rules tighten. Not for outside input.
+    /// A value read back from the store, unchecked (see the module's doc).
     pub fn from_stored(stored: String) -> Self {
         Self(stored)
     }
@@ -45,9 +46,7 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
-    /// A value read back from the store, taken as it is: only `parse`d
-    /// values are ever written, so re-checking would only make users
-    /// unreadable the day the rules tighten. Not for outside input.
+    /// A value read back from the store, unchecked (see the module's doc).
     pub fn from_stored(stored: String) -> Self {
         Self(stored)
     }
@@ -93,9 +92,7 @@ impl Email {
 pub struct DisplayName(String);
 
 impl DisplayName {
-    /// A value read back from the store, taken as it is: only `parse`d
-    /// values are ever written, so re-checking would only make users
-    /// unreadable the day the rules tighten. Not for outside input.
+    /// A value read back from the store, unchecked (see the module's doc).
     pub fn from_stored(stored: String) -> Self {
         Self(stored)
     }
