@@ -34,3 +34,23 @@ pub mod codec;
 
 pub use suite::auth::v1 as auth;
 pub use suite::user::v1 as user;
+
+/// The normal form of a `login` field (`LoginRequest.login`,
+/// `VerifyCredentialsRequest.login`): trimmed and lower-cased. Usernames and
+/// emails are stored in this form, so the user service looks a login up by
+/// it and the auth service counts failed logins under it: one rule, or the
+/// throttle and the lookup would disagree about who "Alice " is.
+pub fn canonical_login(login: &str) -> String {
+    login.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_login_is_trimmed_and_lower_cased() {
+        assert_eq!(
+            super::canonical_login(" Alice@Example.COM\t"),
+            "alice@example.com"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::{net::SocketAddr, time::Duration};
-use suite_db::testing::{Backend, TestDb};
+pub use suite_db::testing::{Backend, TestDb};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct Suite {
@@ -156,33 +156,6 @@ impl Suite {
         }
     }
 }
-
-/// Runs each named test (an `async fn(Suite)`) on SQLite and on PostgreSQL.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = crate::helpers::spawn_suite(suite_db::testing::Backend::Sqlite).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = crate::helpers::spawn_suite(suite_db::testing::Backend::Postgres).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-pub(crate) use on_both_databases;
 
 /// One HTTP/1.1 request to a gateway, on a fresh connection.
 async fn send(

@@ -1,6 +1,6 @@
 //! The public REST API, through the gateway, end to end.
 
-use crate::helpers::{Suite, on_both_databases, spawn_suite_with};
+use crate::helpers::{Suite, spawn_suite_with};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use suite_db::testing::Backend;
@@ -410,7 +410,7 @@ fn jsonwebtoken_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-on_both_databases!(
+suite_db::on_both_databases!(crate::helpers::spawn_suite;
     the_whole_journey_works_over_rest,
     one_user_cannot_read_change_or_delete_another,
     errors_are_problem_details_with_the_right_status,

@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut auth_config = suite_auth::Config::defaults();
     auth_config.database_url = suite_db::DatabaseUrl::sqlite(&dir.path().join("auth.db"));
     auth_config.user_service_url = format!("http://{user_addr}");
-    auth_config.signing_key = Some(suite_auth::config::Secret(key.to_pkcs8_pem()));
+    auth_config.signing_key = Some(key.to_pkcs8_pem().into());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -1,28 +1,18 @@
 //! The auth service's configuration: environment variables (or flags),
 //! validated at start-up with messages that name the variable.
 
-use crate::throttle::ThrottlePolicy;
+use crate::{service::Settings, throttle::ThrottlePolicy};
+use secrecy::SecretString;
 use std::str::FromStr;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use suite_db::{DatabaseUrl, PoolArgs};
 use suite_grpc::config::{AdminArgs, GrpcArgs, UpstreamArgs};
 use suite_tokens::config::TokenArgs;
 
-/// A secret string that never shows in logs or `Debug` output.
-#[derive(Clone)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
+/// `SIGNING_KEY`'s text as a secret: `Debug` shows `[REDACTED]` and the
+/// memory is zeroed when dropped.
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -39,8 +29,8 @@ pub struct Config {
     pub pool: PoolArgs,
 
     /// The active signing key: Ed25519 private key, PKCS#8 PEM text.
-    #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
-    pub signing_key: Option<Secret>,
+    #[arg(long, env = "SIGNING_KEY", hide_env_values = true, value_parser = secret)]
+    pub signing_key: Option<SecretString>,
 
     /// The active signing key as a PEM file (e.g. a mounted Kubernetes Secret).
     #[arg(long, env = "SIGNING_KEY_FILE")]
@@ -132,12 +122,7 @@ impl Config {
 
     /// Checks what clap's parsers cannot: cross-field and semantic rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |variable, reason: &str| {
-            Err(ConfigError {
-                variable,
-                reason: reason.into(),
-            })
-        };
+        let err = |variable, reason: &str| Err(ConfigError::new(variable, reason));
         if self.signing_key.is_some() && self.signing_key_file.is_some() {
             return err(
                 "SIGNING_KEY",
@@ -158,11 +143,51 @@ impl Config {
         Ok(())
     }
 
+    /// What the core needs of the configuration: the variables' numbers of
+    /// seconds as durations, here once.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            issuer: self.tokens.jwt_issuer.clone(),
+            audience: self.access_token_audience.clone(),
+            access_ttl: Duration::from_secs(self.access_token_ttl_secs),
+            idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
+            max_lifetime: Duration::from_secs(self.session_max_lifetime_secs),
+            reuse_grace: Duration::from_secs(self.refresh_reuse_grace_secs),
+            throttle: self.throttle(),
+        }
+    }
+
     pub fn throttle(&self) -> ThrottlePolicy {
         ThrottlePolicy {
             free_attempts: self.login_free_attempts,
             max_lock: Duration::from_secs(self.login_max_lock_secs),
             forget_after: Duration::from_secs(self.login_forget_after_secs),
         }
+    }
+
+    /// `USER_SERVICE_CONNECT_TIMEOUT_MS`.
+    pub fn user_service_connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.user_service_connect_timeout_ms)
+    }
+
+    /// `USER_SERVICE_TIMEOUT_SECS`.
+    pub fn user_service_timeout(&self) -> Duration {
+        Duration::from_secs(self.user_service_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_signing_key_is_kept_but_never_shown() {
+        let config: Config =
+            suite_grpc::config::parse_from(["suite-auth", "--signing-key", "PEM TEXT"])
+                .expect("parses");
+        let key = config.signing_key.as_ref().map(|k| k.expose_secret());
+        assert_eq!(key, Some("PEM TEXT"));
+        assert!(!format!("{config:?}").contains("PEM TEXT"));
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::config::{Config, ConfigError};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
+use secrecy::ExposeSecret;
 use std::path::Path;
 use suite_tokens::{SigningKey, public_jwk_from_pem};
 
@@ -35,7 +36,8 @@ impl KeyRing {
             }
         };
         let active = if let Some(pem) = &config.signing_key {
-            SigningKey::from_pkcs8_pem_thumbprinted(&pem.0).map_err(|e| bad("SIGNING_KEY")(&e))?
+            SigningKey::from_pkcs8_pem_thumbprinted(pem.expose_secret())
+                .map_err(|e| bad("SIGNING_KEY")(&e))?
         } else if let Some(path) = &config.signing_key_file {
             let pem = read(path).map_err(|e| bad("SIGNING_KEY_FILE")(&e))?;
             SigningKey::from_pkcs8_pem_thumbprinted(&pem)

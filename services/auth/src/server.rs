@@ -7,7 +7,7 @@ use crate::{
     error::StartError,
     grpc::AuthApi,
     keys::KeyRing,
-    service::{AuthCore, Settings},
+    service::AuthCore,
     store::{self, AuthStore},
     users::{ServiceTokens, UserDirectory},
 };
@@ -72,8 +72,8 @@ pub async fn serve(
     );
     let users = UserDirectory::new(
         &config.user_service_url,
-        Duration::from_millis(config.user_service_connect_timeout_ms),
-        Duration::from_secs(config.user_service_timeout_secs),
+        config.user_service_connect_timeout(),
+        config.user_service_timeout(),
         config.upstream.resolve_interval(),
         ServiceTokens::new(
             keys.active().clone(),
@@ -82,16 +82,7 @@ pub async fn serve(
         ),
     )
     .map_err(|reason| ConfigError::new("USER_SERVICE_URL", reason))?;
-    let settings = Settings {
-        issuer: config.tokens.jwt_issuer.clone(),
-        audience: config.access_token_audience.clone(),
-        access_ttl: Duration::from_secs(config.access_token_ttl_secs),
-        idle_timeout: Duration::from_secs(config.session_idle_timeout_secs),
-        max_lifetime: Duration::from_secs(config.session_max_lifetime_secs),
-        reuse_grace: Duration::from_secs(config.refresh_reuse_grace_secs),
-        throttle: config.throttle(),
-    };
-    let core = Arc::new(AuthCore::new(store.clone(), users, keys, settings));
+    let core = Arc::new(AuthCore::new(store.clone(), users, keys, config.settings()));
 
     let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth))
         .max_decoding_message_size(config.grpc.max_message_bytes());

@@ -31,7 +31,7 @@ impl ThrottlePolicy {
 
 /// The key failures are counted under: the login as the user service matches it.
 pub fn login_key(login: &str) -> String {
-    login.trim().to_lowercase()
+    suite_proto::canonical_login(login)
 }
 
 #[cfg(test)]

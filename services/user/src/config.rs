@@ -82,7 +82,7 @@ impl Config {
 
     /// Checks what clap's parsers cannot: cross-field and semantic rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |variable, reason: String| Err(ConfigError { variable, reason });
+        let err = |variable, reason: String| Err(ConfigError::new(variable, reason));
         if let Err(e) = self.hash_params().to_argon2() {
             return err(
                 "ARGON2_MEMORY_KIB/ARGON2_ITERATIONS/ARGON2_PARALLELISM",

@@ -1,7 +1,11 @@
-//! Parsed user input: values that can only exist when valid.
+//! Parsed user input: values that can only exist when valid. Values read
+//! back from the store come in through `from_stored`, unchecked: only parsed
+//! values are ever written, and re-checking would make users unreadable the
+//! day the rules tighten. `from_stored` is never for outside input.
 
 use crate::error::{Error, FieldViolation};
 use std::collections::BTreeSet;
+use suite_proto::user::{CreateUserRequest, User};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
@@ -11,6 +15,11 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 pub struct Username(String);
 
 impl Username {
+    /// A value read back from the store, unchecked (see the module's doc).
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim().to_lowercase();
         let n = s.chars().count();
@@ -37,6 +46,11 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
+    /// A value read back from the store, unchecked (see the module's doc).
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim().to_lowercase();
         let bad = || "must be a valid email address".to_string();
@@ -78,6 +92,11 @@ impl Email {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// A value read back from the store, unchecked (see the module's doc).
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         if s.chars().count() > 64 {
@@ -169,12 +188,97 @@ impl Violations {
         self.0.push(FieldViolation::new(field, description));
     }
 
+    /// Records the violation of `r`, if it is one.
+    pub fn note<T>(&mut self, field: &str, r: &Result<T, String>) {
+        if let Err(d) = r {
+            self.add(field, d.as_str());
+        }
+    }
+
     pub fn into_result(self) -> Result<(), Error> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(self.0))
+            Err(self.into_error())
         }
+    }
+
+    /// The violations as an error (for a caller that knows there are some).
+    pub fn into_error(self) -> Error {
+        Error::InvalidArgument(self.0)
+    }
+}
+
+/// A registration, parsed: every field valid, or every bad field named.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Email,
+    pub password: Password,
+    pub display_name: DisplayName,
+    pub roles: Vec<String>,
+}
+
+impl NewUser {
+    pub fn parse(req: &CreateUserRequest) -> Result<Self, Error> {
+        match (
+            Username::parse(&req.username),
+            Email::parse(&req.email),
+            Password::parse(&req.password),
+            DisplayName::parse(&req.display_name),
+            parse_roles(&req.roles),
+        ) {
+            (Ok(username), Ok(email), Ok(password), Ok(display_name), Ok(roles)) => Ok(Self {
+                username,
+                email,
+                password,
+                display_name,
+                roles,
+            }),
+            (username, email, password, display_name, roles) => {
+                let mut v = Violations::default();
+                v.note("username", &username);
+                v.note("email", &email);
+                v.note("password", &password);
+                v.note("display_name", &display_name);
+                v.note("roles", &roles);
+                Err(v.into_error())
+            }
+        }
+    }
+}
+
+/// An update's new values, parsed: `Some` for each field the update names.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub display_name: Option<DisplayName>,
+    pub roles: Option<Vec<String>>,
+}
+
+impl UserChanges {
+    /// The values of `user` at `paths` (see `MUTABLE_FIELDS`), every bad one
+    /// named as `user.<field>`.
+    pub fn parse(user: &User, paths: &[&str]) -> Result<Self, Error> {
+        let named = |field: &str| paths.contains(&field);
+        let mut v = Violations::default();
+        let changes = Self {
+            username: named("username")
+                .then(|| v.check("user.username", Username::parse(&user.username)))
+                .flatten(),
+            email: named("email")
+                .then(|| v.check("user.email", Email::parse(&user.email)))
+                .flatten(),
+            display_name: named("display_name")
+                .then(|| v.check("user.display_name", DisplayName::parse(&user.display_name)))
+                .flatten(),
+            roles: named("roles")
+                .then(|| v.check("user.roles", parse_roles(&user.roles)))
+                .flatten(),
+        };
+        v.into_result()?;
+        Ok(changes)
     }
 }
 

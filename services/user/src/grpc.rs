@@ -1,7 +1,7 @@
 //! The tonic adapter: authenticates each call, hands it to the core, and
 //! turns the result into a response or a `Status` (in one place: `Error`'s `From`).
 
-use crate::{error::Error, service::UserCore};
+use crate::{domain::NewUser, error::Error, service::UserCore};
 use std::sync::Arc;
 use suite_grpc::server;
 use suite_proto::user::{
@@ -42,7 +42,8 @@ impl UserService for UserApi {
         reply(
             async {
                 let caller = caller(&self.auth, req.metadata()).await?;
-                let user = self.core.create(caller.as_ref(), req.into_inner()).await?;
+                let new = NewUser::parse(req.get_ref())?;
+                let user = self.core.create(caller.as_ref(), new).await?;
                 Ok(CreateUserResponse { user: Some(user) })
             }
             .await,

@@ -3,7 +3,7 @@
 //! of transport (the gRPC adapter maps its errors once).
 
 use crate::{
-    domain::{DisplayName, Email, Password, Username, Violations, parse_roles},
+    domain::{NewUser, Password, UserChanges, Violations},
     error::Error,
     password::{PasswordHasher, Verified},
     store::{UserRecord, UserStore},
@@ -12,9 +12,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 use suite_grpc::paging::Paging;
 use suite_proto::user::{
-    ChangePasswordRequest, CreateUserRequest, GetUserStatusResponse, ListUsersRequest,
-    ListUsersResponse, UpdateUserRequest, User, VerifyCredentialsRequest,
-    VerifyCredentialsResponse,
+    ChangePasswordRequest, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
+    UpdateUserRequest, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
 };
 use suite_tokens::Caller;
 use uuid::Uuid;
@@ -35,23 +34,14 @@ impl UserCore {
     }
 
     /// Registration: open to anyone; only an admin may choose roles.
-    pub async fn create(
-        &self,
-        caller: Option<&Caller>,
-        req: CreateUserRequest,
-    ) -> Result<User, Error> {
-        let mut v = Violations::default();
-        let username = v.check("username", Username::parse(&req.username));
-        let email = v.check("email", Email::parse(&req.email));
-        let password = v.check("password", Password::parse(&req.password));
-        let display_name = v.check("display_name", DisplayName::parse(&req.display_name));
-        let roles = v.check("roles", parse_roles(&req.roles));
-        v.into_result()?;
-        let (Some(username), Some(email), Some(password), Some(display_name), Some(roles)) =
-            (username, email, password, display_name, roles)
-        else {
-            return Err(Error::Internal("validation passed without values".into()));
-        };
+    pub async fn create(&self, caller: Option<&Caller>, new: NewUser) -> Result<User, Error> {
+        let NewUser {
+            username,
+            email,
+            password,
+            display_name,
+            roles,
+        } = new;
         let wants_more_than_user = roles.iter().any(|r| r != "user");
         if wants_more_than_user && !caller.is_some_and(Caller::is_admin) {
             return Err(Error::PermissionDenied("only an admin may set roles"));
@@ -65,9 +55,9 @@ impl UserCore {
         let now = now();
         let record = UserRecord {
             id: Uuid::now_v7(),
-            username: username.as_str().to_owned(),
-            email: email.as_str().to_owned(),
-            display_name: display_name.as_str().to_owned(),
+            username,
+            email,
+            display_name,
             roles,
             password_hash,
             created_at: now,
@@ -118,40 +108,23 @@ impl UserCore {
         authorize(caller, id, Access::Write)?;
 
         let paths = update_paths(&user, req.update_mask.map(|m| m.paths))?;
-        let mut v = Violations::default();
-        let username = paths
-            .contains(&"username")
-            .then(|| v.check("user.username", Username::parse(&user.username)))
-            .flatten();
-        let email = paths
-            .contains(&"email")
-            .then(|| v.check("user.email", Email::parse(&user.email)))
-            .flatten();
-        let display_name = paths
-            .contains(&"display_name")
-            .then(|| v.check("user.display_name", DisplayName::parse(&user.display_name)))
-            .flatten();
-        let roles = paths
-            .contains(&"roles")
-            .then(|| v.check("user.roles", parse_roles(&user.roles)))
-            .flatten();
-        v.into_result()?;
-        if roles.is_some() && !caller.is_admin() {
+        let changes = UserChanges::parse(&user, &paths)?;
+        if changes.roles.is_some() && !caller.is_admin() {
             return Err(Error::PermissionDenied("only an admin may change roles"));
         }
 
         let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         check_etag(&user.etag, &record)?;
-        if let Some(u) = username {
-            record.username = u.as_str().to_owned();
+        if let Some(u) = changes.username {
+            record.username = u;
         }
-        if let Some(e) = email {
-            record.email = e.as_str().to_owned();
+        if let Some(e) = changes.email {
+            record.email = e;
         }
-        if let Some(d) = display_name {
-            record.display_name = d.as_str().to_owned();
+        if let Some(d) = changes.display_name {
+            record.display_name = d;
         }
-        if let Some(r) = roles {
+        if let Some(r) = changes.roles {
             record.roles = r;
         }
         record.updated_at = now();
@@ -179,14 +152,19 @@ impl UserCore {
         let id = resolve_id(caller, &req.id, "id")?;
         authorize(caller, id, Access::Write)?;
         let acting_on_self = caller.user_id() == Some(id);
-        let mut v = Violations::default();
-        let new_password = v.check("new_password", Password::parse(&req.new_password));
-        if acting_on_self && req.current_password.is_empty() {
-            v.add("current_password", "is required");
-        }
-        v.into_result()?;
-        let Some(new_password) = new_password else {
-            return Err(Error::Internal("validation passed without values".into()));
+        let new_password = match (
+            Password::parse(&req.new_password),
+            acting_on_self && req.current_password.is_empty(),
+        ) {
+            (Ok(p), false) => p,
+            (p, lacks_current) => {
+                let mut v = Violations::default();
+                v.note("new_password", &p);
+                if lacks_current {
+                    v.add("current_password", "is required");
+                }
+                return Err(v.into_error());
+            }
         };
 
         let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
@@ -206,7 +184,11 @@ impl UserCore {
                 ));
             }
         }
-        let related = related_inputs(&record.username, &record.email, &record.display_name);
+        let related = related_inputs(
+            record.username.as_str(),
+            record.email.as_str(),
+            record.display_name.as_str(),
+        );
         record.password_hash = self
             .hasher
             .hash_new(new_password.into_inner(), related, "new_password")
@@ -246,7 +228,7 @@ impl UserCore {
         }
         let record = self
             .store
-            .find_by_login(&req.login.trim().to_lowercase())
+            .find_by_login(&suite_proto::canonical_login(&req.login))
             .await?;
         let stored = record.as_ref().map(|r| r.password_hash.clone());
         match self.hasher.verify(req.password, stored.clone()).await? {
@@ -262,7 +244,7 @@ impl UserCore {
                 }
                 Ok(VerifyCredentialsResponse {
                     user_id: record.id.to_string(),
-                    username: record.username,
+                    username: record.username.as_str().to_owned(),
                     roles: record.roles,
                     sessions_valid_after: record.sessions_valid_after.map(timestamp),
                 })
@@ -286,7 +268,7 @@ impl UserCore {
         let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         Ok(GetUserStatusResponse {
             user_id: record.id.to_string(),
-            username: record.username,
+            username: record.username.as_str().to_owned(),
             roles: record.roles,
             sessions_valid_after: record.sessions_valid_after.map(timestamp),
         })
@@ -410,9 +392,13 @@ fn related_inputs(username: &str, email: &str, display_name: &str) -> Vec<String
 fn view(r: &UserRecord, full: bool) -> User {
     User {
         id: r.id.to_string(),
-        username: r.username.clone(),
-        email: if full { r.email.clone() } else { String::new() },
-        display_name: r.display_name.clone(),
+        username: r.username.as_str().to_owned(),
+        email: if full {
+            r.email.as_str().to_owned()
+        } else {
+            String::new()
+        },
+        display_name: r.display_name.as_str().to_owned(),
         roles: if full { r.roles.clone() } else { Vec::new() },
         create_time: Some(timestamp(r.created_at)),
         update_time: Some(timestamp(r.updated_at)),

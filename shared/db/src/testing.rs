@@ -1,10 +1,19 @@
 //! Test support (feature `test-support`): a fresh database per test, on
 //! SQLite or on the PostgreSQL at `DATABASE_TEST_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the
-//! test ends, even by a panic; and [`on_both_databases!`].
+//! test ends, even by a panic; [`on_both_databases!`]; and [`Server`], a
+//! service started on a task of its own (here because every service's test
+//! crate depends on this one).
 
 pub use crate::Backend;
-use std::sync::Mutex;
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Mutex,
+    task::{Context, Poll},
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use uuid::Uuid;
 
 /// A fresh database, dropped with this value (or by [`TestDb::drop_database`]).
@@ -147,4 +156,58 @@ macro_rules! on_both_databases {
             )*
         }
     };
+}
+
+/// A server a test started on a task of its own, and how to stop it.
+pub struct Server<E> {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    /// The server's task (taken by a test that awaits it by itself).
+    pub task: Option<JoinHandle<Result<(), E>>>,
+}
+
+/// The shutdown signal a [`Server`] hands its `serve`: completes when the
+/// test asks the server to stop (or drops it).
+pub struct Shutdown(oneshot::Receiver<()>);
+
+impl Future for Shutdown {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl<E: std::fmt::Debug + Send + 'static> Server<E> {
+    /// Spawns `serve(listener, shutdown)`, e.g. a service's `serve` with its
+    /// configuration.
+    #[allow(clippy::expect_used)]
+    pub fn start<F>(listener: TcpListener, serve: impl FnOnce(TcpListener, Shutdown) -> F) -> Self
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let addr = listener.local_addr().expect("a bound listener's address");
+        let (stop, stopped) = oneshot::channel();
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(tokio::spawn(serve(listener, Shutdown(stopped)))),
+        }
+    }
+
+    /// Sends the stop signal without waiting (once; later calls do nothing).
+    pub fn trigger_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Stops the server and waits for it, which must end cleanly (once;
+    /// later calls do nothing).
+    #[allow(clippy::expect_used)]
+    pub async fn stop(&mut self) {
+        self.trigger_stop();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
 }

@@ -13,32 +13,38 @@ pub struct Traced {
     pub system: &'static str,
 }
 
+impl Traced {
+    /// `op` in a span of its operation on `table`.
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        table: &'static str,
+        op: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        traced(span(self.system, operation, table), op).await
+    }
+}
+
 #[async_trait]
 impl AuthStore for Traced {
     async fn migrate(&self) -> Result<()> {
-        traced(
-            span(self.system, "MIGRATE", "sessions"),
-            self.inner.migrate(),
-        )
-        .await
+        self.run("MIGRATE", "sessions", self.inner.migrate()).await
     }
     async fn ping(&self) -> Result<()> {
         // Readiness polls this every few seconds: not worth a span each time.
         self.inner.ping().await
     }
     async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()> {
-        traced(
-            span(self.system, "INSERT", "sessions"),
+        self.run(
+            "INSERT",
+            "sessions",
             self.inner.create_session(session, token_hash),
         )
         .await
     }
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
-        traced(
-            span(self.system, "SELECT", "refresh_tokens"),
-            self.inner.find_token(hash),
-        )
-        .await
+        self.run("SELECT", "refresh_tokens", self.inner.find_token(hash))
+            .await
     }
     async fn rotate(
         &self,
@@ -48,26 +54,21 @@ impl AuthStore for Traced {
         at: DateTime<Utc>,
         retire_old: bool,
     ) -> Result<bool> {
-        traced(
-            span(self.system, "UPDATE", "refresh_tokens"),
+        self.run(
+            "UPDATE",
+            "refresh_tokens",
             self.inner
                 .rotate(session_id, old_hash, new_hash, at, retire_old),
         )
         .await
     }
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
-        traced(
-            span(self.system, "UPDATE", "sessions"),
-            self.inner.revoke_session(id, at),
-        )
-        .await
+        self.run("UPDATE", "sessions", self.inner.revoke_session(id, at))
+            .await
     }
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
-        traced(
-            span(self.system, "SELECT", "sessions"),
-            self.inner.get_session(id),
-        )
-        .await
+        self.run("SELECT", "sessions", self.inner.get_session(id))
+            .await
     }
     async fn list_sessions(
         &self,
@@ -77,19 +78,17 @@ impl AuthStore for Traced {
         now: DateTime<Utc>,
         idle_cutoff: DateTime<Utc>,
     ) -> Result<Vec<SessionRecord>> {
-        traced(
-            span(self.system, "SELECT", "sessions"),
+        self.run(
+            "SELECT",
+            "sessions",
             self.inner
                 .list_sessions(user_id, after, limit, now, idle_cutoff),
         )
         .await
     }
     async fn failures(&self, login: &str) -> Result<Option<Failures>> {
-        traced(
-            span(self.system, "SELECT", "login_failures"),
-            self.inner.failures(login),
-        )
-        .await
+        self.run("SELECT", "login_failures", self.inner.failures(login))
+            .await
     }
     async fn record_failure(
         &self,
@@ -98,18 +97,16 @@ impl AuthStore for Traced {
         forget_before: DateTime<Utc>,
         lock: &(dyn Fn(i64) -> Duration + Sync),
     ) -> Result<Failures> {
-        traced(
-            span(self.system, "UPSERT", "login_failures"),
+        self.run(
+            "UPSERT",
+            "login_failures",
             self.inner.record_failure(login, at, forget_before, lock),
         )
         .await
     }
     async fn clear_failures(&self, login: &str) -> Result<()> {
-        traced(
-            span(self.system, "DELETE", "login_failures"),
-            self.inner.clear_failures(login),
-        )
-        .await
+        self.run("DELETE", "login_failures", self.inner.clear_failures(login))
+            .await
     }
     async fn prune(
         &self,
@@ -117,8 +114,9 @@ impl AuthStore for Traced {
         idle_before: DateTime<Utc>,
         failures_before: DateTime<Utc>,
     ) -> Result<u64> {
-        traced(
-            span(self.system, "DELETE", "sessions"),
+        self.run(
+            "DELETE",
+            "sessions",
             self.inner.prune(now, idle_before, failures_before),
         )
         .await

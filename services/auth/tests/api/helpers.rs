@@ -7,32 +7,13 @@ use suite_proto::{
     user::{CreateUserRequest, User, user_service_client::UserServiceClient},
 };
 use suite_tokens::SigningKey;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::net::TcpListener;
 use tonic::{Request, Status, transport::Channel};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
 
-pub use suite_db::testing::{Backend, TestDb};
-
-/// A running server and how to stop it.
-pub struct Running<E> {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), E>>>,
-}
-
-impl<E: std::fmt::Debug> Running<E> {
-    /// Stops the server and waits for it (once; later calls do nothing).
-    pub async fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            h.await.expect("server task").expect("server result");
-        }
-    }
-}
+pub use suite_db::testing::{Backend, Server, TestDb};
 
 pub async fn listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -43,33 +24,19 @@ pub async fn listener() -> (TcpListener, SocketAddr) {
 pub fn start_user(
     config: suite_user::Config,
     listener: TcpListener,
-) -> Running<suite_user::StartError> {
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(suite_user::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        stop: Some(stop),
-        handle: Some(handle),
-    }
+) -> Server<suite_user::StartError> {
+    Server::start(listener, |l, shutdown| {
+        suite_user::serve(config, l, shutdown)
+    })
 }
 
 pub fn start_auth(
     config: suite_auth::Config,
     listener: TcpListener,
-) -> Running<suite_auth::StartError> {
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(suite_auth::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        stop: Some(stop),
-        handle: Some(handle),
-    }
+) -> Server<suite_auth::StartError> {
+    Server::start(listener, |l, shutdown| {
+        suite_auth::serve(config, l, shutdown)
+    })
 }
 
 pub fn channel(addr: SocketAddr) -> Channel {
@@ -100,8 +67,8 @@ pub struct Suite {
     pub key: SigningKey,
     pub user_db: TestDb,
     pub auth_db: TestDb,
-    pub user: Running<suite_user::StartError>,
-    pub auth: Running<suite_auth::StartError>,
+    pub user: Server<suite_user::StartError>,
+    pub auth: Server<suite_auth::StartError>,
     pub auth_config: suite_auth::Config,
     pub users: UserServiceClient<Channel>,
     pub client: AuthServiceClient<Channel>,
@@ -111,7 +78,7 @@ pub fn auth_config(db: &TestDb, user_addr: SocketAddr, key: &SigningKey) -> suit
     let mut c = suite_auth::Config::defaults();
     c.database_url = db.database_url();
     c.user_service_url = format!("http://{user_addr}");
-    c.signing_key = Some(suite_auth::config::Secret(key.to_pkcs8_pem()));
+    c.signing_key = Some(key.to_pkcs8_pem().into());
     c
 }
 
@@ -221,31 +188,4 @@ impl Suite {
         self.auth_db.drop_database().await;
         self.user_db.drop_database().await;
     }
-}
-
-/// Runs each named test (an `async fn(Suite)`) on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = $crate::helpers::spawn_suite($crate::helpers::Backend::Sqlite).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = $crate::helpers::spawn_suite($crate::helpers::Backend::Postgres).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-    };
 }

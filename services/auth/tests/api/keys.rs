@@ -139,7 +139,7 @@ async fn two_replicas_with_shared_keys_and_database_serve_each_others_tokens(s: 
     s.stop().await;
 }
 
-crate::on_both_databases!(
+suite_db::on_both_databases!(crate::helpers::spawn_suite;
     access_tokens_verify_with_the_published_jwks,
     a_rotated_key_keeps_old_tokens_valid_and_signs_the_new_ones,
     two_replicas_with_shared_keys_and_database_serve_each_others_tokens,

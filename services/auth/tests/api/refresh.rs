@@ -122,7 +122,7 @@ async fn a_password_change_or_deletion_ends_older_sessions_at_refresh(s: Suite) 
     s.stop().await;
 }
 
-crate::on_both_databases!(
+suite_db::on_both_databases!(crate::helpers::spawn_suite;
     a_refresh_rotates_the_token_and_keeps_the_session,
     logout_ends_the_session_and_is_idempotent,
     a_password_change_or_deletion_ends_older_sessions_at_refresh,

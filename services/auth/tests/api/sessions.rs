@@ -136,7 +136,7 @@ async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
     s.stop().await;
 }
 
-crate::on_both_databases!(users_list_and_revoke_their_own_sessions_only);
+suite_db::on_both_databases!(crate::helpers::spawn_suite; users_list_and_revoke_their_own_sessions_only);
 
 async fn dead_sessions_and_stale_counters_are_pruned(backend: crate::helpers::Backend) {
     use chrono::Utc;

@@ -5,6 +5,7 @@ mod postgres;
 mod sqlite;
 mod traced;
 
+use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub display_name: String,
+    pub username: Username,
+    pub email: Email,
+    pub display_name: DisplayName,
     pub roles: Vec<String>,
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
@@ -42,19 +43,38 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                // PostgreSQL names the index; SQLite names the index or column in its message.
-                let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
-                if what.contains("email") {
-                    Self::Conflict("email")
-                } else if what.contains("username") {
-                    Self::Conflict("username")
-                } else {
-                    Self::Conflict("id")
+                match unique_field(db.constraint(), db.message()) {
+                    Some(field) => Self::Conflict(field),
+                    // No such index in the migrations: a bug, not the client's fault.
+                    None => Self::Other(e.to_string()),
                 }
             }
             _ if suite_db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
             _ => Self::Other(e.to_string()),
         }
+    }
+}
+
+/// The field a unique index of `users` guards, by its name in the migrations.
+/// PostgreSQL names the index (`constraint`); SQLite names none there, but its
+/// message does: `UNIQUE constraint failed: index 'users_email_key'` for an
+/// index on an expression, `UNIQUE constraint failed: users.id` for a column.
+fn unique_field(constraint: Option<&str>, message: &str) -> Option<&'static str> {
+    let name = match constraint {
+        Some(name) => name,
+        None => {
+            let failed = message.strip_prefix("UNIQUE constraint failed: ")?;
+            failed
+                .strip_prefix("index '")
+                .and_then(|n| n.strip_suffix('\''))
+                .unwrap_or(failed)
+        }
+    };
+    match name {
+        "users_username_key" => Some("username"),
+        "users_email_key" => Some("email"),
+        "users_pkey" | "users.id" => Some("id"),
+        _ => None,
     }
 }
 
@@ -125,5 +145,36 @@ impl Readiness for dyn UserStore {
 
     fn ping(&self) -> Check<'_> {
         Box::pin(async move { UserStore::ping(self).await.map_err(|e| e.to_string()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_field;
+
+    #[test]
+    fn unique_violations_name_the_field_by_index_on_both_databases() {
+        // PostgreSQL: the constraint is the index's name.
+        let pg = "duplicate key value violates unique constraint \"users_email_key\"";
+        assert_eq!(unique_field(Some("users_email_key"), pg), Some("email"));
+        assert_eq!(
+            unique_field(Some("users_username_key"), ""),
+            Some("username")
+        );
+        assert_eq!(unique_field(Some("users_pkey"), ""), Some("id"));
+        // SQLite: only the message names it.
+        let sqlite = |what: &str| format!("UNIQUE constraint failed: {what}");
+        let cases = [
+            ("index 'users_username_key'", Some("username")),
+            ("index 'users_email_key'", Some("email")),
+            ("users.id", Some("id")),
+            ("index 'other_key'", None),
+        ];
+        for (what, field) in cases {
+            assert_eq!(unique_field(None, &sqlite(what)), field, "{what}");
+        }
+        // A name that merely mentions a field is not its index.
+        assert_eq!(unique_field(Some("users_email_lower_idx"), ""), None);
+        assert_eq!(unique_field(None, "something else about email"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The user store on PostgreSQL.
 
 use super::{Result, UserRecord, UserStore};
+use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
@@ -23,9 +24,10 @@ macro_rules! select_users {
 fn record(row: &PgRow) -> sqlx::Result<UserRecord> {
     Ok(UserRecord {
         id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        email: row.try_get("email")?,
-        display_name: row.try_get("display_name")?,
+        // Rows hold only parsed values: read back as they are.
+        username: Username::from_stored(row.try_get("username")?),
+        email: Email::from_stored(row.try_get("email")?),
+        display_name: DisplayName::from_stored(row.try_get("display_name")?),
         roles: row.try_get("roles")?,
         password_hash: row.try_get("password_hash")?,
         created_at: row.try_get("created_at")?,
@@ -57,9 +59,9 @@ impl UserStore for PgStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(u.id)
-        .bind(&u.username)
-        .bind(&u.email)
-        .bind(&u.display_name)
+        .bind(u.username.as_str())
+        .bind(u.email.as_str())
+        .bind(u.display_name.as_str())
         .bind(&u.roles)
         .bind(&u.password_hash)
         .bind(u.created_at)
@@ -115,9 +117,9 @@ impl UserStore for PgStore {
              WHERE id = $1 AND version = $9 AND deleted_at IS NULL",
         )
         .bind(u.id)
-        .bind(&u.username)
-        .bind(&u.email)
-        .bind(&u.display_name)
+        .bind(u.username.as_str())
+        .bind(u.email.as_str())
+        .bind(u.display_name.as_str())
         .bind(&u.roles)
         .bind(&u.password_hash)
         .bind(u.updated_at)

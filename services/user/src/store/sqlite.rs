@@ -1,6 +1,7 @@
 //! The user store on an embedded SQLite file (the zero-setup default).
 
 use super::{Result, StoreError, UserRecord, UserStore};
+use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
@@ -24,9 +25,10 @@ fn record(row: &SqliteRow) -> std::result::Result<UserRecord, StoreError> {
     let roles: String = row.try_get("roles")?;
     Ok(UserRecord {
         id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        email: row.try_get("email")?,
-        display_name: row.try_get("display_name")?,
+        // Rows hold only parsed values: read back as they are.
+        username: Username::from_stored(row.try_get("username")?),
+        email: Email::from_stored(row.try_get("email")?),
+        display_name: DisplayName::from_stored(row.try_get("display_name")?),
         roles: serde_json::from_str(&roles)
             .map_err(|e| StoreError::Other(format!("roles column: {e}")))?,
         password_hash: row.try_get("password_hash")?,
@@ -61,9 +63,9 @@ impl UserStore for SqliteStore {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(u.id)
-        .bind(&u.username)
-        .bind(&u.email)
-        .bind(&u.display_name)
+        .bind(u.username.as_str())
+        .bind(u.email.as_str())
+        .bind(u.display_name.as_str())
         .bind(roles_json(&u.roles))
         .bind(&u.password_hash)
         .bind(u.created_at)
@@ -119,9 +121,9 @@ impl UserStore for SqliteStore {
              WHERE id = ?1 AND version = ?9 AND deleted_at IS NULL",
         )
         .bind(u.id)
-        .bind(&u.username)
-        .bind(&u.email)
-        .bind(&u.display_name)
+        .bind(u.username.as_str())
+        .bind(u.email.as_str())
+        .bind(u.display_name.as_str())
         .bind(roles_json(&u.roles))
         .bind(&u.password_hash)
         .bind(u.updated_at)

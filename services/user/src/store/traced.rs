@@ -13,61 +13,49 @@ pub struct Traced {
     pub system: &'static str,
 }
 
+impl Traced {
+    /// `op` in a span of the `users` table.
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        op: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        traced(span(self.system, operation, "users"), op).await
+    }
+}
+
 #[async_trait]
 impl UserStore for Traced {
     async fn migrate(&self) -> Result<()> {
-        traced(span(self.system, "MIGRATE", "users"), self.inner.migrate()).await
+        self.run("MIGRATE", self.inner.migrate()).await
     }
     async fn ping(&self) -> Result<()> {
         // Readiness polls this every few seconds: not worth a span each time.
         self.inner.ping().await
     }
     async fn insert(&self, user: &UserRecord) -> Result<()> {
-        traced(
-            span(self.system, "INSERT", "users"),
-            self.inner.insert(user),
-        )
-        .await
+        self.run("INSERT", self.inner.insert(user)).await
     }
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
-        traced(span(self.system, "SELECT", "users"), self.inner.get(id)).await
+        self.run("SELECT", self.inner.get(id)).await
     }
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>> {
-        traced(
-            span(self.system, "SELECT", "users"),
-            self.inner.find_by_login(login),
-        )
-        .await
+        self.run("SELECT", self.inner.find_by_login(login)).await
     }
     async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>> {
-        traced(
-            span(self.system, "SELECT", "users"),
-            self.inner.list(after, limit),
-        )
-        .await
+        self.run("SELECT", self.inner.list(after, limit)).await
     }
     async fn count(&self) -> Result<i64> {
-        traced(span(self.system, "SELECT", "users"), self.inner.count()).await
+        self.run("SELECT", self.inner.count()).await
     }
     async fn update(&self, user: &UserRecord) -> Result<bool> {
-        traced(
-            span(self.system, "UPDATE", "users"),
-            self.inner.update(user),
-        )
-        .await
+        self.run("UPDATE", self.inner.update(user)).await
     }
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
-        traced(
-            span(self.system, "UPDATE", "users"),
-            self.inner.replace_hash(id, old, new),
-        )
-        .await
+        self.run("UPDATE", self.inner.replace_hash(id, old, new))
+            .await
     }
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
-        traced(
-            span(self.system, "UPDATE", "users"),
-            self.inner.delete(id, version, at),
-        )
-        .await
+        self.run("UPDATE", self.inner.delete(id, version, at)).await
     }
 }

@@ -239,7 +239,7 @@ async fn user_status_is_for_services_and_follows_password_changes_and_deletion(a
     app.stop().await;
 }
 
-crate::on_both_databases!(
+suite_db::on_both_databases!(crate::helpers::spawn_app;
     credentials_verify_by_email_or_username_and_fail_alike,
     an_unknown_user_costs_a_full_hash_verification,
     changing_the_password_needs_the_current_one_and_ends_older_sessions,

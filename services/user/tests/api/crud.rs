@@ -32,18 +32,7 @@ async fn a_user_is_created_read_updated_and_deleted(app: TestApp) {
     assert!(!created.etag.is_empty());
 
     let token = app.token_for(&created);
-    let got = client
-        .get_user(authed(
-            GetUserRequest {
-                id: created.id.clone(),
-            },
-            &token,
-        ))
-        .await
-        .expect("get")
-        .into_inner()
-        .user
-        .expect("user");
+    let got = app.get(&token, &created.id).await.expect("get");
     assert_eq!(got, created);
     let me = client
         .get_user(authed(GetUserRequest { id: "me".into() }, &token))
@@ -79,13 +68,8 @@ async fn a_user_is_created_read_updated_and_deleted(app: TestApp) {
         ))
         .await
         .expect("delete");
-    let gone = client
-        .get_user(authed(
-            GetUserRequest {
-                id: created.id.clone(),
-            },
-            &app.admin_token(),
-        ))
+    let gone = app
+        .get(&app.admin_token(), &created.id)
         .await
         .expect_err("deleted");
     assert_eq!(gone.code(), Code::NotFound);
@@ -198,18 +182,7 @@ async fn a_stale_etag_is_refused_and_changes_nothing(app: TestApp) {
         .await
         .expect_err("stale etag");
     assert_eq!(stale_delete.code(), Code::Aborted);
-    let now = client
-        .get_user(authed(
-            GetUserRequest {
-                id: user.id.clone(),
-            },
-            &token,
-        ))
-        .await
-        .expect("get")
-        .into_inner()
-        .user
-        .expect("user");
+    let now = app.get(&token, &user.id).await.expect("get");
     assert_eq!(now, first);
     app.stop().await;
 }
@@ -245,6 +218,44 @@ async fn duplicates_are_refused_case_insensitively_naming_the_field(app: TestApp
         .await
         .expect_err("taken email");
     assert_eq!(err.code(), Code::AlreadyExists);
+    app.stop().await;
+}
+
+/// Each unique index maps to its own field (by the index's name), on
+/// registration and on renaming, with the field in the BadRequest details.
+async fn each_unique_index_names_its_own_field(app: TestApp) {
+    use tonic_types::StatusExt;
+    let taken = app.create_user("grace").await;
+    let heidi = app.create_user("heidi").await;
+    let token = app.token_for(&heidi);
+    for (field, user) in [
+        (
+            "username",
+            User {
+                id: heidi.id.clone(),
+                username: " GRACE ".into(),
+                ..User::default()
+            },
+        ),
+        (
+            "email",
+            User {
+                id: heidi.id.clone(),
+                email: taken.email.to_uppercase(),
+                ..User::default()
+            },
+        ),
+    ] {
+        let err = app.update(&token, user, &[]).await.expect_err(field);
+        assert_eq!(err.code(), Code::AlreadyExists, "{field}: {err:?}");
+        let fields: Vec<String> = err
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, vec![field.to_owned()]);
+    }
+    // Nothing changed.
+    assert_eq!(app.get(&token, &heidi.id).await.expect("get"), heidi);
     app.stop().await;
 }
 
@@ -316,11 +327,12 @@ where
     out
 }
 
-crate::on_both_databases!(
+suite_db::on_both_databases!(crate::helpers::spawn_app;
     a_user_is_created_read_updated_and_deleted,
     a_field_mask_changes_only_the_named_fields,
     a_stale_etag_is_refused_and_changes_nothing,
     duplicates_are_refused_case_insensitively_naming_the_field,
+    each_unique_index_names_its_own_field,
     twenty_concurrent_registrations_of_one_email_have_exactly_one_winner,
     no_response_ever_carries_the_password_hash,
 );

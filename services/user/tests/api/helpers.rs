@@ -6,17 +6,18 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 use suite_proto::user::{
-    CreateUserRequest, UpdateUserRequest, User, user_service_client::UserServiceClient,
+    CreateUserRequest, GetUserRequest, UpdateUserRequest, User,
+    user_service_client::UserServiceClient,
 };
 use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::net::TcpListener;
 use tonic::{Request, Status, transport::Channel};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
 pub const ISSUER: &str = "suite-auth";
 
-pub use suite_db::testing::{Backend, TestDb};
+pub use suite_db::testing::{Backend, Server, TestDb};
 
 /// A running user service and what the tests need to talk to it.
 pub struct TestApp {
@@ -24,8 +25,7 @@ pub struct TestApp {
     pub client: UserServiceClient<Channel>,
     pub key: SigningKey,
     pub db: TestDb,
-    stop: Option<oneshot::Sender<()>>,
-    pub server: Option<JoinHandle<Result<(), suite_user::StartError>>>,
+    pub server: Server<suite_user::StartError>,
 }
 
 pub fn test_config(db_url: &str, key: &SigningKey) -> suite_user::Config {
@@ -60,21 +60,18 @@ pub async fn spawn_app_with(
 /// Starts the server without waiting for it to be ready.
 pub async fn start(config: suite_user::Config, key: SigningKey, db: TestDb) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(suite_user::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
+    let server = Server::start(listener, |l, shutdown| {
+        suite_user::serve(config, l, shutdown)
+    });
+    let channel = Channel::from_shared(format!("http://{}", server.addr))
         .expect("uri")
         .connect_lazy();
     TestApp {
-        addr,
+        addr: server.addr,
         client: UserServiceClient::new(channel),
         key,
         db,
-        stop: Some(stop),
-        server: Some(server),
+        server,
     }
 }
 
@@ -146,6 +143,16 @@ impl TestApp {
             .expect("user in response")
     }
 
+    /// GetUser `id` with `token`.
+    pub async fn get(&self, token: &str, id: &str) -> Result<User, Status> {
+        let req = GetUserRequest { id: id.into() };
+        let reply = self.client.clone().get_user(authed(req, token)).await?;
+        reply
+            .into_inner()
+            .user
+            .ok_or_else(|| Status::internal("no user in the reply"))
+    }
+
     /// UpdateUser with `token`: `user` names the user (by id) and carries the
     /// new values; `mask` lists the paths (empty: no mask).
     pub async fn update(&self, token: &str, user: User, mask: &[&str]) -> Result<User, Status> {
@@ -191,45 +198,11 @@ impl TestApp {
 
     /// Asks the server to stop and waits until it has.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server result");
-        }
+        self.server.stop().await;
         self.db.drop_database().await;
     }
 
     pub fn trigger_stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.server.trigger_stop();
     }
-}
-
-/// Runs each named test (an `async fn(TestApp)`) on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
 }

@@ -68,4 +68,4 @@ async fn pages_cover_every_user_once_while_users_are_added(app: TestApp) {
     app.stop().await;
 }
 
-crate::on_both_databases!(pages_cover_every_user_once_while_users_are_added);
+suite_db::on_both_databases!(crate::helpers::spawn_app; pages_cover_every_user_once_while_users_are_added);

@@ -85,7 +85,7 @@ async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
         created.into_inner().user.expect("user").username,
         "slowpoke"
     );
-    let server = app.server.take().expect("server");
+    let server = app.server.task.take().expect("server");
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("server stops")
@@ -119,7 +119,7 @@ async fn during_the_drain_delay_the_server_is_not_serving_but_still_answers() {
         .list_users(authed(ListUsersRequest::default(), &admin))
         .await
         .expect("served on a new connection during the drain");
-    let server = app.server.take().expect("server");
+    let server = app.server.task.take().expect("server");
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("server stops after the drain")
