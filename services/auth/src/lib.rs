@@ -12,9 +12,10 @@ pub mod metrics;
 pub mod refresh;
 pub mod server;
 pub mod service;
+pub mod service_token;
 pub mod store;
 pub mod throttle;
-pub mod users;
+pub mod user_client;
 
 pub use config::Config;
 pub use error::Error;

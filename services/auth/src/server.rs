@@ -8,8 +8,9 @@ use crate::{
     grpc::AuthApi,
     keys::KeyRing,
     service::AuthCore,
+    service_token::ServiceTokens,
     store::{self, AuthStore},
-    users::{ServiceTokens, UserDirectory},
+    user_client::UserDirectory,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use suite_grpc::runner::{Probe, Service};

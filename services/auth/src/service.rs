@@ -8,7 +8,7 @@ use crate::{
     refresh,
     store::{AuthStore, SessionRecord},
     throttle::{ThrottlePolicy, login_key},
-    users::{Credentials, UserDirectory},
+    user_client::{Credentials, UserDirectory},
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use std::{sync::Arc, time::Duration};

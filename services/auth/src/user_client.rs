@@ -1,11 +1,10 @@
 //! The user service, as the auth service sees it: credential checks and
-//! user status over gRPC, authenticated with a short-lived service token this
-//! service signs for itself. The channel is lazy and balanced over every
-//! replica, calls have timeouts, and these read-only calls are retried when
-//! the user service is Unavailable (after telling the channel, so the retry
-//! meets another replica).
+//! user status over gRPC, authenticated with a [`ServiceTokens`] token. The
+//! channel is lazy and balanced over every replica, calls have timeouts, and
+//! these read-only calls are retried when the user service is Unavailable
+//! (after telling the channel, so the retry meets another replica).
 
-use crate::error::Error;
+use crate::{error::Error, service_token::ServiceTokens};
 use std::time::{Duration, Instant};
 use suite_grpc::{
     balance::{self, Balanced},
@@ -16,61 +15,7 @@ use suite_proto::user::{
     VerifyCredentialsResponse, user_service_client::UserServiceClient,
 };
 use suite_telemetry::grpc_client::{TracedChannel, traced};
-use suite_tokens::{Audience, Claims, SigningKey, roles};
-use tokio::sync::Mutex;
 use tonic::{Code, Request, Status};
-
-/// How long a service token lives, and how close to its end it is replaced.
-const SERVICE_TOKEN_TTL_SECS: i64 = 300;
-const SERVICE_TOKEN_RENEW_BEFORE_SECS: i64 = 60;
-/// The `sub` of this service's tokens.
-pub const SERVICE_SUBJECT: &str = "suite-auth";
-
-/// Mints and caches the service token.
-pub struct ServiceTokens {
-    key: SigningKey,
-    issuer: String,
-    audience: String,
-    cached: Mutex<Option<(String, i64)>>,
-}
-
-impl ServiceTokens {
-    pub fn new(key: SigningKey, issuer: String, audience: String) -> Self {
-        Self {
-            key,
-            issuer,
-            audience,
-            cached: Mutex::new(None),
-        }
-    }
-
-    pub async fn token(&self) -> Result<String, Error> {
-        let now = jsonwebtoken::get_current_timestamp() as i64;
-        let mut cached = self.cached.lock().await;
-        if let Some((token, exp)) = cached.as_ref()
-            && exp - now > SERVICE_TOKEN_RENEW_BEFORE_SECS
-        {
-            return Ok(token.clone());
-        }
-        let claims = Claims {
-            iss: self.issuer.clone(),
-            aud: Audience::One(self.audience.clone()),
-            sub: SERVICE_SUBJECT.into(),
-            exp: now + SERVICE_TOKEN_TTL_SECS,
-            iat: now,
-            nbf: now,
-            jti: uuid::Uuid::now_v7().to_string(),
-            sid: None,
-            roles: vec![roles::SERVICE.into()],
-        };
-        let token = self
-            .key
-            .sign(&claims)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        *cached = Some((token.clone(), claims.exp));
-        Ok(token)
-    }
-}
 
 pub enum Credentials {
     Valid(VerifyCredentialsResponse),
