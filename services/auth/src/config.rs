@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use std::str::FromStr;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use suite_db::{DatabaseUrl, PoolArgs};
-use suite_grpc::config::{AdminArgs, GrpcArgs, UpstreamArgs};
+use suite_grpc::config::{GrpcArgs, UpstreamArgs};
 use suite_tokens::config::TokenArgs;
 
 /// `SIGNING_KEY`'s text as a secret: `Debug` shows `[REDACTED]` and the
@@ -107,9 +107,6 @@ pub struct Config {
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
-
-    #[command(flatten)]
-    pub admin: AdminArgs,
 }
 
 pub use suite_grpc::config::ConfigError;

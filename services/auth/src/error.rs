@@ -86,8 +86,6 @@ pub enum StartError {
     Store(String),
     #[error("signing keys: {0}")]
     Keys(String),
-    #[error("ADMIN_ADDR: {0}")]
-    Admin(std::io::Error),
     #[error(transparent)]
     Serve(#[from] suite_grpc::server::ServeError),
 }

@@ -13,6 +13,7 @@ use crate::{
     user_client::UserDirectory,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use suite_db::Database;
 use suite_grpc::runner::{Probe, Service};
 use suite_proto::auth::auth_service_server::AuthServiceServer;
 use suite_tokens::{
@@ -28,14 +29,26 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The gRPC services of this server (for health and reflection).
 const SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
 
-pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, StartError> {
-    store::open(&config.database_url, config.pool.settings()).map_err(StartError::Store)
+/// Opens the configured database (lazily: nothing connects yet).
+pub fn open_database(config: &Config) -> Result<Database, StartError> {
+    Database::open(
+        &config.database_url,
+        "suite-auth",
+        config.pool.settings(),
+        &store::MIGRATIONS,
+    )
+    .map_err(StartError::Store)
 }
 
-/// Applies the store's migrations and returns (the `migrate` subcommand).
+/// The store on the configured database.
+pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, StartError> {
+    Ok(store::open(&open_database(config)?))
+}
+
+/// Applies the database's migrations and returns (the `migrate` subcommand).
 pub async fn migrate(config: &Config) -> Result<(), StartError> {
     config.validate()?;
-    open_store(config)?
+    open_database(config)?
         .migrate()
         .await
         .map_err(|e| StartError::Store(e.to_string()))
@@ -50,7 +63,8 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     config.validate()?;
     crate::metrics::register();
-    let store = open_store(&config)?;
+    let database = open_database(&config)?;
+    let store = store::open(&database);
     let keys = Arc::new(KeyRing::load(&config)?);
     let jwks = keys.jwks().map_err(|e| StartError::Keys(e.to_string()))?;
     tracing::info!(
@@ -87,23 +101,17 @@ pub async fn serve(
 
     let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth))
         .max_decoding_message_size(config.grpc.max_message_bytes());
-    // Metrics and liveness for operators, for as long as the service runs.
-    let _admin = suite_telemetry::metrics::spawn_admin(config.admin.admin_addr)
-        .await
-        .map_err(StartError::Admin)?;
     let pruning = tokio::spawn(prune_periodically(core));
-    let addr = listener.local_addr().ok();
-    tracing::info!(?addr, database = %config.database_url, "auth service listening");
+    tracing::info!(database = %config.database_url, "auth store opened");
     let result = suite_grpc::server::serve(
         Routes::new(api),
         config.grpc.options(SERVICES),
-        store,
+        Arc::new(database),
         listener,
         shutdown,
     )
     .await;
     pruning.abort();
-    tracing::info!("auth service stopped");
     Ok(result?)
 }
 

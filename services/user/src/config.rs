@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use suite_db::DatabaseUrl;
 use suite_db::PoolArgs;
-use suite_grpc::config::{AdminArgs, GrpcArgs};
+use suite_grpc::config::GrpcArgs;
 use suite_tokens::{
     TokenRules,
     config::{JwksArgs, TokenArgs},
@@ -67,9 +67,6 @@ pub struct Config {
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
-
-    #[command(flatten)]
-    pub admin: AdminArgs,
 }
 
 pub use suite_grpc::config::ConfigError;

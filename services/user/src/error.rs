@@ -101,8 +101,6 @@ pub enum StartError {
     Store(String),
     #[error("password hashing: {0}")]
     Hasher(String),
-    #[error("ADMIN_ADDR: {0}")]
-    Admin(std::io::Error),
     #[error(transparent)]
     Serve(#[from] suite_grpc::server::ServeError),
 }

@@ -10,6 +10,7 @@ use crate::{
     store::{self, UserStore},
 };
 use std::{future::Future, net::SocketAddr, sync::Arc};
+use suite_db::Database;
 use suite_grpc::runner::{Probe, Service};
 use suite_proto::user::user_service_server::UserServiceServer;
 use suite_tokens::{Verifier, jwks::KeyCache};
@@ -19,15 +20,26 @@ use tonic::service::Routes;
 /// The gRPC services of this server (for health and reflection).
 const SERVICES: &[&str] = &["suite.user.v1.UserService"];
 
-/// Opens the configured store.
-pub fn open_store(config: &Config) -> Result<Arc<dyn UserStore>, StartError> {
-    store::open(&config.database_url, config.pool.settings()).map_err(StartError::Store)
+/// Opens the configured database (lazily: nothing connects yet).
+pub fn open_database(config: &Config) -> Result<Database, StartError> {
+    Database::open(
+        &config.database_url,
+        "suite-user",
+        config.pool.settings(),
+        &store::MIGRATIONS,
+    )
+    .map_err(StartError::Store)
 }
 
-/// Applies the store's migrations and returns (the `migrate` subcommand).
+/// The store on the configured database.
+pub fn open_store(config: &Config) -> Result<Arc<dyn UserStore>, StartError> {
+    Ok(store::open(&open_database(config)?))
+}
+
+/// Applies the database's migrations and returns (the `migrate` subcommand).
 pub async fn migrate(config: &Config) -> Result<(), StartError> {
     config.validate()?;
-    open_store(config)?
+    open_database(config)?
         .migrate()
         .await
         .map_err(|e| StartError::Store(e.to_string()))
@@ -42,7 +54,8 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     config.validate()?;
     crate::metrics::register();
-    let store = open_store(&config)?;
+    let database = open_database(&config)?;
+    let store = store::open(&database);
     let hasher = PasswordHasher::new(
         config.hash_params(),
         config.password_min_score,
@@ -57,21 +70,15 @@ pub async fn serve(
 
     let api = UserServiceServer::new(UserApi::new(core, auth))
         .max_decoding_message_size(config.grpc.max_message_bytes());
-    // Metrics and liveness for operators, for as long as the service runs.
-    let _admin = suite_telemetry::metrics::spawn_admin(config.admin.admin_addr)
-        .await
-        .map_err(StartError::Admin)?;
-    let addr = listener.local_addr().ok();
-    tracing::info!(?addr, database = %config.database_url, "user service listening");
+    tracing::info!(database = %config.database_url, "user store opened");
     suite_grpc::server::serve(
         Routes::new(api),
         config.grpc.options(SERVICES),
-        store,
+        Arc::new(database),
         listener,
         shutdown,
     )
     .await?;
-    tracing::info!("user service stopped");
     Ok(())
 }
 

@@ -1,14 +1,16 @@
 //! The services' database plumbing: the database URL ([`DatabaseUrl`]),
 //! lazily connecting pools for PostgreSQL and SQLite with their metrics
-//! ([`pool`]), which sqlx errors mean "unreachable", and a client span per
-//! store operation. Feature `test-support`: a fresh database per test.
+//! ([`pool`]), a service's migrations and readiness ([`Database`]), which
+//! sqlx errors mean "unreachable", and a client span per store operation. Feature `test-support`: a fresh database per test.
 #![forbid(unsafe_code)]
 
+mod database;
 pub mod pool;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod url;
 
+pub use database::{Database, Migrations};
 pub use pool::{PoolArgs, PoolSettings};
 pub use url::{Backend, DatabaseUrl};
 

@@ -40,6 +40,9 @@ pub struct GrpcArgs {
     /// while clients and endpoints drop it; then it drains in-flight calls.
     #[arg(long, env = "SHUTDOWN_DRAIN_DELAY_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub shutdown_drain_delay_secs: u64,
+
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 impl GrpcArgs {
@@ -54,6 +57,7 @@ impl GrpcArgs {
             timeout: Duration::from_secs(self.grpc_timeout_secs),
             concurrency_limit: self.grpc_concurrency_limit as usize,
             drain_delay: Duration::from_secs(self.shutdown_drain_delay_secs),
+            admin_addr: self.admin.admin_addr,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct ServerOptions {
     pub concurrency_limit: usize,
     /// How long to go on serving, NOT_SERVING, after the stop signal.
     pub drain_delay: Duration,
+    /// Where the operators' HTTP port (`/metrics`, `/livez`) listens, if anywhere.
+    pub admin_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("ADMIN_ADDR: {0}")]
+    Admin(std::io::Error),
 }
 
 /// Serves `api` with health and reflection until `shutdown` completes,
@@ -66,6 +70,11 @@ pub async fn serve<R: Readiness + ?Sized>(
     let (stop, stopped) = watch::channel(false);
     let services = options.services;
     let drain_delay = options.drain_delay;
+    // Metrics and liveness for operators, for as long as the server runs.
+    let _admin = suite_telemetry::metrics::spawn_admin(options.admin_addr)
+        .await
+        .map_err(ServeError::Admin)?;
+    tracing::info!(addr = ?listener.local_addr().ok(), ?services, "listening");
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, services, ServingStatus::NotServing).await;
     let ready_task = tokio::spawn(watch_readiness(
@@ -106,6 +115,7 @@ pub async fn serve<R: Readiness + ?Sized>(
         .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
         .await;
     ready_task.abort();
+    tracing::info!(?services, "stopped");
     Ok(result?)
 }
 

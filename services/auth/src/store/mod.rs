@@ -61,24 +61,10 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        match e {
-            sqlx::migrate::MigrateError::Execute(e) => e.into(),
-            e => Self::Other(e.to_string()),
-        }
-    }
-}
-
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait AuthStore: Send + Sync {
-    /// Applies pending migrations (safe when several replicas start at once).
-    async fn migrate(&self) -> Result<()>;
-    /// Succeeds when the database answers.
-    async fn ping(&self) -> Result<()>;
-
     /// Stores a new session and its first refresh token, atomically.
     async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()>;
     /// The token with this hash and its session.
@@ -136,19 +122,19 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<u64>;
 }
 
-pub use suite_db::PoolSettings;
-use suite_db::{DatabaseUrl, pool::Pool};
-use suite_grpc::server::{Check, Readiness};
+use suite_db::{Database, Migrations, pool::Pool};
 
-/// Opens the store `url` names. Connections are made lazily, so the service
-/// starts (not ready) while the database is down and reconnects by itself
-/// when it comes back.
-pub fn open(
-    url: &DatabaseUrl,
-    settings: PoolSettings,
-) -> std::result::Result<Arc<dyn AuthStore>, String> {
-    let system = url.backend().system_name();
-    Ok(match suite_db::pool::open(url, "suite-auth", settings)? {
+/// The service's migrations, for both databases.
+pub static MIGRATIONS: Migrations = Migrations {
+    postgres: sqlx::migrate!("./migrations/postgres"),
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    table: "sessions",
+};
+
+/// The store on `db`'s pool, every call in a database span.
+pub fn open(db: &Database) -> Arc<dyn AuthStore> {
+    let system = db.system_name();
+    match db.pool().clone() {
         Pool::Postgres(pool) => Arc::new(traced::Traced {
             inner: Arc::new(postgres::PgStore { pool }),
             system,
@@ -157,16 +143,5 @@ pub fn open(
             inner: Arc::new(sqlite::SqliteStore { pool }),
             system,
         }),
-    })
-}
-
-/// The store as the server's readiness sees it: migrated once, then pinged.
-impl Readiness for dyn AuthStore {
-    fn migrate(&self) -> Check<'_> {
-        Box::pin(async move { AuthStore::migrate(self).await.map_err(|e| e.to_string()) })
-    }
-
-    fn ping(&self) -> Check<'_> {
-        Box::pin(async move { AuthStore::ping(self).await.map_err(|e| e.to_string()) })
     }
 }

@@ -59,20 +59,6 @@ fn lock_end(at: DateTime<Utc>, lock: Duration) -> Result<Option<DateTime<Utc>>> 
 
 #[async_trait]
 impl AuthStore for PgStore {
-    async fn migrate(&self) -> Result<()> {
-        // sqlx holds a PostgreSQL advisory lock while migrating, so replicas
-        // starting together apply each migration once.
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(

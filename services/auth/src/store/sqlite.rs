@@ -69,18 +69,6 @@ fn lock_end(at: DateTime<Utc>, lock: Duration) -> Result<Option<DateTime<Utc>>> 
 
 #[async_trait]
 impl AuthStore for SqliteStore {
-    async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(

@@ -27,13 +27,6 @@ impl Traced {
 
 #[async_trait]
 impl AuthStore for Traced {
-    async fn migrate(&self) -> Result<()> {
-        self.run("MIGRATE", "sessions", self.inner.migrate()).await
-    }
-    async fn ping(&self) -> Result<()> {
-        // Readiness polls this every few seconds: not worth a span each time.
-        self.inner.ping().await
-    }
     async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()> {
         self.run(
             "INSERT",

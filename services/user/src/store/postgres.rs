@@ -39,20 +39,6 @@ fn record(row: &PgRow) -> sqlx::Result<UserRecord> {
 
 #[async_trait]
 impl UserStore for PgStore {
-    async fn migrate(&self) -> Result<()> {
-        // sqlx holds a PostgreSQL advisory lock while migrating, so replicas
-        // starting together apply each migration once.
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn insert(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \

@@ -45,18 +45,6 @@ fn roles_json(roles: &[String]) -> String {
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn insert(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \

@@ -26,13 +26,6 @@ impl Traced {
 
 #[async_trait]
 impl UserStore for Traced {
-    async fn migrate(&self) -> Result<()> {
-        self.run("MIGRATE", self.inner.migrate()).await
-    }
-    async fn ping(&self) -> Result<()> {
-        // Readiness polls this every few seconds: not worth a span each time.
-        self.inner.ping().await
-    }
     async fn insert(&self, user: &UserRecord) -> Result<()> {
         self.run("INSERT", self.inner.insert(user)).await
     }
