@@ -230,8 +230,4 @@ impl suite_grpc::runner::Service for Gateway {
     ) -> impl Future<Output = Result<(), Error>> {
         serve(config, listener, shutdown)
     }
-
-    async fn migrate(_: Config) -> Result<(), Error> {
-        Ok(())
-    }
 }

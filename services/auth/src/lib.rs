@@ -20,4 +20,4 @@ pub mod user_client;
 pub use config::Config;
 pub use error::Error;
 pub use error::StartError;
-pub use server::{AuthService, migrate, serve};
+pub use server::{AuthService, serve};

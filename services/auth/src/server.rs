@@ -14,7 +14,10 @@ use crate::{
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use suite_db::Database;
-use suite_grpc::runner::{Probe, Service};
+use suite_grpc::{
+    runner::{Probe, Service},
+    server::Readiness,
+};
 use suite_proto::auth::auth_service_server::AuthServiceServer;
 use suite_tokens::{
     Verifier,
@@ -43,15 +46,6 @@ pub fn open_database(config: &Config) -> Result<Database, StartError> {
 /// The store on the configured database.
 pub fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>, StartError> {
     Ok(store::open(&open_database(config)?))
-}
-
-/// Applies the database's migrations and returns (the `migrate` subcommand).
-pub async fn migrate(config: &Config) -> Result<(), StartError> {
-    config.validate()?;
-    open_database(config)?
-        .migrate()
-        .await
-        .map_err(|e| StartError::Store(e.to_string()))
 }
 
 /// Serves the auth service on `listener` until `shutdown` completes, then
@@ -152,7 +146,8 @@ impl Service for AuthService {
         serve(config, listener, shutdown)
     }
 
-    async fn migrate(config: Config) -> Result<(), StartError> {
-        migrate(&config).await
+    fn database(config: &Config) -> Result<Option<Arc<dyn Readiness>>, StartError> {
+        config.validate()?;
+        Ok(Some(Arc::new(open_database(config)?)))
     }
 }

@@ -16,4 +16,4 @@ pub mod store;
 pub use config::Config;
 pub use error::Error;
 pub use error::StartError;
-pub use server::{UserService, migrate, serve};
+pub use server::{UserService, serve};

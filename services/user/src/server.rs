@@ -2,16 +2,15 @@
 //! and the suite's server runtime (health, reflection, limits, drain).
 
 use crate::{
-    config::Config,
-    error::StartError,
-    grpc::UserApi,
-    password::PasswordHasher,
-    service::UserCore,
-    store::{self, UserStore},
+    config::Config, error::StartError, grpc::UserApi, password::PasswordHasher, service::UserCore,
+    store,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use suite_db::Database;
-use suite_grpc::runner::{Probe, Service};
+use suite_grpc::{
+    runner::{Probe, Service},
+    server::Readiness,
+};
 use suite_proto::user::user_service_server::UserServiceServer;
 use suite_tokens::{Verifier, jwks::KeyCache};
 use tokio::net::TcpListener;
@@ -29,20 +28,6 @@ pub fn open_database(config: &Config) -> Result<Database, StartError> {
         &store::MIGRATIONS,
     )
     .map_err(StartError::Store)
-}
-
-/// The store on the configured database.
-pub fn open_store(config: &Config) -> Result<Arc<dyn UserStore>, StartError> {
-    Ok(store::open(&open_database(config)?))
-}
-
-/// Applies the database's migrations and returns (the `migrate` subcommand).
-pub async fn migrate(config: &Config) -> Result<(), StartError> {
-    config.validate()?;
-    open_database(config)?
-        .migrate()
-        .await
-        .map_err(|e| StartError::Store(e.to_string()))
 }
 
 /// Serves the user service on `listener` until `shutdown` completes, then
@@ -107,7 +92,8 @@ impl Service for UserService {
         serve(config, listener, shutdown)
     }
 
-    async fn migrate(config: Config) -> Result<(), StartError> {
-        migrate(&config).await
+    fn database(config: &Config) -> Result<Option<Arc<dyn Readiness>>, StartError> {
+        config.validate()?;
+        Ok(Some(Arc::new(open_database(config)?)))
     }
 }

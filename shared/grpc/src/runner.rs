@@ -2,8 +2,9 @@
 //! value stops here, naming its variable), then serve, apply migrations or
 //! probe a running instance; telemetry is flushed before the process exits.
 
+use crate::server::Readiness;
 use clap::{Args, Command, FromArgMatches};
-use std::{fmt::Display, net::SocketAddr, process::ExitCode};
+use std::{fmt::Display, net::SocketAddr, process::ExitCode, sync::Arc};
 use tokio::net::TcpListener;
 
 /// How the `healthcheck` subcommand asks an instance whether it is ready.
@@ -24,7 +25,8 @@ pub trait Service {
     const ABOUT: &'static str;
     const VERSION: &'static str;
     const PROBE: Probe;
-    /// Whether it has a database to migrate (a `migrate` subcommand).
+    /// Whether it has a database to migrate (a `migrate` subcommand, which
+    /// runs [`Readiness::migrate`] of [`Service::database`]).
     const MIGRATES: bool;
 
     fn listen_addr(config: &Self::Config) -> SocketAddr;
@@ -35,7 +37,11 @@ pub trait Service {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), Self::Error>>;
 
-    fn migrate(config: Self::Config) -> impl Future<Output = Result<(), Self::Error>>;
+    /// The database to migrate, once the configuration is checked.
+    fn database(config: &Self::Config) -> Result<Option<Arc<dyn Readiness>>, Self::Error> {
+        let _ = config;
+        Ok(None)
+    }
 }
 
 /// Runs `S` as the process's `main`.
@@ -80,7 +86,11 @@ async fn run<S: Service>(command: &str, config: S::Config) -> ExitCode {
         Err(e) => return fail(S::NAME, e),
     };
     let result = if command == "migrate" {
-        S::migrate(config).await.map_err(|e| e.to_string())
+        match S::database(&config) {
+            Ok(Some(database)) => database.migrate().await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     } else {
         match crate::server::bind(S::listen_addr(&config)).await {
             Ok(listener) => S::serve(config, listener, crate::shutdown::signal())
