@@ -405,14 +405,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let window = Duration::from_secs(seconds);
 
     let dir = tempfile::tempdir()?;
-    let config = suite::SuiteConfig {
-        user_addr: "127.0.0.1:0".parse()?,
-        auth_addr: "127.0.0.1:0".parse()?,
-        gateway_addr: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_owned(),
-        user_database_url: None,
-        auth_database_url: None,
-    };
+    let config = suite::SuiteConfig::on_free_ports(dir.path().to_owned());
     let listeners = suite::Listeners::bind(&config).await?;
     let user_addr = listeners.user.local_addr()?;
     let gateway = listeners.gateway.local_addr()?;

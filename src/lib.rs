@@ -32,6 +32,22 @@ pub struct SuiteConfig {
     pub auth_database_url: Option<DatabaseUrl>,
 }
 
+impl SuiteConfig {
+    /// Every service on a free loopback port (the tests' and benchmarks'
+    /// suite), keeping its files in `data_dir`, on SQLite unless told.
+    pub fn on_free_ports(data_dir: PathBuf) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            user_addr: any,
+            auth_addr: any,
+            gateway_addr: any,
+            data_dir,
+            user_database_url: None,
+            auth_database_url: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     #[error("{0}")]

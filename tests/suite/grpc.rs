@@ -17,14 +17,7 @@ fn channel(addr: std::net::SocketAddr) -> Channel {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_login_call_and_refresh_through_the_launched_suite() {
     let dir = tempfile::tempdir().expect("dir");
-    let config = suite::SuiteConfig {
-        user_addr: "127.0.0.1:0".parse().expect("addr"),
-        auth_addr: "127.0.0.1:0".parse().expect("addr"),
-        gateway_addr: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().to_owned(),
-        user_database_url: None,
-        auth_database_url: None,
-    };
+    let config = suite::SuiteConfig::on_free_ports(dir.path().to_owned());
     let listeners = suite::Listeners::bind(&config).await.expect("bind");
     let user_addr = listeners.user.local_addr().expect("addr");
     let auth_addr = listeners.auth.local_addr().expect("addr");

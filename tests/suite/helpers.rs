@@ -27,12 +27,9 @@ pub async fn spawn_suite_with(
     let auth_db = TestDb::create(backend, "auth").await?;
     let dir = tempfile::tempdir().expect("dir");
     let config = suite::SuiteConfig {
-        user_addr: "127.0.0.1:0".parse().expect("addr"),
-        auth_addr: "127.0.0.1:0".parse().expect("addr"),
-        gateway_addr: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().to_owned(),
         user_database_url: Some(user_db.database_url()),
         auth_database_url: Some(auth_db.database_url()),
+        ..suite::SuiteConfig::on_free_ports(dir.path().to_owned())
     };
     let listeners = suite::Listeners::bind(&config).await.expect("bind");
     let gateway = listeners.gateway.local_addr().expect("addr");
@@ -120,12 +117,10 @@ impl Suite {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> Result<Reply, String> {
-        self.raw(
-            method,
-            path,
-            token,
-            body.map(|b| ("application/json", b.to_string())),
-        )
+        GatewayClient {
+            gateway: self.gateway,
+        }
+        .request(method, path, token, body)
         .await
     }
 

@@ -7,6 +7,7 @@ use crate::{
     pool::{self, Pool},
 };
 use sqlx::migrate::{MigrateError, Migrator};
+use std::sync::Arc;
 use suite_grpc::server::{Check, Readiness};
 
 /// A service's migrations, one set per backend (`sqlx::migrate!` of each folder).
@@ -79,5 +80,49 @@ impl Readiness for Database {
 
     fn ping(&self) -> Check<'_> {
         Box::pin(async move { Database::ping(self).await.map_err(|e| e.to_string()) })
+    }
+}
+
+impl Database {
+    /// The service's store on this pool, made by `postgres` or `sqlite`
+    /// (whichever the URL names), every call of it in a database span.
+    pub fn store<S: ?Sized>(
+        &self,
+        postgres: impl FnOnce(sqlx::PgPool) -> Arc<S>,
+        sqlite: impl FnOnce(sqlx::SqlitePool) -> Arc<S>,
+    ) -> Traced<S> {
+        let inner = match &self.pool {
+            Pool::Postgres(pool) => postgres(pool.clone()),
+            Pool::Sqlite(pool) => sqlite(pool.clone()),
+        };
+        Traced {
+            inner,
+            system: self.system,
+        }
+    }
+}
+
+/// A store decorated with a client span per call: each service implements
+/// its store trait for `Traced<dyn ItsStore>`, wrapping every call in
+/// [`Traced::run`].
+pub struct Traced<S: ?Sized> {
+    inner: Arc<S>,
+    system: &'static str,
+}
+
+impl<S: ?Sized> Traced<S> {
+    /// The store underneath.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// `op` in a span of its `operation` on `table`, failed if it fails.
+    pub async fn run<T, E>(
+        &self,
+        operation: &'static str,
+        table: &'static str,
+        op: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        crate::traced(crate::span(self.system, operation, table), op).await
     }
 }

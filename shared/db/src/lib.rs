@@ -10,7 +10,7 @@ pub mod pool;
 pub mod testing;
 mod url;
 
-pub use database::{Database, Migrations};
+pub use database::{Database, Migrations, Traced};
 pub use pool::{PoolArgs, PoolSettings};
 pub use url::{Backend, DatabaseUrl};
 

@@ -122,7 +122,7 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<u64>;
 }
 
-use suite_db::{Database, Migrations, pool::Pool};
+use suite_db::{Database, Migrations};
 
 /// The service's migrations, for both databases.
 pub static MIGRATIONS: Migrations = Migrations {
@@ -133,15 +133,8 @@ pub static MIGRATIONS: Migrations = Migrations {
 
 /// The store on `db`'s pool, every call in a database span.
 pub fn open(db: &Database) -> Arc<dyn AuthStore> {
-    let system = db.system_name();
-    match db.pool().clone() {
-        Pool::Postgres(pool) => Arc::new(traced::Traced {
-            inner: Arc::new(postgres::PgStore { pool }),
-            system,
-        }),
-        Pool::Sqlite(pool) => Arc::new(traced::Traced {
-            inner: Arc::new(sqlite::SqliteStore { pool }),
-            system,
-        }),
-    }
+    Arc::new(db.store::<dyn AuthStore>(
+        |pool| Arc::new(postgres::PgStore { pool }),
+        |pool| Arc::new(sqlite::SqliteStore { pool }),
+    ))
 }

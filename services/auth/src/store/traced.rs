@@ -4,39 +4,22 @@
 use super::{AuthStore, Failures, Result, SessionRecord, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::{sync::Arc, time::Duration};
-use suite_db::{span, traced};
+use std::time::Duration;
+use suite_db::Traced;
 use uuid::Uuid;
 
-pub struct Traced {
-    pub inner: Arc<dyn AuthStore>,
-    pub system: &'static str,
-}
-
-impl Traced {
-    /// `op` in a span of its operation on `table`.
-    async fn run<T>(
-        &self,
-        operation: &'static str,
-        table: &'static str,
-        op: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        traced(span(self.system, operation, table), op).await
-    }
-}
-
 #[async_trait]
-impl AuthStore for Traced {
+impl AuthStore for Traced<dyn AuthStore> {
     async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()> {
         self.run(
             "INSERT",
             "sessions",
-            self.inner.create_session(session, token_hash),
+            self.inner().create_session(session, token_hash),
         )
         .await
     }
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
-        self.run("SELECT", "refresh_tokens", self.inner.find_token(hash))
+        self.run("SELECT", "refresh_tokens", self.inner().find_token(hash))
             .await
     }
     async fn rotate(
@@ -50,17 +33,17 @@ impl AuthStore for Traced {
         self.run(
             "UPDATE",
             "refresh_tokens",
-            self.inner
+            self.inner()
                 .rotate(session_id, old_hash, new_hash, at, retire_old),
         )
         .await
     }
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
-        self.run("UPDATE", "sessions", self.inner.revoke_session(id, at))
+        self.run("UPDATE", "sessions", self.inner().revoke_session(id, at))
             .await
     }
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
-        self.run("SELECT", "sessions", self.inner.get_session(id))
+        self.run("SELECT", "sessions", self.inner().get_session(id))
             .await
     }
     async fn list_sessions(
@@ -74,13 +57,13 @@ impl AuthStore for Traced {
         self.run(
             "SELECT",
             "sessions",
-            self.inner
+            self.inner()
                 .list_sessions(user_id, after, limit, now, idle_cutoff),
         )
         .await
     }
     async fn failures(&self, login: &str) -> Result<Option<Failures>> {
-        self.run("SELECT", "login_failures", self.inner.failures(login))
+        self.run("SELECT", "login_failures", self.inner().failures(login))
             .await
     }
     async fn record_failure(
@@ -93,13 +76,17 @@ impl AuthStore for Traced {
         self.run(
             "UPSERT",
             "login_failures",
-            self.inner.record_failure(login, at, forget_before, lock),
+            self.inner().record_failure(login, at, forget_before, lock),
         )
         .await
     }
     async fn clear_failures(&self, login: &str) -> Result<()> {
-        self.run("DELETE", "login_failures", self.inner.clear_failures(login))
-            .await
+        self.run(
+            "DELETE",
+            "login_failures",
+            self.inner().clear_failures(login),
+        )
+        .await
     }
     async fn prune(
         &self,
@@ -110,7 +97,7 @@ impl AuthStore for Traced {
         self.run(
             "DELETE",
             "sessions",
-            self.inner.prune(now, idle_before, failures_before),
+            self.inner().prune(now, idle_before, failures_before),
         )
         .await
     }

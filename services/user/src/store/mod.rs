@@ -100,7 +100,7 @@ pub trait UserStore: Send + Sync {
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool>;
 }
 
-use suite_db::{Database, Migrations, pool::Pool};
+use suite_db::{Database, Migrations};
 
 /// The service's migrations, for both databases.
 pub static MIGRATIONS: Migrations = Migrations {
@@ -111,17 +111,10 @@ pub static MIGRATIONS: Migrations = Migrations {
 
 /// The store on `db`'s pool, every call in a database span.
 pub fn open(db: &Database) -> Arc<dyn UserStore> {
-    let system = db.system_name();
-    match db.pool().clone() {
-        Pool::Postgres(pool) => Arc::new(traced::Traced {
-            inner: Arc::new(postgres::PgStore { pool }),
-            system,
-        }),
-        Pool::Sqlite(pool) => Arc::new(traced::Traced {
-            inner: Arc::new(sqlite::SqliteStore { pool }),
-            system,
-        }),
-    }
+    Arc::new(db.store::<dyn UserStore>(
+        |pool| Arc::new(postgres::PgStore { pool }),
+        |pool| Arc::new(sqlite::SqliteStore { pool }),
+    ))
 }
 
 #[cfg(test)]

@@ -4,51 +4,37 @@
 use super::{Result, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
-use suite_db::{span, traced};
+use suite_db::Traced;
 use uuid::Uuid;
 
-pub struct Traced {
-    pub inner: Arc<dyn UserStore>,
-    pub system: &'static str,
-}
-
-impl Traced {
-    /// `op` in a span of the `users` table.
-    async fn run<T>(
-        &self,
-        operation: &'static str,
-        op: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        traced(span(self.system, operation, "users"), op).await
-    }
-}
-
 #[async_trait]
-impl UserStore for Traced {
+impl UserStore for Traced<dyn UserStore> {
     async fn insert(&self, user: &UserRecord) -> Result<()> {
-        self.run("INSERT", self.inner.insert(user)).await
+        self.run("INSERT", "users", self.inner().insert(user)).await
     }
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
-        self.run("SELECT", self.inner.get(id)).await
+        self.run("SELECT", "users", self.inner().get(id)).await
     }
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>> {
-        self.run("SELECT", self.inner.find_by_login(login)).await
+        self.run("SELECT", "users", self.inner().find_by_login(login))
+            .await
     }
     async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>> {
-        self.run("SELECT", self.inner.list(after, limit)).await
+        self.run("SELECT", "users", self.inner().list(after, limit))
+            .await
     }
     async fn count(&self) -> Result<i64> {
-        self.run("SELECT", self.inner.count()).await
+        self.run("SELECT", "users", self.inner().count()).await
     }
     async fn update(&self, user: &UserRecord) -> Result<bool> {
-        self.run("UPDATE", self.inner.update(user)).await
+        self.run("UPDATE", "users", self.inner().update(user)).await
     }
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
-        self.run("UPDATE", self.inner.replace_hash(id, old, new))
+        self.run("UPDATE", "users", self.inner().replace_hash(id, old, new))
             .await
     }
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
-        self.run("UPDATE", self.inner.delete(id, version, at)).await
+        self.run("UPDATE", "users", self.inner().delete(id, version, at))
+            .await
     }
 }
