@@ -150,3 +150,41 @@ pub fn jwks_from_proto(keys: &[ProtoJwk]) -> JwkSet {
         .collect();
     JwkSet { keys }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto(kty: &str, crv: &str, kid: &str) -> ProtoJwk {
+        ProtoJwk {
+            kty: kty.into(),
+            crv: crv.into(),
+            x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
+            kid: kid.into(),
+            alg: "EdDSA".into(),
+            r#use: "sig".into(),
+        }
+    }
+
+    #[test]
+    fn a_jwk_goes_to_its_proto_and_back_unchanged() {
+        let sent = vec![proto("OKP", "Ed25519", "k1")];
+        let jwks = jwks_from_proto(&sent);
+        assert_eq!(KeySet::from_jwks(&jwks).len(), 1);
+        let back: Vec<ProtoJwk> = jwks.keys.iter().filter_map(jwk_to_proto).collect();
+        assert_eq!(back, sent);
+    }
+
+    #[test]
+    fn keys_that_are_not_ed25519_are_dropped_on_the_way_in() {
+        let jwks = jwks_from_proto(&[
+            proto("RSA", "", "rsa"),
+            proto("OKP", "X25519", "x"),
+            ProtoJwk {
+                alg: "HS256".into(),
+                ..proto("OKP", "Ed25519", "hmac")
+            },
+        ]);
+        assert!(KeySet::from_jwks(&jwks).is_empty());
+    }
+}
