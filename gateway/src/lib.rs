@@ -93,7 +93,7 @@ pub fn app_with_resolver(
         connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
         // Each request sets its own deadline (the budget).
         timeout: None,
-        resolve_interval: config.upstream.resolve_interval(),
+        resolve_interval: config.upstream.upstream_resolve_interval,
     };
     let upstreams = [
         upstream(

@@ -234,7 +234,7 @@ async fn fixture(
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     user_config.keys.jwks_refresh_min_secs = 1;
     user_config.password_hash_concurrency = Some(2);
-    user_config.grpc.shutdown_drain_delay_secs = drain_delay_secs;
+    user_config.grpc.shutdown_drain_delay = Duration::from_secs(drain_delay_secs);
     // One after the other: the first one migrates.
     let a = Replica::start(user_config.clone()).await;
     let b = Replica::start_on(b_listener, user_config.clone()).await;
@@ -244,7 +244,7 @@ async fn fixture(
     let mut config = suite_gateway::Config::defaults();
     config.user_service_url = format!("http://{NAME}:50051");
     config.auth_service_url = format!("http://{auth_addr}");
-    config.upstream.upstream_resolve_interval_secs = resolve_interval_secs;
+    config.upstream.upstream_resolve_interval = Duration::from_secs(resolve_interval_secs);
     config.rate_limit_per_second = 100_000;
     config.rate_limit_burst = 100_000;
     config.auth_rate_limit_burst = 10_000;

@@ -83,7 +83,7 @@ pub async fn serve(
         &config.user_service_url,
         config.user_service_connect_timeout(),
         config.user_service_timeout(),
-        config.upstream.resolve_interval(),
+        config.upstream.upstream_resolve_interval,
         ServiceTokens::new(
             keys.active().clone(),
             config.tokens.jwt_issuer.clone(),

@@ -2,6 +2,7 @@
 //! `clap` config), so the variables mean the same everywhere.
 
 use crate::server::ServerOptions;
+use clap::builder::TypedValueParser as _;
 use std::time::Duration;
 
 /// A configuration value that cannot work, named by its variable.
@@ -33,13 +34,13 @@ pub struct GrpcArgs {
     pub grpc_concurrency_limit: u32,
 
     /// Upper bound on any call's duration, in seconds (a shorter `grpc-timeout` wins).
-    #[arg(long, env = "GRPC_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub grpc_timeout_secs: u64,
+    #[arg(long = "grpc-timeout-secs", env = "GRPC_TIMEOUT_SECS", value_name = "GRPC_TIMEOUT_SECS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
+    pub grpc_timeout: Duration,
 
     /// Seconds the server keeps serving after the stop signal, NOT_SERVING,
     /// while clients and endpoints drop it; then it drains in-flight calls.
-    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
-    pub shutdown_drain_delay_secs: u64,
+    #[arg(long = "shutdown-drain-delay-secs", env = "SHUTDOWN_DRAIN_DELAY_SECS", value_name = "SHUTDOWN_DRAIN_DELAY_SECS", default_value = "0", value_parser = clap::value_parser!(u64).range(0..=600).map(Duration::from_secs))]
+    pub shutdown_drain_delay: Duration,
 
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -54,9 +55,9 @@ impl GrpcArgs {
     pub fn options(&self, services: &'static [&'static str]) -> ServerOptions {
         ServerOptions {
             services,
-            timeout: Duration::from_secs(self.grpc_timeout_secs),
+            timeout: self.grpc_timeout,
             concurrency_limit: self.grpc_concurrency_limit as usize,
-            drain_delay: Duration::from_secs(self.shutdown_drain_delay_secs),
+            drain_delay: self.shutdown_drain_delay,
             admin_addr: self.admin.admin_addr,
         }
     }
@@ -67,14 +68,8 @@ impl GrpcArgs {
 pub struct UpstreamArgs {
     /// Seconds between re-resolutions of each service's name (every address
     /// it resolves to gets calls; see `balance`).
-    #[arg(long, env = "UPSTREAM_RESOLVE_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub upstream_resolve_interval_secs: u64,
-}
-
-impl UpstreamArgs {
-    pub fn resolve_interval(&self) -> Duration {
-        Duration::from_secs(self.upstream_resolve_interval_secs)
-    }
+    #[arg(long = "upstream-resolve-interval-secs", env = "UPSTREAM_RESOLVE_INTERVAL_SECS", value_name = "UPSTREAM_RESOLVE_INTERVAL_SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
+    pub upstream_resolve_interval: Duration,
 }
 
 /// The operators' HTTP port of a gRPC service.
@@ -103,4 +98,21 @@ where
 /// clap's message naming it.
 pub fn defaults<C: clap::Args + clap::FromArgMatches>() -> C {
     parse_from(["suite"]).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_flag_parses_to_a_duration_and_out_of_range_is_refused_naming_its_variable() {
+        let args: GrpcArgs = parse_from(["suite", "--grpc-timeout-secs", "7"]).expect("parses");
+        assert_eq!(args.grpc_timeout, Duration::from_secs(7));
+        assert_eq!(args.options(&[]).timeout, Duration::from_secs(7));
+
+        let err = parse_from::<GrpcArgs, _, _>(["suite", "--grpc-timeout-secs", "0"])
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("GRPC_TIMEOUT_SECS"), "{err}");
+    }
 }

@@ -95,8 +95,10 @@ async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_the_drain_delay_the_server_is_not_serving_but_still_answers() {
-    let Some(mut app) =
-        spawn_app_with(Backend::Sqlite, |c| c.grpc.shutdown_drain_delay_secs = 2).await
+    let Some(mut app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.grpc.shutdown_drain_delay = Duration::from_secs(2)
+    })
+    .await
     else {
         return;
     };
