@@ -3,6 +3,7 @@
 //! settings, and their connection counts in the metrics.
 
 use crate::{Backend, DatabaseUrl};
+use clap::builder::TypedValueParser as _;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{family::Family, gauge::Gauge},
@@ -22,15 +23,15 @@ pub struct PoolArgs {
     pub database_max_connections: u32,
 
     /// Seconds a call waits for a database connection before it is Unavailable.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
-    pub database_acquire_timeout_secs: u64,
+    #[arg(long = "database-acquire-timeout-secs", env = "DATABASE_ACQUIRE_TIMEOUT_SECS", value_name = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value = "3", value_parser = clap::value_parser!(u64).range(1..=300).map(Duration::from_secs))]
+    pub database_acquire_timeout: Duration,
 }
 
 impl PoolArgs {
     pub fn settings(&self) -> PoolSettings {
         PoolSettings {
             max_connections: self.database_max_connections,
-            acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
+            acquire_timeout: self.database_acquire_timeout,
         }
     }
 }

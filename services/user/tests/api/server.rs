@@ -203,7 +203,7 @@ async fn health_follows_the_database_and_calls_recover_when_it_returns() {
 
     let key = SigningKey::generate("test-key-1").expect("key");
     let mut config = test_config(&url, &key);
-    config.pool.database_acquire_timeout_secs = 1;
+    config.pool.database_acquire_timeout = Duration::from_secs(1);
     let target = hostport.to_owned();
     let app = start(config, key, db).await;
 
