@@ -117,7 +117,7 @@ pub fn app_with_resolver(
     let source = config
         .jwks_source()
         .map_err(|e| Error::Jwks(e.to_string()))?;
-    let keys = suite_tokens::jwks::KeyCache::new(Some(source), config.keys.refresh_min());
+    let keys = suite_tokens::jwks::KeyCache::new(Some(source), config.keys.jwks_refresh_min);
     let verifier = suite_tokens::Verifier::new(
         keys,
         config

@@ -232,7 +232,7 @@ async fn fixture(
     let mut user_config = suite_user::Config::defaults();
     user_config.database_url = user_db.database_url();
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
-    user_config.keys.jwks_refresh_min_secs = 1;
+    user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     user_config.password_hash_concurrency = Some(2);
     user_config.grpc.shutdown_drain_delay = Duration::from_secs(drain_delay_secs);
     // One after the other: the first one migrates.

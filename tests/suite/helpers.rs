@@ -35,7 +35,7 @@ pub async fn spawn_suite_with(
     let gateway = listeners.gateway.local_addr().expect("addr");
     let mut user_config = suite_user::Config::defaults();
     user_config.password_hash_concurrency = Some(2);
-    user_config.keys.jwks_refresh_min_secs = 1;
+    user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     let mut gateway_config = suite_gateway::Config::defaults();
     // The tests send many logins from one address; the limit tests set their own.
     gateway_config.auth_rate_limit_burst = 10_000;

@@ -49,7 +49,7 @@ pub async fn serve(
     )
     .await
     .map_err(|e| StartError::Hasher(e.to_string()))?;
-    let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.refresh_min()).await;
+    let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules());
     let core = Arc::new(UserCore::new(store.clone(), hasher));
 

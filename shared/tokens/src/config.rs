@@ -3,6 +3,7 @@
 //! each binary's own: the gateway accepts one, a service several.
 
 use crate::{jwks::JwksSource, rules::TokenRules};
+use clap::builder::TypedValueParser as _;
 use std::{str::FromStr, time::Duration};
 
 /// What a token must say, beside its audience.
@@ -39,12 +40,6 @@ pub struct JwksArgs {
 
     /// Shortest gap, in seconds, between two JWKS reloads triggered by tokens
     /// naming an unknown key id (a new key is picked up at most this late).
-    #[arg(long, env = "JWKS_REFRESH_MIN_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub jwks_refresh_min_secs: u64,
-}
-
-impl JwksArgs {
-    pub fn refresh_min(&self) -> Duration {
-        Duration::from_secs(self.jwks_refresh_min_secs)
-    }
+    #[arg(long = "jwks-refresh-min-secs", env = "JWKS_REFRESH_MIN_SECS", value_name = "JWKS_REFRESH_MIN_SECS", default_value = "5", value_parser = clap::value_parser!(u64).range(0..=3600).map(Duration::from_secs))]
+    pub jwks_refresh_min: Duration,
 }

@@ -100,7 +100,7 @@ pub async fn spawn_suite_with(
     let mut user_config = suite_user::Config::defaults();
     user_config.database_url = user_db.database_url();
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
-    user_config.keys.jwks_refresh_min_secs = 1;
+    user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     user_config.password_hash_concurrency = Some(2);
     let mut auth_config = auth_config(&auth_db, user_addr, &key);
     tweak(&mut auth_config);
