@@ -1,5 +1,6 @@
 //! The gateway's configuration: environment variables (or flags).
 
+use clap::builder::TypedValueParser as _;
 use http::HeaderValue;
 use std::{
     net::{IpAddr, SocketAddr},
@@ -52,12 +53,12 @@ pub struct Config {
     pub access_token_audience: String,
 
     /// Each request's time budget in milliseconds, sent on as `grpc-timeout` (504 when spent).
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
-    pub request_timeout_ms: u64,
+    #[arg(long = "request-timeout-ms", env = "REQUEST_TIMEOUT_MS", value_name = "REQUEST_TIMEOUT_MS", default_value = "10000", value_parser = clap::value_parser!(u64).range(10..=600_000).map(Duration::from_millis))]
+    pub request_timeout: Duration,
 
     /// Milliseconds to wait for a connection to a service (503 after that).
-    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    pub upstream_connect_timeout_ms: u64,
+    #[arg(long = "upstream-connect-timeout-ms", env = "UPSTREAM_CONNECT_TIMEOUT_MS", value_name = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value = "1000", value_parser = clap::value_parser!(u64).range(10..=60_000).map(Duration::from_millis))]
+    pub upstream_connect_timeout: Duration,
 
     #[command(flatten)]
     pub upstream: UpstreamArgs,
@@ -112,10 +113,6 @@ impl Config {
             .split_once("://")
             .map_or(self.auth_service_url.as_str(), |(_, rest)| rest);
         JwksSource::from_config(&format!("grpc://{}", authority.trim_end_matches('/')))
-    }
-
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
     }
 }
 

@@ -29,7 +29,7 @@ use axum::{
     middleware::{from_fn, from_fn_with_state},
     routing::get,
 };
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 use suite_grpc::balance;
 use suite_telemetry::grpc_client::TraceClientLayer;
 use tokio::net::TcpListener;
@@ -90,7 +90,7 @@ pub fn app_with_resolver(
     // Rendered once: the document is a pure function of the contract.
     let openapi = bytes::Bytes::from(openapi::document(&routes, &pool).to_string());
     let settings = balance::Settings {
-        connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
+        connect_timeout: config.upstream_connect_timeout,
         // Each request sets its own deadline (the budget).
         timeout: None,
         resolve_interval: config.upstream.upstream_resolve_interval,
@@ -139,7 +139,7 @@ pub fn app_with_resolver(
             .into_iter()
             .map(|u| (u.service, u.channel))
             .collect(),
-        budget: config.request_timeout(),
+        budget: config.request_timeout,
         max_body_bytes: config.max_body_bytes as usize,
     });
     // The contract's routes: the handler that transcodes, calls and answers,

@@ -207,7 +207,7 @@ async fn fixture(budget_ms: u64) -> Fixture {
     config.user_service_url = format!("http://{upstream}");
     config.auth_service_url = "http://127.0.0.1:9".into();
     config.keys.jwks = Some(jwks.parse().expect("jwks"));
-    config.request_timeout_ms = budget_ms;
+    config.request_timeout = Duration::from_millis(budget_ms);
     let router = suite_gateway::app(&config).expect("app");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let gateway = listener.local_addr().expect("addr");
