@@ -2,6 +2,7 @@
 //! validated at start-up with messages that name the variable.
 
 use crate::{service::Settings, throttle::ThrottlePolicy};
+use clap::builder::TypedValueParser as _;
 use secrecy::SecretString;
 use std::str::FromStr;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -54,8 +55,8 @@ pub struct Config {
     pub access_token_audience: String,
 
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..=86_400))]
-    pub access_token_ttl_secs: u64,
+    #[arg(long = "access-token-ttl-secs", env = "ACCESS_TOKEN_TTL_SECS", value_name = "ACCESS_TOKEN_TTL_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(30..=86_400).map(Duration::from_secs))]
+    pub access_token_ttl: Duration,
 
     /// The user service's gRPC address.
     #[arg(
@@ -70,40 +71,40 @@ pub struct Config {
     pub user_service_audience: String,
 
     /// Milliseconds to wait for a connection to the user service.
-    #[arg(long, env = "USER_SERVICE_CONNECT_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    pub user_service_connect_timeout_ms: u64,
+    #[arg(long = "user-service-connect-timeout-ms", env = "USER_SERVICE_CONNECT_TIMEOUT_MS", value_name = "USER_SERVICE_CONNECT_TIMEOUT_MS", default_value = "1000", value_parser = clap::value_parser!(u64).range(10..=60_000).map(Duration::from_millis))]
+    pub user_service_connect_timeout: Duration,
 
     /// Seconds a call to the user service may take.
-    #[arg(long, env = "USER_SERVICE_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
-    pub user_service_timeout_secs: u64,
+    #[arg(long = "user-service-timeout-secs", env = "USER_SERVICE_TIMEOUT_SECS", value_name = "USER_SERVICE_TIMEOUT_SECS", default_value = "5", value_parser = clap::value_parser!(u64).range(1..=300).map(Duration::from_secs))]
+    pub user_service_timeout: Duration,
 
     #[command(flatten)]
     pub upstream: UpstreamArgs,
 
     /// A session unused (not refreshed) this long ends, in seconds (default 7 days).
-    #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", default_value_t = 7 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]
-    pub session_idle_timeout_secs: u64,
+    #[arg(long = "session-idle-timeout-secs", env = "SESSION_IDLE_TIMEOUT_SECS", value_name = "SESSION_IDLE_TIMEOUT_SECS", default_value = "604800", value_parser = clap::value_parser!(u64).range(1..).map(Duration::from_secs))]
+    pub session_idle_timeout: Duration,
 
     /// A session ends this long after login however active, in seconds (default 30 days).
-    #[arg(long, env = "SESSION_MAX_LIFETIME_SECS", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]
-    pub session_max_lifetime_secs: u64,
+    #[arg(long = "session-max-lifetime-secs", env = "SESSION_MAX_LIFETIME_SECS", value_name = "SESSION_MAX_LIFETIME_SECS", default_value = "2592000", value_parser = clap::value_parser!(u64).range(1..).map(Duration::from_secs))]
+    pub session_max_lifetime: Duration,
 
     /// Seconds during which a just-retired refresh token still refreshes
     /// (concurrent or retried calls) instead of counting as reuse.
-    #[arg(long, env = "REFRESH_REUSE_GRACE_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
-    pub refresh_reuse_grace_secs: u64,
+    #[arg(long = "refresh-reuse-grace-secs", env = "REFRESH_REUSE_GRACE_SECS", value_name = "REFRESH_REUSE_GRACE_SECS", default_value = "5", value_parser = clap::value_parser!(u64).range(0..=300).map(Duration::from_secs))]
+    pub refresh_reuse_grace: Duration,
 
     /// Failed logins per login name before the throttle starts.
     #[arg(long, env = "LOGIN_FREE_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i64).range(0..=100))]
     pub login_free_attempts: i64,
 
     /// The longest login lock, in seconds.
-    #[arg(long, env = "LOGIN_MAX_LOCK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub login_max_lock_secs: u64,
+    #[arg(long = "login-max-lock-secs", env = "LOGIN_MAX_LOCK_SECS", value_name = "LOGIN_MAX_LOCK_SECS", default_value = "60", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
+    pub login_max_lock: Duration,
 
     /// Failed logins older than this many seconds are forgotten.
-    #[arg(long, env = "LOGIN_FORGET_AFTER_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub login_forget_after_secs: u64,
+    #[arg(long = "login-forget-after-secs", env = "LOGIN_FORGET_AFTER_SECS", value_name = "LOGIN_FORGET_AFTER_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
+    pub login_forget_after: Duration,
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
@@ -140,16 +141,15 @@ impl Config {
         Ok(())
     }
 
-    /// What the core needs of the configuration: the variables' numbers of
-    /// seconds as durations, here once.
+    /// What the core needs of the configuration.
     pub fn settings(&self) -> Settings {
         Settings {
             issuer: self.tokens.jwt_issuer.clone(),
             audience: self.access_token_audience.clone(),
-            access_ttl: Duration::from_secs(self.access_token_ttl_secs),
-            idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
-            max_lifetime: Duration::from_secs(self.session_max_lifetime_secs),
-            reuse_grace: Duration::from_secs(self.refresh_reuse_grace_secs),
+            access_ttl: self.access_token_ttl,
+            idle_timeout: self.session_idle_timeout,
+            max_lifetime: self.session_max_lifetime,
+            reuse_grace: self.refresh_reuse_grace,
             throttle: self.throttle(),
         }
     }
@@ -157,19 +157,9 @@ impl Config {
     pub fn throttle(&self) -> ThrottlePolicy {
         ThrottlePolicy {
             free_attempts: self.login_free_attempts,
-            max_lock: Duration::from_secs(self.login_max_lock_secs),
-            forget_after: Duration::from_secs(self.login_forget_after_secs),
+            max_lock: self.login_max_lock,
+            forget_after: self.login_forget_after,
         }
-    }
-
-    /// `USER_SERVICE_CONNECT_TIMEOUT_MS`.
-    pub fn user_service_connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.user_service_connect_timeout_ms)
-    }
-
-    /// `USER_SERVICE_TIMEOUT_SECS`.
-    pub fn user_service_timeout(&self) -> Duration {
-        Duration::from_secs(self.user_service_timeout_secs)
     }
 }
 

@@ -81,8 +81,8 @@ pub async fn serve(
     );
     let users = UserDirectory::new(
         &config.user_service_url,
-        config.user_service_connect_timeout(),
-        config.user_service_timeout(),
+        config.user_service_connect_timeout,
+        config.user_service_timeout,
         config.upstream.upstream_resolve_interval,
         ServiceTokens::new(
             keys.active().clone(),

@@ -129,7 +129,9 @@ suite_db::on_both_databases!(crate::helpers::spawn_suite;
 );
 
 async fn reuse_of_a_retired_token_revokes_the_whole_session(backend: Backend) {
-    let Some(s) = spawn_suite_with(backend, |c| c.refresh_reuse_grace_secs = 0).await else {
+    let Some(s) =
+        spawn_suite_with(backend, |c| c.refresh_reuse_grace = Duration::from_secs(0)).await
+    else {
         return;
     };
     s.register("gus").await;
@@ -160,7 +162,9 @@ async fn reuse_of_a_retired_token_revokes_the_whole_session(backend: Backend) {
 }
 
 async fn within_the_grace_window_a_token_may_be_refreshed_twice(backend: Backend) {
-    let Some(s) = spawn_suite_with(backend, |c| c.refresh_reuse_grace_secs = 10).await else {
+    let Some(s) =
+        spawn_suite_with(backend, |c| c.refresh_reuse_grace = Duration::from_secs(10)).await
+    else {
         return;
     };
     s.register("hana").await;
@@ -176,8 +180,8 @@ async fn within_the_grace_window_a_token_may_be_refreshed_twice(backend: Backend
 
 async fn sessions_end_when_idle_and_at_their_absolute_limit(backend: Backend) {
     let Some(s) = spawn_suite_with(backend, |c| {
-        c.session_idle_timeout_secs = 1;
-        c.session_max_lifetime_secs = 60;
+        c.session_idle_timeout = Duration::from_secs(1);
+        c.session_max_lifetime = Duration::from_secs(60);
     })
     .await
     else {
@@ -196,8 +200,8 @@ async fn sessions_end_when_idle_and_at_their_absolute_limit(backend: Backend) {
     s.stop().await;
 
     let Some(s) = spawn_suite_with(backend, |c| {
-        c.session_idle_timeout_secs = 60;
-        c.session_max_lifetime_secs = 2;
+        c.session_idle_timeout = Duration::from_secs(60);
+        c.session_max_lifetime = Duration::from_secs(2);
     })
     .await
     else {

@@ -140,8 +140,10 @@ suite_db::on_both_databases!(crate::helpers::spawn_suite; users_list_and_revoke_
 
 async fn dead_sessions_and_stale_counters_are_pruned(backend: crate::helpers::Backend) {
     use chrono::Utc;
-    let Some(s) =
-        crate::helpers::spawn_suite_with(backend, |c| c.session_idle_timeout_secs = 1).await
+    let Some(s) = crate::helpers::spawn_suite_with(backend, |c| {
+        c.session_idle_timeout = std::time::Duration::from_secs(1)
+    })
+    .await
     else {
         return;
     };
