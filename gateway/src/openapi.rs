@@ -332,7 +332,7 @@ impl Generator<'_> {
             if excluded.contains(&field.name()) {
                 continue;
             }
-            let behaviors = self.behaviors(&field);
+            let behaviors = crate::routes::field_behaviors(&field);
             let mut schema = self.field_schema(&field);
             let description = field_comment(&field);
             if let Some(map) = schema.as_object_mut() {
@@ -455,30 +455,6 @@ impl Generator<'_> {
             Kind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
             Kind::Enum(e) => enum_schema(&e),
             Kind::Message(m) => well_known(m.full_name()).unwrap_or_else(|| json!({})),
-        }
-    }
-
-    /// The field's `google.api.field_behavior` values, by name.
-    fn behaviors(&self, field: &FieldDescriptor) -> Vec<String> {
-        let Some(ext) = self.pool.get_extension_by_name("google.api.field_behavior") else {
-            return Vec::new();
-        };
-        let options = field.options();
-        if !options.has_extension(&ext) {
-            return Vec::new();
-        }
-        let Kind::Enum(kind) = ext.kind() else {
-            return Vec::new();
-        };
-        match options.get_extension(&ext).into_owned() {
-            PValue::List(values) => values
-                .iter()
-                .filter_map(|v| match v {
-                    PValue::EnumNumber(n) => kind.get_value(*n).map(|v| v.name().to_owned()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! an RPC that gains an annotation is served without new gateway code.
 
 use crate::template::PathTemplate;
-use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MethodDescriptor, Value,
+};
 
 /// One HTTP binding of one RPC.
 #[derive(Debug)]
@@ -243,6 +245,34 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         rate: RateClass::General,
         cache_max_age: None,
     })
+}
+
+/// A field's `google.api.field_behavior` values, by name (`REQUIRED`,
+/// `OUTPUT_ONLY`, `IDENTIFIER`, …).
+pub fn field_behaviors(field: &FieldDescriptor) -> Vec<String> {
+    let Some(ext) = field
+        .parent_pool()
+        .get_extension_by_name("google.api.field_behavior")
+    else {
+        return Vec::new();
+    };
+    let options = field.options();
+    if !options.has_extension(&ext) {
+        return Vec::new();
+    }
+    let Kind::Enum(kind) = ext.kind() else {
+        return Vec::new();
+    };
+    match options.get_extension(&ext).into_owned() {
+        Value::List(values) => values
+            .iter()
+            .filter_map(|v| match v {
+                Value::EnumNumber(n) => kind.get_value(*n).map(|v| v.name().to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -102,11 +102,22 @@ fn implied_update_mask(
                 .get_field_by_json_name(k)
                 .or_else(|| body_type.get_field_by_name(k))
         })
+        .filter(is_changeable)
         .map(|f| Value::String(f.name().to_owned()))
         .collect();
     let mut mask = DynamicMessage::new(field_message(&mask_field));
     mask.set_field_by_name("paths", Value::List(paths));
     msg.set_field(&mask_field, Value::Message(mask));
+}
+
+/// Whether a field sent in a PATCH body is one to change: not the `etag`
+/// (AIP-154: a precondition, checked by the service) and not an identifier
+/// or output-only field (AIP-203: ignored on input).
+fn is_changeable(f: &FieldDescriptor) -> bool {
+    f.name() != "etag"
+        && !crate::routes::field_behaviors(f)
+            .iter()
+            .any(|b| b == "IDENTIFIER" || b == "OUTPUT_ONLY")
 }
 
 fn is_field_mask(f: &FieldDescriptor) -> bool {
