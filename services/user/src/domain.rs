@@ -105,12 +105,35 @@ impl DisplayName {
         if s.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
+        if s.chars().any(is_invisible) {
+            return Err(
+                "must not contain invisible or direction-changing characters (Unicode format characters)"
+                    .into(),
+            );
+        }
         Ok(Self(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that change how a name reads without showing (bidirectional
+/// overrides, zero-width joiners, fillers), so one user could pose as
+/// another in a listing: Unicode format characters (Cf), line and paragraph
+/// separators, and the blank fillers that are letters by category.
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    ) || matches!(
+        c,
+        '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{3164}' | '\u{FFA0}'
+    )
 }
 
 /// A password of acceptable length. Strength is judged separately (it needs
@@ -285,6 +308,23 @@ impl UserChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_refuse_invisible_and_direction_changing_characters() {
+        for bad in [
+            "admin\u{202E}\u{200B}",
+            "a\u{200D}b",
+            "\u{2066}x\u{2069}",
+            "soft\u{00AD}hyphen",
+            "\u{3164}",
+            "line\u{2028}break",
+        ] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["Ada Lovelace", "Zoë", "李小龍", "José 🚀"] {
+            assert!(DisplayName::parse(good).is_ok(), "{good:?}");
+        }
+    }
 
     #[test]
     fn usernames_are_lowercased_and_restricted() {
