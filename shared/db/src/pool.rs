@@ -13,7 +13,7 @@ use sqlx::{
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
-use std::{str::FromStr, sync::LazyLock, time::Duration};
+use std::{path::Path, str::FromStr, sync::LazyLock, time::Duration};
 
 /// The database connection pool.
 #[derive(Debug, Clone, clap::Args)]
@@ -65,14 +65,38 @@ fn sqlite_pool(url: &str, s: PoolSettings) -> Result<SqlitePool, String> {
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
     let path = options.get_filename();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if !path.to_string_lossy().starts_with(":memory:") && !url.contains("mode=memory") {
+        create_private(path)?;
     }
     Ok(SqlitePoolOptions::new()
         .max_connections(s.max_connections)
         .acquire_timeout(s.acquire_timeout)
         .connect_lazy_with(options))
+}
+
+/// Creates the database file (and its directory) readable by this user
+/// alone, if missing: it holds password hashes, emails and token hashes.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode.
+fn create_private(path: &Path) -> Result<(), String> {
+    let fail = |what: &Path, e: std::io::Error| format!("cannot create {}: {e}", what.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| fail(dir, e))?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    match file.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(fail(path, e)),
+    }
 }
 
 /// A service's pool, on the database its URL names.
@@ -130,4 +154,37 @@ fn watch(name: &str, size: impl Fn() -> (u32, usize) + Send + Sync + 'static) {
                 .set(value);
         }
     });
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777)
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_database_is_private_to_its_user() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("data");
+        let file = dir.join("user.db");
+        let url: DatabaseUrl = format!("sqlite:{}", file.display()).parse()?;
+        let settings = PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let Pool::Sqlite(pool) = open(&url, "test", settings)? else {
+            return Err("not SQLite".into());
+        };
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&pool)
+            .await?;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&dir.join("user.db-wal")), 0o600);
+        Ok(())
+    }
 }

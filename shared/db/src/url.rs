@@ -64,17 +64,36 @@ impl DatabaseUrl {
         &self.url
     }
 
-    /// The URL without its password, for logs.
+    /// The URL without its passwords, for logs: the one in the authority
+    /// (`user:password@`) and any query parameter that names one
+    /// (`?password=`, `sslpassword=`, as sqlx accepts them).
     pub fn redacted(&self) -> String {
-        let url = &self.url;
-        match (url.find("://"), url.rfind('@')) {
+        let (url, query) = match self.url.split_once('?') {
+            Some((url, query)) => (url, Some(query)),
+            None => (self.url.as_str(), None),
+        };
+        let mut out = match (url.find("://"), url.rfind('@')) {
             (Some(s), Some(at)) if at > s => {
                 let creds = &url[s + 3..at];
                 let user = creds.split(':').next().unwrap_or_default();
                 format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
             }
-            _ => url.clone(),
+            _ => url.to_owned(),
+        };
+        if let Some(query) = query {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            out.push('?');
+            out.push_str(&params.join("&"));
         }
+        out
     }
 }
 
@@ -104,6 +123,12 @@ mod tests {
         assert_eq!(lite.backend(), Backend::Sqlite);
         assert_eq!(lite.to_string(), "sqlite:data/x.db");
         assert!("mysql://h/db".parse::<DatabaseUrl>().is_err());
+        let query: DatabaseUrl =
+            "postgres://h/db?user=u&password=s3cret&sslmode=require&sslpassword=k3y".parse()?;
+        assert_eq!(
+            query.to_string(),
+            "postgres://h/db?user=u&password=***&sslmode=require&sslpassword=***"
+        );
         Ok(())
     }
 }
