@@ -16,6 +16,10 @@ fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s))
 }
 
+/// The longest session setting accepted (ten years): session ends are
+/// dates, and a date far enough out does not exist.
+const MAX_SESSION_SECS: u64 = 10 * 365 * 86_400;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address the gRPC server listens on.
@@ -82,11 +86,11 @@ pub struct Config {
     pub upstream: UpstreamArgs,
 
     /// A session unused (not refreshed) this long ends, in seconds (default 7 days).
-    #[arg(long = "session-idle-timeout-secs", env = "SESSION_IDLE_TIMEOUT_SECS", value_name = "SESSION_IDLE_TIMEOUT_SECS", default_value = "604800", value_parser = clap::value_parser!(u64).range(1..).map(Duration::from_secs))]
+    #[arg(long = "session-idle-timeout-secs", env = "SESSION_IDLE_TIMEOUT_SECS", value_name = "SESSION_IDLE_TIMEOUT_SECS", default_value = "604800", value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS).map(Duration::from_secs))]
     pub session_idle_timeout: Duration,
 
     /// A session ends this long after login however active, in seconds (default 30 days).
-    #[arg(long = "session-max-lifetime-secs", env = "SESSION_MAX_LIFETIME_SECS", value_name = "SESSION_MAX_LIFETIME_SECS", default_value = "2592000", value_parser = clap::value_parser!(u64).range(1..).map(Duration::from_secs))]
+    #[arg(long = "session-max-lifetime-secs", env = "SESSION_MAX_LIFETIME_SECS", value_name = "SESSION_MAX_LIFETIME_SECS", default_value = "2592000", value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS).map(Duration::from_secs))]
     pub session_max_lifetime: Duration,
 
     /// Seconds during which a just-retired refresh token still refreshes
@@ -167,6 +171,26 @@ impl Config {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn session_lengths_too_long_to_be_dates_are_refused_naming_the_variable() {
+        for (flag, variable) in [
+            ("--session-max-lifetime-secs", "SESSION_MAX_LIFETIME_SECS"),
+            ("--session-idle-timeout-secs", "SESSION_IDLE_TIMEOUT_SECS"),
+        ] {
+            let huge = u64::MAX.to_string();
+            let err = suite_grpc::config::parse_from::<Config, _, _>(["suite-auth", flag, &huge])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(variable), "{err}");
+            let ten_years = MAX_SESSION_SECS.to_string();
+            assert!(
+                suite_grpc::config::parse_from::<Config, _, _>(["suite-auth", flag, &ten_years])
+                    .is_ok()
+            );
+        }
+    }
 
     #[test]
     fn the_signing_key_is_kept_but_never_shown() {

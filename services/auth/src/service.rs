@@ -7,7 +7,7 @@ use crate::{
     keys::KeyRing,
     refresh,
     store::{AuthStore, SessionRecord},
-    throttle::{ThrottlePolicy, login_key},
+    throttle::{MAX_LOGIN_CHARS, ThrottlePolicy, login_key},
     user_client::{Credentials, UserDirectory},
 };
 use chrono::{DateTime, SubsecRound, Utc};
@@ -80,6 +80,11 @@ impl AuthCore {
         let mut bad = Vec::new();
         if login.trim().is_empty() {
             bad.push(("login", "is required".to_owned()));
+        } else if login.trim().chars().count() > MAX_LOGIN_CHARS {
+            bad.push((
+                "login",
+                format!("must be at most {MAX_LOGIN_CHARS} characters long"),
+            ));
         }
         if password.is_empty() {
             bad.push(("password", "is required".to_owned()));

@@ -29,9 +29,15 @@ impl ThrottlePolicy {
     }
 }
 
-/// The key failures are counted under: the login as the user service matches it.
+/// The longest login name looked at: the longest valid email address.
+pub const MAX_LOGIN_CHARS: usize = 254;
+
+/// The key failures are counted under: a digest of the login as the user
+/// service matches it, so every key has the same small size whatever was sent.
 pub fn login_key(login: &str) -> String {
-    suite_proto::canonical_login(login)
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest, Sha256};
+    URL_SAFE_NO_PAD.encode(Sha256::digest(suite_proto::canonical_login(login)))
 }
 
 #[cfg(test)]
@@ -48,6 +54,11 @@ mod tests {
         let locks: Vec<u64> = (1..=12).map(|n| p.lock_after(n).as_secs()).collect();
         assert_eq!(locks, vec![0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(p.lock_after(i64::MAX).as_secs(), 60);
-        assert_eq!(login_key(" Alice@Example.COM "), "alice@example.com");
+        assert_eq!(
+            login_key(" Alice@Example.COM "),
+            login_key("alice@example.com")
+        );
+        assert_ne!(login_key("alice@example.com"), login_key("bob@example.com"));
+        assert_eq!(login_key(&"x".repeat(60_000)).len(), 43);
     }
 }

@@ -153,7 +153,13 @@ async fn dead_sessions_and_stale_counters_are_pruned(backend: crate::helpers::Ba
     let store = suite_auth::server::open_store(&s.auth_config).expect("store");
     let hash = suite_auth::refresh::hash(&idle.refresh_token);
     assert!(store.find_token(&hash).await.expect("find").is_some());
-    assert!(store.failures("ghost").await.expect("failures").is_some());
+    assert!(
+        store
+            .failures(&suite_auth::throttle::login_key("ghost"))
+            .await
+            .expect("failures")
+            .is_some()
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let live = s.login("olga", PASSWORD).await.expect("login");
     let now = Utc::now();
@@ -166,7 +172,11 @@ async fn dead_sessions_and_stale_counters_are_pruned(backend: crate::helpers::Ba
     let live_hash = suite_auth::refresh::hash(&live.refresh_token);
     assert!(store.find_token(&live_hash).await.expect("find").is_some());
     assert!(
-        store.failures("ghost").await.expect("failures").is_none(),
+        store
+            .failures(&suite_auth::throttle::login_key("ghost"))
+            .await
+            .expect("failures")
+            .is_none(),
         "a stale counter stays"
     );
     s.stop().await;
