@@ -616,3 +616,133 @@ async fn clients_over_their_rate_limit_get_429_with_retry_after() {
     assert_eq!(statuses, vec![401, 401, 401, 429]);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etag_in_a_patch_body_is_a_precondition_not_a_field_to_change() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    register(&s, "eve").await;
+    let at = token(&login(&s, "eve", PASSWORD).await, "accessToken");
+    let me = s.get("/api/v1/users/me", Some(&at)).await.expect("me");
+    let etag = me.json["etag"].as_str().expect("etag").to_owned();
+    let current = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&at),
+            Some(json!({"displayName": "Eve", "etag": etag})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(current.status, 200, "{}", current.json);
+    assert_eq!(current.json["displayName"], "Eve");
+    let stale = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&at),
+            Some(json!({"displayName": "Mallory", "etag": etag})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(stale.status, 409, "{}", stale.json);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn display_names_with_invisible_or_direction_changing_characters_are_refused() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    register(&s, "fay").await;
+    let at = token(&login(&s, "fay", PASSWORD).await, "accessToken");
+    let posing = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&at),
+            Some(json!({"displayName": "admin\u{202e}\u{200b}"})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(posing.status, 400, "{}", posing.json);
+    assert!(
+        posing.json.to_string().contains("displayName"),
+        "{}",
+        posing.json
+    );
+    let created = s
+        .request(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "gus", "email": "gus@example.com", "password": PASSWORD, "displayName": "a\u{2066}b"})),
+        )
+        .await
+        .expect("register");
+    assert_eq!(created.status, 400, "{}", created.json);
+    assert!(
+        created.json.to_string().contains("displayName"),
+        "{}",
+        created.json
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_name_longer_than_any_email_is_refused_before_it_is_counted() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let long = "x".repeat(60_000);
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": long, "password": "12345"})),
+        )
+        .await
+        .expect("login");
+    assert_eq!(r.status, 400, "{}", r.json);
+    assert!(r.json.to_string().contains("login"), "{}", r.json);
+    // A 254-character name is looked at (and is simply wrong).
+    let longest = format!("{}@example.com", "y".repeat(254 - 12));
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": longest, "password": "12345678"})),
+        )
+        .await
+        .expect("login");
+    assert_eq!(r.status, 401, "{}", r.json);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_smuggles_a_sibling_field_past_the_body_field_is_refused() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    register(&s, "hal").await;
+    let at = token(&login(&s, "hal", PASSWORD).await, "accessToken");
+    let r = s
+        .raw(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&at),
+            Some((
+                "application/json",
+                r#"{"displayName":"inj3"},"updateMask":"displayName""#.to_owned(),
+            )),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(r.status, 400, "{}", r.json);
+    let me = s.get("/api/v1/users/me", Some(&at)).await.expect("me");
+    assert!(me.json.get("displayName").is_none(), "{}", me.json);
+    s.stop().await;
+}
