@@ -106,7 +106,7 @@ pub async fn serve<R: Readiness + ?Sized>(
         // tonic also honours a shorter grpc-timeout sent by the client.
         .timeout(options.timeout)
         // The server span (continuing the caller's trace) and the RPC metrics.
-        .layer(suite_telemetry::grpc_server::RpcServerLayer)
+        .layer(suite_telemetry::grpc_server::RpcServerLayer::new(services))
         // Bounds memory and database pressure under a flood; excess calls wait.
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
         // Lets handlers carry the caller's deadline on to the calls they make.

@@ -18,19 +18,43 @@ use std::{
 use tonic::body::Body;
 use tower::{Layer, Service};
 
-#[derive(Debug, Clone, Default)]
-pub struct RpcServerLayer;
+/// The standard services every server of the suite also serves.
+const STANDARD_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// What a call to a path the server does not serve is labelled: a client
+/// must not be able to grow the metrics by inventing paths.
+pub const OTHER: &str = "other";
+
+#[derive(Debug, Clone)]
+pub struct RpcServerLayer {
+    served: &'static [&'static str],
+}
+
+impl RpcServerLayer {
+    /// The layer of a server of `served` (and the standard services).
+    pub fn new(served: &'static [&'static str]) -> Self {
+        Self { served }
+    }
+}
 
 impl<S> Layer<S> for RpcServerLayer {
     type Service = RpcServer<S>;
     fn layer(&self, inner: S) -> RpcServer<S> {
-        RpcServer { inner }
+        RpcServer {
+            inner,
+            served: self.served,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct RpcServer<S> {
     inner: S,
+    served: &'static [&'static str],
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -53,7 +77,12 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path().trim_start_matches('/');
         let (service, method) = path.split_once('/').unwrap_or((path, ""));
-        let (service, method) = (service.to_owned(), method.to_owned());
+        let known = self.served.contains(&service) || STANDARD_SERVICES.contains(&service);
+        let (service, method) = if known {
+            (service.to_owned(), method.to_owned())
+        } else {
+            (OTHER.to_owned(), OTHER.to_owned())
+        };
         // Probes and tooling (health, reflection) would be most of the
         // traces and none of the interest: metrics only.
         let span = if service.starts_with("grpc.") {
@@ -132,6 +161,11 @@ impl Outcome {
             return;
         }
         self.done = true;
+        // Unimplemented: a method the service does not have (a served
+        // service's unknown method is as unbounded as an unknown path).
+        if code == 12 {
+            self.method = OTHER.to_owned();
+        }
         let m = metrics();
         m.rpc_server_duration
             .get_or_create(&RpcLabels {
