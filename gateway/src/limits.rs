@@ -111,14 +111,14 @@ pub async fn limit(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(endpoint) = matched.endpoint() else {
-        return next.run(req).await;
-    };
     let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "no peer address").into_response();
     };
     let client = gw.limits.client(peer, req.headers());
-    let class = endpoint.route.rate;
+    // Unmatched paths count too: probing for routes costs like using them.
+    let class = matched
+        .endpoint()
+        .map_or(RateClass::General, |e| e.route.rate);
     if let Err(wait) = gw.limits.check(client, class) {
         return too_many(&gw.limits, class, wait).into_response();
     }

@@ -18,7 +18,7 @@ const FIXED_ROUTES: &[&str] = &["/api/health", "/readyz", "/api/openapi.json", "
 
 /// The layer.
 pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_owned();
+    let method = known_method(req.method()).to_owned();
     let path = req.uri().path().to_owned();
     // The route names the span, so it is matched before the span starts.
     let route = match matched.endpoint() {
@@ -79,4 +79,21 @@ pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
         .observe(started.elapsed().as_secs_f64());
     m.http_server_active.dec();
     response
+}
+
+/// The request's method as a label: one of the HTTP methods, or `_OTHER`
+/// (the OpenTelemetry convention), so invented methods add no series.
+fn known_method(method: &http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => "_OTHER",
+    }
 }
