@@ -9,6 +9,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct Suite {
     pub gateway: SocketAddr,
+    /// The user service's gRPC address.
+    pub user: SocketAddr,
     dbs: Vec<TestDb>,
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -33,6 +35,7 @@ pub async fn spawn_suite_with(
     };
     let listeners = suite::Listeners::bind(&config).await.expect("bind");
     let gateway = listeners.gateway.local_addr().expect("addr");
+    let user = listeners.user.local_addr().expect("addr");
     let mut user_config = suite_user::Config::defaults();
     user_config.password_hash_concurrency = Some(2);
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
@@ -54,6 +57,7 @@ pub async fn spawn_suite_with(
     ));
     let suite = Suite {
         gateway,
+        user,
         dbs: vec![user_db, auth_db],
         _dir: dir,
         stop: Some(stop),

@@ -746,3 +746,49 @@ async fn a_body_that_smuggles_a_sibling_field_past_the_body_field_is_refused() {
     assert!(me.json.get("displayName").is_none(), "{}", me.json);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_methods_and_grpc_paths_add_no_metric_series() {
+    use suite_proto::codec::BytesCodec;
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    for n in 0..25 {
+        let _ = s
+            .raw(&format!("ZZPROBE{n:02}"), "/api/v1/users", None, None)
+            .await;
+    }
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.user))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for path in [
+        "/nope.v1.Probe/Zz01",
+        "/nope.v1.Probe2/Zz02",
+        "/suite.user.v1.UserService/Zz03",
+    ] {
+        grpc.ready().await.expect("ready");
+        let reply = grpc
+            .unary(
+                tonic::Request::new(bytes::Bytes::new()),
+                http::uri::PathAndQuery::from_static(path),
+                BytesCodec,
+            )
+            .await;
+        assert_eq!(
+            reply.err().map(|e| e.code()),
+            Some(tonic::Code::Unimplemented)
+        );
+    }
+    // The registry the gateway serves at /metrics (one process here).
+    let text = suite_telemetry::metrics::metrics().encode();
+    assert!(!text.contains("ZZPROBE"), "invented methods became labels");
+    assert!(text.contains("http_request_method=\"_OTHER\""), "{text}");
+    for invented in ["nope.v1.Probe", "Zz01", "Zz02", "Zz03"] {
+        assert!(!text.contains(invented), "{invented} became a label");
+    }
+    assert!(text.contains("rpc_method=\"other\""), "{text}");
+    s.stop().await;
+}
