@@ -23,12 +23,28 @@ pub async fn limit_body(
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, gw.max_body_bytes).await else {
-        return Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over {} bytes", gw.max_body_bytes),
-        )
-        .into_response();
+    // A body trickled in byte by byte must not hold the connection past the
+    // request's budget.
+    let read = tokio::time::timeout(gw.budget, axum::body::to_bytes(body, gw.max_body_bytes));
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {} bytes", gw.max_body_bytes),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            let mut slow = Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body took too long to arrive",
+            )
+            .into_response();
+            slow.headers_mut()
+                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            return slow;
+        }
     };
     if !body.is_empty() && !is_json(&parts.headers) {
         return Problem::new(

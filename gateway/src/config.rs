@@ -95,6 +95,16 @@ pub struct Config {
     /// Largest request body in bytes (413 above).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_body_bytes: u32,
+
+    /// Milliseconds a client has to send a request's head (line and headers);
+    /// a slower one is closed. The body must then arrive within
+    /// `REQUEST_TIMEOUT_MS` (408 after).
+    #[arg(long = "header-read-timeout-ms", env = "HEADER_READ_TIMEOUT_MS", value_name = "HEADER_READ_TIMEOUT_MS", default_value = "5000", value_parser = clap::value_parser!(u64).range(100..=60_000).map(Duration::from_millis))]
+    pub header_read_timeout: Duration,
+
+    /// Most client connections open at once; more wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 impl Config {

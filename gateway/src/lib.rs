@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod forward;
 pub mod headers;
 pub mod limits;
+pub mod listen;
 pub mod observe;
 pub mod openapi;
 pub mod percent;
@@ -196,12 +197,11 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let router = app(&config)?;
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let limits = listen::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections as usize,
+    };
+    listen::serve(router, listener, limits, shutdown).await;
     tracing::info!("gateway stopped");
     Ok(())
 }
