@@ -6,7 +6,7 @@ use crate::{
     error::Error,
     keys::KeyRing,
     refresh,
-    store::{AuthStore, SessionRecord},
+    store::{Attempt, AuthStore, SessionRecord},
     throttle::{MAX_LOGIN_CHARS, ThrottlePolicy, login_key},
     user_client::{Credentials, UserDirectory},
 };
@@ -96,23 +96,25 @@ impl AuthCore {
         // throttle reveals nothing about which accounts are real.
         let key = login_key(login);
         let now = now();
-        if let Some(f) = self.store.failures(&key).await?
-            && let Some(until) = f.locked_until
-            && until > now
-        {
-            count_login("locked_out");
-            return Err(Error::Throttled((until - now).to_std().unwrap_or_default()));
-        }
+        // The attempt is counted before the password is checked (and undone
+        // if it is right), so concurrent guesses cannot all slip past the lock.
+        let policy = self.settings.throttle;
+        let forget_before = now - chrono_duration(policy.forget_after);
+        let reserved = self
+            .store
+            .reserve_attempt(&key, now, forget_before, &|n| policy.lock_after(n))
+            .await?;
+        let failures = match reserved {
+            Attempt::Locked(until) => {
+                count_login("locked_out");
+                return Err(Error::Throttled((until - now).to_std().unwrap_or_default()));
+            }
+            Attempt::Counted(f) => f.count,
+        };
         let user = match self.users.verify(login, password).await? {
             Credentials::Valid(user) => user,
             Credentials::Invalid => {
-                let policy = self.settings.throttle;
-                let forget_before = now - chrono_duration(policy.forget_after);
-                let f = self
-                    .store
-                    .record_failure(&key, now, forget_before, &|n| policy.lock_after(n))
-                    .await?;
-                tracing::info!(failures = f.count, "login failed");
+                tracing::info!(failures, "login failed");
                 count_login("bad_credentials");
                 return Err(Error::Unauthenticated("invalid login or password"));
             }

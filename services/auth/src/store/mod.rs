@@ -44,6 +44,15 @@ pub struct Failures {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
+/// A login attempt's reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The login name is locked until then: do not check the password.
+    Locked(DateTime<Utc>),
+    /// Counted as a failure (the state after it): check the password.
+    Counted(Failures),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database unreachable: {0}")]
@@ -97,16 +106,21 @@ pub trait AuthStore: Send + Sync {
 
     /// The failure counter of a login name, if any.
     async fn failures(&self, login: &str) -> Result<Option<Failures>>;
-    /// Counts one more failure at `at` (starting again from 1 when the last
-    /// failure is older than `forget_before`), then sets `locked_until` to
-    /// `at + lock(count)`; returns the new state. Atomic across replicas.
-    async fn record_failure(
+    /// Takes a login attempt's reservation, before its password is checked:
+    /// if the login name is locked at `at`, nothing changes and the lock's
+    /// end comes back; otherwise the attempt counts as one more failure
+    /// (from 1 again when the last is older than `forget_before`) and
+    /// `locked_until` becomes `at + lock(count)`, to be undone by
+    /// [`AuthStore::clear_failures`] if the password is right. One atomic
+    /// step, serialized per login name across replicas, so of N concurrent
+    /// guesses only those that find no lock are checked.
+    async fn reserve_attempt(
         &self,
         login: &str,
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
         lock: &(dyn Fn(i64) -> Duration + Sync),
-    ) -> Result<Failures>;
+    ) -> Result<Attempt>;
     /// Forgets the failures of a login name (after a successful login).
     async fn clear_failures(&self, login: &str) -> Result<()>;
 

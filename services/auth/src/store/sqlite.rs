@@ -1,6 +1,6 @@
 //! The auth store on an embedded SQLite file (the zero-setup default).
 
-use super::{AuthStore, Failures, Result, SessionRecord, StoreError, TokenRecord};
+use super::{Attempt, AuthStore, Failures, Result, SessionRecord, StoreError, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
@@ -217,37 +217,54 @@ impl AuthStore for SqliteStore {
             .transpose()?)
     }
 
-    async fn record_failure(
+    async fn reserve_attempt(
         &self,
         login: &str,
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
         lock: &(dyn Fn(i64) -> Duration + Sync),
-    ) -> Result<Failures> {
+    ) -> Result<Attempt> {
         let mut tx = self.begin_write().await?;
-        let count: i64 = sqlx::query_scalar(
-            "INSERT INTO login_failures (login, failures, last_failure_at) VALUES (?1, 1, ?2) \
-             ON CONFLICT (login) DO UPDATE SET \
-             failures = CASE WHEN login_failures.last_failure_at < ?3 THEN 1 ELSE login_failures.failures + 1 END, \
-             last_failure_at = excluded.last_failure_at \
-             RETURNING failures",
+        // The write transaction holds the database's write lock from the
+        // start: the attempts take their turns.
+        sqlx::query(
+            "INSERT INTO login_failures (login, failures, last_failure_at) VALUES (?1, 0, ?2) \
+             ON CONFLICT (login) DO NOTHING",
         )
         .bind(login)
         .bind(at)
-        .bind(forget_before)
+        .execute(&mut *tx)
+        .await?;
+        let (failures, last, locked): (i64, DateTime<Utc>, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT failures, last_failure_at, locked_until FROM login_failures WHERE login = ?1",
+        )
+        .bind(login)
         .fetch_one(&mut *tx)
         .await?;
+        if let Some(until) = locked.filter(|until| *until > at) {
+            tx.commit().await?;
+            return Ok(Attempt::Locked(until));
+        }
+        let count = if last < forget_before {
+            1
+        } else {
+            failures + 1
+        };
         let locked_until = lock_end(at, lock(count))?;
-        sqlx::query("UPDATE login_failures SET locked_until = ?2 WHERE login = ?1")
-            .bind(login)
-            .bind(locked_until)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE login_failures SET failures = ?2, last_failure_at = ?3, locked_until = ?4 WHERE login = ?1",
+        )
+        .bind(login)
+        .bind(count)
+        .bind(at)
+        .bind(locked_until)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(Failures {
+        Ok(Attempt::Counted(Failures {
             count,
             locked_until,
-        })
+        }))
     }
 
     async fn clear_failures(&self, login: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Every store call in a database span (see `suite_db::span`),
 //! whichever backend is underneath.
 
-use super::{AuthStore, Failures, Result, SessionRecord, TokenRecord};
+use super::{Attempt, AuthStore, Failures, Result, SessionRecord, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -66,17 +66,17 @@ impl AuthStore for Traced<dyn AuthStore> {
         self.run("SELECT", "login_failures", self.inner().failures(login))
             .await
     }
-    async fn record_failure(
+    async fn reserve_attempt(
         &self,
         login: &str,
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
         lock: &(dyn Fn(i64) -> Duration + Sync),
-    ) -> Result<Failures> {
+    ) -> Result<Attempt> {
         self.run(
             "UPSERT",
             "login_failures",
-            self.inner().record_failure(login, at, forget_before, lock),
+            self.inner().reserve_attempt(login, at, forget_before, lock),
         )
         .await
     }

@@ -92,10 +92,43 @@ async fn repeated_failures_lock_the_login_briefly_and_then_release_it(s: Suite) 
     s.stop().await;
 }
 
+/// Twenty wrong passwords at once for one account: the throttle's check and
+/// count are one step, so only the free attempts and the one that locks are
+/// checked; the rest find the lock.
+async fn concurrent_wrong_guesses_cannot_race_past_the_lock(s: Suite) {
+    s.register("race").await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let client = s.client.clone();
+        guesses.spawn(async move {
+            client
+                .clone()
+                .login(login_req("race", &format!("wrong guess number {n}")))
+                .await
+                .err()
+                .map(|e| e.code())
+        });
+    }
+    let codes: Vec<Option<Code>> = guesses.join_all().await;
+    let checked = codes
+        .iter()
+        .filter(|c| **c == Some(Code::Unauthenticated))
+        .count();
+    let refused = codes
+        .iter()
+        .filter(|c| **c == Some(Code::ResourceExhausted))
+        .count();
+    // LOGIN_FREE_ATTEMPTS (3) + 1.
+    assert!(checked <= 4, "{checked} guesses were checked: {codes:?}");
+    assert_eq!(checked + refused, 20, "{codes:?}");
+    s.stop().await;
+}
+
 suite_db::on_both_databases!(crate::helpers::spawn_suite;
     login_by_email_or_username_gives_tokens_the_user_service_accepts,
     a_wrong_password_and_an_unknown_user_are_indistinguishable,
     repeated_failures_lock_the_login_briefly_and_then_release_it,
+    concurrent_wrong_guesses_cannot_race_past_the_lock,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
