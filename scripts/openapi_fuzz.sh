@@ -16,7 +16,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SUITE_BIN="${1:-target/debug/suite}"
 MAX_EXAMPLES="${2:-50}"
-PORT_BASE="${FUZZ_PORT_BASE:-50760}"
+# Below the ephemeral port range, so no other socket can hold these.
+PORT_BASE="${FUZZ_PORT_BASE:-20760}"
 GATEWAY="http://127.0.0.1:$((PORT_BASE + 2))"
 
 if ! python3 -c 'import schemathesis' 2>/dev/null; then
