@@ -100,13 +100,8 @@ impl UserDirectory {
         F: Fn(UserServiceClient<TracedChannel>, Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
     {
-        let budget = suite_grpc::deadline::outgoing_timeout(self.timeout);
-        if budget.is_zero() {
-            return Err(Status::deadline_exceeded(
-                "the caller's deadline has passed",
-            ));
-        }
-        let deadline = Instant::now() + budget;
+        // A spent deadline is DeadlineExceeded there, before any call.
+        let deadline = Instant::now() + suite_grpc::deadline::outgoing_timeout(self.timeout);
         retry::call(&self.upstream, Retry::ReadOnly, deadline, |left| {
             let (f, msg) = (&f, msg.clone());
             async move {

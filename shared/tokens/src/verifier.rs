@@ -101,7 +101,6 @@ pub struct Verifier {
 
 /// A token whose signature and claims passed, and the caller it names (or
 /// why it names none).
-#[derive(Clone)]
 struct Checked {
     claims: Claims,
     caller: Result<Caller, &'static str>,
@@ -110,7 +109,7 @@ struct Checked {
 /// A token that passed, and against which key set: when the keys change
 /// (rotation, removal), every remembered token is checked again.
 struct Verified {
-    checked: Checked,
+    checked: Arc<Checked>,
     keys: Arc<KeySet>,
 }
 
@@ -129,17 +128,19 @@ impl Verifier {
 
     /// The caller a token names.
     pub async fn caller(&self, token: &str) -> Result<Caller, TokenError> {
-        self.check(token)
-            .await
-            .and_then(|v| v.caller.map_err(TokenError::Invalid))
+        let checked = self.check(token).await?;
+        checked.caller.clone().map_err(TokenError::Invalid)
     }
 
     /// The claims of a token, as signed (whoever they name).
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.check(token).await.map(|v| v.claims)
+        self.check(token).await.map(|v| v.claims.clone())
     }
 
-    async fn check(&self, token: &str) -> Result<Checked, TokenError> {
+    /// The token's checked form, shared with the cache: a remembered token
+    /// costs a lookup and a reference count, and each caller clones only
+    /// the part it asks for.
+    async fn check(&self, token: &str) -> Result<Arc<Checked>, TokenError> {
         let current = self.keys.keys().await;
         if let Some(found) = self.remembered(token, &current) {
             return Ok(found);
@@ -150,10 +151,10 @@ impl Verifier {
             .get(&header.kid)
             .ok_or(TokenError::Invalid("unknown key id"))?;
         let claims = rules::verify_with(token, key, &self.validation)?;
-        let checked = Checked {
+        let checked = Arc::new(Checked {
             caller: Caller::typed(&claims),
             claims,
-        };
+        });
         if let Ok(mut verified) = self.verified.lock() {
             if verified.len() >= VERIFIED_CACHE_SIZE {
                 verified.clear();
@@ -171,7 +172,7 @@ impl Verifier {
 
     /// A token verified before, against the current keys and not yet
     /// expired (no leeway: a remembered token never outlives `exp`).
-    fn remembered(&self, token: &str, current: &Arc<KeySet>) -> Option<Checked> {
+    fn remembered(&self, token: &str, current: &Arc<KeySet>) -> Option<Arc<Checked>> {
         let mut verified = self.verified.lock().ok()?;
         let entry = verified.get(token)?;
         let now = jsonwebtoken::get_current_timestamp();
