@@ -58,6 +58,8 @@ pub enum SuiteError {
     Auth(#[from] suite_auth::StartError),
     #[error("gateway: {0}")]
     Gateway(#[from] suite_gateway::Error),
+    #[error("no randomness for the forwarding secret: {0}")]
+    Random(String),
     #[error("a service task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -75,6 +77,14 @@ pub fn welcome(gateway: SocketAddr) -> String {
          -d '{{\"login\":\"ada\",\"password\":\"analytical engine 1843\"}}'\n\
          Stop with Ctrl-C."
     )
+}
+
+/// A fresh random secret (256 bits, base64url).
+fn forwarding_secret() -> Result<secrecy::SecretString, SuiteError> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| SuiteError::Random(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes).into())
 }
 
 /// The bound listeners, so callers (and tests) know the real ports before serving.
@@ -131,6 +141,18 @@ pub async fn run(
     gateway.user_service_url = format!("http://{user_addr}");
     gateway.auth_service_url = format!("http://{auth_addr}");
     gateway.listen_addr = gateway_addr;
+    // The services believe the client address only from a gateway holding
+    // the shared secret: one made up for this run unless one was given.
+    let secret = match gateway.forwarding_secret.clone() {
+        Some(s) => s,
+        None => forwarding_secret()?,
+    };
+    for service in [&mut user.forwarded, &mut auth.forwarded] {
+        service
+            .forwarding_secret
+            .get_or_insert_with(|| secret.clone());
+    }
+    gateway.forwarding_secret = Some(secret);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {

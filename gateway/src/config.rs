@@ -88,6 +88,12 @@ pub struct Config {
     #[arg(long, env = "AUTH_RATE_LIMIT_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_rate_limit_burst: u32,
 
+    /// Shared with the services: with it they believe the client address the
+    /// gateway tells them (`x-forwarded-for`), which their password throttle
+    /// counts by. Unset: they see only the gateway's own address.
+    #[arg(long, env = "FORWARDING_SECRET", hide_env_values = true)]
+    pub forwarding_secret: Option<secrecy::SecretString>,
+
     /// Proxies (IP addresses, comma-separated) whose X-Forwarded-For is believed.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_address)]
     pub trusted_proxies: Vec<IpAddr>,

@@ -39,7 +39,10 @@ pub async fn forward(
             "no client address",
         ));
     };
-    let metadata = call::metadata(&parts.headers, crate::request_id::current(), client);
+    let mut metadata = call::metadata(&parts.headers, crate::request_id::current(), client);
+    if let Some(secret) = &gw.forwarding_secret {
+        suite_grpc::forwarded::prove(&mut metadata, secret);
+    }
     // GET is safe to repeat (the HTTP semantics the routes follow).
     let retry = if route.http_method == http::Method::GET {
         Retry::ReadOnly

@@ -142,6 +142,7 @@ pub fn app_with_resolver(
             .collect(),
         budget: config.request_timeout,
         max_body_bytes: config.max_body_bytes as usize,
+        forwarding_secret: config.forwarding_secret.clone(),
     });
     // The contract's routes: the handler that transcodes, calls and answers,
     // under the layers of what every call needs, innermost first. Each acts

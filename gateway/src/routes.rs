@@ -280,7 +280,8 @@ mod tests {
     use super::*;
 
     /// The contract declares what the gateway used to infer: the strict
-    /// bucket for the open POSTs, caching for the well-known documents.
+    /// bucket for the open POSTs and the password checks, caching for the
+    /// well-known documents.
     #[test]
     fn declared_rate_classes_and_caching_are_the_inferred_ones() {
         let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
@@ -289,7 +290,8 @@ mod tests {
         assert!(table.routes().len() > 10);
         for r in table.routes() {
             let name = format!("{} {}", r.http_method, r.template.as_str());
-            let strict = r.public && r.http_method == http::Method::POST;
+            let checks_password = r.template.as_str().ends_with(":changePassword");
+            let strict = (r.public && r.http_method == http::Method::POST) || checks_password;
             let expected = if strict {
                 RateClass::Auth
             } else {

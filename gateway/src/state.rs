@@ -15,6 +15,8 @@ pub struct AppState {
     /// Each call's time budget.
     pub budget: Duration,
     pub max_body_bytes: usize,
+    /// Proves to the services that the client's address is the gateway's word.
+    pub forwarding_secret: Option<secrecy::SecretString>,
 }
 
 pub type Shared = Arc<AppState>;

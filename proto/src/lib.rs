@@ -44,6 +44,10 @@ pub fn canonical_login(login: &str) -> String {
     login.trim().to_lowercase()
 }
 
+/// The longest login name looked at (the longest valid email address):
+/// longer ones are refused before anything is stored or hashed.
+pub const MAX_LOGIN_CHARS: usize = 254;
+
 #[cfg(test)]
 mod tests {
     #[test]

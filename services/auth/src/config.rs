@@ -1,13 +1,16 @@
 //! The auth service's configuration: environment variables (or flags),
 //! validated at start-up with messages that name the variable.
 
-use crate::{service::Settings, throttle::ThrottlePolicy};
+use crate::service::Settings;
 use clap::builder::TypedValueParser as _;
 use secrecy::SecretString;
 use std::str::FromStr;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use suite_db::{DatabaseUrl, PoolArgs};
-use suite_grpc::config::{GrpcArgs, UpstreamArgs};
+use suite_grpc::{
+    config::{GrpcArgs, UpstreamArgs},
+    forwarded::ForwardedArgs,
+};
 use suite_tokens::config::TokenArgs;
 
 /// `SIGNING_KEY`'s text as a secret: `Debug` shows `[REDACTED]` and the
@@ -98,17 +101,9 @@ pub struct Config {
     #[arg(long = "refresh-reuse-grace-secs", env = "REFRESH_REUSE_GRACE_SECS", value_name = "REFRESH_REUSE_GRACE_SECS", default_value = "5", value_parser = clap::value_parser!(u64).range(0..=300).map(Duration::from_secs))]
     pub refresh_reuse_grace: Duration,
 
-    /// Failed logins per login name before the throttle starts.
-    #[arg(long, env = "LOGIN_FREE_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i64).range(0..=100))]
-    pub login_free_attempts: i64,
-
-    /// The longest login lock, in seconds.
-    #[arg(long = "login-max-lock-secs", env = "LOGIN_MAX_LOCK_SECS", value_name = "LOGIN_MAX_LOCK_SECS", default_value = "60", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
-    pub login_max_lock: Duration,
-
-    /// Failed logins older than this many seconds are forgotten.
-    #[arg(long = "login-forget-after-secs", env = "LOGIN_FORGET_AFTER_SECS", value_name = "LOGIN_FORGET_AFTER_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
-    pub login_forget_after: Duration,
+    /// Who may tell this service the client's address (the gateway).
+    #[command(flatten)]
+    pub forwarded: ForwardedArgs,
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
@@ -154,15 +149,6 @@ impl Config {
             idle_timeout: self.session_idle_timeout,
             max_lifetime: self.session_max_lifetime,
             reuse_grace: self.refresh_reuse_grace,
-            throttle: self.throttle(),
-        }
-    }
-
-    pub fn throttle(&self) -> ThrottlePolicy {
-        ThrottlePolicy {
-            free_attempts: self.login_free_attempts,
-            max_lock: self.login_max_lock,
-            forget_after: self.login_forget_after,
         }
     }
 }

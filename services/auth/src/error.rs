@@ -2,8 +2,7 @@
 
 use crate::store::StoreError;
 use std::time::Duration;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,7 +15,7 @@ pub enum Error {
     PermissionDenied(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
-    /// Too many failed logins; try again after the delay.
+    /// Too many failed logins (the user service's throttle); try again after the delay.
     #[error("too many failed logins")]
     Throttled(Duration),
     #[error("unavailable: {0}")]
@@ -50,16 +49,7 @@ impl From<Error> for Status {
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::NotFound(m) => Status::not_found(m),
-            Error::Throttled(wait) => {
-                // Whole seconds, rounded up, so a client never retries too early.
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(secs)));
-                Status::with_error_details(
-                    Code::ResourceExhausted,
-                    format!("too many failed logins; try again in {secs} s"),
-                    details,
-                )
-            }
+            Error::Throttled(wait) => suite_grpc::status::throttled(wait),
             // The detail (driver message, address) is for the log, not the client.
             Error::Unavailable(_) => {
                 Status::unavailable("the service is temporarily unavailable; try again shortly")

@@ -6,46 +6,40 @@ use crate::{
     service::{AuthCore, ClientInfo, Issued},
 };
 use std::sync::Arc;
-use suite_grpc::server;
+use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::auth::{
     GetJwksRequest, GetJwksResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
     LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
     RevokeSessionRequest, RevokeSessionResponse, auth_service_server::AuthService,
 };
 use suite_tokens::{Verifier, grpc::require_caller};
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tonic::{Request, Response, Status};
 
 pub struct AuthApi {
     core: Arc<AuthCore>,
     auth: Verifier,
+    forwarded: ForwardedArgs,
 }
 
 impl AuthApi {
-    pub fn new(core: Arc<AuthCore>, auth: Verifier) -> Self {
-        Self { core, auth }
+    pub fn new(core: Arc<AuthCore>, auth: Verifier, forwarded: ForwardedArgs) -> Self {
+        Self {
+            core,
+            auth,
+            forwarded,
+        }
     }
-}
 
-/// The client's address: the first `x-forwarded-for` hop (set by the
-/// gateway), else the peer. Shown to users in their session list only.
-fn client_ip<T>(req: &Request<T>) -> String {
-    forwarded_for(req.metadata())
-        .or_else(|| req.remote_addr().map(|a| a.ip().to_string()))
-        .unwrap_or_default()
-}
-
-fn forwarded_for(md: &MetadataMap) -> Option<String> {
-    let first = md
-        .get("x-forwarded-for")?
-        .to_str()
-        .ok()?
-        .split(',')
-        .next()?
-        .trim();
-    first
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| ip.to_string())
+    /// The client's address: the first `x-forwarded-for` hop when a trusted
+    /// caller (the gateway) says so, else the peer. The throttle counts per
+    /// address, and users see it in their session list.
+    fn client_ip<T>(&self, req: &Request<T>) -> String {
+        let peer = req.remote_addr().map(|a| a.ip());
+        self.forwarded
+            .client_address(req.metadata(), peer)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Answers a call with this crate's error type (see [`server::reply`]).
@@ -56,7 +50,7 @@ fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        let ip_address = client_ip(&req);
+        let ip_address = self.client_ip(&req);
         let r = req.into_inner();
         let client = ClientInfo {
             user_agent: r.user_agent,
@@ -141,22 +135,5 @@ impl AuthService for AuthApi {
         _req: Request<GetJwksRequest>,
     ) -> Result<Response<GetJwksResponse>, Status> {
         reply(self.core.jwks().map(|keys| GetJwksResponse { keys }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_an_ip_address_is_taken_from_x_forwarded_for() {
-        let mut md = MetadataMap::new();
-        md.insert(
-            "x-forwarded-for",
-            "203.0.113.7, 10.0.0.1".parse().expect("ascii"),
-        );
-        assert_eq!(forwarded_for(&md).as_deref(), Some("203.0.113.7"));
-        md.insert("x-forwarded-for", "<script>".parse().expect("ascii"));
-        assert_eq!(forwarded_for(&md), None);
     }
 }

@@ -14,7 +14,6 @@ pub mod server;
 pub mod service;
 pub mod service_token;
 pub mod store;
-pub mod throttle;
 pub mod user_client;
 
 pub use config::Config;

@@ -93,7 +93,7 @@ pub async fn serve(
     .map_err(|reason| ConfigError::new("USER_SERVICE_URL", reason))?;
     let core = Arc::new(AuthCore::new(store.clone(), users, keys, config.settings()));
 
-    let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth))
+    let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth, config.forwarded.clone()))
         .max_decoding_message_size(config.grpc.max_message_bytes());
     let pruning = tokio::spawn(prune_periodically(core));
     tracing::info!(database = %config.database_url, "auth store opened");

@@ -6,8 +6,7 @@ use crate::{
     error::Error,
     keys::KeyRing,
     refresh,
-    store::{Attempt, AuthStore, SessionRecord},
-    throttle::{MAX_LOGIN_CHARS, ThrottlePolicy, login_key},
+    store::{AuthStore, SessionRecord},
     user_client::{Credentials, UserDirectory},
 };
 use chrono::{DateTime, SubsecRound, Utc};
@@ -29,7 +28,6 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
     pub reuse_grace: Duration,
-    pub throttle: ThrottlePolicy,
 }
 
 /// A token pair just issued.
@@ -80,10 +78,13 @@ impl AuthCore {
         let mut bad = Vec::new();
         if login.trim().is_empty() {
             bad.push(("login", "is required".to_owned()));
-        } else if login.trim().chars().count() > MAX_LOGIN_CHARS {
+        } else if login.trim().chars().count() > suite_proto::MAX_LOGIN_CHARS {
             bad.push((
                 "login",
-                format!("must be at most {MAX_LOGIN_CHARS} characters long"),
+                format!(
+                    "must be at most {} characters long",
+                    suite_proto::MAX_LOGIN_CHARS
+                ),
             ));
         }
         if password.is_empty() {
@@ -92,35 +93,25 @@ impl AuthCore {
         if !bad.is_empty() {
             return Err(Error::InvalidArgument(bad));
         }
-        // Counted per login name, whether or not such a user exists, so the
-        // throttle reveals nothing about which accounts are real.
-        let key = login_key(login);
-        let now = now();
-        // The attempt is counted before the password is checked (and undone
-        // if it is right), so concurrent guesses cannot all slip past the lock.
-        let policy = self.settings.throttle;
-        let forget_before = now - chrono_duration(policy.forget_after);
-        let reserved = self
-            .store
-            .reserve_attempt(&key, now, forget_before, &|n| policy.lock_after(n))
-            .await?;
-        let failures = match reserved {
-            Attempt::Locked(until) => {
-                count_login("locked_out");
-                return Err(Error::Throttled((until - now).to_std().unwrap_or_default()));
-            }
-            Attempt::Counted(f) => f.count,
-        };
-        let user = match self.users.verify(login, password).await? {
+        // The user service throttles wrong passwords per account and
+        // client address, counting each before it is checked.
+        let user = match self
+            .users
+            .verify(login, password, &client.ip_address)
+            .await?
+        {
             Credentials::Valid(user) => user,
             Credentials::Invalid => {
-                tracing::info!(failures, "login failed");
                 count_login("bad_credentials");
                 return Err(Error::Unauthenticated("invalid login or password"));
             }
+            Credentials::Locked(wait) => {
+                count_login("locked_out");
+                return Err(Error::Throttled(wait));
+            }
         };
-        self.store.clear_failures(&key).await?;
         count_login("success");
+        let now = now();
         let user_id = Uuid::parse_str(&user.user_id)
             .map_err(|_| Error::Internal("the user service returned a bad user id".into()))?;
 
@@ -276,12 +267,11 @@ impl AuthCore {
         Ok(set.keys.iter().filter_map(jwk_to_proto).collect())
     }
 
-    /// Deletes dead sessions and stale failure counters; returns the sessions deleted.
+    /// Deletes dead sessions; returns how many.
     pub async fn prune(&self) -> Result<u64, Error> {
         let now = now();
         let idle_before = now - chrono_duration(self.settings.idle_timeout);
-        let failures_before = now - chrono_duration(self.settings.throttle.forget_after);
-        Ok(self.store.prune(now, idle_before, failures_before).await?)
+        Ok(self.store.prune(now, idle_before).await?)
     }
 
     fn is_live(&self, session: &SessionRecord, now: DateTime<Utc>) -> bool {

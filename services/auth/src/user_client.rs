@@ -20,6 +20,8 @@ use tonic::{Code, Request, Status};
 pub enum Credentials {
     Valid(VerifyCredentialsResponse),
     Invalid,
+    /// The account is throttled for this long: the password was not checked.
+    Locked(Duration),
 }
 
 pub struct UserDirectory {
@@ -55,10 +57,18 @@ impl UserDirectory {
         })
     }
 
-    pub async fn verify(&self, login: &str, password: &str) -> Result<Credentials, Error> {
+    /// Checks a password with the user service, which throttles wrong ones
+    /// per account and `client_address`.
+    pub async fn verify(
+        &self,
+        login: &str,
+        password: &str,
+        client_address: &str,
+    ) -> Result<Credentials, Error> {
         let msg = VerifyCredentialsRequest {
             login: login.into(),
             password: password.into(),
+            client_address: client_address.into(),
         };
         let result = self
             .call(
@@ -69,7 +79,10 @@ impl UserDirectory {
         match result {
             Ok(r) => Ok(Credentials::Valid(r)),
             Err(s) if s.code() == Code::Unauthenticated => Ok(Credentials::Invalid),
-            Err(s) => Err(upstream(s)),
+            Err(s) => match suite_grpc::status::throttled_wait(&s) {
+                Some(wait) => Ok(Credentials::Locked(wait)),
+                None => Err(upstream(s)),
+            },
         }
     }
 

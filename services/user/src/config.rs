@@ -1,12 +1,13 @@
 //! The user service's configuration: environment variables (or flags),
 //! validated at start-up with messages that name the variable.
 
-use crate::password::HashParams;
-use std::net::SocketAddr;
+use crate::{password::HashParams, throttle::ThrottlePolicy};
+use clap::builder::TypedValueParser as _;
 use std::str::FromStr;
+use std::{net::SocketAddr, time::Duration};
 use suite_db::DatabaseUrl;
 use suite_db::PoolArgs;
-use suite_grpc::config::GrpcArgs;
+use suite_grpc::{config::GrpcArgs, forwarded::ForwardedArgs};
 use suite_tokens::{
     TokenRules,
     config::{JwksArgs, TokenArgs},
@@ -65,6 +66,28 @@ pub struct Config {
     #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=4))]
     pub password_min_score: u8,
 
+    /// Failed password checks per account and client address before the
+    /// throttle starts (logins and ChangePassword's current password).
+    #[arg(long, env = "LOGIN_FREE_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i64).range(0..=100))]
+    pub login_free_attempts: i64,
+
+    /// Failed password checks per account, from all addresses together,
+    /// before the whole account is throttled.
+    #[arg(long, env = "LOGIN_ACCOUNT_FREE_ATTEMPTS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=10_000))]
+    pub login_account_free_attempts: i64,
+
+    /// The longest lock, in seconds.
+    #[arg(long = "login-max-lock-secs", env = "LOGIN_MAX_LOCK_SECS", value_name = "LOGIN_MAX_LOCK_SECS", default_value = "60", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
+    pub login_max_lock: Duration,
+
+    /// Failed checks older than this many seconds are forgotten.
+    #[arg(long = "login-forget-after-secs", env = "LOGIN_FORGET_AFTER_SECS", value_name = "LOGIN_FORGET_AFTER_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
+    pub login_forget_after: Duration,
+
+    /// Who may tell this service the client's address (ChangePassword's throttle).
+    #[command(flatten)]
+    pub forwarded: ForwardedArgs,
+
     #[command(flatten)]
     pub grpc: GrpcArgs,
 }
@@ -100,6 +123,15 @@ impl Config {
             memory_kib: self.argon2_memory_kib,
             iterations: self.argon2_iterations,
             parallelism: self.argon2_parallelism,
+        }
+    }
+
+    pub fn throttle(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_attempts: self.login_free_attempts,
+            account_free_attempts: self.login_account_free_attempts,
+            max_lock: self.login_max_lock,
+            forget_after: self.login_forget_after,
         }
     }
 

@@ -36,6 +36,9 @@ pub enum Error {
     Aborted(&'static str),
     #[error("{0}")]
     ResourceExhausted(&'static str),
+    /// Too many wrong passwords for the account; try again after the delay.
+    #[error("too many failed password checks")]
+    Throttled(std::time::Duration),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -81,6 +84,7 @@ impl From<Error> for Status {
             }
             Error::Aborted(m) => Status::aborted(m),
             Error::ResourceExhausted(m) => Status::resource_exhausted(m),
+            Error::Throttled(wait) => suite_grpc::status::throttled(wait),
             // The detail (driver message, address) is for the log, not the client.
             Error::Unavailable(_) => {
                 Status::unavailable("the user store is unavailable; try again shortly")

@@ -3,7 +3,7 @@
 
 use crate::{domain::NewUser, error::Error, service::UserCore};
 use std::sync::Arc;
-use suite_grpc::server;
+use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
@@ -20,11 +20,25 @@ use tonic::{Request, Response, Status};
 pub struct UserApi {
     core: Arc<UserCore>,
     auth: Verifier,
+    forwarded: ForwardedArgs,
 }
 
 impl UserApi {
-    pub fn new(core: Arc<UserCore>, auth: Verifier) -> Self {
-        Self { core, auth }
+    pub fn new(core: Arc<UserCore>, auth: Verifier, forwarded: ForwardedArgs) -> Self {
+        Self {
+            core,
+            auth,
+            forwarded,
+        }
+    }
+
+    /// The client's address as far as it can be believed (see `forwarded`).
+    fn client_address<T>(&self, req: &Request<T>) -> String {
+        let peer = req.remote_addr().map(|a| a.ip());
+        self.forwarded
+            .client_address(req.metadata(), peer)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -113,7 +127,10 @@ impl UserService for UserApi {
         reply(
             async {
                 let caller = require_caller(&self.auth, req.metadata()).await?;
-                self.core.change_password(&caller, req.into_inner()).await?;
+                let address = self.client_address(&req);
+                self.core
+                    .change_password(&caller, req.into_inner(), &address)
+                    .await?;
                 Ok(ChangePasswordResponse {})
             }
             .await,

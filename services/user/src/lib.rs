@@ -12,6 +12,7 @@ pub mod password;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod throttle;
 
 pub use config::Config;
 pub use error::Error;

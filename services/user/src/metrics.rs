@@ -1,12 +1,21 @@
 //! The user service's own metrics, registered with the process's registry
 //! the first time they are used (or at start-up, by [`register`]).
 
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+};
 use std::sync::LazyLock;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
 
 pub struct UserMetrics {
     pub password_hash_queued: Gauge,
     pub password_hash_running: Gauge,
+    pub password_checks: Family<OutcomeLabels, Counter>,
 }
 
 static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
@@ -14,7 +23,13 @@ static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
     let m = UserMetrics {
         password_hash_queued: Gauge::default(),
         password_hash_running: Gauge::default(),
+        password_checks: Family::default(),
     };
+    registry.register(
+        "suite_user_password_checks",
+        "Throttled password checks (logins and ChangePassword) by outcome (right, wrong, locked)",
+        m.password_checks.clone(),
+    );
     registry.register(
         "suite_password_hash_queue_depth",
         "Password hashes waiting for a hashing thread",
@@ -35,4 +50,12 @@ pub fn metrics() -> &'static UserMetrics {
 /// Registers the metrics now, so a scrape shows them before their first use.
 pub fn register() {
     LazyLock::force(&METRICS);
+}
+
+/// Counts a throttled password check by outcome.
+pub fn count_password_check(outcome: &'static str) {
+    metrics()
+        .password_checks
+        .get_or_create(&OutcomeLabels { outcome })
+        .inc();
 }

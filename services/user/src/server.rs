@@ -3,7 +3,7 @@
 
 use crate::{
     config::Config, error::StartError, grpc::UserApi, password::PasswordHasher, service::UserCore,
-    store,
+    store, throttle::Throttle,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use suite_db::Database;
@@ -51,20 +51,38 @@ pub async fn serve(
     .map_err(|e| StartError::Hasher(e.to_string()))?;
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules());
-    let core = Arc::new(UserCore::new(store.clone(), hasher));
+    let throttle = Throttle::new(store.clone(), config.throttle());
+    let core = Arc::new(UserCore::new(store.clone(), hasher, throttle));
 
-    let api = UserServiceServer::new(UserApi::new(core, auth))
+    let api = UserServiceServer::new(UserApi::new(core.clone(), auth, config.forwarded.clone()))
         .max_decoding_message_size(config.grpc.max_message_bytes());
+    let pruning = tokio::spawn(prune_periodically(core));
     tracing::info!(database = %config.database_url, "user store opened");
-    suite_grpc::server::serve(
+    let result = suite_grpc::server::serve(
         Routes::new(api),
         config.grpc.options(SERVICES),
         Arc::new(database),
         listener,
         shutdown,
     )
-    .await?;
-    Ok(())
+    .await;
+    pruning.abort();
+    Ok(result?)
+}
+
+/// How often stale password-failure counters are deleted.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Keeps the counters from growing without end (every replica does it; the
+/// deletes are idempotent).
+async fn prune_periodically(core: Arc<UserCore>) {
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        match core.prune().await {
+            Ok(n) => tracing::info!(counters = n, "pruned stale password-failure counters"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+        }
+    }
 }
 
 /// The `suite-user` binary.

@@ -7,6 +7,7 @@ use crate::{
     error::Error,
     password::{PasswordHasher, Verified},
     store::{UserRecord, UserStore},
+    throttle::{Account, Throttle},
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
@@ -26,11 +27,21 @@ const IMMUTABLE_FIELDS: &[&str] = &["id", "create_time", "update_time", "etag"];
 pub struct UserCore {
     store: Arc<dyn UserStore>,
     hasher: PasswordHasher,
+    throttle: Throttle,
 }
 
 impl UserCore {
-    pub fn new(store: Arc<dyn UserStore>, hasher: PasswordHasher) -> Self {
-        Self { store, hasher }
+    pub fn new(store: Arc<dyn UserStore>, hasher: PasswordHasher, throttle: Throttle) -> Self {
+        Self {
+            store,
+            hasher,
+            throttle,
+        }
+    }
+
+    /// Deletes password-failure counters that can never matter again.
+    pub async fn prune(&self) -> Result<u64, Error> {
+        self.throttle.prune().await
     }
 
     /// Registration: open to anyone; only an admin may choose roles.
@@ -144,10 +155,13 @@ impl UserCore {
         Ok(())
     }
 
+    /// `client_address`: where the call came from, for the throttle of the
+    /// current-password check.
     pub async fn change_password(
         &self,
         caller: &Caller,
         req: ChangePasswordRequest,
+        client_address: &str,
     ) -> Result<(), Error> {
         let id = resolve_id(caller, &req.id, "id")?;
         authorize(caller, id, Access::Write)?;
@@ -168,8 +182,15 @@ impl UserCore {
         };
 
         let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
-        // An admin resetting someone else's password need not know it.
+        // An admin resetting someone else's password need not know it. The
+        // user's own check is a password guess like a login's (a stolen
+        // access token must not make it an unthrottled oracle): counted
+        // against the same counters.
         if acting_on_self {
+            let reservation = self
+                .throttle
+                .reserve(Account::User(id), client_address)
+                .await?;
             let current = self
                 .hasher
                 .verify(
@@ -178,11 +199,13 @@ impl UserCore {
                 )
                 .await?;
             if matches!(current, Verified::Wrong) {
+                self.throttle.fail(reservation);
                 return Err(Error::invalid(
                     "current_password",
                     "is not the user's current password",
                 ));
             }
+            self.throttle.release(reservation).await?;
         }
         let related = related_inputs(
             record.username.as_str(),
@@ -221,22 +244,46 @@ impl UserCore {
         }
         v.into_result()?;
         let bad = || Error::Unauthenticated("invalid login or password");
+        // Longer than any email: refused before anything is stored or hashed.
+        if req.login.trim().chars().count() > suite_proto::MAX_LOGIN_CHARS {
+            return Err(Error::invalid(
+                "login",
+                format!(
+                    "must be at most {} characters long",
+                    suite_proto::MAX_LOGIN_CHARS
+                ),
+            ));
+        }
         // No stored password is this long; refusing it first costs no hashing,
         // whatever the user, so it reveals nothing.
         if Password::parse(&req.password).is_err() {
             return Err(bad());
         }
-        let record = self
-            .store
-            .find_by_login(&suite_proto::canonical_login(&req.login))
+        let login = suite_proto::canonical_login(&req.login);
+        let record = self.store.find_by_login(&login).await?;
+        // Counted per account (its username and email are one), or per login
+        // name for nobody's, before the hash: concurrent guesses cannot all
+        // slip past the lock.
+        let account = match &record {
+            Some(r) => Account::User(r.id),
+            None => Account::Unknown(&login),
+        };
+        let reservation = self
+            .throttle
+            .reserve(account, req.client_address.trim())
             .await?;
         let stored = record.as_ref().map(|r| r.password_hash.clone());
         match self.hasher.verify(req.password, stored.clone()).await? {
-            Verified::Wrong => Err(bad()),
+            Verified::Wrong => {
+                self.throttle.fail(reservation);
+                Err(bad())
+            }
             Verified::Right { rehash } => {
                 let (Some(record), Some(old)) = (record, stored) else {
+                    self.throttle.fail(reservation);
                     return Err(bad());
                 };
+                self.throttle.release(reservation).await?;
                 if let Some(new) = rehash
                     && let Err(e) = self.store.replace_hash(record.id, &old, &new).await
                 {

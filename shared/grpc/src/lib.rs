@@ -7,6 +7,7 @@
 pub mod balance;
 pub mod config;
 pub mod deadline;
+pub mod forwarded;
 pub mod health;
 pub mod paging;
 pub mod probe;

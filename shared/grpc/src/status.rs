@@ -19,3 +19,27 @@ where
     }
     Status::with_error_details(Code::InvalidArgument, summary.join("; "), details)
 }
+
+/// ResourceExhausted for too many failed password checks, with the wait as a
+/// `google.rpc.RetryInfo` (whole seconds, rounded up, so a client never
+/// retries too early).
+pub fn throttled(wait: std::time::Duration) -> Status {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(secs.max(1))));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!(
+            "too many failed password checks; try again in {} s",
+            secs.max(1)
+        ),
+        details,
+    )
+}
+
+/// The wait of a [`throttled`] status, if `status` is one.
+pub fn throttled_wait(status: &Status) -> Option<std::time::Duration> {
+    if status.code() != Code::ResourceExhausted {
+        return None;
+    }
+    status.get_details_retry_info()?.retry_delay
+}

@@ -1,5 +1,4 @@
-//! Persistence of sessions (refresh-token families) and of failed-login
-//! counters: one trait, with PostgreSQL and SQLite implementations chosen by
+//! Persistence of sessions (refresh-token families): one trait, with PostgreSQL and SQLite implementations chosen by
 //! the database URL's scheme.
 
 mod postgres;
@@ -8,7 +7,7 @@ mod traced;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A session: one login, and the chain of refresh tokens rotated from it.
@@ -35,22 +34,6 @@ pub struct TokenRecord {
     pub created_at: DateTime<Utc>,
     /// When a refresh exchanged it for its successor.
     pub retired_at: Option<DateTime<Utc>>,
-}
-
-/// Failed logins counted against one login name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failures {
-    pub count: i64,
-    pub locked_until: Option<DateTime<Utc>>,
-}
-
-/// A login attempt's reservation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    /// The login name is locked until then: do not check the password.
-    Locked(DateTime<Utc>),
-    /// Counted as a failure (the state after it): check the password.
-    Counted(Failures),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,36 +87,10 @@ pub trait AuthStore: Send + Sync {
         idle_cutoff: DateTime<Utc>,
     ) -> Result<Vec<SessionRecord>>;
 
-    /// The failure counter of a login name, if any.
-    async fn failures(&self, login: &str) -> Result<Option<Failures>>;
-    /// Takes a login attempt's reservation, before its password is checked:
-    /// if the login name is locked at `at`, nothing changes and the lock's
-    /// end comes back; otherwise the attempt counts as one more failure
-    /// (from 1 again when the last is older than `forget_before`) and
-    /// `locked_until` becomes `at + lock(count)`, to be undone by
-    /// [`AuthStore::clear_failures`] if the password is right. One atomic
-    /// step, serialized per login name across replicas, so of N concurrent
-    /// guesses only those that find no lock are checked.
-    async fn reserve_attempt(
-        &self,
-        login: &str,
-        at: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
-        lock: &(dyn Fn(i64) -> Duration + Sync),
-    ) -> Result<Attempt>;
-    /// Forgets the failures of a login name (after a successful login).
-    async fn clear_failures(&self, login: &str) -> Result<()>;
-
     /// Deletes what can never matter again: sessions (with their tokens)
-    /// revoked or expired before `now` or unused since `idle_before`, and
-    /// failure counters last touched before `failures_before` whose lock is
-    /// over. Returns how many sessions went.
-    async fn prune(
-        &self,
-        now: DateTime<Utc>,
-        idle_before: DateTime<Utc>,
-        failures_before: DateTime<Utc>,
-    ) -> Result<u64>;
+    /// revoked or expired before `now` or unused since `idle_before`.
+    /// Returns how many went.
+    async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64>;
 }
 
 use suite_db::{Database, Migrations};

@@ -1,10 +1,9 @@
 //! The auth store on PostgreSQL.
 
-use super::{Attempt, AuthStore, Failures, Result, SessionRecord, StoreError, TokenRecord};
+use super::{AuthStore, Result, SessionRecord, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
-use std::time::Duration;
 use uuid::Uuid;
 
 pub struct PgStore {
@@ -46,17 +45,6 @@ fn token(row: &PgRow) -> sqlx::Result<TokenRecord> {
 }
 
 /// `at + lock`, or `None` for no lock.
-fn lock_end(at: DateTime<Utc>, lock: Duration) -> Result<Option<DateTime<Utc>>> {
-    if lock.is_zero() {
-        return Ok(None);
-    }
-    let lock = chrono::Duration::from_std(lock)
-        .map_err(|e| StoreError::Other(format!("lock duration: {e}")))?;
-    at.checked_add_signed(lock)
-        .map(Some)
-        .ok_or_else(|| StoreError::Other("lock duration out of range".into()))
-}
-
 #[async_trait]
 impl AuthStore for PgStore {
     async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
@@ -191,86 +179,7 @@ impl AuthStore for PgStore {
         Ok(rows.iter().map(session).collect::<sqlx::Result<_>>()?)
     }
 
-    async fn failures(&self, login: &str) -> Result<Option<Failures>> {
-        let row = sqlx::query("SELECT failures, locked_until FROM login_failures WHERE login = $1")
-            .bind(login)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row
-            .map(|r| {
-                Ok::<_, sqlx::Error>(Failures {
-                    count: r.try_get("failures")?,
-                    locked_until: r.try_get("locked_until")?,
-                })
-            })
-            .transpose()?)
-    }
-
-    async fn reserve_attempt(
-        &self,
-        login: &str,
-        at: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
-        lock: &(dyn Fn(i64) -> Duration + Sync),
-    ) -> Result<Attempt> {
-        let mut tx = self.pool.begin().await?;
-        // The row exists first (a concurrent insert of the same name waits
-        // for this one), then is locked until commit: the attempts of one
-        // login name take their turns.
-        sqlx::query(
-            "INSERT INTO login_failures (login, failures, last_failure_at) VALUES ($1, 0, $2) \
-             ON CONFLICT (login) DO NOTHING",
-        )
-        .bind(login)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        let (failures, last, locked): (i64, DateTime<Utc>, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT failures, last_failure_at, locked_until FROM login_failures WHERE login = $1 FOR UPDATE",
-        )
-        .bind(login)
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(until) = locked.filter(|until| *until > at) {
-            tx.commit().await?;
-            return Ok(Attempt::Locked(until));
-        }
-        let count = if last < forget_before {
-            1
-        } else {
-            failures + 1
-        };
-        let locked_until = lock_end(at, lock(count))?;
-        sqlx::query(
-            "UPDATE login_failures SET failures = $2, last_failure_at = $3, locked_until = $4 WHERE login = $1",
-        )
-        .bind(login)
-        .bind(count)
-        .bind(at)
-        .bind(locked_until)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Attempt::Counted(Failures {
-            count,
-            locked_until,
-        }))
-    }
-
-    async fn clear_failures(&self, login: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_failures WHERE login = $1")
-            .bind(login)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn prune(
-        &self,
-        now: DateTime<Utc>,
-        idle_before: DateTime<Utc>,
-        failures_before: DateTime<Utc>,
-    ) -> Result<u64> {
+    async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions \
@@ -285,14 +194,6 @@ impl AuthStore for PgStore {
         )
         .bind(now)
         .bind(idle_before)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM login_failures WHERE last_failure_at < $1 \
-             AND (locked_until IS NULL OR locked_until < $2)",
-        )
-        .bind(failures_before)
-        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

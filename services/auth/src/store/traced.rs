@@ -1,10 +1,9 @@
 //! Every store call in a database span (see `suite_db::span`),
 //! whichever backend is underneath.
 
-use super::{Attempt, AuthStore, Failures, Result, SessionRecord, TokenRecord};
+use super::{AuthStore, Result, SessionRecord, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::time::Duration;
 use suite_db::Traced;
 use uuid::Uuid;
 
@@ -62,43 +61,8 @@ impl AuthStore for Traced<dyn AuthStore> {
         )
         .await
     }
-    async fn failures(&self, login: &str) -> Result<Option<Failures>> {
-        self.run("SELECT", "login_failures", self.inner().failures(login))
+    async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64> {
+        self.run("DELETE", "sessions", self.inner().prune(now, idle_before))
             .await
-    }
-    async fn reserve_attempt(
-        &self,
-        login: &str,
-        at: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
-        lock: &(dyn Fn(i64) -> Duration + Sync),
-    ) -> Result<Attempt> {
-        self.run(
-            "UPSERT",
-            "login_failures",
-            self.inner().reserve_attempt(login, at, forget_before, lock),
-        )
-        .await
-    }
-    async fn clear_failures(&self, login: &str) -> Result<()> {
-        self.run(
-            "DELETE",
-            "login_failures",
-            self.inner().clear_failures(login),
-        )
-        .await
-    }
-    async fn prune(
-        &self,
-        now: DateTime<Utc>,
-        idle_before: DateTime<Utc>,
-        failures_before: DateTime<Utc>,
-    ) -> Result<u64> {
-        self.run(
-            "DELETE",
-            "sessions",
-            self.inner().prune(now, idle_before, failures_before),
-        )
-        .await
     }
 }

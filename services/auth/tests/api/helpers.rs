@@ -90,6 +90,15 @@ pub async fn spawn_suite_with(
     backend: Backend,
     tweak: impl FnOnce(&mut suite_auth::Config),
 ) -> Option<Suite> {
+    spawn_suite_tuned(backend, tweak, |_| {}).await
+}
+
+/// A suite with both services' settings changed.
+pub async fn spawn_suite_tuned(
+    backend: Backend,
+    tweak: impl FnOnce(&mut suite_auth::Config),
+    tweak_user: impl FnOnce(&mut suite_user::Config),
+) -> Option<Suite> {
     let user_db = TestDb::create(backend, "user").await?;
     let auth_db = TestDb::create(backend, "auth").await?;
     let key = SigningKey::generate_thumbprinted().expect("key");
@@ -102,6 +111,7 @@ pub async fn spawn_suite_with(
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     user_config.password_hash_concurrency = Some(2);
+    tweak_user(&mut user_config);
     let mut auth_config = auth_config(&auth_db, user_addr, &key);
     tweak(&mut auth_config);
 

@@ -1,6 +1,11 @@
-use crate::helpers::{Backend, PASSWORD, Suite, authed, login_req, spawn_suite_with};
+use crate::helpers::{
+    Backend, PASSWORD, Suite, authed, login_req, spawn_suite_tuned, spawn_suite_with,
+};
 use std::time::{Duration, Instant};
-use suite_proto::user::GetUserRequest;
+use suite_proto::{
+    auth::{ListSessionsRequest, LoginRequest},
+    user::{ChangePasswordRequest, GetUserRequest},
+};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -129,6 +134,8 @@ suite_db::on_both_databases!(crate::helpers::spawn_suite;
     a_wrong_password_and_an_unknown_user_are_indistinguishable,
     repeated_failures_lock_the_login_briefly_and_then_release_it,
     concurrent_wrong_guesses_cannot_race_past_the_lock,
+    change_password_guesses_count_against_the_login_throttle,
+    the_username_and_the_email_share_one_counter,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,4 +172,216 @@ async fn a_user_service_that_is_down_makes_login_unavailable_quickly() {
         err.message()
     );
     s.stop().await;
+}
+
+/// A login request claiming to come from `address` (believed only from a
+/// trusted caller).
+fn login_from(login: &str, password: &str, address: &str) -> tonic::Request<LoginRequest> {
+    let mut req = tonic::Request::new(login_req(login, password));
+    req.metadata_mut()
+        .insert("x-forwarded-for", address.parse().expect("ascii"));
+    req
+}
+
+async fn attempt(s: &Suite, login: &str, password: &str, address: &str) -> Result<(), Code> {
+    s.client
+        .clone()
+        .login(login_from(login, password, address))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.code())
+}
+
+/// The current password of ChangePassword is a password guess like a
+/// login's: with a stolen access token, its wrong guesses lock the account
+/// as wrong logins do, and the lock holds for both.
+async fn change_password_guesses_count_against_the_login_throttle(s: Suite) {
+    let user = s.register("dora").await;
+    let token = s.login("dora", PASSWORD).await.expect("login").access_token;
+    let change = |current: &str| {
+        authed(
+            ChangePasswordRequest {
+                id: user.id.clone(),
+                current_password: current.into(),
+                new_password: "a fresh and long passphrase 77".into(),
+            },
+            &token,
+        )
+    };
+    // Defaults: 3 free failures; the 4th sets a lock.
+    for n in 0..4 {
+        let wrong = s
+            .users
+            .clone()
+            .change_password(change(&format!("guess number {n}")))
+            .await
+            .expect_err("wrong current password");
+        assert_eq!(wrong.code(), Code::InvalidArgument, "{wrong:?}");
+    }
+    let locked = s
+        .users
+        .clone()
+        .change_password(change(PASSWORD))
+        .await
+        .expect_err("locked");
+    assert_eq!(locked.code(), Code::ResourceExhausted, "{locked:?}");
+    assert!(locked.get_details_retry_info().is_some());
+    let login = s.login("dora", PASSWORD).await.expect_err("locked");
+    assert_eq!(login.code(), Code::ResourceExhausted, "{login:?}");
+    s.stop().await;
+}
+
+/// A user's username and email are one account with one counter.
+async fn the_username_and_the_email_share_one_counter(s: Suite) {
+    s.register("erin").await;
+    for login in ["erin", "erin@example.com", "ERIN", "Erin@Example.com"] {
+        wrong_password(&s, login).await;
+    }
+    let locked = s.login("erin", PASSWORD).await.expect_err("locked");
+    assert_eq!(locked.code(), Code::ResourceExhausted, "{locked:?}");
+    s.stop().await;
+}
+
+/// Behind a trusted gateway (here: the tests' own address is trusted), the
+/// lock is per account and client address: a flood from one address does not
+/// lock the owner out elsewhere. Across all addresses the account has a
+/// higher limit of its own, which an attacker with many addresses reaches.
+async fn a_flood_from_one_address_locks_that_address_not_the_owner(backend: Backend) {
+    let Some(s) = spawn_suite_tuned(
+        backend,
+        |auth| auth.forwarded.trusted_forwarders = vec!["127.0.0.1".parse().expect("ip")],
+        |user| user.login_account_free_attempts = 6,
+    )
+    .await
+    else {
+        return;
+    };
+    s.register("fred").await;
+    let attacker = "198.51.100.1";
+    for _ in 0..4 {
+        assert_eq!(
+            attempt(&s, "fred", "wrong guess", attacker).await,
+            Err(Code::Unauthenticated)
+        );
+    }
+    assert_eq!(
+        attempt(&s, "fred", PASSWORD, attacker).await,
+        Err(Code::ResourceExhausted),
+        "the flooding address is locked"
+    );
+    assert_eq!(
+        attempt(&s, "fred", PASSWORD, "203.0.113.5").await,
+        Ok(()),
+        "the owner elsewhere is not"
+    );
+    // Four failures so far on the account (the owner's success took its
+    // check back); three more addresses take it past six.
+    for n in 2..5 {
+        let address = format!("198.51.100.{n}");
+        assert_eq!(
+            attempt(&s, "fred", "wrong guess", &address).await,
+            Err(Code::Unauthenticated)
+        );
+    }
+    assert_eq!(
+        attempt(&s, "fred", PASSWORD, "203.0.113.6").await,
+        Err(Code::ResourceExhausted),
+        "the account-wide limit holds for every address"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_flood_from_one_address_locks_that_address_not_the_owner() {
+    a_flood_from_one_address_locks_that_address_not_the_owner(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_flood_from_one_address_locks_that_address_not_the_owner() {
+    a_flood_from_one_address_locks_that_address_not_the_owner(Backend::Postgres).await;
+}
+
+/// A direct gRPC caller cannot name a fresh address per guess: without the
+/// gateway's secret its `x-forwarded-for` is ignored (and its sessions show
+/// its real address); with the secret, the gateway's word is taken.
+async fn only_the_gateway_names_the_client_address(backend: Backend) {
+    let secret = "the gateway's forwarding secret";
+    let Some(s) = spawn_suite_with(backend, |auth| {
+        auth.forwarded.forwarding_secret = Some(secret.into())
+    })
+    .await
+    else {
+        return;
+    };
+    s.register("gina").await;
+    for n in 0..4 {
+        let address = format!("198.51.100.{n}");
+        assert_eq!(
+            attempt(&s, "gina", "wrong guess", &address).await,
+            Err(Code::Unauthenticated)
+        );
+    }
+    assert_eq!(
+        attempt(&s, "gina", PASSWORD, "198.51.100.99").await,
+        Err(Code::ResourceExhausted),
+        "a made-up address is no fresh start"
+    );
+    // Another user: a session from a claimed address shows the real one,
+    // unless the claim carries the secret.
+    s.register("hugo").await;
+    let mut claimed = login_from("hugo", PASSWORD, "203.0.113.9");
+    let stranger = s
+        .client
+        .clone()
+        .login(claimed)
+        .await
+        .expect("login")
+        .into_inner();
+    claimed = login_from("hugo", PASSWORD, "203.0.113.9");
+    claimed
+        .metadata_mut()
+        .insert("x-suite-forwarding-secret", secret.parse().expect("ascii"));
+    let gateway = s
+        .client
+        .clone()
+        .login(claimed)
+        .await
+        .expect("login")
+        .into_inner();
+    let sessions = s
+        .client
+        .clone()
+        .list_sessions(authed(
+            ListSessionsRequest::default(),
+            &gateway.access_token,
+        ))
+        .await
+        .expect("sessions")
+        .into_inner()
+        .sessions;
+    let address_of = |id: &str| {
+        sessions
+            .iter()
+            .find(|x| x.id == id)
+            .map(|x| x.ip_address.clone())
+    };
+    assert_eq!(
+        address_of(&stranger.session_id).as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        address_of(&gateway.session_id).as_deref(),
+        Some("203.0.113.9")
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_only_the_gateway_names_the_client_address() {
+    only_the_gateway_names_the_client_address(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_only_the_gateway_names_the_client_address() {
+    only_the_gateway_names_the_client_address(Backend::Postgres).await;
 }

@@ -8,7 +8,7 @@ mod traced;
 use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
 
 /// A user as stored, password hash included (it never leaves the service).
@@ -26,6 +26,76 @@ pub struct UserRecord {
     pub version: i64,
     /// Sessions started before this instant are over (password change, deletion).
     pub sessions_valid_after: Option<DateTime<Utc>>,
+}
+
+/// The failed password checks counted under one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    pub count: i64,
+    pub last_failure_at: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// A counter a password check is counted against, with the lock it imposes
+/// after its `n`-th failure.
+pub struct Counter<'a> {
+    pub key: &'a str,
+    pub lock: &'a (dyn Fn(i64) -> Duration + Sync),
+}
+
+/// A password check's reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A counter is locked until then: do not check the password.
+    Locked(DateTime<Utc>),
+    /// Counted as a failure on every counter (this many on the first):
+    /// check the password.
+    Counted(i64),
+}
+
+/// What a reservation makes of the counters' stored states (`None`: a
+/// counter with no failures yet): the same rule on both databases.
+fn reserve(
+    counters: &[Counter<'_>],
+    stored: &[Option<Failures>],
+    at: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
+) -> Result<std::result::Result<Vec<Failures>, DateTime<Utc>>> {
+    let locked = stored
+        .iter()
+        .flatten()
+        .filter_map(|f| f.locked_until.filter(|until| *until > at))
+        .max();
+    if let Some(until) = locked {
+        return Ok(Err(until));
+    }
+    counters
+        .iter()
+        .zip(stored)
+        .map(|(counter, f)| {
+            let count = match f {
+                Some(f) if f.last_failure_at >= forget_before => f.count + 1,
+                _ => 1,
+            };
+            Ok(Failures {
+                count,
+                last_failure_at: at,
+                locked_until: lock_end(at, (counter.lock)(count))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Ok)
+}
+
+fn lock_end(at: DateTime<Utc>, lock: Duration) -> Result<Option<DateTime<Utc>>> {
+    if lock.is_zero() {
+        return Ok(None);
+    }
+    let lock = chrono::Duration::from_std(lock)
+        .map_err(|e| StoreError::Other(format!("lock duration: {e}")))?;
+    at.checked_add_signed(lock)
+        .map(Some)
+        .ok_or_else(|| StoreError::Other("lock duration out of range".into()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +168,36 @@ pub trait UserStore: Send + Sync {
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()>;
     /// Marks the user deleted if the version still matches; false otherwise.
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool>;
+
+    /// The failure counter under `key`, if any.
+    async fn failures(&self, key: &str) -> Result<Option<Failures>>;
+    /// Takes a password check's reservation, before the password is hashed:
+    /// if any counter is locked at `at`, nothing changes and the latest
+    /// lock's end comes back; otherwise the check counts as one more failure
+    /// on each counter (from 1 again when its last is older than
+    /// `forget_before`), each locked for its `lock(count)`, to be undone by
+    /// [`UserStore::release_attempt`] if the password is right. One atomic
+    /// step, serialized per counter across replicas (counters are taken in
+    /// the order given), so of N concurrent guesses only those that find no
+    /// lock are checked.
+    async fn reserve_attempt(
+        &self,
+        counters: &[Counter<'_>],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<Attempt>;
+    /// Undoes a right password's reservation: forgets `clear` (the counter
+    /// of its account and address) and takes the one failure back from
+    /// `decrement` (the account's), unlocking it if it is back within
+    /// `decrement_free` failures.
+    async fn release_attempt(
+        &self,
+        clear: &str,
+        decrement: &str,
+        decrement_free: i64,
+    ) -> Result<()>;
+    /// Deletes counters last touched before `before` whose lock is over at `now`.
+    async fn prune_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64>;
 }
 
 use suite_db::{Database, Migrations};

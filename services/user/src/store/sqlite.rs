@@ -1,6 +1,6 @@
 //! The user store on an embedded SQLite file (the zero-setup default).
 
-use super::{Result, StoreError, UserRecord, UserStore};
+use super::{Attempt, Counter, Failures, Result, StoreError, UserRecord, UserStore, reserve};
 use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -143,5 +143,109 @@ impl UserStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn failures(&self, key: &str) -> Result<Option<Failures>> {
+        let row: Option<(i64, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT failures, last_failure_at, locked_until FROM password_failures WHERE key = ?1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(count, last_failure_at, locked_until)| Failures {
+            count,
+            last_failure_at,
+            locked_until,
+        }))
+    }
+
+    async fn reserve_attempt(
+        &self,
+        counters: &[Counter<'_>],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<Attempt> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The write transaction holds the database's write lock from the
+        // start: the checks take their turns.
+        let mut stored = Vec::with_capacity(counters.len());
+        for c in counters {
+            sqlx::query(
+                "INSERT INTO password_failures (key, failures, last_failure_at) VALUES (?1, 0, ?2) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(c.key)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            let (count, last_failure_at, locked_until): (i64, DateTime<Utc>, Option<DateTime<Utc>>) =
+                sqlx::query_as(
+                    "SELECT failures, last_failure_at, locked_until FROM password_failures WHERE key = ?1",
+                )
+                .bind(c.key)
+                .fetch_one(&mut *tx)
+                .await?;
+            stored.push((count > 0).then_some(Failures {
+                count,
+                last_failure_at,
+                locked_until,
+            }));
+        }
+        let next = match reserve(counters, &stored, at, forget_before)? {
+            Ok(next) => next,
+            Err(until) => {
+                tx.commit().await?;
+                return Ok(Attempt::Locked(until));
+            }
+        };
+        for (c, f) in counters.iter().zip(&next) {
+            sqlx::query(
+                "UPDATE password_failures SET failures = ?2, last_failure_at = ?3, locked_until = ?4 WHERE key = ?1",
+            )
+            .bind(c.key)
+            .bind(f.count)
+            .bind(f.last_failure_at)
+            .bind(f.locked_until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Attempt::Counted(next.first().map_or(0, |f| f.count)))
+    }
+
+    async fn release_attempt(
+        &self,
+        clear: &str,
+        decrement: &str,
+        decrement_free: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM password_failures WHERE key = ?1")
+            .bind(clear)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE password_failures SET failures = MAX(failures - 1, 0), \
+             locked_until = CASE WHEN failures - 1 <= ?2 THEN NULL ELSE locked_until END \
+             WHERE key = ?1",
+        )
+        .bind(decrement)
+        .bind(decrement_free)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prune_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM password_failures WHERE last_failure_at < ?1 \
+             AND (locked_until IS NULL OR locked_until < ?2)",
+        )
+        .bind(before)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

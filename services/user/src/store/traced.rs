@@ -1,7 +1,7 @@
 //! Every store call in a database span (see `suite_db::span`),
 //! whichever backend is underneath.
 
-use super::{Result, UserRecord, UserStore};
+use super::{Attempt, Counter, Failures, Result, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use suite_db::Traced;
@@ -36,5 +36,26 @@ impl UserStore for Traced<dyn UserStore> {
     async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
         self.run("UPDATE", "users", self.inner().delete(id, version, at))
             .await
+    }
+    async fn failures(&self, key: &str) -> Result<Option<Failures>> {
+        self.run("SELECT", "password_failures", self.inner().failures(key))
+            .await
+    }
+    async fn reserve_attempt(
+        &self,
+        counters: &[Counter<'_>],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<Attempt> {
+        let reserve = self.inner().reserve_attempt(counters, at, forget_before);
+        self.run("UPDATE", "password_failures", reserve).await
+    }
+    async fn release_attempt(&self, clear: &str, decrement: &str, free: i64) -> Result<()> {
+        let release = self.inner().release_attempt(clear, decrement, free);
+        self.run("UPDATE", "password_failures", release).await
+    }
+    async fn prune_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64> {
+        let prune = self.inner().prune_failures(before, now);
+        self.run("DELETE", "password_failures", prune).await
     }
 }

@@ -33,6 +33,7 @@ async fn who_may_call_what(app: TestApp) {
     let verify = VerifyCredentialsRequest {
         login: "alice".into(),
         password: PASSWORD.into(),
+        ..VerifyCredentialsRequest::default()
     };
     assert_eq!(
         c.verify_credentials(verify.clone())

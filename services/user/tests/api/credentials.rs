@@ -7,6 +7,7 @@ fn verify(login: &str, password: &str) -> VerifyCredentialsRequest {
     VerifyCredentialsRequest {
         login: login.into(),
         password: password.into(),
+        ..VerifyCredentialsRequest::default()
     }
 }
 
@@ -239,7 +240,44 @@ async fn user_status_is_for_services_and_follows_password_changes_and_deletion(a
     app.stop().await;
 }
 
+/// Wrong passwords leave fixed-size counters (whatever the login's length),
+/// and counters that can never matter again are pruned.
+async fn failure_counters_are_fixed_size_and_pruned(app: TestApp) {
+    use suite_user::throttle::{Account, Keys};
+    let mut c = app.client.clone();
+    let svc = app.service_token();
+    let mut ghost = verify("ghost", "a wrong password here");
+    ghost.client_address = "192.0.2.7".into();
+    let _ = c.verify_credentials(authed(ghost, &svc)).await;
+    let huge = c
+        .verify_credentials(authed(verify(&"x".repeat(60_000), "pw-whatever"), &svc))
+        .await
+        .expect_err("too long");
+    assert_eq!(huge.code(), Code::InvalidArgument, "{huge:?}");
+    let config = crate::helpers::test_config(&app.db.url, &app.key);
+    let db = suite_user::server::open_database(&config).expect("database");
+    let store = suite_user::store::open(&db);
+    let keys = Keys::new(Account::Unknown("ghost"), "192.0.2.7");
+    for key in [&keys.pair, &keys.account] {
+        let f = store.failures(key).await.expect("read").expect("counted");
+        assert_eq!(f.count, 1);
+    }
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::seconds(1);
+    assert_eq!(
+        store
+            .prune_failures(now - chrono::Duration::hours(1), now)
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(store.prune_failures(later, later).await.expect("prune"), 2);
+    assert!(store.failures(&keys.pair).await.expect("read").is_none());
+    app.stop().await;
+}
+
 suite_db::on_both_databases!(crate::helpers::spawn_app;
+    failure_counters_are_fixed_size_and_pruned,
     credentials_verify_by_email_or_username_and_fail_alike,
     an_unknown_user_costs_a_full_hash_verification,
     changing_the_password_needs_the_current_one_and_ends_older_sessions,
