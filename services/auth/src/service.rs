@@ -6,7 +6,7 @@ use crate::{
     error::Error,
     keys::KeyRing,
     refresh,
-    store::{AuthStore, SessionRecord},
+    store::{AuthStore, SessionRecord, SuccessorKey},
     user_client::{Credentials, UserDirectory},
 };
 use chrono::{DateTime, SubsecRound, Utc};
@@ -117,6 +117,8 @@ impl AuthCore {
 
         let (refresh_token, hash) =
             refresh::new_token().map_err(|e| Error::Internal(e.to_string()))?;
+        let successor_key =
+            refresh::new_successor_key().map_err(|e| Error::Internal(e.to_string()))?;
         let session = SessionRecord {
             id: Uuid::now_v7(),
             user_id,
@@ -130,6 +132,7 @@ impl AuthCore {
                 .collect(),
             ip_address: client.ip_address,
             revoked_at: None,
+            successor_key: SuccessorKey(successor_key),
         };
         self.store.create_session(&session, &hash).await?;
         tracing::info!(user.id = %user_id, session.id = %session.id, "logged in");
@@ -183,20 +186,24 @@ impl AuthCore {
             return Err(invalid());
         }
 
-        let (next, next_hash) = refresh::new_token().map_err(|e| Error::Internal(e.to_string()))?;
-        let mut rotated = self
-            .store
-            .rotate(session.id, &hash, &next_hash, now, !in_grace)
-            .await?;
-        if !rotated && !in_grace {
-            // A concurrent refresh of the same token won the race: this call
-            // is within the grace window by definition, if the session lives.
-            rotated = self
+        // One successor per token, whoever asks: redemptions inside the
+        // grace window hand out the one already there, never a second.
+        let next = refresh::successor(&session.successor_key.0, token)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let next_hash = refresh::hash(&next);
+        // A concurrent refresh of the same token may win the race to rotate
+        // it: this call is then within the grace window by definition.
+        let rotated = !in_grace
+            && self
                 .store
-                .rotate(session.id, &hash, &next_hash, now, false)
+                .rotate(session.id, &hash, &next_hash, now)
                 .await?;
-        }
-        if !rotated {
+        if !rotated
+            && !self
+                .store
+                .touch_successor(session.id, &next_hash, now)
+                .await?
+        {
             return Err(invalid());
         }
         self.issue(&session, status.roles, next, now)

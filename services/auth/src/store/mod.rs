@@ -23,6 +23,18 @@ pub struct SessionRecord {
     pub user_agent: String,
     pub ip_address: String,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Keys the chain of refresh tokens (see `refresh::successor`).
+    pub successor_key: SuccessorKey,
+}
+
+/// A session's secret for deriving refresh-token successors; never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SuccessorKey(pub Vec<u8>);
+
+impl std::fmt::Debug for SuccessorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SuccessorKey([redacted])")
+    }
 }
 
 /// One refresh token of a session, known only by its hash.
@@ -61,17 +73,25 @@ pub trait AuthStore: Send + Sync {
     async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()>;
     /// The token with this hash and its session.
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>>;
-    /// Atomically: retires `old_hash` (only if `retire_old` and it is not
-    /// retired yet), adds `new_hash` to the session and sets its
-    /// `last_used_at` to `at`. False, with nothing changed, if the session is
-    /// revoked, or if `retire_old` and another call retired `old_hash` first.
+    /// Atomically: retires `old_hash` if it is not retired yet, adds
+    /// `new_hash` to the session and sets its `last_used_at` to `at`. False,
+    /// with nothing changed, if the session is revoked or another call
+    /// retired `old_hash` first.
     async fn rotate(
         &self,
         session_id: Uuid,
         old_hash: &str,
         new_hash: &str,
         at: DateTime<Utc>,
-        retire_old: bool,
+    ) -> Result<bool>;
+    /// Sets the session's `last_used_at` to `at` if it lives and holds the
+    /// token `successor_hash` (a redemption inside the grace window, which
+    /// hands out the successor already there). False otherwise.
+    async fn touch_successor(
+        &self,
+        session_id: Uuid,
+        successor_hash: &str,
+        at: DateTime<Utc>,
     ) -> Result<bool>;
     /// Marks the session revoked (if it is not already); true if this call did.
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool>;

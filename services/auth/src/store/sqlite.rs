@@ -1,6 +1,6 @@
 //! The auth store on an embedded SQLite file (the zero-setup default).
 
-use super::{AuthStore, Result, SessionRecord, TokenRecord};
+use super::{AuthStore, Result, SessionRecord, SuccessorKey, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
@@ -14,7 +14,7 @@ pub struct SqliteStore {
 macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
-            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at FROM sessions ",
+            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key FROM sessions ",
             $rest
         )
     };
@@ -41,6 +41,7 @@ fn session(row: &SqliteRow) -> sqlx::Result<SessionRecord> {
         user_agent: row.try_get("user_agent")?,
         ip_address: row.try_get("ip_address")?,
         revoked_at: row.try_get("revoked_at")?,
+        successor_key: SuccessorKey(row.try_get("successor_key")?),
     })
 }
 
@@ -60,8 +61,8 @@ impl AuthStore for SqliteStore {
     async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -71,6 +72,7 @@ impl AuthStore for SqliteStore {
         .bind(&s.user_agent)
         .bind(&s.ip_address)
         .bind(s.revoked_at)
+        .bind(&s.successor_key.0)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -88,7 +90,7 @@ impl AuthStore for SqliteStore {
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
         let row = sqlx::query(
             "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
-             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at \
+             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at, s.successor_key \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
         )
         .bind(hash)
@@ -106,25 +108,22 @@ impl AuthStore for SqliteStore {
         old_hash: &str,
         new_hash: &str,
         at: DateTime<Utc>,
-        retire_old: bool,
     ) -> Result<bool> {
-        // One writer at a time: a concurrent rotation of the same token runs
-        // after this one commits, finds it retired and changes nothing.
         let mut tx = self.begin_write().await?;
-        if retire_old {
-            let done = sqlx::query(
-                "UPDATE refresh_tokens SET retired_at = ?3 \
-                 WHERE token_hash = ?1 AND session_id = ?2 AND retired_at IS NULL",
-            )
-            .bind(old_hash)
-            .bind(session_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
+        // The row lock makes a concurrent rotation of the same token wait,
+        // then find it retired and change nothing.
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET retired_at = ?3 \
+             WHERE token_hash = ?1 AND session_id = ?2 AND retired_at IS NULL",
+        )
+        .bind(old_hash)
+        .bind(session_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
         }
         let done = sqlx::query(
             "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
@@ -138,7 +137,7 @@ impl AuthStore for SqliteStore {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?1, ?2, ?3)",
         )
         .bind(new_hash)
         .bind(session_id)
@@ -147,6 +146,24 @@ impl AuthStore for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn touch_successor(
+        &self,
+        session_id: Uuid,
+        successor_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET last_used_at = ?3 WHERE id = ?1 AND revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?2 AND session_id = ?1)",
+        )
+        .bind(session_id)
+        .bind(successor_hash)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {

@@ -27,15 +27,18 @@ impl AuthStore for Traced<dyn AuthStore> {
         old_hash: &str,
         new_hash: &str,
         at: DateTime<Utc>,
-        retire_old: bool,
     ) -> Result<bool> {
-        self.run(
-            "UPDATE",
-            "refresh_tokens",
-            self.inner()
-                .rotate(session_id, old_hash, new_hash, at, retire_old),
-        )
-        .await
+        let rotate = self.inner().rotate(session_id, old_hash, new_hash, at);
+        self.run("UPDATE", "refresh_tokens", rotate).await
+    }
+    async fn touch_successor(
+        &self,
+        session_id: Uuid,
+        successor_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let touch = self.inner().touch_successor(session_id, successor_hash, at);
+        self.run("UPDATE", "sessions", touch).await
     }
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         self.run("UPDATE", "sessions", self.inner().revoke_session(id, at))

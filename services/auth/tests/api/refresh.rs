@@ -161,20 +161,59 @@ async fn reuse_of_a_retired_token_revokes_the_whole_session(backend: Backend) {
     s.stop().await;
 }
 
-async fn within_the_grace_window_a_token_may_be_refreshed_twice(backend: Backend) {
+/// Inside the grace window every redemption of one token succeeds (two
+/// tabs, a retried request) and hands out the same successor: the session
+/// still has one live refresh token, so a retired token cannot fork it.
+/// After the window, the retired token is reuse and ends the session.
+async fn within_the_grace_window_redemptions_share_one_successor(backend: Backend) {
     let Some(s) =
-        spawn_suite_with(backend, |c| c.refresh_reuse_grace = Duration::from_secs(10)).await
+        spawn_suite_with(backend, |c| c.refresh_reuse_grace = Duration::from_secs(2)).await
     else {
         return;
     };
     s.register("hana").await;
     let t = s.login("hana", PASSWORD).await.expect("login");
-    // Concurrent refreshes of one token (two tabs, a retried request) both succeed.
-    let (a, b) = tokio::join!(refresh(&s, &t.refresh_token), refresh(&s, &t.refresh_token));
-    let (a, b) = (a.expect("first"), b.expect("second"));
-    assert_ne!(a.refresh_token, b.refresh_token);
-    refresh(&s, &a.refresh_token).await.expect("successor a");
-    refresh(&s, &b.refresh_token).await.expect("successor b");
+    let (a, b, c, d) = tokio::join!(
+        refresh(&s, &t.refresh_token),
+        refresh(&s, &t.refresh_token),
+        refresh(&s, &t.refresh_token),
+        refresh(&s, &t.refresh_token),
+    );
+    let successor = a.expect("a").refresh_token;
+    for other in [b, c, d] {
+        assert_eq!(other.expect("concurrent").refresh_token, successor);
+    }
+    for _ in 0..3 {
+        let again = refresh(&s, &t.refresh_token).await.expect("retried");
+        assert_eq!(again.refresh_token, successor);
+    }
+    assert_eq!(crate::helpers::live_refresh_tokens(&s.auth_db).await, 1);
+    let next = refresh(&s, &successor)
+        .await
+        .expect("the successor refreshes");
+    assert_ne!(next.refresh_token, successor);
+    assert_eq!(crate::helpers::live_refresh_tokens(&s.auth_db).await, 1);
+    // Past the window the first token is reuse: the session ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let err = refresh(&s, &t.refresh_token).await;
+        if let Err(e) = &err {
+            assert_eq!(e.code(), Code::Unauthenticated);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never left the window"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        refresh(&s, &next.refresh_token)
+            .await
+            .expect_err("session revoked")
+            .code(),
+        Code::Unauthenticated
+    );
     s.stop().await;
 }
 
@@ -245,6 +284,6 @@ macro_rules! per_backend {
 
 per_backend!(
     reuse_of_a_retired_token_revokes_the_whole_session,
-    within_the_grace_window_a_token_may_be_refreshed_twice,
+    within_the_grace_window_redemptions_share_one_successor,
     sessions_end_when_idle_and_at_their_absolute_limit,
 );
