@@ -869,3 +869,76 @@ async fn a_body_trickled_past_the_budget_is_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     s.stop().await;
 }
+
+/// Through the gateway the services believe the client's address (the
+/// launcher shares the forwarding secret with them): behind a trusted proxy
+/// the session shows the client's, and ChangePassword's wrong current
+/// passwords are throttled per that address, as logins are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_address_reaches_the_services_and_change_password_is_throttled() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |g| {
+        g.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await
+    else {
+        return;
+    };
+    let user = register(&s, "ines").await;
+    let body = json!({"login": "ines", "password": PASSWORD}).to_string();
+    let from = [("x-forwarded-for", "203.0.113.50")];
+    let r = crate::helpers::send_with(
+        s.gateway,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(("application/json", body)),
+        &from,
+    )
+    .await
+    .expect("login");
+    assert_eq!(r.status, 200, "{}", r.json);
+    let access = token(&r.json, "accessToken");
+    let sessions = s
+        .get("/api/v1/auth/sessions", Some(&access))
+        .await
+        .expect("sessions");
+    assert_eq!(
+        sessions.json["sessions"][0]["ipAddress"], "203.0.113.50",
+        "{}",
+        sessions.json
+    );
+    let path = format!(
+        "/api/v1/users/{}:changePassword",
+        user["id"].as_str().expect("id")
+    );
+    let change = |current: &str| {
+        json!({"currentPassword": current, "newPassword": "a fresh and long passphrase 77"})
+            .to_string()
+    };
+    for n in 0..4 {
+        let r = crate::helpers::send_with(
+            s.gateway,
+            "POST",
+            &path,
+            Some(&access),
+            Some(("application/json", change(&format!("guess {n}")))),
+            &from,
+        )
+        .await
+        .expect("change");
+        assert_eq!(r.status, 400, "{}", r.json);
+    }
+    let r = crate::helpers::send_with(
+        s.gateway,
+        "POST",
+        &path,
+        Some(&access),
+        Some(("application/json", change(PASSWORD))),
+        &from,
+    )
+    .await
+    .expect("change");
+    assert_eq!(r.status, 429, "{}", r.json);
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+    s.stop().await;
+}
