@@ -102,6 +102,7 @@ impl AuthCore {
         {
             Credentials::Valid(user) => user,
             Credentials::Invalid => {
+                tracing::info!("login failed");
                 count_login("bad_credentials");
                 return Err(Error::Unauthenticated("invalid login or password"));
             }
