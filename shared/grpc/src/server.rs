@@ -44,7 +44,35 @@ pub struct ServerOptions {
     pub drain_delay: Duration,
     /// Where the operators' HTTP port (`/metrics`, `/livez`) listens, if anywhere.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// What one connection may hold, against slow or hostile clients.
+    pub connection: ConnectionLimits,
 }
+
+/// The per-connection limits tonic's server offers.
+///
+/// Not offered by tonic (0.14): a deadline for the HTTP/2 preface and
+/// handshake. A client that connects and sends nothing (or trickles the
+/// preface) keeps its connection: keepalive pings start after the
+/// handshake, and hyper defers a GOAWAY (`max_connection_age`'s) to a
+/// connection still in its handshake until that ends. Only TCP keepalive
+/// drops such a peer, and only once it has vanished.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A ping after this long without a frame from the peer...
+    pub http2_keepalive_interval: Duration,
+    /// ...unanswered for this long closes the connection.
+    pub http2_keepalive_timeout: Duration,
+    pub max_concurrent_streams: u32,
+    pub max_header_list_bytes: u32,
+    /// GOAWAY after this long (`None`: never).
+    pub max_connection_age: Option<Duration>,
+    pub tcp_keepalive: Duration,
+}
+
+/// Streams a client may open and reset before they are accepted, before the
+/// connection is closed (HTTP/2 rapid reset, CVE-2023-44487): h2's default,
+/// stated so that a dependency update cannot lift it unnoticed.
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -102,9 +130,28 @@ pub async fn serve<R: Readiness + ?Sized>(
             tokio::time::sleep(drain_delay).await;
         }
     };
-    let result = Server::builder()
+    let limits = options.connection;
+    let mut server = Server::builder()
         // tonic also honours a shorter grpc-timeout sent by the client.
         .timeout(options.timeout)
+        // A peer that stops answering pings (gone, or stalling on purpose) is closed.
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        // One connection cannot take every call slot or send huge header blocks.
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS));
+    if let Some(age) = limits.max_connection_age {
+        // Not `max_connection_age_grace`: with it, tonic 0.14 sends no GOAWAY
+        // at the age but cuts the connection, calls and all, at age + grace.
+        server = server.max_connection_age(age);
+    }
+    // tonic's `tcp_keepalive` is ignored with our own listener: set on each
+    // accepted socket instead (with TCP_NODELAY, tonic's default, likewise).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(limits.tcp_keepalive));
+    let result = server
         // The server span (continuing the caller's trace) and the RPC metrics.
         .layer(suite_telemetry::grpc_server::RpcServerLayer::new(services))
         // Bounds memory and database pressure under a flood; excess calls wait.
@@ -112,7 +159,7 @@ pub async fn serve<R: Readiness + ?Sized>(
         // Lets handlers carry the caller's deadline on to the calls they make.
         .layer(DeadlineLayer)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
+        .serve_with_incoming_shutdown(incoming, on_shutdown)
         .await;
     ready_task.abort();
     tracing::info!(?services, "stopped");
