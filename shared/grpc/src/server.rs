@@ -53,9 +53,10 @@ pub struct ServerOptions {
 /// Not offered by tonic (0.14): a deadline for the HTTP/2 preface and
 /// handshake. A client that connects and sends nothing (or trickles the
 /// preface) keeps its connection: keepalive pings start after the
-/// handshake, and hyper defers a GOAWAY (`max_connection_age`'s) to a
-/// connection still in its handshake until that ends. Only TCP keepalive
-/// drops such a peer, and only once it has vanished.
+/// handshake, and hyper defers a GOAWAY (`max_connection_age`'s, or the
+/// stop's) to a connection still in its handshake until that ends. Only TCP
+/// keepalive drops such a peer, once it has vanished; [`serve`] does not
+/// wait for it past the drain.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     /// A ping after this long without a frame from the peer...
@@ -74,6 +75,9 @@ pub struct ConnectionLimits {
 /// stated so that a dependency update cannot lift it unnoticed.
 const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 
+/// Past the call timeout, for the last responses to be written.
+const DRAIN_SLACK: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("reflection: {0}")]
@@ -87,7 +91,7 @@ pub enum ServeError {
 /// Serves `api` with health and reflection until `shutdown` completes,
 /// SERVING while `readiness` passes. Then it turns NOT_SERVING, goes on
 /// serving for the drain delay, stops accepting, and returns once in-flight
-/// calls are done.
+/// calls are done (at most the call timeout and a second later).
 pub async fn serve<R: Readiness + ?Sized>(
     api: Routes,
     options: ServerOptions,
@@ -116,6 +120,8 @@ pub async fn serve<R: Readiness + ?Sized>(
         .add_service(reflection_service(services)?)
         .add_service(reflection_service_v1alpha(services)?);
 
+    // Set once the drain begins (after the drain delay).
+    let (draining_tx, mut draining) = watch::channel(false);
     let on_shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -129,6 +135,7 @@ pub async fn serve<R: Readiness + ?Sized>(
             );
             tokio::time::sleep(drain_delay).await;
         }
+        let _ = draining_tx.send(true);
     };
     let limits = options.connection;
     let mut server = Server::builder()
@@ -151,7 +158,7 @@ pub async fn serve<R: Readiness + ?Sized>(
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(limits.tcp_keepalive));
-    let result = server
+    let serving = server
         // The server span (continuing the caller's trace) and the RPC metrics.
         .layer(suite_telemetry::grpc_server::RpcServerLayer::new(services))
         // Bounds memory and database pressure under a flood; excess calls wait.
@@ -159,8 +166,21 @@ pub async fn serve<R: Readiness + ?Sized>(
         // Lets handlers carry the caller's deadline on to the calls they make.
         .layer(DeadlineLayer)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, on_shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, on_shutdown);
+    // tonic waits for every connection to close, and one still in its HTTP/2
+    // handshake (a client that connected and sent nothing) never does. Every
+    // call ends within the timeout, so past it the drain is over anyway.
+    let drain_limit = options.timeout + DRAIN_SLACK;
+    let result = tokio::select! {
+        result = serving => result,
+        () = async {
+            let _ = draining.wait_for(|d| *d).await;
+            tokio::time::sleep(drain_limit).await;
+        } => {
+            tracing::warn!(?drain_limit, "connections still open after the drain; stopping without them");
+            Ok(())
+        }
+    };
     ready_task.abort();
     tracing::info!(?services, "stopped");
     Ok(result?)

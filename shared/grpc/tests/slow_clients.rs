@@ -1,6 +1,7 @@
 //! The gRPC server's per-connection limits, over real sockets with a raw
 //! HTTP/2 peer: the settings it advertises, a peer that stops answering
-//! pings is closed, an old connection is asked to go away.
+//! pings is closed, an old connection is asked to go away, a client that
+//! never says the preface does not hold up the stop.
 
 use std::{sync::Arc, time::Duration};
 use suite_grpc::server::{Check, Readiness};
@@ -30,16 +31,23 @@ impl Readiness for AlwaysReady {
     }
 }
 
+type Serving = tokio::task::JoinHandle<Result<(), suite_grpc::server::ServeError>>;
+
 /// A server with the shared settings parsed from `flags`, as a binary
 /// would parse them; dropping the sender stops it.
 async fn server(flags: &[&str]) -> (std::net::SocketAddr, oneshot::Sender<()>) {
+    let (addr, stop, _) = server_task(flags).await;
+    (addr, stop)
+}
+
+async fn server_task(flags: &[&str]) -> (std::net::SocketAddr, oneshot::Sender<()>, Serving) {
     let args: suite_grpc::config::GrpcArgs =
         suite_grpc::config::parse_from(std::iter::once("test").chain(flags.iter().copied()))
             .expect("flags");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(suite_grpc::server::serve(
+    let task = tokio::spawn(suite_grpc::server::serve(
         tonic::service::Routes::default(),
         args.options(&[]),
         Arc::new(AlwaysReady),
@@ -48,7 +56,7 @@ async fn server(flags: &[&str]) -> (std::net::SocketAddr, oneshot::Sender<()>) {
             let _ = stopped.await;
         },
     ));
-    (addr, stop)
+    (addr, stop, task)
 }
 
 /// A peer that says the preface and empty SETTINGS, then never writes again
@@ -166,4 +174,27 @@ async fn an_old_connection_is_asked_to_go_away() {
     let mut peer = mute_peer(addr).await;
     let goaway = read_until(&mut peer, |kind, _, _| kind == GOAWAY).await;
     assert!(goaway.is_some(), "closed without a GOAWAY");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_sends_the_preface_does_not_hold_up_the_stop() {
+    let (addr, stop, task) = server_task(&["--grpc-timeout-secs", "1"]).await;
+    // Connected, then silent: tonic's drain would wait for it forever.
+    let silent = TcpStream::connect(addr).await.expect("connect");
+    // Accepted in order: once a later client has been answered, the server
+    // holds the silent connection too.
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url");
+    let channel = endpoint.connect().await.expect("a real client connects");
+    let answered = suite_grpc::health::check_health(channel, "", Duration::from_secs(5)).await;
+    assert!(
+        !matches!(&answered, Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::DeadlineExceeded),
+        "{answered:?}"
+    );
+    let _ = stop.send(());
+    let stopped = tokio::time::timeout(DEADLINE, task).await;
+    assert!(
+        stopped.is_ok(),
+        "still draining {DEADLINE:?} after the stop"
+    );
+    drop(silent);
 }
