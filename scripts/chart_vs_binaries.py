@@ -19,6 +19,12 @@ terminationGracePeriodSeconds. Exit 0 only if all of it passed.
 
   python3 scripts/chart_vs_binaries.py [--bin-dir target/debug] [--helm helm] [--postgres URL]
                                        [--chart k8s/suite] [--set k=v]... [--keep]
+  python3 scripts/chart_vs_binaries.py --rendered FILE --static-only   # the object checks of a render
+
+The admin ports are checked too: every component's ADMIN_ADDR listens on its `admin` container port, the
+scrape annotation and the /readyz, /livez probes use it, NetworkPolicies admit it from the scrapers alone
+(who reach no other port); the running gateway answers 404 for /metrics, /readyz, /livez on its public
+port and 200 on its admin port.
 
 Needs PyYAML, grpcio and grpcio-health-checking (scripts/deploy_checks.sh --binaries provides them),
 helm (HELM or --helm), psql, and PostgreSQL with trust auth for user postgres.
@@ -402,6 +408,65 @@ def static_checks(rendered: Rendered, wiring: Wiring, report: Report) -> None:
                          f"{c} prometheus.io/port {ann.get('prometheus.io/port')} is declared")
 
 
+def configmap_env(rendered: Rendered, component: str) -> dict[str, str]:
+    """The env a component's container gets from its ConfigMaps (no Secrets, no rewriting)."""
+    container = rendered.deployment(component)["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for src in container.get("envFrom", []):
+        if "configMapRef" in src:
+            data = rendered.get("ConfigMap", src["configMapRef"]["name"]).get("data") or {}
+            env.update({src.get("prefix", "") + k: str(v) for k, v in data.items()})
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = str(e["value"])
+    return env
+
+
+def admin_checks(rendered: Rendered, wiring: Wiring, report: Report) -> None:
+    """Every component's admin port is what ADMIN_ADDR listens on, what the probes that need it and the
+    scrape annotation use, and what only the scrapers (and the test pod) reach; the gateway's readiness is
+    there, never on its public port."""
+    section("admin ports: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies")
+    for c in COMPONENTS:
+        admin = wiring.container_ports[c].get("admin")
+        if not report.check(admin is not None, f"{c} declares an admin container port"):
+            continue
+        addr = configmap_env(rendered, c).get("ADMIN_ADDR", "")
+        m = LISTEN_RE.match(addr)
+        report.check(m is not None and int(m.group(1)) == admin,
+                     f"{c}: ADMIN_ADDR {addr!r} listens on the admin port {admin}")
+        tpl = rendered.deployment(c)["spec"]["template"]
+        container = tpl["spec"]["containers"][0]
+        ann = tpl["metadata"].get("annotations", {})
+        if ann.get("prometheus.io/scrape") == "true":
+            report.check(wiring.port_name(c, int(ann.get("prometheus.io/port", 0))) == "admin",
+                         f"{c}: prometheus.io/port {ann.get('prometheus.io/port')} is the admin port")
+        for kind in ("readinessProbe", "livenessProbe"):
+            probe = container.get(kind, {})
+            path = probe.get("httpGet", {}).get("path")
+            if path in ("/readyz", "/livez", "/metrics"):
+                report.check(wiring.port_name(c, probe_port(probe)) == "admin",
+                             f"{c}: {kind} GET {path} is on the admin port")
+        if c == "gateway":
+            readiness = container.get("readinessProbe", {}).get("httpGet", {})
+            report.check(readiness.get("path") == "/readyz" and wiring.port_name(c, readiness.get("port")) == "admin",
+                         "gateway: readinessProbe is GET /readyz on the admin port", f"{readiness}")
+        for name, np in rendered.by_kind.get("NetworkPolicy", {}).items():
+            if c not in [comp for comp, _ in rendered.pods_selected(np["spec"]["podSelector"]["matchLabels"])]:
+                continue
+            rules = np["spec"].get("ingress", [])
+            admin_rules = [r for r in rules if any(wiring.port_name(c, p["port"]) == "admin" for p in r.get("ports", []))]
+            if not report.check(bool(admin_rules), f"NetworkPolicy {name}: a rule admits the admin port"):
+                continue
+            report.check(all(r.get("from") and len(r.get("ports", [])) == 1 for r in admin_rules),
+                         f"NetworkPolicy {name}: the admin port only from named peers, in rules of its own")
+            scrapers = [peer for r in admin_rules for peer in r["from"] if "namespaceSelector" in peer]
+            report.check(bool(scrapers), f"NetworkPolicy {name}: the scrapers (metrics.scrapeFrom) reach the admin port")
+            others = [r for r in rules if r not in admin_rules]
+            report.check(all(peer not in r.get("from", []) for r in others for peer in scrapers),
+                         f"NetworkPolicy {name}: the scrapers reach no other port")
+
+
 def env_checks(name: str, container: Container, binary: Path, help_vars: set[str], report: Report) -> None:
     for var in sorted(container.chart_env):
         if var in help_vars:
@@ -432,17 +497,29 @@ def main() -> int:
     ap.add_argument("--chart", default=str(ROOT / "k8s/suite"), help="the chart directory")
     ap.add_argument("--set", action="append", default=[], help="extra helm --set (values overrides)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory and databases")
+    ap.add_argument("--rendered", help="read this `helm template` output instead of rendering the chart")
+    ap.add_argument("--static-only", action="store_true", help="only the checks of the rendered objects (no binaries)")
     args = ap.parse_args()
     bin_dir = Path(args.bin_dir).resolve()
     report = Report()
 
-    section(f"render {args.chart} (release {RELEASE}, namespace {NAMESPACE})")
-    rendered = render(args.helm, args.chart, args.set)
+    if args.rendered:
+        section(f"read {args.rendered}")
+        rendered = Rendered([d for d in yaml.safe_load_all(Path(args.rendered).read_text()) if d])
+    else:
+        section(f"render {args.chart} (release {RELEASE}, namespace {NAMESPACE})")
+        rendered = render(args.helm, args.chart, args.set)
     print(f"  {len(rendered.docs)} objects")
     wiring = Wiring(rendered)
     for c in COMPONENTS:
         print(f"  {c}: " + ", ".join(f"{n} {wiring.container_ports[c][n]} -> 127.0.0.1:{p}" for n, p in wiring.ports[c].items()))
     static_checks(rendered, wiring, report)
+    admin_checks(rendered, wiring, report)
+    if args.static_only:
+        for f in report.failed:
+            print(f"failed: {f}")
+        print(f"chart_vs_binaries (static): {report.passed} passed, {len(report.failed)} failed")
+        return 0 if not report.failed else 1
 
     workdir = Path(tempfile.mkdtemp(prefix="chart-vs-binaries-"))
     tag = uuid.uuid4().hex[:8]
@@ -557,6 +634,18 @@ def main() -> int:
                 report.ok(what)
             else:
                 report.fail(f"{what}: HTTP {status}")
+
+        section("the gateway's public port serves no operator paths; its admin port does")
+        if "gateway" in procs and "admin" in wiring.ports["gateway"]:
+            gw, gw_admin = wiring.ports["gateway"]["http"], wiring.ports["gateway"]["admin"]
+            status, _ = http_get(gw, "/api/health")
+            report.check(status == 200, f"gateway: GET /api/health on http -> 200", f"HTTP {status}")
+            for path in ("/metrics", "/readyz", "/livez"):
+                status, _ = http_get(gw, path)
+                report.check(status == 404, f"gateway: GET {path} on http -> 404", f"HTTP {status}")
+            for path in ("/readyz", "/livez", "/metrics"):
+                status, _ = http_get(gw_admin, path)
+                report.check(status == 200, f"gateway: GET {path} on admin -> 200", f"HTTP {status}")
 
         section("REST through the gateway: register, log in, read yourself")
         if "gateway" in procs:

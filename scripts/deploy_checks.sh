@@ -170,6 +170,17 @@ for f in "${RENDERS[@]}"; do
   echo "$f: all $(grep -c '^kind:' "$WORK/$f.yaml") objects valid against Kubernetes $KUBE_VERSION"
 done
 
+# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies) of every render; with
+# --binaries, chart_vs_binaries.py also runs the default render against the binaries.
+step "admin ports: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies (every render)"
+for f in "${RENDERS[@]}"; do
+  if ! "$PY" scripts/chart_vs_binaries.py --rendered "$WORK/$f.yaml" --static-only > "$WORK/admin-$f.txt"; then
+    cat "$WORK/admin-$f.txt"
+    exit 1
+  fi
+  echo "$f: $(tail -n 1 "$WORK/admin-$f.txt")"
+done
+
 step "plain manifests ($MANIFESTS) match the chart"
 {
   echo "# Generated from k8s/suite by scripts/deploy_checks.sh --update-manifests; do not edit."

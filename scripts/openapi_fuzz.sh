@@ -19,6 +19,8 @@ MAX_EXAMPLES="${2:-50}"
 # Below the ephemeral port range, so no other socket can hold these.
 PORT_BASE="${FUZZ_PORT_BASE:-20760}"
 GATEWAY="http://127.0.0.1:$((PORT_BASE + 2))"
+# Readiness is on the gateway's admin port, not the public one.
+ADMIN="http://127.0.0.1:$((PORT_BASE + 3))"
 
 if ! python3 -c 'import schemathesis' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check schemathesis
@@ -39,16 +41,17 @@ RATE_LIMIT_PER_SECOND=100000 RATE_LIMIT_BURST=100000 \
   SUITE_USER_ADDR="127.0.0.1:$PORT_BASE" \
   SUITE_AUTH_ADDR="127.0.0.1:$((PORT_BASE + 1))" \
   SUITE_GATEWAY_ADDR="127.0.0.1:$((PORT_BASE + 2))" \
+  SUITE_GATEWAY_ADMIN_ADDR="127.0.0.1:$((PORT_BASE + 3))" \
   "$SUITE_BIN" >"$DATA_DIR/suite.log" 2>&1 &
 SERVER_PID=$!
 
 # Up to a minute: on a loaded CI machine the first start migrates two databases.
 for _ in $(seq 1 300); do
-  curl -fsS "$GATEWAY/readyz" >/dev/null 2>&1 && break
+  curl -fsS "$ADMIN/readyz" >/dev/null 2>&1 && break
   kill -0 "$SERVER_PID" 2>/dev/null || break
   sleep 0.2
 done
-if ! curl -fsS "$GATEWAY/readyz" >/dev/null; then
+if ! curl -fsS "$ADMIN/readyz" >/dev/null; then
   echo "the suite did not become ready; its log:" >&2
   cat "$DATA_DIR/suite.log" >&2
   exit 1

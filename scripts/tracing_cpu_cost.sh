@@ -18,10 +18,10 @@ measure() {
   local dir; dir=$(mktemp -d)
   env "$@" RATE_LIMIT_BURST=1000000000 RATE_LIMIT_PER_SECOND=1000000000 RUST_LOG=warn \
     SUITE_DATA_DIR="$dir" SUITE_USER_ADDR=127.0.0.1:51051 SUITE_AUTH_ADDR=127.0.0.1:51052 \
-    SUITE_GATEWAY_ADDR=127.0.0.1:51053 "$BIN" >"$dir/log" 2>&1 &
+    SUITE_GATEWAY_ADDR=127.0.0.1:51053 SUITE_GATEWAY_ADMIN_ADDR=127.0.0.1:51054 "$BIN" >"$dir/log" 2>&1 &
   local pid=$!
   local g=http://127.0.0.1:51053
-  sign_up_and_log_in "$g" 50
+  sign_up_and_log_in "$g" 50 http://127.0.0.1:51054
   local id=$USER_ID token=$TOKEN
   wrk -t2 -c32 -d2s -H "Authorization: Bearer $token" "$g/api/v1/users/$id" >/dev/null
   perf stat -e task-clock -p "$pid" -o "$dir/perf.txt" -- sleep 8 &

@@ -47,11 +47,11 @@ measure() {
   local dir; dir=$(mktemp -d)
   env "$@" RATE_LIMIT_BURST=1000000000 RATE_LIMIT_PER_SECOND=1000000000 RUST_LOG=warn \
     SUITE_DATA_DIR="$dir" SUITE_USER_ADDR=127.0.0.1:51061 SUITE_AUTH_ADDR=127.0.0.1:51062 \
-    SUITE_GATEWAY_ADDR=127.0.0.1:51063 \
+    SUITE_GATEWAY_ADDR=127.0.0.1:51063 SUITE_GATEWAY_ADMIN_ADDR=127.0.0.1:51064 \
     valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" "$BIN" >"$dir/log" 2>&1 &
   local pid=$!
   local g=http://127.0.0.1:51063
-  sign_up_and_log_in "$g" 750
+  sign_up_and_log_in "$g" 750 http://127.0.0.1:51064
   local id=$USER_ID token=$TOKEN
   load 51063 "$id" "$token" 400 "$CLIENTS"
   callgrind_control -z "$pid" >/dev/null 2>&1

@@ -21,6 +21,10 @@ pub struct SuiteConfig {
     /// The REST gateway's HTTP address.
     #[arg(long, env = "SUITE_GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
     pub gateway_addr: SocketAddr,
+    /// The gateway's admin address (`/metrics`, `/livez`, `/readyz`); unset:
+    /// none. Not `ADMIN_ADDR`, which every service of the process would read.
+    #[arg(long, env = "SUITE_GATEWAY_ADMIN_ADDR")]
+    pub gateway_admin_addr: Option<SocketAddr>,
     /// Where the SQLite files and a generated signing key are kept.
     #[arg(long, env = "SUITE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -41,6 +45,7 @@ impl SuiteConfig {
             user_addr: any,
             auth_addr: any,
             gateway_addr: any,
+            gateway_admin_addr: None,
             data_dir,
             user_database_url: None,
             auth_database_url: None,
@@ -92,6 +97,8 @@ pub struct Listeners {
     pub user: TcpListener,
     pub auth: TcpListener,
     pub gateway: TcpListener,
+    /// The gateway's admin port, when configured.
+    pub gateway_admin: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -106,6 +113,14 @@ impl Listeners {
             gateway: suite_grpc::server::bind(config.gateway_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
+            gateway_admin: match config.gateway_admin_addr {
+                Some(addr) => Some(
+                    suite_grpc::server::bind(addr)
+                        .await
+                        .map_err(SuiteError::Bind)?,
+                ),
+                None => None,
+            },
         })
     }
 }
@@ -168,9 +183,10 @@ pub async fn run(
         listeners.auth,
         stopped(stop_rx.clone()),
     ));
-    let mut gateway_task = tokio::spawn(suite_gateway::serve(
+    let mut gateway_task = tokio::spawn(suite_gateway::serve_with_admin(
         gateway,
         listeners.gateway,
+        listeners.gateway_admin,
         stopped(stop_rx),
     ));
     tracing::info!(%user_addr, %auth_addr, %gateway_addr, "suite running");

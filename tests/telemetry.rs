@@ -300,6 +300,7 @@ async fn every_request_is_one_trace_across_the_services() {
     let (user_port, auth_port, gateway_port, quiet_port) =
         (free_port(), free_port(), free_port(), free_port());
     let (user_admin, auth_admin) = (free_port(), free_port());
+    let (gateway_admin, quiet_admin) = (free_port(), free_port());
     let user_url = format!("http://127.0.0.1:{user_port}");
     let auth_url = format!("http://127.0.0.1:{auth_port}");
     let otel = [
@@ -340,26 +341,30 @@ async fn every_request_is_one_trace_across_the_services() {
             ("USER_SERVICE_URL", user_url.clone()),
         ]),
     );
-    let gateway_env = |port: u16| {
+    let gateway_env = |port: u16, admin: u16| {
         vec![
             ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+            ("ADMIN_ADDR", format!("127.0.0.1:{admin}")),
             ("USER_SERVICE_URL", user_url.clone()),
             ("AUTH_SERVICE_URL", auth_url.clone()),
             ("RATE_LIMIT_BURST", "100000".to_owned()),
             ("AUTH_RATE_LIMIT_BURST", "100000".to_owned()),
         ]
     };
-    let mut gateway = spawn("gateway", &with(gateway_env(gateway_port)));
+    let mut gateway = spawn("gateway", &with(gateway_env(gateway_port, gateway_admin)));
     // A second gateway that samples nothing.
-    let mut quiet_env = with(gateway_env(quiet_port));
+    let mut quiet_env = with(gateway_env(quiet_port, quiet_admin));
     quiet_env.push(("OTEL_TRACES_SAMPLER", "always_off".into()));
     quiet_env.push(("OTEL_SERVICE_NAME", "suite-gateway-quiet".into()));
     let mut quiet = spawn("gateway", &quiet_env);
 
     let gw: SocketAddr = format!("127.0.0.1:{gateway_port}").parse().expect("addr");
     let quiet_gw: SocketAddr = format!("127.0.0.1:{quiet_port}").parse().expect("addr");
+    let gw_admin: SocketAddr = format!("127.0.0.1:{gateway_admin}").parse().expect("addr");
+    let quiet_admin: SocketAddr = format!("127.0.0.1:{quiet_admin}").parse().expect("addr");
     let deadline = Instant::now() + Duration::from_secs(60);
-    for addr in [gw, quiet_gw] {
+    // Readiness is on the gateways' admin ports.
+    for addr in [gw_admin, quiet_admin] {
         loop {
             let ready = tokio::net::TcpStream::connect(addr).await.is_ok()
                 && call(addr, "GET", "/readyz", &[], None).await.0 == 200;
@@ -474,7 +479,7 @@ async fn every_request_is_one_trace_across_the_services() {
     assert_eq!(status, 200);
 
     // Metrics: Prometheus text that counts the journey.
-    let gateway_metrics = parse_prometheus(&get_text(gw, "/metrics").await);
+    let gateway_metrics = parse_prometheus(&get_text(gw_admin, "/metrics").await);
     assert!(
         sum(
             &gateway_metrics,

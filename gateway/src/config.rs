@@ -6,7 +6,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
-use suite_grpc::config::UpstreamArgs;
+use suite_grpc::config::{AdminArgs, UpstreamArgs};
 use suite_tokens::{
     config::{JwksArgs, TokenArgs},
     jwks::{JwksError, JwksSource},
@@ -23,6 +23,10 @@ pub struct Config {
     /// Address the HTTP server listens on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen_addr: SocketAddr,
+
+    // ADMIN_ADDR: `/metrics`, `/livez` and `/readyz`, off the public port.
+    #[command(flatten)]
+    pub admin: AdminArgs,
 
     /// The user service's gRPC address.
     #[arg(

@@ -56,6 +56,8 @@ pub enum Error {
     Hsts(String),
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("ADMIN_ADDR: {0}")]
+    Admin(std::io::Error),
 }
 
 /// A service, its lazy channel balanced over every replica its URL resolves
@@ -75,9 +77,19 @@ fn upstream(
     })
 }
 
-/// The HTTP application (routes and state), without a listener.
+/// The gateway's two HTTP applications, sharing one state (the upstreams'
+/// channels): what clients reach, and what operators reach.
+pub struct Apps {
+    /// The public port: the API, `/api/health` (liveness), `/api/openapi.json`.
+    pub public: Router,
+    /// The admin port (`ADMIN_ADDR`): `/metrics`, `/livez` and `/readyz`,
+    /// which are no business of clients (and `/readyz` costs health calls).
+    pub admin: Router,
+}
+
+/// The public HTTP application (routes and state), without a listener.
 pub fn app(config: &Config) -> Result<Router, Error> {
-    app_with_resolver(config, Arc::new(balance::Dns))
+    Ok(apps(config)?.public)
 }
 
 /// [`app`] with service names resolved by `resolver` instead of DNS (tests).
@@ -85,6 +97,19 @@ pub fn app_with_resolver(
     config: &Config,
     resolver: Arc<dyn balance::Resolve>,
 ) -> Result<Router, Error> {
+    Ok(apps_with_resolver(config, resolver)?.public)
+}
+
+/// The public and the admin applications.
+pub fn apps(config: &Config) -> Result<Apps, Error> {
+    apps_with_resolver(config, Arc::new(balance::Dns))
+}
+
+/// [`apps`] with service names resolved by `resolver` instead of DNS (tests).
+pub fn apps_with_resolver(
+    config: &Config,
+    resolver: Arc<dyn balance::Resolve>,
+) -> Result<Apps, Error> {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::Descriptors(e.to_string()))?;
     let routes = routes::RouteTable::from_pool(&pool, &[USER_SERVICE, AUTH_SERVICE])?;
@@ -176,33 +201,59 @@ pub fn app_with_resolver(
                 async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
             }),
         )
-        // Prometheus metrics of this process.
-        .route("/metrics", get(suite_telemetry::metrics::metrics_response))
-        // Readiness: every upstream's gRPC health says SERVING.
-        .route("/readyz", get(ready::ready))
+        // `/metrics` and `/readyz` are not here: they are on the admin port,
+        // and here they are unknown paths like any other (404).
         .fallback_service(contract)
         .with_state(state.clone());
+    // Metrics and liveness as every binary has them, and readiness: every
+    // upstream's gRPC health says SERVING.
+    let admin = suite_telemetry::metrics::admin_router().merge(
+        Router::new()
+            .route("/readyz", get(ready::ready))
+            .with_state(state.clone()),
+    );
     // Security headers, CORS and compression on every answer.
-    let router = headers::secure(router, config)?
+    let public = headers::secure(router, config)?
         // Outermost: the server span and metrics cover everything, 429s included.
         .layer(from_fn_with_state(state, observe::observe));
-    Ok(router)
+    Ok(Apps { public, admin })
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish.
+/// Serves the gateway on `listener` (and its admin routes on `ADMIN_ADDR`,
+/// if set) until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let router = app(&config)?;
+    let admin = match config.admin.admin_addr {
+        Some(addr) => Some(suite_grpc::server::bind(addr).await.map_err(Error::Admin)?),
+        None => None,
+    };
+    serve_with_admin(config, listener, admin, shutdown).await
+}
+
+/// [`serve`] with the admin listener already bound (or none): the launcher
+/// and the tests bind port 0 and read the address first. `ADMIN_ADDR` is
+/// not read here.
+pub async fn serve_with_admin(
+    config: Config,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let Apps {
+        public,
+        admin: admin_app,
+    } = apps(&config)?;
+    // Runs for as long as the public server does.
+    let _admin = admin.map(|l| suite_telemetry::metrics::spawn_admin_on(l, admin_app));
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
     let limits = listen::Limits {
         header_read_timeout: config.header_read_timeout,
         max_connections: config.max_connections as usize,
     };
-    listen::serve(router, listener, limits, shutdown).await;
+    listen::serve(public, listener, limits, shutdown).await;
     tracing::info!("gateway stopped");
     Ok(())
 }
@@ -217,11 +268,21 @@ impl suite_grpc::runner::Service for Gateway {
     const NAME: &'static str = "suite-gateway";
     const ABOUT: &'static str = "The suite's REST/JSON gateway";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const PROBE: suite_grpc::runner::Probe = suite_grpc::runner::Probe::Http("/readyz");
+    // Without an admin port, `healthcheck` can only ask for liveness.
+    const PROBE: suite_grpc::runner::Probe = suite_grpc::runner::Probe::Http("/api/health");
     const MIGRATES: bool = false;
 
     fn listen_addr(config: &Config) -> SocketAddr {
         config.listen_addr
+    }
+
+    /// Readiness on the admin port when there is one (compose waits for the
+    /// services behind the gateway), else liveness on the public port.
+    fn probe(config: &Config) -> (SocketAddr, suite_grpc::runner::Probe) {
+        match config.admin.admin_addr {
+            Some(admin) => (admin, suite_grpc::runner::Probe::Http("/readyz")),
+            None => (config.listen_addr, Self::PROBE),
+        }
     }
 
     fn serve(
@@ -230,5 +291,26 @@ impl suite_grpc::runner::Service for Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), Error>> {
         serve(config, listener, shutdown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use suite_grpc::runner::{Probe, Service as _};
+
+    #[test]
+    fn healthcheck_asks_readiness_on_the_admin_port_else_liveness_on_the_public_one() {
+        let mut config = Config::defaults();
+        config.listen_addr = SocketAddr::from(([0, 0, 0, 0], 8080));
+        config.admin.admin_addr = None;
+        let (addr, probe) = Gateway::probe(&config);
+        assert_eq!(addr, config.listen_addr);
+        assert!(matches!(probe, Probe::Http("/api/health")), "{probe:?}");
+
+        config.admin.admin_addr = Some(SocketAddr::from(([0, 0, 0, 0], 9090)));
+        let (addr, probe) = Gateway::probe(&config);
+        assert_eq!(addr.port(), 9090);
+        assert!(matches!(probe, Probe::Http("/readyz")), "{probe:?}");
     }
 }

@@ -774,17 +774,6 @@ fn gateway_paths() -> Vec<(&'static str, Map<String, Value>)> {
             ),
         ),
         (
-            "/readyz",
-            op(
-                "Gateway_Ready",
-                "Readiness: every service reports SERVING on gRPC health",
-                json!({
-                    "200": status_ok("Ready.", "ready"),
-                    "503": { "$ref": "#/components/responses/ServiceUnavailable" },
-                }),
-            ),
-        ),
-        (
             "/api/openapi.json",
             op(
                 "Gateway_OpenApi",

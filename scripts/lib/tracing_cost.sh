@@ -21,11 +21,11 @@ PY
   trap 'kill $SINK_PID 2>/dev/null || true' EXIT
 }
 
-# Waits (up to $2 tries of 0.2 s) for the gateway at $1, signs up and logs
-# in; sets USER_ID and TOKEN.
+# Waits (up to $2 tries of 0.2 s) for the gateway at $1 to be ready (its
+# /readyz at the admin URL $3), signs up and logs in; sets USER_ID and TOKEN.
 sign_up_and_log_in() {
-  local g=$1 tries=${2:-50}
-  for _ in $(seq 1 "$tries"); do curl -fs "$g/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  local g=$1 tries=${2:-50} admin=$3
+  for _ in $(seq 1 "$tries"); do curl -fs "$admin/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
   USER_ID=$(curl -fs -X POST "$g/api/v1/users" -H 'content-type: application/json' \
     -d '{"username":"cpu","email":"cpu@example.com","password":"correct horse battery staple"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')

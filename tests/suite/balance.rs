@@ -248,10 +248,14 @@ async fn fixture(
     config.rate_limit_per_second = 100_000;
     config.rate_limit_burst = 100_000;
     config.auth_rate_limit_burst = 10_000;
-    let router =
-        suite_gateway::app_with_resolver(&config, Arc::new(hosts.clone())).expect("gateway");
+    let apps =
+        suite_gateway::apps_with_resolver(&config, Arc::new(hosts.clone())).expect("gateway");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let gateway = listener.local_addr().expect("addr");
+    let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let admin = admin_listener.local_addr().expect("addr");
+    let _admin = suite_telemetry::metrics::spawn_admin_on(admin_listener, apps.admin);
+    let router = apps.public;
     let gateway_task = tokio::spawn(async move {
         let _ = axum::serve(
             listener,
@@ -263,7 +267,7 @@ async fn fixture(
     // (so the first resolution is in).
     let mut ready = false;
     for _ in 0..400 {
-        if send_with(gateway, "GET", "/readyz", None, None, &[])
+        if send_with(admin, "GET", "/readyz", None, None, &[])
             .await
             .is_ok_and(|r| r.status == 200)
         {

@@ -9,6 +9,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct Suite {
     pub gateway: SocketAddr,
+    /// The gateway's admin port (`/metrics`, `/livez`, `/readyz`).
+    pub gateway_admin: SocketAddr,
     /// The user service's gRPC address.
     pub user: SocketAddr,
     dbs: Vec<TestDb>,
@@ -31,10 +33,17 @@ pub async fn spawn_suite_with(
     let config = suite::SuiteConfig {
         user_database_url: Some(user_db.database_url()),
         auth_database_url: Some(auth_db.database_url()),
+        gateway_admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..suite::SuiteConfig::on_free_ports(dir.path().to_owned())
     };
     let listeners = suite::Listeners::bind(&config).await.expect("bind");
     let gateway = listeners.gateway.local_addr().expect("addr");
+    let gateway_admin = listeners
+        .gateway_admin
+        .as_ref()
+        .expect("an admin listener")
+        .local_addr()
+        .expect("addr");
     let user = listeners.user.local_addr().expect("addr");
     let mut user_config = suite_user::Config::defaults();
     user_config.password_hash_concurrency = Some(2);
@@ -57,16 +66,17 @@ pub async fn spawn_suite_with(
     ));
     let suite = Suite {
         gateway,
+        gateway_admin,
         user,
         dbs: vec![user_db, auth_db],
         _dir: dir,
         stop: Some(stop),
         task: Some(task),
     };
-    // Ready when the gateway's readiness says both services are SERVING.
+    // Ready when the gateway's readiness (on its admin port) says both
+    // services are SERVING.
     for _ in 0..400 {
-        if suite
-            .get("/readyz", None)
+        if send(gateway_admin, "GET", "/readyz", None, None)
             .await
             .is_ok_and(|r| r.status == 200)
         {
@@ -143,6 +153,11 @@ impl Suite {
         send(self.gateway, method, path, token, body).await
     }
 
+    /// A GET of the gateway's admin port: the status and the body's text.
+    pub async fn admin_get(&self, path: &str) -> Result<(u16, String), String> {
+        get_text(self.gateway_admin, path).await
+    }
+
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -154,6 +169,31 @@ impl Suite {
             db.drop_database().await;
         }
     }
+}
+
+/// One HTTP/1.1 `GET` on a fresh connection: the status and the body's text.
+pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// One HTTP/1.1 request to a gateway, on a fresh connection.

@@ -942,3 +942,47 @@ async fn the_client_address_reaches_the_services_and_change_password_is_throttle
     assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_readiness_answer_on_the_admin_port_and_are_unknown_paths_publicly() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    // Publicly: liveness and the contract, and /metrics, /readyz are 404
+    // problem details exactly like a path that never existed.
+    let health = s.get("/api/health", None).await.expect("health");
+    assert_eq!(health.status, 200, "{}", health.json);
+    let openapi = s.get("/api/openapi.json", None).await.expect("openapi");
+    assert_eq!(openapi.status, 200);
+    let unknown = s.get("/no-such-path", None).await.expect("unknown");
+    assert_eq!(unknown.status, 404);
+    for path in ["/metrics", "/readyz", "/livez"] {
+        let r = s.get(path, None).await.expect(path);
+        assert_eq!(r.status, 404, "{path}: {}", r.json);
+        assert_eq!(
+            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        assert_eq!(r.json["title"], unknown.json["title"], "{path}");
+        assert_eq!(r.json["status"], 404, "{path}");
+    }
+    // On the admin port: readiness, liveness and the Prometheus text, which
+    // counts the public requests above.
+    let (status, ready) = s.admin_get("/readyz").await.expect("readyz");
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains("ready"), "{ready}");
+    let (status, _) = s.admin_get("/livez").await.expect("livez");
+    assert_eq!(status, 200);
+    let (status, metrics) = s.admin_get("/metrics").await.expect("metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("http_server_request_duration_seconds_count{")
+            && metrics.contains("http_route=\"/api/health\""),
+        "{metrics}"
+    );
+    // The admin port serves nothing of the API.
+    let (status, _) = s.admin_get("/api/health").await.expect("admin api");
+    assert_eq!(status, 404);
+    s.stop().await;
+}

@@ -167,7 +167,7 @@ spec:
         {{- end }}
         {{- if $root.Values.metrics.prometheusAnnotations }}
         prometheus.io/scrape: "true"
-        prometheus.io/port: {{ ternary $root.Values.metrics.adminPort $v.port $grpc | quote }}
+        prometheus.io/port: {{ $root.Values.metrics.adminPort | quote }}
         prometheus.io/path: /metrics
         {{- end }}
         {{- with .annotations }}
@@ -197,14 +197,14 @@ spec:
             - name: grpc
               containerPort: {{ $v.port }}
               protocol: TCP
-            - name: admin
-              containerPort: {{ $root.Values.metrics.adminPort }}
-              protocol: TCP
             {{- else }}
             - name: http
               containerPort: {{ $v.port }}
               protocol: TCP
             {{- end }}
+            - name: admin
+              containerPort: {{ $root.Values.metrics.adminPort }}
+              protocol: TCP
           envFrom:
             - configMapRef:
                 name: {{ include "suite.componentName" . }}
@@ -237,17 +237,18 @@ spec:
             timeoutSeconds: {{ $v.livenessProbe.timeoutSeconds }}
             failureThreshold: {{ $v.livenessProbe.failureThreshold }}
           {{- else }}
+          # /readyz and /livez are on the admin port (ADMIN_ADDR), not the public one.
           readinessProbe:
             httpGet:
               path: /readyz
-              port: http
+              port: admin
             periodSeconds: {{ $v.readinessProbe.periodSeconds }}
             timeoutSeconds: {{ $v.readinessProbe.timeoutSeconds }}
             failureThreshold: {{ $v.readinessProbe.failureThreshold }}
           livenessProbe:
             httpGet:
-              path: /api/health
-              port: http
+              path: /livez
+              port: admin
             initialDelaySeconds: {{ $v.livenessProbe.initialDelaySeconds }}
             periodSeconds: {{ $v.livenessProbe.periodSeconds }}
             timeoutSeconds: {{ $v.livenessProbe.timeoutSeconds }}

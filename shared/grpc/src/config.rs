@@ -1,7 +1,7 @@
 //! Configuration groups every service has (flattened into each service's
 //! `clap` config), so the variables mean the same everywhere.
 
-use crate::server::ServerOptions;
+use crate::server::{ConnectionLimits, ServerOptions};
 use clap::builder::TypedValueParser as _;
 use std::time::Duration;
 
@@ -42,6 +42,37 @@ pub struct GrpcArgs {
     #[arg(long = "shutdown-drain-delay-secs", env = "SHUTDOWN_DRAIN_DELAY_SECS", value_name = "SHUTDOWN_DRAIN_DELAY_SECS", default_value = "0", value_parser = clap::value_parser!(u64).range(0..=600).map(Duration::from_secs))]
     pub shutdown_drain_delay: Duration,
 
+    /// Seconds between the HTTP/2 pings the server sends on a connection
+    /// with nothing else to read; a peer that does not answer one within
+    /// `GRPC_HTTP2_KEEPALIVE_TIMEOUT_SECS` is closed (dead or stalled peers
+    /// do not hold connections).
+    #[arg(long = "grpc-http2-keepalive-interval-secs", env = "GRPC_HTTP2_KEEPALIVE_INTERVAL_SECS", value_name = "GRPC_HTTP2_KEEPALIVE_INTERVAL_SECS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
+    pub grpc_http2_keepalive_interval: Duration,
+
+    /// Seconds a peer has to answer a keepalive ping.
+    #[arg(long = "grpc-http2-keepalive-timeout-secs", env = "GRPC_HTTP2_KEEPALIVE_TIMEOUT_SECS", value_name = "GRPC_HTTP2_KEEPALIVE_TIMEOUT_SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=600).map(Duration::from_secs))]
+    pub grpc_http2_keepalive_timeout: Duration,
+
+    /// Most streams (calls) one connection may have open at once
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    #[arg(long, env = "GRPC_MAX_CONCURRENT_STREAMS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub grpc_max_concurrent_streams: u32,
+
+    /// Largest header block of a call, in bytes (`SETTINGS_MAX_HEADER_LIST_SIZE`).
+    #[arg(long, env = "GRPC_MAX_HEADER_LIST_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub grpc_max_header_list_bytes: u32,
+
+    /// Seconds after which a connection is asked to go away (GOAWAY; its
+    /// calls finish, the client reconnects, which also spreads clients over
+    /// new replicas); 0: no limit.
+    #[arg(long = "grpc-max-connection-age-secs", env = "GRPC_MAX_CONNECTION_AGE_SECS", value_name = "GRPC_MAX_CONNECTION_AGE_SECS", default_value = "1800", value_parser = clap::value_parser!(u64).range(0..=86_400).map(Duration::from_secs))]
+    pub grpc_max_connection_age: Duration,
+
+    /// Seconds of idleness before TCP keepalive probes (the kernel drops a
+    /// peer that vanished without a FIN).
+    #[arg(long = "grpc-tcp-keepalive-secs", env = "GRPC_TCP_KEEPALIVE_SECS", value_name = "GRPC_TCP_KEEPALIVE_SECS", default_value = "60", value_parser = clap::value_parser!(u64).range(1..=7200).map(Duration::from_secs))]
+    pub grpc_tcp_keepalive: Duration,
+
     #[command(flatten)]
     pub admin: AdminArgs,
 }
@@ -59,6 +90,15 @@ impl GrpcArgs {
             concurrency_limit: self.grpc_concurrency_limit as usize,
             drain_delay: self.shutdown_drain_delay,
             admin_addr: self.admin.admin_addr,
+            connection: ConnectionLimits {
+                http2_keepalive_interval: self.grpc_http2_keepalive_interval,
+                http2_keepalive_timeout: self.grpc_http2_keepalive_timeout,
+                max_concurrent_streams: self.grpc_max_concurrent_streams,
+                max_header_list_bytes: self.grpc_max_header_list_bytes,
+                max_connection_age: (!self.grpc_max_connection_age.is_zero())
+                    .then_some(self.grpc_max_connection_age),
+                tcp_keepalive: self.grpc_tcp_keepalive,
+            },
         }
     }
 }
@@ -72,11 +112,12 @@ pub struct UpstreamArgs {
     pub upstream_resolve_interval: Duration,
 }
 
-/// The operators' HTTP port of a gRPC service.
+/// The operators' HTTP port of a binary (a gRPC service or the gateway).
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminArgs {
     /// Address of the admin HTTP server (`GET /metrics`, Prometheus text;
-    /// `GET /livez`, liveness). Unset: no admin server.
+    /// `GET /livez`, liveness; the gateway's `GET /readyz`, readiness).
+    /// Unset: no admin server.
     #[arg(long, env = "ADMIN_ADDR")]
     pub admin_addr: Option<std::net::SocketAddr>,
 }

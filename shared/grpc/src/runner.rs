@@ -31,6 +31,13 @@ pub trait Service {
 
     fn listen_addr(config: &Self::Config) -> SocketAddr;
 
+    /// Where and how `healthcheck` asks: [`Service::PROBE`] at the listen
+    /// address, unless the binary knows better (the gateway's readiness is
+    /// on its admin port).
+    fn probe(config: &Self::Config) -> (SocketAddr, Probe) {
+        (Self::listen_addr(config), Self::PROBE)
+    }
+
     fn serve(
         config: Self::Config,
         listener: TcpListener,
@@ -49,8 +56,9 @@ pub fn main<S: Service>() -> ExitCode {
     let mut cli = Command::new(S::NAME)
         .subcommand(Command::new("serve").about("Serve (the default)"))
         .subcommand(Command::new("healthcheck").about(
-            "Exit 0 if the instance at LISTEN_ADDR is ready, 1 if not: a probe for \
-             runtimes without a shell (compose on a distroless image)",
+            "Exit 0 if the instance is ready, 1 if not (the gateway: /readyz at ADMIN_ADDR \
+             if set, else /api/health at LISTEN_ADDR): a probe for runtimes without a \
+             shell (compose on a distroless image)",
         ));
     if S::MIGRATES {
         cli = cli.subcommand(Command::new("migrate").about("Apply database migrations, then exit"));
@@ -74,8 +82,8 @@ pub fn main<S: Service>() -> ExitCode {
 
 async fn run<S: Service>(command: &str, config: S::Config) -> ExitCode {
     if command == "healthcheck" {
-        let addr = S::listen_addr(&config);
-        let result = match S::PROBE {
+        let (addr, probe) = S::probe(&config);
+        let result = match probe {
             Probe::Grpc(service) => crate::probe::grpc(addr, service).await,
             Probe::Http(path) => crate::probe::http(addr, path).await,
         };

@@ -44,7 +44,39 @@ pub struct ServerOptions {
     pub drain_delay: Duration,
     /// Where the operators' HTTP port (`/metrics`, `/livez`) listens, if anywhere.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// What one connection may hold, against slow or hostile clients.
+    pub connection: ConnectionLimits,
 }
+
+/// The per-connection limits tonic's server offers.
+///
+/// Not offered by tonic (0.14): a deadline for the HTTP/2 preface and
+/// handshake. A client that connects and sends nothing (or trickles the
+/// preface) keeps its connection: keepalive pings start after the
+/// handshake, and hyper defers a GOAWAY (`max_connection_age`'s, or the
+/// stop's) to a connection still in its handshake until that ends. Only TCP
+/// keepalive drops such a peer, once it has vanished; [`serve`] does not
+/// wait for it past the drain.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A ping after this long without a frame from the peer...
+    pub http2_keepalive_interval: Duration,
+    /// ...unanswered for this long closes the connection.
+    pub http2_keepalive_timeout: Duration,
+    pub max_concurrent_streams: u32,
+    pub max_header_list_bytes: u32,
+    /// GOAWAY after this long (`None`: never).
+    pub max_connection_age: Option<Duration>,
+    pub tcp_keepalive: Duration,
+}
+
+/// Streams a client may open and reset before they are accepted, before the
+/// connection is closed (HTTP/2 rapid reset, CVE-2023-44487): h2's default,
+/// stated so that a dependency update cannot lift it unnoticed.
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+
+/// Past the call timeout, for the last responses to be written.
+const DRAIN_SLACK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -59,7 +91,7 @@ pub enum ServeError {
 /// Serves `api` with health and reflection until `shutdown` completes,
 /// SERVING while `readiness` passes. Then it turns NOT_SERVING, goes on
 /// serving for the drain delay, stops accepting, and returns once in-flight
-/// calls are done.
+/// calls are done (at most the call timeout and a second later).
 pub async fn serve<R: Readiness + ?Sized>(
     api: Routes,
     options: ServerOptions,
@@ -88,6 +120,8 @@ pub async fn serve<R: Readiness + ?Sized>(
         .add_service(reflection_service(services)?)
         .add_service(reflection_service_v1alpha(services)?);
 
+    // Set once the drain begins (after the drain delay).
+    let (draining_tx, mut draining) = watch::channel(false);
     let on_shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -101,10 +135,30 @@ pub async fn serve<R: Readiness + ?Sized>(
             );
             tokio::time::sleep(drain_delay).await;
         }
+        let _ = draining_tx.send(true);
     };
-    let result = Server::builder()
+    let limits = options.connection;
+    let mut server = Server::builder()
         // tonic also honours a shorter grpc-timeout sent by the client.
         .timeout(options.timeout)
+        // A peer that stops answering pings (gone, or stalling on purpose) is closed.
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        // One connection cannot take every call slot or send huge header blocks.
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS));
+    if let Some(age) = limits.max_connection_age {
+        // Not `max_connection_age_grace`: with it, tonic 0.14 sends no GOAWAY
+        // at the age but cuts the connection, calls and all, at age + grace.
+        server = server.max_connection_age(age);
+    }
+    // tonic's `tcp_keepalive` is ignored with our own listener: set on each
+    // accepted socket instead (with TCP_NODELAY, tonic's default, likewise).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(limits.tcp_keepalive));
+    let serving = server
         // The server span (continuing the caller's trace) and the RPC metrics.
         .layer(suite_telemetry::grpc_server::RpcServerLayer::new(services))
         // Bounds memory and database pressure under a flood; excess calls wait.
@@ -112,8 +166,21 @@ pub async fn serve<R: Readiness + ?Sized>(
         // Lets handlers carry the caller's deadline on to the calls they make.
         .layer(DeadlineLayer)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming(listener), on_shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, on_shutdown);
+    // tonic waits for every connection to close, and one still in its HTTP/2
+    // handshake (a client that connected and sent nothing) never does. Every
+    // call ends within the timeout, so past it the drain is over anyway.
+    let drain_limit = options.timeout + DRAIN_SLACK;
+    let result = tokio::select! {
+        result = serving => result,
+        () = async {
+            let _ = draining.wait_for(|d| *d).await;
+            tokio::time::sleep(drain_limit).await;
+        } => {
+            tracing::warn!(?drain_limit, "connections still open after the drain; stopping without them");
+            Ok(())
+        }
+    };
     ready_task.abort();
     tracing::info!(?services, "stopped");
     Ok(result?)

@@ -4,8 +4,8 @@
 //! `http_server_request_duration_seconds`, `rpc_server_call_duration_seconds`)
 //! and whatever each crate registers of its own with [`Metrics::register`]
 //! (the database pools, the services' `suite_` metrics). Served as
-//! Prometheus text by the gateway at `/metrics` and by each gRPC service on
-//! its admin port.
+//! Prometheus text at `/metrics` on each binary's admin port (`ADMIN_ADDR`),
+//! never on a public one.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -185,11 +185,20 @@ pub async fn spawn_admin(addr: Option<std::net::SocketAddr>) -> std::io::Result<
     let Some(addr) = addr else {
         return Ok(AdminServer(None));
     };
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = ?listener.local_addr().ok(), "admin server listening (/metrics, /livez)");
-    Ok(AdminServer(Some(tokio::spawn(async move {
-        if let Err(e) = serve_admin(listener, std::future::pending()).await {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    Ok(spawn_admin_on(listener, admin_router()))
+}
+
+/// Serves `router` (the [`admin_router`], with whatever a binary adds to
+/// it, like the gateway's `/readyz`) on a bound `listener` until the
+/// returned handle is dropped.
+pub fn spawn_admin_on(listener: tokio::net::TcpListener, router: axum::Router) -> AdminServer {
+    tracing::info!(addr = ?listener.local_addr().ok(), "admin server listening");
+    AdminServer(Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "admin server failed");
         }
-    }))))
+    })))
 }
