@@ -11,7 +11,7 @@ and probes. Only these are rewritten:
   - DATABASE_URL becomes a fresh PostgreSQL database (postgres://postgres@127.0.0.1:5432/<new>);
   - mount paths become the temporary directory.
 Then: the migration Jobs' commands run first; every env var the chart sets must be one the binary knows
-(`--help` lists `[env: NAME=]`, less a short allowlist of variables read outside clap); every Service
+(`--help` lists `[env: NAME=]` or, for hidden values, `[env: NAME]`, less a short allowlist of variables read outside clap); every Service
 targetPort, NetworkPolicy port, probe port and scrape annotation must name a declared container port; every
 readiness and liveness probe must pass on the mapped ports; a user registers and logs in through the
 gateway's REST API and reads itself with the token; SIGTERM stops every binary cleanly within its
@@ -21,7 +21,7 @@ terminationGracePeriodSeconds. Exit 0 only if all of it passed.
                                        [--chart k8s/suite] [--set k=v]... [--keep]
   python3 scripts/chart_vs_binaries.py --rendered FILE --static-only   # the object checks of a render
 
-The admin ports are checked too: every component's ADMIN_ADDR listens on its `admin` container port, the
+The gateway and both services must read FORWARDING_SECRET from one Secret key. The admin ports are checked too: every component's ADMIN_ADDR listens on its `admin` container port, the
 scrape annotation and the /readyz, /livez probes use it, NetworkPolicies admit it from the scrapers alone
 (who reach no other port); the running gateway answers 404 for /metrics, /readyz, /livez on its public
 port and 200 on its admin port.
@@ -305,7 +305,7 @@ def binary_for(argv0: str, bin_dir: Path) -> Path:
 def help_env_vars(binary: Path) -> tuple[set[str], str]:
     out = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=30)
     text = out.stdout + out.stderr
-    return set(re.findall(r"\[env: ([A-Z0-9_]+)=", text)), text
+    return set(re.findall(r"\[env: ([A-Z0-9_]+)[=\]]", text)), text
 
 
 def grpc_serving(port: int, service: str) -> tuple[bool, str]:
@@ -467,6 +467,25 @@ def admin_checks(rendered: Rendered, wiring: Wiring, report: Report) -> None:
                          f"NetworkPolicy {name}: the scrapers reach no other port")
 
 
+def forwarding_checks(rendered: Rendered, report: Report) -> None:
+    """The gateway and both services read FORWARDING_SECRET from one Secret key, so the services believe
+    the client address the gateway tells them (their password throttle counts by it)."""
+    section("forwarding secret: one Secret key for the gateway and the services")
+    refs = {}
+    for c in COMPONENTS:
+        container = rendered.deployment(c)["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container.get("env", [])}
+        ref = env.get("FORWARDING_SECRET", {}).get("valueFrom", {}).get("secretKeyRef")
+        if report.check(ref is not None, f"{c}: FORWARDING_SECRET comes from a Secret", f"{env.get('FORWARDING_SECRET')}"):
+            refs[c] = (ref["name"], ref["key"])
+    report.check(len(set(refs.values())) == 1 and len(refs) == len(COMPONENTS),
+                 "gateway, user and auth share one FORWARDING_SECRET", f"{refs}")
+    for name, key in set(refs.values()):
+        if name in rendered.by_kind.get("Secret", {}):
+            value = rendered.secret_data(name).get(key, b"")
+            report.check(len(value) >= 32, f"Secret {name} key {key} holds at least 32 characters", f"{len(value)}")
+
+
 def env_checks(name: str, container: Container, binary: Path, help_vars: set[str], report: Report) -> None:
     for var in sorted(container.chart_env):
         if var in help_vars:
@@ -515,6 +534,7 @@ def main() -> int:
         print(f"  {c}: " + ", ".join(f"{n} {wiring.container_ports[c][n]} -> 127.0.0.1:{p}" for n, p in wiring.ports[c].items()))
     static_checks(rendered, wiring, report)
     admin_checks(rendered, wiring, report)
+    forwarding_checks(rendered, report)
     if args.static_only:
         for f in report.failed:
             print(f"failed: {f}")

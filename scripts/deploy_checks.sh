@@ -48,11 +48,13 @@ PY_KEY="$(printf '%s\n' "${PY_REQUIREMENTS[@]}" "$(python3 --version 2>&1)" | sh
 VENV="$CACHE/deploy-venv-$PY_KEY"
 PY="$VENV/bin/python"
 
-# The plain manifests: default values, release "suite" in namespace "suite", except that the signing key is
-# not generated (a private key has no place in git): they expect Secret suite-auth-signing-key.
+# The plain manifests: default values, release "suite" in namespace "suite", except that the signing key and
+# the forwarding secret are not generated (secrets have no place in git): they expect Secrets
+# suite-auth-signing-key and suite-forwarding-secret.
 MANIFESTS="k8s/manifests/suite.yaml"
 MANIFEST_ARGS=(template suite k8s/suite --namespace suite
-  --set auth.signingKey.generate=false --set auth.signingKey.existingSecret=suite-auth-signing-key)
+  --set auth.signingKey.generate=false --set auth.signingKey.existingSecret=suite-auth-signing-key
+  --set forwardingSecret.existingSecret=suite-forwarding-secret)
 
 TOTAL_START=$SECONDS
 STEP_NAME=""
@@ -188,6 +190,8 @@ step "plain manifests ($MANIFESTS) match the chart"
   echo "# Apply into namespace \"suite\" after creating Secret suite-auth-signing-key (key signing-key.pem):"
   echo "#   openssl genpkey -algorithm ed25519 -out signing-key.pem"
   echo "#   kubectl -n suite create secret generic suite-auth-signing-key --from-file=signing-key.pem"
+  echo "# and Secret suite-forwarding-secret (key forwarding-secret), shared by the gateway and the services:"
+  echo "#   kubectl -n suite create secret generic suite-forwarding-secret --from-literal=forwarding-secret=\"\$(openssl rand -base64 32)\""
   echo "# The helm.sh/hook Jobs (migrations) and the test Pod are plain objects here: the services also"
   echo "# migrate at start-up, so applying everything at once is safe."
   cat "$WORK/manifests.yaml"

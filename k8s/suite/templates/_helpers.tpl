@@ -78,6 +78,17 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if $db.existingSecret -}}{{ $db.existingSecretKey }}{{- else -}}database-url{{- end -}}
 {{- end -}}
 
+{{/* The forwarding secret's Secret name and key (the root context). */}}
+{{- define "suite.forwardingSecretName" -}}
+{{- if .Values.forwardingSecret.existingSecret -}}{{ .Values.forwardingSecret.existingSecret }}
+{{- else -}}{{ include "suite.fullname" . }}-forwarding-secret
+{{- end -}}
+{{- end -}}
+
+{{- define "suite.forwardingSecretKey" -}}
+{{- if .Values.forwardingSecret.existingSecret -}}{{ .Values.forwardingSecret.existingSecretKey }}{{- else -}}forwarding-secret{{- end -}}
+{{- end -}}
+
 {{/* The signing key Secret's name and key. */}}
 {{- define "suite.signingKeySecretName" -}}
 {{- $k := .Values.auth.signingKey -}}

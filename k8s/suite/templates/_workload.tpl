@@ -208,8 +208,14 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ include "suite.componentName" . }}
-          {{- if $grpc }}
           env:
+            # Shared by the three: the services believe the client address the gateway tells them.
+            - name: FORWARDING_SECRET
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "suite.forwardingSecretName" $root }}
+                  key: {{ include "suite.forwardingSecretKey" $root }}
+          {{- if $grpc }}
             - name: DATABASE_URL
               valueFrom:
                 secretKeyRef:
