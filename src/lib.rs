@@ -69,6 +69,13 @@ pub enum SuiteError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// The binaries the suite runs, each exporting its spans under its own name.
+pub const SERVICES: [&str; 3] = [
+    <suite_gateway::Gateway as suite_grpc::runner::Service>::NAME,
+    <suite_auth::AuthService as suite_grpc::runner::Service>::NAME,
+    <suite_user::UserService as suite_grpc::runner::Service>::NAME,
+];
+
 /// What to tell a person who just started the suite: where it is and a
 /// first request to try.
 pub fn welcome(gateway: SocketAddr) -> String {

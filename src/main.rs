@@ -17,7 +17,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let telemetry = match suite_telemetry::init("suite", env!("CARGO_PKG_VERSION")) {
+    let telemetry = match suite_telemetry::init_suite("suite", &suite::SERVICES, env!("CARGO_PKG_VERSION")) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("suite: {e}");

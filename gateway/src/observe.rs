@@ -10,12 +10,18 @@ use std::borrow::Cow;
 use std::time::Instant;
 use suite_telemetry::{
     metrics::{HttpLabels, metrics},
-    spans::Span,
+    spans::{Span, Tracer},
 };
 
 /// The gateway's own fixed routes, which are their own templates.
 /// (`/metrics` and `/readyz` are on the admin port, which is not observed.)
 const FIXED_ROUTES: &[&str] = &["/api/health", "/api/openapi.json"];
+
+/// The gateway's tracer (its spans' service), looked up once telemetry is set up.
+fn tracer() -> &'static Tracer {
+    static TRACER: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
+    TRACER.get_or_init(|| Tracer::of(<crate::Gateway as suite_grpc::runner::Service>::NAME))
+}
 
 /// The layer.
 pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
@@ -33,7 +39,7 @@ pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
         Span::none()
     } else {
         let parent = suite_telemetry::extract(req.headers());
-        Span::start(
+        tracer().start(
             SpanKind::Server,
             &parent,
             || match &route {

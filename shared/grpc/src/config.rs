@@ -83,8 +83,9 @@ impl GrpcArgs {
     }
 
     /// How to serve the gRPC `services` of a server.
-    pub fn options(&self, services: &'static [&'static str]) -> ServerOptions {
+    pub fn options(&self, name: &'static str, services: &'static [&'static str]) -> ServerOptions {
         ServerOptions {
+            name,
             services,
             timeout: self.grpc_timeout,
             concurrency_limit: self.grpc_concurrency_limit as usize,
@@ -149,7 +150,7 @@ mod tests {
     fn a_duration_flag_parses_to_a_duration_and_out_of_range_is_refused_naming_its_variable() {
         let args: GrpcArgs = parse_from(["suite", "--grpc-timeout-secs", "7"]).expect("parses");
         assert_eq!(args.grpc_timeout, Duration::from_secs(7));
-        assert_eq!(args.options(&[]).timeout, Duration::from_secs(7));
+        assert_eq!(args.options("test", &[]).timeout, Duration::from_secs(7));
 
         let err = parse_from::<GrpcArgs, _, _>(["suite", "--grpc-timeout-secs", "0"])
             .expect_err("refused")

@@ -34,6 +34,8 @@ pub trait Readiness: Send + Sync + 'static {
 /// How a service is served.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// The binary's name (`suite-user`): its spans' service.
+    pub name: &'static str,
     /// The gRPC services of this server: health reports on them and reflection lists them.
     pub services: &'static [&'static str],
     /// Upper bound on any call (a shorter client `grpc-timeout` wins).
@@ -160,7 +162,7 @@ pub async fn serve<R: Readiness + ?Sized>(
         .with_keepalive(Some(limits.tcp_keepalive));
     let serving = server
         // The server span (continuing the caller's trace) and the RPC metrics.
-        .layer(suite_telemetry::grpc_server::RpcServerLayer::new(services))
+        .layer(suite_telemetry::grpc_server::RpcServerLayer::new(options.name, services))
         // Bounds memory and database pressure under a flood; excess calls wait.
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
         // Lets handlers carry the caller's deadline on to the calls they make.

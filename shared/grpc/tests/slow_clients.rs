@@ -49,7 +49,7 @@ async fn server_task(flags: &[&str]) -> (std::net::SocketAddr, oneshot::Sender<(
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(suite_grpc::server::serve(
         tonic::service::Routes::default(),
-        args.options(&[]),
+        args.options("test", &[]),
         Arc::new(AlwaysReady),
         listener,
         async {

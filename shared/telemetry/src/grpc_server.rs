@@ -6,7 +6,7 @@
 use crate::{
     grpc_status,
     metrics::{RpcLabels, RpcServiceLabels, metrics},
-    spans::{Span, grpc_code_name},
+    spans::{Span, Tracer, grpc_code_name},
 };
 use opentelemetry::{KeyValue, context::FutureExt as _, trace::SpanKind};
 use std::{
@@ -32,12 +32,17 @@ pub const OTHER: &str = "other";
 #[derive(Debug, Clone)]
 pub struct RpcServerLayer {
     served: &'static [&'static str],
+    tracer: Tracer,
 }
 
 impl RpcServerLayer {
-    /// The layer of a server of `served` (and the standard services).
-    pub fn new(served: &'static [&'static str]) -> Self {
-        Self { served }
+    /// The layer of the server of the binary `name` (its spans' service),
+    /// serving `served` (and the standard services).
+    pub fn new(name: &str, served: &'static [&'static str]) -> Self {
+        Self {
+            served,
+            tracer: Tracer::of(name),
+        }
     }
 }
 
@@ -47,6 +52,7 @@ impl<S> Layer<S> for RpcServerLayer {
         RpcServer {
             inner,
             served: self.served,
+            tracer: self.tracer.clone(),
         }
     }
 }
@@ -55,6 +61,7 @@ impl<S> Layer<S> for RpcServerLayer {
 pub struct RpcServer<S> {
     inner: S,
     served: &'static [&'static str],
+    tracer: Tracer,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -89,7 +96,7 @@ where
             Span::none()
         } else {
             let parent = crate::extract(req.headers());
-            Span::start(
+            self.tracer.start(
                 SpanKind::Server,
                 &parent,
                 || Cow::Owned(path.to_owned()),

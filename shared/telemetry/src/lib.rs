@@ -1,55 +1,52 @@
-//! Observability of every binary: logs and traces (set up once per binary
-//! by [`init`]), the gRPC span layers and the Prometheus metrics.
+//! Observability of every binary: logs and traces (set up once per process
+//! by [`init`] or [`init_suite`]), the gRPC span layers and the Prometheus
+//! metrics.
 //!
 //! - Logs: `RUST_LOG` filters (default `info`); human-readable, or JSON lines
 //!   with `LOG_FORMAT=json`. Every line logged inside a request ends with its
 //!   `trace_id` and `span_id` ([`crate::log_format`]).
-//! - Traces: OpenTelemetry over OTLP, driven by the standard variables
-//!   (`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
-//!   `OTEL_EXPORTER_OTLP_PROTOCOL` = `grpc` (default) or `http/protobuf`,
-//!   `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`
-//!   and `OTEL_TRACES_SAMPLER_ARG`, `OTEL_SDK_DISABLED`). Batch export; flushed
-//!   by [`Telemetry::shutdown`]. The spans themselves are made in
-//!   [`crate::spans`]. With no endpoint set no span is made at all, so
-//!   nothing slows down.
-//! - Propagation: W3C Trace Context and Baggage, extracted from incoming
-//!   headers by the servers and injected into every outgoing gRPC call by
-//!   [`crate::grpc_client`].
+//! - Traces: the OpenTelemetry SDK, exported over OTLP by `opentelemetry-otlp`
+//!   ([`crate::export`]) through the SDK's batch span processor, configured by
+//!   the standard variables (`OTEL_EXPORTER_OTLP_[TRACES_]{ENDPOINT,PROTOCOL,
+//!   HEADERS,COMPRESSION,TIMEOUT,CERTIFICATE,CLIENT_CERTIFICATE,CLIENT_KEY}`,
+//!   `OTEL_BSP_*`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_SERVICE_NAME`,
+//!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SDK_DISABLED`, `OTEL_PROPAGATORS`).
+//!   With no endpoint set no span is made at all, so nothing slows down.
+//! - Spans: the protocol spans (HTTP and gRPC servers, gRPC clients,
+//!   database calls) are made by [`crate::spans`] on the OpenTelemetry API;
+//!   any `tracing` span at INFO or above (`#[tracing::instrument]`,
+//!   `info_span!`) is bridged by `tracing-opentelemetry` into the same trace,
+//!   under the span current where it starts. That is the one way to add a span.
+//! - Propagation: the SDK's propagators (`OTEL_PROPAGATORS`, default
+//!   `tracecontext,baggage`), extracted by the servers and injected into every
+//!   outgoing gRPC call by [`crate::grpc_client`].
 
 #![forbid(unsafe_code)]
 
+pub mod export;
 pub mod grpc_client;
 pub mod grpc_server;
 pub mod grpc_status;
 pub mod log_format;
 pub mod metrics;
-pub mod otlp;
 pub mod spans;
-pub mod trace_context;
 
-use crate::{
-    log_format::WithTraceIds,
-    otlp::{
-        OtlpExporter, Protocol,
-        processor::{BatchSettings, EncodingBatchProcessor},
-    },
-};
+use crate::log_format::WithTraceIds;
 use opentelemetry::{
-    Context, KeyValue,
-    baggage::BaggageExt,
-    global,
+    Context, KeyValue, global,
     propagation::{TextMapCompositePropagator, TextMapPropagator},
-    trace::{TraceContextExt, TracerProvider as _},
+    trace::TracerProvider as _,
 };
 use opentelemetry_sdk::{
     Resource,
     propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::SdkTracerProvider,
+    trace::{BatchSpanProcessor, SdkTracerProvider},
 };
-use std::{io::IsTerminal, time::Duration};
-use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*, registry::LookupSpan};
-
-const BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
+use std::{collections::HashMap, io::IsTerminal};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::{
+    Layer, Registry, filter::Targets, fmt, prelude::*, registry::LookupSpan,
+};
 
 /// True when traces are exported; the propagation helpers do nothing otherwise.
 pub fn exporting() -> bool {
@@ -58,25 +55,23 @@ pub fn exporting() -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("OTLP exporter: {0}")]
-    Exporter(String),
-    #[error("OTEL_EXPORTER_OTLP_PROTOCOL={0:?}: use grpc or http/protobuf")]
-    Protocol(String),
+    #[error("telemetry: {0}")]
+    Config(String),
 }
 
 /// What [`init`] set up; call [`Telemetry::shutdown`] before exiting so the
 /// last spans are sent.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    providers: Vec<SdkTracerProvider>,
 }
 
 impl Telemetry {
-    /// Flushes and stops the exporter (waits at most the export timeout).
+    /// Flushes and stops the exporters (each waits at most its timeout).
     pub async fn shutdown(self) {
-        if let Some(provider) = self.provider {
-            // The SDK's shutdown blocks until the batch task has exported;
-            // that task runs on this runtime, so wait off its worker threads.
+        for provider in self.providers {
+            // The SDK's shutdown blocks until its batch thread has exported;
+            // the exporter's futures need this runtime, so wait off its threads.
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(e) = provider.shutdown() {
                     eprintln!("telemetry: flushing spans failed: {e}");
@@ -87,58 +82,19 @@ impl Telemetry {
     }
 }
 
-/// The settings read from the environment.
-#[derive(Debug, Clone)]
-struct Settings {
-    endpoint: Option<String>,
-    /// The endpoint is the traces one (a full URL, not a base).
-    traces_endpoint: bool,
-    protocol: String,
-    /// The variable that set it, and its value, for error messages.
-    headers: Option<(&'static str, String)>,
-    timeout: Option<(&'static str, String)>,
-    compression: Option<(&'static str, String)>,
-    disabled: bool,
-    json: bool,
+/// Whether export is on: an endpoint is set and the SDK is not disabled.
+fn export_configured() -> bool {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim().eq_ignore_ascii_case("none"));
+    let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .is_some();
+    endpoint && !disabled
 }
 
-impl Settings {
-    fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        // The traces-only variable wins over the general one.
-        let either = |traces: &'static str, general: &'static str| {
-            var(traces)
-                .map(|v| (traces, v))
-                .or_else(|| var(general).map(|v| (general, v)))
-        };
-        let traces_endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-        let endpoint = traces_endpoint
-            .clone()
-            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
-        Self {
-            endpoint,
-            traces_endpoint: traces_endpoint.is_some(),
-            headers: either(
-                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                "OTEL_EXPORTER_OTLP_HEADERS",
-            ),
-            timeout: either(
-                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
-            ),
-            compression: either(
-                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-                "OTEL_EXPORTER_OTLP_COMPRESSION",
-            ),
-            protocol: var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-                .unwrap_or_else(|| "grpc".to_owned()),
-            disabled,
-            json: var("LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
-        }
-    }
+fn json_logs() -> bool {
+    std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
 }
 
 /// Installs logging and (when configured) trace export for the binary
@@ -158,37 +114,127 @@ pub fn init_with_writer<W>(
 where
     W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let settings = Settings::from_env();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry =
-        tracing_subscriber::registry().with(log_layer(settings.json, writer).with_filter(filter));
-    if registry.try_init().is_err() {
+    let name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| service_name.to_owned());
+    install(&[], &name, version, writer)
+}
+
+/// For the one-process suite: each of `services` (binary names such as
+/// `suite-user`) exports under its own `service.name`, so a trace shows
+/// gateway → auth → user; spans of no service (shared crates, libraries)
+/// under `process_name`.
+pub fn init_suite(
+    process_name: &str,
+    services: &[&str],
+    version: &str,
+) -> Result<Telemetry, TelemetryError> {
+    install(services, process_name, version, std::io::stdout)
+}
+
+fn install<W>(
+    services: &[&str],
+    default_name: &str,
+    version: &str,
+    writer: W,
+) -> Result<Telemetry, TelemetryError>
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    if tracing::dispatcher::has_been_set() {
         // Already installed (a second service in the same process): no
         // second exporter either.
-        return Ok(Telemetry { provider: None });
+        return Ok(Telemetry::default());
     }
-    let provider = match (&settings.endpoint, settings.disabled) {
-        (Some(endpoint), false) => Some(provider(service_name, version, endpoint, &settings)?),
-        _ => None,
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
     };
-    if let Some(p) = &provider {
-        crate::spans::install(
-            p.tracer("suite"),
-            std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
-        );
-        // For any library that asks the global API.
-        global::set_tracer_provider(p.clone());
-        global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
-        ]));
-        tracing::info!(
-            endpoint = settings.endpoint.as_deref().unwrap_or_default(),
-            protocol = %settings.protocol,
-            "exporting traces over OTLP"
-        );
+    if !export_configured() {
+        let log = log_layer(json_logs(), writer).with_filter(filter());
+        let _ = tracing_subscriber::registry().with(log).try_init();
+        return Ok(Telemetry::default());
     }
-    Ok(Telemetry { provider })
+    let propagator = propagator()?;
+    let protocol = export::Protocol::from_env()?;
+    let default = provider(default_name, version, protocol)?;
+    let mut by_service = HashMap::new();
+    let mut bridges: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
+    // Spans of the suite's own crates go to their service; the rest (and
+    // everything, in a one-service process) to the default.
+    let mut rest = Targets::new().with_default(LevelFilter::INFO);
+    for service in services {
+        let p = provider(service, version, protocol)?;
+        let target = service.replace('-', "_");
+        rest = rest.with_target(target.clone(), LevelFilter::OFF);
+        bridges.push(bridge(&p, Targets::new().with_target(target, LevelFilter::INFO)));
+        by_service.insert((*service).to_owned(), p);
+    }
+    bridges.push(bridge(&default, rest));
+    let installed = tracing_subscriber::registry()
+        .with(bridges)
+        .with(log_layer(json_logs(), writer).with_filter(filter()))
+        .try_init();
+    if installed.is_err() {
+        return Ok(Telemetry::default());
+    }
+    export::register();
+    spans::install(
+        by_service
+            .iter()
+            .map(|(name, p)| (name.clone(), p.tracer("suite")))
+            .collect(),
+        default.tracer("suite"),
+        std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
+    );
+    // For any library that asks the global API.
+    global::set_tracer_provider(default.clone());
+    global::set_text_map_propagator(propagator);
+    tracing::info!(?protocol, "exporting traces over OTLP");
+    let mut providers: Vec<SdkTracerProvider> = by_service.into_values().collect();
+    providers.push(default);
+    Ok(Telemetry { providers })
+}
+
+/// The `tracing` bridge into `provider`'s traces, for the spans `targets` admits.
+fn bridge(
+    provider: &SdkTracerProvider,
+    targets: Targets,
+) -> Box<dyn Layer<Registry> + Send + Sync> {
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("tracing"))
+        // Timings of idle and busy time: attributes nobody asked for.
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_filter(targets)
+        .boxed()
+}
+
+/// `OTEL_PROPAGATORS`: `tracecontext` and `baggage` (the default, both);
+/// `none`; anything else is refused at start-up.
+fn propagator() -> Result<TextMapCompositePropagator, TelemetryError> {
+    let value = std::env::var("OTEL_PROPAGATORS").unwrap_or_default();
+    let value = if value.trim().is_empty() {
+        "tracecontext,baggage".to_owned()
+    } else {
+        value
+    };
+    let mut all: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
+    for name in value.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+        match name.as_str() {
+            "tracecontext" => all.push(Box::new(TraceContextPropagator::new())),
+            "baggage" => all.push(Box::new(BaggagePropagator::new())),
+            "none" | "" => {}
+            other => {
+                return Err(TelemetryError::Config(format!(
+                    "OTEL_PROPAGATORS: {other:?} is not supported by this build \
+                     (tracecontext, baggage or none)"
+                )));
+            }
+        }
+    }
+    Ok(TextMapCompositePropagator::new(all))
 }
 
 fn log_layer<S, W>(json: bool, writer: W) -> Box<dyn Layer<S> + Send + Sync>
@@ -214,85 +260,43 @@ where
     }
 }
 
+/// A provider exporting `service_name`'s spans through its own batch
+/// processor (bounded queue, `OTEL_BSP_*`) and exporter.
 fn provider(
     service_name: &str,
     version: &str,
-    endpoint: &str,
-    settings: &Settings,
+    protocol: export::Protocol,
 ) -> Result<SdkTracerProvider, TelemetryError> {
-    let (protocol, url) = match settings.protocol.to_ascii_lowercase().as_str() {
-        "grpc" => (Protocol::Grpc, endpoint.to_owned()),
-        // OTEL_EXPORTER_OTLP_ENDPOINT is a base URL; the signal path is ours to add.
-        "http/protobuf" if settings.traces_endpoint => {
-            (Protocol::HttpProtobuf, endpoint.to_owned())
-        }
-        "http/protobuf" => (
-            Protocol::HttpProtobuf,
-            format!("{}/v1/traces", endpoint.trim_end_matches('/')),
-        ),
-        other => return Err(TelemetryError::Protocol(other.to_owned())),
-    };
-    let headers = match &settings.headers {
-        Some((name, value)) => otlp::parse_headers(value)
-            .map_err(|e| TelemetryError::Exporter(format!("{name}: {e}")))?,
-        None => Vec::new(),
-    };
-    let timeout = match &settings.timeout {
-        Some((name, value)) => value
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| {
-                TelemetryError::Exporter(format!("{name}={value:?}: give milliseconds"))
-            })?,
-        None => Duration::from_secs(10),
-    };
-    if let Some((name, value)) = &settings.compression
-        && !value.eq_ignore_ascii_case("none")
-    {
-        // Collectors take uncompressed batches too: a warning, not a refusal.
-        eprintln!("telemetry: {name}={value} is not supported; sending spans uncompressed");
-    }
-    let exporter =
-        OtlpExporter::new(protocol, &url, &headers, timeout).map_err(TelemetryError::Exporter)?;
-    // The resource builder reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    // itself; ours are the defaults underneath them.
-    let mut resource = Resource::builder_empty().with_attributes([
-        KeyValue::new("service.name", service_name.to_owned()),
-        KeyValue::new("service.version", version.to_owned()),
-        KeyValue::new("service.instance.id", uuid::Uuid::now_v7().to_string()),
-    ]);
+    let exporter = export::exporter(protocol)?;
+    // OTEL_RESOURCE_ATTRIBUTES come from the environment; the service's name,
+    // version and instance are ours, on top.
     let from_env = Resource::builder().build();
+    let mut resource = Resource::builder_empty();
     for (key, value) in from_env.iter() {
-        // The SDK's fallback name ("unknown_service") never beats ours.
-        if key.as_str() == "service.name" && std::env::var("OTEL_SERVICE_NAME").is_err() {
-            continue;
+        if key.as_str() != "service.name" {
+            resource = resource.with_attribute(KeyValue::new(key.clone(), value.clone()));
         }
-        resource = resource.with_attribute(KeyValue::new(key.clone(), value.clone()));
     }
-    let batch = BatchSettings::from_env().map_err(TelemetryError::Exporter)?;
-    let processor = EncodingBatchProcessor::new(exporter, batch, timeout);
+    let resource = resource
+        .with_attributes([
+            KeyValue::new("service.name", service_name.to_owned()),
+            KeyValue::new("service.version", version.to_owned()),
+            KeyValue::new("service.instance.id", uuid::Uuid::now_v7().to_string()),
+        ])
+        .build();
     Ok(SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource.build())
+        .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+        .with_resource(resource)
         .build())
 }
 
-/// The trace context of incoming `headers` (W3C `traceparent`, `tracestate`,
-/// `baggage`); the empty context when not exporting.
+/// The trace context of incoming `headers` (by the configured propagators);
+/// the empty context when not exporting.
 pub fn extract(headers: &http::HeaderMap) -> Context {
     if !exporting() {
         return Context::new();
     }
-    let cx = if headers.contains_key(BAGGAGE) {
-        BaggagePropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
-    } else {
-        Context::new()
-    };
-    match trace_context::read(headers) {
-        Some(parent) => cx.with_remote_span_context(parent),
-        None => cx,
-    }
+    global::get_text_map_propagator(|p| p.extract(&opentelemetry_http::HeaderExtractor(headers)))
 }
 
 /// Writes the trace context `cx` into outgoing `headers`.
@@ -300,11 +304,9 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     if !exporting() {
         return;
     }
-    trace_context::write(cx.span().span_context(), headers);
-    if !cx.baggage().is_empty() {
-        BaggagePropagator::new()
-            .inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
-    }
+    global::get_text_map_propagator(|p| {
+        p.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers))
+    });
 }
 
 /// The current trace's id, for error bodies (none when not exporting).

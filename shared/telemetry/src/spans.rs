@@ -1,12 +1,15 @@
-//! The suite's spans (HTTP server, gRPC client and server, database), made
-//! with the OpenTelemetry API directly.
+//! The suite's protocol spans (HTTP server, gRPC client and server,
+//! database), made with the OpenTelemetry API directly. Everything else is
+//! a plain `tracing` span (`#[tracing::instrument]`, `info_span!`), which
+//! `tracing-opentelemetry` bridges into the same trace (see the crate docs):
+//! that is how to add a span.
 //!
-//! Why not `tracing` spans bridged by `tracing-opentelemetry`: the bridge
+//! Why the hot path does not use `tracing` spans too: measured, the bridge
 //! cost about 6.5 µs of CPU a span (field visiting into owned strings, the
 //! registry's extensions, enter/exit bookkeeping), 3 µs of it even for
-//! spans not sampled, which made tracing cost a quarter of a request. Here a
-//! span not sampled costs its ids and nothing more: attributes are built
-//! only for recording spans.
+//! spans not sampled, on four spans per request. Here a span not sampled
+//! costs its ids and nothing more: attributes are built only for recording
+//! spans.
 //!
 //! A span's [`Context`] is what carries it: children start under it, it is
 //! injected into outgoing calls, and a future polled with it attached
@@ -20,34 +23,117 @@ use opentelemetry::{
 use opentelemetry_sdk::trace::SdkTracer;
 use std::{
     borrow::Cow,
+    collections::HashMap,
     sync::{
         OnceLock,
         atomic::{AtomicBool, Ordering},
     },
 };
 
-/// The tracer, set once when export is configured; unset means no spans.
-static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+/// The tracers, set once when export is configured: one per service name
+/// (the one-process suite exports each service under its own name), and
+/// the default. Unset means no spans.
+static TRACERS: OnceLock<Tracers> = OnceLock::new();
+
+struct Tracers {
+    by_service: HashMap<String, SdkTracer>,
+    default: SdkTracer,
+}
 
 /// Whether the sampler records every new trace (`always_on`, the default
 /// `parentbased_always_on`): then a root span is worth its attributes up
 /// front.
 static ROOTS_RECORDED: AtomicBool = AtomicBool::new(true);
 
-/// Makes `tracer` the one spans are started with (the first one installed
-/// stays). `sampler` is `OTEL_TRACES_SAMPLER`, if set.
-pub(crate) fn install(tracer: SdkTracer, sampler: Option<&str>) {
+/// Makes these the tracers spans are started with (the first ones installed
+/// stay). `sampler` is `OTEL_TRACES_SAMPLER`, if set.
+pub(crate) fn install(
+    by_service: HashMap<String, SdkTracer>,
+    default: SdkTracer,
+    sampler: Option<&str>,
+) {
     let roots_recorded = sampler.is_none_or(|s| {
         let s = s.trim();
         s.eq_ignore_ascii_case("always_on") || s.eq_ignore_ascii_case("parentbased_always_on")
     });
     ROOTS_RECORDED.store(roots_recorded, Ordering::Relaxed);
-    let _ = TRACER.set(tracer);
+    let _ = TRACERS.set(Tracers {
+        by_service,
+        default,
+    });
 }
 
 /// Whether spans are made and exported at all.
 pub fn enabled() -> bool {
-    TRACER.get().is_some()
+    TRACERS.get().is_some()
+}
+
+/// Which service's spans these are: a server span's tracer, carried in the
+/// context to every span started under it (client, database and `tracing`
+/// spans alike), so each lands under its service's `service.name`.
+#[derive(Debug, Clone, Default)]
+pub struct Tracer(Option<SdkTracer>);
+
+impl Tracer {
+    /// The tracer of `service` (the binary's name, e.g. `suite-user`): its
+    /// own where the process exports several services, else the default.
+    pub fn of(service: &str) -> Self {
+        Self(
+            TRACERS
+                .get()
+                .map(|t| t.by_service.get(service).unwrap_or(&t.default).clone()),
+        )
+    }
+
+    /// Starts a span of `kind` as a child of `parent`'s span (or the root of
+    /// a new trace), with the attributes `attributes` builds; neither they
+    /// nor `name` are built when spans are off.
+    pub fn start<I>(
+        &self,
+        kind: SpanKind,
+        parent: &Context,
+        name: impl FnOnce() -> Cow<'static, str>,
+        attributes: impl FnOnce() -> I,
+    ) -> Span
+    where
+        I: IntoIterator<Item = KeyValue>,
+    {
+        let Some(tracer) = &self.0 else {
+            return Span::none();
+        };
+        let builder = SpanBuilder::from_name(name()).with_kind(kind);
+        // A span that will likely be recorded (a sampled parent's child, or
+        // a root when every trace is) gets its attributes at the start, moved
+        // into it whole; others get them only if recorded after all.
+        let parent_span = parent.span();
+        let parent_ids = parent_span.span_context();
+        let likely = if parent_ids.is_valid() {
+            parent_ids.is_sampled()
+        } else {
+            ROOTS_RECORDED.load(Ordering::Relaxed)
+        };
+        let parent_with_tracer;
+        let parent = if parent.get::<Tracer>().is_some() {
+            parent
+        } else {
+            parent_with_tracer = parent.with_value(self.clone());
+            &parent_with_tracer
+        };
+        if !likely {
+            let span = Span {
+                cx: parent.with_span(tracer.build_with_context(builder, parent)),
+            };
+            span.set_attributes(attributes);
+            return span;
+        }
+        // Room for the ones set at the end (status codes).
+        let mut all = Vec::with_capacity(8);
+        all.extend(attributes());
+        let span = tracer.build_with_context(builder.with_attributes(all), parent);
+        Span {
+            cx: parent.with_span(span),
+        }
+    }
 }
 
 /// An open span, ended when dropped (or by [`Span::end`]). Without a tracer
@@ -63,9 +149,8 @@ impl Span {
         Self::default()
     }
 
-    /// Starts a span of `kind` as a child of `parent`'s span (or the root of
-    /// a new trace), with the attributes `attributes` builds; neither they
-    /// nor `name` are built when spans are off.
+    /// [`Tracer::start`] with the tracer `parent` carries (the service whose
+    /// request this is), else the default one.
     pub fn start<I>(
         kind: SpanKind,
         parent: &Context,
@@ -75,33 +160,12 @@ impl Span {
     where
         I: IntoIterator<Item = KeyValue>,
     {
-        let Some(tracer) = TRACER.get() else {
-            return Self::none();
-        };
-        let builder = SpanBuilder::from_name(name()).with_kind(kind);
-        // A span that will likely be recorded (a sampled parent's child, or
-        // a root when every trace is) gets its attributes at the start, moved
-        // into it whole; others get them only if recorded after all.
-        let parent_span = parent.span();
-        let parent_ids = parent_span.span_context();
-        let likely = if parent_ids.is_valid() {
-            parent_ids.is_sampled()
-        } else {
-            ROOTS_RECORDED.load(Ordering::Relaxed)
-        };
-        if !likely {
-            let span = Self {
-                cx: parent.with_span(tracer.build_with_context(builder, parent)),
-            };
-            span.set_attributes(attributes);
-            return span;
-        }
-        // Room for the ones set at the end (status codes).
-        let mut all = Vec::with_capacity(8);
-        all.extend(attributes());
-        let span = tracer.build_with_context(builder.with_attributes(all), parent);
-        Self {
-            cx: parent.with_span(span),
+        match parent.get::<Tracer>() {
+            Some(tracer) => tracer.start(kind, parent, name, attributes),
+            None => match TRACERS.get() {
+                Some(t) => Tracer(Some(t.default.clone())).start(kind, parent, name, attributes),
+                None => Self::none(),
+            },
         }
     }
 

@@ -1,0 +1,254 @@
+//! OTLP export by `opentelemetry-otlp`: gRPC (tonic) or HTTP/protobuf
+//! (reqwest), as `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` says. The crate reads
+//! the endpoint, headers, compression and timeout variables itself, retries
+//! what a collector asks to be retried (with backoff, honouring
+//! `Retry-After`) and reads partial-success replies. What it leaves to its
+//! users is TLS beyond the public roots: `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`
+//! (a private CA), `..._CLIENT_CERTIFICATE` and `..._CLIENT_KEY` (mutual
+//! TLS), read here. Every batch is counted (`suite_otlp_spans_total`), so a
+//! collector that is down or refusing shows in the metrics.
+
+use crate::TelemetryError;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::{
+    Resource,
+    error::OTelSdkResult,
+    trace::SpanData,
+};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+use std::{
+    sync::{
+        LazyLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+/// A variable's value, the traces-only one winning over the general one,
+/// with the name of the one that was set.
+fn either(traces: &'static str, general: &'static str) -> Option<(&'static str, String)> {
+    let var = |name: &'static str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (name, v))
+    };
+    var(traces).or_else(|| var(general))
+}
+
+/// The wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+impl Protocol {
+    pub fn from_env() -> Result<Self, TelemetryError> {
+        match either(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ) {
+            None => Ok(Self::Grpc),
+            Some((_, v)) if v.trim().eq_ignore_ascii_case("grpc") => Ok(Self::Grpc),
+            Some((_, v)) if v.trim().eq_ignore_ascii_case("http/protobuf") => Ok(Self::HttpProtobuf),
+            Some((name, v)) => Err(TelemetryError::Config(format!(
+                "{name}={v:?}: use grpc or http/protobuf"
+            ))),
+        }
+    }
+}
+
+/// The PEM files for TLS, as configured.
+#[derive(Debug, Default)]
+struct TlsFiles {
+    ca: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsFiles {
+    fn from_env() -> Result<Self, TelemetryError> {
+        let read = |(name, path): (&'static str, String)| {
+            std::fs::read(path.trim())
+                .map_err(|e| TelemetryError::Config(format!("{name}={path:?}: {e}")))
+        };
+        let ca = either(
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        )
+        .map(read)
+        .transpose()?;
+        let cert = either(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        );
+        let key = either(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        );
+        let client = match (cert, key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            (None, None) => None,
+            _ => {
+                return Err(TelemetryError::Config(
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Self { ca, client })
+    }
+}
+
+/// The exporter the standard variables describe.
+pub fn exporter(protocol: Protocol) -> Result<CountingExporter, TelemetryError> {
+    let tls = TlsFiles::from_env()?;
+    let built = match protocol {
+        Protocol::Grpc => {
+            let mut builder = SpanExporter::builder().with_tonic();
+            if https_endpoint() || tls.ca.is_some() || tls.client.is_some() {
+                builder = builder.with_tls_config(tonic_tls(&tls));
+            }
+            builder.build()
+        }
+        Protocol::HttpProtobuf => {
+            let mut builder = SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+            if tls.ca.is_some() || tls.client.is_some() {
+                builder = builder.with_http_client(reqwest_client(&tls)?);
+            }
+            builder.build()
+        }
+    }
+    .map_err(|e| TelemetryError::Config(e.to_string()))?;
+    Ok(CountingExporter {
+        inner: built,
+        failing: AtomicBool::new(false),
+    })
+}
+
+fn https_endpoint() -> bool {
+    either(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+    .is_some_and(|(_, v)| v.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
+/// The public roots (webpki's), plus a private CA and a client identity if given.
+fn tonic_tls(tls: &TlsFiles) -> tonic::transport::ClientTlsConfig {
+    let mut config = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
+    if let Some(ca) = &tls.ca {
+        config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    }
+    if let Some((cert, key)) = &tls.client {
+        config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+    }
+    config
+}
+
+/// A reqwest client on rustls (with ring, as the rest of the tree) that
+/// trusts the public roots and the private CA, presenting the client
+/// identity if given.
+fn reqwest_client(tls: &TlsFiles) -> Result<reqwest::Client, TelemetryError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let bad = |what: &str, e: &dyn std::fmt::Display| TelemetryError::Config(format!("{what}: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = &tls.ca {
+        for cert in CertificateDer::pem_slice_iter(ca) {
+            let cert = cert.map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("TLS", &e))?
+        .with_root_certificates(roots);
+    let config = match &tls.client {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &e))?;
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_KEY", &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_KEY", &e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .build()
+        .map_err(|e| bad("the HTTP client", &e))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Spans sent, by result (`exported`, `failed`: dropped after the
+/// exporter's retries).
+static SPANS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
+    let family = Family::<ResultLabels, Counter>::default();
+    crate::metrics::metrics().register(
+        "suite_otlp_spans",
+        "Spans handed to the OTLP exporter, by result (exported, failed)",
+        family.clone(),
+    );
+    family
+});
+
+/// The crate's exporter, counting what it sends and logging when export
+/// starts failing and when it works again (once each, not once per batch).
+#[derive(Debug)]
+pub struct CountingExporter {
+    inner: SpanExporter,
+    failing: AtomicBool,
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        let label = if result.is_ok() { "exported" } else { "failed" };
+        SPANS.get_or_create(&ResultLabels { result: label }).inc_by(spans);
+        match &result {
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!("exporting spans again");
+            }
+            // The error's kind only: a collector's message may echo credentials.
+            Err(_) if !self.failing.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(spans, "exporting spans failed; dropping them until it works again");
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Registers the counters now, so a scrape shows them before the first batch.
+pub fn register() {
+    LazyLock::force(&SPANS);
+}
