@@ -17,13 +17,14 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let telemetry = match suite_telemetry::init_suite("suite", &suite::SERVICES, env!("CARGO_PKG_VERSION")) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("suite: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let telemetry =
+        match suite_telemetry::init_suite("suite", &suite::SERVICES, env!("CARGO_PKG_VERSION")) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("suite: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let result = async {
         let listeners = suite::Listeners::bind(&cli.suite).await?;
         if let Ok(addr) = listeners.gateway.local_addr() {

@@ -99,7 +99,9 @@ pub async fn serve(
     tracing::info!(database = %config.database_url, "auth store opened");
     let result = suite_grpc::server::serve(
         Routes::new(api),
-        config.grpc.options(<AuthService as Service>::NAME, SERVICES),
+        config
+            .grpc
+            .options(<AuthService as Service>::NAME, SERVICES),
         Arc::new(database),
         listener,
         shutdown,

@@ -60,7 +60,9 @@ pub async fn serve(
     tracing::info!(database = %config.database_url, "user store opened");
     let result = suite_grpc::server::serve(
         Routes::new(api),
-        config.grpc.options(<UserService as Service>::NAME, SERVICES),
+        config
+            .grpc
+            .options(<UserService as Service>::NAME, SERVICES),
         Arc::new(database),
         listener,
         shutdown,

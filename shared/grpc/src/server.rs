@@ -162,7 +162,10 @@ pub async fn serve<R: Readiness + ?Sized>(
         .with_keepalive(Some(limits.tcp_keepalive));
     let serving = server
         // The server span (continuing the caller's trace) and the RPC metrics.
-        .layer(suite_telemetry::grpc_server::RpcServerLayer::new(options.name, services))
+        .layer(suite_telemetry::grpc_server::RpcServerLayer::new(
+            options.name,
+            services,
+        ))
         // Bounds memory and database pressure under a flood; excess calls wait.
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
         // Lets handlers carry the caller's deadline on to the calls they make.

@@ -10,11 +10,7 @@
 
 use crate::TelemetryError;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
-use opentelemetry_sdk::{
-    Resource,
-    error::OTelSdkResult,
-    trace::SpanData,
-};
+use opentelemetry_sdk::{Resource, error::OTelSdkResult, trace::SpanData};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
@@ -54,7 +50,9 @@ impl Protocol {
         ) {
             None => Ok(Self::Grpc),
             Some((_, v)) if v.trim().eq_ignore_ascii_case("grpc") => Ok(Self::Grpc),
-            Some((_, v)) if v.trim().eq_ignore_ascii_case("http/protobuf") => Ok(Self::HttpProtobuf),
+            Some((_, v)) if v.trim().eq_ignore_ascii_case("http/protobuf") => {
+                Ok(Self::HttpProtobuf)
+            }
             Some((name, v)) => Err(TelemetryError::Config(format!(
                 "{name}={v:?}: use grpc or http/protobuf"
             ))),
@@ -156,7 +154,8 @@ fn tonic_tls(tls: &TlsFiles) -> tonic::transport::ClientTlsConfig {
 /// identity if given.
 fn reqwest_client(tls: &TlsFiles) -> Result<reqwest::Client, TelemetryError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let bad = |what: &str, e: &dyn std::fmt::Display| TelemetryError::Config(format!("{what}: {e}"));
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| TelemetryError::Config(format!("{what}: {e}"));
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca) = &tls.ca {
@@ -221,14 +220,19 @@ impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
         let spans = batch.len() as u64;
         let result = self.inner.export(batch).await;
         let label = if result.is_ok() { "exported" } else { "failed" };
-        SPANS.get_or_create(&ResultLabels { result: label }).inc_by(spans);
+        SPANS
+            .get_or_create(&ResultLabels { result: label })
+            .inc_by(spans);
         match &result {
             Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
                 tracing::info!("exporting spans again");
             }
             // The error's kind only: a collector's message may echo credentials.
             Err(_) if !self.failing.swap(true, Ordering::Relaxed) => {
-                tracing::warn!(spans, "exporting spans failed; dropping them until it works again");
+                tracing::warn!(
+                    spans,
+                    "exporting spans failed; dropping them until it works again"
+                );
             }
             _ => {}
         }

@@ -44,9 +44,7 @@ use opentelemetry_sdk::{
 };
 use std::{collections::HashMap, io::IsTerminal};
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::{
-    Layer, Registry, filter::Targets, fmt, prelude::*, registry::LookupSpan,
-};
+use tracing_subscriber::{Layer, Registry, filter::Targets, fmt, prelude::*, registry::LookupSpan};
 
 /// True when traces are exported; the propagation helpers do nothing otherwise.
 pub fn exporting() -> bool {
@@ -168,7 +166,10 @@ where
         let p = provider(service, version, protocol)?;
         let target = service.replace('-', "_");
         rest = rest.with_target(target.clone(), LevelFilter::OFF);
-        bridges.push(bridge(&p, Targets::new().with_target(target, LevelFilter::INFO)));
+        bridges.push(bridge(
+            &p,
+            Targets::new().with_target(target, LevelFilter::INFO),
+        ));
         by_service.insert((*service).to_owned(), p);
     }
     bridges.push(bridge(&default, rest));

@@ -1,0 +1,474 @@
+//! Trace export as operators configure it, each case in a child process of
+//! its own (this test binary re-run, with the variables a deployment would
+//! set) against an in-process OTLP collector:
+//! - a plain `tracing` span inside a request lands in the trace under the
+//!   request's span, and spans started inside it under it;
+//! - export over TLS to a collector whose certificate a private CA signed
+//!   (`OTEL_EXPORTER_OTLP_CERTIFICATE`);
+//! - gzip-compressed batches (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`);
+//! - a collector that answers Unavailable before it accepts loses no batch;
+//! - the one-process suite exports each service under its own name.
+
+use opentelemetry::{
+    Context,
+    trace::{SpanKind, TraceContextExt},
+};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{KeyValue, any_value},
+    trace::v1::Span,
+};
+use std::{
+    borrow::Cow,
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use suite_telemetry::spans::Tracer;
+
+const CHILD_ENV: &str = "SUITE_EXPORT_CHILD";
+/// Spans the "spans" child makes besides the request's three.
+const EXTRA_SPANS: usize = 20;
+
+/// Not a test: the entry point of a child process (see the module docs).
+#[test]
+#[ignore = "run as a child process by the export tests"]
+fn export_child_process() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        if mode == "suite" {
+            run_suite().await;
+        } else {
+            make_spans().await;
+        }
+    });
+}
+
+/// A request's server span; inside it a contributor's `tracing` span; inside
+/// that a client span. Then a few more spans, and the flush.
+async fn make_spans() {
+    let telemetry =
+        suite_telemetry::init("suite-probe", env!("CARGO_PKG_VERSION")).expect("telemetry");
+    let server = Tracer::of("suite-probe").start(
+        SpanKind::Server,
+        &Context::new(),
+        || Cow::Borrowed("GET /probe"),
+        Vec::new,
+    );
+    {
+        let _request = server.context().clone().attach();
+        let work = tracing::info_span!("contributor work", items = 3);
+        let _entered = work.enter();
+        tracing::info!("inside the contributor's span");
+        let inner = suite_telemetry::spans::Span::start(
+            SpanKind::Client,
+            &Context::current(),
+            || Cow::Borrowed("SELECT probes"),
+            Vec::new,
+        );
+        assert!(inner.context().span().span_context().is_valid());
+    }
+    drop(server);
+    for n in 0..EXTRA_SPANS {
+        Tracer::of("suite-probe").start(
+            SpanKind::Internal,
+            &Context::new(),
+            || Cow::Owned(format!("extra {n}")),
+            Vec::new,
+        );
+    }
+    telemetry.shutdown().await;
+}
+
+/// The one-process suite on the ports the parent chose, until SIGTERM.
+async fn run_suite() {
+    let telemetry =
+        suite_telemetry::init_suite("suite", &suite::SERVICES, env!("CARGO_PKG_VERSION"))
+            .expect("telemetry");
+    let dir = tempfile::tempdir().expect("dir");
+    let port =
+        |name: &str| -> SocketAddr { std::env::var(name).expect("port").parse().expect("address") };
+    let mut config = suite::SuiteConfig::on_free_ports(dir.path().to_owned());
+    config.gateway_addr = port("TEST_GATEWAY_ADDR");
+    let listeners = suite::Listeners::bind(&config).await.expect("bind");
+    let mut user = suite_user::Config::defaults();
+    user.password_hash_concurrency = Some(2);
+    suite::run(
+        config,
+        user,
+        suite_auth::Config::defaults(),
+        suite_gateway::Config::defaults(),
+        listeners,
+        suite_grpc::shutdown::signal(),
+    )
+    .await
+    .expect("suite");
+    telemetry.shutdown().await;
+}
+
+/// Everything a collector received (service name, span), what it saw of the
+/// transport, and how many calls it is yet to refuse.
+#[derive(Default, Clone)]
+struct Collector {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+    encodings: Arc<Mutex<Vec<String>>>,
+    refuse: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        if self
+            .refuse
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(tonic::Status::unavailable("warming up"));
+        }
+        let mut all = self.spans.lock().expect("lock");
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| attr(&r.attributes, "service.name"))
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    all.push((service.clone(), span));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Collector {
+    fn spans(&self) -> Vec<(String, Span)> {
+        self.spans.lock().expect("lock").clone()
+    }
+
+    /// Serves on a fresh port (with TLS if `tls` is a certificate and key).
+    async fn start(&self, tls: Option<(String, String)>) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut server = tonic::transport::Server::builder();
+        if let Some((cert, key)) = tls {
+            server = server
+                .tls_config(
+                    tonic::transport::ServerTlsConfig::new()
+                        .identity(tonic::transport::Identity::from_pem(cert, key)),
+                )
+                .expect("tls");
+        }
+        let encodings = self.encodings.clone();
+        let record =
+            tower::util::MapRequestLayer::new(move |req: http::Request<tonic::body::Body>| {
+                let encoding = req
+                    .headers()
+                    .get("grpc-encoding")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("identity")
+                    .to_owned();
+                encodings.lock().expect("lock").push(encoding);
+                req
+            });
+        let service = TraceServiceServer::new(self.clone())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tokio::spawn(
+            server
+                .layer(record)
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        addr
+    }
+}
+
+fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+    attrs
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(any_value::Value::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs a child in `mode` with `env`; returns its output once it exits.
+fn run_child(mode: &str, env: &[(&str, String)]) -> String {
+    let child = child(mode, env);
+    let out = child.wait_with_output().expect("child output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child failed:\n{text}");
+    text
+}
+
+fn child(mode: &str, env: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "export_child_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, mode)
+    .env("LOG_FORMAT", "json")
+    .env("RUST_LOG", "info")
+    .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+    .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    .env_remove("OTEL_SERVICE_NAME")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn")
+}
+
+/// Waits until `done` holds of the collector's spans.
+async fn wait_for(collector: &Collector, what: &str, done: impl Fn(&[(String, Span)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&collector.spans()) {
+        assert!(Instant::now() < deadline, "never received: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn find<'a>(spans: &'a [(String, Span)], name: &str) -> &'a Span {
+    spans
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no span {name:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracing_span_lands_under_the_request_span() {
+    let collector = Collector::default();
+    let addr = collector.start(None).await;
+    let logs = run_child(
+        "spans",
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))],
+    );
+    let spans = collector.spans();
+    let server = find(&spans, "GET /probe");
+    let work = find(&spans, "contributor work");
+    let inner = find(&spans, "SELECT probes");
+    assert_eq!(work.trace_id, server.trace_id);
+    assert_eq!(work.parent_span_id, server.span_id, "under the request");
+    assert_eq!(inner.parent_span_id, work.span_id, "its children under it");
+    assert!(
+        spans.iter().all(|(service, _)| service == "suite-probe"),
+        "one service name"
+    );
+    // The log line inside it names its trace and span.
+    let line = logs
+        .lines()
+        .find(|l| l.contains("inside the contributor's span"))
+        .expect("the log line");
+    assert!(line.contains(&hex(&work.trace_id)), "{line}");
+    assert!(line.contains(&hex(&work.span_id)), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_go_over_tls_to_a_collector_signed_by_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().expect("key");
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&server_key, &issuer)
+        .expect("cert");
+    let dir = tempfile::tempdir().expect("dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write");
+
+    let collector = Collector::default();
+    let addr = collector
+        .start(Some((server.pem(), server_key.serialize_pem())))
+        .await;
+    run_child(
+        "spans",
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("https://localhost:{}", addr.port()),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ca_file.display().to_string(),
+            ),
+        ],
+    );
+    wait_for(&collector, "the spans, over TLS", |s| {
+        s.len() >= 3 + EXTRA_SPANS
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_gzip_compressed_when_asked() {
+    let collector = Collector::default();
+    let addr = collector.start(None).await;
+    run_child(
+        "spans",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".to_owned()),
+        ],
+    );
+    wait_for(&collector, "the spans", |s| s.len() >= 3 + EXTRA_SPANS).await;
+    let encodings = collector.encodings.lock().expect("lock").clone();
+    assert!(
+        !encodings.is_empty() && encodings.iter().all(|e| e == "gzip"),
+        "{encodings:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_refuses_before_it_accepts_loses_no_span() {
+    let collector = Collector::default();
+    collector.refuse.store(2, Ordering::SeqCst);
+    let addr = collector.start(None).await;
+    run_child(
+        "spans",
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))],
+    );
+    wait_for(&collector, "every span, after the refusals", |s| {
+        s.len() >= 3 + EXTRA_SPANS
+    })
+    .await;
+    assert_eq!(collector.refused.load(Ordering::SeqCst), 2);
+    assert_eq!(collector.spans().len(), 3 + EXTRA_SPANS, "none twice");
+}
+
+/// The one-process suite: a login's trace shows three services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_process_suite_exports_each_service_under_its_own_name() {
+    let collector = Collector::default();
+    let addr = collector.start(None).await;
+    let gateway = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let mut suite = child(
+        "suite",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+            ("TEST_GATEWAY_ADDR", gateway.to_string()),
+        ],
+    );
+    let client = reqwest_free::Client { addr: gateway };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Registered once the suite answers.
+    loop {
+        match client
+            .post(
+                "/api/v1/users",
+                r#"{"username":"olga","email":"olga@example.com","password":"analytical engine 1843"}"#,
+            )
+            .await
+        {
+            Some(201) => break,
+            other => {
+                assert!(Instant::now() < deadline, "the suite never answered: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let login = client
+        .post(
+            "/api/v1/auth/login",
+            r#"{"login":"olga","password":"analytical engine 1843"}"#,
+        )
+        .await;
+    assert_eq!(login, Some(200));
+    wait_for(
+        &collector,
+        "a login traced through three services",
+        |spans| {
+            let Some((_, root)) = spans
+                .iter()
+                .find(|(_, s)| s.name == "POST /api/v1/auth/login")
+            else {
+                return false;
+            };
+            let services: std::collections::BTreeSet<&str> = spans
+                .iter()
+                .filter(|(_, s)| s.trace_id == root.trace_id)
+                .map(|(service, _)| service.as_str())
+                .collect();
+            services == ["suite-auth", "suite-gateway", "suite-user"].into()
+        },
+    )
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &suite.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while suite.try_wait().ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "the suite did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A minimal HTTP/1.1 client for the gateway.
+mod reqwest_free {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use std::net::SocketAddr;
+
+    pub struct Client {
+        pub addr: SocketAddr,
+    }
+
+    impl Client {
+        /// POSTs JSON; the status, or none if the gateway did not answer.
+        pub async fn post(&self, path: &str, body: &'static str) -> Option<u16> {
+            let stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            let req = http::Request::post(path)
+                .header("host", "localhost")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .ok()?;
+            let response = sender.send_request(req).await.ok()?;
+            Some(response.status().as_u16())
+        }
+    }
+}
