@@ -88,6 +88,12 @@ async fn make_spans() {
         );
     }
     telemetry.shutdown().await;
+    // What became of the spans, for the parent to read.
+    for line in suite_telemetry::metrics::metrics().encode().lines() {
+        if line.starts_with("suite_otlp_spans_total") {
+            println!("METRIC {line}");
+        }
+    }
 }
 
 /// The one-process suite on the ports the parent chose, until SIGTERM.
@@ -371,6 +377,41 @@ async fn a_collector_that_refuses_before_it_accepts_loses_no_span() {
     .await;
     assert_eq!(collector.refused.load(Ordering::SeqCst), 2);
     assert_eq!(collector.spans().len(), 3 + EXTRA_SPANS, "none twice");
+}
+
+/// The count of `result` spans the child reported.
+fn spans_counted(logs: &str, result: &str) -> u64 {
+    logs.lines()
+        .filter_map(|l| l.strip_prefix("METRIC "))
+        .filter(|l| l.contains(&format!("result=\"{result}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A collector too slow for the spans: the bounded queue drops the excess,
+/// every dropped span is counted, and the rest still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_beyond_a_full_queue_are_dropped_and_counted() {
+    let collector = Collector::default();
+    let addr = collector.start(None).await;
+    let logs = run_child(
+        "spans",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "4".to_owned()),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4".to_owned()),
+            // No batch leaves before the queue is full.
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000".to_owned()),
+        ],
+    );
+    let (exported, dropped) = (
+        spans_counted(&logs, "exported"),
+        spans_counted(&logs, "dropped"),
+    );
+    assert!(dropped > 0, "{logs}");
+    assert_eq!(exported + dropped, (3 + EXTRA_SPANS) as u64, "{logs}");
+    wait_for(&collector, "the admitted spans", |s| s.len() as u64 == exported).await;
+    assert!(logs.contains("the span queue is full"), "{logs}");
 }
 
 /// The one-process suite: a login's trace shows three services.

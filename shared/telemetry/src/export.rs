@@ -17,8 +17,8 @@ use prometheus_client::{
 };
 use std::{
     sync::{
-        LazyLock,
-        atomic::{AtomicBool, Ordering},
+        Arc, LazyLock,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -126,7 +126,84 @@ pub fn exporter(protocol: Protocol) -> Result<CountingExporter, TelemetryError> 
     Ok(CountingExporter {
         inner: built,
         failing: AtomicBool::new(false),
+        queued: Arc::new(AtomicUsize::new(0)),
     })
+}
+
+/// The queue size (`OTEL_BSP_MAX_QUEUE_SIZE`, else larger than the SDK's
+/// 2048, so a burst of load does not drop spans).
+pub fn queue_size() -> usize {
+    std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(16_384)
+}
+
+/// The SDK's batch processor over `exporter`, admitting spans only while its
+/// queue has room, so every span dropped is counted (the SDK only logs them).
+pub fn processor(exporter: CountingExporter) -> CountingProcessor {
+    let capacity = queue_size();
+    let queued = exporter.queued.clone();
+    let config = opentelemetry_sdk::trace::BatchConfigBuilder::default()
+        .with_max_queue_size(capacity)
+        .build();
+    CountingProcessor {
+        inner: opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+            .with_batch_config(config)
+            .build(),
+        queued,
+        capacity,
+        warned: AtomicBool::new(false),
+    }
+}
+
+/// See [`processor`].
+#[derive(Debug)]
+pub struct CountingProcessor {
+    inner: opentelemetry_sdk::trace::BatchSpanProcessor,
+    /// Spans handed on and not yet exported or failed.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    warned: AtomicBool,
+}
+
+impl opentelemetry_sdk::trace::SpanProcessor for CountingProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        let admitted = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok();
+        if admitted {
+            self.inner.on_end(span);
+            return;
+        }
+        SPANS.get_or_create(&ResultLabels { result: "dropped" }).inc();
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                queue = self.capacity,
+                "the span queue is full: dropping spans (counted in suite_otlp_spans_total)"
+            );
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
 }
 
 fn https_endpoint() -> bool {
@@ -195,13 +272,14 @@ struct ResultLabels {
     result: &'static str,
 }
 
-/// Spans sent, by result (`exported`, `failed`: dropped after the
-/// exporter's retries).
+/// Spans by what became of them: `exported`; `failed` (dropped after the
+/// exporter's retries); `dropped` (the queue was full: the collector is
+/// slower than the spans come).
 static SPANS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
     let family = Family::<ResultLabels, Counter>::default();
     crate::metrics::metrics().register(
         "suite_otlp_spans",
-        "Spans handed to the OTLP exporter, by result (exported, failed)",
+        "Spans ended for export, by result (exported, failed, dropped: queue full)",
         family.clone(),
     );
     family
@@ -213,12 +291,18 @@ static SPANS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
 pub struct CountingExporter {
     inner: SpanExporter,
     failing: AtomicBool,
+    queued: Arc<AtomicUsize>,
 }
 
 impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len() as u64;
         let result = self.inner.export(batch).await;
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(spans as usize))
+            });
         let label = if result.is_ok() { "exported" } else { "failed" };
         SPANS
             .get_or_create(&ResultLabels { result: label })

@@ -40,7 +40,7 @@ use opentelemetry::{
 use opentelemetry_sdk::{
     Resource,
     propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{BatchSpanProcessor, SdkTracerProvider},
+    trace::SdkTracerProvider,
 };
 use std::{collections::HashMap, io::IsTerminal};
 use tracing::level_filters::LevelFilter;
@@ -286,7 +286,7 @@ fn provider(
         ])
         .build();
     Ok(SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+        .with_span_processor(export::processor(exporter))
         .with_resource(resource)
         .build())
 }
