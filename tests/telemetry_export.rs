@@ -410,7 +410,10 @@ async fn spans_beyond_a_full_queue_are_dropped_and_counted() {
     );
     assert!(dropped > 0, "{logs}");
     assert_eq!(exported + dropped, (3 + EXTRA_SPANS) as u64, "{logs}");
-    wait_for(&collector, "the admitted spans", |s| s.len() as u64 == exported).await;
+    wait_for(&collector, "the admitted spans", |s| {
+        s.len() as u64 == exported
+    })
+    .await;
     assert!(logs.contains("the span queue is full"), "{logs}");
 }
 

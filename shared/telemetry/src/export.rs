@@ -184,7 +184,9 @@ impl opentelemetry_sdk::trace::SpanProcessor for CountingProcessor {
             self.inner.on_end(span);
             return;
         }
-        SPANS.get_or_create(&ResultLabels { result: "dropped" }).inc();
+        SPANS
+            .get_or_create(&ResultLabels { result: "dropped" })
+            .inc();
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 queue = self.capacity,

@@ -212,14 +212,19 @@ fn bridge(
         .boxed()
 }
 
-/// `OTEL_PROPAGATORS`: `tracecontext` and `baggage` (the default, both);
-/// `none`; anything else is refused at start-up.
+/// `OTEL_PROPAGATORS`: `tracecontext` and `baggage` (the default, both),
+/// `none`; anything else is refused at start-up: B3's propagator lives in
+/// `opentelemetry-zipkin`, deprecated with it, and Jaeger's crate has no
+/// release for this OpenTelemetry version.
 fn propagator() -> Result<TextMapCompositePropagator, TelemetryError> {
-    let value = std::env::var("OTEL_PROPAGATORS").unwrap_or_default();
+    propagator_from(&std::env::var("OTEL_PROPAGATORS").unwrap_or_default())
+}
+
+fn propagator_from(value: &str) -> Result<TextMapCompositePropagator, TelemetryError> {
     let value = if value.trim().is_empty() {
         "tracecontext,baggage".to_owned()
     } else {
-        value
+        value.to_owned()
     };
     let mut all: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
     for name in value.split(',').map(|n| n.trim().to_ascii_lowercase()) {
@@ -230,7 +235,8 @@ fn propagator() -> Result<TextMapCompositePropagator, TelemetryError> {
             other => {
                 return Err(TelemetryError::Config(format!(
                     "OTEL_PROPAGATORS: {other:?} is not supported by this build \
-                     (tracecontext, baggage or none)"
+                     (tracecontext, baggage or none: B3's propagator is deprecated with \
+                     opentelemetry-zipkin, and jaeger's has no release for this OpenTelemetry version)"
                 )));
             }
         }
@@ -313,4 +319,33 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
 /// The current trace's id, for error bodies (none when not exporting).
 pub fn current_trace_id() -> Option<String> {
     crate::spans::current_ids().map(|(trace_id, _)| trace_id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt;
+
+    #[test]
+    fn propagators_are_the_named_ones_and_others_are_refused() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", traceparent.parse().expect("ascii"));
+        let trace_of = |names: &str| {
+            let p = propagator_from(names).expect(names);
+            let cx = p.extract(&opentelemetry_http::HeaderExtractor(&headers));
+            cx.span().span_context().trace_id().to_string()
+        };
+        assert_eq!(trace_of(""), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(trace_of("baggage"), "00000000000000000000000000000000");
+        assert_eq!(trace_of("none"), "00000000000000000000000000000000");
+        let refused = propagator_from("tracecontext,b3")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.contains("OTEL_PROPAGATORS") && refused.contains("b3"),
+            "{refused}"
+        );
+    }
 }
