@@ -71,6 +71,6 @@ for mode in ${MODES:-off on tenth unsampled}; do
     off) measure "off (no endpoint)" ;;
     on) measure "on (every request sampled)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT ;;
     unsampled) measure "on, unsampled (always_off)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_TRACES_SAMPLER=always_off ;;
-    tenth) measure "on, 10 % (the chart's default)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 ;;
+    tenth) measure "on, 10 % (chart default)" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 ;;
   esac
 done

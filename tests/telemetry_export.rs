@@ -5,6 +5,7 @@
 //!   request's span, and spans started inside it under it;
 //! - export over TLS to a collector whose certificate a private CA signed
 //!   (`OTEL_EXPORTER_OTLP_CERTIFICATE`);
+//! - OTLP over HTTP/protobuf as well as gRPC;
 //! - gzip-compressed batches (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`);
 //! - a collector that answers Unavailable before it accepts loses no batch;
 //! - the one-process suite exports each service under its own name.
@@ -377,6 +378,56 @@ async fn a_collector_that_refuses_before_it_accepts_loses_no_span() {
     .await;
     assert_eq!(collector.refused.load(Ordering::SeqCst), 2);
     assert_eq!(collector.spans().len(), 3 + EXTRA_SPANS, "none twice");
+}
+
+/// OTLP over HTTP/protobuf, to a collector's `/v1/traces`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_go_over_http_protobuf() {
+    use prost::Message as _;
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: bytes::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                for rs in request.resource_spans {
+                    for ss in rs.scope_spans {
+                        for span in ss.spans {
+                            sink.lock().expect("lock").push(span.name);
+                        }
+                    }
+                }
+                let reply = ExportTraceServiceResponse::default().encode_to_vec();
+                ([("content-type", "application/x-protobuf")], reply)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    run_child(
+        "spans",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.lock().expect("lock").len() < 3 + EXTRA_SPANS {
+        assert!(Instant::now() < deadline, "the spans never came over HTTP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        received
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|n| n == "contributor work")
+    );
 }
 
 /// The count of `result` spans the child reported.

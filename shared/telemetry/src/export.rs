@@ -113,18 +113,21 @@ pub fn exporter(protocol: Protocol) -> Result<CountingExporter, TelemetryError> 
             builder.build()
         }
         Protocol::HttpProtobuf => {
-            let mut builder = SpanExporter::builder()
+            // Always our client: reqwest's own would need a process-wide
+            // rustls provider (we use ring, as the rest of the tree).
+            SpanExporter::builder()
                 .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-            if tls.ca.is_some() || tls.client.is_some() {
-                builder = builder.with_http_client(reqwest_client(&tls)?);
-            }
-            builder.build()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_http_client(reqwest_client(&tls, timeout()?)?)
+                .build()
         }
     }
     .map_err(|e| TelemetryError::Config(e.to_string()))?;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| TelemetryError::Config("set up outside a tokio runtime".into()))?;
     Ok(CountingExporter {
-        inner: built,
+        inner: Arc::new(built),
+        runtime,
         failing: AtomicBool::new(false),
         queued: Arc::new(AtomicUsize::new(0)),
     })
@@ -208,6 +211,21 @@ impl opentelemetry_sdk::trace::SpanProcessor for CountingProcessor {
     }
 }
 
+/// `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT`, milliseconds (default 10 s).
+fn timeout() -> Result<Duration, TelemetryError> {
+    match either(
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ) {
+        None => Ok(Duration::from_secs(10)),
+        Some((name, v)) => v
+            .trim()
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| TelemetryError::Config(format!("{name}={v:?}: give milliseconds"))),
+    }
+}
+
 fn https_endpoint() -> bool {
     either(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -231,7 +249,7 @@ fn tonic_tls(tls: &TlsFiles) -> tonic::transport::ClientTlsConfig {
 /// A reqwest client on rustls (with ring, as the rest of the tree) that
 /// trusts the public roots and the private CA, presenting the client
 /// identity if given.
-fn reqwest_client(tls: &TlsFiles) -> Result<reqwest::Client, TelemetryError> {
+fn reqwest_client(tls: &TlsFiles, timeout: Duration) -> Result<reqwest::Client, TelemetryError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let bad =
         |what: &str, e: &dyn std::fmt::Display| TelemetryError::Config(format!("{what}: {e}"));
@@ -264,6 +282,7 @@ fn reqwest_client(tls: &TlsFiles) -> Result<reqwest::Client, TelemetryError> {
         None => builder.with_no_client_auth(),
     };
     reqwest::Client::builder()
+        .timeout(timeout)
         .tls_backend_preconfigured(config)
         .build()
         .map_err(|e| bad("the HTTP client", &e))
@@ -291,7 +310,10 @@ static SPANS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
 /// starts failing and when it works again (once each, not once per batch).
 #[derive(Debug)]
 pub struct CountingExporter {
-    inner: SpanExporter,
+    inner: Arc<SpanExporter>,
+    /// Where each export runs: the SDK's batch thread has no runtime, and
+    /// the transports (tonic, reqwest) need tokio's.
+    runtime: tokio::runtime::Handle,
     failing: AtomicBool,
     queued: Arc<AtomicUsize>,
 }
@@ -299,7 +321,17 @@ pub struct CountingExporter {
 impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len() as u64;
-        let result = self.inner.export(batch).await;
+        let inner = self.inner.clone();
+        let result = match self
+            .runtime
+            .spawn(async move { inner.export(batch).await })
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                e.to_string(),
+            )),
+        };
         let _ = self
             .queued
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -334,7 +366,10 @@ impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        // Set once, before the first export: the only reference then.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
     }
 }
 
