@@ -314,6 +314,11 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     global::get_text_map_propagator(|p| {
         p.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers))
     });
+    // New on every call: kept out of HPACK's table, where it would only push
+    // out the headers that repeat (and cost the indexing).
+    if let Some(v) = headers.get_mut("traceparent") {
+        v.set_sensitive(true);
+    }
 }
 
 /// The current trace's id, for error bodies (none when not exporting).

@@ -101,7 +101,6 @@ impl Tracer {
         let Some(tracer) = &self.0 else {
             return Span::none();
         };
-        let builder = SpanBuilder::from_name(name()).with_kind(kind);
         // A span that will likely be recorded (a sampled parent's child, or
         // a root when every trace is) gets its attributes at the start, moved
         // into it whole; others get them only if recorded after all.
@@ -112,20 +111,30 @@ impl Tracer {
         } else {
             ROOTS_RECORDED.load(Ordering::Relaxed)
         };
+        // Only a process of several services needs to know whose span it is.
+        let one_service = TRACERS.get().is_none_or(|t| t.by_service.is_empty());
         let parent_with_tracer;
-        let parent = if parent.get::<Tracer>().is_some() {
+        let parent = if one_service || parent.get::<Tracer>().is_some() {
             parent
         } else {
             parent_with_tracer = parent.with_value(self.clone());
             &parent_with_tracer
         };
         if !likely {
+            // Likely dropped: neither its name nor its attributes are made
+            // unless the sampler keeps it after all (the samplers here look
+            // at ids and the parent, not at names).
+            let builder = SpanBuilder::from_name("").with_kind(kind);
             let span = Span {
                 cx: parent.with_span(tracer.build_with_context(builder, parent)),
             };
-            span.set_attributes(attributes);
+            if span.is_recording() {
+                span.cx.span().update_name(name());
+                span.set_attributes(attributes);
+            }
             return span;
         }
+        let builder = SpanBuilder::from_name(name()).with_kind(kind);
         // Room for the ones set at the end (status codes).
         let mut all = Vec::with_capacity(8);
         all.extend(attributes());
