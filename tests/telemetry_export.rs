@@ -6,6 +6,7 @@
 //! - export over TLS to a collector whose certificate a private CA signed
 //!   (`OTEL_EXPORTER_OTLP_CERTIFICATE`);
 //! - OTLP over HTTP/protobuf as well as gRPC;
+//! - mutual TLS with `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `_CLIENT_KEY`;
 //! - gzip-compressed batches (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`);
 //! - a collector that answers Unavailable before it accepts loses no batch;
 //! - the one-process suite exports each service under its own name.
@@ -339,6 +340,78 @@ async fn spans_go_over_tls_to_a_collector_signed_by_a_private_ca() {
         ],
     );
     wait_for(&collector, "the spans, over TLS", |s| {
+        s.len() >= 3 + EXTRA_SPANS
+    })
+    .await;
+}
+
+/// A collector that requires a client certificate: refused without one,
+/// received with `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `_CLIENT_KEY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_presents_the_client_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let signed = |name: &str| {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("cert");
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = signed("localhost");
+    let (client_cert, client_key) = signed("suite-probe");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let ca_file = file("ca.pem", &ca.pem());
+
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            server_cert,
+            server_key,
+        ))
+        .client_ca_root(tonic::transport::Certificate::from_pem(ca.pem()));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .expect("tls")
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let endpoint = format!("https://localhost:{}", addr.port());
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_file),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000".to_owned()),
+    ];
+    run_child("spans", &env);
+    assert!(
+        collector.spans().is_empty(),
+        "accepted without a client certificate"
+    );
+    env.push((
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        file("client.pem", &client_cert),
+    ));
+    env.push((
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        file("client-key.pem", &client_key),
+    ));
+    run_child("spans", &env);
+    wait_for(&collector, "the spans, over mutual TLS", |s| {
         s.len() >= 3 + EXTRA_SPANS
     })
     .await;
