@@ -25,7 +25,10 @@ use std::{
 
 /// A variable's value, the traces-only one winning over the general one,
 /// with the name of the one that was set.
-fn either(traces: &'static str, general: &'static str) -> Option<(&'static str, String)> {
+pub(crate) fn either(
+    traces: &'static str,
+    general: &'static str,
+) -> Option<(&'static str, String)> {
     let var = |name: &'static str| {
         std::env::var(name)
             .ok()

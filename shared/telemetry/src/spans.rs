@@ -36,8 +36,8 @@ use std::{
 static TRACERS: OnceLock<Tracers> = OnceLock::new();
 
 struct Tracers {
-    by_service: HashMap<String, SdkTracer>,
-    default: SdkTracer,
+    by_service: HashMap<String, Tracer>,
+    default: Tracer,
 }
 
 /// Whether the sampler records every new trace (`always_on`, the default
@@ -58,8 +58,11 @@ pub(crate) fn install(
     });
     ROOTS_RECORDED.store(roots_recorded, Ordering::Relaxed);
     let _ = TRACERS.set(Tracers {
-        by_service,
-        default,
+        by_service: by_service
+            .into_iter()
+            .map(|(name, t)| (name, Tracer(Some(t))))
+            .collect(),
+        default: Tracer(Some(default)),
     });
 }
 
@@ -78,11 +81,10 @@ impl Tracer {
     /// The tracer of `service` (the binary's name, e.g. `suite-user`): its
     /// own where the process exports several services, else the default.
     pub fn of(service: &str) -> Self {
-        Self(
-            TRACERS
-                .get()
-                .map(|t| t.by_service.get(service).unwrap_or(&t.default).clone()),
-        )
+        TRACERS
+            .get()
+            .map(|t| t.by_service.get(service).unwrap_or(&t.default).clone())
+            .unwrap_or_default()
     }
 
     /// Starts a span of `kind` as a child of `parent`'s span (or the root of
@@ -172,7 +174,8 @@ impl Span {
         match parent.get::<Tracer>() {
             Some(tracer) => tracer.start(kind, parent, name, attributes),
             None => match TRACERS.get() {
-                Some(t) => Tracer(Some(t.default.clone())).start(kind, parent, name, attributes),
+                // Borrowed: no tracer clone per span on the hot path.
+                Some(t) => t.default.start(kind, parent, name, attributes),
                 None => Self::none(),
             },
         }
