@@ -6,7 +6,10 @@ use std::{env, fs, path::PathBuf};
 
 const PROTOS: &[&str] = &[
     "suite/api/v1/annotations.proto",
+    "suite/user/v1/user.proto",
+    "suite/user/v1/events.proto",
     "suite/user/v1/user_service.proto",
+    "suite/auth/v1/events.proto",
     "suite/auth/v1/auth_service.proto",
 ];
 
@@ -27,9 +30,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let fds = compiler.file_descriptor_set();
 
+    // Type names (`prost::Name`): an event's CloudEvents type is its
+    // message's full name.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
 
     println!("cargo:rerun-if-changed=suite");
     println!("cargo:rerun-if-changed=google");

@@ -44,6 +44,7 @@ async fn verify(verifier: &Verifier, headers: &HeaderMap) -> Result<(), Problem>
             tracing::debug!(error = %e, "token refused");
             Err(Problem::unauthenticated(match e {
                 TokenError::Expired => "access token expired",
+                TokenError::Revoked => "access token revoked",
                 TokenError::Invalid(_) | TokenError::Rejected(_) => "invalid access token",
             }))
         }

@@ -61,9 +61,6 @@ pub struct Config {
     #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
     pub access_token_audience: String,
 
-    /// Access-token lifetime in seconds.
-    #[arg(long = "access-token-ttl-secs", env = "ACCESS_TOKEN_TTL_SECS", value_name = "ACCESS_TOKEN_TTL_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(30..=86_400).map(Duration::from_secs))]
-    pub access_token_ttl: Duration,
 
     /// The user service's gRPC address.
     #[arg(
@@ -145,7 +142,7 @@ impl Config {
         Settings {
             issuer: self.tokens.jwt_issuer.clone(),
             audience: self.access_token_audience.clone(),
-            access_ttl: self.access_token_ttl,
+            access_ttl: self.tokens.access_token_ttl,
             idle_timeout: self.session_idle_timeout,
             max_lifetime: self.session_max_lifetime,
             reuse_grace: self.refresh_reuse_grace,

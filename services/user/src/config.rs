@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::{net::SocketAddr, time::Duration};
 use suite_db::DatabaseUrl;
 use suite_db::PoolArgs;
+use suite_events::EventsArgs;
 use suite_grpc::{config::GrpcArgs, forwarded::ForwardedArgs};
 use suite_tokens::{
     TokenRules,
@@ -90,6 +91,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
+
+    /// Where events go (NATS JetStream, or in-process).
+    #[command(flatten)]
+    pub events: EventsArgs,
 }
 
 pub use suite_grpc::config::ConfigError;
@@ -114,6 +119,9 @@ impl Config {
         }
         if self.password_hash_concurrency == Some(0) {
             return err("PASSWORD_HASH_CONCURRENCY", "must be at least 1".into());
+        }
+        if let Err(e) = self.events.validate() {
+            return err("NATS_URL/EVENTS_*", e);
         }
         Ok(())
     }

@@ -105,6 +105,8 @@ pub enum StartError {
     Store(String),
     #[error("password hashing: {0}")]
     Hasher(String),
+    #[error("events: {0}")]
+    Events(String),
     #[error(transparent)]
     Serve(#[from] suite_grpc::server::ServeError),
 }

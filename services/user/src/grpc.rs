@@ -7,29 +7,58 @@ use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
-    GetUserStatusResponse, ListUsersRequest, ListUsersResponse, UpdateUserRequest,
+    GetUserStatusResponse, ListUsersRequest, ListUsersResponse, StreamEventsRequest,
+    StreamMyEventsRequest, UpdateUserRequest,
     UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
     user_service_server::UserService,
 };
+use suite_events::{Bus, Filter, Start, feed};
 use suite_tokens::{
     Verifier,
-    grpc::{caller, require_caller},
+    grpc::{caller, require_caller, require_caller_until},
 };
+use uuid::Uuid;
 use tonic::{Request, Response, Status};
 
 pub struct UserApi {
     core: Arc<UserCore>,
     auth: Verifier,
     forwarded: ForwardedArgs,
+    /// Where the event streams read from.
+    bus: Bus,
 }
 
 impl UserApi {
-    pub fn new(core: Arc<UserCore>, auth: Verifier, forwarded: ForwardedArgs) -> Self {
+    pub fn new(core: Arc<UserCore>, auth: Verifier, forwarded: ForwardedArgs, bus: Bus) -> Self {
         Self {
             core,
             auth,
             forwarded,
+            bus,
         }
+    }
+
+    /// Serves the events `filter` selects, after `last_event_id`, for as
+    /// long as the caller's token (whose `exp` is given) lives.
+    async fn feed(&self, filter: Filter, last_event_id: &str, exp: i64) -> Result<feed::Feed, Status> {
+        let start = if last_event_id.is_empty() {
+            Start::New
+        } else {
+            Start::After(Uuid::parse_str(last_event_id).map_err(|_| {
+                Status::from(Error::invalid(
+                    "last_event_id",
+                    "must be an event id (a UUID) seen before",
+                ))
+            })?)
+        };
+        let left = u64::try_from(exp.saturating_sub(chrono::Utc::now().timestamp())).unwrap_or(0);
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(left);
+        feed::serve(&self.bus, filter, start, until)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot subscribe to the events");
+                Status::unavailable("the events cannot be read right now; retry")
+            })
     }
 
     /// The client's address as far as it can be believed (see `forwarded`).
@@ -49,6 +78,50 @@ fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
 
 #[tonic::async_trait]
 impl UserService for UserApi {
+    type StreamMyEventsStream = feed::Feed;
+    type StreamEventsStream = feed::Feed;
+
+    async fn stream_my_events(
+        &self,
+        req: Request<StreamMyEventsRequest>,
+    ) -> Result<Response<feed::Feed>, Status> {
+        let (caller, exp) = require_caller_until(&self.auth, req.metadata()).await?;
+        let Some(me) = caller.user_id() else {
+            return Err(Error::invalid("authorization", "StreamMyEvents needs a user's token").into());
+        };
+        let filter = Filter {
+            subject: Some(me.to_string()),
+            ..Filter::default()
+        };
+        let feed = self.feed(filter, &req.get_ref().last_event_id, exp).await?;
+        Ok(Response::new(feed))
+    }
+
+    async fn stream_events(
+        &self,
+        req: Request<StreamEventsRequest>,
+    ) -> Result<Response<feed::Feed>, Status> {
+        let (caller, exp) = require_caller_until(&self.auth, req.metadata()).await?;
+        if !(caller.is_admin() || caller.is_service()) {
+            return Err(Error::PermissionDenied("only admins may read every user's events").into());
+        }
+        let r = req.get_ref();
+        let known = feed::types();
+        if let Some(unknown) = r.types.iter().find(|t| !known.contains(t)) {
+            return Err(Error::invalid(
+                "types",
+                format!("{unknown:?} is not an event type (e.g. suite.user.v1.UserCreated)"),
+            )
+            .into());
+        }
+        let filter = Filter {
+            types: r.types.clone(),
+            ..Filter::default()
+        };
+        let feed = self.feed(filter, &r.last_event_id, exp).await?;
+        Ok(Response::new(feed))
+    }
+
     async fn create_user(
         &self,
         req: Request<CreateUserRequest>,

@@ -7,6 +7,11 @@ use crate::{
 };
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use suite_db::Database;
+use suite_events::{
+    Stream,
+    outbox::{Relay, RelaySettings},
+    revocations::Gate,
+};
 use suite_grpc::{
     runner::{Probe, Service},
     server::Readiness,
@@ -49,13 +54,33 @@ pub async fn serve(
     )
     .await
     .map_err(|e| StartError::Hasher(e.to_string()))?;
+    let bus = config
+        .events
+        .bus(<UserService as Service>::NAME)
+        .await
+        .map_err(|e| StartError::Events(e.to_string()))?;
+    let relay = Relay::new(
+        database.pool().clone(),
+        bus.clone(),
+        Stream::User,
+        RelaySettings::default(),
+    );
+    let events = relay.waker();
+    let relaying = tokio::spawn(relay.run());
+    let revocations = config.tokens.revocations();
+    let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
-    let auth = Verifier::new(keys, config.token_rules());
-    let throttle = Throttle::new(store.clone(), config.throttle());
-    let core = Arc::new(UserCore::new(store.clone(), hasher, throttle));
+    let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
+    let throttle = Throttle::new(store.clone(), config.throttle(), events.clone());
+    let core = Arc::new(UserCore::new(store.clone(), hasher, throttle, events));
 
-    let api = UserServiceServer::new(UserApi::new(core.clone(), auth, config.forwarded.clone()))
-        .max_decoding_message_size(config.grpc.max_message_bytes());
+    let api = UserServiceServer::new(UserApi::new(
+        core.clone(),
+        auth,
+        config.forwarded.clone(),
+        bus,
+    ))
+    .max_decoding_message_size(config.grpc.max_message_bytes());
     let pruning = tokio::spawn(prune_periodically(core));
     tracing::info!(database = %config.database_url, "user store opened");
     let result = suite_grpc::server::serve(
@@ -63,12 +88,19 @@ pub async fn serve(
         config
             .grpc
             .options(<UserService as Service>::NAME, SERVICES),
-        Arc::new(database),
+        Arc::new(Gate {
+            inner: Arc::new(database),
+            revocations,
+        }),
         listener,
         shutdown,
     )
     .await;
     pruning.abort();
+    following.abort();
+    // In-flight changes are done: what they wrote is in the outbox, and the
+    // next start publishes whatever this one did not.
+    relaying.abort();
     Ok(result?)
 }
 

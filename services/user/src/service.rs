@@ -12,8 +12,9 @@ use crate::{
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 use suite_grpc::paging::Paging;
+use suite_events::{Event, outbox::Wake};
 use suite_proto::user::{
-    ChangePasswordRequest, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
+    ChangePasswordRequest, PasswordChanged, RolesChanged, UserCreated, UserDeleted, UserUpdated, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
     UpdateUserRequest, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
 };
 use suite_tokens::Caller;
@@ -28,14 +29,22 @@ pub struct UserCore {
     store: Arc<dyn UserStore>,
     hasher: PasswordHasher,
     throttle: Throttle,
+    /// The outbox relay, woken after each change so its event goes at once.
+    events: Wake,
 }
 
 impl UserCore {
-    pub fn new(store: Arc<dyn UserStore>, hasher: PasswordHasher, throttle: Throttle) -> Self {
+    pub fn new(
+        store: Arc<dyn UserStore>,
+        hasher: PasswordHasher,
+        throttle: Throttle,
+        events: Wake,
+    ) -> Self {
         Self {
             store,
             hasher,
             throttle,
+            events,
         }
     }
 
@@ -76,9 +85,12 @@ impl UserCore {
             version: 1,
             sessions_valid_after: None,
         };
-        self.store.insert(&record).await?;
+        let user = view(&record, true);
+        let created = Event::new(&UserCreated { user: Some(user.clone()) }, record.id);
+        self.store.insert(&record, &[created]).await?;
+        self.events.wake();
         tracing::info!(user.id = %record.id, "user created");
-        Ok(view(&record, true))
+        Ok(user)
     }
 
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, Error> {
@@ -126,6 +138,7 @@ impl UserCore {
 
         let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         check_etag(&user.etag, &record)?;
+        let before = record.clone();
         if let Some(u) = changes.username {
             record.username = u;
         }
@@ -139,7 +152,28 @@ impl UserCore {
             record.roles = r;
         }
         record.updated_at = now();
-        self.save(&mut record).await?;
+        let changed = changed_fields(&before, &record);
+        let mut after = view(&record, true);
+        // The version the save is about to store.
+        after.etag = (record.version + 1).to_string();
+        let mut events = vec![Event::new(
+            &UserUpdated {
+                user: Some(after),
+                changed_fields: changed.iter().map(|f| (*f).to_owned()).collect(),
+            },
+            id,
+        )];
+        if changed.contains(&"roles") {
+            events.push(Event::new(
+                &RolesChanged {
+                    user_id: id.to_string(),
+                    roles: record.roles.clone(),
+                    previous_roles: before.roles.clone(),
+                },
+                id,
+            ));
+        }
+        self.save(&mut record, &events).await?;
         Ok(view(&record, true))
     }
 
@@ -148,9 +182,16 @@ impl UserCore {
         authorize(caller, id, Access::Write)?;
         let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         check_etag(etag, &record)?;
-        if !self.store.delete(id, record.version, now()).await? {
+        let deleted = Event::new(
+            &UserDeleted {
+                user_id: id.to_string(),
+            },
+            id,
+        );
+        if !self.store.delete(id, record.version, now(), &[deleted]).await? {
             return Err(self.lost_race(id).await);
         }
+        self.events.wake();
         tracing::info!(user.id = %id, "user deleted");
         Ok(())
     }
@@ -199,7 +240,7 @@ impl UserCore {
                 )
                 .await?;
             if matches!(current, Verified::Wrong) {
-                self.throttle.fail(reservation);
+                self.throttle.fail(reservation).await;
                 return Err(Error::invalid(
                     "current_password",
                     "is not the user's current password",
@@ -220,7 +261,14 @@ impl UserCore {
         record.updated_at = at;
         // Sessions begun before now end: a changed password logs out other devices.
         record.sessions_valid_after = Some(at);
-        self.save(&mut record).await?;
+        let changed = Event::new(
+            &PasswordChanged {
+                user_id: id.to_string(),
+                sessions_valid_after: Some(timestamp(at)),
+            },
+            id,
+        );
+        self.save(&mut record, &[changed]).await?;
         tracing::info!(user.id = %id, "password changed");
         Ok(())
     }
@@ -275,12 +323,12 @@ impl UserCore {
         let stored = record.as_ref().map(|r| r.password_hash.clone());
         match self.hasher.verify(req.password, stored.clone()).await? {
             Verified::Wrong => {
-                self.throttle.fail(reservation);
+                self.throttle.fail(reservation).await;
                 Err(bad())
             }
             Verified::Right { rehash } => {
                 let (Some(record), Some(old)) = (record, stored) else {
-                    self.throttle.fail(reservation);
+                    self.throttle.fail(reservation).await;
                     return Err(bad());
                 };
                 self.throttle.release(reservation).await?;
@@ -321,11 +369,13 @@ impl UserCore {
         })
     }
 
-    /// Stores `record` if nobody changed it since it was read; bumps its version.
-    async fn save(&self, record: &mut UserRecord) -> Result<(), Error> {
-        if !self.store.update(record).await? {
+    /// Stores `record` with its `events` if nobody changed it since it was
+    /// read; bumps its version.
+    async fn save(&self, record: &mut UserRecord, events: &[Event]) -> Result<(), Error> {
+        if !self.store.update(record, events).await? {
             return Err(self.lost_race(record.id).await);
         }
+        self.events.wake();
         record.version += 1;
         Ok(())
     }
@@ -410,6 +460,24 @@ fn update_paths(user: &User, mask: Option<Vec<String>>) -> Result<Vec<&'static s
         return Err(Error::invalid("update_mask", "names no field to update"));
     }
     Ok(paths)
+}
+
+/// The User fields whose values differ between `before` and `after`.
+fn changed_fields(before: &UserRecord, after: &UserRecord) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if before.username != after.username {
+        changed.push("username");
+    }
+    if before.email != after.email {
+        changed.push("email");
+    }
+    if before.display_name != after.display_name {
+        changed.push("display_name");
+    }
+    if before.roles != after.roles {
+        changed.push("roles");
+    }
+    changed
 }
 
 fn check_etag(given: &str, record: &UserRecord) -> Result<(), Error> {

@@ -15,6 +15,8 @@ use crate::{
 use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use std::{sync::Arc, time::Duration};
+use suite_events::{Event, outbox::Wake};
+use suite_proto::user::AccountLocked;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +80,8 @@ impl Keys {
 pub struct Throttle {
     store: Arc<dyn UserStore>,
     policy: ThrottlePolicy,
+    /// The outbox relay, woken after an account lock's event is written.
+    events: Wake,
 }
 
 /// A check that may go ahead; give it back with [`Throttle::release`] if
@@ -87,11 +91,19 @@ pub struct Reservation {
     keys: Keys,
     /// Failures from this account and address, this one included.
     pub failures: i64,
+    /// The user counted against, if the login names one.
+    user: Option<Uuid>,
+    /// Each counter's lock, if this failure imposes one (pair, account).
+    locks: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Throttle {
-    pub fn new(store: Arc<dyn UserStore>, policy: ThrottlePolicy) -> Self {
-        Self { store, policy }
+    pub fn new(store: Arc<dyn UserStore>, policy: ThrottlePolicy, events: Wake) -> Self {
+        Self {
+            store,
+            policy,
+            events,
+        }
     }
 
     /// Counts a password check before it is made: `Throttled` (and nothing
@@ -122,7 +134,15 @@ impl Throttle {
                 crate::metrics::count_password_check("locked");
                 Err(Error::Throttled((until - now).to_std().unwrap_or_default()))
             }
-            Attempt::Counted(failures) => Ok(Reservation { keys, failures }),
+            Attempt::Counted(counters) => Ok(Reservation {
+                keys,
+                failures: counters.first().map_or(0, |f| f.count),
+                user: match account {
+                    Account::User(id) => Some(id),
+                    Account::Unknown(_) => None,
+                },
+                locks: counters.iter().map(|f| f.locked_until).collect(),
+            }),
         }
     }
 
@@ -138,9 +158,28 @@ impl Throttle {
     }
 
     /// The password was wrong: the reservation stands as the failure.
-    pub fn fail(&self, r: Reservation) {
+    pub async fn fail(&self, r: Reservation) {
         crate::metrics::count_password_check("wrong");
         tracing::info!(failures = r.failures, "wrong password");
+        // A failure that locks a user's logins is an event (nobody's
+        // logins, an unknown name's, are not).
+        let (Some(user), Some(until)) = (r.user, r.locks.iter().flatten().max()) else {
+            return;
+        };
+        let locked = AccountLocked {
+            user_id: user.to_string(),
+            locked_until: Some(prost_types::Timestamp {
+                seconds: until.timestamp(),
+                nanos: i32::try_from(until.timestamp_subsec_nanos()).unwrap_or(0),
+            }),
+            whole_account: r.locks.get(1).copied().flatten().is_some(),
+        };
+        let event = Event::new(&locked, user);
+        match self.store.append_events(std::slice::from_ref(&event)).await {
+            Ok(()) => self.events.wake(),
+            // The lock holds regardless; only its announcement is lost.
+            Err(e) => tracing::warn!(error = %e, "recording an account lock's event failed"),
+        }
     }
 
     /// Deletes counters that can never matter again.

@@ -323,6 +323,23 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     }
 }
 
+/// The W3C `traceparent` of the current span (none when not exporting, or
+/// outside any span): what an event records of the request that caused it.
+pub fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    Context::map_current(|cx| {
+        let ids = cx.span().span_context().clone();
+        ids.is_valid().then(|| {
+            format!(
+                "00-{}-{}-{:02x}",
+                ids.trace_id(),
+                ids.span_id(),
+                ids.trace_flags().to_u8()
+            )
+        })
+    })
+}
+
 /// The current trace's id, for error bodies (none when not exporting).
 pub fn current_trace_id() -> Option<String> {
     crate::spans::current_ids().map(|(trace_id, _)| trace_id.to_string())

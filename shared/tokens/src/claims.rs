@@ -50,4 +50,8 @@ pub enum TokenError {
     Invalid(&'static str),
     #[error("invalid access token: {0}")]
     Rejected(#[source] jsonwebtoken::errors::Error),
+    /// Its session was revoked, or its user deleted or changed, after it
+    /// was issued.
+    #[error("access token revoked")]
+    Revoked,
 }

@@ -16,9 +16,21 @@ pub struct TokenArgs {
     /// Allowed clock skew for `exp`/`nbf`, in seconds.
     #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub jwt_leeway_secs: u64,
+
+    /// Lifetime of the access tokens the auth service issues, in seconds.
+    /// Verifiers remember a revocation this long (plus the leeway): set it
+    /// alike everywhere.
+    #[arg(long = "access-token-ttl-secs", env = "ACCESS_TOKEN_TTL_SECS", value_name = "ACCESS_TOKEN_TTL_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(30..=86_400).map(Duration::from_secs))]
+    pub access_token_ttl: Duration,
 }
 
 impl TokenArgs {
+    /// An empty revocation set for tokens of this lifetime: what it
+    /// refuses can be forgotten once such a token would have expired.
+    pub fn revocations(&self) -> crate::Revocations {
+        crate::Revocations::new(self.access_token_ttl + Duration::from_secs(self.jwt_leeway_secs))
+    }
+
     /// The rules for tokens naming one of `audiences`.
     pub fn rules(&self, audiences: Vec<String>) -> TokenRules {
         TokenRules {

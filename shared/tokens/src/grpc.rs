@@ -11,6 +11,7 @@ use tonic::{Status, metadata::MetadataMap};
 pub fn token_status(e: &TokenError) -> Status {
     match e {
         TokenError::Expired => Status::unauthenticated("access token expired"),
+        TokenError::Revoked => Status::unauthenticated("access token revoked"),
         TokenError::Invalid(_) | TokenError::Rejected(_) => {
             Status::unauthenticated("invalid access token")
         }
@@ -41,4 +42,22 @@ pub async fn require_caller(verifier: &Verifier, metadata: &MetadataMap) -> Resu
     caller(verifier, metadata)
         .await?
         .ok_or_else(|| Status::unauthenticated("this call needs a bearer access token"))
+}
+
+/// The caller of a call that lasts (a stream), and its token's `exp`.
+pub async fn require_caller_until(
+    verifier: &Verifier,
+    metadata: &MetadataMap,
+) -> Result<(Caller, i64), Status> {
+    let value = metadata
+        .get("authorization")
+        .ok_or_else(|| Status::unauthenticated("this call needs a bearer access token"))?;
+    let token =
+        value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+            Status::unauthenticated("authorization must be `Bearer <access token>`")
+        })?;
+    verifier.caller_until(token).await.map_err(|e| {
+        tracing::debug!(error = %e, "token refused");
+        token_status(&e)
+    })
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod grpc;
 pub mod jwks;
 pub mod keys;
+pub mod revocations;
 pub mod rules;
 #[cfg(feature = "signing")]
 pub mod signing;
@@ -17,6 +18,7 @@ pub mod verifier;
 
 pub use claims::{Audience, Claims, TokenError, roles};
 pub use keys::{KeyError, KeySet};
+pub use revocations::Revocations;
 pub use rules::TokenRules;
 #[cfg(feature = "signing")]
 pub use signing::{SigningKey, jwks_of, public_jwk_from_pem};

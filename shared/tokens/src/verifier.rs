@@ -6,6 +6,7 @@ use crate::{
     claims::{Claims, TokenError, roles},
     jwks::KeyCache,
     keys::KeySet,
+    revocations::{self, Revocations},
     rules::{self, TokenRules},
 };
 use std::{
@@ -97,6 +98,9 @@ pub struct Verifier {
     /// Tokens already verified, so a client's repeated token costs a lookup,
     /// not a signature check (as Envoy's jwt_authn cache does).
     verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+    /// Sessions and users revoked recently; `None`: nothing is revoked
+    /// before `exp` (a verifier fed no events).
+    revocations: Option<Revocations>,
 }
 
 /// A token whose signature and claims passed, and the caller it names (or
@@ -104,6 +108,8 @@ pub struct Verifier {
 struct Checked {
     claims: Claims,
     caller: Result<Caller, &'static str>,
+    /// When it was issued, to the millisecond, for the revocations.
+    issued: revocations::Millis,
 }
 
 /// A token that passed, and against which key set: when the keys change
@@ -119,7 +125,18 @@ impl Verifier {
             keys,
             validation: rules.validation(),
             verified: Arc::default(),
+            revocations: None,
         }
+    }
+
+    /// The verifier, refusing also what `revocations` holds.
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    pub fn revocations(&self) -> Option<&Revocations> {
+        self.revocations.as_ref()
     }
 
     pub fn keys(&self) -> &KeyCache {
@@ -129,12 +146,37 @@ impl Verifier {
     /// The caller a token names.
     pub async fn caller(&self, token: &str) -> Result<Caller, TokenError> {
         let checked = self.check(token).await?;
-        checked.caller.clone().map_err(TokenError::Invalid)
+        let caller = checked.caller.clone().map_err(TokenError::Invalid)?;
+        self.refuse_revoked(&caller, checked.issued)?;
+        Ok(caller)
+    }
+
+    /// The caller a token names, and its `exp`: for a call that lasts (a
+    /// stream), which must end when the token does.
+    pub async fn caller_until(&self, token: &str) -> Result<(Caller, i64), TokenError> {
+        let checked = self.check(token).await?;
+        let caller = checked.caller.clone().map_err(TokenError::Invalid)?;
+        self.refuse_revoked(&caller, checked.issued)?;
+        Ok((caller, checked.claims.exp))
     }
 
     /// The claims of a token, as signed (whoever they name).
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.check(token).await.map(|v| v.claims.clone())
+        let checked = self.check(token).await?;
+        if let Ok(caller) = &checked.caller {
+            self.refuse_revoked(caller, checked.issued)?;
+        }
+        Ok(checked.claims.clone())
+    }
+
+    /// A user's token issued before a revocation that concerns it is refused.
+    fn refuse_revoked(&self, caller: &Caller, issued: revocations::Millis) -> Result<(), TokenError> {
+        match (&self.revocations, caller) {
+            (Some(r), Caller::User(u)) if r.refuses(u.id, u.session, issued) => {
+                Err(TokenError::Revoked)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The token's checked form, shared with the cache: a remembered token
@@ -153,6 +195,7 @@ impl Verifier {
         let claims = rules::verify_with(token, key, &self.validation)?;
         let checked = Arc::new(Checked {
             caller: Caller::typed(&claims),
+            issued: revocations::issued_millis(&claims.jti, claims.iat),
             claims,
         });
         if let Ok(mut verified) = self.verified.lock() {

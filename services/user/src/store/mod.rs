@@ -9,6 +9,7 @@ use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{sync::Arc, time::Duration};
+use suite_events::Event;
 use uuid::Uuid;
 
 /// A user as stored, password hash included (it never leaves the service).
@@ -44,13 +45,13 @@ pub struct Counter<'a> {
 }
 
 /// A password check's reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
     /// A counter is locked until then: do not check the password.
     Locked(DateTime<Utc>),
-    /// Counted as a failure on every counter (this many on the first):
-    /// check the password.
-    Counted(i64),
+    /// Counted as a failure on every counter (their states now, in the
+    /// order given): check the password.
+    Counted(Vec<Failures>),
 }
 
 /// What a reservation makes of the counters' stored states (`None`: a
@@ -152,7 +153,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    async fn insert(&self, user: &UserRecord) -> Result<()>;
+    /// Inserts `user` and writes `events` to the outbox, in one transaction.
+    async fn insert(&self, user: &UserRecord, events: &[Event]) -> Result<()>;
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>>;
     /// By lower-cased email or username.
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>>;
@@ -161,13 +163,24 @@ pub trait UserStore: Send + Sync {
     async fn count(&self) -> Result<i64>;
     /// Writes every mutable column of `user` (with `version` bumped by one)
     /// if the stored version is still `user.version`; false if it is not, or
-    /// the user is gone.
-    async fn update(&self, user: &UserRecord) -> Result<bool>;
+    /// the user is gone. `events` go to the outbox in the same transaction,
+    /// if it changed the user.
+    async fn update(&self, user: &UserRecord, events: &[Event]) -> Result<bool>;
     /// Replaces the hash only if it is still `old` (an upgrade after login;
     /// it changes neither version nor sessions).
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()>;
     /// Marks the user deleted if the version still matches; false otherwise.
-    async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool>;
+    /// `events` go to the outbox in the same transaction, if it did.
+    async fn delete(
+        &self,
+        id: Uuid,
+        version: i64,
+        at: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool>;
+    /// Writes `events` to the outbox on their own (their change is already
+    /// stored: an account lock, taken with the password check's reservation).
+    async fn append_events(&self, events: &[Event]) -> Result<()>;
 
     /// The failure counter under `key`, if any.
     async fn failures(&self, key: &str) -> Result<Option<Failures>>;

@@ -3,6 +3,7 @@
 use super::{Attempt, Counter, Failures, Result, UserRecord, UserStore, reserve};
 use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
+use suite_events::{Event, outbox};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
@@ -39,7 +40,8 @@ fn record(row: &PgRow) -> sqlx::Result<UserRecord> {
 
 #[async_trait]
 impl UserStore for PgStore {
-    async fn insert(&self, u: &UserRecord) -> Result<()> {
+    async fn insert(&self, u: &UserRecord, events: &[Event]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -54,8 +56,10 @@ impl UserStore for PgStore {
         .bind(u.updated_at)
         .bind(u.version)
         .bind(u.sessions_valid_after)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        outbox::append_pg(&mut tx, events).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -96,7 +100,8 @@ impl UserStore for PgStore {
         )
     }
 
-    async fn update(&self, u: &UserRecord) -> Result<bool> {
+    async fn update(&self, u: &UserRecord, events: &[Event]) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
              updated_at = $7, sessions_valid_after = $8, version = version + 1 \
@@ -111,9 +116,9 @@ impl UserStore for PgStore {
         .bind(u.updated_at)
         .bind(u.sessions_valid_after)
         .bind(u.version)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        commit_if_changed(tx, done.rows_affected() == 1, events).await
     }
 
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
@@ -126,7 +131,14 @@ impl UserStore for PgStore {
         Ok(())
     }
 
-    async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
+    async fn delete(
+        &self,
+        id: Uuid,
+        version: i64,
+        at: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET deleted_at = $3, sessions_valid_after = $3, updated_at = $3, version = version + 1 \
              WHERE id = $1 AND version = $2 AND deleted_at IS NULL",
@@ -134,9 +146,16 @@ impl UserStore for PgStore {
         .bind(id)
         .bind(version)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        commit_if_changed(tx, done.rows_affected() == 1, events).await
+    }
+
+    async fn append_events(&self, events: &[Event]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        outbox::append_pg(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn failures(&self, key: &str) -> Result<Option<Failures>> {
@@ -205,7 +224,7 @@ impl UserStore for PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(Attempt::Counted(next.first().map_or(0, |f| f.count)))
+        Ok(Attempt::Counted(next))
     }
 
     async fn release_attempt(
@@ -243,4 +262,19 @@ impl UserStore for PgStore {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Writes `events` and commits if the conditional write `changed` a row;
+/// otherwise rolls back (nothing changed, so nothing happened to tell).
+async fn commit_if_changed(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    changed: bool,
+    events: &[Event],
+) -> Result<bool> {
+    if !changed {
+        return Ok(false);
+    }
+    outbox::append_pg(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(true)
 }

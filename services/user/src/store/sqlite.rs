@@ -3,6 +3,7 @@
 use super::{Attempt, Counter, Failures, Result, StoreError, UserRecord, UserStore, reserve};
 use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
+use suite_events::{Event, outbox};
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 use uuid::Uuid;
@@ -45,7 +46,8 @@ fn roles_json(roles: &[String]) -> String {
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn insert(&self, u: &UserRecord) -> Result<()> {
+    async fn insert(&self, u: &UserRecord, events: &[Event]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -60,8 +62,10 @@ impl UserStore for SqliteStore {
         .bind(u.updated_at)
         .bind(u.version)
         .bind(u.sessions_valid_after)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        outbox::append_sqlite(&mut tx, events).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -102,7 +106,8 @@ impl UserStore for SqliteStore {
         )
     }
 
-    async fn update(&self, u: &UserRecord) -> Result<bool> {
+    async fn update(&self, u: &UserRecord, events: &[Event]) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET username = ?2, email = ?3, display_name = ?4, roles = ?5, password_hash = ?6, \
              updated_at = ?7, sessions_valid_after = ?8, version = version + 1 \
@@ -117,9 +122,9 @@ impl UserStore for SqliteStore {
         .bind(u.updated_at)
         .bind(u.sessions_valid_after)
         .bind(u.version)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        commit_if_changed(tx, done.rows_affected() == 1, events).await
     }
 
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
@@ -132,7 +137,14 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
+    async fn delete(
+        &self,
+        id: Uuid,
+        version: i64,
+        at: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET deleted_at = ?3, sessions_valid_after = ?3, updated_at = ?3, version = version + 1 \
              WHERE id = ?1 AND version = ?2 AND deleted_at IS NULL",
@@ -140,9 +152,16 @@ impl UserStore for SqliteStore {
         .bind(id)
         .bind(version)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        commit_if_changed(tx, done.rows_affected() == 1, events).await
+    }
+
+    async fn append_events(&self, events: &[Event]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        outbox::append_sqlite(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn failures(&self, key: &str) -> Result<Option<Failures>> {
@@ -210,7 +229,7 @@ impl UserStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(Attempt::Counted(next.first().map_or(0, |f| f.count)))
+        Ok(Attempt::Counted(next))
     }
 
     async fn release_attempt(
@@ -248,4 +267,19 @@ impl UserStore for SqliteStore {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Writes `events` and commits if the conditional write `changed` a row;
+/// otherwise rolls back (nothing changed, so nothing happened to tell).
+async fn commit_if_changed(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    changed: bool,
+    events: &[Event],
+) -> Result<bool> {
+    if !changed {
+        return Ok(false);
+    }
+    outbox::append_sqlite(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -5,12 +5,14 @@ use super::{Attempt, Counter, Failures, Result, UserRecord, UserStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use suite_db::Traced;
+use suite_events::Event;
 use uuid::Uuid;
 
 #[async_trait]
 impl UserStore for Traced<dyn UserStore> {
-    async fn insert(&self, user: &UserRecord) -> Result<()> {
-        self.run("INSERT", "users", self.inner().insert(user)).await
+    async fn insert(&self, user: &UserRecord, events: &[Event]) -> Result<()> {
+        self.run("INSERT", "users", self.inner().insert(user, events))
+            .await
     }
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
         self.run("SELECT", "users", self.inner().get(id)).await
@@ -26,15 +28,26 @@ impl UserStore for Traced<dyn UserStore> {
     async fn count(&self) -> Result<i64> {
         self.run("SELECT", "users", self.inner().count()).await
     }
-    async fn update(&self, user: &UserRecord) -> Result<bool> {
-        self.run("UPDATE", "users", self.inner().update(user)).await
+    async fn update(&self, user: &UserRecord, events: &[Event]) -> Result<bool> {
+        self.run("UPDATE", "users", self.inner().update(user, events))
+            .await
     }
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
         self.run("UPDATE", "users", self.inner().replace_hash(id, old, new))
             .await
     }
-    async fn delete(&self, id: Uuid, version: i64, at: DateTime<Utc>) -> Result<bool> {
-        self.run("UPDATE", "users", self.inner().delete(id, version, at))
+    async fn delete(
+        &self,
+        id: Uuid,
+        version: i64,
+        at: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<bool> {
+        self.run("UPDATE", "users", self.inner().delete(id, version, at, events))
+            .await
+    }
+    async fn append_events(&self, events: &[Event]) -> Result<()> {
+        self.run("INSERT", "outbox", self.inner().append_events(events))
             .await
     }
     async fn failures(&self, key: &str) -> Result<Option<Failures>> {

@@ -1,0 +1,118 @@
+//! Events as the event-stream RPCs serve them: the envelope's attributes
+//! and the decoded message (`suite.user.v1.Event`).
+
+use crate::{Bus, Error, Event, Filter, Item, Start};
+use std::pin::Pin;
+use tokio_stream::wrappers::ReceiverStream;
+use prost::Name;
+use suite_proto::{
+    auth,
+    user::{self, event::Data},
+};
+
+/// The served form of `event`; `None` for a type this build does not know.
+pub fn to_proto(event: &Event) -> Option<user::Event> {
+    let data = decode(event)?;
+    Some(user::Event {
+        id: event.id.to_string(),
+        r#type: event.event_type.clone(),
+        source: event.source.clone(),
+        subject: event.subject.clone(),
+        time: Some(prost_types::Timestamp {
+            seconds: event.time.timestamp(),
+            nanos: i32::try_from(event.time.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+        data: Some(data),
+    })
+}
+
+fn decode(e: &Event) -> Option<Data> {
+    let t = e.event_type.as_str();
+    macro_rules! by_type {
+        ($($message:ty => $variant:ident),* $(,)?) => {
+            $(if t == <$message>::full_name() {
+                return e.decode::<$message>().map(Data::$variant);
+            })*
+        };
+    }
+    by_type!(
+        user::UserCreated => UserCreated,
+        user::UserUpdated => UserUpdated,
+        user::UserDeleted => UserDeleted,
+        user::PasswordChanged => PasswordChanged,
+        user::RolesChanged => RolesChanged,
+        user::AccountLocked => AccountLocked,
+        auth::SessionStarted => SessionStarted,
+        auth::SessionReuseDetected => SessionReuseDetected,
+        auth::SessionRevoked => SessionRevoked,
+        auth::SessionEnded => SessionEnded,
+    );
+    None
+}
+
+/// Every event type the streams serve.
+pub fn types() -> Vec<String> {
+    vec![
+        user::UserCreated::full_name(),
+        user::UserUpdated::full_name(),
+        user::UserDeleted::full_name(),
+        user::PasswordChanged::full_name(),
+        user::RolesChanged::full_name(),
+        user::AccountLocked::full_name(),
+        auth::SessionStarted::full_name(),
+        auth::SessionReuseDetected::full_name(),
+        auth::SessionRevoked::full_name(),
+        auth::SessionEnded::full_name(),
+    ]
+}
+
+/// A served event stream.
+pub type Feed = Pin<Box<dyn futures_util::Stream<Item = Result<user::Event, tonic::Status>> + Send>>;
+
+/// How many events may wait for a slow client before the feed waits too.
+const FEED_BUFFER: usize = 256;
+
+/// The events `filter` selects from `start`, served until `until` (the
+/// caller's token expires) or the client goes.
+pub async fn serve(
+    bus: &Bus,
+    filter: Filter,
+    start: Start,
+    until: tokio::time::Instant,
+) -> Result<Feed, Error> {
+    let mut sub = bus.subscribe(filter, start).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(FEED_BUFFER);
+    tokio::spawn(async move {
+        let expired = tokio::time::sleep_until(until);
+        tokio::pin!(expired);
+        loop {
+            let item = tokio::select! {
+                () = &mut expired => {
+                    let _ = tx.send(Err(tonic::Status::unauthenticated("access token expired"))).await;
+                    return;
+                }
+                () = tx.closed() => return,
+                item = sub.next() => item,
+            };
+            let sent = match item {
+                Some(Ok(Item::Event { event, .. })) => match to_proto(&event) {
+                    Some(e) => tx.send(Ok(e)).await,
+                    None => Ok(()),
+                },
+                Some(Ok(Item::CaughtUp)) => Ok(()),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "an event stream broke off");
+                    let _ = tx
+                        .send(Err(tonic::Status::unavailable("the event stream broke off; resume with the last event id")))
+                        .await;
+                    return;
+                }
+                None => return,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}

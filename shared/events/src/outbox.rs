@@ -1,0 +1,408 @@
+//! The transactional outbox: a service writes its events into its own
+//! `outbox` table in the transaction of the change ([`append_pg`],
+//! [`append_sqlite`]), so a change never lacks its event nor an event its
+//! change; the [`Relay`] publishes the rows in order and marks them only
+//! after the bus has stored them. A crash between the two re-sends the
+//! marked-too-late rows, which JetStream drops by their id. Each service's
+//! migrations create the table (the same columns on both databases):
+//! `seq` (the order), `id`, `event_type`, `subject`, `time`, `traceparent`,
+//! `data`, `published_at`.
+
+use crate::{Bus, Event, Stream};
+use chrono::Utc;
+use prometheus_client::metrics::{
+    counter::Counter, gauge::Gauge, histogram::Histogram,
+};
+use sqlx::{PgConnection, Row, SqliteConnection};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+use suite_db::pool::Pool;
+use tokio::sync::Notify;
+
+/// Rows published per round.
+const BATCH: i64 = 256;
+/// The PostgreSQL advisory lock that makes one replica's relay the only
+/// one publishing at a time (per database): the order per user holds
+/// across replicas, and no two replicas send the same row at once.
+const RELAY_LOCK: i64 = 0x5355_4954_455f_4f42; // "SUITE_OB"
+/// An outbox this deep is backing up (NATS away, or too slow): logged.
+const BACKLOG_WARNING: i64 = 1_000;
+
+/// The rows' sequence numbers and events (the same columns on both databases).
+macro_rules! pending {
+    ($rows:expr) => {{
+        let rows = $rows;
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
+        for r in rows {
+            let read = || -> sqlx::Result<(i64, Event)> {
+                let event_type: String = r.try_get("event_type")?;
+                let source = Stream::of_type(&event_type)
+                    .map(Stream::source)
+                    .unwrap_or("suite")
+                    .to_owned();
+                let event = Event {
+                    id: r.try_get("id")?,
+                    event_type,
+                    source,
+                    subject: r.try_get("subject")?,
+                    time: r.try_get("time")?,
+                    traceparent: r.try_get("traceparent")?,
+                    data: bytes::Bytes::from(r.try_get::<Vec<u8>, _>("data")?),
+                };
+                Ok((r.try_get("seq")?, event))
+            };
+            let (seq, event) = read().map_err(|e| format!("reading the outbox: {e}"))?;
+            seqs.push(seq);
+            events.push(event);
+        }
+        (seqs, events)
+    }};
+}
+
+/// Writes `events` to the outbox inside the transaction `tx` (PostgreSQL).
+pub async fn append_pg(tx: &mut PgConnection, events: &[Event]) -> sqlx::Result<()> {
+    for e in events {
+        sqlx::query(
+            "INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.id)
+        .bind(&e.event_type)
+        .bind(&e.subject)
+        .bind(e.time)
+        .bind(&e.traceparent)
+        .bind(e.data.as_ref())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes `events` to the outbox inside the transaction `tx` (SQLite).
+pub async fn append_sqlite(tx: &mut SqliteConnection, events: &[Event]) -> sqlx::Result<()> {
+    for e in events {
+        sqlx::query(
+            "INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.id)
+        .bind(&e.event_type)
+        .bind(&e.subject)
+        .bind(e.time)
+        .bind(&e.traceparent)
+        .bind(e.data.as_ref())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The relay's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RelaySettings {
+    /// How often the outbox is looked at when nothing wakes the relay (the
+    /// service wakes it after each change; other replicas' changes are
+    /// found by this).
+    pub poll: Duration,
+    /// How long published rows are kept before they are deleted.
+    pub keep_published: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(200),
+            keep_published: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The outbox's metrics, shared by every relay of the process.
+struct Metrics {
+    depth: Gauge,
+    published: Counter,
+    failures: Counter,
+    /// From an event's time to the bus's acknowledgement.
+    latency: Histogram,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = suite_telemetry::metrics::metrics();
+    let m = Metrics {
+        depth: Gauge::default(),
+        published: Counter::default(),
+        failures: Counter::default(),
+        latency: Histogram::new(
+            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0].into_iter(),
+        ),
+    };
+    registry.register(
+        "suite_outbox_depth",
+        "Events in the outbox not yet published",
+        m.depth.clone(),
+    );
+    registry.register(
+        "suite_outbox_published",
+        "Events the relay published (the bus acknowledged them)",
+        m.published.clone(),
+    );
+    registry.register(
+        "suite_outbox_publish_failures",
+        "Publications that failed (the events wait in the outbox and are retried)",
+        m.failures.clone(),
+    );
+    registry.register(
+        "suite_outbox_publish_latency_seconds",
+        "From an event's change to the bus's acknowledgement",
+        m.latency.clone(),
+    );
+    m
+});
+
+/// Wakes the relay after a change, so events go out at once rather than
+/// at the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Publishes a service's outbox to the bus.
+pub struct Relay {
+    pool: Pool,
+    bus: Bus,
+    stream: Stream,
+    settings: RelaySettings,
+    wake: Wake,
+}
+
+impl Relay {
+    pub fn new(pool: Pool, bus: Bus, stream: Stream, settings: RelaySettings) -> Self {
+        LazyLock::force(&METRICS);
+        Self {
+            pool,
+            bus,
+            stream,
+            settings,
+            wake: Wake::default(),
+        }
+    }
+
+    /// What the service calls after each change it commits.
+    pub fn waker(&self) -> Wake {
+        self.wake.clone()
+    }
+
+    /// Runs until the task is dropped: prepares the stream, then publishes
+    /// whatever is in the outbox, waiting out a bus or database that is
+    /// away (the rows wait too).
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = self.bus.prepare(self.stream).await {
+            tracing::warn!(error = %e, "event stream not ready; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        self.wait_for_table().await;
+        let mut last_prune = tokio::time::Instant::now();
+        let mut failing = false;
+        backoff = Duration::from_millis(100);
+        loop {
+            match self.round().await {
+                Ok(Round::Full) => {
+                    failing = false;
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(Round::Drained) => {
+                    if failing {
+                        tracing::info!("events are flowing again");
+                    }
+                    failing = false;
+                    backoff = Duration::from_millis(100);
+                    let _ = tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
+                }
+                Err(e) => {
+                    METRICS.failures.inc();
+                    if !failing {
+                        tracing::warn!(error = %e, "publishing events failed; they wait in the outbox");
+                    }
+                    failing = true;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            if last_prune.elapsed() >= Duration::from_secs(60) {
+                last_prune = tokio::time::Instant::now();
+                match self.prune().await {
+                    Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned published events"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning the outbox failed; will retry"),
+                }
+            }
+        }
+    }
+
+    /// Waits (quietly) for the service's migrations to create the outbox.
+    async fn wait_for_table(&self) {
+        let probe = "SELECT count(*) FROM outbox WHERE 1 = 0";
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let found: sqlx::Result<i64> = match &self.pool {
+                Pool::Postgres(pool) => sqlx::query_scalar(probe).fetch_one(pool).await,
+                Pool::Sqlite(pool) => sqlx::query_scalar(probe).fetch_one(pool).await,
+            };
+            if found.is_ok() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Publishes one batch; `Full` if there may be more.
+    async fn round(&self) -> Result<Round, String> {
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(RELAY_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !locked {
+                    // Another replica's relay is at it.
+                    return Ok(Round::Drained);
+                }
+                let rows = sqlx::query(
+                    "SELECT seq, id, event_type, subject, time, traceparent, data FROM outbox \
+                     WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+                )
+                .bind(BATCH)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
+                let (seqs, events) = pending!(&rows);
+                let (stored, failure) = self.publish(&events).await;
+                if stored > 0 {
+                    sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = ANY($2)")
+                        .bind(Utc::now())
+                        .bind(&seqs[..stored])
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                tx.commit().await.map_err(|e| e.to_string())?;
+                self.observe_depth().await;
+                finish(rows.len(), failure)
+            }
+            Pool::Sqlite(pool) => {
+                // One process owns an SQLite file: no lock to take, and none
+                // held while publishing (it would stall every writer).
+                let rows = sqlx::query(
+                    "SELECT seq, id, event_type, subject, time, traceparent, data FROM outbox \
+                     WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+                )
+                .bind(BATCH)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| e.to_string())?;
+                let (seqs, events) = pending!(&rows);
+                let (stored, failure) = self.publish(&events).await;
+                if stored > 0 {
+                    let last = seqs[stored - 1];
+                    sqlx::query(
+                        "UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq <= ?",
+                    )
+                    .bind(Utc::now())
+                    .bind(last)
+                    .execute(pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                }
+                self.observe_depth().await;
+                finish(rows.len(), failure)
+            }
+        }
+    }
+
+    /// Publishes `events`; how many were stored, and why it stopped short.
+    async fn publish(&self, events: &[Event]) -> (usize, Option<String>) {
+        if events.is_empty() {
+            return (0, None);
+        }
+        let result = self.bus.publish(events).await;
+        let now = Utc::now();
+        let (stored, failure) = match result {
+            Ok(()) => (events.len(), None),
+            Err(f) => (f.stored, Some(f.error)),
+        };
+        for e in &events[..stored] {
+            let secs = (now - e.time).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            METRICS.latency.observe(secs.max(0.0));
+        }
+        METRICS.published.inc_by(stored as u64);
+        (stored, failure)
+    }
+
+    async fn observe_depth(&self) {
+        let depth: sqlx::Result<i64> = match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .fetch_one(pool)
+                    .await
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .fetch_one(pool)
+                    .await
+            }
+        };
+        if let Ok(depth) = depth {
+            let before = METRICS.depth.set(depth);
+            if depth >= BACKLOG_WARNING && before < BACKLOG_WARNING {
+                tracing::warn!(depth, "the outbox is backing up: events are not getting out");
+            }
+        }
+    }
+
+    /// Deletes rows published longer ago than the settings keep them.
+    async fn prune(&self) -> sqlx::Result<u64> {
+        let before = Utc::now()
+            - chrono::Duration::from_std(self.settings.keep_published).unwrap_or_default();
+        match &self.pool {
+            Pool::Postgres(pool) => sqlx::query("DELETE FROM outbox WHERE published_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            Pool::Sqlite(pool) => sqlx::query("DELETE FROM outbox WHERE published_at < ?")
+                .bind(before)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+    }
+}
+
+enum Round {
+    /// A whole batch went: there may be more.
+    Full,
+    /// The outbox is empty (or another replica has it).
+    Drained,
+}
+
+fn finish(rows: usize, failure: Option<String>) -> Result<Round, String> {
+    match failure {
+        Some(e) => Err(e),
+        None if rows as i64 >= BATCH => Ok(Round::Full),
+        None => Ok(Round::Drained),
+    }
+}
+

@@ -1,0 +1,194 @@
+//! What a verifier refuses although the signature and `exp` say yes: tokens
+//! of revoked sessions, and tokens a user was given before they were
+//! deleted, changed their password or had their roles changed. Filled from
+//! the events (by `suite-events`), consulted on every call without a round
+//! trip; an entry is forgotten once every token it could refuse has
+//! expired, so the set stays as small as the recent revocations.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use uuid::Uuid;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The shared set. Clones share it.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// How long after a revocation a token it refuses can still be unexpired.
+    keep: Duration,
+    /// Whether the recent past has been read: until then the set may miss
+    /// revocations, and its owner is not ready.
+    caught_up: AtomicBool,
+    /// Skips the lock when nothing is revoked (the common case).
+    empty: AtomicBool,
+    state: RwLock<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Revoked sessions, with when they were revoked.
+    sessions: HashMap<Uuid, Millis>,
+    /// Users whose tokens issued before the instant are refused.
+    users: HashMap<Uuid, Millis>,
+}
+
+impl Revocations {
+    /// A set whose entries are kept for `keep`: the longest an access token
+    /// lives (plus the verifier's leeway).
+    pub fn new(keep: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                keep,
+                caught_up: AtomicBool::new(false),
+                empty: AtomicBool::new(true),
+                state: RwLock::default(),
+            }),
+        }
+    }
+
+    /// A set that is complete from the start (nothing feeds it).
+    pub fn complete(keep: Duration) -> Self {
+        let set = Self::new(keep);
+        set.mark_caught_up();
+        set
+    }
+
+    /// How far back the events must be read for the set to be complete.
+    pub fn lookback(&self) -> Duration {
+        self.inner.keep
+    }
+
+    pub fn mark_caught_up(&self) {
+        self.inner.caught_up.store(true, Ordering::Release);
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.inner.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Every token of session `id` is refused.
+    pub fn revoke_session(&self, id: Uuid, at: Millis) {
+        self.update(|s| {
+            s.sessions.entry(id).or_insert(at);
+        });
+    }
+
+    /// Every token user `id` was given before `at` is refused.
+    pub fn revoke_user_before(&self, id: Uuid, at: Millis) {
+        self.update(|s| {
+            let before = s.users.entry(id).or_insert(at);
+            *before = (*before).max(at);
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut State)) {
+        let Ok(mut state) = self.inner.state.write() else {
+            return;
+        };
+        change(&mut state);
+        let forget_before = now_millis() - self.keep_millis();
+        state.sessions.retain(|_, at| *at >= forget_before);
+        state.users.retain(|_, at| *at >= forget_before);
+        self.inner
+            .empty
+            .store(state.sessions.is_empty() && state.users.is_empty(), Ordering::Release);
+    }
+
+    fn keep_millis(&self) -> Millis {
+        Millis::try_from(self.inner.keep.as_millis()).unwrap_or(Millis::MAX)
+    }
+
+    /// Whether a token of `user`, for `session`, issued at `issued`, is refused.
+    pub fn refuses(&self, user: Uuid, session: Option<Uuid>, issued: Millis) -> bool {
+        if self.inner.empty.load(Ordering::Acquire) {
+            return false;
+        }
+        let Ok(state) = self.inner.state.read() else {
+            // A writer panicked: refuse rather than let revoked tokens in.
+            return true;
+        };
+        session.is_some_and(|s| state.sessions.contains_key(&s))
+            || state.users.get(&user).is_some_and(|before| issued < *before)
+    }
+
+    /// How many entries it holds (sessions, users).
+    pub fn len(&self) -> (usize, usize) {
+        self.inner
+            .state
+            .read()
+            .map(|s| (s.sessions.len(), s.users.len()))
+            .unwrap_or_default()
+    }
+}
+
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX))
+        .unwrap_or(0)
+}
+
+/// When a token was issued, to the millisecond: its `jti` is a UUIDv7 (whose
+/// first 48 bits are that instant); else its `iat`, in whole seconds.
+pub fn issued_millis(jti: &str, iat: i64) -> Millis {
+    Uuid::parse_str(jti)
+        .ok()
+        .and_then(|id| id.get_timestamp())
+        .map(|ts| {
+            let (secs, nanos) = ts.to_unix();
+            Millis::try_from(secs)
+                .unwrap_or(Millis::MAX / 2)
+                .saturating_mul(1000)
+                .saturating_add(Millis::from(nanos / 1_000_000))
+        })
+        .unwrap_or_else(|| iat.saturating_mul(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_refused_whenever_users_only_before_the_instant() {
+        let set = Revocations::new(Duration::from_secs(900));
+        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let now = now_millis();
+        assert!(!set.refuses(user, Some(session), now));
+        set.revoke_session(session, now);
+        assert!(set.refuses(user, Some(session), now + 5));
+        assert!(!set.refuses(user, Some(Uuid::now_v7()), now));
+        set.revoke_user_before(user, now);
+        assert!(set.refuses(user, None, now - 1));
+        assert!(!set.refuses(user, None, now));
+        assert_eq!(set.len(), (1, 1));
+    }
+
+    #[test]
+    fn entries_older_than_a_token_lifetime_are_forgotten() {
+        let set = Revocations::new(Duration::from_secs(60));
+        let old = now_millis() - 61_000;
+        set.revoke_session(Uuid::now_v7(), old);
+        set.revoke_user_before(Uuid::now_v7(), now_millis());
+        assert_eq!(set.len(), (0, 1));
+    }
+
+    #[test]
+    fn the_issue_instant_comes_from_a_v7_jti() {
+        let jti = Uuid::now_v7();
+        let ms = issued_millis(&jti.to_string(), 0);
+        assert!((now_millis() - ms).abs() < 5_000);
+        assert_eq!(issued_millis("not-a-uuid", 7), 7000);
+    }
+}
