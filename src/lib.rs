@@ -175,6 +175,16 @@ pub async fn run(
             .get_or_insert_with(|| secret.clone());
     }
     gateway.forwarding_secret = Some(secret);
+    // Without NATS, the three share one in-process bus: the gateway and
+    // the services learn revocations and the auth service ends sessions
+    // from the same events as with NATS. Each keeps its own NATS_URL
+    // otherwise (normally the same one).
+    let local = suite_events::LocalBus::default();
+    for events in [&mut user.events, &mut auth.events, &mut gateway.events] {
+        if events.nats_url.is_none() {
+            events.local = Some(local.clone());
+        }
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {

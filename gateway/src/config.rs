@@ -52,6 +52,10 @@ pub struct Config {
     #[command(flatten)]
     pub keys: JwksArgs,
 
+    /// Where the revocations come from (NATS JetStream, or in-process).
+    #[command(flatten)]
+    pub events: suite_events::EventsArgs,
+
     /// The `aud` every access token must carry.
     #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
     pub access_token_audience: String,

@@ -58,6 +58,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("ADMIN_ADDR: {0}")]
     Admin(std::io::Error),
+    #[error("events: {0}")]
+    Events(String),
 }
 
 /// A service, its lazy channel balanced over every replica its URL resolves
@@ -105,10 +107,22 @@ pub fn apps(config: &Config) -> Result<Apps, Error> {
     apps_with_resolver(config, Arc::new(balance::Dns))
 }
 
-/// [`apps`] with service names resolved by `resolver` instead of DNS (tests).
+/// [`apps`] with service names resolved by `resolver` instead of DNS
+/// (tests). Nothing feeds its revocations: tokens live until `exp`.
 pub fn apps_with_resolver(
     config: &Config,
     resolver: Arc<dyn balance::Resolve>,
+) -> Result<Apps, Error> {
+    let unfed = suite_tokens::Revocations::complete(config.tokens.access_token_ttl);
+    apps_with(config, resolver, unfed)
+}
+
+/// The applications, refusing also the tokens `revocations` holds (and not
+/// ready until it has caught up with the events).
+pub fn apps_with(
+    config: &Config,
+    resolver: Arc<dyn balance::Resolve>,
+    revocations: suite_tokens::Revocations,
 ) -> Result<Apps, Error> {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::Descriptors(e.to_string()))?;
@@ -149,7 +163,8 @@ pub fn apps_with_resolver(
         config
             .tokens
             .rules(vec![config.access_token_audience.clone()]),
-    );
+    )
+    .with_revocations(revocations);
     let limits = limits::Limits::new(&limits::LimitSettings {
         per_second: config.rate_limit_per_second,
         burst: config.rate_limit_burst,
@@ -242,10 +257,18 @@ pub async fn serve_with_admin(
     admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    // Revoked sessions and users, from the events: refused here at once.
+    let bus = config
+        .events
+        .bus(<Gateway as suite_grpc::runner::Service>::NAME)
+        .await
+        .map_err(|e| Error::Events(e.to_string()))?;
+    let revocations = config.tokens.revocations();
+    let following = suite_events::revocations::follow(bus, revocations.clone());
     let Apps {
         public,
         admin: admin_app,
-    } = apps(&config)?;
+    } = apps_with(&config, Arc::new(balance::Dns), revocations)?;
     // Runs for as long as the public server does.
     let _admin = admin.map(|l| suite_telemetry::metrics::spawn_admin_on(l, admin_app));
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
@@ -254,6 +277,7 @@ pub async fn serve_with_admin(
         max_connections: config.max_connections as usize,
     };
     listen::serve(public, listener, limits, shutdown).await;
+    following.abort();
     tracing::info!("gateway stopped");
     Ok(())
 }

@@ -11,6 +11,13 @@ use std::time::Duration;
 
 pub async fn ready(State(gw): State<Shared>) -> Response {
     let mut not_ready = Vec::new();
+    if gw
+        .verifier
+        .revocations()
+        .is_some_and(|r| !r.is_caught_up())
+    {
+        not_ready.push("revocations (reading the recent events)");
+    }
     for (name, channel) in &gw.upstreams {
         let serving =
             suite_grpc::health::check_health(channel.channel(), name, Duration::from_secs(1)).await;

@@ -104,6 +104,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub grpc: GrpcArgs,
+
+    /// Where events go (NATS JetStream, or in-process).
+    #[command(flatten)]
+    pub events: suite_events::EventsArgs,
 }
 
 pub use suite_grpc::config::ConfigError;
@@ -117,6 +121,9 @@ impl Config {
     /// Checks what clap's parsers cannot: cross-field and semantic rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |variable, reason: &str| Err(ConfigError::new(variable, reason));
+        if let Err(e) = self.events.validate() {
+            return err("NATS_URL/EVENTS_*", &e);
+        }
         if self.signing_key.is_some() && self.signing_key_file.is_some() {
             return err(
                 "SIGNING_KEY",

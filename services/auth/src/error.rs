@@ -76,6 +76,8 @@ pub enum StartError {
     Store(String),
     #[error("signing keys: {0}")]
     Keys(String),
+    #[error("events: {0}")]
+    Events(String),
     #[error(transparent)]
     Serve(#[from] suite_grpc::server::ServeError),
 }

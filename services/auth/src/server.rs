@@ -14,6 +14,11 @@ use crate::{
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use suite_db::Database;
+use suite_events::{
+    Stream,
+    outbox::{Relay, RelaySettings},
+    revocations::Gate,
+};
 use suite_grpc::{
     runner::{Probe, Service},
     server::Readiness,
@@ -73,12 +78,28 @@ pub async fn serve(
         .load()
         .await
         .map_err(|e| StartError::Keys(e.to_string()))?;
+    let bus = config
+        .events
+        .bus(<AuthService as Service>::NAME)
+        .await
+        .map_err(|e| StartError::Events(e.to_string()))?;
+    let relay = Relay::new(
+        database.pool().clone(),
+        bus.clone(),
+        Stream::Auth,
+        RelaySettings::default(),
+    );
+    let events = relay.waker();
+    let relaying = tokio::spawn(relay.run());
+    let revocations = config.tokens.revocations();
+    let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
     let auth = Verifier::new(
         own_keys,
         config
             .tokens
             .rules(vec![config.access_token_audience.clone()]),
-    );
+    )
+    .with_revocations(revocations.clone());
     let users = UserDirectory::new(
         &config.user_service_url,
         config.user_service_connect_timeout,
@@ -91,7 +112,14 @@ pub async fn serve(
         ),
     )
     .map_err(|reason| ConfigError::new("USER_SERVICE_URL", reason))?;
-    let core = Arc::new(AuthCore::new(store.clone(), users, keys, config.settings()));
+    let core = Arc::new(AuthCore::new(
+        store.clone(),
+        users,
+        keys,
+        config.settings(),
+        events,
+    ));
+    let consuming = tokio::spawn(crate::consumer::run(bus, core.clone()));
 
     let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth, config.forwarded.clone()))
         .max_decoding_message_size(config.grpc.max_message_bytes());
@@ -102,12 +130,20 @@ pub async fn serve(
         config
             .grpc
             .options(<AuthService as Service>::NAME, SERVICES),
-        Arc::new(database),
+        Arc::new(Gate {
+            inner: Arc::new(database),
+            revocations,
+        }),
         listener,
         shutdown,
     )
     .await;
     pruning.abort();
+    consuming.abort();
+    following.abort();
+    // What in-flight calls wrote is in the outbox: the next start publishes
+    // whatever this one did not.
+    relaying.abort();
     Ok(result?)
 }
 

@@ -12,7 +12,11 @@ use crate::{
 use chrono::{DateTime, SubsecRound, Utc};
 use std::{sync::Arc, time::Duration};
 use suite_grpc::paging::Paging;
-use suite_proto::auth::{Jwk as ProtoJwk, ListSessionsResponse, Session};
+use suite_events::{Event, outbox::Wake};
+use suite_proto::auth::{
+    Jwk as ProtoJwk, ListSessionsResponse, RevocationReason, Session, SessionEnded,
+    SessionReuseDetected, SessionRevoked, SessionStarted,
+};
 use suite_tokens::{Audience, Caller, Claims, keys::jwk_to_proto};
 use uuid::Uuid;
 
@@ -47,6 +51,8 @@ pub struct ClientInfo {
 }
 
 pub struct AuthCore {
+    /// The outbox relay, woken after each change so its event goes at once.
+    events: Wake,
     store: Arc<dyn AuthStore>,
     users: UserDirectory,
     keys: Arc<KeyRing>,
@@ -59,8 +65,10 @@ impl AuthCore {
         users: UserDirectory,
         keys: Arc<KeyRing>,
         settings: Settings,
+        events: Wake,
     ) -> Self {
         Self {
+            events,
             store,
             users,
             keys,
@@ -135,7 +143,17 @@ impl AuthCore {
             revoked_at: None,
             successor_key: SuccessorKey(successor_key),
         };
-        self.store.create_session(&session, &hash).await?;
+        let started = Event::new(
+            &SessionStarted {
+                session_id: session.id.to_string(),
+                user_id: user_id.to_string(),
+                user_agent: session.user_agent.clone(),
+                ip_address: session.ip_address.clone(),
+            },
+            user_id,
+        );
+        self.store.create_session(&session, &hash, &[started]).await?;
+        self.events.wake();
         tracing::info!(user.id = %user_id, session.id = %session.id, "logged in");
         self.issue(&session, user.roles, refresh_token, now)
     }
@@ -160,7 +178,14 @@ impl AuthCore {
             None => false,
             Some(retired) if now - retired <= chrono_duration(self.settings.reuse_grace) => true,
             Some(_) => {
-                self.store.revoke_session(session.id, now).await?;
+                let reuse = Event::new(
+                    &SessionReuseDetected {
+                        session_id: session.id.to_string(),
+                        user_id: session.user_id.to_string(),
+                    },
+                    session.user_id,
+                );
+                self.revoke(&session, now, reuse).await?;
                 crate::metrics::metrics().refresh_token_reuse.inc();
                 tracing::warn!(
                     security_event = "refresh_token_reuse",
@@ -174,7 +199,8 @@ impl AuthCore {
 
         // The user may have been deleted, or have changed their password.
         let Some(status) = self.users.status(&session.user_id.to_string()).await? else {
-            self.store.revoke_session(session.id, now).await?;
+            let revoked = revoked(&session, RevocationReason::UserDeleted);
+            self.revoke(&session, now, revoked).await?;
             return Err(invalid());
         };
         if let Some(cutoff) = status
@@ -183,7 +209,8 @@ impl AuthCore {
             .and_then(from_timestamp)
             && session.created_at < cutoff
         {
-            self.store.revoke_session(session.id, now).await?;
+            let revoked = revoked(&session, RevocationReason::PasswordChanged);
+            self.revoke(&session, now, revoked).await?;
             return Err(invalid());
         }
 
@@ -220,7 +247,19 @@ impl AuthCore {
             return Ok(());
         }
         if let Some((_, session)) = self.store.find_token(&refresh::hash(token)).await?
-            && self.store.revoke_session(session.id, now()).await?
+            && self
+                .revoke(
+                    &session,
+                    now(),
+                    Event::new(
+                        &SessionEnded {
+                            session_id: session.id.to_string(),
+                            user_id: session.user_id.to_string(),
+                        },
+                        session.user_id,
+                    ),
+                )
+                .await?
         {
             tracing::info!(session.id = %session.id, "logged out");
         }
@@ -260,10 +299,57 @@ impl AuthCore {
         if !owner && !caller.is_admin() {
             return Err(Error::NotFound("session not found"));
         }
-        if self.store.revoke_session(id, now()).await? {
+        let reason = if owner {
+            RevocationReason::ByUser
+        } else {
+            RevocationReason::ByAdmin
+        };
+        if self
+            .revoke(&session, now(), revoked(&session, reason))
+            .await?
+        {
             tracing::info!(session.id = %id, by_admin = !owner, "session revoked");
         }
         Ok(())
+    }
+
+    /// Ends `user_id`'s sessions begun before `before`, for `reason` (the
+    /// user was deleted or changed): what the events consumer does.
+    /// Idempotent: sessions already revoked are left alone.
+    pub async fn end_user_sessions(
+        &self,
+        user_id: Uuid,
+        before: DateTime<Utc>,
+        reason: RevocationReason,
+    ) -> Result<usize, Error> {
+        let event_for = |id: Uuid| {
+            Event::new(
+                &SessionRevoked {
+                    session_id: id.to_string(),
+                    user_id: user_id.to_string(),
+                    reason: reason.into(),
+                },
+                user_id,
+            )
+        };
+        let ended = self
+            .store
+            .revoke_user_sessions(user_id, before, now(), &event_for)
+            .await?;
+        if !ended.is_empty() {
+            self.events.wake();
+            tracing::info!(user.id = %user_id, sessions = ended.len(), ?reason, "sessions ended");
+        }
+        Ok(ended.len())
+    }
+
+    /// Revokes `session` with its event; true if this call did.
+    async fn revoke(&self, session: &SessionRecord, at: DateTime<Utc>, event: Event) -> Result<bool, Error> {
+        let done = self.store.revoke_session(session.id, at, &[event]).await?;
+        if done {
+            self.events.wake();
+        }
+        Ok(done)
     }
 
     /// The public keys, as protobuf JWKs.
@@ -321,6 +407,18 @@ impl AuthCore {
             session_id: session.id,
         })
     }
+}
+
+/// The event of `session`'s revocation for `reason`.
+fn revoked(session: &SessionRecord, reason: RevocationReason) -> Event {
+    Event::new(
+        &SessionRevoked {
+            session_id: session.id.to_string(),
+            user_id: session.user_id.to_string(),
+            reason: reason.into(),
+        },
+        session.user_id,
+    )
 }
 
 fn user_of(caller: &Caller) -> Result<Uuid, Error> {

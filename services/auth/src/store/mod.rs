@@ -8,6 +8,7 @@ mod traced;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use suite_events::Event;
 use uuid::Uuid;
 
 /// A session: one login, and the chain of refresh tokens rotated from it.
@@ -69,8 +70,14 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait AuthStore: Send + Sync {
-    /// Stores a new session and its first refresh token, atomically.
-    async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()>;
+    /// Stores a new session and its first refresh token, and writes
+    /// `events` to the outbox, atomically.
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        token_hash: &str,
+        events: &[Event],
+    ) -> Result<()>;
     /// The token with this hash and its session.
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>>;
     /// Atomically: retires `old_hash` if it is not retired yet, adds
@@ -93,8 +100,19 @@ pub trait AuthStore: Send + Sync {
         successor_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<bool>;
-    /// Marks the session revoked (if it is not already); true if this call did.
-    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
+    /// Marks the session revoked (if it is not already), with `events` in
+    /// the same transaction; true if this call did.
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>, events: &[Event]) -> Result<bool>;
+    /// Revokes every session of `user_id` begun before `created_before`
+    /// and not revoked yet, each with its event (`event_for` its id), in
+    /// one transaction; returns their ids.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        created_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        event_for: &(dyn Fn(Uuid) -> Event + Sync),
+    ) -> Result<Vec<Uuid>>;
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>>;
     /// Live sessions of a user (not revoked, `expires_at` after `now`,
     /// `last_used_at` after `idle_cutoff`) with ids after `after`, in id order.

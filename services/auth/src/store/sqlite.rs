@@ -2,6 +2,7 @@
 
 use super::{AuthStore, Result, SessionRecord, SuccessorKey, TokenRecord};
 use async_trait::async_trait;
+use suite_events::{Event, outbox};
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
 use uuid::Uuid;
@@ -58,7 +59,12 @@ fn token(row: &SqliteRow) -> sqlx::Result<TokenRecord> {
 /// `at + lock`, or `None` for no lock.
 #[async_trait]
 impl AuthStore for SqliteStore {
-    async fn create_session(&self, s: &SessionRecord, token_hash: &str) -> Result<()> {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        token_hash: &str,
+        events: &[Event],
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key) \
@@ -83,6 +89,7 @@ impl AuthStore for SqliteStore {
         .bind(s.created_at)
         .execute(&mut *tx)
         .await?;
+        outbox::append_sqlite(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -166,14 +173,46 @@ impl AuthStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
-        let done =
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>, events: &[Event]) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        outbox::append_sqlite(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        created_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        event_for: &(dyn Fn(Uuid) -> Event + Sync),
+    ) -> Result<Vec<Uuid>> {
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = ?1 AND created_at < ?2 AND revoked_at IS NULL")
+            .bind(user_id)
+            .bind(created_before)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut events = Vec::with_capacity(ids.len());
+        for id in &ids {
             sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
                 .bind(id)
                 .bind(at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() == 1)
+            events.push(event_for(*id));
+        }
+        outbox::append_sqlite(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {

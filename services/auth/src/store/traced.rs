@@ -5,15 +5,21 @@ use super::{AuthStore, Result, SessionRecord, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use suite_db::Traced;
+use suite_events::Event;
 use uuid::Uuid;
 
 #[async_trait]
 impl AuthStore for Traced<dyn AuthStore> {
-    async fn create_session(&self, session: &SessionRecord, token_hash: &str) -> Result<()> {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        token_hash: &str,
+        events: &[Event],
+    ) -> Result<()> {
         self.run(
             "INSERT",
             "sessions",
-            self.inner().create_session(session, token_hash),
+            self.inner().create_session(session, token_hash, events),
         )
         .await
     }
@@ -40,9 +46,21 @@ impl AuthStore for Traced<dyn AuthStore> {
         let touch = self.inner().touch_successor(session_id, successor_hash, at);
         self.run("UPDATE", "sessions", touch).await
     }
-    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
-        self.run("UPDATE", "sessions", self.inner().revoke_session(id, at))
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>, events: &[Event]) -> Result<bool> {
+        self.run("UPDATE", "sessions", self.inner().revoke_session(id, at, events))
             .await
+    }
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        created_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        event_for: &(dyn Fn(Uuid) -> Event + Sync),
+    ) -> Result<Vec<Uuid>> {
+        let revoke = self
+            .inner()
+            .revoke_user_sessions(user_id, created_before, at, event_for);
+        self.run("UPDATE", "sessions", revoke).await
     }
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
         self.run("SELECT", "sessions", self.inner().get_session(id))

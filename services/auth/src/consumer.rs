@@ -1,0 +1,88 @@
+//! The auth service acting on the user service's events: a user deleted, a
+//! password changed or roles changed ends the user's sessions at once
+//! (rather than at their next refresh). A durable consumer: each event is
+//! acknowledged after its effect, and the effect is idempotent, so an event
+//! delivered again (after a crash, or by another replica) changes nothing.
+
+use crate::service::AuthCore;
+use chrono::{DateTime, Utc};
+use prost::Name;
+use std::{sync::Arc, time::Duration};
+use suite_events::{Bus, Event, Filter, Stream};
+use suite_proto::{auth::RevocationReason, user};
+use tokio_stream::StreamExt;
+use uuid::Uuid;
+
+/// The durable consumer's name: one per deployment, shared by the replicas
+/// (JetStream hands each event to one of them).
+pub const CONSUMER: &str = "suite-auth-sessions";
+
+/// What an event asks of the sessions: whose, begun before when, and why.
+fn effect(event: &Event) -> Option<(Uuid, DateTime<Utc>, RevocationReason)> {
+    let user = Uuid::parse_str(&event.subject).ok()?;
+    if event.decode::<user::UserDeleted>().is_some() {
+        // Every session: none can begin after the deletion.
+        return Some((user, Utc::now(), RevocationReason::UserDeleted));
+    }
+    if let Some(changed) = event.decode::<user::PasswordChanged>() {
+        let cutoff = changed
+            .sessions_valid_after
+            .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+            .unwrap_or(event.time);
+        return Some((user, cutoff, RevocationReason::PasswordChanged));
+    }
+    if event.decode::<user::RolesChanged>().is_some() {
+        return Some((user, event.time, RevocationReason::RolesChanged));
+    }
+    None
+}
+
+/// Runs the consumer until the task is dropped, reconnecting as needed.
+pub async fn run(bus: Bus, core: Arc<AuthCore>) {
+    let filter = Filter {
+        streams: vec![Stream::User],
+        types: vec![
+            user::UserDeleted::full_name(),
+            user::PasswordChanged::full_name(),
+            user::RolesChanged::full_name(),
+        ],
+        ..Filter::default()
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match bus.durable(CONSUMER, Stream::User, filter.clone()).await {
+            Ok(mut deliveries) => {
+                while let Some(delivery) = deliveries.next().await {
+                    let delivery = match delivery {
+                        Ok(d) => d,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "user events broke off; resubscribing");
+                            break;
+                        }
+                    };
+                    backoff = Duration::from_millis(100);
+                    let Some((user, before, reason)) = delivery.event.as_ref().and_then(effect) else {
+                        // Not ours to act on: done with it.
+                        ack(delivery).await;
+                        continue;
+                    };
+                    match core.end_user_sessions(user, before, reason).await {
+                        Ok(_) => ack(delivery).await,
+                        // Not acknowledged: JetStream delivers it again.
+                        Err(e) => tracing::warn!(error = %e, user.id = %user, "ending sessions failed; will retry"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot consume user events; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn ack(delivery: suite_events::Delivery) {
+    if let Err(e) = delivery.ack().await {
+        // Delivered again later; the effect is idempotent.
+        tracing::debug!(error = %e, "acknowledging an event failed");
+    }
+}
