@@ -180,8 +180,18 @@ async fn the_whole_journey_works_over_rest(s: Suite) {
         (deleted.status, deleted.json.clone()),
         (204, serde_json::Value::Null)
     );
-    let gone = s.get("/api/v1/users/me", Some(&at)).await.expect("me");
-    assert_eq!(gone.status, 404);
+    // Gone, and the token with it: refused as revoked within a second (the
+    // deletion's event), NotFound until then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let gone = s.get("/api/v1/users/me", Some(&at)).await.expect("me");
+        if gone.status == 401 {
+            break;
+        }
+        assert_eq!(gone.status, 404);
+        assert!(std::time::Instant::now() < deadline, "never revoked");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let jwks = s.get("/.well-known/jwks.json", None).await.expect("jwks");
     assert_eq!(jwks.json["keys"][0]["kty"], "OKP");
     s.stop().await;

@@ -15,6 +15,8 @@ pub mod nats;
 pub mod outbox;
 pub mod revocations;
 pub mod subscription;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use event::{Event, Stream};
 pub use local::LocalBus;

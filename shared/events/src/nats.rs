@@ -24,6 +24,11 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 pub struct NatsBus {
     js: jetstream::Context,
     settings: StreamSettings,
+    /// Counts the connection's losses. JetStream's ephemeral consumers do
+    /// not outlive a server restart and the client does not always notice,
+    /// so every subscription ends at a loss, and its owner subscribes again
+    /// from where it was.
+    losses: tokio::sync::watch::Receiver<u64>,
 }
 
 impl fmt::Debug for NatsBus {
@@ -37,8 +42,22 @@ impl NatsBus {
     /// reconnecting whenever it drops): a NATS that is down delays events,
     /// never the start of a service.
     pub async fn connect(url: &str, client_name: &str, settings: StreamSettings) -> Result<Self, Error> {
+        let (lost, losses) = tokio::sync::watch::channel(0u64);
         let client = async_nats::ConnectOptions::new()
             .name(client_name)
+            .event_callback(move |event| {
+                let lost = lost.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS connection lost; reconnecting");
+                            lost.send_modify(|n| *n += 1);
+                        }
+                        async_nats::Event::Connected => tracing::info!("NATS connected"),
+                        other => tracing::debug!(event = %other, "NATS"),
+                    }
+                }
+            })
             .connection_timeout(settings.connect_timeout)
             .retry_on_initial_connect()
             .connect(url)
@@ -46,7 +65,11 @@ impl NatsBus {
             .map_err(|e| Error::Bus(format!("NATS_URL {url}: {e}")))?;
         let mut js = jetstream::new(client);
         js.set_timeout(settings.publish_timeout);
-        Ok(Self { js, settings })
+        Ok(Self {
+            js,
+            settings,
+            losses,
+        })
     }
 
     /// The configuration of `stream`'s JetStream stream (README documents it).
@@ -181,7 +204,10 @@ impl NatsBus {
             };
             parts.push(stream::iter(head).chain(part).boxed());
         }
-        Ok(Box::pin(merge_caught_up(parts, streams.len())))
+        Ok(Box::pin(until_lost(
+            merge_caught_up(parts, streams.len()),
+            self.losses.clone(),
+        )))
     }
 
     /// A durable consumer named `name` on `stream` (its events that `filter`
@@ -209,15 +235,39 @@ impl NatsBus {
             .messages()
             .await
             .map_err(|e| Error::Bus(format!("durable consumer {name}: {e}")))?;
-        Ok(Box::pin(messages.map(|m| {
+        Ok(Box::pin(until_lost(messages.map(|m| {
             let m = m.map_err(|e| Error::Bus(e.to_string()))?;
             let event = Event::from_nats(m.headers.as_ref(), m.payload.clone()).ok();
             Ok(Delivery {
                 event,
                 message: Some(m),
             })
-        })))
+        }), self.losses.clone())))
     }
+}
+
+/// `items`, ended by an error at the next loss of the connection.
+fn until_lost<T: Send + 'static>(
+    items: impl futures_util::Stream<Item = Result<T, Error>> + Send + 'static,
+    mut losses: tokio::sync::watch::Receiver<u64>,
+) -> impl futures_util::Stream<Item = Result<T, Error>> + Send {
+    losses.mark_unchanged();
+    let lost = async move {
+        let _ = losses.changed().await;
+        Err(Error::Bus("the NATS connection was lost".into()))
+    };
+    // The loss ends the stream: after its error, nothing more.
+    let lost = stream::once(lost);
+    let mut ended = false;
+    stream::select(items.map(Some), lost.map(|e| Some(e)).chain(stream::iter([None])))
+        .take_while(move |item| {
+            let go = !ended;
+            if item.as_ref().is_none_or(Result::is_err) {
+                ended = true;
+            }
+            std::future::ready(go && item.is_some())
+        })
+        .filter_map(std::future::ready)
 }
 
 /// One stream's part of a merged subscription.

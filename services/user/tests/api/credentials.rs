@@ -153,6 +153,10 @@ async fn changing_the_password_needs_the_current_one_and_ends_older_sessions(app
             .await
             .is_ok()
     );
+    // The reset revoked the token kate held (within a second, from the
+    // event); she signs in again.
+    wait_until_refused(&mut c, &token).await;
+    let token = app.token_for(&user);
     // Weak new passwords are refused under their own field name.
     let weak = c
         .change_password(authed(
@@ -175,6 +179,27 @@ async fn changing_the_password_needs_the_current_one_and_ends_older_sessions(app
         .await
         .expect("still there");
     app.stop().await;
+}
+
+/// Waits (up to 5 s) until `token` is refused as revoked.
+async fn wait_until_refused(
+    c: &mut suite_proto::user::user_service_client::UserServiceClient<tonic::transport::Channel>,
+    token: &str,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = c
+            .get_user(authed(GetUserRequest { id: "me".into() }, token))
+            .await;
+        match r {
+            Err(s) if s.code() == Code::Unauthenticated => {
+                assert_eq!(s.message(), "access token revoked");
+                return;
+            }
+            _ if std::time::Instant::now() > deadline => panic!("never revoked: {r:?}"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
 }
 
 fn chrono_now_secs() -> i64 {
@@ -223,6 +248,8 @@ async fn user_status_is_for_services_and_follows_password_changes_and_deletion(a
         .expect("status")
         .into_inner();
     assert!(status.sessions_valid_after.is_some());
+    // The change revoked the token used for it: a new one.
+    let token = app.token_for(&user);
     c.delete_user(authed(
         DeleteUserRequest {
             id: "me".into(),
