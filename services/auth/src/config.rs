@@ -61,7 +61,6 @@ pub struct Config {
     #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
     pub access_token_audience: String,
 
-
     /// The user service's gRPC address.
     #[arg(
         long,

@@ -61,7 +61,8 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>) {
                         }
                     };
                     backoff = Duration::from_millis(100);
-                    let Some((user, before, reason)) = delivery.event.as_ref().and_then(effect) else {
+                    let Some((user, before, reason)) = delivery.event.as_ref().and_then(effect)
+                    else {
                         // Not ours to act on: done with it.
                         ack(delivery).await;
                         continue;
@@ -69,7 +70,9 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>) {
                     match core.end_user_sessions(user, before, reason).await {
                         Ok(_) => ack(delivery).await,
                         // Not acknowledged: JetStream delivers it again.
-                        Err(e) => tracing::warn!(error = %e, user.id = %user, "ending sessions failed; will retry"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, user.id = %user, "ending sessions failed; will retry")
+                        }
                     }
                 }
             }

@@ -11,8 +11,8 @@ use crate::{
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use std::{sync::Arc, time::Duration};
-use suite_grpc::paging::Paging;
 use suite_events::{Event, outbox::Wake};
+use suite_grpc::paging::Paging;
 use suite_proto::auth::{
     Jwk as ProtoJwk, ListSessionsResponse, RevocationReason, Session, SessionEnded,
     SessionReuseDetected, SessionRevoked, SessionStarted,
@@ -152,7 +152,9 @@ impl AuthCore {
             },
             user_id,
         );
-        self.store.create_session(&session, &hash, &[started]).await?;
+        self.store
+            .create_session(&session, &hash, &[started])
+            .await?;
         self.events.wake();
         tracing::info!(user.id = %user_id, session.id = %session.id, "logged in");
         self.issue(&session, user.roles, refresh_token, now)
@@ -344,7 +346,12 @@ impl AuthCore {
     }
 
     /// Revokes `session` with its event; true if this call did.
-    async fn revoke(&self, session: &SessionRecord, at: DateTime<Utc>, event: Event) -> Result<bool, Error> {
+    async fn revoke(
+        &self,
+        session: &SessionRecord,
+        at: DateTime<Utc>,
+        event: Event,
+    ) -> Result<bool, Error> {
         let done = self.store.revoke_session(session.id, at, &[event]).await?;
         if done {
             self.events.wake();

@@ -3,22 +3,21 @@
 
 use crate::{domain::NewUser, error::Error, service::UserCore};
 use std::sync::Arc;
+use suite_events::{Bus, Filter, Start, feed};
 use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
     GetUserStatusResponse, ListUsersRequest, ListUsersResponse, StreamEventsRequest,
-    StreamMyEventsRequest, UpdateUserRequest,
-    UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
-    user_service_server::UserService,
+    StreamMyEventsRequest, UpdateUserRequest, UpdateUserResponse, VerifyCredentialsRequest,
+    VerifyCredentialsResponse, user_service_server::UserService,
 };
-use suite_events::{Bus, Filter, Start, feed};
 use suite_tokens::{
     Verifier,
     grpc::{caller, require_caller, require_caller_until},
 };
-use uuid::Uuid;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 pub struct UserApi {
     core: Arc<UserCore>,
@@ -40,7 +39,12 @@ impl UserApi {
 
     /// Serves the events `filter` selects, after `last_event_id`, for as
     /// long as the caller's token (whose `exp` is given) lives.
-    async fn feed(&self, filter: Filter, last_event_id: &str, exp: i64) -> Result<feed::Feed, Status> {
+    async fn feed(
+        &self,
+        filter: Filter,
+        last_event_id: &str,
+        exp: i64,
+    ) -> Result<feed::Feed, Status> {
         let start = if last_event_id.is_empty() {
             Start::New
         } else {
@@ -87,7 +91,9 @@ impl UserService for UserApi {
     ) -> Result<Response<feed::Feed>, Status> {
         let (caller, exp) = require_caller_until(&self.auth, req.metadata()).await?;
         let Some(me) = caller.user_id() else {
-            return Err(Error::invalid("authorization", "StreamMyEvents needs a user's token").into());
+            return Err(
+                Error::invalid("authorization", "StreamMyEvents needs a user's token").into(),
+            );
         };
         let filter = Filter {
             subject: Some(me.to_string()),

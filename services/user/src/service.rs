@@ -11,11 +11,12 @@ use crate::{
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
-use suite_grpc::paging::Paging;
 use suite_events::{Event, outbox::Wake};
+use suite_grpc::paging::Paging;
 use suite_proto::user::{
-    ChangePasswordRequest, PasswordChanged, RolesChanged, UserCreated, UserDeleted, UserUpdated, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
-    UpdateUserRequest, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
+    ChangePasswordRequest, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
+    PasswordChanged, RolesChanged, UpdateUserRequest, User, UserCreated, UserDeleted, UserUpdated,
+    VerifyCredentialsRequest, VerifyCredentialsResponse,
 };
 use suite_tokens::Caller;
 use uuid::Uuid;
@@ -86,7 +87,12 @@ impl UserCore {
             sessions_valid_after: None,
         };
         let user = view(&record, true);
-        let created = Event::new(&UserCreated { user: Some(user.clone()) }, record.id);
+        let created = Event::new(
+            &UserCreated {
+                user: Some(user.clone()),
+            },
+            record.id,
+        );
         self.store.insert(&record, &[created]).await?;
         self.events.wake();
         tracing::info!(user.id = %record.id, "user created");
@@ -188,7 +194,11 @@ impl UserCore {
             },
             id,
         );
-        if !self.store.delete(id, record.version, now(), &[deleted]).await? {
+        if !self
+            .store
+            .delete(id, record.version, now(), &[deleted])
+            .await?
+        {
             return Err(self.lost_race(id).await);
         }
         self.events.wake();

@@ -198,11 +198,14 @@ mod tests {
         );
         let back = Event::from_nats(Some(&headers), event.data.clone()).expect("ours");
         // Microseconds survive; what the clock had beyond them need not.
+        assert_eq!(back.time.timestamp_micros(), event.time.timestamp_micros());
         assert_eq!(
-            back.time.timestamp_micros(),
-            event.time.timestamp_micros()
+            Event {
+                time: event.time,
+                ..back
+            },
+            event
         );
-        assert_eq!(Event { time: event.time, ..back }, event);
         let decoded: Option<UserDeleted> = event.decode();
         assert_eq!(decoded.map(|d| d.user_id), Some(user.to_string()));
         assert!(Event::from_nats(None, Bytes::new()).is_err());
@@ -210,7 +213,10 @@ mod tests {
 
     #[test]
     fn types_belong_to_their_package_only() {
-        assert_eq!(Stream::of_type("suite.auth.v1.SessionEnded"), Some(Stream::Auth));
+        assert_eq!(
+            Stream::of_type("suite.auth.v1.SessionEnded"),
+            Some(Stream::Auth)
+        );
         assert_eq!(Stream::of_type("suite.auth.v10.X"), None);
         assert_eq!(Stream::of_type("other.Thing"), None);
     }

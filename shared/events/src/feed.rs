@@ -2,13 +2,13 @@
 //! and the decoded message (`suite.user.v1.Event`).
 
 use crate::{Bus, Error, Event, Filter, Item, Start};
-use std::pin::Pin;
-use tokio_stream::wrappers::ReceiverStream;
 use prost::Name;
+use std::pin::Pin;
 use suite_proto::{
     auth,
     user::{self, event::Data},
 };
+use tokio_stream::wrappers::ReceiverStream;
 
 /// The served form of `event`; `None` for a type this build does not know.
 pub fn to_proto(event: &Event) -> Option<user::Event> {
@@ -67,7 +67,8 @@ pub fn types() -> Vec<String> {
 }
 
 /// A served event stream.
-pub type Feed = Pin<Box<dyn futures_util::Stream<Item = Result<user::Event, tonic::Status>> + Send>>;
+pub type Feed =
+    Pin<Box<dyn futures_util::Stream<Item = Result<user::Event, tonic::Status>> + Send>>;
 
 /// How many events may wait for a slow client before the feed waits too.
 const FEED_BUFFER: usize = 256;
@@ -103,7 +104,9 @@ pub async fn serve(
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "an event stream broke off");
                     let _ = tx
-                        .send(Err(tonic::Status::unavailable("the event stream broke off; resume with the last event id")))
+                        .send(Err(tonic::Status::unavailable(
+                            "the event stream broke off; resume with the last event id",
+                        )))
                         .await;
                     return;
                 }

@@ -99,7 +99,9 @@ impl EventsArgs {
         if let Some(url) = &self.nats_url
             && !(url.starts_with("nats://") || url.starts_with("tls://") || url.contains(':'))
         {
-            return Err(format!("NATS_URL {url:?} is not a NATS URL (nats://host:4222)"));
+            return Err(format!(
+                "NATS_URL {url:?} is not a NATS URL (nats://host:4222)"
+            ));
         }
         if self.events_duplicate_window_secs > self.events_max_age_secs {
             return Err("EVENTS_DUPLICATE_WINDOW_SECS must not exceed EVENTS_MAX_AGE_SECS".into());
@@ -171,7 +173,12 @@ impl Bus {
 
     /// The durable consumer `name` of `stream`'s events that `filter`
     /// selects. In-process: from now on (nothing outlives the process).
-    pub async fn durable(&self, name: &str, stream: Stream, filter: Filter) -> Result<Deliveries, Error> {
+    pub async fn durable(
+        &self,
+        name: &str,
+        stream: Stream,
+        filter: Filter,
+    ) -> Result<Deliveries, Error> {
         match self {
             Self::Nats(n) => n.durable(name, stream, filter).await,
             Self::Local(l) => {

@@ -123,7 +123,8 @@ impl LocalBus {
         });
         // A subscriber that lagged behind has its stream end: it starts over
         // from the last event it saw, like a NATS consumer that was cut off.
-        let past = tokio_stream::iter(past.into_iter().map(Ok)).chain(tokio_stream::once(Ok(Item::CaughtUp)));
+        let past = tokio_stream::iter(past.into_iter().map(Ok))
+            .chain(tokio_stream::once(Ok(Item::CaughtUp)));
         Ok(Box::pin(past.chain(live)))
     }
 }

@@ -41,7 +41,11 @@ impl NatsBus {
     /// A client of the NATS at `url`, connecting in the background (and
     /// reconnecting whenever it drops): a NATS that is down delays events,
     /// never the start of a service.
-    pub async fn connect(url: &str, client_name: &str, settings: StreamSettings) -> Result<Self, Error> {
+    pub async fn connect(
+        url: &str,
+        client_name: &str,
+        settings: StreamSettings,
+    ) -> Result<Self, Error> {
         let (lost, losses) = tokio::sync::watch::channel(0u64);
         let client = async_nats::ConnectOptions::new()
             .name(client_name)
@@ -188,7 +192,9 @@ impl NatsBus {
                             out.push(Ok(Part::Event(Item::Event { event, published })));
                         }
                         Ok(_) => {}
-                        Err(why) => tracing::debug!(subject = %m.subject, why, "not an event of ours"),
+                        Err(why) => {
+                            tracing::debug!(subject = %m.subject, why, "not an event of ours")
+                        }
                     }
                     if pending == 0 {
                         out.push(Ok(Part::CaughtUp));
@@ -214,7 +220,12 @@ impl NatsBus {
     /// selects, from the stream's start the first time and from its last
     /// acknowledged event after): each delivery must be acknowledged once
     /// its effect is done, or it comes again.
-    pub async fn durable(&self, name: &str, stream: Stream, filter: Filter) -> Result<Deliveries, Error> {
+    pub async fn durable(
+        &self,
+        name: &str,
+        stream: Stream,
+        filter: Filter,
+    ) -> Result<Deliveries, Error> {
         let consumer = self
             .stream(stream)
             .await?
@@ -235,14 +246,17 @@ impl NatsBus {
             .messages()
             .await
             .map_err(|e| Error::Bus(format!("durable consumer {name}: {e}")))?;
-        Ok(Box::pin(until_lost(messages.map(|m| {
-            let m = m.map_err(|e| Error::Bus(e.to_string()))?;
-            let event = Event::from_nats(m.headers.as_ref(), m.payload.clone()).ok();
-            Ok(Delivery {
-                event,
-                message: Some(m),
-            })
-        }), self.losses.clone())))
+        Ok(Box::pin(until_lost(
+            messages.map(|m| {
+                let m = m.map_err(|e| Error::Bus(e.to_string()))?;
+                let event = Event::from_nats(m.headers.as_ref(), m.payload.clone()).ok();
+                Ok(Delivery {
+                    event,
+                    message: Some(m),
+                })
+            }),
+            self.losses.clone(),
+        )))
     }
 }
 
@@ -259,15 +273,18 @@ fn until_lost<T: Send + 'static>(
     // The loss ends the stream: after its error, nothing more.
     let lost = stream::once(lost);
     let mut ended = false;
-    stream::select(items.map(Some), lost.map(|e| Some(e)).chain(stream::iter([None])))
-        .take_while(move |item| {
-            let go = !ended;
-            if item.as_ref().is_none_or(Result::is_err) {
-                ended = true;
-            }
-            std::future::ready(go && item.is_some())
-        })
-        .filter_map(std::future::ready)
+    stream::select(
+        items.map(Some),
+        lost.map(|e| Some(e)).chain(stream::iter([None])),
+    )
+    .take_while(move |item| {
+        let go = !ended;
+        if item.as_ref().is_none_or(Result::is_err) {
+            ended = true;
+        }
+        std::future::ready(go && item.is_some())
+    })
+    .filter_map(std::future::ready)
 }
 
 /// One stream's part of a merged subscription.

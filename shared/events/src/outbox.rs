@@ -10,9 +10,7 @@
 
 use crate::{Bus, Event, Stream};
 use chrono::Utc;
-use prometheus_client::metrics::{
-    counter::Counter, gauge::Gauge, histogram::Histogram,
-};
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
 use sqlx::{PgConnection, Row, SqliteConnection};
 use std::{
     sync::{Arc, LazyLock},
@@ -136,7 +134,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         published: Counter::default(),
         failures: Counter::default(),
         latency: Histogram::new(
-            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0].into_iter(),
+            [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+            ]
+            .into_iter(),
         ),
     };
     registry.register(
@@ -367,7 +368,10 @@ impl Relay {
         if let Ok(depth) = depth {
             let before = METRICS.depth.set(depth);
             if depth >= BACKLOG_WARNING && before < BACKLOG_WARNING {
-                tracing::warn!(depth, "the outbox is backing up: events are not getting out");
+                tracing::warn!(
+                    depth,
+                    "the outbox is backing up: events are not getting out"
+                );
             }
         }
     }
@@ -405,4 +409,3 @@ fn finish(rows: usize, failure: Option<String>) -> Result<Round, String> {
         None => Ok(Round::Drained),
     }
 }
-

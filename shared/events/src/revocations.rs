@@ -27,11 +27,17 @@ pub fn apply(set: &Revocations, event: &Event) -> bool {
     let at: Millis = event.time.timestamp_millis();
     let session = |id: &str| Uuid::parse_str(id).ok();
     if let Some(e) = event.decode::<auth::SessionEnded>() {
-        session(&e.session_id).map(|s| set.revoke_session(s, at)).is_some()
+        session(&e.session_id)
+            .map(|s| set.revoke_session(s, at))
+            .is_some()
     } else if let Some(e) = event.decode::<auth::SessionRevoked>() {
-        session(&e.session_id).map(|s| set.revoke_session(s, at)).is_some()
+        session(&e.session_id)
+            .map(|s| set.revoke_session(s, at))
+            .is_some()
     } else if let Some(e) = event.decode::<auth::SessionReuseDetected>() {
-        session(&e.session_id).map(|s| set.revoke_session(s, at)).is_some()
+        session(&e.session_id)
+            .map(|s| set.revoke_session(s, at))
+            .is_some()
     } else if event.decode::<user::UserDeleted>().is_some()
         || event.decode::<user::RolesChanged>().is_some()
     {
@@ -88,7 +94,9 @@ pub fn follow(bus: Bus, set: Revocations) -> tokio::task::JoinHandle<()> {
                         }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot subscribe to revocation events; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot subscribe to revocation events; retrying")
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -154,9 +154,10 @@ impl Subscription {
                     let after = *after;
                     let held = std::mem::take(held);
                     self.resuming = None;
-                    self.ready.extend(held.into_iter().filter(
-                        |i| matches!(i, Item::Event { event, .. } if event.id > after),
-                    ));
+                    self.ready
+                        .extend(held.into_iter().filter(
+                            |i| matches!(i, Item::Event { event, .. } if event.id > after),
+                        ));
                     self.ready.push_back(Item::CaughtUp);
                 }
             }
@@ -207,13 +208,21 @@ mod tests {
     #[tokio::test]
     async fn resuming_skips_up_to_and_including_the_last_seen_event() {
         let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
-        let items: Vec<Item> = ids.iter().map(|i| event(*i)).chain([Item::CaughtUp]).collect();
+        let items: Vec<Item> = ids
+            .iter()
+            .map(|i| event(*i))
+            .chain([Item::CaughtUp])
+            .collect();
         let got = collect(items, Start::After(ids[1])).await;
         assert_eq!(ids_of(&got), vec![Some(ids[2]), Some(ids[3]), None]);
         // Not found before catching up: the later ids only.
         let unseen = Uuid::now_v7();
         let later = Uuid::now_v7();
-        let got = collect(vec![event(ids[0]), Item::CaughtUp, event(later)], Start::After(unseen)).await;
+        let got = collect(
+            vec![event(ids[0]), Item::CaughtUp, event(later)],
+            Start::After(unseen),
+        )
+        .await;
         assert_eq!(ids_of(&got), vec![None, Some(later)]);
     }
 

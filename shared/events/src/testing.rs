@@ -23,11 +23,15 @@ fn binary() -> PathBuf {
     if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
         return bin.into();
     }
-    ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| "nats-server".into())
+    [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .unwrap_or_else(|| "nats-server".into())
 }
 
 impl NatsServer {

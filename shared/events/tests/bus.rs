@@ -27,7 +27,12 @@ async fn nats_bus(server: &NatsServer) -> Bus {
 }
 
 fn deleted(user: Uuid) -> Event {
-    Event::new(&UserDeleted { user_id: user.to_string() }, user)
+    Event::new(
+        &UserDeleted {
+            user_id: user.to_string(),
+        },
+        user,
+    )
 }
 
 fn ended(user: Uuid) -> Event {
@@ -94,7 +99,10 @@ async fn subscriptions_read_the_past_then_go_live(bus: Bus) {
         .subscribe(alices.clone(), Start::Since(before))
         .await
         .expect("subscribe");
-    assert_eq!(until_caught_up(&mut mine).await, vec![past[0].id, past[2].id]);
+    assert_eq!(
+        until_caught_up(&mut mine).await,
+        vec![past[0].id, past[2].id]
+    );
 
     // Resuming after alice's first: her second only.
     let mut resumed = bus
@@ -150,7 +158,9 @@ async fn jetstream_keeps_each_event_once_as_a_cloudevent() {
     bus.publish(&[event.clone(), event.clone()])
         .await
         .expect("published");
-    bus.publish(std::slice::from_ref(&event)).await.expect("again");
+    bus.publish(std::slice::from_ref(&event))
+        .await
+        .expect("again");
 
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client);
@@ -159,16 +169,25 @@ async fn jetstream_keeps_each_event_once_as_a_cloudevent() {
     assert_eq!(info.state.messages, 1, "one stored message");
     assert_eq!(info.config.subjects, vec!["suite.user.v1.>".to_owned()]);
     let raw = stream.get_raw_message(1).await.expect("message");
-    assert_eq!(raw.subject.as_str(), format!("suite.user.v1.UserDeleted.{user}"));
+    assert_eq!(
+        raw.subject.as_str(),
+        format!("suite.user.v1.UserDeleted.{user}")
+    );
     let headers = raw.headers;
     let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
     assert_eq!(header("ce-specversion").as_deref(), Some("1.0"));
     assert_eq!(header("ce-id"), Some(event.id.to_string()));
-    assert_eq!(header("ce-type").as_deref(), Some("suite.user.v1.UserDeleted"));
+    assert_eq!(
+        header("ce-type").as_deref(),
+        Some("suite.user.v1.UserDeleted")
+    );
     assert_eq!(header("ce-source").as_deref(), Some("suite-user"));
     assert_eq!(header("ce-subject"), Some(user.to_string()));
     assert!(header("ce-time").is_some());
-    assert_eq!(header("content-type").as_deref(), Some("application/protobuf"));
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("application/protobuf")
+    );
     assert_eq!(header("traceparent"), event.traceparent);
     assert_eq!(header("Nats-Msg-Id"), Some(event.id.to_string()));
     let body: UserDeleted = prost::Message::decode(raw.payload).expect("protobuf body");
@@ -180,7 +199,9 @@ async fn a_durable_consumer_gets_again_what_it_did_not_acknowledge() {
     let server = NatsServer::start();
     let bus = nats_bus(&server).await;
     let (a, b) = (deleted(Uuid::now_v7()), deleted(Uuid::now_v7()));
-    bus.publish(&[a.clone(), b.clone()]).await.expect("published");
+    bus.publish(&[a.clone(), b.clone()])
+        .await
+        .expect("published");
     {
         let mut deliveries = bus
             .durable("test-consumer", Stream::User, Filter::default())
@@ -238,7 +259,9 @@ async fn publishing_fails_while_nats_is_down_and_works_when_it_is_back() {
     // The subscription ended at the loss (JetStream's ephemeral consumers
     // do not outlive a restart): its owner subscribes again from where it
     // was, and finds what was published since.
-    let ended = tokio::time::timeout(WAIT, sub.next()).await.expect("ended in time");
+    let ended = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("ended in time");
     assert!(matches!(ended, Some(Err(_)) | None), "{ended:?}");
     let mut again = bus
         .subscribe(Filter::default(), Start::Since(since))

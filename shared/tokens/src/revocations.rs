@@ -101,9 +101,10 @@ impl Revocations {
         let forget_before = now_millis() - self.keep_millis();
         state.sessions.retain(|_, at| *at >= forget_before);
         state.users.retain(|_, at| *at >= forget_before);
-        self.inner
-            .empty
-            .store(state.sessions.is_empty() && state.users.is_empty(), Ordering::Release);
+        self.inner.empty.store(
+            state.sessions.is_empty() && state.users.is_empty(),
+            Ordering::Release,
+        );
     }
 
     fn keep_millis(&self) -> Millis {
@@ -120,7 +121,10 @@ impl Revocations {
             return true;
         };
         session.is_some_and(|s| state.sessions.contains_key(&s))
-            || state.users.get(&user).is_some_and(|before| issued < *before)
+            || state
+                .users
+                .get(&user)
+                .is_some_and(|before| issued < *before)
     }
 
     /// How many entries it holds (sessions, users).

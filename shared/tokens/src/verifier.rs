@@ -170,7 +170,11 @@ impl Verifier {
     }
 
     /// A user's token issued before a revocation that concerns it is refused.
-    fn refuse_revoked(&self, caller: &Caller, issued: revocations::Millis) -> Result<(), TokenError> {
+    fn refuse_revoked(
+        &self,
+        caller: &Caller,
+        issued: revocations::Millis,
+    ) -> Result<(), TokenError> {
         match (&self.revocations, caller) {
             (Some(r), Caller::User(u)) if r.refuses(u.id, u.session, issued) => {
                 Err(TokenError::Revoked)

@@ -2,9 +2,9 @@
 
 use super::{AuthStore, Result, SessionRecord, SuccessorKey, TokenRecord};
 use async_trait::async_trait;
-use suite_events::{Event, outbox};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
+use suite_events::{Event, outbox};
 use uuid::Uuid;
 
 pub struct PgStore {
@@ -165,11 +165,12 @@ impl AuthStore for PgStore {
 
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>, events: &[Event]) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
@@ -186,11 +187,13 @@ impl AuthStore for PgStore {
         event_for: &(dyn Fn(Uuid) -> Event + Sync),
     ) -> Result<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
-        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND created_at < $2 AND revoked_at IS NULL")
-            .bind(user_id)
-            .bind(created_before)
-            .fetch_all(&mut *tx)
-            .await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE user_id = $1 AND created_at < $2 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(created_before)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut events = Vec::with_capacity(ids.len());
         for id in &ids {
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")

@@ -2,9 +2,9 @@
 
 use super::{AuthStore, Result, SessionRecord, SuccessorKey, TokenRecord};
 use async_trait::async_trait;
-use suite_events::{Event, outbox};
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use suite_events::{Event, outbox};
 use uuid::Uuid;
 
 pub struct SqliteStore {
@@ -175,11 +175,12 @@ impl AuthStore for SqliteStore {
 
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>, events: &[Event]) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
@@ -196,11 +197,13 @@ impl AuthStore for SqliteStore {
         event_for: &(dyn Fn(Uuid) -> Event + Sync),
     ) -> Result<Vec<Uuid>> {
         let mut tx = self.begin_write().await?;
-        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = ?1 AND created_at < ?2 AND revoked_at IS NULL")
-            .bind(user_id)
-            .bind(created_before)
-            .fetch_all(&mut *tx)
-            .await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE user_id = ?1 AND created_at < ?2 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(created_before)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut events = Vec::with_capacity(ids.len());
         for id in &ids {
             sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")

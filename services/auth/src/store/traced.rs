@@ -47,8 +47,12 @@ impl AuthStore for Traced<dyn AuthStore> {
         self.run("UPDATE", "sessions", touch).await
     }
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>, events: &[Event]) -> Result<bool> {
-        self.run("UPDATE", "sessions", self.inner().revoke_session(id, at, events))
-            .await
+        self.run(
+            "UPDATE",
+            "sessions",
+            self.inner().revoke_session(id, at, events),
+        )
+        .await
     }
     async fn revoke_user_sessions(
         &self,

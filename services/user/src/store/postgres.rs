@@ -3,9 +3,9 @@
 use super::{Attempt, Counter, Failures, Result, UserRecord, UserStore, reserve};
 use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
-use suite_events::{Event, outbox};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
+use suite_events::{Event, outbox};
 use uuid::Uuid;
 
 pub struct PgStore {

@@ -3,9 +3,9 @@
 use super::{Attempt, Counter, Failures, Result, StoreError, UserRecord, UserStore, reserve};
 use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
-use suite_events::{Event, outbox};
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use suite_events::{Event, outbox};
 use uuid::Uuid;
 
 pub struct SqliteStore {

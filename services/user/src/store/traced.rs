@@ -43,8 +43,12 @@ impl UserStore for Traced<dyn UserStore> {
         at: DateTime<Utc>,
         events: &[Event],
     ) -> Result<bool> {
-        self.run("UPDATE", "users", self.inner().delete(id, version, at, events))
-            .await
+        self.run(
+            "UPDATE",
+            "users",
+            self.inner().delete(id, version, at, events),
+        )
+        .await
     }
     async fn append_events(&self, events: &[Event]) -> Result<()> {
         self.run("INSERT", "outbox", self.inner().append_events(events))

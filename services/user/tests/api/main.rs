@@ -6,6 +6,7 @@ mod helpers;
 mod authorization;
 mod credentials;
 mod crud;
+mod events;
 mod pagination;
 mod server;
 mod validation;
