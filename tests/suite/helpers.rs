@@ -13,8 +13,10 @@ pub struct Suite {
     pub gateway_admin: SocketAddr,
     /// The user service's gRPC address.
     pub user: SocketAddr,
+    /// The auth service's gRPC address.
+    pub auth: SocketAddr,
     dbs: Vec<TestDb>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), suite::SuiteError>>>,
 }
@@ -25,6 +27,15 @@ pub async fn spawn_suite(backend: Backend) -> Option<Suite> {
 
 pub async fn spawn_suite_with(
     backend: Backend,
+    tweak: impl FnOnce(&mut suite_gateway::Config),
+) -> Option<Suite> {
+    spawn_suite_on(backend, None, tweak).await
+}
+
+/// The suite with its events on the NATS at `nats_url` (else in-process).
+pub async fn spawn_suite_on(
+    backend: Backend,
+    nats_url: Option<String>,
     tweak: impl FnOnce(&mut suite_gateway::Config),
 ) -> Option<Suite> {
     let user_db = TestDb::create(backend, "user").await?;
@@ -45,7 +56,9 @@ pub async fn spawn_suite_with(
         .local_addr()
         .expect("addr");
     let user = listeners.user.local_addr().expect("addr");
+    let auth = listeners.auth.local_addr().expect("addr");
     let mut user_config = suite_user::Config::defaults();
+    let mut auth_config = suite_auth::Config::defaults();
     user_config.password_hash_concurrency = Some(2);
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     let mut gateway_config = suite_gateway::Config::defaults();
@@ -53,11 +66,14 @@ pub async fn spawn_suite_with(
     gateway_config.auth_rate_limit_burst = 10_000;
     gateway_config.rate_limit_burst = 10_000;
     tweak(&mut gateway_config);
+    user_config.events.nats_url = nats_url.clone();
+    auth_config.events.nats_url = nats_url.clone();
+    gateway_config.events.nats_url = nats_url;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(suite::run(
         config,
         user_config,
-        suite_auth::Config::defaults(),
+        auth_config,
         gateway_config,
         listeners,
         async {
@@ -68,8 +84,9 @@ pub async fn spawn_suite_with(
         gateway,
         gateway_admin,
         user,
+        auth,
         dbs: vec![user_db, auth_db],
-        _dir: dir,
+        dir,
         stop: Some(stop),
         task: Some(task),
     };
@@ -151,6 +168,29 @@ impl Suite {
         body: Option<(&str, String)>,
     ) -> Result<Reply, String> {
         send(self.gateway, method, path, token, body).await
+    }
+
+    /// A token signed with the suite's own key (as an operator holding it
+    /// could): for `sub`, with `roles`.
+    pub fn mint(&self, sub: &str, roles: &[&str]) -> String {
+        let pem = std::fs::read_to_string(self.dir.path().join("auth-signing-key.pem"))
+            .expect("the suite's signing key");
+        let key = suite_tokens::SigningKey::from_pkcs8_pem_thumbprinted(&pem).expect("key");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        key.sign(&suite_tokens::Claims {
+            iss: "suite-auth".into(),
+            aud: suite_tokens::Audience::Many(vec!["suite".into(), "suite-user".into()]),
+            sub: sub.into(),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: None,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        })
+        .expect("sign")
     }
 
     /// A GET of the gateway's admin port: the status and the body's text.
