@@ -127,9 +127,9 @@ impl EventsArgs {
     /// one of this process's own.
     pub async fn bus(&self, client_name: &str) -> Result<Bus, Error> {
         match &self.nats_url {
-            Some(url) => Ok(Bus::Nats(
+            Some(url) => Ok(Bus::Nats(Box::new(
                 NatsBus::connect(url, client_name, self.settings()).await?,
-            )),
+            ))),
             None => Ok(Bus::Local(self.local.clone().unwrap_or_default())),
         }
     }
@@ -138,7 +138,8 @@ impl EventsArgs {
 /// Where events go and come from.
 #[derive(Debug, Clone)]
 pub enum Bus {
-    Nats(NatsBus),
+    // Boxed: the JetStream context is large, and a bus is cloned into tasks.
+    Nats(Box<NatsBus>),
     Local(LocalBus),
 }
 

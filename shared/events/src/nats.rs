@@ -275,7 +275,7 @@ fn until_lost<T: Send + 'static>(
     let mut ended = false;
     stream::select(
         items.map(Some),
-        lost.map(|e| Some(e)).chain(stream::iter([None])),
+        lost.map(Some).chain(stream::iter([None])),
     )
     .take_while(move |item| {
         let go = !ended;
@@ -287,6 +287,9 @@ fn until_lost<T: Send + 'static>(
     .filter_map(std::future::ready)
 }
 
+/// One stream's part of a merged subscription, as it comes.
+type PartStream = Pin<Box<dyn futures_util::Stream<Item = Result<Part, Error>> + Send>>;
+
 /// One stream's part of a merged subscription.
 enum Part {
     Event(Item),
@@ -296,7 +299,7 @@ enum Part {
 /// The parts merged as they come, with one [`Item::CaughtUp`] once every
 /// part has caught up.
 fn merge_caught_up(
-    parts: Vec<Pin<Box<dyn futures_util::Stream<Item = Result<Part, Error>> + Send>>>,
+    parts: Vec<PartStream>,
     count: usize,
 ) -> impl futures_util::Stream<Item = Result<Item, Error>> + Send {
     let mut caught_up = 0usize;
