@@ -303,12 +303,16 @@ async fn every_request_is_one_trace_across_the_services() {
     let (gateway_admin, quiet_admin) = (free_port(), free_port());
     let user_url = format!("http://127.0.0.1:{user_port}");
     let auth_url = format!("http://127.0.0.1:{auth_port}");
+    // The four processes' events meet on a NATS of the test's own.
+    let nats = suite_events::testing::NatsServer::start();
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
     let otel = [
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://{collector_addr}"),
         ),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ("NATS_URL", nats.url()),
     ];
     let with = |extra: Vec<(&'static str, String)>| {
         let mut env: Vec<(&str, String)> = otel.to_vec();
@@ -477,6 +481,86 @@ async fn every_request_is_one_trace_across_the_services() {
     )
     .await;
     assert_eq!(status, 200);
+
+    // Logout, under a trace of its own: its event carries the trace, and the
+    // access token is refused by both gateways (other processes, told by
+    // the event over NATS).
+    let (logout_trace, _, header) = traceparent(5, true);
+    let (status, _) = call(
+        gw,
+        "POST",
+        "/api/v1/auth/logout",
+        &[("traceparent", header)],
+        Some(json!({"refreshToken": new_refresh})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for addr in [gw, quiet_gw] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = call(
+                addr,
+                "GET",
+                "/api/v1/users/me",
+                &[("authorization", format!("Bearer {access}"))],
+                None,
+            )
+            .await;
+            if status == 401 {
+                assert_eq!(body["detail"], "access token revoked");
+                break;
+            }
+            assert!(Instant::now() < deadline, "never revoked at {addr}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // Each event names the trace of the request that caused it.
+    let bus = suite_events::EventsArgs {
+        nats_url: Some(nats.url()),
+        ..suite_events::EventsArgs::default()
+    }
+    .bus("telemetry-test")
+    .await
+    .expect("bus");
+    let trace_of = |types: &[&str]| {
+        let bus = bus.clone();
+        let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+        async move {
+            let filter = suite_events::Filter {
+                types,
+                ..suite_events::Filter::default()
+            };
+            let mut sub = bus
+                .subscribe(filter, suite_events::Start::Since(since))
+                .await
+                .expect("subscribe");
+            let mut traces = Vec::new();
+            while let Some(Ok(suite_events::Item::Event { event, .. })) =
+                tokio::time::timeout(Duration::from_secs(10), sub.next())
+                    .await
+                    .expect("in time")
+            {
+                let tp = event.traceparent.unwrap_or_default();
+                traces.push(tp.split('-').nth(1).unwrap_or_default().to_owned());
+                if traces.len() == 1 {
+                    break;
+                }
+            }
+            traces
+        }
+    };
+    assert_eq!(
+        trace_of(&["suite.auth.v1.SessionStarted"]).await,
+        [login_trace.clone()]
+    );
+    assert_eq!(
+        trace_of(&["suite.auth.v1.SessionEnded"]).await,
+        [logout_trace]
+    );
+    // Registered without a traceparent: a trace the gateway began.
+    let created_trace = trace_of(&["suite.user.v1.UserCreated"]).await;
+    assert_eq!(created_trace.len(), 1);
+    assert_eq!(created_trace[0].len(), 32, "{created_trace:?}");
 
     // Metrics: Prometheus text that counts the journey.
     let gateway_metrics = parse_prometheus(&get_text(gw_admin, "/metrics").await);

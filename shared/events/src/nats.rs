@@ -273,18 +273,15 @@ fn until_lost<T: Send + 'static>(
     // The loss ends the stream: after its error, nothing more.
     let lost = stream::once(lost);
     let mut ended = false;
-    stream::select(
-        items.map(Some),
-        lost.map(Some).chain(stream::iter([None])),
-    )
-    .take_while(move |item| {
-        let go = !ended;
-        if item.as_ref().is_none_or(Result::is_err) {
-            ended = true;
-        }
-        std::future::ready(go && item.is_some())
-    })
-    .filter_map(std::future::ready)
+    stream::select(items.map(Some), lost.map(Some).chain(stream::iter([None])))
+        .take_while(move |item| {
+            let go = !ended;
+            if item.as_ref().is_none_or(Result::is_err) {
+                ended = true;
+            }
+            std::future::ready(go && item.is_some())
+        })
+        .filter_map(std::future::ready)
 }
 
 /// One stream's part of a merged subscription, as it comes.

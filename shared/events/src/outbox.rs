@@ -133,9 +133,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         depth: Gauge::default(),
         published: Counter::default(),
         failures: Counter::default(),
-        latency: Histogram::new(
-            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0],
-        ),
+        latency: Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+        ]),
     };
     registry.register(
         "suite_outbox_depth",
