@@ -11,11 +11,7 @@ use std::time::Duration;
 
 pub async fn ready(State(gw): State<Shared>) -> Response {
     let mut not_ready = Vec::new();
-    if gw
-        .verifier
-        .revocations()
-        .is_some_and(|r| !r.is_caught_up())
-    {
+    if gw.verifier.revocations().is_some_and(|r| !r.is_caught_up()) {
         not_ready.push("revocations (reading the recent events)");
     }
     for (name, channel) in &gw.upstreams {

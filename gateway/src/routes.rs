@@ -231,6 +231,13 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         let verb = http::Method::from_bytes(kind.as_bytes()).map_err(|e| fail(e.to_string()))?;
         pattern = Some((verb, path));
     }
+    // Server streams are served as Server-Sent Events; a request stream has
+    // no REST form: refused at start-up rather than failing every call.
+    if method.is_client_streaming() {
+        return Err(fail(
+            "a client-streaming method cannot be served over REST".into(),
+        ));
+    }
     let (http_method, path) = pattern.ok_or_else(|| fail("no HTTP method".into()))?;
     let template = PathTemplate::parse(&path).map_err(|e| fail(e.to_string()))?;
     Ok(Route {
