@@ -263,6 +263,8 @@ struct Fixture {
     upstream: SocketAddr,
     token: String,
     key: SigningKey,
+    /// What the gateway was started with.
+    config: suite_gateway::Config,
     seen: Scripted,
     stop_upstream: Option<Upstream>,
 }
@@ -321,6 +323,7 @@ async fn fixture_with(budget_ms: u64, tweak: impl FnOnce(&mut suite_gateway::Con
         upstream,
         token,
         key,
+        config,
         seen,
         stop_upstream: Some(stop_upstream),
     }

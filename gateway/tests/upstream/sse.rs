@@ -31,7 +31,11 @@ impl Drop for Stream {
 
 impl Stream {
     async fn open(f: &Fixture, path: &str, token: &str, extra: &[(&str, &str)]) -> Self {
-        let tcp = tokio::net::TcpStream::connect(f.gateway)
+        Self::open_at(f.gateway, path, token, extra).await
+    }
+
+    async fn open_at(gateway: SocketAddr, path: &str, token: &str, extra: &[(&str, &str)]) -> Self {
+        let tcp = tokio::net::TcpStream::connect(gateway)
             .await
             .expect("connect");
         let (mut sender, conn) =
@@ -333,4 +337,34 @@ async fn streams_over_the_cap_are_503_until_one_closes() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_stopping_gateway_ends_its_streams_and_stops() {
+    let f = fixture(5_000).await;
+    // The real server loop, which drains in-flight requests when it stops.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(suite_gateway::serve_with_admin(
+        f.config.clone(),
+        listener,
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut s = Stream::open_at(gateway, ME, &f.token, &[]).await;
+    assert_eq!(s.status, 200);
+    s.next_event().await.expect("first");
+    s.next_event().await.expect("second");
+    let _ = stop.send(());
+    // A plain end (no error event): the client resumes elsewhere.
+    assert!(s.next_event().await.is_none(), "the stream ended");
+    tokio::time::timeout(PATIENCE, server)
+        .await
+        .expect("the gateway stops, not waiting for the stream")
+        .expect("joined")
+        .expect("cleanly");
+    seen_until(&f, "the stream dropped", |seen| seen.streams_dropped == 1).await;
 }
