@@ -56,7 +56,11 @@ pub async fn forward(
         Retry::Never
     };
     let message = Bytes::from(message.encode_to_vec());
-    if streams && let Some(shared) = matched.shared() {
+    if streams {
+        // The stream outlives this handler: it holds the endpoint itself.
+        let shared = matched.shared().ok_or_else(|| {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "no matched endpoint")
+        })?;
         return sse::serve(&gw, shared, &parts, metadata, message, retry).await;
     }
     let reply = call::unary(

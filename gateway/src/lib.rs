@@ -248,7 +248,8 @@ pub fn apps_with(
 }
 
 /// Serves the gateway on `listener` (and its admin routes on `ADMIN_ADDR`,
-/// if set) until `shutdown` completes, then lets in-flight requests finish.
+/// if set) until `shutdown` completes, then lets in-flight requests finish
+/// (and ends the event streams, which would not).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
