@@ -313,4 +313,35 @@ mod tests {
             );
         }
     }
+
+    /// A request stream has no REST form: the gateway does not start with
+    /// one annotated, rather than failing each of its calls.
+    #[test]
+    fn an_annotated_client_streaming_method_is_refused_at_start_up() {
+        let mut pool =
+            DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let set = pool
+            .get_message_by_name("google.protobuf.FileDescriptorSet")
+            .expect("descriptor.proto");
+        let file = serde_json::json!({ "file": [{
+            "name": "test/upload.proto",
+            "package": "test",
+            "syntax": "proto3",
+            "dependency": ["google/api/annotations.proto"],
+            "messageType": [{ "name": "Chunk" }],
+            "service": [{ "name": "Upload", "method": [{
+                "name": "Put",
+                "inputType": ".test.Chunk",
+                "outputType": ".test.Chunk",
+                "clientStreaming": true,
+                "options": { "[google.api.http]": { "post": "/upload", "body": "*" } },
+            }]}],
+        }]});
+        let set = DynamicMessage::deserialize(set, file).expect("a descriptor set");
+        pool.decode_file_descriptor_set(prost::Message::encode_to_vec(&set).as_slice())
+            .expect("added");
+        let err = RouteTable::from_pool(&pool, &["test.Upload"]).expect_err("refused");
+        assert_eq!(err.method, "test.Upload.Put");
+        assert!(err.reason.contains("client-streaming"), "{err}");
+    }
 }
