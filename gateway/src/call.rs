@@ -3,7 +3,8 @@
 //! (which the channel and the service both enforce) and is bounded by it
 //! here too, so whatever ends once it has passed (our timer, the channel's
 //! or a service's Cancelled for a spent `grpc-timeout`) is DeadlineExceeded.
-//! Reads are retried as `suite_grpc::retry` says, within the deadline.
+//! Reads are retried as `suite_grpc::retry` says, within the deadline. A
+//! server-streaming call is bounded by it only until it has started.
 
 use crate::endpoints::Endpoint;
 use bytes::Bytes;
@@ -78,6 +79,16 @@ pub fn returned_headers(md: &MetadataMap) -> Vec<(header::HeaderName, HeaderValu
         .collect()
 }
 
+/// The problem for an upstream error status, with its allowlisted metadata
+/// as headers (logged: the status says more than the problem shows).
+pub fn problem(route: &crate::routes::Route, s: &Status) -> crate::problem::Problem {
+    tracing::info!(code = ?s.code(), route = route.template.as_str(), "upstream error: {}", s.message());
+    returned_headers(s.metadata()).into_iter().fold(
+        crate::problem::Problem::from_status(s),
+        |p, (name, value)| p.with_header(name, value),
+    )
+}
+
 fn spent() -> Status {
     Status::deadline_exceeded("budget spent")
 }
@@ -112,6 +123,39 @@ pub async fn unary(
                 }
                 Ok(reply) => reply,
             }
+        }
+    })
+    .await
+}
+
+/// The endpoint's server-streaming RPC with `message`: only its start (up
+/// to the response headers, which carry an early error) must come before
+/// `deadline`. No `grpc-timeout` is sent: the stream lasts until the
+/// service, the client or the token's expiry ends it.
+pub async fn server_streaming(
+    endpoint: &Endpoint,
+    metadata: MetadataMap,
+    message: Bytes,
+    retry: Retry,
+    deadline: Instant,
+) -> Result<tonic::Response<tonic::Streaming<Bytes>>, Status> {
+    retry::call(&endpoint.upstream, retry, deadline, |_left| {
+        let request =
+            tonic::Request::from_parts(metadata.clone(), tonic::Extensions::new(), message.clone());
+        // A client span of its own, open until the stream's trailers (or its drop).
+        let mut client = tonic::client::Grpc::new(endpoint.trace.wrap(endpoint.upstream.channel()));
+        let path = endpoint.grpc_path.clone();
+        async move {
+            let attempt = async {
+                client
+                    .ready()
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                client.server_streaming(request, path, BytesCodec).await
+            };
+            tokio::time::timeout_at(deadline.into(), attempt)
+                .await
+                .unwrap_or_else(|_| Err(spent()))
         }
     })
     .await

@@ -119,6 +119,16 @@ pub struct Config {
     /// Most client connections open at once; more wait to be accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+
+    /// Most Server-Sent Event streams open at once (503 above): each holds a
+    /// connection and an upstream call for as long as its token lives.
+    #[arg(long, env = "MAX_EVENT_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_event_streams: u32,
+
+    /// Milliseconds of silence on an event stream before a `: keep-alive`
+    /// comment, so that proxies and clients do not take it for dead.
+    #[arg(long = "event-stream-keep-alive-ms", env = "EVENT_STREAM_KEEP_ALIVE_MS", value_name = "EVENT_STREAM_KEEP_ALIVE_MS", default_value = "15000", value_parser = clap::value_parser!(u64).range(10..=300_000).map(Duration::from_millis))]
+    pub event_stream_keep_alive: Duration,
 }
 
 impl Config {

@@ -98,6 +98,11 @@ impl Matched {
         self.0.as_ref().as_ref().ok().map(|(e, _)| e.as_ref())
     }
 
+    /// The endpoint, shared, for what outlives the handler (an event stream).
+    pub fn shared(&self) -> Option<Arc<Endpoint>> {
+        self.0.as_ref().as_ref().ok().map(|(e, _)| e.clone())
+    }
+
     /// The endpoint and the path variables, or the 404 / 405 problem.
     pub fn found(&self) -> Result<(&Endpoint, &Bindings), Problem> {
         match self.0.as_ref() {

@@ -1,11 +1,13 @@
 //! The handler under the layers: transcodes the request of the matched
-//! endpoint, calls its RPC, and answers with the JSON (or the problem).
+//! endpoint, calls its RPC, and answers with the JSON (or the problem), or
+//! with Server-Sent Events for a server-streaming RPC (`sse`).
 
 use crate::{
     call,
     endpoints::{Endpoint, Matched},
     limits::Client,
     problem::Problem,
+    sse,
     state::Shared,
     transcode,
 };
@@ -32,7 +34,11 @@ pub async fn forward(
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "unreadable body"))?;
-    let message = transcode::request(route, vars, parts.uri.query(), &body)?;
+    let mut message = transcode::request(route, vars, parts.uri.query(), &body)?;
+    let streams = route.method.is_server_streaming();
+    if streams {
+        sse::resume(&mut message, &parts.headers)?;
+    }
     let Some(Client(client)) = parts.extensions.get::<Client>().copied() else {
         return Err(Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -49,22 +55,23 @@ pub async fn forward(
     } else {
         Retry::Never
     };
+    let message = Bytes::from(message.encode_to_vec());
+    if streams {
+        // The stream outlives this handler: it holds the endpoint itself.
+        let shared = matched.shared().ok_or_else(|| {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "no matched endpoint")
+        })?;
+        return sse::serve(&gw, shared, &parts, metadata, message, retry).await;
+    }
     let reply = call::unary(
         endpoint,
         metadata,
-        Bytes::from(message.encode_to_vec()),
+        message,
         retry,
         Instant::now() + gw.budget,
     )
     .await
-    .map_err(|s| {
-        tracing::info!(code = ?s.code(), route = route.template.as_str(), "upstream error: {}", s.message());
-        call::returned_headers(s.metadata())
-            .into_iter()
-            .fold(Problem::from_status(&s), |p, (name, value)| {
-                p.with_header(name, value)
-            })
-    })?;
+    .map_err(|s| call::problem(route, &s))?;
     answer(endpoint, parts.uri.path(), &reply)
 }
 

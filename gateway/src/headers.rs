@@ -1,5 +1,6 @@
 //! Security headers every answer carries: what helmet gives Express apps, as
-//! fits a JSON API; CORS from an allowlist; compression.
+//! fits a JSON API; CORS from an allowlist; compression (whose default
+//! predicate leaves `text/event-stream` alone: events are not held back).
 
 use crate::{Config, Error};
 use axum::Router;
@@ -68,6 +69,8 @@ pub fn secure(router: Router, config: &Config) -> Result<Router, Error> {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     HeaderName::from_static("x-request-id"),
+                    // An event stream's reconnect (`sse`).
+                    HeaderName::from_static("last-event-id"),
                 ])
                 .expose_headers([
                     HeaderName::from_static("x-request-id"),

@@ -19,6 +19,7 @@ pub mod problem;
 pub mod ready;
 pub mod request_id;
 pub mod routes;
+pub mod sse;
 pub mod state;
 pub mod template;
 pub mod transcode;
@@ -87,6 +88,8 @@ pub struct Apps {
     /// The admin port (`ADMIN_ADDR`): `/metrics`, `/livez` and `/readyz`,
     /// which are no business of clients (and `/readyz` costs health calls).
     pub admin: Router,
+    /// Send `true` when the server stops: the event streams end.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The public HTTP application (routes and state), without a listener.
@@ -183,7 +186,13 @@ pub fn apps_with(
         budget: config.request_timeout,
         max_body_bytes: config.max_body_bytes as usize,
         forwarding_secret: config.forwarding_secret.clone(),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(
+            config.max_event_streams as usize,
+        )),
+        keep_alive: config.event_stream_keep_alive,
+        closing: tokio::sync::watch::Sender::new(false),
     });
+    let closing = state.closing.clone();
     // The contract's routes: the handler that transcodes, calls and answers,
     // under the layers of what every call needs, innermost first. Each acts
     // on the matched route (the match is computed once, by the first that
@@ -231,11 +240,16 @@ pub fn apps_with(
     let public = headers::secure(router, config)?
         // Outermost: the server span and metrics cover everything, 429s included.
         .layer(from_fn_with_state(state, observe::observe));
-    Ok(Apps { public, admin })
+    Ok(Apps {
+        public,
+        admin,
+        closing,
+    })
 }
 
 /// Serves the gateway on `listener` (and its admin routes on `ADMIN_ADDR`,
-/// if set) until `shutdown` completes, then lets in-flight requests finish.
+/// if set) until `shutdown` completes, then lets in-flight requests finish
+/// (and ends the event streams, which would not).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -268,7 +282,13 @@ pub async fn serve_with_admin(
     let Apps {
         public,
         admin: admin_app,
+        closing,
     } = apps_with(&config, Arc::new(balance::Dns), revocations)?;
+    // The drain that follows waits for requests to end, which streams do not.
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+    };
     // Runs for as long as the public server does.
     let _admin = admin.map(|l| suite_telemetry::metrics::spawn_admin_on(l, admin_app));
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");

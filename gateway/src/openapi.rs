@@ -150,6 +150,20 @@ impl Generator<'_> {
             self.query_parameters(&input, "", &bound, &route.body, 0, &mut query);
             parameters.extend(query);
         }
+        if method.is_server_streaming()
+            && let Some(field) = crate::sse::resume_field(&input)
+        {
+            parameters.push(json!({
+                "name": "Last-Event-ID",
+                "in": "header",
+                "description": format!(
+                    "Sent by an EventSource on reconnecting: the `id` of the last event \
+                     received. Sets `{}` (and wins over the query parameter).",
+                    field.json_name()
+                ),
+                "schema": self.scalar_schema(&field),
+            }));
+        }
         if !parameters.is_empty() {
             op.insert("parameters".into(), parameters.into());
         }
@@ -208,7 +222,9 @@ impl Generator<'_> {
                 }),
             );
         }
-        if route.success != http::StatusCode::NO_CONTENT {
+        if route.method.is_server_streaming() {
+            success = self.event_stream(route);
+        } else if route.success != http::StatusCode::NO_CONTENT {
             let schema = if route.response_body.is_empty() {
                 self.reference(&output)
             } else {
@@ -244,6 +260,40 @@ impl Generator<'_> {
             json!({ "$ref": "#/components/responses/Error" }),
         );
         responses
+    }
+
+    /// The success of a server-streaming route: Server-Sent Events, framed
+    /// as the `sse` module says, each `data` the JSON of the message (its
+    /// schema in `x-event-data`, as OpenAPI 3.1 has no schema for items).
+    fn event_stream(&mut self, route: &Route) -> Value {
+        let output = route.method.output();
+        let data = if route.response_body.is_empty() {
+            self.reference(&output)
+        } else {
+            match output.get_field_by_name(&route.response_body) {
+                Some(f) => self.field_schema(&f),
+                None => json!({}),
+            }
+        };
+        let about = comment(output.parent_file(), output.path());
+        let framing = format!(
+            "A stream of Server-Sent Events (`text/event-stream`), one per `{}`: `id` is its \
+             `id` (send it back as `Last-Event-ID` to resume after it), `event` its `type`, \
+             `data` its JSON on one line (the schema in `x-event-data`). A `: keep-alive` \
+             comment breaks any silence (after 15 s by default). The stream ends when the access token \
+             expires or the stream breaks off, with a last `event: error` whose `data` is a \
+             problem (`Problem`, e.g. status 401 `access token expired`); errors before the \
+             first event are ordinary problem answers. After a plain end (the gateway \
+             restarting, say) the client resumes with `Last-Event-ID`.",
+            output.full_name()
+        );
+        json!({
+            "description": if about.is_empty() { framing } else { format!("{about}\n\n{framing}") },
+            "content": { "text/event-stream": {
+                "schema": { "type": "string" },
+                "x-event-data": data,
+            }},
+        })
     }
 
     /// The fields a query string may set: scalars, repeated scalars and
@@ -785,4 +835,55 @@ fn gateway_paths() -> Vec<(&'static str, Map<String, Value>)> {
             ),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Value {
+        let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let routes = RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE])
+            .expect("routes");
+        document(&routes, &pool)
+    }
+
+    #[test]
+    fn a_streaming_operation_is_an_event_stream_of_its_message() {
+        let doc = doc();
+        let op = &doc["paths"]["/api/v1/users/me/events"]["get"];
+        let ok = &op["responses"]["200"];
+        let media = &ok["content"]["text/event-stream"];
+        assert_eq!(media["schema"], json!({ "type": "string" }));
+        assert_eq!(
+            media["x-event-data"],
+            json!({ "$ref": "#/components/schemas/suite.user.v1.Event" })
+        );
+        assert!(ok["content"].get("application/json").is_none(), "{ok}");
+        assert!(
+            doc["components"]["schemas"]["suite.user.v1.Event"]["properties"]["id"].is_object()
+        );
+        let description = ok["description"].as_str().expect("description");
+        assert!(description.contains("Last-Event-ID"), "{description}");
+        assert!(description.contains("event: error"), "{description}");
+        let parameters = op["parameters"].as_array().expect("parameters");
+        let header = parameters
+            .iter()
+            .find(|p| p["in"] == "header")
+            .expect("a header parameter");
+        assert_eq!(header["name"], "Last-Event-ID");
+        assert_eq!(header["schema"]["format"], "uuid");
+        assert!(parameters.iter().any(|p| p["name"] == "lastEventId"));
+        for code in ["401", "403", "503"] {
+            assert!(op["responses"].get(code).is_some(), "{code}");
+        }
+        // The admins' stream too; a unary operation stays JSON.
+        assert!(
+            doc["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
+                .get("text/event-stream")
+                .is_some()
+        );
+        let unary = &doc["paths"]["/api/v1/users/{id}"]["get"]["responses"]["200"]["content"];
+        assert!(unary.get("application/json").is_some(), "{unary}");
+    }
 }

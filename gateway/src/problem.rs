@@ -126,8 +126,29 @@ fn lower_camel(s: &str) -> String {
     out
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+/// Where a problem happened, for its body: the request id and the trace id.
+/// Taken at once for an answer; kept for a problem sent later, in an event
+/// stream, when the request's task-locals are gone.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+impl Origin {
+    /// The request's and the trace's, as current now.
+    pub fn current() -> Self {
+        Self {
+            request_id: crate::request_id::current()
+                .and_then(|id| id.to_str().ok().map(str::to_owned)),
+            trace_id: suite_telemetry::current_trace_id(),
+        }
+    }
+}
+
+impl Problem {
+    /// The `application/problem+json` body.
+    pub fn body(&self, origin: &Origin) -> serde_json::Value {
         let title = match self.status.as_u16() {
             499 => "Client Closed Request",
             _ => self.status.canonical_reason().unwrap_or("Error"),
@@ -138,22 +159,27 @@ impl IntoResponse for Problem {
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
-        if let Some(id) =
-            crate::request_id::current().and_then(|id| id.to_str().ok().map(str::to_owned))
-        {
-            body["requestId"] = serde_json::Value::String(id);
+        if let Some(id) = &origin.request_id {
+            body["requestId"] = serde_json::Value::String(id.clone());
         }
         // A bug report quoting the body leads straight to the trace.
-        if let Some(trace_id) = suite_telemetry::current_trace_id() {
-            body["traceId"] = serde_json::Value::String(trace_id);
+        if let Some(trace_id) = &origin.trace_id {
+            body["traceId"] = serde_json::Value::String(trace_id.clone());
         }
         if !self.violations.is_empty() {
             body["errors"] = self
                 .violations
-                .into_iter()
+                .iter()
                 .map(|(field, message)| serde_json::json!({ "field": field, "message": message }))
                 .collect();
         }
+        body
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = self.body(&Origin::current());
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(

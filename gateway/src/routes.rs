@@ -231,6 +231,13 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         let verb = http::Method::from_bytes(kind.as_bytes()).map_err(|e| fail(e.to_string()))?;
         pattern = Some((verb, path));
     }
+    // Server streams are served as Server-Sent Events; a request stream has
+    // no REST form: refused at start-up rather than failing every call.
+    if method.is_client_streaming() {
+        return Err(fail(
+            "a client-streaming method cannot be served over REST".into(),
+        ));
+    }
     let (http_method, path) = pattern.ok_or_else(|| fail("no HTTP method".into()))?;
     let template = PathTemplate::parse(&path).map_err(|e| fail(e.to_string()))?;
     Ok(Route {
@@ -305,5 +312,36 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// A request stream has no REST form: the gateway does not start with
+    /// one annotated, rather than failing each of its calls.
+    #[test]
+    fn an_annotated_client_streaming_method_is_refused_at_start_up() {
+        let mut pool =
+            DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let set = pool
+            .get_message_by_name("google.protobuf.FileDescriptorSet")
+            .expect("descriptor.proto");
+        let file = serde_json::json!({ "file": [{
+            "name": "test/upload.proto",
+            "package": "test",
+            "syntax": "proto3",
+            "dependency": ["google/api/annotations.proto"],
+            "messageType": [{ "name": "Chunk" }],
+            "service": [{ "name": "Upload", "method": [{
+                "name": "Put",
+                "inputType": ".test.Chunk",
+                "outputType": ".test.Chunk",
+                "clientStreaming": true,
+                "options": { "[google.api.http]": { "post": "/upload", "body": "*" } },
+            }]}],
+        }]});
+        let set = DynamicMessage::deserialize(set, file).expect("a descriptor set");
+        pool.decode_file_descriptor_set(prost::Message::encode_to_vec(&set).as_slice())
+            .expect("added");
+        let err = RouteTable::from_pool(&pool, &["test.Upload"]).expect_err("refused");
+        assert_eq!(err.method, "test.Upload.Put");
+        assert!(err.reason.contains("client-streaming"), "{err}");
     }
 }

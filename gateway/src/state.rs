@@ -17,6 +17,13 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Proves to the services that the client's address is the gateway's word.
     pub forwarding_secret: Option<secrecy::SecretString>,
+    /// One permit per open event stream (`MAX_EVENT_STREAMS`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// The silence after which an event stream sends a keep-alive comment.
+    pub keep_alive: Duration,
+    /// True once the server stops: open event streams end (clients resume
+    /// elsewhere), or the drain of in-flight requests would wait for them.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 pub type Shared = Arc<AppState>;

@@ -279,7 +279,17 @@ fn scalar(field: &FieldDescriptor, raw: &str) -> Result<Value, String> {
 
 /// The JSON of a response, or of its `response_body` field.
 pub fn response(route: &Route, bytes: &[u8]) -> Result<serde_json::Value, String> {
+    reply(route, bytes).map(|(_, json)| json)
+}
+
+/// A response decoded, and its JSON (or its `response_body` field's).
+pub fn reply(route: &Route, bytes: &[u8]) -> Result<(DynamicMessage, serde_json::Value), String> {
     let msg = DynamicMessage::decode(route.method.output(), bytes).map_err(|e| e.to_string())?;
+    let json = to_json(route, &msg)?;
+    Ok((msg, json))
+}
+
+fn to_json(route: &Route, msg: &DynamicMessage) -> Result<serde_json::Value, String> {
     let json = msg
         .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
         .map_err(|e| e.to_string())?;

@@ -1,7 +1,12 @@
 //! The gateway against a scripted user service: every gRPC status code to
 //! its HTTP status and problem, error details, metadata in both directions,
-//! the request budget, and an upstream that goes away and comes back.
+//! the request budget, and an upstream that goes away and comes back;
+//! server streams as Server-Sent Events (`upstream/sse.rs`).
 //! The real services are tested through the gateway in the root package.
+
+// In this binary (one link), not a test target of its own.
+#[path = "upstream/sse.rs"]
+mod sse;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -12,9 +17,10 @@ use std::{
 };
 use suite_proto::suite::user::v1::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
-    DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
-    GetUserStatusResponse, ListUsersRequest, ListUsersResponse, UpdateUserRequest,
-    UpdateUserResponse, User, VerifyCredentialsRequest, VerifyCredentialsResponse,
+    DeleteUserRequest, DeleteUserResponse, Event, GetUserRequest, GetUserResponse,
+    GetUserStatusRequest, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
+    StreamEventsRequest, StreamMyEventsRequest, UpdateUserRequest, UpdateUserResponse, User,
+    UserUpdated, VerifyCredentialsRequest, VerifyCredentialsResponse, event,
     user_service_server::{UserService, UserServiceServer},
 };
 use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
@@ -29,6 +35,39 @@ struct Seen {
     /// GetUser and CreateUser calls received.
     get_calls: usize,
     create_calls: usize,
+    /// StreamMyEvents: the metadata and `last_event_id` of each call, and
+    /// how many of its streams the client has dropped.
+    stream_metadata: Option<tonic::metadata::MetadataMap>,
+    last_event_ids: Vec<String>,
+    streams_dropped: usize,
+}
+
+/// A scripted event stream.
+type Events = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Event, Status>> + Send>>;
+
+/// The events every StreamMyEvents call sends first.
+fn scripted_events() -> Vec<Event> {
+    [
+        "0190f5c4-0000-7000-8000-000000000001",
+        "0190f5c4-0000-7000-8000-000000000002",
+    ]
+    .into_iter()
+    .map(|id| Event {
+        id: id.into(),
+        r#type: "suite.user.v1.UserUpdated".into(),
+        source: "suite-user".into(),
+        subject: "01a216e4-4d21-773d-b270-03fa587d21ab".into(),
+        time: None,
+        data: Some(event::Data::UserUpdated(UserUpdated {
+            user: Some(User {
+                id: "01a216e4-4d21-773d-b270-03fa587d21ab".into(),
+                username: "ada".into(),
+                ..User::default()
+            }),
+            changed_fields: vec!["display_name".into()],
+        })),
+    })
+    .collect()
 }
 
 #[derive(Clone, Default)]
@@ -146,6 +185,54 @@ impl UserService for Scripted {
     ) -> Result<Response<GetUserStatusResponse>, Status> {
         Err(Status::unimplemented("not scripted"))
     }
+
+    type StreamMyEventsStream = Events;
+    type StreamEventsStream = Events;
+
+    /// The scripted events, then (with `last_event_id` "end-with-error") an
+    /// error, else nothing until the client goes, which is counted.
+    async fn stream_my_events(
+        &self,
+        req: Request<StreamMyEventsRequest>,
+    ) -> Result<Response<Events>, Status> {
+        let last_event_id = req.get_ref().last_event_id.clone();
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.stream_metadata = Some(req.metadata().clone());
+            seen.last_event_ids.push(last_event_id.clone());
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let seen = self.seen.clone();
+        tokio::spawn(async move {
+            for event in scripted_events() {
+                if tx.send(Ok(event)).await.is_err() {
+                    break;
+                }
+            }
+            if last_event_id == "end-with-error" {
+                let _ = tx
+                    .send(Err(Status::unauthenticated("access token expired")))
+                    .await;
+                return;
+            }
+            tx.closed().await;
+            if let Ok(mut seen) = seen.lock() {
+                seen.streams_dropped += 1;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    /// Refused before any event, as for a caller who is not an admin.
+    async fn stream_events(
+        &self,
+        _: Request<StreamEventsRequest>,
+    ) -> Result<Response<Events>, Status> {
+        Err(Status::permission_denied(
+            "only admins may read every user's events",
+        ))
+    }
 }
 
 /// A running scripted service: fire `stop`, then await `task` for it to be gone.
@@ -175,28 +262,40 @@ struct Fixture {
     gateway: SocketAddr,
     upstream: SocketAddr,
     token: String,
+    key: SigningKey,
+    /// What the gateway was started with.
+    config: suite_gateway::Config,
     seen: Scripted,
     stop_upstream: Option<Upstream>,
 }
 
+/// A user's access token that expires `ttl_secs` from now.
+fn sign(key: &SigningKey, ttl_secs: i64) -> String {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    key.sign(&Claims {
+        iss: "suite-auth".into(),
+        aud: Audience::One("suite".into()),
+        sub: "01a216e4-4d21-773d-b270-03fa587d21ab".into(),
+        exp: now + ttl_secs,
+        iat: now,
+        nbf: now,
+        jti: format!("t{ttl_secs}"),
+        sid: None,
+        roles: vec!["user".into()],
+    })
+    .expect("token")
+}
+
 async fn fixture(budget_ms: u64) -> Fixture {
+    fixture_with(budget_ms, |_| {}).await
+}
+
+/// The gateway in front of the scripted service, configured by `tweak`.
+async fn fixture_with(budget_ms: u64, tweak: impl FnOnce(&mut suite_gateway::Config)) -> Fixture {
     let key = SigningKey::generate("k1").expect("key");
     let jwks =
         serde_json::to_string(&jwks_of(std::slice::from_ref(&key)).expect("jwks")).expect("json");
-    let now = jsonwebtoken::get_current_timestamp() as i64;
-    let token = key
-        .sign(&Claims {
-            iss: "suite-auth".into(),
-            aud: Audience::One("suite".into()),
-            sub: "01a216e4-4d21-773d-b270-03fa587d21ab".into(),
-            exp: now + 600,
-            iat: now,
-            nbf: now,
-            jti: "t1".into(),
-            sid: None,
-            roles: vec!["user".into()],
-        })
-        .expect("token");
+    let token = sign(&key, 600);
 
     let upstream_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let upstream = upstream_listener.local_addr().expect("addr");
@@ -208,6 +307,7 @@ async fn fixture(budget_ms: u64) -> Fixture {
     config.auth_service_url = "http://127.0.0.1:9".into();
     config.keys.jwks = Some(jwks.parse().expect("jwks"));
     config.request_timeout = Duration::from_millis(budget_ms);
+    tweak(&mut config);
     let router = suite_gateway::app(&config).expect("app");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let gateway = listener.local_addr().expect("addr");
@@ -222,6 +322,8 @@ async fn fixture(budget_ms: u64) -> Fixture {
         gateway,
         upstream,
         token,
+        key,
+        config,
         seen,
         stop_upstream: Some(stop_upstream),
     }

@@ -7,3 +7,4 @@ mod grpc;
 mod helpers;
 mod openapi;
 mod rest;
+mod sse;

@@ -1,0 +1,236 @@
+//! Server-streaming RPCs as Server-Sent Events (`text/event-stream`), for
+//! any route whose method streams its replies.
+//!
+//! The convention, from the streamed message's own fields: each message is
+//! one event with `id:` its `id` string field (when non-empty: what a client
+//! sends back as `Last-Event-ID` to resume), `event:` its `type` string
+//! field (when non-empty), and `data:` the message (or its `response_body`
+//! field) in proto3 JSON on one line, as a unary reply would be. On
+//! connecting, a `Last-Event-ID` header fills the request's `last_event_id`
+//! string field, over the query's `lastEventId`.
+//!
+//! An error before the first message is an ordinary problem answer. After
+//! it, the stream ends with one `event: error` whose data is the problem's
+//! JSON (and no `id`, so that a reconnect resumes after the last real
+//! event): an upstream error status, a message that does not decode (502),
+//! or the access token's expiry (401 at its `exp`, whether or not the
+//! service has ended the stream itself). Silence is broken by a
+//! `: keep-alive` comment (`EVENT_STREAM_KEEP_ALIVE_MS`). A client that goes
+//! drops the stream, and with it the upstream call; a gateway that stops
+//! ends its streams plainly, for the clients to resume elsewhere.
+
+use crate::{
+    authenticate::TokenExpiry,
+    call,
+    endpoints::Endpoint,
+    problem::{Origin, Problem},
+    routes::Route,
+    state::Shared,
+    transcode,
+};
+use axum::response::{
+    IntoResponse, Response,
+    sse::{Event, KeepAlive, Sse},
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
+};
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+use suite_grpc::retry::Retry;
+use tokio::{
+    sync::{OwnedSemaphorePermit, watch},
+    time::Sleep,
+};
+use tonic::metadata::MetadataMap;
+
+/// The request field that `Last-Event-ID` fills.
+const RESUME_FIELD: &str = "last_event_id";
+
+/// Seconds a client turned away at `MAX_EVENT_STREAMS` is asked to wait.
+const FULL_RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+
+/// The request's string field that `Last-Event-ID` fills, if it has one.
+pub fn resume_field(input: &MessageDescriptor) -> Option<FieldDescriptor> {
+    input
+        .get_field_by_name(RESUME_FIELD)
+        .filter(|f| matches!(f.kind(), Kind::String) && !f.is_list())
+}
+
+/// Fills `message`'s `last_event_id` from a `Last-Event-ID` header. Whether
+/// the id is a valid one is the service's to say.
+pub fn resume(message: &mut DynamicMessage, headers: &HeaderMap) -> Result<(), Problem> {
+    let (Some(value), Some(field)) = (
+        headers.get("last-event-id"),
+        resume_field(&message.descriptor()),
+    ) else {
+        return Ok(());
+    };
+    let id = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| Problem::bad_field("Last-Event-ID", "must be UTF-8 text"))?;
+    message.set_field(&field, Value::String(id.to_owned()));
+    Ok(())
+}
+
+/// Starts the endpoint's stream with `message` and answers with its events.
+pub async fn serve(
+    gw: &Shared,
+    endpoint: Arc<Endpoint>,
+    parts: &Parts,
+    metadata: MetadataMap,
+    message: Bytes,
+    retry: Retry,
+) -> Result<Response, Problem> {
+    // Held for as long as the stream is open (dropped with it).
+    let permit = gw.event_streams.clone().try_acquire_owned().map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams are open; try again shortly",
+        )
+        .with_header(header::RETRY_AFTER, FULL_RETRY_AFTER)
+    })?;
+    let expiry = parts
+        .extensions
+        .get::<TokenExpiry>()
+        .and_then(|TokenExpiry(exp)| instant_of(*exp))
+        .map(|at| Box::pin(tokio::time::sleep_until(at.into())));
+    // The budget bounds the start only: the stream itself lasts.
+    let reply = call::server_streaming(
+        &endpoint,
+        metadata,
+        message,
+        retry,
+        Instant::now() + gw.budget,
+    )
+    .await
+    .map_err(|s| call::problem(&endpoint.route, &s))?;
+    let returned = call::returned_headers(reply.metadata());
+    let feed = Feed {
+        upstream: reply.into_inner(),
+        endpoint,
+        expiry,
+        origin: Origin::current(),
+        closing: gw.closing.subscribe(),
+        ended: false,
+        _permit: permit,
+    };
+    let events = futures_util::stream::unfold(feed, Feed::next_event);
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(gw.keep_alive).text("keep-alive"))
+        .into_response();
+    let headers = response.headers_mut();
+    headers.extend(returned);
+    // Events are personal data, like every answer: never cached.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Proxies such as nginx would otherwise hold events back in a buffer.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// The `Instant` of a Unix time in seconds; `None` if too far to represent.
+fn instant_of(exp: i64) -> Option<Instant> {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap_or(0));
+    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+    Instant::now().checked_add(left)
+}
+
+/// An open stream: the upstream call and what ends it.
+struct Feed {
+    upstream: tonic::Streaming<Bytes>,
+    endpoint: Arc<Endpoint>,
+    /// The token's expiry (none on a public route).
+    expiry: Option<Pin<Box<Sleep>>>,
+    /// For the problem of an `event: error`.
+    origin: Origin,
+    /// The server is stopping (see `AppState::closing`).
+    closing: watch::Receiver<bool>,
+    /// The `event: error` was sent: nothing follows.
+    ended: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Feed {
+    async fn next_event(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        if self.ended {
+            return None;
+        }
+        let event = tokio::select! {
+            // First: a busy stream must not outlive its token.
+            biased;
+            () = expired(&mut self.expiry) => {
+                self.end(&Problem::unauthenticated("access token expired"))
+            }
+            // A plain end: the client reconnects, with `Last-Event-ID`.
+            () = stopping(&mut self.closing) => return None,
+            next = self.upstream.message() => match next {
+                Ok(Some(bytes)) => match frame(&self.endpoint.route, &bytes) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::error!(error = %e, "undecodable upstream message");
+                        self.end(&Problem::new(StatusCode::BAD_GATEWAY, "bad reply from a service"))
+                    }
+                },
+                Ok(None) => return None,
+                Err(s) => {
+                    let problem = call::problem(&self.endpoint.route, &s);
+                    self.end(&problem)
+                }
+            },
+        };
+        Some((Ok(event), self))
+    }
+
+    /// The last event: the problem that ends the stream.
+    fn end(&mut self, problem: &Problem) -> Event {
+        self.ended = true;
+        Event::default()
+            .event("error")
+            .data(problem.body(&self.origin).to_string())
+    }
+}
+
+/// Completes at the token's expiry; never without one.
+async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes once the server is stopping.
+async fn stopping(closing: &mut watch::Receiver<bool>) {
+    let gone = closing.wait_for(|closing| *closing).await.is_err();
+    if gone {
+        // No server left to stop (the state is being dropped).
+        std::future::pending::<()>().await;
+    }
+}
+
+/// One streamed message as an event (see the module header).
+fn frame(route: &Route, bytes: &[u8]) -> Result<Event, String> {
+    let (message, json) = transcode::reply(route, bytes)?;
+    let mut event = Event::default();
+    if let Some(id) = text_field(&message, "id") {
+        event = event.id(id);
+    }
+    if let Some(kind) = text_field(&message, "type") {
+        event = event.event(kind);
+    }
+    Ok(event.data(json.to_string()))
+}
+
+/// A non-empty string field that fits on an SSE line (no line breaks, no
+/// NUL, which the framing cannot carry).
+fn text_field(message: &DynamicMessage, name: &str) -> Option<String> {
+    let field = message.descriptor().get_field_by_name(name)?;
+    match message.get_field(&field).as_ref() {
+        Value::String(s) if !s.is_empty() && !s.contains(['\r', '\n', '\0']) => Some(s.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,191 @@
+//! The event streams over REST, end to end: Server-Sent Events from the
+//! user service's feed through the gateway, resumed with `Last-Event-ID`.
+
+use crate::helpers::{Suite, spawn_suite};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::json;
+use std::time::Duration;
+use suite_db::testing::Backend;
+
+const PASSWORD: &str = "analytical engine 1843";
+
+/// How soon a change reaches an open stream (the in-process bus, woken by
+/// the commit).
+const PROMPTLY: Duration = Duration::from_secs(1);
+
+/// How long anything else may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// One event's fields, comments left out.
+type Block = Vec<(String, String)>;
+
+/// A minimal SSE client on one HTTP/1.1 connection (closed on drop).
+struct Stream {
+    status: u16,
+    body: hyper::body::Incoming,
+    buffer: String,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+impl Stream {
+    async fn open(s: &Suite, path: &str, token: &str, last_event_id: Option<&str>) -> Self {
+        let tcp = tokio::net::TcpStream::connect(s.gateway)
+            .await
+            .expect("connect");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .expect("handshake");
+        let connection = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = http::Request::get(path)
+            .header("host", "localhost")
+            .header("accept", "text/event-stream")
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = tokio::time::timeout(
+            PATIENCE,
+            sender.send_request(req.body(Full::new(Bytes::new())).expect("request")),
+        )
+        .await
+        .expect("response headers in time")
+        .expect("response");
+        Self {
+            status: resp.status().as_u16(),
+            body: resp.into_body(),
+            buffer: String::new(),
+            connection,
+        }
+    }
+
+    /// The next event (not a comment) within `within`.
+    async fn next_event(&mut self, within: Duration) -> Block {
+        tokio::time::timeout(within, async {
+            loop {
+                while let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    let fields: Block = block
+                        .lines()
+                        .filter(|l| !l.is_empty() && !l.starts_with(':'))
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(f, v)| (f.to_owned(), v.strip_prefix(' ').unwrap_or(v).to_owned()))
+                        .collect();
+                    if !fields.is_empty() {
+                        return fields;
+                    }
+                }
+                let frame = self
+                    .body
+                    .frame()
+                    .await
+                    .expect("the stream goes on")
+                    .expect("a frame");
+                if let Ok(data) = frame.into_data() {
+                    self.buffer
+                        .push_str(std::str::from_utf8(&data).expect("UTF-8"));
+                }
+            }
+        })
+        .await
+        .expect("an event in time")
+    }
+
+    /// The next `UserUpdated` (session events may come between).
+    async fn next_update(&mut self, within: Duration) -> (String, serde_json::Value) {
+        loop {
+            let event = self.next_event(within).await;
+            let field = |name: &str| {
+                event
+                    .iter()
+                    .find(|(f, _)| f == name)
+                    .map(|(_, v)| v.clone())
+            };
+            if field("event").as_deref() == Some("suite.user.v1.UserUpdated") {
+                let data = serde_json::from_str(&field("data").expect("data")).expect("JSON");
+                return (field("id").expect("an id"), data);
+            }
+        }
+    }
+}
+
+async fn patch_display_name(s: &Suite, token: &str, name: &str) {
+    let r = s
+        .request(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(token),
+            Some(json!({ "displayName": name })),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(r.status, 200, "{}", r.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sees_their_own_changes_as_events_and_resumes_after_the_last_one() {
+    let Some(s) = spawn_suite(Backend::Sqlite).await else {
+        return;
+    };
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "ada", "email": "ada@example.com", "password": PASSWORD})),
+        )
+        .await
+        .expect("register");
+    assert_eq!(r.status, 201, "{}", r.json);
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "ada", "password": PASSWORD})),
+        )
+        .await
+        .expect("login");
+    assert_eq!(r.status, 200, "{}", r.json);
+    let at = r.json["accessToken"].as_str().expect("token").to_owned();
+
+    let mut stream = Stream::open(&s, "/api/v1/users/me/events", &at, None).await;
+    assert_eq!(stream.status, 200);
+    patch_display_name(&s, &at, "Countess").await;
+    let (first, data) = stream.next_update(PROMPTLY).await;
+    assert_eq!(data["id"], first);
+    assert_eq!(data["userUpdated"]["user"]["displayName"], "Countess");
+    drop(stream);
+
+    // A change while away, then back with the last id seen: it, and not the first again.
+    patch_display_name(&s, &at, "Ada").await;
+    let mut resumed = Stream::open(&s, "/api/v1/users/me/events", &at, Some(&first)).await;
+    assert_eq!(resumed.status, 200);
+    let (second, data) = resumed.next_update(PATIENCE).await;
+    assert_ne!(second, first);
+    assert_eq!(data["userUpdated"]["user"]["displayName"], "Ada");
+
+    // The service refuses what is not its to serve, before any event.
+    let bad = s
+        .get("/api/v1/users/me/events?lastEventId=nope", Some(&at))
+        .await
+        .expect("reply");
+    assert_eq!(bad.status, 400, "{}", bad.json);
+    let admins = s.get("/api/v1/events", Some(&at)).await.expect("reply");
+    assert_eq!(admins.status, 403, "{}", admins.json);
+
+    // Stopping with a stream open does not wait for it.
+    tokio::time::timeout(PATIENCE, s.stop())
+        .await
+        .expect("the suite stops with a stream open");
+    drop(resumed);
+}
