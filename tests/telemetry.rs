@@ -551,7 +551,7 @@ async fn every_request_is_one_trace_across_the_services() {
     };
     assert_eq!(
         trace_of(&["suite.auth.v1.SessionStarted"]).await,
-        [login_trace.clone()]
+        std::slice::from_ref(&login_trace)
     );
     assert_eq!(
         trace_of(&["suite.auth.v1.SessionEnded"]).await,
