@@ -495,6 +495,8 @@ async fn every_request_is_one_trace_across_the_services() {
     )
     .await;
     assert_eq!(status, 200);
+    // (Asked unsampled: the span counts below stay the journey's.)
+    let (_, _, unsampled) = traceparent(6, false);
     for addr in [gw, quiet_gw] {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -502,7 +504,10 @@ async fn every_request_is_one_trace_across_the_services() {
                 addr,
                 "GET",
                 "/api/v1/users/me",
-                &[("authorization", format!("Bearer {access}"))],
+                &[
+                    ("authorization", format!("Bearer {access}")),
+                    ("traceparent", unsampled.clone()),
+                ],
                 None,
             )
             .await;

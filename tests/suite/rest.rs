@@ -170,8 +170,11 @@ async fn the_whole_journey_works_over_rest(s: Suite) {
         .expect("refresh");
     assert_eq!(refused.status, 401);
 
-    // Delete, and the account is gone.
-    let at = token(&fresh.json, "accessToken");
+    // The logout ended the session's access token too: a new login deletes.
+    let at = token(
+        &login(&s, "ada", "difference engine 1822").await,
+        "accessToken",
+    );
     let deleted = s
         .request("DELETE", "/api/v1/users/me", Some(&at), None)
         .await
