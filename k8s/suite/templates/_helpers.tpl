@@ -147,3 +147,79 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Whether the release has a NATS (nats.url or nats.existingSecret): "true" or "". */}}
+{{- define "suite.natsEnabled" -}}
+{{- if or .Values.nats.url .Values.nats.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* Environment of the events and the revocations, the same for the three binaries (ConfigMap data):
+(dict "root" $ "name" "user"). NATS_URL from nats.existingSecret is a secretKeyRef in the Deployment. */}}
+{{- define "suite.eventsEnv" -}}
+{{- $root := .root -}}
+ACCESS_TOKEN_TTL_SECS: {{ $root.Values.tokens.accessTokenTtlSecs | toString | quote }}
+{{- if and $root.Values.nats.url (not $root.Values.nats.existingSecret) }}
+NATS_URL: {{ $root.Values.nats.url | quote }}
+{{- end }}
+{{- with $root.Values.events.maxAgeSecs }}
+EVENTS_MAX_AGE_SECS: {{ . | toString | quote }}
+{{- end }}
+{{- with $root.Values.events.replicas }}
+EVENTS_REPLICAS: {{ . | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The egress rules of a component (networkPolicy.egress.enabled): (dict "root" $ "name" "user" "calls"
+(list "auth")). DNS, the release's gRPC services it calls, PostgreSQL (user, auth), OTLP, NATS, extra. */}}
+{{- define "suite.egressRules" -}}
+{{- $root := .root -}}
+{{- $e := $root.Values.networkPolicy.egress -}}
+- ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+  {{- with $e.dns.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- range .calls }}
+- ports:
+    - protocol: TCP
+      port: {{ (index $root.Values .).port }}
+  to:
+    - podSelector:
+        matchLabels:
+          {{- include "suite.selectorLabels" (dict "root" $root "name" .) | nindent 10 }}
+{{- end }}
+{{- if ne .name "gateway" }}
+- ports:
+    - protocol: TCP
+      port: {{ $e.postgresql.port }}
+  {{- with $e.postgresql.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- if $root.Values.telemetry.otlpEndpoint }}
+- ports:
+    - protocol: TCP
+      port: {{ $e.otlp.port }}
+  {{- with $e.otlp.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- if include "suite.natsEnabled" $root }}
+- ports:
+    - protocol: TCP
+      port: {{ $root.Values.nats.egress.port }}
+  {{- with $root.Values.nats.egress.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- with $e.extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

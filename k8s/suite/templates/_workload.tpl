@@ -5,9 +5,10 @@ The objects every component has, parameterised by (dict "root" $ "name" "user|au
 {{/* ConfigMap of the non-secret environment: the chart's own variables plus the component's `env`. */}}
 {{- define "suite.configmap" -}}
 {{- $v := index .root.Values .name -}}
-{{- $env := merge (dict) .env (include "suite.telemetryEnv" . | fromYaml) -}}
+{{- $env := merge (dict) .env (include "suite.telemetryEnv" . | fromYaml) (include "suite.eventsEnv" . | fromYaml) -}}
 {{- range $k, $val := $v.env }}
-{{- if hasKey $env $k }}
+{{- /* The events' settings are the chart's (nats.*, events.*) even when unset: alike for the three. */}}
+{{- if or (hasKey $env $k) (has $k (list "NATS_URL" "EVENTS_MAX_AGE_SECS" "EVENTS_REPLICAS")) }}
 {{- fail (printf "%s.env.%s: set by the chart; use the matching value instead" $.name $k) }}
 {{- end }}
 {{- $_ := set $env $k (toString $val) }}
@@ -96,7 +97,8 @@ spec:
 {{- end }}
 {{- end -}}
 
-{{/* NetworkPolicy of a gRPC service: its gRPC port from the named components, admin port from scrapers. */}}
+{{/* NetworkPolicy of a gRPC service: its gRPC port from the named components, admin port from scrapers;
+with networkPolicy.egress.enabled, egress to DNS, the services in `calls`, PostgreSQL, OTLP and NATS. */}}
 {{- define "suite.grpcNetworkPolicy" -}}
 {{- $root := .root -}}
 {{- if $root.Values.networkPolicy.enabled }}
@@ -111,7 +113,13 @@ spec:
   podSelector:
     matchLabels:
       {{- include "suite.selectorLabels" . | nindent 6 }}
+  {{- if $root.Values.networkPolicy.egress.enabled }}
+  policyTypes: [Ingress, Egress]
+  egress:
+    {{- include "suite.egressRules" (dict "root" $root "name" .name "calls" .calls) | nindent 4 }}
+  {{- else }}
   policyTypes: [Ingress]
+  {{- end }}
   ingress:
     - from:
         {{- range .from }}
@@ -215,6 +223,14 @@ spec:
                 secretKeyRef:
                   name: {{ include "suite.forwardingSecretName" $root }}
                   key: {{ include "suite.forwardingSecretKey" $root }}
+            {{- with $root.Values.nats.existingSecret }}
+            # The NATS URL with credentials (nats.existingSecret); else NATS_URL, if any, is in the ConfigMap.
+            - name: NATS_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ . }}
+                  key: {{ $root.Values.nats.existingSecretKey }}
+            {{- end }}
           {{- if $grpc }}
             - name: DATABASE_URL
               valueFrom:
