@@ -285,7 +285,7 @@ impl Generator<'_> {
              problem (`Problem`, e.g. status 401 `access token expired`); errors before the \
              first event are ordinary problem answers. After a plain end (the gateway \
              restarting, say) the client resumes with `Last-Event-ID`.",
-            output.full_name()
+            sent_name(&output, &route.response_body)
         );
         json!({
             "description": if about.is_empty() { framing } else { format!("{about}\n\n{framing}") },
@@ -835,6 +835,15 @@ fn gateway_paths() -> Vec<(&'static str, Map<String, Value>)> {
             ),
         ),
     ]
+}
+
+/// The full name of what a route sends: its `response_body` field's message,
+/// or the whole reply.
+fn sent_name(output: &prost_reflect::MessageDescriptor, response_body: &str) -> String {
+    match output.get_field_by_name(response_body).map(|f| f.kind()) {
+        Some(prost_reflect::Kind::Message(m)) => m.full_name().to_owned(),
+        _ => output.full_name().to_owned(),
+    }
 }
 
 #[cfg(test)]

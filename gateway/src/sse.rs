@@ -1,11 +1,12 @@
 //! Server-streaming RPCs as Server-Sent Events (`text/event-stream`), for
 //! any route whose method streams its replies.
 //!
-//! The convention, from the streamed message's own fields: each message is
-//! one event with `id:` its `id` string field (when non-empty: what a client
-//! sends back as `Last-Event-ID` to resume), `event:` its `type` string
-//! field (when non-empty), and `data:` the message (or its `response_body`
-//! field) in proto3 JSON on one line, as a unary reply would be. On
+//! The convention, from the fields of what is sent (the streamed message,
+//! or its `response_body` field's message when the rule names one): each
+//! message is one event with `id:` its `id` string field (when non-empty:
+//! what a client sends back as `Last-Event-ID` to resume), `event:` its
+//! `type` string field (when non-empty), and `data:` it in proto3 JSON on
+//! one line, as a unary reply would be. On
 //! connecting, a `Last-Event-ID` header fills the request's `last_event_id`
 //! string field, over the query's `lastEventId`.
 //!
@@ -214,7 +215,17 @@ async fn stopping(closing: &mut watch::Receiver<bool>) {
 
 /// One streamed message as an event (see the module header).
 fn frame(route: &Route, bytes: &[u8]) -> Result<Event, String> {
-    let (message, json) = transcode::reply(route, bytes)?;
+    let (whole, json) = transcode::reply(route, bytes)?;
+    // The fields of what is sent: the `response_body` field's message, if
+    // the rule names one.
+    let sent = match route.response_body.as_str() {
+        "" => None,
+        name => match whole.get_field_by_name(name).as_deref() {
+            Some(Value::Message(m)) => Some(m.clone()),
+            _ => None,
+        },
+    };
+    let message = sent.as_ref().unwrap_or(&whole);
     let mut event = Event::default();
     if let Some(id) = text_field(&message, "id") {
         event = event.id(id);

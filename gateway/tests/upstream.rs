@@ -19,8 +19,9 @@ use suite_proto::suite::user::v1::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, Event, GetUserRequest, GetUserResponse,
     GetUserStatusRequest, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
-    StreamEventsRequest, StreamMyEventsRequest, UpdateUserRequest, UpdateUserResponse, User,
-    UserUpdated, VerifyCredentialsRequest, VerifyCredentialsResponse, event,
+    StreamEventsRequest, StreamEventsResponse, StreamMyEventsRequest, StreamMyEventsResponse,
+    UpdateUserRequest, UpdateUserResponse, User, UserUpdated, VerifyCredentialsRequest,
+    VerifyCredentialsResponse, event,
     user_service_server::{UserService, UserServiceServer},
 };
 use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
@@ -43,7 +44,7 @@ struct Seen {
 }
 
 /// A scripted event stream.
-type Events = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Event, Status>> + Send>>;
+type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
 
 /// The events every StreamMyEvents call sends first.
 fn scripted_events() -> Vec<Event> {
@@ -186,15 +187,15 @@ impl UserService for Scripted {
         Err(Status::unimplemented("not scripted"))
     }
 
-    type StreamMyEventsStream = Events;
-    type StreamEventsStream = Events;
+    type StreamMyEventsStream = Stream<StreamMyEventsResponse>;
+    type StreamEventsStream = Stream<StreamEventsResponse>;
 
     /// The scripted events, then (with `last_event_id` "end-with-error") an
     /// error, else nothing until the client goes, which is counted.
     async fn stream_my_events(
         &self,
         req: Request<StreamMyEventsRequest>,
-    ) -> Result<Response<Events>, Status> {
+    ) -> Result<Response<Self::StreamMyEventsStream>, Status> {
         let last_event_id = req.get_ref().last_event_id.clone();
         if let Ok(mut seen) = self.seen.lock() {
             seen.stream_metadata = Some(req.metadata().clone());
@@ -204,7 +205,8 @@ impl UserService for Scripted {
         let seen = self.seen.clone();
         tokio::spawn(async move {
             for event in scripted_events() {
-                if tx.send(Ok(event)).await.is_err() {
+                let message = StreamMyEventsResponse { event: Some(event) };
+                if tx.send(Ok(message)).await.is_err() {
                     break;
                 }
             }
@@ -228,7 +230,7 @@ impl UserService for Scripted {
     async fn stream_events(
         &self,
         _: Request<StreamEventsRequest>,
-    ) -> Result<Response<Events>, Status> {
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
         Err(Status::permission_denied(
             "only admins may read every user's events",
         ))

@@ -14,7 +14,7 @@ use suite_events::testing::NatsServer;
 use suite_proto::{
     auth::RevocationReason,
     user::{
-        Event, GetUserRequest, StreamEventsRequest, event::Data,
+        Event, GetUserRequest, StreamEventsRequest, StreamEventsResponse, event::Data,
         user_service_client::UserServiceClient,
     },
 };
@@ -112,7 +112,7 @@ async fn accepted_everywhere(gateways: &[GatewayClient], token: &str) {
 }
 
 /// Every admin's event feed, from now on (the user service's StreamEvents).
-async fn feed(s: &Suite, admin: &str) -> tonic::Streaming<Event> {
+async fn feed(s: &Suite, admin: &str) -> tonic::Streaming<StreamEventsResponse> {
     let mut client = UserServiceClient::connect(format!("http://{}", s.user))
         .await
         .expect("user service");
@@ -130,7 +130,7 @@ async fn feed(s: &Suite, admin: &str) -> tonic::Streaming<Event> {
 
 /// Reads `feed` until `wanted` has been seen (with a deadline).
 async fn wait_for_event(
-    feed: &mut tonic::Streaming<Event>,
+    feed: &mut tonic::Streaming<StreamEventsResponse>,
     wanted: impl Fn(&Event) -> bool,
 ) -> Event {
     let deadline = Instant::now() + DEADLINE;
@@ -140,7 +140,9 @@ async fn wait_for_event(
             .await
             .expect("the event in time")
             .expect("the feed goes on")
-            .expect("no error");
+            .expect("no error")
+            .event
+            .expect("an event");
         if wanted(&next) {
             return next;
         }

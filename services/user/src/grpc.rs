@@ -9,8 +9,9 @@ use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
     GetUserStatusResponse, ListUsersRequest, ListUsersResponse, StreamEventsRequest,
-    StreamMyEventsRequest, UpdateUserRequest, UpdateUserResponse, VerifyCredentialsRequest,
-    VerifyCredentialsResponse, user_service_server::UserService,
+    StreamEventsResponse, StreamMyEventsRequest, StreamMyEventsResponse, UpdateUserRequest,
+    UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
+    user_service_server::UserService,
 };
 use suite_tokens::{
     Verifier,
@@ -44,7 +45,7 @@ impl UserApi {
         filter: Filter,
         last_event_id: &str,
         exp: i64,
-    ) -> Result<feed::Feed, Status> {
+    ) -> Result<feed::Feed<suite_proto::user::Event>, Status> {
         let start = if last_event_id.is_empty() {
             Start::New
         } else {
@@ -82,13 +83,13 @@ fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
 
 #[tonic::async_trait]
 impl UserService for UserApi {
-    type StreamMyEventsStream = feed::Feed;
-    type StreamEventsStream = feed::Feed;
+    type StreamMyEventsStream = feed::Feed<StreamMyEventsResponse>;
+    type StreamEventsStream = feed::Feed<StreamEventsResponse>;
 
     async fn stream_my_events(
         &self,
         req: Request<StreamMyEventsRequest>,
-    ) -> Result<Response<feed::Feed>, Status> {
+    ) -> Result<Response<Self::StreamMyEventsStream>, Status> {
         let (caller, exp) = require_caller_until(&self.auth, req.metadata()).await?;
         let Some(me) = caller.user_id() else {
             return Err(
@@ -100,13 +101,15 @@ impl UserService for UserApi {
             ..Filter::default()
         };
         let feed = self.feed(filter, &req.get_ref().last_event_id, exp).await?;
-        Ok(Response::new(feed))
+        Ok(Response::new(feed::wrap(feed, |event| {
+            StreamMyEventsResponse { event: Some(event) }
+        })))
     }
 
     async fn stream_events(
         &self,
         req: Request<StreamEventsRequest>,
-    ) -> Result<Response<feed::Feed>, Status> {
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let (caller, exp) = require_caller_until(&self.auth, req.metadata()).await?;
         if !(caller.is_admin() || caller.is_service()) {
             return Err(Error::PermissionDenied("only admins may read every user's events").into());
@@ -125,7 +128,9 @@ impl UserService for UserApi {
             ..Filter::default()
         };
         let feed = self.feed(filter, &r.last_event_id, exp).await?;
-        Ok(Response::new(feed))
+        Ok(Response::new(feed::wrap(feed, |event| {
+            StreamEventsResponse { event: Some(event) }
+        })))
     }
 
     async fn create_user(

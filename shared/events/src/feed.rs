@@ -66,9 +66,17 @@ pub fn types() -> Vec<String> {
     ]
 }
 
-/// A served event stream.
-pub type Feed =
-    Pin<Box<dyn futures_util::Stream<Item = Result<user::Event, tonic::Status>> + Send>>;
+/// A served event stream (of events, or of the RPC's messages holding them).
+pub type Feed<T> = Pin<Box<dyn futures_util::Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+/// `feed`'s events, each wrapped in the RPC's message.
+pub fn wrap<T: Send + 'static>(
+    feed: Feed<user::Event>,
+    into: impl Fn(user::Event) -> T + Send + 'static,
+) -> Feed<T> {
+    use futures_util::StreamExt;
+    Box::pin(feed.map(move |r| r.map(&into)))
+}
 
 /// How many events may wait for a slow client before the feed waits too.
 const FEED_BUFFER: usize = 256;
@@ -80,7 +88,7 @@ pub async fn serve(
     filter: Filter,
     start: Start,
     until: tokio::time::Instant,
-) -> Result<Feed, Error> {
+) -> Result<Feed<user::Event>, Error> {
     let mut sub = bus.subscribe(filter, start).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(FEED_BUFFER);
     tokio::spawn(async move {
