@@ -227,10 +227,10 @@ fn frame(route: &Route, bytes: &[u8]) -> Result<Event, String> {
     };
     let message = sent.as_ref().unwrap_or(&whole);
     let mut event = Event::default();
-    if let Some(id) = text_field(&message, "id") {
+    if let Some(id) = text_field(message, "id") {
         event = event.id(id);
     }
-    if let Some(kind) = text_field(&message, "type") {
+    if let Some(kind) = text_field(message, "type") {
         event = event.event(kind);
     }
     Ok(event.data(json.to_string()))
