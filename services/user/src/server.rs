@@ -72,7 +72,13 @@ pub async fn serve(
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
     let throttle = Throttle::new(store.clone(), config.throttle(), events.clone());
-    let core = Arc::new(UserCore::new(store.clone(), hasher, throttle, events));
+    let core = Arc::new(UserCore::new(
+        store.clone(),
+        hasher,
+        throttle,
+        events,
+        config.events.record,
+    ));
 
     let api = UserServiceServer::new(UserApi::new(
         core.clone(),

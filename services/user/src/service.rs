@@ -32,6 +32,8 @@ pub struct UserCore {
     throttle: Throttle,
     /// The outbox relay, woken after each change so its event goes at once.
     events: Wake,
+    /// Whether changes write their events (see `EventsArgs::record`).
+    record: bool,
 }
 
 impl UserCore {
@@ -40,13 +42,20 @@ impl UserCore {
         hasher: PasswordHasher,
         throttle: Throttle,
         events: Wake,
+        record: bool,
     ) -> Self {
         Self {
             store,
             hasher,
             throttle,
             events,
+            record,
         }
+    }
+
+    /// `events`, unless recording is off (a benchmark's baseline).
+    fn recorded(&self, events: Vec<Event>) -> Vec<Event> {
+        if self.record { events } else { Vec::new() }
     }
 
     /// Deletes password-failure counters that can never matter again.
@@ -93,7 +102,9 @@ impl UserCore {
             },
             record.id,
         );
-        self.store.insert(&record, &[created]).await?;
+        self.store
+            .insert(&record, &self.recorded(vec![created]))
+            .await?;
         self.events.wake();
         tracing::info!(user.id = %record.id, "user created");
         Ok(user)
@@ -179,7 +190,7 @@ impl UserCore {
                 id,
             ));
         }
-        self.save(&mut record, &events).await?;
+        self.save(&mut record, &self.recorded(events)).await?;
         Ok(view(&record, true))
     }
 
@@ -278,7 +289,8 @@ impl UserCore {
             },
             id,
         );
-        self.save(&mut record, &[changed]).await?;
+        self.save(&mut record, &self.recorded(vec![changed]))
+            .await?;
         tracing::info!(user.id = %id, "password changed");
         Ok(())
     }

@@ -69,6 +69,11 @@ pub struct EventsArgs {
     /// The launcher's in-process bus, shared by the services it runs.
     #[arg(skip)]
     pub local: Option<LocalBus>,
+    /// Whether changes write events at all. Only a benchmark's baseline
+    /// turns it off (no variable sets it): without events nothing learns of
+    /// a change.
+    #[arg(skip = true)]
+    pub record: bool,
 }
 
 impl Default for EventsArgs {
