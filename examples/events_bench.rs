@@ -169,8 +169,8 @@ async fn updates(s: &Service, seconds: u64, concurrency: usize) -> Result<f64, E
     for i in 0..concurrency {
         let user = c
             .create_user(CreateUserRequest {
-                username: format!("u{i}"),
-                email: format!("u{i}@example.com"),
+                username: format!("upd{i}"),
+                email: format!("upd{i}@example.com"),
                 password: "a long enough passphrase".into(),
                 ..Default::default()
             })
@@ -240,6 +240,50 @@ fn latencies(
     })
 }
 
+/// CPU seconds so far of the processes whose command line contains `needle`
+/// (`/proc/<pid>/stat` utime + stime; USER_HZ is 100 on Linux).
+fn cpu_seconds(needle: &str) -> f64 {
+    let mut ticks = 0u64;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(needle) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // Fields after the command (which may hold spaces) in parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are the 14th and 15th fields, 12th and 13th after ')'.
+        ticks += field(11) + field(12);
+    }
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds so far of this process, PostgreSQL and the NATS server.
+fn cpu(nats_port: u16) -> [f64; 3] {
+    let me = std::env::args().next().unwrap_or_default();
+    [
+        cpu_seconds(&me),
+        cpu_seconds("postgres"),
+        cpu_seconds(&format!("-p {nats_port}")),
+    ]
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -293,34 +337,51 @@ async fn main() -> Result<(), Error> {
     .await?;
 
     println!(
-        "| run | events | registrations/s (4 at once) | updates/s ({concurrency} at once) | delivery p50 / p99 (ms) | events received |"
+        "| run | events | registrations/s (4 at once) | updates/s ({concurrency} at once) | CPU µs per update: suite / PostgreSQL / NATS | delivery p50 / p99 (ms) | events received |"
     );
-    println!("|---|---|---|---|---|---|");
-    for (run, record) in [(1, true), (1, false), (2, true), (2, false)] {
+    println!("|---|---|---|---|---|---|---|");
+    let modes = [
+        (1, true, true),
+        (1, false, true),
+        (1, true, false),
+        (2, true, true),
+        (2, false, true),
+        (2, true, false),
+    ];
+    for (run, record, watched) in modes {
         let s = start(&nats, record).await?;
-        let reg = registrations(&s, seconds / 2, 4, &format!("{run}{record}")).await;
+        let reg = registrations(&s, seconds / 2, 4, &format!("{run}{record}{watched}")).await;
         let stop = Arc::new(AtomicBool::new(false));
-        let watch = latencies(bus.clone(), stop.clone());
+        let watch = watched.then(|| latencies(bus.clone(), stop.clone()));
         tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = cpu(nats.addr.port());
         let upd = updates(&s, seconds, concurrency).await?;
+        let after = cpu(nats.addr.port());
+        let per_update = |i: usize| (after[i] - before[i]) / (upd * seconds as f64) * 1e6;
         // What is still on its way arrives, then the watch stops.
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, Ordering::Relaxed);
-        let mut lags = watch.await?;
+        let mut lags = match watch {
+            Some(w) => w.await?,
+            None => Vec::new(),
+        };
         lags.sort();
         let (p50, p99) = (percentile(&lags, 0.5), percentile(&lags, 0.99));
+        let mode = match (record, watched) {
+            (true, true) => "on, a subscriber watching",
+            (true, false) => "on, nobody subscribed",
+            (false, _) => "off (baseline)",
+        };
+        let delivery = if record && watched {
+            format!("{p50:.1} / {p99:.1}")
+        } else {
+            "–".into()
+        };
         println!(
-            "| {run} | {} | {reg:.1} | {upd:.0} | {} | {} |",
-            if record {
-                "on (outbox → NATS)"
-            } else {
-                "off (baseline)"
-            },
-            if record {
-                format!("{p50:.1} / {p99:.1}")
-            } else {
-                "–".into()
-            },
+            "| {run} | {mode} | {reg:.1} | {upd:.0} | {:.0} / {:.0} / {:.0} | {delivery} | {} |",
+            per_update(0),
+            per_update(1),
+            per_update(2),
             lags.len()
         );
         s.stop().await;

@@ -76,9 +76,15 @@ run() {
     "$@"
 }
 
-echo "--- every operation but the ones that end the session"
+# The event streams (Server-Sent Events) are left out: a stream that works
+# never ends (until the token expires), so every valid request would hang the
+# run; their own tests (gateway/tests/upstream/sse.rs, tests/suite/sse.rs)
+# cover them, errors included.
+echo "--- every operation but the ones that end the session, and the event streams"
 run fuzzer1 --exclude-operation-id UserService_DeleteUser \
-  --exclude-operation-id UserService_ChangePassword
+  --exclude-operation-id UserService_ChangePassword \
+  --exclude-operation-id UserService_StreamMyEvents \
+  --exclude-operation-id UserService_StreamEvents
 echo "--- changing the password and deleting the account"
 run fuzzer2 --include-operation-id UserService_DeleteUser \
   --include-operation-id UserService_ChangePassword

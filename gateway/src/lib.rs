@@ -272,6 +272,7 @@ pub async fn serve_with_admin(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     // Revoked sessions and users, from the events: refused here at once.
+    config.events.validate().map_err(Error::Events)?;
     let bus = config
         .events
         .bus(<Gateway as suite_grpc::runner::Service>::NAME)

@@ -45,21 +45,13 @@ async fn user_logged_in(s: &Suite, name: &str) -> (String, String, String, Strin
     (string(&created.json, "id"), at, rt, sid)
 }
 
+/// Logs in: (access token, refresh token, session id).
 async fn login(s: &Suite, name: &str, password: &str) -> (String, String, String) {
-    let r = s
-        .request(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": name, "password": password})),
-        )
-        .await
-        .expect("login");
-    assert_eq!(r.status, 200, "{}", r.json);
+    let r = crate::helpers::login(s, name, password).await;
     (
-        string(&r.json, "accessToken"),
-        string(&r.json, "refreshToken"),
-        string(&r.json, "sessionId"),
+        string(&r, "accessToken"),
+        string(&r, "refreshToken"),
+        string(&r, "sessionId"),
     )
 }
 

@@ -304,3 +304,18 @@ pub async fn send_with(
         json,
     })
 }
+
+/// Logs `name` in through the gateway (asserting 200): the reply's JSON.
+pub async fn login(s: &Suite, name: &str, password: &str) -> serde_json::Value {
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(serde_json::json!({"login": name, "password": password})),
+        )
+        .await
+        .expect("login");
+    assert_eq!(r.status, 200, "{}", r.json);
+    r.json
+}

@@ -1,6 +1,6 @@
 //! The public REST API, through the gateway, end to end.
 
-use crate::helpers::{Suite, spawn_suite_with};
+use crate::helpers::{Suite, login, spawn_suite_with};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use suite_db::testing::Backend;
@@ -22,20 +22,6 @@ async fn register(s: &Suite, name: &str) -> serde_json::Value {
         location,
         format!("/api/v1/users/{}", r.json["id"].as_str().expect("id"))
     );
-    r.json
-}
-
-async fn login(s: &Suite, name: &str, password: &str) -> serde_json::Value {
-    let r = s
-        .request(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": name, "password": password})),
-        )
-        .await
-        .expect("login");
-    assert_eq!(r.status, 200, "{}", r.json);
     r.json
 }
 

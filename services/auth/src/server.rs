@@ -83,14 +83,13 @@ pub async fn serve(
         .bus(<AuthService as Service>::NAME)
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
-    let relay = Relay::new(
+    let (events, relaying) = Relay::new(
         database.pool().clone(),
         bus.clone(),
         Stream::Auth,
         RelaySettings::default(),
-    );
-    let events = relay.waker();
-    let relaying = tokio::spawn(relay.run());
+    )
+    .spawn();
     let revocations = config.tokens.revocations();
     let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
     let auth = Verifier::new(

@@ -59,14 +59,13 @@ pub async fn serve(
         .bus(<UserService as Service>::NAME)
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
-    let relay = Relay::new(
+    let (events, relaying) = Relay::new(
         database.pool().clone(),
         bus.clone(),
         Stream::User,
         RelaySettings::default(),
-    );
-    let events = relay.waker();
-    let relaying = tokio::spawn(relay.run());
+    )
+    .spawn();
     let revocations = config.tokens.revocations();
     let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;

@@ -6,7 +6,7 @@
 //! marked-too-late rows, which JetStream drops by their id. Each service's
 //! migrations create the table (the same columns on both databases):
 //! `seq` (the order), `id`, `event_type`, `subject`, `time`, `traceparent`,
-//! `data`, `published_at`.
+//! `data`; a row is deleted once the bus has stored its event.
 
 use crate::{Bus, Event, Stream};
 use chrono::Utc;
@@ -22,9 +22,16 @@ use tokio::sync::Notify;
 /// Rows published per round.
 const BATCH: i64 = 256;
 /// The PostgreSQL advisory lock that makes one replica's relay the only
-/// one publishing at a time (per database): the order per user holds
-/// across replicas, and no two replicas send the same row at once.
-const RELAY_LOCK: i64 = 0x5355_4954_455f_4f42; // "SUITE_OB"
+/// one publishing a stream at a time (per database): the order per user
+/// holds across replicas, and no two replicas send the same row at once.
+/// One per stream, for services that share a database.
+fn relay_lock(stream: Stream) -> i64 {
+    const BASE: i64 = 0x5355_4954_455f_4f00; // "SUITE_O\0"
+    BASE + match stream {
+        Stream::User => 1,
+        Stream::Auth => 2,
+    }
+}
 /// An outbox this deep is backing up (NATS away, or too slow): logged.
 const BACKLOG_WARNING: i64 = 1_000;
 
@@ -79,6 +86,54 @@ pub async fn append_pg(tx: &mut PgConnection, events: &[Event]) -> sqlx::Result<
     Ok(())
 }
 
+/// One PostgreSQL statement that makes the change `change` (an INSERT,
+/// UPDATE or DELETE whose own parameters are `$1` to `$<params>`) and,
+/// if it touched a row, writes the events bound by [`bind_pg_events`]:
+/// atomic as a statement is, and one round trip where a transaction would
+/// take four. It returns one row: how many rows the change touched.
+pub fn pg_change_with_events(change: &str, params: usize) -> String {
+    let p = |i: usize| params + i;
+    format!(
+        "WITH changed AS ({change} RETURNING 1), \
+         logged AS (INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
+           SELECT e.id, e.event_type, e.subject, e.time, e.traceparent, e.data \
+           FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::timestamptz[], ${}::text[], ${}::bytea[]) \
+             AS e(id, event_type, subject, time, traceparent, data) \
+           WHERE EXISTS (SELECT 1 FROM changed) RETURNING 1) \
+         SELECT count(*) FROM changed",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6)
+    )
+}
+
+/// Binds `events` as the six arrays [`pg_change_with_events`] reads.
+pub fn bind_pg_events<'q, O>(
+    query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    events: &[Event],
+) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_type.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.traceparent.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.data.to_vec()).collect::<Vec<_>>())
+}
+
 /// Writes `events` to the outbox inside the transaction `tx` (SQLite).
 pub async fn append_sqlite(tx: &mut SqliteConnection, events: &[Event]) -> sqlx::Result<()> {
     for e in events {
@@ -105,15 +160,18 @@ pub struct RelaySettings {
     /// service wakes it after each change; other replicas' changes are
     /// found by this).
     pub poll: Duration,
-    /// How long published rows are kept before they are deleted.
-    pub keep_published: Duration,
+    /// How often a replica that is not publishing asks to take over (when
+    /// the publishing one is gone).
+    pub follower_poll: Duration,
 }
 
 impl Default for RelaySettings {
     fn default() -> Self {
         Self {
-            poll: Duration::from_millis(200),
-            keep_published: Duration::from_secs(3600),
+            // Other replicas' changes are found by this (their commits wake
+            // their own relays, which are not publishing).
+            poll: Duration::from_millis(50),
+            follower_poll: Duration::from_secs(1),
         }
     }
 }
@@ -192,6 +250,13 @@ impl Relay {
         }
     }
 
+    /// Runs the relay on a task of its own: the waker the service calls
+    /// after each change, and the task (abort it to stop).
+    pub fn spawn(self) -> (Wake, tokio::task::JoinHandle<()>) {
+        let wake = self.waker();
+        (wake, tokio::spawn(self.run()))
+    }
+
     /// What the service calls after each change it commits.
     pub fn waker(&self) -> Wake {
         self.wake.clone()
@@ -208,11 +273,11 @@ impl Relay {
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         self.wait_for_table().await;
-        let mut last_prune = tokio::time::Instant::now();
         let mut failing = false;
+        let mut leader = None;
         backoff = Duration::from_millis(100);
         loop {
-            match self.round().await {
+            match self.round(&mut leader).await {
                 Ok(Round::Full) => {
                     failing = false;
                     backoff = Duration::from_millis(100);
@@ -226,6 +291,10 @@ impl Relay {
                     backoff = Duration::from_millis(100);
                     let _ = tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
                 }
+                Ok(Round::Follower) => {
+                    // Another replica publishes; this one stands by.
+                    tokio::time::sleep(self.settings.follower_poll).await;
+                }
                 Err(e) => {
                     METRICS.failures.inc();
                     if !failing {
@@ -234,14 +303,6 @@ impl Relay {
                     failing = true;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-            if last_prune.elapsed() >= Duration::from_secs(60) {
-                last_prune = tokio::time::Instant::now();
-                match self.prune().await {
-                    Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned published events"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning the outbox failed; will retry"),
                 }
             }
         }
@@ -264,48 +325,45 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch; `Full` if there may be more.
-    async fn round(&self) -> Result<Round, String> {
+    /// Publishes one batch; `Full` if there may be more. On PostgreSQL only
+    /// the leader publishes: the replica whose relay holds the session-level
+    /// advisory lock on a connection of its own (`leader`), so the order per
+    /// user holds across replicas; when its process goes, the connection
+    /// closes, the lock with it, and another replica takes over.
+    async fn round(&self, leader: &mut Option<PgConnection>) -> Result<Round, String> {
         match &self.pool {
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                    .bind(RELAY_LOCK)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !locked {
-                    // Another replica's relay is at it.
-                    return Ok(Round::Drained);
-                }
-                let rows = sqlx::query(
-                    "SELECT seq, id, event_type, subject, time, traceparent, data FROM outbox \
-                     WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-                )
-                .bind(BATCH)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| e.to_string())?;
-                let (seqs, events) = pending!(&rows);
-                let (stored, failure) = self.publish(&events).await;
-                if stored > 0 {
-                    sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = ANY($2)")
-                        .bind(Utc::now())
-                        .bind(&seqs[..stored])
-                        .execute(&mut *tx)
+                if leader.is_none() {
+                    // Detached: closed when dropped, never back in the pool
+                    // with the lock still held.
+                    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?.detach();
+                    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                        .bind(relay_lock(self.stream))
+                        .fetch_one(&mut conn)
                         .await
                         .map_err(|e| e.to_string())?;
+                    if !locked {
+                        return Ok(Round::Follower);
+                    }
+                    tracing::info!("this replica publishes the outbox");
+                    *leader = Some(conn);
                 }
-                tx.commit().await.map_err(|e| e.to_string())?;
-                self.observe_depth().await;
-                finish(rows.len(), failure)
+                let Some(conn) = leader.as_mut() else {
+                    return Ok(Round::Follower);
+                };
+                let result = self.pg_batch(conn).await;
+                if result.is_err() {
+                    // Perhaps the connection: start over with a new one.
+                    *leader = None;
+                }
+                result
             }
             Pool::Sqlite(pool) => {
                 // One process owns an SQLite file: no lock to take, and none
                 // held while publishing (it would stall every writer).
                 let rows = sqlx::query(
                     "SELECT seq, id, event_type, subject, time, traceparent, data FROM outbox \
-                     WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+                     ORDER BY seq LIMIT ?",
                 )
                 .bind(BATCH)
                 .fetch_all(pool)
@@ -315,19 +373,41 @@ impl Relay {
                 let (stored, failure) = self.publish(&events).await;
                 if stored > 0 {
                     let last = seqs[stored - 1];
-                    sqlx::query(
-                        "UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq <= ?",
-                    )
-                    .bind(Utc::now())
-                    .bind(last)
-                    .execute(pool)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    sqlx::query("DELETE FROM outbox WHERE seq <= ?")
+                        .bind(last)
+                        .execute(pool)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
-                self.observe_depth().await;
-                finish(rows.len(), failure)
+                let round = finish(rows.len(), failure);
+                self.observe_depth(&round).await;
+                round
             }
         }
+    }
+
+    /// One batch on the leader's connection: two statements and a publish.
+    async fn pg_batch(&self, conn: &mut PgConnection) -> Result<Round, String> {
+        let rows = sqlx::query(
+            "SELECT seq, id, event_type, subject, time, traceparent, data FROM outbox \
+             ORDER BY seq LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+        let (seqs, events) = pending!(&rows);
+        let (stored, failure) = self.publish(&events).await;
+        if stored > 0 {
+            sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)")
+                .bind(&seqs[..stored])
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let round = finish(rows.len(), failure);
+        self.observe_depth(&round).await;
+        round
     }
 
     /// Publishes `events`; how many were stored, and why it stopped short.
@@ -349,15 +429,21 @@ impl Relay {
         (stored, failure)
     }
 
-    async fn observe_depth(&self) {
+    /// The depth gauge: nothing left after a round that drained the outbox;
+    /// counted (the outbox may be backing up) after any other.
+    async fn observe_depth(&self, round: &Result<Round, String>) {
+        if matches!(round, Ok(Round::Drained)) {
+            METRICS.depth.set(0);
+            return;
+        }
         let depth: sqlx::Result<i64> = match &self.pool {
             Pool::Postgres(pool) => {
-                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                sqlx::query_scalar("SELECT count(*) FROM outbox")
                     .fetch_one(pool)
                     .await
             }
             Pool::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                sqlx::query_scalar("SELECT count(*) FROM outbox")
                     .fetch_one(pool)
                     .await
             }
@@ -372,31 +458,15 @@ impl Relay {
             }
         }
     }
-
-    /// Deletes rows published longer ago than the settings keep them.
-    async fn prune(&self) -> sqlx::Result<u64> {
-        let before = Utc::now()
-            - chrono::Duration::from_std(self.settings.keep_published).unwrap_or_default();
-        match &self.pool {
-            Pool::Postgres(pool) => sqlx::query("DELETE FROM outbox WHERE published_at < $1")
-                .bind(before)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()),
-            Pool::Sqlite(pool) => sqlx::query("DELETE FROM outbox WHERE published_at < ?")
-                .bind(before)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()),
-        }
-    }
 }
 
 enum Round {
     /// A whole batch went: there may be more.
     Full,
-    /// The outbox is empty (or another replica has it).
+    /// The outbox is empty.
     Drained,
+    /// Another replica publishes the outbox.
+    Follower,
 }
 
 fn finish(rows: usize, failure: Option<String>) -> Result<Round, String> {

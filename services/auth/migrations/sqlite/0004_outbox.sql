@@ -1,5 +1,6 @@
 -- The transactional outbox: events written with the change that caused
--- them, published in `seq` order by the relay, pruned after a while.
+-- them, published in `seq` order by the relay and deleted once JetStream
+-- has acknowledged them (so the table holds only what is still to go).
 CREATE TABLE outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id BLOB NOT NULL,
@@ -7,8 +8,5 @@ CREATE TABLE outbox (
     subject TEXT NOT NULL,
     time TEXT NOT NULL,
     traceparent TEXT,
-    data BLOB NOT NULL,
-    published_at TEXT
+    data BLOB NOT NULL
 );
-CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
-CREATE INDEX outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;

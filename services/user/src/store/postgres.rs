@@ -5,6 +5,7 @@ use crate::domain::{DisplayName, Email, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
+use std::sync::LazyLock;
 use suite_events::{Event, outbox};
 use uuid::Uuid;
 
@@ -41,25 +42,27 @@ fn record(row: &PgRow) -> sqlx::Result<UserRecord> {
 #[async_trait]
 impl UserStore for PgStore {
     async fn insert(&self, u: &UserRecord, events: &[Event]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(u.id)
-        .bind(u.username.as_str())
-        .bind(u.email.as_str())
-        .bind(u.display_name.as_str())
-        .bind(&u.roles)
-        .bind(&u.password_hash)
-        .bind(u.created_at)
-        .bind(u.updated_at)
-        .bind(u.version)
-        .bind(u.sessions_valid_after)
-        .execute(&mut *tx)
-        .await?;
-        outbox::append_pg(&mut tx, events).await?;
-        tx.commit().await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            outbox::pg_change_with_events(
+                "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                10,
+            )
+        });
+        let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
+            .bind(u.id)
+            .bind(u.username.as_str())
+            .bind(u.email.as_str())
+            .bind(u.display_name.as_str())
+            .bind(&u.roles)
+            .bind(&u.password_hash)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .bind(u.version)
+            .bind(u.sessions_valid_after);
+        outbox::bind_pg_events(query, events)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -101,24 +104,28 @@ impl UserStore for PgStore {
     }
 
     async fn update(&self, u: &UserRecord, events: &[Event]) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
-             updated_at = $7, sessions_valid_after = $8, version = version + 1 \
-             WHERE id = $1 AND version = $9 AND deleted_at IS NULL",
-        )
-        .bind(u.id)
-        .bind(u.username.as_str())
-        .bind(u.email.as_str())
-        .bind(u.display_name.as_str())
-        .bind(&u.roles)
-        .bind(&u.password_hash)
-        .bind(u.updated_at)
-        .bind(u.sessions_valid_after)
-        .bind(u.version)
-        .execute(&mut *tx)
-        .await?;
-        commit_if_changed(tx, done.rows_affected() == 1, events).await
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            outbox::pg_change_with_events(
+                "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
+                 updated_at = $7, sessions_valid_after = $8, version = version + 1 \
+                 WHERE id = $1 AND version = $9 AND deleted_at IS NULL",
+                9,
+            )
+        });
+        let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
+            .bind(u.id)
+            .bind(u.username.as_str())
+            .bind(u.email.as_str())
+            .bind(u.display_name.as_str())
+            .bind(&u.roles)
+            .bind(&u.password_hash)
+            .bind(u.updated_at)
+            .bind(u.sessions_valid_after)
+            .bind(u.version);
+        let changed = outbox::bind_pg_events(query, events)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(changed == 1)
     }
 
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()> {
@@ -138,17 +145,21 @@ impl UserStore for PgStore {
         at: DateTime<Utc>,
         events: &[Event],
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET deleted_at = $3, sessions_valid_after = $3, updated_at = $3, version = version + 1 \
-             WHERE id = $1 AND version = $2 AND deleted_at IS NULL",
-        )
-        .bind(id)
-        .bind(version)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        commit_if_changed(tx, done.rows_affected() == 1, events).await
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            outbox::pg_change_with_events(
+                "UPDATE users SET deleted_at = $3, sessions_valid_after = $3, updated_at = $3, version = version + 1 \
+                 WHERE id = $1 AND version = $2 AND deleted_at IS NULL",
+                3,
+            )
+        });
+        let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
+            .bind(id)
+            .bind(version)
+            .bind(at);
+        let changed = outbox::bind_pg_events(query, events)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(changed == 1)
     }
 
     async fn append_events(&self, events: &[Event]) -> Result<()> {
@@ -262,19 +273,4 @@ impl UserStore for PgStore {
         .await?;
         Ok(done.rows_affected())
     }
-}
-
-/// Writes `events` and commits if the conditional write `changed` a row;
-/// otherwise rolls back (nothing changed, so nothing happened to tell).
-async fn commit_if_changed(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    changed: bool,
-    events: &[Event],
-) -> Result<bool> {
-    if !changed {
-        return Ok(false);
-    }
-    outbox::append_pg(&mut tx, events).await?;
-    tx.commit().await?;
-    Ok(true)
 }

@@ -57,7 +57,7 @@ async fn drained(db: &TestDb) {
     loop {
         let left: i64 = if db.url.starts_with("postgres") {
             let pool = sqlx::PgPool::connect(&db.url).await.expect("pg");
-            let n = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            let n = sqlx::query_scalar("SELECT count(*) FROM outbox")
                 .fetch_one(&pool)
                 .await
                 .expect("count");
@@ -65,7 +65,7 @@ async fn drained(db: &TestDb) {
             n
         } else {
             let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
-            let n = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            let n = sqlx::query_scalar("SELECT count(*) FROM outbox")
                 .fetch_one(&pool)
                 .await
                 .expect("count");
@@ -85,7 +85,7 @@ async fn drained(db: &TestDb) {
 
 async fn unpublished(pg_url: &str) -> i64 {
     let pool = sqlx::PgPool::connect(pg_url).await.expect("pg");
-    let n = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    let n = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&pool)
         .await
         .expect("count");
