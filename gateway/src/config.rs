@@ -56,6 +56,11 @@ pub struct Config {
     #[command(flatten)]
     pub events: suite_events::EventsArgs,
 
+    /// Where the rate buckets are shared by the replicas (unset: each
+    /// replica its own).
+    #[command(flatten)]
+    pub redis: suite_redis::RedisArgs,
+
     /// The `aud` every access token must carry.
     #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite")]
     pub access_token_audience: String,

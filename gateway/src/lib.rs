@@ -61,6 +61,8 @@ pub enum Error {
     Admin(std::io::Error),
     #[error("events: {0}")]
     Events(String),
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// A service, its lazy channel balanced over every replica its URL resolves
@@ -168,13 +170,20 @@ pub fn apps_with(
             .rules(vec![config.access_token_audience.clone()]),
     )
     .with_revocations(revocations);
-    let limits = limits::Limits::new(&limits::LimitSettings {
-        per_second: config.rate_limit_per_second,
-        burst: config.rate_limit_burst,
-        sensitive_per_minute: config.auth_rate_limit_per_minute,
-        sensitive_burst: config.auth_rate_limit_burst,
-        trusted_proxies: config.trusted_proxies.clone(),
-    });
+    let redis = config
+        .redis
+        .connect()
+        .map_err(|e| Error::Redis(e.to_string()))?;
+    let limits = limits::Limits::with_redis(
+        &limits::LimitSettings {
+            per_second: config.rate_limit_per_second,
+            burst: config.rate_limit_burst,
+            sensitive_per_minute: config.auth_rate_limit_per_minute,
+            sensitive_burst: config.auth_rate_limit_burst,
+            trusted_proxies: config.trusted_proxies.clone(),
+        },
+        redis,
+    );
     let state = Arc::new(state::AppState {
         endpoints,
         verifier,

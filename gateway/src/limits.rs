@@ -32,6 +32,8 @@ pub struct LimitSettings {
 pub struct Limits {
     general: DefaultKeyedRateLimiter<IpAddr>,
     sensitive: DefaultKeyedRateLimiter<IpAddr>,
+    /// With `REDIS_URL`: the buckets every gateway replica shares.
+    shared: Option<SharedBuckets>,
     trusted_proxies: Vec<IpAddr>,
     /// For `RateLimit-Policy`: (limit, window seconds) of each bucket.
     pub general_policy: (u32, u64),
@@ -42,14 +44,105 @@ fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
+/// The buckets in Redis, and when to try Redis again after it failed.
+struct SharedBuckets {
+    redis: suite_redis::Redis,
+    /// (interval, burst) of the general and the sensitive buckets.
+    general: (Duration, u32),
+    sensitive: (Duration, u32),
+    /// While set and in the future, the local buckets answer.
+    local_until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long a replica keeps to its local buckets after Redis failed it
+/// before asking Redis again.
+const LOCAL_FOR: Duration = Duration::from_secs(1);
+
+impl SharedBuckets {
+    fn in_fallback(&self) -> bool {
+        self.local_until
+            .lock()
+            .map(|until| until.is_some_and(|t| std::time::Instant::now() < t))
+            .unwrap_or(true)
+    }
+
+    fn fall_back(&self, error: &suite_redis::Error) {
+        let Ok(mut until) = self.local_until.lock() else {
+            return;
+        };
+        if until.is_none() {
+            tracing::warn!(%error, "Redis failed the rate limits: local buckets until it answers");
+        }
+        *until = Some(std::time::Instant::now() + LOCAL_FOR);
+        metrics().shared.set(0);
+        metrics().redis_errors.inc();
+    }
+
+    fn recovered(&self) {
+        if let Ok(mut until) = self.local_until.lock()
+            && until.take().is_some()
+        {
+            tracing::info!("Redis answers again: the rate limits are shared again");
+        }
+        metrics().shared.set(1);
+    }
+}
+
+struct LimitMetrics {
+    /// 1 while the buckets are Redis's, 0 while local.
+    shared: prometheus_client::metrics::gauge::Gauge,
+    redis_errors: prometheus_client::metrics::counter::Counter,
+}
+
+fn metrics() -> &'static LimitMetrics {
+    static METRICS: std::sync::LazyLock<LimitMetrics> = std::sync::LazyLock::new(|| {
+        let m = LimitMetrics {
+            shared: Default::default(),
+            redis_errors: Default::default(),
+        };
+        let registry = suite_telemetry::metrics::metrics();
+        registry.register(
+            "suite_gateway_rate_limit_shared",
+            "1 while the rate buckets are in Redis (shared by the replicas), 0 while this replica's own",
+            m.shared.clone(),
+        );
+        registry.register(
+            "suite_gateway_rate_limit_redis_errors",
+            "Rate-limit checks that Redis failed or answered too late (answered by the local buckets)",
+            m.redis_errors.clone(),
+        );
+        m
+    });
+    &METRICS
+}
+
 impl Limits {
     pub fn new(s: &LimitSettings) -> Arc<Self> {
+        Self::with_redis(s, None)
+    }
+
+    /// The limits, in `redis` when given (with the local buckets as the
+    /// fallback).
+    pub fn with_redis(s: &LimitSettings, redis: Option<suite_redis::Redis>) -> Arc<Self> {
         let general = Quota::per_second(nonzero(s.per_second)).allow_burst(nonzero(s.burst));
         let sensitive = Quota::per_minute(nonzero(s.sensitive_per_minute))
             .allow_burst(nonzero(s.sensitive_burst));
+        let shared = redis.map(|redis| {
+            metrics().shared.set(1);
+            SharedBuckets {
+                redis,
+                general: (Duration::from_secs(1) / s.per_second.max(1), s.burst.max(1)),
+                sensitive: (
+                    Duration::from_secs(60) / s.sensitive_per_minute.max(1),
+                    s.sensitive_burst.max(1),
+                ),
+                local_until: std::sync::Mutex::new(None),
+            }
+        });
         let limits = Arc::new(Self {
             general: DefaultKeyedRateLimiter::keyed(general),
             sensitive: DefaultKeyedRateLimiter::keyed(sensitive),
+            shared,
             trusted_proxies: s.trusted_proxies.clone(),
             general_policy: (s.burst.max(1), 1),
             sensitive_policy: (s.sensitive_burst.max(1), 60),
@@ -87,8 +180,38 @@ impl Limits {
             .unwrap_or(peer)
     }
 
-    /// `Err(wait)` when `client` must wait before this request.
-    pub fn check(&self, client: IpAddr, class: RateClass) -> Result<(), Duration> {
+    /// `Err(wait)` when `client` must wait before this request: Redis's
+    /// shared bucket answers if there is one and it answers in time, else
+    /// this replica's own.
+    pub async fn check(&self, client: IpAddr, class: RateClass) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared
+            && !shared.in_fallback()
+        {
+            let ((interval, burst), name) = match class {
+                RateClass::Auth => (shared.sensitive, "auth"),
+                RateClass::General => (shared.general, "general"),
+            };
+            match shared
+                .redis
+                .gcra(&format!("rl:{name}:{client}"), interval, burst)
+                .await
+            {
+                Ok(suite_redis::Gcra::Allowed { .. }) => {
+                    shared.recovered();
+                    return Ok(());
+                }
+                Ok(suite_redis::Gcra::Limited { retry_after }) => {
+                    shared.recovered();
+                    return Err(retry_after);
+                }
+                Err(e) => shared.fall_back(&e),
+            }
+        }
+        self.check_local(client, class)
+    }
+
+    /// This replica's own buckets.
+    pub fn check_local(&self, client: IpAddr, class: RateClass) -> Result<(), Duration> {
         let limiter = match class {
             RateClass::Auth => &self.sensitive,
             RateClass::General => &self.general,
@@ -119,7 +242,7 @@ pub async fn limit(
     let class = matched
         .endpoint()
         .map_or(RateClass::General, |e| e.route.rate);
-    if let Err(wait) = gw.limits.check(client, class) {
+    if let Err(wait) = gw.limits.check(client, class).await {
         return too_many(&gw.limits, class, wait).into_response();
     }
     req.extensions_mut().insert(Client(client));
@@ -165,11 +288,11 @@ mod tests {
         let limits = Limits::new(&settings(vec![]));
         let ip: IpAddr = [192, 0, 2, 1].into();
         assert!(
-            limits.check(ip, RateClass::General).is_ok()
-                && limits.check(ip, RateClass::General).is_ok()
+            limits.check_local(ip, RateClass::General).is_ok()
+                && limits.check_local(ip, RateClass::General).is_ok()
         );
         let wait = limits
-            .check(ip, RateClass::General)
+            .check_local(ip, RateClass::General)
             .expect_err("over the burst");
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
@@ -178,11 +301,11 @@ mod tests {
         // Another client and the other bucket are separate.
         assert!(
             limits
-                .check([192, 0, 2, 2].into(), RateClass::General)
+                .check_local([192, 0, 2, 2].into(), RateClass::General)
                 .is_ok()
         );
-        assert!(limits.check(ip, RateClass::Auth).is_ok());
-        assert!(limits.check(ip, RateClass::Auth).is_err());
+        assert!(limits.check_local(ip, RateClass::Auth).is_ok());
+        assert!(limits.check_local(ip, RateClass::Auth).is_err());
     }
 
     #[tokio::test]

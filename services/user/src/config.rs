@@ -95,6 +95,14 @@ pub struct Config {
     /// Where events go (NATS JetStream, or in-process).
     #[command(flatten)]
     pub events: EventsArgs,
+
+    /// The user record cache's Redis (unset: no cache).
+    #[command(flatten)]
+    pub redis: suite_redis::RedisArgs,
+
+    /// How long a cached user record lives, in seconds.
+    #[arg(long = "user-cache-ttl-secs", env = "USER_CACHE_TTL_SECS", value_name = "USER_CACHE_TTL_SECS", default_value = "300", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
+    pub user_cache_ttl: Duration,
 }
 
 pub use suite_grpc::config::ConfigError;

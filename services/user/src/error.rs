@@ -107,6 +107,8 @@ pub enum StartError {
     Hasher(String),
     #[error("events: {0}")]
     Events(String),
+    #[error("{0}")]
+    Redis(String),
     #[error(transparent)]
     Serve(#[from] suite_grpc::server::ServeError),
 }

@@ -3,6 +3,7 @@
 //! the real server in-process; `main.rs` is a thin shell around [`serve`].
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -2,8 +2,8 @@
 //! and the suite's server runtime (health, reflection, limits, drain).
 
 use crate::{
-    config::Config, error::StartError, grpc::UserApi, password::PasswordHasher, service::UserCore,
-    store, throttle::Throttle,
+    cache::UserCache, config::Config, error::StartError, grpc::UserApi, password::PasswordHasher,
+    service::UserCore, store, throttle::Throttle,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use suite_db::Database;
@@ -71,12 +71,19 @@ pub async fn serve(
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
     let throttle = Throttle::new(store.clone(), config.throttle(), events.clone());
+    let redis = config
+        .redis
+        .connect()
+        .map_err(|e| StartError::Redis(e.to_string()))?;
+    let cache = Arc::new(UserCache::new(redis, config.user_cache_ttl));
+    let caching = crate::cache::follow_events(bus.clone(), cache.clone());
     let core = Arc::new(UserCore::new(
         store.clone(),
         hasher,
         throttle,
         events,
         config.events.record,
+        cache,
     ));
 
     let api = UserServiceServer::new(UserApi::new(
@@ -103,6 +110,7 @@ pub async fn serve(
     .await;
     pruning.abort();
     following.abort();
+    caching.abort();
     // In-flight changes are done: what they wrote is in the outbox, and the
     // next start publishes whatever this one did not.
     relaying.abort();

@@ -3,6 +3,7 @@
 //! of transport (the gRPC adapter maps its errors once).
 
 use crate::{
+    cache::UserCache,
     domain::{NewUser, Password, UserChanges, Violations},
     error::Error,
     password::{PasswordHasher, Verified},
@@ -34,6 +35,8 @@ pub struct UserCore {
     events: Wake,
     /// Whether changes write their events (see `EventsArgs::record`).
     record: bool,
+    /// The user record cache (with `REDIS_URL`).
+    cache: Arc<UserCache>,
 }
 
 impl UserCore {
@@ -43,6 +46,7 @@ impl UserCore {
         throttle: Throttle,
         events: Wake,
         record: bool,
+        cache: Arc<UserCache>,
     ) -> Self {
         Self {
             store,
@@ -50,6 +54,7 @@ impl UserCore {
             throttle,
             events,
             record,
+            cache,
         }
     }
 
@@ -113,8 +118,13 @@ impl UserCore {
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, Error> {
         let id = resolve_id(caller, id, "id")?;
         authorize(caller, id, Access::Read)?;
+        if let Some(user) = self.cache.get(id).await {
+            return Ok(user);
+        }
         let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
-        Ok(view(&record, true))
+        let user = view(&record, true);
+        self.cache.put(id, &user).await;
+        Ok(user)
     }
 
     pub async fn list(
@@ -399,6 +409,8 @@ impl UserCore {
         }
         self.events.wake();
         record.version += 1;
+        // Before the answer: no read after it is served the old record.
+        self.cache.invalidate(record.id, record.version).await;
         Ok(())
     }
 

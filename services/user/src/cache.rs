@@ -1,0 +1,172 @@
+//! The user record cache (with `REDIS_URL`): the full view of a user, never
+//! an HTTP response (authorization runs per caller on every read, before the
+//! cache is asked), never the password hash. Reads fill it; every write
+//! invalidates it before it is acknowledged, marking the version it wrote so
+//! that a slow reader holding an older row cannot store it afterwards; the
+//! user events invalidate it too (a write whose invalidation Redis failed).
+//! Redis down or slow: reads go to the database, nothing fails.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet, metrics::counter::Counter, metrics::family::Family,
+};
+use prost::Message;
+use std::{sync::LazyLock, time::Duration};
+use suite_proto::user::User;
+use uuid::Uuid;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+static REQUESTS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
+    let f = Family::default();
+    suite_telemetry::metrics::metrics().register(
+        "suite_user_cache_requests",
+        "User cache lookups and writes by result (hit, miss, error)",
+        f.clone(),
+    );
+    f
+});
+
+fn count(result: &'static str) {
+    REQUESTS.get_or_create(&ResultLabels { result }).inc();
+}
+
+pub struct UserCache {
+    redis: Option<suite_redis::Redis>,
+    ttl: Duration,
+}
+
+fn key(id: Uuid) -> String {
+    format!("user:{id}")
+}
+
+impl UserCache {
+    pub fn new(redis: Option<suite_redis::Redis>, ttl: Duration) -> Self {
+        LazyLock::force(&REQUESTS);
+        Self { redis, ttl }
+    }
+
+    /// The cached full view of user `id`, if there is one (and Redis answers).
+    pub async fn get(&self, id: Uuid) -> Option<User> {
+        let redis = self.redis.as_ref()?;
+        match redis.cache_get(&key(id)).await {
+            Ok(Some(bytes)) => match User::decode(bytes.as_slice()) {
+                Ok(user) => {
+                    count("hit");
+                    Some(user)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "an undecodable cache entry; reading the database");
+                    count("error");
+                    None
+                }
+            },
+            Ok(None) => {
+                count("miss");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "user cache unavailable; reading the database");
+                count("error");
+                None
+            }
+        }
+    }
+
+    /// Caches `user` (its full view, as read at its `etag` version), unless
+    /// a newer version was written meanwhile.
+    pub async fn put(&self, id: Uuid, user: &User) {
+        let (Some(redis), Ok(version)) = (self.redis.as_ref(), user.etag.parse::<i64>()) else {
+            return;
+        };
+        if let Err(e) = redis
+            .cache_put(&key(id), version, &user.encode_to_vec(), self.ttl)
+            .await
+        {
+            tracing::debug!(error = %e, "user cache unavailable; not cached");
+            count("error");
+        }
+    }
+
+    /// Version `version` of user `id` is committed: nothing older may be
+    /// served from the cache. False if Redis failed (the caller retries or
+    /// the event does).
+    pub async fn invalidate(&self, id: Uuid, version: i64) -> bool {
+        let Some(redis) = self.redis.as_ref() else {
+            return true;
+        };
+        // The mark outlives any entry stored before it.
+        match redis
+            .cache_invalidate(&key(id), version, self.ttl * 2)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, user.id = %id, "invalidating the user cache failed; the user's event will");
+                count("error");
+                false
+            }
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.redis.is_some()
+    }
+}
+
+/// Invalidates from the user events (every replica, each its own
+/// subscription): a write whose own invalidation Redis failed is caught up
+/// as soon as Redis answers again.
+pub fn follow_events(
+    bus: suite_events::Bus,
+    cache: std::sync::Arc<UserCache>,
+) -> tokio::task::JoinHandle<()> {
+    use prost::Name;
+    use suite_proto::user::{PasswordChanged, RolesChanged, UserDeleted, UserUpdated};
+    tokio::spawn(async move {
+        if !cache.enabled() {
+            return;
+        }
+        let filter = suite_events::Filter {
+            streams: vec![suite_events::Stream::User],
+            types: vec![
+                UserUpdated::full_name(),
+                UserDeleted::full_name(),
+                PasswordChanged::full_name(),
+                RolesChanged::full_name(),
+            ],
+            ..Default::default()
+        };
+        let mut from = suite_events::Start::New;
+        loop {
+            let Ok(mut sub) = bus.subscribe(filter.clone(), from.clone()).await else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            while let Some(Ok(item)) = sub.next().await {
+                let suite_events::Item::Event { event, published } = item else {
+                    continue;
+                };
+                let Ok(id) = Uuid::parse_str(&event.subject) else {
+                    continue;
+                };
+                let version = event
+                    .decode::<UserUpdated>()
+                    .and_then(|u| u.user)
+                    .and_then(|u| u.etag.parse().ok())
+                    // Deleted: nothing of the user may be cached again.
+                    .or_else(|| event.decode::<UserDeleted>().map(|_| i64::MAX))
+                    .unwrap_or(0);
+                let mut wait = Duration::from_millis(50);
+                while !cache.invalidate(id, version).await {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                from = suite_events::Start::Since(published - chrono::Duration::seconds(1));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
