@@ -7,4 +7,5 @@ mod grpc;
 mod helpers;
 mod openapi;
 mod rest;
+mod shared_limits;
 mod sse;

@@ -23,7 +23,7 @@ static REQUESTS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
     let f = Family::default();
     suite_telemetry::metrics::metrics().register(
         "suite_user_cache_requests",
-        "User cache lookups and writes by result (hit, miss, error)",
+        "User cache lookups and writes by result (hit, miss, bypass, error)",
         f.clone(),
     );
     f
@@ -36,7 +36,13 @@ fn count(result: &'static str) {
 pub struct UserCache {
     redis: Option<suite_redis::Redis>,
     ttl: Duration,
+    /// Invalidations Redis failed and that are being retried: meanwhile
+    /// this replica reads past the cache.
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// How often a failed invalidation is tried again.
+const RETRY_EVERY: Duration = Duration::from_millis(50);
 
 fn key(id: Uuid) -> String {
     format!("user:{id}")
@@ -45,12 +51,20 @@ fn key(id: Uuid) -> String {
 impl UserCache {
     pub fn new(redis: Option<suite_redis::Redis>, ttl: Duration) -> Self {
         LazyLock::force(&REQUESTS);
-        Self { redis, ttl }
+        Self {
+            redis,
+            ttl,
+            pending: Default::default(),
+        }
     }
 
     /// The cached full view of user `id`, if there is one (and Redis answers).
     pub async fn get(&self, id: Uuid) -> Option<User> {
         let redis = self.redis.as_ref()?;
+        if self.pending.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            count("bypass");
+            return None;
+        }
         match redis.cache_get(&key(id)).await {
             Ok(Some(bytes)) => match User::decode(bytes.as_slice()) {
                 Ok(user) => {
@@ -91,8 +105,33 @@ impl UserCache {
     }
 
     /// Version `version` of user `id` is committed: nothing older may be
-    /// served from the cache. False if Redis failed (the caller retries or
-    /// the event does).
+    /// served from the cache. If Redis fails, the invalidation is retried
+    /// in the background until it answers, and until then this replica
+    /// reads past the cache (the user's event retries it on every replica
+    /// too).
+    pub async fn written(&self, id: Uuid, version: i64) {
+        if self.invalidate(id, version).await {
+            return;
+        }
+        let Some(redis) = self.redis.clone() else {
+            return;
+        };
+        let (pending, ttl) = (self.pending.clone(), self.ttl);
+        pending.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        tokio::spawn(async move {
+            while redis
+                .cache_invalidate(&key(id), version, ttl * 2)
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+            pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        });
+    }
+
+    /// One attempt at [`UserCache::written`]'s invalidation; false if Redis
+    /// failed it.
     pub async fn invalidate(&self, id: Uuid, version: i64) -> bool {
         let Some(redis) = self.redis.as_ref() else {
             return true;
@@ -159,10 +198,8 @@ pub fn follow_events(
                     // Deleted: nothing of the user may be cached again.
                     .or_else(|| event.decode::<UserDeleted>().map(|_| i64::MAX))
                     .unwrap_or(0);
-                let mut wait = Duration::from_millis(50);
                 while !cache.invalidate(id, version).await {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(RETRY_EVERY).await;
                 }
                 from = suite_events::Start::Since(published - chrono::Duration::seconds(1));
             }

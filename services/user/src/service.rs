@@ -215,14 +215,17 @@ impl UserCore {
             },
             id,
         );
+        let deleted = self.recorded(vec![deleted]);
         if !self
             .store
-            .delete(id, record.version, now(), &[deleted])
+            .delete(id, record.version, now(), &deleted)
             .await?
         {
             return Err(self.lost_race(id).await);
         }
         self.events.wake();
+        // Nothing of a deleted user is cached again.
+        self.cache.written(id, i64::MAX).await;
         tracing::info!(user.id = %id, "user deleted");
         Ok(())
     }
@@ -410,7 +413,7 @@ impl UserCore {
         self.events.wake();
         record.version += 1;
         // Before the answer: no read after it is served the old record.
-        self.cache.invalidate(record.id, record.version).await;
+        self.cache.written(record.id, record.version).await;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod authorization;
+mod cache;
 mod credentials;
 mod crud;
 mod events;

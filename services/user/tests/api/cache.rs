@@ -1,0 +1,231 @@
+//! The user record cache in Redis (a `redis-server` of each test's own),
+//! on two replicas of the user service over one PostgreSQL: a hit on the
+//! second read, a write on either replica invalidates before it is
+//! acknowledged, never stale under concurrent writers and readers, and
+//! bypassed while Redis is away.
+
+use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with, start, test_config};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use suite_proto::user::User;
+use suite_redis::testing::RedisServer;
+use suite_tokens::SigningKey;
+
+/// Two replicas on one database, caching in `redis`.
+async fn two_replicas(redis: &RedisServer) -> Option<(TestApp, TestApp)> {
+    let url = redis.url();
+    let first = spawn_app_with(Backend::Postgres, |c| {
+        c.redis.redis_url = Some(url.clone());
+        c.redis.redis_timeout_ms = 500;
+    })
+    .await?;
+    let mut config = test_config(&first.db.url, &first.key);
+    config.redis.redis_url = Some(url);
+    config.redis.redis_timeout_ms = 500;
+    let spare = TestDb::create(Backend::Sqlite, "spare").await?;
+    let key = SigningKey::from_pkcs8_pem("test-key-1", &first.key.to_pkcs8_pem()).expect("key");
+    let second = start(config, key, spare).await;
+    second.wait_until_serving().await;
+    Some((first, second))
+}
+
+/// Changes the stored row behind the service's back (its version stays).
+async fn sneak(db: &TestDb, id: &str, display_name: &str) {
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("pg");
+    sqlx::query("UPDATE users SET display_name = $2 WHERE id = $1::uuid")
+        .bind(id)
+        .bind(display_name)
+        .execute(&pool)
+        .await
+        .expect("update");
+    pool.close().await;
+}
+
+fn named(id: &str, display_name: &str) -> User {
+    User {
+        id: id.into(),
+        display_name: display_name.into(),
+        ..User::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_read_is_a_hit_and_a_write_on_either_replica_invalidates_it() {
+    let redis = RedisServer::start();
+    let Some((a, b)) = two_replicas(&redis).await else {
+        return;
+    };
+    let user = a.create_user("cached").await;
+    let admin = a.admin_token();
+    assert_eq!(a.get(&admin, &user.id).await.expect("get").display_name, "");
+    // Served from the cache from now on: a change made behind the service's
+    // back is not seen, on either replica.
+    sneak(&a.db, &user.id, "behind its back").await;
+    assert_eq!(a.get(&admin, &user.id).await.expect("get").display_name, "");
+    assert_eq!(b.get(&admin, &user.id).await.expect("get").display_name, "");
+    // A write through either replica is seen at once by both.
+    b.update(&admin, named(&user.id, "by b"), &["display_name"])
+        .await
+        .expect("update");
+    assert_eq!(
+        a.get(&admin, &user.id).await.expect("get").display_name,
+        "by b"
+    );
+    a.update(&admin, named(&user.id, "by a"), &["display_name"])
+        .await
+        .expect("update");
+    assert_eq!(
+        b.get(&admin, &user.id).await.expect("get").display_name,
+        "by a"
+    );
+    // Authorization still runs per caller: a stranger is refused a cached user.
+    let stranger = a.token_for(&a.create_user("stranger").await);
+    assert_eq!(
+        b.get(&stranger, &user.id)
+            .await
+            .expect_err("not theirs")
+            .code(),
+        tonic::Code::PermissionDenied
+    );
+    // Deleted: gone from both.
+    let mut c = a.client.clone();
+    c.delete_user(crate::helpers::authed(
+        suite_proto::user::DeleteUserRequest {
+            id: user.id.clone(),
+            etag: String::new(),
+        },
+        &admin,
+    ))
+    .await
+    .expect("delete");
+    assert_eq!(
+        b.get(&admin, &user.id).await.expect_err("deleted").code(),
+        tonic::Code::NotFound
+    );
+}
+
+/// Writers on both replicas, one update after another, and readers on both
+/// at the same time: a read that begins after a write was acknowledged
+/// never returns an older version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_older_than_the_last_acknowledged_write() {
+    let redis = RedisServer::start();
+    let Some((a, b)) = two_replicas(&redis).await else {
+        return;
+    };
+    let user = a.create_user("raced").await;
+    let admin = a.admin_token();
+    let apps = Arc::new([a, b]);
+    // (ack instant, version) of each write; (start instant, version) of each read.
+    let acked: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
+    let reads: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for r in 0..4 {
+        let (apps, reads, done, admin, id) = (
+            apps.clone(),
+            reads.clone(),
+            done.clone(),
+            admin.clone(),
+            user.id.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let mut i = r;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                let got = apps[i % 2].get(&admin, &id).await.expect("read");
+                reads
+                    .lock()
+                    .expect("lock")
+                    .push((started, got.etag.parse().expect("version")));
+                i += 1;
+            }
+        }));
+    }
+    for i in 0..150 {
+        let app = &apps[i % 2];
+        let updated = app
+            .update(&admin, named(&user.id, &format!("v{i}")), &["display_name"])
+            .await
+            .expect("update");
+        acked
+            .lock()
+            .expect("lock")
+            .push((Instant::now(), updated.etag.parse().expect("version")));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.expect("reader");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    let reads = reads.lock().expect("lock").clone();
+    assert!(
+        reads.len() > 100,
+        "the readers hardly read: {}",
+        reads.len()
+    );
+    for (started, version) in &reads {
+        let newest_acked = acked
+            .iter()
+            .filter(|(at, _)| at < started)
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            *version >= newest_acked,
+            "a read begun after version {newest_acked} was acknowledged returned version {version}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_away_reads_and_writes_go_to_the_database() {
+    let mut redis = RedisServer::start();
+    let Some((a, b)) = two_replicas(&redis).await else {
+        return;
+    };
+    let user = a.create_user("away").await;
+    let admin = a.admin_token();
+    a.get(&admin, &user.id).await.expect("cached");
+    redis.stop();
+    for app in [&a, &b] {
+        assert_eq!(
+            app.get(&admin, &user.id).await.expect("get").display_name,
+            ""
+        );
+    }
+    b.update(&admin, named(&user.id, "while away"), &["display_name"])
+        .await
+        .expect("a write without Redis");
+    for app in [&a, &b] {
+        assert_eq!(
+            app.get(&admin, &user.id).await.expect("get").display_name,
+            "while away"
+        );
+    }
+    // Back (empty: it kept nothing): cached again, and fresh.
+    redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(
+            a.get(&admin, &user.id).await.expect("get").display_name,
+            "while away"
+        );
+        let client = redis::Client::open(redis.url()).expect("url");
+        let cached: Option<Vec<u8>> = match client.get_multiplexed_async_connection().await {
+            Ok(mut c) => redis::cmd("GET")
+                .arg(format!("suite:user:{}", user.id))
+                .query_async(&mut c)
+                .await
+                .unwrap_or(None),
+            Err(_) => None,
+        };
+        if cached.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cached again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,96 @@
+//! The scripts against a real Redis (a `redis-server` of each test's own).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::Duration;
+use suite_redis::{Gcra, Redis, RedisArgs, testing::RedisServer};
+
+fn client(server: &RedisServer, timeout_ms: u64) -> Redis {
+    RedisArgs {
+        redis_url: Some(server.url()),
+        redis_connect_timeout_ms: 250,
+        redis_timeout_ms: timeout_ms,
+        redis_key_prefix: "test:".into(),
+    }
+    .connect()
+    .expect("a URL")
+    .expect("configured")
+}
+
+#[tokio::test]
+async fn a_gcra_bucket_admits_its_burst_then_says_how_long_to_wait() {
+    let server = RedisServer::start();
+    let redis = client(&server, 1000);
+    let interval = Duration::from_secs(10);
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        match redis.gcra("b", interval, 3).await.expect("redis") {
+            Gcra::Allowed { remaining: r } => remaining.push(r),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(remaining, [2, 1, 0]);
+    match redis.gcra("b", interval, 3).await.expect("redis") {
+        Gcra::Limited { retry_after } => {
+            assert!(
+                retry_after > Duration::from_secs(9) && retry_after <= interval,
+                "{retry_after:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another key is another bucket.
+    assert!(matches!(
+        redis.gcra("c", interval, 3).await,
+        Ok(Gcra::Allowed { remaining: 2 })
+    ));
+}
+
+#[tokio::test]
+async fn a_reader_holding_an_old_row_cannot_store_it_after_a_write() {
+    let server = RedisServer::start();
+    let redis = client(&server, 1000);
+    let ttl = Duration::from_secs(60);
+    assert!(redis.cache_put("u", 1, b"one", ttl).await.expect("put"));
+    assert_eq!(
+        redis.cache_get("u").await.expect("get").as_deref(),
+        Some(&b"one"[..])
+    );
+    // A write of version 2 is committed and invalidates.
+    redis
+        .cache_invalidate("u", 2, ttl)
+        .await
+        .expect("invalidate");
+    assert_eq!(redis.cache_get("u").await.expect("get"), None);
+    // The slow reader that fetched version 1 before the write comes back.
+    assert!(!redis.cache_put("u", 1, b"one", ttl).await.expect("put"));
+    assert_eq!(redis.cache_get("u").await.expect("get"), None);
+    // A reader of version 2 may store it; an older one cannot replace it.
+    assert!(redis.cache_put("u", 2, b"two", ttl).await.expect("put"));
+    assert!(!redis.cache_put("u", 1, b"one", ttl).await.expect("put"));
+    assert_eq!(
+        redis.cache_get("u").await.expect("get").as_deref(),
+        Some(&b"two"[..])
+    );
+    // A value with the separator inside survives.
+    assert!(redis.cache_put("v", 1, b"a:b", ttl).await.expect("put"));
+    assert_eq!(
+        redis.cache_get("v").await.expect("get").as_deref(),
+        Some(&b"a:b"[..])
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_is_gone_fails_fast_and_is_found_again() {
+    let mut server = RedisServer::start();
+    let redis = client(&server, 50);
+    redis.ping().await.expect("up");
+    server.stop();
+    assert!(redis.ping().await.is_err());
+    assert!(redis.gcra("b", Duration::from_secs(1), 1).await.is_err());
+    server.start_again();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while redis.ping().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

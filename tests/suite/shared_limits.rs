@@ -1,0 +1,156 @@
+//! One rate budget for every gateway: two replicas on one Redis admit what
+//! one would; with Redis gone each keeps serving on its own buckets (no
+//! 5xx), and once Redis answers again the budget is shared again.
+
+use crate::helpers::{Backend, Suite, get_text, send_with, spawn_suite_on};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+use suite_redis::testing::RedisServer;
+
+const BURST: u32 = 20;
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The limits of both replicas: a burst of 20, then one a minute (nothing
+/// refills during the test); clients named by `X-Forwarded-For` from the
+/// loopback proxy.
+fn limits(config: &mut suite_gateway::Config, redis: &str) {
+    config.redis.redis_url = Some(redis.to_owned());
+    // Generous: the test machine's load must not make Redis "slow".
+    config.redis.redis_timeout_ms = 500;
+    config.rate_limit_burst = BURST;
+    config.rate_limit_per_second = 1;
+    config.trusted_proxies = vec![[127, 0, 0, 1].into()];
+}
+
+async fn second_gateway(s: &Suite, redis: &str) -> SocketAddr {
+    let mut config = suite_gateway::Config::defaults();
+    config.user_service_url = format!("http://{}", s.user);
+    config.auth_service_url = format!("http://{}", s.auth);
+    limits(&mut config, redis);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let admin_addr = admin.local_addr().expect("addr");
+    tokio::spawn(suite_gateway::serve_with_admin(
+        config,
+        listener,
+        Some(admin),
+        std::future::pending(),
+    ));
+    let deadline = Instant::now() + PATIENCE;
+    while !get_text(admin_addr, "/readyz")
+        .await
+        .is_ok_and(|(status, _)| status == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second gateway never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    addr
+}
+
+/// One request of `client` (its address as the proxy tells it) to `gateway`:
+/// the status (a protected route without a token: 401 when admitted).
+async fn request(gateway: SocketAddr, client: &str) -> u16 {
+    send_with(
+        gateway,
+        "GET",
+        "/api/v1/users/me",
+        None,
+        None,
+        &[("x-forwarded-for", client)],
+    )
+    .await
+    .expect("request")
+    .status
+}
+
+/// `n` requests of `client`, alternating between the gateways: how many
+/// were admitted, and every status seen.
+async fn alternating(gateways: &[SocketAddr], client: &str, n: usize) -> (usize, Vec<u16>) {
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        statuses.push(request(gateways[i % gateways.len()], client).await);
+    }
+    let admitted = statuses.iter().filter(|s| **s != 429).count();
+    (admitted, statuses)
+}
+
+/// Waits until `gateway` counts `probe`'s requests in Redis again.
+async fn counted_in_redis(redis: &RedisServer, gateway: SocketAddr, probe: &str) {
+    let client = redis::Client::open(redis.url()).expect("url");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        request(gateway, probe).await;
+        let found: Option<String> = match client.get_multiplexed_async_connection().await {
+            Ok(mut c) => redis::cmd("GET")
+                .arg(format!("suite:rl:general:{probe}"))
+                .query_async(&mut c)
+                .await
+                .unwrap_or(None),
+            Err(_) => None,
+        };
+        if found.is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{gateway} never went back to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_redis_share_one_budget_and_fall_back_when_it_is_gone() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let Some(s) = spawn_suite_on(Backend::Sqlite, None, |c| limits(c, &url)).await else {
+        return;
+    };
+    let other = second_gateway(&s, &url).await;
+    let gateways = [s.gateway, other];
+
+    // Shared: alternating between the two, one client gets one burst.
+    let (admitted, statuses) = alternating(&gateways, "198.51.100.1", 40).await;
+    assert!(
+        (BURST as usize..=BURST as usize + 1).contains(&admitted),
+        "admitted {admitted} of 40 (one budget is {BURST}): {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+
+    // Redis gone: both keep serving on their own buckets, and nothing is a 5xx.
+    redis.stop();
+    let (admitted, statuses) = alternating(&gateways, "198.51.100.2", 60).await;
+    assert!(
+        statuses.iter().all(|s| *s < 500),
+        "a 5xx without Redis: {statuses:?}"
+    );
+    assert!(
+        admitted >= BURST as usize,
+        "the local buckets admit at least one burst: {admitted}"
+    );
+
+    // Redis back (empty: it kept nothing): shared again.
+    redis.start_again();
+    for (i, g) in gateways.iter().enumerate() {
+        counted_in_redis(&redis, *g, &format!("203.0.113.{i}")).await;
+    }
+    let (admitted, statuses) = alternating(&gateways, "198.51.100.3", 40).await;
+    assert!(
+        (BURST as usize..=BURST as usize + 1).contains(&admitted),
+        "admitted {admitted} of 40 after Redis returned: {statuses:?}"
+    );
+    s.stop().await;
+}
