@@ -121,9 +121,17 @@ async fn user(gateway: SocketAddr) -> Result<(String, String), Error> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let body = r#"{"username":"bench","email":"bench@example.com","password":"a long enough passphrase"}"#;
+    let body =
+        r#"{"username":"bench","email":"bench@example.com","password":"a long enough passphrase"}"#;
     let created = loop {
-        let (status, created) = call(&mut sender, "POST", "/api/v1/users", None, Some(body.into())).await?;
+        let (status, created) = call(
+            &mut sender,
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(body.into()),
+        )
+        .await?;
         if status == 201 {
             break created;
         }
@@ -137,7 +145,14 @@ async fn user(gateway: SocketAddr) -> Result<(String, String), Error> {
         .ok_or("no id")?
         .to_owned();
     let login = r#"{"login":"bench","password":"a long enough passphrase"}"#;
-    let (_, tokens) = call(&mut sender, "POST", "/api/v1/auth/login", None, Some(login.into())).await?;
+    let (_, tokens) = call(
+        &mut sender,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(login.into()),
+    )
+    .await?;
     let token = serde_json::from_slice::<serde_json::Value>(&tokens)?["accessToken"]
         .as_str()
         .ok_or("no token")?
@@ -197,7 +212,10 @@ async fn main() -> Result<(), Error> {
     // Redis rewrites its process title to `redis-server <addr>`; before that
     // its command line holds `--port <port>`.
     let redis_cpu = {
-        let (title, args) = (redis.addr.to_string(), format!("--port {}", redis.addr.port()));
+        let (title, args) = (
+            redis.addr.to_string(),
+            format!("--port {}", redis.addr.port()),
+        );
         move || cpu::seconds(&title) + cpu::seconds(&args)
     };
 
@@ -207,11 +225,22 @@ async fn main() -> Result<(), Error> {
     println!("|---|---|---|---|---|---|");
     for run in 1..=2 {
         for (limits, cache) in [(false, false), (true, false), (false, true)] {
-            let s = start(limits.then_some(url.as_str()), cache.then_some(url.as_str())).await?;
+            let s = start(
+                limits.then_some(url.as_str()),
+                cache.then_some(url.as_str()),
+            )
+            .await?;
             let (id, token) = user(s.gateway).await?;
             let path = format!("/api/v1/users/{id}");
             // Warm: connections, statement caches, the cache entry.
-            load(s.gateway, &path, &token, connections, Duration::from_secs(1)).await?;
+            load(
+                s.gateway,
+                &path,
+                &token,
+                connections,
+                Duration::from_secs(1),
+            )
+            .await?;
             let cpu = || [cpu::seconds(&me), cpu::seconds("postgres"), redis_cpu()];
             let before = cpu();
             let (ok, latencies) = load(
