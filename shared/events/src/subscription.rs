@@ -143,9 +143,15 @@ impl Subscription {
             };
             match item {
                 Item::Event { ref event, .. } if event.id == *after => {
-                    // Found: what came before it was seen already.
-                    held.clear();
+                    // Found: what came before it in its own stream was seen
+                    // already; of the other stream's (merged beside it, in no
+                    // set order with it), what was made after it was not.
+                    let (after, stream) = (*after, event.stream());
+                    let held = std::mem::take(held);
                     self.resuming = None;
+                    self.ready.extend(held.into_iter().filter(|i| {
+                        matches!(i, Item::Event { event: e, .. } if e.stream() != stream && e.id > after)
+                    }));
                 }
                 Item::Event { .. } => held.push(item),
                 Item::CaughtUp => {
@@ -224,6 +230,19 @@ mod tests {
         )
         .await;
         assert_eq!(ids_of(&got), vec![None, Some(later)]);
+    }
+
+    #[tokio::test]
+    async fn resuming_keeps_the_other_streams_later_events_found_before_the_mark() {
+        let seen = Uuid::now_v7();
+        let later = Uuid::now_v7();
+        let mut other = event(later);
+        if let Item::Event { event, .. } = &mut other {
+            event.event_type = "suite.auth.v1.SessionEnded".into();
+        }
+        // The other stream's later event arrives before the mark.
+        let got = collect(vec![other, event(seen), Item::CaughtUp], Start::After(seen)).await;
+        assert_eq!(ids_of(&got), vec![Some(later), None]);
     }
 
     #[test]
