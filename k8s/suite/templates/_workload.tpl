@@ -5,10 +5,11 @@ The objects every component has, parameterised by (dict "root" $ "name" "user|au
 {{/* ConfigMap of the non-secret environment: the chart's own variables plus the component's `env`. */}}
 {{- define "suite.configmap" -}}
 {{- $v := index .root.Values .name -}}
-{{- $env := merge (dict) .env (include "suite.telemetryEnv" . | fromYaml) (include "suite.eventsEnv" . | fromYaml) -}}
+{{- $env := merge (dict) .env (include "suite.telemetryEnv" . | fromYaml) (include "suite.eventsEnv" . | fromYaml) (include "suite.redisEnv" . | fromYaml) -}}
 {{- range $k, $val := $v.env }}
-{{- /* The events' settings are the chart's (nats.*, events.*) even when unset: alike for the three. */}}
-{{- if or (hasKey $env $k) (has $k (list "NATS_URL" "EVENTS_MAX_AGE_SECS" "EVENTS_REPLICAS")) }}
+{{- /* The events' settings are the chart's (nats.*, events.*) even when unset: alike for the three; so are
+Redis's (redis.*, userCache.*: only the gateway and the user service read them). */}}
+{{- if or (hasKey $env $k) (has $k (list "NATS_URL" "EVENTS_MAX_AGE_SECS" "EVENTS_REPLICAS" "REDIS_URL" "REDIS_TIMEOUT_MS" "USER_CACHE_TTL_SECS")) }}
 {{- fail (printf "%s.env.%s: set by the chart; use the matching value instead" $.name $k) }}
 {{- end }}
 {{- $_ := set $env $k (toString $val) }}
@@ -98,7 +99,7 @@ spec:
 {{- end -}}
 
 {{/* NetworkPolicy of a gRPC service: its gRPC port from the named components, admin port from scrapers;
-with networkPolicy.egress.enabled, egress to DNS, the services in `calls`, PostgreSQL, OTLP and NATS. */}}
+with networkPolicy.egress.enabled, egress to DNS, the services in `calls`, PostgreSQL, OTLP, NATS and (user) Redis. */}}
 {{- define "suite.grpcNetworkPolicy" -}}
 {{- $root := .root -}}
 {{- if $root.Values.networkPolicy.enabled }}
@@ -230,6 +231,14 @@ spec:
                 secretKeyRef:
                   name: {{ . }}
                   key: {{ $root.Values.nats.existingSecretKey }}
+            {{- end }}
+            {{- if and $root.Values.redis.existingSecret (has $name (splitList "," (include "suite.redisComponents" $root))) }}
+            # The Redis URL with its password (redis.existingSecret); else REDIS_URL, if any, is in the ConfigMap.
+            - name: REDIS_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Values.redis.existingSecret }}
+                  key: {{ $root.Values.redis.existingSecretKey }}
             {{- end }}
           {{- if $grpc }}
             - name: DATABASE_URL
