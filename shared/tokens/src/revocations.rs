@@ -33,6 +33,9 @@ struct Inner {
     caught_up: AtomicBool,
     /// Skips the lock when nothing is revoked (the common case).
     empty: AtomicBool,
+    /// When expired entries were last dropped (at most once a second, so a
+    /// burst of revocations does not rescan the set for each).
+    pruned_at: std::sync::atomic::AtomicI64,
     state: RwLock<State>,
 }
 
@@ -53,6 +56,7 @@ impl Revocations {
                 keep,
                 caught_up: AtomicBool::new(false),
                 empty: AtomicBool::new(true),
+                pruned_at: std::sync::atomic::AtomicI64::new(0),
                 state: RwLock::default(),
             }),
         }
@@ -98,9 +102,13 @@ impl Revocations {
             return;
         };
         change(&mut state);
-        let forget_before = now_millis() - self.keep_millis();
-        state.sessions.retain(|_, at| *at >= forget_before);
-        state.users.retain(|_, at| *at >= forget_before);
+        let now = now_millis();
+        if now - self.inner.pruned_at.load(Ordering::Relaxed) >= 1000 {
+            self.inner.pruned_at.store(now, Ordering::Relaxed);
+            let forget_before = now - self.keep_millis();
+            state.sessions.retain(|_, at| *at >= forget_before);
+            state.users.retain(|_, at| *at >= forget_before);
+        }
         self.inner.empty.store(
             state.sessions.is_empty() && state.users.is_empty(),
             Ordering::Release,
@@ -186,6 +194,8 @@ mod tests {
         set.revoke_session(Uuid::now_v7(), old);
         set.revoke_user_before(Uuid::now_v7(), now_millis());
         assert_eq!(set.len(), (0, 1));
+        // Forgotten or not, an expired revocation refuses nothing a live
+        // token could be: tokens it would refuse have expired.
     }
 
     #[test]
