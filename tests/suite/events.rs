@@ -300,49 +300,14 @@ async fn revocations_take_effect_at_once_in_process() {
     revocations_take_effect_everywhere(s, gateways).await;
 }
 
-/// A second gateway replica beside the launcher's, on the same NATS.
-async fn second_gateway(s: &Suite, nats_url: &str) -> SocketAddr {
-    let mut config = suite_gateway::Config::defaults();
-    config.user_service_url = format!("http://{}", s.user);
-    config.auth_service_url = format!("http://{}", s.auth);
-    config.events.nats_url = Some(nats_url.to_owned());
-    config.auth_rate_limit_burst = 10_000;
-    config.rate_limit_burst = 10_000;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let admin_addr = admin.local_addr().expect("addr");
-    tokio::spawn(suite_gateway::serve_with_admin(
-        config,
-        listener,
-        Some(admin),
-        std::future::pending(),
-    ));
-    let deadline = Instant::now() + DEADLINE;
-    while !crate::helpers::get_text(admin_addr, "/readyz")
-        .await
-        .is_ok_and(|(status, _)| status == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the second gateway never got ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_take_effect_at_once_on_nats_with_two_gateways() {
     let nats = NatsServer::start();
     let Some(s) = spawn_suite_on(Backend::Postgres, Some(nats.url()), |_| {}).await else {
         return;
     };
-    let other = second_gateway(&s, &nats.url()).await;
+    let url = nats.url();
+    let other = crate::helpers::another_gateway(&s, |c| c.events.nats_url = Some(url)).await;
     let gateways = vec![
         Suite::with_gateway(&s, s.gateway),
         Suite::with_gateway(&s, other),

@@ -319,3 +319,43 @@ pub async fn login(s: &Suite, name: &str, password: &str) -> serde_json::Value {
     assert_eq!(r.status, 200, "{}", r.json);
     r.json
 }
+
+/// Another gateway replica beside the launcher's (same services), with
+/// `tweak` applied to its configuration; returns once it is ready.
+pub async fn another_gateway(
+    s: &Suite,
+    tweak: impl FnOnce(&mut suite_gateway::Config),
+) -> SocketAddr {
+    let mut config = suite_gateway::Config::defaults();
+    config.user_service_url = format!("http://{}", s.user);
+    config.auth_service_url = format!("http://{}", s.auth);
+    config.auth_rate_limit_burst = 10_000;
+    config.rate_limit_burst = 10_000;
+    tweak(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let admin_addr = admin.local_addr().expect("addr");
+    tokio::spawn(suite_gateway::serve_with_admin(
+        config,
+        listener,
+        Some(admin),
+        std::future::pending(),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !get_text(admin_addr, "/readyz")
+        .await
+        .is_ok_and(|(status, _)| status == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other gateway never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    addr
+}

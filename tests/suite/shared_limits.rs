@@ -2,7 +2,7 @@
 //! one would; with Redis gone each keeps serving on its own buckets (no
 //! 5xx), and once Redis answers again the budget is shared again.
 
-use crate::helpers::{Backend, Suite, get_text, send_with, spawn_suite_on};
+use crate::helpers::{Backend, send_with, spawn_suite_on};
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -22,39 +22,6 @@ fn limits(config: &mut suite_gateway::Config, redis: &str) {
     config.rate_limit_burst = BURST;
     config.rate_limit_per_second = 1;
     config.trusted_proxies = vec![[127, 0, 0, 1].into()];
-}
-
-async fn second_gateway(s: &Suite, redis: &str) -> SocketAddr {
-    let mut config = suite_gateway::Config::defaults();
-    config.user_service_url = format!("http://{}", s.user);
-    config.auth_service_url = format!("http://{}", s.auth);
-    limits(&mut config, redis);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let admin_addr = admin.local_addr().expect("addr");
-    tokio::spawn(suite_gateway::serve_with_admin(
-        config,
-        listener,
-        Some(admin),
-        std::future::pending(),
-    ));
-    let deadline = Instant::now() + PATIENCE;
-    while !get_text(admin_addr, "/readyz")
-        .await
-        .is_ok_and(|(status, _)| status == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the second gateway never got ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    addr
 }
 
 /// One request of `client` (its address as the proxy tells it) to `gateway`:
@@ -116,7 +83,7 @@ async fn two_gateways_on_one_redis_share_one_budget_and_fall_back_when_it_is_gon
     let Some(s) = spawn_suite_on(Backend::Sqlite, None, |c| limits(c, &url)).await else {
         return;
     };
-    let other = second_gateway(&s, &url).await;
+    let other = crate::helpers::another_gateway(&s, |c| limits(c, &url)).await;
     let gateways = [s.gateway, other];
 
     // Shared: alternating between the two, one client gets one burst.
