@@ -160,6 +160,10 @@ pub struct RelaySettings {
     /// service wakes it after each change; other replicas' changes are
     /// found by this).
     pub poll: Duration,
+    /// How long the relay lingers after a wake before it reads the outbox:
+    /// under load, the changes of that moment go out in one batch (one read,
+    /// one delete, pipelined publishes) rather than one round each.
+    pub linger: Duration,
     /// How often a replica that is not publishing asks to take over (when
     /// the publishing one is gone).
     pub follower_poll: Duration,
@@ -171,6 +175,7 @@ impl Default for RelaySettings {
             // Other replicas' changes are found by this (their commits wake
             // their own relays, which are not publishing).
             poll: Duration::from_millis(50),
+            linger: Duration::from_millis(2),
             follower_poll: Duration::from_secs(1),
         }
     }
@@ -289,7 +294,10 @@ impl Relay {
                     }
                     failing = false;
                     backoff = Duration::from_millis(100);
-                    let _ = tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
+                    let woken = tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
+                    if woken.is_ok() && !self.settings.linger.is_zero() {
+                        tokio::time::sleep(self.settings.linger).await;
+                    }
                 }
                 Ok(Round::Follower) => {
                     // Another replica publishes; this one stands by.
