@@ -294,7 +294,8 @@ impl Relay {
                     }
                     failing = false;
                     backoff = Duration::from_millis(100);
-                    let woken = tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
+                    let woken =
+                        tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
                     if woken.is_ok() && !self.settings.linger.is_zero() {
                         tokio::time::sleep(self.settings.linger).await;
                     }
