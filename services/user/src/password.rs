@@ -4,11 +4,11 @@
 
 use crate::error::Error;
 use argon2::{
-    Algorithm, Argon2, Params, Version,
-    password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicUsize, Ordering},
 };
 use tokio::sync::Semaphore;
@@ -52,6 +52,12 @@ pub struct PasswordHasher {
     params: Params,
     min_score: u8,
     permits: Arc<Semaphore>,
+    /// One argon2 block buffer per permit, reused by every hash: the memory
+    /// is bounded by the hash concurrency, whatever the blocking pool's
+    /// thread count, and the allocator never sees 19 MiB come and go (glibc
+    /// would raise its mmap threshold after the first free and keep later
+    /// blocks in a fragmented heap: hundreds of MiB after a login storm).
+    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
     /// Verified against when the user does not exist, so that an unknown user
@@ -71,10 +77,12 @@ impl PasswordHasher {
             .to_argon2()
             .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
         let p = params.clone();
+        let concurrency = concurrency.max(1);
+        let blocks = params.block_count();
         let dummy_hash: Arc<str> = tokio::task::spawn_blocking(move || {
             let mut secret = [0u8; 16];
             getrandom_fill(&mut secret);
-            hash_with(&p, &secret)
+            hash_with(&p, &secret, &mut Vec::new())
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??
@@ -82,7 +90,12 @@ impl PasswordHasher {
         Ok(Self {
             params,
             min_score,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            buffers: Arc::new(Mutex::new(
+                (0..concurrency)
+                    .map(|_| vec![Block::default(); blocks])
+                    .collect(),
+            )),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
             dummy_hash,
@@ -97,7 +110,7 @@ impl PasswordHasher {
     /// Runs `job` on the blocking pool once a permit is free.
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, Error> {
         if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -111,11 +124,21 @@ impl PasswordHasher {
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         m.password_hash_queued.dec();
         let permit = permit.map_err(|_| Error::Unavailable("password pool closed".into()))?;
+        let buffers = self.buffers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            // A permit holder always finds a buffer (one per permit).
+            let mut buffer = buffers
+                .lock()
+                .ok()
+                .and_then(|mut b| b.pop())
+                .unwrap_or_default();
             m.password_hash_running.inc();
-            let out = job();
+            let out = job(&mut buffer);
             m.password_hash_running.dec();
+            if let Ok(mut b) = buffers.lock() {
+                b.push(buffer);
+            }
             out
         })
         .await
@@ -133,7 +156,7 @@ impl PasswordHasher {
     ) -> Result<String, Error> {
         let params = self.params.clone();
         let min_score = self.min_score;
-        self.run(move || {
+        self.run(move |buffer| {
             let inputs: Vec<&str> = related.iter().map(String::as_str).collect();
             let entropy = zxcvbn::zxcvbn(&password, &inputs);
             if (entropy.score() as u8) < min_score {
@@ -143,7 +166,7 @@ impl PasswordHasher {
                     .unwrap_or_else(|| "add more words or characters".into());
                 return Err(Error::invalid(field, format!("too easy to guess: {hint}")));
             }
-            hash_with(&params, password.as_bytes())
+            hash_with(&params, password.as_bytes(), buffer)
         })
         .await?
     }
@@ -158,21 +181,19 @@ impl PasswordHasher {
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let params = self.params.clone();
-        self.run(move || {
+        self.run(move |buffer| {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash cannot be parsed");
                 return Ok(Verified::Wrong);
             };
-            let ok = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
+            let ok = matches_hash(password.as_bytes(), &parsed, buffer);
             if !ok || !exists {
                 return Ok(Verified::Wrong);
             }
             let rehash = if is_current(&parsed, &params) {
                 None
             } else {
-                Some(hash_with(&params, password.as_bytes())?)
+                Some(hash_with(&params, password.as_bytes(), buffer)?)
             };
             Ok(Verified::Right { rehash })
         })
@@ -180,16 +201,64 @@ impl PasswordHasher {
     }
 }
 
-fn hash_with(params: &Params, password: &[u8]) -> Result<String, Error> {
-    let mut salt = [0u8; 16];
-    getrandom_fill(&mut salt);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password_with_salt(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("hashing failed: {e}")))
+/// `buffer`, grown to `blocks` if it is smaller (older, larger parameters).
+fn blocks(buffer: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
+    if buffer.len() < blocks {
+        buffer.resize(blocks, Block::default());
+    }
+    &mut buffer[..blocks]
 }
 
-/// Whether a stored hash already uses argon2id at the configured parameters.
+/// A new argon2id PHC string of `password`, computed in `buffer`.
+fn hash_with(params: &Params, password: &[u8], buffer: &mut Vec<Block>) -> Result<String, Error> {
+    let failed = |e: &dyn std::fmt::Display| Error::Internal(format!("hashing failed: {e}"));
+    let mut salt = [0u8; 16];
+    getrandom_fill(&mut salt);
+    let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(
+            password,
+            &salt,
+            &mut out,
+            blocks(buffer, params.block_count()),
+        )
+        .map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` is the one `hash` was made of (any argon2 variant,
+/// version and parameters it names), computed in `buffer`; the outputs are
+/// compared in constant time.
+fn matches_hash(password: &[u8], hash: &PasswordHash, buffer: &mut Vec<Block>) -> bool {
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(hash.algorithm.as_str()),
+        Params::try_from(hash),
+        hash.salt.as_ref(),
+        hash.hash.as_ref(),
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut out = vec![0u8; expected.len()];
+    let computed = Argon2::new(algorithm, version, params.clone()).hash_password_into_with_memory(
+        password,
+        salt.as_ref(),
+        &mut out,
+        blocks(buffer, params.block_count()),
+    );
+    computed.is_ok() && Output::new(&out).is_ok_and(|o| o == *expected)
+}
+
 fn is_current(hash: &PasswordHash, params: &Params) -> bool {
     let Ok(stored) = Params::try_from(hash) else {
         return false;
@@ -277,5 +346,28 @@ mod tests {
             _ => panic!("expected a rehash"),
         }
         Ok(())
+    }
+
+    /// Our PHC strings and argon2's own are the same thing: each verifies
+    /// the other's (the stored hashes of earlier releases were argon2's).
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let params = cheap().to_argon2().expect("params");
+        let mut buffer = Vec::new();
+        let ours = hash_with(&params, b"correct horse", &mut buffer).expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("PHC");
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_with_salt(b"correct horse", b"sixteen byte slt")
+            .expect("hash");
+        assert!(matches_hash(b"correct horse", &theirs, &mut buffer));
+        assert!(!matches_hash(b"correct horsf", &theirs, &mut buffer));
+        // The buffer grew to the parameters' size once, and is reused.
+        assert_eq!(buffer.len(), 1024);
     }
 }
