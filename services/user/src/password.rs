@@ -78,24 +78,22 @@ impl PasswordHasher {
             .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
         let p = params.clone();
         let concurrency = concurrency.max(1);
-        let blocks = params.block_count();
-        let dummy_hash: Arc<str> = tokio::task::spawn_blocking(move || {
+        // The dummy's buffer is the pool's first (never freed); the others
+        // are made by the first hashes that need them.
+        let (dummy_hash, first) = tokio::task::spawn_blocking(move || {
             let mut secret = [0u8; 16];
             getrandom_fill(&mut secret);
-            hash_with(&p, &secret, &mut Vec::new())
+            let mut buffer = Vec::new();
+            hash_with(&p, &secret, &mut buffer).map(|h| (h, buffer))
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))??
-        .into();
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let dummy_hash: Arc<str> = dummy_hash.into();
         Ok(Self {
             params,
             min_score,
             permits: Arc::new(Semaphore::new(concurrency)),
-            buffers: Arc::new(Mutex::new(
-                (0..concurrency)
-                    .map(|_| vec![Block::default(); blocks])
-                    .collect(),
-            )),
+            buffers: Arc::new(Mutex::new(vec![first])),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
             dummy_hash,
@@ -127,7 +125,8 @@ impl PasswordHasher {
         let buffers = self.buffers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            // A permit holder always finds a buffer (one per permit).
+            // At most one buffer per permit ever exists: a holder takes one
+            // or, while fewer exist, makes one (grown by its first hash).
             let mut buffer = buffers
                 .lock()
                 .ok()
