@@ -11,9 +11,11 @@
 
 #[path = "common/cpu.rs"]
 mod cpu;
+#[path = "common/http.rs"]
+mod http_client;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_client::{call, connect};
+
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -22,42 +24,6 @@ use suite_db::testing::{Backend, TestDb};
 use suite_redis::testing::RedisServer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Result<Sender, Error> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
-
-async fn call(
-    sender: &mut Sender,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> Result<(u16, Bytes), Error> {
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "bench");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    sender.ready().await?;
-    let resp = sender
-        .send_request(req.body(Full::new(Bytes::from(body.unwrap_or_default())))?)
-        .await?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.into_body().collect().await?.to_bytes()))
-}
-
 struct Suite {
     gateway: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,

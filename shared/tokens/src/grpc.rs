@@ -21,20 +21,33 @@ pub fn token_status(e: &TokenError) -> Status {
 /// The caller of a call: `None` without an `authorization` entry, an
 /// Unauthenticated status if one is there but not a valid bearer token.
 pub async fn caller(verifier: &Verifier, metadata: &MetadataMap) -> Result<Option<Caller>, Status> {
+    match bearer(metadata)? {
+        None => Ok(None),
+        Some(token) => verified(verifier, token)
+            .await
+            .map(|(caller, _)| Some(caller)),
+    }
+}
+
+/// The bearer token of a call's `authorization` entry, if it has one.
+fn bearer(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
     let Some(value) = metadata.get("authorization") else {
         return Ok(None);
     };
-    let token =
-        value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
-            Status::unauthenticated("authorization must be `Bearer <access token>`")
-        })?;
-    match verifier.caller(token).await {
-        Ok(caller) => Ok(Some(caller)),
-        Err(e) => {
-            tracing::debug!(error = %e, "token refused");
-            Err(token_status(&e))
-        }
-    }
+    value
+        .to_str()
+        .ok()
+        .and_then(bearer_token)
+        .map(Some)
+        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <access token>`"))
+}
+
+/// The caller `token` names and its `exp`, or the status that refuses it.
+async fn verified(verifier: &Verifier, token: &str) -> Result<(Caller, i64), Status> {
+    verifier.caller_until(token).await.map_err(|e| {
+        tracing::debug!(error = %e, "token refused");
+        token_status(&e)
+    })
 }
 
 /// Like [`caller`], but a missing token is Unauthenticated too.
@@ -49,15 +62,7 @@ pub async fn require_caller_until(
     verifier: &Verifier,
     metadata: &MetadataMap,
 ) -> Result<(Caller, i64), Status> {
-    let value = metadata
-        .get("authorization")
+    let token = bearer(metadata)?
         .ok_or_else(|| Status::unauthenticated("this call needs a bearer access token"))?;
-    let token =
-        value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
-            Status::unauthenticated("authorization must be `Bearer <access token>`")
-        })?;
-    verifier.caller_until(token).await.map_err(|e| {
-        tracing::debug!(error = %e, "token refused");
-        token_status(&e)
-    })
+    verified(verifier, token).await
 }

@@ -145,10 +145,7 @@ impl Verifier {
 
     /// The caller a token names.
     pub async fn caller(&self, token: &str) -> Result<Caller, TokenError> {
-        let checked = self.check(token).await?;
-        let caller = checked.caller.clone().map_err(TokenError::Invalid)?;
-        self.refuse_revoked(&caller, checked.issued)?;
-        Ok(caller)
+        self.caller_until(token).await.map(|(caller, _)| caller)
     }
 
     /// The caller a token names, and its `exp`: for a call that lasts (a
