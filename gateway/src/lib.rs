@@ -139,6 +139,7 @@ pub fn apps_with(
         // Each request sets its own deadline (the budget).
         timeout: None,
         resolve_interval: config.upstream.upstream_resolve_interval,
+        keepalive: config.upstream.keepalive(),
     };
     let upstreams = [
         upstream(

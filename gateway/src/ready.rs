@@ -1,5 +1,5 @@
-//! Readiness (`/readyz`): every upstream answers SERVING on the gRPC health
-//! protocol.
+//! Readiness (`/readyz`): at least one replica of every upstream answers
+//! SERVING on the gRPC health protocol.
 
 use crate::{problem::Problem, state::Shared};
 use axum::{
@@ -14,10 +14,8 @@ pub async fn ready(State(gw): State<Shared>) -> Response {
     if gw.verifier.revocations().is_some_and(|r| !r.is_caught_up()) {
         not_ready.push("revocations (reading the recent events)");
     }
-    for (name, channel) in &gw.upstreams {
-        let serving =
-            suite_grpc::health::check_health(channel.channel(), name, Duration::from_secs(1)).await;
-        if !matches!(serving, Ok(true)) {
+    for (name, upstream) in &gw.upstreams {
+        if !upstream.any_serving(name, Duration::from_secs(1)).await {
             not_ready.push(*name);
         }
     }

@@ -103,7 +103,7 @@ pub async fn serve(
         &config.user_service_url,
         config.user_service_connect_timeout,
         config.user_service_timeout,
-        config.upstream.upstream_resolve_interval,
+        &config.upstream,
         ServiceTokens::new(
             keys.active().clone(),
             config.tokens.jwt_issuer.clone(),

@@ -8,6 +8,7 @@ use crate::{error::Error, service_token::ServiceTokens};
 use std::time::{Duration, Instant};
 use suite_grpc::{
     balance::{self, Balanced},
+    config::UpstreamArgs,
     retry::{self, Retry},
 };
 use suite_proto::user::{
@@ -39,13 +40,14 @@ impl UserDirectory {
         url: &str,
         connect_timeout: Duration,
         timeout: Duration,
-        resolve_interval: Duration,
+        upstream: &UpstreamArgs,
         tokens: ServiceTokens,
     ) -> Result<Self, String> {
         let settings = balance::Settings {
             connect_timeout,
             timeout: Some(timeout),
-            resolve_interval,
+            resolve_interval: upstream.upstream_resolve_interval,
+            keepalive: upstream.keepalive(),
         };
         let upstream = balance::channel(url, settings).map_err(|e| e.to_string())?;
         Ok(Self {

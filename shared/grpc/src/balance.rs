@@ -98,6 +98,29 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     /// Re-resolve the name and re-check every address this often.
     pub resolve_interval: Duration,
+    /// HTTP/2 pings on every connection, so that a peer that vanished
+    /// without a FIN or RST (a dead node, a dropped route) is noticed.
+    pub keepalive: Keepalive,
+}
+
+/// HTTP/2 keepalive pings of a client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    /// A ping this often, also while no call is in flight.
+    pub interval: Duration,
+    /// A connection whose ping is not answered this long is closed: its
+    /// calls fail Unavailable (and are retried elsewhere), and the next
+    /// call reconnects.
+    pub timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(20),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +133,12 @@ pub struct InvalidUrl(String);
 pub struct Balanced {
     channel: Channel,
     recheck: Arc<Notify>,
+    /// A channel to each address of the last resolution (the health
+    /// probes'), empty before the first answer or for a fixed address.
+    replicas: Replicas,
 }
+
+type Replicas = Arc<Mutex<Vec<Channel>>>;
 
 impl std::fmt::Debug for Balanced {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,6 +157,41 @@ impl Balanced {
     /// not meet the same dead address again.
     pub fn recheck(&self) {
         self.recheck.notify_one();
+    }
+
+    /// Whether at least one replica answers SERVING for `service` on the
+    /// gRPC health protocol, each asked at once within `limit` (for
+    /// readiness: one call on the balanced channel would ask whichever
+    /// replica it reaches). Before the first resolution, or for a fixed
+    /// address, the channel itself is asked.
+    pub async fn any_serving(&self, service: &str, limit: Duration) -> bool {
+        let replicas = self
+            .replicas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if replicas.is_empty() {
+            return matches!(
+                crate::health::check_health(self.channel(), service, limit).await,
+                Ok(true)
+            );
+        }
+        let mut checks = tokio::task::JoinSet::new();
+        for channel in replicas {
+            let service = service.to_owned();
+            checks.spawn(async move {
+                matches!(
+                    crate::health::check_health(channel, &service, limit).await,
+                    Ok(true)
+                )
+            });
+        }
+        while let Some(checked) = checks.join_next().await {
+            if matches!(checked, Ok(true)) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -176,6 +239,7 @@ pub fn channel_with(
         return Ok(Balanced {
             channel: named.connect_lazy(),
             recheck,
+            replicas: Replicas::default(),
         });
     }
     let (channel, changes) = Channel::balance_channel(CHANGES_CAPACITY);
@@ -183,6 +247,7 @@ pub fn channel_with(
     changes
         .try_send(Change::Insert(Key::Name, named))
         .map_err(|e| InvalidUrl(format!("{url:?}: {e}")))?;
+    let replicas = Replicas::default();
     let watcher = Watcher {
         origin: uri,
         scheme,
@@ -192,18 +257,33 @@ pub fn channel_with(
         resolver,
         changes,
         recheck: recheck.clone(),
+        replicas: replicas.clone(),
         failing: false,
     };
     tokio::spawn(watcher.run());
-    Ok(Balanced { channel, recheck })
+    Ok(Balanced {
+        channel,
+        recheck,
+        replicas,
+    })
 }
 
 fn endpoint(uri: Uri, settings: &Settings) -> Endpoint {
-    let endpoint = Endpoint::from(uri).connect_timeout(settings.connect_timeout);
+    let endpoint = with_keepalive(
+        Endpoint::from(uri).connect_timeout(settings.connect_timeout),
+        settings.keepalive,
+    );
     match settings.timeout {
         Some(t) => endpoint.timeout(t),
         None => endpoint,
     }
+}
+
+fn with_keepalive(endpoint: Endpoint, k: Keepalive) -> Endpoint {
+    endpoint
+        .http2_keep_alive_interval(k.interval)
+        .keep_alive_timeout(k.timeout)
+        .keep_alive_while_idle(true)
 }
 
 /// An entry of the balancer: one address, or the name itself.
@@ -224,6 +304,8 @@ struct Watcher {
     resolver: Arc<dyn Resolve>,
     changes: Sender<Change<Key, Endpoint>>,
     recheck: Arc<Notify>,
+    /// Where the probes of the last resolution are published.
+    replicas: Replicas,
     /// Whether the last resolution failed (logged once per outage).
     failing: bool,
 }
@@ -307,6 +389,7 @@ impl Watcher {
         }
         probes.retain(|addr, _| resolved.contains(addr));
         if resolved.is_empty() {
+            self.publish(Vec::new());
             return Some(BTreeSet::from([Key::Name]));
         }
         let limit = self.settings.connect_timeout + Duration::from_secs(1);
@@ -315,14 +398,18 @@ impl Watcher {
             let client = probes
                 .entry(*addr)
                 .or_insert_with(|| {
-                    Endpoint::from(self.uri(*addr))
-                        .connect_timeout(self.settings.connect_timeout)
-                        .connect_lazy()
+                    with_keepalive(
+                        Endpoint::from(self.uri(*addr))
+                            .connect_timeout(self.settings.connect_timeout),
+                        self.settings.keepalive,
+                    )
+                    .connect_lazy()
                 })
                 .clone();
             let addr = *addr;
             checks.spawn(async move { (addr, serving(client, limit).await) });
         }
+        self.publish(probes.values().cloned().collect());
         let mut usable = BTreeSet::new();
         while let Some(checked) = checks.join_next().await {
             if let Ok((addr, true)) = checked {
@@ -333,6 +420,13 @@ impl Watcher {
         // error (or succeed, if the health check was wrong) instead of waiting.
         let chosen = if usable.is_empty() { resolved } else { usable };
         Some(chosen.into_iter().map(Key::Addr).collect())
+    }
+
+    fn publish(&self, replicas: Vec<Channel>) {
+        *self
+            .replicas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = replicas;
     }
 
     fn resolution_failed(&mut self, error: &str) {
@@ -372,7 +466,7 @@ async fn serving(channel: Channel, limit: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::{net::TcpListener, sync::oneshot};
     use tonic::Code;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -435,6 +529,7 @@ mod tests {
             connect_timeout: Duration::from_millis(500),
             timeout: None,
             resolve_interval,
+            keepalive: Keepalive::default(),
         }
     }
 
@@ -630,6 +725,88 @@ mod tests {
         let after_drop = lookups.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(lookups.load(Ordering::SeqCst), after_drop);
+    }
+
+    #[tokio::test]
+    async fn ready_while_one_replica_serves_whichever_replica_a_call_would_reach() {
+        let (a, b) = (instance("a").await, instance("b").await);
+        let hosts = Hosts::new();
+        hosts.set("svc", vec![a.addr, b.addr]);
+        let balanced = channel_with(
+            "http://svc:50051",
+            settings(Duration::from_millis(50)),
+            Arc::new(hosts),
+        )
+        .expect("channel");
+        until_settled(&balanced, 1, |a| a).await;
+        // Only a knows "a": every check says so, wherever a call would go.
+        for _ in 0..20 {
+            assert!(balanced.any_serving("a", Duration::from_secs(2)).await);
+        }
+        a.health
+            .set_service_status("a", tonic_health::ServingStatus::NotServing)
+            .await;
+        assert!(!balanced.any_serving("a", Duration::from_secs(2)).await);
+        assert!(balanced.any_serving("b", Duration::from_secs(2)).await);
+        a.stop().await;
+        b.stop().await;
+    }
+
+    /// A TCP proxy to `target` that forwards until frozen, then holds its
+    /// sockets open and passes nothing: a peer that vanished without a FIN
+    /// or RST, as a dead node or a dropped route looks.
+    async fn freezing_proxy(target: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let frozen = Arc::new(AtomicBool::new(false));
+        let flag = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                for (mut from, mut to) in [(ri, wo), (ro, wi)] {
+                    let flag = flag.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut buf).await {
+                            if flag.load(Ordering::SeqCst) {
+                                // Keep both halves, answer nothing.
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        (addr, frozen)
+    }
+
+    #[tokio::test]
+    async fn a_call_to_a_peer_that_vanished_fails_instead_of_hanging() {
+        let a = instance("a").await;
+        let (proxy, frozen) = freezing_proxy(a.addr).await;
+        let mut s = settings(Duration::from_secs(10));
+        s.keepalive = Keepalive {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(300),
+        };
+        // Neither a deadline nor a call timeout: only the pings can tell.
+        let balanced = channel(&format!("http://{proxy}"), s).expect("channel");
+        assert!(who(&balanced).await.expect("call through the proxy"));
+        frozen.store(true, Ordering::SeqCst);
+        let ended = tokio::time::timeout(Duration::from_secs(30), who(&balanced)).await;
+        let status = ended
+            .expect("the call hung: the dead connection went unnoticed")
+            .expect_err("a frozen peer cannot answer");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        a.stop().await;
     }
 
     #[test]

@@ -111,6 +111,24 @@ pub struct UpstreamArgs {
     /// it resolves to gets calls; see `balance`).
     #[arg(long = "upstream-resolve-interval-secs", env = "UPSTREAM_RESOLVE_INTERVAL_SECS", value_name = "UPSTREAM_RESOLVE_INTERVAL_SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
     pub upstream_resolve_interval: Duration,
+
+    /// Seconds between HTTP/2 pings on each upstream connection (also idle).
+    #[arg(long = "upstream-keepalive-interval-secs", env = "UPSTREAM_KEEPALIVE_INTERVAL_SECS", value_name = "UPSTREAM_KEEPALIVE_INTERVAL_SECS", default_value = "20", value_parser = clap::value_parser!(u64).range(1..=3600).map(Duration::from_secs))]
+    pub upstream_keepalive_interval: Duration,
+
+    /// Seconds a ping may go unanswered before its connection is closed.
+    #[arg(long = "upstream-keepalive-timeout-secs", env = "UPSTREAM_KEEPALIVE_TIMEOUT_SECS", value_name = "UPSTREAM_KEEPALIVE_TIMEOUT_SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=600).map(Duration::from_secs))]
+    pub upstream_keepalive_timeout: Duration,
+}
+
+impl UpstreamArgs {
+    /// The client keepalive these settings ask for.
+    pub fn keepalive(&self) -> crate::balance::Keepalive {
+        crate::balance::Keepalive {
+            interval: self.upstream_keepalive_interval,
+            timeout: self.upstream_keepalive_timeout,
+        }
+    }
 }
 
 /// The operators' HTTP port of a binary (a gRPC service or the gateway).
