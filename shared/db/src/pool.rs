@@ -44,12 +44,27 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
+/// A pooled PostgreSQL connection idle this long is pinged before use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
 /// A PostgreSQL pool that connects on first use, so a service starts (not
 /// ready) while the database is down and reconnects by itself.
 fn postgres_pool(url: &str, s: PoolSettings) -> Result<PgPool, String> {
     PgPoolOptions::new()
         .max_connections(s.max_connections)
         .acquire_timeout(s.acquire_timeout)
+        // sqlx pings every connection before handing it out: a second round
+        // trip per query. Only a connection idle for a while may have been
+        // cut (a restarted server, a firewall's idle timeout): ping those.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy(url)
         .map_err(|e| e.to_string())
 }
@@ -69,6 +84,8 @@ fn sqlite_pool(url: &str, s: PoolSettings) -> Result<SqlitePool, String> {
         create_private(path)?;
     }
     Ok(SqlitePoolOptions::new()
+        // A file cannot drop a connection: no ping before each query.
+        .test_before_acquire(false)
         .max_connections(s.max_connections)
         .acquire_timeout(s.acquire_timeout)
         .connect_lazy_with(options))
