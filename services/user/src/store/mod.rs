@@ -12,6 +12,10 @@ use std::{sync::Arc, time::Duration};
 use suite_events::Event;
 use uuid::Uuid;
 
+/// Live-user counts below this are exact; above it PostgreSQL's estimate
+/// (the statistics of the live-users index, kept by autovacuum) is given.
+pub const EXACT_COUNT_BELOW: i64 = 10_000;
+
 /// A user as stored, password hash included (it never leaves the service).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -160,6 +164,9 @@ pub trait UserStore: Send + Sync {
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>>;
     /// Up to `limit` users with ids greater than `after`, in id (creation) order.
     async fn list(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRecord>>;
+    /// How many live users there are: exact up to [`EXACT_COUNT_BELOW`],
+    /// above it (PostgreSQL) the planner's estimate, so that a list call on a
+    /// million users does not count a million rows.
     async fn count(&self) -> Result<i64>;
     /// Writes every mutable column of `user` (with `version` bumped by one)
     /// if the stored version is still `user.version`; false if it is not, or
