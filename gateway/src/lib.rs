@@ -7,6 +7,7 @@ pub mod authenticate;
 pub mod body;
 pub mod call;
 pub mod config;
+pub mod docs;
 pub mod endpoints;
 pub mod forward;
 pub mod headers;
@@ -85,7 +86,8 @@ fn upstream(
 /// The gateway's two HTTP applications, sharing one state (the upstreams'
 /// channels): what clients reach, and what operators reach.
 pub struct Apps {
-    /// The public port: the API, `/api/health` (liveness), `/api/openapi.json`.
+    /// The public port: the API, `/api/health` (liveness), `/api/openapi.json`,
+    /// `/api/docs` (its explorer).
     pub public: Router,
     /// The admin port (`ADMIN_ADDR`): `/metrics`, `/livez` and `/readyz`,
     /// which are no business of clients (and `/readyz` costs health calls).
@@ -235,6 +237,8 @@ pub fn apps_with(
                 async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
             }),
         )
+        // The API explorer over that document, and its assets.
+        .merge(docs::router())
         // `/metrics` and `/readyz` are not here: they are on the admin port,
         // and here they are unknown paths like any other (404).
         .fallback_service(contract)

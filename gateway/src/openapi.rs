@@ -7,7 +7,9 @@
 //! comma-separated string, enums by name. Unknown fields are rejected, so
 //! every message schema says `additionalProperties: false`. Fields are never
 //! `required` in responses (proto3 JSON leaves out default values); in
-//! requests, fields marked `(google.api.field_behavior) = REQUIRED` are.
+//! requests, fields marked `(google.api.field_behavior) = REQUIRED` are, and
+//! are neither `null` nor empty. `OUTPUT_ONLY` is `readOnly`, `INPUT_ONLY`
+//! `writeOnly`; the value rules are the protos' `(suite.api.v1.field)`.
 
 use crate::routes::{Route, RouteTable};
 use prost_reflect::{
@@ -171,7 +173,11 @@ impl Generator<'_> {
         if let Some(schema) = self.request_body_schema(route, &bound) {
             op.insert(
                 "requestBody".into(),
-                json!({ "content": { "application/json": { "schema": schema } } }),
+                // Every body the contract takes holds a required field.
+                json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": schema } },
+                }),
             );
         }
         op.insert("responses".into(), self.responses(route).into());
@@ -320,11 +326,13 @@ impl Generator<'_> {
             let name = crate::problem::json_field_path(&proto_path);
             match field.kind() {
                 Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask" => {
+                    let mut schema = self.field_schema(&field);
+                    allow_empty(&mut schema);
                     out.push(json!({
                         "name": name,
                         "in": "query",
                         "description": field_comment(&field),
-                        "schema": self.field_schema(&field),
+                        "schema": schema,
                     }));
                 }
                 Kind::Message(m) if !field.is_list() && !field.is_map() && depth < 3 => {
@@ -396,12 +404,18 @@ impl Generator<'_> {
                     map.insert("writeOnly".into(), true.into());
                 }
             }
+            // Required: present, not `null` and, for a string, not empty
+            // (proto3 reads both as unset, which the services refuse).
+            // Optional: `null` and "" are the default, which the gateway
+            // accepts for any field.
             if behaviors.iter().any(|b| b == "REQUIRED") {
                 required.push(Value::from(field.json_name()));
+                non_empty(&mut schema);
+                properties.insert(field.json_name().to_owned(), schema);
             } else {
                 allow_empty(&mut schema);
+                properties.insert(field.json_name().to_owned(), nullable(schema));
             }
-            properties.insert(field.json_name().to_owned(), nullable(schema));
         }
         let mut schema = json!({
             "type": "object",
@@ -427,7 +441,14 @@ impl Generator<'_> {
             });
         }
         let item = match field.kind() {
-            Kind::Message(m) => self.reference(&m),
+            Kind::Message(m) => {
+                let mut schema = self.reference(&m);
+                // A well-known type's JSON is a scalar, which rules may narrow.
+                if well_known(m.full_name()).is_some() {
+                    self.apply_rules(field, &mut schema);
+                }
+                schema
+            }
             _ => self.scalar_schema(field),
         };
         if field.is_list() {
@@ -480,6 +501,34 @@ impl Generator<'_> {
             };
             map.insert(keyword.into(), value);
         }
+        let values: Vec<Value> = rules
+            .get_field_by_name("enum")
+            .and_then(|v| match v.into_owned() {
+                PValue::List(values) => Some(values),
+                _ => None,
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_str().map(Value::from))
+            .collect();
+        if !values.is_empty() {
+            map.insert("enum".into(), values.into());
+        }
+        // What a schema cannot check, said in extensions (and in the
+        // descriptions): see `FieldRules` in suite/api/v1/annotations.proto.
+        if let Some(PValue::U32(score)) = rules
+            .get_field_by_name("zxcvbn_min_score")
+            .map(|v| v.into_owned())
+            .filter(|v| *v != PValue::U32(0))
+        {
+            map.insert("x-zxcvbn-min-score".into(), score.into());
+        }
+        if rules
+            .get_field_by_name("visible_text")
+            .is_some_and(|v| v.as_bool() == Some(true))
+        {
+            map.insert("x-visible-text".into(), true.into());
+        }
     }
 
     fn scalar_type(field: &FieldDescriptor) -> Value {
@@ -506,6 +555,16 @@ impl Generator<'_> {
             Kind::Enum(e) => enum_schema(&e),
             Kind::Message(m) => well_known(m.full_name()).unwrap_or_else(|| json!({})),
         }
+    }
+}
+
+/// A required string: proto3 reads "" as unset, so at least one character.
+fn non_empty(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    if map.get("type") == Some(&json!("string")) && !map.contains_key("minLength") {
+        map.insert("minLength".into(), 1.into());
     }
 }
 
@@ -855,6 +914,119 @@ mod tests {
         let routes = RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE])
             .expect("routes");
         document(&routes, &pool)
+    }
+
+    fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        &doc["components"]["schemas"][name]
+    }
+
+    #[test]
+    fn required_fields_are_listed_and_neither_null_nor_empty() {
+        let doc = doc();
+        let login = schema(&doc, "suite.auth.v1.LoginRequest");
+        assert_eq!(login["required"], json!(["login", "password"]));
+        assert_eq!(login["properties"]["login"]["type"], "string");
+        assert_eq!(login["properties"]["login"]["minLength"], 1);
+        assert_eq!(login["properties"]["password"]["minLength"], 1);
+        assert_eq!(login["properties"]["password"]["writeOnly"], true);
+        // Optional: null and "" mean unset, as the gateway reads them.
+        assert_eq!(
+            login["properties"]["userAgent"]["type"],
+            json!(["string", "null"])
+        );
+        let create = schema(&doc, "suite.user.v1.CreateUserRequest");
+        assert_eq!(create["properties"]["username"]["type"], "string");
+        let refresh = schema(&doc, "suite.auth.v1.RefreshRequest");
+        assert_eq!(refresh["properties"]["refreshToken"]["minLength"], 1);
+        // The inline body of ChangePassword (its `id` is in the path).
+        let change = &doc["paths"]["/api/v1/users/{id}:changePassword"]["post"]["requestBody"];
+        assert_eq!(change["required"], true);
+        let body = &change["content"]["application/json"]["schema"];
+        assert_eq!(body["required"], json!(["newPassword"]));
+        assert_eq!(body["properties"]["newPassword"]["minLength"], 8);
+        assert!(body["properties"].get("id").is_none(), "{body}");
+        let user = schema(&doc, "suite.user.v1.User");
+        assert_eq!(user["properties"]["createTime"]["readOnly"], true);
+    }
+
+    #[test]
+    fn roles_masks_and_what_a_schema_cannot_check_are_described() {
+        let doc = doc();
+        for name in ["suite.user.v1.User", "suite.user.v1.CreateUserRequest"] {
+            let roles = &schema(&doc, name)["properties"]["roles"];
+            assert_eq!(roles["items"]["enum"], json!(["user", "admin"]), "{name}");
+            let display = &schema(&doc, name)["properties"]["displayName"];
+            assert_eq!(display["x-visible-text"], true, "{name}");
+            assert_eq!(display["maxLength"], 64, "{name}");
+        }
+        let create = schema(&doc, "suite.user.v1.CreateUserRequest");
+        assert_eq!(create["properties"]["password"]["x-zxcvbn-min-score"], 3);
+        let update = &doc["paths"]["/api/v1/users/{id}"]["patch"];
+        let mask = update["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "updateMask"))
+            .expect("updateMask");
+        let pattern = mask["schema"]["anyOf"][1]["pattern"]
+            .as_str()
+            .expect("a mask pattern");
+        assert!(pattern.contains("displayName"), "{pattern}");
+        let list = &doc["paths"]["/api/v1/users"]["get"]["parameters"];
+        let token = list
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "pageToken"))
+            .expect("pageToken");
+        assert!(
+            token["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("opaque")),
+            "{token}"
+        );
+    }
+
+    /// The document's numbers are the services' own: a change on one side
+    /// only fails here.
+    #[test]
+    fn the_published_rules_are_the_ones_the_services_enforce() {
+        use suite_user::domain::{self, DisplayName, Password, Username};
+        let doc = doc();
+        let create = &schema(&doc, "suite.user.v1.CreateUserRequest")["properties"];
+        let password = &create["password"];
+        assert_eq!(password["minLength"], domain::MIN_PASSWORD_CHARS);
+        assert_eq!(password["maxLength"], domain::MAX_PASSWORD_CHARS);
+        assert_eq!(
+            password["x-zxcvbn-min-score"],
+            suite_user::Config::defaults().password_min_score
+        );
+        let min = domain::MIN_PASSWORD_CHARS;
+        let max = domain::MAX_PASSWORD_CHARS;
+        assert!(Password::parse(&"x".repeat(min)).is_ok());
+        assert!(Password::parse(&"x".repeat(min - 1)).is_err());
+        assert!(Password::parse(&"x".repeat(max)).is_ok());
+        assert!(Password::parse(&"x".repeat(max + 1)).is_err());
+        assert_eq!(
+            create["roles"]["items"]["enum"],
+            json!(domain::ASSIGNABLE_ROLES)
+        );
+        let display_max = create["displayName"]["maxLength"].as_u64().expect("max") as usize;
+        assert!(DisplayName::parse(&"é".repeat(display_max)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(display_max + 1)).is_err());
+        assert!(DisplayName::parse("a\u{7}b").is_err());
+        assert!(DisplayName::parse("a\u{202e}b").is_err());
+        assert_eq!(
+            create["username"]["pattern"], "^[a-z0-9_.-]{3,32}$",
+            "the samples below follow this pattern"
+        );
+        for ok in ["abc", "a_b.c-d", &"z".repeat(32)] {
+            assert!(Username::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "a b", "ab!", &"z".repeat(33)] {
+            assert!(Username::parse(bad).is_err(), "{bad}");
+        }
+        let login = &schema(&doc, "suite.auth.v1.LoginRequest")["properties"]["login"];
+        assert_eq!(login["maxLength"], suite_proto::MAX_LOGIN_CHARS);
+        let email = &create["email"];
+        assert_eq!(email["maxLength"], 254);
+        assert!(domain::Email::parse(&format!("{}@example.com", "a".repeat(64))).is_ok());
     }
 
     #[test]

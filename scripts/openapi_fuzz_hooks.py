@@ -1,0 +1,100 @@
+"""Schemathesis hooks for scripts/openapi_fuzz.sh (SCHEMATHESIS_HOOKS).
+
+They set only what a schema cannot say, and only in positive cases (data the
+document calls valid, which must then be accepted): each is named in the
+document, so a client reading it knows the same.
+
+- `x-zxcvbn-min-score`: a password must be hard to guess. Generated strings
+  rarely are, so a positive case gets a random 24-character one.
+- `x-visible-text`: no invisible or direction-changing characters, which a
+  portable pattern cannot list; they are dropped from positive cases.
+- The current password (ChangePassword's `currentPassword`) is a secret the
+  fuzzer knows (FUZZ_PASSWORD) and no schema could.
+- Page tokens are opaque (their descriptions): only tokens the service
+  issued are valid, so positive cases send none.
+- UpdateUser without `updateMask` updates "every field given a non-empty
+  value" (its description), and one with nothing to update is refused: a
+  rule tying the query to the body, which no schema can state. A positive
+  case with neither gets the mask `displayName` (clearing it).
+
+Everything else, negative cases included, is as schemathesis generated it.
+"""
+
+import os
+import secrets
+import threading
+import unicodedata
+
+import schemathesis
+
+# The blank fillers that are letters by category (services/user/src/domain.rs).
+FILLERS = set("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+
+_lock = threading.Lock()
+_password = {"current": os.environ.get("FUZZ_PASSWORD", "")}
+
+
+def _visible(text):
+    return "".join(
+        c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp") and c not in FILLERS
+    )
+
+
+def _strong_password():
+    return secrets.token_urlsafe(18)
+
+
+def _positive(case):
+    meta = case.meta
+    return meta is not None and meta.generation.mode.is_positive
+
+
+def _schema_properties(case):
+    """The body schema's properties, whether inline or a component."""
+    try:
+        content = case.operation.definition.raw["requestBody"]["content"]["application/json"]
+        schema = content["schema"]
+        ref = schema.get("$ref")
+        if ref:
+            schema = case.operation.schema.raw_schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        return schema.get("properties", {})
+    except (KeyError, TypeError, AttributeError):
+        return {}
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if not _positive(case):
+        return case
+    if isinstance(case.query, dict):
+        case.query.pop("pageToken", None)
+    if isinstance(case.body, dict):
+        for name, schema in _schema_properties(case).items():
+            value = case.body.get(name)
+            if not isinstance(value, str) or not isinstance(schema, dict):
+                continue
+            if schema.get("x-zxcvbn-min-score"):
+                case.body[name] = _strong_password()
+            elif schema.get("x-visible-text"):
+                case.body[name] = _visible(value)
+        if case.method.upper() == "PATCH" and not (case.query or {}).get("updateMask"):
+            if not any(case.body.get(f) for f in ("username", "email", "displayName", "roles")):
+                case.query = {**(case.query or {}), "updateMask": "displayName"}
+        # "Required unless an admin changes another user's password."
+        if case.path.endswith(":changePassword"):
+            with _lock:
+                case.body["currentPassword"] = _password["current"]
+    return case
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    # The fuzzer's own password changed: later cases need the new one.
+    if (
+        case.path.endswith(":changePassword")
+        and 200 <= response.status_code < 300
+        and isinstance(case.body, dict)
+        and (case.path_parameters or {}).get("id") == "me"
+    ):
+        with _lock:
+            _password["current"] = case.body.get("newPassword", _password["current"])
