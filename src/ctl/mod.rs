@@ -85,7 +85,10 @@ pub enum UsersCommand {
     /// Shows one user by id (`me`: the logged-in admin).
     Get { id: String },
     /// Finds a user by username or email.
-    Find { login: String },
+    Find {
+        #[arg(value_name = "LOGIN")]
+        username_or_email: String,
+    },
     /// Replaces a user's roles.
     SetRoles {
         id: String,
@@ -169,7 +172,9 @@ async fn authenticated(conn: &mut Conn, command: Command, format: Format) -> Res
             }
         }
         Command::Users(UsersCommand::Get { id }) => print_user(&users::get(conn, id).await?),
-        Command::Users(UsersCommand::Find { login }) => print_user(&users::find(conn, login).await?),
+        Command::Users(UsersCommand::Find { username_or_email }) => {
+            print_user(&users::find(conn, username_or_email).await?);
+        }
         Command::Users(UsersCommand::SetRoles { id, roles }) => {
             print_user(&users::set_roles(conn, id, roles).await?);
         }
