@@ -3,6 +3,8 @@
 //! its own SQLite file under the data directory.
 #![forbid(unsafe_code)]
 
+pub mod ctl;
+
 use std::{net::SocketAddr, path::PathBuf, str::FromStr};
 use suite_db::DatabaseUrl;
 use suite_tokens::jwks::JwksSource;

@@ -187,6 +187,20 @@ impl UserService for Scripted {
         Err(Status::unimplemented("not scripted"))
     }
 
+    async fn lookup_user(
+        &self,
+        _: Request<suite_proto::user::LookupUserRequest>,
+    ) -> Result<Response<suite_proto::user::LookupUserResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn import_users(
+        &self,
+        _: Request<suite_proto::user::ImportUsersRequest>,
+    ) -> Result<Response<suite_proto::user::ImportUsersResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     type StreamMyEventsStream = Stream<StreamMyEventsResponse>;
     type StreamEventsStream = Stream<StreamEventsResponse>;
 

@@ -193,6 +193,16 @@ impl Suite {
         .expect("sign")
     }
 
+    /// The suite's signing key (generated into its data directory).
+    pub fn signing_key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("auth-signing-key.pem")
+    }
+
+    /// The user service's database URL.
+    pub fn user_database_url(&self) -> String {
+        self.dbs[0].database_url().expose().to_owned()
+    }
+
     /// A GET of the gateway's admin port: the status and the body's text.
     pub async fn admin_get(&self, path: &str) -> Result<(u16, String), String> {
         get_text(self.gateway_admin, path).await

@@ -2,6 +2,7 @@
 //! over real gRPC and real HTTP.
 
 mod balance;
+mod ctl;
 mod events;
 mod grpc;
 mod helpers;

@@ -109,7 +109,7 @@ impl AuthService for AuthApi {
                 let caller = require_caller(&self.auth, req.metadata()).await?;
                 let r = req.get_ref();
                 self.core
-                    .list_sessions(&caller, r.page_size, &r.page_token)
+                    .list_sessions(&caller, r.page_size, &r.page_token, &r.user_id)
                     .await
             }
             .await,

@@ -268,13 +268,27 @@ impl AuthCore {
         Ok(())
     }
 
+    /// The live sessions of `user_id` (empty: the caller's own); only
+    /// admins and services may name another user.
     pub async fn list_sessions(
         &self,
         caller: &Caller,
         page_size: i32,
         page_token: &str,
+        user_id: &str,
     ) -> Result<ListSessionsResponse, Error> {
-        let user_id = user_of(caller)?;
+        let user_id = if user_id.is_empty() {
+            user_of(caller)?
+        } else {
+            let named = Uuid::parse_str(user_id)
+                .map_err(|_| Error::invalid("user_id", "must be a user id (a UUID)"))?;
+            if caller.user_id() != Some(named) && !(caller.is_admin() || caller.is_service()) {
+                return Err(Error::PermissionDenied(
+                    "only admins may list another user's sessions",
+                ));
+            }
+            named
+        };
         let page = SESSIONS_PAGING.page(page_size, page_token)?;
         let now = now();
         let idle_cutoff = now - chrono_duration(self.settings.idle_timeout);
@@ -290,7 +304,7 @@ impl AuthCore {
         })
     }
 
-    /// Ends one session: the caller's own, or anyone's for an admin. Another
+    /// Ends one session: the caller's own, or anyone's for an admin or a service. Another
     /// user's session is NotFound, exactly as a session that does not exist.
     pub async fn revoke_session(&self, caller: &Caller, id: &str) -> Result<(), Error> {
         let id = Uuid::parse_str(id)
@@ -298,7 +312,8 @@ impl AuthCore {
         let not_found = Error::NotFound("session not found");
         let session = self.store.get_session(id).await?.ok_or(not_found)?;
         let owner = caller.user_id() == Some(session.user_id);
-        if !owner && !caller.is_admin() {
+        // A service (an operator's suitectl) may end anyone's, as an admin.
+        if !owner && !(caller.is_admin() || caller.is_service()) {
             return Err(Error::NotFound("session not found"));
         }
         let reason = if owner {

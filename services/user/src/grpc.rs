@@ -8,7 +8,8 @@ use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
     DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
-    GetUserStatusResponse, ListUsersRequest, ListUsersResponse, StreamEventsRequest,
+    GetUserStatusResponse, ImportUsersRequest, ImportUsersResponse, ListUsersRequest,
+    ListUsersResponse, LookupUserRequest, LookupUserResponse, StreamEventsRequest,
     StreamEventsResponse, StreamMyEventsRequest, StreamMyEventsResponse, UpdateUserRequest,
     UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
     user_service_server::UserService,
@@ -244,6 +245,33 @@ impl UserService for UserApi {
                 self.core
                     .verify_credentials(&caller, req.into_inner())
                     .await
+            }
+            .await,
+        )
+    }
+
+    async fn lookup_user(
+        &self,
+        req: Request<LookupUserRequest>,
+    ) -> Result<Response<LookupUserResponse>, Status> {
+        reply(
+            async {
+                let caller = require_caller(&self.auth, req.metadata()).await?;
+                let user = self.core.lookup(&caller, &req.get_ref().login).await?;
+                Ok(LookupUserResponse { user: Some(user) })
+            }
+            .await,
+        )
+    }
+
+    async fn import_users(
+        &self,
+        req: Request<ImportUsersRequest>,
+    ) -> Result<Response<ImportUsersResponse>, Status> {
+        reply(
+            async {
+                let caller = require_caller(&self.auth, req.metadata()).await?;
+                self.core.import(&caller, req.into_inner()).await
             }
             .await,
         )

@@ -8,6 +8,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod import;
+pub mod imported_hash;
 pub mod metrics;
 pub mod password;
 pub mod server;

@@ -181,6 +181,17 @@ impl PasswordHasher {
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let params = self.params.clone();
         self.run(move |buffer| {
+            // An imported bcrypt hash is never current: a right password
+            // replaces it with argon2id.
+            if let Some(ok) = crate::imported_hash::verify_bcrypt(password.as_bytes(), &stored) {
+                if !ok || !exists {
+                    return Ok(Verified::Wrong);
+                }
+                let rehash = hash_with(&params, password.as_bytes(), buffer)?;
+                return Ok(Verified::Right {
+                    rehash: Some(rehash),
+                });
+            }
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash cannot be parsed");
                 return Ok(Verified::Wrong);

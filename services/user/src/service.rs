@@ -6,6 +6,7 @@ use crate::{
     cache::UserCache,
     domain::{NewUser, Password, UserChanges, Violations},
     error::Error,
+    import,
     password::{PasswordHasher, Verified},
     store::{UserRecord, UserStore},
     throttle::{Account, Throttle},
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use suite_events::{Event, outbox::Wake};
 use suite_grpc::paging::Paging;
 use suite_proto::user::{
-    ChangePasswordRequest, GetUserStatusResponse, ListUsersRequest, ListUsersResponse,
+    ChangePasswordRequest, GetUserStatusResponse, ImportUsersRequest, ImportUsersResponse,
+    ListUsersRequest, ListUsersResponse,
     PasswordChanged, RolesChanged, UpdateUserRequest, User, UserCreated, UserDeleted, UserUpdated,
     VerifyCredentialsRequest, VerifyCredentialsResponse,
 };
@@ -78,7 +80,7 @@ impl UserCore {
             roles,
         } = new;
         let wants_more_than_user = roles.iter().any(|r| r != "user");
-        if wants_more_than_user && !caller.is_some_and(Caller::is_admin) {
+        if wants_more_than_user && !caller.is_some_and(is_operator) {
             return Err(Error::PermissionDenied("only an admin may set roles"));
         }
 
@@ -117,7 +119,7 @@ impl UserCore {
 
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, Error> {
         let id = resolve_id(caller, id, "id")?;
-        authorize(caller, id, Access::Read)?;
+        authorize(caller, id)?;
         if let Some(user) = self.cache.get(id).await {
             return Ok(user);
         }
@@ -155,11 +157,11 @@ impl UserCore {
             .user
             .ok_or_else(|| Error::invalid("user", "is required"))?;
         let id = resolve_id(caller, &user.id, "user.id")?;
-        authorize(caller, id, Access::Write)?;
+        authorize(caller, id)?;
 
         let paths = update_paths(&user, req.update_mask.map(|m| m.paths))?;
         let changes = UserChanges::parse(&user, &paths)?;
-        if changes.roles.is_some() && !caller.is_admin() {
+        if changes.roles.is_some() && !is_operator(caller) {
             return Err(Error::PermissionDenied("only an admin may change roles"));
         }
 
@@ -206,7 +208,7 @@ impl UserCore {
 
     pub async fn delete(&self, caller: &Caller, id: &str, etag: &str) -> Result<(), Error> {
         let id = resolve_id(caller, id, "id")?;
-        authorize(caller, id, Access::Write)?;
+        authorize(caller, id)?;
         let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         check_etag(etag, &record)?;
         let deleted = Event::new(
@@ -239,7 +241,7 @@ impl UserCore {
         client_address: &str,
     ) -> Result<(), Error> {
         let id = resolve_id(caller, &req.id, "id")?;
-        authorize(caller, id, Access::Write)?;
+        authorize(caller, id)?;
         let acting_on_self = caller.user_id() == Some(id);
         let new_password = match (
             Password::parse(&req.new_password),
@@ -382,6 +384,106 @@ impl UserCore {
         }
     }
 
+    /// A live user by username or email (any case), for operators.
+    pub async fn lookup(&self, caller: &Caller, login: &str) -> Result<User, Error> {
+        if !is_operator(caller) {
+            return Err(Error::PermissionDenied(
+                "only admins and services may look users up",
+            ));
+        }
+        if login.trim().is_empty() {
+            return Err(Error::invalid("login", "is required"));
+        }
+        if login.trim().chars().count() > suite_proto::MAX_LOGIN_CHARS {
+            return Err(Error::invalid(
+                "login",
+                format!(
+                    "must be at most {} characters long",
+                    suite_proto::MAX_LOGIN_CHARS
+                ),
+            ));
+        }
+        let login = suite_proto::canonical_login(login);
+        let record = self
+            .store
+            .find_by_login(&login)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(view(&record, true))
+    }
+
+    /// Imports users with the hashes they had elsewhere (nothing is hashed
+    /// here): each valid item created with its event unless a live user has
+    /// its username or email; each answered on its own.
+    pub async fn import(
+        &self,
+        caller: &Caller,
+        req: ImportUsersRequest,
+    ) -> Result<ImportUsersResponse, Error> {
+        if !is_operator(caller) {
+            return Err(Error::PermissionDenied(
+                "only admins and services may import users",
+            ));
+        }
+        if req.users.len() > import::MAX_BATCH {
+            return Err(Error::invalid(
+                "users",
+                format!("at most {} users per call", import::MAX_BATCH),
+            ));
+        }
+        let now = now();
+        let mut results = Vec::with_capacity(req.users.len());
+        let mut records = Vec::new();
+        // For each valid record, its place in `results`.
+        let mut places = Vec::new();
+        for (i, u) in req.users.iter().enumerate() {
+            match import::parse(u, now) {
+                Ok(record) => {
+                    results.push(import::skipped());
+                    records.push(record);
+                    places.push(i);
+                }
+                Err(reason) => results.push(import::failed(reason)),
+            }
+        }
+        if records.is_empty() {
+            return Ok(ImportUsersResponse { results });
+        }
+        let events: Vec<Event> = records
+            .iter()
+            .map(|r| {
+                Event::new(
+                    &UserCreated {
+                        user: Some(view(r, true)),
+                    },
+                    r.id,
+                )
+            })
+            .collect();
+        let created: std::collections::HashSet<Uuid> = self
+            .store
+            .import(&records, &self.recorded(events))
+            .await?
+            .into_iter()
+            .collect();
+        for (record, place) in records.iter().zip(places) {
+            if created.contains(&record.id)
+                && let Some(slot) = results.get_mut(place)
+            {
+                *slot = import::created(record.id);
+            }
+        }
+        if !created.is_empty() {
+            self.events.wake();
+        }
+        tracing::info!(
+            created = created.len(),
+            requested = req.users.len(),
+            "users imported"
+        );
+        Ok(ImportUsersResponse { results })
+    }
+
     /// A user's roles and session cut-off, for the auth service's refresh.
     pub async fn status(
         &self,
@@ -429,18 +531,17 @@ impl UserCore {
     }
 }
 
-#[derive(PartialEq)]
-enum Access {
-    Read,
-    Write,
+/// An admin, or a service (the auth service, or an operator's `suitectl`
+/// holding the signing key): whoever may act on every user. Granting
+/// services what admins may do gives nobody more: whoever can sign a
+/// service token can sign an admin's too.
+fn is_operator(caller: &Caller) -> bool {
+    caller.is_admin() || caller.is_service()
 }
 
-/// The user themself or an admin; services may read.
-fn authorize(caller: &Caller, target: Uuid, access: Access) -> Result<(), Error> {
-    if caller.is_admin()
-        || caller.user_id() == Some(target)
-        || (access == Access::Read && caller.is_service())
-    {
+/// The user themself, an admin or a service.
+fn authorize(caller: &Caller, target: Uuid) -> Result<(), Error> {
+    if is_operator(caller) || caller.user_id() == Some(target) {
         Ok(())
     } else {
         Err(Error::PermissionDenied("you may only act on your own user"))

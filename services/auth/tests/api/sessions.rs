@@ -37,6 +37,7 @@ async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
             ListSessionsRequest {
                 page_size: 1,
                 page_token: String::new(),
+                ..ListSessionsRequest::default()
             },
             &laptop.access_token,
         ))
@@ -49,6 +50,7 @@ async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
             ListSessionsRequest {
                 page_size: 1,
                 page_token: page.next_page_token,
+                ..ListSessionsRequest::default()
             },
             &laptop.access_token,
         ))

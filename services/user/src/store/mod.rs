@@ -159,6 +159,11 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait UserStore: Send + Sync {
     /// Inserts `user` and writes `events` to the outbox, in one transaction.
     async fn insert(&self, user: &UserRecord, events: &[Event]) -> Result<()>;
+    /// Inserts each of `users` unless a live user has its username or email
+    /// (or an earlier one of `users` took it), each with its event
+    /// (`events[i]` is `users[i]`'s; empty: none) in the same transaction.
+    /// The ids of those inserted.
+    async fn import(&self, users: &[UserRecord], events: &[Event]) -> Result<Vec<Uuid>>;
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>>;
     /// By lower-cased email or username.
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>>;

@@ -66,6 +66,48 @@ impl UserStore for PgStore {
         Ok(())
     }
 
+    async fn import(&self, users: &[UserRecord], events: &[Event]) -> Result<Vec<Uuid>> {
+        // One statement: the rows that conflict with no live user (nor an
+        // earlier row) go in, and only their events are logged with them.
+        const SQL: &str = "WITH input AS ( \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::timestamptz[], $7::timestamptz[]) WITH ORDINALITY \
+                 AS i(id, username, email, display_name, password_hash, created_at, updated_at, n)), \
+             created AS ( \
+               INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version) \
+               SELECT id, username, email, display_name, ARRAY['user'], password_hash, created_at, updated_at, 1 \
+               FROM input ORDER BY n ON CONFLICT DO NOTHING RETURNING id), \
+             logged AS ( \
+               INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
+               SELECT e.id, e.event_type, e.subject, e.time, e.traceparent, e.data \
+               FROM unnest($8::uuid[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bytea[]) \
+                 WITH ORDINALITY AS e(id, event_type, subject, time, traceparent, data, n) \
+               JOIN input ON input.n = e.n JOIN created ON created.id = input.id \
+               ORDER BY e.n RETURNING 1) \
+             SELECT id FROM created";
+        let query = sqlx::query_scalar::<_, Uuid>(SQL)
+            .bind(users.iter().map(|u| u.id).collect::<Vec<_>>())
+            .bind(users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>())
+            .bind(users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>())
+            .bind(
+                users
+                    .iter()
+                    .map(|u| u.display_name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                users
+                    .iter()
+                    .map(|u| u.password_hash.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(users.iter().map(|u| u.created_at).collect::<Vec<_>>())
+            .bind(users.iter().map(|u| u.updated_at).collect::<Vec<_>>());
+        Ok(outbox::bind_pg_events(query, events)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
         let row = sqlx::query(select_users!("WHERE id = $1 AND deleted_at IS NULL"))
             .bind(id)

@@ -69,6 +69,38 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
+    async fn import(&self, users: &[UserRecord], events: &[Event]) -> Result<Vec<Uuid>> {
+        // One write transaction for the batch: each row goes in unless a
+        // live user (or an earlier row) has its username or email.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut created = Vec::new();
+        for (i, u) in users.iter().enumerate() {
+            let done = sqlx::query(
+                "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(u.id)
+            .bind(u.username.as_str())
+            .bind(u.email.as_str())
+            .bind(u.display_name.as_str())
+            .bind(roles_json(&u.roles))
+            .bind(&u.password_hash)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .bind(u.version)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                if let Some(event) = events.get(i) {
+                    outbox::append_sqlite(&mut tx, std::slice::from_ref(event)).await?;
+                }
+                created.push(u.id);
+            }
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
         let row = sqlx::query(select_users!("WHERE id = ? AND deleted_at IS NULL"))
             .bind(id)

@@ -14,6 +14,10 @@ impl UserStore for Traced<dyn UserStore> {
         self.run("INSERT", "users", self.inner().insert(user, events))
             .await
     }
+    async fn import(&self, users: &[UserRecord], events: &[Event]) -> Result<Vec<Uuid>> {
+        self.run("INSERT", "users", self.inner().import(users, events))
+            .await
+    }
     async fn get(&self, id: Uuid) -> Result<Option<UserRecord>> {
         self.run("SELECT", "users", self.inner().get(id)).await
     }

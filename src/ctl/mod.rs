@@ -1,0 +1,288 @@
+//! `suitectl`, the operator's command line: the first admin, users,
+//! sessions, health and imports, over gRPC with a service token signed with
+//! the auth service's key or an admin's login. Each module does one job;
+//! [`main`] runs a parsed command line and gives the exit code.
+
+pub mod connect;
+pub mod error;
+pub mod health;
+pub mod import;
+pub mod output;
+pub mod sessions;
+pub mod users;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use connect::{Conn, ConnectArgs};
+use error::{CtlError, exit};
+use output::Format;
+use serde_json::json;
+use std::time::Duration;
+
+/// Operate the suite: users, sessions, health, imports.
+///
+/// Exit codes: 0 success; 1 the operation failed (including an import with
+/// failed lines); 2 usage error; 3 a service cannot be reached or refuses
+/// the credentials.
+#[derive(Debug, Parser)]
+#[command(name = "suitectl", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// `text` for people, `json` for scripts (no progress bar).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Administrators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Users: list, get, find, roles, delete, import.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// A user's sessions at the auth service.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Health of every replica of each service (no credentials needed).
+    Health,
+    /// Prints a shell completion script (e.g. `suitectl completions bash > /etc/bash_completion.d/suitectl`).
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Creates a user with the admin role (the first admin, for example).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Read the password from stdin's first line (required: passwords
+        /// never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Lists users, oldest first, through every page.
+    List {
+        /// Users per call (at most 100).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=100))]
+        page_size: i32,
+        /// Stop after this many users.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Shows one user by id (`me`: the logged-in admin).
+    Get { id: String },
+    /// Finds a user by username or email.
+    Find {
+        #[arg(value_name = "LOGIN")]
+        username_or_email: String,
+    },
+    /// Replaces a user's roles.
+    SetRoles {
+        id: String,
+        /// A role (`user`, `admin`); repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// Deletes a user and ends their sessions.
+    Delete {
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Imports users with password hashes from JSON lines (see the README).
+    Import(import::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Lists a user's live sessions.
+    List { user_id: String },
+    /// Ends a session.
+    Revoke { session_id: String },
+}
+
+/// Runs `cli`: prints the results, reports an error on stderr, and gives
+/// the exit code.
+pub async fn main(cli: Cli) -> u8 {
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("suitectl: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs `cli`, printing its results on stdout; the exit code on success
+/// (non-zero when some replicas or import lines failed).
+pub async fn run(cli: Cli) -> Result<u8, CtlError> {
+    let format = cli.output;
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "suitectl", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Health => health(&cli.connect, format).await,
+        command => {
+            let mut conn = Conn::open(&cli.connect).await?;
+            let result = authenticated(&mut conn, command, format).await;
+            conn.close().await;
+            result
+        }
+    }
+}
+
+async fn authenticated(conn: &mut Conn, command: Command, format: Format) -> Result<u8, CtlError> {
+    let print_user = |u: &suite_proto::user::User| println!("{}", users::print_user(format, u));
+    match command {
+        Command::Admin(AdminCommand::Create {
+            username,
+            email,
+            display_name,
+            password_stdin: _,
+        }) => print_user(&users::create_admin(conn, username, email, display_name).await?),
+        Command::Users(UsersCommand::List { page_size, limit }) => {
+            let list = users::list(conn, page_size, limit).await?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::Value::from(list.iter().map(output::user_json).collect::<Vec<_>>())
+                ),
+                Format::Text => println!(
+                    "{}",
+                    output::table(
+                        &output::USER_HEADER,
+                        &list.iter().map(output::user_row).collect::<Vec<_>>()
+                    )
+                ),
+            }
+        }
+        Command::Users(UsersCommand::Get { id }) => print_user(&users::get(conn, id).await?),
+        Command::Users(UsersCommand::Find { username_or_email }) => {
+            print_user(&users::find(conn, username_or_email).await?);
+        }
+        Command::Users(UsersCommand::SetRoles { id, roles }) => {
+            print_user(&users::set_roles(conn, id, roles).await?);
+        }
+        Command::Users(UsersCommand::Delete { id, yes }) => {
+            users::delete(conn, id.clone(), yes).await?;
+            match format {
+                Format::Json => println!("{}", json!({ "deleted": id })),
+                Format::Text => println!("deleted user {id}"),
+            }
+        }
+        Command::Users(UsersCommand::Import(args)) => {
+            let report = import::run(conn, &args, format == Format::Text).await?;
+            return import_report(&report, format);
+        }
+        Command::Sessions(SessionsCommand::List { user_id }) => {
+            let list = sessions::list(conn, user_id).await?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::Value::from(
+                        list.iter().map(output::session_json).collect::<Vec<_>>()
+                    )
+                ),
+                Format::Text => println!(
+                    "{}",
+                    output::table(
+                        &output::SESSION_HEADER,
+                        &list.iter().map(output::session_row).collect::<Vec<_>>()
+                    )
+                ),
+            }
+        }
+        Command::Sessions(SessionsCommand::Revoke { session_id }) => {
+            sessions::revoke(conn, session_id.clone()).await?;
+            match format {
+                Format::Json => println!("{}", json!({ "revoked": session_id })),
+                Format::Text => println!("revoked session {session_id}"),
+            }
+        }
+        Command::Health | Command::Completions { .. } => {}
+    }
+    Ok(0)
+}
+
+fn import_report(report: &import::Report, format: Format) -> Result<u8, CtlError> {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(report).map_err(|e| CtlError::Failed(e.to_string()))?
+        ),
+        Format::Text => {
+            println!(
+                "{} lines: {} users created, {} skipped (already there), {} failed",
+                report.lines,
+                report.created,
+                report.skipped.len(),
+                report.failed.len()
+            );
+            for f in &report.failed {
+                println!("line {}: {}", f.line, f.reason);
+            }
+        }
+    }
+    if let Some(e) = &report.unreachable {
+        return Err(CtlError::Unreachable(e.clone()));
+    }
+    if report.failed.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!(
+            "suitectl: {} lines were not imported (see above); fix them and run the import again: users already imported are skipped",
+            report.failed.len()
+        );
+        Ok(exit::FAILED)
+    }
+}
+
+async fn health(args: &ConnectArgs, format: Format) -> Result<u8, CtlError> {
+    let limit = Duration::from_secs(args.timeout_secs.min(5));
+    let mut replicas = Vec::new();
+    let mut down = Vec::new();
+    for (service, url, name) in health::services(&args.user_service_url, &args.auth_service_url) {
+        let found = health::check(service, &url, name, limit).await?;
+        if !found.iter().any(|r| r.serving) {
+            down.push(service);
+        }
+        replicas.extend(found);
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(&replicas).map_err(|e| CtlError::Failed(e.to_string()))?
+        ),
+        Format::Text => {
+            let rows: Vec<Vec<String>> = replicas
+                .iter()
+                .map(|r| vec![r.service.to_owned(), r.address.clone(), r.status.clone()])
+                .collect();
+            println!("{}", output::table(&["SERVICE", "ADDRESS", "STATUS"], &rows));
+        }
+    }
+    if down.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!(
+            "suitectl: no SERVING replica of: {}",
+            down.join(", ")
+        );
+        Ok(exit::FAILED)
+    }
+}
