@@ -313,7 +313,7 @@ impl AuthCore {
         let session = self.store.get_session(id).await?.ok_or(not_found)?;
         let owner = caller.user_id() == Some(session.user_id);
         // A service (an operator's suitectl) may end anyone's, as an admin.
-        if !owner && !(caller.is_admin() || caller.is_service()) {
+        if !(owner || caller.is_admin() || caller.is_service()) {
             return Err(Error::NotFound("session not found"));
         }
         let reason = if owner {
