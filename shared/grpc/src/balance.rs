@@ -806,7 +806,8 @@ mod tests {
             .expect("the call hung: the dead connection went unnoticed")
             .expect_err("a frozen peer cannot answer");
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        a.stop().await;
+        // Not a graceful stop: the frozen proxy holds a connection open.
+        a.task.abort();
     }
 
     #[test]
