@@ -19,10 +19,20 @@ const TOKEN_TTL_SECS: i64 = 900;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
     /// The user service's gRPC URL.
-    #[arg(long, env = "USER_SERVICE_URL", default_value = "http://127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "USER_SERVICE_URL",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
     pub user_service_url: String,
     /// The auth service's gRPC URL.
-    #[arg(long, env = "AUTH_SERVICE_URL", default_value = "http://127.0.0.1:50052", global = true)]
+    #[arg(
+        long,
+        env = "AUTH_SERVICE_URL",
+        default_value = "http://127.0.0.1:50052",
+        global = true
+    )]
     pub auth_service_url: String,
     /// Seconds each call may take.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
@@ -41,14 +51,24 @@ pub struct CredentialArgs {
     #[arg(long, env = "SUITECTL_LOGIN", global = true)]
     pub login: Option<String>,
     /// The auth service's signing key (PKCS#8 PEM), as the launcher keeps it.
-    #[arg(long, env = "SIGNING_KEY_FILE", default_value = "data/auth-signing-key.pem", global = true)]
+    #[arg(
+        long,
+        env = "SIGNING_KEY_FILE",
+        default_value = "data/auth-signing-key.pem",
+        global = true
+    )]
     pub signing_key_file: PathBuf,
     /// The `iss` the services require (as the auth service signs it).
     #[arg(long, env = "JWT_ISSUER", default_value = "suite-auth", global = true)]
     pub issuer: String,
     /// The `aud` of the minted token: one both services accept (the auth
     /// service's ACCESS_TOKEN_AUDIENCE; the user service accepts it too).
-    #[arg(long, env = "ACCESS_TOKEN_AUDIENCE", default_value = "suite", global = true)]
+    #[arg(
+        long,
+        env = "ACCESS_TOKEN_AUDIENCE",
+        default_value = "suite",
+        global = true
+    )]
     pub audience: String,
 }
 

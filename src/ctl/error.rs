@@ -39,9 +39,9 @@ impl CtlError {
     pub fn from_status(what: &str, status: &tonic::Status) -> Self {
         let text = format!("{what}: {}", describe(status));
         match status.code() {
-            Code::Unavailable | Code::DeadlineExceeded => Self::Unreachable(format!(
-                "{text} (is the service running at the given URL?)"
-            )),
+            Code::Unavailable | Code::DeadlineExceeded => {
+                Self::Unreachable(format!("{text} (is the service running at the given URL?)"))
+            }
             Code::Unauthenticated | Code::PermissionDenied => Self::Unreachable(text),
             _ => Self::Failed(text),
         }

@@ -3,9 +3,9 @@
 //! line that did not become a user reported with its number and reason.
 
 use super::{connect::Conn, error::CtlError};
+use clap::builder::TypedValueParser as _;
 use prost::Message;
 use serde::Deserialize;
-use clap::builder::TypedValueParser as _;
 use std::{
     collections::HashMap,
     io::{BufRead, IsTerminal},
@@ -79,7 +79,10 @@ pub struct ImportArgs {
 
 /// Reads `source` line by line: the users to send (with their line
 /// numbers), and the lines already failed into `report`.
-fn parse(source: impl BufRead, report: &mut Report) -> Result<Vec<(usize, ImportedUser)>, CtlError> {
+fn parse(
+    source: impl BufRead,
+    report: &mut Report,
+) -> Result<Vec<(usize, ImportedUser)>, CtlError> {
     let mut users = Vec::new();
     let mut usernames: HashMap<String, usize> = HashMap::new();
     let mut emails: HashMap<String, usize> = HashMap::new();
@@ -230,7 +233,8 @@ fn tally(
     report: &mut Report,
     bar: &indicatif::ProgressBar,
 ) -> Result<(), CtlError> {
-    let (lines, reply) = done.map_err(|e| CtlError::Failed(format!("an import call failed: {e}")))?;
+    let (lines, reply) =
+        done.map_err(|e| CtlError::Failed(format!("an import call failed: {e}")))?;
     bar.inc(lines.len() as u64);
     let results = match reply {
         Ok(r) => r.into_inner().results,
@@ -311,11 +315,13 @@ mod tests {
             )
         };
         let cut = batches((0..2500).map(user).collect(), 1000);
-        assert!(cut.iter().all(|b| ImportUsersRequest {
-            users: b.iter().map(|u| u.1.clone()).collect()
-        }
-        .encoded_len()
-            <= MAX_BATCH_BYTES));
+        assert!(cut.iter().all(|b| {
+            ImportUsersRequest {
+                users: b.iter().map(|u| u.1.clone()).collect(),
+            }
+            .encoded_len()
+                <= MAX_BATCH_BYTES
+        }));
         assert_eq!(cut.iter().map(Vec::len).sum::<usize>(), 2500);
         assert_eq!(batches((0..5).map(user).collect(), 2).len(), 3);
     }

@@ -49,9 +49,7 @@ pub enum Command {
     /// Health of every replica of each service (no credentials needed).
     Health,
     /// Prints a shell completion script (e.g. `suitectl completions bash > /etc/bash_completion.d/suitectl`).
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +131,12 @@ pub async fn run(cli: Cli) -> Result<u8, CtlError> {
     let format = cli.output;
     match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "suitectl", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "suitectl",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
         Command::Health => health(&cli.connect, format).await,
@@ -273,16 +276,16 @@ async fn health(args: &ConnectArgs, format: Format) -> Result<u8, CtlError> {
                 .iter()
                 .map(|r| vec![r.service.to_owned(), r.address.clone(), r.status.clone()])
                 .collect();
-            println!("{}", output::table(&["SERVICE", "ADDRESS", "STATUS"], &rows));
+            println!(
+                "{}",
+                output::table(&["SERVICE", "ADDRESS", "STATUS"], &rows)
+            );
         }
     }
     if down.is_empty() {
         Ok(0)
     } else {
-        eprintln!(
-            "suitectl: no SERVING replica of: {}",
-            down.join(", ")
-        );
+        eprintln!("suitectl: no SERVING replica of: {}", down.join(", "));
         Ok(exit::FAILED)
     }
 }

@@ -34,11 +34,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// RFC 3339, or empty.
 pub fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| {
-        chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-    })
-    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    .unwrap_or_default()
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 pub fn user_json(u: &User) -> Value {

@@ -92,7 +92,12 @@ async fn suitectl_creates_the_first_admin_and_manages_users_and_sessions() {
     let admin = ok_json(
         &s,
         &[
-            "admin", "create", "--username", "root", "--email", "Root@Example.com",
+            "admin",
+            "create",
+            "--username",
+            "root",
+            "--email",
+            "Root@Example.com",
             "--password-stdin",
         ],
         &format!("{ADMIN_PASSWORD}\n"),
@@ -105,7 +110,10 @@ async fn suitectl_creates_the_first_admin_and_manages_users_and_sessions() {
     let admin_id = admin["id"].as_str().expect("id").to_owned();
 
     // The admin logs in with suitectl.
-    let as_admin = [("SUITECTL_LOGIN", "root"), ("SUITECTL_PASSWORD", ADMIN_PASSWORD)];
+    let as_admin = [
+        ("SUITECTL_LOGIN", "root"),
+        ("SUITECTL_PASSWORD", ADMIN_PASSWORD),
+    ];
     let me = ok_json(&s, &["users", "get", "me"], "", &as_admin).await;
     assert_eq!(me["id"], admin_id.as_str());
 
@@ -134,7 +142,15 @@ async fn suitectl_creates_the_first_admin_and_manages_users_and_sessions() {
 
     let promoted = ok_json(
         &s,
-        &["users", "set-roles", &ada, "--role", "admin", "--role", "user"],
+        &[
+            "users",
+            "set-roles",
+            &ada,
+            "--role",
+            "admin",
+            "--role",
+            "user",
+        ],
         "",
         &as_admin,
     )
@@ -154,7 +170,10 @@ async fn suitectl_creates_the_first_admin_and_manages_users_and_sessions() {
     let ada_login = login(&s, "ada", "correct horse battery staple").await;
     let ada_token = ada_login["accessToken"].as_str().expect("token");
     let bob_token = bob_login["accessToken"].as_str().expect("token");
-    let own = s.get("/api/v1/auth/sessions", Some(bob_token)).await.expect("own");
+    let own = s
+        .get("/api/v1/auth/sessions", Some(bob_token))
+        .await
+        .expect("own");
     assert_eq!(own.status, 200, "{}", own.json);
     let plain = register(&s, "cyd").await;
     let cy_token = login(&s, "cyd", "correct horse battery staple").await["accessToken"]
@@ -162,13 +181,19 @@ async fn suitectl_creates_the_first_admin_and_manages_users_and_sessions() {
         .expect("token")
         .to_owned();
     let others = s
-        .get(&format!("/api/v1/auth/sessions?userId={bob}"), Some(&cy_token))
+        .get(
+            &format!("/api/v1/auth/sessions?userId={bob}"),
+            Some(&cy_token),
+        )
         .await
         .expect("others");
     assert_eq!(others.status, 403, "{}", others.json);
     // An admin (ada, promoted above) may.
     let as_ada = s
-        .get(&format!("/api/v1/auth/sessions?userId={bob}"), Some(ada_token))
+        .get(
+            &format!("/api/v1/auth/sessions?userId={bob}"),
+            Some(ada_token),
+        )
         .await
         .expect("admin lists");
     assert_eq!(as_ada.status, 200, "{}", as_ada.json);
@@ -198,7 +223,14 @@ async fn suitectl_exit_codes_tell_usage_from_refused_credentials_and_unreachable
     assert_eq!(usage.code, 2, "{}", usage.stderr);
     let no_password = ctl(
         &s,
-        &["admin", "create", "--username", "x1x", "--email", "x@example.com"],
+        &[
+            "admin",
+            "create",
+            "--username",
+            "x1x",
+            "--email",
+            "x@example.com",
+        ],
         "",
         &[],
     )
@@ -212,12 +244,19 @@ async fn suitectl_exit_codes_tell_usage_from_refused_credentials_and_unreachable
     )
     .await;
     assert_eq!(no_key.code, 3, "{}", no_key.stderr);
-    assert!(no_key.stderr.contains("/nonexistent/key.pem"), "{}", no_key.stderr);
+    assert!(
+        no_key.stderr.contains("/nonexistent/key.pem"),
+        "{}",
+        no_key.stderr
+    );
     let wrong_password = ctl(
         &s,
         &["users", "list"],
         "",
-        &[("SUITECTL_LOGIN", "nobody"), ("SUITECTL_PASSWORD", "wrong password here")],
+        &[
+            ("SUITECTL_LOGIN", "nobody"),
+            ("SUITECTL_PASSWORD", "wrong password here"),
+        ],
     )
     .await;
     assert_eq!(wrong_password.code, 3, "{}", wrong_password.stderr);
@@ -235,7 +274,11 @@ async fn suitectl_exit_codes_tell_usage_from_refused_credentials_and_unreachable
     assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
     let completions = ctl(&s, &["completions", "bash"], "", &[]).await;
     assert_eq!(completions.code, 0);
-    assert!(completions.stdout.contains("suitectl"), "{}", completions.stdout);
+    assert!(
+        completions.stdout.contains("suitectl"),
+        "{}",
+        completions.stdout
+    );
     let help = ctl(&s, &["users", "import", "--help"], "", &[]).await;
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("password_hash"), "{}", help.stdout);
@@ -288,12 +331,18 @@ async fn stored_hash(s: &Suite, username: &str) -> String {
     let sql = sqlx::AssertSqlSafe(sql);
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(&url).await.expect("pg");
-        let hash = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("hash");
+        let hash = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("hash");
         pool.close().await;
         hash
     } else {
         let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
-        let hash = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("hash");
+        let hash = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("hash");
         pool.close().await;
         hash
     }
@@ -362,7 +411,10 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/import-bcrypt.jsonl");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/import-bcrypt.jsonl"
+);
 
 async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(backend: Backend) {
     let Some(s) = spawn_suite(backend).await else {
@@ -387,7 +439,11 @@ async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(backend: Backen
     assert_eq!(cy["email"], "cy.import@example.com");
     assert_eq!(cy["create_time"], "2021-12-31T22:59:59Z");
 
-    for (prefix, name) in [("$2a$", "ada.import"), ("$2b$", "bob.import"), ("$2y$", "cy.import")] {
+    for (prefix, name) in [
+        ("$2a$", "ada.import"),
+        ("$2b$", "bob.import"),
+        ("$2y$", "cy.import"),
+    ] {
         let hash = stored_hash(&s, name).await;
         assert!(hash.starts_with(prefix), "{name}: {hash}");
         let password = format!("imported {name} horse battery");
@@ -410,10 +466,23 @@ async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(backend: Backen
     }
 
     // Again: everybody is there already.
-    let again = ok_json(&s, &["users", "import", "-"], &std::fs::read_to_string(FIXTURE).expect("fixture"), &[]).await;
+    let again = ok_json(
+        &s,
+        &["users", "import", "-"],
+        &std::fs::read_to_string(FIXTURE).expect("fixture"),
+        &[],
+    )
+    .await;
     assert_eq!(again["created"], 0, "{again}");
-    assert_eq!(again["skipped"].as_array().map(Vec::len), Some(3), "{again}");
-    assert_eq!(created_before_marker(&s, &mut feed, "marker2").await, Vec::<String>::new());
+    assert_eq!(
+        again["skipped"].as_array().map(Vec::len),
+        Some(3),
+        "{again}"
+    );
+    assert_eq!(
+        created_before_marker(&s, &mut feed, "marker2").await,
+        Vec::<String>::new()
+    );
     assert_eq!(ids_of(&s, &names).await, ids, "the same users");
     s.stop().await;
 }
@@ -475,8 +544,26 @@ async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good(backe
     let path = path.to_str().expect("utf-8 path");
     let mut feed = created_events(&s).await;
     for round in 0..2 {
-        let run = ctl(&s, &["users", "import", path, "--output", "json", "--batch-size", "2"], "", &[]).await;
-        assert_eq!(run.code, 1, "a partial import fails: {}\n{}", run.stdout, run.stderr);
+        let run = ctl(
+            &s,
+            &[
+                "users",
+                "import",
+                path,
+                "--output",
+                "json",
+                "--batch-size",
+                "2",
+            ],
+            "",
+            &[],
+        )
+        .await;
+        assert_eq!(
+            run.code, 1,
+            "a partial import fails: {}\n{}",
+            run.stdout, run.stderr
+        );
         let report = run.json();
         let failed: Vec<u64> = report["failed"]
             .as_array()
@@ -484,7 +571,11 @@ async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good(backe
             .iter()
             .filter_map(|f| f["line"].as_u64())
             .collect();
-        assert_eq!(failed, bad.iter().map(|&n| n as u64).collect::<Vec<_>>(), "{report}");
+        assert_eq!(
+            failed,
+            bad.iter().map(|&n| n as u64).collect::<Vec<_>>(),
+            "{report}"
+        );
         for f in report["failed"].as_array().expect("failed") {
             assert!(!f["reason"].as_str().unwrap_or_default().is_empty(), "{f}");
         }
@@ -493,13 +584,20 @@ async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good(backe
             assert!(reasons.contains(field), "{field}: {reasons}");
         }
         let expected_created = if round == 0 { 3 } else { 0 };
-        assert_eq!(report["created"], expected_created, "round {round}: {report}");
+        assert_eq!(
+            report["created"], expected_created,
+            "round {round}: {report}"
+        );
         assert_eq!(
             report["skipped"].as_array().map(Vec::len),
             Some(3 - expected_created as usize)
         );
         let events = created_before_marker(&s, &mut feed, &format!("marker{round}")).await;
-        let expected_events = if round == 0 { ids_of(&s, &good).await } else { Vec::new() };
+        let expected_events = if round == 0 {
+            ids_of(&s, &good).await
+        } else {
+            Vec::new()
+        };
         assert_eq!(sorted(events), sorted(expected_events), "round {round}");
     }
     // The text report names the lines too.
@@ -518,7 +616,10 @@ async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good(backe
     names.sort_unstable();
     let mut expected = good.clone();
     expected.sort_unstable();
-    assert_eq!(names, expected, "each good user exactly once, nothing of the bad lines");
+    assert_eq!(
+        names, expected,
+        "each good user exactly once, nothing of the bad lines"
+    );
     s.stop().await;
 }
 

@@ -24,7 +24,10 @@ pub fn parse(u: &ImportedUser, now: DateTime<Utc>) -> Result<UserRecord, String>
         }
     };
     let username = Username::parse(&u.username);
-    note("username", username.as_ref().map(|_| ()).map_err(Clone::clone));
+    note(
+        "username",
+        username.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
     let email = Email::parse(&u.email);
     note("email", email.as_ref().map(|_| ()).map_err(Clone::clone));
     let display_name = DisplayName::parse(&u.display_name);

@@ -44,8 +44,8 @@ pub fn validate(hash: &str) -> Result<(), String> {
             .map_err(|e| format!("is not a valid argon2 PHC string: {e}"))?;
         argon2::Algorithm::try_from(parsed.algorithm.as_str())
             .map_err(|e| format!("names an unknown argon2 variant: {e}"))?;
-        let params = Params::try_from(&parsed)
-            .map_err(|e| format!("has invalid argon2 parameters: {e}"))?;
+        let params =
+            Params::try_from(&parsed).map_err(|e| format!("has invalid argon2 parameters: {e}"))?;
         if parsed.salt.is_none() || parsed.hash.is_none() {
             return Err("is an argon2 PHC string without salt or hash".into());
         }
@@ -88,7 +88,10 @@ mod tests {
             assert_eq!(verify_bcrypt(b"correct horse", &stored), Some(true));
             assert_eq!(verify_bcrypt(b"correct horsf", &stored), Some(false));
         }
-        assert_eq!(verify_bcrypt(b"x", "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"), None);
+        assert_eq!(
+            verify_bcrypt(b"x", "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"),
+            None
+        );
     }
 
     #[test]

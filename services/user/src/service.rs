@@ -17,9 +17,8 @@ use suite_events::{Event, outbox::Wake};
 use suite_grpc::paging::Paging;
 use suite_proto::user::{
     ChangePasswordRequest, GetUserStatusResponse, ImportUsersRequest, ImportUsersResponse,
-    ListUsersRequest, ListUsersResponse,
-    PasswordChanged, RolesChanged, UpdateUserRequest, User, UserCreated, UserDeleted, UserUpdated,
-    VerifyCredentialsRequest, VerifyCredentialsResponse,
+    ListUsersRequest, ListUsersResponse, PasswordChanged, RolesChanged, UpdateUserRequest, User,
+    UserCreated, UserDeleted, UserUpdated, VerifyCredentialsRequest, VerifyCredentialsResponse,
 };
 use suite_tokens::Caller;
 use uuid::Uuid;

@@ -423,10 +423,7 @@ impl Watcher {
     }
 
     fn publish(&self, replicas: Vec<Channel>) {
-        *self
-            .replicas
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = replicas;
+        *self.replicas.lock().unwrap_or_else(PoisonError::into_inner) = replicas;
     }
 
     fn resolution_failed(&mut self, error: &str) {

@@ -87,7 +87,12 @@ impl UserStore for PgStore {
              SELECT id FROM created";
         let query = sqlx::query_scalar::<_, Uuid>(SQL)
             .bind(users.iter().map(|u| u.id).collect::<Vec<_>>())
-            .bind(users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>())
+            .bind(
+                users
+                    .iter()
+                    .map(|u| u.username.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .bind(users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>())
             .bind(
                 users
@@ -148,8 +153,8 @@ impl UserStore for PgStore {
                        WHERE oid = 'users_username_key'::regclass) AS e",
             )
             .bind(super::EXACT_COUNT_BELOW)
-                .fetch_one(&self.pool)
-                .await?,
+            .fetch_one(&self.pool)
+            .await?,
         )
     }
 
