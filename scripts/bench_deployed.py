@@ -257,8 +257,11 @@ class Suite:
             log_path = self.tmp / f"{self.tag}-{name}.log"
             self.procs[name] = subprocess.Popen([str(self.bins / f"suite-{name}")], env={**common, **envs[name]},
                                                 stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-        for name, admin in (("auth", AUTH_ADMIN), ("user", USER_ADMIN), ("gateway", GATEWAY_ADMIN)):
-            wait_ready(f"http://{admin}/readyz", self.procs[name], name, self.tmp / f"{self.tag}-{name}.log")
+        # The services' readiness is their gRPC health, which the gateway's
+        # /readyz asks (SERVING from both); their admin ports answer /livez.
+        for name, url in (("auth", f"http://{AUTH_ADMIN}/livez"), ("user", f"http://{USER_ADMIN}/livez"),
+                          ("gateway", f"http://{GATEWAY_ADMIN}/readyz")):
+            wait_ready(url, self.procs[name], name, self.tmp / f"{self.tag}-{name}.log")
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}
