@@ -34,9 +34,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. The bound: verifications on every core, nothing else.
     let user_defaults = suite_user::Config::defaults();
-    let hasher =
-        suite_user::password::PasswordHasher::new(user_defaults.hash_params(), 0, cores, 1 << 16)
-            .await?;
+    let hasher = suite_user::password::PasswordHasher::new(
+        user_defaults.hash_params(),
+        0,
+        suite_user::password::HashingOptions {
+            concurrency: cores,
+            max_waiting: 1 << 16,
+            nice: 0,
+        },
+    )
+    .await?;
     let hash = hasher.hash_new(PASSWORD.into(), vec![], "password").await?;
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + window;

@@ -19,7 +19,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let config = suite_user::Config::defaults();
     let params = config.hash_params();
-    let hasher = suite_user::password::PasswordHasher::new(params, 0, 1, 16).await?;
+    let hasher = suite_user::password::PasswordHasher::new(
+        params,
+        0,
+        suite_user::password::HashingOptions {
+            concurrency: 1,
+            max_waiting: 16,
+            nice: 0,
+        },
+    )
+    .await?;
     let mut times = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();

@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 1024)]
     pub password_hash_queue: usize,
 
+    /// How many nice steps below the serving threads the hashing threads
+    /// run (0-19), so that other calls are answered during a login storm.
+    #[arg(long, env = "PASSWORD_HASH_NICE", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub password_hash_nice: u8,
+
     /// Least zxcvbn score (0-4) a new password needs.
     #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=4))]
     pub password_min_score: u8,
@@ -164,5 +169,13 @@ impl Config {
     pub fn hash_concurrency(&self) -> usize {
         self.password_hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+    }
+
+    pub fn hashing(&self) -> crate::password::HashingOptions {
+        crate::password::HashingOptions {
+            concurrency: self.hash_concurrency(),
+            max_waiting: self.password_hash_queue,
+            nice: self.password_hash_nice,
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod hashing;
 pub mod import;
 pub mod imported_hash;
 pub mod metrics;

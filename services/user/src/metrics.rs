@@ -15,6 +15,7 @@ pub struct OutcomeLabels {
 pub struct UserMetrics {
     pub password_hash_queued: Gauge,
     pub password_hash_running: Gauge,
+    pub password_hash_buffer_bytes: Gauge,
     pub password_checks: Family<OutcomeLabels, Counter>,
 }
 
@@ -23,6 +24,7 @@ static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
     let m = UserMetrics {
         password_hash_queued: Gauge::default(),
         password_hash_running: Gauge::default(),
+        password_hash_buffer_bytes: Gauge::default(),
         password_checks: Family::default(),
     };
     registry.register(
@@ -39,6 +41,11 @@ static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
         "suite_password_hash_running",
         "Password hashes being computed",
         m.password_hash_running.clone(),
+    );
+    registry.register(
+        "suite_password_hash_buffer_bytes",
+        "Memory the password-hashing threads hold in argon2 block buffers (given back after an idle spell)",
+        m.password_hash_buffer_bytes.clone(),
     );
     m
 });

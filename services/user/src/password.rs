@@ -1,17 +1,21 @@
-//! Password strength, argon2id hashing and verification, run on a bounded
-//! blocking pool so that a burst of logins queues instead of stalling the
-//! async runtime (and other RPCs with it).
+//! Password strength, argon2id hashing and verification, run on the
+//! password-hashing threads so that a burst of logins queues instead of
+//! stalling the async runtime (and other RPCs with it).
 
-use crate::error::Error;
+use crate::{
+    error::Error,
+    hashing::{HashingThreads, Refused},
+};
 use argon2::{
     Algorithm, Argon2, Block, Params, Version,
     password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicUsize, Ordering},
-};
-use tokio::sync::Semaphore;
+use std::{sync::Arc, time::Duration};
+
+/// A hashing thread gives its argon2 buffer back after this long without
+/// work: a storm's memory is returned once it is over, while steady logins
+/// keep reusing theirs.
+const RELEASE_BUFFER_AFTER: Duration = Duration::from_secs(10);
 
 /// Argon2id cost parameters (OWASP's defaults: 19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy)]
@@ -46,102 +50,78 @@ pub enum Verified {
     },
 }
 
-/// Hashes and verifies passwords on a bounded blocking pool.
+/// How the hashing threads run.
+#[derive(Debug, Clone, Copy)]
+pub struct HashingOptions {
+    /// Hashes computed at once: one thread, and one argon2 buffer, each.
+    pub concurrency: usize,
+    /// Hashes allowed to wait for a thread; beyond, calls are refused.
+    pub max_waiting: usize,
+    /// How many nice steps below the serving threads the hashing runs.
+    pub nice: u8,
+}
+
+/// Hashes and verifies passwords on the hashing threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     min_score: u8,
-    permits: Arc<Semaphore>,
-    /// One argon2 block buffer per permit, reused by every hash: the memory
-    /// is bounded by the hash concurrency, whatever the blocking pool's
-    /// thread count, and the allocator never sees 19 MiB come and go (glibc
-    /// would raise its mmap threshold after the first free and keep later
-    /// blocks in a fragmented heap: hundreds of MiB after a login storm).
-    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    /// Each thread reuses one argon2 block buffer, so the memory is bounded
+    /// by the hash concurrency, whatever the blocking pool's thread count,
+    /// and the allocator does not see 19 MiB come and go per hash (glibc
+    /// raises its mmap threshold after the first free and keeps later blocks
+    /// in a fragmented heap: hundreds of MiB after a login storm).
+    threads: Arc<HashingThreads>,
     /// Verified against when the user does not exist, so that an unknown user
     /// costs the same time as a wrong password.
     dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
-    /// `concurrency` hashes run at once; up to `max_waiting` more wait for a turn.
     pub async fn new(
         params: HashParams,
         min_score: u8,
-        concurrency: usize,
-        max_waiting: usize,
+        options: HashingOptions,
     ) -> Result<Self, Error> {
         let params = params
             .to_argon2()
             .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
-        let p = params.clone();
-        let concurrency = concurrency.max(1);
-        // The dummy's buffer is the pool's first (never freed); the others
-        // are made by the first hashes that need them.
-        let (dummy_hash, first) = tokio::task::spawn_blocking(move || {
-            let mut secret = [0u8; 16];
-            getrandom_fill(&mut secret);
-            let mut buffer = Vec::new();
-            hash_with(&p, &secret, &mut buffer).map(|h| (h, buffer))
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-        let dummy_hash: Arc<str> = dummy_hash.into();
-        Ok(Self {
+        let threads = HashingThreads::start(
+            options.concurrency,
+            options.nice,
+            options.max_waiting,
+            RELEASE_BUFFER_AFTER,
+        )
+        .map_err(|e| Error::Internal(format!("starting the password-hashing threads: {e}")))?;
+        let mut hasher = Self {
             params,
             min_score,
-            permits: Arc::new(Semaphore::new(concurrency)),
-            buffers: Arc::new(Mutex::new(vec![first])),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting,
-            dummy_hash,
-        })
+            threads: Arc::new(threads),
+            dummy_hash: Arc::from(""),
+        };
+        let p = hasher.params.clone();
+        let dummy = hasher
+            .run(move |buffer| {
+                let mut secret = [0u8; 16];
+                getrandom_fill(&mut secret);
+                hash_with(&p, &secret, buffer)
+            })
+            .await??;
+        hasher.dummy_hash = dummy.into();
+        Ok(hasher)
     }
 
-    /// How many hash jobs are waiting for a turn (for metrics).
-    pub fn queue_depth(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
-    }
-
-    /// Runs `job` on the blocking pool once a permit is free.
+    /// Runs `job` on a hashing thread, with that thread's buffer.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, Error> {
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(Error::ResourceExhausted(
-                "too many password operations queued; try again shortly",
-            ));
-        }
-        let m = crate::metrics::metrics();
-        m.password_hash_queued.inc();
-        let permit = self.permits.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        m.password_hash_queued.dec();
-        let permit = permit.map_err(|_| Error::Unavailable("password pool closed".into()))?;
-        let buffers = self.buffers.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // At most one buffer per permit ever exists: a holder takes one
-            // or, while fewer exist, makes one (grown by its first hash).
-            let mut buffer = buffers
-                .lock()
-                .ok()
-                .and_then(|mut b| b.pop())
-                .unwrap_or_default();
-            m.password_hash_running.inc();
-            let out = job(&mut buffer);
-            m.password_hash_running.dec();
-            if let Ok(mut b) = buffers.lock() {
-                b.push(buffer);
+        self.threads.run(job).await.map_err(|e| match e {
+            Refused::Busy => {
+                Error::ResourceExhausted("too many password operations queued; try again shortly")
             }
-            out
+            Refused::Failed => Error::Internal("a password job failed".into()),
         })
-        .await
-        .map_err(|e| Error::Internal(format!("password job failed: {e}")))
     }
 
     /// Checks `password` is not easily guessed (also from `related` inputs
@@ -211,9 +191,20 @@ impl PasswordHasher {
     }
 }
 
-/// `buffer`, grown to `blocks` if it is smaller (older, larger parameters).
+/// glibc gives an allocation larger than its highest dynamic mmap threshold
+/// (32 MiB on 64-bit) a mapping of its own, unmapped when freed; a smaller
+/// one may come from a heap whose freed pages stay resident. A buffer's
+/// capacity is reserved past it (untouched pages cost no memory), so that a
+/// buffer given back after an idle spell really leaves the process.
+const OWN_MAPPING_ABOVE: usize = 32 << 20;
+
+/// `buffer`, grown to `blocks` if it is smaller (first use, or older, larger
+/// parameters).
 fn blocks(buffer: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
     if buffer.len() < blocks {
+        if buffer.capacity() < blocks {
+            *buffer = Vec::with_capacity(blocks.max(OWN_MAPPING_ABOVE / size_of::<Block>() + 1));
+        }
         buffer.resize(blocks, Block::default());
     }
     &mut buffer[..blocks]
@@ -291,6 +282,14 @@ fn getrandom_fill(buf: &mut [u8]) {
 mod tests {
     use super::*;
 
+    fn options(concurrency: usize) -> HashingOptions {
+        HashingOptions {
+            concurrency,
+            max_waiting: 16,
+            nice: 0,
+        }
+    }
+
     fn cheap() -> HashParams {
         HashParams {
             memory_kib: 1024,
@@ -301,7 +300,7 @@ mod tests {
 
     #[tokio::test]
     async fn weak_passwords_are_refused_and_strong_ones_verify() -> Result<(), Error> {
-        let h = PasswordHasher::new(cheap(), 3, 2, 16).await?;
+        let h = PasswordHasher::new(cheap(), 3, options(2)).await?;
         let weak = h.hash_new("password123".into(), vec![], "password").await;
         assert!(matches!(weak, Err(Error::InvalidArgument(ref v)) if v[0].field == "password"));
         let from_name = h
@@ -334,7 +333,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_with_old_parameters_are_upgraded_on_success() -> Result<(), Error> {
-        let old = PasswordHasher::new(cheap(), 0, 1, 16).await?;
+        let old = PasswordHasher::new(cheap(), 0, options(1)).await?;
         let hash = old
             .hash_new("correct horse battery staple".into(), vec![], "password")
             .await?;
@@ -344,8 +343,7 @@ mod tests {
                 ..cheap()
             },
             0,
-            1,
-            16,
+            options(1),
         )
         .await?;
         match new

@@ -49,8 +49,7 @@ pub async fn serve(
     let hasher = PasswordHasher::new(
         config.hash_params(),
         config.password_min_score,
-        config.hash_concurrency(),
-        config.password_hash_queue,
+        config.hashing(),
     )
     .await
     .map_err(|e| StartError::Hasher(e.to_string()))?;
