@@ -92,9 +92,22 @@ pub async fn append_pg(tx: &mut PgConnection, events: &[Event]) -> sqlx::Result<
 /// atomic as a statement is, and one round trip where a transaction would
 /// take four. It returns one row: how many rows the change touched.
 pub fn pg_change_with_events(change: &str, params: usize) -> String {
+    pg_changes_with_events(change, &[], params)
+}
+
+/// [`pg_change_with_events`] with more changes made in the same statement:
+/// each of `then` is a data-modifying statement that may read the first
+/// change's `RETURNING` rows as `changed`; all of them share `$1` to
+/// `$<params>`, and the events follow.
+pub fn pg_changes_with_events(first: &str, then: &[&str], params: usize) -> String {
     let p = |i: usize| params + i;
+    let then: String = then
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("then{i} AS ({c} RETURNING 1), "))
+        .collect();
     format!(
-        "WITH changed AS ({change} RETURNING 1), \
+        "WITH changed AS ({first} RETURNING *), {then}\
          logged AS (INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
            SELECT e.id, e.event_type, e.subject, e.time, e.traceparent, e.data \
            FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::timestamptz[], ${}::text[], ${}::bytea[]) \

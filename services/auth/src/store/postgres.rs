@@ -4,6 +4,7 @@ use super::{AuthStore, Result, SessionRecord, SuccessorKey, TokenRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
+use std::sync::LazyLock;
 use suite_events::{Event, outbox};
 use uuid::Uuid;
 
@@ -55,32 +56,33 @@ impl AuthStore for PgStore {
         token_hash: &str,
         events: &[Event],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(s.id)
-        .bind(s.user_id)
-        .bind(s.created_at)
-        .bind(s.last_used_at)
-        .bind(s.expires_at)
-        .bind(&s.user_agent)
-        .bind(&s.ip_address)
-        .bind(s.revoked_at)
-        .bind(&s.successor_key.0)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(token_hash)
-        .bind(s.id)
-        .bind(s.created_at)
-        .execute(&mut *tx)
-        .await?;
-        outbox::append_pg(&mut tx, events).await?;
-        tx.commit().await?;
+        // One statement: the session, its first refresh token and the
+        // events, atomically, in one round trip.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            outbox::pg_changes_with_events(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
+                   SELECT $10, id, created_at FROM changed",
+                ],
+                10,
+            )
+        });
+        let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
+            .bind(s.id)
+            .bind(s.user_id)
+            .bind(s.created_at)
+            .bind(s.last_used_at)
+            .bind(s.expires_at)
+            .bind(&s.user_agent)
+            .bind(&s.ip_address)
+            .bind(s.revoked_at)
+            .bind(&s.successor_key.0)
+            .bind(token_hash);
+        outbox::bind_pg_events(query, events)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 

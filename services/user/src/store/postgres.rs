@@ -244,33 +244,35 @@ impl UserStore for PgStore {
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
     ) -> Result<Attempt> {
+        let keys: Vec<&str> = counters.iter().map(|c| c.key).collect();
         let mut tx = self.pool.begin().await?;
-        // Each counter's row exists first (a concurrent insert of the same
-        // key waits for this one), then is locked until commit: the checks
-        // of one counter take their turns.
-        let mut stored = Vec::with_capacity(counters.len());
-        for c in counters {
-            sqlx::query(
-                "INSERT INTO password_failures (key, failures, last_failure_at) VALUES ($1, 0, $2) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(c.key)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            let (count, last_failure_at, locked_until): (i64, DateTime<Utc>, Option<DateTime<Utc>>) =
-                sqlx::query_as(
-                    "SELECT failures, last_failure_at, locked_until FROM password_failures WHERE key = $1 FOR UPDATE",
-                )
-                .bind(c.key)
-                .fetch_one(&mut *tx)
-                .await?;
-            stored.push((count > 0).then_some(Failures {
-                count,
-                last_failure_at,
-                locked_until,
-            }));
-        }
+        // One statement makes every counter's row exist and locks it until
+        // commit, returning what it held (a concurrent check of the same key
+        // waits here): the checks of one counter take their turns. The rows
+        // are taken in the counters' order, the same in every check.
+        let rows: Vec<(String, i64, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "INSERT INTO password_failures (key, failures, last_failure_at) \
+             SELECT k, 0, $2 FROM unnest($1::text[]) WITH ORDINALITY AS c(k, n) ORDER BY n \
+             ON CONFLICT (key) DO UPDATE SET failures = password_failures.failures \
+             RETURNING key, failures, last_failure_at, locked_until",
+        )
+        .bind(&keys)
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?;
+        let stored: Vec<Option<Failures>> = keys
+            .iter()
+            .map(|k| {
+                rows.iter()
+                    .find(|r| r.0 == *k)
+                    .filter(|r| r.1 > 0)
+                    .map(|r| Failures {
+                        count: r.1,
+                        last_failure_at: r.2,
+                        locked_until: r.3,
+                    })
+            })
+            .collect();
         let next = match reserve(counters, &stored, at, forget_before)? {
             Ok(next) => next,
             Err(until) => {
@@ -278,17 +280,19 @@ impl UserStore for PgStore {
                 return Ok(Attempt::Locked(until));
             }
         };
-        for (c, f) in counters.iter().zip(&next) {
-            sqlx::query(
-                "UPDATE password_failures SET failures = $2, last_failure_at = $3, locked_until = $4 WHERE key = $1",
-            )
-            .bind(c.key)
-            .bind(f.count)
-            .bind(f.last_failure_at)
-            .bind(f.locked_until)
-            .execute(&mut *tx)
-            .await?;
-        }
+        sqlx::query(
+            "UPDATE password_failures AS p \
+             SET failures = n.failures, last_failure_at = n.at, locked_until = n.until \
+             FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::timestamptz[]) \
+               AS n(key, failures, at, until) \
+             WHERE p.key = n.key",
+        )
+        .bind(&keys)
+        .bind(next.iter().map(|f| f.count).collect::<Vec<_>>())
+        .bind(next.iter().map(|f| f.last_failure_at).collect::<Vec<_>>())
+        .bind(next.iter().map(|f| f.locked_until).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Attempt::Counted(next))
     }
@@ -299,21 +303,18 @@ impl UserStore for PgStore {
         decrement: &str,
         decrement_free: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM password_failures WHERE key = $1")
-            .bind(clear)
-            .execute(&mut *tx)
-            .await?;
+        // One statement, atomic without a transaction's extra round trips.
         sqlx::query(
-            "UPDATE password_failures SET failures = GREATEST(failures - 1, 0), \
-             locked_until = CASE WHEN failures - 1 <= $2 THEN NULL ELSE locked_until END \
-             WHERE key = $1",
+            "WITH cleared AS (DELETE FROM password_failures WHERE key = $1) \
+             UPDATE password_failures SET failures = GREATEST(failures - 1, 0), \
+             locked_until = CASE WHEN failures - 1 <= $3 THEN NULL ELSE locked_until END \
+             WHERE key = $2",
         )
+        .bind(clear)
         .bind(decrement)
         .bind(decrement_free)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -69,3 +69,48 @@ async fn pages_cover_every_user_once_while_users_are_added(app: TestApp) {
 }
 
 suite_db::on_both_databases!(crate::helpers::spawn_app; pages_cover_every_user_once_while_users_are_added);
+
+/// Above `EXACT_COUNT_BELOW` live users, PostgreSQL's total_size is the
+/// planner's estimate as of the last ANALYZE (AIP-158 allows one), not a
+/// count per call: users added since are not in it until autovacuum's next
+/// ANALYZE. Below it, the count is exact (the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_total_size_is_an_estimate_above_ten_thousand_users() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&app.db.url).await.expect("connect");
+    let bulk = |from: i32, to: i32| {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, roles, password_hash, created_at, updated_at) \
+             SELECT gen_random_uuid(), 'bulk' || i, 'bulk' || i || '@example.com', ARRAY['user'], 'x', now(), now() \
+             FROM generate_series($1::int, $2::int) AS i",
+        )
+        .bind(from)
+        .bind(to)
+    };
+    bulk(1, 12_000).execute(&pool).await.expect("seed");
+    sqlx::query("ANALYZE users")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    // Fewer than autovacuum's threshold (50 + 10 % of the rows): no ANALYZE follows.
+    bulk(12_001, 12_005).execute(&pool).await.expect("more");
+    let exact: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE deleted_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(exact, 12_005);
+    let token = app.admin_token();
+    let page = app
+        .client
+        .clone()
+        .list_users(authed(ListUsersRequest::default(), &token))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(page.total_size, 12_000, "the estimate as of the ANALYZE");
+    assert_eq!(page.users.len(), 20);
+    pool.close().await;
+    app.stop().await;
+}
