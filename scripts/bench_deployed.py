@@ -15,15 +15,21 @@ ListUsers' first page and a page 10,000 users deep, and the query plans of
 login by username and by email.
 
 For each: req/s, p50/p99, errors, CPU seconds per request of every process
-(gateway, user, auth, PostgreSQL, the generator) and the services' resident
-memory idle, after the GET runs and after the login storm.
+(gateway, user, auth, PostgreSQL, the generator), and the services'
+resident memory idle, after the GET runs, after the login storm and after an
+idle spell that follows it. First, with nothing else running, the argon2id
+bound: password verifications per second on every core (examples/argon2_bound).
+With PostgreSQL's server log readable (--statement-log, found by itself on
+Debian), also the statements (round trips) a GET, a list and a login send to
+each database, counted in that log.
 
 Usage:
   python3 scripts/bench_deployed.py                       # 10 s per measure, 32 connections, 1,000 users
   python3 scripts/bench_deployed.py --million             # then a million users
   python3 scripts/bench_deployed.py --baseline DIR        # also DIR's binaries (another commit), same run
 Needs: wrk (apt-get install wrk), psql, a PostgreSQL at --postgres (trust auth).
-It builds the release binaries and examples/grpc_load itself (cargo build --release).
+It builds the release binaries, examples/grpc_load and examples/argon2_bound itself
+(cargo build --release).
 """
 
 import argparse
@@ -98,6 +104,35 @@ class Meter:
         # Backends come and go: this sums the live ones (the pools keep theirs).
         s["postgres"] = sum(cpu_seconds(p) for p in postgres_pids())
         return s
+
+
+def statements_per_call(suite, log: Path, calls: dict[str, callable], n: int = 50) -> dict[str, dict[str, float]]:
+    """Statements each call sends to each database, from PostgreSQL's own log
+    (log_statement = all, for this alone): `n` calls one after another, less
+    the outbox relays' polls, which run whatever the calls do."""
+    pg = f"{suite.pg}/postgres"
+    counts = {}
+    for what, call_once in calls.items():
+        start = log.stat().st_size
+        suite.psql(pg, "ALTER SYSTEM SET log_statement = 'all'")
+        suite.psql(pg, "SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        for _ in range(n):
+            call_once()
+        suite.psql(pg, "ALTER SYSTEM RESET log_statement")
+        suite.psql(pg, "SELECT pg_reload_conf()")
+        with log.open("rb") as f:
+            f.seek(start)
+            lines = f.read().decode(errors="replace").splitlines()
+        per_db: dict[str, float] = {}
+        for db in ("bench_user", "bench_auth"):
+            mine = [ln for ln in lines if f"@{db} LOG:" in ln and ("statement:" in ln or "execute " in ln)]
+            mine = [ln for ln in mine if "FROM outbox ORDER BY seq" not in ln]
+            per_db[db] = len(mine) / n
+        counts[what] = per_db
+        log_line = "  ".join(f"{db}: {k:.2f}" for db, k in per_db.items())
+        log(f"  statements per {what:<18} {log_line}")
+    return counts
 
     @staticmethod
     def delta(before: dict, after: dict) -> dict[str, float]:
@@ -225,8 +260,9 @@ def wrk_start(tmp: Path, script: str, connections: int, seconds: int, env: dict,
 # --- the suite ------------------------------------------------------------------
 
 class Suite:
-    def __init__(self, bins: Path, tmp: Path, pg: str, tag: str):
+    def __init__(self, bins: Path, tmp: Path, pg: str, tag: str, extra_env: dict[str, dict[str, str]] | None = None):
         self.bins, self.tmp, self.pg, self.tag = bins, tmp, pg, tag
+        self.extra_env = extra_env or {}
         self.procs: dict[str, subprocess.Popen] = {}
         self.user_db, self.auth_db = f"{pg}/bench_user", f"{pg}/bench_auth"
 
@@ -255,7 +291,7 @@ class Suite:
         }
         for name in ("auth", "user", "gateway"):
             log_path = self.tmp / f"{self.tag}-{name}.log"
-            self.procs[name] = subprocess.Popen([str(self.bins / f"suite-{name}")], env={**common, **envs[name]},
+            self.procs[name] = subprocess.Popen([str(self.bins / f"suite-{name}")], env={**common, **envs[name], **self.extra_env.get(name, {})},
                                                 stdout=log_path.open("w"), stderr=subprocess.STDOUT)
         # The services' readiness is their gRPC health, which the gateway's
         # /readyz asks (SERVING from both); their admin ports answer /livez.
@@ -290,20 +326,7 @@ class Run:
 
     def measure(self, name: str, start, connections: int):
         """Runs one load (`start` returns a Popen whose output `parse` reads)."""
-        before = self.meter.snapshot()
-        proc, parse = start()
-        gen_cpu = finish(proc)
-        out = proc.stdout.read() if proc.stdout else ""
-        after = self.meter.snapshot()
-        result = parse(out)
-        cpu = Meter.delta(before, after)
-        cpu["generator"] = gen_cpu
-        result["cpu"] = cpu
-        result["connections"] = connections
-        self.rows.append((name, result))
-        log(f"  {name:<22} {result['rps']:>9.0f} req/s  p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
-            f"  errors {result['errors']}")
-        return result
+        return self.concurrently([name], [start], [connections])[0]
 
     def wrk(self, name, script, connections, env, path="/"):
         return self.measure(name, lambda: (wrk_start(self.tmp, script, connections, self.a.seconds, env, path),
@@ -316,22 +339,26 @@ class Run:
             return p, lambda out: json.loads(out.strip().splitlines()[-1])
         return self.measure(name, start, connections)
 
-    def concurrently(self, names, starts):
-        """Several loads at once; the CPU per request is over all their requests."""
+    def concurrently(self, names, starts, connections):
+        """Loads at once; the CPU and transactions per request are over all
+        their requests together."""
         before = self.meter.snapshot()
         procs = [s() for s in starts]
         gen = [finish(p) for p, _ in procs]
         after = self.meter.snapshot()
         cpu = Meter.delta(before, after)
         cpu["generator"] = sum(gen)
-        for name, (p, parse), conns in zip(names, procs, (16, 8)):
-            result = parse(p.stdout.read())
+        results = []
+        for name, (p, parse), conns in zip(names, procs, connections):
+            result = parse(p.stdout.read() if p.stdout else "")
             result["cpu"] = cpu
             result["connections"] = conns
-            result["shared_cpu"] = True
+            result["shared_cpu"] = len(names) > 1
             self.rows.append((name, result))
+            results.append(result)
             log(f"  {name:<22} {result['rps']:>9.0f} req/s  p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
                 f"  errors {result['errors']}")
+        return results
 
     def seed(self, count: int, start: int):
         subprocess.run([sys.executable, str(ROOT / "scripts/seed_users.py"), "--database-url", self.suite.user_db,
@@ -358,6 +385,13 @@ class Run:
         many = {"BENCH_TOKENS": str(tokens_file)}
         logins = {"BENCH_LOGINS": str(tmp / "logins.txt"), "BENCH_PASSWORD": PASSWORD}
         self.memory["idle (after 101 logins)"] = self.suite.rss()
+        if a.statement_log:
+            path = one["BENCH_PATH"]
+            self.statements = statements_per_call(self.suite, a.statement_log, {
+                "GET a user": lambda: call("GET", path, token=tokens[0]),
+                "ListUsers page": lambda: call("GET", "/api/v1/users?pageSize=50", token=tokens[0]),
+                "login": lambda: login(names[0]),
+            })
 
         c = a.connections
         log(f"[{self.suite.tag}] measuring, {a.seconds} s each, {c} connections")
@@ -370,11 +404,14 @@ class Run:
         self.concurrently(
             ["logins-with-gets", "get-during-logins"],
             [lambda: (wrk_start(tmp, WRK_LOGIN_LUA, 16, a.seconds, logins), parse_wrk),
-             lambda: (wrk_start(tmp, WRK_TOKENS_LUA, 8, a.seconds, many), parse_wrk)])
-        time.sleep(1)
+             lambda: (wrk_start(tmp, WRK_TOKENS_LUA, 8, a.seconds, many), parse_wrk)], [16, 8])
         self.memory["after logins"] = self.suite.rss()
+        # The hashing threads give their buffers back after 10 s without work.
+        time.sleep(15)
+        self.memory["15 s after logins"] = self.suite.rss()
 
-        if a.million:
+        # The million users are for this build only (the baseline is for the ratios).
+        if a.million and self.suite.tag == "head":
             log(f"[{self.suite.tag}] seeding up to 1,000,000 users")
             self.seed(1_000_000 - a.users, a.users + 1)
             self.wrk("1M get-100-tokens", WRK_TOKENS_LUA, c, many)
@@ -422,6 +459,12 @@ def table(run: Run, commit: str, label: str) -> str:
     lines.append("|---|---|---|---|---|")
     for when, m in run.memory.items():
         lines.append(f"| {commit} {label} | {when} | {m['gateway']:.1f} | {m['user']:.1f} | {m['auth']:.1f} |")
+    if getattr(run, "statements", None):
+        lines.append("")
+        lines.append("| commit | statements per call | user database | auth database |")
+        lines.append("|---|---|---|---|")
+        for what, per_db in run.statements.items():
+            lines.append(f"| {commit} {label} | {what} | {per_db['bench_user']:.2f} | {per_db['bench_auth']:.2f} |")
     if getattr(run, "plans", None):
         lines.append("")
         lines.append(f"ListUsers totalSize at a million: {run.total_size}")
@@ -434,11 +477,18 @@ def table(run: Run, commit: str, label: str) -> str:
     return "\n".join(lines)
 
 
-def build() -> tuple[Path, Path]:
-    log("building release binaries and examples/grpc_load")
-    subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--example", "grpc_load"], cwd=ROOT, check=True)
-    release = ROOT / "target/release"
-    return release, release / "examples/grpc_load"
+def build() -> Path:
+    log("building release binaries, examples/grpc_load and examples/argon2_bound")
+    subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--example", "grpc_load",
+                    "--example", "argon2_bound"], cwd=ROOT, check=True)
+    return ROOT / "target/release"
+
+
+def argon2_bound(examples: Path, seconds: int) -> dict:
+    log("measuring the argon2id bound (verifications on every core, nothing else running)")
+    out = subprocess.run([str(examples / "argon2_bound"), str(seconds)], check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -451,27 +501,45 @@ def main() -> int:
     ap.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
     ap.add_argument("--bin-dir", type=Path, help="run these binaries instead of target/release's (with --no-build)")
+    logs = sorted(Path("/var/log/postgresql").glob("postgresql-*-main.log"))
+    ap.add_argument("--statement-log", type=Path, default=logs[-1] if logs else None,
+                    help="PostgreSQL's server log, to count each call's statements (default: Debian's, if any)")
+    ap.add_argument("--no-statements", action="store_true", help="do not count statements")
+    ap.add_argument("--env", action="append", default=[], metavar="SERVICE:NAME=VALUE",
+                    help="an environment variable for one service (user, auth or gateway) in every set; repeatable")
     a = ap.parse_args()
+    if a.no_statements:
+        a.statement_log = None
     if a.users < 100:
         sys.exit("--users must be at least 100")
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     if a.no_build:
-        grpc_load = ROOT / "target/release/examples/grpc_load"
         release = a.bin_dir or ROOT / "target/release"
     else:
-        release, grpc_load = build()
+        release = build()
+    examples = ROOT / "target/release/examples"
+    grpc_load = examples / "grpc_load"
+    bound = argon2_bound(examples, a.seconds)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
     commit += "+" if dirty else ""
+    extra_env: dict[str, dict[str, str]] = {}
+    for e in a.env:
+        service, _, assignment = e.partition(":")
+        name, eq, value = assignment.partition("=")
+        if service not in ("user", "auth", "gateway") or not eq:
+            sys.exit(f"--env {e}: expected SERVICE:NAME=VALUE with SERVICE user, auth or gateway")
+        extra_env.setdefault(service, {})[name] = value
     sets = ([("baseline", a.baseline)] if a.baseline else []) + [(commit, release)]
-    out = [f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {a.seconds} s per measure"]
+    out = [f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {a.seconds} s per measure; argon2id bound: "
+           f"{bound['per_second']:.1f} verifications/s on {bound['threads']} threads"]
     for label, bins in sets:
         with tempfile.TemporaryDirectory(prefix="bench-deployed-") as t:
             tmp = Path(t)
-            suite = Suite(bins, tmp, a.postgres, "base" if label == "baseline" else "head")
+            suite = Suite(bins, tmp, a.postgres, "base" if label == "baseline" else "head", extra_env)
             log(f"[{label}] starting user, auth and gateway from {bins}")
             suite.start()
             try:
@@ -479,7 +547,9 @@ def main() -> int:
                 run.run()
             finally:
                 suite.stop()
-        out.append(table(run, commit if label != "baseline" else str(a.baseline), "" if label != "baseline" else ""))
+        out.append(table(run, commit if label != "baseline" else str(a.baseline), ""))
+        logins = next(r for n, r in run.rows if n == "login")
+        out.append(f"logins: {logins['rps'] / bound['per_second']:.0%} of the argon2id bound")
     print("\n\n".join(out))
     return 0
 
