@@ -27,6 +27,7 @@ Usage:
   python3 scripts/bench_deployed.py                       # 10 s per measure, 32 connections, 1,000 users
   python3 scripts/bench_deployed.py --million             # then a million users
   python3 scripts/bench_deployed.py --baseline DIR        # also DIR's binaries (another commit), same run
+  python3 scripts/bench_deployed.py --one-worker          # also with one tokio worker thread per service
 Needs: wrk (apt-get install wrk), psql, a PostgreSQL at --postgres (trust auth).
 It builds the release binaries, examples/grpc_load and examples/argon2_bound itself
 (cargo build --release).
@@ -105,6 +106,10 @@ class Meter:
         s["postgres"] = sum(cpu_seconds(p) for p in postgres_pids())
         return s
 
+    @staticmethod
+    def delta(before: dict, after: dict) -> dict[str, float]:
+        return {k: after[k] - before.get(k, 0.0) for k in after}
+
 
 def statements_per_call(suite, log: Path, calls: dict[str, callable], n: int = 50) -> dict[str, dict[str, float]]:
     """Statements each call sends to each database, from PostgreSQL's own log
@@ -133,10 +138,6 @@ def statements_per_call(suite, log: Path, calls: dict[str, callable], n: int = 5
         log_line = "  ".join(f"{db}: {k:.2f}" for db, k in per_db.items())
         log(f"  statements per {what:<18} {log_line}")
     return counts
-
-    @staticmethod
-    def delta(before: dict, after: dict) -> dict[str, float]:
-        return {k: after[k] - before.get(k, 0.0) for k in after}
 
 
 def finish(proc: subprocess.Popen) -> float:
@@ -505,6 +506,8 @@ def main() -> int:
     ap.add_argument("--statement-log", type=Path, default=logs[-1] if logs else None,
                     help="PostgreSQL's server log, to count each call's statements (default: Debian's, if any)")
     ap.add_argument("--no-statements", action="store_true", help="do not count statements")
+    ap.add_argument("--one-worker", action="store_true",
+                    help="then this build again with TOKIO_WORKER_THREADS=1 in every service")
     ap.add_argument("--env", action="append", default=[], metavar="SERVICE:NAME=VALUE",
                     help="an environment variable for one service (user, auth or gateway) in every set; repeatable")
     a = ap.parse_args()
@@ -533,13 +536,18 @@ def main() -> int:
         if service not in ("user", "auth", "gateway") or not eq:
             sys.exit(f"--env {e}: expected SERVICE:NAME=VALUE with SERVICE user, auth or gateway")
         extra_env.setdefault(service, {})[name] = value
-    sets = ([("baseline", a.baseline)] if a.baseline else []) + [(commit, release)]
+    one_worker = {svc: {"TOKIO_WORKER_THREADS": "1"} for svc in ("user", "auth", "gateway")}
+    # (label in the table, binaries, tag, environment of each service)
+    sets = ([(str(a.baseline), a.baseline, "base", extra_env)] if a.baseline else []) + [(commit, release, "head", extra_env)]
+    if a.one_worker:
+        merged = {svc: {**extra_env.get(svc, {}), **one_worker[svc]} for svc in one_worker}
+        sets.append((f"{commit} 1 worker", release, "one-worker", merged))
     out = [f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {a.seconds} s per measure; argon2id bound: "
            f"{bound['per_second']:.1f} verifications/s on {bound['threads']} threads"]
-    for label, bins in sets:
+    for label, bins, tag, env in sets:
         with tempfile.TemporaryDirectory(prefix="bench-deployed-") as t:
             tmp = Path(t)
-            suite = Suite(bins, tmp, a.postgres, "base" if label == "baseline" else "head", extra_env)
+            suite = Suite(bins, tmp, a.postgres, tag, env)
             log(f"[{label}] starting user, auth and gateway from {bins}")
             suite.start()
             try:
@@ -547,7 +555,7 @@ def main() -> int:
                 run.run()
             finally:
                 suite.stop()
-        out.append(table(run, commit if label != "baseline" else str(a.baseline), ""))
+        out.append(table(run, label, ""))
         logins = next(r for n, r in run.rows if n == "login")
         out.append(f"logins: {logins['rps'] / bound['per_second']:.0%} of the argon2id bound")
     print("\n\n".join(out))
