@@ -111,14 +111,14 @@ class Meter:
         return {k: after[k] - before.get(k, 0.0) for k in after}
 
 
-def statements_per_call(suite, log: Path, calls: dict[str, callable], n: int = 50) -> dict[str, dict[str, float]]:
+def statements_per_call(suite, server_log: Path, calls: dict[str, callable], n: int = 50) -> dict[str, dict[str, float]]:
     """Statements each call sends to each database, from PostgreSQL's own log
     (log_statement = all, for this alone): `n` calls one after another, less
     the outbox relays' polls, which run whatever the calls do."""
     pg = f"{suite.pg}/postgres"
     counts = {}
     for what, call_once in calls.items():
-        start = log.stat().st_size
+        start = server_log.stat().st_size
         suite.psql(pg, "ALTER SYSTEM SET log_statement = 'all'")
         suite.psql(pg, "SELECT pg_reload_conf()")
         time.sleep(0.5)
@@ -126,7 +126,7 @@ def statements_per_call(suite, log: Path, calls: dict[str, callable], n: int = 5
             call_once()
         suite.psql(pg, "ALTER SYSTEM RESET log_statement")
         suite.psql(pg, "SELECT pg_reload_conf()")
-        with log.open("rb") as f:
+        with server_log.open("rb") as f:
             f.seek(start)
             lines = f.read().decode(errors="replace").splitlines()
         per_db: dict[str, float] = {}
@@ -418,6 +418,8 @@ class Run:
             self.wrk("1M get-100-tokens", WRK_TOKENS_LUA, c, many)
             self.wrk("1M login", WRK_LOGIN_LUA, 16, logins)
             first = {"BENCH_TOKEN": tokens[0], "BENCH_PATH": "/api/v1/users?pageSize=50"}
+            # The latency of one call (one connection), then under load.
+            self.wrk("1M list first page", WRK_PATH_LUA, 1, first)
             self.wrk("1M list first page", WRK_PATH_LUA, c, first)
             page_token, depth = "", 0
             while depth < 10_000:
@@ -426,6 +428,7 @@ class Run:
                     sys.exit(f"listing failed at depth {depth}: {status} {body}")
                 page_token, depth = body["nextPageToken"], depth + len(body["users"])
             deep = {"BENCH_TOKEN": tokens[0], "BENCH_PATH": f"/api/v1/users?pageSize=50&pageToken={page_token}"}
+            self.wrk("1M list 10,000 deep", WRK_PATH_LUA, 1, deep)
             self.wrk("1M list 10,000 deep", WRK_PATH_LUA, c, deep)
             self.plans = {
                 what: self.suite.psql(self.suite.user_db, f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}")
