@@ -12,7 +12,7 @@ use suite_tokens::{Audience, Claims, SigningKey, roles};
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 /// The `sub` of suitectl's service tokens (it shows in the services' logs).
-const SUBJECT: &str = "suitectl";
+const SUBJECT: &str = suite_tokens::roles::OPERATOR_SUBJECT;
 /// How long a minted token lives: long enough for a big import.
 const TOKEN_TTL_SECS: i64 = 900;
 

@@ -118,7 +118,7 @@ impl UserCore {
 
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, Error> {
         let id = resolve_id(caller, id, "id")?;
-        authorize(caller, id)?;
+        authorize(caller, id, Access::Read)?;
         if let Some(user) = self.cache.get(id).await {
             return Ok(user);
         }
@@ -156,7 +156,7 @@ impl UserCore {
             .user
             .ok_or_else(|| Error::invalid("user", "is required"))?;
         let id = resolve_id(caller, &user.id, "user.id")?;
-        authorize(caller, id)?;
+        authorize(caller, id, Access::Write)?;
 
         let paths = update_paths(&user, req.update_mask.map(|m| m.paths))?;
         let changes = UserChanges::parse(&user, &paths)?;
@@ -207,7 +207,7 @@ impl UserCore {
 
     pub async fn delete(&self, caller: &Caller, id: &str, etag: &str) -> Result<(), Error> {
         let id = resolve_id(caller, id, "id")?;
-        authorize(caller, id)?;
+        authorize(caller, id, Access::Write)?;
         let record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         check_etag(etag, &record)?;
         let deleted = Event::new(
@@ -240,7 +240,7 @@ impl UserCore {
         client_address: &str,
     ) -> Result<(), Error> {
         let id = resolve_id(caller, &req.id, "id")?;
-        authorize(caller, id)?;
+        authorize(caller, id, Access::Write)?;
         let acting_on_self = caller.user_id() == Some(id);
         let new_password = match (
             Password::parse(&req.new_password),
@@ -387,7 +387,7 @@ impl UserCore {
     pub async fn lookup(&self, caller: &Caller, login: &str) -> Result<User, Error> {
         if !is_operator(caller) {
             return Err(Error::PermissionDenied(
-                "only admins and services may look users up",
+                "only admins and the operator's suitectl may look users up",
             ));
         }
         if login.trim().is_empty() {
@@ -421,7 +421,7 @@ impl UserCore {
     ) -> Result<ImportUsersResponse, Error> {
         if !is_operator(caller) {
             return Err(Error::PermissionDenied(
-                "only admins and services may import users",
+                "only admins and the operator's suitectl may import users",
             ));
         }
         if req.users.len() > import::MAX_BATCH {
@@ -530,17 +530,28 @@ impl UserCore {
     }
 }
 
-/// An admin, or a service (the auth service, or an operator's `suitectl`
-/// holding the signing key): whoever may act on every user. Granting
-/// services what admins may do gives nobody more: whoever can sign a
-/// service token can sign an admin's too.
+/// An admin, or the operator's suitectl (a service token it minted with
+/// the signing key, which could sign an admin's as well): whoever may act on
+/// every user. Other services (the auth service) only read users, so a
+/// leaked token of theirs changes nobody.
 fn is_operator(caller: &Caller) -> bool {
-    caller.is_admin() || caller.is_service()
+    caller.is_admin()
+        || matches!(caller, Caller::Service { name } if name == suite_tokens::roles::OPERATOR_SUBJECT)
 }
 
-/// The user themself, an admin or a service.
-fn authorize(caller: &Caller, target: Uuid) -> Result<(), Error> {
-    if is_operator(caller) || caller.user_id() == Some(target) {
+/// What a call does to the user it names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// The user themself, an operator, or, to read, any service.
+fn authorize(caller: &Caller, target: Uuid, access: Access) -> Result<(), Error> {
+    if is_operator(caller)
+        || caller.user_id() == Some(target)
+        || (access == Access::Read && caller.is_service())
+    {
         Ok(())
     } else {
         Err(Error::PermissionDenied("you may only act on your own user"))

@@ -13,6 +13,9 @@ pub mod roles {
     pub const ADMIN: &str = "admin";
     /// Internal callers (e.g. the auth service calling the user service).
     pub const SERVICE: &str = "service";
+    /// The `sub` of the service tokens suitectl mints with the operator's
+    /// signing key: the one service the user service lets act as an admin.
+    pub const OPERATOR_SUBJECT: &str = "suitectl";
 }
 
 /// The `aud` claim: one audience or several.

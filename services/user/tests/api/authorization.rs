@@ -1,7 +1,7 @@
 use crate::helpers::{PASSWORD, TestApp, authed, claims};
 use suite_proto::user::{
-    ChangePasswordRequest, CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest,
-    UpdateUserRequest, User, VerifyCredentialsRequest,
+    ChangePasswordRequest, CreateUserRequest, DeleteUserRequest, GetUserRequest,
+    ImportUsersRequest, ListUsersRequest, UpdateUserRequest, User, VerifyCredentialsRequest,
 };
 use suite_tokens::{Audience, SigningKey};
 use tonic::{Code, Request};
@@ -161,16 +161,36 @@ async fn who_may_call_what(app: TestApp) {
         Code::PermissionDenied
     );
 
-    // Service: verifies credentials, and may do what an admin may (an
-    // operator's suitectl holds the signing key, which could sign an
-    // admin's token as well).
+    // A service (the auth service): verifies credentials and reads users,
+    // but changes nothing and imports nobody.
     assert!(
         c.verify_credentials(authed(verify, &service_t))
             .await
             .is_ok()
     );
     assert!(c.get_user(authed(get(&bob.id), &service_t)).await.is_ok());
-    assert!(c.delete_user(authed(del.clone(), &service_t)).await.is_ok());
+    assert_eq!(
+        c.delete_user(authed(del.clone(), &service_t))
+            .await
+            .expect_err("service")
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        c.import_users(authed(ImportUsersRequest::default(), &service_t))
+            .await
+            .expect_err("service")
+            .code(),
+        Code::PermissionDenied
+    );
+    // The operator's suitectl (a service token it mints with the signing
+    // key) may do what an admin may.
+    let operator_t = app.service_token_of(suite_tokens::roles::OPERATOR_SUBJECT);
+    assert!(
+        c.delete_user(authed(del.clone(), &operator_t))
+            .await
+            .is_ok()
+    );
     assert_eq!(
         c.delete_user(authed(del, &admin_t))
             .await

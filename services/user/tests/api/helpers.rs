@@ -120,7 +120,12 @@ impl TestApp {
     }
 
     pub fn service_token(&self) -> String {
-        let mut c = claims("suite-auth", &["service"]);
+        self.service_token_of("suite-auth")
+    }
+
+    /// A service token with `name` as its subject (suitectl's is the operator's).
+    pub fn service_token_of(&self, name: &str) -> String {
+        let mut c = claims(name, &["service"]);
         c.aud = Audience::One("suite-user".into());
         self.sign(&c)
     }
