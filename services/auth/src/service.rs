@@ -269,7 +269,7 @@ impl AuthCore {
     }
 
     /// The live sessions of `user_id` (empty: the caller's own); only
-    /// admins and services may name another user.
+    /// admins and the operator's suitectl may name another user.
     pub async fn list_sessions(
         &self,
         caller: &Caller,
@@ -282,7 +282,7 @@ impl AuthCore {
         } else {
             let named = Uuid::parse_str(user_id)
                 .map_err(|_| Error::invalid("user_id", "must be a user id (a UUID)"))?;
-            if caller.user_id() != Some(named) && !(caller.is_admin() || caller.is_service()) {
+            if caller.user_id() != Some(named) && !caller.is_operator() {
                 return Err(Error::PermissionDenied(
                     "only admins may list another user's sessions",
                 ));
@@ -304,7 +304,7 @@ impl AuthCore {
         })
     }
 
-    /// Ends one session: the caller's own, or anyone's for an admin or a service. Another
+    /// Ends one session: the caller's own, or anyone's for an operator. Another
     /// user's session is NotFound, exactly as a session that does not exist.
     pub async fn revoke_session(&self, caller: &Caller, id: &str) -> Result<(), Error> {
         let id = Uuid::parse_str(id)
@@ -312,8 +312,8 @@ impl AuthCore {
         let not_found = Error::NotFound("session not found");
         let session = self.store.get_session(id).await?.ok_or(not_found)?;
         let owner = caller.user_id() == Some(session.user_id);
-        // A service (an operator's suitectl) may end anyone's, as an admin.
-        if !(owner || caller.is_admin() || caller.is_service()) {
+        // An admin or the operator's suitectl may end anyone's.
+        if !(owner || caller.is_operator()) {
             return Err(Error::NotFound("session not found"));
         }
         let reason = if owner {

@@ -530,13 +530,10 @@ impl UserCore {
     }
 }
 
-/// An admin, or the operator's suitectl (a service token it minted with
-/// the signing key, which could sign an admin's as well): whoever may act on
-/// every user. Other services (the auth service) only read users, so a
-/// leaked token of theirs changes nobody.
+/// An admin or the operator's suitectl ([`Caller::is_operator`]); other
+/// services (the auth service) only read users.
 fn is_operator(caller: &Caller) -> bool {
-    caller.is_admin()
-        || matches!(caller, Caller::Service { name } if name == suite_tokens::roles::OPERATOR_SUBJECT)
+    caller.is_operator()
 }
 
 /// What a call does to the user it names.

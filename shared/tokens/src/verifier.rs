@@ -87,6 +87,14 @@ impl Caller {
     pub fn is_service(&self) -> bool {
         matches!(self, Self::Service { .. })
     }
+
+    /// An admin, or the operator's suitectl (a service token it minted with
+    /// the signing key, which could sign an admin's as well): whoever may act
+    /// on every user. Other services' tokens are not: a leaked one of theirs
+    /// changes nobody.
+    pub fn is_operator(&self) -> bool {
+        self.is_admin() || matches!(self, Self::Service { name } if name == roles::OPERATOR_SUBJECT)
+    }
 }
 
 /// Verifies bearer tokens against a key cache and fixed rules.

@@ -192,6 +192,24 @@ impl Suite {
             .expect("sign")
     }
 
+    /// A service token with `name` as its subject (suitectl's is the operator's).
+    pub fn service_token_of(&self, name: &str) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        self.key
+            .sign(&suite_tokens::Claims {
+                iss: "suite-auth".into(),
+                aud: suite_tokens::Audience::One("suite".into()),
+                sub: name.into(),
+                exp: now + 300,
+                iat: now,
+                nbf: now,
+                jti: Uuid::now_v7().to_string(),
+                sid: None,
+                roles: vec!["service".into()],
+            })
+            .expect("sign")
+    }
+
     pub async fn stop(mut self) {
         self.auth.stop().await;
         self.user.stop().await;

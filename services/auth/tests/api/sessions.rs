@@ -3,7 +3,7 @@ use suite_proto::auth::{ListSessionsRequest, RefreshRequest, RevokeSessionReques
 use tonic::{Code, Request};
 
 async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
-    s.register("jack").await;
+    let jack = s.register("jack").await;
     s.register("kim").await;
     let mut c = s.client.clone();
     let phone = s.login("jack", PASSWORD).await.expect("login");
@@ -103,6 +103,45 @@ async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
         .expect_err("revoked");
     assert_eq!(err.code(), Code::Unauthenticated);
     assert_eq!(list(laptop.access_token.clone()).await.sessions.len(), 1);
+
+    // Another service's token may neither list nor end Jack's sessions;
+    // the operator's suitectl may list them.
+    let jack_id = jack.id.clone();
+    let other = s.service_token_of("suite-gateway");
+    let listed = c
+        .list_sessions(authed(
+            ListSessionsRequest {
+                user_id: jack_id.clone(),
+                ..Default::default()
+            },
+            &other,
+        ))
+        .await
+        .expect_err("another service");
+    assert_eq!(listed.code(), Code::PermissionDenied);
+    let ended = c
+        .revoke_session(authed(
+            RevokeSessionRequest {
+                id: laptop.session_id.clone(),
+            },
+            &other,
+        ))
+        .await
+        .expect_err("another service");
+    assert_eq!(ended.code(), Code::NotFound);
+    let operator = s.service_token_of(suite_tokens::roles::OPERATOR_SUBJECT);
+    let seen = c
+        .list_sessions(authed(
+            ListSessionsRequest {
+                user_id: jack_id,
+                ..Default::default()
+            },
+            &operator,
+        ))
+        .await
+        .expect("the operator")
+        .into_inner();
+    assert_eq!(seen.sessions.len(), 1);
 
     // An admin may end anyone's session.
     c.revoke_session(authed(
