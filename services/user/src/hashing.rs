@@ -143,6 +143,7 @@ fn work(queue: &Queue, release_after: Duration) {
                     break job;
                 }
                 if state.closed {
+                    account(queue, &mut held, 0);
                     return;
                 }
                 if buffer.capacity() == 0 {
