@@ -6,6 +6,7 @@ package and passes the gateway's URL.
 Usage: python3 generated_client_check.py http://127.0.0.1:20786
 """
 
+import datetime
 import sys
 import uuid
 
@@ -65,6 +66,9 @@ def main(base_url):
     me = expect(user_service_get_user.sync_detailed(id="me", client=client), 200, "me")
     if me.username != name or me.id != created.id:
         sys.exit(f"me: {me} is not the registered {created}")
+    # A date-time the document declares comes out as one, not as "any".
+    if not isinstance(me.create_time, datetime.datetime):
+        sys.exit(f"me: createTime {me.create_time!r} is not read as a datetime")
 
     updated = expect(
         user_service_update_user.sync_detailed(

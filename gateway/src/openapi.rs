@@ -584,9 +584,12 @@ fn allow_empty(schema: &mut Value) {
         }
     }
     if !rules.is_empty() {
+        // Each alternative names its type, so that generators read a typed
+        // union (a date-time stays a date-time) rather than "any".
+        rules.insert("type".into(), "string".into());
         map.insert(
             "anyOf".into(),
-            json!([{ "maxLength": 0 }, Value::Object(rules)]),
+            json!([{ "type": "string", "maxLength": 0 }, Value::Object(rules)]),
         );
     }
 }
@@ -598,6 +601,14 @@ fn nullable(schema: Value) -> Value {
         return schema;
     };
     match map.remove("type") {
+        Some(Value::String(_)) if map.contains_key("anyOf") => {
+            // Alternatives that each name their type (`allow_empty`'s): null
+            // is one more.
+            if let Some(Value::Array(alternatives)) = map.get_mut("anyOf") {
+                alternatives.push(json!({ "type": "null" }));
+            }
+            Value::Object(map)
+        }
         Some(Value::String(t)) => {
             map.insert("type".into(), json!([t, "null"]));
             if let Some(Value::Array(values)) = map.get_mut("enum") {
@@ -947,6 +958,17 @@ mod tests {
         assert!(body["properties"].get("id").is_none(), "{body}");
         let user = schema(&doc, "suite.user.v1.User");
         assert_eq!(user["properties"]["createTime"]["readOnly"], true);
+        // An optional field with rules: "", a value by the rules, or null,
+        // each alternative typed (generators then keep the format).
+        assert_eq!(
+            user["properties"]["createTime"]["anyOf"],
+            json!([
+                { "type": "string", "maxLength": 0 },
+                { "type": "string", "format": "date-time" },
+                { "type": "null" }
+            ])
+        );
+        assert!(user["properties"]["createTime"].get("type").is_none());
     }
 
     #[test]
