@@ -458,6 +458,14 @@ impl Generator<'_> {
         }
     }
 
+    /// A field by its full name, `package.Message.field`.
+    fn field_by_name(&self, name: &str) -> Option<FieldDescriptor> {
+        let (message, field) = name.rsplit_once('.')?;
+        self.pool
+            .get_message_by_name(message)?
+            .get_field_by_name(field)
+    }
+
     fn scalar_schema(&self, field: &FieldDescriptor) -> Value {
         let mut schema = Self::scalar_type(field);
         self.apply_rules(field, &mut schema);
@@ -466,6 +474,13 @@ impl Generator<'_> {
 
     /// A field's `suite.api.v1.field` rules, as JSON Schema keywords.
     fn apply_rules(&self, field: &FieldDescriptor, schema: &mut Value) {
+        self.apply_rules_within(field, schema, 0);
+    }
+
+    /// [`Self::apply_rules`], following `same_as` up to a few fields deep
+    /// (a longer chain, a loop or an unknown name is a bug that a test of
+    /// the document shows as missing rules).
+    fn apply_rules_within(&self, field: &FieldDescriptor, schema: &mut Value, depth: usize) {
         let Some(ext) = self.pool.get_extension_by_name("suite.api.v1.field") else {
             return;
         };
@@ -476,6 +491,14 @@ impl Generator<'_> {
         let PValue::Message(rules) = options.get_extension(&ext).into_owned() else {
             return;
         };
+        if let Some(other) = rules
+            .get_field_by_name("same_as")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .filter(|name| !name.is_empty() && depth < 4)
+            .and_then(|name| self.field_by_name(&name))
+        {
+            self.apply_rules_within(&other, schema, depth + 1);
+        }
         let Some(map) = schema.as_object_mut() else {
             return;
         };
