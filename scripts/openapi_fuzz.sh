@@ -12,9 +12,9 @@
 # invisible characters, the current password is a secret, page tokens are
 # opaque) the document says in `x-` extensions and descriptions, and
 # scripts/openapi_fuzz_hooks.py sets just that in the positive cases. A taken
-# username is 409, which valid data may get. Deleting the account and
-# changing its password end the token's session, so they run last, each in a pass
-# of its own.
+# username is 409, which valid data may get. Deleting the account, changing
+# its password, logging out and ending a session end the token's session, so
+# they run last, in passes of their own.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -93,12 +93,17 @@ run() {
 echo "--- every operation but the ones that end the session, and the event streams"
 run fuzzer1 --exclude-operation-id UserService_DeleteUser \
   --exclude-operation-id UserService_ChangePassword \
+  --exclude-operation-id AuthService_Logout \
+  --exclude-operation-id AuthService_RevokeSession \
   --exclude-operation-id UserService_StreamMyEvents \
   --exclude-operation-id UserService_StreamEvents
 # Each with a user of its own: a changed password ends the token's session,
 # which would leave the deletions nothing but 401s.
 echo "--- changing the password"
 run fuzzer2 --include-operation-id UserService_ChangePassword
+echo "--- logging out and ending sessions"
+run fuzzer4 --include-operation-id AuthService_Logout --include-operation-id AuthService_RevokeSession \
+  --include-operation-id AuthService_ListSessions
 echo "--- deleting the account"
 run fuzzer3 --include-operation-id UserService_DeleteUser
 

@@ -12,10 +12,14 @@ document, so a client reading it knows the same.
   fuzzer knows (FUZZ_PASSWORD) and no schema could.
 - Page tokens are opaque (their descriptions): only tokens the service
   issued are valid, so positive cases send none.
-- UpdateUser without `updateMask` updates "every field given a non-empty
-  value" (its description), and one with nothing to update is refused: a
-  rule tying the query to the body, which no schema can state. A positive
-  case with neither gets the mask `displayName` (clearing it).
+- UpdateUser sets the fields `updateMask` names (all with `*`) or, without
+  it, the fields its body names, to the body's values; an absent, "" or null
+  value clears the field, "which a field that must have a value refuses"
+  (the operation's description): a rule tying the query to the body, which
+  no schema can state. Only `displayName` may be empty. So positive cases
+  without a mask drop the other keys set to "" or null (one with nothing
+  left to update gets the mask `displayName`, clearing it), and those whose
+  mask names `username` or `email` without a value get a fresh valid one.
 
 Everything else, negative cases included, is as schemathesis generated it.
 """
@@ -29,6 +33,9 @@ import schemathesis
 
 # The blank fillers that are letters by category (services/user/src/domain.rs).
 FILLERS = set("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+
+# The user fields that may be empty, so that PATCH may clear them.
+CLEARABLE = {"displayName"}
 
 _lock = threading.Lock()
 _password = {"current": os.environ.get("FUZZ_PASSWORD", "")}
@@ -77,9 +84,19 @@ def map_case(context, case):
                 case.body[name] = _strong_password()
             elif schema.get("x-visible-text"):
                 case.body[name] = _visible(value)
-        if case.method.upper() == "PATCH" and not (case.query or {}).get("updateMask"):
+        mask = (case.query or {}).get("updateMask") if case.method.upper() == "PATCH" else None
+        if case.method.upper() == "PATCH" and not mask:
+            for name in [k for k, v in case.body.items() if v in ("", None) and k not in CLEARABLE]:
+                del case.body[name]
             if not any(case.body.get(f) for f in ("username", "email", "displayName", "roles")):
                 case.query = {**(case.query or {}), "updateMask": "displayName"}
+        elif mask:
+            named = set(str(mask).split(","))
+            fresh = secrets.token_hex(6)
+            if ("*" in named or "username" in named) and not case.body.get("username"):
+                case.body["username"] = f"u{fresh}"
+            if ("*" in named or "email" in named) and not case.body.get("email"):
+                case.body["email"] = f"u{fresh}@example.com"
         # "Required unless an admin changes another user's password."
         if case.path.endswith(":changePassword"):
             with _lock:

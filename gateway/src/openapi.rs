@@ -124,6 +124,20 @@ impl Generator<'_> {
         if let Some(summary) = description.split(". ").next().filter(|s| !s.is_empty()) {
             op.insert("summary".into(), summary.trim_end_matches('.').into());
         }
+        let implies_mask = route.http_method == http::Method::PATCH
+            && input
+                .get_field_by_name("update_mask")
+                .is_some_and(|f| matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask"));
+        let description = if implies_mask {
+            format!(
+                "{description}\n\nThe fields `updateMask` names (every one with `*`) or, without \
+                 it, the fields the body names (the gateway implies the mask from the body's \
+                 keys) are set to the body's values: an absent, `\"\"` or `null` value clears the \
+                 field, which a field that must have a value refuses."
+            )
+        } else {
+            description
+        };
         op.insert("description".into(), description.into());
         if route.public {
             op.insert("security".into(), json!([]));
