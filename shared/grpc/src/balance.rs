@@ -304,7 +304,8 @@ struct Watcher {
     resolver: Arc<dyn Resolve>,
     changes: Sender<Change<Key, Endpoint>>,
     recheck: Arc<Notify>,
-    /// Where the probes of the last resolution are published.
+    /// Where the probes of the last resolution are published, once the
+    /// balancer's changes for it are queued.
     replicas: Replicas,
     /// Whether the last resolution failed (logged once per outage).
     failing: bool,
@@ -326,9 +327,9 @@ impl Watcher {
         let mut probes = HashMap::new();
         loop {
             let started = Instant::now();
-            if let Some(wanted) = self.round(&mut probes).await
-                && wanted != current
-            {
+            let wanted = self.round(&mut probes).await;
+            let wanted_known = wanted.is_some();
+            if let Some(wanted) = wanted.filter(|w| *w != current) {
                 // Insert first, so the balancer is never left empty.
                 for key in wanted.difference(&current) {
                     if self
@@ -354,6 +355,12 @@ impl Watcher {
                     .collect();
                 tracing::info!(host = %self.host, addresses = ?addrs, "upstream addresses changed");
                 current = wanted;
+            }
+            // Only now, with the balancer's changes queued ahead of any later
+            // call: readiness that sees these replicas SERVING must not
+            // precede calls reaching them.
+            if wanted_known {
+                self.publish(probes.values().cloned().collect());
             }
             tokio::select! {
                 () = tokio::time::sleep(self.settings.resolve_interval) => {}
@@ -389,7 +396,6 @@ impl Watcher {
         }
         probes.retain(|addr, _| resolved.contains(addr));
         if resolved.is_empty() {
-            self.publish(Vec::new());
             return Some(BTreeSet::from([Key::Name]));
         }
         let limit = self.settings.connect_timeout + Duration::from_secs(1);
@@ -409,7 +415,6 @@ impl Watcher {
             let addr = *addr;
             checks.spawn(async move { (addr, serving(client, limit).await) });
         }
-        self.publish(probes.values().cloned().collect());
         let mut usable = BTreeSet::new();
         while let Some(checked) = checks.join_next().await {
             if let Ok((addr, true)) = checked {
