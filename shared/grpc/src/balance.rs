@@ -754,6 +754,43 @@ mod tests {
         b.stop().await;
     }
 
+    /// Readiness must not run ahead of the balancer: while a resolution is
+    /// still waiting on a replica that never answers, a replica already seen
+    /// SERVING is not reported until calls can reach it.
+    #[tokio::test]
+    async fn a_replica_readiness_reports_is_one_a_call_reaches() {
+        let a = instance("a").await;
+        // Accepts connections and never answers: its health check waits for
+        // the limit, holding up the round.
+        let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let silent_addr = silent.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let hosts = Hosts::new();
+        hosts.set("svc", vec![a.addr, silent_addr]);
+        let balanced = channel_with(
+            "http://svc:50051",
+            settings(Duration::from_secs(3600)),
+            Arc::new(hosts),
+        )
+        .expect("channel");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !balanced.any_serving("a", Duration::from_millis(200)).await {
+            assert!(std::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            who(&balanced).await.ok(),
+            Some(true),
+            "ready, but the call failed"
+        );
+        a.stop().await;
+    }
+
     /// A TCP proxy to `target` that forwards until frozen, then holds its
     /// sockets open and passes nothing: a peer that vanished without a FIN
     /// or RST, as a dead node or a dropped route looks.
