@@ -16,7 +16,11 @@ use std::{
 };
 use tokio::sync::oneshot;
 
-type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+/// A job computes in a thread's buffer and returns the delivery of its
+/// result, made once the buffer is accounted for (so a caller that has its
+/// answer sees the buffer it left).
+type Job = Box<dyn FnOnce(&mut Vec<Block>) -> Delivery + Send>;
+type Delivery = Box<dyn FnOnce() + Send>;
 
 /// Why a job did not run to its end.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,13 +102,15 @@ impl HashingThreads {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |buffer| {
             if reply.is_closed() {
-                return;
+                return Box::new(|| ());
             }
             let m = crate::metrics::metrics();
             m.password_hash_running.inc();
             let out = catch_unwind(AssertUnwindSafe(|| job(buffer)));
             m.password_hash_running.dec();
-            let _ = reply.send(out);
+            Box::new(move || {
+                let _ = reply.send(out);
+            })
         });
         {
             let mut state = self.queue.lock();
@@ -161,8 +167,9 @@ fn work(queue: &Queue, release_after: Duration) {
                 }
             }
         };
-        job(&mut buffer);
+        let deliver = job(&mut buffer);
         account(queue, &mut held, buffer.len() * size_of::<Block>());
+        deliver();
     }
 }
 
@@ -227,21 +234,19 @@ mod tests {
     async fn a_thread_keeps_its_buffer_between_jobs() {
         let threads = HashingThreads::start(1, 0, 8, NEVER).expect("threads");
         let first = threads.run(grow).await.expect("first job");
+        assert_eq!(threads.buffer_bytes(), 64 * size_of::<Block>());
         let (len, at) = threads
             .run(|b: &mut Vec<Block>| (b.len(), b.as_ptr() as usize))
             .await
             .expect("second job");
         assert_eq!((len, at), (64, first));
-        until("the buffer to be counted", || {
-            threads.buffer_bytes() == 64 * size_of::<Block>()
-        })
-        .await;
     }
 
     #[tokio::test]
     async fn an_idle_thread_gives_its_buffer_back() {
         let threads = HashingThreads::start(1, 0, 8, Duration::from_millis(20)).expect("threads");
         threads.run(grow).await.expect("first job");
+        // Counted before the answer came, so only the release makes it 0.
         until("the buffer to be released", || threads.buffer_bytes() == 0).await;
         let capacity = threads
             .run(|b: &mut Vec<Block>| b.capacity())
