@@ -124,11 +124,7 @@ impl Generator<'_> {
         if let Some(summary) = description.split(". ").next().filter(|s| !s.is_empty()) {
             op.insert("summary".into(), summary.trim_end_matches('.').into());
         }
-        let implies_mask = route.http_method == http::Method::PATCH
-            && input
-                .get_field_by_name("update_mask")
-                .is_some_and(|f| matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask"));
-        let description = if implies_mask {
+        let description = if crate::transcode::implied_mask_field(route).is_some() {
             format!(
                 "{description}\n\nThe fields `updateMask` names (every one with `*`) or, without \
                  it, the fields the body names (the gateway implies the mask from the body's \

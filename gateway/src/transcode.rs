@@ -79,13 +79,10 @@ fn implied_update_mask(
     body_field: &FieldDescriptor,
     body_text: &str,
 ) {
-    if route.http_method != http::Method::PATCH {
-        return;
-    }
-    let Some(mask_field) = msg.descriptor().get_field_by_name("update_mask") else {
+    let Some(mask_field) = implied_mask_field(route) else {
         return;
     };
-    if !is_field_mask(&mask_field) || msg.has_field(&mask_field) {
+    if msg.has_field(&mask_field) {
         return;
     }
     let Ok(serde_json::Value::Object(keys)) = serde_json::from_str::<serde_json::Value>(body_text)
@@ -108,6 +105,19 @@ fn implied_update_mask(
     let mut mask = DynamicMessage::new(field_message(&mask_field));
     mask.set_field_by_name("paths", Value::List(paths));
     msg.set_field(&mask_field, Value::Message(mask));
+}
+
+/// The `update_mask` a PATCH route implies from its body's keys when the
+/// request leaves it out, if the route's request has one.
+pub(crate) fn implied_mask_field(route: &Route) -> Option<FieldDescriptor> {
+    if route.http_method != http::Method::PATCH {
+        return None;
+    }
+    route
+        .method
+        .input()
+        .get_field_by_name("update_mask")
+        .filter(is_field_mask)
 }
 
 /// Whether a field sent in a PATCH body is one to change: not the `etag`

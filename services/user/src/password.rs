@@ -67,7 +67,7 @@ pub struct PasswordHasher {
     params: Params,
     min_score: u8,
     /// Each thread reuses one argon2 block buffer, so the memory is bounded
-    /// by the hash concurrency, whatever the blocking pool's thread count,
+    /// by the hash concurrency, whatever the number of blocking threads,
     /// and the allocator does not see 19 MiB come and go per hash (glibc
     /// raises its mmap threshold after the first free and keeps later blocks
     /// in a fragmented heap: hundreds of MiB after a login storm).

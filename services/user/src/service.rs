@@ -79,7 +79,7 @@ impl UserCore {
             roles,
         } = new;
         let wants_more_than_user = roles.iter().any(|r| r != "user");
-        if wants_more_than_user && !caller.is_some_and(is_operator) {
+        if wants_more_than_user && !caller.is_some_and(Caller::is_operator) {
             return Err(Error::PermissionDenied("only an admin may set roles"));
         }
 
@@ -160,7 +160,7 @@ impl UserCore {
 
         let paths = update_paths(&user, req.update_mask.map(|m| m.paths))?;
         let changes = UserChanges::parse(&user, &paths)?;
-        if changes.roles.is_some() && !is_operator(caller) {
+        if changes.roles.is_some() && !caller.is_operator() {
             return Err(Error::PermissionDenied("only an admin may change roles"));
         }
 
@@ -385,7 +385,7 @@ impl UserCore {
 
     /// A live user by username or email (any case), for operators.
     pub async fn lookup(&self, caller: &Caller, login: &str) -> Result<User, Error> {
-        if !is_operator(caller) {
+        if !caller.is_operator() {
             return Err(Error::PermissionDenied(
                 "only admins and the operator's suitectl may look users up",
             ));
@@ -419,7 +419,7 @@ impl UserCore {
         caller: &Caller,
         req: ImportUsersRequest,
     ) -> Result<ImportUsersResponse, Error> {
-        if !is_operator(caller) {
+        if !caller.is_operator() {
             return Err(Error::PermissionDenied(
                 "only admins and the operator's suitectl may import users",
             ));
@@ -530,12 +530,6 @@ impl UserCore {
     }
 }
 
-/// An admin or the operator's suitectl ([`Caller::is_operator`]); other
-/// services (the auth service) only read users.
-fn is_operator(caller: &Caller) -> bool {
-    caller.is_operator()
-}
-
 /// What a call does to the user it names.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -545,7 +539,7 @@ enum Access {
 
 /// The user themself, an operator, or, to read, any service.
 fn authorize(caller: &Caller, target: Uuid, access: Access) -> Result<(), Error> {
-    if is_operator(caller)
+    if caller.is_operator()
         || caller.user_id() == Some(target)
         || (access == Access::Read && caller.is_service())
     {
