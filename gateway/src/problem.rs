@@ -71,7 +71,11 @@ impl Problem {
         if status.code() == Code::Unauthenticated {
             problem = problem.challenge();
         }
-        if let Some(retry) = status.get_details_retry_info().and_then(|r| r.retry_delay) {
+        let retry = status.get_details_retry_info().and_then(|r| r.retry_delay);
+        // Every Unavailable is worth retrying: say when, if the service did not.
+        let retry = retry.or((status.code() == Code::Unavailable)
+            .then_some(suite_grpc::status::UNAVAILABLE_RETRY_AFTER));
+        if let Some(retry) = retry {
             let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 problem = problem.with_header(header::RETRY_AFTER, v);

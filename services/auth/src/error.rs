@@ -36,7 +36,7 @@ impl Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Unavailable(_, m) => Self::Unavailable(m),
             StoreError::Other(m) => Self::Internal(m),
         }
     }
@@ -51,9 +51,9 @@ impl From<Error> for Status {
             Error::NotFound(m) => Status::not_found(m),
             Error::Throttled(wait) => suite_grpc::status::throttled(wait),
             // The detail (driver message, address) is for the log, not the client.
-            Error::Unavailable(_) => {
-                Status::unavailable("the service is temporarily unavailable; try again shortly")
-            }
+            Error::Unavailable(_) => suite_grpc::status::unavailable(
+                "the service is temporarily unavailable; try again shortly",
+            ),
             Error::Status(s) => s,
             // The detail is logged once, by `suite_grpc::server::reply`.
             Error::Internal(_) => Status::internal("internal error"),

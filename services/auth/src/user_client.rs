@@ -14,6 +14,7 @@ use suite_grpc::{
 use suite_proto::user::{
     GetUserStatusRequest, GetUserStatusResponse, VerifyCredentialsRequest,
     VerifyCredentialsResponse, user_service_client::UserServiceClient,
+    verify_credentials_response::Outcome,
 };
 use suite_telemetry::grpc_client::{TracedChannel, traced};
 use tonic::{Code, Request, Status};
@@ -78,13 +79,22 @@ impl UserDirectory {
                 msg,
             )
             .await;
-        match result {
-            Ok(r) => Ok(Credentials::Valid(r)),
-            Err(s) if s.code() == Code::Unauthenticated => Ok(Credentials::Invalid),
-            Err(s) => match suite_grpc::status::throttled_wait(&s) {
-                Some(wait) => Ok(Credentials::Locked(wait)),
-                None => Err(upstream(s)),
-            },
+        // What the check found is in the answer; a status is about the call.
+        let answer = result.map_err(upstream)?;
+        match answer.outcome() {
+            Outcome::Valid => Ok(Credentials::Valid(answer)),
+            Outcome::Invalid => Ok(Credentials::Invalid),
+            Outcome::Locked => {
+                let wait = answer
+                    .retry_after
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or(Duration::from_secs(1));
+                Ok(Credentials::Locked(wait))
+            }
+            Outcome::Unspecified => Err(Error::Internal(
+                "the user service's credential check has no outcome (an older user service?)"
+                    .into(),
+            )),
         }
     }
 
@@ -136,12 +146,28 @@ impl UserDirectory {
     }
 }
 
-/// The user service failing: down or slow is Unavailable; anything else is
-/// our bug or misconfiguration (logged, Internal).
+/// The user service failing a call: down, slow or overloaded is
+/// Unavailable (retryable); a refused service token is a misconfiguration
+/// (the services disagree on keys, audiences or roles), logged with its
+/// cause and Unavailable to the client — never "invalid credentials";
+/// anything else is our bug (logged, Internal).
 fn upstream(s: Status) -> Error {
     match s.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
             Error::Unavailable(format!("user service: {}", s.message()))
+        }
+        Code::Unauthenticated | Code::PermissionDenied => {
+            tracing::error!(
+                code = ?s.code(),
+                reason = s.message(),
+                "the user service refused this service's token: check that both services share \
+                 the signing keys (JWKS), the audience and the issuer"
+            );
+            Error::Unavailable(format!(
+                "the user service refused the service token ({:?}): {}",
+                s.code(),
+                s.message()
+            ))
         }
         code => Error::Internal(format!("user service answered {code:?}: {}", s.message())),
     }

@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long = "login-forget-after-secs", env = "LOGIN_FORGET_AFTER_SECS", value_name = "LOGIN_FORGET_AFTER_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
     pub login_forget_after: Duration,
 
+    /// Password checks of one account that may wait for their turn (the
+    /// checks of one account run one at a time); more are refused at once
+    /// (429), so one account's storm cannot queue out everyone else's.
+    #[arg(long, env = "LOGIN_ACCOUNT_QUEUE", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub login_account_queue: u64,
+
     /// Who may tell this service the client's address (ChangePassword's throttle).
     #[command(flatten)]
     pub forwarded: ForwardedArgs,
@@ -153,6 +159,18 @@ impl Config {
             account_free_attempts: self.login_account_free_attempts,
             max_lock: self.login_max_lock,
             forget_after: self.login_forget_after,
+        }
+    }
+
+    /// Password checks in progress at most: those the hashing threads work
+    /// on or queue; their database calls get half the pool (at least one
+    /// connection), the rest stays for every other call.
+    pub fn throttle_limits(&self) -> crate::throttle::ThrottleLimits {
+        crate::throttle::ThrottleLimits {
+            max_in_flight: self.hash_concurrency() + self.password_hash_queue,
+            max_waiting_per_account: usize::try_from(self.login_account_queue)
+                .unwrap_or(usize::MAX),
+            database_share: (self.pool.database_max_connections / 2).max(1) as usize,
         }
     }
 

@@ -58,7 +58,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(field) => Self::AlreadyExists(field),
-            StoreError::Unavailable(msg) => Self::Unavailable(msg),
+            StoreError::Unavailable(_, msg) => Self::Unavailable(msg),
             StoreError::Other(msg) => Self::Internal(msg),
         }
     }
@@ -87,7 +87,7 @@ impl From<Error> for Status {
             Error::Throttled(wait) => suite_grpc::status::throttled(wait),
             // The detail (driver message, address) is for the log, not the client.
             Error::Unavailable(_) => {
-                Status::unavailable("the user store is unavailable; try again shortly")
+                suite_grpc::status::unavailable("the user store is unavailable; try again shortly")
             }
             Error::Status(s) => s,
             // The detail is logged once, by `suite_grpc::server::reply`.

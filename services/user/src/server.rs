@@ -69,7 +69,12 @@ pub async fn serve(
     let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
-    let throttle = Throttle::new(store.clone(), config.throttle(), events.clone());
+    let throttle = Throttle::new(
+        store.clone(),
+        config.throttle(),
+        config.throttle_limits(),
+        events.clone(),
+    );
     let redis = config
         .redis
         .connect()

@@ -19,6 +19,7 @@ use suite_proto::user::{
     ChangePasswordRequest, GetUserStatusResponse, ImportUsersRequest, ImportUsersResponse,
     ListUsersRequest, ListUsersResponse, PasswordChanged, RolesChanged, UpdateUserRequest, User,
     UserCreated, UserDeleted, UserUpdated, VerifyCredentialsRequest, VerifyCredentialsResponse,
+    verify_credentials_response::Outcome,
 };
 use suite_tokens::Caller;
 use uuid::Uuid;
@@ -327,7 +328,10 @@ impl UserCore {
             v.add("password", "is required");
         }
         v.into_result()?;
-        let bad = || Error::Unauthenticated("invalid login or password");
+        let invalid = || VerifyCredentialsResponse {
+            outcome: Outcome::Invalid.into(),
+            ..Default::default()
+        };
         // Longer than any email: refused before anything is stored or hashed.
         if req.login.trim().chars().count() > suite_proto::MAX_LOGIN_CHARS {
             return Err(Error::invalid(
@@ -341,10 +345,13 @@ impl UserCore {
         // No stored password is this long; refusing it first costs no hashing,
         // whatever the user, so it reveals nothing.
         if Password::parse(&req.password).is_err() {
-            return Err(bad());
+            return Ok(invalid());
         }
         let login = suite_proto::canonical_login(&req.login);
-        let record = self.store.find_by_login(&login).await?;
+        let record = self
+            .throttle
+            .database(self.store.find_by_login(&login))
+            .await??;
         // Counted per account (its username and email are one), or per login
         // name for nobody's, before the hash: concurrent guesses cannot all
         // slip past the lock.
@@ -352,32 +359,49 @@ impl UserCore {
             Some(r) => Account::User(r.id),
             None => Account::Unknown(&login),
         };
-        let reservation = self
+        let reservation = match self
             .throttle
             .reserve(account, req.client_address.trim())
-            .await?;
+            .await
+        {
+            Ok(reservation) => reservation,
+            Err(Error::Throttled(wait)) => {
+                return Ok(VerifyCredentialsResponse {
+                    outcome: Outcome::Locked.into(),
+                    retry_after: Some(duration(wait)),
+                    ..Default::default()
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let stored = record.as_ref().map(|r| r.password_hash.clone());
         match self.hasher.verify(req.password, stored.clone()).await? {
             Verified::Wrong => {
                 self.throttle.fail(reservation).await;
-                Err(bad())
+                Ok(invalid())
             }
             Verified::Right { rehash } => {
                 let (Some(record), Some(old)) = (record, stored) else {
                     self.throttle.fail(reservation).await;
-                    return Err(bad());
+                    return Ok(invalid());
                 };
                 self.throttle.release(reservation).await?;
-                if let Some(new) = rehash
-                    && let Err(e) = self.store.replace_hash(record.id, &old, &new).await
-                {
-                    tracing::warn!(error = %e, "upgrading a password hash failed; will retry next login");
+                if let Some(new) = rehash {
+                    let replaced = self
+                        .throttle
+                        .database(self.store.replace_hash(record.id, &old, &new))
+                        .await;
+                    if let Err(e) = replaced.and_then(|r| r.map_err(Error::from)) {
+                        tracing::warn!(error = %e, "upgrading a password hash failed; will retry next login");
+                    }
                 }
                 Ok(VerifyCredentialsResponse {
                     user_id: record.id.to_string(),
                     username: record.username.as_str().to_owned(),
                     roles: record.roles,
                     sessions_valid_after: record.sessions_valid_after.map(timestamp),
+                    outcome: Outcome::Valid.into(),
+                    retry_after: None,
                 })
             }
         }
@@ -657,6 +681,16 @@ fn view(r: &UserRecord, full: bool) -> User {
         create_time: Some(timestamp(r.created_at)),
         update_time: Some(timestamp(r.updated_at)),
         etag: if full { etag(r) } else { String::new() },
+    }
+}
+
+/// A lock's wait in whole seconds, rounded up (at least one), so a client
+/// never tries again too early.
+fn duration(wait: std::time::Duration) -> prost_types::Duration {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    prost_types::Duration {
+        seconds: i64::try_from(secs.max(1)).unwrap_or(i64::MAX),
+        nanos: 0,
     }
 }
 

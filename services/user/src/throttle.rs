@@ -7,6 +7,16 @@
 //! bounded per account. Locks grow with each failure and are bounded
 //! (seconds, not days), so guessing slows to a crawl but the owner is never
 //! locked out for long.
+//!
+//! Under contention: a check is counted as a failure before the password is
+//! hashed (so concurrent guesses cannot slip past a lock) and given back if
+//! the password was right. In one process the checks of one account take
+//! turns (see [`Turns`]), so right passwords in flight together never count
+//! against each other, and waiting for a turn holds no database connection.
+//! The login path's database work has its own share of the pool
+//! ([`ThrottleLimits::database_share`]) so that reads always find
+//! connections, a check that cannot even queue is refused at once, and a
+//! lock this process has seen answers without the database until it ends.
 
 use crate::{
     error::Error,
@@ -14,9 +24,14 @@ use crate::{
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
 use suite_events::{Event, outbox::Wake};
 use suite_proto::user::AccountLocked;
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy)]
@@ -76,16 +91,45 @@ impl Keys {
     }
 }
 
+/// How many password checks may be in progress, and how much of the
+/// database they may use.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleLimits {
+    /// Checks in progress at once (waiting for their turn included); more
+    /// are refused at once (ResourceExhausted: 429).
+    pub max_in_flight: usize,
+    /// Checks of one account waiting for their turn; more are refused at
+    /// once, so one account's storm cannot take the whole of `max_in_flight`.
+    pub max_waiting_per_account: usize,
+    /// Database calls of the password checks at once: a share of the pool,
+    /// so that a storm of logins leaves connections to every other call.
+    pub database_share: usize,
+}
+
 /// The throttle over the store's counters.
 pub struct Throttle {
     store: Arc<dyn UserStore>,
     policy: ThrottlePolicy,
     /// The outbox relay, woken after an account lock's event is written.
     events: Wake,
+    turns: Turns,
+    /// Admission: one permit per check in progress.
+    in_flight: Arc<Semaphore>,
+    /// The login path's share of the database pool.
+    database: Semaphore,
+    /// Locks this process has seen, by counter key: a check against one of
+    /// them is refused without asking the database. A lock ends only at its
+    /// time (a reservation that finds a counter locked counts nothing, so
+    /// no right password can lift it sooner).
+    known_locks: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
+/// Known locks kept at most (beyond, the ended ones are dropped first, then
+/// all: the database still has them).
+const MAX_KNOWN_LOCKS: usize = 10_000;
+
 /// A check that may go ahead; give it back with [`Throttle::release`] if
-/// the password was right.
+/// the password was right. It holds the account's turn until then.
 #[must_use]
 pub struct Reservation {
     keys: Keys,
@@ -95,21 +139,54 @@ pub struct Reservation {
     user: Option<Uuid>,
     /// Each counter's lock, if this failure imposes one (pair, account).
     locks: Vec<Option<DateTime<Utc>>>,
+    _turn: Turn,
 }
 
 impl Throttle {
-    pub fn new(store: Arc<dyn UserStore>, policy: ThrottlePolicy, events: Wake) -> Self {
+    pub fn new(
+        store: Arc<dyn UserStore>,
+        policy: ThrottlePolicy,
+        limits: ThrottleLimits,
+        events: Wake,
+    ) -> Self {
         Self {
             store,
             policy,
             events,
+            turns: Turns::new(limits.max_waiting_per_account),
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            database: Semaphore::new(limits.database_share.max(1)),
+            known_locks: Mutex::default(),
         }
+    }
+
+    /// Runs a database call of the password checks within their share of
+    /// the pool (waiting for it holds no connection).
+    pub async fn database<T>(&self, call: impl Future<Output = T>) -> Result<T, Error> {
+        let _permit = self
+            .database
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the password checks are closed".into()))?;
+        Ok(call.await)
     }
 
     /// Counts a password check before it is made: `Throttled` (and nothing
     /// counted) while either counter of `account` and `address` is locked.
+    /// Waits for the account's turn first (see [`Turns`]).
     pub async fn reserve(&self, account: Account<'_>, address: &str) -> Result<Reservation, Error> {
+        let admitted = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Error::ResourceExhausted("too many password checks in progress; try again shortly")
+            })?;
         let keys = Keys::new(account, address);
+        let turn = self.turns.take(&keys.account, admitted).await?;
+        let now = now();
+        if let Some(until) = self.known_lock(&keys, now) {
+            crate::metrics::count_password_check("locked");
+            return Err(Error::Throttled((until - now).to_std().unwrap_or_default()));
+        }
         let p = self.policy;
         let pair_lock = |n| p.lock_after(p.free_attempts, n);
         let account_lock = |n| p.lock_after(p.account_free_attempts, n);
@@ -123,25 +200,26 @@ impl Throttle {
                 lock: &account_lock,
             },
         ];
-        let now = now();
         let forget_before = now - chrono::Duration::from_std(p.forget_after).unwrap_or_default();
-        match self
-            .store
-            .reserve_attempt(&counters, now, forget_before)
-            .await?
-        {
-            Attempt::Locked(until) => {
+        let attempt = self
+            .database(self.store.reserve_attempt(&counters, now, forget_before))
+            .await??;
+        match attempt {
+            Attempt::Locked { until, counter } => {
                 crate::metrics::count_password_check("locked");
+                let key = [&keys.pair, &keys.account][counter.min(1)];
+                self.know_lock(key, until, now);
                 Err(Error::Throttled((until - now).to_std().unwrap_or_default()))
             }
             Attempt::Counted(counters) => Ok(Reservation {
-                keys,
                 failures: counters.first().map_or(0, |f| f.count),
                 user: match account {
                     Account::User(id) => Some(id),
                     Account::Unknown(_) => None,
                 },
                 locks: counters.iter().map(|f| f.locked_until).collect(),
+                keys,
+                _turn: turn,
             }),
         }
     }
@@ -151,16 +229,25 @@ impl Throttle {
     pub async fn release(&self, r: Reservation) -> Result<(), Error> {
         crate::metrics::count_password_check("right");
         let free = self.policy.account_free_attempts;
-        Ok(self
-            .store
-            .release_attempt(&r.keys.pair, &r.keys.account, free)
-            .await?)
+        self.database(
+            self.store
+                .release_attempt(&r.keys.pair, &r.keys.account, free),
+        )
+        .await??;
+        Ok(())
     }
 
     /// The password was wrong: the reservation stands as the failure.
     pub async fn fail(&self, r: Reservation) {
         crate::metrics::count_password_check("wrong");
         tracing::info!(failures = r.failures, "wrong password");
+        // The locks this failure imposed stand: later checks meet them here.
+        let now = now();
+        for (key, until) in [&r.keys.pair, &r.keys.account].into_iter().zip(&r.locks) {
+            if let Some(until) = until {
+                self.know_lock(key, *until, now);
+            }
+        }
         // A failure that locks a user's logins is an event (nobody's
         // logins, an unknown name's, are not).
         let (Some(user), Some(until)) = (r.user, r.locks.iter().flatten().max()) else {
@@ -175,7 +262,10 @@ impl Throttle {
             whole_account: r.locks.get(1).copied().flatten().is_some(),
         };
         let event = Event::new(&locked, user);
-        match self.store.append_events(std::slice::from_ref(&event)).await {
+        let appended = self
+            .database(self.store.append_events(std::slice::from_ref(&event)))
+            .await;
+        match appended.and_then(|r| r.map_err(Error::from)) {
             Ok(()) => self.events.wake(),
             // The lock holds regardless; only its announcement is lost.
             Err(e) => tracing::warn!(error = %e, "recording an account lock's event failed"),
@@ -186,7 +276,119 @@ impl Throttle {
     pub async fn prune(&self) -> Result<u64, Error> {
         let now = now();
         let before = now - chrono::Duration::from_std(self.policy.forget_after).unwrap_or_default();
+        lock_ignoring_poison(&self.known_locks).retain(|_, until| *until > now);
         Ok(self.store.prune_failures(before, now).await?)
+    }
+
+    /// The latest lock this process knows of on either counter of `keys`.
+    fn known_lock(&self, keys: &Keys, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let locks = lock_ignoring_poison(&self.known_locks);
+        [&keys.pair, &keys.account]
+            .into_iter()
+            .filter_map(|k| locks.get(k.as_str()).copied())
+            .filter(|until| *until > now)
+            .max()
+    }
+
+    fn know_lock(&self, key: &str, until: DateTime<Utc>, now: DateTime<Utc>) {
+        let mut locks = lock_ignoring_poison(&self.known_locks);
+        if locks.len() >= MAX_KNOWN_LOCKS {
+            locks.retain(|_, until| *until > now);
+            if locks.len() >= MAX_KNOWN_LOCKS {
+                locks.clear();
+            }
+        }
+        locks.insert(key.to_owned(), until);
+    }
+}
+
+/// The maps here hold plain values that a panic cannot leave half-written.
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The checks of one account take turns in this process: one is counted,
+/// hashed and given back before the next is counted. So right passwords
+/// sent together (a client retrying, many devices at once) never count as
+/// failures against each other, a storm on one account uses one hashing
+/// thread at a time (the others stay for other accounts), and the
+/// reservations of one account never contend in the database. Across
+/// replicas the database's row locks still serialize the counting, so the
+/// throttle's bound (at most the free attempts checked before a lock)
+/// holds whatever the number of replicas.
+struct Turns {
+    accounts: Arc<Mutex<HashMap<String, AccountTurns>>>,
+    max_waiting: usize,
+}
+
+struct AccountTurns {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Checks holding or waiting for this account's turn.
+    checks: usize,
+}
+
+/// An account's turn (or a place in its queue, until the turn comes): gives
+/// it to the next check when dropped, and forgets the account when nobody
+/// else waits.
+struct Turn {
+    accounts: Arc<Mutex<HashMap<String, AccountTurns>>>,
+    key: String,
+    held: Option<OwnedMutexGuard<()>>,
+    _admitted: OwnedSemaphorePermit,
+}
+
+impl Turns {
+    fn new(max_waiting: usize) -> Self {
+        Self {
+            accounts: Arc::default(),
+            max_waiting,
+        }
+    }
+
+    /// Waits for `account`'s turn (in arrival order); refused at once if
+    /// too many checks of it are waiting already. A call cancelled while
+    /// waiting leaves the queue.
+    async fn take(&self, account: &str, admitted: OwnedSemaphorePermit) -> Result<Turn, Error> {
+        let lock = {
+            let mut accounts = lock_ignoring_poison(&self.accounts);
+            let entry = accounts
+                .entry(account.to_owned())
+                .or_insert_with(|| AccountTurns {
+                    lock: Arc::default(),
+                    checks: 0,
+                });
+            // One check holds the turn; the others wait.
+            if entry.checks > self.max_waiting {
+                crate::metrics::count_password_check("queue_full");
+                return Err(Error::ResourceExhausted(
+                    "too many password checks of this account in progress; try again shortly",
+                ));
+            }
+            entry.checks += 1;
+            Arc::clone(&entry.lock)
+        };
+        let mut turn = Turn {
+            accounts: Arc::clone(&self.accounts),
+            key: account.to_owned(),
+            held: None,
+            _admitted: admitted,
+        };
+        turn.held = Some(lock.lock_owned().await);
+        Ok(turn)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // The turn passes on first; then this check leaves the count.
+        drop(self.held.take());
+        let mut accounts = lock_ignoring_poison(&self.accounts);
+        if let Some(entry) = accounts.get_mut(&self.key) {
+            entry.checks = entry.checks.saturating_sub(1);
+            if entry.checks == 0 {
+                accounts.remove(&self.key);
+            }
+        }
     }
 }
 

@@ -3,11 +3,13 @@
 //! migrated, and while it answers.
 
 use crate::{
-    DatabaseUrl, PoolSettings,
+    DatabaseUrl, PoolSettings, StoreFault,
+    fault::Fault,
+    health::Health,
     pool::{self, Pool},
 };
 use sqlx::migrate::{MigrateError, Migrator};
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 use suite_grpc::server::{Check, Readiness};
 
 /// A service's migrations, one set per backend (`sqlx::migrate!` of each folder).
@@ -23,6 +25,7 @@ pub struct Migrations {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: Pool,
+    health: Health,
     system: &'static str,
     migrations: &'static Migrations,
 }
@@ -35,8 +38,11 @@ impl Database {
         settings: PoolSettings,
         migrations: &'static Migrations,
     ) -> Result<Self, String> {
+        let outages = Arc::default();
+        let pool = pool::open(url, name, settings, Arc::clone(&outages))?;
         Ok(Self {
-            pool: pool::open(url, name, settings)?,
+            health: Health::new(pool.clone(), outages),
+            pool,
             system: url.backend().system_name(),
             migrations,
         })
@@ -66,10 +72,12 @@ impl Database {
 
     /// One round trip (no span: readiness polls it every few seconds).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        match &self.pool {
-            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-        }
+        self.pool.ping().await
+    }
+
+    /// Whether the database is known to be down (see [`crate::health`]).
+    pub fn is_down(&self) -> bool {
+        self.health.is_down()
     }
 }
 
@@ -98,16 +106,26 @@ impl Database {
         Traced {
             inner,
             system: self.system,
+            health: self.health.clone(),
         }
     }
 }
 
-/// A store decorated with a client span per call: each service implements
-/// its store trait for `Traced<dyn ItsStore>`, wrapping every call in
-/// [`Traced::run`].
+/// How often an operation that met [`Fault::Contention`] runs again, and
+/// the pause before each run (the colliding transaction is finishing).
+const CONTENTION_PAUSES: [Duration; 3] = [
+    Duration::from_millis(2),
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+];
+
+/// A store decorated with a client span per call, the database's breaker
+/// and the retry of collisions: each service implements its store trait for
+/// `Traced<dyn ItsStore>`, wrapping every call in [`Traced::run`].
 pub struct Traced<S: ?Sized> {
     inner: Arc<S>,
     system: &'static str,
+    health: Health,
 }
 
 impl<S: ?Sized> Traced<S> {
@@ -116,13 +134,50 @@ impl<S: ?Sized> Traced<S> {
         &self.inner
     }
 
-    /// `op` in a span of its `operation` on `table`, failed if it fails.
-    pub async fn run<T, E>(
+    /// `op` in a span of its `operation` on `table`, failed if it fails;
+    /// refused at once while the database is down; run again (a bounded
+    /// number of times) when it collided with another transaction, which
+    /// undid everything it did.
+    pub async fn run<T, E, F, Fut>(
         &self,
         operation: &'static str,
         table: &'static str,
-        op: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        crate::traced(crate::span(self.system, operation, table), op).await
+        op: F,
+    ) -> Result<T, E>
+    where
+        E: StoreFault,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut pauses = CONTENTION_PAUSES.iter();
+        loop {
+            if self.health.is_down() {
+                return Err(E::database_down());
+            }
+            let span = crate::span(self.system, operation, table);
+            let result = crate::traced(span, op()).await;
+            let fault = match &result {
+                Err(e) => e.fault(),
+                Ok(_) => None,
+            };
+            match fault {
+                Some(Fault::Contention) => match pauses.next() {
+                    Some(pause) => {
+                        tracing::debug!(
+                            operation,
+                            table,
+                            "a transaction collided; running it again"
+                        );
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => return result,
+                },
+                Some(fault) => {
+                    self.health.saw(fault);
+                    return result;
+                }
+                None => return result,
+            }
+        }
     }
 }

@@ -1,16 +1,22 @@
 //! The services' database plumbing: the database URL ([`DatabaseUrl`]),
 //! lazily connecting pools for PostgreSQL and SQLite with their metrics
 //! ([`pool`]), a service's migrations and readiness ([`Database`]), which
-//! sqlx errors mean "unreachable", and a client span per store operation. Feature `test-support`: a fresh database per test.
+//! sqlx errors are faults (Unavailable, never internal: [`fault`]), the
+//! breaker that fails calls fast while the database is down ([`health`]),
+//! and a client span per store operation. Feature `test-support`: a fresh
+//! database per test.
 #![forbid(unsafe_code)]
 
 mod database;
+pub mod fault;
+pub mod health;
 pub mod pool;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod url;
 
 pub use database::{Database, Migrations, Traced};
+pub use fault::{Fault, StoreFault, classify};
 pub use pool::{PoolArgs, PoolSettings};
 pub use url::{Backend, DatabaseUrl};
 
@@ -18,17 +24,10 @@ use opentelemetry::{Context, KeyValue, trace::SpanKind};
 use std::borrow::Cow;
 use suite_telemetry::spans::Span;
 
-/// Whether an error means the database cannot be reached (Unavailable to
-/// clients), rather than that a statement failed.
+/// Whether an error is a database fault (Unavailable to clients: see
+/// [`fault`]), rather than the statement's own failure.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-    )
+    classify(e).is_some()
 }
 
 /// A client span for one store operation, by the OpenTelemetry database

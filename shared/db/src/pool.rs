@@ -2,6 +2,7 @@
 //! ready, while its database is down, and reconnects by itself), their
 //! settings, and their connection counts in the metrics.
 
+use crate::health::Outages;
 use crate::{Backend, DatabaseUrl};
 use clap::builder::TypedValueParser as _;
 use prometheus_client::{
@@ -13,7 +14,12 @@ use sqlx::{
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
-use std::{path::Path, str::FromStr, sync::LazyLock, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 /// The database connection pool.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,7 +55,9 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// A PostgreSQL pool that connects on first use, so a service starts (not
 /// ready) while the database is down and reconnects by itself.
-fn postgres_pool(url: &str, s: PoolSettings) -> Result<PgPool, String> {
+/// Connections opened before the latest outage that `outages` noticed are
+/// pinged too: after a restart of the server they are dead.
+fn postgres_pool(url: &str, s: PoolSettings, outages: Arc<Outages>) -> Result<PgPool, String> {
     PgPoolOptions::new()
         .max_connections(s.max_connections)
         .acquire_timeout(s.acquire_timeout)
@@ -57,9 +65,10 @@ fn postgres_pool(url: &str, s: PoolSettings) -> Result<PgPool, String> {
         // trip per query. Only a connection idle for a while may have been
         // cut (a restarted server, a firewall's idle timeout): ping those.
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .before_acquire(move |conn, meta| {
+            let stale = meta.idle_for >= PING_IF_IDLE_FOR || outages.predates_outage(meta.age);
             Box::pin(async move {
-                if meta.idle_for >= PING_IF_IDLE_FOR {
+                if stale {
                     sqlx::Connection::ping(conn).await?;
                 }
                 Ok(true)
@@ -123,10 +132,34 @@ pub enum Pool {
     Sqlite(SqlitePool),
 }
 
-/// Opens (lazily) the pool of `url`, reported in the metrics as `name`.
-pub fn open(url: &DatabaseUrl, name: &str, s: PoolSettings) -> Result<Pool, String> {
+impl Pool {
+    /// Connections open (idle or in use).
+    pub fn size(&self) -> u32 {
+        match self {
+            Pool::Postgres(p) => p.size(),
+            Pool::Sqlite(p) => p.size(),
+        }
+    }
+
+    /// One round trip.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+    }
+}
+
+/// Opens (lazily) the pool of `url`, reported in the metrics as `name`;
+/// `outages` is its breaker's record (see [`crate::health`]).
+pub fn open(
+    url: &DatabaseUrl,
+    name: &str,
+    s: PoolSettings,
+    outages: Arc<Outages>,
+) -> Result<Pool, String> {
     let pool = match url.backend() {
-        Backend::Postgres => Pool::Postgres(postgres_pool(url.expose(), s)?),
+        Backend::Postgres => Pool::Postgres(postgres_pool(url.expose(), s, outages)?),
         Backend::Sqlite => Pool::Sqlite(sqlite_pool(url.expose(), s)?),
     };
     let watched = pool.clone();
@@ -193,7 +226,7 @@ mod tests {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(5),
         };
-        let Pool::Sqlite(pool) = open(&url, "test", settings)? else {
+        let Pool::Sqlite(pool) = open(&url, "test", settings, Arc::default())? else {
             return Err("not SQLite".into());
         };
         sqlx::query("CREATE TABLE t (x INTEGER)")

@@ -47,7 +47,9 @@ where
         if left.is_zero() {
             return Err(Status::deadline_exceeded("the deadline has passed"));
         }
-        match attempt(left).await {
+        // A call broken under us is Unavailable like a refused one (see
+        // `status::from_transport`), never the service's "internal error".
+        match attempt(left).await.map_err(crate::status::from_transport) {
             Err(s) if is_transient(&s) => {
                 upstream.recheck();
                 match pauses.next() {

@@ -51,18 +51,35 @@ pub struct TokenRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database unreachable: {0}")]
-    Unavailable(String),
+    /// A database fault (see `suite_db::fault`): Unavailable to clients.
+    #[error("database unavailable ({0:?}): {1}")]
+    Unavailable(suite_db::Fault, String),
     #[error("database error: {0}")]
     Other(String),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            _ if suite_db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
-            _ => Self::Other(e.to_string()),
+        match suite_db::classify(&e) {
+            Some(fault) => Self::Unavailable(fault, e.to_string()),
+            None => Self::Other(e.to_string()),
         }
+    }
+}
+
+impl suite_db::StoreFault for StoreError {
+    fn fault(&self) -> Option<suite_db::Fault> {
+        match self {
+            Self::Unavailable(fault, _) => Some(*fault),
+            _ => None,
+        }
+    }
+
+    fn database_down() -> Self {
+        Self::Unavailable(
+            suite_db::Fault::Unreachable,
+            "the database is down; waiting for it to answer again".into(),
+        )
     }
 }
 

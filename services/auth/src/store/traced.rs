@@ -16,15 +16,13 @@ impl AuthStore for Traced<dyn AuthStore> {
         token_hash: &str,
         events: &[Event],
     ) -> Result<()> {
-        self.run(
-            "INSERT",
-            "sessions",
-            self.inner().create_session(session, token_hash, events),
-        )
+        self.run("INSERT", "sessions", || {
+            self.inner().create_session(session, token_hash, events)
+        })
         .await
     }
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
-        self.run("SELECT", "refresh_tokens", self.inner().find_token(hash))
+        self.run("SELECT", "refresh_tokens", || self.inner().find_token(hash))
             .await
     }
     async fn rotate(
@@ -34,8 +32,10 @@ impl AuthStore for Traced<dyn AuthStore> {
         new_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let rotate = self.inner().rotate(session_id, old_hash, new_hash, at);
-        self.run("UPDATE", "refresh_tokens", rotate).await
+        self.run("UPDATE", "refresh_tokens", || {
+            self.inner().rotate(session_id, old_hash, new_hash, at)
+        })
+        .await
     }
     async fn touch_successor(
         &self,
@@ -43,15 +43,15 @@ impl AuthStore for Traced<dyn AuthStore> {
         successor_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let touch = self.inner().touch_successor(session_id, successor_hash, at);
-        self.run("UPDATE", "sessions", touch).await
+        self.run("UPDATE", "sessions", || {
+            self.inner().touch_successor(session_id, successor_hash, at)
+        })
+        .await
     }
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>, events: &[Event]) -> Result<bool> {
-        self.run(
-            "UPDATE",
-            "sessions",
-            self.inner().revoke_session(id, at, events),
-        )
+        self.run("UPDATE", "sessions", || {
+            self.inner().revoke_session(id, at, events)
+        })
         .await
     }
     async fn revoke_user_sessions(
@@ -61,13 +61,14 @@ impl AuthStore for Traced<dyn AuthStore> {
         at: DateTime<Utc>,
         event_for: &(dyn Fn(Uuid) -> Event + Sync),
     ) -> Result<Vec<Uuid>> {
-        let revoke = self
-            .inner()
-            .revoke_user_sessions(user_id, created_before, at, event_for);
-        self.run("UPDATE", "sessions", revoke).await
+        self.run("UPDATE", "sessions", || {
+            self.inner()
+                .revoke_user_sessions(user_id, created_before, at, event_for)
+        })
+        .await
     }
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>> {
-        self.run("SELECT", "sessions", self.inner().get_session(id))
+        self.run("SELECT", "sessions", || self.inner().get_session(id))
             .await
     }
     async fn list_sessions(
@@ -78,16 +79,16 @@ impl AuthStore for Traced<dyn AuthStore> {
         now: DateTime<Utc>,
         idle_cutoff: DateTime<Utc>,
     ) -> Result<Vec<SessionRecord>> {
-        self.run(
-            "SELECT",
-            "sessions",
+        self.run("SELECT", "sessions", || {
             self.inner()
-                .list_sessions(user_id, after, limit, now, idle_cutoff),
-        )
+                .list_sessions(user_id, after, limit, now, idle_cutoff)
+        })
         .await
     }
     async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64> {
-        self.run("DELETE", "sessions", self.inner().prune(now, idle_before))
-            .await
+        self.run("DELETE", "sessions", || {
+            self.inner().prune(now, idle_before)
+        })
+        .await
     }
 }

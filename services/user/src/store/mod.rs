@@ -51,8 +51,12 @@ pub struct Counter<'a> {
 /// A password check's reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    /// A counter is locked until then: do not check the password.
-    Locked(DateTime<Utc>),
+    /// A counter (its index in the counters given) is locked until then,
+    /// the latest of the locks: do not check the password.
+    Locked {
+        until: DateTime<Utc>,
+        counter: usize,
+    },
     /// Counted as a failure on every counter (their states now, in the
     /// order given): check the password.
     Counted(Vec<Failures>),
@@ -65,14 +69,14 @@ fn reserve(
     stored: &[Option<Failures>],
     at: DateTime<Utc>,
     forget_before: DateTime<Utc>,
-) -> Result<std::result::Result<Vec<Failures>, DateTime<Utc>>> {
+) -> Result<std::result::Result<Vec<Failures>, Attempt>> {
     let locked = stored
         .iter()
-        .flatten()
-        .filter_map(|f| f.locked_until.filter(|until| *until > at))
+        .enumerate()
+        .filter_map(|(i, f)| Some((f.as_ref()?.locked_until.filter(|until| *until > at)?, i)))
         .max();
-    if let Some(until) = locked {
-        return Ok(Err(until));
+    if let Some((until, counter)) = locked {
+        return Ok(Err(Attempt::Locked { until, counter }));
     }
     counters
         .iter()
@@ -108,8 +112,9 @@ pub enum StoreError {
     /// A unique index refused the write; the field it guards.
     #[error("unique constraint on {0}")]
     Conflict(&'static str),
-    #[error("database unreachable: {0}")]
-    Unavailable(String),
+    /// A database fault (see `suite_db::fault`): Unavailable to clients.
+    #[error("database unavailable ({0:?}): {1}")]
+    Unavailable(suite_db::Fault, String),
     #[error("database error: {0}")]
     Other(String),
 }
@@ -124,9 +129,27 @@ impl From<sqlx::Error> for StoreError {
                     None => Self::Other(e.to_string()),
                 }
             }
-            _ if suite_db::is_unavailable(&e) => Self::Unavailable(e.to_string()),
-            _ => Self::Other(e.to_string()),
+            _ => match suite_db::classify(&e) {
+                Some(fault) => Self::Unavailable(fault, e.to_string()),
+                None => Self::Other(e.to_string()),
+            },
         }
+    }
+}
+
+impl suite_db::StoreFault for StoreError {
+    fn fault(&self) -> Option<suite_db::Fault> {
+        match self {
+            Self::Unavailable(fault, _) => Some(*fault),
+            _ => None,
+        }
+    }
+
+    fn database_down() -> Self {
+        Self::Unavailable(
+            suite_db::Fault::Unreachable,
+            "the database is down; waiting for it to answer again".into(),
+        )
     }
 }
 
@@ -202,9 +225,9 @@ pub trait UserStore: Send + Sync {
     /// on each counter (from 1 again when its last is older than
     /// `forget_before`), each locked for its `lock(count)`, to be undone by
     /// [`UserStore::release_attempt`] if the password is right. One atomic
-    /// step, serialized per counter across replicas (counters are taken in
-    /// the order given), so of N concurrent guesses only those that find no
-    /// lock are checked.
+    /// step, serialized per counter across replicas (every statement takes
+    /// the counters in key order, so none deadlocks), so of N concurrent
+    /// guesses only those that find no lock are checked.
     async fn reserve_attempt(
         &self,
         counters: &[Counter<'_>],

@@ -226,7 +226,8 @@ impl UserStore for PgStore {
 
     async fn failures(&self, key: &str) -> Result<Option<Failures>> {
         let row: Option<(i64, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT failures, last_failure_at, locked_until FROM password_failures WHERE key = $1",
+            "SELECT failures, last_failure_at, locked_until FROM password_failures \
+             WHERE key = $1 AND failures > 0",
         )
         .bind(key)
         .fetch_optional(&self.pool)
@@ -248,11 +249,12 @@ impl UserStore for PgStore {
         let mut tx = self.pool.begin().await?;
         // One statement makes every counter's row exist and locks it until
         // commit, returning what it held (a concurrent check of the same key
-        // waits here): the checks of one counter take their turns. The rows
-        // are taken in the counters' order, the same in every check.
+        // waits here): the checks of one counter take their turns. Every
+        // statement on these rows takes them in key order (byte order),
+        // so no two can wait for each other.
         let rows: Vec<(String, i64, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
             "INSERT INTO password_failures (key, failures, last_failure_at) \
-             SELECT k, 0, $2 FROM unnest($1::text[]) WITH ORDINALITY AS c(k, n) ORDER BY n \
+             SELECT k, 0, $2 FROM unnest($1::text[]) AS c(k) ORDER BY k COLLATE \"C\" \
              ON CONFLICT (key) DO UPDATE SET failures = password_failures.failures \
              RETURNING key, failures, last_failure_at, locked_until",
         )
@@ -275,9 +277,9 @@ impl UserStore for PgStore {
             .collect();
         let next = match reserve(counters, &stored, at, forget_before)? {
             Ok(next) => next,
-            Err(until) => {
+            Err(locked) => {
                 tx.commit().await?;
-                return Ok(Attempt::Locked(until));
+                return Ok(locked);
             }
         };
         sqlx::query(
@@ -303,25 +305,36 @@ impl UserStore for PgStore {
         decrement: &str,
         decrement_free: i64,
     ) -> Result<()> {
-        // One statement, atomic without a transaction's extra round trips.
+        // One statement, atomic without a transaction's extra round trips,
+        // taking both rows in key order as the reservation does (
+        // a DELETE beside an UPDATE in one statement takes its rows in no
+        // set order, and deadlocked against reservations). The cleared
+        // counter is zeroed rather than deleted: a zero counts as none, and
+        // the pruning deletes it later.
         sqlx::query(
-            "WITH cleared AS (DELETE FROM password_failures WHERE key = $1) \
-             UPDATE password_failures SET failures = GREATEST(failures - 1, 0), \
-             locked_until = CASE WHEN failures - 1 <= $3 THEN NULL ELSE locked_until END \
-             WHERE key = $2",
+            "INSERT INTO password_failures AS p (key, failures, last_failure_at) \
+             SELECT k, 0, $4 FROM unnest(ARRAY[$1, $2]::text[]) AS c(k) ORDER BY k COLLATE \"C\" \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN p.key = $1 THEN 0 ELSE GREATEST(p.failures - 1, 0) END, \
+               locked_until = CASE WHEN p.key = $1 OR p.failures - 1 <= $3 THEN NULL \
+                 ELSE p.locked_until END",
         )
         .bind(clear)
         .bind(decrement)
         .bind(decrement_free)
+        .bind(chrono::Utc::now())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn prune_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64> {
+        // Rows a check holds are skipped (they are in use): the pruning never
+        // waits for a check, nor a check for it.
         let done = sqlx::query(
-            "DELETE FROM password_failures WHERE last_failure_at < $1 \
-             AND (locked_until IS NULL OR locked_until < $2)",
+            "DELETE FROM password_failures WHERE key IN ( \
+               SELECT key FROM password_failures WHERE last_failure_at < $1 \
+               AND (locked_until IS NULL OR locked_until < $2) FOR UPDATE SKIP LOCKED)",
         )
         .bind(before)
         .bind(now)

@@ -244,9 +244,9 @@ impl UserStore for SqliteStore {
         }
         let next = match reserve(counters, &stored, at, forget_before)? {
             Ok(next) => next,
-            Err(until) => {
+            Err(locked) => {
                 tx.commit().await?;
-                return Ok(Attempt::Locked(until));
+                return Ok(locked);
             }
         };
         for (c, f) in counters.iter().zip(&next) {

@@ -1,6 +1,9 @@
 use crate::helpers::{PASSWORD, TestApp, authed};
 use std::time::Instant;
-use suite_proto::user::{ChangePasswordRequest, GetUserRequest, VerifyCredentialsRequest};
+use suite_proto::user::{
+    ChangePasswordRequest, GetUserRequest, VerifyCredentialsRequest,
+    user_service_client::UserServiceClient, verify_credentials_response::Outcome,
+};
 use tonic::Code;
 
 fn verify(login: &str, password: &str) -> VerifyCredentialsRequest {
@@ -9,6 +12,20 @@ fn verify(login: &str, password: &str) -> VerifyCredentialsRequest {
         password: password.into(),
         ..VerifyCredentialsRequest::default()
     }
+}
+
+/// The outcome of a credential check that must itself succeed.
+async fn outcome(
+    c: &mut UserServiceClient<tonic::transport::Channel>,
+    login: &str,
+    password: &str,
+    token: &str,
+) -> Outcome {
+    c.verify_credentials(authed(verify(login, password), token))
+        .await
+        .expect("a credential check")
+        .into_inner()
+        .outcome()
 }
 
 async fn credentials_verify_by_email_or_username_and_fail_alike(app: TestApp) {
@@ -28,27 +45,30 @@ async fn credentials_verify_by_email_or_username_and_fail_alike(app: TestApp) {
         assert_eq!(ok.roles, vec!["user"]);
         assert!(ok.sessions_valid_after.is_none());
     }
+    // What the check found is the answer; a wrong password, an unknown
+    // user and an impossible password are the same answer.
     let wrong = c
         .verify_credentials(authed(verify("ivan", "not the password at all"), &svc))
         .await
-        .expect_err("wrong");
+        .expect("wrong")
+        .into_inner();
     let unknown = c
         .verify_credentials(authed(verify("nobody", "not the password at all"), &svc))
         .await
-        .expect_err("unknown");
-    assert_eq!(wrong.code(), Code::Unauthenticated);
-    assert_eq!(
-        (wrong.code(), wrong.message()),
-        (unknown.code(), unknown.message())
+        .expect("unknown")
+        .into_inner();
+    assert_eq!(wrong.outcome(), Outcome::Invalid);
+    assert!(
+        wrong.user_id.is_empty() && wrong.roles.is_empty(),
+        "{wrong:?}"
     );
+    assert_eq!(wrong, unknown);
     let long = c
         .verify_credentials(authed(verify("ivan", &"x".repeat(200)), &svc))
         .await
-        .expect_err("long");
-    assert_eq!(
-        (long.code(), long.message()),
-        (wrong.code(), wrong.message())
-    );
+        .expect("long")
+        .into_inner();
+    assert_eq!(long, wrong);
     app.stop().await;
 }
 
@@ -102,10 +122,9 @@ async fn changing_the_password_needs_the_current_one_and_ends_older_sessions(app
         .await
         .expect_err("wrong current");
     assert_eq!(wrong.code(), Code::InvalidArgument);
-    assert!(
-        c.verify_credentials(authed(verify("kate", PASSWORD), &svc))
-            .await
-            .is_ok(),
+    assert_eq!(
+        outcome(&mut c, "kate", PASSWORD, &svc).await,
+        Outcome::Valid,
         "a refused change changed the password"
     );
 
@@ -121,11 +140,8 @@ async fn changing_the_password_needs_the_current_one_and_ends_older_sessions(app
     .await
     .expect("change");
     assert_eq!(
-        c.verify_credentials(authed(verify("kate", PASSWORD), &svc))
-            .await
-            .expect_err("old")
-            .code(),
-        Code::Unauthenticated
+        outcome(&mut c, "kate", PASSWORD, &svc).await,
+        Outcome::Invalid
     );
     let ok = c
         .verify_credentials(authed(verify("kate", new), &svc))
@@ -148,10 +164,9 @@ async fn changing_the_password_needs_the_current_one_and_ends_older_sessions(app
     ))
     .await
     .expect("admin reset");
-    assert!(
-        c.verify_credentials(authed(verify("kate", "reset by the admin 2026"), &svc))
-            .await
-            .is_ok()
+    assert_eq!(
+        outcome(&mut c, "kate", "reset by the admin 2026", &svc).await,
+        Outcome::Valid
     );
     // The reset revoked the token kate held (within a second, from the
     // event); she signs in again.

@@ -18,6 +18,7 @@ use suite_events::{
 };
 use suite_proto::user::{
     ChangePasswordRequest, DeleteUserRequest, User, UserUpdated, VerifyCredentialsRequest,
+    verify_credentials_response::Outcome,
 };
 use suite_tokens::SigningKey;
 
@@ -171,10 +172,12 @@ async fn every_change_is_one_event(backend: Backend, via: Via) {
             password: PASSWORD.into(),
             client_address: "192.0.2.7".into(),
         };
-        let _ = c
+        let answer = c
             .verify_credentials(authed(wrong, &app.service_token()))
             .await
-            .expect_err("wrong password");
+            .expect("a credential check")
+            .into_inner();
+        assert_eq!(answer.outcome(), Outcome::Invalid, "{answer:?}");
     }
     c.delete_user(authed(
         DeleteUserRequest {
