@@ -81,6 +81,16 @@ impl TestDb {
         self.url.parse().expect("a test database URL")
     }
 
+    /// A handle on the database at `url`, which drops nothing (its server
+    /// is the test's own).
+    pub fn existing(url: String) -> Self {
+        Self {
+            url,
+            _dir: None,
+            pg_name: Mutex::new(None),
+        }
+    }
+
     /// Another handle on this database, which drops nothing.
     pub fn share(&self) -> Self {
         Self {
@@ -210,4 +220,136 @@ impl<E: std::fmt::Debug + Send + 'static> Server<E> {
             task.await.expect("server task").expect("server result");
         }
     }
+}
+
+/// A PostgreSQL server of a test's own (a temporary data directory, a free
+/// port), which the test may stop and start again: Debian's server binaries
+/// (`/usr/lib/postgresql/<newest>/bin`), run as the `postgres` user when
+/// the test runs as root (PostgreSQL refuses root). `None` (with a visible
+/// message) when the binaries are missing, unless `SUITE_REQUIRE_POSTGRES=1`.
+pub struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+#[allow(clippy::panic, clippy::expect_used)]
+impl PrivatePostgres {
+    pub async fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .flatten()
+                    .filter_map(|v| v.file_name().to_str()?.parse::<u32>().ok())
+                    .max()
+            })
+            .map(|v| std::path::PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
+            .filter(|bin| bin.join("pg_ctl").exists());
+        let Some(bin) = bin else {
+            if std::env::var("SUITE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!(
+                    "PostgreSQL's server binaries are required but not under /usr/lib/postgresql"
+                );
+            }
+            eprintln!("SKIPPED: no PostgreSQL server binaries under /usr/lib/postgresql");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let pg = Self { bin, dir, port };
+        if is_root() {
+            let chown = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(pg.dir.path())
+                .status()
+                .expect("chown");
+            assert!(chown.success(), "chown of the data directory failed");
+        }
+        pg.run(
+            "initdb",
+            &["-A", "trust", "-U", "postgres", "--no-sync", "-D"],
+            true,
+        );
+        pg.start_again().await;
+        Some(pg)
+    }
+
+    /// The URL of a database `name` on it (created by [`Self::create_database`]).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub async fn create_database(&self, name: &str) {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connect to the private server");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await
+            .expect("create database");
+    }
+
+    /// Stops it as an operator does (`pg_ctl stop -m fast`: connections
+    /// are told 57P01 "terminating connection due to administrator command").
+    pub fn stop(&self) {
+        self.run("pg_ctl", &["stop", "-m", "fast", "-w", "-D"], true);
+    }
+
+    /// Starts it (again), returning once it accepts connections.
+    pub async fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log");
+        let log = log.to_str().expect("a UTF-8 path");
+        self.run(
+            "pg_ctl",
+            &["start", "-w", "-l", log, "-o", &options, "-D"],
+            true,
+        );
+    }
+
+    /// Runs `program` of the server's binaries with `args`, the data
+    /// directory last, as the `postgres` user when we are root.
+    fn run(&self, program: &str, args: &[&str], must_succeed: bool) {
+        let data = self.dir.path().join("data");
+        let mut command = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(program));
+            c
+        } else {
+            std::process::Command::new(self.bin.join(program))
+        };
+        let out = command
+            .args(args)
+            .arg(&data)
+            .output()
+            .expect("run a PostgreSQL binary");
+        if must_succeed && !out.status.success() {
+            panic!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.run("pg_ctl", &["stop", "-m", "immediate", "-w", "-D"], false);
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }

@@ -129,7 +129,73 @@ async fn concurrent_wrong_guesses_cannot_race_past_the_lock(s: Suite) {
     s.stop().await;
 }
 
+/// The login storm that once took the suite down: 32 right-password logins
+/// to one account at once, while 32 wrong passwords hit another account.
+/// Every right password signs in (none is counted against another in
+/// flight), the wrong ones are checked until the lock and then refused,
+/// nothing is a fault (no Unavailable, no internal error: no deadlock, no
+/// pool timeout), and the owner signs in right after.
+async fn a_storm_on_one_account_signs_every_right_password_in(s: Suite) {
+    s.register("owner").await;
+    s.register("target").await;
+    let mut storm = tokio::task::JoinSet::new();
+    for n in 0..32 {
+        let (client, other) = (s.client.clone(), s.client.clone());
+        storm.spawn(async move {
+            let right = other.clone().login(login_req("owner", PASSWORD)).await;
+            (
+                true,
+                right.err().map(|e| (e.code(), e.message().to_owned())),
+            )
+        });
+        storm.spawn(async move {
+            let wrong = client
+                .clone()
+                .login(login_req("target", &format!("wrong guess number {n}")))
+                .await;
+            (
+                false,
+                wrong.err().map(|e| (e.code(), e.message().to_owned())),
+            )
+        });
+    }
+    let answers = storm.join_all().await;
+    let refused_rights: Vec<_> = answers
+        .iter()
+        .filter_map(|(right, err)| right.then_some(err.as_ref()).flatten())
+        .collect();
+    assert!(
+        refused_rights.is_empty(),
+        "right passwords refused: {refused_rights:?}"
+    );
+    let wrong: Vec<Code> = answers
+        .iter()
+        .filter(|(right, _)| !right)
+        .map(|(_, err)| err.as_ref().map_or(Code::Ok, |e| e.0))
+        .collect();
+    assert!(
+        wrong
+            .iter()
+            .all(|c| matches!(c, Code::Unauthenticated | Code::ResourceExhausted)),
+        "{wrong:?}"
+    );
+    let checked = wrong
+        .iter()
+        .filter(|c| **c == Code::Unauthenticated)
+        .count();
+    // LOGIN_FREE_ATTEMPTS (3) + the one that locks.
+    assert!(
+        checked <= 4,
+        "{checked} wrong guesses were checked: {wrong:?}"
+    );
+    s.login("owner", PASSWORD)
+        .await
+        .expect("the owner, after the storm");
+    s.stop().await;
+}
+
 suite_db::on_both_databases!(crate::helpers::spawn_suite;
+    a_storm_on_one_account_signs_every_right_password_in,
     login_by_email_or_username_gives_tokens_the_user_service_accepts,
     a_wrong_password_and_an_unknown_user_are_indistinguishable,
     repeated_failures_lock_the_login_briefly_and_then_release_it,

@@ -8,6 +8,7 @@ mod cache;
 mod credentials;
 mod crud;
 mod events;
+mod faults;
 mod pagination;
 mod server;
 mod validation;
