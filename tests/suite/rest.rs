@@ -985,3 +985,114 @@ async fn metrics_and_readiness_answer_on_the_admin_port_and_are_unknown_paths_pu
     assert_eq!(status, 404);
     s.stop().await;
 }
+
+/// The document and the server agree on usernames: the pattern the served
+/// OpenAPI document gives is checked against the server with generated
+/// names (any case, look-alikes that fold to ASCII, spaces around, lengths
+/// about the bounds): a name is taken (stored in lower case) exactly when
+/// the pattern matches it, and refused with 400 naming the field otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_username_pattern_is_exactly_what_the_server_takes() {
+    let Some(s) = spawn_suite_with(Backend::Sqlite, |c| {
+        c.rate_limit_per_second = 10_000;
+        c.rate_limit_burst = 10_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let doc = s.get("/api/openapi.json", None).await.expect("document");
+    let pattern = doc.json["components"]["schemas"]["suite.user.v1.CreateUserRequest"]
+        ["properties"]["username"]["pattern"]
+        .as_str()
+        .expect("the username's pattern in the document")
+        .to_owned();
+    let rule = regex::Regex::new(&pattern).expect("a pattern regex understands");
+    register(&s, "fuzzer").await;
+    let t = login(&s, "fuzzer", PASSWORD).await;
+    let at = token(&t, "accessToken");
+
+    // A fixed seed: the same names every run.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    const ALPHABET: &[char] = &[
+        'a', 'z', 'A', 'Z', 'q', 'Q', '0', '9', '_', '.', '-', ' ', '\t', '!', '@',
+        '\u{212A}', // KELVIN SIGN, which Unicode folds to `k`
+        '\u{0130}', // I WITH DOT ABOVE
+        '\u{FF21}', // FULLWIDTH A
+        '\u{200B}', // ZERO WIDTH SPACE
+        'é', 'ß',
+    ];
+    let mut names: Vec<String> = vec![
+        "AAA".into(),
+        "aaa".into(),
+        " abc".into(),
+        "abc ".into(),
+        "\u{212A}ate".into(),
+        "ab".into(),
+        "A".repeat(32),
+        "a".repeat(33),
+    ];
+    for _ in 0..300 {
+        let len = 1 + (next() % 36) as usize;
+        // Mostly allowed characters, so that both answers are common.
+        let name: String = (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 16 == 0 {
+                    ALPHABET[(r >> 8) as usize % ALPHABET.len()]
+                } else {
+                    ALPHABET[(r >> 8) as usize % 11]
+                }
+            })
+            .collect();
+        names.push(name);
+    }
+    let (mut taken, mut refused) = (0, 0);
+    for name in &names {
+        let r = s
+            .request(
+                "PATCH",
+                "/api/v1/users/me",
+                Some(&at),
+                Some(json!({ "username": name })),
+            )
+            .await
+            .expect("patch");
+        if rule.is_match(name) {
+            // Another name of this run, in another case, may hold it.
+            if r.status == 409 {
+                continue;
+            }
+            assert_eq!(r.status, 200, "{name:?} matches {pattern}: {}", r.json);
+            assert_eq!(
+                r.json["username"],
+                json!(name.to_ascii_lowercase()),
+                "{name:?}"
+            );
+            taken += 1;
+        } else {
+            assert_eq!(
+                r.status, 400,
+                "{name:?} does not match {pattern}: {}",
+                r.json
+            );
+            assert!(
+                r.json.to_string().contains("username"),
+                "{name:?}: the field is named: {}",
+                r.json
+            );
+            refused += 1;
+        }
+    }
+    assert!(
+        taken > 30 && refused > 30,
+        "taken {taken}, refused {refused}"
+    );
+    s.stop().await;
+}

@@ -20,19 +20,24 @@ impl Username {
         Self(stored)
     }
 
+    /// Exactly what the published pattern (`^[A-Za-z0-9_.-]{3,32}$`)
+    /// accepts, lower-cased: no trimming, and no Unicode case folding (the
+    /// Kelvin sign would fold to `k`), so the document and the server agree
+    /// on every input.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim().to_lowercase();
-        let n = s.chars().count();
+        let n = raw.chars().count();
         if !(3..=32).contains(&n) {
             return Err("must be 3 to 32 characters long".into());
         }
-        if !s
+        if !raw
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         {
-            return Err("may contain only letters a-z, digits, '_', '.' and '-'".into());
+            return Err(
+                "may contain only letters a-z (in any case), digits, '_', '.' and '-'".into(),
+            );
         }
-        Ok(Self(s))
+        Ok(Self(raw.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -329,9 +334,13 @@ mod tests {
     #[test]
     fn usernames_are_lowercased_and_restricted() {
         assert_eq!(
-            Username::parse(" Alice.B-1 ").map(|u| u.0),
+            Username::parse("Alice.B-1").map(|u| u.0),
             Ok("alice.b-1".into())
         );
+        // What the published pattern refuses: spaces around, and letters
+        // that only fold to ASCII (the Kelvin sign folds to `k`).
+        assert!(Username::parse(" alice").is_err());
+        assert!(Username::parse("\u{212A}ate").is_err());
         assert!(Username::parse("ab").is_err());
         assert!(Username::parse(&"a".repeat(33)).is_err());
         assert!(Username::parse("al ice").is_err());
