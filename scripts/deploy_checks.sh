@@ -187,6 +187,9 @@ expect_rejected "REDIS_URL as component env" --set user.env.REDIS_URL=redis://x:
 expect_rejected "REDIS_URL as the auth service's env" --set auth.env.REDIS_URL=redis://x:6379
 expect_rejected "REDIS_URL as env beside redis.existingSecret" --set redis.existingSecret=r --set gateway.env.REDIS_URL=redis://x:6379
 expect_rejected "USER_CACHE_TTL_SECS as component env" --set user.env.USER_CACHE_TTL_SECS=60
+expect_rejected "gateway grace period shorter than its stop" --set gateway.terminationGracePeriodSeconds=17
+expect_rejected "gateway grace period shorter than a longer request budget" --set gateway.env.REQUEST_TIMEOUT_MS=30000
+expect_rejected "SHUTDOWN_DRAIN_DELAY_SECS as the gateway's env" --set gateway.env.SHUTDOWN_DRAIN_DELAY_SECS=5
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
 for f in "${RENDERS[@]}"; do

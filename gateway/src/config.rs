@@ -125,6 +125,18 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Seconds the gateway goes on accepting connections after the stop
+    /// signal, `/readyz` answering 503, for load balancers that act on
+    /// readiness (Kubernetes' preStop sleep does this job before the signal).
+    #[arg(long = "shutdown-drain-delay-secs", env = "SHUTDOWN_DRAIN_DELAY_SECS", value_name = "SHUTDOWN_DRAIN_DELAY_SECS", default_value = "0", value_parser = clap::value_parser!(u64).range(0..=600).map(Duration::from_secs))]
+    pub shutdown_drain_delay: Duration,
+
+    /// Milliseconds an idle HTTP/1.1 connection stays open once the gateway
+    /// stops accepting, so that a request its client is already sending gets
+    /// an answer (with `Connection: close`) instead of a reset.
+    #[arg(long = "shutdown-idle-grace-ms", env = "SHUTDOWN_IDLE_GRACE_MS", value_name = "SHUTDOWN_IDLE_GRACE_MS", default_value = "1000", value_parser = clap::value_parser!(u64).range(0..=60_000).map(Duration::from_millis))]
+    pub shutdown_idle_grace: Duration,
+
     /// Most Server-Sent Event streams open at once (503 above): each holds a
     /// connection and an upstream call for as long as its token lives.
     #[arg(long, env = "MAX_EVENT_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]

@@ -32,7 +32,7 @@ use axum::{
     middleware::{from_fn, from_fn_with_state},
     routing::get,
 };
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use suite_grpc::balance;
 use suite_telemetry::grpc_client::TraceClientLayer;
 use tokio::net::TcpListener;
@@ -92,7 +92,8 @@ pub struct Apps {
     /// The admin port (`ADMIN_ADDR`): `/metrics`, `/livez` and `/readyz`,
     /// which are no business of clients (and `/readyz` costs health calls).
     pub admin: Router,
-    /// Send `true` when the server stops: the event streams end.
+    /// Send `true` when the server stops: `/readyz` answers 503 and the
+    /// event streams end.
     pub closing: tokio::sync::watch::Sender<bool>,
 }
 
@@ -261,9 +262,14 @@ pub fn apps_with(
     })
 }
 
+/// Past the request budget, for the last answers to be written (as the
+/// services' `suite_grpc::server` allows past their call timeout).
+const DRAIN_SLACK: Duration = Duration::from_secs(1);
+
 /// Serves the gateway on `listener` (and its admin routes on `ADMIN_ADDR`,
-/// if set) until `shutdown` completes, then lets in-flight requests finish
-/// (and ends the event streams, which would not).
+/// if set) until `shutdown` completes, then stops without losing a request:
+/// readiness turns 503 and the event streams end at once, answers close
+/// their connections, and in-flight requests finish (see [`listen`]).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -299,7 +305,8 @@ pub async fn serve_with_admin(
         admin: admin_app,
         closing,
     } = apps_with(&config, Arc::new(balance::Dns), revocations)?;
-    // The drain that follows waits for requests to end, which streams do not.
+    // First of the stop: readiness turns 503 (`ready`), and the event
+    // streams end, which the drain that follows would wait for in vain.
     let shutdown = async move {
         shutdown.await;
         closing.send_replace(true);
@@ -309,9 +316,16 @@ pub async fn serve_with_admin(
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
     let limits = listen::Limits {
         header_read_timeout: config.header_read_timeout,
-        max_connections: config.max_connections as usize,
+        max_connections: config.max_connections,
     };
-    listen::serve(public, listener, limits, shutdown).await;
+    let drain = listen::Drain {
+        delay: config.shutdown_drain_delay,
+        idle_grace: config.shutdown_idle_grace,
+        // Every request ends within its budget (504 upstream, 408 on a slow
+        // body); past it only clients that do not read their answers remain.
+        timeout: config.request_timeout + DRAIN_SLACK,
+    };
+    listen::serve(public, listener, limits, drain, shutdown).await;
     following.abort();
     tracing::info!("gateway stopped");
     Ok(())

@@ -1,5 +1,5 @@
 //! Readiness (`/readyz`): at least one replica of every upstream answers
-//! SERVING on the gRPC health protocol.
+//! SERVING on the gRPC health protocol, and the gateway is not stopping.
 
 use crate::{problem::Problem, state::Shared};
 use axum::{
@@ -10,6 +10,12 @@ use http::StatusCode;
 use std::time::Duration;
 
 pub async fn ready(State(gw): State<Shared>) -> Response {
+    // From the stop signal on, at once and without asking the upstreams:
+    // what balances over the replicas must stop sending here first.
+    if *gw.closing.borrow() {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not ready: stopping")
+            .into_response();
+    }
     let mut not_ready = Vec::new();
     if gw.verifier.revocations().is_some_and(|r| !r.is_caught_up()) {
         not_ready.push("revocations (reading the recent events)");

@@ -21,8 +21,9 @@ pub struct AppState {
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// The silence after which an event stream sends a keep-alive comment.
     pub keep_alive: Duration,
-    /// True once the server stops: open event streams end (clients resume
-    /// elsewhere), or the drain of in-flight requests would wait for them.
+    /// True once the server stops: `/readyz` answers 503 (balancers move
+    /// away first), and open event streams end (clients resume elsewhere),
+    /// or the drain of in-flight requests would wait for them.
     pub closing: tokio::sync::watch::Sender<bool>,
 }
 

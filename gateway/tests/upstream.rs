@@ -1,10 +1,13 @@
 //! The gateway against a scripted user service: every gRPC status code to
 //! its HTTP status and problem, error details, metadata in both directions,
 //! the request budget, and an upstream that goes away and comes back;
-//! server streams as Server-Sent Events (`upstream/sse.rs`).
+//! server streams as Server-Sent Events (`upstream/sse.rs`); the stop of the
+//! real server loop under keep-alive traffic (`upstream/shutdown.rs`).
 //! The real services are tested through the gateway in the root package.
 
-// In this binary (one link), not a test target of its own.
+// In this binary (one link), not tests targets of their own.
+#[path = "upstream/shutdown.rs"]
+mod shutdown;
 #[path = "upstream/sse.rs"]
 mod sse;
 
@@ -35,6 +38,8 @@ struct Seen {
     metadata: Option<tonic::metadata::MetadataMap>,
     /// GetUser and CreateUser calls received.
     get_calls: usize,
+    /// GetUser calls of the id "held" waiting for `Scripted::release`.
+    held_calls: usize,
     create_calls: usize,
     /// StreamMyEvents: the metadata and `last_event_id` of each call, and
     /// how many of its streams the client has dropped.
@@ -74,6 +79,8 @@ fn scripted_events() -> Vec<Event> {
 #[derive(Clone, Default)]
 struct Scripted {
     seen: Arc<Mutex<Seen>>,
+    /// Lets one "held" GetUser answer (a stored permit if none waits yet).
+    release: Arc<tokio::sync::Notify>,
 }
 
 const SECRET: &str = "SELECT password_hash FROM users at 10.0.0.9:5432";
@@ -112,6 +119,20 @@ impl UserService for Scripted {
             "slow" => {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 Err(Status::internal("too late"))
+            }
+            // In flight for as long as the test wants.
+            "held" => {
+                if let Ok(mut seen) = self.seen.lock() {
+                    seen.held_calls += 1;
+                }
+                self.release.notified().await;
+                Ok(Response::new(GetUserResponse {
+                    user: Some(User {
+                        id,
+                        username: "ada".into(),
+                        ..User::default()
+                    }),
+                }))
             }
             "meta-error" => {
                 let mut status = Status::not_found("no such user");
