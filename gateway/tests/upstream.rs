@@ -1,6 +1,7 @@
 //! The gateway against a scripted user service: every gRPC status code to
 //! its HTTP status and problem, error details, metadata in both directions,
-//! the request budget, and an upstream that goes away and comes back;
+//! the request budget, an upstream that goes away and comes back or vanishes
+//! mid-call;
 //! server streams as Server-Sent Events (`upstream/sse.rs`); the stop of the
 //! real server loop under keep-alive traffic (`upstream/shutdown.rs`).
 //! The real services are tested through the gateway in the root package.
@@ -678,4 +679,82 @@ async fn retries_stay_within_the_budget() {
         start.elapsed()
     );
     assert_eq!(f.seen.seen.lock().expect("lock").get_calls, 2);
+}
+
+/// A TCP relay to the upstream whose connections can all be cut at once,
+/// as when the service's process is killed mid-call; after the cut it
+/// accepts nothing more (the process is gone).
+struct Relay {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+async fn relay(target: Arc<std::sync::OnceLock<SocketAddr>>) -> Relay {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (cut, mut cut_seen) = tokio::sync::watch::channel(false);
+    let watch = cut.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = cut_seen.changed() => return,
+            };
+            let Ok((mut client, _)) = accepted else {
+                return;
+            };
+            let Some(target) = target.get().copied() else {
+                return;
+            };
+            let mut cut_seen = watch.subscribe();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = cut_seen.changed() => {}
+                }
+            });
+        }
+    });
+    Relay { addr, cut }
+}
+
+/// The user service vanishes while a call is in flight (its connections
+/// cut, nothing listening after): the call is a 503 with Retry-After, a
+/// fault worth retrying, never a 500 "internal error" (tonic reports the
+/// broken call as Unknown).
+#[tokio::test]
+async fn a_service_that_vanishes_mid_call_is_503_with_retry_after() {
+    let target = Arc::new(std::sync::OnceLock::new());
+    let relay = relay(target.clone()).await;
+    let relay_addr = relay.addr;
+    let f = fixture_with(10_000, |c| {
+        c.user_service_url = format!("http://{relay_addr}");
+    })
+    .await;
+    target.set(f.upstream).expect("set once");
+    assert_eq!(f.get("/api/v1/users/u1", &[]).await.status, 200);
+
+    // Cut once the call is in the service's hands.
+    let cut = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while f.seen.seen.lock().map(|s| s.held_calls).unwrap_or(0) == 0 {
+            assert!(Instant::now() < deadline, "the call never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = relay.cut.send(true);
+    };
+    let (reply, ()) = tokio::join!(f.get("/api/v1/users/held", &[]), cut);
+    assert_eq!(reply.status, 503, "{}", reply.json);
+    assert_eq!(
+        reply
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1"),
+        "{:?}",
+        reply.headers
+    );
 }
