@@ -451,3 +451,35 @@ async fn sqlite_only_the_gateway_names_the_client_address() {
 async fn postgres_only_the_gateway_names_the_client_address() {
     only_the_gateway_names_the_client_address(Backend::Postgres).await;
 }
+
+/// The user service refuses the auth service's own token (the two disagree
+/// on the audience, as after a half-applied configuration change): a login
+/// is Unavailable (the deployment's fault, logged with its cause), never
+/// "invalid login or password", which would look like every user typing a
+/// wrong password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_service_token_is_unavailable_not_invalid_credentials() {
+    let Some(s) = spawn_suite_tuned(
+        Backend::Sqlite,
+        |_| {},
+        |user| user.jwt_audiences = vec!["another-deployment".into()],
+    )
+    .await
+    else {
+        return;
+    };
+    s.register("gina").await;
+    let err = s.login("gina", PASSWORD).await.expect_err("refused token");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(
+        !err.message().contains("invalid"),
+        "reads as bad credentials: {err:?}"
+    );
+    assert!(
+        err.get_details_retry_info()
+            .and_then(|r| r.retry_delay)
+            .is_some(),
+        "says when to retry: {err:?}"
+    );
+    s.stop().await;
+}
