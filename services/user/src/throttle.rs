@@ -118,9 +118,12 @@ pub struct Throttle {
     /// The login path's share of the database pool.
     database: Semaphore,
     /// Locks this process has seen, by counter key: a check against one of
-    /// them is refused without asking the database. A lock ends only at its
-    /// time (a reservation that finds a counter locked counts nothing, so
-    /// no right password can lift it sooner).
+    /// them is refused without asking the database. A lock ends at its time
+    /// (a reservation that finds a counter locked counts nothing), except
+    /// when a check counted before it, in flight on another replica, proves
+    /// right and gives its failure back: then this process refuses from
+    /// memory for the rest of a lock the database has lifted (at most the
+    /// lock's length, and only at the edge of a lock).
     known_locks: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
