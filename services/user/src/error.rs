@@ -118,3 +118,32 @@ impl From<suite_grpc::paging::PagingError> for Error {
         Self::invalid(e.field, e.description)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use suite_db::Fault;
+
+    #[test]
+    fn every_database_fault_is_a_retryable_unavailable() {
+        for fault in [
+            Fault::Unreachable,
+            Fault::PoolTimedOut,
+            Fault::Overloaded,
+            Fault::Contention,
+        ] {
+            let status = Status::from(Error::from(StoreError::Unavailable(
+                fault,
+                "terminating connection due to administrator command".into(),
+            )));
+            assert_eq!(status.code(), Code::Unavailable, "{fault:?}");
+            assert!(
+                status.get_details_retry_info().is_some(),
+                "{fault:?}: {status:?}"
+            );
+            assert!(!status.message().contains("administrator"), "{status:?}");
+        }
+        let statement = Status::from(Error::from(StoreError::Other("syntax error".into())));
+        assert_eq!(statement.code(), Code::Internal);
+    }
+}

@@ -70,9 +70,17 @@ impl Database {
         crate::traced(span, run).await
     }
 
-    /// One round trip (no span: readiness polls it every few seconds).
+    /// One round trip (no span: readiness polls it every few seconds). A
+    /// ping that finds the database unreachable trips the breaker too, so an
+    /// outage is known before the next call meets it.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        self.pool.ping().await
+        let result = self.pool.ping().await;
+        if let Err(e) = &result
+            && let Some(fault) = crate::classify(e)
+        {
+            self.health.saw(fault);
+        }
+        result
     }
 
     /// Whether the database is known to be down (see [`crate::health`]).
