@@ -233,7 +233,7 @@ async fn each_unique_index_names_its_own_field(app: TestApp) {
             "username",
             User {
                 id: heidi.id.clone(),
-                username: " GRACE ".into(),
+                username: "GRACE".into(),
                 ..User::default()
             },
         ),
