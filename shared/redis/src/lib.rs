@@ -65,7 +65,14 @@ pub struct RedisArgs {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 250;
-const DEFAULT_TIMEOUT_MS: u64 = 5;
+/// A command's budget: under the benchmark load on the 2-core machine (the
+/// gateway's GCRA and the user cache on one Redis, 32 connections) answered
+/// commands took at most 10 ms in a quiet run and 50 ms with other work on
+/// the cores, while 5 ms cut off up to 2 % of them (BENCHMARKS.md, "Redis:
+/// the command budget"). A cut-off command costs sharing (a local bucket, a
+/// database read); a long budget costs little when Redis is gone, since
+/// commands fail at once from the first failed probe on.
+const DEFAULT_TIMEOUT_MS: u64 = 50;
 
 /// The longest wait between two probes of a Redis that does not answer:
 /// it is found again at most this long (plus a connection) after it returns.
