@@ -3,11 +3,15 @@
 //! PostgreSQL, with (1) local rate buckets and no cache (the baseline),
 //! (2) the buckets in Redis, (3) local buckets and the user cache in Redis;
 //! each row's req/s, p50 and p99 and the CPU per request of the suite's
-//! process (with the load generator), PostgreSQL and Redis.
+//! process (with the load generator), PostgreSQL and Redis. Then (4) both in
+//! Redis, with a command budget so large that nothing is cut off: how long
+//! Redis commands take as the gateway and the user service see them (the
+//! client's histogram), which is what `REDIS_TIMEOUT_MS`'s default must
+//! hold; and (5) both again with the default budget: the commands it cuts off.
 //!
 //! Needs PostgreSQL (`DATABASE_TEST_URL`, default postgres://postgres@127.0.0.1:5432/postgres)
 //! and `redis-server` (Debian's; a server of its own is started).
-//! `cargo run --release --example redis_bench [-- <seconds> <connections>]`
+//! `cargo run --release --example redis_bench [-- <seconds> <connections> [budget ms]]`
 
 #[path = "common/cpu.rs"]
 mod cpu;
@@ -32,7 +36,11 @@ struct Suite {
     _dir: tempfile::TempDir,
 }
 
-async fn start(shared_limits: Option<&str>, cache: Option<&str>) -> Result<Suite, Error> {
+async fn start(
+    shared_limits: Option<&str>,
+    cache: Option<&str>,
+    budget_ms: u64,
+) -> Result<Suite, Error> {
     let user_db = TestDb::create(Backend::Postgres, "rbuser")
         .await
         .ok_or("PostgreSQL is needed")?;
@@ -49,8 +57,10 @@ async fn start(shared_limits: Option<&str>, cache: Option<&str>) -> Result<Suite
     let gateway = listeners.gateway.local_addr()?;
     let mut user = suite_user::Config::defaults();
     user.redis.redis_url = cache.map(str::to_owned);
+    user.redis.redis_timeout_ms = budget_ms;
     let mut gw = suite_gateway::Config::defaults();
     gw.redis.redis_url = shared_limits.map(str::to_owned);
+    gw.redis.redis_timeout_ms = budget_ms;
     // Limits that never refuse: their cost is measured, not their effect.
     gw.rate_limit_per_second = 1_000_000;
     gw.rate_limit_burst = 1_000_000;
@@ -161,6 +171,46 @@ async fn load(
     Ok((ok, latencies))
 }
 
+/// The Redis client's counters now: (histogram buckets as (le seconds,
+/// cumulative count), commands cut off by the budget, other failures).
+fn redis_counts() -> (Vec<(f64, u64)>, u64, u64) {
+    let text = suite_telemetry::metrics::metrics().encode();
+    let (mut buckets, mut slow, mut other) = (Vec::new(), 0, 0);
+    for line in text.lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value: u64 = value.parse().unwrap_or(0);
+        if let Some(le) = name
+            .strip_prefix("suite_redis_command_seconds_bucket{le=\"")
+            .and_then(|r| r.strip_suffix("\"}"))
+        {
+            buckets.push((le.parse().unwrap_or(f64::INFINITY), value));
+        } else if name == "suite_redis_command_failures_total{reason=\"slow\"}" {
+            slow = value;
+        } else if name.starts_with("suite_redis_command_failures_total{") {
+            other += value;
+        }
+    }
+    (buckets, slow, other)
+}
+
+/// The bucket bound (ms) under which a share `p` of the commands answered.
+fn bucket_ms(buckets: &[(f64, u64)], p: f64) -> String {
+    let total = buckets.last().map_or(0, |b| b.1);
+    let wanted = (total as f64 * p).ceil() as u64;
+    buckets
+        .iter()
+        .find(|(_, n)| *n >= wanted)
+        .map_or("-".into(), |(le, _)| {
+            if le.is_finite() {
+                format!("≤ {}", le * 1e3)
+            } else {
+                "> 1000".into()
+            }
+        })
+}
+
 fn ms(sorted: &[Duration], p: f64) -> f64 {
     sorted
         .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
@@ -172,6 +222,11 @@ async fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
     let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
+    let default_budget = suite_redis::RedisArgs::default().redis_timeout_ms;
+    let budget: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default_budget);
     let redis = RedisServer::start();
     let url = redis.url();
     let me = std::env::args().next().unwrap_or_default();
@@ -189,11 +244,20 @@ async fn main() -> Result<(), Error> {
         "| run | rate buckets | user cache | req/s | p50 / p99 (ms) | CPU µs per GET: suite + load / PostgreSQL / Redis |"
     );
     println!("|---|---|---|---|---|---|");
+    let mut commands = Vec::new();
     for run in 1..=2 {
-        for (limits, cache) in [(false, false), (true, false), (false, true)] {
+        for (limits, cache, budget_ms) in [
+            (false, false, budget),
+            (true, false, budget),
+            (false, true, budget),
+            // Nothing cut off: what the commands take.
+            (true, true, 1000),
+            (true, true, budget),
+        ] {
             let s = start(
                 limits.then_some(url.as_str()),
                 cache.then_some(url.as_str()),
+                budget_ms,
             )
             .await?;
             let (id, token) = user(s.gateway).await?;
@@ -209,6 +273,7 @@ async fn main() -> Result<(), Error> {
             .await?;
             let cpu = || [cpu::seconds(&me), cpu::seconds("postgres"), redis_cpu()];
             let before = cpu();
+            let redis_before = redis_counts();
             let (ok, latencies) = load(
                 s.gateway,
                 &path,
@@ -218,11 +283,35 @@ async fn main() -> Result<(), Error> {
             )
             .await?;
             let after = cpu();
+            let redis_after = redis_counts();
+            if limits && cache {
+                let buckets: Vec<(f64, u64)> = redis_after
+                    .0
+                    .iter()
+                    .zip(redis_before.0.iter().chain(std::iter::repeat(&(0.0, 0))))
+                    .map(|(a, b)| (a.0, a.1 - b.1))
+                    .collect();
+                commands.push(format!(
+                    "| {run} | {budget_ms} | {} | {} / {} / {} / {} / {} | {} | {} |",
+                    buckets.last().map_or(0, |b| b.1),
+                    bucket_ms(&buckets, 0.5),
+                    bucket_ms(&buckets, 0.99),
+                    bucket_ms(&buckets, 0.999),
+                    bucket_ms(&buckets, 0.9999),
+                    bucket_ms(&buckets, 1.0),
+                    redis_after.1 - redis_before.1,
+                    redis_after.2 - redis_before.2,
+                ));
+            }
             let per = |i: usize| (after[i] - before[i]) / ok.max(1) as f64 * 1e6;
             println!(
                 "| {run} | {} | {} | {:.0} | {:.2} / {:.2} | {:.0} / {:.0} / {:.0} |",
                 if limits { "Redis" } else { "local" },
-                if cache { "Redis" } else { "off" },
+                match (limits && cache, cache) {
+                    (true, _) => format!("Redis (budget {budget_ms} ms)"),
+                    (false, true) => "Redis".into(),
+                    (false, false) => "off".into(),
+                },
                 ok as f64 / seconds as f64,
                 ms(&latencies, 0.5),
                 ms(&latencies, 0.99),
@@ -233,6 +322,17 @@ async fn main() -> Result<(), Error> {
             let _ = s.stop.send(());
             let _ = s.task.await;
         }
+    }
+    println!();
+    println!(
+        "Redis commands with both in Redis (gateway GCRA + user cache), as the callers saw them:"
+    );
+    println!(
+        "| run | budget (ms) | answered | p50 / p99 / p99.9 / p99.99 / max (ms, histogram bound) | cut off (slow) | other failures |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for row in commands {
+        println!("{row}");
     }
     Ok(())
 }

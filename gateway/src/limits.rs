@@ -50,37 +50,58 @@ struct SharedBuckets {
     /// (interval, burst) of the general and the sensitive buckets.
     general: (Duration, u32),
     sensitive: (Duration, u32),
-    /// While set and in the future, the local buckets answer.
-    local_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Set when Redis failed a check: until when at most the local buckets
+    /// answer, and the count of the client's successful probes then.
+    local: std::sync::Mutex<Option<Fallback>>,
 }
 
-/// How long a replica keeps to its local buckets after Redis failed it
-/// before asking Redis again.
+#[derive(Clone, Copy)]
+struct Fallback {
+    until: std::time::Instant,
+    answered: u64,
+}
+
+/// The longest a replica keeps to its local buckets after Redis failed a
+/// check, if the client has not found Redis answering since (it probes
+/// after every failure, so this only backs that up).
 const LOCAL_FOR: Duration = Duration::from_secs(1);
 
 impl SharedBuckets {
+    /// Local while the client finds Redis unavailable (it fails every command
+    /// at once then, and says so as soon as a probe succeeds); after a failed
+    /// check, local until the client's next successful probe, or
+    /// [`LOCAL_FOR`]. No state of ours outlasts Redis's return: the client's
+    /// probes decide.
     fn in_fallback(&self) -> bool {
-        self.local_until
-            .lock()
-            .map(|until| until.is_some_and(|t| std::time::Instant::now() < t))
-            .unwrap_or(true)
+        if !self.redis.is_available() {
+            return true;
+        }
+        let Ok(local) = self.local.lock() else {
+            return true;
+        };
+        local.is_some_and(|f| {
+            std::time::Instant::now() < f.until && self.redis.answered() == f.answered
+        })
     }
 
     fn fall_back(&self, error: &suite_redis::Error) {
-        let Ok(mut until) = self.local_until.lock() else {
+        let Ok(mut local) = self.local.lock() else {
             return;
         };
-        if until.is_none() {
+        if local.is_none() {
             tracing::warn!(%error, "Redis failed the rate limits: local buckets until it answers");
         }
-        *until = Some(std::time::Instant::now() + LOCAL_FOR);
+        *local = Some(Fallback {
+            until: std::time::Instant::now() + LOCAL_FOR,
+            answered: self.redis.answered(),
+        });
         metrics().shared.set(0);
         metrics().redis_errors.inc();
     }
 
     fn recovered(&self) {
-        if let Ok(mut until) = self.local_until.lock()
-            && until.take().is_some()
+        if let Ok(mut local) = self.local.lock()
+            && local.take().is_some()
         {
             tracing::info!("Redis answers again: the rate limits are shared again");
         }
@@ -136,7 +157,7 @@ impl Limits {
                     Duration::from_secs(60) / s.sensitive_per_minute.max(1),
                     s.sensitive_burst.max(1),
                 ),
-                local_until: std::sync::Mutex::new(None),
+                local: std::sync::Mutex::new(None),
             }
         });
         let limits = Arc::new(Self {

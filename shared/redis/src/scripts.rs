@@ -15,9 +15,7 @@ pub enum Gcra {
 /// GCRA (the generic cell rate algorithm) on one key holding the
 /// theoretical arrival time in ms. ARGV: emission interval (ms), burst.
 /// Returns {1, remaining} or {0, wait ms}.
-static GCRA: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+const GCRA_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
@@ -31,9 +29,8 @@ end
 local next = tat + interval
 redis.call('SET', KEYS[1], next, 'PX', next - now)
 return {1, math.floor((now + tolerance - next) / interval) + 1}
-",
-    )
-});
+";
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_LUA));
 
 pub(crate) async fn gcra(
     conn: &mut ConnectionManager,
@@ -64,9 +61,7 @@ pub(crate) async fn gcra(
 /// KEYS: the value, the writers' mark. ARGV: version, value, ttl ms.
 /// Stores the value (its version in front) unless the mark or the cached
 /// value's version is newer.
-static PUT_IF_NEWER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+const PUT_IF_NEWER_LUA: &str = r"
 local version = tonumber(ARGV[1])
 local written = tonumber(redis.call('GET', KEYS[2]))
 if written and written > version then return 0 end
@@ -77,9 +72,8 @@ if cached then
 end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 1
-",
-    )
-});
+";
+static PUT_IF_NEWER: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_IF_NEWER_LUA));
 
 pub(crate) async fn put_if_newer(
     conn: &mut ConnectionManager,
@@ -101,9 +95,7 @@ pub(crate) async fn put_if_newer(
 }
 
 /// KEYS: the value, the writers' mark. ARGV: version, mark ttl ms.
-static INVALIDATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+const INVALIDATE_LUA: &str = r"
 local version = tonumber(ARGV[1])
 local written = tonumber(redis.call('GET', KEYS[2]))
 if (not written) or written < version then
@@ -111,9 +103,8 @@ if (not written) or written < version then
 end
 redis.call('DEL', KEYS[1])
 return 1
-",
-    )
-});
+";
+static INVALIDATE: LazyLock<Script> = LazyLock::new(|| Script::new(INVALIDATE_LUA));
 
 pub(crate) async fn invalidate(
     conn: &mut ConnectionManager,
@@ -140,4 +131,14 @@ pub(crate) async fn invalidate(
 pub(crate) fn strip_version(entry: &[u8]) -> Option<&[u8]> {
     let sep = entry.iter().position(|b| *b == b':')?;
     Some(&entry[sep + 1..])
+}
+
+/// Loads every script (a Redis that restarted or was flushed has none), in
+/// one round trip.
+pub(crate) async fn load_all(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for code in [GCRA_LUA, PUT_IF_NEWER_LUA, INVALIDATE_LUA] {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(code);
+    }
+    pipe.query_async::<()>(conn).await
 }

@@ -2,7 +2,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
-use suite_redis::{Gcra, Redis, RedisArgs, testing::RedisServer};
+use suite_redis::{
+    Gcra, Redis, RedisArgs,
+    testing::{RedisServer, SlowLink},
+};
 
 fn client(server: &RedisServer, timeout_ms: u64) -> Redis {
     RedisArgs {
@@ -93,4 +96,76 @@ async fn a_redis_that_is_gone_fails_fast_and_is_found_again() {
         assert!(std::time::Instant::now() < deadline, "never reconnected");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The default command budget, as a client of `url` would have it.
+fn default_client(url: String) -> (Redis, Duration) {
+    let args = RedisArgs {
+        redis_url: Some(url),
+        ..RedisArgs::default()
+    };
+    let budget = Duration::from_millis(args.redis_timeout_ms);
+    (args.connect().expect("a URL").expect("configured"), budget)
+}
+
+/// Polls `gcra` on a fresh key until Redis admits it, within `patience`.
+async fn gcra_answers_within(redis: &Redis, patience: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + patience;
+    let mut errors = Vec::new();
+    for n in 0u64.. {
+        match redis
+            .gcra(&format!("p{n}"), Duration::from_secs(1), 5)
+            .await
+        {
+            Ok(Gcra::Allowed { .. }) => return,
+            Ok(other) => panic!("a fresh bucket refused: {other:?}"),
+            Err(e) => errors.push(e.to_string()),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: no answer within {patience:?}; {} errors, the last: {:?}",
+            errors.len(),
+            errors.last()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A Redis that restarted keeps no scripts (nothing on disk), and on a
+/// loaded machine a round trip takes a good part of the budget: the scripts
+/// must be back before the budget, not only after a caller's EVALSHA, NOSCRIPT,
+/// SCRIPT LOAD (the client's probe loads them after any failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_redis_gets_its_scripts_back_though_round_trips_are_slow() {
+    let mut server = RedisServer::start();
+    let budget = Duration::from_millis(RedisArgs::default().redis_timeout_ms);
+    // Each reply 40 % of the budget late: one round trip fits, three do not.
+    let link = SlowLink::start(server.addr, budget * 2 / 5).await;
+    let (redis, _) = default_client(link.url());
+    gcra_answers_within(&redis, Duration::from_secs(10), "at first").await;
+
+    server.stop();
+    assert!(redis.gcra("down", Duration::from_secs(1), 5).await.is_err());
+    server.start_again();
+    gcra_answers_within(&redis, Duration::from_secs(2), "after the restart").await;
+}
+
+/// A connection whose peer vanished without closing it (a Redis host gone,
+/// a partition) answers nothing, and nothing on it ever fails as a broken
+/// connection: the client must notice on its own and connect anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_stopped_answering_is_replaced() {
+    let server = RedisServer::start();
+    let link = SlowLink::start(server.addr, Duration::ZERO).await;
+    let (redis, _) = default_client(link.url());
+    gcra_answers_within(&redis, Duration::from_secs(10), "at first").await;
+
+    link.freeze();
+    assert!(
+        redis
+            .gcra("frozen", Duration::from_secs(1), 5)
+            .await
+            .is_err()
+    );
+    gcra_answers_within(&redis, Duration::from_secs(2), "after the freeze").await;
 }
