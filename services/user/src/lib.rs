@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod coalesce;
 pub mod config;
 pub mod domain;
 pub mod error;

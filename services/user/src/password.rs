@@ -271,6 +271,13 @@ fn is_current(hash: &PasswordHash, params: &Params) -> bool {
         && stored.p_cost() == params.p_cost()
 }
 
+/// A random key (of a keyed digest that lives in memory only).
+pub fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    getrandom_fill(&mut key);
+    key
+}
+
 fn getrandom_fill(buf: &mut [u8]) {
     // The OS generator failing is not recoverable; argon2's own salt
     // generation would abort the same way.

@@ -4,6 +4,7 @@
 
 use crate::{
     cache::UserCache,
+    coalesce::{Coalescer, Role},
     domain::{NewUser, Password, UserChanges, Violations},
     error::Error,
     import,
@@ -39,6 +40,8 @@ pub struct UserCore {
     record: bool,
     /// The user record cache (with `REDIS_URL`).
     cache: Arc<UserCache>,
+    /// Identical credential checks in flight share one.
+    same_checks: Coalescer<VerifyCredentialsResponse>,
 }
 
 impl UserCore {
@@ -57,6 +60,7 @@ impl UserCore {
             events,
             record,
             cache,
+            same_checks: Coalescer::new(crate::password::random_key()),
         }
     }
 
@@ -348,22 +352,50 @@ impl UserCore {
             return Ok(invalid());
         }
         let login = suite_proto::canonical_login(&req.login);
+        let address = req.client_address.trim();
+        let lead = match self
+            .same_checks
+            .join(&[
+                login.as_bytes(),
+                address.as_bytes(),
+                req.password.as_bytes(),
+            ])
+            .await
+        {
+            Role::Shared(answer) => {
+                crate::metrics::count_password_check("shared");
+                return Ok(answer);
+            }
+            Role::Lead(lead) => lead,
+        };
+        let answer = self.check_credentials(&login, address, req.password).await;
+        lead.finish(answer.as_ref().ok().cloned());
+        answer
+    }
+
+    /// The credential check itself: counted by the throttle, then hashed.
+    async fn check_credentials(
+        &self,
+        login: &str,
+        address: &str,
+        password: String,
+    ) -> Result<VerifyCredentialsResponse, Error> {
+        let invalid = || VerifyCredentialsResponse {
+            outcome: Outcome::Invalid.into(),
+            ..Default::default()
+        };
         let record = self
             .throttle
-            .database(self.store.find_by_login(&login))
+            .database(self.store.find_by_login(login))
             .await??;
         // Counted per account (its username and email are one), or per login
         // name for nobody's, before the hash: concurrent guesses cannot all
         // slip past the lock.
         let account = match &record {
             Some(r) => Account::User(r.id),
-            None => Account::Unknown(&login),
+            None => Account::Unknown(login),
         };
-        let reservation = match self
-            .throttle
-            .reserve(account, req.client_address.trim())
-            .await
-        {
+        let reservation = match self.throttle.reserve(account, address).await {
             Ok(reservation) => reservation,
             Err(Error::Throttled(wait)) => {
                 return Ok(VerifyCredentialsResponse {
@@ -375,7 +407,7 @@ impl UserCore {
             Err(e) => return Err(e),
         };
         let stored = record.as_ref().map(|r| r.password_hash.clone());
-        match self.hasher.verify(req.password, stored.clone()).await? {
+        match self.hasher.verify(password, stored.clone()).await? {
             Verified::Wrong => {
                 self.throttle.fail(reservation).await;
                 Ok(invalid())
