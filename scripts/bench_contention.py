@@ -137,6 +137,7 @@ def main() -> int:
     ap.add_argument("--baseline", type=Path, help="a directory with another build's suite-{user,auth,gateway}")
     ap.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    ap.add_argument("--keep-logs", type=Path, help="copy the services' logs into this directory")
     a = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -161,6 +162,10 @@ def main() -> int:
                 suite.stop()
                 deadlocks = [ln for f in tmp.glob(f"{tag}-*.log") for ln in f.read_text(errors="replace").splitlines()
                              if "deadlock" in ln.lower() or "pool timed out" in ln.lower()]
+                if a.keep_logs:
+                    a.keep_logs.mkdir(parents=True, exist_ok=True)
+                    for f in tmp.glob(f"{tag}-*.log"):
+                        shutil.copy(f, a.keep_logs / f.name)
         pg_deadlocks = "unknown (no PostgreSQL log under /var/log/postgresql)"
         if pg_logs:
             with pg_logs[-1].open("rb") as f:
