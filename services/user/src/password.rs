@@ -75,6 +75,9 @@ pub struct PasswordHasher {
     /// Verified against when the user does not exist, so that an unknown user
     /// costs the same time as a wrong password.
     dummy_hash: Arc<str>,
+    /// Argon2 verifications made (the dummy's included), for the tests
+    /// that an unknown user costs one as a known one does.
+    verifications: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -98,6 +101,7 @@ impl PasswordHasher {
             min_score,
             threads: Arc::new(threads),
             dummy_hash: Arc::from(""),
+            verifications: Arc::default(),
         };
         let p = hasher.params.clone();
         let dummy = hasher
@@ -159,6 +163,7 @@ impl PasswordHasher {
     ) -> Result<Verified, Error> {
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let verifications = Arc::clone(&self.verifications);
         let params = self.params.clone();
         self.run(move |buffer| {
             // An imported bcrypt hash is never current: a right password
@@ -177,6 +182,7 @@ impl PasswordHasher {
                 return Ok(Verified::Wrong);
             };
             let ok = matches_hash(password.as_bytes(), &parsed, buffer);
+            verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if !ok || !exists {
                 return Ok(Verified::Wrong);
             }
@@ -188,6 +194,14 @@ impl PasswordHasher {
             Ok(Verified::Right { rehash })
         })
         .await?
+    }
+}
+
+impl PasswordHasher {
+    /// Argon2 verifications made so far (the dummy hash's included).
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -335,6 +349,28 @@ mod tests {
             h.verify("anything".into(), None).await?,
             Verified::Wrong
         ));
+        Ok(())
+    }
+
+    /// An unknown user costs one argon2 verification, as a wrong password
+    /// does: counted, not timed.
+    #[tokio::test]
+    async fn an_unknown_user_is_verified_against_the_dummy_hash() -> Result<(), Error> {
+        let h = PasswordHasher::new(cheap(), 0, options(1)).await?;
+        let hash = h
+            .hash_new("correct horse battery staple".into(), vec![], "password")
+            .await?;
+        let before = h.verifications();
+        assert!(matches!(
+            h.verify("a wrong password".into(), Some(hash)).await?,
+            Verified::Wrong
+        ));
+        assert_eq!(h.verifications(), before + 1);
+        assert!(matches!(
+            h.verify("a wrong password".into(), None).await?,
+            Verified::Wrong
+        ));
+        assert_eq!(h.verifications(), before + 2, "no dummy verification");
         Ok(())
     }
 

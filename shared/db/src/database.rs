@@ -163,7 +163,19 @@ impl<S: ?Sized> Traced<S> {
                 return Err(E::database_down());
             }
             let span = crate::span(self.system, operation, table);
-            let result = crate::traced(span, op()).await;
+            let call = crate::traced(span, op());
+            // A read may be given up once the database is known down (it
+            // changes nothing); a write waits for its own answer, which
+            // alone says whether it was applied.
+            let result = if operation == "SELECT" {
+                tokio::select! {
+                    biased;
+                    result = call => result,
+                    () = self.health.until_down() => Err(E::database_down()),
+                }
+            } else {
+                call.await
+            };
             let fault = match &result {
                 Err(e) => e.fault(),
                 Ok(_) => None,

@@ -5,6 +5,12 @@
 //! [`PROBE_EVERY`] until it answers. Connections opened before the outage
 //! are pinged before their next use, so a restarted server's dead
 //! connections are replaced instead of failing the first calls after it.
+//!
+//! The pool itself hides an outage: it retries refused connections until
+//! its acquire timeout. So a read that has waited [`SUSPECT_AFTER`] makes
+//! one direct connection attempt, outside the pool; if the server cannot be
+//! reached, the database is marked down and every read waiting is answered
+//! at once.
 
 use crate::pool::Pool;
 use std::{
@@ -16,11 +22,17 @@ use std::{
 pub const PROBE_EVERY: Duration = Duration::from_millis(200);
 /// The longest one probe may take (connecting included).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A read waiting this long makes the database suspect (see the module).
+pub const SUSPECT_AFTER: Duration = Duration::from_millis(250);
 
 /// Whether the database is down, and since when it was last seen down.
 #[derive(Debug, Default)]
 pub struct Outages {
     state: Mutex<OutageState>,
+    /// Woken when the database is marked down.
+    tripped: tokio::sync::Notify,
+    /// A direct connection attempt is under way.
+    suspecting: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -95,9 +107,56 @@ impl Health {
             s.last = Some(Instant::now());
             !std::mem::replace(&mut s.probing, true)
         };
+        self.outages.tripped.notify_waiters();
         if start_probe {
             tokio::spawn(probe(self.pool.clone(), Arc::downgrade(&self.outages)));
         }
+    }
+
+    /// Completes when the database is marked down; a caller still waiting
+    /// after [`SUSPECT_AFTER`] has it checked (see the module).
+    pub async fn until_down(&self) {
+        let suspicion = tokio::time::sleep(SUSPECT_AFTER);
+        tokio::pin!(suspicion);
+        let mut suspected = false;
+        loop {
+            let tripped = self.outages.tripped.notified();
+            tokio::pin!(tripped);
+            tripped.as_mut().enable();
+            if self.is_down() {
+                return;
+            }
+            tokio::select! {
+                () = &mut tripped => {}
+                () = &mut suspicion, if !suspected => {
+                    suspected = true;
+                    self.suspect();
+                }
+            }
+        }
+    }
+
+    /// One direct connection attempt (at most one at a time), outside the
+    /// pool: marks the database down if it cannot be reached.
+    fn suspect(&self) {
+        use std::sync::atomic::Ordering;
+        if self.outages.suspecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (health, outages) = (self.clone(), Arc::clone(&self.outages));
+        tokio::spawn(async move {
+            let attempt = tokio::time::timeout(PROBE_TIMEOUT, health.pool.connect_directly()).await;
+            let fault = match attempt {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => crate::classify(&e),
+                // No answer at all: a host gone or a network cut.
+                Err(_) => Some(crate::Fault::Unreachable),
+            };
+            if let Some(fault) = fault {
+                health.saw(fault);
+            }
+            outages.suspecting.store(false, Ordering::Release);
+        });
     }
 }
 

@@ -141,6 +141,19 @@ impl Pool {
         }
     }
 
+    /// Opens and closes one connection outside the pool (PostgreSQL; an
+    /// SQLite file is always there): whether the server can be reached now.
+    pub async fn connect_directly(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Pool::Postgres(pool) => {
+                use sqlx::Connection;
+                let conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+                conn.close().await
+            }
+            Pool::Sqlite(_) => Ok(()),
+        }
+    }
+
     /// One round trip.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         match self {
