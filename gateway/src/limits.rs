@@ -272,7 +272,7 @@ pub async fn limit(
 
 /// 429 with `Retry-After` (whole seconds, rounded up) and the policy broken.
 fn too_many(limits: &Limits, class: RateClass, wait: Duration) -> Problem {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = suite_grpc::status::whole_seconds(wait);
     let ((limit, window), name) = match class {
         RateClass::Auth => (limits.sensitive_policy, "auth"),
         RateClass::General => (limits.general_policy, "default"),

@@ -76,7 +76,7 @@ impl Problem {
         let retry = retry.or((status.code() == Code::Unavailable)
             .then_some(suite_grpc::status::UNAVAILABLE_RETRY_AFTER));
         if let Some(retry) = retry {
-            let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
+            let secs = suite_grpc::status::whole_seconds(retry);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 problem = problem.with_header(header::RETRY_AFTER, v);
             }

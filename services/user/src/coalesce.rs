@@ -10,10 +10,11 @@
 //! process), held only while the first attempt is in flight: no password,
 //! nor an unkeyed digest of one, is kept.
 
+use crate::lock_ignoring_poison;
 use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex},
 };
 use tokio::sync::watch;
 
@@ -56,7 +57,7 @@ impl<T: Clone> Coalescer<T> {
         let fingerprint = self.fingerprint(parts);
         loop {
             let mut answer = {
-                let mut in_flight = lock(&self.in_flight);
+                let mut in_flight = lock_ignoring_poison(&self.in_flight);
                 match in_flight.get(&fingerprint) {
                     Some(answer) => answer.clone(),
                     None => {
@@ -106,13 +107,8 @@ impl<T> Drop for Lead<T> {
     fn drop(&mut self) {
         // Out of the map before the sender goes, so that an attempt woken by
         // its going finds no stale entry.
-        lock(&self.in_flight).remove(&self.fingerprint);
+        lock_ignoring_poison(&self.in_flight).remove(&self.fingerprint);
     }
-}
-
-/// The map holds plain values that a panic cannot leave half-written.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -157,7 +153,7 @@ mod tests {
         tokio::task::yield_now().await;
         lead.finish(None);
         assert!(next.await.expect("task"), "the waiting attempt leads");
-        assert!(lock(&c.in_flight).is_empty());
+        assert!(lock_ignoring_poison(&c.in_flight).is_empty());
     }
 
     #[test]

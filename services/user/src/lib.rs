@@ -23,3 +23,9 @@ pub use config::Config;
 pub use error::Error;
 pub use error::StartError;
 pub use server::{UserService, serve};
+
+/// Locks `m` whatever a panicking holder left: the maps it guards here hold
+/// plain values that a panic cannot leave half-written.
+pub(crate) fn lock_ignoring_poison<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -332,10 +332,6 @@ impl UserCore {
             v.add("password", "is required");
         }
         v.into_result()?;
-        let invalid = || VerifyCredentialsResponse {
-            outcome: Outcome::Invalid.into(),
-            ..Default::default()
-        };
         // Longer than any email: refused before anything is stored or hashed.
         if req.login.trim().chars().count() > suite_proto::MAX_LOGIN_CHARS {
             return Err(Error::invalid(
@@ -349,7 +345,7 @@ impl UserCore {
         // No stored password is this long; refusing it first costs no hashing,
         // whatever the user, so it reveals nothing.
         if Password::parse(&req.password).is_err() {
-            return Ok(invalid());
+            return Ok(invalid_credentials());
         }
         let login = suite_proto::canonical_login(&req.login);
         let address = req.client_address.trim();
@@ -380,10 +376,6 @@ impl UserCore {
         address: &str,
         password: String,
     ) -> Result<VerifyCredentialsResponse, Error> {
-        let invalid = || VerifyCredentialsResponse {
-            outcome: Outcome::Invalid.into(),
-            ..Default::default()
-        };
         let record = self
             .throttle
             .database(self.store.find_by_login(login))
@@ -410,12 +402,12 @@ impl UserCore {
         match self.hasher.verify(password, stored.clone()).await? {
             Verified::Wrong => {
                 self.throttle.fail(reservation).await;
-                Ok(invalid())
+                Ok(invalid_credentials())
             }
             Verified::Right { rehash } => {
                 let (Some(record), Some(old)) = (record, stored) else {
                     self.throttle.fail(reservation).await;
-                    return Ok(invalid());
+                    return Ok(invalid_credentials());
                 };
                 self.throttle.release(reservation).await?;
                 if let Some(new) = rehash {
@@ -716,10 +708,19 @@ fn view(r: &UserRecord, full: bool) -> User {
     }
 }
 
+/// The answer to a wrong password, an unknown user and an impossible
+/// password alike.
+fn invalid_credentials() -> VerifyCredentialsResponse {
+    VerifyCredentialsResponse {
+        outcome: Outcome::Invalid.into(),
+        ..Default::default()
+    }
+}
+
 /// A lock's wait in whole seconds, rounded up (at least one), so a client
 /// never tries again too early.
 fn duration(wait: std::time::Duration) -> prost_types::Duration {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = suite_grpc::status::whole_seconds(wait);
     prost_types::Duration {
         seconds: i64::try_from(secs.max(1)).unwrap_or(i64::MAX),
         nanos: 0,

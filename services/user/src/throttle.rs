@@ -20,13 +20,14 @@
 
 use crate::{
     error::Error,
+    lock_ignoring_poison,
     store::{Attempt, Counter, UserStore},
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 use suite_events::{Event, outbox::Wake};
@@ -303,11 +304,6 @@ impl Throttle {
         }
         locks.insert(key.to_owned(), until);
     }
-}
-
-/// The maps here hold plain values that a panic cannot leave half-written.
-fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The checks of one account take turns in this process: one is counted,

@@ -28,6 +28,8 @@ pub const SUSPECT_AFTER: Duration = Duration::from_millis(250);
 /// Whether the database is down, and since when it was last seen down.
 #[derive(Debug, Default)]
 pub struct Outages {
+    /// Read by every call: an atomic, not behind the lock.
+    down: std::sync::atomic::AtomicBool,
     state: Mutex<OutageState>,
     /// Woken when the database is marked down.
     tripped: tokio::sync::Notify,
@@ -37,7 +39,6 @@ pub struct Outages {
 
 #[derive(Debug, Default)]
 struct OutageState {
-    down: bool,
     probing: bool,
     /// When the latest outage was noticed: connections older than this may
     /// be dead.
@@ -46,7 +47,7 @@ struct OutageState {
 
 impl Outages {
     fn lock(&self) -> std::sync::MutexGuard<'_, OutageState> {
-        // The state is three plain fields: a panic elsewhere cannot leave
+        // The state is two plain fields: a panic elsewhere cannot leave
         // them torn, so a poisoned lock is still good.
         self.state
             .lock()
@@ -54,7 +55,7 @@ impl Outages {
     }
 
     pub fn is_down(&self) -> bool {
-        self.lock().down
+        self.down.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether a connection `age` old was opened before the latest outage
@@ -98,12 +99,15 @@ impl Health {
         }
         let start_probe = {
             let mut s = self.outages.lock();
-            if !s.down {
+            if !self
+                .outages
+                .down
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
                 tracing::warn!(
                     "the database cannot be reached: calls fail at once until it answers again"
                 );
             }
-            s.down = true;
             s.last = Some(Instant::now());
             !std::mem::replace(&mut s.probing, true)
         };
@@ -170,7 +174,9 @@ async fn probe(pool: Pool, outages: Weak<Outages>) {
         };
         if let Ok(Ok(())) = tokio::time::timeout(PROBE_TIMEOUT, pool.ping()).await {
             let mut s = outages.lock();
-            s.down = false;
+            outages
+                .down
+                .store(false, std::sync::atomic::Ordering::Release);
             s.probing = false;
             tracing::info!("the database answers again");
             return;

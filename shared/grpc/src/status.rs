@@ -20,11 +20,17 @@ where
     Status::with_error_details(Code::InvalidArgument, summary.join("; "), details)
 }
 
+/// `wait` in whole seconds, rounded up: a client told to wait this long
+/// never retries too early.
+pub fn whole_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 /// ResourceExhausted for too many failed password checks, with the wait as a
 /// `google.rpc.RetryInfo` (whole seconds, rounded up, so a client never
 /// retries too early).
 pub fn throttled(wait: std::time::Duration) -> Status {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = whole_seconds(wait);
     let details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(secs.max(1))));
     Status::with_error_details(
         Code::ResourceExhausted,

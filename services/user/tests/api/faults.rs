@@ -50,19 +50,7 @@ async fn a_database_that_stops_is_a_fast_unavailable_and_its_return_resumes_serv
             "call {n} waited for the pool"
         );
         let started = Instant::now();
-        let err = app
-            .client
-            .clone()
-            .verify_credentials(authed(
-                VerifyCredentialsRequest {
-                    login: "faulty".into(),
-                    password: PASSWORD.into(),
-                    client_address: String::new(),
-                },
-                &svc,
-            ))
-            .await
-            .expect_err("the database is down");
+        let err = check(&app, &svc).await.expect_err("the database is down");
         assert_unavailable(&err, n);
         assert!(
             started.elapsed() < ACQUIRE_TIMEOUT,
@@ -88,22 +76,28 @@ async fn a_database_that_stops_is_a_fast_unavailable_and_its_return_resumes_serv
             .await
             .unwrap_or_else(|e| panic!("call {n} after the return: {e:?}"));
     }
-    let answer = app
-        .client
-        .clone()
-        .verify_credentials(authed(
-            VerifyCredentialsRequest {
-                login: "faulty".into(),
-                password: PASSWORD.into(),
-                client_address: String::new(),
-            },
-            &svc,
-        ))
+    let answer = check(&app, &svc)
         .await
         .expect("a check after the return")
         .into_inner();
     assert_eq!(answer.outcome(), Outcome::Valid);
     stop(app).await;
+}
+
+/// The right password of the test's user, checked with a service token.
+async fn check(
+    app: &TestApp,
+    service_token: &str,
+) -> Result<tonic::Response<suite_proto::user::VerifyCredentialsResponse>, tonic::Status> {
+    let req = VerifyCredentialsRequest {
+        login: "faulty".into(),
+        password: PASSWORD.into(),
+        client_address: String::new(),
+    };
+    app.client
+        .clone()
+        .verify_credentials(authed(req, service_token))
+        .await
 }
 
 fn assert_unavailable(err: &tonic::Status, n: usize) {
