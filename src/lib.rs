@@ -67,6 +67,8 @@ pub enum SuiteError {
     Gateway(#[from] suite_gateway::Error),
     #[error("no randomness for the forwarding secret: {0}")]
     Random(String),
+    #[error("events: {0}")]
+    Events(String),
     #[error("a service task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -179,9 +181,17 @@ pub async fn run(
     gateway.forwarding_secret = Some(secret);
     // Without NATS, the three share one in-process bus: the gateway and
     // the services learn revocations and the auth service ends sessions
-    // from the same events as with NATS. Each keeps its own NATS_URL
-    // otherwise (normally the same one).
-    let local = suite_events::LocalBus::default();
+    // from the same events as with NATS. Its recent past is journaled in
+    // the data directory, so that a restart still refuses what was revoked
+    // before it. Each keeps its own NATS_URL otherwise (normally the same
+    // one).
+    let journal = gateway
+        .events
+        .events_journal
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("events.journal"));
+    let local = suite_events::LocalBus::persistent(&journal)
+        .map_err(|e| SuiteError::Events(e.to_string()))?;
     for events in [&mut user.events, &mut auth.events, &mut gateway.events] {
         if events.nats_url.is_none() {
             events.local = Some(local.clone());

@@ -9,13 +9,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http::{HeaderMap, header};
-use suite_tokens::{TokenError, Verifier, verifier::bearer_token};
+use suite_tokens::{Lasting, TokenError, Verifier, verifier::bearer_token};
 
-/// The verified token's `exp` (Unix seconds), left in the request's
-/// extensions for what outlives the request's head (an event stream ends
-/// when its token does).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenExpiry(pub i64);
+/// The verified token (a [`Lasting`]) is left in the request's extensions
+/// for what outlives the request's head: an event stream ends when its
+/// token does, at `exp` or at its revocation.
 
 /// The layer.
 pub async fn authenticate(
@@ -28,8 +26,8 @@ pub async fn authenticate(
         && !endpoint.route.public
     {
         match verify(&gw.verifier, req.headers()).await {
-            Ok(exp) => {
-                req.extensions_mut().insert(TokenExpiry(exp));
+            Ok(token) => {
+                req.extensions_mut().insert(token);
             }
             Err(problem) => return problem.into_response(),
         }
@@ -37,8 +35,8 @@ pub async fn authenticate(
     next.run(req).await
 }
 
-/// The request's bearer token, verified: its `exp`.
-async fn verify(verifier: &Verifier, headers: &HeaderMap) -> Result<i64, Problem> {
+/// The request's bearer token, verified.
+async fn verify(verifier: &Verifier, headers: &HeaderMap) -> Result<Lasting, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(Problem::unauthenticated(
             "this call needs a bearer access token",
@@ -48,15 +46,17 @@ async fn verify(verifier: &Verifier, headers: &HeaderMap) -> Result<i64, Problem
         value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
             Problem::unauthenticated("authorization must be `Bearer <access token>`")
         })?;
-    match verifier.caller_until(token).await {
-        Ok((_, exp)) => Ok(exp),
-        Err(e) => {
-            tracing::debug!(error = %e, "token refused");
-            Err(Problem::unauthenticated(match e {
-                TokenError::Expired => "access token expired",
-                TokenError::Revoked => "access token revoked",
-                TokenError::Invalid(_) | TokenError::Rejected(_) => "invalid access token",
-            }))
-        }
-    }
+    verifier.lasting(token).await.map_err(|e| {
+        tracing::debug!(error = %e, "token refused");
+        refused(&e)
+    })
+}
+
+/// The problem of a token refused, or ended under a stream.
+pub fn refused(e: &TokenError) -> Problem {
+    Problem::unauthenticated(match e {
+        TokenError::Expired => "access token expired",
+        TokenError::Revoked => "access token revoked",
+        TokenError::Invalid(_) | TokenError::Rejected(_) => "invalid access token",
+    })
 }

@@ -10,7 +10,10 @@ use crate::endpoints::Endpoint;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
 use std::{net::IpAddr, time::Instant};
-use suite_grpc::retry::{self, Retry};
+use suite_grpc::{
+    balance::Balanced,
+    retry::{self, Retry},
+};
 use suite_proto::codec::BytesCodec;
 use tonic::{
     Code, Status,
@@ -128,22 +131,24 @@ pub async fn unary(
     .await
 }
 
-/// The endpoint's server-streaming RPC with `message`: only its start (up
-/// to the response headers, which carry an early error) must come before
-/// `deadline`. No `grpc-timeout` is sent: the stream lasts until the
-/// service, the client or the token's expiry ends it.
+/// The endpoint's server-streaming RPC with `message`, on `channel` (one of
+/// the endpoint's stream lanes): only its start (up to the response
+/// headers, which carry an early error) must come before `deadline`. No
+/// `grpc-timeout` is sent: the stream lasts until the service, the client
+/// or the token's end ends it.
 pub async fn server_streaming(
     endpoint: &Endpoint,
+    channel: &Balanced,
     metadata: MetadataMap,
     message: Bytes,
     retry: Retry,
     deadline: Instant,
 ) -> Result<tonic::Response<tonic::Streaming<Bytes>>, Status> {
-    retry::call(&endpoint.upstream, retry, deadline, |_left| {
+    retry::call(channel, retry, deadline, |_left| {
         let request =
             tonic::Request::from_parts(metadata.clone(), tonic::Extensions::new(), message.clone());
         // A client span of its own, open until the stream's trailers (or its drop).
-        let mut client = tonic::client::Grpc::new(endpoint.trace.wrap(endpoint.upstream.channel()));
+        let mut client = tonic::client::Grpc::new(endpoint.trace.wrap(channel.channel()));
         let path = endpoint.grpc_path.clone();
         async move {
             let attempt = async {

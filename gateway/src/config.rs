@@ -142,6 +142,22 @@ pub struct Config {
     #[arg(long, env = "MAX_EVENT_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_event_streams: u32,
 
+    /// Event streams one user may hold open at once (429 above), so that
+    /// one user cannot take `MAX_EVENT_STREAMS` from everyone else.
+    #[arg(long, env = "MAX_EVENT_STREAMS_PER_USER", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_event_streams_per_user: u32,
+
+    /// Event streams one client address may hold open at once (429 above),
+    /// whoever's tokens it holds.
+    #[arg(long, env = "MAX_EVENT_STREAMS_PER_ADDRESS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_event_streams_per_address: u32,
+
+    /// Event streams carried by one upstream connection. Streams have
+    /// connections of their own, opened as needed, never the one the other
+    /// calls take; keep this under the services' `GRPC_MAX_CONCURRENT_STREAMS`.
+    #[arg(long, env = "EVENT_STREAMS_PER_CONNECTION", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_streams_per_connection: u32,
+
     /// Milliseconds of silence on an event stream before a `: keep-alive`
     /// comment, so that proxies and clients do not take it for dead.
     #[arg(long = "event-stream-keep-alive-ms", env = "EVENT_STREAM_KEEP_ALIVE_MS", value_name = "EVENT_STREAM_KEEP_ALIVE_MS", default_value = "15000", value_parser = clap::value_parser!(u64).range(10..=300_000).map(Duration::from_millis))]

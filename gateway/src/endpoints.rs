@@ -4,6 +4,7 @@
 //! the layers under it and the handler.
 
 use crate::{
+    lanes::Lanes,
     problem::Problem,
     routes::{self, Bindings, NoRoute, Route},
     state::Shared,
@@ -20,6 +21,9 @@ pub struct Endpoint {
     pub route: Route,
     /// The service's channel, balanced over its replicas.
     pub upstream: Balanced,
+    /// The service's channels for event streams (which never take the
+    /// calls' channel).
+    pub streams: Arc<Lanes>,
     /// Client spans and trace propagation for the calls.
     pub trace: TraceClientLayer,
     /// `/{service}/{method}`.
@@ -28,10 +32,11 @@ pub struct Endpoint {
     pub cache_control: Option<HeaderValue>,
 }
 
-/// A service the routes may call: its full name, channel and trace layer.
+/// A service the routes may call: its full name, channels and trace layer.
 pub struct Upstream {
     pub service: &'static str,
     pub channel: Balanced,
+    pub streams: Arc<Lanes>,
     pub trace: TraceClientLayer,
 }
 
@@ -69,6 +74,7 @@ impl Endpoints {
                 Ok(Arc::new(Endpoint {
                     route,
                     upstream: upstream.channel.clone(),
+                    streams: upstream.streams.clone(),
                     trace: upstream.trace.clone(),
                     grpc_path,
                     cache_control,

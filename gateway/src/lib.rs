@@ -11,6 +11,7 @@ pub mod docs;
 pub mod endpoints;
 pub mod forward;
 pub mod headers;
+pub mod lanes;
 pub mod limits;
 pub mod listen;
 pub mod observe;
@@ -67,18 +68,23 @@ pub enum Error {
 }
 
 /// A service, its lazy channel balanced over every replica its URL resolves
-/// to, and its client trace layer.
+/// to, the channels of its event streams, and its client trace layer.
 fn upstream(
     service: &'static str,
     variable: &'static str,
     url: &str,
     settings: balance::Settings,
     resolver: &Arc<dyn balance::Resolve>,
+    streams_per_connection: usize,
 ) -> Result<endpoints::Upstream, Error> {
+    let open = {
+        let (url, resolver) = (url.to_owned(), resolver.clone());
+        move || balance::channel_with(&url, settings, resolver.clone())
+    };
     Ok(endpoints::Upstream {
         service,
-        channel: balance::channel_with(url, settings, resolver.clone())
-            .map_err(|e| Error::Upstream(variable, e.to_string()))?,
+        channel: open().map_err(|e| Error::Upstream(variable, e.to_string()))?,
+        streams: Arc::new(lanes::Lanes::new(Box::new(open), streams_per_connection)),
         trace: TraceClientLayer::new(url),
     })
 }
@@ -151,6 +157,7 @@ pub fn apps_with(
             &config.user_service_url,
             settings,
             &resolver,
+            config.event_streams_per_connection as usize,
         )?,
         upstream(
             AUTH_SERVICE,
@@ -158,6 +165,7 @@ pub fn apps_with(
             &config.auth_service_url,
             settings,
             &resolver,
+            config.event_streams_per_connection as usize,
         )?,
     ];
     let endpoints = endpoints::Endpoints::resolve(routes.into_routes(), &upstreams)?;
@@ -199,9 +207,7 @@ pub fn apps_with(
         budget: config.request_timeout,
         max_body_bytes: config.max_body_bytes as usize,
         forwarding_secret: config.forwarding_secret.clone(),
-        event_streams: Arc::new(tokio::sync::Semaphore::new(
-            config.max_event_streams as usize,
-        )),
+        event_streams: sse::Limits::new(config),
         keep_alive: config.event_stream_keep_alive,
         closing: tokio::sync::watch::Sender::new(false),
     });

@@ -14,15 +14,20 @@
 //! it, the stream ends with one `event: error` whose data is the problem's
 //! JSON (and no `id`, so that a reconnect resumes after the last real
 //! event): an upstream error status, a message that does not decode (502),
-//! or the access token's expiry (401 at its `exp`, whether or not the
-//! service has ended the stream itself). Silence is broken by a
+//! or the access token's end (401 at its `exp`, or as soon as the gateway
+//! learns of its revocation: a logout, a password or roles change, a
+//! deletion; whether or not the service has ended the stream itself).
+//!
+//! Streams are limited in all (`MAX_EVENT_STREAMS`, 503 above), per user
+//! and per client address (429 above), and ride on connections of their
+//! own to the service (`lanes`), never on the one the other calls take.
+//! Silence is broken by a
 //! `: keep-alive` comment (`EVENT_STREAM_KEEP_ALIVE_MS`). A client that goes
 //! drops the stream, and with it the upstream call; a gateway that stops
 //! ends its streams plainly, for the clients to resume elsewhere.
 
 use crate::{
-    authenticate::TokenExpiry,
-    call,
+    authenticate, call,
     endpoints::Endpoint,
     problem::{Origin, Problem},
     routes::Route,
@@ -38,24 +43,83 @@ use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
-use std::{
-    convert::Infallible,
-    pin::Pin,
-    sync::Arc,
-    time::{Duration, Instant, SystemTime},
-};
+use std::{convert::Infallible, net::IpAddr, pin::Pin, sync::Arc, time::Instant};
+use suite_events::slots::{Full, Slot, Slots};
 use suite_grpc::retry::Retry;
-use tokio::{
-    sync::{OwnedSemaphorePermit, watch},
-    time::Sleep,
-};
+use suite_tokens::{Lasting, TokenError};
+use tokio::sync::watch;
 use tonic::metadata::MetadataMap;
+use uuid::Uuid;
 
 /// The request field that `Last-Event-ID` fills.
 const RESUME_FIELD: &str = "last_event_id";
 
-/// Seconds a client turned away at `MAX_EVENT_STREAMS` is asked to wait.
+/// Seconds a client turned away at a stream limit is asked to wait.
 const FULL_RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+
+/// How many event streams may be open: in all (`MAX_EVENT_STREAMS`), per
+/// user and per client address. The shares keep one user (or one address
+/// with many users' tokens) from taking every stream.
+#[derive(Debug)]
+pub struct Limits {
+    /// In all and per user (a public route's streams count in all only).
+    by_user: Arc<Slots<Uuid>>,
+    by_address: Arc<Slots<IpAddr>>,
+}
+
+/// A stream's places in the limits, given back when it ends.
+struct Admitted {
+    _user: Slot<Uuid>,
+    _address: Slot<IpAddr>,
+}
+
+impl Limits {
+    pub fn new(config: &crate::Config) -> Self {
+        Self {
+            by_user: Slots::new(
+                config.max_event_streams as usize,
+                config.max_event_streams_per_user as usize,
+            ),
+            // The total is the other's.
+            by_address: Slots::new(usize::MAX, config.max_event_streams_per_address as usize),
+        }
+    }
+
+    fn admit(&self, user: Option<Uuid>, address: IpAddr) -> Result<Admitted, Problem> {
+        let refused = |full: Full, whose: &str| {
+            let problem = match full {
+                Full::Total => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many event streams are open; try again shortly",
+                ),
+                Full::Key(n) => Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "at most {n} event streams may be open at once {whose}; close one first"
+                    ),
+                ),
+            };
+            problem.with_header(header::RETRY_AFTER, FULL_RETRY_AFTER)
+        };
+        let address_slot = self
+            .by_address
+            .take(Some(address))
+            .map_err(|f| refused(f, "from one address"))?;
+        let user_slot = self
+            .by_user
+            .take(user)
+            .map_err(|f| refused(f, "for one user"))?;
+        Ok(Admitted {
+            _user: user_slot,
+            _address: address_slot,
+        })
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.by_user.open()
+    }
+}
 
 /// The request's string field that `Last-Event-ID` fills, if it has one.
 pub fn resume_field(input: &MessageDescriptor) -> Option<FieldDescriptor> {
@@ -88,22 +152,29 @@ pub async fn serve(
     message: Bytes,
     retry: Retry,
 ) -> Result<Response, Problem> {
+    let token = parts.extensions.get::<Lasting>().cloned();
+    let Some(crate::limits::Client(address)) = parts.extensions.get().copied() else {
+        return Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no client address",
+        ));
+    };
     // Held for as long as the stream is open (dropped with it).
-    let permit = gw.event_streams.clone().try_acquire_owned().map_err(|_| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many event streams are open; try again shortly",
-        )
-        .with_header(header::RETRY_AFTER, FULL_RETRY_AFTER)
+    let admitted = gw
+        .event_streams
+        .admit(token.as_ref().and_then(|t| t.caller.user_id()), address)?;
+    let lane = endpoint.streams.take().map_err(|e| {
+        tracing::error!(error = %e, "cannot open a connection for event streams");
+        Problem::new(StatusCode::BAD_GATEWAY, "the service cannot be reached")
     })?;
-    let expiry = parts
-        .extensions
-        .get::<TokenExpiry>()
-        .and_then(|TokenExpiry(exp)| instant_of(*exp))
-        .map(|at| Box::pin(tokio::time::sleep_until(at.into())));
+    // The token's end: its `exp`, or its revocation.
+    let ends = token.map(|t| -> Pin<Box<dyn Future<Output = TokenError> + Send>> {
+        Box::pin(async move { t.ended().await })
+    });
     // The budget bounds the start only: the stream itself lasts.
     let reply = call::server_streaming(
         &endpoint,
+        &lane.channel,
         metadata,
         message,
         retry,
@@ -115,11 +186,11 @@ pub async fn serve(
     let feed = Feed {
         upstream: reply.into_inner(),
         endpoint,
-        expiry,
+        ends,
         origin: Origin::current(),
         closing: gw.closing.subscribe(),
         ended: false,
-        _permit: permit,
+        _held: (admitted, lane),
     };
     let events = futures_util::stream::unfold(feed, Feed::next_event);
     let mut response = Sse::new(events)
@@ -134,26 +205,20 @@ pub async fn serve(
     Ok(response)
 }
 
-/// The `Instant` of a Unix time in seconds; `None` if too far to represent.
-fn instant_of(exp: i64) -> Option<Instant> {
-    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap_or(0));
-    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-    Instant::now().checked_add(left)
-}
-
 /// An open stream: the upstream call and what ends it.
 struct Feed {
     upstream: tonic::Streaming<Bytes>,
     endpoint: Arc<Endpoint>,
-    /// The token's expiry (none on a public route).
-    expiry: Option<Pin<Box<Sleep>>>,
+    /// The token's end, with why (none on a public route).
+    ends: Option<Pin<Box<dyn Future<Output = TokenError> + Send>>>,
     /// For the problem of an `event: error`.
     origin: Origin,
     /// The server is stopping (see `AppState::closing`).
     closing: watch::Receiver<bool>,
     /// The `event: error` was sent: nothing follows.
     ended: bool,
-    _permit: OwnedSemaphorePermit,
+    /// The stream's places in the limits and on its lane.
+    _held: (Admitted, crate::lanes::Ticket),
 }
 
 impl Feed {
@@ -164,8 +229,8 @@ impl Feed {
         let event = tokio::select! {
             // First: a busy stream must not outlive its token.
             biased;
-            () = expired(&mut self.expiry) => {
-                self.end(&Problem::unauthenticated("access token expired"))
+            why = token_ended(&mut self.ends) => {
+                self.end(&authenticate::refused(&why))
             }
             // A plain end: the client reconnects, with `Last-Event-ID`.
             () = stopping(&mut self.closing) => return None,
@@ -196,10 +261,12 @@ impl Feed {
     }
 }
 
-/// Completes at the token's expiry; never without one.
-async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
-    match expiry {
-        Some(sleep) => sleep.as_mut().await,
+/// Completes at the token's end; never without a token.
+async fn token_ended(
+    ends: &mut Option<Pin<Box<dyn Future<Output = TokenError> + Send>>>,
+) -> TokenError {
+    match ends {
+        Some(ends) => ends.as_mut().await,
         None => std::future::pending().await,
     }
 }

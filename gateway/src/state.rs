@@ -17,8 +17,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Proves to the services that the client's address is the gateway's word.
     pub forwarding_secret: Option<secrecy::SecretString>,
-    /// One permit per open event stream (`MAX_EVENT_STREAMS`).
-    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// The event streams open: in all, per user and per client address.
+    pub event_streams: crate::sse::Limits,
     /// The silence after which an event stream sends a keep-alive comment.
     pub keep_alive: Duration,
     /// True once the server stops: `/readyz` answers 503 (balancers move

@@ -96,6 +96,16 @@ pub struct Config {
     #[arg(long, env = "LOGIN_ACCOUNT_QUEUE", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub login_account_queue: u64,
 
+    /// Event streams (StreamMyEvents, StreamEvents) open at once, in all.
+    #[arg(long, env = "MAX_EVENT_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_event_streams: u32,
+
+    /// Event streams one caller (a user, or a service) may hold open at
+    /// once; more are refused (ResourceExhausted), so that one caller cannot
+    /// take every stream from the others.
+    #[arg(long, env = "MAX_EVENT_STREAMS_PER_USER", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_event_streams_per_user: u32,
+
     /// Who may tell this service the client's address (ChangePassword's throttle).
     #[command(flatten)]
     pub forwarded: ForwardedArgs,

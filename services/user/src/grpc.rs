@@ -3,7 +3,10 @@
 
 use crate::{domain::NewUser, error::Error, service::UserCore};
 use std::sync::Arc;
-use suite_events::{Bus, Filter, Start, feed};
+use suite_events::{
+    Bus, Filter, Start, feed,
+    slots::{Slot, Slots},
+};
 use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::user::{
     ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
@@ -15,8 +18,8 @@ use suite_proto::user::{
     user_service_server::UserService,
 };
 use suite_tokens::{
-    Verifier,
-    grpc::{caller, require_caller, require_caller_until},
+    Caller, Lasting, Verifier,
+    grpc::{caller, require_caller, require_lasting, token_status},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -27,25 +30,46 @@ pub struct UserApi {
     forwarded: ForwardedArgs,
     /// Where the event streams read from.
     bus: Bus,
+    /// The event streams open, in all and per caller.
+    streams: Arc<Slots<String>>,
 }
 
 impl UserApi {
-    pub fn new(core: Arc<UserCore>, auth: Verifier, forwarded: ForwardedArgs, bus: Bus) -> Self {
+    pub fn new(
+        core: Arc<UserCore>,
+        auth: Verifier,
+        forwarded: ForwardedArgs,
+        bus: Bus,
+        streams: Arc<Slots<String>>,
+    ) -> Self {
         Self {
             core,
             auth,
             forwarded,
             bus,
+            streams,
         }
     }
 
+    /// A stream's slot for the caller of `token`, or ResourceExhausted.
+    fn slot(&self, caller: &Caller) -> Result<Slot<String>, Status> {
+        let key = match caller {
+            Caller::User(u) => u.id.to_string(),
+            Caller::Service { name } => format!("service:{name}"),
+        };
+        self.streams
+            .take(Some(key))
+            .map_err(|full| Status::resource_exhausted(full.to_string()))
+    }
+
     /// Serves the events `filter` selects, after `last_event_id`, for as
-    /// long as the caller's token (whose `exp` is given) lives.
+    /// long as the caller's token lives (until its `exp` or its
+    /// revocation), holding one of the caller's stream slots.
     async fn feed(
         &self,
         filter: Filter,
         last_event_id: &str,
-        exp: i64,
+        token: Lasting,
     ) -> Result<feed::Feed<suite_proto::user::Event>, Status> {
         let start = if last_event_id.is_empty() {
             Start::New
@@ -57,9 +81,14 @@ impl UserApi {
                 ))
             })?)
         };
-        let left = u64::try_from(exp.saturating_sub(chrono::Utc::now().timestamp())).unwrap_or(0);
-        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(left);
-        feed::serve(&self.bus, filter, start, until)
+        let slot = self.slot(&token.caller)?;
+        let ends = async move {
+            let why = token.ended().await;
+            // Given back as the stream ends, not when the client reads the end.
+            drop(slot);
+            token_status(&why)
+        };
+        feed::serve(&self.bus, filter, start, ends)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot subscribe to the events");
@@ -91,8 +120,8 @@ impl UserService for UserApi {
         &self,
         req: Request<StreamMyEventsRequest>,
     ) -> Result<Response<Self::StreamMyEventsStream>, Status> {
-        let (caller, exp) = require_caller_until(&self.auth, req.metadata()).await?;
-        let Some(me) = caller.user_id() else {
+        let token = require_lasting(&self.auth, req.metadata()).await?;
+        let Some(me) = token.caller.user_id() else {
             return Err(
                 Error::invalid("authorization", "StreamMyEvents needs a user's token").into(),
             );
@@ -101,7 +130,9 @@ impl UserService for UserApi {
             subject: Some(me.to_string()),
             ..Filter::default()
         };
-        let feed = self.feed(filter, &req.get_ref().last_event_id, exp).await?;
+        let feed = self
+            .feed(filter, &req.get_ref().last_event_id, token)
+            .await?;
         Ok(Response::new(feed::wrap(feed, |event| {
             StreamMyEventsResponse { event: Some(event) }
         })))
@@ -111,8 +142,8 @@ impl UserService for UserApi {
         &self,
         req: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let (caller, exp) = require_caller_until(&self.auth, req.metadata()).await?;
-        if !(caller.is_admin() || caller.is_service()) {
+        let token = require_lasting(&self.auth, req.metadata()).await?;
+        if !(token.caller.is_admin() || token.caller.is_service()) {
             return Err(Error::PermissionDenied("only admins may read every user's events").into());
         }
         let r = req.get_ref();
@@ -128,7 +159,7 @@ impl UserService for UserApi {
             types: r.types.clone(),
             ..Filter::default()
         };
-        let feed = self.feed(filter, &r.last_event_id, exp).await?;
+        let feed = self.feed(filter, &r.last_event_id, token).await?;
         Ok(Response::new(feed::wrap(feed, |event| {
             StreamEventsResponse { event: Some(event) }
         })))

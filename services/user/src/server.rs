@@ -11,6 +11,7 @@ use suite_events::{
     Stream,
     outbox::{Relay, RelaySettings},
     revocations::Gate,
+    slots::Slots,
 };
 use suite_grpc::{
     runner::{Probe, Service},
@@ -95,6 +96,10 @@ pub async fn serve(
         auth,
         config.forwarded.clone(),
         bus,
+        Slots::new(
+            config.max_event_streams as usize,
+            config.max_event_streams_per_user as usize,
+        ),
     ))
     .max_decoding_message_size(config.grpc.max_message_bytes());
     let pruning = tokio::spawn(prune_periodically(core));

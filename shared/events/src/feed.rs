@@ -81,23 +81,27 @@ pub fn wrap<T: Send + 'static>(
 /// How many events may wait for a slow client before the feed waits too.
 const FEED_BUFFER: usize = 256;
 
-/// The events `filter` selects from `start`, served until `until` (the
-/// caller's token expires) or the client goes.
+/// The events `filter` selects from `start`, served until `ends` completes
+/// (the caller's token expires or is revoked: its status is the last item)
+/// or the client goes.
 pub async fn serve(
     bus: &Bus,
     filter: Filter,
     start: Start,
-    until: tokio::time::Instant,
+    ends: impl Future<Output = tonic::Status> + Send + 'static,
 ) -> Result<Feed<user::Event>, Error> {
     let mut sub = bus.subscribe(filter, start).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(FEED_BUFFER);
     tokio::spawn(async move {
-        let expired = tokio::time::sleep_until(until);
-        tokio::pin!(expired);
+        let mut ends = std::pin::pin!(ends);
         loop {
             let item = tokio::select! {
-                () = &mut expired => {
-                    let _ = tx.send(Err(tonic::Status::unauthenticated("access token expired"))).await;
+                // First: a busy stream must not outlive its token.
+                biased;
+                status = &mut ends => {
+                    // Not waiting on a slow client: the end is sent if there
+                    // is room, and the stream closes either way.
+                    let _ = tx.try_send(Err(status));
                     return;
                 }
                 () = tx.closed() => return,

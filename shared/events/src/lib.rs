@@ -9,11 +9,13 @@
 
 pub mod event;
 pub mod feed;
+pub mod journal;
 pub mod local;
 pub mod nats;
 #[cfg(feature = "outbox")]
 pub mod outbox;
 pub mod revocations;
+pub mod slots;
 pub mod subscription;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -66,6 +68,12 @@ pub struct EventsArgs {
     /// For how long JetStream drops a re-sent event by its id.
     #[arg(long, env = "EVENTS_DUPLICATE_WINDOW_SECS", default_value_t = 600)]
     pub events_duplicate_window_secs: u64,
+    /// Without NATS: a file where the in-process bus keeps its recent past
+    /// (an hour), so that a restart remembers it: revocations above all
+    /// (a logged-out token stays refused), and where streams resume. The
+    /// launcher keeps one in its data directory. Unset: memory only.
+    #[arg(long, env = "EVENTS_JOURNAL")]
+    pub events_journal: Option<std::path::PathBuf>,
     /// The launcher's in-process bus, shared by the services it runs.
     #[arg(skip)]
     pub local: Option<LocalBus>,
@@ -135,7 +143,11 @@ impl EventsArgs {
             Some(url) => Ok(Bus::Nats(Box::new(
                 NatsBus::connect(url, client_name, self.settings()).await?,
             ))),
-            None => Ok(Bus::Local(self.local.clone().unwrap_or_default())),
+            None => Ok(Bus::Local(match (&self.local, &self.events_journal) {
+                (Some(local), _) => local.clone(),
+                (None, Some(path)) => LocalBus::persistent(path)?,
+                (None, None) => LocalBus::default(),
+            })),
         }
     }
 }
@@ -161,10 +173,10 @@ impl Bus {
     pub async fn publish(&self, events: &[Event]) -> Result<(), PublishFailure> {
         match self {
             Self::Nats(n) => n.publish(events).await,
-            Self::Local(l) => {
-                l.publish(events);
-                Ok(())
-            }
+            Self::Local(l) => l.publish(events).await.map_err(|e| PublishFailure {
+                stored: 0,
+                error: e.to_string(),
+            }),
         }
     }
 

@@ -1,10 +1,12 @@
 //! The in-process bus, for the one-process suite without NATS: the same
 //! streams, a recent past to start from, and delivery to every subscriber,
-//! held in memory (the outbox is what survives a restart).
+//! held in memory, and on disk too when given a journal (`journal`), so
+//! that a restart remembers the recent past (the revocations above all).
 
 use crate::{
     Error,
     event::Event,
+    journal::Journal,
     subscription::{Filter, Item, Raw, Start},
 };
 use chrono::{DateTime, Utc};
@@ -34,6 +36,8 @@ struct Inner {
     /// How long the history keeps an event, and at most how many.
     keep_for: Duration,
     keep_at_most: usize,
+    /// The history on disk, if kept there.
+    journal: Option<Mutex<Journal>>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,16 +62,87 @@ impl LocalBus {
                 live: broadcast::channel(LAG).0,
                 keep_for,
                 keep_at_most,
+                journal: None,
             }),
         }
     }
 
-    /// Publishes `events` in order: each is in the history before the next.
-    pub fn publish(&self, events: &[Event]) {
+    /// A bus whose history is also kept in the journal at `path`, and
+    /// starts with what it holds (the default limits).
+    pub fn persistent(path: &std::path::Path) -> Result<Self, Error> {
+        let defaults = Self::default();
+        let (keep_for, keep_at_most) = (defaults.inner.keep_for, defaults.inner.keep_at_most);
+        let since = Utc::now() - chrono::Duration::from_std(keep_for).unwrap_or_default();
+        let (journal, past) = Journal::open(path, since, keep_at_most)?;
+        let resumed = past.len();
+        let history = past
+            .into_iter()
+            .map(|(event, at)| Published {
+                event: Arc::new(event),
+                at,
+            })
+            .collect();
+        tracing::info!(
+            path = %path.display(),
+            events = resumed,
+            "the in-process bus resumes from its journal"
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                history: Mutex::new(history),
+                live: broadcast::channel(LAG).0,
+                keep_for,
+                keep_at_most,
+                journal: Some(Mutex::new(journal)),
+            }),
+        })
+    }
+
+    /// Publishes `events` in order: each is in the history before the next,
+    /// and in the journal (synced) before this returns, if there is one.
+    pub async fn publish(&self, events: &[Event]) -> Result<(), Error> {
+        let at = Utc::now();
+        if self.inner.journal.is_some() {
+            let bus = self.clone();
+            let written = events.to_vec();
+            tokio::task::spawn_blocking(move || bus.journal(&written, at))
+                .await
+                .map_err(|e| Error::Bus(format!("events journal: {e}")))??;
+        }
+        self.take(events, at);
+        Ok(())
+    }
+
+    /// Appends to the journal (blocking: file writes and a sync), and
+    /// rewrites it with the history alone once it has grown past that.
+    fn journal(&self, events: &[Event], at: DateTime<Utc>) -> Result<(), Error> {
+        let Some(journal) = &self.inner.journal else {
+            return Ok(());
+        };
+        let mut journal = journal
+            .lock()
+            .map_err(|_| Error::Bus("the events journal is poisoned".into()))?;
+        journal.append(events, at)?;
+        if journal.wants_rewrite() {
+            let kept: Vec<_> = self
+                .inner
+                .history
+                .lock()
+                .map_err(|_| Error::Bus("the in-process bus is poisoned".into()))?
+                .iter()
+                .map(|p| ((*p.event).clone(), p.at))
+                .chain(events.iter().map(|e| (e.clone(), at)))
+                .collect();
+            journal.rewrite(&kept)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `events` into the history and hands them to the subscribers.
+    fn take(&self, events: &[Event], at: DateTime<Utc>) {
         let Ok(mut history) = self.inner.history.lock() else {
             return;
         };
-        let at = Utc::now();
         for event in events {
             let published = Published {
                 event: Arc::new(event.clone()),

@@ -3,7 +3,7 @@
 
 use crate::{
     claims::TokenError,
-    verifier::{Caller, Verifier, bearer_token},
+    verifier::{Caller, Lasting, Verifier, bearer_token},
 };
 use tonic::{Status, metadata::MetadataMap};
 
@@ -57,12 +57,15 @@ pub async fn require_caller(verifier: &Verifier, metadata: &MetadataMap) -> Resu
         .ok_or_else(|| Status::unauthenticated("this call needs a bearer access token"))
 }
 
-/// The caller of a call that lasts (a stream), and its token's `exp`.
-pub async fn require_caller_until(
+/// The caller of a call that lasts (a stream), with what ends its token.
+pub async fn require_lasting(
     verifier: &Verifier,
     metadata: &MetadataMap,
-) -> Result<(Caller, i64), Status> {
+) -> Result<Lasting, Status> {
     let token = bearer(metadata)?
         .ok_or_else(|| Status::unauthenticated("this call needs a bearer access token"))?;
-    verified(verifier, token).await
+    verifier.lasting(token).await.map_err(|e| {
+        tracing::debug!(error = %e, "token refused");
+        token_status(&e)
+    })
 }

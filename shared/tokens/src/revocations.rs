@@ -3,7 +3,9 @@
 //! deleted, changed their password or had their roles changed. Filled from
 //! the events (by `suite-events`), consulted on every call without a round
 //! trip; an entry is forgotten once every token it could refuse has
-//! expired, so the set stays as small as the recent revocations.
+//! expired, so the set stays as small as the recent revocations. What
+//! lasts (an event stream) waits on [`Revocations::refused`] to end the
+//! moment its token is revoked.
 
 use std::{
     collections::HashMap,
@@ -37,6 +39,8 @@ struct Inner {
     /// burst of revocations does not rescan the set for each).
     pruned_at: std::sync::atomic::AtomicI64,
     state: RwLock<State>,
+    /// Woken after every change, for [`Revocations::refused`].
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +62,7 @@ impl Revocations {
                 empty: AtomicBool::new(true),
                 pruned_at: std::sync::atomic::AtomicI64::new(0),
                 state: RwLock::default(),
+                changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -113,6 +118,24 @@ impl Revocations {
             state.sessions.is_empty() && state.users.is_empty(),
             Ordering::Release,
         );
+        drop(state);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Completes once a token of `user`, for `session`, issued at `issued`,
+    /// is refused (never, if it never is): a call that lasts ends with it.
+    pub async fn refused(&self, user: Uuid, session: Option<Uuid>, issued: Millis) {
+        loop {
+            // Registered before the check, so that a change between the
+            // check and the wait is not missed.
+            let changed = self.inner.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.refuses(user, session, issued) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     fn keep_millis(&self) -> Millis {
@@ -196,6 +219,31 @@ mod tests {
         assert_eq!(set.len(), (0, 1));
         // Forgotten or not, an expired revocation refuses nothing a live
         // token could be: tokens it would refuse have expired.
+    }
+
+    #[tokio::test]
+    async fn a_waiting_token_is_told_of_its_revocation_and_no_other() {
+        let set = Revocations::new(Duration::from_secs(900));
+        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let issued = now_millis();
+        let mut waiting = Box::pin(set.refused(user, Some(session), issued));
+        assert!(futures_poll_once(waiting.as_mut()).is_pending());
+        // Someone else's revocation wakes it, but does not end it.
+        set.revoke_session(Uuid::now_v7(), issued);
+        assert!(futures_poll_once(waiting.as_mut()).is_pending());
+        set.revoke_user_before(user, issued - 1);
+        assert!(futures_poll_once(waiting.as_mut()).is_pending());
+        set.revoke_session(session, issued + 1);
+        assert!(futures_poll_once(waiting.as_mut()).is_ready());
+        // Already refused: at once.
+        assert!(
+            futures_poll_once(std::pin::pin!(set.refused(user, Some(session), issued))).is_ready()
+        );
+    }
+
+    /// Polls a future once with a waker that does nothing.
+    fn futures_poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+        f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
     }
 
     #[test]

@@ -156,13 +156,25 @@ impl Verifier {
         self.caller_until(token).await.map(|(caller, _)| caller)
     }
 
-    /// The caller a token names, and its `exp`: for a call that lasts (a
-    /// stream), which must end when the token does.
+    /// The caller a token names, and its `exp`.
     pub async fn caller_until(&self, token: &str) -> Result<(Caller, i64), TokenError> {
+        self.lasting(token)
+            .await
+            .map(|lasting| (lasting.caller, lasting.exp))
+    }
+
+    /// The caller a token names, for a call that lasts (a stream): it must
+    /// end when the token does, at `exp` or at its revocation.
+    pub async fn lasting(&self, token: &str) -> Result<Lasting, TokenError> {
         let checked = self.check(token).await?;
         let caller = checked.caller.clone().map_err(TokenError::Invalid)?;
         self.refuse_revoked(&caller, checked.issued)?;
-        Ok((caller, checked.claims.exp))
+        Ok(Lasting {
+            caller,
+            exp: checked.claims.exp,
+            issued: checked.issued,
+            revocations: self.revocations.clone(),
+        })
     }
 
     /// The claims of a token, as signed (whoever they name).
@@ -235,6 +247,48 @@ impl Verifier {
         }
         verified.remove(token);
         None
+    }
+}
+
+/// A verified token held by a call that lasts: who it names, and what ends
+/// it.
+#[derive(Debug, Clone)]
+pub struct Lasting {
+    pub caller: Caller,
+    /// Unix seconds.
+    pub exp: i64,
+    issued: revocations::Millis,
+    revocations: Option<Revocations>,
+}
+
+impl Lasting {
+    /// Completes when the token may no longer be used, with why: its `exp`
+    /// passes ([`TokenError::Expired`]), or a revocation refuses it
+    /// ([`TokenError::Revoked`]: a logout, a password or roles change, a
+    /// deletion).
+    pub async fn ended(&self) -> TokenError {
+        let expired = tokio::time::sleep_until(self.expires_at());
+        let revoked = async {
+            match (&self.revocations, &self.caller) {
+                (Some(set), Caller::User(u)) => set.refused(u.id, u.session, self.issued).await,
+                // A service's token is revoked by no event.
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = expired => TokenError::Expired,
+            () = revoked => TokenError::Revoked,
+        }
+    }
+
+    /// The instant of `exp` on this process's clock.
+    pub fn expires_at(&self) -> tokio::time::Instant {
+        let left =
+            u64::try_from(self.exp.saturating_sub(revocations::now_millis() / 1000)).unwrap_or(0);
+        let now = tokio::time::Instant::now();
+        now.checked_add(std::time::Duration::from_secs(left))
+            // Too far to represent: as good as never.
+            .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 86_400))
     }
 }
 
