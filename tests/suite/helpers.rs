@@ -38,12 +38,33 @@ pub async fn spawn_suite_on(
     nats_url: Option<String>,
     tweak: impl FnOnce(&mut suite_gateway::Config),
 ) -> Option<Suite> {
+    spawn_suite_tuned(backend, nats_url, tweak, |_| {}).await
+}
+
+/// [`spawn_suite_on`] with the user service's configuration tweaked too.
+pub async fn spawn_suite_tuned(
+    backend: Backend,
+    nats_url: Option<String>,
+    tweak: impl FnOnce(&mut suite_gateway::Config),
+    tweak_user: impl FnOnce(&mut suite_user::Config),
+) -> Option<Suite> {
     let user_db = TestDb::create(backend, "user").await?;
     let auth_db = TestDb::create(backend, "auth").await?;
     let dir = tempfile::tempdir().expect("dir");
+    Some(start(vec![user_db, auth_db], dir, nats_url, tweak, tweak_user).await)
+}
+
+/// Runs the suite over `dbs` (the user's, the auth's) and `dir`.
+async fn start(
+    dbs: Vec<TestDb>,
+    dir: tempfile::TempDir,
+    nats_url: Option<String>,
+    tweak: impl FnOnce(&mut suite_gateway::Config),
+    tweak_user: impl FnOnce(&mut suite_user::Config),
+) -> Suite {
     let config = suite::SuiteConfig {
-        user_database_url: Some(user_db.database_url()),
-        auth_database_url: Some(auth_db.database_url()),
+        user_database_url: Some(dbs[0].database_url()),
+        auth_database_url: Some(dbs[1].database_url()),
         gateway_admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..suite::SuiteConfig::on_free_ports(dir.path().to_owned())
     };
@@ -61,6 +82,7 @@ pub async fn spawn_suite_on(
     let mut auth_config = suite_auth::Config::defaults();
     user_config.password_hash_concurrency = Some(2);
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
+    tweak_user(&mut user_config);
     let mut gateway_config = suite_gateway::Config::defaults();
     // The tests send many logins from one address; the limit tests set their own.
     gateway_config.auth_rate_limit_burst = 10_000;
@@ -85,7 +107,7 @@ pub async fn spawn_suite_on(
         gateway_admin,
         user,
         auth,
-        dbs: vec![user_db, auth_db],
+        dbs,
         dir,
         stop: Some(stop),
         task: Some(task),
@@ -101,7 +123,7 @@ pub async fn spawn_suite_on(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    Some(suite)
+    suite
 }
 
 pub struct Reply {
@@ -209,14 +231,27 @@ impl Suite {
     }
 
     pub async fn stop(mut self) {
+        self.halt().await;
+        for db in &self.dbs {
+            db.drop_database().await;
+        }
+    }
+
+    /// Stops the suite and starts it again (on new ports) over the same
+    /// databases and data directory, as an operator's restart would.
+    pub async fn restart(mut self) -> Suite {
+        self.halt().await;
+        let dbs = std::mem::take(&mut self.dbs);
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("dir"));
+        start(dbs, dir, None, |_| {}, |_| {}).await
+    }
+
+    async fn halt(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
             t.await.expect("task").expect("clean stop");
-        }
-        for db in &self.dbs {
-            db.drop_database().await;
         }
     }
 }

@@ -10,3 +10,4 @@ mod openapi;
 mod rest;
 mod shared_limits;
 mod sse;
+mod streams;

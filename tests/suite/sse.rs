@@ -14,11 +14,11 @@ const PASSWORD: &str = "analytical engine 1843";
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// One event's fields, comments left out.
-type Block = Vec<(String, String)>;
+pub type Block = Vec<(String, String)>;
 
 /// A minimal SSE client on one HTTP/1.1 connection (closed on drop).
-struct Stream {
-    status: u16,
+pub struct Stream {
+    pub status: u16,
     body: hyper::body::Incoming,
     buffer: String,
     connection: tokio::task::JoinHandle<()>,
@@ -31,7 +31,18 @@ impl Drop for Stream {
 }
 
 impl Stream {
-    async fn open(s: &Suite, path: &str, token: &str, last_event_id: Option<&str>) -> Self {
+    pub async fn open(s: &Suite, path: &str, token: &str, last_event_id: Option<&str>) -> Self {
+        Self::open_with(s, path, token, last_event_id, &[]).await
+    }
+
+    /// [`Stream::open`] with more request headers.
+    pub async fn open_with(
+        s: &Suite,
+        path: &str,
+        token: &str,
+        last_event_id: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let tcp = tokio::net::TcpStream::connect(s.gateway)
             .await
             .expect("connect");
@@ -49,6 +60,9 @@ impl Stream {
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
         let resp = tokio::time::timeout(
             PATIENCE,
             sender.send_request(req.body(Full::new(Bytes::new())).expect("request")),
@@ -64,8 +78,31 @@ impl Stream {
         }
     }
 
+    /// The body of an answer that is not a stream (a problem's JSON).
+    pub async fn problem(mut self) -> serde_json::Value {
+        let mut bytes = Vec::new();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(frame) = self.body.frame().await {
+                if let Ok(data) = frame.expect("a frame").into_data() {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+        })
+        .await
+        .expect("the body in time");
+        serde_json::from_slice(&bytes).expect("a problem's JSON")
+    }
+
+    /// The next event's field `name`, if it has one.
+    pub fn field(event: &Block, name: &str) -> Option<String> {
+        event
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, v)| v.clone())
+    }
+
     /// The next event (not a comment) within `within`.
-    async fn next_event(&mut self, within: Duration) -> Block {
+    pub async fn next_event(&mut self, within: Duration) -> Block {
         tokio::time::timeout(within, async {
             loop {
                 while let Some(end) = self.buffer.find("\n\n") {
@@ -97,7 +134,7 @@ impl Stream {
     }
 
     /// The next `UserUpdated` (session events may come between).
-    async fn next_update(&mut self, within: Duration) -> (String, serde_json::Value) {
+    pub async fn next_update(&mut self, within: Duration) -> (String, serde_json::Value) {
         loop {
             let event = self.next_event(within).await;
             let field = |name: &str| {

@@ -101,6 +101,11 @@ impl AuthCore {
         if !bad.is_empty() {
             return Err(Error::InvalidArgument(bad));
         }
+        // Taken before the user's roles are read: the session and its tokens
+        // date from then, so that a password or roles change that lands
+        // while this login is under way cuts them off too (its cutoff is
+        // later), rather than letting the old roles through.
+        let now = now();
         // The user service throttles wrong passwords per account and
         // client address, counting each before it is checked.
         let user = match self
@@ -120,7 +125,6 @@ impl AuthCore {
             }
         };
         count_login("success");
-        let now = now();
         let user_id = Uuid::parse_str(&user.user_id)
             .map_err(|_| Error::Internal("the user service returned a bad user id".into()))?;
 
@@ -211,7 +215,8 @@ impl AuthCore {
             .and_then(from_timestamp)
             && session.created_at < cutoff
         {
-            let revoked = revoked(&session, RevocationReason::PasswordChanged);
+            // A password or roles change (the status does not say which).
+            let revoked = revoked(&session, RevocationReason::Unspecified);
             self.revoke(&session, now, revoked).await?;
             return Err(invalid());
         }
@@ -413,7 +418,11 @@ impl AuthCore {
             exp: iat + ttl,
             iat,
             nbf: iat,
-            jti: Uuid::now_v7().to_string(),
+            // Its instant is `now`, which the caller took before reading
+            // the roles: the verifiers' revocations compare it with a roles
+            // or password change's instant, so a token minted from roles
+            // read before such a change is refused after it.
+            jti: issue_id(now).to_string(),
             sid: Some(session.id.to_string()),
             roles,
         };
@@ -491,4 +500,14 @@ fn count_login(outcome: &'static str) {
         .logins
         .get_or_create(&crate::metrics::OutcomeLabels { outcome })
         .inc();
+}
+
+/// A token id (a UUIDv7) whose instant is `at`, to the millisecond.
+fn issue_id(at: DateTime<Utc>) -> Uuid {
+    let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        seconds,
+        at.timestamp_subsec_nanos(),
+    ))
 }

@@ -197,6 +197,11 @@ impl UserCore {
             id,
         )];
         if changed.contains(&"roles") {
+            // Sessions begun before now end, as the event says, and here
+            // too, in the record's own transaction: a refresh that asks
+            // after this change is acknowledged is refused at once, not
+            // only once the auth service has consumed the event.
+            record.sessions_valid_after = Some(record.updated_at);
             events.push(Event::new(
                 &RolesChanged {
                     user_id: id.to_string(),

@@ -51,15 +51,18 @@ impl<K: Hash + Eq + Clone> Slots<K> {
     /// held until the returned guard is dropped.
     pub fn take(self: &Arc<Self>, key: Option<K>) -> Result<Slot<K>, Full> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        // The key's share first: a caller at its share is told so (it can
+        // close one of its own), whether or not others have left room.
+        if let Some(key) = &key
+            && held.by_key.get(key).is_some_and(|&n| n >= self.per_key)
+        {
+            return Err(Full::Key(self.per_key));
+        }
         if held.total >= self.total {
             return Err(Full::Total);
         }
         if let Some(key) = &key {
-            let count = held.by_key.entry(key.clone()).or_insert(0);
-            if *count >= self.per_key {
-                return Err(Full::Key(self.per_key));
-            }
-            *count += 1;
+            *held.by_key.entry(key.clone()).or_insert(0) += 1;
         }
         held.total += 1;
         Ok(Slot {
