@@ -11,11 +11,9 @@ use axum::{
 use http::{HeaderMap, header};
 use suite_tokens::{Lasting, TokenError, Verifier, verifier::bearer_token};
 
-/// The verified token (a [`Lasting`]) is left in the request's extensions
-/// for what outlives the request's head: an event stream ends when its
-/// token does, at `exp` or at its revocation.
-
-/// The layer.
+/// The layer. The verified token (a [`Lasting`]) is left in the request's
+/// extensions for what outlives the request's head: an event stream ends
+/// when its token does, at `exp` or at its revocation.
 pub async fn authenticate(
     State(gw): State<Shared>,
     matched: Matched,
