@@ -10,6 +10,7 @@ pub mod config;
 pub mod docs;
 pub mod endpoints;
 pub mod forward;
+pub mod head;
 pub mod headers;
 pub mod lanes;
 pub mod limits;
@@ -259,6 +260,9 @@ pub fn apps_with(
     );
     // Security headers, CORS and compression on every answer.
     let public = headers::secure(router, config)?
+        // A HEAD's answer is its GET's, without the body: outside
+        // compression, so that its headers are the GET's too.
+        .layer(from_fn(head::head))
         // Outermost: the server span and metrics cover everything, 429s included.
         .layer(from_fn_with_state(state, observe::observe));
     Ok(Apps {

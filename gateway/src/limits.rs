@@ -1,7 +1,8 @@
 //! Per-client rate limits (token buckets, via governor): a general one, and
 //! a stricter one for the open endpoints that attackers hammer (register,
 //! login, refresh, logout). The client is the peer address, or, behind
-//! configured trusted proxies, the last address they report in X-Forwarded-For.
+//! configured trusted proxies, the one their X-Forwarded-For names by
+//! `suite_grpc::forwarded::client_behind`'s walk.
 //! Each route says which bucket it counts against (`suite.api.v1.http`).
 
 use crate::{endpoints::Matched, problem::Problem, routes::RateClass, state::Shared};
@@ -181,23 +182,21 @@ impl Limits {
         limits
     }
 
-    /// The client's address: the peer, or behind trusted proxies the
-    /// rightmost X-Forwarded-For entry that is not itself a trusted proxy.
+    /// The client's address: the peer, or behind a trusted proxy the
+    /// rightmost X-Forwarded-For entry that is not itself a trusted proxy;
+    /// an entry that is not an address stops the walk at the last trusted
+    /// hop (see `suite_grpc::forwarded::client_behind`), so nothing a
+    /// client writes left of it can choose its bucket.
     pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.ip();
         if !self.trusted_proxies.contains(&peer) {
             return peer;
         }
-        let hops: Vec<IpAddr> = headers
+        let values = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|h| h.trim().parse().ok())
-            .collect();
-        hops.into_iter()
-            .rev()
-            .find(|ip| !self.trusted_proxies.contains(ip))
+            .map(HeaderValue::as_bytes);
+        suite_grpc::forwarded::client_behind(values, |ip| self.trusted_proxies.contains(ip))
             .unwrap_or(peer)
     }
 
@@ -349,5 +348,55 @@ mod tests {
             limits.client(SocketAddr::new(stranger, 1), &headers),
             stranger
         );
+    }
+
+    /// Every form of entry a proxy writes names the client; one that is not
+    /// an address stops the walk at the last trusted hop, so whatever the
+    /// client wrote left of it never picks the bucket.
+    #[tokio::test]
+    async fn an_unparseable_forwarded_entry_never_lets_a_client_pick_its_bucket() {
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let inner: IpAddr = [10, 0, 0, 2].into();
+        let limits = Limits::new(&settings(vec![proxy, inner]));
+        let client = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append("x-forwarded-for", v.parse().expect("ascii"));
+            }
+            limits.client(SocketAddr::new(proxy, 443), &headers)
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        for (values, expected) in [
+            (&["198.51.100.1, 203.0.113.9"][..], "203.0.113.9"),
+            (&["198.51.100.1, 203.0.113.9:4711"], "203.0.113.9"),
+            (&["198.51.100.1, [2001:db8::1]"], "2001:db8::1"),
+            (&["198.51.100.1, [2001:db8::1]:443"], "2001:db8::1"),
+            (&["198.51.100.1,\t 203.0.113.9 ,10.0.0.2"], "203.0.113.9"),
+            (
+                &["198.51.100.1", "203.0.113.9:4711, 10.0.0.2"],
+                "203.0.113.9",
+            ),
+            // Unreadable: the proxy we walked from.
+            (&["198.51.100.1, unknown"], "10.0.0.1"),
+            (&["198.51.100.1, _hidden"], "10.0.0.1"),
+            (&["198.51.100.1, <script>"], "10.0.0.1"),
+            (&["198.51.100.1, "], "10.0.0.1"),
+            (&["198.51.100.1", "unknown"], "10.0.0.1"),
+            // Past a trusted hop: that hop, which wrote the entry.
+            (&["198.51.100.1, unknown, 10.0.0.2"], "10.0.0.2"),
+            // Nothing but proxies: the first of them.
+            (&["10.0.0.2"], "10.0.0.2"),
+            (&[], "10.0.0.1"),
+        ] {
+            assert_eq!(client(values), ip(expected), "{values:?}");
+        }
+        // A value that is not visible ASCII is unreadable too.
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "198.51.100.1".parse().expect("ascii"));
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"203.0.113.9\xff").expect("obs-text"),
+        );
+        assert_eq!(limits.client(SocketAddr::new(proxy, 443), &headers), proxy);
     }
 }

@@ -131,13 +131,21 @@ impl RouteTable {
 }
 
 /// The entry of `entries` (in table order) whose route matches a request,
-/// with its bound path variables.
+/// with its bound path variables. `HEAD` matches the `GET` route (RFC 9110
+/// §9.3.2: it is served as the `GET`, whose answer loses its body on the
+/// way out, see `crate::head`; the contract cannot bind `HEAD` itself),
+/// and a 405 lists it beside `GET`.
 pub fn find<'a, T>(
     entries: &'a [T],
     route_of: impl Fn(&T) -> &Route,
     method: &http::Method,
     path: &str,
 ) -> Result<(&'a T, Bindings), NoRoute> {
+    let method = if method == http::Method::HEAD {
+        &http::Method::GET
+    } else {
+        method
+    };
     let mut allowed = Vec::new();
     // `/users/x:changePassword` names the custom method, whatever the
     // HTTP method: it must not fall through to `/users/{id}` with the id
@@ -161,10 +169,12 @@ pub fn find<'a, T>(
         }
     }
     if allowed.is_empty() {
-        Err(NoRoute::NotFound)
-    } else {
-        Err(NoRoute::MethodNotAllowed(allowed))
+        return Err(NoRoute::NotFound);
     }
+    if let Some(get) = allowed.iter().position(|m| m == http::Method::GET) {
+        allowed.insert(get + 1, http::Method::HEAD);
+    }
+    Err(NoRoute::MethodNotAllowed(allowed))
 }
 
 /// Applies a method's `suite.api.v1.http` options to its routes.
@@ -229,6 +239,12 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         let kind = text(&custom, "kind");
         let path = text(&custom, "path");
         let verb = http::Method::from_bytes(kind.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        // The gateway answers every HEAD with its GET (`crate::head`).
+        if verb == http::Method::HEAD {
+            return Err(fail(
+                "HEAD is served wherever GET is: bind GET instead".into(),
+            ));
+        }
         pattern = Some((verb, path));
     }
     // Server streams are served as Server-Sent Events; a request stream has
@@ -312,6 +328,75 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// HEAD finds the GET route of its path (with its variables), and a 405
+    /// lists HEAD wherever it lists GET, never where there is no GET.
+    #[test]
+    fn head_is_served_by_the_get_route_and_allowed_beside_it() {
+        let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let table = RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE])
+            .expect("routes");
+        let head = http::Method::HEAD;
+        for path in ["/api/v1/users/u1", "/api/v1/users/me", "/api/v1/users"] {
+            let (route, vars) = table.find(&head, path).expect(path);
+            let (get, get_vars) = table.find(&http::Method::GET, path).expect(path);
+            assert_eq!(route.http_method, http::Method::GET, "{path}");
+            assert_eq!(route.method.full_name(), get.method.full_name(), "{path}");
+            assert_eq!(vars, get_vars, "{path}");
+        }
+        let allowed = |method: http::Method, path: &str| match table.find(&method, path) {
+            Err(NoRoute::MethodNotAllowed(allowed)) => allowed
+                .iter()
+                .map(http::Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => panic!("{method} {path}: {other:?}"),
+        };
+        assert_eq!(
+            allowed(http::Method::PUT, "/api/v1/users/me"),
+            "GET, HEAD, PATCH, DELETE"
+        );
+        assert_eq!(allowed(head.clone(), "/api/v1/auth/login"), "POST");
+        assert_eq!(
+            allowed(head.clone(), "/api/v1/users/me:changePassword"),
+            "POST"
+        );
+        assert!(matches!(
+            table.find(&head, "/api/v1/nothing"),
+            Err(NoRoute::NotFound)
+        ));
+    }
+
+    /// HEAD is the GET's: a contract that binds it is refused at start-up.
+    #[test]
+    fn a_head_binding_is_refused_at_start_up() {
+        let mut pool =
+            DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let set = pool
+            .get_message_by_name("google.protobuf.FileDescriptorSet")
+            .expect("descriptor.proto");
+        let file = serde_json::json!({ "file": [{
+            "name": "test/peek.proto",
+            "package": "test",
+            "syntax": "proto3",
+            "dependency": ["google/api/annotations.proto"],
+            "messageType": [{ "name": "Thing" }],
+            "service": [{ "name": "Peek", "method": [{
+                "name": "Look",
+                "inputType": ".test.Thing",
+                "outputType": ".test.Thing",
+                "options": { "[google.api.http]": {
+                    "custom": { "kind": "HEAD", "path": "/things" },
+                } },
+            }]}],
+        }]});
+        let set = DynamicMessage::deserialize(set, file).expect("a descriptor set");
+        pool.decode_file_descriptor_set(prost::Message::encode_to_vec(&set).as_slice())
+            .expect("added");
+        let err = RouteTable::from_pool(&pool, &["test.Peek"]).expect_err("refused");
+        assert_eq!(err.method, "test.Peek.Look");
+        assert!(err.reason.contains("HEAD"), "{err}");
     }
 
     /// A request stream has no REST form: the gateway does not start with

@@ -25,6 +25,10 @@
 //! `: keep-alive` comment (`EVENT_STREAM_KEEP_ALIVE_MS`). A client that goes
 //! drops the stream, and with it the upstream call; a gateway that stops
 //! ends its streams plainly, for the clients to resume elsewhere.
+//!
+//! A `HEAD` gets the `GET`'s status and headers and no stream: the call is
+//! made, so that the service's refusals (403, 404, …) show as they would,
+//! and dropped (cancelling it upstream) as soon as its head has arrived.
 
 use crate::{
     authenticate, call,
@@ -183,6 +187,17 @@ pub async fn serve(
     .await
     .map_err(|s| call::problem(&endpoint.route, &s))?;
     let returned = call::returned_headers(reply.metadata());
+    if parts.extensions.get::<crate::head::Head>().is_some() {
+        // The GET's status and headers, which the service's answer decided;
+        // no events: the call (and its upstream stream) and the stream slot
+        // end here.
+        drop((reply, permit));
+        return Ok(events_response(
+            futures_util::stream::empty(),
+            gw.keep_alive,
+            returned,
+        ));
+    }
     let feed = Feed {
         upstream: reply.into_inner(),
         endpoint,
@@ -193,8 +208,20 @@ pub async fn serve(
         _held: (admitted, lane),
     };
     let events = futures_util::stream::unfold(feed, Feed::next_event);
+    Ok(events_response(events, gw.keep_alive, returned))
+}
+
+/// The answer that streams `events`, with the service's `returned` headers.
+fn events_response<S>(
+    events: S,
+    keep_alive: Duration,
+    returned: Vec<(header::HeaderName, HeaderValue)>,
+) -> Response
+where
+    S: futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
     let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(gw.keep_alive).text("keep-alive"))
+        .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
         .into_response();
     let headers = response.headers_mut();
     headers.extend(returned);
@@ -202,7 +229,7 @@ pub async fn serve(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Proxies such as nginx would otherwise hold events back in a buffer.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 /// An open stream: the upstream call and what ends it.

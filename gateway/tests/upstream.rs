@@ -3,10 +3,16 @@
 //! the request budget, an upstream that goes away and comes back or vanishes
 //! mid-call;
 //! server streams as Server-Sent Events (`upstream/sse.rs`); the stop of the
-//! real server loop under keep-alive traffic (`upstream/shutdown.rs`).
+//! real server loop under keep-alive traffic (`upstream/shutdown.rs`);
+//! rate-limit keys behind a trusted proxy (`upstream/forwarded.rs`); HEAD
+//! wherever GET is (`upstream/head.rs`).
 //! The real services are tested through the gateway in the root package.
 
 // In this binary (one link), not tests targets of their own.
+#[path = "upstream/forwarded.rs"]
+mod forwarded;
+#[path = "upstream/head.rs"]
+mod head;
 #[path = "upstream/shutdown.rs"]
 mod shutdown;
 #[path = "upstream/sse.rs"]

@@ -320,7 +320,7 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
     assert_eq!(put.status, 405);
     assert_eq!(
         put.headers.get("allow").and_then(|v| v.to_str().ok()),
-        Some("GET, PATCH, DELETE")
+        Some("GET, HEAD, PATCH, DELETE")
     );
     // A custom method's path is its own resource: PATCH on it is 405, not a
     // PATCH of a user whose id ends in ":changePassword".

@@ -8,6 +8,7 @@ use crate::service::AuthCore;
 use chrono::{DateTime, Utc};
 use prost::Name;
 use std::{sync::Arc, time::Duration};
+use suite_db::Migrated;
 use suite_events::{Bus, Event, Filter, Stream};
 use suite_proto::{auth::RevocationReason, user};
 use tokio_stream::StreamExt;
@@ -38,7 +39,11 @@ fn effect(event: &Event) -> Option<(Uuid, DateTime<Utc>, RevocationReason)> {
 }
 
 /// Runs the consumer until the task is dropped, reconnecting as needed.
-pub async fn run(bus: Bus, core: Arc<AuthCore>) {
+/// It starts once the migrations have made the sessions' tables: an event
+/// waiting in the stream would otherwise meet an empty database, fail,
+/// and be delivered again until they exist.
+pub async fn run(bus: Bus, core: Arc<AuthCore>, mut migrated: Migrated) {
+    migrated.wait().await;
     let filter = Filter {
         streams: vec![Stream::User],
         types: vec![

@@ -30,8 +30,9 @@ impl AuthApi {
         }
     }
 
-    /// The client's address: the first `x-forwarded-for` hop when a trusted
-    /// caller (the gateway) says so, else the peer. The throttle counts per
+    /// The client's address: the one `x-forwarded-for` names when a trusted
+    /// caller (the gateway) sends it (see `suite_grpc::forwarded`), else the
+    /// peer. The throttle counts per
     /// address, and users see it in their session list.
     fn client_ip<T>(&self, req: &Request<T>) -> String {
         let peer = req.remote_addr().map(|a| a.ip());

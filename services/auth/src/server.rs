@@ -84,7 +84,7 @@ pub async fn serve(
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
     let (events, relaying) = Relay::new(
-        database.pool().clone(),
+        &database,
         bus.clone(),
         Stream::Auth,
         RelaySettings::default(),
@@ -118,7 +118,7 @@ pub async fn serve(
         config.settings(),
         events,
     ));
-    let consuming = tokio::spawn(crate::consumer::run(bus, core.clone()));
+    let consuming = tokio::spawn(crate::consumer::run(bus, core.clone(), database.migrated()));
 
     let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth, config.forwarded.clone()))
         .max_decoding_message_size(config.grpc.max_message_bytes());

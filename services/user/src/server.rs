@@ -60,7 +60,7 @@ pub async fn serve(
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
     let (events, relaying) = Relay::new(
-        database.pool().clone(),
+        &database,
         bus.clone(),
         Stream::User,
         RelaySettings::default(),

@@ -11,6 +11,7 @@ use crate::{
 use sqlx::migrate::{MigrateError, Migrator};
 use std::{sync::Arc, time::Duration};
 use suite_grpc::server::{Check, Readiness};
+use tokio::sync::watch;
 
 /// A service's migrations, one set per backend (`sqlx::migrate!` of each folder).
 #[derive(Debug)]
@@ -28,6 +29,33 @@ pub struct Database {
     health: Health,
     system: &'static str,
     migrations: &'static Migrations,
+    /// `true` once [`Database::migrate`] has succeeded in this process.
+    migrated: Arc<watch::Sender<bool>>,
+}
+
+/// Whether a [`Database`]'s migrations have run: what works on the
+/// service's tables in the background (the outbox relay, event consumers)
+/// waits for it, so that the first start on an empty database sends
+/// nothing the database must refuse (`relation … does not exist`) while
+/// the readiness check is still migrating. Serving does not wait: the
+/// server answers from the start (NOT_SERVING until ready).
+#[derive(Debug, Clone)]
+pub struct Migrated(watch::Receiver<bool>);
+
+impl Migrated {
+    /// Completes once the migrations have run (at once if they have).
+    pub async fn wait(&mut self) {
+        if self.0.wait_for(|migrated| *migrated).await.is_err() {
+            // The database is gone without having been migrated: its
+            // tables must still not be touched (its users are stopping).
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether the migrations have run.
+    pub fn is_done(&self) -> bool {
+        *self.0.borrow()
+    }
 }
 
 impl Database {
@@ -45,11 +73,18 @@ impl Database {
             pool,
             system: url.backend().system_name(),
             migrations,
+            migrated: Arc::new(watch::Sender::new(false)),
         })
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Completes once [`Database::migrate`] has succeeded (on this value or
+    /// a clone of it).
+    pub fn migrated(&self) -> Migrated {
+        Migrated(self.migrated.subscribe())
     }
 
     /// The OpenTelemetry `db.system.name`, for the stores' spans.
@@ -67,7 +102,9 @@ impl Database {
             }
         };
         let span = crate::span(self.system, "MIGRATE", self.migrations.table);
-        crate::traced(span, run).await
+        crate::traced(span, run).await?;
+        self.migrated.send_replace(true);
+        Ok(())
     }
 
     /// One round trip (no span: readiness polls it every few seconds). A
@@ -199,5 +236,48 @@ impl<S: ?Sized> Traced<S> {
                 None => return result,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static NO_MIGRATIONS: Migrations = Migrations {
+        postgres: Migrator::DEFAULT,
+        sqlite: Migrator::DEFAULT,
+        table: "nothing",
+    };
+
+    /// What waits for the migrations is held until `migrate` has succeeded
+    /// (on any clone of the database), then released; a later waiter
+    /// passes at once.
+    #[tokio::test]
+    async fn what_waits_for_the_migrations_starts_once_they_have_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url: crate::DatabaseUrl = format!("sqlite:{}", dir.path().join("m.db").display())
+            .parse()
+            .expect("a URL");
+        let settings = PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(10),
+        };
+        let database = Database::open(&url, "test", settings, &NO_MIGRATIONS).expect("opened");
+        let mut migrated = database.migrated();
+        assert!(!migrated.is_done());
+        let waiting = tokio::spawn(async move { migrated.wait().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "released before the migrations ran");
+
+        database.clone().migrate().await.expect("migrated");
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("released once migrated")
+            .expect("the waiting task");
+        let mut later = database.migrated();
+        assert!(later.is_done());
+        tokio::time::timeout(Duration::from_secs(10), later.wait())
+            .await
+            .expect("at once");
     }
 }

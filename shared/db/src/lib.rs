@@ -15,7 +15,7 @@ pub mod pool;
 pub mod testing;
 mod url;
 
-pub use database::{Database, Migrations, Traced};
+pub use database::{Database, Migrated, Migrations, Traced};
 pub use fault::{Fault, StoreFault, classify};
 pub use pool::{PoolArgs, PoolSettings};
 pub use url::{Backend, DatabaseUrl};

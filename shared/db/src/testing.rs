@@ -293,6 +293,12 @@ impl PrivatePostgres {
             .expect("create database");
     }
 
+    /// Its server log so far (errors of every statement included: what a
+    /// test asserts was never run shows here).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
     /// Stops it as an operator does (`pg_ctl stop -m fast`: connections
     /// are told 57P01 "terminating connection due to administrator command").
     pub fn stop(&self) {

@@ -16,7 +16,7 @@ use std::{
     sync::{Arc, LazyLock},
     time::Duration,
 };
-use suite_db::pool::Pool;
+use suite_db::{Database, Migrated, pool::Pool};
 use tokio::sync::Notify;
 
 /// Rows published per round.
@@ -250,6 +250,8 @@ impl Wake {
 /// Publishes a service's outbox to the bus.
 pub struct Relay {
     pool: Pool,
+    /// The outbox exists once the service's migrations have run.
+    migrated: Migrated,
     bus: Bus,
     stream: Stream,
     settings: RelaySettings,
@@ -257,10 +259,13 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(pool: Pool, bus: Bus, stream: Stream, settings: RelaySettings) -> Self {
+    /// The relay of `database`'s outbox, which starts reading it once the
+    /// database's migrations have run ([`Database::migrated`]).
+    pub fn new(database: &Database, bus: Bus, stream: Stream, settings: RelaySettings) -> Self {
         LazyLock::force(&METRICS);
         Self {
-            pool,
+            pool: database.pool().clone(),
+            migrated: database.migrated(),
             bus,
             stream,
             settings,
@@ -280,17 +285,19 @@ impl Relay {
         self.wake.clone()
     }
 
-    /// Runs until the task is dropped: prepares the stream, then publishes
+    /// Runs until the task is dropped: prepares the stream, waits for the
+    /// migrations to have made the outbox (probing for it would fill an
+    /// empty database's log with its errors meanwhile), then publishes
     /// whatever is in the outbox, waiting out a bus or database that is
     /// away (the rows wait too).
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let mut backoff = Duration::from_millis(100);
         while let Err(e) = self.bus.prepare(self.stream).await {
             tracing::warn!(error = %e, "event stream not ready; retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        self.wait_for_table().await;
+        self.migrated.wait().await;
         let mut failing = false;
         let mut leader = None;
         backoff = Duration::from_millis(100);
@@ -327,23 +334,6 @@ impl Relay {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
-        }
-    }
-
-    /// Waits (quietly) for the service's migrations to create the outbox.
-    async fn wait_for_table(&self) {
-        let probe = "SELECT count(*) FROM outbox WHERE 1 = 0";
-        let mut wait = Duration::from_millis(20);
-        loop {
-            let found: sqlx::Result<i64> = match &self.pool {
-                Pool::Postgres(pool) => sqlx::query_scalar(probe).fetch_one(pool).await,
-                Pool::Sqlite(pool) => sqlx::query_scalar(probe).fetch_one(pool).await,
-            };
-            if found.is_ok() {
-                return;
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(1));
         }
     }
 

@@ -7,3 +7,4 @@ mod keys;
 mod login;
 mod refresh;
 mod sessions;
+mod startup;

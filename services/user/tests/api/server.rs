@@ -310,3 +310,45 @@ async fn sqlite_replicas_starting_together_all_become_ready() {
 async fn postgres_replicas_starting_together_all_become_ready() {
     replicas_starting_together_on_one_database_all_become_ready(Backend::Postgres).await;
 }
+
+/// The first start on an empty PostgreSQL database: nothing queries the
+/// service's tables before the migrations (run by the readiness check)
+/// have made them, so the server's log has no "relation … does not exist"
+/// (the outbox relay used to probe the outbox from the start). The relay
+/// has run by the end: a change's event left the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_queries_a_table_before_the_migrations_have_made_it() {
+    use suite_db::testing::PrivatePostgres;
+    let Some(pg) = PrivatePostgres::start().await else {
+        return;
+    };
+    pg.create_database("fresh").await;
+    let db = TestDb::existing(pg.url("fresh"));
+    let key = SigningKey::generate("test-key-1").expect("key");
+    let app = start(test_config(&db.url, &key), key, db).await;
+    app.wait_until_serving().await;
+    app.create_user("first").await;
+    let pool = sqlx::PgPool::connect(&pg.url("fresh")).await.expect("pg");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event never left the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pool.close().await;
+    app.stop().await;
+    let log = pg.log();
+    assert!(
+        !log.contains("does not exist"),
+        "a query ran before the migrations:\n{log}"
+    );
+}
