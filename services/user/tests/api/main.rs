@@ -9,6 +9,7 @@ mod credentials;
 mod crud;
 mod events;
 mod faults;
+mod imported;
 mod pagination;
 mod server;
 mod validation;
