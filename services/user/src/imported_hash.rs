@@ -32,6 +32,10 @@ pub const MAX_ARGON2_PARALLELISM: u32 = 8;
 /// argon2 hash costs more than the costliest bcrypt on any usual hardware.
 pub const MAX_ARGON2_WORK_KIB: u64 = 64 * 1024 * 4;
 
+/// bcrypt keys on the first 72 bytes of a password: a longer one is only
+/// partly checked.
+pub const BCRYPT_KEY_BYTES: usize = 72;
+
 /// Whether `stored` is a bcrypt hash (`$2a$`, `$2b$` or `$2y$`).
 pub fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"]
@@ -116,6 +120,14 @@ pub fn verify_bcrypt(password: &[u8], stored: &str) -> Option<bool> {
         tracing::error!(error = %e, "a stored bcrypt hash cannot be checked");
         false
     }))
+}
+
+/// Whether bcrypt checked the whole of `password` (it keys on the first 72
+/// bytes): only then may a right password replace the bcrypt hash, or a
+/// long password's other tails would sign in for good and the owner's own
+/// stop working.
+pub fn checks_whole(password: &[u8]) -> bool {
+    password.len() <= BCRYPT_KEY_BYTES
 }
 
 #[cfg(test)]
@@ -205,5 +217,15 @@ mod tests {
         ] {
             assert_eq!(validate(&argon2_of(m, t, p)), Ok(()), "m={m},t={t},p={p}");
         }
+    }
+
+    #[test]
+    fn bcrypt_checks_72_bytes_of_a_password() {
+        let long = "x".repeat(BCRYPT_KEY_BYTES) + "the owner's tail";
+        let hash = bcrypt::hash(&long, MIN_BCRYPT_COST).expect("hash");
+        let other_tail = "x".repeat(BCRYPT_KEY_BYTES) + "anything else";
+        assert_eq!(verify_bcrypt(other_tail.as_bytes(), &hash), Some(true));
+        assert!(!checks_whole(other_tail.as_bytes()));
+        assert!(checks_whole("x".repeat(BCRYPT_KEY_BYTES).as_bytes()));
     }
 }

@@ -167,15 +167,19 @@ impl PasswordHasher {
         let params = self.params.clone();
         self.run(move |buffer| {
             // An imported bcrypt hash is never current: a right password
-            // replaces it with argon2id.
+            // replaces it with argon2id, if bcrypt checked all of it (it
+            // keys on the first 72 bytes; a longer password would let any
+            // other tail sign in for good, and lock the owner's own out).
             if let Some(ok) = crate::imported_hash::verify_bcrypt(password.as_bytes(), &stored) {
                 if !ok || !exists {
                     return Ok(Verified::Wrong);
                 }
-                let rehash = hash_with(&params, password.as_bytes(), buffer)?;
-                return Ok(Verified::Right {
-                    rehash: Some(rehash),
-                });
+                let rehash = if crate::imported_hash::checks_whole(password.as_bytes()) {
+                    Some(hash_with(&params, password.as_bytes(), buffer)?)
+                } else {
+                    None
+                };
+                return Ok(Verified::Right { rehash });
             }
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash cannot be parsed");
@@ -395,6 +399,35 @@ mod tests {
         {
             Verified::Right { rehash: Some(h) } => assert!(h.contains("m=2048")),
             _ => panic!("expected a rehash"),
+        }
+        Ok(())
+    }
+
+    /// bcrypt checks the first 72 bytes of a password: a longer right one
+    /// signs in but never replaces the hash; one of at most 72 bytes does.
+    #[tokio::test]
+    async fn a_bcrypt_hash_is_replaced_only_by_a_password_it_checked_whole() -> Result<(), Error> {
+        let h = PasswordHasher::new(cheap(), 0, options(1)).await?;
+        let prefix = "p".repeat(crate::imported_hash::BCRYPT_KEY_BYTES);
+        let cost = crate::imported_hash::MIN_BCRYPT_COST;
+        let hash_of = |p: &str| bcrypt::hash(p, cost).map_err(|e| Error::Internal(e.to_string()));
+        let long = hash_of(&format!("{prefix}the owner's tail"))?;
+        for password in [
+            format!("{prefix}the owner's tail"),
+            format!("{prefix}other"),
+        ] {
+            match h.verify(password, Some(long.clone())).await? {
+                Verified::Right { rehash: None } => {}
+                Verified::Right { rehash: Some(_) } => panic!("upgraded from a long password"),
+                Verified::Wrong => panic!("bcrypt refused its own 72 bytes"),
+            }
+        }
+        for password in [prefix.clone(), "short and sweet".to_owned()] {
+            let hash = hash_of(&password)?;
+            match h.verify(password, Some(hash)).await? {
+                Verified::Right { rehash: Some(new) } => assert!(new.starts_with("$argon2id$")),
+                _ => panic!("not upgraded"),
+            }
         }
         Ok(())
     }

@@ -124,6 +124,55 @@ async fn import_refuses_hash_parameters_outside_the_range_naming_the_field(app: 
     app.stop().await;
 }
 
+async fn a_bcrypt_login_over_72_bytes_signs_in_but_never_replaces_the_hash(app: TestApp) {
+    let prefix = &"long passphrase ".repeat(5)[..72];
+    let owners = format!("{prefix}and the owner's own tail");
+    let attackers = format!("{prefix}and anything else");
+    let short = "short enough for bcrypt 42";
+    let hashes = [
+        bcrypt_hash(&owners, 10),
+        bcrypt_hash(short, 10),
+        bcrypt_hash(prefix, 10),
+    ];
+    let results = import(
+        &app,
+        vec![
+            user("lena", &hashes[0]),
+            user("milo", &hashes[1]),
+            user("nell", &hashes[2]),
+        ],
+    )
+    .await;
+    assert!(
+        results.iter().all(|r| r.outcome() == Imported::Created),
+        "{results:?}"
+    );
+
+    // bcrypt checks 72 bytes: another tail signs in (that much bcrypt
+    // cannot tell), but the hash stays, so it does not sign in for good...
+    assert_eq!(login(&app, "lena", &attackers).await, Outcome::Valid);
+    assert_eq!(stored_hash(&app, "lena").await, hashes[0], "replaced");
+    // ...and the owner's own password still works, without replacing it
+    // either (bcrypt did not check its tail).
+    assert_eq!(login(&app, "lena", &owners).await, Outcome::Valid);
+    assert_eq!(stored_hash(&app, "lena").await, hashes[0], "replaced");
+
+    // A password bcrypt checked whole (72 bytes at most) replaces it.
+    for (name, password) in [("milo", short), ("nell", prefix)] {
+        assert_eq!(login(&app, name, password).await, Outcome::Valid, "{name}");
+        let upgraded = stored_hash(&app, name).await;
+        assert!(upgraded.starts_with("$argon2id$"), "{name}: {upgraded}");
+        assert_eq!(login(&app, name, password).await, Outcome::Valid, "{name}");
+        assert_eq!(
+            login(&app, name, &format!("{password}!")).await,
+            Outcome::Invalid,
+            "{name}"
+        );
+    }
+    app.stop().await;
+}
+
 suite_db::on_both_databases!(crate::helpers::spawn_app;
     import_refuses_hash_parameters_outside_the_range_naming_the_field,
+    a_bcrypt_login_over_72_bytes_signs_in_but_never_replaces_the_hash,
 );
