@@ -6,7 +6,9 @@
 //! The range keeps imported accounts from standing out or standing in the
 //! way: too weak a hash would be cracked offline if the table leaked, and
 //! too costly a one would let a few wrong logins fill the hashing threads.
-//! Within it, no verification costs much more than a bcrypt of cost 12.
+//! Within it, no verification costs much more than a bcrypt of cost 12, and
+//! a failed one is answered no sooner than the failure floor (see
+//! [`crate::password`]), so timing does not tell imported accounts apart.
 
 use argon2::{Params, password_hash::phc::PasswordHash};
 
@@ -109,6 +111,20 @@ fn argon2_in_range(params: &Params) -> Result<(), String> {
     }
 }
 
+/// The costliest argon2 parameters accepted (most memory, passes up to the
+/// work bound, most lanes): what the failure floor is measured at.
+pub fn costliest_argon2() -> Params {
+    let passes = (MAX_ARGON2_WORK_KIB / u64::from(MAX_ARGON2_MEMORY_KIB)) as u32;
+    Params::new(
+        MAX_ARGON2_MEMORY_KIB,
+        passes.min(MAX_ARGON2_ITERATIONS),
+        MAX_ARGON2_PARALLELISM,
+        None,
+    )
+    // Constants that argon2 accepts (tested); its default otherwise.
+    .unwrap_or_default()
+}
+
 /// Verifies `password` against `stored` if it is a bcrypt hash (`None` if
 /// it is not one). Blocking: call it on the hashing pool. Like every bcrypt,
 /// only the first 72 bytes of the password count.
@@ -128,6 +144,16 @@ pub fn verify_bcrypt(password: &[u8], stored: &str) -> Option<bool> {
 /// stop working.
 pub fn checks_whole(password: &[u8]) -> bool {
     password.len() <= BCRYPT_KEY_BYTES
+}
+
+/// A verification at the costliest bcrypt accepted, for the failure floor:
+/// bcrypt's verification is this hash and a comparison. Blocking.
+pub fn bcrypt_at_max_cost() {
+    let _ = std::hint::black_box(bcrypt::hash_with_salt(
+        std::hint::black_box(b"the failure floor"),
+        MAX_BCRYPT_COST,
+        [0; 16],
+    ));
 }
 
 #[cfg(test)]
@@ -217,6 +243,13 @@ mod tests {
         ] {
             assert_eq!(validate(&argon2_of(m, t, p)), Ok(()), "m={m},t={t},p={p}");
         }
+        let costliest = costliest_argon2();
+        let phc = argon2_of(costliest.m_cost(), costliest.t_cost(), costliest.p_cost());
+        assert_eq!(validate(&phc), Ok(()));
+        assert_eq!(
+            u64::from(costliest.m_cost()) * u64::from(costliest.t_cost()),
+            MAX_ARGON2_WORK_KIB
+        );
     }
 
     #[test]
