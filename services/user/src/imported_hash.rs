@@ -13,7 +13,7 @@
 use argon2::{Params, password_hash::phc::PasswordHash};
 
 /// bcrypt costs accepted: from OWASP's least (10) to the default of many
-/// frameworks, bcryptjs in the Express stack users come from included (12).
+/// frameworks (12).
 pub const MIN_BCRYPT_COST: u32 = 10;
 pub const MAX_BCRYPT_COST: u32 = 12;
 
