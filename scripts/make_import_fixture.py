@@ -6,7 +6,8 @@ one per prefix the user service accepts ($2a$, $2b$, $2y$).
     python3 -m venv /tmp/v && /tmp/v/bin/pip install bcrypt
     /tmp/v/bin/python scripts/make_import_fixture.py > tests/fixtures/import-bcrypt.jsonl
 
-The passwords follow PASSWORD (the test knows it); cost 4 keeps the test quick.
+The passwords follow PASSWORD (the test knows it); cost 10 is the cheapest the
+user service imports.
 """
 import json
 import sys
@@ -23,7 +24,7 @@ USERS = [
 for prefix, name, email, display_name, created_at in USERS:
     # PyPI's bcrypt makes $2a$ and $2b$; $2y$ (PHP's) is the same algorithm
     # under another name.
-    salt = bcrypt.gensalt(rounds=4, prefix=b"2b" if prefix == "2y" else prefix.encode())
+    salt = bcrypt.gensalt(rounds=10, prefix=b"2b" if prefix == "2y" else prefix.encode())
     hashed = bcrypt.hashpw(PASSWORD.format(name=name).encode(), salt).decode()
     if prefix == "2y":
         hashed = "$2y$" + hashed[4:]

@@ -68,6 +68,12 @@ pub struct Config {
     #[arg(long, env = "PASSWORD_HASH_NICE", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
     pub password_hash_nice: u8,
 
+    /// The least time a failed password check takes, if longer than the
+    /// measured failure floor. Not a variable or flag: the floor is
+    /// measured, and only tests stretch it, to see a failure still waiting.
+    #[arg(skip)]
+    pub failure_floor_at_least: Duration,
+
     /// Least zxcvbn score (0-4) a new password needs.
     #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=4))]
     pub password_min_score: u8,

@@ -117,7 +117,8 @@ mod tests {
             username: "Grace".into(),
             email: "grace@example.com".into(),
             display_name: "Grace H".into(),
-            password_hash: bcrypt::hash("some password", 4).expect("hash"),
+            password_hash: bcrypt::hash("some password", imported_hash::MIN_BCRYPT_COST)
+                .expect("hash"),
             create_time: Some(prost_types::Timestamp {
                 seconds: 1_600_000_000,
                 nanos: 0,

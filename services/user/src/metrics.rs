@@ -5,7 +5,7 @@ use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
 };
-use std::sync::LazyLock;
+use std::sync::{LazyLock, atomic::AtomicU64};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -17,6 +17,7 @@ pub struct UserMetrics {
     pub password_hash_running: Gauge,
     pub password_hash_buffer_bytes: Gauge,
     pub password_checks: Family<OutcomeLabels, Counter>,
+    pub password_failure_floor_seconds: Gauge<f64, AtomicU64>,
 }
 
 static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
@@ -26,6 +27,7 @@ static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
         password_hash_running: Gauge::default(),
         password_hash_buffer_bytes: Gauge::default(),
         password_checks: Family::default(),
+        password_failure_floor_seconds: Gauge::default(),
     };
     registry.register(
         "suite_user_password_checks",
@@ -46,6 +48,11 @@ static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
         "suite_password_hash_buffer_bytes",
         "Memory the password-hashing threads hold in argon2 block buffers (given back after an idle spell)",
         m.password_hash_buffer_bytes.clone(),
+    );
+    registry.register(
+        "suite_user_password_failure_floor_seconds",
+        "The least time a failed password check takes (measured at the first failure: the slowest of a verification at the service's parameters and at the costliest an import accepts)",
+        m.password_failure_floor_seconds.clone(),
     );
     m
 });

@@ -1,6 +1,12 @@
 //! Password strength, argon2id hashing and verification, run on the
 //! password-hashing threads so that a burst of logins queues instead of
 //! stalling the async runtime (and other RPCs with it).
+//!
+//! A failed verification is answered no sooner than the failure floor: the
+//! time of the slowest verification the service may make (its own hashes'
+//! and the costliest an import accepts), measured once, on the first
+//! failure. A wrong password then takes as long whatever the account's hash
+//! (native, imported, none), so its timing does not tell them apart.
 
 use crate::{
     error::Error,
@@ -10,7 +16,12 @@ use argon2::{
     Algorithm, Argon2, Block, Params, Version,
     password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
-use std::{sync::Arc, time::Duration};
+use std::{
+    hint::black_box,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tokio::sync::OnceCell;
 
 /// A hashing thread gives its argon2 buffer back after this long without
 /// work: a storm's memory is returned once it is over, while steady logins
@@ -43,12 +54,47 @@ impl HashParams {
 
 /// The outcome of a verification.
 pub enum Verified {
-    Wrong,
-    /// Right; with a fresh hash when the stored one used older parameters.
-    Right {
-        rehash: Option<String>,
-    },
+    /// Wrong, or no such user: answer it through [`PasswordHasher::pad`].
+    Wrong(Failure),
+    /// Right; with a fresh hash when the stored one used older parameters
+    /// (or was imported), if the password may replace it.
+    Right { rehash: Option<String> },
 }
+
+/// A failed verification, to be answered no sooner than the failure floor
+/// after it began (see [`PasswordHasher::pad`]).
+#[must_use = "a failed verification is answered through PasswordHasher::pad"]
+#[derive(Debug)]
+pub struct Failure {
+    /// When the verification began on its hashing thread (the wait for a
+    /// thread is not counted: under load a queued check would otherwise
+    /// answer as soon as its own hash is done, cheap or not).
+    began: tokio::time::Instant,
+}
+
+impl Failure {
+    /// A verification that took `took` and has just ended.
+    fn took(took: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            began: now.checked_sub(took).unwrap_or(now),
+        }
+    }
+}
+
+/// How long a failed verification takes at least, measured lazily.
+#[derive(Default)]
+struct Floor {
+    /// One verification at this hasher's own parameters.
+    native: OnceCell<Duration>,
+    /// A lower bound the measurement cannot go below (tests stretch it to
+    /// see the padding; zero otherwise).
+    at_least: Duration,
+}
+
+/// One verification at the costliest parameters an import accepts: the
+/// same for every hasher in the process, so measured once for all of them.
+static COSTLIEST_IMPORT: OnceCell<Duration> = OnceCell::const_new();
 
 /// How the hashing threads run.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +124,8 @@ pub struct PasswordHasher {
     /// Argon2 verifications made (the dummy's included), for the tests
     /// that an unknown user costs one as a known one does.
     verifications: Arc<std::sync::atomic::AtomicU64>,
+    /// The failure floor, once measured.
+    floor: Arc<Floor>,
 }
 
 impl PasswordHasher {
@@ -102,6 +150,7 @@ impl PasswordHasher {
             threads: Arc::new(threads),
             dummy_hash: Arc::from(""),
             verifications: Arc::default(),
+            floor: Arc::default(),
         };
         let p = hasher.params.clone();
         let dummy = hasher
@@ -113,6 +162,16 @@ impl PasswordHasher {
             .await??;
         hasher.dummy_hash = dummy.into();
         Ok(hasher)
+    }
+
+    /// A failed verification takes at least `at_least` (the measured floor
+    /// if that is longer): for tests that must see a failure still waiting.
+    pub fn with_failure_floor_at_least(mut self, at_least: Duration) -> Self {
+        self.floor = Arc::new(Floor {
+            native: OnceCell::new(),
+            at_least,
+        });
+        self
     }
 
     /// Runs `job` on a hashing thread, with that thread's buffer.
@@ -155,7 +214,8 @@ impl PasswordHasher {
     }
 
     /// Verifies `password` against `stored` (or against the dummy hash when
-    /// there is no user), in the same time either way.
+    /// there is no user), in the same time either way. A wrong answer is
+    /// to be padded with [`Self::pad`] once the caller's throttle is done.
     pub async fn verify(
         &self,
         password: String,
@@ -165,36 +225,164 @@ impl PasswordHasher {
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let verifications = Arc::clone(&self.verifications);
         let params = self.params.clone();
-        self.run(move |buffer| {
-            // An imported bcrypt hash is never current: a right password
-            // replaces it with argon2id.
-            if let Some(ok) = crate::imported_hash::verify_bcrypt(password.as_bytes(), &stored) {
-                if !ok || !exists {
-                    return Ok(Verified::Wrong);
-                }
-                let rehash = hash_with(&params, password.as_bytes(), buffer)?;
-                return Ok(Verified::Right {
-                    rehash: Some(rehash),
+        let (checked, took) = self
+            .run(move |buffer| {
+                let began = Instant::now();
+                let checked = check(password.as_bytes(), &stored, &params, buffer, || {
+                    verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 });
-            }
-            let Ok(parsed) = PasswordHash::new(&stored) else {
-                tracing::error!("a stored password hash cannot be parsed");
-                return Ok(Verified::Wrong);
-            };
-            let ok = matches_hash(password.as_bytes(), &parsed, buffer);
-            verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if !ok || !exists {
-                return Ok(Verified::Wrong);
-            }
-            let rehash = if is_current(&parsed, &params) {
-                None
-            } else {
-                Some(hash_with(&params, password.as_bytes(), buffer)?)
-            };
-            Ok(Verified::Right { rehash })
+                (checked, began.elapsed())
+            })
+            .await?;
+        Ok(match checked? {
+            Checked::Right { rehash } if exists => Verified::Right { rehash },
+            _ => Verified::Wrong(Failure::took(took)),
         })
-        .await?
     }
+
+    /// Waits until `failure` is answered no sooner than the failure floor
+    /// after its verification began (measuring the floor first, on the
+    /// process's first failure). Call it after the throttle has counted the
+    /// failure and given the account's turn back: the wait holds no turn,
+    /// no hashing thread and no connection, so a storm of wrong passwords
+    /// on one account is not slowed to one floor at a time.
+    pub async fn pad(&self, failure: Failure) -> Result<(), Error> {
+        let floor = self.floor().await?;
+        tokio::time::sleep_until(failure.began + floor).await;
+        Ok(())
+    }
+
+    /// The failure floor: the slowest of a verification at this hasher's
+    /// parameters and at the costliest an import accepts (each measured
+    /// once, on the hashing threads), and the configured least.
+    async fn floor(&self) -> Result<Duration, Error> {
+        let native = *self
+            .floor
+            .native
+            .get_or_try_init(|| self.time_native())
+            .await?;
+        let import = *COSTLIEST_IMPORT
+            .get_or_try_init(|| self.time_costliest_import())
+            .await?;
+        let floor = native.max(import).max(self.floor.at_least);
+        crate::metrics::metrics()
+            .password_failure_floor_seconds
+            .set(floor.as_secs_f64());
+        Ok(floor)
+    }
+
+    /// The failure floor, if a failure has measured it yet.
+    pub fn measured_floor(&self) -> Option<Duration> {
+        let native = self.floor.native.get()?;
+        let import = COSTLIEST_IMPORT.get()?;
+        Some((*native).max(*import).max(self.floor.at_least))
+    }
+
+    /// One verification (of a password that is not it) against the dummy
+    /// hash, which has this hasher's parameters.
+    async fn time_native(&self) -> Result<Duration, Error> {
+        let dummy = Arc::clone(&self.dummy_hash);
+        let took = self
+            .run(move |buffer| {
+                let began = Instant::now();
+                if let Ok(parsed) = PasswordHash::new(&dummy) {
+                    black_box(matches_hash(b"the failure floor", &parsed, buffer));
+                }
+                began.elapsed()
+            })
+            .await?;
+        tracing::debug!(?took, "timed a verification at the service's parameters");
+        Ok(took)
+    }
+
+    /// One verification at the costliest bcrypt and one at the costliest
+    /// argon2 an import accepts; the slower.
+    async fn time_costliest_import(&self) -> Result<Duration, Error> {
+        let bcrypt = self
+            .run(|_| {
+                let began = Instant::now();
+                crate::imported_hash::bcrypt_at_max_cost();
+                began.elapsed()
+            })
+            .await?;
+        let argon2 = self
+            .run(|buffer| {
+                let params = crate::imported_hash::costliest_argon2();
+                let began = Instant::now();
+                let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+                let computed = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+                    .hash_password_into_with_memory(
+                        black_box(b"the failure floor"),
+                        &[0; 16],
+                        &mut out,
+                        blocks(buffer, params.block_count()),
+                    );
+                black_box(out);
+                let took = began.elapsed();
+                // Cannot fail with the range's constants (tested).
+                if let Err(e) = computed {
+                    tracing::error!(error = %e, "timing the costliest argon2 failed");
+                }
+                took
+            })
+            .await?;
+        tracing::info!(
+            ?bcrypt,
+            ?argon2,
+            "timed verifications at the costliest imported parameters (the failure floor)"
+        );
+        Ok(bcrypt.max(argon2))
+    }
+}
+
+/// What a verification on a hashing thread found.
+enum Checked {
+    Wrong,
+    /// Right, with the hash to replace the stored one, if any.
+    Right {
+        rehash: Option<String>,
+    },
+}
+
+/// Verifies `password` against `stored`; `counted` is called for each
+/// argon2 verification. Blocking: runs on a hashing thread, in its `buffer`.
+fn check(
+    password: &[u8],
+    stored: &str,
+    params: &Params,
+    buffer: &mut Vec<Block>,
+    counted: impl FnOnce(),
+) -> Result<Checked, Error> {
+    // An imported bcrypt hash is never current: a right password replaces
+    // it with argon2id, if bcrypt checked all of it (it keys on the first
+    // 72 bytes; a longer password would let any other tail sign in for
+    // good, and lock the owner's own out).
+    if let Some(ok) = crate::imported_hash::verify_bcrypt(password, stored) {
+        if !ok {
+            return Ok(Checked::Wrong);
+        }
+        let rehash = if crate::imported_hash::checks_whole(password) {
+            Some(hash_with(params, password, buffer)?)
+        } else {
+            None
+        };
+        return Ok(Checked::Right { rehash });
+    }
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        tracing::error!("a stored password hash cannot be parsed");
+        return Ok(Checked::Wrong);
+    };
+    let ok = matches_hash(password, &parsed, buffer);
+    counted();
+    if !ok {
+        return Ok(Checked::Wrong);
+    }
+    let rehash = if is_current(&parsed, params) {
+        None
+    } else {
+        Some(hash_with(params, password, buffer)?)
+    };
+    Ok(Checked::Right { rehash })
 }
 
 impl PasswordHasher {
@@ -343,11 +531,11 @@ mod tests {
         ));
         assert!(matches!(
             h.verify("wrong".into(), Some(hash)).await?,
-            Verified::Wrong
+            Verified::Wrong(_)
         ));
         assert!(matches!(
             h.verify("anything".into(), None).await?,
-            Verified::Wrong
+            Verified::Wrong(_)
         ));
         Ok(())
     }
@@ -363,12 +551,12 @@ mod tests {
         let before = h.verifications();
         assert!(matches!(
             h.verify("a wrong password".into(), Some(hash)).await?,
-            Verified::Wrong
+            Verified::Wrong(_)
         ));
         assert_eq!(h.verifications(), before + 1);
         assert!(matches!(
             h.verify("a wrong password".into(), None).await?,
-            Verified::Wrong
+            Verified::Wrong(_)
         ));
         assert_eq!(h.verifications(), before + 2, "no dummy verification");
         Ok(())
@@ -395,6 +583,122 @@ mod tests {
         {
             Verified::Right { rehash: Some(h) } => assert!(h.contains("m=2048")),
             _ => panic!("expected a rehash"),
+        }
+        Ok(())
+    }
+
+    /// A failed verification waits out the floor, whatever the hash it
+    /// failed against (the service's own, an imported bcrypt or argon2 at
+    /// the cheapest accepted, none); a right one is answered at once.
+    /// Tokio's clock is paused: the floor is stretched to an hour and the
+    /// sleep ends as soon as nothing else is left to run, so this checks the
+    /// clock's reading, not a stopwatch's.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_verification_is_answered_no_sooner_than_the_floor() -> Result<(), Error> {
+        use argon2::password_hash::PasswordHasher as _;
+        const FLOOR: Duration = Duration::from_secs(3600);
+        let h = PasswordHasher::new(cheap(), 0, options(1))
+            .await?
+            .with_failure_floor_at_least(FLOOR);
+        let password = "correct horse battery staple";
+        let native = h.hash_new(password.into(), vec![], "password").await?;
+        let bcrypt = bcrypt::hash(password, crate::imported_hash::MIN_BCRYPT_COST)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let weakest_argon2 = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(7 * 1024, 5, 1, None).map_err(|e| Error::Internal(e.to_string()))?,
+        )
+        .hash_password_with_salt(password.as_bytes(), b"sixteen byte slt")
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .to_string();
+        assert_eq!(crate::imported_hash::validate(&weakest_argon2), Ok(()));
+        for stored in [Some(native), Some(bcrypt), Some(weakest_argon2), None] {
+            let asked = tokio::time::Instant::now();
+            let Verified::Wrong(failure) = h.verify("a wrong guess".into(), stored.clone()).await?
+            else {
+                panic!("a wrong password verified against {stored:?}");
+            };
+            h.pad(failure).await?;
+            // Less the verification's own (real) time, which the clock
+            // did not see pass.
+            assert!(
+                asked.elapsed() >= FLOOR - Duration::from_secs(60),
+                "{stored:?}: answered after {:?}",
+                asked.elapsed()
+            );
+            if let Some(stored) = stored {
+                let asked = tokio::time::Instant::now();
+                let right = h.verify(password.into(), Some(stored)).await?;
+                assert!(matches!(right, Verified::Right { .. }));
+                assert_eq!(asked.elapsed(), Duration::ZERO, "a right password waited");
+            }
+        }
+        Ok(())
+    }
+
+    /// The floor is measured at the first failure (not at start-up, nor at
+    /// a right password), once, and is at least the costliest verification
+    /// an import accepts and the service's own.
+    #[tokio::test(start_paused = true)]
+    async fn the_floor_is_measured_once_at_the_first_failure() -> Result<(), Error> {
+        let h = PasswordHasher::new(cheap(), 0, options(1)).await?;
+        let hash = h
+            .hash_new("correct horse battery staple".into(), vec![], "password")
+            .await?;
+        let right = h
+            .verify("correct horse battery staple".into(), Some(hash.clone()))
+            .await?;
+        assert!(matches!(right, Verified::Right { .. }));
+        assert_eq!(h.measured_floor(), None, "measured before any failure");
+        let mut floors = Vec::new();
+        for _ in 0..2 {
+            let asked = tokio::time::Instant::now();
+            let Verified::Wrong(failure) = h.verify("wrong".into(), Some(hash.clone())).await?
+            else {
+                panic!("a wrong password verified");
+            };
+            h.pad(failure).await?;
+            let floor = h.measured_floor().expect("measured at the failure");
+            assert!(
+                asked.elapsed() + Duration::from_secs(1) >= floor,
+                "{:?} < {floor:?}",
+                asked.elapsed()
+            );
+            floors.push(floor);
+        }
+        assert_eq!(floors[0], floors[1], "measured again");
+        let import = COSTLIEST_IMPORT.get().copied().expect("import measured");
+        let native = h.floor.native.get().copied().expect("native measured");
+        assert_eq!(floors[0], import.max(native));
+        Ok(())
+    }
+
+    /// bcrypt checks the first 72 bytes of a password: a longer right one
+    /// signs in but never replaces the hash; one of at most 72 bytes does.
+    #[tokio::test]
+    async fn a_bcrypt_hash_is_replaced_only_by_a_password_it_checked_whole() -> Result<(), Error> {
+        let h = PasswordHasher::new(cheap(), 0, options(1)).await?;
+        let prefix = "p".repeat(crate::imported_hash::BCRYPT_KEY_BYTES);
+        let cost = crate::imported_hash::MIN_BCRYPT_COST;
+        let hash_of = |p: &str| bcrypt::hash(p, cost).map_err(|e| Error::Internal(e.to_string()));
+        let long = hash_of(&format!("{prefix}the owner's tail"))?;
+        for password in [
+            format!("{prefix}the owner's tail"),
+            format!("{prefix}other"),
+        ] {
+            match h.verify(password, Some(long.clone())).await? {
+                Verified::Right { rehash: None } => {}
+                Verified::Right { rehash: Some(_) } => panic!("upgraded from a long password"),
+                Verified::Wrong(_) => panic!("bcrypt refused its own 72 bytes"),
+            }
+        }
+        for password in [prefix.clone(), "short and sweet".to_owned()] {
+            let hash = hash_of(&password)?;
+            match h.verify(password, Some(hash)).await? {
+                Verified::Right { rehash: Some(new) } => assert!(new.starts_with("$argon2id$")),
+                _ => panic!("not upgraded"),
+            }
         }
         Ok(())
     }

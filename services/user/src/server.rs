@@ -53,7 +53,8 @@ pub async fn serve(
         config.hashing(),
     )
     .await
-    .map_err(|e| StartError::Hasher(e.to_string()))?;
+    .map_err(|e| StartError::Hasher(e.to_string()))?
+    .with_failure_floor_at_least(config.failure_floor_at_least);
     let bus = config
         .events
         .bus(<UserService as Service>::NAME)

@@ -284,8 +284,11 @@ impl UserCore {
                     Some(record.password_hash.clone()),
                 )
                 .await?;
-            if matches!(current, Verified::Wrong) {
+            if let Verified::Wrong(failure) = current {
                 self.throttle.fail(reservation).await;
+                // The account's turn is given back: the floor's wait holds
+                // nothing another check of it needs.
+                self.hasher.pad(failure).await?;
                 return Err(Error::invalid(
                     "current_password",
                     "is not the user's current password",
@@ -405,8 +408,12 @@ impl UserCore {
         };
         let stored = record.as_ref().map(|r| r.password_hash.clone());
         match self.hasher.verify(password, stored.clone()).await? {
-            Verified::Wrong => {
+            Verified::Wrong(failure) => {
                 self.throttle.fail(reservation).await;
+                // After the turn is given back (so a storm of wrong passwords
+                // on one account is not slowed to one floor at a time), and
+                // before the answer goes to identical checks in flight.
+                self.hasher.pad(failure).await?;
                 Ok(invalid_credentials())
             }
             Verified::Right { rehash } => {

@@ -9,6 +9,8 @@ mod credentials;
 mod crud;
 mod events;
 mod faults;
+mod floor;
+mod imported;
 mod pagination;
 mod server;
 mod validation;
