@@ -116,7 +116,10 @@ mod tests {
         let slots = Slots::new(3, 2);
         let a1 = slots.take(Some("a")).expect("first of a");
         let _a2 = slots.take(Some("a")).expect("second of a");
-        assert_eq!(slots.take(Some("a")).expect_err("past the share"), Full::Key(2));
+        assert_eq!(
+            slots.take(Some("a")).expect_err("past the share"),
+            Full::Key(2)
+        );
         let _b = slots.take(Some("b")).expect("b has its own share");
         assert_eq!(slots.take(Some("c")).expect_err("all taken"), Full::Total);
         drop(a1);
