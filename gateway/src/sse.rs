@@ -47,7 +47,13 @@ use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
-use std::{convert::Infallible, net::IpAddr, pin::Pin, sync::Arc, time::Instant};
+use std::{
+    convert::Infallible,
+    net::IpAddr,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use suite_events::slots::{Full, Slot, Slots};
 use suite_grpc::retry::Retry;
 use suite_tokens::{Lasting, TokenError};
@@ -191,7 +197,7 @@ pub async fn serve(
         // The GET's status and headers, which the service's answer decided;
         // no events: the call (and its upstream stream) and the stream slot
         // end here.
-        drop((reply, permit));
+        drop((reply, admitted, lane));
         return Ok(events_response(
             futures_util::stream::empty(),
             gw.keep_alive,
