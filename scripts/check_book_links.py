@@ -59,7 +59,11 @@ def check_book(book: Path) -> list[str]:
             if is_external(link) or link.startswith(("mailto:", "javascript:")):
                 continue
             parts = urlsplit(link)
-            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
+            if parts.path.startswith("/"):
+                # Root-relative (mdBook's 404 page): the book is served from its own root.
+                target = (book / unquote(parts.path).lstrip("/")).resolve()
+            else:
+                target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
             if book not in target.parents and target != book:
                 problems.append(f"{where}: {link} leads outside the book")
                 continue

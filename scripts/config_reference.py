@@ -5,7 +5,7 @@ Each built binary's `--help` lists the environment variables it reads (`[env: NA
 defaults (`[default: …]`). The reference must document exactly those, per binary, with the same
 defaults, so that it cannot drift from the code:
 
-  python3 scripts/config_reference.py --check [--bin-dir target/debug]
+  python3 scripts/config_reference.py --check [--bin-dir target/debug] [--build-missing]
   python3 scripts/config_reference.py --list   # what each binary's --help says, as the script reads it
 
 The reference marks each table with the binaries that read it (`<!-- config: suite-user suite-auth -->`
@@ -15,6 +15,7 @@ dependency named below.
 """
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -109,13 +110,43 @@ def read_in_tree(name: str) -> bool:
     return found.returncode == 0
 
 
+def build_missing(bin_dir: Path) -> None:
+    """Builds each binary not yet in bin_dir, from whichever workspace package holds it.
+
+    Only the missing ones: CI's earlier steps have built the others with the features they need, and
+    building them again with another package selection would compile the workspace once more.
+    """
+    missing = [name for name in BINARIES if not (bin_dir / name).exists()]
+    if not missing:
+        return
+    metadata = json.loads(
+        subprocess.run(
+            ["cargo", "metadata", "--no-deps", "--format-version", "1", "--locked"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout
+    )
+    for name in missing:
+        package = next(
+            (
+                p["name"]
+                for p in metadata["packages"]
+                for t in p["targets"]
+                if t["name"] == name and "bin" in t["kind"]
+            ),
+            None,
+        )
+        if package is None:
+            raise SystemExit(f"no package of the workspace has a binary named {name}")
+        subprocess.run(["cargo", "build", "--locked", "-p", package, "--bin", name], cwd=ROOT, check=True)
+
+
 def check(bin_dir: Path) -> int:
     text = REFERENCE.read_text(encoding="utf-8")
     helps = {}
     for name in BINARIES:
         binary = bin_dir / name
         if not binary.exists():
-            print(f"missing binary {binary}: build them first (cargo build --workspace --bins)")
+            print(f"missing binary {binary}: build it first, or pass --build-missing")
             return 2
         helps[name] = help_variables(binary)
 
@@ -186,7 +217,12 @@ def main() -> int:
     mode.add_argument("--check", action="store_true", help="fail when the reference and --help differ")
     mode.add_argument("--list", action="store_true", help="print each binary's variables and defaults")
     parser.add_argument("--bin-dir", default=str(ROOT / "target" / "debug"), type=Path)
+    parser.add_argument(
+        "--build-missing", action="store_true", help="cargo build the binaries not in --bin-dir first"
+    )
     args = parser.parse_args()
+    if args.build_missing:
+        build_missing(args.bin_dir)
     return check(args.bin_dir) if args.check else list_helps(args.bin_dir)
 
 
