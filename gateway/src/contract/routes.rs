@@ -38,6 +38,18 @@ pub struct Route {
     /// The request's string field that a `Last-Event-ID` header fills (an
     /// event stream's resumption).
     pub resume_field: Option<FieldDescriptor>,
+    /// An event stream's string fields of what is sent that become each
+    /// event's `id:` and `event:` lines.
+    pub event_fields: EventFields,
+}
+
+/// The string fields of a streamed message that frame its event.
+#[derive(Debug, Clone, Default)]
+pub struct EventFields {
+    /// `id`: what a client sends back as `Last-Event-ID`.
+    pub id: Option<FieldDescriptor>,
+    /// `type`: the event's name.
+    pub kind: Option<FieldDescriptor>,
 }
 
 /// What a request body fills (`google.api.http`'s `body`).
@@ -370,7 +382,7 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         .then(|| input.get_field_by_name(RESUME_FIELD))
         .flatten()
         .filter(|f| matches!(f.kind(), Kind::String) && !f.is_list());
-    Ok(Route {
+    let mut route = Route {
         http_method,
         template,
         method: method.clone(),
@@ -383,7 +395,20 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         cache_max_age: None,
         implied_mask,
         resume_field,
-    })
+        event_fields: EventFields::default(),
+    };
+    if method.is_server_streaming() {
+        let sent = route.sent_message();
+        let string = |name: &str| {
+            sent.get_field_by_name(name)
+                .filter(|f| matches!(f.kind(), Kind::String) && !f.is_list())
+        };
+        route.event_fields = EventFields {
+            id: string("id"),
+            kind: string("type"),
+        };
+    }
+    Ok(route)
 }
 
 /// The request field that an event stream's `Last-Event-ID` fills.

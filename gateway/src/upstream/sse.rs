@@ -47,7 +47,7 @@ use axum::response::{
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use prost_reflect::{DynamicMessage, ReflectMessage, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 use std::{
     convert::Infallible,
     net::IpAddr,
@@ -318,11 +318,12 @@ fn frame(route: &Route, bytes: &[u8]) -> Result<Event, String> {
         },
     };
     let message = sent.as_ref().unwrap_or(&whole);
+    let fields = &route.event_fields;
     let mut event = Event::default();
-    if let Some(id) = text_field(message, "id") {
+    if let Some(id) = fields.id.as_ref().and_then(|f| line_text(message, f)) {
         event = event.id(id);
     }
-    if let Some(kind) = text_field(message, "type") {
+    if let Some(kind) = fields.kind.as_ref().and_then(|f| line_text(message, f)) {
         event = event.event(kind);
     }
     Ok(event.data(json.to_string()))
@@ -330,9 +331,8 @@ fn frame(route: &Route, bytes: &[u8]) -> Result<Event, String> {
 
 /// A non-empty string field that fits on an SSE line (no line breaks, no
 /// NUL, which the framing cannot carry).
-fn text_field(message: &DynamicMessage, name: &str) -> Option<String> {
-    let field = message.descriptor().get_field_by_name(name)?;
-    match message.get_field(&field).as_ref() {
+fn line_text(message: &DynamicMessage, field: &FieldDescriptor) -> Option<String> {
+    match message.get_field(field).as_ref() {
         Value::String(s) if !s.is_empty() && !s.contains(['\r', '\n', '\0']) => Some(s.clone()),
         _ => None,
     }
