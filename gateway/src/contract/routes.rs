@@ -512,34 +512,55 @@ mod tests {
         ));
     }
 
-    /// HEAD is the GET's: a contract that binds it is refused at start-up.
-    #[test]
-    fn a_head_binding_is_refused_at_start_up() {
+    /// The route error of a contract with `service` (one file, `test/t.proto`,
+    /// whose messages are `Thing` and `Other`) beside the suite's.
+    fn refused(service: serde_json::Value) -> RouteError {
         let mut pool =
             DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
         let set = pool
             .get_message_by_name("google.protobuf.FileDescriptorSet")
             .expect("descriptor.proto");
         let file = serde_json::json!({ "file": [{
-            "name": "test/peek.proto",
+            "name": "test/t.proto",
             "package": "test",
             "syntax": "proto3",
-            "dependency": ["google/api/annotations.proto"],
-            "messageType": [{ "name": "Thing" }],
-            "service": [{ "name": "Peek", "method": [{
-                "name": "Look",
-                "inputType": ".test.Thing",
-                "outputType": ".test.Thing",
-                "options": { "[google.api.http]": {
-                    "custom": { "kind": "HEAD", "path": "/things" },
-                } },
-            }]}],
+            "dependency": ["google/api/annotations.proto", "suite/api/v1/annotations.proto"],
+            "messageType": [
+                { "name": "Thing", "field": [
+                    { "name": "other", "number": 1, "label": "LABEL_OPTIONAL",
+                      "type": "TYPE_MESSAGE", "typeName": ".test.Other", "jsonName": "other" },
+                    { "name": "note", "number": 2, "label": "LABEL_OPTIONAL",
+                      "type": "TYPE_STRING", "jsonName": "note" },
+                ] },
+                { "name": "Other" },
+            ],
+            "service": [service],
         }]});
         let set = DynamicMessage::deserialize(set, file).expect("a descriptor set");
         pool.decode_file_descriptor_set(prost::Message::encode_to_vec(&set).as_slice())
             .expect("added");
-        let err = RouteTable::from_pool(&pool, &["test.Peek"]).expect_err("refused");
-        assert_eq!(err.method, "test.Peek.Look");
+        RouteTable::from_pool(&pool, &["test.T"]).expect_err("refused")
+    }
+
+    /// One method `M` of service `T` from `Thing` to `Thing`, with `options`.
+    fn service(options: serde_json::Value, client_streaming: bool) -> serde_json::Value {
+        serde_json::json!({ "name": "T", "method": [{
+            "name": "M",
+            "inputType": ".test.Thing",
+            "outputType": ".test.Thing",
+            "clientStreaming": client_streaming,
+            "options": options,
+        }]})
+    }
+
+    /// HEAD is the GET's: a contract that binds it is refused at start-up.
+    #[test]
+    fn a_head_binding_is_refused_at_start_up() {
+        let options = serde_json::json!({ "[google.api.http]": {
+            "custom": { "kind": "HEAD", "path": "/things" },
+        } });
+        let err = refused(service(options, false));
+        assert_eq!(err.method, "test.T.M");
         assert!(err.reason.contains("HEAD"), "{err}");
     }
 
@@ -547,30 +568,47 @@ mod tests {
     /// one annotated, rather than failing each of its calls.
     #[test]
     fn an_annotated_client_streaming_method_is_refused_at_start_up() {
-        let mut pool =
-            DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
-        let set = pool
-            .get_message_by_name("google.protobuf.FileDescriptorSet")
-            .expect("descriptor.proto");
-        let file = serde_json::json!({ "file": [{
-            "name": "test/upload.proto",
-            "package": "test",
-            "syntax": "proto3",
-            "dependency": ["google/api/annotations.proto"],
-            "messageType": [{ "name": "Chunk" }],
-            "service": [{ "name": "Upload", "method": [{
-                "name": "Put",
-                "inputType": ".test.Chunk",
-                "outputType": ".test.Chunk",
-                "clientStreaming": true,
-                "options": { "[google.api.http]": { "post": "/upload", "body": "*" } },
-            }]}],
-        }]});
-        let set = DynamicMessage::deserialize(set, file).expect("a descriptor set");
-        pool.decode_file_descriptor_set(prost::Message::encode_to_vec(&set).as_slice())
-            .expect("added");
-        let err = RouteTable::from_pool(&pool, &["test.Upload"]).expect_err("refused");
-        assert_eq!(err.method, "test.Upload.Put");
+        let options =
+            serde_json::json!({ "[google.api.http]": { "post": "/upload", "body": "*" } });
+        let err = refused(service(options, true));
+        assert_eq!(err.method, "test.T.M");
         assert!(err.reason.contains("client-streaming"), "{err}");
+    }
+
+    /// A rule that names a field its messages lack (or a body field that is
+    /// no message) stops the gateway at start-up, instead of failing every
+    /// call of the route.
+    #[test]
+    fn a_rule_naming_a_field_the_messages_lack_is_refused_at_start_up() {
+        for (rule, presentation, expected) in [
+            (
+                serde_json::json!({ "post": "/t", "body": "missing" }),
+                None,
+                "body \"missing\"",
+            ),
+            (
+                serde_json::json!({ "post": "/t", "body": "note" }),
+                None,
+                "not a message",
+            ),
+            (
+                serde_json::json!({ "get": "/t", "response_body": "missing" }),
+                None,
+                "response_body \"missing\"",
+            ),
+            (
+                serde_json::json!({ "post": "/t", "body": "*" }),
+                Some(serde_json::json!({ "success_code": 201, "location_field": "missing" })),
+                "location_field \"missing\"",
+            ),
+        ] {
+            let mut options = serde_json::json!({ "[google.api.http]": rule });
+            if let Some(p) = presentation {
+                options["[suite.api.v1.http]"] = p;
+            }
+            let err = refused(service(options, false));
+            assert_eq!(err.method, "test.T.M");
+            assert!(err.reason.contains(expected), "{expected}: {err}");
+        }
     }
 }

@@ -240,35 +240,35 @@ impl Generator<'_> {
             if bound.contains(&proto_path) || (prefix.is_empty() && Some(field.name()) == body) {
                 continue;
             }
-            let name = json_field_path(&proto_path);
             match field.kind() {
                 Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask" => {
-                    let mut schema = self.field_schema(&field);
-                    allow_empty(&mut schema);
-                    out.push(json!({
-                        "name": name,
-                        "in": "query",
-                        "description": field_comment(&field),
-                        "schema": schema,
-                    }));
+                    // One comma-separated value, not one per path.
+                    out.push(self.query_parameter(&field, &proto_path));
                 }
                 Kind::Message(m) if !field.is_list() && !field.is_map() && depth < 3 => {
                     self.query_parameters(&m, &proto_path, bound, body, depth + 1, out);
                 }
                 Kind::Message(_) | Kind::Bytes => {}
                 _ => {
-                    let mut schema = self.field_schema(&field);
-                    allow_empty(&mut schema);
-                    out.push(json!({
-                        "name": name,
-                        "in": "query",
-                        "description": field_comment(&field),
-                        "schema": schema,
-                        "explode": true,
-                    }));
+                    // A repeated field takes the parameter once per value.
+                    let mut parameter = self.query_parameter(&field, &proto_path);
+                    parameter["explode"] = true.into();
+                    out.push(parameter);
                 }
             }
         }
+    }
+
+    /// The query parameter that sets `field` (at `proto_path`).
+    fn query_parameter(&mut self, field: &FieldDescriptor, proto_path: &str) -> Value {
+        let mut schema = self.field_schema(field);
+        allow_empty(&mut schema);
+        json!({
+            "name": json_field_path(proto_path),
+            "in": "query",
+            "description": field_comment(field),
+            "schema": schema,
+        })
     }
 }
 
