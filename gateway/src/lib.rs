@@ -1,34 +1,32 @@
 //! The gateway: a public REST/JSON API whose routes come from the protos'
 //! `google.api.http` options, transcoded into gRPC calls to the services.
 //! A library, so the launcher and the tests run the real server in-process.
+//!
+//! A request goes down the layer stack of [`Builder::build`] (outermost
+//! first): [`http::observe`] → [`http::head`] → [`http::headers`] → the
+//! router (the gateway's own routes, [`docs`]) → [`http::request_id`] →
+//! [`policy::rate_limit`] → [`policy::authenticate`] → [`http::body`] →
+//! [`upstream::forward`], which transcodes it ([`contract`]) and calls the
+//! service ([`upstream::call`]).
 #![forbid(unsafe_code)]
 
-pub mod authenticate;
-pub mod body;
-pub mod call;
 pub mod config;
+pub mod contract;
 pub mod docs;
-pub mod endpoints;
-pub mod forward;
-pub mod head;
-pub mod headers;
-pub mod lanes;
-pub mod limits;
-pub mod listen;
-pub mod observe;
-pub mod openapi;
-pub mod percent;
-pub mod problem;
-pub mod ready;
-pub mod request_id;
-pub mod routes;
-pub mod sse;
+pub mod http;
+pub mod policy;
 pub mod state;
-pub mod template;
-pub mod transcode;
+pub mod upstream;
 
 pub use config::Config;
 
+use crate::{
+    contract::{endpoints, routes},
+    docs::{explorer, openapi},
+    http::{body, head, headers, listen, observe, request_id},
+    policy::{authenticate, rate_limit},
+    upstream::{forward, lanes, ready, sse},
+};
 use axum::{
     Router,
     middleware::{from_fn, from_fn_with_state},
@@ -42,6 +40,11 @@ use tokio::net::TcpListener;
 /// The services the gateway routes to.
 pub const USER_SERVICE: &str = "suite.user.v1.UserService";
 pub const AUTH_SERVICE: &str = "suite.auth.v1.AuthService";
+
+/// The gateway's own routes beside the contract's (named once for the
+/// router, the span names and the OpenAPI document).
+pub const HEALTH_PATH: &str = "/api/health";
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -104,39 +107,51 @@ pub struct Apps {
     pub closing: tokio::sync::watch::Sender<bool>,
 }
 
-/// The public HTTP application (routes and state), without a listener.
-pub fn app(config: &Config) -> Result<Router, Error> {
-    Ok(apps(config)?.public)
-}
-
-/// [`app`] with service names resolved by `resolver` instead of DNS (tests).
-pub fn app_with_resolver(
-    config: &Config,
+/// Builds the gateway's applications from its configuration: service names
+/// resolved by DNS and revocations that nothing feeds unless told otherwise.
+pub struct Builder<'a> {
+    config: &'a Config,
     resolver: Arc<dyn balance::Resolve>,
-) -> Result<Router, Error> {
-    Ok(apps_with_resolver(config, resolver)?.public)
+    revocations: Option<suite_tokens::Revocations>,
 }
 
-/// The public and the admin applications.
-pub fn apps(config: &Config) -> Result<Apps, Error> {
-    apps_with_resolver(config, Arc::new(balance::Dns))
+impl<'a> Builder<'a> {
+    pub fn new(config: &'a Config) -> Self {
+        Self {
+            config,
+            resolver: Arc::new(balance::Dns),
+            revocations: None,
+        }
+    }
+
+    /// Service names resolved by `resolver` instead of DNS (tests).
+    pub fn resolver(mut self, resolver: Arc<dyn balance::Resolve>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Refuses also the tokens `revocations` holds (and is not ready until
+    /// it has caught up with the events). Without it nothing feeds the
+    /// revocations: tokens live until `exp`.
+    pub fn revocations(mut self, revocations: suite_tokens::Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The public and the admin applications.
+    pub fn build(self) -> Result<Apps, Error> {
+        let config = self.config;
+        let revocations = self
+            .revocations
+            .unwrap_or_else(|| suite_tokens::Revocations::complete(config.tokens.access_token_ttl));
+        apps(config, &self.resolver, revocations)
+    }
 }
 
-/// [`apps`] with service names resolved by `resolver` instead of DNS
-/// (tests). Nothing feeds its revocations: tokens live until `exp`.
-pub fn apps_with_resolver(
+/// The applications, refusing also the tokens `revocations` holds.
+fn apps(
     config: &Config,
-    resolver: Arc<dyn balance::Resolve>,
-) -> Result<Apps, Error> {
-    let unfed = suite_tokens::Revocations::complete(config.tokens.access_token_ttl);
-    apps_with(config, resolver, unfed)
-}
-
-/// The applications, refusing also the tokens `revocations` holds (and not
-/// ready until it has caught up with the events).
-pub fn apps_with(
-    config: &Config,
-    resolver: Arc<dyn balance::Resolve>,
+    resolver: &Arc<dyn balance::Resolve>,
     revocations: suite_tokens::Revocations,
 ) -> Result<Apps, Error> {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
@@ -157,7 +172,7 @@ pub fn apps_with(
             "USER_SERVICE_URL",
             &config.user_service_url,
             settings,
-            &resolver,
+            resolver,
             config.event_streams_per_connection as usize,
         )?,
         upstream(
@@ -165,7 +180,7 @@ pub fn apps_with(
             "AUTH_SERVICE_URL",
             &config.auth_service_url,
             settings,
-            &resolver,
+            resolver,
             config.event_streams_per_connection as usize,
         )?,
     ];
@@ -187,8 +202,8 @@ pub fn apps_with(
         .redis
         .connect()
         .map_err(|e| Error::Redis(e.to_string()))?;
-    let limits = limits::Limits::with_redis(
-        &limits::LimitSettings {
+    let limits = rate_limit::RateLimits::with_redis(
+        &rate_limit::RateLimitSettings {
             per_second: config.rate_limit_per_second,
             burst: config.rate_limit_burst,
             sensitive_per_minute: config.auth_rate_limit_per_minute,
@@ -208,7 +223,7 @@ pub fn apps_with(
         budget: config.request_timeout,
         max_body_bytes: config.max_body_bytes as usize,
         forwarding_secret: config.forwarding_secret.clone(),
-        event_streams: sse::Limits::new(config),
+        event_streams: sse::StreamLimits::new(config),
         keep_alive: config.event_stream_keep_alive,
         closing: tokio::sync::watch::Sender::new(false),
     });
@@ -227,7 +242,7 @@ pub fn apps_with(
             authenticate::authenticate,
         ))
         // Over its bucket a client is 429 before it costs a token check.
-        .layer(from_fn_with_state(state.clone(), limits::limit))
+        .layer(from_fn_with_state(state.clone(), rate_limit::limit))
         // Every answer and problem of the contract carries the request id
         // (the gateway's own routes below are not requests to trace back).
         .layer(from_fn(request_id::request_id))
@@ -235,18 +250,18 @@ pub fn apps_with(
     let router = Router::new()
         // Liveness: the process answers.
         .route(
-            "/api/health",
+            HEALTH_PATH,
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route(
-            "/api/openapi.json",
+            OPENAPI_PATH,
             get(move || {
                 let body = openapi.clone();
-                async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+                async move { ([(::http::header::CONTENT_TYPE, "application/json")], body) }
             }),
         )
         // The API explorer over that document, and its assets.
-        .merge(docs::router())
+        .merge(explorer::router())
         // `/metrics` and `/readyz` are not here: they are on the admin port,
         // and here they are unknown paths like any other (404).
         .fallback_service(contract)
@@ -314,7 +329,7 @@ pub async fn serve_with_admin(
         public,
         admin: admin_app,
         closing,
-    } = apps_with(&config, Arc::new(balance::Dns), revocations)?;
+    } = Builder::new(&config).revocations(revocations).build()?;
     // First of the stop: readiness turns 503 (`ready`), and the event
     // streams end, which the drain that follows would wait for in vain.
     let shutdown = async move {
@@ -324,7 +339,7 @@ pub async fn serve_with_admin(
     // Runs for as long as the public server does.
     let _admin = admin.map(|l| suite_telemetry::metrics::spawn_admin_on(l, admin_app));
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
-    let limits = listen::Limits {
+    let limits = listen::ConnectionLimits {
         header_read_timeout: config.header_read_timeout,
         max_connections: config.max_connections,
     };
@@ -352,7 +367,7 @@ impl suite_grpc::runner::Service for Gateway {
     const ABOUT: &'static str = "The suite's REST/JSON gateway";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     // Without an admin port, `healthcheck` can only ask for liveness.
-    const PROBE: suite_grpc::runner::Probe = suite_grpc::runner::Probe::Http("/api/health");
+    const PROBE: suite_grpc::runner::Probe = suite_grpc::runner::Probe::Http(HEALTH_PATH);
     const MIGRATES: bool = false;
 
     fn listen_addr(config: &Config) -> SocketAddr {

@@ -1,7 +1,7 @@
 //! What every layer and the handler share: the resolved routes, the token
 //! verifier, the rate limits and the request settings.
 
-use crate::{endpoints::Endpoints, limits::Limits};
+use crate::{contract::endpoints::Endpoints, policy::rate_limit::RateLimits};
 use std::{sync::Arc, time::Duration};
 use suite_grpc::balance::Balanced;
 
@@ -9,7 +9,7 @@ pub struct AppState {
     pub endpoints: Endpoints,
     /// Verifies access tokens before anything is forwarded.
     pub verifier: suite_tokens::Verifier,
-    pub limits: Arc<Limits>,
+    pub limits: Arc<RateLimits>,
     /// Each service's channel by its full name, for readiness.
     pub upstreams: Vec<(&'static str, Balanced)>,
     /// Each call's time budget.
@@ -18,7 +18,7 @@ pub struct AppState {
     /// Proves to the services that the client's address is the gateway's word.
     pub forwarding_secret: Option<secrecy::SecretString>,
     /// The event streams open: in all, per user and per client address.
-    pub event_streams: crate::sse::Limits,
+    pub event_streams: crate::upstream::sse::StreamLimits,
     /// The silence after which an event stream sends a keep-alive comment.
     pub keep_alive: Duration,
     /// True once the server stops: `/readyz` answers 503 (balancers move
@@ -27,4 +27,5 @@ pub struct AppState {
     pub closing: tokio::sync::watch::Sender<bool>,
 }
 
-pub type Shared = Arc<AppState>;
+/// The state as every layer and the handler hold it.
+pub type SharedState = Arc<AppState>;

@@ -1,5 +1,5 @@
 //! Redis going away and coming back, under traffic: two gateways' limits
-//! (two `Limits` on one Redis, as two replicas would have) fall back to
+//! (two `RateLimits` on one Redis, as two replicas would have) fall back to
 //! their own buckets while it is gone and share one budget again within
 //! 2 s of its return, however long it was away. Each test has a
 //! `redis-server` of its own, stopped (killed, as a crash would) and started
@@ -15,8 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 use suite_gateway::{
-    limits::{LimitSettings, Limits},
-    routes::RateClass,
+    contract::routes::RateClass,
+    policy::rate_limit::{RateLimitSettings, RateLimits},
 };
 use suite_redis::{
     RedisArgs,
@@ -33,14 +33,14 @@ const BACK_WITHIN: Duration = Duration::from_secs(2);
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A replica's limits on Redis behind `link`, with the default command budget.
-fn replica(link: &SlowLink) -> Arc<Limits> {
+fn replica(link: &SlowLink) -> Arc<RateLimits> {
     let args = RedisArgs {
         redis_url: Some(link.url()),
         ..RedisArgs::default()
     };
     let client = args.connect().expect("a URL").expect("configured");
-    Limits::with_redis(
-        &LimitSettings {
+    RateLimits::with_redis(
+        &RateLimitSettings {
             per_second: 1000,
             burst: 1000,
             sensitive_per_minute: 1,
@@ -62,7 +62,7 @@ fn fresh_client() -> IpAddr {
 /// One client's 2 × BURST strict requests, alternating between the
 /// replicas: how many were admitted. One shared budget admits BURST; two
 /// local ones admit 2 × BURST.
-async fn round(replicas: &[Arc<Limits>; 2]) -> u32 {
+async fn round(replicas: &[Arc<RateLimits>; 2]) -> u32 {
     let client = fresh_client();
     let mut admitted = 0;
     for i in 0..2 * BURST as usize {
@@ -76,7 +76,7 @@ async fn round(replicas: &[Arc<Limits>; 2]) -> u32 {
 /// Rounds until one admits what `wanted` says, within `patience`: the
 /// rounds' admissions (for the failure message).
 async fn until(
-    replicas: &[Arc<Limits>; 2],
+    replicas: &[Arc<RateLimits>; 2],
     wanted: impl Fn(u32) -> bool,
     patience: Duration,
     what: &str,
@@ -106,7 +106,7 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn start(replicas: &[Arc<Limits>; 2]) -> Self {
+    fn start(replicas: &[Arc<RateLimits>; 2]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..4)
             .map(|i| {

@@ -352,7 +352,10 @@ async fn fixture_with(budget_ms: u64, tweak: impl FnOnce(&mut suite_gateway::Con
     config.keys.jwks = Some(jwks.parse().expect("jwks"));
     config.request_timeout = Duration::from_millis(budget_ms);
     tweak(&mut config);
-    let router = suite_gateway::app(&config).expect("app");
+    let router = suite_gateway::Builder::new(&config)
+        .build()
+        .expect("app")
+        .public;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let gateway = listener.local_addr().expect("addr");
     tokio::spawn(async move {

@@ -248,8 +248,10 @@ async fn fixture(
     config.rate_limit_per_second = 100_000;
     config.rate_limit_burst = 100_000;
     config.auth_rate_limit_burst = 10_000;
-    let apps =
-        suite_gateway::apps_with_resolver(&config, Arc::new(hosts.clone())).expect("gateway");
+    let apps = suite_gateway::Builder::new(&config)
+        .resolver(Arc::new(hosts.clone()))
+        .build()
+        .expect("gateway");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let gateway = listener.local_addr().expect("addr");
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

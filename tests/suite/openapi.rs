@@ -4,10 +4,10 @@
 //! `scripts/openapi_fuzz.sh`.)
 
 use crate::helpers::spawn_suite;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use suite_db::testing::Backend;
-use suite_gateway::routes::RouteTable;
+use suite_gateway::contract::routes::{RequestBody, RouteTable};
 
 const SAMPLE_ID: &str = "01a216e4-4d21-773d-b270-03fa587d21ab";
 
@@ -98,13 +98,14 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
             if !route.public {
                 assert!(op["responses"].get("401").is_some(), "{method} {path}: 401");
             }
+            let has_body = !matches!(route.body, RequestBody::None);
             assert_eq!(
                 op["requestBody"].is_object(),
-                !route.body.is_empty(),
+                has_body,
                 "{method} {path}: request body"
             );
             // And it is really there: anything but "no such route"/405.
-            let body = (!route.body.is_empty()).then(|| serde_json::json!({}));
+            let body = has_body.then(|| serde_json::json!({}));
             let served = s
                 .request(method.to_ascii_uppercase().as_str(), &url, None, body)
                 .await
@@ -125,4 +126,61 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
     assert_eq!(described, served, "documented vs served routes");
     assert!(served.len() >= 12, "{served:?}");
     s.stop().await;
+}
+
+/// The document as the gateway renders it, from the same contract.
+fn document() -> Value {
+    let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptors");
+    suite_gateway::docs::openapi::document(&route_table(), &pool)
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    &doc["components"]["schemas"][name]
+}
+
+/// The document's numbers are the services' own: a change on one side
+/// only fails here.
+#[test]
+fn the_published_rules_are_the_ones_the_services_enforce() {
+    use suite_user::domain::{self, DisplayName, Password, Username};
+    let doc = document();
+    let create = &schema(&doc, "suite.user.v1.CreateUserRequest")["properties"];
+    let password = &create["password"];
+    assert_eq!(password["minLength"], domain::MIN_PASSWORD_CHARS);
+    assert_eq!(password["maxLength"], domain::MAX_PASSWORD_CHARS);
+    assert_eq!(
+        password["x-zxcvbn-min-score"],
+        suite_user::Config::defaults().password_min_score
+    );
+    let min = domain::MIN_PASSWORD_CHARS;
+    let max = domain::MAX_PASSWORD_CHARS;
+    assert!(Password::parse(&"x".repeat(min)).is_ok());
+    assert!(Password::parse(&"x".repeat(min - 1)).is_err());
+    assert!(Password::parse(&"x".repeat(max)).is_ok());
+    assert!(Password::parse(&"x".repeat(max + 1)).is_err());
+    assert_eq!(
+        create["roles"]["items"]["enum"],
+        json!(domain::ASSIGNABLE_ROLES)
+    );
+    let display_max = create["displayName"]["maxLength"].as_u64().expect("max") as usize;
+    assert!(DisplayName::parse(&"é".repeat(display_max)).is_ok());
+    assert!(DisplayName::parse(&"é".repeat(display_max + 1)).is_err());
+    assert!(DisplayName::parse("a\u{7}b").is_err());
+    assert!(DisplayName::parse("a\u{202e}b").is_err());
+    assert_eq!(
+        create["username"]["pattern"], "^[A-Za-z0-9_.-]{3,32}$",
+        "the samples below follow this pattern"
+    );
+    for ok in ["abc", "ABC", "a_b.c-D", &"Z".repeat(32)] {
+        assert!(Username::parse(ok).is_ok(), "{ok}");
+    }
+    for bad in ["ab", "a b", " abc", "ab!", "\u{212A}ate", &"z".repeat(33)] {
+        assert!(Username::parse(bad).is_err(), "{bad}");
+    }
+    let login = &schema(&doc, "suite.auth.v1.LoginRequest")["properties"]["login"];
+    assert_eq!(login["maxLength"], suite_proto::MAX_LOGIN_CHARS);
+    let email = &create["email"];
+    assert_eq!(email["maxLength"], 254);
+    assert!(domain::Email::parse(&format!("{}@example.com", "a".repeat(64))).is_ok());
 }

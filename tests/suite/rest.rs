@@ -429,7 +429,10 @@ async fn an_upstream_that_is_down_is_503_quickly() {
     let mut config = suite_gateway::Config::defaults();
     config.user_service_url = format!("http://{dead}");
     config.auth_service_url = format!("http://{dead}");
-    let router = suite_gateway::app(&config).expect("app");
+    let router = suite_gateway::Builder::new(&config)
+        .build()
+        .expect("app")
+        .public;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -1,7 +1,7 @@
 //! Readiness (`/readyz`): at least one replica of every upstream answers
 //! SERVING on the gRPC health protocol, and the gateway is not stopping.
 
-use crate::{problem::Problem, state::Shared};
+use crate::{http::problem::Problem, state::SharedState};
 use axum::{
     extract::State,
     response::{IntoResponse, Response},
@@ -9,7 +9,7 @@ use axum::{
 use http::StatusCode;
 use std::time::Duration;
 
-pub async fn ready(State(gw): State<Shared>) -> Response {
+pub async fn ready(State(gw): State<SharedState>) -> Response {
     // From the stop signal on, at once and without asking the upstreams:
     // what balances over the replicas must stop sending here first.
     if *gw.closing.borrow() {

@@ -31,12 +31,15 @@
 //! and dropped (cancelling it upstream) as soon as its head has arrived.
 
 use crate::{
-    authenticate, call,
-    endpoints::Endpoint,
-    problem::{Origin, Problem},
-    routes::Route,
-    state::Shared,
-    transcode,
+    contract::{
+        endpoints::Endpoint,
+        routes::{ResponseBody, Route},
+        transcode,
+    },
+    http::problem::{Origin, Problem},
+    policy::authenticate,
+    state::SharedState,
+    upstream::call,
 };
 use axum::response::{
     IntoResponse, Response,
@@ -44,9 +47,7 @@ use axum::response::{
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
-};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 use std::{
     convert::Infallible,
     net::IpAddr,
@@ -61,9 +62,6 @@ use tokio::sync::watch;
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
-/// The request field that `Last-Event-ID` fills.
-const RESUME_FIELD: &str = "last_event_id";
-
 /// Seconds a client turned away at a stream limit is asked to wait.
 const FULL_RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 
@@ -71,7 +69,7 @@ const FULL_RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 /// user and per client address. The shares keep one user (or one address
 /// with many users' tokens) from taking every stream.
 #[derive(Debug)]
-pub struct Limits {
+pub struct StreamLimits {
     /// In all and per user (a public route's streams count in all only).
     by_user: Arc<Slots<Uuid>>,
     by_address: Arc<Slots<IpAddr>>,
@@ -83,7 +81,7 @@ struct Admitted {
     _address: Slot<IpAddr>,
 }
 
-impl Limits {
+impl StreamLimits {
     pub fn new(config: &crate::Config) -> Self {
         Self {
             by_user: Slots::new(
@@ -131,31 +129,25 @@ impl Limits {
     }
 }
 
-/// The request's string field that `Last-Event-ID` fills, if it has one.
-pub fn resume_field(input: &MessageDescriptor) -> Option<FieldDescriptor> {
-    input
-        .get_field_by_name(RESUME_FIELD)
-        .filter(|f| matches!(f.kind(), Kind::String) && !f.is_list())
-}
-
 /// Fills `message`'s `last_event_id` from a `Last-Event-ID` header. Whether
 /// the id is a valid one is the service's to say.
-pub fn resume(message: &mut DynamicMessage, headers: &HeaderMap) -> Result<(), Problem> {
-    let (Some(value), Some(field)) = (
-        headers.get("last-event-id"),
-        resume_field(&message.descriptor()),
-    ) else {
+pub fn resume(
+    route: &Route,
+    message: &mut DynamicMessage,
+    headers: &HeaderMap,
+) -> Result<(), Problem> {
+    let (Some(value), Some(field)) = (headers.get("last-event-id"), &route.resume_field) else {
         return Ok(());
     };
     let id = std::str::from_utf8(value.as_bytes())
         .map_err(|_| Problem::bad_field("Last-Event-ID", "must be UTF-8 text"))?;
-    message.set_field(&field, Value::String(id.to_owned()));
+    message.set_field(field, Value::String(id.to_owned()));
     Ok(())
 }
 
 /// Starts the endpoint's stream with `message` and answers with its events.
 pub async fn serve(
-    gw: &Shared,
+    gw: &SharedState,
     endpoint: Arc<Endpoint>,
     parts: &Parts,
     metadata: MetadataMap,
@@ -163,7 +155,7 @@ pub async fn serve(
     retry: Retry,
 ) -> Result<Response, Problem> {
     let token = parts.extensions.get::<Lasting>().cloned();
-    let Some(crate::limits::Client(address)) = parts.extensions.get().copied() else {
+    let Some(crate::policy::rate_limit::Client(address)) = parts.extensions.get().copied() else {
         return Err(Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no client address",
@@ -193,7 +185,7 @@ pub async fn serve(
     .await
     .map_err(|s| call::problem(&endpoint.route, &s))?;
     let returned = call::returned_headers(reply.metadata());
-    if parts.extensions.get::<crate::head::Head>().is_some() {
+    if parts.extensions.get::<crate::http::head::Head>().is_some() {
         // The GET's status and headers, which the service's answer decided;
         // no events: the call (and its upstream stream) and the stream slot
         // end here.
@@ -251,7 +243,7 @@ struct Feed {
     /// The `event: error` was sent: nothing follows.
     ended: bool,
     /// The stream's places in the limits and on its lane.
-    _held: (Admitted, crate::lanes::Ticket),
+    _held: (Admitted, crate::upstream::lanes::Ticket),
 }
 
 impl Feed {
@@ -318,19 +310,20 @@ fn frame(route: &Route, bytes: &[u8]) -> Result<Event, String> {
     let (whole, json) = transcode::reply(route, bytes)?;
     // The fields of what is sent: the `response_body` field's message, if
     // the rule names one.
-    let sent = match route.response_body.as_str() {
-        "" => None,
-        name => match whole.get_field_by_name(name).as_deref() {
-            Some(Value::Message(m)) => Some(m.clone()),
+    let sent = match &route.response_body {
+        ResponseBody::Whole => None,
+        ResponseBody::Field(field) => match whole.get_field(field).as_ref() {
+            Value::Message(m) => Some(m.clone()),
             _ => None,
         },
     };
     let message = sent.as_ref().unwrap_or(&whole);
+    let fields = &route.event_fields;
     let mut event = Event::default();
-    if let Some(id) = text_field(message, "id") {
+    if let Some(id) = fields.id.as_ref().and_then(|f| line_text(message, f)) {
         event = event.id(id);
     }
-    if let Some(kind) = text_field(message, "type") {
+    if let Some(kind) = fields.kind.as_ref().and_then(|f| line_text(message, f)) {
         event = event.event(kind);
     }
     Ok(event.data(json.to_string()))
@@ -338,9 +331,8 @@ fn frame(route: &Route, bytes: &[u8]) -> Result<Event, String> {
 
 /// A non-empty string field that fits on an SSE line (no line breaks, no
 /// NUL, which the framing cannot carry).
-fn text_field(message: &DynamicMessage, name: &str) -> Option<String> {
-    let field = message.descriptor().get_field_by_name(name)?;
-    match message.get_field(&field).as_ref() {
+fn line_text(message: &DynamicMessage, field: &FieldDescriptor) -> Option<String> {
+    match message.get_field(field).as_ref() {
         Value::String(s) if !s.is_empty() && !s.contains(['\r', '\n', '\0']) => Some(s.clone()),
         _ => None,
     }

@@ -2,7 +2,7 @@
 //! token, verified here with the auth service's public keys; without one the
 //! answer is 401 before any service is called.
 
-use crate::{endpoints::Matched, problem::Problem, state::Shared};
+use crate::{contract::endpoints::Matched, http::problem::Problem, state::SharedState};
 use axum::{
     extract::{Request, State},
     middleware::Next,
@@ -11,11 +11,13 @@ use axum::{
 use http::{HeaderMap, header};
 use suite_tokens::{Lasting, TokenError, Verifier, verifier::bearer_token};
 
-/// The layer. The verified token (a [`Lasting`]) is left in the request's
-/// extensions for what outlives the request's head: an event stream ends
-/// when its token does, at `exp` or at its revocation.
+/// The layer: a protected route's request without a valid token is 401
+/// here, so no service is called for it. The verified token (a
+/// [`Lasting`]) is left in the request's extensions for what outlives the
+/// request's head: an event stream ends when its token does, at `exp` or at
+/// its revocation.
 pub async fn authenticate(
-    State(gw): State<Shared>,
+    State(gw): State<SharedState>,
     matched: Matched,
     mut req: Request,
     next: Next,

@@ -4,10 +4,10 @@
 //! the layers under it and the handler.
 
 use crate::{
-    lanes::Lanes,
-    problem::Problem,
-    routes::{self, Bindings, NoRoute, Route},
-    state::Shared,
+    contract::routes::{self, Bindings, NoRoute, Route},
+    http::problem::Problem,
+    state::SharedState,
+    upstream::lanes::Lanes,
 };
 use axum::extract::FromRequestParts;
 use http::{HeaderValue, StatusCode, header, request::Parts, uri::PathAndQuery};
@@ -104,8 +104,8 @@ impl Matched {
         self.0.as_ref().as_ref().ok().map(|(e, _)| e.as_ref())
     }
 
-    /// The endpoint, shared, for what outlives the handler (an event stream).
-    pub fn shared(&self) -> Option<Arc<Endpoint>> {
+    /// The endpoint, owned, for what outlives the handler (an event stream).
+    pub fn owned_endpoint(&self) -> Option<Arc<Endpoint>> {
         self.0.as_ref().as_ref().ok().map(|(e, _)| e.clone())
     }
 
@@ -130,10 +130,13 @@ impl Matched {
     }
 }
 
-impl FromRequestParts<Shared> for Matched {
+impl FromRequestParts<SharedState> for Matched {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Infallible> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Infallible> {
         if let Some(matched) = parts.extensions.get::<Self>() {
             return Ok(matched.clone());
         }

@@ -3,7 +3,14 @@
 //! `response_body` field) becomes JSON. Dynamic messages from the contract
 //! (prost-reflect) do the proto3 JSON mapping, not hand-written code.
 
-use crate::{percent, problem::Problem, routes::Route};
+use crate::{
+    contract::{
+        names::{json_field_path, proto_field_name},
+        percent,
+        routes::{RequestBody, ResponseBody, Route, field_behaviors},
+    },
+    http::problem::Problem,
+};
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
     SerializeOptions, Value,
@@ -20,35 +27,38 @@ pub fn request(
     let body_text = std::str::from_utf8(body)
         .map_err(|_| Problem::new(http::StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
     let has_body = !body_text.trim().is_empty();
-    let mut msg = match route.body.as_str() {
-        "" if has_body => {
+    let body_text = if has_body { body_text } else { "{}" };
+    let mut msg = match &route.body {
+        RequestBody::None if has_body => {
             return Err(Problem::new(
                 http::StatusCode::BAD_REQUEST,
                 "this route takes no request body",
             ));
         }
-        "" => DynamicMessage::new(input.clone()),
-        "*" => parse_json(&input, if has_body { body_text } else { "{}" })?,
-        field => {
-            let f = input.get_field_by_name(field);
-            let Some((f, Kind::Message(body_type))) = f.map(|f| (f.clone(), f.kind())) else {
-                return Err(Problem::new(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "bad route body field",
-                ));
-            };
+        RequestBody::None => DynamicMessage::new(input),
+        RequestBody::Whole => parse_json(&input, body_text)?,
+        RequestBody::Field(field, body_type) => {
             // The body is the field's message and nothing else: decoded on
             // its own, it cannot reach the request's other fields.
-            let inner = parse_json(&body_type, if has_body { body_text } else { "{}" })?;
-            let mut msg = DynamicMessage::new(input.clone());
-            msg.set_field(&f, Value::Message(inner));
-            implied_update_mask(route, &mut msg, &f, body_text);
+            // (An empty body names no keys, and implies no mask.)
+            let (inner, implied) = match &route.implied_mask {
+                Some(mask_field) if has_body => {
+                    let (inner, keys) = parse_json_with_keys(body_type, body_text)?;
+                    (inner, Some((mask_field, keys)))
+                }
+                _ => (parse_json(body_type, body_text)?, None),
+            };
+            let mut msg = DynamicMessage::new(input);
+            msg.set_field(field, Value::Message(inner));
+            if let Some((mask_field, keys)) = implied {
+                imply_update_mask(&mut msg, mask_field, body_type, &keys);
+            }
             msg
         }
     };
     for (path, raw) in vars {
         set_path(&mut msg, path, raw, false)
-            .map_err(|e| Problem::bad_field(&crate::problem::json_field_path(path), e))?;
+            .map_err(|e| Problem::bad_field(&json_field_path(path), e))?;
     }
     if let Some(query) = query {
         apply_query(route, &mut msg, vars, query)?;
@@ -56,44 +66,53 @@ pub fn request(
     Ok(msg)
 }
 
+fn invalid_json(e: impl std::fmt::Display) -> Problem {
+    Problem::new(
+        http::StatusCode::BAD_REQUEST,
+        format!("invalid JSON body: {e}"),
+    )
+}
+
 fn parse_json(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, Problem> {
     let mut de = serde_json::Deserializer::from_str(text);
+    DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &DeserializeOptions::new())
+        .and_then(|m| de.end().map(|()| m))
+        .map_err(invalid_json)
+}
+
+/// [`parse_json`] that also returns the object's top-level keys, from one
+/// parse of the text: the keys say which fields a PATCH names, even those
+/// it sets to their default value, which the message cannot tell apart from
+/// the ones it leaves out.
+fn parse_json_with_keys(
+    desc: &MessageDescriptor,
+    text: &str,
+) -> Result<(DynamicMessage, Vec<String>), Problem> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(invalid_json)?;
+    let keys = match &json {
+        serde_json::Value::Object(object) => object.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
     let msg =
-        DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &DeserializeOptions::new())
-            .and_then(|m| de.end().map(|()| m))
-            .map_err(|e| {
-                Problem::new(
-                    http::StatusCode::BAD_REQUEST,
-                    format!("invalid JSON body: {e}"),
-                )
-            })?;
-    Ok(msg)
+        DynamicMessage::deserialize_with_options(desc.clone(), json, &DeserializeOptions::new())
+            .map_err(invalid_json)?;
+    Ok((msg, keys))
 }
 
 /// PATCH with a body field and no explicit `update_mask`: the mask is the
 /// body's top-level keys, so `{"displayName": ""}` clears the display name
 /// instead of being ignored as a default value.
-fn implied_update_mask(
-    route: &Route,
+fn imply_update_mask(
     msg: &mut DynamicMessage,
-    body_field: &FieldDescriptor,
-    body_text: &str,
+    mask_field: &FieldDescriptor,
+    body_type: &MessageDescriptor,
+    keys: &[String],
 ) {
-    let Some(mask_field) = implied_mask_field(route) else {
-        return;
-    };
-    if msg.has_field(&mask_field) {
+    if msg.has_field(mask_field) {
         return;
     }
-    let Ok(serde_json::Value::Object(keys)) = serde_json::from_str::<serde_json::Value>(body_text)
-    else {
-        return;
-    };
-    let Kind::Message(body_type) = body_field.kind() else {
-        return;
-    };
     let paths: Vec<Value> = keys
-        .keys()
+        .iter()
         .filter_map(|k| {
             body_type
                 .get_field_by_json_name(k)
@@ -102,22 +121,9 @@ fn implied_update_mask(
         .filter(is_changeable)
         .map(|f| Value::String(f.name().to_owned()))
         .collect();
-    let mut mask = DynamicMessage::new(field_message(&mask_field));
+    let mut mask = DynamicMessage::new(field_message(mask_field));
     mask.set_field_by_name("paths", Value::List(paths));
-    msg.set_field(&mask_field, Value::Message(mask));
-}
-
-/// The `update_mask` a PATCH route implies from its body's keys when the
-/// request leaves it out, if the route's request has one.
-pub(crate) fn implied_mask_field(route: &Route) -> Option<FieldDescriptor> {
-    if route.http_method != http::Method::PATCH {
-        return None;
-    }
-    route
-        .method
-        .input()
-        .get_field_by_name("update_mask")
-        .filter(is_field_mask)
+    msg.set_field(mask_field, Value::Message(mask));
 }
 
 /// Whether a field sent in a PATCH body is one to change: not the `etag`
@@ -125,7 +131,7 @@ pub(crate) fn implied_mask_field(route: &Route) -> Option<FieldDescriptor> {
 /// or output-only field (AIP-203: ignored on input).
 fn is_changeable(f: &FieldDescriptor) -> bool {
     f.name() != "etag"
-        && !crate::routes::field_behaviors(f)
+        && !field_behaviors(f)
             .iter()
             .any(|b| b == "IDENTIFIER" || b == "OUTPUT_ONLY")
 }
@@ -160,10 +166,12 @@ fn apply_query(
             .ok_or_else(|| Problem::bad_field(&key, "bad percent-encoding"))?;
         let path = proto_path(&msg.descriptor(), &key)
             .ok_or_else(|| Problem::bad_field(&key, "unknown query parameter"))?;
-        if route.body == "*"
-            || vars.iter().any(|(v, _)| *v == path)
-            || (!route.body.is_empty() && path.split('.').next() == Some(route.body.as_str()))
-        {
+        let in_body = match &route.body {
+            RequestBody::None => false,
+            RequestBody::Whole => true,
+            RequestBody::Field(field, _) => path.split('.').next() == Some(field.name()),
+        };
+        if in_body || vars.iter().any(|(v, _)| *v == path) {
             return Err(Problem::bad_field(
                 &key,
                 "this field cannot be set in the query here",
@@ -219,7 +227,7 @@ fn set_path(msg: &mut DynamicMessage, path: &str, raw: &str, append: bool) -> Re
             let paths = raw
                 .split(',')
                 .filter(|p| !p.is_empty())
-                .map(|p| Value::String(snake(p)))
+                .map(|p| Value::String(proto_field_name(p)))
                 .collect();
             let mut mask = DynamicMessage::new(field_message(&field));
             mask.set_field_by_name("paths", Value::List(paths));
@@ -241,19 +249,6 @@ fn set_path(msg: &mut DynamicMessage, path: &str, raw: &str, append: bool) -> Re
             Ok(())
         }
     }
-}
-
-fn snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A scalar from its text, as the proto3 JSON mapping writes it.
@@ -303,25 +298,20 @@ fn to_json(route: &Route, msg: &DynamicMessage) -> Result<serde_json::Value, Str
     let json = msg
         .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
         .map_err(|e| e.to_string())?;
-    if route.response_body.is_empty() {
-        return Ok(json);
-    }
-    let name = route
-        .method
-        .output()
-        .get_field_by_name(&route.response_body)
-        .map(|f| f.json_name().to_owned())
-        .unwrap_or_default();
-    Ok(json
-        .get(&name)
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({})))
+    Ok(match &route.response_body {
+        ResponseBody::Whole => json,
+        // A default (unset) field is left out of the JSON: `{}` then.
+        ResponseBody::Field(field) => json
+            .get(field.json_name())
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::RouteTable;
+    use crate::contract::routes::RouteTable;
 
     fn table() -> RouteTable {
         let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)

@@ -34,9 +34,10 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-/// How a listener serves.
+/// What one client may hold of the server: the time to send a request's
+/// head, and (all clients together) the open connections.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub max_connections: u32,
 }
@@ -79,7 +80,7 @@ struct Serving {
 pub async fn serve(
     router: Router,
     listener: TcpListener,
-    limits: Limits,
+    limits: ConnectionLimits,
     drain: Drain,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {

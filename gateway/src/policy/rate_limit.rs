@@ -5,7 +5,11 @@
 //! `suite_grpc::forwarded::client_behind`'s walk.
 //! Each route says which bucket it counts against (`suite.api.v1.http`).
 
-use crate::{endpoints::Matched, problem::Problem, routes::RateClass, state::Shared};
+use crate::{
+    contract::{endpoints::Matched, routes::RateClass},
+    http::problem::Problem,
+    state::SharedState,
+};
 use axum::{
     extract::{ConnectInfo, Request, State},
     middleware::Next,
@@ -20,9 +24,10 @@ use std::{
     time::Duration,
 };
 
-/// Rate-limit settings.
+/// The buckets' sizes, from the configuration (`RATE_LIMIT_*`), and the
+/// proxies whose `X-Forwarded-For` names the client.
 #[derive(Debug, Clone)]
-pub struct LimitSettings {
+pub struct RateLimitSettings {
     pub per_second: u32,
     pub burst: u32,
     pub sensitive_per_minute: u32,
@@ -30,11 +35,12 @@ pub struct LimitSettings {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
-pub struct Limits {
+/// Every client's buckets (general and strict), local or shared in Redis.
+pub struct RateLimits {
     general: DefaultKeyedRateLimiter<IpAddr>,
     sensitive: DefaultKeyedRateLimiter<IpAddr>,
     /// With `REDIS_URL`: the buckets every gateway replica shares.
-    shared: Option<SharedBuckets>,
+    redis: Option<RedisBuckets>,
     trusted_proxies: Vec<IpAddr>,
     /// For `RateLimit-Policy`: (limit, window seconds) of each bucket.
     pub general_policy: (u32, u64),
@@ -46,7 +52,7 @@ fn nonzero(n: u32) -> NonZeroU32 {
 }
 
 /// The buckets in Redis, and when to try Redis again after it failed.
-struct SharedBuckets {
+struct RedisBuckets {
     redis: suite_redis::Redis,
     /// (interval, burst) of the general and the sensitive buckets.
     general: (Duration, u32),
@@ -67,7 +73,7 @@ struct Fallback {
 /// after every failure, so this only backs that up).
 const LOCAL_FOR: Duration = Duration::from_secs(1);
 
-impl SharedBuckets {
+impl RedisBuckets {
     /// Local while the client finds Redis unavailable (it fails every command
     /// at once then, and says so as soon as a probe succeeds); after a failed
     /// check, local until the client's next successful probe, or
@@ -96,8 +102,8 @@ impl SharedBuckets {
             until: std::time::Instant::now() + LOCAL_FOR,
             answered: self.redis.answered(),
         });
-        metrics().shared.set(0);
-        metrics().redis_errors.inc();
+        rate_limit_metrics().shared.set(0);
+        rate_limit_metrics().redis_errors.inc();
     }
 
     fn recovered(&self) {
@@ -106,19 +112,19 @@ impl SharedBuckets {
         {
             tracing::info!("Redis answers again: the rate limits are shared again");
         }
-        metrics().shared.set(1);
+        rate_limit_metrics().shared.set(1);
     }
 }
 
-struct LimitMetrics {
+struct RateLimitMetrics {
     /// 1 while the buckets are Redis's, 0 while local.
     shared: prometheus_client::metrics::gauge::Gauge,
     redis_errors: prometheus_client::metrics::counter::Counter,
 }
 
-fn metrics() -> &'static LimitMetrics {
-    static METRICS: std::sync::LazyLock<LimitMetrics> = std::sync::LazyLock::new(|| {
-        let m = LimitMetrics {
+fn rate_limit_metrics() -> &'static RateLimitMetrics {
+    static METRICS: std::sync::LazyLock<RateLimitMetrics> = std::sync::LazyLock::new(|| {
+        let m = RateLimitMetrics {
             shared: Default::default(),
             redis_errors: Default::default(),
         };
@@ -138,20 +144,20 @@ fn metrics() -> &'static LimitMetrics {
     &METRICS
 }
 
-impl Limits {
-    pub fn new(s: &LimitSettings) -> Arc<Self> {
+impl RateLimits {
+    pub fn new(s: &RateLimitSettings) -> Arc<Self> {
         Self::with_redis(s, None)
     }
 
     /// The limits, in `redis` when given (with the local buckets as the
     /// fallback).
-    pub fn with_redis(s: &LimitSettings, redis: Option<suite_redis::Redis>) -> Arc<Self> {
+    pub fn with_redis(s: &RateLimitSettings, redis: Option<suite_redis::Redis>) -> Arc<Self> {
         let general = Quota::per_second(nonzero(s.per_second)).allow_burst(nonzero(s.burst));
         let sensitive = Quota::per_minute(nonzero(s.sensitive_per_minute))
             .allow_burst(nonzero(s.sensitive_burst));
-        let shared = redis.map(|redis| {
-            metrics().shared.set(1);
-            SharedBuckets {
+        let redis = redis.map(|redis| {
+            rate_limit_metrics().shared.set(1);
+            RedisBuckets {
                 redis,
                 general: (Duration::from_secs(1) / s.per_second.max(1), s.burst.max(1)),
                 sensitive: (
@@ -164,7 +170,7 @@ impl Limits {
         let limits = Arc::new(Self {
             general: DefaultKeyedRateLimiter::keyed(general),
             sensitive: DefaultKeyedRateLimiter::keyed(sensitive),
-            shared,
+            redis,
             trusted_proxies: s.trusted_proxies.clone(),
             general_policy: (s.burst.max(1), 1),
             sensitive_policy: (s.sensitive_burst.max(1), 60),
@@ -204,7 +210,7 @@ impl Limits {
     /// shared bucket answers if there is one and it answers in time, else
     /// this replica's own.
     pub async fn check(&self, client: IpAddr, class: RateClass) -> Result<(), Duration> {
-        if let Some(shared) = &self.shared
+        if let Some(shared) = &self.redis
             && !shared.in_fallback()
         {
             let ((interval, burst), name) = match class {
@@ -247,9 +253,10 @@ impl Limits {
 #[derive(Debug, Clone, Copy)]
 pub struct Client(pub IpAddr);
 
-/// The layer: a route's request over its client's bucket is a 429.
+/// The layer: a route's request over its client's bucket is a 429, before
+/// it costs a token check or an upstream call.
 pub async fn limit(
-    State(gw): State<Shared>,
+    State(gw): State<SharedState>,
     matched: Matched,
     mut req: Request,
     next: Next,
@@ -270,7 +277,7 @@ pub async fn limit(
 }
 
 /// 429 with `Retry-After` (whole seconds, rounded up) and the policy broken.
-fn too_many(limits: &Limits, class: RateClass, wait: Duration) -> Problem {
+fn too_many(limits: &RateLimits, class: RateClass, wait: Duration) -> Problem {
     let secs = suite_grpc::status::whole_seconds(wait);
     let ((limit, window), name) = match class {
         RateClass::Auth => (limits.sensitive_policy, "auth"),
@@ -293,8 +300,8 @@ fn too_many(limits: &Limits, class: RateClass, wait: Duration) -> Problem {
 mod tests {
     use super::*;
 
-    fn settings(trusted: Vec<IpAddr>) -> LimitSettings {
-        LimitSettings {
+    fn settings(trusted: Vec<IpAddr>) -> RateLimitSettings {
+        RateLimitSettings {
             per_second: 1,
             burst: 2,
             sensitive_per_minute: 1,
@@ -305,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_gets_its_burst_then_waits() {
-        let limits = Limits::new(&settings(vec![]));
+        let limits = RateLimits::new(&settings(vec![]));
         let ip: IpAddr = [192, 0, 2, 1].into();
         assert!(
             limits.check_local(ip, RateClass::General).is_ok()
@@ -331,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn x_forwarded_for_counts_only_behind_a_trusted_proxy() {
         let proxy: IpAddr = [10, 0, 0, 1].into();
-        let limits = Limits::new(&settings(vec![proxy]));
+        let limits = RateLimits::new(&settings(vec![proxy]));
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-forwarded-for",
@@ -357,7 +364,7 @@ mod tests {
     async fn an_unparseable_forwarded_entry_never_lets_a_client_pick_its_bucket() {
         let proxy: IpAddr = [10, 0, 0, 1].into();
         let inner: IpAddr = [10, 0, 0, 2].into();
-        let limits = Limits::new(&settings(vec![proxy, inner]));
+        let limits = RateLimits::new(&settings(vec![proxy, inner]));
         let client = |values: &[&str]| {
             let mut headers = HeaderMap::new();
             for v in values {

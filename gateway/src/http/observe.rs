@@ -3,7 +3,7 @@
 //! (`http.request.method`, `http.route`, `url.path` without the query, which
 //! may carry secrets, `http.response.status_code`; 5xx is an error).
 
-use crate::endpoints::Matched;
+use crate::contract::endpoints::Matched;
 use axum::{extract::Request, middleware::Next, response::Response};
 use opentelemetry::{KeyValue, context::FutureExt as _, trace::SpanKind};
 use std::borrow::Cow;
@@ -15,7 +15,7 @@ use suite_telemetry::{
 
 /// The gateway's own fixed routes, which are their own templates.
 /// (`/metrics` and `/readyz` are on the admin port, which is not observed.)
-const FIXED_ROUTES: &[&str] = &["/api/health", "/api/openapi.json"];
+const FIXED_ROUTES: &[&str] = &[crate::HEALTH_PATH, crate::OPENAPI_PATH];
 
 /// The gateway's tracer (its spans' service), looked up once telemetry is set up.
 fn tracer() -> &'static Tracer {
@@ -23,7 +23,8 @@ fn tracer() -> &'static Tracer {
     TRACER.get_or_init(|| Tracer::of(<crate::Gateway as suite_grpc::runner::Service>::NAME))
 }
 
-/// The layer.
+/// The layer: outermost, so that the span and the metrics cover every
+/// answer, the other layers' refusals included.
 pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
     let method = known_method(req.method()).to_owned();
     let path = req.uri().path().to_owned();
@@ -34,7 +35,7 @@ pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
     };
     // Probes and scrapes would be most of the traces and none of the
     // interest: metrics only.
-    let quiet = path == "/api/health";
+    let quiet = path == crate::HEALTH_PATH;
     let span = if quiet {
         Span::none()
     } else {

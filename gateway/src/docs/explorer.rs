@@ -22,7 +22,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
      form-action 'none'; frame-ancestors 'none'";
 
 /// The vendored Swagger UI release, which names the assets' versions.
-const SWAGGER_UI_VERSION: &str = include_str!("../assets/swagger-ui/VERSION");
+const SWAGGER_UI_VERSION: &str = include_str!("../../assets/swagger-ui/VERSION");
 
 /// An embedded file and, for the large ones, its gzip form.
 struct Asset {
@@ -36,32 +36,32 @@ static ASSETS: [Asset; 4] = [
     Asset {
         path: "/api/docs/swagger-ui-bundle.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js"),
+        body: include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js"),
         gzip: Some(include_bytes!(
-            "../assets/swagger-ui/swagger-ui-bundle.js.gz"
+            "../../assets/swagger-ui/swagger-ui-bundle.js.gz"
         )),
     },
     Asset {
         path: "/api/docs/swagger-ui.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../assets/swagger-ui/swagger-ui.css"),
-        gzip: Some(include_bytes!("../assets/swagger-ui/swagger-ui.css.gz")),
+        body: include_bytes!("../../assets/swagger-ui/swagger-ui.css"),
+        gzip: Some(include_bytes!("../../assets/swagger-ui/swagger-ui.css.gz")),
     },
     Asset {
         path: "/api/docs/docs.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/docs/docs.js"),
+        body: include_bytes!("../../assets/docs/docs.js"),
         gzip: None,
     },
     Asset {
         path: "/api/docs/docs.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../assets/docs/docs.css"),
+        body: include_bytes!("../../assets/docs/docs.css"),
         gzip: None,
     },
 ];
 
-const PAGE: &[u8] = include_bytes!("../assets/docs/index.html");
+const PAGE: &[u8] = include_bytes!("../../assets/docs/index.html");
 
 /// The routes of the page and its assets.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -182,7 +182,10 @@ mod tests {
 
     /// The whole public application, with its default security headers.
     fn app() -> Router {
-        crate::app(&crate::Config::defaults()).expect("app")
+        crate::Builder::new(&crate::Config::defaults())
+            .build()
+            .expect("app")
+            .public
     }
 
     #[tokio::test]

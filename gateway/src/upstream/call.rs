@@ -6,24 +6,30 @@
 //! Reads are retried as `suite_grpc::retry` says, within the deadline. A
 //! server-streaming call is bounded by it only until it has started.
 
-use crate::endpoints::Endpoint;
+use crate::{
+    contract::{endpoints::Endpoint, routes::Route},
+    http::problem::Problem,
+};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderValue, header, uri::PathAndQuery};
 use std::{net::IpAddr, time::Instant};
 use suite_grpc::{
     balance::Balanced,
     retry::{self, Retry},
 };
 use suite_proto::codec::BytesCodec;
+use suite_telemetry::grpc_client::TracedChannel;
 use tonic::{
     Code, Status,
+    client::Grpc,
     metadata::{MetadataMap, MetadataValue},
 };
 
 /// Request headers passed on to the services as gRPC metadata.
+/// (Not `x-request-id`: the one the gateway accepted or minted is set
+/// below, whatever the client sent.)
 const FORWARDED_HEADERS: &[&str] = &[
     "authorization",
-    "x-request-id",
     "traceparent",
     "tracestate",
     "baggage",
@@ -84,16 +90,85 @@ pub fn returned_headers(md: &MetadataMap) -> Vec<(header::HeaderName, HeaderValu
 
 /// The problem for an upstream error status, with its allowlisted metadata
 /// as headers (logged: the status says more than the problem shows).
-pub fn problem(route: &crate::routes::Route, s: &Status) -> crate::problem::Problem {
+pub fn problem(route: &Route, s: &Status) -> Problem {
     tracing::info!(code = ?s.code(), route = route.template.as_str(), "upstream error: {}", s.message());
-    returned_headers(s.metadata()).into_iter().fold(
-        crate::problem::Problem::from_status(s),
-        |p, (name, value)| p.with_header(name, value),
-    )
+    returned_headers(s.metadata())
+        .into_iter()
+        .fold(Problem::from_status(s), |p, (name, value)| {
+            p.with_header(name, value)
+        })
 }
 
 fn spent() -> Status {
     Status::deadline_exceeded("budget spent")
+}
+
+/// How much of a call its deadline bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bounded {
+    /// All of it: each attempt sends what is left as `grpc-timeout`, and a
+    /// Cancelled once the deadline has passed is that deadline's doing.
+    Whole,
+    /// Its start only (up to the response headers): no `grpc-timeout`.
+    Start,
+}
+
+/// What every attempt of a call sends.
+struct Sent {
+    metadata: MetadataMap,
+    message: Bytes,
+}
+
+/// One RPC of `endpoint` on `channel`, retried as `retry` says within
+/// `deadline`: each attempt a client span of its own, on a ready client,
+/// made by `send` (which picks the call's kind) and bounded as `bounded` says.
+async fn call<T, F, Fut>(
+    endpoint: &Endpoint,
+    channel: &Balanced,
+    sent: Sent,
+    retry: Retry,
+    deadline: Instant,
+    bounded: Bounded,
+    send: F,
+) -> Result<T, Status>
+where
+    F: Fn(Grpc<TracedChannel>, tonic::Request<Bytes>, PathAndQuery) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    retry::call(channel, retry, deadline, |left| {
+        let mut request = tonic::Request::from_parts(
+            sent.metadata.clone(),
+            tonic::Extensions::new(),
+            sent.message.clone(),
+        );
+        if bounded == Bounded::Whole {
+            request.set_timeout(left);
+        }
+        let mut client = Grpc::new(endpoint.trace.wrap(channel.channel()));
+        let path = endpoint.grpc_path.clone();
+        let send = &send;
+        async move {
+            let attempt = async {
+                client
+                    .ready()
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                send(client, request, path).await
+            };
+            match tokio::time::timeout_at(deadline.into(), attempt).await {
+                Err(_) => Err(spent()),
+                Ok(Err(s))
+                    if bounded == Bounded::Whole
+                        && s.code() == Code::Cancelled
+                        && Instant::now() >= deadline =>
+                {
+                    Err(spent())
+                }
+                Ok(reply) => reply,
+            }
+        }
+    })
+    .await
 }
 
 /// The endpoint's RPC with `message`, before `deadline`.
@@ -104,30 +179,18 @@ pub async fn unary(
     retry: Retry,
     deadline: Instant,
 ) -> Result<tonic::Response<Bytes>, Status> {
-    retry::call(&endpoint.upstream, retry, deadline, |left| {
-        let mut request =
-            tonic::Request::from_parts(metadata.clone(), tonic::Extensions::new(), message.clone());
-        request.set_timeout(left);
-        // Each attempt is a client span of its own.
-        let mut client = tonic::client::Grpc::new(endpoint.trace.wrap(endpoint.upstream.channel()));
-        let path = endpoint.grpc_path.clone();
-        async move {
-            let attempt = async {
-                client
-                    .ready()
-                    .await
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
-                client.unary(request, path, BytesCodec).await
-            };
-            match tokio::time::timeout_at(deadline.into(), attempt).await {
-                Err(_) => Err(spent()),
-                Ok(Err(s)) if s.code() == Code::Cancelled && Instant::now() >= deadline => {
-                    Err(spent())
-                }
-                Ok(reply) => reply,
-            }
-        }
-    })
+    let send = |mut client: Grpc<TracedChannel>, request, path| async move {
+        client.unary(request, path, BytesCodec).await
+    };
+    call(
+        endpoint,
+        &endpoint.upstream,
+        Sent { metadata, message },
+        retry,
+        deadline,
+        Bounded::Whole,
+        send,
+    )
     .await
 }
 
@@ -144,24 +207,17 @@ pub async fn server_streaming(
     retry: Retry,
     deadline: Instant,
 ) -> Result<tonic::Response<tonic::Streaming<Bytes>>, Status> {
-    retry::call(channel, retry, deadline, |_left| {
-        let request =
-            tonic::Request::from_parts(metadata.clone(), tonic::Extensions::new(), message.clone());
-        // A client span of its own, open until the stream's trailers (or its drop).
-        let mut client = tonic::client::Grpc::new(endpoint.trace.wrap(channel.channel()));
-        let path = endpoint.grpc_path.clone();
-        async move {
-            let attempt = async {
-                client
-                    .ready()
-                    .await
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
-                client.server_streaming(request, path, BytesCodec).await
-            };
-            tokio::time::timeout_at(deadline.into(), attempt)
-                .await
-                .unwrap_or_else(|_| Err(spent()))
-        }
-    })
+    let send = |mut client: Grpc<TracedChannel>, request, path| async move {
+        client.server_streaming(request, path, BytesCodec).await
+    };
+    call(
+        endpoint,
+        channel,
+        Sent { metadata, message },
+        retry,
+        deadline,
+        Bounded::Start,
+        send,
+    )
     .await
 }

@@ -3,13 +3,15 @@
 //! with Server-Sent Events for a server-streaming RPC (`sse`).
 
 use crate::{
-    call,
-    endpoints::{Endpoint, Matched},
-    limits::Client,
-    problem::Problem,
-    sse,
-    state::Shared,
-    transcode,
+    contract::{
+        endpoints::{Endpoint, Matched},
+        routes::Route,
+        transcode,
+    },
+    http::{body::ReadBody, problem::Problem},
+    policy::rate_limit::Client,
+    state::SharedState,
+    upstream::{call, sse},
 };
 use axum::{
     extract::{Request, State},
@@ -23,21 +25,25 @@ use suite_grpc::retry::Retry;
 
 /// The fallback handler that serves every route of the table.
 pub async fn forward(
-    State(gw): State<Shared>,
+    State(gw): State<SharedState>,
     matched: Matched,
     req: Request,
 ) -> Result<Response, Problem> {
     let (endpoint, vars) = matched.found()?;
     let route = &endpoint.route;
-    let (parts, body) = req.into_parts();
-    // Already read whole, and bounded, by the body layer.
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "unreadable body"))?;
-    let mut message = transcode::request(route, vars, parts.uri.query(), &body)?;
+    let (parts, _) = req.into_parts();
+    // Read whole, and bounded, by the body layer, which every matched route
+    // passes.
+    let Some(ReadBody(body)) = parts.extensions.get::<ReadBody>() else {
+        return Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no request body",
+        ));
+    };
+    let mut message = transcode::request(route, vars, parts.uri.query(), body)?;
     let streams = route.method.is_server_streaming();
     if streams {
-        sse::resume(&mut message, &parts.headers)?;
+        sse::resume(route, &mut message, &parts.headers)?;
     }
     let Some(Client(client)) = parts.extensions.get::<Client>().copied() else {
         return Err(Problem::new(
@@ -45,7 +51,7 @@ pub async fn forward(
             "no client address",
         ));
     };
-    let mut metadata = call::metadata(&parts.headers, crate::request_id::current(), client);
+    let mut metadata = call::metadata(&parts.headers, crate::http::request_id::current(), client);
     if let Some(secret) = &gw.forwarding_secret {
         suite_grpc::forwarded::prove(&mut metadata, secret);
     }
@@ -58,10 +64,10 @@ pub async fn forward(
     let message = Bytes::from(message.encode_to_vec());
     if streams {
         // The stream outlives this handler: it holds the endpoint itself.
-        let shared = matched.shared().ok_or_else(|| {
+        let owned = matched.owned_endpoint().ok_or_else(|| {
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "no matched endpoint")
         })?;
-        return sse::serve(&gw, shared, &parts, metadata, message, retry).await;
+        return sse::serve(&gw, owned, &parts, metadata, message, retry).await;
     }
     let reply = call::unary(
         endpoint,
@@ -114,19 +120,7 @@ fn answer(
 }
 
 /// The created resource's id: the `location_field` of what was sent back.
-fn location_id<'a>(route: &crate::routes::Route, json: &'a serde_json::Value) -> Option<&'a str> {
-    if route.location_field.is_empty() {
-        return None;
-    }
-    let output = route.method.output();
-    let sent = if route.response_body.is_empty() {
-        output
-    } else {
-        match output.get_field_by_name(&route.response_body)?.kind() {
-            prost_reflect::Kind::Message(m) => m,
-            _ => return None,
-        }
-    };
-    let field = sent.get_field_by_name(&route.location_field)?;
+fn location_id<'a>(route: &Route, json: &'a serde_json::Value) -> Option<&'a str> {
+    let field = route.location_field.as_ref()?;
     json.get(field.json_name())?.as_str()
 }

@@ -1,6 +1,7 @@
 //! Errors as RFC 9457 problem details (`application/problem+json`), and the
 //! one mapping from gRPC status codes to HTTP statuses.
 
+use crate::contract::names::json_field_path;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use tonic::Code;
@@ -106,30 +107,6 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// `user.display_name` → `user.displayName`: the names REST clients use.
-pub fn json_field_path(path: &str) -> String {
-    path.split('.')
-        .map(lower_camel)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn lower_camel(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut upper = false;
-    for c in s.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Where a problem happened, for its body: the request id and the trace id.
 /// Taken at once for an answer; kept for a problem sent later, in an event
 /// stream, when the request's task-locals are gone.
@@ -143,7 +120,7 @@ impl Origin {
     /// The request's and the trace's, as current now.
     pub fn current() -> Self {
         Self {
-            request_id: crate::request_id::current()
+            request_id: crate::http::request_id::current()
                 .and_then(|id| id.to_str().ok().map(str::to_owned)),
             trace_id: suite_telemetry::current_trace_id(),
         }

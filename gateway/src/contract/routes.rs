@@ -2,32 +2,98 @@
 //! `google.api.http` rule (and its `additional_bindings`) becomes a route, so
 //! an RPC that gains an annotation is served without new gateway code.
 
-use crate::template::PathTemplate;
+use crate::contract::template::PathTemplate;
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MethodDescriptor, Value,
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
+    Value,
 };
 
-/// One HTTP binding of one RPC.
+/// One HTTP binding of one RPC, resolved against the contract's descriptors
+/// once, at start-up: a rule that names a field the messages lack stops the
+/// gateway there instead of failing its calls.
 #[derive(Debug)]
 pub struct Route {
     pub http_method: http::Method,
     pub template: PathTemplate,
     pub method: MethodDescriptor,
-    /// `*` (the whole body is the request), a field name, or empty (no body).
-    pub body: String,
-    /// A field of the response to send instead of the whole response.
-    pub response_body: String,
+    /// What the request body fills (the rule's `body`).
+    pub body: RequestBody,
+    /// What the answer sends (the rule's `response_body`).
+    pub response_body: ResponseBody,
     /// The status of a success (from `suite.api.v1.http`; 200 by default).
     pub success: http::StatusCode,
     /// Served without an access token.
     pub public: bool,
-    /// With 201: the response field that, appended to the path, is the `Location`.
-    pub location_field: String,
+    /// With 201: the field of what is sent that, appended to the path, is
+    /// the `Location`.
+    pub location_field: Option<FieldDescriptor>,
     /// The rate-limit bucket its calls count against (`rate_limit`).
     pub rate: RateClass,
     /// How long any cache may keep a success (`cache_max_age_secs`); `None`:
     /// not at all (the `no-store` every answer carries by default).
     pub cache_max_age: Option<std::time::Duration>,
+    /// A PATCH's `update_mask`, which the body's keys imply when the request
+    /// leaves it out.
+    pub implied_mask: Option<FieldDescriptor>,
+    /// The request's string field that a `Last-Event-ID` header fills (an
+    /// event stream's resumption).
+    pub resume_field: Option<FieldDescriptor>,
+    /// An event stream's string fields of what is sent that become each
+    /// event's `id:` and `event:` lines.
+    pub event_fields: EventFields,
+}
+
+/// The string fields of a streamed message that frame its event.
+#[derive(Debug, Clone, Default)]
+pub struct EventFields {
+    /// `id`: what a client sends back as `Last-Event-ID`.
+    pub id: Option<FieldDescriptor>,
+    /// `type`: the event's name.
+    pub kind: Option<FieldDescriptor>,
+}
+
+/// What a request body fills (`google.api.http`'s `body`).
+#[derive(Debug, Clone)]
+pub enum RequestBody {
+    /// Nothing: a route without a body refuses one.
+    None,
+    /// The whole request message (`body: "*"`).
+    Whole,
+    /// One message field of the request (`body: "user"`), and nothing else.
+    Field(FieldDescriptor, MessageDescriptor),
+}
+
+impl RequestBody {
+    /// The field the body fills, if it fills one.
+    pub fn field(&self) -> Option<&FieldDescriptor> {
+        match self {
+            Self::Field(field, _) => Some(field),
+            Self::None | Self::Whole => None,
+        }
+    }
+}
+
+/// What a success sends (`google.api.http`'s `response_body`).
+#[derive(Debug, Clone)]
+pub enum ResponseBody {
+    /// The whole response message.
+    Whole,
+    /// One field of the response.
+    Field(FieldDescriptor),
+}
+
+impl Route {
+    /// The message whose fields a success sends: the `response_body`
+    /// field's message, or the whole response.
+    pub fn sent_message(&self) -> MessageDescriptor {
+        match &self.response_body {
+            ResponseBody::Field(field) => match field.kind() {
+                Kind::Message(m) => m,
+                _ => self.method.output(),
+            },
+            ResponseBody::Whole => self.method.output(),
+        }
+    }
 }
 
 /// The rate-limit bucket of a route (the contract's `suite.api.v1.RateLimit`).
@@ -133,7 +199,7 @@ impl RouteTable {
 /// The entry of `entries` (in table order) whose route matches a request,
 /// with its bound path variables. `HEAD` matches the `GET` route (RFC 9110
 /// §9.3.2: it is served as the `GET`, whose answer loses its body on the
-/// way out, see `crate::head`; the contract cannot bind `HEAD` itself),
+/// way out, see `crate::http::head`; the contract cannot bind `HEAD` itself),
 /// and a 405 lists it beside `GET`.
 pub fn find<'a, T>(
     entries: &'a [T],
@@ -146,26 +212,29 @@ pub fn find<'a, T>(
     } else {
         method
     };
-    let mut allowed = Vec::new();
+    // Each template is matched (and its variables decoded) once: the
+    // matching entries, in table order.
+    let matching: Vec<(&'a T, Bindings)> = entries
+        .iter()
+        .filter_map(|entry| Some((entry, route_of(entry).template.matches(path)?)))
+        .collect();
     // `/users/x:changePassword` names the custom method, whatever the
     // HTTP method: it must not fall through to `/users/{id}` with the id
     // `x:changePassword` (which would make PATCH on it a 400, not a 405).
-    let has_verb = entries
+    let has_verb = matching
         .iter()
-        .map(&route_of)
-        .any(|r| r.template.verb().is_some() && r.template.matches(path).is_some());
-    for entry in entries {
+        .any(|(entry, _)| route_of(entry).template.verb().is_some());
+    let mut allowed = Vec::new();
+    for (entry, vars) in matching {
         let route = route_of(entry);
         if has_verb && route.template.verb().is_none() {
             continue;
         }
-        if let Some(vars) = route.template.matches(path) {
-            if route.http_method == method {
-                return Ok((entry, vars));
-            }
-            if !allowed.contains(&route.http_method) {
-                allowed.push(route.http_method.clone());
-            }
+        if route.http_method == method {
+            return Ok((entry, vars));
+        }
+        if !allowed.contains(&route.http_method) {
+            allowed.push(route.http_method.clone());
         }
     }
     if allowed.is_empty() {
@@ -191,7 +260,25 @@ fn apply_presentation(route: &mut Route, p: &DynamicMessage) -> Result<(), Strin
     if let Some(Value::Bool(public)) = p.get_field_by_name("public").map(|v| v.into_owned()) {
         route.public = public;
     }
-    route.location_field = text(p, "location_field");
+    let location_field = string_field(p, "location_field");
+    if !location_field.is_empty() {
+        if let ResponseBody::Field(field) = &route.response_body
+            && !matches!(field.kind(), Kind::Message(_))
+        {
+            return Err(format!(
+                "location_field {location_field:?} needs a message to look in, and the \
+                 response_body {} is none",
+                field.name()
+            ));
+        }
+        let sent = route.sent_message();
+        route.location_field = Some(sent.get_field_by_name(&location_field).ok_or_else(|| {
+            format!(
+                "location_field {location_field:?} is no field of {}",
+                sent.full_name()
+            )
+        })?);
+    }
     route.rate = match p.get_field_by_name("rate_limit").map(|v| v.into_owned()) {
         Some(Value::EnumNumber(0)) | None => RateClass::General,
         Some(Value::EnumNumber(1)) => RateClass::Auth,
@@ -207,7 +294,8 @@ fn apply_presentation(route: &mut Route, p: &DynamicMessage) -> Result<(), Strin
     Ok(())
 }
 
-fn text(rule: &DynamicMessage, field: &str) -> String {
+/// A string field of an option's message; "" when unset.
+fn string_field(rule: &DynamicMessage, field: &str) -> String {
     match rule.get_field_by_name(field).map(|v| v.into_owned()) {
         Some(Value::String(s)) => s,
         _ => String::new(),
@@ -227,7 +315,7 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         ("delete", http::Method::DELETE),
         ("patch", http::Method::PATCH),
     ] {
-        let t = text(rule, name);
+        let t = string_field(rule, name);
         if !t.is_empty() {
             pattern = Some((verb, t));
         }
@@ -236,10 +324,10 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
         && let Some(Value::Message(custom)) =
             rule.get_field_by_name("custom").map(|v| v.into_owned())
     {
-        let kind = text(&custom, "kind");
-        let path = text(&custom, "path");
+        let kind = string_field(&custom, "kind");
+        let path = string_field(&custom, "path");
         let verb = http::Method::from_bytes(kind.as_bytes()).map_err(|e| fail(e.to_string()))?;
-        // The gateway answers every HEAD with its GET (`crate::head`).
+        // The gateway answers every HEAD with its GET (`crate::http::head`).
         if verb == http::Method::HEAD {
             return Err(fail(
                 "HEAD is served wherever GET is: bind GET instead".into(),
@@ -256,19 +344,75 @@ fn route(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Route, Rout
     }
     let (http_method, path) = pattern.ok_or_else(|| fail("no HTTP method".into()))?;
     let template = PathTemplate::parse(&path).map_err(|e| fail(e.to_string()))?;
-    Ok(Route {
+    let input = method.input();
+    let body = match string_field(rule, "body").as_str() {
+        "" => RequestBody::None,
+        "*" => RequestBody::Whole,
+        name => match input.get_field_by_name(name) {
+            Some(field) => match field.kind() {
+                Kind::Message(message) if !field.is_list() && !field.is_map() => {
+                    RequestBody::Field(field, message)
+                }
+                _ => return Err(fail(format!("body field {name:?} is not a message"))),
+            },
+            None => {
+                return Err(fail(format!(
+                    "body {name:?} is no field of {}",
+                    input.full_name()
+                )));
+            }
+        },
+    };
+    let response_body = match string_field(rule, "response_body").as_str() {
+        "" => ResponseBody::Whole,
+        name => ResponseBody::Field(method.output().get_field_by_name(name).ok_or_else(|| {
+            fail(format!(
+                "response_body {name:?} is no field of {}",
+                method.output().full_name()
+            ))
+        })?),
+    };
+    // PATCH with a body field: the body's keys imply the mask (`transcode`).
+    let implied_mask = (http_method == http::Method::PATCH)
+        .then(|| input.get_field_by_name("update_mask"))
+        .flatten()
+        .filter(|f| matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask"));
+    let resume_field = method
+        .is_server_streaming()
+        .then(|| input.get_field_by_name(RESUME_FIELD))
+        .flatten()
+        .filter(|f| matches!(f.kind(), Kind::String) && !f.is_list());
+    let mut route = Route {
         http_method,
         template,
         method: method.clone(),
-        body: text(rule, "body"),
-        response_body: text(rule, "response_body"),
+        body,
+        response_body,
         success: http::StatusCode::OK,
         public: false,
-        location_field: String::new(),
+        location_field: None,
         rate: RateClass::General,
         cache_max_age: None,
-    })
+        implied_mask,
+        resume_field,
+        event_fields: EventFields::default(),
+    };
+    if method.is_server_streaming() {
+        let sent = route.sent_message();
+        let string = |name: &str| {
+            sent.get_field_by_name(name)
+                .filter(|f| matches!(f.kind(), Kind::String) && !f.is_list())
+        };
+        route.event_fields = EventFields {
+            id: string("id"),
+            kind: string("type"),
+        };
+    }
+    Ok(route)
 }
+
+/// The request field that an event stream's `Last-Event-ID` fills.
+const RESUME_FIELD: &str = "last_event_id";
 
 /// A field's `google.api.field_behavior` values, by name (`REQUIRED`,
 /// `OUTPUT_ONLY`, `IDENTIFIER`, …).
@@ -302,9 +446,9 @@ pub fn field_behaviors(field: &FieldDescriptor) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// The contract declares what the gateway used to infer: the strict
-    /// bucket for the open POSTs and the password checks, caching for the
-    /// well-known documents.
+    /// The contract declares the strict bucket for the open POSTs and the
+    /// password checks, and caching for the well-known documents (and for
+    /// nothing else).
     #[test]
     fn declared_rate_classes_and_caching_are_the_inferred_ones() {
         let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
@@ -368,34 +512,55 @@ mod tests {
         ));
     }
 
-    /// HEAD is the GET's: a contract that binds it is refused at start-up.
-    #[test]
-    fn a_head_binding_is_refused_at_start_up() {
+    /// The route error of a contract with `service` (one file, `test/t.proto`,
+    /// whose messages are `Thing` and `Other`) beside the suite's.
+    fn refused(service: serde_json::Value) -> RouteError {
         let mut pool =
             DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
         let set = pool
             .get_message_by_name("google.protobuf.FileDescriptorSet")
             .expect("descriptor.proto");
         let file = serde_json::json!({ "file": [{
-            "name": "test/peek.proto",
+            "name": "test/t.proto",
             "package": "test",
             "syntax": "proto3",
-            "dependency": ["google/api/annotations.proto"],
-            "messageType": [{ "name": "Thing" }],
-            "service": [{ "name": "Peek", "method": [{
-                "name": "Look",
-                "inputType": ".test.Thing",
-                "outputType": ".test.Thing",
-                "options": { "[google.api.http]": {
-                    "custom": { "kind": "HEAD", "path": "/things" },
-                } },
-            }]}],
+            "dependency": ["google/api/annotations.proto", "suite/api/v1/annotations.proto"],
+            "messageType": [
+                { "name": "Thing", "field": [
+                    { "name": "other", "number": 1, "label": "LABEL_OPTIONAL",
+                      "type": "TYPE_MESSAGE", "typeName": ".test.Other", "jsonName": "other" },
+                    { "name": "note", "number": 2, "label": "LABEL_OPTIONAL",
+                      "type": "TYPE_STRING", "jsonName": "note" },
+                ] },
+                { "name": "Other" },
+            ],
+            "service": [service],
         }]});
         let set = DynamicMessage::deserialize(set, file).expect("a descriptor set");
         pool.decode_file_descriptor_set(prost::Message::encode_to_vec(&set).as_slice())
             .expect("added");
-        let err = RouteTable::from_pool(&pool, &["test.Peek"]).expect_err("refused");
-        assert_eq!(err.method, "test.Peek.Look");
+        RouteTable::from_pool(&pool, &["test.T"]).expect_err("refused")
+    }
+
+    /// One method `M` of service `T` from `Thing` to `Thing`, with `options`.
+    fn service(options: serde_json::Value, client_streaming: bool) -> serde_json::Value {
+        serde_json::json!({ "name": "T", "method": [{
+            "name": "M",
+            "inputType": ".test.Thing",
+            "outputType": ".test.Thing",
+            "clientStreaming": client_streaming,
+            "options": options,
+        }]})
+    }
+
+    /// HEAD is the GET's: a contract that binds it is refused at start-up.
+    #[test]
+    fn a_head_binding_is_refused_at_start_up() {
+        let options = serde_json::json!({ "[google.api.http]": {
+            "custom": { "kind": "HEAD", "path": "/things" },
+        } });
+        let err = refused(service(options, false));
+        assert_eq!(err.method, "test.T.M");
         assert!(err.reason.contains("HEAD"), "{err}");
     }
 
@@ -403,30 +568,47 @@ mod tests {
     /// one annotated, rather than failing each of its calls.
     #[test]
     fn an_annotated_client_streaming_method_is_refused_at_start_up() {
-        let mut pool =
-            DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
-        let set = pool
-            .get_message_by_name("google.protobuf.FileDescriptorSet")
-            .expect("descriptor.proto");
-        let file = serde_json::json!({ "file": [{
-            "name": "test/upload.proto",
-            "package": "test",
-            "syntax": "proto3",
-            "dependency": ["google/api/annotations.proto"],
-            "messageType": [{ "name": "Chunk" }],
-            "service": [{ "name": "Upload", "method": [{
-                "name": "Put",
-                "inputType": ".test.Chunk",
-                "outputType": ".test.Chunk",
-                "clientStreaming": true,
-                "options": { "[google.api.http]": { "post": "/upload", "body": "*" } },
-            }]}],
-        }]});
-        let set = DynamicMessage::deserialize(set, file).expect("a descriptor set");
-        pool.decode_file_descriptor_set(prost::Message::encode_to_vec(&set).as_slice())
-            .expect("added");
-        let err = RouteTable::from_pool(&pool, &["test.Upload"]).expect_err("refused");
-        assert_eq!(err.method, "test.Upload.Put");
+        let options =
+            serde_json::json!({ "[google.api.http]": { "post": "/upload", "body": "*" } });
+        let err = refused(service(options, true));
+        assert_eq!(err.method, "test.T.M");
         assert!(err.reason.contains("client-streaming"), "{err}");
+    }
+
+    /// A rule that names a field its messages lack (or a body field that is
+    /// no message) stops the gateway at start-up, instead of failing every
+    /// call of the route.
+    #[test]
+    fn a_rule_naming_a_field_the_messages_lack_is_refused_at_start_up() {
+        for (rule, presentation, expected) in [
+            (
+                serde_json::json!({ "post": "/t", "body": "missing" }),
+                None,
+                "body \"missing\"",
+            ),
+            (
+                serde_json::json!({ "post": "/t", "body": "note" }),
+                None,
+                "not a message",
+            ),
+            (
+                serde_json::json!({ "get": "/t", "response_body": "missing" }),
+                None,
+                "response_body \"missing\"",
+            ),
+            (
+                serde_json::json!({ "post": "/t", "body": "*" }),
+                Some(serde_json::json!({ "success_code": 201, "location_field": "missing" })),
+                "location_field \"missing\"",
+            ),
+        ] {
+            let mut options = serde_json::json!({ "[google.api.http]": rule });
+            if let Some(p) = presentation {
+                options["[suite.api.v1.http]"] = p;
+            }
+            let err = refused(service(options, false));
+            assert_eq!(err.method, "test.T.M");
+            assert!(err.reason.contains(expected), "{expected}: {err}");
+        }
     }
 }

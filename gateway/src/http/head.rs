@@ -25,7 +25,8 @@ use std::convert::Infallible;
 #[derive(Debug, Clone, Copy)]
 pub struct Head;
 
-/// The layer.
+/// The layer: a `HEAD` runs as its `GET` through everything inside, and
+/// only its answer's body is dropped, so its headers are the `GET`'s.
 pub async fn head(mut req: Request, next: Next) -> Response {
     if req.method() != Method::HEAD {
         return next.run(req).await;

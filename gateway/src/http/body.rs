@@ -1,19 +1,27 @@
 //! The request body of a route: at most `MAX_BODY_BYTES` (413 above) and
 //! JSON when there is one (415 otherwise), read whole before the handler
-//! transcodes it.
+//! transcodes it, and handed to the handler as it was read ([`ReadBody`]).
 
-use crate::{endpoints::Matched, problem::Problem, state::Shared};
+use crate::{contract::endpoints::Matched, http::problem::Problem, state::SharedState};
 use axum::{
     body::Body,
     extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 
-/// The layer.
+/// A route's request body, read whole and checked by [`limit_body`]: in the
+/// request's extensions, so the handler takes the bytes without reading a
+/// body again.
+#[derive(Debug, Clone)]
+pub struct ReadBody(pub Bytes);
+
+/// The layer: a body is bounded in size and time before anything is
+/// transcoded, so a large or trickled body costs no upstream call.
 pub async fn limit_body(
-    State(gw): State<Shared>,
+    State(gw): State<SharedState>,
     matched: Matched,
     req: Request,
     next: Next,
@@ -22,7 +30,7 @@ pub async fn limit_body(
     if matched.endpoint().is_none() {
         return next.run(req).await;
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     // A body trickled in byte by byte must not hold the connection past the
     // request's budget.
     let read = tokio::time::timeout(gw.budget, axum::body::to_bytes(body, gw.max_body_bytes));
@@ -53,7 +61,8 @@ pub async fn limit_body(
         )
         .into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(body))).await
+    parts.extensions.insert(ReadBody(body));
+    next.run(Request::from_parts(parts, Body::empty())).await
 }
 
 /// `application/json` or any `application/*+json`, parameters aside.

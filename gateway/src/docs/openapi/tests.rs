@@ -1,0 +1,126 @@
+//! The document against the contract: required fields, rules, masks and
+//! event streams as a client generator reads them.
+
+use super::*;
+
+fn doc() -> Value {
+    let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let routes =
+        RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE]).expect("routes");
+    document(&routes, &pool)
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    &doc["components"]["schemas"][name]
+}
+
+#[test]
+fn required_fields_are_listed_and_neither_null_nor_empty() {
+    let doc = doc();
+    let login = schema(&doc, "suite.auth.v1.LoginRequest");
+    assert_eq!(login["required"], json!(["login", "password"]));
+    assert_eq!(login["properties"]["login"]["type"], "string");
+    assert_eq!(login["properties"]["login"]["minLength"], 1);
+    assert_eq!(login["properties"]["password"]["minLength"], 1);
+    assert_eq!(login["properties"]["password"]["writeOnly"], true);
+    // Optional: null and "" mean unset, as the gateway reads them.
+    assert_eq!(
+        login["properties"]["userAgent"]["type"],
+        json!(["string", "null"])
+    );
+    let create = schema(&doc, "suite.user.v1.CreateUserRequest");
+    assert_eq!(create["properties"]["username"]["type"], "string");
+    let refresh = schema(&doc, "suite.auth.v1.RefreshRequest");
+    assert_eq!(refresh["properties"]["refreshToken"]["minLength"], 1);
+    // The inline body of ChangePassword (its `id` is in the path).
+    let change = &doc["paths"]["/api/v1/users/{id}:changePassword"]["post"]["requestBody"];
+    assert_eq!(change["required"], true);
+    let body = &change["content"]["application/json"]["schema"];
+    assert_eq!(body["required"], json!(["newPassword"]));
+    assert_eq!(body["properties"]["newPassword"]["minLength"], 8);
+    assert!(body["properties"].get("id").is_none(), "{body}");
+    let user = schema(&doc, "suite.user.v1.User");
+    assert_eq!(user["properties"]["createTime"]["readOnly"], true);
+    // An optional field with rules: "", a value by the rules, or null,
+    // each alternative typed (generators then keep the format).
+    assert_eq!(
+        user["properties"]["createTime"]["anyOf"],
+        json!([
+            { "type": "string", "maxLength": 0 },
+            { "type": "string", "format": "date-time" },
+            { "type": "null" }
+        ])
+    );
+    assert!(user["properties"]["createTime"].get("type").is_none());
+}
+
+#[test]
+fn roles_masks_and_what_a_schema_cannot_check_are_described() {
+    let doc = doc();
+    for name in ["suite.user.v1.User", "suite.user.v1.CreateUserRequest"] {
+        let roles = &schema(&doc, name)["properties"]["roles"];
+        assert_eq!(roles["items"]["enum"], json!(["user", "admin"]), "{name}");
+        let display = &schema(&doc, name)["properties"]["displayName"];
+        assert_eq!(display["x-visible-text"], true, "{name}");
+        assert_eq!(display["maxLength"], 64, "{name}");
+    }
+    let create = schema(&doc, "suite.user.v1.CreateUserRequest");
+    assert_eq!(create["properties"]["password"]["x-zxcvbn-min-score"], 3);
+    let update = &doc["paths"]["/api/v1/users/{id}"]["patch"];
+    let mask = update["parameters"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "updateMask"))
+        .expect("updateMask");
+    let pattern = mask["schema"]["anyOf"][1]["pattern"]
+        .as_str()
+        .expect("a mask pattern");
+    assert!(pattern.contains("displayName"), "{pattern}");
+    let list = &doc["paths"]["/api/v1/users"]["get"]["parameters"];
+    let token = list
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "pageToken"))
+        .expect("pageToken");
+    assert!(
+        token["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("opaque")),
+        "{token}"
+    );
+}
+
+#[test]
+fn a_streaming_operation_is_an_event_stream_of_its_message() {
+    let doc = doc();
+    let op = &doc["paths"]["/api/v1/users/me/events"]["get"];
+    let ok = &op["responses"]["200"];
+    let media = &ok["content"]["text/event-stream"];
+    assert_eq!(media["schema"], json!({ "type": "string" }));
+    assert_eq!(
+        media["x-event-data"],
+        json!({ "$ref": "#/components/schemas/suite.user.v1.Event" })
+    );
+    assert!(ok["content"].get("application/json").is_none(), "{ok}");
+    assert!(doc["components"]["schemas"]["suite.user.v1.Event"]["properties"]["id"].is_object());
+    let description = ok["description"].as_str().expect("description");
+    assert!(description.contains("Last-Event-ID"), "{description}");
+    assert!(description.contains("event: error"), "{description}");
+    let parameters = op["parameters"].as_array().expect("parameters");
+    let header = parameters
+        .iter()
+        .find(|p| p["in"] == "header")
+        .expect("a header parameter");
+    assert_eq!(header["name"], "Last-Event-ID");
+    assert_eq!(header["schema"]["format"], "uuid");
+    assert!(parameters.iter().any(|p| p["name"] == "lastEventId"));
+    for code in ["401", "403", "503"] {
+        assert!(op["responses"].get(code).is_some(), "{code}");
+    }
+    // The admins' stream too; a unary operation stays JSON.
+    assert!(
+        doc["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
+            .get("text/event-stream")
+            .is_some()
+    );
+    let unary = &doc["paths"]["/api/v1/users/{id}"]["get"]["responses"]["200"]["content"];
+    assert!(unary.get("application/json").is_some(), "{unary}");
+}
