@@ -24,8 +24,8 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use suite_db::testing::{Backend, TestDb};
-use suite_events::testing::NatsServer;
+use suite_testkit::{Backend, TestDb};
+use suite_testkit::NatsServer;
 use suite_proto::user::{
     CreateUserRequest, UpdateUserRequest, User, user_service_client::UserServiceClient,
 };

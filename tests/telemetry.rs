@@ -304,7 +304,7 @@ async fn every_request_is_one_trace_across_the_services() {
     let user_url = format!("http://127.0.0.1:{user_port}");
     let auth_url = format!("http://127.0.0.1:{auth_port}");
     // The four processes' events meet on a NATS of the test's own.
-    let nats = suite_events::testing::NatsServer::start();
+    let nats = suite_testkit::NatsServer::start();
     let since = chrono::Utc::now() - chrono::Duration::seconds(1);
     let otel = [
         (

@@ -109,13 +109,13 @@ async fn run_suite() {
     let mut config = suite::SuiteConfig::on_free_ports(dir.path().to_owned());
     config.gateway_addr = port("TEST_GATEWAY_ADDR");
     let listeners = suite::Listeners::bind(&config).await.expect("bind");
-    let mut user = suite_user::Config::defaults();
+    let mut user = suite_testkit::hermetic::<suite_user::Config>();
     user.password_hash_concurrency = Some(2);
     suite::run(
         config,
         user,
-        suite_auth::Config::defaults(),
-        suite_gateway::Config::defaults(),
+        suite_testkit::hermetic::<suite_auth::Config>(),
+        suite_testkit::hermetic::<suite_gateway::Config>(),
         listeners,
         suite_grpc::shutdown::signal(),
     )

@@ -20,8 +20,8 @@ use suite_gateway::{
 };
 use suite_redis::{
     RedisArgs,
-    testing::{RedisServer, SlowLink},
 };
+use suite_testkit::{RedisServer, SlowLink};
 
 /// The strict bucket's burst; it refills one a minute, so nothing refills
 /// while a round counts.

@@ -487,15 +487,10 @@ async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(backend: Backen
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id_on_sqlite() {
-    bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id_on_postgres() {
-    bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(Backend::Postgres).await;
-}
+suite_testkit::on_both_databases!(suite_testkit::db::backend;
+    bcrypt_users_import_log_in_and_are_upgraded_to_argon2id,
+    a_malformed_file_reports_every_bad_line_and_imports_only_the_good,
+);
 
 /// A file with good lines and every kind of bad one; the numbers of the bad.
 fn malformed_file() -> (String, Vec<usize>, Vec<&'static str>) {
@@ -623,12 +618,3 @@ async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good(backe
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good_on_sqlite() {
-    a_malformed_file_reports_every_bad_line_and_imports_only_the_good(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good_on_postgres() {
-    a_malformed_file_reports_every_bad_line_and_imports_only_the_good(Backend::Postgres).await;
-}

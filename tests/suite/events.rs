@@ -10,7 +10,7 @@ use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
-use suite_events::testing::NatsServer;
+use suite_testkit::NatsServer;
 use suite_proto::{
     auth::RevocationReason,
     user::{

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::{net::SocketAddr, time::Duration};
-pub use suite_db::testing::{Backend, TestDb};
+pub use suite_testkit::{Backend, TestDb};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct Suite {
@@ -78,12 +78,12 @@ async fn start(
         .expect("addr");
     let user = listeners.user.local_addr().expect("addr");
     let auth = listeners.auth.local_addr().expect("addr");
-    let mut user_config = suite_user::Config::defaults();
-    let mut auth_config = suite_auth::Config::defaults();
+    let mut user_config = suite_testkit::hermetic::<suite_user::Config>();
+    let mut auth_config = suite_testkit::hermetic::<suite_auth::Config>();
     user_config.password_hash_concurrency = Some(2);
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     tweak_user(&mut user_config);
-    let mut gateway_config = suite_gateway::Config::defaults();
+    let mut gateway_config = suite_testkit::hermetic::<suite_gateway::Config>();
     // The tests send many logins from one address; the limit tests set their own.
     gateway_config.auth_rate_limit_burst = 10_000;
     gateway_config.rate_limit_burst = 10_000;
@@ -371,7 +371,7 @@ pub async fn another_gateway(
     s: &Suite,
     tweak: impl FnOnce(&mut suite_gateway::Config),
 ) -> SocketAddr {
-    let mut config = suite_gateway::Config::defaults();
+    let mut config = suite_testkit::hermetic::<suite_gateway::Config>();
     config.user_service_url = format!("http://{}", s.user);
     config.auth_service_url = format!("http://{}", s.auth);
     config.auth_rate_limit_burst = 10_000;

@@ -3,7 +3,7 @@
 use crate::helpers::{Suite, login, spawn_suite_with};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use suite_db::testing::Backend;
+use suite_testkit::Backend;
 
 const PASSWORD: &str = "analytical engine 1843";
 
@@ -409,7 +409,7 @@ fn jsonwebtoken_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_suite;
+suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     the_whole_journey_works_over_rest,
     one_user_cannot_read_change_or_delete_another,
     errors_are_problem_details_with_the_right_status,
@@ -426,7 +426,7 @@ async fn an_upstream_that_is_down_is_503_quickly() {
         return;
     };
     // A second gateway pointed at nothing.
-    let mut config = suite_gateway::Config::defaults();
+    let mut config = suite_testkit::hermetic::<suite_gateway::Config>();
     config.user_service_url = format!("http://{dead}");
     config.auth_service_url = format!("http://{dead}");
     let router = suite_gateway::app(&config).expect("app");

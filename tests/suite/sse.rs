@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::time::Duration;
-use suite_db::testing::Backend;
+use suite_testkit::Backend;
 
 const PASSWORD: &str = "analytical engine 1843";
 

@@ -9,7 +9,7 @@ use crate::{
 };
 use serde_json::json;
 use std::time::Duration;
-use suite_db::testing::Backend;
+use suite_testkit::Backend;
 use suite_proto::user::{
     GetUserRequest, StreamEventsRequest, StreamMyEventsRequest,
     user_service_client::UserServiceClient,

@@ -6,8 +6,8 @@ use chrono::Utc;
 use std::time::Duration;
 use suite_events::{
     Bus, Event, EventsArgs, Filter, Item, LocalBus, Start, Stream, Subscription,
-    testing::NatsServer,
 };
+use suite_testkit::NatsServer;
 use suite_proto::{auth::SessionEnded, user::UserDeleted};
 use tokio_stream::StreamExt;
 use uuid::Uuid;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 use suite_redis::{
     Gcra, Redis, RedisArgs,
-    testing::{RedisServer, SlowLink},
 };
+use suite_testkit::{RedisServer, SlowLink};
 
 fn client(server: &RedisServer, timeout_ms: u64) -> Redis {
     RedisArgs {

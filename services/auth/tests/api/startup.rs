@@ -8,7 +8,7 @@ use crate::helpers::{
     PASSWORD, Suite, TestDb, auth_config, channel, listener, start_auth, start_user, wait_serving,
 };
 use std::time::{Duration, Instant};
-use suite_db::testing::PrivatePostgres;
+use suite_testkit::PrivatePostgres;
 use suite_proto::{
     auth::auth_service_client::AuthServiceClient, user::user_service_client::UserServiceClient,
 };
@@ -26,7 +26,7 @@ async fn nothing_queries_a_table_before_the_migrations_have_made_it() {
     let key = SigningKey::generate_thumbprinted().expect("key");
     let (user_listener, user_addr) = listener().await;
     let (auth_listener, auth_addr) = listener().await;
-    let mut user_config = suite_user::Config::defaults();
+    let mut user_config = suite_testkit::hermetic::<suite_user::Config>();
     user_config.database_url = user_db.database_url();
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     user_config.password_hash_concurrency = Some(2);

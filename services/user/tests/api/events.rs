@@ -14,8 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 use suite_events::{
-    Bus, Event, EventsArgs, Filter, Item, LocalBus, Start, Stream, testing::NatsServer,
+    Bus, Event, EventsArgs, Filter, Item, LocalBus, Start, Stream,
 };
+use suite_testkit::NatsServer;
 use suite_proto::user::{
     ChangePasswordRequest, DeleteUserRequest, User, UserUpdated, VerifyCredentialsRequest,
     verify_credentials_response::Outcome,
