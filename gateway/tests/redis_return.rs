@@ -18,9 +18,7 @@ use suite_gateway::{
     limits::{LimitSettings, Limits},
     routes::RateClass,
 };
-use suite_redis::{
-    RedisArgs,
-};
+use suite_redis::RedisArgs;
 use suite_testkit::{RedisServer, SlowLink};
 
 /// The strict bucket's burst; it refills one a minute, so nothing refills

@@ -16,8 +16,8 @@ use std::{
     },
     time::Duration,
 };
-use suite_testkit::{Backend, TestDb};
 use suite_grpc::balance::Hosts;
+use suite_testkit::{Backend, TestDb};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},

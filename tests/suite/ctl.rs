@@ -617,4 +617,3 @@ async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good(backe
     );
     s.stop().await;
 }
-

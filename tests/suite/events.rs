@@ -10,7 +10,6 @@ use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
-use suite_testkit::NatsServer;
 use suite_proto::{
     auth::RevocationReason,
     user::{
@@ -18,6 +17,7 @@ use suite_proto::{
         user_service_client::UserServiceClient,
     },
 };
+use suite_testkit::NatsServer;
 use tokio_stream::StreamExt;
 use tonic::Code;
 

@@ -6,8 +6,8 @@
 use crate::helpers::spawn_suite;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use suite_testkit::Backend;
 use suite_gateway::routes::RouteTable;
+use suite_testkit::Backend;
 
 const SAMPLE_ID: &str = "01a216e4-4d21-773d-b270-03fa587d21ab";
 

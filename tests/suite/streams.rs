@@ -9,11 +9,11 @@ use crate::{
 };
 use serde_json::json;
 use std::time::Duration;
-use suite_testkit::Backend;
 use suite_proto::user::{
     GetUserRequest, StreamEventsRequest, StreamMyEventsRequest,
     user_service_client::UserServiceClient,
 };
+use suite_testkit::Backend;
 use tonic::Code;
 
 const PASSWORD: &str = "a long passphrase for streams";
@@ -47,6 +47,30 @@ async fn user(
 
 fn forwarded_for(address: &str) -> [(&'static str, &str); 1] {
     [("x-forwarded-for", address)]
+}
+
+/// The caller's own event stream, opened from `address`.
+async fn my_events_from(s: &Suite, token: &str, address: &str) -> Stream {
+    Stream::open_with(
+        s,
+        "/api/v1/users/me/events",
+        token,
+        None,
+        &forwarded_for(address),
+    )
+    .await
+}
+
+/// A stream refused with 429, its problem's detail naming `limit`.
+async fn refused_as_too_many(stream: Stream, limit: &str) {
+    assert_eq!(stream.status, 429);
+    let problem = stream.problem().await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(limit)),
+        "{problem}"
+    );
 }
 
 async fn user_service(s: &Suite) -> UserServiceClient<tonic::transport::Channel> {
@@ -93,14 +117,7 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
     for (i, token) in tokens.iter().take(5).enumerate() {
         let address = format!("10.0.0.{i}");
         for _ in 0..3 {
-            let stream = Stream::open_with(
-                &s,
-                "/api/v1/users/me/events",
-                token,
-                None,
-                &forwarded_for(&address),
-            )
-            .await;
+            let stream = my_events_from(&s, token, &address).await;
             assert_eq!(stream.status, 200, "stream {} of user {i}", open.len());
             open.push((i, stream));
         }
@@ -150,31 +167,10 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
     );
 
     // A user's fourth stream: 429, however many are free.
-    let fourth = Stream::open_with(
-        &s,
-        "/api/v1/users/me/events",
-        &tokens[0],
-        None,
-        &forwarded_for("10.0.9.9"),
-    )
-    .await;
-    assert_eq!(fourth.status, 429);
-    let problem = fourth.problem().await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("for one user")),
-        "{problem}"
-    );
+    let fourth = my_events_from(&s, &tokens[0], "10.0.9.9").await;
+    refused_as_too_many(fourth, "for one user").await;
     // Every slot taken (by five users): 503 for a sixth.
-    let full = Stream::open_with(
-        &s,
-        "/api/v1/users/me/events",
-        &tokens[5],
-        None,
-        &forwarded_for("10.0.9.9"),
-    )
-    .await;
+    let full = my_events_from(&s, &tokens[5], "10.0.9.9").await;
     assert_eq!(full.status, 503);
     drop(full);
     // A stream given back is free for another, but an address holds at
@@ -183,14 +179,7 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
     drop(open.remove(at));
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let from_zero = loop {
-        let stream = Stream::open_with(
-            &s,
-            "/api/v1/users/me/events",
-            &tokens[5],
-            None,
-            &forwarded_for("10.0.0.0"),
-        )
-        .await;
+        let stream = my_events_from(&s, &tokens[5], "10.0.0.0").await;
         // The slot comes back once the gateway sees the client go.
         if stream.status != 503 || tokio::time::Instant::now() > deadline {
             break stream;
@@ -198,22 +187,8 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(from_zero.status, 200, "a freed slot is taken again");
-    let crowded = Stream::open_with(
-        &s,
-        "/api/v1/users/me/events",
-        &tokens[6],
-        None,
-        &forwarded_for("10.0.0.0"),
-    )
-    .await;
-    assert_eq!(crowded.status, 429);
-    let problem = crowded.problem().await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("from one address")),
-        "{problem}"
-    );
+    let crowded = my_events_from(&s, &tokens[6], "10.0.0.0").await;
+    refused_as_too_many(crowded, "from one address").await;
     drop((open, from_zero));
     s.stop().await;
 }

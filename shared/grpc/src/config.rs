@@ -194,7 +194,10 @@ mod tests {
             #[arg(long, env = "PATH", default_value = "unset")]
             path: String,
         }
-        assert_ne!(parse_from::<Probe, _, _>(["suite"]).expect("parses").path, "unset");
+        assert_ne!(
+            parse_from::<Probe, _, _>(["suite"]).expect("parses").path,
+            "unset"
+        );
         let hermetic: Probe = defaults_ignoring_env().expect("parses");
         assert_eq!(hermetic.path, "unset");
     }

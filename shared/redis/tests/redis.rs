@@ -2,9 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
-use suite_redis::{
-    Gcra, Redis, RedisArgs,
-};
+use suite_redis::{Gcra, Redis, RedisArgs};
 use suite_testkit::{RedisServer, SlowLink};
 
 fn client(server: &RedisServer, timeout_ms: u64) -> Redis {

@@ -99,6 +99,39 @@ impl TestDb {
     }
 }
 
+/// The rows of `table` in the database at `url` (PostgreSQL or SQLite).
+pub async fn count_rows(url: &str, table: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        let n = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("open SQLite");
+        let n = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        pool.close().await;
+        n
+    }
+}
+
+/// Waits (bounded by `patience`) until the relay has published every event
+/// in the outbox of the database at `url`.
+pub async fn outbox_drained(url: &str, patience: std::time::Duration) {
+    crate::eventually("every event left the outbox", patience, async || {
+        count_rows(url, "outbox").await == 0
+    })
+    .await;
+}
+
 async fn drop_pg(name: &str) {
     use sqlx::{Connection, Executor};
     if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {

@@ -27,6 +27,5 @@ pub use wait::eventually;
 /// it: a developer's `NATS_URL`, `REDIS_URL` or `PASSWORD_MIN_SCORE` must
 /// not change what a test exercises. Tests set what they need on it.
 pub fn hermetic<C: clap::Args + clap::FromArgMatches>() -> C {
-    suite_grpc::config::defaults_ignoring_env()
-        .expect("the defaults of every setting parse")
+    suite_grpc::config::defaults_ignoring_env().expect("the defaults of every setting parse")
 }

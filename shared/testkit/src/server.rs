@@ -60,4 +60,3 @@ impl<E: std::fmt::Debug + Send + 'static> Server<E> {
         }
     }
 }
-

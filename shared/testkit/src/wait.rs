@@ -11,10 +11,7 @@ const POLL: Duration = Duration::from_millis(10);
 pub async fn eventually(what: &str, patience: Duration, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + patience;
     while !condition().await {
-        assert!(
-            Instant::now() < deadline,
-            "not within {patience:?}: {what}"
-        );
+        assert!(Instant::now() < deadline, "not within {patience:?}: {what}");
         tokio::time::sleep(POLL).await;
     }
 }

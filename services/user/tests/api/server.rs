@@ -1,8 +1,16 @@
 use crate::helpers::{
     Backend, PASSWORD, TestDb, authed, spawn_app, spawn_app_with, start, test_config,
 };
-use std::time::Duration;
-use suite_proto::user::{CreateUserRequest, ListUsersRequest};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use suite_proto::user::{
+    CreateUserRequest, ListUsersRequest, user_service_client::UserServiceClient,
+};
 use suite_testkit::eventually;
 use suite_tokens::SigningKey;
 use tokio::net::TcpListener;
@@ -67,7 +75,19 @@ async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
     let Some(mut app) = spawn_app_with(Backend::Sqlite, |c| c.argon2_iterations = 40).await else {
         return;
     };
-    let mut client = app.client.clone();
+    // A connection of its own, up before the call (so the call goes straight
+    // out on it), that tells when the call has been handed to it.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let sent = Arc::new(AtomicBool::new(false));
+    let flag = sent.clone();
+    let mut client = UserServiceClient::with_interceptor(channel, move |request| {
+        flag.store(true, Ordering::SeqCst);
+        Ok(request)
+    });
     let call = tokio::spawn(async move {
         client
             .create_user(CreateUserRequest {
@@ -78,11 +98,17 @@ async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
             })
             .await
     });
-    // In flight once its password is being hashed (or waits to be).
-    eventually("the CreateUser call reaches the hashing threads", PATIENCE, async || {
-        let m = suite_user::metrics::metrics();
-        m.password_hash_running.get() + m.password_hash_queued.get() > 0
-    })
+    // In flight once sent and its password is being hashed (or waits to
+    // be; the gauges are the process's, so the sending is checked too).
+    eventually(
+        "the CreateUser call reaches the hashing threads",
+        PATIENCE,
+        async || {
+            let m = suite_user::metrics::metrics();
+            sent.load(Ordering::SeqCst)
+                && m.password_hash_running.get() + m.password_hash_queued.get() > 0
+        },
+    )
     .await;
     app.trigger_stop();
     let created = call
@@ -227,9 +253,11 @@ async fn health_follows_the_database_and_calls_recover_when_it_returns() {
     let target = hostport.to_owned();
     let app = start(config, key, db).await;
 
-    eventually("NOT_SERVING while the database is down", PATIENCE, async || {
-        app.health("").await == Some(NOT_SERVING)
-    })
+    eventually(
+        "NOT_SERVING while the database is down",
+        PATIENCE,
+        async || app.health("").await == Some(NOT_SERVING),
+    )
     .await;
     assert_eq!(
         app.health("suite.user.v1.UserService").await,
@@ -344,23 +372,7 @@ async fn nothing_queries_a_table_before_the_migrations_have_made_it() {
     let app = start(test_config(&db.url, &key), key, db).await;
     app.wait_until_serving().await;
     app.create_user("first").await;
-    let pool = sqlx::PgPool::connect(&pg.url("fresh")).await.expect("pg");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        if left == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the event never left the outbox"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    pool.close().await;
+    suite_testkit::db::outbox_drained(&pg.url("fresh"), Duration::from_secs(30)).await;
     app.stop().await;
     let log = pg.log();
     assert!(
