@@ -181,6 +181,18 @@ impl Suite {
         self.request("GET", path, token, None).await
     }
 
+    /// `POST path` with a refresh token (refresh, logout).
+    pub async fn with_refresh_token(&self, path: &str, refresh_token: impl AsRef<str>) -> Reply {
+        self.request(
+            "POST",
+            path,
+            None,
+            Some(serde_json::json!({ "refreshToken": refresh_token.as_ref() })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     /// A request with any content type and body text.
     pub async fn raw(
         &self,
@@ -256,16 +268,24 @@ impl Suite {
     }
 }
 
-/// One HTTP/1.1 `GET` on a fresh connection: the status and the body's text.
-pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+/// A fresh HTTP/1.1 connection to `addr`, driven on a task of its own.
+async fn connect(
+    addr: SocketAddr,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// One HTTP/1.1 `GET` on a fresh connection: the status and the body's text.
+pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut sender = connect(addr).await?;
     let req = http::Request::get(path)
         .header("host", "localhost")
         .body(Full::new(Bytes::new()))
@@ -300,14 +320,7 @@ pub async fn send_with(
     body: Option<(&str, String)>,
     extra: &[(&str, &str)],
 ) -> Result<Reply, String> {
-    let stream = tokio::net::TcpStream::connect(gateway)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let mut sender = connect(gateway).await?;
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)

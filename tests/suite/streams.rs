@@ -296,15 +296,7 @@ async fn streams_end_when_their_token_is_revoked() {
         .await
         .expect("stream")
         .into_inner();
-    let out = s
-        .request(
-            "POST",
-            "/api/v1/auth/logout",
-            None,
-            Some(json!({"refreshToken": refresh})),
-        )
-        .await
-        .expect("logout");
+    let out = s.with_refresh_token("/api/v1/auth/logout", refresh).await;
     assert!(out.status == 204 || out.status == 200, "{}", out.json);
     ends_with(&mut sse, "access token revoked").await;
     grpc_ends_revoked(&mut grpc).await;
@@ -366,15 +358,7 @@ async fn a_restart_without_nats_still_refuses_what_was_revoked_before_it() {
         return;
     };
     let (_, logged_out, refresh) = user(&s, "before", None, &[]).await;
-    let r = s
-        .request(
-            "POST",
-            "/api/v1/auth/logout",
-            None,
-            Some(json!({"refreshToken": refresh})),
-        )
-        .await
-        .expect("logout");
+    let r = s.with_refresh_token("/api/v1/auth/logout", refresh).await;
     assert!(r.status == 204 || r.status == 200, "{}", r.json);
     let (_, old, _) = user(&s, "changer", None, &[]).await;
     let r = s
@@ -433,15 +417,7 @@ async fn a_refresh_after_a_demotion_is_acknowledged_mints_nothing() {
             .expect("demote");
         assert_eq!(demoted.status, 200, "{}", demoted.json);
         // At once, before the auth service may have heard of it.
-        let r = s
-            .request(
-                "POST",
-                "/api/v1/auth/refresh",
-                None,
-                Some(json!({"refreshToken": refresh})),
-            )
-            .await
-            .expect("refresh");
+        let r = s.with_refresh_token("/api/v1/auth/refresh", refresh).await;
         assert_eq!(r.status, 401, "round {round}: {}", r.json);
     }
     s.stop().await;

@@ -102,15 +102,7 @@ async fn a_password_change_ends_the_older_session(s: &Suite, at: &str, t: &serde
         .await
         .expect("change");
     assert_eq!(changed.status, 200, "{}", changed.json);
-    let stale = s
-        .request(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refreshToken": rt})),
-        )
-        .await
-        .expect("refresh");
+    let stale = s.with_refresh_token("/api/v1/auth/refresh", rt).await;
     assert_eq!(stale.status, 401);
 }
 
@@ -118,14 +110,8 @@ async fn a_password_change_ends_the_older_session(s: &Suite, at: &str, t: &serde
 async fn a_new_session_refreshes_and_its_logout_holds(s: &Suite) {
     let t = login(s, "ada", "difference engine 1822").await;
     let fresh = s
-        .request(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refreshToken": token(&t, "refreshToken")})),
-        )
-        .await
-        .expect("refresh");
+        .with_refresh_token("/api/v1/auth/refresh", token(&t, "refreshToken"))
+        .await;
     assert_eq!(fresh.status, 200, "{}", fresh.json);
     let sessions = s
         .get(
@@ -136,24 +122,12 @@ async fn a_new_session_refreshes_and_its_logout_holds(s: &Suite) {
         .expect("sessions");
     assert_eq!(sessions.json["sessions"].as_array().map(Vec::len), Some(1));
     let out = s
-        .request(
-            "POST",
-            "/api/v1/auth/logout",
-            None,
-            Some(json!({"refreshToken": token(&fresh.json, "refreshToken")})),
-        )
-        .await
-        .expect("logout");
+        .with_refresh_token("/api/v1/auth/logout", token(&fresh.json, "refreshToken"))
+        .await;
     assert_eq!(out.status, 200);
     let refused = s
-        .request(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refreshToken": token(&fresh.json, "refreshToken")})),
-        )
-        .await
-        .expect("refresh");
+        .with_refresh_token("/api/v1/auth/refresh", token(&fresh.json, "refreshToken"))
+        .await;
     assert_eq!(refused.status, 401);
 }
 
