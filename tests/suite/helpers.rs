@@ -364,6 +364,21 @@ pub async fn send_with(
 }
 
 /// Logs `name` in through the gateway (asserting 200): the reply's JSON.
+/// Registers a user over REST; the answer, which must be 201.
+pub async fn register_as(s: &Suite, username: &str, email: &str, password: &str) -> Reply {
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(serde_json::json!({"username": username, "email": email, "password": password})),
+        )
+        .await
+        .expect("register");
+    assert_eq!(r.status, 201, "{}", r.json);
+    r
+}
+
 pub async fn login(s: &Suite, name: &str, password: &str) -> serde_json::Value {
     let r = s
         .request(

@@ -134,18 +134,7 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
         .await
         .expect("list");
     assert_eq!(listed.status, 200, "{}", listed.json);
-    let registered = s
-        .request(
-            "POST",
-            "/api/v1/users",
-            None,
-            Some(
-                json!({"username": "latecomer", "email": "late@example.com", "password": PASSWORD}),
-            ),
-        )
-        .await
-        .expect("register");
-    assert_eq!(registered.status, 201, "{}", registered.json);
+    crate::helpers::register_as(&s, "latecomer", "late@example.com", PASSWORD).await;
     let (status, body) = s.admin_get("/readyz").await.expect("readyz");
     assert_eq!(status, 200, "{body}");
     // And the last stream, past the first 8, really flows.
