@@ -24,11 +24,11 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use suite_db::testing::{Backend, TestDb};
-use suite_events::testing::NatsServer;
 use suite_proto::user::{
     CreateUserRequest, UpdateUserRequest, User, user_service_client::UserServiceClient,
 };
+use suite_testkit::NatsServer;
+use suite_testkit::{Backend, TestDb};
 use suite_tokens::{Audience, Claims, SigningKey, jwks_of};
 use tonic::transport::Channel;
 

@@ -24,8 +24,8 @@ use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
-use suite_db::testing::{Backend, TestDb};
-use suite_redis::testing::RedisServer;
+use suite_testkit::RedisServer;
+use suite_testkit::{Backend, TestDb};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 struct Suite {

@@ -7,14 +7,7 @@
 //! request the client did not sample exports nothing; the metrics endpoints
 //! parse as Prometheus text and count the journey.
 
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
-    common::v1::{AnyValue, KeyValue, any_value},
-    trace::v1::{Span, span::SpanKind, status::StatusCode},
-};
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use serde_json::{Value, json};
 use std::{
     collections::HashMap,
@@ -24,6 +17,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use suite_testkit::otlp::{Collector, attr, hex};
 
 const CHILD_ENV: &str = "SUITE_TELEMETRY_CHILD";
 const PASSWORD: &str = "analytical engine 1843";
@@ -73,55 +67,6 @@ fn child_service_process() {
         telemetry.shutdown().await;
         result.expect("served");
     });
-}
-
-/// Everything the collector received, with each span's service.
-#[derive(Default, Clone)]
-struct Received(Arc<Mutex<Vec<(String, Span)>>>);
-
-#[tonic::async_trait]
-impl TraceService for Received {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut all = self.0.lock().expect("lock");
-        for rs in request.into_inner().resource_spans {
-            let service = rs
-                .resource
-                .as_ref()
-                .and_then(|r| attr(&r.attributes, "service.name"))
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    all.push((service.clone(), span));
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-fn text(v: &AnyValue) -> String {
-    match &v.value {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-        .map(text)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn free_port() -> u16 {
@@ -285,16 +230,8 @@ async fn get_text(addr: SocketAddr, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_one_trace_across_the_services() {
     // The collector.
-    let received = Received::default();
-    let collector = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let collector_addr = collector.local_addr().expect("addr");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(received.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(collector)),
-    );
+    let received = Collector::default();
+    let collector_addr = received.start(None).await;
 
     let dir = tempfile::tempdir().expect("dir");
     let (user_port, auth_port, gateway_port, quiet_port) =
@@ -304,7 +241,7 @@ async fn every_request_is_one_trace_across_the_services() {
     let user_url = format!("http://127.0.0.1:{user_port}");
     let auth_url = format!("http://127.0.0.1:{auth_port}");
     // The four processes' events meet on a NATS of the test's own.
-    let nats = suite_events::testing::NatsServer::start();
+    let nats = suite_testkit::NatsServer::start();
     let since = chrono::Utc::now() - chrono::Duration::seconds(1);
     let otel = [
         (
@@ -629,7 +566,7 @@ async fn every_request_is_one_trace_across_the_services() {
     for p in [&mut quiet, &mut gateway, &mut auth, &mut user] {
         p.stop();
     }
-    let spans = received.0.lock().expect("lock").clone();
+    let spans = received.spans();
     let logs = [&user, &auth, &gateway, &quiet]
         .iter()
         .map(|p| p.logs.lock().expect("lock").clone())

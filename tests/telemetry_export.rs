@@ -18,22 +18,19 @@ use opentelemetry::{
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
+        trace_service_server::TraceServiceServer,
     },
-    common::v1::{KeyValue, any_value},
     trace::v1::Span,
 };
 use std::{
     borrow::Cow,
     net::SocketAddr,
     process::{Child, Command, Stdio},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 use suite_telemetry::spans::Tracer;
+use suite_testkit::otlp::{Collector, hex};
 
 const CHILD_ENV: &str = "SUITE_EXPORT_CHILD";
 /// Spans the "spans" child makes besides the request's three.
@@ -109,119 +106,19 @@ async fn run_suite() {
     let mut config = suite::SuiteConfig::on_free_ports(dir.path().to_owned());
     config.gateway_addr = port("TEST_GATEWAY_ADDR");
     let listeners = suite::Listeners::bind(&config).await.expect("bind");
-    let mut user = suite_user::Config::defaults();
+    let mut user = suite_testkit::hermetic::<suite_user::Config>();
     user.password_hash_concurrency = Some(2);
     suite::run(
         config,
         user,
-        suite_auth::Config::defaults(),
-        suite_gateway::Config::defaults(),
+        suite_testkit::hermetic::<suite_auth::Config>(),
+        suite_testkit::hermetic::<suite_gateway::Config>(),
         listeners,
         suite_grpc::shutdown::signal(),
     )
     .await
     .expect("suite");
     telemetry.shutdown().await;
-}
-
-/// Everything a collector received (service name, span), what it saw of the
-/// transport, and how many calls it is yet to refuse.
-#[derive(Default, Clone)]
-struct Collector {
-    spans: Arc<Mutex<Vec<(String, Span)>>>,
-    encodings: Arc<Mutex<Vec<String>>>,
-    refuse: Arc<AtomicUsize>,
-    refused: Arc<AtomicUsize>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        if self
-            .refuse
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            self.refused.fetch_add(1, Ordering::SeqCst);
-            return Err(tonic::Status::unavailable("warming up"));
-        }
-        let mut all = self.spans.lock().expect("lock");
-        for rs in request.into_inner().resource_spans {
-            let service = rs
-                .resource
-                .as_ref()
-                .and_then(|r| attr(&r.attributes, "service.name"))
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    all.push((service.clone(), span));
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-impl Collector {
-    fn spans(&self) -> Vec<(String, Span)> {
-        self.spans.lock().expect("lock").clone()
-    }
-
-    /// Serves on a fresh port (with TLS if `tls` is a certificate and key).
-    async fn start(&self, tls: Option<(String, String)>) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut server = tonic::transport::Server::builder();
-        if let Some((cert, key)) = tls {
-            server = server
-                .tls_config(
-                    tonic::transport::ServerTlsConfig::new()
-                        .identity(tonic::transport::Identity::from_pem(cert, key)),
-                )
-                .expect("tls");
-        }
-        let encodings = self.encodings.clone();
-        let record =
-            tower::util::MapRequestLayer::new(move |req: http::Request<tonic::body::Body>| {
-                let encoding = req
-                    .headers()
-                    .get("grpc-encoding")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("identity")
-                    .to_owned();
-                encodings.lock().expect("lock").push(encoding);
-                req
-            });
-        let service = TraceServiceServer::new(self.clone())
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-        tokio::spawn(
-            server
-                .layer(record)
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        addr
-    }
-}
-
-fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find(|a| a.key == key)
-        .and_then(|a| a.value.as_ref())
-        .and_then(|v| match &v.value {
-            Some(any_value::Value::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs a child in `mode` with `env`; returns its output once it exits.
@@ -258,15 +155,6 @@ fn child(mode: &str, env: &[(&str, String)]) -> Child {
         cmd.env(k, v);
     }
     cmd.spawn().expect("spawn")
-}
-
-/// Waits until `done` holds of the collector's spans.
-async fn wait_for(collector: &Collector, what: &str, done: impl Fn(&[(String, Span)]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done(&collector.spans()) {
-        assert!(Instant::now() < deadline, "never received: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn find<'a>(spans: &'a [(String, Span)], name: &str) -> &'a Span {
@@ -339,10 +227,9 @@ async fn spans_go_over_tls_to_a_collector_signed_by_a_private_ca() {
             ),
         ],
     );
-    wait_for(&collector, "the spans, over TLS", |s| {
-        s.len() >= 3 + EXTRA_SPANS
-    })
-    .await;
+    collector
+        .eventually("the spans, over TLS", |s| s.len() >= 3 + EXTRA_SPANS)
+        .await;
 }
 
 /// A collector that requires a client certificate: refused without one,
@@ -411,10 +298,9 @@ async fn mutual_tls_presents_the_client_certificate() {
         file("client-key.pem", &client_key),
     ));
     run_child("spans", &env);
-    wait_for(&collector, "the spans, over mutual TLS", |s| {
-        s.len() >= 3 + EXTRA_SPANS
-    })
-    .await;
+    collector
+        .eventually("the spans, over mutual TLS", |s| s.len() >= 3 + EXTRA_SPANS)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,8 +314,10 @@ async fn batches_are_gzip_compressed_when_asked() {
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".to_owned()),
         ],
     );
-    wait_for(&collector, "the spans", |s| s.len() >= 3 + EXTRA_SPANS).await;
-    let encodings = collector.encodings.lock().expect("lock").clone();
+    collector
+        .eventually("the spans", |s| s.len() >= 3 + EXTRA_SPANS)
+        .await;
+    let encodings = collector.encodings();
     assert!(
         !encodings.is_empty() && encodings.iter().all(|e| e == "gzip"),
         "{encodings:?}"
@@ -445,10 +333,11 @@ async fn a_collector_that_refuses_before_it_accepts_loses_no_span() {
         "spans",
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))],
     );
-    wait_for(&collector, "every span, after the refusals", |s| {
-        s.len() >= 3 + EXTRA_SPANS
-    })
-    .await;
+    collector
+        .eventually("every span, after the refusals", |s| {
+            s.len() >= 3 + EXTRA_SPANS
+        })
+        .await;
     assert_eq!(collector.refused.load(Ordering::SeqCst), 2);
     assert_eq!(collector.spans().len(), 3 + EXTRA_SPANS, "none twice");
 }
@@ -534,10 +423,9 @@ async fn spans_beyond_a_full_queue_are_dropped_and_counted() {
     );
     assert!(dropped > 0, "{logs}");
     assert_eq!(exported + dropped, (3 + EXTRA_SPANS) as u64, "{logs}");
-    wait_for(&collector, "the admitted spans", |s| {
-        s.len() as u64 == exported
-    })
-    .await;
+    collector
+        .eventually("the admitted spans", |s| s.len() as u64 == exported)
+        .await;
     assert!(logs.contains("the span queue is full"), "{logs}");
 }
 
@@ -582,10 +470,8 @@ async fn the_one_process_suite_exports_each_service_under_its_own_name() {
         )
         .await;
     assert_eq!(login, Some(200));
-    wait_for(
-        &collector,
-        "a login traced through three services",
-        |spans| {
+    collector
+        .eventually("a login traced through three services", |spans| {
             let Some((_, root)) = spans
                 .iter()
                 .find(|(_, s)| s.name == "POST /api/v1/auth/login")
@@ -598,9 +484,8 @@ async fn the_one_process_suite_exports_each_service_under_its_own_name() {
                 .map(|(service, _)| service.as_str())
                 .collect();
             services == ["suite-auth", "suite-gateway", "suite-user"].into()
-        },
-    )
-    .await;
+        })
+        .await;
     let _ = Command::new("kill")
         .args(["-TERM", &suite.id().to_string()])
         .status();

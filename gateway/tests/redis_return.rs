@@ -18,10 +18,8 @@ use suite_gateway::{
     contract::routes::RateClass,
     policy::rate_limit::{RateLimitSettings, RateLimits},
 };
-use suite_redis::{
-    RedisArgs,
-    testing::{RedisServer, SlowLink},
-};
+use suite_redis::RedisArgs;
+use suite_testkit::{RedisServer, SlowLink};
 
 /// The strict bucket's burst; it refills one a minute, so nothing refills
 /// while a round counts.

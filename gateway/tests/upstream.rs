@@ -346,7 +346,7 @@ async fn fixture_with(budget_ms: u64, tweak: impl FnOnce(&mut suite_gateway::Con
     let seen = Scripted::default();
     let stop_upstream = serve_upstream(upstream_listener, seen.clone());
 
-    let mut config = suite_gateway::Config::defaults();
+    let mut config = suite_testkit::hermetic::<suite_gateway::Config>();
     config.user_service_url = format!("http://{upstream}");
     config.auth_service_url = "http://127.0.0.1:9".into();
     config.keys.jwks = Some(jwks.parse().expect("jwks"));

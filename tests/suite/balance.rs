@@ -16,8 +16,8 @@ use std::{
     },
     time::Duration,
 };
-use suite_db::testing::{Backend, TestDb};
 use suite_grpc::balance::Hosts;
+use suite_testkit::{Backend, TestDb};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -216,7 +216,7 @@ async fn fixture(
     let b_addr = b_listener.local_addr().expect("addr");
 
     // Auth first: the replicas fetch its keys at start-up.
-    let mut auth_config = suite_auth::Config::defaults();
+    let mut auth_config = suite_testkit::hermetic::<suite_auth::Config>();
     auth_config.database_url = auth_db.database_url();
     auth_config.data_dir = dir.path().to_owned();
     // Logins are not what is tested: straight to the replica that stays.
@@ -229,7 +229,7 @@ async fn fixture(
         .await;
     });
 
-    let mut user_config = suite_user::Config::defaults();
+    let mut user_config = suite_testkit::hermetic::<suite_user::Config>();
     user_config.database_url = user_db.database_url();
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
@@ -241,7 +241,7 @@ async fn fixture(
 
     let hosts = Hosts::new();
     hosts.set(NAME, vec![a.relay.addr, b.relay.addr]);
-    let mut config = suite_gateway::Config::defaults();
+    let mut config = suite_testkit::hermetic::<suite_gateway::Config>();
     config.user_service_url = format!("http://{NAME}:50051");
     config.auth_service_url = format!("http://{auth_addr}");
     config.upstream.upstream_resolve_interval = Duration::from_secs(resolve_interval_secs);
@@ -454,30 +454,7 @@ async fn a_replica_replaced_under_load_fails_no_request(backend: Backend) {
     f.finish(vec![b, a2]).await;
 }
 
-mod sqlite {
-    use suite_db::testing::Backend::Sqlite;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn calls_spread_over_both_replicas_and_no_read_fails_when_one_stops() {
-        super::calls_spread_over_both_replicas_and_no_read_fails_when_one_stops(Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_replica_replaced_under_load_fails_no_request() {
-        super::a_replica_replaced_under_load_fails_no_request(Sqlite).await;
-    }
-}
-
-mod postgres {
-    use suite_db::testing::Backend::Postgres;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn calls_spread_over_both_replicas_and_no_read_fails_when_one_stops() {
-        super::calls_spread_over_both_replicas_and_no_read_fails_when_one_stops(Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_replica_replaced_under_load_fails_no_request() {
-        super::a_replica_replaced_under_load_fails_no_request(Postgres).await;
-    }
-}
+suite_testkit::on_both_databases!(suite_testkit::db::backend;
+    calls_spread_over_both_replicas_and_no_read_fails_when_one_stops,
+    a_replica_replaced_under_load_fails_no_request,
+);

@@ -12,6 +12,9 @@ use tokio_stream::StreamExt as _;
 const ADMIN_PASSWORD: &str = "operator keeps the keys 42";
 
 /// What one suitectl run did.
+/// A suitectl run to make: its arguments, its environment, its exit code.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32);
+
 struct Run {
     code: i32,
     stdout: String,
@@ -219,23 +222,37 @@ async fn suitectl_exit_codes_tell_usage_from_refused_credentials_and_unreachable
     let Some(s) = spawn_suite(Backend::Sqlite).await else {
         return;
     };
-    let usage = ctl(&s, &["users", "frobnicate"], "", &[]).await;
-    assert_eq!(usage.code, 2, "{}", usage.stderr);
-    let no_password = ctl(
-        &s,
-        &[
-            "admin",
-            "create",
-            "--username",
-            "x1x",
-            "--email",
-            "x@example.com",
-        ],
-        "",
-        &[],
-    )
-    .await;
-    assert_eq!(no_password.code, 2, "{}", no_password.stderr);
+    // 2: the usage is wrong; 3: the credentials are refused (a missing key,
+    // a wrong password, a token for another audience) or nothing answers
+    // (port 9 of loopback).
+    let no_password = [
+        "admin",
+        "create",
+        "--username",
+        "x1x",
+        "--email",
+        "x@example.com",
+    ];
+    let wrong_password = [
+        ("SUITECTL_LOGIN", "nobody"),
+        ("SUITECTL_PASSWORD", "wrong password here"),
+    ];
+    let cases: [Case; 5] = [
+        (&["users", "frobnicate"], &[], 2),
+        (&no_password, &[], 2),
+        (&["users", "list"], &wrong_password, 3),
+        (&["users", "list", "--audience", "elsewhere"], &[], 3),
+        (
+            &["users", "list"],
+            &[("USER_SERVICE_URL", "http://127.0.0.1:9")],
+            3,
+        ),
+    ];
+    for (args, env, code) in cases {
+        let run = ctl(&s, args, "", env).await;
+        assert_eq!(run.code, code, "{args:?} {env:?}: {}", run.stderr);
+    }
+    // A missing key is refused, and named.
     let no_key = ctl(
         &s,
         &["users", "list"],
@@ -249,29 +266,6 @@ async fn suitectl_exit_codes_tell_usage_from_refused_credentials_and_unreachable
         "{}",
         no_key.stderr
     );
-    let wrong_password = ctl(
-        &s,
-        &["users", "list"],
-        "",
-        &[
-            ("SUITECTL_LOGIN", "nobody"),
-            ("SUITECTL_PASSWORD", "wrong password here"),
-        ],
-    )
-    .await;
-    assert_eq!(wrong_password.code, 3, "{}", wrong_password.stderr);
-    // A token for another audience is refused by the services.
-    let wrong_audience = ctl(&s, &["users", "list", "--audience", "elsewhere"], "", &[]).await;
-    assert_eq!(wrong_audience.code, 3, "{}", wrong_audience.stderr);
-    // Nothing listens on port 9 of loopback.
-    let unreachable = ctl(
-        &s,
-        &["users", "list"],
-        "",
-        &[("USER_SERVICE_URL", "http://127.0.0.1:9")],
-    )
-    .await;
-    assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
     let completions = ctl(&s, &["completions", "bash"], "", &[]).await;
     assert_eq!(completions.code, 0);
     assert!(
@@ -487,15 +481,10 @@ async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(backend: Backen
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id_on_sqlite() {
-    bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bcrypt_users_import_log_in_and_are_upgraded_to_argon2id_on_postgres() {
-    bcrypt_users_import_log_in_and_are_upgraded_to_argon2id(Backend::Postgres).await;
-}
+suite_testkit::on_both_databases!(suite_testkit::db::backend;
+    bcrypt_users_import_log_in_and_are_upgraded_to_argon2id,
+    a_malformed_file_reports_every_bad_line_and_imports_only_the_good,
+);
 
 /// A file with good lines and every kind of bad one; the numbers of the bad.
 fn malformed_file() -> (String, Vec<usize>, Vec<&'static str>) {
@@ -621,14 +610,4 @@ async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good(backe
         "each good user exactly once, nothing of the bad lines"
     );
     s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good_on_sqlite() {
-    a_malformed_file_reports_every_bad_line_and_imports_only_the_good(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_file_reports_every_bad_line_and_imports_only_the_good_on_postgres() {
-    a_malformed_file_reports_every_bad_line_and_imports_only_the_good(Backend::Postgres).await;
 }

@@ -10,7 +10,6 @@ use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
-use suite_events::testing::NatsServer;
 use suite_proto::{
     auth::RevocationReason,
     user::{
@@ -18,6 +17,7 @@ use suite_proto::{
         user_service_client::UserServiceClient,
     },
 };
+use suite_testkit::NatsServer;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -162,15 +162,7 @@ async fn revocations_take_effect_everywhere(s: Suite, gateways: Vec<GatewayClien
     .await;
     assert_eq!(started.r#type, "suite.auth.v1.SessionStarted");
     assert_eq!(started.source, "suite-auth");
-    let out = s
-        .request(
-            "POST",
-            "/api/v1/auth/logout",
-            None,
-            Some(json!({"refreshToken": rt})),
-        )
-        .await
-        .expect("logout");
+    let out = s.with_refresh_token("/api/v1/auth/logout", rt).await;
     assert_eq!(out.status, 200, "{}", out.json);
     took.push(("logout", refused_everywhere(&gateways, s.user, &at).await));
     wait_for_event(
@@ -207,15 +199,7 @@ async fn revocations_take_effect_everywhere(s: Suite, gateways: Vec<GatewayClien
         revoked_for(&cat, RevocationReason::UserDeleted),
     )
     .await;
-    let refresh = s
-        .request(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refreshToken": rt})),
-        )
-        .await
-        .expect("refresh");
+    let refresh = s.with_refresh_token("/api/v1/auth/refresh", rt).await;
     assert_eq!(refresh.status, 401);
 
     // A password change.

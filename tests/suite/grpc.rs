@@ -24,9 +24,9 @@ async fn register_login_call_and_refresh_through_the_launched_suite() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let suite = tokio::spawn(suite::run(
         config,
-        suite_user::Config::defaults(),
-        suite_auth::Config::defaults(),
-        suite_gateway::Config::defaults(),
+        suite_testkit::hermetic::<suite_user::Config>(),
+        suite_testkit::hermetic::<suite_auth::Config>(),
+        suite_testkit::hermetic::<suite_gateway::Config>(),
         listeners,
         async {
             let _ = stopped.await;

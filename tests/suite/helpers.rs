@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::{net::SocketAddr, time::Duration};
-pub use suite_db::testing::{Backend, TestDb};
+pub use suite_testkit::{Backend, TestDb};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct Suite {
@@ -78,12 +78,12 @@ async fn start(
         .expect("addr");
     let user = listeners.user.local_addr().expect("addr");
     let auth = listeners.auth.local_addr().expect("addr");
-    let mut user_config = suite_user::Config::defaults();
-    let mut auth_config = suite_auth::Config::defaults();
+    let mut user_config = suite_testkit::hermetic::<suite_user::Config>();
+    let mut auth_config = suite_testkit::hermetic::<suite_auth::Config>();
     user_config.password_hash_concurrency = Some(2);
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     tweak_user(&mut user_config);
-    let mut gateway_config = suite_gateway::Config::defaults();
+    let mut gateway_config = suite_testkit::hermetic::<suite_gateway::Config>();
     // The tests send many logins from one address; the limit tests set their own.
     gateway_config.auth_rate_limit_burst = 10_000;
     gateway_config.rate_limit_burst = 10_000;
@@ -181,6 +181,18 @@ impl Suite {
         self.request("GET", path, token, None).await
     }
 
+    /// `POST path` with a refresh token (refresh, logout).
+    pub async fn with_refresh_token(&self, path: &str, refresh_token: impl AsRef<str>) -> Reply {
+        self.request(
+            "POST",
+            path,
+            None,
+            Some(serde_json::json!({ "refreshToken": refresh_token.as_ref() })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     /// A request with any content type and body text.
     pub async fn raw(
         &self,
@@ -256,16 +268,24 @@ impl Suite {
     }
 }
 
-/// One HTTP/1.1 `GET` on a fresh connection: the status and the body's text.
-pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+/// A fresh HTTP/1.1 connection to `addr`, driven on a task of its own.
+async fn connect(
+    addr: SocketAddr,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// One HTTP/1.1 `GET` on a fresh connection: the status and the body's text.
+pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut sender = connect(addr).await?;
     let req = http::Request::get(path)
         .header("host", "localhost")
         .body(Full::new(Bytes::new()))
@@ -300,14 +320,7 @@ pub async fn send_with(
     body: Option<(&str, String)>,
     extra: &[(&str, &str)],
 ) -> Result<Reply, String> {
-    let stream = tokio::net::TcpStream::connect(gateway)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let mut sender = connect(gateway).await?;
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -351,6 +364,21 @@ pub async fn send_with(
 }
 
 /// Logs `name` in through the gateway (asserting 200): the reply's JSON.
+/// Registers a user over REST; the answer, which must be 201.
+pub async fn register_as(s: &Suite, username: &str, email: &str, password: &str) -> Reply {
+    let r = s
+        .request(
+            "POST",
+            "/api/v1/users",
+            None,
+            Some(serde_json::json!({"username": username, "email": email, "password": password})),
+        )
+        .await
+        .expect("register");
+    assert_eq!(r.status, 201, "{}", r.json);
+    r
+}
+
 pub async fn login(s: &Suite, name: &str, password: &str) -> serde_json::Value {
     let r = s
         .request(
@@ -371,7 +399,7 @@ pub async fn another_gateway(
     s: &Suite,
     tweak: impl FnOnce(&mut suite_gateway::Config),
 ) -> SocketAddr {
-    let mut config = suite_gateway::Config::defaults();
+    let mut config = suite_testkit::hermetic::<suite_gateway::Config>();
     config.user_service_url = format!("http://{}", s.user);
     config.auth_service_url = format!("http://{}", s.auth);
     config.auth_rate_limit_burst = 10_000;

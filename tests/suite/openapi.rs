@@ -6,8 +6,8 @@
 use crate::helpers::spawn_suite;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use suite_db::testing::Backend;
 use suite_gateway::contract::routes::{RequestBody, RouteTable};
+use suite_testkit::Backend;
 
 const SAMPLE_ID: &str = "01a216e4-4d21-773d-b270-03fa587d21ab";
 
@@ -151,7 +151,7 @@ fn the_published_rules_are_the_ones_the_services_enforce() {
     assert_eq!(password["maxLength"], domain::MAX_PASSWORD_CHARS);
     assert_eq!(
         password["x-zxcvbn-min-score"],
-        suite_user::Config::defaults().password_min_score
+        suite_testkit::hermetic::<suite_user::Config>().password_min_score
     );
     let min = domain::MIN_PASSWORD_CHARS;
     let max = domain::MAX_PASSWORD_CHARS;

@@ -7,7 +7,7 @@ use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
-use suite_redis::testing::RedisServer;
+use suite_testkit::RedisServer;
 
 const BURST: u32 = 20;
 const PATIENCE: Duration = Duration::from_secs(10);

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::time::Duration;
-use suite_db::testing::Backend;
+use suite_testkit::Backend;
 
 const PASSWORD: &str = "analytical engine 1843";
 
@@ -169,39 +169,12 @@ async fn a_user_sees_their_own_changes_as_events_and_resumes_after_the_last_one(
     let Some(s) = spawn_suite(Backend::Sqlite).await else {
         return;
     };
-    let r = s
-        .request(
-            "POST",
-            "/api/v1/users",
-            None,
-            Some(json!({"username": "ada", "email": "ada@example.com", "password": PASSWORD})),
-        )
-        .await
-        .expect("register");
-    assert_eq!(r.status, 201, "{}", r.json);
-    let r = s
-        .request(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": "ada", "password": PASSWORD})),
-        )
-        .await
-        .expect("login");
-    assert_eq!(r.status, 200, "{}", r.json);
-    let at = r.json["accessToken"].as_str().expect("token").to_owned();
+    crate::helpers::register_as(&s, "ada", "ada@example.com", PASSWORD).await;
+    let ada = crate::helpers::login(&s, "ada", PASSWORD).await;
+    let at = ada["accessToken"].as_str().expect("token").to_owned();
 
     // Somebody else, whose changes are not ada's to see.
-    let other = s
-        .request(
-            "POST",
-            "/api/v1/users",
-            None,
-            Some(json!({"username": "bob", "email": "bob@example.com", "password": PASSWORD})),
-        )
-        .await
-        .expect("register");
-    assert_eq!(other.status, 201, "{}", other.json);
+    crate::helpers::register_as(&s, "bob", "bob@example.com", PASSWORD).await;
     let bob = crate::helpers::login(&s, "bob", PASSWORD).await;
     let bob = bob["accessToken"].as_str().expect("token").to_owned();
 

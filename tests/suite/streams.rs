@@ -9,11 +9,11 @@ use crate::{
 };
 use serde_json::json;
 use std::time::Duration;
-use suite_db::testing::Backend;
 use suite_proto::user::{
     GetUserRequest, StreamEventsRequest, StreamMyEventsRequest,
     user_service_client::UserServiceClient,
 };
+use suite_testkit::Backend;
 use tonic::Code;
 
 const PASSWORD: &str = "a long passphrase for streams";
@@ -47,6 +47,30 @@ async fn user(
 
 fn forwarded_for(address: &str) -> [(&'static str, &str); 1] {
     [("x-forwarded-for", address)]
+}
+
+/// The caller's own event stream, opened from `address`.
+async fn my_events_from(s: &Suite, token: &str, address: &str) -> Stream {
+    Stream::open_with(
+        s,
+        "/api/v1/users/me/events",
+        token,
+        None,
+        &forwarded_for(address),
+    )
+    .await
+}
+
+/// A stream refused with 429, its problem's detail naming `limit`.
+async fn refused_as_too_many(stream: Stream, limit: &str) {
+    assert_eq!(stream.status, 429);
+    let problem = stream.problem().await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(limit)),
+        "{problem}"
+    );
 }
 
 async fn user_service(s: &Suite) -> UserServiceClient<tonic::transport::Channel> {
@@ -93,14 +117,7 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
     for (i, token) in tokens.iter().take(5).enumerate() {
         let address = format!("10.0.0.{i}");
         for _ in 0..3 {
-            let stream = Stream::open_with(
-                &s,
-                "/api/v1/users/me/events",
-                token,
-                None,
-                &forwarded_for(&address),
-            )
-            .await;
+            let stream = my_events_from(&s, token, &address).await;
             assert_eq!(stream.status, 200, "stream {} of user {i}", open.len());
             open.push((i, stream));
         }
@@ -117,18 +134,7 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
         .await
         .expect("list");
     assert_eq!(listed.status, 200, "{}", listed.json);
-    let registered = s
-        .request(
-            "POST",
-            "/api/v1/users",
-            None,
-            Some(
-                json!({"username": "latecomer", "email": "late@example.com", "password": PASSWORD}),
-            ),
-        )
-        .await
-        .expect("register");
-    assert_eq!(registered.status, 201, "{}", registered.json);
+    crate::helpers::register_as(&s, "latecomer", "late@example.com", PASSWORD).await;
     let (status, body) = s.admin_get("/readyz").await.expect("readyz");
     assert_eq!(status, 200, "{body}");
     // And the last stream, past the first 8, really flows.
@@ -150,31 +156,10 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
     );
 
     // A user's fourth stream: 429, however many are free.
-    let fourth = Stream::open_with(
-        &s,
-        "/api/v1/users/me/events",
-        &tokens[0],
-        None,
-        &forwarded_for("10.0.9.9"),
-    )
-    .await;
-    assert_eq!(fourth.status, 429);
-    let problem = fourth.problem().await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("for one user")),
-        "{problem}"
-    );
+    let fourth = my_events_from(&s, &tokens[0], "10.0.9.9").await;
+    refused_as_too_many(fourth, "for one user").await;
     // Every slot taken (by five users): 503 for a sixth.
-    let full = Stream::open_with(
-        &s,
-        "/api/v1/users/me/events",
-        &tokens[5],
-        None,
-        &forwarded_for("10.0.9.9"),
-    )
-    .await;
+    let full = my_events_from(&s, &tokens[5], "10.0.9.9").await;
     assert_eq!(full.status, 503);
     drop(full);
     // A stream given back is free for another, but an address holds at
@@ -183,14 +168,7 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
     drop(open.remove(at));
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let from_zero = loop {
-        let stream = Stream::open_with(
-            &s,
-            "/api/v1/users/me/events",
-            &tokens[5],
-            None,
-            &forwarded_for("10.0.0.0"),
-        )
-        .await;
+        let stream = my_events_from(&s, &tokens[5], "10.0.0.0").await;
         // The slot comes back once the gateway sees the client go.
         if stream.status != 503 || tokio::time::Instant::now() > deadline {
             break stream;
@@ -198,22 +176,8 @@ async fn open_streams_never_starve_the_api_and_each_user_and_address_gets_a_shar
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(from_zero.status, 200, "a freed slot is taken again");
-    let crowded = Stream::open_with(
-        &s,
-        "/api/v1/users/me/events",
-        &tokens[6],
-        None,
-        &forwarded_for("10.0.0.0"),
-    )
-    .await;
-    assert_eq!(crowded.status, 429);
-    let problem = crowded.problem().await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("from one address")),
-        "{problem}"
-    );
+    let crowded = my_events_from(&s, &tokens[6], "10.0.0.0").await;
+    refused_as_too_many(crowded, "from one address").await;
     drop((open, from_zero));
     s.stop().await;
 }
@@ -321,15 +285,7 @@ async fn streams_end_when_their_token_is_revoked() {
         .await
         .expect("stream")
         .into_inner();
-    let out = s
-        .request(
-            "POST",
-            "/api/v1/auth/logout",
-            None,
-            Some(json!({"refreshToken": refresh})),
-        )
-        .await
-        .expect("logout");
+    let out = s.with_refresh_token("/api/v1/auth/logout", refresh).await;
     assert!(out.status == 204 || out.status == 200, "{}", out.json);
     ends_with(&mut sse, "access token revoked").await;
     grpc_ends_revoked(&mut grpc).await;
@@ -391,15 +347,7 @@ async fn a_restart_without_nats_still_refuses_what_was_revoked_before_it() {
         return;
     };
     let (_, logged_out, refresh) = user(&s, "before", None, &[]).await;
-    let r = s
-        .request(
-            "POST",
-            "/api/v1/auth/logout",
-            None,
-            Some(json!({"refreshToken": refresh})),
-        )
-        .await
-        .expect("logout");
+    let r = s.with_refresh_token("/api/v1/auth/logout", refresh).await;
     assert!(r.status == 204 || r.status == 200, "{}", r.json);
     let (_, old, _) = user(&s, "changer", None, &[]).await;
     let r = s
@@ -458,15 +406,7 @@ async fn a_refresh_after_a_demotion_is_acknowledged_mints_nothing() {
             .expect("demote");
         assert_eq!(demoted.status, 200, "{}", demoted.json);
         // At once, before the auth service may have heard of it.
-        let r = s
-            .request(
-                "POST",
-                "/api/v1/auth/refresh",
-                None,
-                Some(json!({"refreshToken": refresh})),
-            )
-            .await
-            .expect("refresh");
+        let r = s.with_refresh_token("/api/v1/auth/refresh", refresh).await;
         assert_eq!(r.status, 401, "round {round}: {}", r.json);
     }
     s.stop().await;

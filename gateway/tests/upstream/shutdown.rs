@@ -264,11 +264,7 @@ async fn get_once(addr: SocketAddr, path: &str) -> Answer {
 
 /// Waits (bounded) until `check` holds.
 async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    suite_testkit::eventually(what, PATIENCE, async || check()).await;
 }
 
 #[tokio::test]

@@ -3,16 +3,13 @@
 //! ([`pool`]), a service's migrations and readiness ([`Database`]), which
 //! sqlx errors are faults (Unavailable, never internal: [`fault`]), the
 //! breaker that fails calls fast while the database is down ([`health`]),
-//! and a client span per store operation. Feature `test-support`: a fresh
-//! database per test.
+//! and a client span per store operation.
 #![forbid(unsafe_code)]
 
 mod database;
 pub mod fault;
 pub mod health;
 pub mod pool;
-#[cfg(feature = "test-support")]
-pub mod testing;
 mod url;
 
 pub use database::{Database, Migrated, Migrations, Traced};

@@ -17,8 +17,6 @@ pub mod outbox;
 pub mod revocations;
 pub mod slots;
 pub mod subscription;
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 pub use event::{Event, Stream};
 pub use local::LocalBus;

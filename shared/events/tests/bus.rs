@@ -4,11 +4,9 @@
 
 use chrono::Utc;
 use std::time::Duration;
-use suite_events::{
-    Bus, Event, EventsArgs, Filter, Item, LocalBus, Start, Stream, Subscription,
-    testing::NatsServer,
-};
+use suite_events::{Bus, Event, EventsArgs, Filter, Item, LocalBus, Start, Stream, Subscription};
 use suite_proto::{auth::SessionEnded, user::UserDeleted};
+use suite_testkit::NatsServer;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 

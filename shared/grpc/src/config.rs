@@ -160,6 +160,15 @@ pub fn defaults<C: clap::Args + clap::FromArgMatches>() -> C {
     parse_from(["suite"]).unwrap_or_else(|e| e.exit())
 }
 
+/// The configuration with nothing set, not even from the environment: what
+/// a test starts from, so that a developer's variables cannot change it.
+pub fn defaults_ignoring_env<C: clap::Args + clap::FromArgMatches>() -> Result<C, clap::Error> {
+    let matches = C::augment_args(clap::Command::new("suite"))
+        .mut_args(|arg| arg.env(clap::builder::Resettable::Reset))
+        .try_get_matches_from(["suite"])?;
+    C::from_arg_matches(&matches)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +183,22 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("GRPC_TIMEOUT_SECS"), "{err}");
+    }
+
+    #[test]
+    fn the_defaults_ignoring_the_environment_read_no_variable() {
+        // PATH is set wherever tests run; a setting bound to it shows
+        // whether the environment was read.
+        #[derive(clap::Parser)]
+        struct Probe {
+            #[arg(long, env = "PATH", default_value = "unset")]
+            path: String,
+        }
+        assert_ne!(
+            parse_from::<Probe, _, _>(["suite"]).expect("parses").path,
+            "unset"
+        );
+        let hermetic: Probe = defaults_ignoring_env().expect("parses");
+        assert_eq!(hermetic.path, "unset");
     }
 }

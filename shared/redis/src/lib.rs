@@ -16,8 +16,6 @@
 #![forbid(unsafe_code)]
 
 mod scripts;
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 use redis::{
     AsyncCommands,

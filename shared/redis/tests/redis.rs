@@ -2,10 +2,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
-use suite_redis::{
-    Gcra, Redis, RedisArgs,
-    testing::{RedisServer, SlowLink},
-};
+use suite_redis::{Gcra, Redis, RedisArgs};
+use suite_testkit::{RedisServer, SlowLink};
 
 fn client(server: &RedisServer, timeout_ms: u64) -> Redis {
     RedisArgs {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
 
-pub use suite_db::testing::{Backend, Server, TestDb};
+pub use suite_testkit::{Backend, Server, TestDb};
 
 pub async fn listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -75,7 +75,7 @@ pub struct Suite {
 }
 
 pub fn auth_config(db: &TestDb, user_addr: SocketAddr, key: &SigningKey) -> suite_auth::Config {
-    let mut c = suite_auth::Config::defaults();
+    let mut c = suite_testkit::hermetic::<suite_auth::Config>();
     c.database_url = db.database_url();
     c.user_service_url = format!("http://{user_addr}");
     c.signing_key = Some(key.to_pkcs8_pem().into());
@@ -106,7 +106,7 @@ pub async fn spawn_suite_tuned(
     let (auth_listener, auth_addr) = listener().await;
 
     // The user service learns the keys from the auth service over gRPC.
-    let mut user_config = suite_user::Config::defaults();
+    let mut user_config = suite_testkit::hermetic::<suite_user::Config>();
     user_config.database_url = user_db.database_url();
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);

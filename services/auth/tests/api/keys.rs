@@ -139,7 +139,7 @@ async fn two_replicas_with_shared_keys_and_database_serve_each_others_tokens(s: 
     s.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_suite;
+suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     access_tokens_verify_with_the_published_jwks,
     a_rotated_key_keeps_old_tokens_valid_and_signs_the_new_ones,
     two_replicas_with_shared_keys_and_database_serve_each_others_tokens,
@@ -148,7 +148,7 @@ suite_db::on_both_databases!(crate::helpers::spawn_suite;
 #[tokio::test]
 async fn without_a_configured_key_one_is_generated_kept_and_reused() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut config = suite_auth::Config::defaults();
+    let mut config = suite_testkit::hermetic::<suite_auth::Config>();
     config.data_dir = dir.path().to_owned();
     let first = suite_auth::keys::KeyRing::load(&config).expect("generated");
     let again = suite_auth::keys::KeyRing::load(&config).expect("reloaded");

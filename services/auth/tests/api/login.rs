@@ -196,7 +196,7 @@ async fn a_storm_on_one_account_signs_every_right_password_in(s: Suite) {
     s.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_suite;
+suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     a_storm_on_one_account_signs_every_right_password_in,
     login_by_email_or_username_gives_tokens_the_user_service_accepts,
     a_wrong_password_and_an_unknown_user_are_indistinguishable,
@@ -359,15 +359,10 @@ async fn a_flood_from_one_address_locks_that_address_not_the_owner(backend: Back
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_flood_from_one_address_locks_that_address_not_the_owner() {
-    a_flood_from_one_address_locks_that_address_not_the_owner(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_flood_from_one_address_locks_that_address_not_the_owner() {
-    a_flood_from_one_address_locks_that_address_not_the_owner(Backend::Postgres).await;
-}
+suite_testkit::on_both_databases!(mod own_databases; suite_testkit::db::backend;
+    a_flood_from_one_address_locks_that_address_not_the_owner,
+    only_the_gateway_names_the_client_address,
+);
 
 /// A direct gRPC caller cannot name a fresh address per guess: without the
 /// gateway's secret its `x-forwarded-for` is ignored (and its sessions show
@@ -442,16 +437,6 @@ async fn only_the_gateway_names_the_client_address(backend: Backend) {
         Some("203.0.113.9")
     );
     s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_only_the_gateway_names_the_client_address() {
-    only_the_gateway_names_the_client_address(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_only_the_gateway_names_the_client_address() {
-    only_the_gateway_names_the_client_address(Backend::Postgres).await;
 }
 
 /// The user service refuses the auth service's own token (the two disagree

@@ -122,7 +122,7 @@ async fn a_password_change_or_deletion_ends_older_sessions_at_refresh(s: Suite) 
     s.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_suite;
+suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     a_refresh_rotates_the_token_and_keeps_the_session,
     logout_ends_the_session_and_is_idempotent,
     a_password_change_or_deletion_ends_older_sessions_at_refresh,
@@ -263,26 +263,7 @@ async fn sessions_end_when_idle_and_at_their_absolute_limit(backend: Backend) {
     s.stop().await;
 }
 
-macro_rules! per_backend {
-    ($($name:ident),* $(,)?) => {
-        mod per_backend {
-            $(
-                mod $name {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn sqlite() {
-                        super::super::$name(crate::helpers::Backend::Sqlite).await;
-                    }
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn postgres() {
-                        super::super::$name(crate::helpers::Backend::Postgres).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-per_backend!(
+suite_testkit::on_both_databases!(mod own_databases; suite_testkit::db::backend;
     reuse_of_a_retired_token_revokes_the_whole_session,
     within_the_grace_window_redemptions_share_one_successor,
     sessions_end_when_idle_and_at_their_absolute_limit,

@@ -177,7 +177,7 @@ async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
     s.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_suite; users_list_and_revoke_their_own_sessions_only);
+suite_testkit::on_both_databases!(crate::helpers::spawn_suite; users_list_and_revoke_their_own_sessions_only);
 
 async fn dead_sessions_are_pruned(backend: crate::helpers::Backend) {
     use chrono::Utc;
@@ -207,12 +207,5 @@ async fn dead_sessions_are_pruned(backend: crate::helpers::Backend) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_dead_sessions_are_pruned() {
-    dead_sessions_are_pruned(crate::helpers::Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_dead_sessions_are_pruned() {
-    dead_sessions_are_pruned(crate::helpers::Backend::Postgres).await;
-}
+suite_testkit::on_both_databases!(mod own_databases; suite_testkit::db::backend;
+    dead_sessions_are_pruned);

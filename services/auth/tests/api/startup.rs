@@ -7,11 +7,11 @@
 use crate::helpers::{
     PASSWORD, Suite, TestDb, auth_config, channel, listener, start_auth, start_user, wait_serving,
 };
-use std::time::{Duration, Instant};
-use suite_db::testing::PrivatePostgres;
+use std::time::Duration;
 use suite_proto::{
     auth::auth_service_client::AuthServiceClient, user::user_service_client::UserServiceClient,
 };
+use suite_testkit::PrivatePostgres;
 use suite_tokens::SigningKey;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +26,7 @@ async fn nothing_queries_a_table_before_the_migrations_have_made_it() {
     let key = SigningKey::generate_thumbprinted().expect("key");
     let (user_listener, user_addr) = listener().await;
     let (auth_listener, auth_addr) = listener().await;
-    let mut user_config = suite_user::Config::defaults();
+    let mut user_config = suite_testkit::hermetic::<suite_user::Config>();
     user_config.database_url = user_db.database_url();
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     user_config.password_hash_concurrency = Some(2);
@@ -48,23 +48,7 @@ async fn nothing_queries_a_table_before_the_migrations_have_made_it() {
     // which the relay empties.
     suite.register("first").await;
     suite.login("first", PASSWORD).await.expect("login");
-    let pool = sqlx::PgPool::connect(&pg.url("auth")).await.expect("pg");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        if left == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the events never left the outbox"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    pool.close().await;
+    suite_testkit::db::outbox_drained(&pg.url("auth"), Duration::from_secs(30)).await;
     suite.stop().await;
     let log = pg.log();
     assert!(

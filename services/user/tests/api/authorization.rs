@@ -314,7 +314,7 @@ async fn expired_forged_and_foreign_tokens_are_refused(app: TestApp) {
     app.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_app;
+suite_testkit::on_both_databases!(crate::helpers::spawn_app;
     who_may_call_what,
     list_shows_others_only_their_public_fields,
     expired_forged_and_foreign_tokens_are_refused,

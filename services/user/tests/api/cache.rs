@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 use suite_proto::user::User;
-use suite_redis::testing::RedisServer;
+use suite_testkit::RedisServer;
 use suite_tokens::SigningKey;
 
 /// Two replicas on one database, caching in `redis`.

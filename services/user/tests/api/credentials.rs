@@ -285,7 +285,7 @@ async fn failure_counters_are_fixed_size_and_pruned(app: TestApp) {
     app.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_app;
+suite_testkit::on_both_databases!(crate::helpers::spawn_app;
     failure_counters_are_fixed_size_and_pruned,
     credentials_verify_by_email_or_username_and_fail_alike,
     changing_the_password_needs_the_current_one_and_ends_older_sessions,

@@ -327,7 +327,7 @@ where
     out
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_app;
+suite_testkit::on_both_databases!(crate::helpers::spawn_app;
     a_user_is_created_read_updated_and_deleted,
     a_field_mask_changes_only_the_named_fields,
     a_stale_etag_is_refused_and_changes_nothing,

@@ -13,13 +13,12 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use suite_events::{
-    Bus, Event, EventsArgs, Filter, Item, LocalBus, Start, Stream, testing::NatsServer,
-};
+use suite_events::{Bus, Event, EventsArgs, Filter, Item, LocalBus, Start, Stream};
 use suite_proto::user::{
     ChangePasswordRequest, DeleteUserRequest, User, UserUpdated, VerifyCredentialsRequest,
     verify_credentials_response::Outcome,
 };
+use suite_testkit::NatsServer;
 use suite_tokens::SigningKey;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -54,34 +53,7 @@ impl Via {
 
 /// Waits until every event in `db`'s outbox is published.
 async fn drained(db: &TestDb) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left: i64 = if db.url.starts_with("postgres") {
-            let pool = sqlx::PgPool::connect(&db.url).await.expect("pg");
-            let n = sqlx::query_scalar("SELECT count(*) FROM outbox")
-                .fetch_one(&pool)
-                .await
-                .expect("count");
-            pool.close().await;
-            n
-        } else {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
-            let n = sqlx::query_scalar("SELECT count(*) FROM outbox")
-                .fetch_one(&pool)
-                .await
-                .expect("count");
-            pool.close().await;
-            n
-        };
-        if left == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{left} events never left the outbox"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    suite_testkit::db::outbox_drained(&db.url, WAIT).await;
 }
 
 async fn unpublished(pg_url: &str) -> i64 {

@@ -4,8 +4,8 @@
 
 use crate::helpers::{PASSWORD, TestApp, TestDb, authed, start, test_config};
 use std::time::{Duration, Instant};
-use suite_db::testing::PrivatePostgres;
 use suite_proto::user::{VerifyCredentialsRequest, verify_credentials_response::Outcome};
+use suite_testkit::PrivatePostgres;
 use suite_tokens::SigningKey;
 use tonic::Code;
 use tonic_types::StatusExt;

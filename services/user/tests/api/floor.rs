@@ -81,6 +81,6 @@ async fn a_wrong_password_waits_out_the_floor_without_holding_the_accounts_turn(
     app.stop().await;
 }
 
-suite_db::on_both_databases!(crate::floor::spawn_with_an_hour_long_floor;
+suite_testkit::on_both_databases!(crate::floor::spawn_with_an_hour_long_floor;
     a_wrong_password_waits_out_the_floor_without_holding_the_accounts_turn,
 );

@@ -17,7 +17,7 @@ use uuid::Uuid;
 pub const PASSWORD: &str = "tangerine velvet orbit 42";
 pub const ISSUER: &str = "suite-auth";
 
-pub use suite_db::testing::{Backend, Server, TestDb};
+pub use suite_testkit::{Backend, Server, TestDb};
 
 /// A running user service and what the tests need to talk to it.
 pub struct TestApp {
@@ -29,7 +29,7 @@ pub struct TestApp {
 }
 
 pub fn test_config(db_url: &str, key: &SigningKey) -> suite_user::Config {
-    let mut config = suite_user::Config::defaults();
+    let mut config = suite_testkit::hermetic::<suite_user::Config>();
     config.database_url = db_url.parse().expect("a database URL");
     config.keys.jwks = Some(suite_tokens::jwks::JwksSource::Static(
         jwks_of(std::slice::from_ref(key)).expect("jwks"),

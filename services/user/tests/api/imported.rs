@@ -172,7 +172,7 @@ async fn a_bcrypt_login_over_72_bytes_signs_in_but_never_replaces_the_hash(app: 
     app.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_app;
+suite_testkit::on_both_databases!(crate::helpers::spawn_app;
     import_refuses_hash_parameters_outside_the_range_naming_the_field,
     a_bcrypt_login_over_72_bytes_signs_in_but_never_replaces_the_hash,
 );

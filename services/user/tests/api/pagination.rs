@@ -68,7 +68,7 @@ async fn pages_cover_every_user_once_while_users_are_added(app: TestApp) {
     app.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_app; pages_cover_every_user_once_while_users_are_added);
+suite_testkit::on_both_databases!(crate::helpers::spawn_app; pages_cover_every_user_once_while_users_are_added);
 
 /// Above `EXACT_COUNT_BELOW` live users, PostgreSQL's total_size is the
 /// planner's estimate as of the last ANALYZE (AIP-158 allows one), not a

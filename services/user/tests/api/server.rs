@@ -1,14 +1,25 @@
 use crate::helpers::{
     Backend, PASSWORD, TestDb, authed, spawn_app, spawn_app_with, start, test_config,
 };
-use std::time::Duration;
-use suite_proto::user::{CreateUserRequest, ListUsersRequest};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use suite_proto::user::{
+    CreateUserRequest, ListUsersRequest, user_service_client::UserServiceClient,
+};
+use suite_testkit::eventually;
 use suite_tokens::SigningKey;
 use tokio::net::TcpListener;
 use tonic::Code;
 
 const SERVING: i32 = 1;
 const NOT_SERVING: i32 = 2;
+/// How long a test waits for what it expects before it fails.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_services() {
@@ -64,7 +75,19 @@ async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
     let Some(mut app) = spawn_app_with(Backend::Sqlite, |c| c.argon2_iterations = 40).await else {
         return;
     };
-    let mut client = app.client.clone();
+    // A connection of its own, up before the call (so the call goes straight
+    // out on it), that tells when the call has been handed to it.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let sent = Arc::new(AtomicBool::new(false));
+    let flag = sent.clone();
+    let mut client = UserServiceClient::with_interceptor(channel, move |request| {
+        flag.store(true, Ordering::SeqCst);
+        Ok(request)
+    });
     let call = tokio::spawn(async move {
         client
             .create_user(CreateUserRequest {
@@ -75,7 +98,18 @@ async fn shutdown_completes_the_call_in_flight_and_stops_cleanly() {
             })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // In flight once sent and its password is being hashed (or waits to
+    // be; the gauges are the process's, so the sending is checked too).
+    eventually(
+        "the CreateUser call reaches the hashing threads",
+        PATIENCE,
+        async || {
+            let m = suite_user::metrics::metrics();
+            sent.load(Ordering::SeqCst)
+                && m.password_hash_running.get() + m.password_hash_queued.get() > 0
+        },
+    )
+    .await;
     app.trigger_stop();
     let created = call
         .await
@@ -104,9 +138,11 @@ async fn during_the_drain_delay_the_server_is_not_serving_but_still_answers() {
     };
     let started = std::time::Instant::now();
     app.trigger_stop();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // At once NOT_SERVING (asked on a new connection: still accepting) ...
-    assert_eq!(app.health("").await, Some(NOT_SERVING));
+    eventually("NOT_SERVING once the stop is asked", PATIENCE, async || {
+        app.health("").await == Some(NOT_SERVING)
+    })
+    .await;
     // ... while calls are still served, on old connections and new ones.
     let admin = app.admin_token();
     app.client
@@ -138,7 +174,14 @@ async fn during_the_drain_delay_the_server_is_not_serving_but_still_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_deadline_is_honoured() {
-    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.argon2_iterations = 40).await else {
+    // One hashing thread takes the hashes in turn: a later call's hash ends
+    // after the abandoned one's.
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.argon2_iterations = 40;
+        c.password_hash_concurrency = Some(1);
+    })
+    .await
+    else {
         return;
     };
     let mut req = tonic::Request::new(CreateUserRequest {
@@ -158,15 +201,18 @@ async fn a_client_deadline_is_honoured() {
         matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
         "{err:?}"
     );
-    // The abandoned call wrote nothing.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The abandoned call wrote nothing, even once its hash was done: a
+    // call queued behind it has finished.
+    app.create_user("patient").await;
     let list = app
         .client
         .clone()
         .list_users(authed(ListUsersRequest::default(), &app.admin_token()))
         .await
-        .expect("list");
-    assert_eq!(list.into_inner().total_size, 0);
+        .expect("list")
+        .into_inner();
+    let names: Vec<_> = list.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["patient"], "the abandoned call wrote nothing");
     app.stop().await;
 }
 
@@ -207,8 +253,12 @@ async fn health_follows_the_database_and_calls_recover_when_it_returns() {
     let target = hostport.to_owned();
     let app = start(config, key, db).await;
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.health("").await, Some(NOT_SERVING));
+    eventually(
+        "NOT_SERVING while the database is down",
+        PATIENCE,
+        async || app.health("").await == Some(NOT_SERVING),
+    )
+    .await;
     assert_eq!(
         app.health("suite.user.v1.UserService").await,
         Some(NOT_SERVING)
@@ -301,15 +351,9 @@ async fn replicas_starting_together_on_one_database_all_become_ready(backend: Ba
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_replicas_starting_together_all_become_ready() {
-    replicas_starting_together_on_one_database_all_become_ready(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_replicas_starting_together_all_become_ready() {
-    replicas_starting_together_on_one_database_all_become_ready(Backend::Postgres).await;
-}
+suite_testkit::on_both_databases!(suite_testkit::db::backend;
+    replicas_starting_together_on_one_database_all_become_ready,
+);
 
 /// The first start on an empty PostgreSQL database: nothing queries the
 /// service's tables before the migrations (run by the readiness check)
@@ -318,7 +362,7 @@ async fn postgres_replicas_starting_together_all_become_ready() {
 /// has run by the end: a change's event left the outbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_queries_a_table_before_the_migrations_have_made_it() {
-    use suite_db::testing::PrivatePostgres;
+    use suite_testkit::PrivatePostgres;
     let Some(pg) = PrivatePostgres::start().await else {
         return;
     };
@@ -328,23 +372,7 @@ async fn nothing_queries_a_table_before_the_migrations_have_made_it() {
     let app = start(test_config(&db.url, &key), key, db).await;
     app.wait_until_serving().await;
     app.create_user("first").await;
-    let pool = sqlx::PgPool::connect(&pg.url("fresh")).await.expect("pg");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        if left == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the event never left the outbox"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    pool.close().await;
+    suite_testkit::db::outbox_drained(&pg.url("fresh"), Duration::from_secs(30)).await;
     app.stop().await;
     let log = pg.log();
     assert!(

@@ -213,7 +213,7 @@ async fn bad_updates_and_password_changes_name_their_fields(app: TestApp) {
     app.stop().await;
 }
 
-suite_db::on_both_databases!(crate::helpers::spawn_app;
+suite_testkit::on_both_databases!(crate::helpers::spawn_app;
     every_bad_registration_field_is_named_and_nothing_is_written,
     a_megabyte_password_is_refused_cheaply,
     guessable_passwords_are_refused,

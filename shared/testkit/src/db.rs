@@ -1,19 +1,10 @@
-//! Test support (feature `test-support`): a fresh database per test, on
-//! SQLite or on the PostgreSQL at `DATABASE_TEST_URL`
-//! (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the
-//! test ends, even by a panic; [`on_both_databases!`]; and [`Server`], a
-//! service started on a task of its own (here because every service's test
-//! crate depends on this one).
+//! A fresh database per test, on SQLite or on the PostgreSQL at
+//! `DATABASE_TEST_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! dropped when the test ends, even by a panic; [`on_both_databases!`](crate::on_both_databases);
+//! and [`PrivatePostgres`], a server of the test's own that it may stop.
 
-pub use crate::Backend;
-use std::{
-    future::Future,
-    net::SocketAddr,
-    pin::Pin,
-    sync::Mutex,
-    task::{Context, Poll},
-};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use std::sync::Mutex;
+pub use suite_db::Backend;
 use uuid::Uuid;
 
 /// A fresh database, dropped with this value (or by [`TestDb::drop_database`]).
@@ -32,7 +23,6 @@ impl TestDb {
     /// A new database named after `what`. `None` (with a visible message)
     /// when PostgreSQL is unreachable, unless `SUITE_REQUIRE_POSTGRES=1`, in
     /// which case this panics: the tests must not pass by skipping in CI.
-    #[allow(clippy::panic, clippy::expect_used)]
     pub async fn create(backend: Backend, what: &str) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
@@ -76,8 +66,7 @@ impl TestDb {
     }
 
     /// The URL, parsed.
-    #[allow(clippy::expect_used)]
-    pub fn database_url(&self) -> crate::DatabaseUrl {
+    pub fn database_url(&self) -> suite_db::DatabaseUrl {
         self.url.parse().expect("a test database URL")
     }
 
@@ -108,6 +97,39 @@ impl TestDb {
             drop_pg(&name).await;
         }
     }
+}
+
+/// The rows of `table` in the database at `url` (PostgreSQL or SQLite).
+pub async fn count_rows(url: &str, table: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        let n = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("open SQLite");
+        let n = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        pool.close().await;
+        n
+    }
+}
+
+/// Waits (bounded by `patience`) until the relay has published every event
+/// in the outbox of the database at `url`.
+pub async fn outbox_drained(url: &str, patience: std::time::Duration) {
+    crate::eventually("every event left the outbox", patience, async || {
+        count_rows(url, "outbox").await == 0
+    })
+    .await;
 }
 
 async fn drop_pg(name: &str) {
@@ -141,9 +163,19 @@ impl Drop for TestDb {
 }
 
 /// Runs each named test, an `async fn(App)`, on SQLite and on PostgreSQL,
-/// with the `App` that `spawn(Backend)` starts (`None`: skipped).
+/// with the `App` that `spawn(Backend)` starts (`None`: skipped): the one way
+/// a test runs on both databases. The tests land in modules `sqlite` and
+/// `postgres`; a second set in the same module names a module of its own
+/// to hold them (`mod group; spawn; tests`). A test that makes its own
+/// databases takes the [`Backend`] itself: `spawn` is then [`backend`].
 #[macro_export]
 macro_rules! on_both_databases {
+    (mod $group:ident; $spawn:path; $($name:ident),* $(,)?) => {
+        mod $group {
+            use super::*;
+            $crate::on_both_databases!($spawn; $($name),*);
+        }
+    };
     ($spawn:path; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
@@ -168,58 +200,10 @@ macro_rules! on_both_databases {
     };
 }
 
-/// A server a test started on a task of its own, and how to stop it.
-pub struct Server<E> {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    /// The server's task (taken by a test that awaits it by itself).
-    pub task: Option<JoinHandle<Result<(), E>>>,
-}
-
-/// The shutdown signal a [`Server`] hands its `serve`: completes when the
-/// test asks the server to stop (or drops it).
-pub struct Shutdown(oneshot::Receiver<()>);
-
-impl Future for Shutdown {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
-}
-
-impl<E: std::fmt::Debug + Send + 'static> Server<E> {
-    /// Spawns `serve(listener, shutdown)`, e.g. a service's `serve` with its
-    /// configuration.
-    #[allow(clippy::expect_used)]
-    pub fn start<F>(listener: TcpListener, serve: impl FnOnce(TcpListener, Shutdown) -> F) -> Self
-    where
-        F: Future<Output = Result<(), E>> + Send + 'static,
-    {
-        let addr = listener.local_addr().expect("a bound listener's address");
-        let (stop, stopped) = oneshot::channel();
-        Self {
-            addr,
-            stop: Some(stop),
-            task: Some(tokio::spawn(serve(listener, Shutdown(stopped)))),
-        }
-    }
-
-    /// Sends the stop signal without waiting (once; later calls do nothing).
-    pub fn trigger_stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-
-    /// Stops the server and waits for it, which must end cleanly (once;
-    /// later calls do nothing).
-    #[allow(clippy::expect_used)]
-    pub async fn stop(&mut self) {
-        self.trigger_stop();
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server result");
-        }
-    }
+/// The backend as it is, for [`on_both_databases!`](crate::on_both_databases)
+/// over tests that take it and make their own databases.
+pub async fn backend(backend: Backend) -> Option<Backend> {
+    Some(backend)
 }
 
 /// A PostgreSQL server of a test's own (a temporary data directory, a free
@@ -233,7 +217,6 @@ pub struct PrivatePostgres {
     pub port: u16,
 }
 
-#[allow(clippy::panic, clippy::expect_used)]
 impl PrivatePostgres {
     pub async fn start() -> Option<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
