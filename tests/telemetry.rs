@@ -70,8 +70,28 @@ fn child_service_process() {
 }
 
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    // Each child binds its port itself, after the parent chose it, so the
+    // port must not be one the kernel hands out meanwhile as the local end
+    // of someone's connection (the ephemeral range): a port below it is
+    // taken only by a listener. Candidates start at a point of this
+    // process's own and are checked free by binding.
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (21_000u16, ephemeral_low.max(21_100));
+    let span = high - low;
+    let start = u16::try_from(std::process::id() % u32::from(span)).unwrap_or(0);
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed) % span) % span;
+        let port = low + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 struct Process {
