@@ -44,19 +44,19 @@ fn child_service_process() {
         let result = match which.as_str() {
             "user" => {
                 let config = suite_user::Config::defaults();
-                let listener = suite_grpc::server::bind(config.listen_addr)
+                let listener = suite_runtime::listen::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_user::serve(config, listener, suite_grpc::shutdown::signal())
+                suite_user::serve(config, listener, suite_runtime::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }
             "auth" => {
                 let config = suite_auth::Config::defaults();
-                let listener = suite_grpc::server::bind(config.listen_addr)
+                let listener = suite_runtime::listen::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_auth::serve(config, listener, suite_grpc::shutdown::signal())
+                suite_auth::serve(config, listener, suite_runtime::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -65,7 +65,7 @@ fn child_service_process() {
                 let listener = tokio::net::TcpListener::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_gateway::serve(config, listener, suite_grpc::shutdown::signal())
+                suite_gateway::serve(config, listener, suite_runtime::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }

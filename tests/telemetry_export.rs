@@ -117,7 +117,7 @@ async fn run_suite() {
         suite_auth::Config::defaults(),
         suite_gateway::Config::defaults(),
         listeners,
-        suite_grpc::shutdown::signal(),
+        suite_runtime::shutdown::signal(),
     )
     .await
     .expect("suite");

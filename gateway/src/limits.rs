@@ -118,22 +118,19 @@ struct LimitMetrics {
 
 fn metrics() -> &'static LimitMetrics {
     static METRICS: std::sync::LazyLock<LimitMetrics> = std::sync::LazyLock::new(|| {
-        let m = LimitMetrics {
-            shared: Default::default(),
-            redis_errors: Default::default(),
-        };
         let registry = suite_telemetry::metrics::metrics();
-        registry.register(
-            "suite_gateway_rate_limit_shared",
-            "1 while the rate buckets are in Redis (shared by the replicas), 0 while this replica's own",
-            m.shared.clone(),
-        );
-        registry.register(
-            "suite_gateway_rate_limit_redis_errors",
-            "Rate-limit checks that Redis failed or answered too late (answered by the local buckets)",
-            m.redis_errors.clone(),
-        );
-        m
+        LimitMetrics {
+            shared: registry.registered(
+                "suite_gateway_rate_limit_shared",
+                "1 while the rate buckets are in Redis (shared by the replicas), 0 while this replica's own",
+                Default::default(),
+            ),
+            redis_errors: registry.registered(
+                "suite_gateway_rate_limit_redis_errors",
+                "Rate-limit checks that Redis failed or answered too late (answered by the local buckets)",
+                Default::default(),
+            ),
+        }
     });
     &METRICS
 }

@@ -20,13 +20,11 @@ struct ResultLabels {
 }
 
 static REQUESTS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
-    let f = Family::default();
-    suite_telemetry::metrics::metrics().register(
+    suite_telemetry::metrics::metrics().registered(
         "suite_user_cache_requests",
         "User cache lookups and writes by result (hit, miss, bypass, error)",
-        f.clone(),
-    );
-    f
+        Family::default(),
+    )
 });
 
 fn count(result: &'static str) {

@@ -107,16 +107,16 @@ pub fn follow(bus: Bus, set: Revocations) -> tokio::task::JoinHandle<()> {
 /// A server's readiness that waits also for its revocations to catch up:
 /// until then it could let a revoked token in.
 pub struct Gate {
-    pub inner: std::sync::Arc<dyn suite_grpc::server::Readiness>,
+    pub inner: std::sync::Arc<dyn suite_runtime::readiness::Readiness>,
     pub revocations: Revocations,
 }
 
-impl suite_grpc::server::Readiness for Gate {
-    fn migrate(&self) -> suite_grpc::server::Check<'_> {
+impl suite_runtime::readiness::Readiness for Gate {
+    fn migrate(&self) -> suite_runtime::readiness::Check<'_> {
         self.inner.migrate()
     }
 
-    fn ping(&self) -> suite_grpc::server::Check<'_> {
+    fn ping(&self) -> suite_runtime::readiness::Check<'_> {
         Box::pin(async move {
             if !self.revocations.is_caught_up() {
                 return Err("reading the recent revocations from the events".to_owned());

@@ -4,7 +4,7 @@
 //! never says the preface does not hold up the stop.
 
 use std::{sync::Arc, time::Duration};
-use suite_grpc::server::{Check, Readiness};
+use suite_runtime::readiness::{Check, Readiness};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -185,7 +185,7 @@ async fn a_client_that_never_sends_the_preface_does_not_hold_up_the_stop() {
     // holds the silent connection too.
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url");
     let channel = endpoint.connect().await.expect("a real client connects");
-    let answered = suite_grpc::health::check_health(channel, "", Duration::from_secs(5)).await;
+    let answered = suite_runtime::probe::check_health(channel, "", Duration::from_secs(5)).await;
     assert!(
         !matches!(&answered, Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::DeadlineExceeded),
         "{answered:?}"
