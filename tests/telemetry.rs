@@ -6,6 +6,9 @@
 //! the client's `traceparent`, with no secret anywhere in spans or logs; a
 //! request the client did not sample exports nothing; the metrics endpoints
 //! parse as Prometheus text and count the journey.
+// The test binary's helpers fail their test loudly too (clippy.toml lets
+// #[test] functions do so, and clippy 1.95 does not see these as tests).
+#![allow(clippy::expect_used, clippy::panic)]
 
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{

@@ -2,6 +2,9 @@
 //! HTTP/2 peer: the settings it advertises, a peer that stops answering
 //! pings is closed, an old connection is asked to go away, a client that
 //! never says the preface does not hold up the stop.
+// The test binary's helpers fail their test loudly too (clippy.toml lets
+// #[test] functions do so, and clippy 1.95 does not see these as tests).
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::{sync::Arc, time::Duration};
 use suite_runtime::readiness::{Check, Readiness};
