@@ -3,7 +3,8 @@
 //! outbox in the change's own transaction (feature `outbox`) and published
 //! by its relay to the [`Bus`]: NATS JetStream with `NATS_URL`, else an
 //! in-process bus. Subscribers read from a point in the past and are told
-//! when they have caught up; [`revocations`] turns the events into what a
+//! when they have caught up, and [`resubscribe`] keeps a follower going
+//! across broken subscriptions; [`revocations`] turns the events into what a
 //! token verifier must refuse.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod local;
 pub mod nats;
 #[cfg(feature = "outbox")]
 pub mod outbox;
+pub mod resubscribe;
 pub mod revocations;
 pub mod slots;
 pub mod subscription;

@@ -5,7 +5,6 @@
 
 use crate::{Bus, Event, Filter, Item, Start};
 use prost::Name;
-use std::time::Duration;
 use suite_proto::{auth, user};
 use suite_tokens::{Revocations, revocations::Millis};
 use uuid::Uuid;
@@ -65,42 +64,26 @@ fn revoke_subject(set: &Revocations, event: &Event, before: Millis) -> bool {
 pub fn follow(bus: Bus, set: Revocations) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let lookback = chrono::Duration::from_std(set.lookback()).unwrap_or_default();
-        let mut from = chrono::Utc::now() - lookback;
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let filter = Filter {
-                types: types(),
-                ..Filter::default()
-            };
-            match bus.subscribe(filter, Start::Since(from)).await {
-                Ok(mut sub) => {
-                    while let Some(item) = sub.next().await {
-                        match item {
-                            Ok(Item::Event { event, published }) => {
-                                apply(&set, &event);
-                                from = published - chrono::Duration::seconds(1);
-                                backoff = Duration::from_millis(100);
-                            }
-                            Ok(Item::CaughtUp) => {
-                                if !set.is_caught_up() {
-                                    tracing::info!("revocations caught up with the events");
-                                }
-                                set.mark_caught_up();
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "revocation events broke off; resubscribing");
-                                break;
-                            }
-                        }
-                    }
+        let filter = Filter {
+            types: types(),
+            ..Filter::default()
+        };
+        let start = Start::Since(chrono::Utc::now() - lookback);
+        crate::resubscribe::follow(&bus, filter, start, "revocation events", |item| {
+            match item {
+                Item::Event { event, .. } => {
+                    apply(&set, &event);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot subscribe to revocation events; retrying")
+                Item::CaughtUp => {
+                    if !set.is_caught_up() {
+                        tracing::info!("revocations caught up with the events");
+                    }
+                    set.mark_caught_up();
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+            std::future::ready(())
+        })
+        .await;
     })
 }
 

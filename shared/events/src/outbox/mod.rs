@@ -12,7 +12,7 @@ mod sql;
 
 pub use sql::{append_pg, append_sqlite, bind_pg_events, pg_changes_with_events};
 
-use crate::{Bus, Event, Stream};
+use crate::{Bus, Event, Stream, resubscribe::Backoff};
 use chrono::Utc;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
 use sqlx::{PgConnection, Row};
@@ -191,21 +191,22 @@ impl Relay {
     /// whatever is in the outbox, waiting out a bus or database that is
     /// away (the rows wait too).
     pub async fn run(mut self) {
-        let mut backoff = Duration::from_millis(100);
+        // The relay is not a subscription (it polls the outbox and takes
+        // turns with the other replicas), so it shares only the back-off.
+        let mut backoff = Backoff::default();
         while let Err(e) = self.bus.prepare(self.stream).await {
             tracing::warn!(error = %e, "event stream not ready; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff.wait().await;
         }
         self.migrated.wait().await;
         let mut failing = false;
         let mut leader = None;
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         loop {
             match self.round(&mut leader).await {
                 Ok(Round::Full) => {
                     failing = false;
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     continue;
                 }
                 Ok(Round::Drained) => {
@@ -213,7 +214,7 @@ impl Relay {
                         tracing::info!("events are flowing again");
                     }
                     failing = false;
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     let woken =
                         tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
                     if woken.is_ok() && !self.settings.linger.is_zero() {
@@ -230,8 +231,7 @@ impl Relay {
                         tracing::warn!(error = %e, "publishing events failed; they wait in the outbox");
                     }
                     failing = true;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff.wait().await;
                 }
             }
         }
