@@ -3,8 +3,6 @@
 //! its own SQLite file under the data directory.
 #![forbid(unsafe_code)]
 
-pub mod ctl;
-
 use std::{net::SocketAddr, path::PathBuf, str::FromStr};
 use suite_db::DatabaseUrl;
 use suite_tokens::jwks::JwksSource;
@@ -75,9 +73,9 @@ pub enum SuiteError {
 
 /// The binaries the suite runs, each exporting its spans under its own name.
 pub const SERVICES: [&str; 3] = [
-    <suite_gateway::Gateway as suite_grpc::runner::Service>::NAME,
-    <suite_auth::AuthService as suite_grpc::runner::Service>::NAME,
-    <suite_user::UserService as suite_grpc::runner::Service>::NAME,
+    <suite_gateway::Gateway as suite_runtime::runner::Service>::NAME,
+    <suite_auth::AuthService as suite_runtime::runner::Service>::NAME,
+    <suite_user::UserService as suite_runtime::runner::Service>::NAME,
 ];
 
 /// What to tell a person who just started the suite: where it is and a
@@ -115,18 +113,18 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(config: &SuiteConfig) -> Result<Self, SuiteError> {
         Ok(Self {
-            user: suite_grpc::server::bind(config.user_addr)
+            user: suite_runtime::listen::bind(config.user_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
-            auth: suite_grpc::server::bind(config.auth_addr)
+            auth: suite_runtime::listen::bind(config.auth_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
-            gateway: suite_grpc::server::bind(config.gateway_addr)
+            gateway: suite_runtime::listen::bind(config.gateway_addr)
                 .await
                 .map_err(SuiteError::Bind)?,
             gateway_admin: match config.gateway_admin_addr {
                 Some(addr) => Some(
-                    suite_grpc::server::bind(addr)
+                    suite_runtime::listen::bind(addr)
                         .await
                         .map_err(SuiteError::Bind)?,
                 ),

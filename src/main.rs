@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
             suite_auth::Config::defaults(),
             suite_gateway::Config::defaults(),
             listeners,
-            suite_grpc::shutdown::signal(),
+            suite_runtime::shutdown::signal(),
         )
         .await
     }

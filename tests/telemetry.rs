@@ -6,6 +6,9 @@
 //! the client's `traceparent`, with no secret anywhere in spans or logs; a
 //! request the client did not sample exports nothing; the metrics endpoints
 //! parse as Prometheus text and count the journey.
+// The test binary's helpers fail their test loudly too (clippy.toml lets
+// #[test] functions do so, and clippy 1.95 does not see these as tests).
+#![allow(clippy::expect_used, clippy::panic)]
 
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use serde_json::{Value, json};
@@ -38,19 +41,19 @@ fn child_service_process() {
         let result = match which.as_str() {
             "user" => {
                 let config = suite_user::Config::defaults();
-                let listener = suite_grpc::server::bind(config.listen_addr)
+                let listener = suite_runtime::listen::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_user::serve(config, listener, suite_grpc::shutdown::signal())
+                suite_user::serve(config, listener, suite_runtime::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }
             "auth" => {
                 let config = suite_auth::Config::defaults();
-                let listener = suite_grpc::server::bind(config.listen_addr)
+                let listener = suite_runtime::listen::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_auth::serve(config, listener, suite_grpc::shutdown::signal())
+                suite_auth::serve(config, listener, suite_runtime::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -59,7 +62,7 @@ fn child_service_process() {
                 let listener = tokio::net::TcpListener::bind(config.listen_addr)
                     .await
                     .expect("bind");
-                suite_gateway::serve(config, listener, suite_grpc::shutdown::signal())
+                suite_gateway::serve(config, listener, suite_runtime::shutdown::signal())
                     .await
                     .map_err(|e| e.to_string())
             }

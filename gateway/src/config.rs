@@ -6,7 +6,8 @@ use std::{
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
-use suite_grpc::config::{AdminArgs, UpstreamArgs};
+use suite_grpc::config::UpstreamArgs;
+use suite_runtime::admin::AdminArgs;
 use suite_tokens::{
     config::{JwksArgs, TokenArgs},
     jwks::{JwksError, JwksSource},

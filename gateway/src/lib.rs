@@ -268,7 +268,7 @@ fn apps(
         .with_state(state.clone());
     // Metrics and liveness as every binary has them, and readiness: every
     // upstream's gRPC health says SERVING.
-    let admin = suite_telemetry::metrics::admin_router().merge(
+    let admin = suite_runtime::admin::admin_router().merge(
         Router::new()
             .route("/readyz", get(ready::ready))
             .with_state(state.clone()),
@@ -301,7 +301,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let admin = match config.admin.admin_addr {
-        Some(addr) => Some(suite_grpc::server::bind(addr).await.map_err(Error::Admin)?),
+        Some(addr) => Some(
+            suite_runtime::listen::bind(addr)
+                .await
+                .map_err(Error::Admin)?,
+        ),
         None => None,
     };
     serve_with_admin(config, listener, admin, shutdown).await
@@ -320,7 +324,7 @@ pub async fn serve_with_admin(
     config.events.validate().map_err(Error::Events)?;
     let bus = config
         .events
-        .bus(<Gateway as suite_grpc::runner::Service>::NAME)
+        .bus(<Gateway as suite_runtime::runner::Service>::NAME)
         .await
         .map_err(|e| Error::Events(e.to_string()))?;
     let revocations = config.tokens.revocations();
@@ -337,7 +341,7 @@ pub async fn serve_with_admin(
         closing.send_replace(true);
     };
     // Runs for as long as the public server does.
-    let _admin = admin.map(|l| suite_telemetry::metrics::spawn_admin_on(l, admin_app));
+    let _admin = admin.map(|l| suite_runtime::admin::spawn_admin_on(l, admin_app));
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
     let limits = listen::ConnectionLimits {
         header_read_timeout: config.header_read_timeout,
@@ -360,14 +364,14 @@ pub async fn serve_with_admin(
 #[derive(Debug)]
 pub struct Gateway;
 
-impl suite_grpc::runner::Service for Gateway {
+impl suite_runtime::runner::Service for Gateway {
     type Config = Config;
     type Error = Error;
     const NAME: &'static str = "suite-gateway";
     const ABOUT: &'static str = "The suite's REST/JSON gateway";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     // Without an admin port, `healthcheck` can only ask for liveness.
-    const PROBE: suite_grpc::runner::Probe = suite_grpc::runner::Probe::Http(HEALTH_PATH);
+    const PROBE: suite_runtime::runner::Probe = suite_runtime::runner::Probe::Http(HEALTH_PATH);
     const MIGRATES: bool = false;
 
     fn listen_addr(config: &Config) -> SocketAddr {
@@ -376,9 +380,9 @@ impl suite_grpc::runner::Service for Gateway {
 
     /// Readiness on the admin port when there is one (compose waits for the
     /// services behind the gateway), else liveness on the public port.
-    fn probe(config: &Config) -> (SocketAddr, suite_grpc::runner::Probe) {
+    fn probe(config: &Config) -> (SocketAddr, suite_runtime::runner::Probe) {
         match config.admin.admin_addr {
-            Some(admin) => (admin, suite_grpc::runner::Probe::Http("/readyz")),
+            Some(admin) => (admin, suite_runtime::runner::Probe::Http("/readyz")),
             None => (config.listen_addr, Self::PROBE),
         }
     }
@@ -395,7 +399,7 @@ impl suite_grpc::runner::Service for Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use suite_grpc::runner::{Probe, Service as _};
+    use suite_runtime::runner::{Probe, Service as _};
 
     #[test]
     fn healthcheck_asks_readiness_on_the_admin_port_else_liveness_on_the_public_one() {

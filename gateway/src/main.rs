@@ -2,5 +2,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    suite_grpc::runner::main::<suite_gateway::Gateway>()
+    suite_runtime::runner::main::<suite_gateway::Gateway>()
 }

@@ -256,7 +256,7 @@ async fn fixture(
     let gateway = listener.local_addr().expect("addr");
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let admin = admin_listener.local_addr().expect("addr");
-    let _admin = suite_telemetry::metrics::spawn_admin_on(admin_listener, apps.admin);
+    let _admin = suite_runtime::admin::spawn_admin_on(admin_listener, apps.admin);
     let router = apps.public;
     let gateway_task = tokio::spawn(async move {
         let _ = axum::serve(

@@ -20,7 +20,7 @@ const FIXED_ROUTES: &[&str] = &[crate::HEALTH_PATH, crate::OPENAPI_PATH];
 /// The gateway's tracer (its spans' service), looked up once telemetry is set up.
 fn tracer() -> &'static Tracer {
     static TRACER: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
-    TRACER.get_or_init(|| Tracer::of(<crate::Gateway as suite_grpc::runner::Service>::NAME))
+    TRACER.get_or_init(|| Tracer::of(<crate::Gateway as suite_runtime::runner::Service>::NAME))
 }
 
 /// The layer: outermost, so that the span and the metrics cover every

@@ -124,22 +124,19 @@ struct RateLimitMetrics {
 
 fn rate_limit_metrics() -> &'static RateLimitMetrics {
     static METRICS: std::sync::LazyLock<RateLimitMetrics> = std::sync::LazyLock::new(|| {
-        let m = RateLimitMetrics {
-            shared: Default::default(),
-            redis_errors: Default::default(),
-        };
         let registry = suite_telemetry::metrics::metrics();
-        registry.register(
-            "suite_gateway_rate_limit_shared",
-            "1 while the rate buckets are in Redis (shared by the replicas), 0 while this replica's own",
-            m.shared.clone(),
-        );
-        registry.register(
-            "suite_gateway_rate_limit_redis_errors",
-            "Rate-limit checks that Redis failed or answered too late (answered by the local buckets)",
-            m.redis_errors.clone(),
-        );
-        m
+        RateLimitMetrics {
+            shared: registry.registered(
+                "suite_gateway_rate_limit_shared",
+                "1 while the rate buckets are in Redis (shared by the replicas), 0 while this replica's own",
+                Default::default(),
+            ),
+            redis_errors: registry.registered(
+                "suite_gateway_rate_limit_redis_errors",
+                "Rate-limit checks that Redis failed or answered too late (answered by the local buckets)",
+                Default::default(),
+            ),
+        }
     });
     &METRICS
 }

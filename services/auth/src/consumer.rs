@@ -7,9 +7,9 @@
 use crate::service::AuthCore;
 use chrono::{DateTime, Utc};
 use prost::Name;
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 use suite_db::Migrated;
-use suite_events::{Bus, Event, Filter, Stream};
+use suite_events::{Bus, Event, Filter, Stream, resubscribe::Backoff};
 use suite_proto::{auth::RevocationReason, user};
 use tokio_stream::StreamExt;
 use uuid::Uuid;
@@ -53,7 +53,9 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>, mut migrated: Migrated) {
         ],
         ..Filter::default()
     };
-    let mut backoff = Duration::from_millis(100);
+    // Not `resubscribe::follow`: a durable consumer resumes where its
+    // acknowledgements left off, so only the back-off is shared.
+    let mut backoff = Backoff::default();
     loop {
         match bus.durable(CONSUMER, Stream::User, filter.clone()).await {
             Ok(mut deliveries) => {
@@ -65,7 +67,7 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>, mut migrated: Migrated) {
                             break;
                         }
                     };
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     let Some((user, before, reason)) = delivery.event.as_ref().and_then(effect)
                     else {
                         // Not ours to act on: done with it.
@@ -83,8 +85,7 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>, mut migrated: Migrated) {
             }
             Err(e) => tracing::warn!(error = %e, "cannot consume user events; retrying"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
 }
 

@@ -19,21 +19,18 @@ pub struct AuthMetrics {
 
 static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
     let registry = suite_telemetry::metrics::metrics();
-    let m = AuthMetrics {
-        logins: Family::default(),
-        refresh_token_reuse: Counter::default(),
-    };
-    registry.register(
-        "suite_auth_logins",
-        "Login attempts by outcome (success, bad_credentials, locked_out)",
-        m.logins.clone(),
-    );
-    registry.register(
-        "suite_auth_refresh_token_reuse",
-        "Refresh tokens presented again after rotation (each revokes its session)",
-        m.refresh_token_reuse.clone(),
-    );
-    m
+    AuthMetrics {
+        logins: registry.registered(
+            "suite_auth_logins",
+            "Login attempts by outcome (success, bad_credentials, locked_out)",
+            Family::default(),
+        ),
+        refresh_token_reuse: registry.registered(
+            "suite_auth_refresh_token_reuse",
+            "Refresh tokens presented again after rotation (each revokes its session)",
+            Counter::default(),
+        ),
+    }
 });
 
 pub fn metrics() -> &'static AuthMetrics {

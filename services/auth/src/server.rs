@@ -19,11 +19,11 @@ use suite_events::{
     outbox::{Relay, RelaySettings},
     revocations::Gate,
 };
-use suite_grpc::{
-    runner::{Probe, Service},
-    server::Readiness,
-};
 use suite_proto::auth::auth_service_server::AuthServiceServer;
+use suite_runtime::{
+    readiness::Readiness,
+    runner::{Probe, Service},
+};
 use suite_tokens::{
     Verifier,
     jwks::{JwksSource, KeyCache},

@@ -20,13 +20,11 @@ struct ResultLabels {
 }
 
 static REQUESTS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(|| {
-    let f = Family::default();
-    suite_telemetry::metrics::metrics().register(
+    suite_telemetry::metrics::metrics().registered(
         "suite_user_cache_requests",
         "User cache lookups and writes by result (hit, miss, bypass, error)",
-        f.clone(),
-    );
-    f
+        Family::default(),
+    )
 });
 
 fn count(result: &'static str) {
@@ -178,18 +176,15 @@ pub fn follow_events(
             ],
             ..Default::default()
         };
-        let mut from = suite_events::Start::New;
-        loop {
-            let Ok(mut sub) = bus.subscribe(filter.clone(), from.clone()).await else {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            };
-            while let Some(Ok(item)) = sub.next().await {
-                let suite_events::Item::Event { event, published } = item else {
-                    continue;
+        let start = suite_events::Start::New;
+        suite_events::resubscribe::follow(&bus, filter, start, "user events", |item| {
+            let cache = cache.clone();
+            async move {
+                let suite_events::Item::Event { event, .. } = item else {
+                    return;
                 };
                 let Ok(id) = Uuid::parse_str(&event.subject) else {
-                    continue;
+                    return;
                 };
                 let version = event
                     .decode::<UserUpdated>()
@@ -201,9 +196,8 @@ pub fn follow_events(
                 while !cache.invalidate(id, version).await {
                     tokio::time::sleep(RETRY_EVERY).await;
                 }
-                from = suite_events::Start::Since(published - chrono::Duration::seconds(1));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     })
 }

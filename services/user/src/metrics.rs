@@ -22,39 +22,33 @@ pub struct UserMetrics {
 
 static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
     let registry = suite_telemetry::metrics::metrics();
-    let m = UserMetrics {
-        password_hash_queued: Gauge::default(),
-        password_hash_running: Gauge::default(),
-        password_hash_buffer_bytes: Gauge::default(),
-        password_checks: Family::default(),
-        password_failure_floor_seconds: Gauge::default(),
-    };
-    registry.register(
-        "suite_user_password_checks",
-        "Throttled password checks (logins and ChangePassword) by outcome (right, wrong, locked)",
-        m.password_checks.clone(),
-    );
-    registry.register(
-        "suite_password_hash_queue_depth",
-        "Password hashes waiting for a hashing thread",
-        m.password_hash_queued.clone(),
-    );
-    registry.register(
-        "suite_password_hash_running",
-        "Password hashes being computed",
-        m.password_hash_running.clone(),
-    );
-    registry.register(
-        "suite_password_hash_buffer_bytes",
-        "Memory the password-hashing threads hold in argon2 block buffers (given back after an idle spell)",
-        m.password_hash_buffer_bytes.clone(),
-    );
-    registry.register(
-        "suite_user_password_failure_floor_seconds",
-        "The least time a failed password check takes (measured at the first failure: the slowest of a verification at the service's parameters and at the costliest an import accepts)",
-        m.password_failure_floor_seconds.clone(),
-    );
-    m
+    UserMetrics {
+        password_checks: registry.registered(
+            "suite_user_password_checks",
+            "Throttled password checks (logins and ChangePassword) by outcome (right, wrong, locked)",
+            Family::default(),
+        ),
+        password_hash_queued: registry.registered(
+            "suite_password_hash_queue_depth",
+            "Password hashes waiting for a hashing thread",
+            Gauge::default(),
+        ),
+        password_hash_running: registry.registered(
+            "suite_password_hash_running",
+            "Password hashes being computed",
+            Gauge::default(),
+        ),
+        password_hash_buffer_bytes: registry.registered(
+            "suite_password_hash_buffer_bytes",
+            "Memory the password-hashing threads hold in argon2 block buffers (given back after an idle spell)",
+            Gauge::default(),
+        ),
+        password_failure_floor_seconds: registry.registered(
+            "suite_user_password_failure_floor_seconds",
+            "The least time a failed password check takes (measured at the first failure: the slowest of a verification at the service's parameters and at the costliest an import accepts)",
+            Gauge::default(),
+        ),
+    }
 });
 
 pub fn metrics() -> &'static UserMetrics {

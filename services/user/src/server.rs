@@ -13,11 +13,11 @@ use suite_events::{
     revocations::Gate,
     slots::Slots,
 };
-use suite_grpc::{
-    runner::{Probe, Service},
-    server::Readiness,
-};
 use suite_proto::user::user_service_server::UserServiceServer;
+use suite_runtime::{
+    readiness::Readiness,
+    runner::{Probe, Service},
+};
 use suite_tokens::{Verifier, jwks::KeyCache};
 use tokio::net::TcpListener;
 use tonic::service::Routes;

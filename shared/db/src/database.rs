@@ -10,7 +10,7 @@ use crate::{
 };
 use sqlx::migrate::{MigrateError, Migrator};
 use std::{sync::Arc, time::Duration};
-use suite_grpc::server::{Check, Readiness};
+use suite_runtime::readiness::{Check, Readiness};
 use tokio::sync::watch;
 
 /// A service's migrations, one set per backend (`sqlx::migrate!` of each folder).
@@ -85,11 +85,6 @@ impl Database {
     /// a clone of it).
     pub fn migrated(&self) -> Migrated {
         Migrated(self.migrated.subscribe())
-    }
-
-    /// The OpenTelemetry `db.system.name`, for the stores' spans.
-    pub fn system_name(&self) -> &'static str {
-        self.system
     }
 
     /// Applies the migrations not yet applied. On PostgreSQL sqlx holds an

@@ -190,13 +190,11 @@ struct PoolLabels {
 }
 
 static CONNECTIONS: LazyLock<Family<PoolLabels, Gauge>> = LazyLock::new(|| {
-    let family = Family::<PoolLabels, Gauge>::default();
-    suite_telemetry::metrics::metrics().register(
+    suite_telemetry::metrics::metrics().registered(
         "db_client_connection_count",
         "Database connections of each pool, by state (idle or used)",
-        family.clone(),
-    );
-    family
+        Family::default(),
+    )
 });
 
 /// Reports a pool's connections (total, idle) under `name` at every scrape;

@@ -1,10 +1,13 @@
 //! The suite's events. Each change a service makes is an [`Event`]: a
 //! protobuf message in a CloudEvents envelope, written to the service's
-//! outbox in the change's own transaction (feature `outbox`) and published
-//! by its relay to the [`Bus`]: NATS JetStream with `NATS_URL`, else an
-//! in-process bus. Subscribers read from a point in the past and are told
-//! when they have caught up; [`revocations`] turns the events into what a
-//! token verifier must refuse.
+//! outbox in the change's own transaction (feature `outbox`: its SQL and
+//! the relay) and published by the relay to the [`Bus`]: NATS JetStream
+//! with `NATS_URL` ([`nats`]), else an in-process bus ([`local`], kept on
+//! disk by its [`journal`]). Subscribers read from a point in the past and
+//! are told when they have caught up ([`subscription`]), and [`resubscribe`]
+//! keeps a follower going across broken subscriptions; [`revocations`] turns
+//! the events into what a token verifier must refuse; the event-stream RPCs
+//! serve them as [`feed`] has them, within the stream [`slots`].
 #![forbid(unsafe_code)]
 
 pub mod event;
@@ -14,6 +17,7 @@ pub mod local;
 pub mod nats;
 #[cfg(feature = "outbox")]
 pub mod outbox;
+pub mod resubscribe;
 pub mod revocations;
 pub mod slots;
 pub mod subscription;

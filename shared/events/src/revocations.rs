@@ -5,7 +5,6 @@
 
 use crate::{Bus, Event, Filter, Item, Start};
 use prost::Name;
-use std::time::Duration;
 use suite_proto::{auth, user};
 use suite_tokens::{Revocations, revocations::Millis};
 use uuid::Uuid;
@@ -65,58 +64,42 @@ fn revoke_subject(set: &Revocations, event: &Event, before: Millis) -> bool {
 pub fn follow(bus: Bus, set: Revocations) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let lookback = chrono::Duration::from_std(set.lookback()).unwrap_or_default();
-        let mut from = chrono::Utc::now() - lookback;
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let filter = Filter {
-                types: types(),
-                ..Filter::default()
-            };
-            match bus.subscribe(filter, Start::Since(from)).await {
-                Ok(mut sub) => {
-                    while let Some(item) = sub.next().await {
-                        match item {
-                            Ok(Item::Event { event, published }) => {
-                                apply(&set, &event);
-                                from = published - chrono::Duration::seconds(1);
-                                backoff = Duration::from_millis(100);
-                            }
-                            Ok(Item::CaughtUp) => {
-                                if !set.is_caught_up() {
-                                    tracing::info!("revocations caught up with the events");
-                                }
-                                set.mark_caught_up();
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "revocation events broke off; resubscribing");
-                                break;
-                            }
-                        }
-                    }
+        let filter = Filter {
+            types: types(),
+            ..Filter::default()
+        };
+        let start = Start::Since(chrono::Utc::now() - lookback);
+        crate::resubscribe::follow(&bus, filter, start, "revocation events", |item| {
+            match item {
+                Item::Event { event, .. } => {
+                    apply(&set, &event);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot subscribe to revocation events; retrying")
+                Item::CaughtUp => {
+                    if !set.is_caught_up() {
+                        tracing::info!("revocations caught up with the events");
+                    }
+                    set.mark_caught_up();
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+            std::future::ready(())
+        })
+        .await;
     })
 }
 
 /// A server's readiness that waits also for its revocations to catch up:
 /// until then it could let a revoked token in.
 pub struct Gate {
-    pub inner: std::sync::Arc<dyn suite_grpc::server::Readiness>,
+    pub inner: std::sync::Arc<dyn suite_runtime::readiness::Readiness>,
     pub revocations: Revocations,
 }
 
-impl suite_grpc::server::Readiness for Gate {
-    fn migrate(&self) -> suite_grpc::server::Check<'_> {
+impl suite_runtime::readiness::Readiness for Gate {
+    fn migrate(&self) -> suite_runtime::readiness::Check<'_> {
         self.inner.migrate()
     }
 
-    fn ping(&self) -> suite_grpc::server::Check<'_> {
+    fn ping(&self) -> suite_runtime::readiness::Check<'_> {
         Box::pin(async move {
             if !self.revocations.is_caught_up() {
                 return Err("reading the recent revocations from the events".to_owned());

@@ -74,7 +74,7 @@ pub struct GrpcArgs {
     pub grpc_tcp_keepalive: Duration,
 
     #[command(flatten)]
-    pub admin: AdminArgs,
+    pub admin: suite_runtime::admin::AdminArgs,
 }
 
 impl GrpcArgs {
@@ -129,16 +129,6 @@ impl UpstreamArgs {
             timeout: self.upstream_keepalive_timeout,
         }
     }
-}
-
-/// The operators' HTTP port of a binary (a gRPC service or the gateway).
-#[derive(Debug, Clone, clap::Args)]
-pub struct AdminArgs {
-    /// Address of the admin HTTP server (`GET /metrics`, Prometheus text;
-    /// `GET /livez`, liveness; the gateway's `GET /readyz`, readiness).
-    /// Unset: no admin server.
-    #[arg(long, env = "ADMIN_ADDR")]
-    pub admin_addr: Option<std::net::SocketAddr>,
 }
 
 /// A binary's configuration from command-line arguments (the first names

@@ -1,5 +1,5 @@
 //! gRPC health: reporting each served service's status as its readiness
-//! changes, and asking a server whether a service is SERVING.
+//! changes (asking a server is `suite_runtime::probe::check_health`).
 
 pub use tonic_health::server::HealthReporter;
 
@@ -67,28 +67,5 @@ pub async fn watch_readiness<F, Fut>(
             () = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
-    }
-}
-
-/// Asks the server behind `channel` whether `service` ("" for the whole
-/// server) is SERVING, within `limit`: `Ok(serving)`, or the call's error
-/// (a timeout is DeadlineExceeded). One check for readiness, balancing and
-/// the `healthcheck` subcommands.
-pub async fn check_health(
-    channel: tonic::transport::Channel,
-    service: &str,
-    limit: std::time::Duration,
-) -> Result<bool, tonic::Status> {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    let mut client = HealthClient::new(channel);
-    let check = client.check(HealthCheckRequest {
-        service: service.to_owned(),
-    });
-    match tokio::time::timeout(limit, check).await {
-        Ok(Ok(reply)) => Ok(reply.get_ref().status() == ServingStatus::Serving),
-        Ok(Err(status)) => Err(status),
-        Err(_) => Err(tonic::Status::deadline_exceeded("health check timed out")),
     }
 }

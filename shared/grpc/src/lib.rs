@@ -1,7 +1,14 @@
-//! The gRPC runtime shared by the services and their clients: serving with
-//! health, reflection, limits and a drain ([`server`]); deadlines carried on
-//! ([`deadline`]); channels balanced over every replica ([`balance`]) and
-//! retries of read-only calls ([`retry`]); probes and the stop signal.
+//! The gRPC layer of the services and their clients, and nothing around the
+//! process (that is `suite-runtime`):
+//! - serving: a tonic server with health, reflection, limits and a drain
+//!   ([`server`], [`health`], [`reflection`]) and its settings ([`config`]:
+//!   `GrpcArgs`, `UpstreamArgs`, and the config parsing every binary shares);
+//! - calling: channels balanced over every replica ([`balance`]), retries of
+//!   read-only calls ([`retry`]), deadlines carried on ([`deadline`]);
+//! - the API's conventions: statuses every service answers alike
+//!   ([`status`]), AIP `List` paging ([`paging`]: page tokens are part of
+//!   the gRPC contract, so they live with it), and whose word to take for
+//!   the client's address ([`forwarded`]).
 #![forbid(unsafe_code)]
 
 pub mod balance;
@@ -10,10 +17,7 @@ pub mod deadline;
 pub mod forwarded;
 pub mod health;
 pub mod paging;
-pub mod probe;
 pub mod reflection;
 pub mod retry;
-pub mod runner;
 pub mod server;
-pub mod shutdown;
 pub mod status;

@@ -7,29 +7,12 @@ use crate::{
     health::{ServingStatus, set_health, watch_readiness},
     reflection::{reflection_service, reflection_service_v1alpha},
 };
-use std::{
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
+use suite_runtime::readiness::{Readiness, migrate_then_ping};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{service::Routes, transport::Server};
 use tower::limit::GlobalConcurrencyLimitLayer;
-
-/// A readiness check's future.
-pub type Check<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
-
-/// What a server waits for before it is ready: its database, migrated once
-/// (by the first replica to get there; the others find nothing to do), then
-/// reachable at every check.
-pub trait Readiness: Send + Sync + 'static {
-    fn migrate(&self) -> Check<'_>;
-    fn ping(&self) -> Check<'_>;
-}
 
 /// How a service is served.
 #[derive(Debug, Clone)]
@@ -105,7 +88,7 @@ pub async fn serve<R: Readiness + ?Sized>(
     let services = options.services;
     let drain_delay = options.drain_delay;
     // Metrics and liveness for operators, for as long as the server runs.
-    let _admin = suite_telemetry::metrics::spawn_admin(options.admin_addr)
+    let _admin = suite_runtime::admin::spawn_admin(options.admin_addr)
         .await
         .map_err(ServeError::Admin)?;
     tracing::info!(addr = ?listener.local_addr().ok(), ?services, "listening");
@@ -191,23 +174,6 @@ pub async fn serve<R: Readiness + ?Sized>(
     Ok(result?)
 }
 
-/// A check that migrates until that has succeeded once, then pings.
-fn migrate_then_ping<R: Readiness + ?Sized>(
-    readiness: Arc<R>,
-) -> impl FnMut() -> Check<'static> + Send + 'static {
-    let migrated = Arc::new(AtomicBool::new(false));
-    move || {
-        let (readiness, migrated) = (readiness.clone(), migrated.clone());
-        Box::pin(async move {
-            if !migrated.load(Ordering::Relaxed) {
-                readiness.migrate().await?;
-                migrated.store(true, Ordering::Relaxed);
-            }
-            readiness.ping().await
-        })
-    }
-}
-
 /// Ends a call: maps an error to its `Status` and logs it, once, with the
 /// detail the client never sees (the status code also lands on the call's
 /// span and metrics in [`suite_telemetry::grpc_server`]).
@@ -240,11 +206,4 @@ where
 /// `serve_with_incoming_shutdown` (tests bind port 0 and read the address first).
 pub fn incoming(listener: TcpListener) -> TcpListenerStream {
     TcpListenerStream::new(listener)
-}
-
-/// Binds a TCP listener, naming the address in the error.
-pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }

@@ -2,9 +2,12 @@
 //! HTTP/2 peer: the settings it advertises, a peer that stops answering
 //! pings is closed, an old connection is asked to go away, a client that
 //! never says the preface does not hold up the stop.
+// The test binary's helpers fail their test loudly too (clippy.toml lets
+// #[test] functions do so, and clippy 1.95 does not see these as tests).
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::{sync::Arc, time::Duration};
-use suite_grpc::server::{Check, Readiness};
+use suite_runtime::readiness::{Check, Readiness};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -185,7 +188,7 @@ async fn a_client_that_never_sends_the_preface_does_not_hold_up_the_stop() {
     // holds the silent connection too.
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url");
     let channel = endpoint.connect().await.expect("a real client connects");
-    let answered = suite_grpc::health::check_health(channel, "", Duration::from_secs(5)).await;
+    let answered = suite_runtime::probe::check_health(channel, "", Duration::from_secs(5)).await;
     assert!(
         !matches!(&answered, Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::DeadlineExceeded),
         "{answered:?}"

@@ -182,32 +182,29 @@ struct FailureLabels {
 }
 
 static METRICS: LazyLock<RedisMetrics> = LazyLock::new(|| {
+    let registry = suite_telemetry::metrics::metrics();
     let m = RedisMetrics {
-        // Fine below 10 ms, where the budget is chosen.
-        seconds: prometheus_client::metrics::histogram::Histogram::new([
-            0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
-            0.1, 0.25, 1.0,
-        ]),
-        failures: Default::default(),
-        available: Default::default(),
+        seconds: registry.registered(
+            "suite_redis_command_seconds",
+            "Redis commands answered (within the budget), by how long they took as the caller saw it",
+            // Fine below 10 ms, where the budget is chosen.
+            prometheus_client::metrics::histogram::Histogram::new([
+                0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+                0.05, 0.1, 0.25, 1.0,
+            ]),
+        ),
+        failures: registry.registered(
+            "suite_redis_command_failures",
+            "Redis commands failed: slow (past REDIS_TIMEOUT_MS), error, unavailable (failed at once while Redis does not answer probes)",
+            Default::default(),
+        ),
+        available: registry.registered(
+            "suite_redis_available",
+            "1 while Redis answers this process's probes, 0 from a failed probe until one succeeds",
+            Default::default(),
+        ),
     };
     m.available.set(1);
-    let registry = suite_telemetry::metrics::metrics();
-    registry.register(
-        "suite_redis_command_seconds",
-        "Redis commands answered (within the budget), by how long they took as the caller saw it",
-        m.seconds.clone(),
-    );
-    registry.register(
-        "suite_redis_command_failures",
-        "Redis commands failed: slow (past REDIS_TIMEOUT_MS), error, unavailable (failed at once while Redis does not answer probes)",
-        m.failures.clone(),
-    );
-    registry.register(
-        "suite_redis_available",
-        "1 while Redis answers this process's probes, 0 from a failed probe until one succeeds",
-        m.available.clone(),
-    );
     m
 });
 

@@ -1,5 +1,5 @@
 //! The scripts against a real Redis (a `redis-server` of each test's own).
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::time::Duration;
 use suite_redis::{Gcra, Redis, RedisArgs};

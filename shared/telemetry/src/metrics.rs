@@ -3,9 +3,9 @@
 //! conventions (units in the name, dots as underscores:
 //! `http_server_request_duration_seconds`, `rpc_server_call_duration_seconds`)
 //! and whatever each crate registers of its own with [`Metrics::register`]
-//! (the database pools, the services' `suite_` metrics). Served as
-//! Prometheus text at `/metrics` on each binary's admin port (`ADMIN_ADDR`),
-//! never on a public one.
+//! (the database pools, the services' `suite_` metrics). Encoded as
+//! Prometheus text for `/metrics` on each binary's admin port (`ADMIN_ADDR`,
+//! served by `suite_runtime::admin`), never on a public one.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -104,6 +104,14 @@ impl Metrics {
         }
     }
 
+    /// Registers `metric` and gives it back, so that a crate's metrics are
+    /// built and registered in one expression each (the registry keeps a
+    /// handle to the same values).
+    pub fn registered<M: Metric + Clone>(&self, name: &str, help: &str, metric: M) -> M {
+        self.register(name, help, metric.clone());
+        metric
+    }
+
     /// Sets the function `name` run before each scrape (to read a gauge's source).
     pub fn on_scrape(&self, name: &str, sampler: impl Fn() + Send + Sync + 'static) {
         if let Ok(mut samplers) = self.samplers.lock() {
@@ -136,69 +144,3 @@ pub fn metrics() -> &'static Metrics {
 
 /// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// A small HTTP server for a gRPC service's operators: `GET /metrics`
-/// (Prometheus text) and `GET /livez` (the process answers).
-pub async fn serve_admin(
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, admin_router())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// The admin routes, for mounting elsewhere too.
-pub fn admin_router() -> axum::Router {
-    use axum::routing::get;
-    axum::Router::new()
-        .route("/metrics", get(metrics_response))
-        .route(
-            "/livez",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
-}
-
-/// `GET /metrics`.
-pub async fn metrics_response() -> impl axum::response::IntoResponse {
-    (
-        [(http::header::CONTENT_TYPE, CONTENT_TYPE)],
-        metrics().encode(),
-    )
-}
-
-/// A running admin server; dropping it stops the server.
-#[derive(Debug)]
-pub struct AdminServer(Option<tokio::task::JoinHandle<()>>);
-
-impl Drop for AdminServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Binds `addr` (if set) and serves the admin routes there until the
-/// returned handle is dropped.
-pub async fn spawn_admin(addr: Option<std::net::SocketAddr>) -> std::io::Result<AdminServer> {
-    let Some(addr) = addr else {
-        return Ok(AdminServer(None));
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    Ok(spawn_admin_on(listener, admin_router()))
-}
-
-/// Serves `router` (the [`admin_router`], with whatever a binary adds to
-/// it, like the gateway's `/readyz`) on a bound `listener` until the
-/// returned handle is dropped.
-pub fn spawn_admin_on(listener: tokio::net::TcpListener, router: axum::Router) -> AdminServer {
-    tracing::info!(addr = ?listener.local_addr().ok(), "admin server listening");
-    AdminServer(Some(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "admin server failed");
-        }
-    })))
-}

@@ -43,9 +43,10 @@ fn record(row: &PgRow) -> sqlx::Result<UserRecord> {
 impl UserStore for PgStore {
     async fn insert(&self, u: &UserRecord, events: &[Event]) -> Result<()> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            outbox::pg_change_with_events(
+            outbox::pg_changes_with_events(
                 "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[],
                 10,
             )
         });
@@ -160,10 +161,11 @@ impl UserStore for PgStore {
 
     async fn update(&self, u: &UserRecord, events: &[Event]) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            outbox::pg_change_with_events(
+            outbox::pg_changes_with_events(
                 "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
                  updated_at = $7, sessions_valid_after = $8, version = version + 1 \
                  WHERE id = $1 AND version = $9 AND deleted_at IS NULL",
+                &[],
                 9,
             )
         });
@@ -201,9 +203,10 @@ impl UserStore for PgStore {
         events: &[Event],
     ) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            outbox::pg_change_with_events(
+            outbox::pg_changes_with_events(
                 "UPDATE users SET deleted_at = $3, sessions_valid_after = $3, updated_at = $3, version = version + 1 \
                  WHERE id = $1 AND version = $2 AND deleted_at IS NULL",
+                &[],
                 3,
             )
         });

@@ -1,5 +1,8 @@
 //! Integration tests of the user service: the real server on an ephemeral
 //! port, the generated tonic client, a fresh SQLite and PostgreSQL database each.
+// The test binary's helpers fail their test loudly too (clippy.toml lets
+// #[test] functions do so, and clippy 1.95 does not see these as tests).
+#![allow(clippy::expect_used, clippy::panic)]
 
 mod helpers;
 

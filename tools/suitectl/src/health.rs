@@ -52,7 +52,7 @@ pub async fn check(
     let mut replicas = Vec::new();
     for addr in addresses {
         let status = match channel(&format!("{scheme}://{addr}"), limit) {
-            Ok(ch) => match suite_grpc::health::check_health(ch, name, limit).await {
+            Ok(ch) => match suite_runtime::probe::check_health(ch, name, limit).await {
                 Ok(true) => "SERVING".to_owned(),
                 Ok(false) => "NOT_SERVING".to_owned(),
                 Err(s) => format!("unreachable: {}", super::error::describe(&s)),

@@ -1,6 +1,6 @@
 //! The transactional outbox: a service writes its events into its own
-//! `outbox` table in the transaction of the change ([`append_pg`],
-//! [`append_sqlite`]), so a change never lacks its event nor an event its
+//! `outbox` table in the transaction of the change (the statements of
+//! [`sql`]: [`append_pg`], [`append_sqlite`], [`pg_changes_with_events`]), so a change never lacks its event nor an event its
 //! change; the [`Relay`] publishes the rows in order and marks them only
 //! after the bus has stored them. A crash between the two re-sends the
 //! marked-too-late rows, which JetStream drops by their id. Each service's
@@ -8,10 +8,14 @@
 //! `seq` (the order), `id`, `event_type`, `subject`, `time`, `traceparent`,
 //! `data`; a row is deleted once the bus has stored its event.
 
-use crate::{Bus, Event, Stream};
+mod sql;
+
+pub use sql::{append_pg, append_sqlite, bind_pg_events, pg_changes_with_events};
+
+use crate::{Bus, Event, Stream, resubscribe::Backoff};
 use chrono::Utc;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
-use sqlx::{PgConnection, Row, SqliteConnection};
+use sqlx::{PgConnection, Row};
 use std::{
     sync::{Arc, LazyLock},
     time::Duration,
@@ -67,105 +71,6 @@ macro_rules! pending {
     }};
 }
 
-/// Writes `events` to the outbox inside the transaction `tx` (PostgreSQL).
-pub async fn append_pg(tx: &mut PgConnection, events: &[Event]) -> sqlx::Result<()> {
-    for e in events {
-        sqlx::query(
-            "INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(e.id)
-        .bind(&e.event_type)
-        .bind(&e.subject)
-        .bind(e.time)
-        .bind(&e.traceparent)
-        .bind(e.data.as_ref())
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// One PostgreSQL statement that makes the change `change` (an INSERT,
-/// UPDATE or DELETE whose own parameters are `$1` to `$<params>`) and,
-/// if it touched a row, writes the events bound by [`bind_pg_events`]:
-/// atomic as a statement is, and one round trip where a transaction would
-/// take four. It returns one row: how many rows the change touched.
-pub fn pg_change_with_events(change: &str, params: usize) -> String {
-    pg_changes_with_events(change, &[], params)
-}
-
-/// [`pg_change_with_events`] with more changes made in the same statement:
-/// each of `then` is a data-modifying statement that may read the first
-/// change's `RETURNING` rows as `changed`; all of them share `$1` to
-/// `$<params>`, and the events follow.
-pub fn pg_changes_with_events(first: &str, then: &[&str], params: usize) -> String {
-    let p = |i: usize| params + i;
-    let then: String = then
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("then{i} AS ({c} RETURNING 1), "))
-        .collect();
-    format!(
-        "WITH changed AS ({first} RETURNING *), {then}\
-         logged AS (INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
-           SELECT e.id, e.event_type, e.subject, e.time, e.traceparent, e.data \
-           FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::timestamptz[], ${}::text[], ${}::bytea[]) \
-             AS e(id, event_type, subject, time, traceparent, data) \
-           WHERE EXISTS (SELECT 1 FROM changed) RETURNING 1) \
-         SELECT count(*) FROM changed",
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5),
-        p(6)
-    )
-}
-
-/// Binds `events` as the six arrays [`pg_change_with_events`] reads.
-pub fn bind_pg_events<'q, O>(
-    query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    events: &[Event],
-) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    query
-        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.event_type.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.traceparent.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.data.to_vec()).collect::<Vec<_>>())
-}
-
-/// Writes `events` to the outbox inside the transaction `tx` (SQLite).
-pub async fn append_sqlite(tx: &mut SqliteConnection, events: &[Event]) -> sqlx::Result<()> {
-    for e in events {
-        sqlx::query(
-            "INSERT INTO outbox (id, event_type, subject, time, traceparent, data) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.id)
-        .bind(&e.event_type)
-        .bind(&e.subject)
-        .bind(e.time)
-        .bind(&e.traceparent)
-        .bind(e.data.as_ref())
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
-}
-
 /// The relay's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
@@ -205,35 +110,30 @@ struct Metrics {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = suite_telemetry::metrics::metrics();
-    let m = Metrics {
-        depth: Gauge::default(),
-        published: Counter::default(),
-        failures: Counter::default(),
-        latency: Histogram::new([
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
-        ]),
-    };
-    registry.register(
-        "suite_outbox_depth",
-        "Events in the outbox not yet published",
-        m.depth.clone(),
-    );
-    registry.register(
-        "suite_outbox_published",
-        "Events the relay published (the bus acknowledged them)",
-        m.published.clone(),
-    );
-    registry.register(
-        "suite_outbox_publish_failures",
-        "Publications that failed (the events wait in the outbox and are retried)",
-        m.failures.clone(),
-    );
-    registry.register(
-        "suite_outbox_publish_latency_seconds",
-        "From an event's change to the bus's acknowledgement",
-        m.latency.clone(),
-    );
-    m
+    Metrics {
+        depth: registry.registered(
+            "suite_outbox_depth",
+            "Events in the outbox not yet published",
+            Gauge::default(),
+        ),
+        published: registry.registered(
+            "suite_outbox_published",
+            "Events the relay published (the bus acknowledged them)",
+            Counter::default(),
+        ),
+        failures: registry.registered(
+            "suite_outbox_publish_failures",
+            "Publications that failed (the events wait in the outbox and are retried)",
+            Counter::default(),
+        ),
+        latency: registry.registered(
+            "suite_outbox_publish_latency_seconds",
+            "From an event's change to the bus's acknowledgement",
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+            ]),
+        ),
+    }
 });
 
 /// Wakes the relay after a change, so events go out at once rather than
@@ -291,21 +191,22 @@ impl Relay {
     /// whatever is in the outbox, waiting out a bus or database that is
     /// away (the rows wait too).
     pub async fn run(mut self) {
-        let mut backoff = Duration::from_millis(100);
+        // The relay is not a subscription (it polls the outbox and takes
+        // turns with the other replicas), so it shares only the back-off.
+        let mut backoff = Backoff::default();
         while let Err(e) = self.bus.prepare(self.stream).await {
             tracing::warn!(error = %e, "event stream not ready; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff.wait().await;
         }
         self.migrated.wait().await;
         let mut failing = false;
         let mut leader = None;
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         loop {
             match self.round(&mut leader).await {
                 Ok(Round::Full) => {
                     failing = false;
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     continue;
                 }
                 Ok(Round::Drained) => {
@@ -313,7 +214,7 @@ impl Relay {
                         tracing::info!("events are flowing again");
                     }
                     failing = false;
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     let woken =
                         tokio::time::timeout(self.settings.poll, self.wake.0.notified()).await;
                     if woken.is_ok() && !self.settings.linger.is_zero() {
@@ -330,8 +231,7 @@ impl Relay {
                         tracing::warn!(error = %e, "publishing events failed; they wait in the outbox");
                     }
                     failing = true;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff.wait().await;
                 }
             }
         }

@@ -1,7 +1,10 @@
 //! `suitectl`, the operator's command line: the first admin, users,
 //! sessions, health and imports, over gRPC with a service token signed with
 //! the auth service's key or an admin's login. Each module does one job;
-//! [`main`] runs a parsed command line and gives the exit code.
+//! [`main`] runs a parsed command line and gives the exit code. The binary
+//! is the root package's `suitectl` (its tests run it against the launched
+//! suite); this crate keeps it from linking the services.
+#![forbid(unsafe_code)]
 
 pub mod connect;
 pub mod error;

@@ -2,7 +2,7 @@
 //! value stops here, naming its variable), then serve, apply migrations or
 //! probe a running instance; telemetry is flushed before the process exits.
 
-use crate::server::Readiness;
+use crate::readiness::Readiness;
 use clap::{Args, Command, FromArgMatches};
 use std::{fmt::Display, net::SocketAddr, process::ExitCode, sync::Arc};
 use tokio::net::TcpListener;
@@ -100,7 +100,7 @@ async fn run<S: Service>(command: &str, config: S::Config) -> ExitCode {
             Err(e) => Err(e.to_string()),
         }
     } else {
-        match crate::server::bind(S::listen_addr(&config)).await {
+        match crate::listen::bind(S::listen_addr(&config)).await {
             Ok(listener) => S::serve(config, listener, crate::shutdown::signal())
                 .await
                 .map_err(|e| e.to_string()),

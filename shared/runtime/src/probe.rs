@@ -1,6 +1,7 @@
 //! `<binary> healthcheck`: the probes a container runtime without a shell
 //! (distroless images, compose) can run: the binary itself asks its own
-//! server. Exit status 0 when healthy.
+//! server. Exit status 0 when healthy. Also the one gRPC health check
+//! ([`check_health`]) that readiness, balancing and `suitectl health` share.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -26,7 +27,7 @@ pub async fn grpc(listen: SocketAddr, service: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .connect_timeout(PROBE_TIMEOUT)
         .connect_lazy();
-    match crate::health::check_health(channel, service, PROBE_TIMEOUT).await {
+    match check_health(channel, service, PROBE_TIMEOUT).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("{service} is not SERVING")),
         Err(s) => Err(format!("health check failed: {}", s.message())),
@@ -71,5 +72,28 @@ pub fn exit_code(binary: &str, result: Result<(), String>) -> std::process::Exit
             eprintln!("{binary}: unhealthy: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Asks the server behind `channel` whether `service` ("" for the whole
+/// server) is SERVING, within `limit`: `Ok(serving)`, or the call's error
+/// (a timeout is DeadlineExceeded). One check for readiness, balancing and
+/// the `healthcheck` subcommands.
+pub async fn check_health(
+    channel: tonic::transport::Channel,
+    service: &str,
+    limit: Duration,
+) -> Result<bool, tonic::Status> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut client = HealthClient::new(channel);
+    let check = client.check(HealthCheckRequest {
+        service: service.to_owned(),
+    });
+    match tokio::time::timeout(limit, check).await {
+        Ok(Ok(reply)) => Ok(reply.get_ref().status() == ServingStatus::Serving),
+        Ok(Err(status)) => Err(status),
+        Err(_) => Err(tonic::Status::deadline_exceeded("health check timed out")),
     }
 }
