@@ -2,5 +2,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    suite_grpc::runner::main::<suite_auth::AuthService>()
+    suite_grpc::runner::main::<suite_auth::AuthBinary>()
 }

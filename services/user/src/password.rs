@@ -21,6 +21,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use suite_proto::Password;
 use tokio::sync::OnceCell;
 
 /// A hashing thread gives its argon2 buffer back after this long without
@@ -52,8 +53,8 @@ impl HashParams {
     }
 }
 
-/// The outcome of a verification.
-pub enum Verified {
+/// What verifying a password against a stored hash found.
+pub enum PasswordCheck {
     /// Wrong, or no such user: answer it through [`PasswordHasher::pad`].
     Wrong(Failure),
     /// Right; with a fresh hash when the stored one used older parameters
@@ -113,12 +114,11 @@ pub struct PasswordHasher {
     params: Params,
     min_score: u8,
     /// Each thread reuses one argon2 block buffer, so the memory is bounded
-    /// by the hash concurrency, whatever the number of blocking threads,
-    /// and the allocator does not see 19 MiB come and go per hash (glibc
+    /// by the hash concurrency, and the allocator does not see 19 MiB come and go per hash (glibc
     /// raises its mmap threshold after the first free and keeps later blocks
     /// in a fragmented heap: hundreds of MiB after a login storm).
     threads: Arc<HashingThreads>,
-    /// Verified against when the user does not exist, so that an unknown user
+    /// PasswordCheck against when the user does not exist, so that an unknown user
     /// costs the same time as a wrong password.
     dummy_hash: Arc<str>,
     /// Argon2 verifications made (the dummy's included), for the tests
@@ -192,7 +192,7 @@ impl PasswordHasher {
     /// reported under `field`.
     pub async fn hash_new(
         &self,
-        password: String,
+        password: Password,
         related: Vec<String>,
         field: &'static str,
     ) -> Result<String, Error> {
@@ -200,7 +200,7 @@ impl PasswordHasher {
         let min_score = self.min_score;
         self.run(move |buffer| {
             let inputs: Vec<&str> = related.iter().map(String::as_str).collect();
-            let entropy = zxcvbn::zxcvbn(&password, &inputs);
+            let entropy = zxcvbn::zxcvbn(password.expose(), &inputs);
             if (entropy.score() as u8) < min_score {
                 let hint = entropy
                     .feedback()
@@ -208,7 +208,7 @@ impl PasswordHasher {
                     .unwrap_or_else(|| "add more words or characters".into());
                 return Err(Error::invalid(field, format!("too easy to guess: {hint}")));
             }
-            hash_with(&params, password.as_bytes(), buffer)
+            hash_with(&params, password.expose().as_bytes(), buffer)
         })
         .await?
     }
@@ -218,9 +218,9 @@ impl PasswordHasher {
     /// to be padded with [`Self::pad`] once the caller's throttle is done.
     pub async fn verify(
         &self,
-        password: String,
+        password: Password,
         stored: Option<String>,
-    ) -> Result<Verified, Error> {
+    ) -> Result<PasswordCheck, Error> {
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let verifications = Arc::clone(&self.verifications);
@@ -228,15 +228,21 @@ impl PasswordHasher {
         let (checked, took) = self
             .run(move |buffer| {
                 let began = Instant::now();
-                let checked = check(password.as_bytes(), &stored, &params, buffer, || {
-                    verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                });
+                let checked = check(
+                    password.expose().as_bytes(),
+                    &stored,
+                    &params,
+                    buffer,
+                    || {
+                        verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    },
+                );
                 (checked, began.elapsed())
             })
             .await?;
         Ok(match checked? {
-            Checked::Right { rehash } if exists => Verified::Right { rehash },
-            _ => Verified::Wrong(Failure::took(took)),
+            Checked::Right { rehash } if exists => PasswordCheck::Right { rehash },
+            _ => PasswordCheck::Wrong(Failure::took(took)),
         })
     }
 
@@ -506,6 +512,11 @@ fn getrandom_fill(buf: &mut [u8]) {
 mod tests {
     use super::*;
 
+    /// A password as the adapter hands it on.
+    fn pw(raw: &str) -> Password {
+        Password::parse(raw.to_owned()).expect("not empty")
+    }
+
     fn options(concurrency: usize) -> HashingOptions {
         HashingOptions {
             concurrency,
@@ -525,32 +536,32 @@ mod tests {
     #[tokio::test]
     async fn weak_passwords_are_refused_and_strong_ones_verify() -> Result<(), Error> {
         let h = PasswordHasher::new(cheap(), 3, options(2)).await?;
-        let weak = h.hash_new("password123".into(), vec![], "password").await;
+        let weak = h.hash_new(pw("password123"), vec![], "password").await;
         assert!(matches!(weak, Err(Error::InvalidArgument(ref v)) if v[0].field == "password"));
         let from_name = h
             .hash_new(
-                "alice.wonderland".into(),
+                pw("alice.wonderland"),
                 vec!["alice.wonderland".into()],
                 "password",
             )
             .await;
         assert!(from_name.is_err());
         let hash = h
-            .hash_new("correct horse battery staple".into(), vec![], "password")
+            .hash_new(pw("correct horse battery staple"), vec![], "password")
             .await?;
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert!(matches!(
-            h.verify("correct horse battery staple".into(), Some(hash.clone()))
+            h.verify(pw("correct horse battery staple"), Some(hash.clone()))
                 .await?,
-            Verified::Right { rehash: None }
+            PasswordCheck::Right { rehash: None }
         ));
         assert!(matches!(
-            h.verify("wrong".into(), Some(hash)).await?,
-            Verified::Wrong(_)
+            h.verify(pw("wrong"), Some(hash)).await?,
+            PasswordCheck::Wrong(_)
         ));
         assert!(matches!(
-            h.verify("anything".into(), None).await?,
-            Verified::Wrong(_)
+            h.verify(pw("anything"), None).await?,
+            PasswordCheck::Wrong(_)
         ));
         Ok(())
     }
@@ -561,17 +572,17 @@ mod tests {
     async fn an_unknown_user_is_verified_against_the_dummy_hash() -> Result<(), Error> {
         let h = PasswordHasher::new(cheap(), 0, options(1)).await?;
         let hash = h
-            .hash_new("correct horse battery staple".into(), vec![], "password")
+            .hash_new(pw("correct horse battery staple"), vec![], "password")
             .await?;
         let before = h.verifications();
         assert!(matches!(
-            h.verify("a wrong password".into(), Some(hash)).await?,
-            Verified::Wrong(_)
+            h.verify(pw("a wrong password"), Some(hash)).await?,
+            PasswordCheck::Wrong(_)
         ));
         assert_eq!(h.verifications(), before + 1);
         assert!(matches!(
-            h.verify("a wrong password".into(), None).await?,
-            Verified::Wrong(_)
+            h.verify(pw("a wrong password"), None).await?,
+            PasswordCheck::Wrong(_)
         ));
         assert_eq!(h.verifications(), before + 2, "no dummy verification");
         Ok(())
@@ -581,7 +592,7 @@ mod tests {
     async fn hashes_with_old_parameters_are_upgraded_on_success() -> Result<(), Error> {
         let old = PasswordHasher::new(cheap(), 0, options(1)).await?;
         let hash = old
-            .hash_new("correct horse battery staple".into(), vec![], "password")
+            .hash_new(pw("correct horse battery staple"), vec![], "password")
             .await?;
         let new = PasswordHasher::new(
             HashParams {
@@ -593,10 +604,10 @@ mod tests {
         )
         .await?;
         match new
-            .verify("correct horse battery staple".into(), Some(hash))
+            .verify(pw("correct horse battery staple"), Some(hash))
             .await?
         {
-            Verified::Right { rehash: Some(h) } => assert!(h.contains("m=2048")),
+            PasswordCheck::Right { rehash: Some(h) } => assert!(h.contains("m=2048")),
             _ => panic!("expected a rehash"),
         }
         Ok(())
@@ -616,7 +627,7 @@ mod tests {
             .await?
             .with_failure_floor_at_least(FLOOR);
         let password = "correct horse battery staple";
-        let native = h.hash_new(password.into(), vec![], "password").await?;
+        let native = h.hash_new(pw(password), vec![], "password").await?;
         let bcrypt = bcrypt::hash(password, crate::imported_hash::MIN_BCRYPT_COST)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let weakest_argon2 = Argon2::new(
@@ -630,7 +641,8 @@ mod tests {
         assert_eq!(crate::imported_hash::validate(&weakest_argon2), Ok(()));
         for stored in [Some(native), Some(bcrypt), Some(weakest_argon2), None] {
             let asked = tokio::time::Instant::now();
-            let Verified::Wrong(failure) = h.verify("a wrong guess".into(), stored.clone()).await?
+            let PasswordCheck::Wrong(failure) =
+                h.verify(pw("a wrong guess"), stored.clone()).await?
             else {
                 panic!("a wrong password verified against {stored:?}");
             };
@@ -644,8 +656,8 @@ mod tests {
             );
             if let Some(stored) = stored {
                 let asked = tokio::time::Instant::now();
-                let right = h.verify(password.into(), Some(stored)).await?;
-                assert!(matches!(right, Verified::Right { .. }));
+                let right = h.verify(pw(password), Some(stored)).await?;
+                assert!(matches!(right, PasswordCheck::Right { .. }));
                 assert_eq!(asked.elapsed(), Duration::ZERO, "a right password waited");
             }
         }
@@ -659,17 +671,17 @@ mod tests {
     async fn the_floor_is_measured_once_at_the_first_failure() -> Result<(), Error> {
         let h = PasswordHasher::new(cheap(), 0, options(1)).await?;
         let hash = h
-            .hash_new("correct horse battery staple".into(), vec![], "password")
+            .hash_new(pw("correct horse battery staple"), vec![], "password")
             .await?;
         let right = h
-            .verify("correct horse battery staple".into(), Some(hash.clone()))
+            .verify(pw("correct horse battery staple"), Some(hash.clone()))
             .await?;
-        assert!(matches!(right, Verified::Right { .. }));
+        assert!(matches!(right, PasswordCheck::Right { .. }));
         assert_eq!(h.measured_floor(), None, "measured before any failure");
         let mut floors = Vec::new();
         for _ in 0..2 {
             let asked = tokio::time::Instant::now();
-            let Verified::Wrong(failure) = h.verify("wrong".into(), Some(hash.clone())).await?
+            let PasswordCheck::Wrong(failure) = h.verify(pw("wrong"), Some(hash.clone())).await?
             else {
                 panic!("a wrong password verified");
             };
@@ -702,16 +714,18 @@ mod tests {
             format!("{prefix}the owner's tail"),
             format!("{prefix}other"),
         ] {
-            match h.verify(password, Some(long.clone())).await? {
-                Verified::Right { rehash: None } => {}
-                Verified::Right { rehash: Some(_) } => panic!("upgraded from a long password"),
-                Verified::Wrong(_) => panic!("bcrypt refused its own 72 bytes"),
+            match h.verify(pw(&password), Some(long.clone())).await? {
+                PasswordCheck::Right { rehash: None } => {}
+                PasswordCheck::Right { rehash: Some(_) } => panic!("upgraded from a long password"),
+                PasswordCheck::Wrong(_) => panic!("bcrypt refused its own 72 bytes"),
             }
         }
         for password in [prefix.clone(), "short and sweet".to_owned()] {
             let hash = hash_of(&password)?;
-            match h.verify(password, Some(hash)).await? {
-                Verified::Right { rehash: Some(new) } => assert!(new.starts_with("$argon2id$")),
+            match h.verify(pw(&password), Some(hash)).await? {
+                PasswordCheck::Right { rehash: Some(new) } => {
+                    assert!(new.starts_with("$argon2id$"))
+                }
                 _ => panic!("not upgraded"),
             }
         }
