@@ -37,7 +37,7 @@ impl Login {
         if trimmed.chars().take(MAX_LOGIN_CHARS + 1).count() > MAX_LOGIN_CHARS {
             return Err(LoginError::TooLong);
         }
-        Ok(Self(trimmed.to_lowercase()))
+        Ok(Self(canonical_login(trimmed)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -49,6 +49,13 @@ impl fmt::Debug for Login {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Login").field(&self.0).finish()
     }
+}
+
+/// The normal form of a login name, a username or an email: trimmed and
+/// lower-cased, as they are stored. [`Login::parse`] applies it; suitectl's
+/// import finds duplicates in a file by it, as the service will.
+pub fn canonical_login(raw: &str) -> String {
+    raw.trim().to_lowercase()
 }
 
 /// A password as given (not empty; otherwise unchecked: what makes a new

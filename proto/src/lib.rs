@@ -40,7 +40,7 @@ pub mod credentials;
 mod redacted;
 pub mod time;
 
-pub use credentials::{Login, MAX_LOGIN_CHARS, Password, parse_credentials};
+pub use credentials::{Login, MAX_LOGIN_CHARS, Password, canonical_login, parse_credentials};
 pub use generated::{google, suite};
 pub use suite::auth::v1 as auth;
 pub use suite::user::v1 as user;
