@@ -31,7 +31,9 @@ async fn main() -> Result<(), BoxError> {
     };
     let hasher = PasswordHasher::new(config.hash_params(), 0, options).await?;
     let password = suite_proto::Password::parse(PASSWORD.to_owned())?;
-    let hash = hasher.hash_new(password.clone(), vec![], "password").await?;
+    let hash = hasher
+        .hash_new(password.clone(), vec![], "password")
+        .await?;
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
