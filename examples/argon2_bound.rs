@@ -30,18 +30,22 @@ async fn main() -> Result<(), BoxError> {
         ..config.hashing()
     };
     let hasher = PasswordHasher::new(config.hash_params(), 0, options).await?;
-    let hash = hasher.hash_new(PASSWORD.into(), vec![], "password").await?;
+    let password = suite_proto::Password::parse(PASSWORD.to_owned())?;
+    let hash = hasher
+        .hash_new(password.clone(), vec![], "password")
+        .await?;
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let mut callers = Vec::new();
     // Twice as many callers as threads, so that a thread never waits.
     for _ in 0..threads * 2 {
-        let (hasher, hash, done) = (hasher.clone(), hash.clone(), done.clone());
+        let (hasher, hash, done, password) =
+            (hasher.clone(), hash.clone(), done.clone(), password.clone());
         callers.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 if hasher
-                    .verify(PASSWORD.into(), Some(hash.clone()))
+                    .verify(password.clone(), Some(hash.clone()))
                     .await
                     .is_ok()
                 {

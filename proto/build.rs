@@ -1,6 +1,7 @@
 //! Compiles the .proto contract with protox (pure Rust, no system `protoc`) and
 //! generates prost messages and tonic clients/servers from it. The encoded
-//! descriptor set is kept for gRPC server reflection (and, later, the gateway).
+//! descriptor set is kept for gRPC server reflection and the gateway's
+//! transcoding and OpenAPI document.
 
 use std::{env, fs, path::PathBuf};
 
@@ -11,6 +12,20 @@ const PROTOS: &[&str] = &[
     "suite/user/v1/user_service.proto",
     "suite/auth/v1/events.proto",
     "suite/auth/v1/auth_service.proto",
+];
+
+/// Every message with a secret field; `src/redacted.rs` implements their
+/// `Debug` (a message listed here without one there does not compile).
+const SECRET_BEARING: &[&str] = &[
+    "suite.auth.v1.LoginRequest",
+    "suite.auth.v1.LoginResponse",
+    "suite.auth.v1.RefreshRequest",
+    "suite.auth.v1.RefreshResponse",
+    "suite.auth.v1.LogoutRequest",
+    "suite.user.v1.CreateUserRequest",
+    "suite.user.v1.ChangePasswordRequest",
+    "suite.user.v1.VerifyCredentialsRequest",
+    "suite.user.v1.ImportedUser",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // message's full name.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
+    // Messages that carry a secret (a password, a token, a password hash)
+    // get a hand-written `Debug` that hides it (`src/redacted.rs`): a
+    // `?request` in a log line must never print one.
+    config.skip_debug(SECRET_BEARING);
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
         .compile_fds_with_config(fds, config)?;

@@ -74,8 +74,8 @@ pub enum SuiteError {
 /// The binaries the suite runs, each exporting its spans under its own name.
 pub const SERVICES: [&str; 3] = [
     <suite_gateway::Gateway as suite_runtime::runner::Service>::NAME,
-    <suite_auth::AuthService as suite_runtime::runner::Service>::NAME,
-    <suite_user::UserService as suite_runtime::runner::Service>::NAME,
+    <suite_auth::AuthBinary as suite_runtime::runner::Service>::NAME,
+    <suite_user::UserBinary as suite_runtime::runner::Service>::NAME,
 ];
 
 /// What to tell a person who just started the suite: where it is and a

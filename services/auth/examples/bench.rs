@@ -44,16 +44,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
-    let hash = hasher.hash_new(PASSWORD.into(), vec![], "password").await?;
+    let password = suite_proto::Password::parse(PASSWORD.into())?;
+    let hash = hasher
+        .hash_new(password.clone(), vec![], "password")
+        .await?;
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + window;
     let mut tasks = Vec::new();
     for _ in 0..cores * 2 {
-        let (hasher, hash, done) = (hasher.clone(), hash.clone(), done.clone());
+        let (hasher, hash, done, password) =
+            (hasher.clone(), hash.clone(), done.clone(), password.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 if hasher
-                    .verify(PASSWORD.into(), Some(hash.clone()))
+                    .verify(password.clone(), Some(hash.clone()))
                     .await
                     .is_ok()
                 {

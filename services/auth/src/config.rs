@@ -1,7 +1,7 @@
 //! The auth service's configuration: environment variables (or flags),
 //! validated at start-up with messages that name the variable.
 
-use crate::service::Settings;
+use crate::core::Settings;
 use clap::builder::TypedValueParser as _;
 use secrecy::SecretString;
 use std::str::FromStr;

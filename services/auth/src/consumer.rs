@@ -1,42 +1,26 @@
 //! The auth service acting on the user service's events: a user deleted, a
 //! password changed or roles changed ends the user's sessions at once
-//! (rather than at their next refresh). A durable consumer: each event is
+//! (rather than at their next refresh), cut off as
+//! [`suite_events::revocations::user_cutoff`] says. A durable consumer: each event is
 //! acknowledged after its effect, and the effect is idempotent, so an event
 //! delivered again (after a crash, or by another replica) changes nothing.
 
-use crate::service::AuthCore;
-use chrono::{DateTime, Utc};
+use crate::core::AuthCore;
+use chrono::Utc;
 use prost::Name;
 use std::sync::Arc;
 use suite_db::Migrated;
-use suite_events::{Bus, Event, Filter, Stream, resubscribe::Backoff};
-use suite_proto::{auth::RevocationReason, user};
+use suite_events::{
+    Bus, Filter, Stream,
+    resubscribe::Backoff,
+    revocations::{UserCutoff, user_cutoff},
+};
+use suite_proto::user;
 use tokio_stream::StreamExt;
-use uuid::Uuid;
 
 /// The durable consumer's name: one per deployment, shared by the replicas
 /// (JetStream hands each event to one of them).
 pub const CONSUMER: &str = "suite-auth-sessions";
-
-/// What an event asks of the sessions: whose, begun before when, and why.
-fn effect(event: &Event) -> Option<(Uuid, DateTime<Utc>, RevocationReason)> {
-    let user = Uuid::parse_str(&event.subject).ok()?;
-    if event.decode::<user::UserDeleted>().is_some() {
-        // Every session: none can begin after the deletion.
-        return Some((user, Utc::now(), RevocationReason::UserDeleted));
-    }
-    if let Some(changed) = event.decode::<user::PasswordChanged>() {
-        let cutoff = changed
-            .sessions_valid_after
-            .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-            .unwrap_or(event.time);
-        return Some((user, cutoff, RevocationReason::PasswordChanged));
-    }
-    if event.decode::<user::RolesChanged>().is_some() {
-        return Some((user, event.time, RevocationReason::RolesChanged));
-    }
-    None
-}
 
 /// Runs the consumer until the task is dropped, reconnecting as needed.
 /// It starts once the migrations have made the sessions' tables: an event
@@ -68,7 +52,16 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>, mut migrated: Migrated) {
                         }
                     };
                     backoff.reset();
-                    let Some((user, before, reason)) = delivery.event.as_ref().and_then(effect)
+                    // The verifiers' revocations follow the same rule.
+                    let cutoff = delivery
+                        .event
+                        .as_ref()
+                        .and_then(|e| user_cutoff(e, Utc::now()));
+                    let Some(UserCutoff {
+                        user,
+                        before,
+                        reason,
+                    }) = cutoff
                     else {
                         // Not ours to act on: done with it.
                         ack(delivery).await;

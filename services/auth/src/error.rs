@@ -1,4 +1,5 @@
-//! The auth service's one error type, and its one mapping to `tonic::Status`.
+//! The auth service's one error type (no transport inside), and its one
+//! mapping to `tonic::Status`, which the gRPC adapter applies.
 
 use crate::store::StoreError;
 use std::time::Duration;
@@ -9,8 +10,12 @@ pub enum Error {
     /// Bad input: (field, what is wrong) for each bad field.
     #[error("invalid argument")]
     InvalidArgument(Vec<(&'static str, String)>),
+    /// Bad credentials: a wrong login or password, a dead refresh token.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The caller's bearer token was refused (why, in words for the caller).
+    #[error("{0}")]
+    TokenRefused(String),
     #[error("{0}")]
     PermissionDenied(&'static str),
     #[error("{0}")]
@@ -22,9 +27,6 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
-    /// A status produced by shared plumbing (token verification), passed through.
-    #[error("{0}")]
-    Status(#[from] Status),
 }
 
 impl Error {
@@ -47,6 +49,7 @@ impl From<Error> for Status {
         match e {
             Error::InvalidArgument(violations) => suite_grpc::status::invalid_argument(violations),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::TokenRefused(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::NotFound(m) => Status::not_found(m),
             Error::Throttled(wait) => suite_grpc::status::throttled(wait),
@@ -54,7 +57,6 @@ impl From<Error> for Status {
             Error::Unavailable(_) => suite_grpc::status::unavailable(
                 "the service is temporarily unavailable; try again shortly",
             ),
-            Error::Status(s) => s,
             // The detail is logged once, by `suite_grpc::server::reply`.
             Error::Internal(_) => Status::internal("internal error"),
         }

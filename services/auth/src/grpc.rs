@@ -1,19 +1,27 @@
-//! The tonic adapter: authenticates calls that need a caller, hands each to
-//! the core, and maps the result (errors once, through `Error`'s `From`).
+//! The gRPC adapter: authenticates calls that need a caller, parses each
+//! request into the core's input, hands it to the core, and converts the
+//! answer into the response, or the error into a `Status` (in one place:
+//! `Error`'s `From`, applied by [`server::reply`], which logs it once).
 
 use crate::{
+    core::{AuthCore, ClientInfo, Issued, SessionPage},
     error::Error,
-    service::{AuthCore, ClientInfo, Issued},
+    store::SessionRecord,
 };
 use std::sync::Arc;
 use suite_grpc::{forwarded::ForwardedArgs, server};
-use suite_proto::auth::{
-    GetJwksRequest, GetJwksResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
-    LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
-    RevokeSessionRequest, RevokeSessionResponse, auth_service_server::AuthService,
+use suite_proto::{
+    auth::{
+        GetJwksRequest, GetJwksResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
+        LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
+        RevokeSessionRequest, RevokeSessionResponse, Session, auth_service_server::AuthService,
+    },
+    parse_credentials,
+    time::to_timestamp,
 };
-use suite_tokens::{Verifier, grpc::require_caller};
+use suite_tokens::{Caller, Verifier, grpc::require_caller, keys::jwk_to_proto};
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 pub struct AuthApi {
     core: Arc<AuthCore>,
@@ -30,44 +38,53 @@ impl AuthApi {
         }
     }
 
-    /// The client's address: the one `x-forwarded-for` names when a trusted
-    /// caller (the gateway) sends it (see `suite_grpc::forwarded`), else the
-    /// peer. The throttle counts per
-    /// address, and users see it in their session list.
-    fn client_ip<T>(&self, req: &Request<T>) -> String {
-        let peer = req.remote_addr().map(|a| a.ip());
-        self.forwarded
-            .client_address(req.metadata(), peer)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default()
+    /// The caller of `req`, who must have a valid bearer token.
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Error> {
+        require_caller(&self.auth, req.metadata())
+            .await
+            .map_err(|refused| Error::TokenRefused(refused.message().to_owned()))
     }
 }
 
-/// Answers a call with this crate's error type (see [`server::reply`]).
-fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    server::reply(result)
+/// A token pair as Login and Refresh both answer it: (access_token,
+/// token_type, expires_in, refresh_token, session_id).
+fn token_pair(i: Issued) -> (String, String, i64, String, String) {
+    (
+        i.access_token,
+        "Bearer".into(),
+        i.expires_in,
+        i.refresh_token,
+        i.session_id.to_string(),
+    )
 }
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        let ip_address = self.client_ip(&req);
-        let r = req.into_inner();
-        let client = ClientInfo {
-            user_agent: r.user_agent,
-            ip_address,
-        };
-        reply(
-            self.core
-                .login(&r.login, &r.password, client)
-                .await
-                .map(|i: Issued| LoginResponse {
-                    access_token: i.access_token,
-                    token_type: "Bearer".into(),
-                    expires_in: i.expires_in,
-                    refresh_token: i.refresh_token,
-                    session_id: i.session_id.to_string(),
-                }),
+        server::reply(
+            async {
+                // Where the client is, for the user service's throttle (per
+                // address) and the user's session list.
+                let ip_address = self.forwarded.client_of(&req);
+                let r = req.into_inner();
+                let (login, password) =
+                    parse_credentials(&r.login, r.password).map_err(Error::InvalidArgument)?;
+                let client = ClientInfo {
+                    user_agent: r.user_agent,
+                    ip_address,
+                };
+                let issued = self.core.login(&login, &password, client).await?;
+                let (access_token, token_type, expires_in, refresh_token, session_id) =
+                    token_pair(issued);
+                Ok::<_, Error>(LoginResponse {
+                    access_token,
+                    token_type,
+                    expires_in,
+                    refresh_token,
+                    session_id,
+                })
+            }
+            .await,
         )
     }
 
@@ -75,16 +92,20 @@ impl AuthService for AuthApi {
         &self,
         req: Request<RefreshRequest>,
     ) -> Result<Response<RefreshResponse>, Status> {
-        reply(
+        server::reply(
             self.core
                 .refresh(&req.get_ref().refresh_token)
                 .await
-                .map(|i| RefreshResponse {
-                    access_token: i.access_token,
-                    token_type: "Bearer".into(),
-                    expires_in: i.expires_in,
-                    refresh_token: i.refresh_token,
-                    session_id: i.session_id.to_string(),
+                .map(|i| {
+                    let (access_token, token_type, expires_in, refresh_token, session_id) =
+                        token_pair(i);
+                    RefreshResponse {
+                        access_token,
+                        token_type,
+                        expires_in,
+                        refresh_token,
+                        session_id,
+                    }
                 }),
         )
     }
@@ -93,7 +114,7 @@ impl AuthService for AuthApi {
         &self,
         req: Request<LogoutRequest>,
     ) -> Result<Response<LogoutResponse>, Status> {
-        reply(
+        server::reply(
             self.core
                 .logout(&req.get_ref().refresh_token)
                 .await
@@ -105,13 +126,22 @@ impl AuthService for AuthApi {
         &self,
         req: Request<ListSessionsRequest>,
     ) -> Result<Response<ListSessionsResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
+                let caller = self.caller(&req).await?;
                 let r = req.get_ref();
-                self.core
+                let SessionPage {
+                    sessions,
+                    current,
+                    next_page_token,
+                } = self
+                    .core
                     .list_sessions(&caller, r.page_size, &r.page_token, &r.user_id)
-                    .await
+                    .await?;
+                Ok::<_, Error>(ListSessionsResponse {
+                    sessions: sessions.iter().map(|s| session(s, current)).collect(),
+                    next_page_token,
+                })
             }
             .await,
         )
@@ -121,11 +151,11 @@ impl AuthService for AuthApi {
         &self,
         req: Request<RevokeSessionRequest>,
     ) -> Result<Response<RevokeSessionResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
+                let caller = self.caller(&req).await?;
                 self.core.revoke_session(&caller, &req.get_ref().id).await?;
-                Ok(RevokeSessionResponse {})
+                Ok::<_, Error>(RevokeSessionResponse {})
             }
             .await,
         )
@@ -135,6 +165,23 @@ impl AuthService for AuthApi {
         &self,
         _req: Request<GetJwksRequest>,
     ) -> Result<Response<GetJwksResponse>, Status> {
-        reply(self.core.jwks().map(|keys| GetJwksResponse { keys }))
+        server::reply(self.core.jwks().map(|set| GetJwksResponse {
+            keys: set.keys.iter().filter_map(jwk_to_proto).collect(),
+        }))
+    }
+}
+
+/// A session as its owner (or an operator) sees it; `current` is the
+/// caller's own.
+fn session(s: &SessionRecord, current: Option<Uuid>) -> Session {
+    Session {
+        current: current == Some(s.id),
+        id: s.id.to_string(),
+        user_id: s.user_id.to_string(),
+        create_time: Some(to_timestamp(s.created_at)),
+        last_use_time: Some(to_timestamp(s.last_used_at)),
+        expire_time: Some(to_timestamp(s.expires_at)),
+        user_agent: s.user_agent.clone(),
+        ip_address: s.ip_address.clone(),
     }
 }

@@ -6,18 +6,21 @@
 
 pub mod config;
 pub mod consumer;
+/// The rules (the core): what each call does, in domain types.
+pub mod core;
 pub mod error;
+/// The gRPC adapter: requests to the core's input, its answers to responses.
 pub mod grpc;
 pub mod keys;
 pub mod metrics;
 pub mod refresh;
-pub mod server;
-pub mod service;
 pub mod service_token;
+/// The process: assembling the core, the adapter and the server runtime.
+pub mod startup;
 pub mod store;
 pub mod user_client;
 
 pub use config::Config;
 pub use error::Error;
 pub use error::StartError;
-pub use server::{AuthService, serve};
+pub use startup::{AuthBinary, serve};

@@ -5,22 +5,52 @@
 //! (after telling the channel, so the retry meets another replica).
 
 use crate::{error::Error, service_token::ServiceTokens};
+use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
 use suite_grpc::{
     balance::{self, Balanced},
     config::UpstreamArgs,
     retry::{self, Retry},
 };
-use suite_proto::user::{
-    GetUserStatusRequest, GetUserStatusResponse, VerifyCredentialsRequest,
-    VerifyCredentialsResponse, user_service_client::UserServiceClient,
-    verify_credentials_response::Outcome,
+use suite_proto::{
+    Login, Password,
+    time::from_timestamp,
+    user::{
+        GetUserStatusRequest, VerifyCredentialsRequest, user_service_client::UserServiceClient,
+        verify_credentials_response::Outcome,
+    },
 };
 use suite_telemetry::grpc_client::{TracedChannel, traced};
 use tonic::{Code, Request, Status};
+use uuid::Uuid;
+
+/// What the auth service needs of a user to issue tokens.
+#[derive(Debug, Clone)]
+pub struct UserStatus {
+    pub id: Uuid,
+    pub roles: Vec<String>,
+    /// Sessions begun before this instant are over.
+    pub sessions_valid_after: Option<DateTime<Utc>>,
+}
+
+impl UserStatus {
+    /// The status the user service answered with, read at the edge.
+    fn read(
+        user_id: &str,
+        roles: Vec<String>,
+        sessions_valid_after: Option<prost_types::Timestamp>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            id: Uuid::parse_str(user_id)
+                .map_err(|_| Error::Internal("the user service returned a bad user id".into()))?,
+            roles,
+            sessions_valid_after: sessions_valid_after.as_ref().and_then(from_timestamp),
+        })
+    }
+}
 
 pub enum Credentials {
-    Valid(VerifyCredentialsResponse),
+    Valid(UserStatus),
     Invalid,
     /// The account is throttled for this long: the password was not checked.
     Locked(Duration),
@@ -64,13 +94,13 @@ impl UserDirectory {
     /// per account and `client_address`.
     pub async fn verify(
         &self,
-        login: &str,
-        password: &str,
+        login: &Login,
+        password: &Password,
         client_address: &str,
     ) -> Result<Credentials, Error> {
         let msg = VerifyCredentialsRequest {
-            login: login.into(),
-            password: password.into(),
+            login: login.as_str().into(),
+            password: password.expose().into(),
             client_address: client_address.into(),
         };
         let result = self
@@ -82,7 +112,11 @@ impl UserDirectory {
         // What the check found is in the answer; a status is about the call.
         let answer = result.map_err(upstream)?;
         match answer.outcome() {
-            Outcome::Valid => Ok(Credentials::Valid(answer)),
+            Outcome::Valid => Ok(Credentials::Valid(UserStatus::read(
+                &answer.user_id,
+                answer.roles,
+                answer.sessions_valid_after,
+            )?)),
             Outcome::Invalid => Ok(Credentials::Invalid),
             Outcome::Locked => {
                 let wait = answer
@@ -99,9 +133,9 @@ impl UserDirectory {
     }
 
     /// The user's status; `None` if the user does not exist (any more).
-    pub async fn status(&self, user_id: &str) -> Result<Option<GetUserStatusResponse>, Error> {
+    pub async fn status(&self, user_id: Uuid) -> Result<Option<UserStatus>, Error> {
         let msg = GetUserStatusRequest {
-            user_id: user_id.into(),
+            user_id: user_id.to_string(),
         };
         let result = self
             .call(
@@ -110,7 +144,7 @@ impl UserDirectory {
             )
             .await;
         match result {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => UserStatus::read(&r.user_id, r.roles, r.sessions_valid_after).map(Some),
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(upstream(s)),
         }

@@ -29,11 +29,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
+    let password = suite_proto::Password::parse("correct horse battery staple".into())?;
     let mut times = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();
         hasher
-            .hash_new("correct horse battery staple".into(), vec![], "password")
+            .hash_new(password.clone(), vec![], "password")
             .await?;
         times.push(start.elapsed());
     }

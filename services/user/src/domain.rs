@@ -5,10 +5,48 @@
 
 use crate::error::{Error, FieldViolation};
 use std::collections::BTreeSet;
-use suite_proto::user::{CreateUserRequest, User};
+use suite_proto::{
+    Password,
+    user::{CreateUserRequest, UpdateUserRequest, User},
+};
+use suite_tokens::Caller;
+use uuid::Uuid;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// The user a call names: `me` (the caller) or an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRef {
+    Me,
+    Id(Uuid),
+}
+
+impl UserRef {
+    /// A user reference from a request's `field`.
+    pub fn parse(raw: &str, field: &str) -> Result<Self, Error> {
+        if raw == "me" {
+            return Ok(Self::Me);
+        }
+        if raw.is_empty() {
+            return Err(Error::invalid(field, "is required"));
+        }
+        Uuid::parse_str(raw)
+            .map(Self::Id)
+            .map_err(|_| Error::invalid(field, "must be a user id (a UUID) or `me`"))
+    }
+
+    /// The id this names for `caller` (`me` needs a user's token; the
+    /// error names `field`).
+    pub fn resolve(self, caller: &Caller, field: &str) -> Result<Uuid, Error> {
+        match self {
+            Self::Id(id) => Ok(id),
+            Self::Me => caller
+                .user_id()
+                .ok_or_else(|| Error::invalid(field, "`me` needs a user's token")),
+        }
+    }
+}
 
 /// 3 to 32 characters of `a-z 0-9 _ . -`, stored lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,20 +179,18 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
-/// A password of acceptable length. Strength is judged separately (it needs
-/// the username and email, and CPU time on the blocking pool).
-pub struct Password(String);
+/// A new password of acceptable length. Strength is judged separately (it
+/// needs the username and email, and CPU time on the hashing threads).
+#[derive(Debug)]
+pub struct NewPassword(Password);
 
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
-
-impl Password {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+impl NewPassword {
+    /// `given` (`None`: the field was empty), if its length is acceptable.
+    pub fn parse(given: Option<Password>) -> Result<Self, String> {
         // Counting stops early, so a megabyte-long value costs nothing more.
-        let n = raw.chars().take(MAX_PASSWORD_CHARS + 1).count();
+        let n = given.as_ref().map_or(0, |p| {
+            p.expose().chars().take(MAX_PASSWORD_CHARS + 1).count()
+        });
         if n < MIN_PASSWORD_CHARS {
             return Err(format!(
                 "must be at least {MIN_PASSWORD_CHARS} characters long"
@@ -165,11 +201,11 @@ impl Password {
                 "must be at most {MAX_PASSWORD_CHARS} characters long"
             ));
         }
-        Ok(Self(raw.to_owned()))
+        given.map(Self).ok_or_else(|| "is required".to_owned())
     }
 
     /// The password itself, for hashing.
-    pub fn into_inner(self) -> String {
+    pub fn into_password(self) -> Password {
         self.0
     }
 }
@@ -242,17 +278,17 @@ impl Violations {
 pub struct NewUser {
     pub username: Username,
     pub email: Email,
-    pub password: Password,
+    pub password: NewPassword,
     pub display_name: DisplayName,
     pub roles: Vec<String>,
 }
 
 impl NewUser {
-    pub fn parse(req: &CreateUserRequest) -> Result<Self, Error> {
+    pub fn parse(req: CreateUserRequest) -> Result<Self, Error> {
         match (
             Username::parse(&req.username),
             Email::parse(&req.email),
-            Password::parse(&req.password),
+            NewPassword::parse(Password::parse(req.password).ok()),
             DisplayName::parse(&req.display_name),
             parse_roles(&req.roles),
         ) {
@@ -308,6 +344,75 @@ impl UserChanges {
         v.into_result()?;
         Ok(changes)
     }
+}
+
+/// Fields an UpdateUser mask may name.
+const MUTABLE_FIELDS: &[&str] = &["username", "email", "display_name", "roles"];
+/// Fields that exist but can never be changed.
+const IMMUTABLE_FIELDS: &[&str] = &["id", "create_time", "update_time", "etag"];
+
+/// An UpdateUser call, parsed: whom, what changes, and the etag it was read at.
+#[derive(Debug)]
+pub struct UserUpdate {
+    pub target: UserRef,
+    pub changes: UserChanges,
+    /// Empty: whatever the current version.
+    pub etag: String,
+}
+
+impl UserUpdate {
+    pub fn parse(req: UpdateUserRequest) -> Result<Self, Error> {
+        let user = req
+            .user
+            .ok_or_else(|| Error::invalid("user", "is required"))?;
+        let target = UserRef::parse(&user.id, "user.id")?;
+        let paths = update_paths(&user, req.update_mask.map(|m| m.paths))?;
+        let changes = UserChanges::parse(&user, &paths)?;
+        Ok(Self {
+            target,
+            changes,
+            etag: user.etag,
+        })
+    }
+}
+
+/// The fields an update touches: the mask's, or every field given a value.
+fn update_paths(user: &User, mask: Option<Vec<String>>) -> Result<Vec<&'static str>, Error> {
+    let mask = mask.unwrap_or_default();
+    let mut v = Violations::default();
+    let mut paths = Vec::new();
+    if mask.is_empty() {
+        if !user.username.is_empty() {
+            paths.push("username");
+        }
+        if !user.email.is_empty() {
+            paths.push("email");
+        }
+        if !user.display_name.is_empty() {
+            paths.push("display_name");
+        }
+        if !user.roles.is_empty() {
+            paths.push("roles");
+        }
+    }
+    for p in &mask {
+        if p == "*" {
+            paths.extend_from_slice(MUTABLE_FIELDS);
+        } else if let Some(f) = MUTABLE_FIELDS.iter().find(|f| **f == p.as_str()) {
+            paths.push(f);
+        } else if IMMUTABLE_FIELDS.contains(&p.as_str()) {
+            v.add("update_mask", format!("{p} cannot be changed"));
+        } else {
+            v.add("update_mask", format!("{p} is not a field of User"));
+        }
+    }
+    v.into_result()?;
+    paths.sort_unstable();
+    paths.dedup();
+    if paths.is_empty() {
+        return Err(Error::invalid("update_mask", "names no field to update"));
+    }
+    Ok(paths)
 }
 
 #[cfg(test)]
@@ -369,11 +474,30 @@ mod tests {
 
     #[test]
     fn passwords_are_bounded_in_characters_not_bytes() {
-        assert!(Password::parse("1234567").is_err());
-        assert!(Password::parse("éééééééé").is_ok());
-        assert!(Password::parse(&"x".repeat(128)).is_ok());
-        assert!(Password::parse(&"x".repeat(129)).is_err());
-        assert!(Password::parse(&"x".repeat(1 << 20)).is_err());
+        let new = |raw: &str| NewPassword::parse(Password::parse(raw.to_owned()).ok());
+        assert!(new("1234567").is_err());
+        assert!(new("éééééééé").is_ok());
+        assert!(new(&"x".repeat(128)).is_ok());
+        assert!(new(&"x".repeat(129)).is_err());
+        assert!(new(&"x".repeat(1 << 20)).is_err());
+        assert!(new("").is_err());
+    }
+
+    #[test]
+    fn update_paths_refuse_immutable_and_unknown_fields() {
+        let user = User::default();
+        assert!(update_paths(&user, Some(vec!["id".into()])).is_err());
+        assert!(update_paths(&user, Some(vec!["password_hash".into()])).is_err());
+        assert!(update_paths(&user, None).is_err());
+        let named = User {
+            display_name: "Al".into(),
+            ..User::default()
+        };
+        assert_eq!(update_paths(&named, None).ok(), Some(vec!["display_name"]));
+        assert_eq!(
+            update_paths(&user, Some(vec!["email".into(), "email".into()])).ok(),
+            Some(vec!["email"])
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The user service's one error type, and its one mapping to `tonic::Status`.
+//! The user service's one error type (no transport inside), and its one
+//! mapping to `tonic::Status`, which the gRPC adapter applies.
 
 use crate::store::StoreError;
 use tonic::{Code, Status};
@@ -26,8 +27,9 @@ pub enum Error {
     InvalidArgument(Vec<FieldViolation>),
     #[error("{0}")]
     PermissionDenied(&'static str),
+    /// The caller's bearer token was refused (why, in words for the caller).
     #[error("{0}")]
-    Unauthenticated(&'static str),
+    TokenRefused(String),
     #[error("user not found")]
     NotFound,
     #[error("a user with this {0} already exists")]
@@ -43,9 +45,6 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
-    /// A status produced by shared plumbing (token verification), passed through.
-    #[error("{0}")]
-    Status(#[from] Status),
 }
 
 impl Error {
@@ -71,7 +70,7 @@ impl From<Error> for Status {
                 violations.into_iter().map(|v| (v.field, v.description)),
             ),
             Error::PermissionDenied(m) => Status::permission_denied(m),
-            Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::TokenRefused(m) => Status::unauthenticated(m),
             Error::NotFound => Status::not_found("user not found"),
             Error::AlreadyExists(field) => {
                 let mut details = ErrorDetails::new();
@@ -89,7 +88,6 @@ impl From<Error> for Status {
             Error::Unavailable(_) => {
                 suite_grpc::status::unavailable("the user store is unavailable; try again shortly")
             }
-            Error::Status(s) => s,
             // The detail is logged once, by `suite_grpc::server::reply`.
             Error::Internal(_) => Status::internal("internal error"),
         }

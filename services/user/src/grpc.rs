@@ -1,21 +1,37 @@
-//! The tonic adapter: authenticates each call, hands it to the core, and
-//! turns the result into a response or a `Status` (in one place: `Error`'s `From`).
+//! The gRPC adapter: authenticates each call, parses its request into the
+//! core's input, hands it to the core, and turns the answer into the
+//! response, or the error into a `Status` (in one place: `Error`'s `From`,
+//! applied by [`server::reply`], which logs it once).
 
-use crate::{domain::NewUser, error::Error, service::UserCore};
+use crate::{
+    core::{
+        UserCore,
+        credentials::CredentialCheck,
+        import::ImportOutcome,
+        view::{UserPage, UserStatus},
+    },
+    domain::{NewUser, UserRef, UserUpdate},
+    error::{Error, FieldViolation},
+};
 use std::sync::Arc;
 use suite_events::{
     Bus, Filter, Start, feed,
     slots::{Slot, Slots},
 };
 use suite_grpc::{forwarded::ForwardedArgs, server};
-use suite_proto::user::{
-    ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
-    DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse, GetUserStatusRequest,
-    GetUserStatusResponse, ImportUsersRequest, ImportUsersResponse, ListUsersRequest,
-    ListUsersResponse, LookupUserRequest, LookupUserResponse, StreamEventsRequest,
-    StreamEventsResponse, StreamMyEventsRequest, StreamMyEventsResponse, UpdateUserRequest,
-    UpdateUserResponse, VerifyCredentialsRequest, VerifyCredentialsResponse,
-    user_service_server::UserService,
+use suite_proto::{
+    Login, Password, parse_credentials,
+    time::to_timestamp,
+    user::{
+        ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
+        DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse,
+        GetUserStatusRequest, GetUserStatusResponse, ImportResult, ImportUsersRequest,
+        ImportUsersResponse, ListUsersRequest, ListUsersResponse, LookupUserRequest,
+        LookupUserResponse, StreamEventsRequest, StreamEventsResponse, StreamMyEventsRequest,
+        StreamMyEventsResponse, UpdateUserRequest, UpdateUserResponse, VerifyCredentialsRequest,
+        VerifyCredentialsResponse, import_result, user_service_server::UserService,
+        verify_credentials_response::Outcome,
+    },
 };
 use suite_tokens::{
     Caller, Lasting, Verifier,
@@ -49,6 +65,13 @@ impl UserApi {
             bus,
             streams,
         }
+    }
+
+    /// The caller of `req`, who must have a valid bearer token.
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Error> {
+        require_caller(&self.auth, req.metadata())
+            .await
+            .map_err(refused)
     }
 
     /// A stream's slot for the caller of `token`, or ResourceExhausted.
@@ -95,20 +118,11 @@ impl UserApi {
                 Status::unavailable("the events cannot be read right now; retry")
             })
     }
-
-    /// The client's address as far as it can be believed (see `forwarded`).
-    fn client_address<T>(&self, req: &Request<T>) -> String {
-        let peer = req.remote_addr().map(|a| a.ip());
-        self.forwarded
-            .client_address(req.metadata(), peer)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default()
-    }
 }
 
-/// Answers a call with this crate's error type (see [`server::reply`]).
-fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
-    server::reply(result)
+/// A refused bearer token (the verifier's status says why) as this crate's error.
+fn refused(status: Status) -> Error {
+    Error::TokenRefused(status.message().to_owned())
 }
 
 #[tonic::async_trait]
@@ -169,12 +183,13 @@ impl UserService for UserApi {
         &self,
         req: Request<CreateUserRequest>,
     ) -> Result<Response<CreateUserResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = caller(&self.auth, req.metadata()).await?;
-                let new = NewUser::parse(req.get_ref())?;
+                // Registration is open: a token only matters if one is sent.
+                let caller = caller(&self.auth, req.metadata()).await.map_err(refused)?;
+                let new = NewUser::parse(req.into_inner())?;
                 let user = self.core.create(caller.as_ref(), new).await?;
-                Ok(CreateUserResponse { user: Some(user) })
+                Ok::<_, Error>(CreateUserResponse { user: Some(user) })
             }
             .await,
         )
@@ -184,11 +199,12 @@ impl UserService for UserApi {
         &self,
         req: Request<GetUserRequest>,
     ) -> Result<Response<GetUserResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                let user = self.core.get(&caller, &req.get_ref().id).await?;
-                Ok(GetUserResponse { user: Some(user) })
+                let caller = self.caller(&req).await?;
+                let target = UserRef::parse(&req.get_ref().id, "id")?;
+                let user = self.core.get(&caller, target).await?;
+                Ok::<_, Error>(GetUserResponse { user: Some(user) })
             }
             .await,
         )
@@ -198,10 +214,20 @@ impl UserService for UserApi {
         &self,
         req: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                self.core.list(&caller, req.into_inner()).await
+                let caller = self.caller(&req).await?;
+                let r = req.get_ref();
+                let UserPage {
+                    users,
+                    next_page_token,
+                    total_size,
+                } = self.core.list(&caller, r.page_size, &r.page_token).await?;
+                Ok::<_, Error>(ListUsersResponse {
+                    users,
+                    next_page_token,
+                    total_size,
+                })
             }
             .await,
         )
@@ -211,11 +237,12 @@ impl UserService for UserApi {
         &self,
         req: Request<UpdateUserRequest>,
     ) -> Result<Response<UpdateUserResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                let user = self.core.update(&caller, req.into_inner()).await?;
-                Ok(UpdateUserResponse { user: Some(user) })
+                let caller = self.caller(&req).await?;
+                let update = UserUpdate::parse(req.into_inner())?;
+                let user = self.core.update(&caller, update).await?;
+                Ok::<_, Error>(UpdateUserResponse { user: Some(user) })
             }
             .await,
         )
@@ -225,12 +252,13 @@ impl UserService for UserApi {
         &self,
         req: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
+                let caller = self.caller(&req).await?;
                 let r = req.get_ref();
-                self.core.delete(&caller, &r.id, &r.etag).await?;
-                Ok(DeleteUserResponse {})
+                let target = UserRef::parse(&r.id, "id")?;
+                self.core.delete(&caller, target, &r.etag).await?;
+                Ok::<_, Error>(DeleteUserResponse {})
             }
             .await,
         )
@@ -240,14 +268,18 @@ impl UserService for UserApi {
         &self,
         req: Request<ChangePasswordRequest>,
     ) -> Result<Response<ChangePasswordResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                let address = self.client_address(&req);
+                let caller = self.caller(&req).await?;
+                let address = self.forwarded.client_of(&req);
+                let r = req.into_inner();
+                let target = UserRef::parse(&r.id, "id")?;
+                let current = Password::parse(r.current_password).ok();
+                let new = Password::parse(r.new_password).ok();
                 self.core
-                    .change_password(&caller, req.into_inner(), &address)
+                    .change_password(&caller, target, current, new, &address)
                     .await?;
-                Ok(ChangePasswordResponse {})
+                Ok::<_, Error>(ChangePasswordResponse {})
             }
             .await,
         )
@@ -257,10 +289,17 @@ impl UserService for UserApi {
         &self,
         req: Request<GetUserStatusRequest>,
     ) -> Result<Response<GetUserStatusResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                self.core.status(&caller, &req.get_ref().user_id).await
+                let caller = self.caller(&req).await?;
+                let status = self.core.status(&caller, &req.get_ref().user_id).await?;
+                let (user_id, username, roles, sessions_valid_after) = status_fields(status);
+                Ok::<_, Error>(GetUserStatusResponse {
+                    user_id,
+                    username,
+                    roles,
+                    sessions_valid_after,
+                })
             }
             .await,
         )
@@ -270,12 +309,17 @@ impl UserService for UserApi {
         &self,
         req: Request<VerifyCredentialsRequest>,
     ) -> Result<Response<VerifyCredentialsResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                self.core
-                    .verify_credentials(&caller, req.into_inner())
-                    .await
+                let caller = self.caller(&req).await?;
+                let r = req.into_inner();
+                let (login, password) =
+                    parse_credentials(&r.login, r.password).map_err(invalid_fields)?;
+                let check = self
+                    .core
+                    .verify_credentials(&caller, login, password, &r.client_address)
+                    .await?;
+                Ok::<_, Error>(credentials_response(check))
             }
             .await,
         )
@@ -285,11 +329,13 @@ impl UserService for UserApi {
         &self,
         req: Request<LookupUserRequest>,
     ) -> Result<Response<LookupUserResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                let user = self.core.lookup(&caller, &req.get_ref().login).await?;
-                Ok(LookupUserResponse { user: Some(user) })
+                let caller = self.caller(&req).await?;
+                let login = Login::parse(&req.get_ref().login)
+                    .map_err(|e| Error::invalid("login", e.to_string()))?;
+                let user = self.core.lookup(&caller, &login).await?;
+                Ok::<_, Error>(LookupUserResponse { user: Some(user) })
             }
             .await,
         )
@@ -299,12 +345,90 @@ impl UserService for UserApi {
         &self,
         req: Request<ImportUsersRequest>,
     ) -> Result<Response<ImportUsersResponse>, Status> {
-        reply(
+        server::reply(
             async {
-                let caller = require_caller(&self.auth, req.metadata()).await?;
-                self.core.import(&caller, req.into_inner()).await
+                let caller = self.caller(&req).await?;
+                let outcomes = self.core.import(&caller, &req.get_ref().users).await?;
+                Ok::<_, Error>(ImportUsersResponse {
+                    results: outcomes.into_iter().map(import_result).collect(),
+                })
             }
             .await,
         )
+    }
+}
+
+fn invalid_fields(bad: Vec<(&'static str, String)>) -> Error {
+    Error::InvalidArgument(
+        bad.into_iter()
+            .map(|(field, why)| FieldViolation::new(field, why))
+            .collect(),
+    )
+}
+
+/// A user's status as both VerifyCredentials and GetUserStatus carry it:
+/// (user_id, username, roles, sessions_valid_after).
+fn status_fields(s: UserStatus) -> (String, String, Vec<String>, Option<prost_types::Timestamp>) {
+    (
+        s.id.to_string(),
+        s.username,
+        s.roles,
+        s.sessions_valid_after.map(to_timestamp),
+    )
+}
+
+fn credentials_response(check: CredentialCheck) -> VerifyCredentialsResponse {
+    match check {
+        CredentialCheck::Valid(status) => {
+            let (user_id, username, roles, sessions_valid_after) = status_fields(status);
+            VerifyCredentialsResponse {
+                user_id,
+                username,
+                roles,
+                sessions_valid_after,
+                outcome: Outcome::Valid.into(),
+                retry_after: None,
+            }
+        }
+        CredentialCheck::Invalid => VerifyCredentialsResponse {
+            outcome: Outcome::Invalid.into(),
+            ..Default::default()
+        },
+        CredentialCheck::Locked(wait) => VerifyCredentialsResponse {
+            outcome: Outcome::Locked.into(),
+            retry_after: Some(whole_seconds(wait)),
+            ..Default::default()
+        },
+    }
+}
+
+/// A lock's wait in whole seconds, rounded up (at least one), so a client
+/// never tries again too early.
+fn whole_seconds(wait: std::time::Duration) -> prost_types::Duration {
+    let secs = suite_grpc::status::whole_seconds(wait);
+    prost_types::Duration {
+        seconds: i64::try_from(secs.max(1)).unwrap_or(i64::MAX),
+        nanos: 0,
+    }
+}
+
+fn import_result(outcome: ImportOutcome) -> ImportResult {
+    use import_result::Outcome;
+    match outcome {
+        ImportOutcome::Created(id) => ImportResult {
+            outcome: Outcome::Created.into(),
+            user_id: id.to_string(),
+            reason: String::new(),
+        },
+        ImportOutcome::Skipped => ImportResult {
+            outcome: Outcome::Skipped.into(),
+            user_id: String::new(),
+            reason: "a live user already has this username or email".into(),
+        },
+        ImportOutcome::Failed(reason) => ImportResult {
+            outcome: Outcome::Failed.into(),
+            user_id: String::new(),
+            reason,
+        },
     }
 }

@@ -6,23 +6,25 @@
 pub mod cache;
 pub mod coalesce;
 pub mod config;
+/// The rules (the core): what each call does, in domain types.
+pub mod core;
 pub mod domain;
 pub mod error;
+/// The gRPC adapter: requests to the core's input, its answers to responses.
 pub mod grpc;
 pub mod hashing;
-pub mod import;
 pub mod imported_hash;
 pub mod metrics;
 pub mod password;
-pub mod server;
-pub mod service;
+/// The process: assembling the core, the adapter and the server runtime.
+pub mod startup;
 pub mod store;
 pub mod throttle;
 
 pub use config::Config;
 pub use error::Error;
 pub use error::StartError;
-pub use server::{UserService, serve};
+pub use startup::{UserBinary, serve};
 
 /// Locks `m` whatever a panicking holder left: the maps it guards here hold
 /// plain values that a panic cannot leave half-written.

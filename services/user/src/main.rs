@@ -2,5 +2,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    suite_runtime::runner::main::<suite_user::UserService>()
+    suite_runtime::runner::main::<suite_user::UserBinary>()
 }

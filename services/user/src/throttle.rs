@@ -23,7 +23,7 @@ use crate::{
     lock_ignoring_poison,
     store::{Attempt, Counter, UserStore},
 };
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
@@ -31,7 +31,11 @@ use std::{
     time::Duration,
 };
 use suite_events::{Event, outbox::Wake};
-use suite_proto::user::AccountLocked;
+use suite_proto::{
+    Login,
+    time::{now, to_timestamp},
+    user::AccountLocked,
+};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -68,7 +72,7 @@ impl ThrottlePolicy {
 #[derive(Debug, Clone, Copy)]
 pub enum Account<'a> {
     User(Uuid),
-    Unknown(&'a str),
+    Unknown(&'a Login),
 }
 
 /// The two counters of a check: (account and address, account).
@@ -83,7 +87,7 @@ impl Keys {
     pub fn new(account: Account<'_>, address: &str) -> Self {
         let account = match account {
             Account::User(id) => format!("user:{id}"),
-            Account::Unknown(login) => format!("login:{}", suite_proto::canonical_login(login)),
+            Account::Unknown(login) => format!("login:{}", login.as_str()),
         };
         Self {
             pair: digest(&format!("{account}\n{address}")),
@@ -259,10 +263,7 @@ impl Throttle {
         };
         let locked = AccountLocked {
             user_id: user.to_string(),
-            locked_until: Some(prost_types::Timestamp {
-                seconds: until.timestamp(),
-                nanos: i32::try_from(until.timestamp_subsec_nanos()).unwrap_or(0),
-            }),
+            locked_until: Some(to_timestamp(*until)),
             whole_account: r.locks.get(1).copied().flatten().is_some(),
         };
         let event = Event::new(&locked, user);
@@ -391,11 +392,6 @@ impl Drop for Turn {
     }
 }
 
-/// Microsecond precision: what PostgreSQL keeps.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
 fn digest(s: &str) -> String {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     URL_SAFE_NO_PAD.encode(Sha256::digest(s))
@@ -425,12 +421,15 @@ mod tests {
         let b = Keys::new(Account::User(id), "192.0.2.2");
         assert_ne!(a.pair, b.pair);
         assert_eq!(a.account, b.account);
-        let alice = Keys::new(Account::Unknown(" Alice@Example.COM "), "");
-        let same = Keys::new(Account::Unknown("alice@example.com"), "");
+        let login = |raw: &str| Login::parse(raw).expect("a login");
+        let alice = Keys::new(Account::Unknown(&login(" Alice@Example.COM ")), "");
+        let same = Keys::new(Account::Unknown(&login("alice@example.com")), "");
         assert_eq!(alice.account, same.account);
         assert_ne!(alice.account, a.account);
-        let long = "x".repeat(60_000);
-        let huge = Keys::new(Account::Unknown(&long), "192.0.2.1");
+        // The longest login there is (a longer one is refused as it is
+        // parsed), and a long address.
+        let long = login(&"x".repeat(suite_proto::MAX_LOGIN_CHARS));
+        let huge = Keys::new(Account::Unknown(&long), &"1".repeat(60_000));
         assert_eq!((huge.pair.len(), huge.account.len()), (43, 43));
     }
 }

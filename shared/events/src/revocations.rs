@@ -1,11 +1,13 @@
 //! Feeds a verifier's [`Revocations`] from the events: logout, revocation and
 //! reuse detection end a session's tokens; deletion, a password change and
-//! a roles change end the tokens a user was given before. It reads one
+//! a roles change end the tokens a user was given before ([`user_cutoff`],
+//! the rule the auth service's sessions follow too). It reads one
 //! token lifetime back at start and marks the set caught up after that past.
 
 use crate::{Bus, Event, Filter, Item, Start};
+use chrono::{DateTime, Utc};
 use prost::Name;
-use suite_proto::{auth, user};
+use suite_proto::{auth, time::from_timestamp, user};
 use suite_tokens::{Revocations, revocations::Millis};
 use uuid::Uuid;
 
@@ -21,41 +23,74 @@ pub fn types() -> Vec<String> {
     ]
 }
 
-/// Applies one event to the set; false if it revokes nothing.
-pub fn apply(set: &Revocations, event: &Event) -> bool {
-    let at: Millis = event.time.timestamp_millis();
-    let session = |id: &str| Uuid::parse_str(id).ok();
-    if let Some(e) = event.decode::<auth::SessionEnded>() {
-        session(&e.session_id)
-            .map(|s| set.revoke_session(s, at))
-            .is_some()
-    } else if let Some(e) = event.decode::<auth::SessionRevoked>() {
-        session(&e.session_id)
-            .map(|s| set.revoke_session(s, at))
-            .is_some()
-    } else if let Some(e) = event.decode::<auth::SessionReuseDetected>() {
-        session(&e.session_id)
-            .map(|s| set.revoke_session(s, at))
-            .is_some()
-    } else if event.decode::<user::UserDeleted>().is_some()
-        || event.decode::<user::RolesChanged>().is_some()
-    {
-        revoke_subject(set, event, at)
-    } else if let Some(e) = event.decode::<user::PasswordChanged>() {
-        let cutoff = e
-            .sessions_valid_after
-            .map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000))
-            .unwrap_or(at);
-        revoke_subject(set, event, cutoff)
-    } else {
-        false
-    }
+/// What a user event means for the user's sessions and tokens: every one
+/// begun or issued before `before` ends, for `reason`. The one rule for the
+/// auth service's sessions (its events consumer) and every verifier's
+/// revocations ([`apply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCutoff {
+    pub user: Uuid,
+    pub before: DateTime<Utc>,
+    pub reason: auth::RevocationReason,
 }
 
-fn revoke_subject(set: &Revocations, event: &Event, before: Millis) -> bool {
-    Uuid::parse_str(&event.subject)
-        .map(|user| set.revoke_user_before(user, before))
-        .is_ok()
+/// The cut-off `event` sets, applied at `now`; `None` if it is not a user
+/// event that ends sessions (or names no user).
+///
+/// - A password change: the instant it records (`sessions_valid_after`),
+///   else the event's: sessions begun after the change live on.
+/// - A roles change: the event's instant, likewise.
+/// - A deletion: `now`, when the event is applied, not the event's instant.
+///   A deleted user has no valid session or token of any age, and a login
+///   whose credential check read the user just before the deletion
+///   committed dates its session and token after the event; `now` (later
+///   than that login, which no later login can follow) ends those too.
+pub fn user_cutoff(event: &Event, now: DateTime<Utc>) -> Option<UserCutoff> {
+    let (before, reason) = if event.decode::<user::UserDeleted>().is_some() {
+        (now, auth::RevocationReason::UserDeleted)
+    } else if let Some(changed) = event.decode::<user::PasswordChanged>() {
+        let at = changed
+            .sessions_valid_after
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or(event.time);
+        (at, auth::RevocationReason::PasswordChanged)
+    } else if event.decode::<user::RolesChanged>().is_some() {
+        (event.time, auth::RevocationReason::RolesChanged)
+    } else {
+        return None;
+    };
+    Some(UserCutoff {
+        user: Uuid::parse_str(&event.subject).ok()?,
+        before,
+        reason,
+    })
+}
+
+/// The session `event` ends (a logout, a revocation, a reuse detected), if
+/// it is such an event.
+fn ended_session(event: &Event) -> Option<Option<Uuid>> {
+    let id = if let Some(e) = event.decode::<auth::SessionEnded>() {
+        e.session_id
+    } else if let Some(e) = event.decode::<auth::SessionRevoked>() {
+        e.session_id
+    } else if let Some(e) = event.decode::<auth::SessionReuseDetected>() {
+        e.session_id
+    } else {
+        return None;
+    };
+    Some(Uuid::parse_str(&id).ok())
+}
+
+/// Applies one event to the set; false if it revokes nothing.
+pub fn apply(set: &Revocations, event: &Event) -> bool {
+    if let Some(session) = ended_session(event) {
+        let at: Millis = event.time.timestamp_millis();
+        return session.map(|s| set.revoke_session(s, at)).is_some();
+    }
+    user_cutoff(event, Utc::now())
+        .map(|c| set.revoke_user_before(c.user, c.before.timestamp_millis()))
+        .is_some()
 }
 
 /// Keeps `set` fed from `bus` for as long as the task runs, starting over
@@ -106,5 +141,100 @@ impl suite_runtime::readiness::Readiness for Gate {
             }
             self.inner.ping().await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap_or_default()
+    }
+
+    /// A deletion ends everything up to when it is applied, even a session
+    /// or token dated after the event (a login that read the user just
+    /// before the deletion committed); changes cut off at their own instant.
+    #[test]
+    fn a_deletion_cuts_off_when_applied_and_a_change_when_it_happened() {
+        let user = Uuid::now_v7();
+        let mut deleted = Event::new(
+            &user::UserDeleted {
+                user_id: user.to_string(),
+            },
+            user,
+        );
+        deleted.time = at(1_000);
+        let applied = at(1_005);
+        assert_eq!(
+            user_cutoff(&deleted, applied),
+            Some(UserCutoff {
+                user,
+                before: applied,
+                reason: auth::RevocationReason::UserDeleted,
+            })
+        );
+
+        let mut roles = Event::new(
+            &user::RolesChanged {
+                user_id: user.to_string(),
+                ..Default::default()
+            },
+            user,
+        );
+        roles.time = at(1_000);
+        assert_eq!(
+            user_cutoff(&roles, applied).map(|c| c.before),
+            Some(at(1_000))
+        );
+
+        let mut password = Event::new(
+            &user::PasswordChanged {
+                user_id: user.to_string(),
+                sessions_valid_after: Some(suite_proto::time::to_timestamp(at(990))),
+            },
+            user,
+        );
+        password.time = at(1_000);
+        assert_eq!(
+            user_cutoff(&password, applied),
+            Some(UserCutoff {
+                user,
+                before: at(990),
+                reason: auth::RevocationReason::PasswordChanged,
+            })
+        );
+        password.data = prost::Message::encode_to_vec(&user::PasswordChanged {
+            user_id: user.to_string(),
+            sessions_valid_after: None,
+        })
+        .into();
+        assert_eq!(
+            user_cutoff(&password, applied).map(|c| c.before),
+            Some(at(1_000)),
+            "without its own instant, the event's"
+        );
+    }
+
+    #[test]
+    fn other_events_and_unnamed_users_cut_nothing_off() {
+        let user = Uuid::now_v7();
+        let created = Event::new(&user::UserCreated::default(), user);
+        assert_eq!(user_cutoff(&created, Utc::now()), None);
+        let mut nobody = Event::new(&user::UserDeleted::default(), user);
+        nobody.subject = "not a uuid".into();
+        assert_eq!(user_cutoff(&nobody, Utc::now()), None);
+    }
+
+    #[test]
+    fn a_deletion_applied_to_the_set_refuses_tokens_issued_after_the_event() {
+        let set = Revocations::new(Duration::from_secs(900));
+        let user = Uuid::now_v7();
+        let mut deleted = Event::new(&user::UserDeleted::default(), user);
+        deleted.time = Utc::now() - chrono::Duration::seconds(5);
+        assert!(apply(&set, &deleted));
+        let issued_after_event = (deleted.time + chrono::Duration::seconds(2)).timestamp_millis();
+        assert!(set.refuses(user, None, issued_after_event));
     }
 }

@@ -52,6 +52,16 @@ impl ForwardedArgs {
         client_behind(values, |ip| self.trusted_forwarders.contains(ip)).or(peer)
     }
 
+    /// The client's address of `req` (see [`Self::client_address`]), as
+    /// the services' throttles and session lists record it: empty if
+    /// neither the metadata nor the connection tells.
+    pub fn client_of<T>(&self, req: &tonic::Request<T>) -> String {
+        let peer = req.remote_addr().map(|a| a.ip());
+        self.client_address(req.metadata(), peer)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default()
+    }
+
     fn trusts(&self, metadata: &MetadataMap, peer: Option<IpAddr>) -> bool {
         if peer.is_some_and(|p| self.trusted_forwarders.contains(&p)) {
             return true;

@@ -190,7 +190,7 @@ async fn dead_sessions_are_pruned(backend: crate::helpers::Backend) {
     };
     s.register("olga").await;
     let idle = s.login("olga", PASSWORD).await.expect("login");
-    let store = suite_auth::server::open_store(&s.auth_config).expect("store");
+    let store = suite_auth::startup::open_store(&s.auth_config).expect("store");
     let hash = suite_auth::refresh::hash(&idle.refresh_token);
     assert!(store.find_token(&hash).await.expect("find").is_some());
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;

@@ -264,9 +264,10 @@ async fn failure_counters_are_fixed_size_and_pruned(app: TestApp) {
         .expect_err("too long");
     assert_eq!(huge.code(), Code::InvalidArgument, "{huge:?}");
     let config = crate::helpers::test_config(&app.db.url, &app.key);
-    let db = suite_user::server::open_database(&config).expect("database");
+    let db = suite_user::startup::open_database(&config).expect("database");
     let store = suite_user::store::open(&db);
-    let keys = Keys::new(Account::Unknown("ghost"), "192.0.2.7");
+    let ghost = suite_proto::Login::parse("ghost").expect("a login");
+    let keys = Keys::new(Account::Unknown(&ghost), "192.0.2.7");
     for key in [&keys.pair, &keys.account] {
         let f = store.failures(key).await.expect("read").expect("counted");
         assert_eq!(f.count, 1);

@@ -24,7 +24,7 @@ async fn spawn_with_an_hour_long_floor(backend: Backend) -> Option<TestApp> {
 /// reservation made, so it holds the account's turn or has held it).
 async fn counted(app: &TestApp, user: Uuid, address: &str) {
     let config = crate::helpers::test_config(&app.db.url, &app.key);
-    let db = suite_user::server::open_database(&config).expect("database");
+    let db = suite_user::startup::open_database(&config).expect("database");
     let store = suite_user::store::open(&db);
     let key = Keys::new(Account::User(user), address).pair;
     let start = Instant::now();

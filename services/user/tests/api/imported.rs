@@ -63,7 +63,7 @@ pub async fn login(app: &TestApp, login: &str, password: &str) -> Outcome {
 /// The password hash the store holds for `login`.
 async fn stored_hash(app: &TestApp, login: &str) -> String {
     let config = crate::helpers::test_config(&app.db.url, &app.key);
-    let db = suite_user::server::open_database(&config).expect("database");
+    let db = suite_user::startup::open_database(&config).expect("database");
     suite_user::store::open(&db)
         .find_by_login(login)
         .await

@@ -2,8 +2,8 @@
 //! and the suite's server runtime (health, reflection, limits, drain).
 
 use crate::{
-    cache::UserCache, config::Config, error::StartError, grpc::UserApi, password::PasswordHasher,
-    service::UserCore, store, throttle::Throttle,
+    cache::UserCache, config::Config, core::UserCore, error::StartError, grpc::UserApi,
+    password::PasswordHasher, store, throttle::Throttle,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use suite_db::Database;
@@ -57,7 +57,7 @@ pub async fn serve(
     .with_failure_floor_at_least(config.failure_floor_at_least);
     let bus = config
         .events
-        .bus(<UserService as Service>::NAME)
+        .bus(<UserBinary as Service>::NAME)
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
     let (events, relaying) = Relay::new(
@@ -107,9 +107,7 @@ pub async fn serve(
     tracing::info!(database = %config.database_url, "user store opened");
     let result = suite_grpc::server::serve(
         Routes::new(api),
-        config
-            .grpc
-            .options(<UserService as Service>::NAME, SERVICES),
+        config.grpc.options(<UserBinary as Service>::NAME, SERVICES),
         Arc::new(Gate {
             inner: Arc::new(database),
             revocations,
@@ -142,11 +140,12 @@ async fn prune_periodically(core: Arc<UserCore>) {
     }
 }
 
-/// The `suite-user` binary.
+/// The `suite-user` binary (not the generated `UserService` trait, which
+/// `grpc::UserApi` implements).
 #[derive(Debug)]
-pub struct UserService;
+pub struct UserBinary;
 
-impl Service for UserService {
+impl Service for UserBinary {
     type Config = Config;
     type Error = StartError;
     const NAME: &'static str = "suite-user";

@@ -2,13 +2,24 @@
 //! item checked on its own (a bad one fails alone, naming its field), the
 //! valid ones inserted together by the store.
 
+use super::{
+    UserCore,
+    access::operators_only,
+    view::{Visibility, view},
+};
 use crate::{
     domain::{DisplayName, Email, Username},
+    error::Error,
     imported_hash,
     store::UserRecord,
 };
 use chrono::{DateTime, SubsecRound, Utc};
-use suite_proto::user::{ImportResult, ImportedUser, import_result::Outcome};
+use suite_events::Event;
+use suite_proto::{
+    time::{from_timestamp, now},
+    user::{ImportedUser, UserCreated},
+};
+use suite_tokens::Caller;
 use uuid::Uuid;
 
 /// The most users one ImportUsers call may carry.
@@ -38,9 +49,7 @@ pub fn parse(u: &ImportedUser, now: DateTime<Utc>) -> Result<UserRecord, String>
     note("password_hash", imported_hash::validate(&u.password_hash));
     let created_at = match &u.create_time {
         None => Ok(now),
-        Some(t) => u32::try_from(t.nanos)
-            .ok()
-            .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+        Some(t) => from_timestamp(t)
             .filter(|t| *t <= now)
             .map(|t| t.trunc_subsecs(6))
             .ok_or_else(|| "must be a valid instant, not in the future".to_owned()),
@@ -68,27 +77,86 @@ pub fn parse(u: &ImportedUser, now: DateTime<Utc>) -> Result<UserRecord, String>
     }
 }
 
-pub fn created(id: Uuid) -> ImportResult {
-    ImportResult {
-        outcome: Outcome::Created.into(),
-        user_id: id.to_string(),
-        reason: String::new(),
-    }
+/// What became of one imported user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Created(Uuid),
+    /// A live user already has its username or email.
+    Skipped,
+    /// Invalid: every bad field, as `field: reason`.
+    Failed(String),
 }
 
-pub fn skipped() -> ImportResult {
-    ImportResult {
-        outcome: Outcome::Skipped.into(),
-        user_id: String::new(),
-        reason: "a live user already has this username or email".into(),
-    }
-}
-
-pub fn failed(reason: String) -> ImportResult {
-    ImportResult {
-        outcome: Outcome::Failed.into(),
-        user_id: String::new(),
-        reason,
+impl UserCore {
+    /// Imports users with the hashes they had elsewhere (nothing is hashed
+    /// here): each valid item created with its event unless a live user has
+    /// its username or email; each answered on its own, in order.
+    pub async fn import(
+        &self,
+        caller: &Caller,
+        users: &[ImportedUser],
+    ) -> Result<Vec<ImportOutcome>, Error> {
+        operators_only(
+            caller,
+            "only admins and the operator's suitectl may import users",
+        )?;
+        if users.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "users",
+                format!("at most {MAX_BATCH} users per call"),
+            ));
+        }
+        let now = now();
+        let mut results = Vec::with_capacity(users.len());
+        let mut records = Vec::new();
+        // For each valid record, its place in `results`.
+        let mut places = Vec::new();
+        for (i, u) in users.iter().enumerate() {
+            match parse(u, now) {
+                Ok(record) => {
+                    results.push(ImportOutcome::Skipped);
+                    records.push(record);
+                    places.push(i);
+                }
+                Err(reason) => results.push(ImportOutcome::Failed(reason)),
+            }
+        }
+        if records.is_empty() {
+            return Ok(results);
+        }
+        let events: Vec<Event> = records
+            .iter()
+            .map(|r| {
+                Event::new(
+                    &UserCreated {
+                        user: Some(view(r, Visibility::Full)),
+                    },
+                    r.id,
+                )
+            })
+            .collect();
+        let created: std::collections::HashSet<Uuid> = self
+            .store
+            .import(&records, &self.recorded(events))
+            .await?
+            .into_iter()
+            .collect();
+        for (record, place) in records.iter().zip(places) {
+            if created.contains(&record.id)
+                && let Some(slot) = results.get_mut(place)
+            {
+                *slot = ImportOutcome::Created(record.id);
+            }
+        }
+        if !created.is_empty() {
+            self.events.wake();
+        }
+        tracing::info!(
+            created = created.len(),
+            requested = users.len(),
+            "users imported"
+        );
+        Ok(results)
     }
 }
 

@@ -1,6 +1,8 @@
-//! The auth service's rules: login with throttling, refresh-token rotation
-//! with reuse detection, sessions, and access-token issuance. Speaks the
-//! protobuf messages; the gRPC adapter maps its errors once.
+//! The auth service's core: login (the user service checks and throttles
+//! the password), refresh-token rotation with reuse detection, sessions,
+//! and access-token issuance. It takes parsed input and answers in domain
+//! types; the gRPC adapter (`grpc`) converts at the edge and maps its
+//! errors once.
 
 use crate::{
     error::Error,
@@ -9,15 +11,17 @@ use crate::{
     store::{AuthStore, SessionRecord, SuccessorKey},
     user_client::{Credentials, UserDirectory},
 };
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
+use jsonwebtoken::jwk::JwkSet;
 use std::{sync::Arc, time::Duration};
 use suite_events::{Event, outbox::Wake};
 use suite_grpc::paging::Paging;
-use suite_proto::auth::{
-    Jwk as ProtoJwk, ListSessionsResponse, RevocationReason, Session, SessionEnded,
-    SessionReuseDetected, SessionRevoked, SessionStarted,
+use suite_proto::{
+    Login, Password,
+    auth::{RevocationReason, SessionEnded, SessionReuseDetected, SessionRevoked, SessionStarted},
+    time::now,
 };
-use suite_tokens::{Audience, Caller, Claims, keys::jwk_to_proto};
+use suite_tokens::{Audience, Caller, Claims};
 use uuid::Uuid;
 
 /// The longest user agent kept with a session.
@@ -41,6 +45,15 @@ pub struct Issued {
     pub expires_in: i64,
     pub refresh_token: String,
     pub session_id: Uuid,
+}
+
+/// One page of a user's live sessions.
+#[derive(Debug)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionRecord>,
+    /// The caller's own session, if it is one of them.
+    pub current: Option<Uuid>,
+    pub next_page_token: String,
 }
 
 /// What the client told us about itself at login.
@@ -79,28 +92,10 @@ impl AuthCore {
     /// Checks a login and password with the user service and opens a session.
     pub async fn login(
         &self,
-        login: &str,
-        password: &str,
+        login: &Login,
+        password: &Password,
         client: ClientInfo,
     ) -> Result<Issued, Error> {
-        let mut bad = Vec::new();
-        if login.trim().is_empty() {
-            bad.push(("login", "is required".to_owned()));
-        } else if login.trim().chars().count() > suite_proto::MAX_LOGIN_CHARS {
-            bad.push((
-                "login",
-                format!(
-                    "must be at most {} characters long",
-                    suite_proto::MAX_LOGIN_CHARS
-                ),
-            ));
-        }
-        if password.is_empty() {
-            bad.push(("password", "is required".to_owned()));
-        }
-        if !bad.is_empty() {
-            return Err(Error::InvalidArgument(bad));
-        }
         // Taken before the user's roles are read: the session and its tokens
         // date from then, so that a password or roles change that lands
         // while this login is under way cuts them off too (its cutoff is
@@ -125,8 +120,7 @@ impl AuthCore {
             }
         };
         count_login("success");
-        let user_id = Uuid::parse_str(&user.user_id)
-            .map_err(|_| Error::Internal("the user service returned a bad user id".into()))?;
+        let user_id = user.id;
 
         let (refresh_token, hash) =
             refresh::new_token().map_err(|e| Error::Internal(e.to_string()))?;
@@ -204,19 +198,16 @@ impl AuthCore {
         };
 
         // The user may have been deleted, or have changed their password.
-        let Some(status) = self.users.status(&session.user_id.to_string()).await? else {
-            let revoked = revoked(&session, RevocationReason::UserDeleted);
+        let Some(status) = self.users.status(session.user_id).await? else {
+            let revoked = revoked(session.id, session.user_id, RevocationReason::UserDeleted);
             self.revoke(&session, now, revoked).await?;
             return Err(invalid());
         };
-        if let Some(cutoff) = status
-            .sessions_valid_after
-            .as_ref()
-            .and_then(from_timestamp)
+        if let Some(cutoff) = status.sessions_valid_after
             && session.created_at < cutoff
         {
             // A password or roles change (the status does not say which).
-            let revoked = revoked(&session, RevocationReason::Unspecified);
+            let revoked = revoked(session.id, session.user_id, RevocationReason::Unspecified);
             self.revoke(&session, now, revoked).await?;
             return Err(invalid());
         }
@@ -281,7 +272,7 @@ impl AuthCore {
         page_size: i32,
         page_token: &str,
         user_id: &str,
-    ) -> Result<ListSessionsResponse, Error> {
+    ) -> Result<SessionPage, Error> {
         let user_id = if user_id.is_empty() {
             user_of(caller)?
         } else {
@@ -302,9 +293,9 @@ impl AuthCore {
             .list_sessions(user_id, page.after, page.fetch(), now, idle_cutoff)
             .await?;
         let next_page_token = SESSIONS_PAGING.finish(page, &mut rows, |s| s.id);
-        let current = caller.session();
-        Ok(ListSessionsResponse {
-            sessions: rows.iter().map(|s| view(s, current)).collect(),
+        Ok(SessionPage {
+            sessions: rows,
+            current: caller.session(),
             next_page_token,
         })
     }
@@ -327,7 +318,11 @@ impl AuthCore {
             RevocationReason::ByAdmin
         };
         if self
-            .revoke(&session, now(), revoked(&session, reason))
+            .revoke(
+                &session,
+                now(),
+                revoked(session.id, session.user_id, reason),
+            )
             .await?
         {
             tracing::info!(session.id = %id, by_admin = !owner, "session revoked");
@@ -344,16 +339,7 @@ impl AuthCore {
         before: DateTime<Utc>,
         reason: RevocationReason,
     ) -> Result<usize, Error> {
-        let event_for = |id: Uuid| {
-            Event::new(
-                &SessionRevoked {
-                    session_id: id.to_string(),
-                    user_id: user_id.to_string(),
-                    reason: reason.into(),
-                },
-                user_id,
-            )
-        };
+        let event_for = |id: Uuid| revoked(id, user_id, reason);
         let ended = self
             .store
             .revoke_user_sessions(user_id, before, now(), &event_for)
@@ -379,13 +365,9 @@ impl AuthCore {
         Ok(done)
     }
 
-    /// The public keys, as protobuf JWKs.
-    pub fn jwks(&self) -> Result<Vec<ProtoJwk>, Error> {
-        let set = self
-            .keys
-            .jwks()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(set.keys.iter().filter_map(jwk_to_proto).collect())
+    /// The public keys.
+    pub fn jwks(&self) -> Result<JwkSet, Error> {
+        self.keys.jwks().map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Deletes dead sessions; returns how many.
@@ -440,15 +422,15 @@ impl AuthCore {
     }
 }
 
-/// The event of `session`'s revocation for `reason`.
-fn revoked(session: &SessionRecord, reason: RevocationReason) -> Event {
+/// The event of the revocation of `user_id`'s session `session_id` for `reason`.
+fn revoked(session_id: Uuid, user_id: Uuid, reason: RevocationReason) -> Event {
     Event::new(
         &SessionRevoked {
-            session_id: session.id.to_string(),
-            user_id: session.user_id.to_string(),
+            session_id: session_id.to_string(),
+            user_id: user_id.to_string(),
             reason: reason.into(),
         },
-        session.user_id,
+        user_id,
     )
 }
 
@@ -458,37 +440,8 @@ fn user_of(caller: &Caller) -> Result<Uuid, Error> {
     ))
 }
 
-fn view(s: &SessionRecord, current: Option<Uuid>) -> Session {
-    Session {
-        current: current == Some(s.id),
-        id: s.id.to_string(),
-        user_id: s.user_id.to_string(),
-        create_time: Some(timestamp(s.created_at)),
-        last_use_time: Some(timestamp(s.last_used_at)),
-        expire_time: Some(timestamp(s.expires_at)),
-        user_agent: s.user_agent.clone(),
-        ip_address: s.ip_address.clone(),
-    }
-}
-
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
-}
-
-/// Microsecond precision: what PostgreSQL keeps, so values read back compare equal.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 /// `ListSessions` pages (`s1:` marks its tokens).

@@ -4,10 +4,10 @@
 
 use crate::{
     config::{Config, ConfigError},
+    core::AuthCore,
     error::StartError,
     grpc::AuthApi,
     keys::KeyRing,
-    service::AuthCore,
     service_token::ServiceTokens,
     store::{self, AuthStore},
     user_client::UserDirectory,
@@ -80,7 +80,7 @@ pub async fn serve(
         .map_err(|e| StartError::Keys(e.to_string()))?;
     let bus = config
         .events
-        .bus(<AuthService as Service>::NAME)
+        .bus(<AuthBinary as Service>::NAME)
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
     let (events, relaying) = Relay::new(
@@ -126,9 +126,7 @@ pub async fn serve(
     tracing::info!(database = %config.database_url, "auth store opened");
     let result = suite_grpc::server::serve(
         Routes::new(api),
-        config
-            .grpc
-            .options(<AuthService as Service>::NAME, SERVICES),
+        config.grpc.options(<AuthBinary as Service>::NAME, SERVICES),
         Arc::new(Gate {
             inner: Arc::new(database),
             revocations,
@@ -158,11 +156,12 @@ async fn prune_periodically(core: Arc<AuthCore>) {
     }
 }
 
-/// The `suite-auth` binary.
+/// The `suite-auth` binary (not the generated `AuthService` trait, which
+/// `grpc::AuthApi` implements).
 #[derive(Debug)]
-pub struct AuthService;
+pub struct AuthBinary;
 
-impl Service for AuthService {
+impl Service for AuthBinary {
     type Config = Config;
     type Error = StartError;
     const NAME: &'static str = "suite-auth";
