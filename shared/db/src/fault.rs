@@ -72,6 +72,30 @@ pub trait StoreFault {
     fn database_down() -> Self;
 }
 
+/// Implements [`StoreFault`] for a store's error type whose variant
+/// `$variant(Fault, String)` says the database is unavailable (each
+/// service's store error has one): the rule is the same for every store.
+#[macro_export]
+macro_rules! store_fault {
+    ($error:ty, $variant:ident) => {
+        impl $crate::StoreFault for $error {
+            fn fault(&self) -> Option<$crate::Fault> {
+                match self {
+                    Self::$variant(fault, _) => Some(*fault),
+                    _ => None,
+                }
+            }
+
+            fn database_down() -> Self {
+                Self::$variant(
+                    $crate::Fault::Unreachable,
+                    "the database is down; waiting for it to answer again".into(),
+                )
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,15 +105,8 @@ fn sqlite_pool(url: &str, s: PoolSettings) -> Result<SqlitePool, String> {
 /// SQLite gives its `-wal` and `-shm` files the database file's mode.
 fn create_private(path: &Path) -> Result<(), String> {
     let fail = |what: &Path, e: std::io::Error| format!("cannot create {}: {e}", what.display());
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(|e| fail(dir, e))?;
-    }
+    suite_runtime::files::create_private_parent(path)
+        .map_err(|e| fail(path.parent().unwrap_or(path), e))?;
     let mut file = std::fs::OpenOptions::new();
     file.write(true).create_new(true);
     #[cfg(unix)]

@@ -47,18 +47,9 @@ impl Journal {
         since: DateTime<Utc>,
         keep_at_most: usize,
     ) -> Result<(Self, Vec<Entry>), Error> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
-            // Private, as the SQLite files beside it.
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder
-                .create(dir)
-                .map_err(|e| io_error(dir, "cannot create", e))?;
-        }
+        // Private, as the SQLite files beside it.
+        suite_runtime::files::create_private_parent(path)
+            .map_err(|e| io_error(path, "cannot create its directory", e))?;
         let mut entries = match File::open(path) {
             Ok(file) => read(path, file)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

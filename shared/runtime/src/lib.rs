@@ -1,6 +1,7 @@
 //! The process around every binary of the suite, whatever it serves: its
 //! `main` ([`runner`]), the readiness a server waits for ([`readiness`]), the
-//! stop signal ([`shutdown`]), binding a listener ([`listen`]), the
+//! stop signal ([`shutdown`]), binding a listener ([`listen`]), private
+//! files ([`files`]), the
 //! operators' admin HTTP server (`admin`, feature `admin`: `/metrics`,
 //! `/livez`) and the `healthcheck` probes ([`probe`]: gRPC health, HTTP
 //! `GET`).
@@ -8,6 +9,7 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+pub mod files;
 pub mod listen;
 pub mod probe;
 pub mod readiness;

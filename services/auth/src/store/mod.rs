@@ -67,21 +67,7 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl suite_db::StoreFault for StoreError {
-    fn fault(&self) -> Option<suite_db::Fault> {
-        match self {
-            Self::Unavailable(fault, _) => Some(*fault),
-            _ => None,
-        }
-    }
-
-    fn database_down() -> Self {
-        Self::Unavailable(
-            suite_db::Fault::Unreachable,
-            "the database is down; waiting for it to answer again".into(),
-        )
-    }
-}
+suite_db::store_fault!(StoreError, Unavailable);
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
