@@ -46,6 +46,8 @@ fn claims(sub: &str, roles: &[&str]) -> Claims {
         jti: uuid::Uuid::now_v7().to_string(),
         sid: Some(uuid::Uuid::now_v7().to_string()),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        client_id: None,
+        scope: None,
     }
 }
 

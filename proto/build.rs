@@ -12,6 +12,8 @@ const PROTOS: &[&str] = &[
     "suite/user/v1/user_service.proto",
     "suite/auth/v1/events.proto",
     "suite/auth/v1/auth_service.proto",
+    "suite/auth/v1/client_service.proto",
+    "suite/auth/v1/oauth_service.proto",
 ];
 
 /// Every message with a secret field; `src/redacted.rs` implements their
@@ -22,6 +24,19 @@ const SECRET_BEARING: &[&str] = &[
     "suite.auth.v1.RefreshRequest",
     "suite.auth.v1.RefreshResponse",
     "suite.auth.v1.LogoutRequest",
+    "suite.auth.v1.CreateClientResponse",
+    "suite.auth.v1.RotateClientSecretResponse",
+    "suite.auth.v1.AuthorizeRequest",
+    "suite.auth.v1.BrowserSessionCookie",
+    "suite.auth.v1.SignInRequest",
+    "suite.auth.v1.ConsentRequest",
+    "suite.auth.v1.ClientAuthentication",
+    "suite.auth.v1.TokenRequest",
+    "suite.auth.v1.Tokens",
+    "suite.auth.v1.IntrospectRequest",
+    "suite.auth.v1.RevokeRequest",
+    "suite.auth.v1.UserInfoRequest",
+    "suite.auth.v1.EndSessionRequest",
     "suite.user.v1.CreateUserRequest",
     "suite.user.v1.ChangePasswordRequest",
     "suite.user.v1.VerifyCredentialsRequest",

@@ -329,6 +329,8 @@ fn sign(key: &SigningKey, ttl_secs: i64) -> String {
         jti: format!("t{ttl_secs}"),
         sid: None,
         roles: vec!["user".into()],
+        client_id: None,
+        scope: None,
     })
     .expect("token")
 }

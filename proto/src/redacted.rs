@@ -45,6 +45,34 @@ redacted_debug! {
         secret: [access_token, refresh_token]
     }
     auth::LogoutRequest { shown: [], secret: [refresh_token] }
+    auth::CreateClientResponse { shown: [client], secret: [client_secret] }
+    auth::RotateClientSecretResponse { shown: [client], secret: [client_secret] }
+    auth::AuthorizeRequest { shown: [parameters], secret: [browser_session, browser_binding] }
+    auth::BrowserSessionCookie { shown: [max_age_secs], secret: [value] }
+    auth::SignInRequest {
+        shown: [request_id, login, user_agent],
+        secret: [csrf_token, browser_binding, password]
+    }
+    auth::ConsentRequest {
+        shown: [request_id, allow],
+        secret: [csrf_token, browser_binding, browser_session]
+    }
+    auth::ClientAuthentication { shown: [client_id, method], secret: [client_secret] }
+    auth::TokenRequest {
+        shown: [client, grant_type, redirect_uri, scope],
+        secret: [code, code_verifier, refresh_token]
+    }
+    auth::Tokens {
+        shown: [token_type, expires_in, scope],
+        secret: [access_token, refresh_token, id_token]
+    }
+    auth::IntrospectRequest { shown: [client, token_type_hint], secret: [token] }
+    auth::RevokeRequest { shown: [client, token_type_hint], secret: [token] }
+    auth::UserInfoRequest { shown: [], secret: [access_token] }
+    auth::EndSessionRequest {
+        shown: [client_id, post_logout_redirect_uri, state, confirmed],
+        secret: [id_token_hint, browser_session, browser_binding, csrf_token]
+    }
     user::CreateUserRequest {
         shown: [username, email, display_name, roles],
         secret: [password]

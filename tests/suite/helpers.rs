@@ -223,6 +223,8 @@ impl Suite {
             jti: uuid::Uuid::now_v7().to_string(),
             sid: None,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            client_id: None,
+            scope: None,
         })
         .expect("sign")
     }

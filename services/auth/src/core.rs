@@ -407,6 +407,8 @@ impl AuthCore {
             jti: issue_id(now).to_string(),
             sid: Some(session.id.to_string()),
             roles,
+            client_id: None,
+            scope: None,
         };
         let access_token = self
             .keys

@@ -47,6 +47,8 @@ impl ServiceTokens {
             jti: uuid::Uuid::now_v7().to_string(),
             sid: None,
             roles: vec![roles::SERVICE.into()],
+            client_id: None,
+            scope: None,
         };
         let token = self
             .key

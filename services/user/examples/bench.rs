@@ -89,6 +89,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         jti: "bench".into(),
         sid: None,
         roles: vec!["user".into()],
+        client_id: None,
+        scope: None,
     })?;
 
     let deadline = Instant::now() + Duration::from_secs(seconds);

@@ -79,6 +79,7 @@ impl UserApi {
         let key = match caller {
             Caller::User(u) => u.id.to_string(),
             Caller::Service { name } => format!("service:{name}"),
+            Caller::Client { client_id, .. } => format!("client:{client_id}"),
         };
         self.streams
             .take(Some(key))

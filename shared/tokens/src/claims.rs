@@ -42,6 +42,15 @@ pub struct Claims {
     pub sid: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The OAuth client the token was issued to (RFC 9068); absent on the
+    /// suite's own first-party tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The scopes granted, space-separated (RFC 9068). Absent on first-party
+    /// tokens, which keep their full meaning; present, the token allows only
+    /// what these scopes allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// Why a token was refused. Clients learn only "expired" or "invalid".

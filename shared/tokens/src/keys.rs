@@ -113,6 +113,7 @@ pub fn jwk_to_proto(jwk: &Jwk) -> Option<ProtoJwk> {
             Some(PublicKeyUse::Other(other)) => other.clone(),
             None => String::new(),
         },
+        ..ProtoJwk::default()
     })
 }
 
@@ -163,6 +164,7 @@ mod tests {
             kid: kid.into(),
             alg: "EdDSA".into(),
             r#use: "sig".into(),
+            ..ProtoJwk::default()
         }
     }
 

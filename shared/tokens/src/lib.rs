@@ -22,4 +22,4 @@ pub use revocations::Revocations;
 pub use rules::TokenRules;
 #[cfg(feature = "signing")]
 pub use signing::{SigningKey, jwks_of, public_jwk_from_pem};
-pub use verifier::{Caller, Lasting, UserCaller, Verifier};
+pub use verifier::{ADMIN_SCOPE, Caller, Delegation, Lasting, UserCaller, Verifier, scope_list};

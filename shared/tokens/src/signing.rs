@@ -170,6 +170,8 @@ mod tests {
             jti: "j".into(),
             sid: None,
             roles: vec!["user".into()],
+            client_id: None,
+            scope: None,
         }
     }
 

@@ -26,6 +26,12 @@ pub enum Caller {
     Service {
         name: String,
     },
+    /// An OAuth client acting for itself (client credentials): its subject
+    /// is its client id, and it holds only its granted scopes.
+    Client {
+        client_id: String,
+        scopes: Vec<String>,
+    },
 }
 
 /// A user's access token.
@@ -35,6 +41,29 @@ pub struct UserCaller {
     pub roles: Vec<String>,
     /// The session (refresh-token family) the token was issued for.
     pub session: Option<Uuid>,
+    /// The OAuth client the token was issued to, and the scopes it was
+    /// granted; `None` for the suite's own first-party tokens, which allow
+    /// whatever the user's roles allow.
+    pub delegated: Option<Delegation>,
+}
+
+/// The scope an OAuth token of an admin needs to act as one.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// What an OAuth client was allowed to do for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+/// The scopes of a `scope` claim (space-separated, RFC 6749 section 3.3).
+pub fn scope_list(scope: &str) -> Vec<String> {
+    scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Caller {
@@ -46,10 +75,32 @@ impl Caller {
 
     fn typed(claims: &Claims) -> Result<Self, &'static str> {
         if claims.roles.iter().any(|r| r == roles::SERVICE) {
+            if claims.client_id.is_some() || claims.scope.is_some() {
+                return Err("a service token names no client");
+            }
             return Ok(Self::Service {
                 name: claims.sub.clone(),
             });
         }
+        if let Some(client_id) = claims.client_id.as_deref()
+            && client_id == claims.sub
+        {
+            if !claims.roles.is_empty() || claims.sid.is_some() {
+                return Err("a client's own token carries no roles or session");
+            }
+            return Ok(Self::Client {
+                client_id: client_id.to_owned(),
+                scopes: scope_list(claims.scope.as_deref().unwrap_or_default()),
+            });
+        }
+        let delegated = match (&claims.client_id, &claims.scope) {
+            (None, None) => None,
+            (Some(client_id), Some(scope)) => Some(Delegation {
+                client_id: client_id.clone(),
+                scopes: scope_list(scope),
+            }),
+            _ => return Err("client_id and scope come together"),
+        };
         let id = Uuid::parse_str(&claims.sub).map_err(|_| "the subject is not a user id")?;
         let session = claims
             .sid
@@ -61,14 +112,30 @@ impl Caller {
             id,
             roles: claims.roles.clone(),
             session,
+            delegated,
         }))
+    }
+
+    /// Whether the token allows what `scope` names: always for first-party
+    /// user tokens and services; for OAuth tokens, only a granted scope.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        match self {
+            Self::User(UserCaller {
+                delegated: None, ..
+            })
+            | Self::Service { .. } => true,
+            Self::User(UserCaller {
+                delegated: Some(d), ..
+            }) => d.scopes.iter().any(|s| s == scope),
+            Self::Client { scopes, .. } => scopes.iter().any(|s| s == scope),
+        }
     }
 
     /// The user's id; `None` for a service.
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
             Self::User(u) => Some(u.id),
-            Self::Service { .. } => None,
+            Self::Service { .. } | Self::Client { .. } => None,
         }
     }
 
@@ -76,12 +143,15 @@ impl Caller {
     pub fn session(&self) -> Option<Uuid> {
         match self {
             Self::User(u) => u.session,
-            Self::Service { .. } => None,
+            Self::Service { .. } | Self::Client { .. } => None,
         }
     }
 
+    /// A user with the admin role, whose token allows acting as one: a
+    /// first-party token, or an OAuth token granted the `admin` scope.
     pub fn is_admin(&self) -> bool {
         matches!(self, Self::User(u) if u.roles.iter().any(|r| r == roles::ADMIN))
+            && self.has_scope(ADMIN_SCOPE)
     }
 
     pub fn is_service(&self) -> bool {
@@ -325,6 +395,8 @@ mod tests {
             jti: "j".into(),
             sid: sid.map(str::to_owned),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            client_id: None,
+            scope: None,
         }
     }
 

@@ -68,6 +68,8 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
             jti: "x".into(),
             sid: None,
             roles: vec!["admin".into()],
+            client_id: None,
+            scope: None,
         })
         .expect("sign");
     let refused = s.get("/api/v1/users", Some(&fake)).await.expect("forged");

@@ -182,6 +182,8 @@ fn mint(c: &CredentialArgs) -> Result<String, CtlError> {
         jti: uuid::Uuid::now_v7().to_string(),
         sid: None,
         roles: vec![roles::SERVICE.into()],
+        client_id: None,
+        scope: None,
     };
     key.sign(&claims)
         .map_err(|e| CtlError::Failed(format!("signing the service token: {e}")))

@@ -188,6 +188,8 @@ impl Suite {
                 jti: Uuid::now_v7().to_string(),
                 sid: None,
                 roles: vec!["user".into(), "admin".into()],
+                client_id: None,
+                scope: None,
             })
             .expect("sign")
     }
@@ -206,6 +208,8 @@ impl Suite {
                 jti: Uuid::now_v7().to_string(),
                 sid: None,
                 roles: vec!["service".into()],
+                client_id: None,
+                scope: None,
             })
             .expect("sign")
     }

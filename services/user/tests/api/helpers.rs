@@ -93,6 +93,8 @@ pub fn claims(sub: &str, roles: &[&str]) -> Claims {
         jti: Uuid::now_v7().to_string(),
         sid: None,
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        client_id: None,
+        scope: None,
     }
 }
 
