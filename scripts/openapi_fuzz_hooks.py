@@ -18,8 +18,14 @@ document, so a client reading it knows the same.
   (the operation's description): a rule tying the query to the body, which
   no schema can state. Only `displayName` may be empty. So positive cases
   without a mask drop the other keys set to "" or null (one with nothing
-  left to update gets the mask `displayName`, clearing it), and those whose
+  left to update gets the mask `displayName`, clearing it; in the stateful
+  phase, whose links fill the body later, just before the call), and those whose
   mask names `username` or `email` without a value get a fresh valid one.
+  (Only UpdateUser: other PATCHes take their bodies as generated.)
+- Durations (the Duration pattern): every one in the contract is a lifetime
+  whose description bounds it (positive, at most an hour; a rotated secret's
+  overlap not negative), which a pattern cannot say of a number; positive
+  cases send 300s.
 
 Everything else, negative cases included, is as schemathesis generated it.
 """
@@ -33,6 +39,9 @@ import schemathesis
 
 # The blank fillers that are letters by category (services/user/src/domain.rs).
 FILLERS = set("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+
+# The OpenAPI document's pattern of a google.protobuf.Duration (seconds).
+DURATION_PATTERN = "[0-9]{1,11}"
 
 # The user fields that may be empty, so that PATCH may clear them.
 CLEARABLE = {"displayName"}
@@ -80,28 +89,59 @@ def map_case(context, case):
             value = case.body.get(name)
             if not isinstance(value, str) or not isinstance(schema, dict):
                 continue
-            if schema.get("x-zxcvbn-min-score"):
+            if DURATION_PATTERN in str(schema):
+                case.body[name] = "300s"
+            elif schema.get("x-zxcvbn-min-score"):
                 case.body[name] = _strong_password()
             elif schema.get("x-visible-text"):
                 case.body[name] = _visible(value)
-        mask = (case.query or {}).get("updateMask") if case.method.upper() == "PATCH" else None
-        if case.method.upper() == "PATCH" and not mask:
-            for name in [k for k, v in case.body.items() if v in ("", None) and k not in CLEARABLE]:
-                del case.body[name]
-            if not any(case.body.get(f) for f in ("username", "email", "displayName", "roles")):
-                case.query = {**(case.query or {}), "updateMask": "displayName"}
-        elif mask:
-            named = set(str(mask).split(","))
-            fresh = secrets.token_hex(6)
-            if ("*" in named or "username" in named) and not case.body.get("username"):
-                case.body["username"] = f"u{fresh}"
-            if ("*" in named or "email" in named) and not case.body.get("email"):
-                case.body["email"] = f"u{fresh}@example.com"
         # "Required unless an admin changes another user's password."
         if case.path.endswith(":changePassword"):
             with _lock:
                 case.body["currentPassword"] = _password["current"]
     return case
+
+
+def _fix_user_patch(body, query):
+    """UpdateUser's rule tying the mask to the body (see the module's
+    docstring); `body` is changed in place, the query returned."""
+    mask = query.get("updateMask")
+    if not mask:
+        for name in [k for k, v in body.items() if v in ("", None) and k not in CLEARABLE]:
+            del body[name]
+        if not any(body.get(f) for f in ("username", "email", "displayName", "roles")):
+            query = {**query, "updateMask": "displayName"}
+    else:
+        named = set(str(mask).split(","))
+        fresh = secrets.token_hex(6)
+        if ("*" in named or "username" in named) and not body.get("username"):
+            body["username"] = f"u{fresh}"
+        if ("*" in named or "email" in named) and not body.get("email"):
+            body["email"] = f"u{fresh}@example.com"
+    return query
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    # Just before the call: the stateful phase fills a PATCH from a link (the
+    # id, the etag) after map_case would have run.
+    if not _positive(case) or case.method.upper() != "PATCH" or not case.path.startswith("/api/v1/users"):
+        return
+    body = kwargs.get("json")
+    if not isinstance(body, dict):
+        body = case.body
+    if not isinstance(body, dict):
+        return
+    params = kwargs.get("params")
+    query = dict(params) if isinstance(params, dict) else dict(case.query or {})
+    query = _fix_user_patch(body, query)
+    if isinstance(params, dict):
+        params.clear()
+        params.update(query)
+    case.query = query
+    case.body = body
+    if "json" in kwargs:
+        kwargs["json"] = body
 
 
 @schemathesis.hook

@@ -162,6 +162,10 @@ pub async fn run(
     auth.data_dir = config.data_dir.clone();
     auth.listen_addr = auth_addr;
     let gateway_addr = listeners.gateway.local_addr().map_err(SuiteError::Bind)?;
+    // The OIDC issuer is this run's gateway unless PUBLIC_URL names another.
+    if auth.public_url == "http://127.0.0.1:8080" {
+        auth.public_url = format!("http://{gateway_addr}");
+    }
     gateway.user_service_url = format!("http://{user_addr}");
     gateway.auth_service_url = format!("http://{auth_addr}");
     gateway.listen_addr = gateway_addr;

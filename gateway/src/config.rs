@@ -159,6 +159,10 @@ pub struct Config {
     #[arg(long, env = "EVENT_STREAMS_PER_CONNECTION", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub event_streams_per_connection: u32,
 
+    /// The sign-in pages' look (BRANDING_*) and sign-up link.
+    #[command(flatten)]
+    pub branding: crate::oidc::branding::BrandingArgs,
+
     /// Milliseconds of silence on an event stream before a `: keep-alive`
     /// comment, so that proxies and clients do not take it for dead.
     #[arg(long = "event-stream-keep-alive-ms", env = "EVENT_STREAM_KEEP_ALIVE_MS", value_name = "EVENT_STREAM_KEEP_ALIVE_MS", default_value = "15000", value_parser = clap::value_parser!(u64).range(10..=300_000).map(Duration::from_millis))]

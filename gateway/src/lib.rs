@@ -7,13 +7,16 @@
 //! router (the gateway's own routes, [`docs`]) → [`http::request_id`] →
 //! [`policy::rate_limit`] → [`policy::authenticate`] → [`http::body`] →
 //! [`upstream::forward`], which transcodes it ([`contract`]) and calls the
-//! service ([`upstream::call`]).
+//! service ([`upstream::call`]). Beside the contract's routes, [`oidc`]
+//! serves the OpenID Connect endpoints and the sign-in pages over the auth
+//! service's OAuthService.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod contract;
 pub mod docs;
 pub mod http;
+pub mod oidc;
 pub mod policy;
 pub mod state;
 pub mod upstream;
@@ -40,6 +43,13 @@ use tokio::net::TcpListener;
 /// The services the gateway routes to.
 pub const USER_SERVICE: &str = "suite.user.v1.UserService";
 pub const AUTH_SERVICE: &str = "suite.auth.v1.AuthService";
+/// The OAuth clients and the users' consents: REST routes, served by the auth service.
+pub const CLIENT_SERVICE: &str = "suite.auth.v1.ClientService";
+pub const CONSENT_SERVICE: &str = "suite.auth.v1.ConsentService";
+/// Every service whose `google.api.http` rules become routes. OAuthService
+/// is not among them: it has no rules, and the OAuth endpoints call it.
+pub const ROUTED_SERVICES: [&str; 4] =
+    [USER_SERVICE, AUTH_SERVICE, CLIENT_SERVICE, CONSENT_SERVICE];
 
 /// The gateway's own routes beside the contract's (named once for the
 /// router, the span names and the OpenAPI document).
@@ -69,6 +79,8 @@ pub enum Error {
     Events(String),
     #[error("{0}")]
     Redis(String),
+    #[error(transparent)]
+    Oidc(#[from] oidc::OidcError),
 }
 
 /// A service, its lazy channel balanced over every replica its URL resolves
@@ -156,7 +168,7 @@ fn apps(
 ) -> Result<Apps, Error> {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::Descriptors(e.to_string()))?;
-    let routes = routes::RouteTable::from_pool(&pool, &[USER_SERVICE, AUTH_SERVICE])?;
+    let routes = routes::RouteTable::from_pool(&pool, &ROUTED_SERVICES)?;
     // Rendered once: the document is a pure function of the contract.
     let openapi = bytes::Bytes::from(openapi::document(&routes, &pool).to_string());
     let settings = balance::Settings {
@@ -166,7 +178,7 @@ fn apps(
         resolve_interval: config.upstream.upstream_resolve_interval,
         keepalive: config.upstream.keepalive(),
     };
-    let upstreams = [
+    let [user, auth] = [
         upstream(
             USER_SERVICE,
             "USER_SERVICE_URL",
@@ -184,7 +196,21 @@ fn apps(
             config.event_streams_per_connection as usize,
         )?,
     ];
-    let endpoints = endpoints::Endpoints::resolve(routes.into_routes(), &upstreams)?;
+    // The auth service serves three of the contract's services on one
+    // channel (readiness asks it once, as the auth service).
+    let on_auth = |service| endpoints::Upstream {
+        service,
+        channel: auth.channel.clone(),
+        streams: auth.streams.clone(),
+        trace: auth.trace.clone(),
+    };
+    let (clients, consents) = (on_auth(CLIENT_SERVICE), on_auth(CONSENT_SERVICE));
+    let oauth = (auth.channel.clone(), auth.trace.clone());
+    let upstreams = [user, auth];
+    let endpoints = endpoints::Endpoints::resolve(
+        routes.into_routes(),
+        &[&upstreams[0], &upstreams[1], &clients, &consents],
+    )?;
     // Tokens are verified here, locally, with the auth service's public keys
     // (fetched on first need and when an unknown key id shows up).
     let source = config
@@ -228,6 +254,16 @@ fn apps(
         closing: tokio::sync::watch::Sender::new(false),
     });
     let closing = state.closing.clone();
+    // The OAuth endpoints and pages: OAuthService calls on the auth channel.
+    let oidc_state = Arc::new(oidc::OidcState {
+        auth: oauth.0,
+        trace: oauth.1,
+        limits: state.limits.clone(),
+        budget: config.request_timeout,
+        forwarding_secret: config.forwarding_secret.clone(),
+        discovery: tokio::sync::OnceCell::new(),
+        branding: oidc::branding::Branding::load(&config.branding)?,
+    });
     // The contract's routes: the handler that transcodes, calls and answers,
     // under the layers of what every call needs, innermost first. Each acts
     // on the matched route (the match is computed once, by the first that
@@ -265,7 +301,9 @@ fn apps(
         // `/metrics` and `/readyz` are not here: they are on the admin port,
         // and here they are unknown paths like any other (404).
         .fallback_service(contract)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        // The OAuth 2.0 / OpenID Connect endpoints and the sign-in pages.
+        .merge(oidc::router(oidc_state));
     // Metrics and liveness as every binary has them, and readiness: every
     // upstream's gRPC health says SERVING.
     let admin = suite_runtime::admin::admin_router().merge(
@@ -278,6 +316,8 @@ fn apps(
         // A HEAD's answer is its GET's, without the body: outside
         // compression, so that its headers are the GET's too.
         .layer(from_fn(head::head))
+        // Discovery, JWKS, token and userinfo open to any origin (SPAs).
+        .layer(from_fn(oidc::cors::open))
         // Outermost: the server span and metrics cover everything, 429s included.
         .layer(from_fn_with_state(state, observe::observe));
     Ok(Apps {

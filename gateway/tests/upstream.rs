@@ -5,7 +5,9 @@
 //! server streams as Server-Sent Events (`upstream/sse.rs`); the stop of the
 //! real server loop under keep-alive traffic (`upstream/shutdown.rs`);
 //! rate-limit keys behind a trusted proxy (`upstream/forwarded.rs`); HEAD
-//! wherever GET is (`upstream/head.rs`).
+//! wherever GET is (`upstream/head.rs`); scopes of OAuth tokens
+//! (`upstream/scopes.rs`); the OAuth endpoints and pages against a scripted
+//! OAuthService (`upstream/oidc.rs`).
 //! The real services are tested through the gateway in the root package.
 // The test binary's helpers fail their test loudly too (clippy.toml lets
 // #[test] functions do so, and clippy 1.95 does not see these as tests).
@@ -16,6 +18,12 @@
 mod forwarded;
 #[path = "upstream/head.rs"]
 mod head;
+#[path = "upstream/oidc.rs"]
+mod oidc;
+#[path = "upstream/oidc_provider.rs"]
+mod oidc_provider;
+#[path = "upstream/scopes.rs"]
+mod scopes;
 #[path = "upstream/shutdown.rs"]
 mod shutdown;
 #[path = "upstream/sse.rs"]

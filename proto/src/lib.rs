@@ -35,6 +35,7 @@ mod generated {
     }
 }
 
+pub mod access;
 pub mod codec;
 pub mod credentials;
 mod redacted;

@@ -9,6 +9,8 @@ use suite_proto::user::{
 };
 use tokio_stream::StreamExt as _;
 
+mod clients;
+
 const ADMIN_PASSWORD: &str = "operator keeps the keys 42";
 
 /// What one suitectl run did.

@@ -207,6 +207,22 @@ impl Suite {
     /// A token signed with the suite's own key (as an operator holding it
     /// could): for `sub`, with `roles`.
     pub fn mint(&self, sub: &str, roles: &[&str]) -> String {
+        self.mint_claims(sub, roles, None, None)
+    }
+
+    /// An OAuth access token as the auth service issues one to the client
+    /// `client_id`: for `sub`, with `roles`, granted `scope`.
+    pub fn mint_oauth(&self, sub: &str, roles: &[&str], client_id: &str, scope: &str) -> String {
+        self.mint_claims(sub, roles, Some(client_id), Some(scope))
+    }
+
+    fn mint_claims(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        client_id: Option<&str>,
+        scope: Option<&str>,
+    ) -> String {
         let pem = std::fs::read_to_string(self.dir.path().join("auth-signing-key.pem"))
             .expect("the suite's signing key");
         let key = suite_tokens::SigningKey::from_pkcs8_pem_thumbprinted(&pem).expect("key");
@@ -223,8 +239,8 @@ impl Suite {
             jti: uuid::Uuid::now_v7().to_string(),
             sid: None,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-            client_id: None,
-            scope: None,
+            client_id: client_id.map(str::to_owned),
+            scope: scope.map(str::to_owned),
         })
         .expect("sign")
     }

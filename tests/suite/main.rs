@@ -9,6 +9,8 @@ mod ctl;
 mod events;
 mod grpc;
 mod helpers;
+mod oidc;
+mod oidc_browser;
 mod openapi;
 mod rest;
 mod shared_limits;

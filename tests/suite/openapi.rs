@@ -14,11 +14,7 @@ const SAMPLE_ID: &str = "01a216e4-4d21-773d-b270-03fa587d21ab";
 fn route_table() -> RouteTable {
     let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
         .expect("descriptors");
-    RouteTable::from_pool(
-        &pool,
-        &[suite_gateway::USER_SERVICE, suite_gateway::AUTH_SERVICE],
-    )
-    .expect("routes")
+    RouteTable::from_pool(&pool, &suite_gateway::ROUTED_SERVICES).expect("routes")
 }
 
 /// A documented path with each `{parameter}` filled in.

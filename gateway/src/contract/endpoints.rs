@@ -56,7 +56,7 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// Each route with its service's upstream.
-    pub fn resolve(routes: Vec<Route>, upstreams: &[Upstream]) -> Result<Self, EndpointError> {
+    pub fn resolve(routes: Vec<Route>, upstreams: &[&Upstream]) -> Result<Self, EndpointError> {
         let entries = routes
             .into_iter()
             .map(|route| {

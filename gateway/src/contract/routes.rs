@@ -25,8 +25,8 @@ pub struct Route {
     /// Served without an access token.
     pub public: bool,
     /// With 201: the field of what is sent that, appended to the path, is
-    /// the `Location`.
-    pub location_field: Option<FieldDescriptor>,
+    /// the `Location`; a path of fields when nested (`client.client_id`).
+    pub location_field: Option<Vec<FieldDescriptor>>,
     /// The rate-limit bucket its calls count against (`rate_limit`).
     pub rate: RateClass,
     /// How long any cache may keep a success (`cache_max_age_secs`); `None`:
@@ -271,13 +271,7 @@ fn apply_presentation(route: &mut Route, p: &DynamicMessage) -> Result<(), Strin
                 field.name()
             ));
         }
-        let sent = route.sent_message();
-        route.location_field = Some(sent.get_field_by_name(&location_field).ok_or_else(|| {
-            format!(
-                "location_field {location_field:?} is no field of {}",
-                sent.full_name()
-            )
-        })?);
+        route.location_field = Some(field_path(route.sent_message(), &location_field)?);
     }
     route.rate = match p.get_field_by_name("rate_limit").map(|v| v.into_owned()) {
         Some(Value::EnumNumber(0)) | None => RateClass::General,
@@ -292,6 +286,37 @@ fn apply_presentation(route: &mut Route, p: &DynamicMessage) -> Result<(), Strin
         route.cache_max_age = Some(std::time::Duration::from_secs(secs.into()));
     }
     Ok(())
+}
+
+/// The fields a dotted path (`client.client_id`) names, from `message` down:
+/// every step but the last a singular message, the last a string.
+fn field_path(message: MessageDescriptor, path: &str) -> Result<Vec<FieldDescriptor>, String> {
+    let mut fields = Vec::new();
+    let mut current = Some(message);
+    for name in path.split('.') {
+        let Some(message) = current.take() else {
+            return Err(format!(
+                "location_field {path:?}: {name:?} is past a non-message field"
+            ));
+        };
+        let field = message.get_field_by_name(name).ok_or_else(|| {
+            format!(
+                "location_field {path:?}: {name:?} is no field of {}",
+                message.full_name()
+            )
+        })?;
+        if field.is_list() || field.is_map() {
+            return Err(format!("location_field {path:?}: {name:?} is repeated"));
+        }
+        if let Kind::Message(inner) = field.kind() {
+            current = Some(inner);
+        }
+        fields.push(field);
+    }
+    match fields.last().map(FieldDescriptor::kind) {
+        Some(Kind::String) => Ok(fields),
+        _ => Err(format!("location_field {path:?} is not a string field")),
+    }
 }
 
 /// A string field of an option's message; "" when unset.
@@ -452,8 +477,7 @@ mod tests {
     #[test]
     fn declared_rate_classes_and_caching_are_the_inferred_ones() {
         let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
-        let table = RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE])
-            .expect("routes");
+        let table = RouteTable::from_pool(&pool, &crate::ROUTED_SERVICES).expect("routes");
         assert!(table.routes().len() > 10);
         for r in table.routes() {
             let name = format!("{} {}", r.http_method, r.template.as_str());
@@ -474,13 +498,40 @@ mod tests {
         }
     }
 
+    /// CreateClient's `Location` comes from a nested field
+    /// (`client.client_id`): the path resolves to the two fields.
+    #[test]
+    fn a_nested_location_field_resolves_to_its_path_of_fields() {
+        let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let table = RouteTable::from_pool(&pool, &crate::ROUTED_SERVICES).expect("routes");
+        let create = table
+            .routes()
+            .iter()
+            .find(|r| r.method.name() == "CreateClient")
+            .expect("CreateClient routed");
+        let names: Vec<_> = create
+            .location_field
+            .as_ref()
+            .expect("a location field")
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        assert_eq!(names, ["client", "client_id"]);
+        assert!(
+            table
+                .routes()
+                .iter()
+                .all(|r| r.method.parent_service().name() != "OAuthService"),
+            "OAuthService has no REST routes"
+        );
+    }
+
     /// HEAD finds the GET route of its path (with its variables), and a 405
     /// lists HEAD wherever it lists GET, never where there is no GET.
     #[test]
     fn head_is_served_by_the_get_route_and_allowed_beside_it() {
         let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
-        let table = RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE])
-            .expect("routes");
+        let table = RouteTable::from_pool(&pool, &crate::ROUTED_SERVICES).expect("routes");
         let head = http::Method::HEAD;
         for path in ["/api/v1/users/u1", "/api/v1/users/me", "/api/v1/users"] {
             let (route, vars) = table.find(&head, path).expect(path);
@@ -600,6 +651,11 @@ mod tests {
                 serde_json::json!({ "post": "/t", "body": "*" }),
                 Some(serde_json::json!({ "success_code": 201, "location_field": "missing" })),
                 "location_field \"missing\"",
+            ),
+            (
+                serde_json::json!({ "post": "/t", "body": "*" }),
+                Some(serde_json::json!({ "success_code": 201, "location_field": "note.deeper" })),
+                "past a non-message field",
             ),
         ] {
             let mut options = serde_json::json!({ "[google.api.http]": rule });

@@ -316,7 +316,7 @@ mod tests {
     fn table() -> RouteTable {
         let pool = prost_reflect::DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET)
             .expect("descriptors");
-        RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE]).expect("routes")
+        RouteTable::from_pool(&pool, &crate::ROUTED_SERVICES).expect("routes")
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub async fn observe(matched: Matched, req: Request, next: Next) -> Response {
     // The route names the span, so it is matched before the span starts.
     let route = match matched.endpoint() {
         Some(e) => Some(e.route.template.as_str().to_owned()),
-        None => FIXED_ROUTES.contains(&path.as_str()).then(|| path.clone()),
+        None => (FIXED_ROUTES.contains(&path.as_str())
+            || crate::oidc::ROUTES.contains(&path.as_str()))
+        .then(|| path.clone()),
     };
     // Probes and scrapes would be most of the traces and none of the
     // interest: metrics only.

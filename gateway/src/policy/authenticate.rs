@@ -1,6 +1,9 @@
 //! Authentication: a route that is not public needs a valid bearer access
 //! token, verified here with the auth service's public keys; without one the
-//! answer is 401 before any service is called.
+//! answer is 401 before any service is called. An OAuth access token must
+//! also have been granted the scope the contract names for the route's
+//! method (`suite.api.v1.access`); without it the answer is 403 with an
+//! `insufficient_scope` challenge (RFC 6750), again before any call.
 
 use crate::{contract::endpoints::Matched, http::problem::Problem, state::SharedState};
 use axum::{
@@ -9,7 +12,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http::{HeaderMap, header};
-use suite_tokens::{Lasting, TokenError, Verifier, verifier::bearer_token};
+use http::{HeaderValue, StatusCode};
+use suite_proto::access::method_access;
+use suite_tokens::{Lasting, Refusal, TokenError, Verifier, verifier::bearer_token};
 
 /// The layer: a protected route's request without a valid token is 401
 /// here, so no service is called for it. The verified token (a
@@ -27,6 +32,10 @@ pub async fn authenticate(
     {
         match verify(&gw.verifier, req.headers()).await {
             Ok(token) => {
+                let access = method_access(endpoint.grpc_path.path());
+                if let Err(refusal) = token.caller.may_call(access) {
+                    return insufficient(refusal).into_response();
+                }
                 req.extensions_mut().insert(token);
             }
             Err(problem) => return problem.into_response(),
@@ -59,4 +68,21 @@ pub fn refused(e: &TokenError) -> Problem {
         TokenError::Revoked => "access token revoked",
         TokenError::Invalid(_) | TokenError::Rejected(_) => "invalid access token",
     })
+}
+
+/// The 403 of a good token whose grant does not reach the method: the
+/// challenge names the scope that would (RFC 6750 section 3.1), so a client
+/// knows what to ask its user for.
+pub fn insufficient(refusal: Refusal) -> Problem {
+    let challenge = match refusal.scope() {
+        // Scope tokens are printable ASCII without quotes or backslashes
+        // (RFC 6749 section 3.3), and ours come from the contract.
+        Some(scope) => format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
+        None => r#"Bearer error="insufficient_scope""#.to_owned(),
+    };
+    let problem = Problem::new(StatusCode::FORBIDDEN, refusal.to_string());
+    match HeaderValue::from_str(&challenge) {
+        Ok(value) => problem.with_header(header::WWW_AUTHENTICATE, value),
+        Err(_) => problem,
+    }
 }

@@ -121,6 +121,8 @@ fn answer(
 
 /// The created resource's id: the `location_field` of what was sent back.
 fn location_id<'a>(route: &Route, json: &'a serde_json::Value) -> Option<&'a str> {
-    let field = route.location_field.as_ref()?;
-    json.get(field.json_name())?.as_str()
+    let path = route.location_field.as_ref()?;
+    path.iter()
+        .try_fold(json, |value, field| value.get(field.json_name()))?
+        .as_str()
 }

@@ -53,6 +53,22 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// The OpenID Connect issuer: the public base URL the gateway serves the
+    /// provider's endpoints under (`iss` of ID tokens, the discovery document's
+    /// `issuer`). Behind a proxy, the URL browsers and clients use.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+
+    /// The RSA private key (PEM, 2048 bits or more) that signs RS256 ID
+    /// tokens; unset: one generated once and kept in DATA_DIR.
+    #[arg(long, env = "OIDC_RSA_KEY_FILE")]
+    pub oidc_rsa_key_file: Option<PathBuf>,
+
+    /// The P-256 private key (PKCS#8 PEM) that signs ES256 ID tokens; unset:
+    /// one generated once and kept in DATA_DIR.
+    #[arg(long, env = "OIDC_EC_KEY_FILE")]
+    pub oidc_ec_key_file: Option<PathBuf>,
+
     /// The `iss` of the tokens issued (and required of tokens presented).
     #[command(flatten)]
     pub tokens: TokenArgs,
@@ -137,6 +153,16 @@ impl Config {
         if self.tokens.jwt_issuer.trim().is_empty() {
             return err("JWT_ISSUER", "must not be empty");
         }
+        let public = self.public_url.trim_end_matches('/');
+        if !(public.starts_with("http://") || public.starts_with("https://"))
+            || public.contains(['?', '#'])
+            || public.len() <= "https://".len()
+        {
+            return err(
+                "PUBLIC_URL",
+                "must be an absolute http:// or https:// URL without query or fragment",
+            );
+        }
         if self.access_token_audience.trim().is_empty() {
             return err("ACCESS_TOKEN_AUDIENCE", "must not be empty");
         }
@@ -152,6 +178,7 @@ impl Config {
             idle_timeout: self.session_idle_timeout,
             max_lifetime: self.session_max_lifetime,
             reuse_grace: self.refresh_reuse_grace,
+            public_url: self.public_url.trim_end_matches('/').to_owned(),
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
     pub reuse_grace: Duration,
+    /// The OpenID Connect issuer, without a trailing slash.
+    pub public_url: String,
 }
 
 /// A token pair just issued.
@@ -54,6 +56,29 @@ pub struct SessionPage {
     /// The caller's own session, if it is one of them.
     pub current: Option<Uuid>,
     pub next_page_token: String,
+}
+
+/// An OAuth grant to a user, for [`AuthCore::start_oauth_session`].
+#[derive(Debug)]
+pub(crate) struct OAuthSession {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub roles: Vec<String>,
+    pub client_id: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    pub browser_session_id: Option<Uuid>,
+    pub user_agent: String,
+    pub ttl: Duration,
+}
+
+/// An OAuth client refreshing: who, its access tokens' lifetime, and the
+/// scopes the new access token carries.
+#[derive(Debug)]
+pub(crate) struct OAuthRefresh<'a> {
+    pub client_id: &'a str,
+    pub ttl: Duration,
+    pub scope: String,
 }
 
 /// What the client told us about itself at login.
@@ -140,6 +165,9 @@ impl AuthCore {
             ip_address: client.ip_address,
             revoked_at: None,
             successor_key: SuccessorKey(successor_key),
+            client_id: None,
+            scope: None,
+            browser_session_id: None,
         };
         let started = Event::new(
             &SessionStarted {
@@ -158,9 +186,152 @@ impl AuthCore {
         self.issue(&session, user.roles, refresh_token, now)
     }
 
+    /// Opens the session of an OAuth grant to a user and issues its access
+    /// token (and its refresh token, which the caller hands out only if the
+    /// grant allows one).
+    pub(crate) async fn start_oauth_session(&self, grant: OAuthSession) -> Result<Issued, Error> {
+        let now = now();
+        let (refresh_token, hash) =
+            refresh::new_token().map_err(|e| Error::Internal(e.to_string()))?;
+        let successor_key =
+            refresh::new_successor_key().map_err(|e| Error::Internal(e.to_string()))?;
+        let session = SessionRecord {
+            id: grant.session_id,
+            user_id: grant.user_id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + chrono_duration(self.settings.max_lifetime),
+            user_agent: grant
+                .user_agent
+                .chars()
+                .take(MAX_USER_AGENT_CHARS)
+                .collect(),
+            ip_address: String::new(),
+            revoked_at: None,
+            successor_key: SuccessorKey(successor_key),
+            client_id: Some(grant.client_id),
+            scope: Some(grant.scope.clone()),
+            browser_session_id: grant.browser_session_id,
+        };
+        let started = Event::new(
+            &SessionStarted {
+                session_id: session.id.to_string(),
+                user_id: grant.user_id.to_string(),
+                user_agent: session.user_agent.clone(),
+                ip_address: String::new(),
+            },
+            grant.user_id,
+        );
+        self.store
+            .create_session(&session, &hash, &[started])
+            .await?;
+        self.events.wake();
+        self.issue_as(
+            &session,
+            grant.roles,
+            refresh_token,
+            now,
+            grant.ttl,
+            Some(grant.scope),
+        )
+    }
+
+    /// A refresh token and its session, without using it (introspection,
+    /// revocation, and the token endpoint's checks before a refresh).
+    pub(crate) async fn peek_refresh(
+        &self,
+        token: &str,
+    ) -> Result<Option<(crate::store::TokenRecord, SessionRecord)>, Error> {
+        if !refresh::well_formed(token) {
+            return Ok(None);
+        }
+        Ok(self.store.find_token(&refresh::hash(token)).await?)
+    }
+
+    /// Whether `session` is live now (not revoked, expired or idle).
+    pub(crate) fn session_live(&self, session: &SessionRecord) -> bool {
+        self.is_live(session, now())
+    }
+
+    /// The session `id`, if there is one.
+    pub(crate) async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, Error> {
+        Ok(self.store.get_session(id).await?)
+    }
+
+    /// Ends session `id` (of `user_id`) for `reason`, with its event.
+    pub(crate) async fn end_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        reason: RevocationReason,
+    ) -> Result<bool, Error> {
+        let done = self
+            .store
+            .revoke_session(id, now(), &[revoked(id, user_id, reason)])
+            .await?;
+        if done {
+            self.events.wake();
+        }
+        Ok(done)
+    }
+
+    /// Checks a password as a login does (the user service's throttle and
+    /// lockout, the same metrics), for the provider's sign-in page.
+    pub(crate) async fn check_password(
+        &self,
+        login: &Login,
+        password: &Password,
+        ip_address: &str,
+    ) -> Result<Credentials, Error> {
+        let answer = self.users.verify(login, password, ip_address).await?;
+        count_login(match &answer {
+            Credentials::Valid(_) => "success",
+            Credentials::Invalid => "bad_credentials",
+            Credentials::Locked(_) => "locked_out",
+        });
+        Ok(answer)
+    }
+
+    /// Revokes `session` with `event` (see [`Self::revoke`]).
+    pub(crate) async fn revoke_with(
+        &self,
+        session: &SessionRecord,
+        event: Event,
+    ) -> Result<bool, Error> {
+        self.revoke(session, now(), event).await
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(crate) fn users(&self) -> &UserDirectory {
+        &self.users
+    }
+
+    pub(crate) fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Wakes the outbox relay after a change written with events.
+    pub(crate) fn wake(&self) {
+        self.events.wake();
+    }
+
     /// Exchanges a refresh token for a new pair, retiring it. A retired token
     /// presented again after the grace window ends its whole session.
     pub async fn refresh(&self, token: &str) -> Result<Issued, Error> {
+        self.refresh_for(token, None).await
+    }
+
+    /// [`Self::refresh`] for the OAuth client `client` (whose sessions only
+    /// it may refresh, and which may narrow the scopes), or for the suite's
+    /// own first-party clients (`None`: OAuth sessions are refused).
+    pub(crate) async fn refresh_for(
+        &self,
+        token: &str,
+        client: Option<&OAuthRefresh<'_>>,
+    ) -> Result<Issued, Error> {
         if token.is_empty() {
             return Err(Error::invalid("refresh_token", "is required"));
         }
@@ -172,6 +343,10 @@ impl AuthCore {
         let (record, session) = self.store.find_token(&hash).await?.ok_or_else(invalid)?;
         let now = now();
         if !self.is_live(&session, now) {
+            return Err(invalid());
+        }
+        // A refresh token works only for the client it was issued to.
+        if session.client_id.as_deref() != client.map(|c| c.client_id) {
             return Err(invalid());
         }
         let in_grace = match record.retired_at {
@@ -232,7 +407,11 @@ impl AuthCore {
         {
             return Err(invalid());
         }
-        self.issue(&session, status.roles, next, now)
+        let (ttl, scope) = match client {
+            Some(c) => (c.ttl, Some(c.scope.clone())),
+            None => (self.settings.access_ttl, None),
+        };
+        self.issue_as(&session, status.roles, next, now, ttl, scope)
     }
 
     /// Ends the session of a refresh token. Unknown tokens are fine: logging
@@ -391,7 +570,28 @@ impl AuthCore {
         refresh_token: String,
         now: DateTime<Utc>,
     ) -> Result<Issued, Error> {
-        let ttl = self.settings.access_ttl.as_secs() as i64;
+        self.issue_as(
+            session,
+            roles,
+            refresh_token,
+            now,
+            self.settings.access_ttl,
+            None,
+        )
+    }
+
+    /// [`Self::issue`] with a lifetime, and for an OAuth session the scopes
+    /// this token carries (the session's, or fewer).
+    fn issue_as(
+        &self,
+        session: &SessionRecord,
+        roles: Vec<String>,
+        refresh_token: String,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        scope: Option<String>,
+    ) -> Result<Issued, Error> {
+        let ttl = ttl.as_secs() as i64;
         let iat = now.timestamp();
         let claims = Claims {
             iss: self.settings.issuer.clone(),
@@ -407,8 +607,11 @@ impl AuthCore {
             jti: issue_id(now).to_string(),
             sid: Some(session.id.to_string()),
             roles,
-            client_id: None,
-            scope: None,
+            client_id: session.client_id.clone(),
+            scope: session
+                .client_id
+                .as_ref()
+                .map(|_| scope.unwrap_or_default()),
         };
         let access_token = self
             .keys

@@ -10,6 +10,7 @@ use crate::{
 };
 use std::sync::Arc;
 use suite_grpc::{forwarded::ForwardedArgs, server};
+use suite_proto::{access::method_path, auth::auth_service_server::AuthServiceServer};
 use suite_proto::{
     auth::{
         GetJwksRequest, GetJwksResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
@@ -19,8 +20,8 @@ use suite_proto::{
     parse_credentials,
     time::to_timestamp,
 };
-use suite_tokens::{Caller, Verifier, grpc::require_caller, keys::jwk_to_proto};
-use tonic::{Request, Response, Status};
+use suite_tokens::{Caller, Verifier, grpc::require_caller_for, keys::jwk_to_proto};
+use tonic::{Request, Response, Status, server::NamedService};
 use uuid::Uuid;
 
 pub struct AuthApi {
@@ -38,11 +39,12 @@ impl AuthApi {
         }
     }
 
-    /// The caller of `req`, who must have a valid bearer token.
-    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Error> {
-        require_caller(&self.auth, req.metadata())
-            .await
-            .map_err(|refused| Error::TokenRefused(refused.message().to_owned()))
+    /// The caller of `req`, who must have a valid bearer token that allows
+    /// this service's `method` (an OAuth token needs the scope the contract
+    /// names for it): PermissionDenied otherwise.
+    async fn caller_of<T>(&self, req: &Request<T>, method: &str) -> Result<Caller, Status> {
+        let path = method_path(<AuthServiceServer<AuthApi> as NamedService>::NAME, method);
+        require_caller_for(&self.auth, req.metadata(), &path).await
     }
 }
 
@@ -126,9 +128,9 @@ impl AuthService for AuthApi {
         &self,
         req: Request<ListSessionsRequest>,
     ) -> Result<Response<ListSessionsResponse>, Status> {
+        let caller = self.caller_of(&req, "ListSessions").await?;
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
                 let r = req.get_ref();
                 let SessionPage {
                     sessions,
@@ -151,9 +153,9 @@ impl AuthService for AuthApi {
         &self,
         req: Request<RevokeSessionRequest>,
     ) -> Result<Response<RevokeSessionResponse>, Status> {
+        let caller = self.caller_of(&req, "RevokeSession").await?;
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
                 self.core.revoke_session(&caller, &req.get_ref().id).await?;
                 Ok::<_, Error>(RevokeSessionResponse {})
             }

@@ -7,15 +7,24 @@ use crate::config::{Config, ConfigError};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use secrecy::ExposeSecret;
 use std::path::Path;
-use suite_tokens::{SigningKey, public_jwk_from_pem};
+use suite_tokens::{IdTokenAlg, IdTokenKey, SigningKey, public_jwk_from_pem};
 
 /// The file a generated key is kept in, under `DATA_DIR`.
 pub const GENERATED_KEY_FILE: &str = "auth-signing-key.pem";
+/// The files generated ID-token keys are kept in, under `DATA_DIR`.
+pub const GENERATED_RSA_KEY_FILE: &str = "oidc-rsa-key.pem";
+pub const GENERATED_EC_KEY_FILE: &str = "oidc-ec-key.pem";
 
 #[derive(Debug, Clone)]
 pub struct KeyRing {
     active: SigningKey,
     verify_only: Vec<Jwk>,
+    /// The keys that sign ID tokens (RS256 and ES256); EdDSA ID tokens use
+    /// `active`.
+    id_token: Vec<IdTokenKey>,
+    /// The public keys, worked out once (an RSA key's public half is
+    /// parsed out of the private key).
+    published: std::sync::OnceLock<JwkSet>,
 }
 
 impl KeyRing {
@@ -23,7 +32,21 @@ impl KeyRing {
         Self {
             active,
             verify_only,
+            id_token: Vec::new(),
+            published: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The ring with the ID-token keys `keys` too.
+    pub fn with_id_token_keys(mut self, keys: Vec<IdTokenKey>) -> Self {
+        self.id_token = keys;
+        self.published = std::sync::OnceLock::new();
+        self
+    }
+
+    /// The key that signs ID tokens with `alg`, if there is one.
+    pub fn id_token_key(&self, alg: IdTokenAlg) -> Option<&IdTokenKey> {
+        self.id_token.iter().find(|k| k.alg() == alg)
     }
 
     /// The keys the configuration names; with none, a key generated once
@@ -52,7 +75,33 @@ impl KeyRing {
                 .map_err(|e| bad("VERIFICATION_KEY_FILES")(&format!("{}: {e}", path.display())))?;
             verify_only.push(jwk);
         }
-        Ok(Self::new(active, verify_only))
+        let mut id_token = Vec::new();
+        for (alg, file, variable, generated) in [
+            (
+                IdTokenAlg::Rs256,
+                &config.oidc_rsa_key_file,
+                "OIDC_RSA_KEY_FILE",
+                GENERATED_RSA_KEY_FILE,
+            ),
+            (
+                IdTokenAlg::Es256,
+                &config.oidc_ec_key_file,
+                "OIDC_EC_KEY_FILE",
+                GENERATED_EC_KEY_FILE,
+            ),
+        ] {
+            let key = match file {
+                Some(path) => {
+                    let pem = read(path).map_err(|e| bad(variable)(&e))?;
+                    IdTokenKey::from_pem(alg, &pem)
+                        .map_err(|e| bad(variable)(&format!("{}: {e}", path.display())))?
+                }
+                None => generated_id_token_key(&config.data_dir, alg, generated)
+                    .map_err(|e| bad("DATA_DIR")(&e))?,
+            };
+            id_token.push(key);
+        }
+        Ok(Self::new(active, verify_only).with_id_token_keys(id_token))
     }
 
     /// The key that signs new tokens.
@@ -63,13 +112,19 @@ impl KeyRing {
     /// Every public key: the active one first, then the verification-only
     /// ones (a key listed both ways appears once).
     pub fn jwks(&self) -> Result<JwkSet, suite_tokens::KeyError> {
+        if let Some(published) = self.published.get() {
+            return Ok(published.clone());
+        }
         let mut keys = vec![self.active.public_jwk()?];
         for jwk in &self.verify_only {
             if !keys.iter().any(|k| k.common.key_id == jwk.common.key_id) {
                 keys.push(jwk.clone());
             }
         }
-        Ok(JwkSet { keys })
+        for key in &self.id_token {
+            keys.push(key.public_jwk()?);
+        }
+        Ok(self.published.get_or_init(|| JwkSet { keys }).clone())
     }
 }
 
@@ -95,6 +150,50 @@ fn generated_key(dir: &Path) -> Result<SigningKey, String> {
     tracing::warn!(path = %path.display(), kid = key.kid(),
         "NO SIGNING KEY CONFIGURED: generated a new one and kept it in the data directory. \
          This is for local use only; set SIGNING_KEY_FILE for production, with the same key on every replica.");
+    Ok(key)
+}
+
+/// Loads the generated ID-token key `file` from `dir`, or makes one and
+/// keeps it there (owner-only), as for the access-token key.
+fn generated_id_token_key(dir: &Path, alg: IdTokenAlg, file: &str) -> Result<IdTokenKey, String> {
+    let path = dir.join(file);
+    if path.exists() {
+        return IdTokenKey::from_pem(alg, &read(&path)?)
+            .map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let key = IdTokenKey::generate(alg).map_err(|e| e.to_string())?;
+    // A read-only file system (a hardened container given SIGNING_KEY_FILE
+    // but no ID-token keys) cannot keep it: the service still starts, with
+    // the key in memory, and says what to configure.
+    let keep = |e: String| {
+        tracing::warn!(error = %e, kid = key.kid(), ?alg,
+            "NO ID-TOKEN KEY CONFIGURED and none can be kept in DATA_DIR: using one in memory. \
+             ID tokens it signs stop verifying at a restart and differ between replicas: \
+             set OIDC_RSA_KEY_FILE / OIDC_EC_KEY_FILE.");
+        Ok(key.clone())
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return keep(format!("cannot create {}: {e}", dir.display()));
+    }
+    // Written whole under another name, then linked into place, which fails
+    // if a process starting beside this one got there first: then its key,
+    // complete, is the one.
+    let partial = dir.join(format!("{file}.{}", uuid::Uuid::now_v7()));
+    if let Err(e) = write_private(&partial, key.to_pem()) {
+        return keep(e);
+    }
+    let linked = std::fs::hard_link(&partial, &path);
+    let _ = std::fs::remove_file(&partial);
+    if let Err(e) = linked {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            return IdTokenKey::from_pem(alg, &read(&path)?)
+                .map_err(|e| format!("{}: {e}", path.display()));
+        }
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    tracing::warn!(path = %path.display(), kid = key.kid(), ?alg,
+        "NO ID-TOKEN KEY CONFIGURED: generated one and kept it in the data directory. \
+         Set OIDC_RSA_KEY_FILE / OIDC_EC_KEY_FILE for production, with the same keys on every replica.");
     Ok(key)
 }
 
@@ -135,6 +234,58 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn generated_id_token_keys_are_kept_owner_only_and_published()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let rsa = generated_id_token_key(dir.path(), IdTokenAlg::Rs256, GENERATED_RSA_KEY_FILE)?;
+        let again = generated_id_token_key(dir.path(), IdTokenAlg::Rs256, GENERATED_RSA_KEY_FILE)?;
+        assert_eq!(rsa.kid(), again.kid());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(GENERATED_RSA_KEY_FILE))?
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let ec = generated_id_token_key(dir.path(), IdTokenAlg::Es256, GENERATED_EC_KEY_FILE)?;
+        let ring = KeyRing::new(SigningKey::generate_thumbprinted()?, vec![])
+            .with_id_token_keys(vec![rsa.clone(), ec.clone()]);
+        let jwks = ring.jwks()?;
+        let algs: Vec<_> = jwks
+            .keys
+            .iter()
+            .map(|k| k.common.key_algorithm.map(|a| a.to_string()))
+            .collect();
+        assert_eq!(
+            algs,
+            vec![
+                Some("EdDSA".to_owned()),
+                Some("RS256".to_owned()),
+                Some("ES256".to_owned())
+            ]
+        );
+        assert!(jwks.keys.iter().all(|k| k.common.key_id.is_some()
+            && k.common.public_key_use == Some(jsonwebtoken::jwk::PublicKeyUse::Signature)));
+        Ok(())
+    }
+
+    #[test]
+    fn an_id_token_key_that_cannot_be_kept_is_used_from_memory()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        // A data directory that cannot be made (its parent is a file), as a
+        // read-only file system refuses it.
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "x")?;
+        let data = file.join("data");
+        let key = generated_id_token_key(&data, IdTokenAlg::Es256, GENERATED_EC_KEY_FILE)?;
+        assert!(!key.kid().is_empty());
+        assert!(!data.exists());
         Ok(())
     }
 

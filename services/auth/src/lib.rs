@@ -1,7 +1,8 @@
 //! The auth service: logs users in (checking their credentials with the user
 //! service), issues short-lived EdDSA access tokens and rotating refresh
-//! tokens, keeps sessions, and publishes its public keys. A library, so the
-//! launcher and the tests run the real server in-process.
+//! tokens, keeps sessions, and publishes its public keys; and is the OpenID
+//! Connect provider behind the gateway's OAuth endpoints and pages (`oauth`).
+//! A library, so the launcher and the tests run the real server in-process.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -13,6 +14,8 @@ pub mod error;
 pub mod grpc;
 pub mod keys;
 pub mod metrics;
+/// The OpenID Connect provider: clients, the code flow, tokens, logout.
+pub mod oauth;
 pub mod refresh;
 pub mod service_token;
 /// The process: assembling the core, the adapter and the server runtime.

@@ -12,9 +12,19 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// A token-endpoint request: its grant type and what came of it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrantLabels {
+    pub grant: &'static str,
+    /// `issued`, or the OAuth error code.
+    pub outcome: &'static str,
+}
+
 pub struct AuthMetrics {
     pub logins: Family<OutcomeLabels, Counter>,
     pub refresh_token_reuse: Counter,
+    pub oauth_tokens: Family<GrantLabels, Counter>,
+    pub authorization_code_reuse: Counter,
 }
 
 static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
@@ -28,6 +38,16 @@ static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
         refresh_token_reuse: registry.registered(
             "suite_auth_refresh_token_reuse",
             "Refresh tokens presented again after rotation (each revokes its session)",
+            Counter::default(),
+        ),
+        oauth_tokens: registry.registered(
+            "suite_auth_oauth_token_requests",
+            "Token-endpoint requests by grant type and outcome (issued, or the OAuth error)",
+            Family::default(),
+        ),
+        authorization_code_reuse: registry.registered(
+            "suite_auth_authorization_code_reuse",
+            "Authorization codes presented again (each revokes the tokens of their first exchange)",
             Counter::default(),
         ),
     }

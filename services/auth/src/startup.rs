@@ -8,6 +8,7 @@ use crate::{
     error::StartError,
     grpc::AuthApi,
     keys::KeyRing,
+    oauth::{OAuthCore, grpc::OAuthApi},
     service_token::ServiceTokens,
     store::{self, AuthStore},
     user_client::UserDirectory,
@@ -19,7 +20,10 @@ use suite_events::{
     outbox::{Relay, RelaySettings},
     revocations::Gate,
 };
-use suite_proto::auth::auth_service_server::AuthServiceServer;
+use suite_proto::auth::{
+    auth_service_server::AuthServiceServer, client_service_server::ClientServiceServer,
+    consent_service_server::ConsentServiceServer, o_auth_service_server::OAuthServiceServer,
+};
 use suite_runtime::{
     readiness::Readiness,
     runner::{Probe, Service},
@@ -35,7 +39,12 @@ use tonic::service::Routes;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The gRPC services of this server (for health and reflection).
-const SERVICES: &[&str] = &["suite.auth.v1.AuthService"];
+const SERVICES: &[&str] = &[
+    "suite.auth.v1.AuthService",
+    "suite.auth.v1.ClientService",
+    "suite.auth.v1.ConsentService",
+    "suite.auth.v1.OAuthService",
+];
 
 /// Opens the configured database (lazily: nothing connects yet).
 pub fn open_database(config: &Config) -> Result<Database, StartError> {
@@ -64,7 +73,14 @@ pub async fn serve(
     crate::metrics::register();
     let database = open_database(&config)?;
     let store = store::open(&database);
-    let keys = Arc::new(KeyRing::load(&config)?);
+    // Generating an RSA key (first start without one) takes a while.
+    let keys = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || KeyRing::load(&config))
+            .await
+            .map_err(|e| StartError::Keys(e.to_string()))??
+    };
+    let keys = Arc::new(keys);
     let jwks = keys.jwks().map_err(|e| StartError::Keys(e.to_string()))?;
     tracing::info!(
         active_kid = keys.active().kid(),
@@ -118,14 +134,30 @@ pub async fn serve(
         config.settings(),
         events,
     ));
-    let consuming = tokio::spawn(crate::consumer::run(bus, core.clone(), database.migrated()));
 
+    let provider = Arc::new(
+        OAuthCore::new(crate::oauth::open_store(&database), core.clone())
+            .map_err(|e| StartError::Keys(e.to_string()))?,
+    );
+    let consuming = tokio::spawn(crate::consumer::run(
+        bus,
+        core.clone(),
+        provider.clone(),
+        database.migrated(),
+    ));
+    let oauth = OAuthApi::new(provider.clone(), auth.clone(), config.forwarded.clone());
+    let max = config.grpc.max_message_bytes();
     let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth, config.forwarded.clone()))
-        .max_decoding_message_size(config.grpc.max_message_bytes());
-    let pruning = tokio::spawn(prune_periodically(core));
+        .max_decoding_message_size(max);
+    let mut routes = Routes::new(api);
+    routes = routes
+        .add_service(ClientServiceServer::new(oauth.clone()).max_decoding_message_size(max))
+        .add_service(ConsentServiceServer::new(oauth.clone()).max_decoding_message_size(max))
+        .add_service(OAuthServiceServer::new(oauth).max_decoding_message_size(max));
+    let pruning = tokio::spawn(prune_periodically(core, provider));
     tracing::info!(database = %config.database_url, "auth store opened");
     let result = suite_grpc::server::serve(
-        Routes::new(api),
+        routes,
         config.grpc.options(<AuthBinary as Service>::NAME, SERVICES),
         Arc::new(Gate {
             inner: Arc::new(database),
@@ -146,11 +178,18 @@ pub async fn serve(
 
 /// Keeps the tables from growing without end (every replica does it; the
 /// deletes are idempotent).
-async fn prune_periodically(core: Arc<AuthCore>) {
+async fn prune_periodically(core: Arc<AuthCore>, provider: Arc<OAuthCore>) {
     loop {
         tokio::time::sleep(PRUNE_EVERY).await;
         match core.prune().await {
             Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+        }
+        match provider.prune().await {
+            Ok(n) => tracing::info!(
+                rows = n,
+                "pruned expired OAuth requests, codes and browser sessions"
+            ),
             Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
         }
     }

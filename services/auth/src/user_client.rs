@@ -28,6 +28,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct UserStatus {
     pub id: Uuid,
+    pub username: String,
     pub roles: Vec<String>,
     /// Sessions begun before this instant are over.
     pub sessions_valid_after: Option<DateTime<Utc>>,
@@ -37,12 +38,14 @@ impl UserStatus {
     /// The status the user service answered with, read at the edge.
     fn read(
         user_id: &str,
+        username: String,
         roles: Vec<String>,
         sessions_valid_after: Option<prost_types::Timestamp>,
     ) -> Result<Self, Error> {
         Ok(Self {
             id: Uuid::parse_str(user_id)
                 .map_err(|_| Error::Internal("the user service returned a bad user id".into()))?,
+            username,
             roles,
             sessions_valid_after: sessions_valid_after.as_ref().and_then(from_timestamp),
         })
@@ -114,6 +117,7 @@ impl UserDirectory {
         match answer.outcome() {
             Outcome::Valid => Ok(Credentials::Valid(UserStatus::read(
                 &answer.user_id,
+                answer.username,
                 answer.roles,
                 answer.sessions_valid_after,
             )?)),
@@ -144,7 +148,27 @@ impl UserDirectory {
             )
             .await;
         match result {
-            Ok(r) => UserStatus::read(&r.user_id, r.roles, r.sessions_valid_after).map(Some),
+            Ok(r) => {
+                UserStatus::read(&r.user_id, r.username, r.roles, r.sessions_valid_after).map(Some)
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(upstream(s)),
+        }
+    }
+
+    /// The user's profile (for UserInfo); `None` if the user does not exist.
+    pub async fn profile(&self, user_id: Uuid) -> Result<Option<suite_proto::user::User>, Error> {
+        let msg = suite_proto::user::GetUserRequest {
+            id: user_id.to_string(),
+        };
+        let result = self
+            .call(
+                |mut client, req| async move { client.get_user(req).await },
+                msg,
+            )
+            .await;
+        match result {
+            Ok(r) => Ok(r.user),
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(upstream(s)),
         }

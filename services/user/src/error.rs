@@ -2,6 +2,7 @@
 //! mapping to `tonic::Status`, which the gRPC adapter applies.
 
 use crate::store::StoreError;
+use suite_tokens::Refusal;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -27,6 +28,11 @@ pub enum Error {
     InvalidArgument(Vec<FieldViolation>),
     #[error("{0}")]
     PermissionDenied(&'static str),
+    /// The caller's token is good but does not allow the call (an OAuth
+    /// token without the method's scope, a client's own token where a
+    /// user's is needed).
+    #[error("{0}")]
+    ScopeRefused(Refusal),
     /// The caller's bearer token was refused (why, in words for the caller).
     #[error("{0}")]
     TokenRefused(String),
@@ -70,6 +76,7 @@ impl From<Error> for Status {
                 violations.into_iter().map(|v| (v.field, v.description)),
             ),
             Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::ScopeRefused(r) => suite_tokens::grpc::refusal_status(&r),
             Error::TokenRefused(m) => Status::unauthenticated(m),
             Error::NotFound => Status::not_found("user not found"),
             Error::AlreadyExists(field) => {

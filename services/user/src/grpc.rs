@@ -19,6 +19,7 @@ use suite_events::{
     slots::{Slot, Slots},
 };
 use suite_grpc::{forwarded::ForwardedArgs, server};
+use suite_proto::access::{method_access, method_path};
 use suite_proto::{
     Login, Password, parse_credentials,
     time::to_timestamp,
@@ -30,13 +31,14 @@ use suite_proto::{
         LookupUserResponse, StreamEventsRequest, StreamEventsResponse, StreamMyEventsRequest,
         StreamMyEventsResponse, UpdateUserRequest, UpdateUserResponse, VerifyCredentialsRequest,
         VerifyCredentialsResponse, import_result, user_service_server::UserService,
-        verify_credentials_response::Outcome,
+        user_service_server::UserServiceServer, verify_credentials_response::Outcome,
     },
 };
 use suite_tokens::{
     Caller, Lasting, Verifier,
     grpc::{caller, require_caller, require_lasting, token_status},
 };
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -67,11 +69,15 @@ impl UserApi {
         }
     }
 
-    /// The caller of `req`, who must have a valid bearer token.
-    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Error> {
-        require_caller(&self.auth, req.metadata())
+    /// The caller of `req`, who must have a valid bearer token that allows
+    /// `method` (this service's method of that name): an OAuth token needs
+    /// the scope the contract names for it.
+    async fn caller<T>(&self, req: &Request<T>, method: &str) -> Result<Caller, Error> {
+        let caller = require_caller(&self.auth, req.metadata())
             .await
-            .map_err(refused)
+            .map_err(refused)?;
+        allowed(&caller, method)?;
+        Ok(caller)
     }
 
     /// A stream's slot for the caller of `token`, or ResourceExhausted.
@@ -121,6 +127,15 @@ impl UserApi {
     }
 }
 
+/// Refuses `caller` unless its token allows this service's `method`, by the
+/// contract's table (`suite.api.v1.access`).
+fn allowed(caller: &Caller, method: &str) -> Result<(), Error> {
+    let path = method_path(<UserServiceServer<UserApi> as NamedService>::NAME, method);
+    caller
+        .may_call(method_access(&path))
+        .map_err(Error::ScopeRefused)
+}
+
 /// A refused bearer token (the verifier's status says why) as this crate's error.
 fn refused(status: Status) -> Error {
     Error::TokenRefused(status.message().to_owned())
@@ -136,6 +151,7 @@ impl UserService for UserApi {
         req: Request<StreamMyEventsRequest>,
     ) -> Result<Response<Self::StreamMyEventsStream>, Status> {
         let token = require_lasting(&self.auth, req.metadata()).await?;
+        allowed(&token.caller, "StreamMyEvents")?;
         let Some(me) = token.caller.user_id() else {
             return Err(
                 Error::invalid("authorization", "StreamMyEvents needs a user's token").into(),
@@ -158,6 +174,7 @@ impl UserService for UserApi {
         req: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let token = require_lasting(&self.auth, req.metadata()).await?;
+        allowed(&token.caller, "StreamEvents")?;
         if !(token.caller.is_admin() || token.caller.is_service()) {
             return Err(Error::PermissionDenied("only admins may read every user's events").into());
         }
@@ -202,7 +219,7 @@ impl UserService for UserApi {
     ) -> Result<Response<GetUserResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "GetUser").await?;
                 let target = UserRef::parse(&req.get_ref().id, "id")?;
                 let user = self.core.get(&caller, target).await?;
                 Ok::<_, Error>(GetUserResponse { user: Some(user) })
@@ -217,7 +234,7 @@ impl UserService for UserApi {
     ) -> Result<Response<ListUsersResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "ListUsers").await?;
                 let r = req.get_ref();
                 let UserPage {
                     users,
@@ -240,7 +257,7 @@ impl UserService for UserApi {
     ) -> Result<Response<UpdateUserResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "UpdateUser").await?;
                 let update = UserUpdate::parse(req.into_inner())?;
                 let user = self.core.update(&caller, update).await?;
                 Ok::<_, Error>(UpdateUserResponse { user: Some(user) })
@@ -255,7 +272,7 @@ impl UserService for UserApi {
     ) -> Result<Response<DeleteUserResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "DeleteUser").await?;
                 let r = req.get_ref();
                 let target = UserRef::parse(&r.id, "id")?;
                 self.core.delete(&caller, target, &r.etag).await?;
@@ -271,7 +288,7 @@ impl UserService for UserApi {
     ) -> Result<Response<ChangePasswordResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "ChangePassword").await?;
                 let address = self.forwarded.client_of(&req);
                 let r = req.into_inner();
                 let target = UserRef::parse(&r.id, "id")?;
@@ -292,7 +309,7 @@ impl UserService for UserApi {
     ) -> Result<Response<GetUserStatusResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "GetUserStatus").await?;
                 let status = self.core.status(&caller, &req.get_ref().user_id).await?;
                 let (user_id, username, roles, sessions_valid_after) = status_fields(status);
                 Ok::<_, Error>(GetUserStatusResponse {
@@ -312,7 +329,7 @@ impl UserService for UserApi {
     ) -> Result<Response<VerifyCredentialsResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "VerifyCredentials").await?;
                 let r = req.into_inner();
                 let (login, password) =
                     parse_credentials(&r.login, r.password).map_err(invalid_fields)?;
@@ -332,7 +349,7 @@ impl UserService for UserApi {
     ) -> Result<Response<LookupUserResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "LookupUser").await?;
                 let login = Login::parse(&req.get_ref().login)
                     .map_err(|e| Error::invalid("login", e.to_string()))?;
                 let user = self.core.lookup(&caller, &login).await?;
@@ -348,7 +365,7 @@ impl UserService for UserApi {
     ) -> Result<Response<ImportUsersResponse>, Status> {
         server::reply(
             async {
-                let caller = self.caller(&req).await?;
+                let caller = self.caller(&req, "ImportUsers").await?;
                 let outcomes = self.core.import(&caller, &req.get_ref().users).await?;
                 Ok::<_, Error>(ImportUsersResponse {
                     results: outcomes.into_iter().map(import_result).collect(),

@@ -3,8 +3,9 @@
 
 use crate::{
     claims::TokenError,
-    verifier::{Caller, Lasting, Verifier, bearer_token},
+    verifier::{Caller, Lasting, Refusal, Verifier, bearer_token},
 };
+use suite_proto::access::method_access;
 use tonic::{Status, metadata::MetadataMap};
 
 /// The one mapping of token errors to the wire.
@@ -68,4 +69,29 @@ pub async fn require_lasting(
         tracing::debug!(error = %e, "token refused");
         token_status(&e)
     })
+}
+
+/// The one mapping of scope refusals to the wire: the token is good, what
+/// it was granted too small.
+pub fn refusal_status(refusal: &Refusal) -> Status {
+    Status::permission_denied(refusal.to_string())
+}
+
+/// Refuses `caller` (PermissionDenied) unless its token allows the method
+/// at `path` (`/{service}/{method}`), by the contract's table.
+pub fn allow(caller: &Caller, path: &str) -> Result<(), Status> {
+    caller
+        .may_call(method_access(path))
+        .map_err(|r| refusal_status(&r))
+}
+
+/// Like [`require_caller`], and the token must allow the method at `path`.
+pub async fn require_caller_for(
+    verifier: &Verifier,
+    metadata: &MetadataMap,
+    path: &str,
+) -> Result<Caller, Status> {
+    let caller = require_caller(verifier, metadata).await?;
+    allow(&caller, path)?;
+    Ok(caller)
 }

@@ -21,6 +21,8 @@ pub enum KeyError {
     Random(String),
     #[error("not an Ed25519 public or private key in PEM form")]
     BadPublicKey,
+    #[error("not an RSA (2048 bits or more) or P-256 private key in PEM form")]
+    BadIdTokenKey,
     #[error("signing failed: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
 }
@@ -88,19 +90,10 @@ impl KeySet {
     }
 }
 
-/// A public JWK as the auth service's `GetJwks` sends it; `None` for a key
-/// that is not an Ed25519 public key (nothing else is ever served).
+/// A public JWK as the auth service's `GetJwks` sends it: Ed25519 (access
+/// tokens), RSA and P-256 (ID tokens); `None` for anything else.
 pub fn jwk_to_proto(jwk: &Jwk) -> Option<ProtoJwk> {
-    let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
-        return None;
-    };
-    if okp.curve != EllipticCurve::Ed25519 {
-        return None;
-    }
-    Some(ProtoJwk {
-        kty: "OKP".into(),
-        crv: "Ed25519".into(),
-        x: okp.x.clone(),
+    let common = ProtoJwk {
         kid: jwk.common.key_id.clone().unwrap_or_default(),
         alg: jwk
             .common
@@ -114,7 +107,75 @@ pub fn jwk_to_proto(jwk: &Jwk) -> Option<ProtoJwk> {
             None => String::new(),
         },
         ..ProtoJwk::default()
-    })
+    };
+    match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            Some(ProtoJwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: okp.x.clone(),
+                ..common
+            })
+        }
+        AlgorithmParameters::RSA(rsa) => Some(ProtoJwk {
+            kty: "RSA".into(),
+            n: rsa.n.clone(),
+            e: rsa.e.clone(),
+            ..common
+        }),
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            Some(ProtoJwk {
+                kty: "EC".into(),
+                crv: "P-256".into(),
+                x: ec.x.clone(),
+                y: ec.y.clone(),
+                ..common
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Every key of a `GetJwks` reply (Ed25519, RSA, P-256), as a JWKS document
+/// to publish to relying parties, which check ID tokens with them. Not for
+/// verifying access tokens: [`jwks_from_proto`] is.
+pub fn public_jwks_from_proto(keys: &[ProtoJwk]) -> JwkSet {
+    use jsonwebtoken::jwk::{
+        EllipticCurveKeyParameters, EllipticCurveKeyType, RSAKeyParameters, RSAKeyType,
+    };
+    let keys = keys
+        .iter()
+        .filter_map(|k| {
+            let algorithm = match (k.kty.as_str(), k.crv.as_str()) {
+                ("OKP", "Ed25519") => return jwks_from_proto(std::slice::from_ref(k)).keys.pop(),
+                ("RSA", _) => AlgorithmParameters::RSA(RSAKeyParameters {
+                    key_type: RSAKeyType::RSA,
+                    n: k.n.clone(),
+                    e: k.e.clone(),
+                }),
+                ("EC", "P-256") => AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                    key_type: EllipticCurveKeyType::EC,
+                    curve: EllipticCurve::P256,
+                    x: k.x.clone(),
+                    y: k.y.clone(),
+                }),
+                _ => return None,
+            };
+            Some(Jwk {
+                common: CommonParameters {
+                    key_id: (!k.kid.is_empty()).then(|| k.kid.clone()),
+                    key_algorithm: match k.alg.as_str() {
+                        "" => None,
+                        alg => Some(alg.parse::<KeyAlgorithm>().ok()?),
+                    },
+                    public_key_use: (k.r#use == "sig").then_some(PublicKeyUse::Signature),
+                    ..Default::default()
+                },
+                algorithm,
+            })
+        })
+        .collect();
+    JwkSet { keys }
 }
 
 /// The JWKS a `GetJwks` reply holds: its Ed25519 keys (others are dropped,
@@ -188,5 +249,39 @@ mod tests {
             },
         ]);
         assert!(KeySet::from_jwks(&jwks).is_empty());
+    }
+
+    #[test]
+    fn rsa_and_ec_keys_are_published_but_never_trusted_for_access_tokens() {
+        let rsa = ProtoJwk {
+            kty: "RSA".into(),
+            n: "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw".into(),
+            e: "AQAB".into(),
+            kid: "rsa".into(),
+            alg: "RS256".into(),
+            r#use: "sig".into(),
+            ..ProtoJwk::default()
+        };
+        let ec = ProtoJwk {
+            kty: "EC".into(),
+            crv: "P-256".into(),
+            x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
+            y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
+            kid: "ec".into(),
+            alg: "ES256".into(),
+            r#use: "sig".into(),
+            ..ProtoJwk::default()
+        };
+        let sent = vec![proto("OKP", "Ed25519", "ed"), rsa, ec];
+        let published = public_jwks_from_proto(&sent);
+        assert_eq!(published.keys.len(), 3);
+        let back: Vec<ProtoJwk> = published.keys.iter().filter_map(jwk_to_proto).collect();
+        assert_eq!(back, sent);
+        // The access-token verifiers see the Ed25519 key alone.
+        let trusted = KeySet::from_jwks(&jwks_from_proto(&sent));
+        assert_eq!(trusted.len(), 1);
+        assert!(trusted.get("ed").is_some());
+        assert!(KeySet::from_jwks(&published).get("rsa").is_none());
+        assert!(KeySet::from_jwks(&published).get("ec").is_none());
     }
 }

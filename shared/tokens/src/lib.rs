@@ -21,5 +21,8 @@ pub use keys::{KeyError, KeySet};
 pub use revocations::Revocations;
 pub use rules::TokenRules;
 #[cfg(feature = "signing")]
-pub use signing::{SigningKey, jwks_of, public_jwk_from_pem};
-pub use verifier::{ADMIN_SCOPE, Caller, Delegation, Lasting, UserCaller, Verifier, scope_list};
+pub use signing::{IdTokenAlg, IdTokenKey, SigningKey, jwks_of, public_jwk_from_pem};
+pub use suite_proto::access::MethodAccess;
+pub use verifier::{
+    ADMIN_SCOPE, Caller, Delegation, Lasting, Refusal, UserCaller, Verifier, scope_list,
+};

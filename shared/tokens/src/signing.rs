@@ -1,5 +1,6 @@
 //! The signing half (feature `signing`, the auth service's): Ed25519 private
-//! keys, access tokens signed with them, and their public halves as JWKs.
+//! keys, access tokens signed with them, and their public halves as JWKs;
+//! the RSA and P-256 keys that sign ID tokens ([`IdTokenKey`]).
 
 use crate::{
     claims::{ACCESS_TOKEN_TYPE, Claims},
@@ -87,14 +88,7 @@ impl SigningKey {
 
     /// The key as PKCS#8 PEM text, for storing it.
     pub fn to_pkcs8_pem(&self) -> String {
-        let b64 = STANDARD.encode(&self.pkcs8_der);
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for chunk in b64.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(chunk));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        pem
+        pem_of("PRIVATE KEY", &self.pkcs8_der)
     }
 
     /// The public half as a JWK (`kty` OKP, `crv` Ed25519, `alg` EdDSA, `use` sig).
@@ -112,6 +106,141 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
+}
+
+impl SigningKey {
+    /// Signs any claims with JOSE `typ` `typ` (an EdDSA ID token is `JWT`).
+    pub fn sign_as<T: serde::Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+}
+
+/// The algorithm of an [`IdTokenKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTokenAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 on an RSA-2048 key: what OpenID
+    /// Connect requires every provider to offer.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+}
+
+impl IdTokenAlg {
+    fn algorithm(self) -> Algorithm {
+        match self {
+            Self::Rs256 => Algorithm::RS256,
+            Self::Es256 => Algorithm::ES256,
+        }
+    }
+}
+
+/// A private key that signs ID tokens (RS256 or ES256), named by its RFC
+/// 7638 thumbprint. Never signs access tokens: the verifiers take only
+/// Ed25519 for those.
+#[derive(Clone)]
+pub struct IdTokenKey {
+    kid: String,
+    alg: IdTokenAlg,
+    pem: String,
+    encoding: EncodingKey,
+}
+
+impl std::fmt::Debug for IdTokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdTokenKey {
+    /// A new random key: RSA-2048 or P-256. RSA generation takes a while
+    /// (tens to hundreds of milliseconds): call it off the async threads.
+    pub fn generate(alg: IdTokenAlg) -> Result<Self, KeyError> {
+        use aws_lc_rs::encoding::AsDer;
+        let random = |_| KeyError::Random("key generation failed".into());
+        let der = match alg {
+            IdTokenAlg::Rs256 => {
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(random)?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair.as_der().map_err(random)?;
+                der.as_ref().to_vec()
+            }
+            IdTokenAlg::Es256 => {
+                let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                )
+                .map_err(random)?;
+                pair.to_pkcs8v1().map_err(random)?.as_ref().to_vec()
+            }
+        };
+        Self::from_pem(alg, &pem_of("PRIVATE KEY", &der))
+    }
+
+    /// A key from its PEM text: PKCS#8 (`BEGIN PRIVATE KEY`), or PKCS#1
+    /// (`BEGIN RSA PRIVATE KEY`) for RSA.
+    pub fn from_pem(alg: IdTokenAlg, pem: &str) -> Result<Self, KeyError> {
+        let encoding = match alg {
+            IdTokenAlg::Rs256 => EncodingKey::from_rsa_pem(pem.as_bytes()),
+            IdTokenAlg::Es256 => EncodingKey::from_ec_pem(pem.as_bytes()),
+        }
+        .map_err(|_| KeyError::BadIdTokenKey)?;
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg.algorithm())
+            .map_err(|_| KeyError::BadIdTokenKey)?;
+        jwk.common.key_algorithm = None;
+        Ok(Self {
+            kid: thumbprint(&jwk)?,
+            alg,
+            pem: pem.to_owned(),
+            encoding,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn alg(&self) -> IdTokenAlg {
+        self.alg
+    }
+
+    /// The key as the PEM text it was read from or generated as.
+    pub fn to_pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The public half as a JWK, with `kid`, `alg` and `use: sig`.
+    pub fn public_jwk(&self) -> Result<Jwk, KeyError> {
+        let mut jwk = Jwk::from_encoding_key(&self.encoding, self.alg.algorithm())?;
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(jwk)
+    }
+
+    /// Signs `claims` with JOSE `typ` `typ`. RSA signing costs about a
+    /// millisecond: call it off the async threads.
+    pub fn sign_as<T: serde::Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        let mut header = Header::new(self.alg.algorithm());
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+}
+
+/// DER as PEM text with `label`.
+fn pem_of(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
 }
 
 /// A verification-only public key from PEM: an Ed25519 public key
@@ -257,6 +386,35 @@ mod tests {
         )?;
         // The HMAC key is not Ed25519; the OKP key has no kid.
         assert!(KeySet::from_jwks(&jwks).is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn id_token_keys_sign_what_their_published_jwk_verifies()
+    -> Result<(), Box<dyn std::error::Error>> {
+        for (alg, jose) in [
+            (IdTokenAlg::Rs256, Algorithm::RS256),
+            (IdTokenAlg::Es256, Algorithm::ES256),
+        ] {
+            let key = IdTokenKey::generate(alg)?;
+            let again = IdTokenKey::from_pem(alg, key.to_pem())?;
+            assert_eq!(key.kid(), again.kid());
+            let now = jsonwebtoken::get_current_timestamp() as i64;
+            let token = again.sign_as("JWT", &claims(now))?;
+            let jwk = key.public_jwk()?;
+            assert_eq!(jwk.common.key_id.as_deref(), Some(key.kid()));
+            assert_eq!(jwk.common.public_key_use, Some(PublicKeyUse::Signature));
+            let header = jsonwebtoken::decode_header(&token)?;
+            assert_eq!((header.alg, header.typ.as_deref()), (jose, Some("JWT")));
+            let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
+            let mut validation = jsonwebtoken::Validation::new(jose);
+            validation.set_audience(&["aud"]);
+            let got = jsonwebtoken::decode::<Claims>(&token, &decoding, &validation)?;
+            assert_eq!(got.claims.sub, "someone");
+            // Never an access-token key.
+            assert!(KeySet::from_jwks(&JwkSet { keys: vec![jwk] }).is_empty());
+        }
+        assert!(IdTokenKey::from_pem(IdTokenAlg::Rs256, "not a pem").is_err());
         Ok(())
     }
 }

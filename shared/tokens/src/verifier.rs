@@ -13,6 +13,7 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
+use suite_proto::access::MethodAccess;
 use uuid::Uuid;
 
 /// How many verified tokens are remembered; past that the memory starts over.
@@ -154,6 +155,32 @@ impl Caller {
             && self.has_scope(ADMIN_SCOPE)
     }
 
+    /// Whether the token allows calling a method whose rule (from the
+    /// contract's table, [`suite_proto::access`]) is `access`. First-party
+    /// user tokens and services' tokens keep their meaning: the method's own
+    /// checks (roles, ownership) decide. An OAuth user token needs the
+    /// method's scope; a client's own token acts for no user, and every
+    /// method that needs a token needs one.
+    pub fn may_call(&self, access: MethodAccess) -> Result<(), Refusal> {
+        if access == MethodAccess::Open {
+            return Ok(());
+        }
+        match self {
+            Self::Service { .. }
+            | Self::User(UserCaller {
+                delegated: None, ..
+            }) => Ok(()),
+            Self::Client { .. } => Err(Refusal::NotAUser),
+            Self::User(UserCaller {
+                delegated: Some(_), ..
+            }) => match access {
+                MethodAccess::Scope(scope) if self.has_scope(scope) => Ok(()),
+                MethodAccess::Scope(scope) => Err(Refusal::MissingScope(scope)),
+                MethodAccess::Open | MethodAccess::FirstParty => Err(Refusal::FirstPartyOnly),
+            },
+        }
+    }
+
     pub fn is_service(&self) -> bool {
         matches!(self, Self::Service { .. })
     }
@@ -164,6 +191,44 @@ impl Caller {
     /// changes nobody.
     pub fn is_operator(&self) -> bool {
         self.is_admin() || matches!(self, Self::Service { name } if name == roles::OPERATOR_SUBJECT)
+    }
+}
+
+/// Why a verified caller may not call a method (a 403, not a 401: the token
+/// is good, its grant too small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// An OAuth token not granted the scope the method needs.
+    MissingScope(&'static str),
+    /// A client's own token (client credentials) on a method that acts for
+    /// a user.
+    NotAUser,
+    /// An OAuth token on a method open to first-party and service tokens
+    /// only.
+    FirstPartyOnly,
+}
+
+impl Refusal {
+    /// The scope that would have allowed the call, if one would.
+    pub fn scope(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingScope(scope) => Some(scope),
+            Self::NotAUser | Self::FirstPartyOnly => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingScope(scope) => {
+                write!(f, "the access token was not granted the `{scope}` scope")
+            }
+            Self::NotAUser => f.write_str(
+                "a client's own token (client credentials) acts for no user; this call needs a user's token",
+            ),
+            Self::FirstPartyOnly => f.write_str("this call is not open to OAuth access tokens"),
+        }
     }
 }
 
@@ -418,5 +483,127 @@ mod tests {
         );
         assert!(Caller::from_claims(&claims("not-a-uuid", &["user"], None)).is_err());
         assert!(Caller::from_claims(&claims(&id.to_string(), &["user"], Some("x"))).is_err());
+    }
+
+    fn oauth(sub: &str, roles: &[&str], client: Option<&str>, scope: Option<&str>) -> Claims {
+        Claims {
+            client_id: client.map(str::to_owned),
+            scope: scope.map(str::to_owned),
+            ..claims(sub, roles, None)
+        }
+    }
+
+    #[test]
+    fn a_clients_own_token_is_a_client_with_its_scopes() {
+        let caller = Caller::from_claims(&oauth("app", &[], Some("app"), Some("user:read  x")));
+        assert_eq!(
+            caller.ok(),
+            Some(Caller::Client {
+                client_id: "app".into(),
+                scopes: vec!["user:read".into(), "x".into()],
+            })
+        );
+        // No scope claim: a client holding nothing.
+        let bare = Caller::from_claims(&oauth("app", &[], Some("app"), None));
+        assert!(matches!(bare, Ok(Caller::Client { scopes, .. }) if scopes.is_empty()));
+    }
+
+    #[test]
+    fn a_delegated_token_is_its_user_with_the_clients_scopes() {
+        let id = Uuid::now_v7();
+        let caller = Caller::from_claims(&oauth(
+            &id.to_string(),
+            &["user"],
+            Some("app"),
+            Some("openid user:read"),
+        ));
+        let Ok(Caller::User(user)) = &caller else {
+            panic!("not a user: {caller:?}");
+        };
+        assert_eq!(user.id, id);
+        assert_eq!(
+            user.delegated,
+            Some(Delegation {
+                client_id: "app".into(),
+                scopes: vec!["openid".into(), "user:read".into()],
+            })
+        );
+        let caller = caller.as_ref().ok();
+        assert!(caller.is_some_and(|c| c.has_scope("user:read") && !c.has_scope("user:write")));
+    }
+
+    #[test]
+    fn malformed_combinations_are_refused() {
+        let id = Uuid::now_v7().to_string();
+        // A client id without its scope, or a scope without its client.
+        assert!(Caller::from_claims(&oauth(&id, &["user"], Some("app"), None)).is_err());
+        assert!(Caller::from_claims(&oauth(&id, &["user"], None, Some("user:read"))).is_err());
+        // A service token naming a client.
+        assert!(Caller::from_claims(&oauth("svc", &["service"], Some("app"), None)).is_err());
+        assert!(Caller::from_claims(&oauth("svc", &["service"], None, Some("admin"))).is_err());
+        // A client's own token with roles or a session.
+        assert!(
+            Caller::from_claims(&oauth("app", &["admin"], Some("app"), Some("admin"))).is_err()
+        );
+        let with_sid = Claims {
+            sid: Some(Uuid::now_v7().to_string()),
+            ..oauth("app", &[], Some("app"), Some("x"))
+        };
+        assert!(Caller::from_claims(&with_sid).is_err());
+        // A delegated token whose subject is not a user id.
+        assert!(Caller::from_claims(&oauth("bob", &["user"], Some("app"), Some("x"))).is_err());
+    }
+
+    #[test]
+    fn an_admins_oauth_token_acts_as_admin_only_with_the_admin_scope() {
+        let id = Uuid::now_v7().to_string();
+        let without = Caller::from_claims(&oauth(
+            &id,
+            &["user", "admin"],
+            Some("app"),
+            Some("user:read"),
+        ));
+        assert!(without.is_ok_and(|c| !c.is_admin() && !c.is_operator()));
+        let with = Caller::from_claims(&oauth(&id, &["user", "admin"], Some("app"), Some("admin")));
+        assert!(with.is_ok_and(|c| c.is_admin()));
+        // Granted to a user without the role, the scope makes nobody an admin.
+        let pretender = Caller::from_claims(&oauth(&id, &["user"], Some("app"), Some("admin")));
+        assert!(pretender.is_ok_and(|c| !c.is_admin()));
+    }
+
+    #[test]
+    fn methods_are_allowed_by_scope_for_oauth_tokens_only() {
+        let id = Uuid::now_v7().to_string();
+        let read = MethodAccess::Scope("user:read");
+        let first_party = Caller::from_claims(&claims(&id, &["user"], None));
+        assert!(first_party.is_ok_and(
+            |c| c.may_call(read).is_ok() && c.may_call(MethodAccess::FirstParty).is_ok()
+        ));
+        let service = Caller::from_claims(&claims("suite-auth", &["service"], None));
+        assert!(service.is_ok_and(|c| c.may_call(MethodAccess::FirstParty).is_ok()));
+
+        let Ok(reader) =
+            Caller::from_claims(&oauth(&id, &["user"], Some("app"), Some("user:read")))
+        else {
+            panic!("a delegated token is refused");
+        };
+        assert_eq!(reader.may_call(read), Ok(()));
+        assert_eq!(reader.may_call(MethodAccess::Open), Ok(()));
+        assert_eq!(
+            reader.may_call(MethodAccess::Scope("user:write")),
+            Err(Refusal::MissingScope("user:write"))
+        );
+        assert_eq!(
+            reader.may_call(MethodAccess::FirstParty),
+            Err(Refusal::FirstPartyOnly)
+        );
+
+        let Ok(client) = Caller::from_claims(&oauth("app", &[], Some("app"), Some("user:read")))
+        else {
+            panic!("a client's token is refused");
+        };
+        // Even holding the scope: the method acts for a user, and it is none.
+        assert_eq!(client.may_call(read), Err(Refusal::NotAUser));
+        assert_eq!(client.may_call(MethodAccess::Open), Ok(()));
     }
 }

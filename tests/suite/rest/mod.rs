@@ -4,6 +4,7 @@ mod errors;
 mod input;
 mod journey;
 mod limits;
+mod scopes;
 mod security_headers;
 mod slow_clients;
 

@@ -5,7 +5,10 @@ use super::error::{CtlError, describe};
 use secrecy::{ExposeSecret, SecretString};
 use std::{path::PathBuf, time::Duration};
 use suite_proto::{
-    auth::{LoginRequest, LogoutRequest, auth_service_client::AuthServiceClient},
+    auth::{
+        LoginRequest, LogoutRequest, auth_service_client::AuthServiceClient,
+        client_service_client::ClientServiceClient,
+    },
     user::user_service_client::UserServiceClient,
 };
 use suite_tokens::{Audience, Claims, SigningKey, roles};
@@ -85,6 +88,8 @@ pub fn channel(url: &str, timeout: Duration) -> Result<Channel, CtlError> {
 pub struct Conn {
     pub user: UserServiceClient<Channel>,
     pub auth: AuthServiceClient<Channel>,
+    /// The auth service's OAuth clients, on the same channel.
+    pub clients: ClientServiceClient<Channel>,
     token: String,
     /// An admin's login session, ended when suitectl is done.
     refresh_token: Option<String>,
@@ -96,7 +101,9 @@ impl Conn {
         // Imports send large batches: the services' own limits apply.
         let user = UserServiceClient::new(channel(&args.user_service_url, timeout)?)
             .max_decoding_message_size(16 << 20);
-        let mut auth = AuthServiceClient::new(channel(&args.auth_service_url, timeout)?);
+        let auth_channel = channel(&args.auth_service_url, timeout)?;
+        let clients = ClientServiceClient::new(auth_channel.clone());
+        let mut auth = AuthServiceClient::new(auth_channel);
         let c = &args.credentials;
         let (token, refresh_token) = match &c.login {
             Some(login) => {
@@ -117,6 +124,7 @@ impl Conn {
         Ok(Self {
             user,
             auth,
+            clients,
             token,
             refresh_token,
         })

@@ -1,11 +1,12 @@
 //! `suitectl`, the operator's command line: the first admin, users,
-//! sessions, health and imports, over gRPC with a service token signed with
+//! sessions, OAuth clients, health and imports, over gRPC with a service token signed with
 //! the auth service's key or an admin's login. Each module does one job;
 //! [`main`] runs a parsed command line and gives the exit code. The binary
 //! is the root package's `suitectl` (its tests run it against the launched
 //! suite); this crate keeps it from linking the services.
 #![forbid(unsafe_code)]
 
+pub mod clients;
 pub mod connect;
 pub mod error;
 pub mod health;
@@ -21,7 +22,7 @@ use output::Format;
 use serde_json::json;
 use std::time::Duration;
 
-/// Operate the suite: users, sessions, health, imports.
+/// Operate the suite: users, sessions, OAuth clients, health, imports.
 ///
 /// Exit codes: 0 success; 1 the operation failed (including an import with
 /// failed lines); 2 usage error; 3 a service cannot be reached or refuses
@@ -49,6 +50,10 @@ pub enum Command {
     /// A user's sessions at the auth service.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// OAuth 2.0 / OpenID Connect clients: the applications that sign their
+    /// users in with the suite, or get tokens of their own.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
     /// Health of every replica of each service (no credentials needed).
     Health,
     /// Prints a shell completion script (e.g. `suitectl completions bash > /etc/bash_completion.d/suitectl`).
@@ -106,6 +111,43 @@ pub enum UsersCommand {
     },
     /// Imports users with password hashes from JSON lines (see the README).
     Import(import::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Registers a client; a confidential client's secret is printed once.
+    Create {
+        /// Public (SPA, native app: PKCE, no secret) or confidential.
+        #[arg(long = "type", value_enum)]
+        kind: clients::Kind,
+        #[command(flatten)]
+        fields: clients::ClientFields,
+    },
+    /// Lists the clients, oldest first.
+    List,
+    /// Shows one client.
+    Get { client_id: String },
+    /// Changes the fields given (a repeated flag replaces its whole list).
+    Update {
+        client_id: String,
+        #[command(flatten)]
+        fields: clients::ClientFields,
+    },
+    /// Deletes a client: its tokens, codes, consents and sessions end with it.
+    Delete {
+        client_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Generates a new secret for a confidential client, printed once.
+    RotateSecret {
+        client_id: String,
+        /// Seconds the previous secret keeps working (default: the
+        /// service's, one hour; 0 ends it at once).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(i64).range(0..=604_800))]
+        previous_secret_ttl: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,7 +262,69 @@ async fn authenticated(conn: &mut Conn, command: Command, format: Format) -> Res
                 Format::Text => println!("revoked session {session_id}"),
             }
         }
+        Command::Clients(command) => return clients_command(conn, command, format).await,
         Command::Health | Command::Completions { .. } => {}
+    }
+    Ok(0)
+}
+
+async fn clients_command(
+    conn: &mut Conn,
+    command: ClientsCommand,
+    format: Format,
+) -> Result<u8, CtlError> {
+    match command {
+        ClientsCommand::Create { kind, fields } => {
+            let created = clients::create(conn, kind, fields).await?;
+            println!("{}", clients::print_with_secret(format, &created));
+        }
+        ClientsCommand::List => {
+            let list = clients::list(conn).await?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::Value::from(
+                        list.iter().map(clients::client_json).collect::<Vec<_>>()
+                    )
+                ),
+                Format::Text => println!(
+                    "{}",
+                    output::table(
+                        &clients::CLIENT_HEADER,
+                        &list.iter().map(clients::client_row).collect::<Vec<_>>()
+                    )
+                ),
+            }
+        }
+        ClientsCommand::Get { client_id } => {
+            let client = clients::get(conn, client_id).await?;
+            println!("{}", clients::print_client(format, &client));
+        }
+        ClientsCommand::Update { client_id, fields } => {
+            let client = clients::update(conn, client_id, fields).await?;
+            println!("{}", clients::print_client(format, &client));
+        }
+        ClientsCommand::Delete { client_id, yes } => {
+            if !yes {
+                let client = clients::get(conn, client_id.clone()).await?;
+                users::confirm(&format!(
+                    "Delete client {} ({})? Its tokens, consents and sessions end with it. [y/N] ",
+                    client.name, client.client_id
+                ))?;
+            }
+            clients::delete(conn, client_id.clone()).await?;
+            match format {
+                Format::Json => println!("{}", json!({ "deleted": client_id })),
+                Format::Text => println!("deleted client {client_id}"),
+            }
+        }
+        ClientsCommand::RotateSecret {
+            client_id,
+            previous_secret_ttl,
+        } => {
+            let rotated = clients::rotate_secret(conn, client_id, previous_secret_ttl).await?;
+            println!("{}", clients::print_with_secret(format, &rotated));
+        }
     }
     Ok(0)
 }

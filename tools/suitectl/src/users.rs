@@ -157,7 +157,7 @@ pub async fn delete(conn: &mut Conn, id: String, yes: bool) -> Result<(), CtlErr
 }
 
 /// Asks `question` on the terminal; anything but yes is a refusal.
-fn confirm(question: &str) -> Result<(), CtlError> {
+pub fn confirm(question: &str) -> Result<(), CtlError> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(CtlError::Usage(

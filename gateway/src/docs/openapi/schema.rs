@@ -74,7 +74,12 @@ impl Generator<'_> {
                 non_empty(&mut schema);
                 properties.insert(field.json_name().to_owned(), schema);
             } else {
-                allow_empty(&mut schema);
+                // "" is unset for a string or an enum, never for a message
+                // whose JSON form is a string (a Duration, a Timestamp):
+                // that is refused as malformed.
+                if !matches!(field.kind(), prost_reflect::Kind::Message(_)) {
+                    allow_empty(&mut schema);
+                }
                 properties.insert(field.json_name().to_owned(), nullable(schema));
             }
         }
@@ -337,8 +342,10 @@ pub(super) fn enum_schema(e: &EnumDescriptor) -> Value {
 pub(super) fn well_known(full_name: &str) -> Option<Value> {
     Some(match full_name {
         "google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time" }),
+        // At most 11 digits of seconds: the JSON mapping's range is
+        // ±315,576,000,000 s, and a longer number is refused.
         "google.protobuf.Duration" => {
-            json!({ "type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$" })
+            json!({ "type": "string", "pattern": "^-?[0-9]{1,11}(\\.[0-9]{1,9})?s$" })
         }
         "google.protobuf.FieldMask" => json!({
             "type": "string",

@@ -5,8 +5,7 @@ use super::*;
 
 fn doc() -> Value {
     let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
-    let routes =
-        RouteTable::from_pool(&pool, &[crate::USER_SERVICE, crate::AUTH_SERVICE]).expect("routes");
+    let routes = RouteTable::from_pool(&pool, &crate::ROUTED_SERVICES).expect("routes");
     document(&routes, &pool)
 }
 
@@ -41,17 +40,24 @@ fn required_fields_are_listed_and_neither_null_nor_empty() {
     assert!(body["properties"].get("id").is_none(), "{body}");
     let user = schema(&doc, "suite.user.v1.User");
     assert_eq!(user["properties"]["createTime"]["readOnly"], true);
-    // An optional field with rules: "", a value by the rules, or null,
+    // An optional string with rules: "", a value by the rules, or null,
     // each alternative typed (generators then keep the format).
     assert_eq!(
-        user["properties"]["createTime"]["anyOf"],
+        user["properties"]["email"]["anyOf"],
         json!([
             { "type": "string", "maxLength": 0 },
-            { "type": "string", "format": "date-time" },
+            { "type": "string", "format": "email" },
             { "type": "null" }
         ])
     );
-    assert!(user["properties"]["createTime"].get("type").is_none());
+    assert!(user["properties"]["email"].get("type").is_none());
+    // A message whose JSON is a string (a Timestamp) is never "": its
+    // form or null.
+    assert_eq!(
+        user["properties"]["createTime"]["type"],
+        json!(["string", "null"])
+    );
+    assert_eq!(user["properties"]["createTime"]["format"], "date-time");
 }
 
 #[test]
@@ -123,4 +129,43 @@ fn a_streaming_operation_is_an_event_stream_of_its_message() {
     );
     let unary = &doc["paths"]["/api/v1/users/{id}"]["get"]["responses"]["200"]["content"];
     assert!(unary.get("application/json").is_some(), "{unary}");
+}
+
+/// Every Duration the document's pattern admits is one the gateway parses
+/// (the proto3 JSON range is ±315,576,000,000 s).
+#[test]
+fn durations_the_pattern_admits_are_parsed() {
+    let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let duration = pool
+        .get_message_by_name("google.protobuf.Duration")
+        .expect("Duration");
+    for sample in [
+        "0s",
+        "-0s",
+        "00s",
+        "1.5s",
+        "0.000000001s",
+        "99999999999.999999999s",
+        "-99999999999.999999999s",
+    ] {
+        let json = serde_json::Value::String(sample.to_owned());
+        let parsed = prost_reflect::DynamicMessage::deserialize(duration.clone(), json);
+        assert!(parsed.is_ok(), "{sample}: {parsed:?}");
+    }
+    // Past the range: refused, and outside the pattern.
+    let json = serde_json::Value::String("315576000001s".to_owned());
+    assert!(prost_reflect::DynamicMessage::deserialize(duration, json).is_err());
+    let pattern =
+        super::schema::well_known("google.protobuf.Duration").expect("schema")["pattern"].clone();
+    assert_eq!(pattern, r"^-?[0-9]{1,11}(\.[0-9]{1,9})?s$");
+}
+
+/// An optional Duration is its pattern or null, never "" (which the proto3
+/// JSON mapping refuses for a message).
+#[test]
+fn an_optional_duration_admits_no_empty_string() {
+    let doc = doc();
+    let ttl = &schema(&doc, "suite.auth.v1.Client")["properties"]["accessTokenTtl"];
+    assert!(!ttl.to_string().contains("maxLength"), "{ttl}");
+    assert!(ttl.to_string().contains("[0-9]{1,11}"), "{ttl}");
 }

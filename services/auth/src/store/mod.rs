@@ -26,6 +26,13 @@ pub struct SessionRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Keys the chain of refresh tokens (see `refresh::successor`).
     pub successor_key: SuccessorKey,
+    /// The OAuth client the session was granted to; `None` for the suite's
+    /// own first-party logins.
+    pub client_id: Option<String>,
+    /// The scopes granted to that client, space-separated.
+    pub scope: Option<String>,
+    /// The browser (SSO) session the grant came from, which ends it too.
+    pub browser_session_id: Option<Uuid>,
 }
 
 /// A session's secret for deriving refresh-token successors; never shown.

@@ -16,7 +16,7 @@ pub struct PgStore {
 macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
-            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key FROM sessions ",
+            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id FROM sessions ",
             $rest
         )
     };
@@ -34,6 +34,9 @@ fn session(row: &PgRow) -> sqlx::Result<SessionRecord> {
         ip_address: row.try_get("ip_address")?,
         revoked_at: row.try_get("revoked_at")?,
         successor_key: SuccessorKey(row.try_get("successor_key")?),
+        client_id: row.try_get("client_id")?,
+        scope: row.try_get("scope")?,
+        browser_session_id: row.try_get("browser_session_id")?,
     })
 }
 
@@ -60,13 +63,13 @@ impl AuthStore for PgStore {
         // events, atomically, in one round trip.
         static SQL: LazyLock<String> = LazyLock::new(|| {
             outbox::pg_changes_with_events(
-                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &[
                     "INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
-                   SELECT $10, id, created_at FROM changed",
+                   SELECT $13, id, created_at FROM changed",
                 ],
-                10,
+                13,
             )
         });
         let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
@@ -79,6 +82,9 @@ impl AuthStore for PgStore {
             .bind(&s.ip_address)
             .bind(s.revoked_at)
             .bind(&s.successor_key.0)
+            .bind(&s.client_id)
+            .bind(&s.scope)
+            .bind(s.browser_session_id)
             .bind(token_hash);
         outbox::bind_pg_events(query, events)
             .fetch_one(&self.pool)
@@ -89,7 +95,7 @@ impl AuthStore for PgStore {
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
         let row = sqlx::query(
             "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
-             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at, s.successor_key \
+             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at, s.successor_key, s.client_id, s.scope, s.browser_session_id \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
         )
         .bind(hash)

@@ -15,7 +15,7 @@ pub struct SqliteStore {
 macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
-            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key FROM sessions ",
+            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id FROM sessions ",
             $rest
         )
     };
@@ -43,6 +43,9 @@ fn session(row: &SqliteRow) -> sqlx::Result<SessionRecord> {
         ip_address: row.try_get("ip_address")?,
         revoked_at: row.try_get("revoked_at")?,
         successor_key: SuccessorKey(row.try_get("successor_key")?),
+        client_id: row.try_get("client_id")?,
+        scope: row.try_get("scope")?,
+        browser_session_id: row.try_get("browser_session_id")?,
     })
 }
 
@@ -67,8 +70,8 @@ impl AuthStore for SqliteStore {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -79,6 +82,9 @@ impl AuthStore for SqliteStore {
         .bind(&s.ip_address)
         .bind(s.revoked_at)
         .bind(&s.successor_key.0)
+        .bind(&s.client_id)
+        .bind(&s.scope)
+        .bind(s.browser_session_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -97,7 +103,7 @@ impl AuthStore for SqliteStore {
     async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
         let row = sqlx::query(
             "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
-             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at, s.successor_key \
+             s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at, s.successor_key, s.client_id, s.scope, s.browser_session_id \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
         )
         .bind(hash)

@@ -3,7 +3,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 use suite_proto::{
-    auth::{LoginRequest, LoginResponse, auth_service_client::AuthServiceClient},
+    auth::{
+        LoginRequest, LoginResponse, auth_service_client::AuthServiceClient,
+        client_service_client::ClientServiceClient, consent_service_client::ConsentServiceClient,
+        o_auth_service_client::OAuthServiceClient,
+    },
     user::{CreateUserRequest, User, user_service_client::UserServiceClient},
 };
 use suite_tokens::SigningKey;
@@ -74,11 +78,33 @@ pub struct Suite {
     pub client: AuthServiceClient<Channel>,
 }
 
+/// A directory for this test binary's files (the ID-token keys, generated
+/// once: an RSA key takes a while), removed at exit by the OS's temp cleanup.
+pub fn test_data_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (alg, file) in [
+            (suite_tokens::IdTokenAlg::Rs256, "rsa.pem"),
+            (suite_tokens::IdTokenAlg::Es256, "ec.pem"),
+        ] {
+            let key = suite_tokens::IdTokenKey::generate(alg).expect("id-token key");
+            std::fs::write(dir.path().join(file), key.to_pem()).expect("write key");
+        }
+        dir
+    })
+    .path()
+}
+
 pub fn auth_config(db: &TestDb, user_addr: SocketAddr, key: &SigningKey) -> suite_auth::Config {
     let mut c = suite_testkit::hermetic::<suite_auth::Config>();
     c.database_url = db.database_url();
     c.user_service_url = format!("http://{user_addr}");
     c.signing_key = Some(key.to_pkcs8_pem().into());
+    let dir = test_data_dir();
+    c.data_dir = dir.to_owned();
+    c.oidc_rsa_key_file = Some(dir.join("rsa.pem"));
+    c.oidc_ec_key_file = Some(dir.join("ec.pem"));
     c
 }
 
@@ -212,6 +238,21 @@ impl Suite {
                 scope: None,
             })
             .expect("sign")
+    }
+
+    /// The ClientService of the auth service.
+    pub fn clients(&self) -> ClientServiceClient<Channel> {
+        ClientServiceClient::new(channel(self.auth.addr))
+    }
+
+    /// The ConsentService of the auth service.
+    pub fn consents(&self) -> ConsentServiceClient<Channel> {
+        ConsentServiceClient::new(channel(self.auth.addr))
+    }
+
+    /// The OAuthService of the auth service.
+    pub fn oauth(&self) -> OAuthServiceClient<Channel> {
+        OAuthServiceClient::new(channel(self.auth.addr))
     }
 
     pub async fn stop(mut self) {

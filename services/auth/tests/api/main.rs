@@ -6,8 +6,13 @@
 
 mod helpers;
 
+mod attacks;
+mod clients;
+mod forget;
 mod keys;
 mod login;
+mod oauth;
+mod oauth_steps;
 mod refresh;
 mod sessions;
 mod startup;

@@ -177,7 +177,82 @@ async fn users_list_and_revoke_their_own_sessions_only(s: Suite) {
     s.stop().await;
 }
 
-suite_testkit::on_both_databases!(crate::helpers::spawn_suite; users_list_and_revoke_their_own_sessions_only);
+/// A token of `sub` as an OAuth client would hold it: `client_id` and the
+/// granted `scope` (for a client's own token, `sub` is the client id).
+fn oauth_token(s: &Suite, sub: &str, roles: &[&str], scope: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    s.key
+        .sign(&suite_tokens::Claims {
+            iss: "suite-auth".into(),
+            aud: suite_tokens::Audience::One("suite".into()),
+            sub: sub.into(),
+            exp: now + 300,
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: None,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            client_id: Some(if roles.is_empty() {
+                sub.into()
+            } else {
+                "app".into()
+            }),
+            scope: Some(scope.into()),
+        })
+        .expect("sign")
+}
+
+async fn oauth_tokens_list_and_revoke_sessions_by_scope(s: Suite) {
+    let jack = s.register("jack").await;
+    let phone = s.login("jack", PASSWORD).await.expect("login");
+    let mut c = s.client.clone();
+    let reader = oauth_token(&s, &jack.id, &["user"], "user:read");
+    let writer = oauth_token(&s, &jack.id, &["user"], "user:write");
+    let machine = oauth_token(&s, "machine", &[], "user:read user:write");
+
+    let listed = c
+        .list_sessions(authed(ListSessionsRequest::default(), &reader))
+        .await
+        .expect("list with user:read")
+        .into_inner();
+    assert_eq!(listed.sessions.len(), 1);
+    let refused = c
+        .list_sessions(authed(ListSessionsRequest::default(), &writer))
+        .await
+        .expect_err("list with user:write");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("user:read"), "{refused:?}");
+    let refused = c
+        .list_sessions(authed(ListSessionsRequest::default(), &machine))
+        .await
+        .expect_err("list with a client's own token");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    let revoke = RevokeSessionRequest {
+        id: phone.session_id.clone(),
+    };
+    let refused = c
+        .revoke_session(authed(revoke.clone(), &reader))
+        .await
+        .expect_err("revoke with user:read");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // Refused before anything changed: the session is still live.
+    let still = c
+        .list_sessions(authed(ListSessionsRequest::default(), &reader))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(still.sessions.len(), 1);
+    c.revoke_session(authed(revoke, &writer))
+        .await
+        .expect("revoke with user:write");
+    s.stop().await;
+}
+
+suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
+    users_list_and_revoke_their_own_sessions_only,
+    oauth_tokens_list_and_revoke_sessions_by_scope,
+);
 
 async fn dead_sessions_are_pruned(backend: crate::helpers::Backend) {
     use chrono::Utc;

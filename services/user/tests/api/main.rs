@@ -15,5 +15,6 @@ mod faults;
 mod floor;
 mod imported;
 mod pagination;
+mod scopes;
 mod server;
 mod validation;

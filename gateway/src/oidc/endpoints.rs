@@ -1,0 +1,540 @@
+//! The JSON endpoints: discovery, token, userinfo, introspection and
+//! revocation. OAuth errors are answered in RFC 6749 §5.2's shape (userinfo
+//! in RFC 6750's `WWW-Authenticate`); a failed call to the auth service is
+//! the API's problem (503 with `Retry-After` when it is unavailable).
+
+use super::{
+    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, LOGOUT_PATH, Peer, REVOKE_PATH, Shared, TOKEN_PATH,
+    USERINFO_PATH,
+    client_auth::{self, ClientAuthError, Credentials},
+    form::Params,
+    too_many,
+};
+use crate::{contract::routes::RateClass, http::problem::Problem};
+use axum::{
+    body::Bytes,
+    extract::State,
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use suite_proto::auth::{
+    GetProviderConfigurationRequest, IntrospectRequest, OAuthError, RevokeRequest, TokenRequest,
+    UserInfoRequest, introspect_response, token_response, user_info_response,
+};
+
+/// An OAuth error answer (RFC 6749 §5.2).
+pub struct OAuthProblem {
+    pub status: StatusCode,
+    pub error: String,
+    pub description: String,
+    /// `invalid_client` after Basic: the challenge to answer with.
+    pub basic_challenge: bool,
+}
+
+impl OAuthProblem {
+    pub fn new(error: &str, description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: error.to_owned(),
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    /// The auth service's answer, with the status RFC 6749 gives its code.
+    pub fn from_answer(e: OAuthError, basic: bool) -> Self {
+        let client = e.error == "invalid_client";
+        Self {
+            status: if client {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            error: e.error,
+            description: e.error_description,
+            basic_challenge: client && basic,
+        }
+    }
+}
+
+impl IntoResponse for OAuthProblem {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("error".into(), Value::String(self.error));
+        if !self.description.is_empty() {
+            body.insert("error_description".into(), Value::String(self.description));
+        }
+        let mut response = no_store_json(self.status, &Value::Object(body));
+        if self.basic_challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"suite\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+/// JSON that no cache keeps (RFC 6749 §5.1: `no-store`, and `Pragma` for
+/// HTTP/1.0 caches).
+pub fn no_store_json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A failed call: the API's problem for its status.
+fn failed(status: &tonic::Status) -> Response {
+    tracing::info!(code = ?status.code(), "OAuthService call failed: {}", status.message());
+    Problem::from_status(status).into_response()
+}
+
+/// What the client-authentication error answers.
+fn refused_client(e: ClientAuthError) -> OAuthProblem {
+    match e {
+        ClientAuthError::Invalid(why) => OAuthProblem::new("invalid_request", why),
+        ClientAuthError::Missing => {
+            let mut p = OAuthProblem::new("invalid_client", "no client authentication");
+            p.status = StatusCode::UNAUTHORIZED;
+            p
+        }
+        ClientAuthError::BadBasic => {
+            let mut p = OAuthProblem::new("invalid_client", "malformed Basic credentials");
+            p.status = StatusCode::UNAUTHORIZED;
+            p.basic_challenge = true;
+            p
+        }
+    }
+}
+
+/// A client-authenticated form: its parameters and credentials.
+fn client_form(headers: &HeaderMap, body: &[u8]) -> Result<(Params, Credentials), OAuthProblem> {
+    let form = Params::from_body(headers, body)
+        .map_err(|e| OAuthProblem::new("invalid_request", e.to_string()))?;
+    let credentials = client_auth::read(headers, &form).map_err(refused_client)?;
+    Ok((form, credentials))
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub async fn discovery(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+) -> Response {
+    let client = match oidc.admit(peer, &headers, RateClass::General).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let document = oidc
+        .discovery
+        .get_or_try_init(|| async {
+            let config = oidc
+                .client()
+                .get_provider_configuration(
+                    oidc.request(GetProviderConfigurationRequest {}, client),
+                )
+                .await?
+                .into_inner();
+            Ok::<_, tonic::Status>(bytes::Bytes::from(discovery_document(&config).to_string()))
+        })
+        .await;
+    match document {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                // Fixed until the auth service is redeployed; an hour of caching
+                // spares relying parties the round trip.
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            body.clone(),
+        )
+            .into_response(),
+        Err(status) => failed(&status),
+    }
+}
+
+/// The discovery document for the provider's configuration: its own
+/// fields plus the endpoints the gateway serves under the issuer.
+pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationResponse) -> Value {
+    let issuer = c.issuer.trim_end_matches('/');
+    let at = |path: &str| format!("{issuer}{path}");
+    json!({
+        "issuer": c.issuer,
+        "authorization_endpoint": at(AUTHORIZE_PATH),
+        "token_endpoint": at(TOKEN_PATH),
+        "userinfo_endpoint": at(USERINFO_PATH),
+        "jwks_uri": at(JWKS_PATH),
+        "introspection_endpoint": at(INTROSPECT_PATH),
+        "revocation_endpoint": at(REVOKE_PATH),
+        "end_session_endpoint": at(LOGOUT_PATH),
+        "scopes_supported": c.scopes_supported,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": c.grant_types_supported,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": c.id_token_signing_alg_values_supported,
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": c.claims_supported,
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+    })
+}
+
+/// `POST /oauth2/token`.
+pub async fn token(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The general bucket, not the strict one of password logins: what these
+    // endpoints take (client secrets, codes, tokens) are 256-bit random
+    // strings that no rate of guesses finds, while a relying party or a
+    // resource server calls them for all its users from one address.
+    let client = match oidc.admit(peer, &headers, RateClass::General).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let (form, credentials) = match client_form(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(p) => return p.into_response(),
+    };
+    let Some(grant_type) = form.get("grant_type") else {
+        return OAuthProblem::new("invalid_request", "grant_type is missing").into_response();
+    };
+    let request = TokenRequest {
+        client: Some(credentials.client),
+        grant_type: grant_type.to_owned(),
+        code: form.text("code"),
+        redirect_uri: form.text("redirect_uri"),
+        code_verifier: form.text("code_verifier"),
+        refresh_token: form.text("refresh_token"),
+        scope: form.text("scope"),
+    };
+    let answer = match oidc.client().token(oidc.request(request, client)).await {
+        Ok(a) => a.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    match answer.result {
+        Some(token_response::Result::Tokens(t)) => {
+            let mut body = Map::new();
+            body.insert("access_token".into(), t.access_token.into());
+            body.insert(
+                "token_type".into(),
+                if t.token_type.is_empty() {
+                    "Bearer".to_owned()
+                } else {
+                    t.token_type
+                }
+                .into(),
+            );
+            body.insert("expires_in".into(), t.expires_in.into());
+            for (name, value) in [
+                ("refresh_token", t.refresh_token),
+                ("id_token", t.id_token),
+                ("scope", t.scope),
+            ] {
+                if !value.is_empty() {
+                    body.insert(name.into(), value.into());
+                }
+            }
+            no_store_json(StatusCode::OK, &Value::Object(body))
+        }
+        Some(token_response::Result::Error(e)) => {
+            OAuthProblem::from_answer(e, credentials.basic).into_response()
+        }
+        None => failed(&tonic::Status::internal("an empty token answer")),
+    }
+}
+
+/// `POST /oauth2/introspect` (RFC 7662).
+pub async fn introspect(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The general bucket, not the strict one of password logins: what these
+    // endpoints take (client secrets, codes, tokens) are 256-bit random
+    // strings that no rate of guesses finds, while a relying party or a
+    // resource server calls them for all its users from one address.
+    let client = match oidc.admit(peer, &headers, RateClass::General).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let (form, credentials) = match client_form(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(p) => return p.into_response(),
+    };
+    let Some(token) = form.get("token") else {
+        return OAuthProblem::new("invalid_request", "token is missing").into_response();
+    };
+    let request = IntrospectRequest {
+        client: Some(credentials.client),
+        token: token.to_owned(),
+        token_type_hint: form.text("token_type_hint"),
+    };
+    let answer = match oidc
+        .client()
+        .introspect(oidc.request(request, client))
+        .await
+    {
+        Ok(a) => a.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    match answer.result {
+        Some(introspect_response::Result::Introspection(i)) => {
+            no_store_json(StatusCode::OK, &introspection_json(i))
+        }
+        Some(introspect_response::Result::Error(e)) => {
+            OAuthProblem::from_answer(e, credentials.basic).into_response()
+        }
+        None => failed(&tonic::Status::internal("an empty introspection answer")),
+    }
+}
+
+/// RFC 7662 §2.2: an inactive token says nothing else; an active one its
+/// non-empty members.
+pub fn introspection_json(i: suite_proto::auth::Introspection) -> Value {
+    if !i.active {
+        return json!({ "active": false });
+    }
+    let mut body = Map::new();
+    body.insert("active".into(), true.into());
+    for (name, value) in [
+        ("scope", i.scope),
+        ("client_id", i.client_id),
+        ("username", i.username),
+        ("token_type", i.token_type),
+        ("sub", i.sub),
+        ("iss", i.iss),
+        ("jti", i.jti),
+        ("sid", i.sid),
+    ] {
+        if !value.is_empty() {
+            body.insert(name.into(), value.into());
+        }
+    }
+    for (name, value) in [("exp", i.exp), ("iat", i.iat)] {
+        if value > 0 {
+            body.insert(name.into(), value.into());
+        }
+    }
+    match i.aud.len() {
+        0 => {}
+        1 => {
+            body.insert("aud".into(), i.aud[0].clone().into());
+        }
+        _ => {
+            body.insert("aud".into(), i.aud.into());
+        }
+    }
+    Value::Object(body)
+}
+
+/// `POST /oauth2/revoke` (RFC 7009).
+pub async fn revoke(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The general bucket, not the strict one of password logins: what these
+    // endpoints take (client secrets, codes, tokens) are 256-bit random
+    // strings that no rate of guesses finds, while a relying party or a
+    // resource server calls them for all its users from one address.
+    let client = match oidc.admit(peer, &headers, RateClass::General).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let (form, credentials) = match client_form(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(p) => return p.into_response(),
+    };
+    let Some(token) = form.get("token") else {
+        return OAuthProblem::new("invalid_request", "token is missing").into_response();
+    };
+    let request = RevokeRequest {
+        client: Some(credentials.client),
+        token: token.to_owned(),
+        token_type_hint: form.text("token_type_hint"),
+    };
+    match oidc.client().revoke(oidc.request(request, client)).await {
+        Ok(a) => match a.into_inner().error {
+            Some(e) => OAuthProblem::from_answer(e, credentials.basic).into_response(),
+            // RFC 7009 §2.2: 200 whether or not the token was known.
+            None => (
+                StatusCode::OK,
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::PRAGMA, "no-cache"),
+                ],
+            )
+                .into_response(),
+        },
+        Err(status) => failed(&status),
+    }
+}
+
+/// `GET /oauth2/userinfo`: the bearer token in `Authorization`.
+pub async fn userinfo_get(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers);
+    userinfo(&oidc, peer, &headers, token).await
+}
+
+/// `POST /oauth2/userinfo`: the token in `Authorization`, or in the form's
+/// `access_token` (RFC 6750 §2.2), not both.
+pub async fn userinfo_post(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header_token = bearer(&headers);
+    let form_token = if body.is_empty() {
+        Ok(None)
+    } else {
+        Params::from_body(&headers, &body).map(|f| f.get("access_token").map(str::to_owned))
+    };
+    let token = match (header_token, form_token) {
+        (Bearer::Token(_) | Bearer::Malformed, Ok(Some(_))) => {
+            return bearer_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the token was sent twice",
+            );
+        }
+        (Bearer::Absent, Ok(Some(t))) => Bearer::Token(t),
+        (_, Err(e)) => {
+            return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string());
+        }
+        (h, Ok(None)) => h,
+    };
+    userinfo(&oidc, peer, &headers, token).await
+}
+
+/// The bearer token of a request.
+pub enum Bearer {
+    Absent,
+    Malformed,
+    Token(String),
+}
+
+/// The `Authorization: Bearer` token, if any.
+pub fn bearer(headers: &HeaderMap) -> Bearer {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Bearer::Absent;
+    };
+    match value.to_str().ok().and_then(|v| v.split_once(' ')) {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Bearer::Token(token.trim().to_owned())
+        }
+        _ => Bearer::Malformed,
+    }
+}
+
+/// An RFC 6750 §3 error: the challenge says why (quotes and backslashes
+/// are left out of the description: it must stay a quoted-string).
+pub fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let description: String = description
+        .chars()
+        .filter(|c| *c != '"' && *c != '\\' && (' '..='~').contains(c))
+        .collect();
+    let challenge = format!("Bearer error=\"{error}\", error_description=\"{description}\"");
+    let mut response = no_store_json(
+        status,
+        &json!({ "error": error, "error_description": description }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+async fn userinfo(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap, token: Bearer) -> Response {
+    let client = match oidc.admit(peer, headers, RateClass::General).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let token = match token {
+        // RFC 6750 §3.1: no credentials, no error code.
+        Bearer::Absent => {
+            let mut r = no_store_json(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error": "invalid_token", "error_description": "no access token" }),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        Bearer::Malformed => {
+            return bearer_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the Authorization header is not a bearer token",
+            );
+        }
+        Bearer::Token(t) => t,
+    };
+    let request = UserInfoRequest {
+        access_token: token,
+    };
+    let answer = match oidc.client().user_info(oidc.request(request, client)).await {
+        Ok(a) => a.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    match answer.result {
+        Some(user_info_response::Result::Claims(c)) => {
+            let mut body = Map::new();
+            body.insert("sub".into(), c.sub.into());
+            if let Some(v) = c.name {
+                body.insert("name".into(), v.into());
+            }
+            if let Some(v) = c.preferred_username {
+                body.insert("preferred_username".into(), v.into());
+            }
+            if let Some(v) = c.updated_at {
+                body.insert("updated_at".into(), v.into());
+            }
+            if let Some(v) = c.email {
+                body.insert("email".into(), v.into());
+            }
+            if let Some(v) = c.email_verified {
+                body.insert("email_verified".into(), v.into());
+            }
+            no_store_json(StatusCode::OK, &Value::Object(body))
+        }
+        Some(user_info_response::Result::Error(e)) => {
+            let status = match e.error.as_str() {
+                "insufficient_scope" => StatusCode::FORBIDDEN,
+                "invalid_request" => StatusCode::BAD_REQUEST,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            bearer_error(status, &e.error, &e.error_description)
+        }
+        None => failed(&tonic::Status::internal("an empty userinfo answer")),
+    }
+}

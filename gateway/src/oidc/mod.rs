@@ -1,0 +1,177 @@
+//! The OAuth 2.0 / OpenID Connect face of the provider: the discovery
+//! document, the token, userinfo, introspection, revocation and logout
+//! endpoints, and the browser pages of the authorize flow. Each is a thin
+//! HTTP adapter over one `suite.auth.v1.OAuthService` call: the auth
+//! service decides, these speak RFC 6749 / OpenID Connect to browsers and
+//! relying parties.
+
+pub mod branding;
+pub mod client_auth;
+pub mod cookies;
+pub mod cors;
+pub mod endpoints;
+pub mod form;
+pub mod pages;
+pub mod render;
+
+use crate::{
+    contract::routes::RateClass,
+    http::{problem::Problem, request_id},
+    policy::rate_limit::RateLimits,
+};
+use axum::{
+    Router,
+    extract::ConnectInfo,
+    middleware::from_fn,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use suite_grpc::balance::Balanced;
+use suite_proto::auth::o_auth_service_client::OAuthServiceClient;
+use suite_telemetry::grpc_client::{TraceClientLayer, TracedChannel};
+
+/// The paths served here (the discovery document names them under the issuer).
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
+pub const TOKEN_PATH: &str = "/oauth2/token";
+pub const USERINFO_PATH: &str = "/oauth2/userinfo";
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+pub const REVOKE_PATH: &str = "/oauth2/revoke";
+pub const LOGOUT_PATH: &str = "/oauth2/logout";
+pub const SIGNIN_PATH: &str = "/oauth2/signin";
+pub const CONSENT_PATH: &str = "/oauth2/consent";
+pub const STYLESHEET_PATH: &str = "/oauth2/assets/suite.css";
+pub const LOGO_PATH: &str = "/oauth2/assets/logo";
+
+/// Every path served here: each its own route in spans and metrics.
+pub const ROUTES: &[&str] = &[
+    DISCOVERY_PATH,
+    AUTHORIZE_PATH,
+    TOKEN_PATH,
+    USERINFO_PATH,
+    INTROSPECT_PATH,
+    REVOKE_PATH,
+    LOGOUT_PATH,
+    SIGNIN_PATH,
+    CONSENT_PATH,
+    STYLESHEET_PATH,
+    LOGO_PATH,
+];
+
+/// What the OAuth endpoints and pages share.
+pub struct OidcState {
+    /// The auth service's channel (the one the contract's routes take).
+    pub auth: Balanced,
+    pub trace: TraceClientLayer,
+    pub limits: Arc<RateLimits>,
+    /// Each call's time budget.
+    pub budget: Duration,
+    pub forwarding_secret: Option<secrecy::SecretString>,
+    /// The discovery document, rendered on first need: the provider's
+    /// configuration changes only with a redeployment of the auth service.
+    pub discovery: tokio::sync::OnceCell<bytes::Bytes>,
+    pub branding: branding::Branding,
+}
+
+pub type Shared = Arc<OidcState>;
+
+/// Why the OAuth face cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("{0}: {1}")]
+    Branding(&'static str, String),
+}
+
+impl OidcState {
+    /// An OAuthService client on the auth channel, traced.
+    pub fn client(&self) -> OAuthServiceClient<TracedChannel> {
+        OAuthServiceClient::new(self.trace.wrap(self.auth.channel()))
+    }
+
+    /// A request to the auth service: the budget as its deadline, the
+    /// request id, and the client's address (which the password throttle
+    /// counts by), proven when the gateway shares a secret with the services.
+    pub fn request<T>(&self, message: T, client: std::net::IpAddr) -> tonic::Request<T> {
+        let mut metadata =
+            crate::upstream::call::metadata(&HeaderMap::new(), request_id::current(), client);
+        if let Some(secret) = &self.forwarding_secret {
+            suite_grpc::forwarded::prove(&mut metadata, secret);
+        }
+        let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::new(), message);
+        request.set_timeout(self.budget);
+        request
+    }
+
+    /// The client's address, or `Err(wait)` when it is over its bucket of `class`.
+    pub async fn admit(
+        &self,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        class: RateClass,
+    ) -> Result<std::net::IpAddr, Duration> {
+        let client = self.limits.client(peer, headers);
+        self.limits.check(client, class).await.map(|()| client)
+    }
+}
+
+/// A 429 problem with `Retry-After` for the JSON endpoints.
+pub fn too_many(wait: Duration) -> Response {
+    let secs = suite_grpc::status::whole_seconds(wait);
+    let mut p = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests; try again in {secs} s"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        p = p.with_header(header::RETRY_AFTER, v);
+    }
+    p.into_response()
+}
+
+/// The peer address the server recorded (unspecified only when served
+/// without one, as `oneshot` tests do).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ConnectInfo(a)| *a),
+        ))
+    }
+}
+
+/// The routes of the OAuth face.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route(DISCOVERY_PATH, get(endpoints::discovery))
+        .route(TOKEN_PATH, axum::routing::post(endpoints::token))
+        .route(
+            USERINFO_PATH,
+            get(endpoints::userinfo_get).post(endpoints::userinfo_post),
+        )
+        .route(INTROSPECT_PATH, axum::routing::post(endpoints::introspect))
+        .route(REVOKE_PATH, axum::routing::post(endpoints::revoke))
+        .route(
+            AUTHORIZE_PATH,
+            get(pages::authorize_get).post(pages::authorize_post),
+        )
+        .route(SIGNIN_PATH, axum::routing::post(pages::sign_in))
+        .route(CONSENT_PATH, axum::routing::post(pages::consent))
+        .route(LOGOUT_PATH, get(pages::logout_get).post(pages::logout_post))
+        .route(STYLESHEET_PATH, get(branding::stylesheet))
+        .route(LOGO_PATH, get(branding::logo))
+        // Every answer carries the request id, as the API's do.
+        .layer(from_fn(request_id::request_id))
+        .with_state(state)
+}

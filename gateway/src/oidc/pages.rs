@@ -1,0 +1,458 @@
+//! The browser side of the authorize flow: `authorize` (GET and POST), the
+//! sign-in and consent forms, RP-initiated logout, and the pages they show.
+//! The auth service says what comes next ([`AuthorizationStep`]); this
+//! module renders it: a 302, a page, the cookies. Every page carries a
+//! strict policy (no script at all, no framing, forms only to this origin
+//! and the redirect's, which a form's 302 needs).
+
+use super::{
+    Peer, Shared, cookies,
+    form::Params,
+    render::{
+        Answer, ConsentTemplate, SignInTemplate, SignOutConfirmTemplate, SignedOutTemplate, chrome,
+        error_page, origin, render,
+    },
+};
+use crate::{contract::routes::RateClass, http::problem::Problem};
+use axum::{
+    body::Bytes,
+    extract::{RawQuery, State},
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::net::{IpAddr, SocketAddr};
+use suite_proto::auth::{
+    AuthorizationParameters, AuthorizationStep, AuthorizeRequest, ConsentRequest,
+    EndSessionRequest, SignInRequest, authorization_step, end_session_response,
+};
+
+/// The error page for a failed call (503 and `Retry-After` when the auth
+/// service is unavailable), saying no more than the API's problem would.
+fn failed(oidc: &Shared, status: &tonic::Status) -> Answer {
+    tracing::info!(code = ?status.code(), "OAuthService call failed: {}", status.message());
+    let problem = Problem::from_status(status);
+    let retry = problem
+        .headers
+        .iter()
+        .find(|(n, _)| n == header::RETRY_AFTER)
+        .and_then(|(_, v)| v.to_str().ok()?.parse().ok());
+    error_page(oidc, problem.status, "server_error", &problem.detail, retry)
+}
+
+/// A page request over its bucket: the error page with the wait.
+async fn admit(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<IpAddr, Answer> {
+    oidc.admit(peer, headers, RateClass::General)
+        .await
+        .map_err(|wait| {
+            let secs = suite_grpc::status::whole_seconds(wait);
+            error_page(
+                oidc,
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "Too many requests from this address.",
+                Some(secs),
+            )
+        })
+}
+
+/// What a page's form posted back, beside its own fields.
+struct Posted {
+    form: Params,
+    /// The redirect origin the page was rendered with, re-checked as one:
+    /// it only widens this answer's `form-action`, the auth service decides
+    /// where a redirect goes.
+    redirect_origin: Option<String>,
+}
+
+fn posted(oidc: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Posted, Answer> {
+    let form = Params::from_body(headers, body).map_err(|e| {
+        error_page(
+            oidc,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &e.to_string(),
+            None,
+        )
+    })?;
+    let redirect_origin = form.get("redirect_origin").and_then(origin);
+    Ok(Posted {
+        form,
+        redirect_origin,
+    })
+}
+
+/// The answer for an authorization step: a 302, a page, the cookies.
+/// `login` pre-fills the sign-in form after a failed attempt.
+fn step_answer(
+    oidc: &Shared,
+    step: Option<AuthorizationStep>,
+    redirect_origin: Option<String>,
+    login: &str,
+) -> Answer {
+    let Some(step) = step else {
+        return failed(
+            oidc,
+            &tonic::Status::internal("an empty authorization step"),
+        );
+    };
+    let mut answer = match step.step {
+        Some(authorization_step::Step::RedirectUri(uri)) => Answer::redirect(uri),
+        Some(authorization_step::Step::SignIn(p)) => {
+            let retry = (p.retry_after_secs > 0).then_some(p.retry_after_secs);
+            let mut error = (!p.error.is_empty()).then(|| p.error.clone());
+            if let Some(secs) = retry {
+                let wait = format!("Try again in {secs} seconds.");
+                error = Some(match error {
+                    Some(e) => format!("{e} {wait}"),
+                    None => format!("Too many attempts. {wait}"),
+                });
+            }
+            let (mut login_error, mut password_error, mut form_error) = (None, None, None);
+            match p.error_field.as_str() {
+                "login" => login_error = error,
+                "password" => password_error = error,
+                _ => form_error = error,
+            }
+            let prefill = if p.login_hint.is_empty() {
+                login.to_owned()
+            } else {
+                p.login_hint
+            };
+            let page = SignInTemplate {
+                chrome: chrome(oidc),
+                request_id: p.request_id,
+                csrf_token: p.csrf_token,
+                redirect_origin: redirect_origin.clone().unwrap_or_default(),
+                client_name: p.client_name,
+                autofocus_password: !prefill.is_empty() && login_error.is_none(),
+                login: prefill,
+                login_error,
+                password_error,
+                form_error,
+                sign_up_url: oidc.branding.sign_up_url.clone(),
+            };
+            match render(&page) {
+                Ok(body) => {
+                    let status = if retry.is_some() {
+                        StatusCode::TOO_MANY_REQUESTS
+                    } else {
+                        StatusCode::OK
+                    };
+                    let mut a = Answer::page(status, body, redirect_origin);
+                    a.retry_after = retry.and_then(|r| u64::try_from(r).ok());
+                    a
+                }
+                Err(a) => a,
+            }
+        }
+        Some(authorization_step::Step::Consent(p)) => {
+            let page = ConsentTemplate {
+                chrome: chrome(oidc),
+                request_id: p.request_id,
+                csrf_token: p.csrf_token,
+                redirect_origin: redirect_origin.clone().unwrap_or_default(),
+                client_name: p.client_name,
+                username: p.username,
+                scopes: p.scopes,
+            };
+            match render(&page) {
+                Ok(body) => Answer::page(StatusCode::OK, body, redirect_origin),
+                Err(a) => a,
+            }
+        }
+        Some(authorization_step::Step::Error(e)) => error_page(
+            oidc,
+            StatusCode::BAD_REQUEST,
+            &e.error,
+            &e.description,
+            None,
+        ),
+        None => failed(
+            oidc,
+            &tonic::Status::internal("an empty authorization step"),
+        ),
+    };
+    if let Some(session) = step.set_session {
+        match cookies::set(cookies::SESSION, &session.value, Some(session.max_age_secs)) {
+            Some(c) => answer.cookies.push(c),
+            None => tracing::error!("the browser session is no cookie value"),
+        }
+    } else if step.clear_session {
+        answer.cookies.push(cookies::clear(cookies::SESSION));
+    }
+    answer
+}
+
+/// The browser's binding, and the `Set-Cookie` of a new one if it had none.
+fn binding(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    match cookies::get(headers, cookies::BINDING) {
+        Some(b) => (b, None),
+        None => match cookies::new_binding() {
+            Some(b) => {
+                let cookie = cookies::set(cookies::BINDING, &b, None);
+                (b, cookie)
+            }
+            None => (String::new(), None),
+        },
+    }
+}
+
+/// The authorization request's parameters.
+fn parameters(p: &Params) -> AuthorizationParameters {
+    AuthorizationParameters {
+        client_id: p.text("client_id"),
+        redirect_uri: p.text("redirect_uri"),
+        response_type: p.text("response_type"),
+        scope: p.text("scope"),
+        state: p.text("state"),
+        nonce: p.text("nonce"),
+        code_challenge: p.text("code_challenge"),
+        code_challenge_method: p.text("code_challenge_method"),
+        prompt: p.text("prompt"),
+        max_age: p.text("max_age"),
+        login_hint: p.text("login_hint"),
+        response_mode: p.text("response_mode"),
+        request_object: p.has("request") || p.has("request_uri"),
+    }
+}
+
+async fn authorize(
+    oidc: Shared,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    params: Result<Params, super::form::FormError>,
+) -> Answer {
+    let client = match admit(&oidc, peer, &headers).await {
+        Ok(c) => c,
+        Err(a) => return a,
+    };
+    let params = match params {
+        Ok(p) => p,
+        // Before the client is known, no redirect: the error page.
+        Err(e) => {
+            return error_page(
+                &oidc,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &e.to_string(),
+                None,
+            );
+        }
+    };
+    let (binding, new_binding) = binding(&headers);
+    let redirect_origin = params.get("redirect_uri").and_then(origin);
+    let request = AuthorizeRequest {
+        parameters: Some(parameters(&params)),
+        browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+        browser_binding: binding,
+    };
+    let mut answer = match oidc.client().authorize(oidc.request(request, client)).await {
+        Ok(a) => step_answer(&oidc, a.into_inner().step, redirect_origin, ""),
+        Err(status) => failed(&oidc, &status),
+    };
+    answer.cookies.extend(new_binding);
+    answer
+}
+
+/// `GET /oauth2/authorize`.
+pub async fn authorize_get(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    authorize(oidc, peer, headers, params).await.into_response()
+}
+
+/// `POST /oauth2/authorize` (the request as a form).
+pub async fn authorize_post(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = Params::from_body(&headers, &body);
+    authorize(oidc, peer, headers, params).await.into_response()
+}
+
+/// `POST /oauth2/signin`: the sign-in form.
+pub async fn sign_in(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client = match admit(&oidc, peer, &headers).await {
+        Ok(c) => c,
+        Err(a) => return a.into_response(),
+    };
+    let Posted {
+        form,
+        redirect_origin,
+    } = match posted(&oidc, &headers, &body) {
+        Ok(p) => p,
+        Err(a) => return a.into_response(),
+    };
+    let login = form.text("login");
+    let request = SignInRequest {
+        request_id: form.text("request_id"),
+        csrf_token: form.text("csrf_token"),
+        browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
+        login: login.clone(),
+        password: form.text("password"),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(512)
+            .collect(),
+    };
+    match oidc.client().sign_in(oidc.request(request, client)).await {
+        Ok(a) => step_answer(&oidc, a.into_inner().step, redirect_origin, &login),
+        Err(status) => failed(&oidc, &status),
+    }
+    .into_response()
+}
+
+/// `POST /oauth2/consent`: the consent form.
+pub async fn consent(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client = match admit(&oidc, peer, &headers).await {
+        Ok(c) => c,
+        Err(a) => return a.into_response(),
+    };
+    let Posted {
+        form,
+        redirect_origin,
+    } = match posted(&oidc, &headers, &body) {
+        Ok(p) => p,
+        Err(a) => return a.into_response(),
+    };
+    let request = ConsentRequest {
+        request_id: form.text("request_id"),
+        csrf_token: form.text("csrf_token"),
+        browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
+        browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+        allow: form.get("decision") == Some("allow"),
+    };
+    match oidc.client().consent(oidc.request(request, client)).await {
+        Ok(a) => step_answer(&oidc, a.into_inner().step, redirect_origin, ""),
+        Err(status) => failed(&oidc, &status),
+    }
+    .into_response()
+}
+
+async fn logout(
+    oidc: Shared,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    params: Result<Params, super::form::FormError>,
+) -> Answer {
+    let client = match admit(&oidc, peer, &headers).await {
+        Ok(c) => c,
+        Err(a) => return a,
+    };
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => {
+            return error_page(
+                &oidc,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &e.to_string(),
+                None,
+            );
+        }
+    };
+    let (binding, new_binding) = binding(&headers);
+    let request = EndSessionRequest {
+        id_token_hint: params.text("id_token_hint"),
+        client_id: params.text("client_id"),
+        post_logout_redirect_uri: params.text("post_logout_redirect_uri"),
+        state: params.text("state"),
+        browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+        browser_binding: binding,
+        confirmed: params.get("confirmed") == Some("true"),
+        csrf_token: params.text("csrf_token"),
+    };
+    let redirect_origin = params.get("post_logout_redirect_uri").and_then(origin);
+    let answer = match oidc
+        .client()
+        .end_session(oidc.request(request.clone(), client))
+        .await
+    {
+        Ok(a) => a.into_inner(),
+        Err(status) => return failed(&oidc, &status),
+    };
+    let mut page = match answer.result {
+        Some(end_session_response::Result::RedirectUri(uri)) => Answer::redirect(uri),
+        Some(end_session_response::Result::SignedOut(_)) => {
+            match render(&SignedOutTemplate {
+                chrome: chrome(&oidc),
+            }) {
+                Ok(body) => Answer::page(StatusCode::OK, body, None),
+                Err(a) => a,
+            }
+        }
+        Some(end_session_response::Result::Confirm(c)) => {
+            let page = SignOutConfirmTemplate {
+                chrome: chrome(&oidc),
+                csrf_token: c.csrf_token,
+                client_name: c.client_name,
+                username: c.username,
+                id_token_hint: request.id_token_hint,
+                client_id: request.client_id,
+                post_logout_redirect_uri: request.post_logout_redirect_uri,
+                state: request.state,
+            };
+            match render(&page) {
+                Ok(body) => Answer::page(StatusCode::OK, body, redirect_origin),
+                Err(a) => a,
+            }
+        }
+        Some(end_session_response::Result::Error(e)) => error_page(
+            &oidc,
+            StatusCode::BAD_REQUEST,
+            &e.error,
+            &e.description,
+            None,
+        ),
+        None => failed(
+            &oidc,
+            &tonic::Status::internal("an empty end-session answer"),
+        ),
+    };
+    if answer.clear_session {
+        page.cookies.push(cookies::clear(cookies::SESSION));
+    }
+    page.cookies.extend(new_binding);
+    page
+}
+
+/// `GET /oauth2/logout`.
+pub async fn logout_get(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    logout(oidc, peer, headers, params).await.into_response()
+}
+
+/// `POST /oauth2/logout` (from a relying party, or the confirmation form).
+pub async fn logout_post(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = Params::from_body(&headers, &body);
+    logout(oidc, peer, headers, params).await.into_response()
+}

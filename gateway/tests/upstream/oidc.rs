@@ -1,0 +1,656 @@
+//! The OAuth endpoints and pages against a scripted OAuthService: what the
+//! gateway itself owes (the RFC shapes of answers and errors, client
+//! authentication from Basic or the form, cookies and their attributes,
+//! the pages' headers and escaping, CORS, the discovery cache, an
+//! unavailable service). What the provider decides is tested against the
+//! real auth service in the root package (`tests/suite/oidc.rs`).
+
+use super::{BodyExt, Bytes, Full, SocketAddr, TcpListener};
+use crate::oidc_provider::{EVIL, Provider};
+use suite_proto::auth::o_auth_service_server::OAuthServiceServer;
+
+struct Gw {
+    addr: SocketAddr,
+    provider: Provider,
+}
+
+/// The gateway in front of the scripted provider (or, with `None`, of a
+/// port where nothing listens).
+async fn gateway(provider: Option<Provider>) -> Gw {
+    gateway_with(provider, |_| {}).await
+}
+
+/// [`gateway`] with its configuration tweaked.
+async fn gateway_with(
+    provider: Option<Provider>,
+    tweak: impl FnOnce(&mut suite_gateway::Config),
+) -> Gw {
+    let mut config = suite_testkit::hermetic::<suite_gateway::Config>();
+    config.user_service_url = "http://127.0.0.1:9".into();
+    config.auth_service_url = "http://127.0.0.1:9".into();
+    config.keys.jwks = Some(r#"{"keys":[]}"#.parse().expect("jwks"));
+    config.branding.branding_primary_color = "#123abc".into();
+    tweak(&mut config);
+    let seen = provider.clone().unwrap_or_default();
+    if let Some(provider) = provider {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        config.auth_service_url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(OAuthServiceServer::new(provider))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await;
+        });
+    }
+    let router = suite_gateway::Builder::new(&config)
+        .build()
+        .expect("app")
+        .public;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Gw {
+        addr,
+        provider: seen,
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+impl Gw {
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = sender
+            .send_request(
+                req.body(Full::new(Bytes::from(body.to_owned())))
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn form(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        self.send("POST", path, &all, body).await
+    }
+}
+
+/// The headers every page carries.
+fn assert_page_headers(a: &Answer) {
+    assert_eq!(a.header("x-frame-options"), "DENY");
+    assert_eq!(a.header("cache-control"), "no-store");
+    assert_eq!(a.header("referrer-policy"), "no-referrer");
+    let csp = a.header("content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert!(a.headers.get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn discovery_names_the_endpoints_under_the_issuer_and_is_fetched_once() {
+    let gw = gateway(Some(Provider::default())).await;
+    for _ in 0..2 {
+        let a = gw
+            .send("GET", "/.well-known/openid-configuration", &[], "")
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.header("access-control-allow-origin"), "*");
+        let d = a.json();
+        assert_eq!(d["issuer"], "https://id.example");
+        assert_eq!(d["token_endpoint"], "https://id.example/oauth2/token");
+        assert_eq!(d["jwks_uri"], "https://id.example/.well-known/jwks.json");
+        assert_eq!(
+            d["end_session_endpoint"],
+            "https://id.example/oauth2/logout"
+        );
+        assert_eq!(
+            d["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(d["id_token_signing_alg_values_supported"][0], "RS256");
+        assert!(d.get("backchannel_logout_supported").is_none());
+    }
+    assert_eq!(gw.provider.seen().configuration_calls, 1);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_reads_basic_credentials_form_urldecoded_and_answers_uncached() {
+    let gw = gateway(Some(Provider::default())).await;
+    // RFC 6749 §2.3.1: id and secret form-urlencoded, then base64.
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("my%3Aapp:s3cr%3At%2B%25");
+    let auth = format!("Basic {basic}");
+    let a = gw
+        .form(
+            "/oauth2/token",
+            &[("authorization", &auth)],
+            "grant_type=authorization_code&code=c&code_verifier=v&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("cache-control"), "no-store");
+    assert_eq!(a.header("pragma"), "no-cache");
+    assert_eq!(a.header("access-control-allow-origin"), "*");
+    let t = a.json();
+    assert_eq!(t["access_token"], "at");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["id_token"], "idt");
+    assert!(t.get("refresh_token").is_none());
+    let client = gw.provider.seen().clients.last().cloned().expect("a call");
+    assert_eq!(client.client_id, "my:app");
+    assert_eq!(client.client_secret, "s3cr:t+%");
+    assert_eq!(client.method, "client_secret_basic");
+
+    // A wrong secret over Basic: 401 with the Basic challenge.
+    let wrong = base64::engine::general_purpose::STANDARD.encode("app:nope");
+    let a = gw
+        .form(
+            "/oauth2/token",
+            &[("authorization", &format!("Basic {wrong}"))],
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(a.status, 401);
+    assert!(
+        a.header("www-authenticate").starts_with("Basic"),
+        "{:?}",
+        a.headers
+    );
+    assert_eq!(a.json()["error"], "invalid_client");
+
+    // The same over the form: 401 without a challenge.
+    let a = gw
+        .form(
+            "/oauth2/token",
+            &[],
+            "grant_type=client_credentials&client_id=app&client_secret=nope",
+        )
+        .await;
+    assert_eq!(a.status, 401);
+    assert!(a.headers.get("www-authenticate").is_none());
+
+    let calls = gw.provider.seen().clients.len();
+    // Refused here, before any call: two methods at once, a repeated
+    // parameter, no grant type, not a form.
+    for (headers, body) in [
+        (
+            vec![("authorization", auth.as_str())],
+            "grant_type=client_credentials&client_secret=x",
+        ),
+        (
+            vec![],
+            "grant_type=client_credentials&grant_type=password&client_id=app",
+        ),
+        (vec![], "client_id=app"),
+    ] {
+        let a = gw.form("/oauth2/token", &headers, body).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert_eq!(a.json()["error"], "invalid_request", "{body}");
+        assert_eq!(a.header("cache-control"), "no-store");
+    }
+    let a = gw
+        .send(
+            "POST",
+            "/oauth2/token",
+            &[("content-type", "application/json")],
+            r#"{"grant_type":"client_credentials"}"#,
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["error"], "invalid_request");
+    let a = gw
+        .form("/oauth2/token", &[], "grant_type=client_credentials")
+        .await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.json()["error"], "invalid_client");
+    assert_eq!(gw.provider.seen().clients.len(), calls);
+}
+
+#[tokio::test]
+async fn userinfo_errors_are_bearer_challenges() {
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw.send("GET", "/oauth2/userinfo", &[], "").await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.header("www-authenticate"), "Bearer");
+    let a = gw
+        .send(
+            "GET",
+            "/oauth2/userinfo",
+            &[("authorization", "Bearer stale")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.header("www-authenticate"),
+        "Bearer error=\"invalid_token\", error_description=\"the token expired\""
+    );
+    let a = gw
+        .send(
+            "GET",
+            "/oauth2/userinfo",
+            &[("authorization", "Bearer good")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json(),
+        serde_json::json!({ "sub": "u1", "preferred_username": "ada" })
+    );
+    // POST with the token in the form (RFC 6750 §2.2), not in both places.
+    let a = gw.form("/oauth2/userinfo", &[], "access_token=good").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = gw
+        .form(
+            "/oauth2/userinfo",
+            &[("authorization", "Bearer good")],
+            "access_token=good",
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(a.header("www-authenticate").contains("invalid_request"));
+}
+
+#[tokio::test]
+async fn introspection_of_an_inactive_token_says_only_that_and_revocation_is_200() {
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw
+        .form(
+            "/oauth2/introspect",
+            &[],
+            "token=dead&client_id=rs&client_secret=x",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json(), serde_json::json!({ "active": false }));
+    let a = gw
+        .form(
+            "/oauth2/introspect",
+            &[],
+            "token=live&client_id=rs&client_secret=x",
+        )
+        .await;
+    assert_eq!(
+        a.json(),
+        serde_json::json!({ "active": true, "scope": "openid", "aud": "suite", "exp": 2_000_000_000 })
+    );
+    assert!(a.headers.get("access-control-allow-origin").is_none());
+    let a = gw
+        .form("/oauth2/revoke", &[], "token=any&client_id=rs")
+        .await;
+    assert_eq!(a.status, 200);
+    let a = gw.form("/oauth2/revoke", &[], "client_id=rs").await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn the_sign_in_page_binds_the_browser_escapes_and_allows_forms_only_to_the_redirect() {
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw
+        .send(
+            "GET",
+            "/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_page_headers(&a);
+    assert!(
+        a.header("content-security-policy")
+            .contains("form-action 'self' https://app.example;"),
+        "{}",
+        a.header("content-security-policy")
+    );
+    assert_eq!(a.header("content-type"), "text/html; charset=utf-8");
+    let cookie = a.header("set-cookie").to_owned();
+    assert!(cookie.starts_with("__Host-suite-binding="), "{cookie}");
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let binding = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("a value");
+    assert_eq!(gw.provider.seen().bindings.last(), Some(&binding));
+    // Escaped, never markup; the hidden fields and accessible labels.
+    assert!(!a.body.contains(EVIL), "{}", a.body);
+    assert!(a.body.contains("&#60;script&#62;"), "{}", a.body);
+    assert!(a.body.contains(r#"<html lang="en">"#));
+    assert!(a.body.contains(r#"name="request_id" value="req-1""#));
+    assert!(a.body.contains(r#"name="csrf_token" value="csrf-1""#));
+    assert!(
+        a.body.contains(r#"<label for="login">"#) && a.body.contains(r#"<label for="password">"#)
+    );
+    assert!(!a.body.contains("<script"));
+    // No sign-up link unless configured.
+    assert!(!a.body.contains("Create one"));
+
+    // The same browser again: its binding is sent on, none is set anew.
+    let cookie_header = format!("__Host-suite-binding={binding}; __Host-suite-session=sso-0");
+    let a = gw
+        .send(
+            "GET",
+            "/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
+            &[("cookie", &cookie_header)],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(a.headers.get("set-cookie").is_none());
+    assert_eq!(
+        gw.provider.seen().sessions.last().map(String::as_str),
+        Some("sso-0")
+    );
+
+    // A wrong password: the error tied to its field, the login kept.
+    let a = gw
+        .form(
+            "/oauth2/signin",
+            &[("cookie", &cookie_header)],
+            "request_id=req-1&csrf_token=csrf-1&redirect_origin=https%3A%2F%2Fapp.example&login=ada%22%3E&password=wrong",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_page_headers(&a);
+    assert!(
+        a.body.contains(r#"aria-describedby="password-error""#),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains(r#"id="password-error""#));
+    assert!(a.body.contains("Wrong login or password."));
+    assert!(a.body.contains(r#"value="ada&#34;&#62;""#), "{}", a.body);
+    assert_eq!(gw.provider.seen().bindings.last(), Some(&binding));
+
+    // Locked: 429 with the wait shown and in Retry-After.
+    let a = gw
+        .form(
+            "/oauth2/signin",
+            &[("cookie", &cookie_header)],
+            "request_id=req-1&csrf_token=csrf-1&login=ada&password=locked",
+        )
+        .await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.header("retry-after"), "30");
+    assert!(a.body.contains("30 seconds"), "{}", a.body);
+
+    // The right one: 302 to the client, the SSO session set.
+    let a = gw
+        .form(
+            "/oauth2/signin",
+            &[("cookie", &cookie_header)],
+            "request_id=req-1&csrf_token=csrf-1&login=ada&password=right",
+        )
+        .await;
+    assert_eq!(a.status, 302, "{}", a.body);
+    assert!(
+        a.header("location")
+            .starts_with("https://app.example/cb?code=c0de")
+    );
+    let session = a.header("set-cookie");
+    assert!(
+        session.starts_with(
+            "__Host-suite-session=sso-1; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600"
+        ),
+        "{session}"
+    );
+    assert_eq!(a.header("cache-control"), "no-store");
+}
+
+#[tokio::test]
+async fn the_error_page_escapes_what_it_shows_and_links_nowhere() {
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw
+        .send(
+            "GET",
+            "/oauth2/authorize?client_id=evil&redirect_uri=https%3A%2F%2Fattacker.example%2F%3Cscript%3E",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert_page_headers(&a);
+    assert!(
+        !a.body.contains(EVIL) && !a.body.contains("<script"),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("href=\"https://attacker"), "{}", a.body);
+    assert!(!a.header("content-security-policy").contains("attacker"));
+    // A repeated parameter's name is echoed escaped, and no call is made.
+    let calls = gw.provider.seen().bindings.len();
+    let a = gw
+        .send("GET", "/oauth2/authorize?%3Cb%3E=1&%3Cb%3E=2", &[], "")
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body.contains("&#60;b&#62;") && !a.body.contains("<b>"),
+        "{}",
+        a.body
+    );
+    assert_eq!(gw.provider.seen().bindings.len(), calls);
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_asks_then_clears_the_session_and_redirects() {
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw
+        .send(
+            "GET",
+            "/oauth2/logout?client_id=app&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye&state=z",
+            &[("cookie", "__Host-suite-binding=b1; __Host-suite-session=sso-1")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_page_headers(&a);
+    assert!(
+        a.header("content-security-policy")
+            .contains("form-action 'self' https://app.example;")
+    );
+    assert!(a.body.contains(r#"name="csrf_token" value="csrf-2""#));
+    assert!(
+        a.body
+            .contains(r#"name="post_logout_redirect_uri" value="https://app.example/bye""#)
+    );
+    let a = gw
+        .form(
+            "/oauth2/logout",
+            &[("cookie", "__Host-suite-binding=b1; __Host-suite-session=sso-1")],
+            "confirmed=true&csrf_token=csrf-2&client_id=app&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye&state=z",
+        )
+        .await;
+    assert_eq!(a.status, 302);
+    assert_eq!(a.header("location"), "https://app.example/bye?state=z");
+    assert!(
+        a.header("set-cookie")
+            .starts_with("__Host-suite-session=; ")
+    );
+    assert!(a.header("set-cookie").contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn an_unavailable_provider_is_503_with_retry_after_on_endpoints_and_pages() {
+    let gw = gateway(None).await;
+    let a = gw
+        .send("GET", "/.well-known/openid-configuration", &[], "")
+        .await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(!a.header("retry-after").is_empty());
+    assert_eq!(a.header("content-type"), "application/problem+json");
+    let a = gw
+        .send("GET", "/oauth2/authorize?client_id=app", &[], "")
+        .await;
+    assert_eq!(a.status, 503);
+    assert!(!a.header("retry-after").is_empty());
+    assert_page_headers(&a);
+    assert!(a.body.contains("try again"), "{}", a.body);
+    let a = gw
+        .form(
+            "/oauth2/token",
+            &[],
+            "grant_type=client_credentials&client_id=a",
+        )
+        .await;
+    assert_eq!(a.status, 503);
+}
+
+#[tokio::test]
+async fn spa_endpoints_answer_any_origin_and_the_stylesheet_carries_the_colour() {
+    let gw = gateway(Some(Provider::default())).await;
+    for path in [
+        "/oauth2/token",
+        "/oauth2/userinfo",
+        "/.well-known/jwks.json",
+    ] {
+        let a = gw
+            .send(
+                "OPTIONS",
+                path,
+                &[
+                    ("origin", "https://spa.example"),
+                    ("access-control-request-method", "POST"),
+                    ("access-control-request-headers", "authorization"),
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(a.status, 204, "{path}");
+        assert_eq!(a.header("access-control-allow-origin"), "*", "{path}");
+        assert!(a.headers.get("access-control-allow-credentials").is_none());
+    }
+    let a = gw
+        .send(
+            "OPTIONS",
+            "/oauth2/signin",
+            &[
+                ("origin", "https://spa.example"),
+                ("access-control-request-method", "POST"),
+            ],
+            "",
+        )
+        .await;
+    assert!(a.headers.get("access-control-allow-origin").is_none());
+    let a = gw.send("GET", "/oauth2/assets/suite.css", &[], "").await;
+    assert_eq!(a.status, 200);
+    assert!(a.header("content-type").starts_with("text/css"));
+    assert!(
+        a.body.starts_with(":root { --suite-primary: #123abc; }"),
+        "{}",
+        &a.body[..80]
+    );
+    let a = gw.send("GET", "/oauth2/assets/logo", &[], "").await;
+    assert_eq!(a.status, 404);
+}
+
+#[tokio::test]
+async fn an_operator_s_logo_and_sign_up_link_appear_on_the_pages() {
+    let dir = tempfile_dir();
+    let logo = dir.join("logo.svg");
+    std::fs::write(&logo, "<svg xmlns='http://www.w3.org/2000/svg'/>").expect("logo");
+    let gw = gateway_with(Some(Provider::default()), |c| {
+        c.branding.branding_logo_file = Some(logo.clone());
+        c.branding.branding_product_name = "Acme <ID>".into();
+        c.branding.sign_up_url = Some("https://acme.example/join".into());
+    })
+    .await;
+    let a = gw
+        .send(
+            "GET",
+            "/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body
+            .contains(r#"<img class="logo" src="/oauth2/assets/logo" alt="Acme &#60;ID&#62;">"#),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains(r#"<a href="https://acme.example/join">Create one</a>"#),
+        "{}",
+        a.body
+    );
+    let a = gw.send("GET", "/oauth2/assets/logo", &[], "").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), "image/svg+xml");
+    assert!(
+        a.header("content-security-policy")
+            .starts_with("default-src 'none'")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A fresh directory of this test's own.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("suite-gw-branding-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}

@@ -1,0 +1,219 @@
+//! The scripted OAuthService the gateway's OAuth tests (`oidc.rs`) stand
+//! in front of: fixed answers by input, and what it was sent.
+
+use std::sync::{Arc, Mutex};
+use suite_proto::auth::{
+    AuthorizationStep, AuthorizeRequest, AuthorizeResponse, BrowserSessionCookie, ConsentRequest,
+    ConsentResponse, EndSessionRequest, EndSessionResponse, ErrorPage,
+    GetProviderConfigurationRequest, GetProviderConfigurationResponse, IntrospectRequest,
+    IntrospectResponse, Introspection, OAuthError, RevokeRequest, RevokeResponse, SignInPage,
+    SignInRequest, SignInResponse, SignOutConfirmPage, TokenRequest, TokenResponse, Tokens,
+    UserInfoClaims, UserInfoRequest, UserInfoResponse, authorization_step, end_session_response,
+    introspect_response, o_auth_service_server::OAuthService, token_response, user_info_response,
+};
+use tonic::{Request, Response, Status};
+
+/// What the scripted provider saw.
+#[derive(Default)]
+pub struct Seen {
+    pub configuration_calls: usize,
+    pub bindings: Vec<String>,
+    pub sessions: Vec<String>,
+    pub clients: Vec<suite_proto::auth::ClientAuthentication>,
+}
+
+#[derive(Clone, Default)]
+pub struct Provider(Arc<Mutex<Seen>>);
+
+impl Provider {
+    pub fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.0.lock().expect("lock")
+    }
+}
+
+pub const EVIL: &str = "<script>alert(1)</script>";
+
+fn step(step: authorization_step::Step) -> Option<AuthorizationStep> {
+    Some(AuthorizationStep {
+        step: Some(step),
+        set_session: None,
+        clear_session: false,
+    })
+}
+
+fn sign_in_page(error: &str, field: &str, retry: i64) -> authorization_step::Step {
+    authorization_step::Step::SignIn(SignInPage {
+        request_id: "req-1".into(),
+        csrf_token: "csrf-1".into(),
+        client_name: format!("App {EVIL}"),
+        login_hint: String::new(),
+        error: error.into(),
+        error_field: field.into(),
+        retry_after_secs: retry,
+    })
+}
+
+#[tonic::async_trait]
+impl OAuthService for Provider {
+    async fn get_provider_configuration(
+        &self,
+        _: Request<GetProviderConfigurationRequest>,
+    ) -> Result<Response<GetProviderConfigurationResponse>, Status> {
+        self.seen().configuration_calls += 1;
+        Ok(Response::new(GetProviderConfigurationResponse {
+            issuer: "https://id.example".into(),
+            scopes_supported: vec!["openid".into(), "profile".into()],
+            id_token_signing_alg_values_supported: vec!["RS256".into(), "ES256".into()],
+            grant_types_supported: vec!["authorization_code".into()],
+            claims_supported: vec!["sub".into()],
+        }))
+    }
+
+    async fn authorize(
+        &self,
+        request: Request<AuthorizeRequest>,
+    ) -> Result<Response<AuthorizeResponse>, Status> {
+        let r = request.into_inner();
+        self.seen().bindings.push(r.browser_binding.clone());
+        self.seen().sessions.push(r.browser_session.clone());
+        let p = r.parameters.unwrap_or_default();
+        let step = match p.client_id.as_str() {
+            "app" => step(sign_in_page("", "", 0)),
+            _ => step(authorization_step::Step::Error(ErrorPage {
+                error: "invalid_request".into(),
+                description: format!("unknown client {EVIL} {}", p.redirect_uri),
+            })),
+        };
+        Ok(Response::new(AuthorizeResponse { step }))
+    }
+
+    async fn sign_in(
+        &self,
+        request: Request<SignInRequest>,
+    ) -> Result<Response<SignInResponse>, Status> {
+        let r = request.into_inner();
+        self.seen().bindings.push(r.browser_binding.clone());
+        let step = match r.password.as_str() {
+            "right" => Some(AuthorizationStep {
+                step: Some(authorization_step::Step::RedirectUri(
+                    "https://app.example/cb?code=c0de&state=s&iss=https%3A%2F%2Fid.example".into(),
+                )),
+                set_session: Some(BrowserSessionCookie {
+                    value: "sso-1".into(),
+                    max_age_secs: 3600,
+                }),
+                clear_session: false,
+            }),
+            "locked" => step(sign_in_page("", "", 30)),
+            _ => step(sign_in_page("Wrong login or password.", "password", 0)),
+        };
+        Ok(Response::new(SignInResponse { step }))
+    }
+
+    async fn consent(
+        &self,
+        _: Request<ConsentRequest>,
+    ) -> Result<Response<ConsentResponse>, Status> {
+        Ok(Response::new(ConsentResponse {
+            step: step(authorization_step::Step::RedirectUri(
+                "https://app.example/cb?error=access_denied".into(),
+            )),
+        }))
+    }
+
+    async fn token(
+        &self,
+        request: Request<TokenRequest>,
+    ) -> Result<Response<TokenResponse>, Status> {
+        let r = request.into_inner();
+        let client = r.client.unwrap_or_default();
+        self.seen().clients.push(client.clone());
+        let result = if client.client_secret == "s3cr:t+%" || client.method == "none" {
+            token_response::Result::Tokens(Tokens {
+                access_token: "at".into(),
+                token_type: "Bearer".into(),
+                expires_in: 300,
+                refresh_token: String::new(),
+                id_token: "idt".into(),
+                scope: "openid".into(),
+            })
+        } else {
+            token_response::Result::Error(OAuthError {
+                error: "invalid_client".into(),
+                error_description: "wrong secret".into(),
+            })
+        };
+        Ok(Response::new(TokenResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn introspect(
+        &self,
+        request: Request<IntrospectRequest>,
+    ) -> Result<Response<IntrospectResponse>, Status> {
+        let active = request.into_inner().token == "live";
+        Ok(Response::new(IntrospectResponse {
+            result: Some(introspect_response::Result::Introspection(Introspection {
+                active,
+                scope: if active {
+                    "openid".into()
+                } else {
+                    String::new()
+                },
+                aud: if active {
+                    vec!["suite".into()]
+                } else {
+                    Vec::new()
+                },
+                exp: if active { 2_000_000_000 } else { 0 },
+                ..Default::default()
+            })),
+        }))
+    }
+
+    async fn revoke(&self, _: Request<RevokeRequest>) -> Result<Response<RevokeResponse>, Status> {
+        Ok(Response::new(RevokeResponse { error: None }))
+    }
+
+    async fn user_info(
+        &self,
+        request: Request<UserInfoRequest>,
+    ) -> Result<Response<UserInfoResponse>, Status> {
+        let result = if request.into_inner().access_token == "good" {
+            user_info_response::Result::Claims(UserInfoClaims {
+                sub: "u1".into(),
+                preferred_username: Some("ada".into()),
+                ..Default::default()
+            })
+        } else {
+            user_info_response::Result::Error(OAuthError {
+                error: "invalid_token".into(),
+                error_description: "the token \"expired\"".into(),
+            })
+        };
+        Ok(Response::new(UserInfoResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<EndSessionRequest>,
+    ) -> Result<Response<EndSessionResponse>, Status> {
+        let r = request.into_inner();
+        let result = if r.confirmed {
+            end_session_response::Result::RedirectUri("https://app.example/bye?state=z".into())
+        } else {
+            end_session_response::Result::Confirm(SignOutConfirmPage {
+                csrf_token: "csrf-2".into(),
+                client_name: "App".into(),
+                username: "ada".into(),
+            })
+        };
+        Ok(Response::new(EndSessionResponse {
+            result: Some(result),
+            clear_session: r.confirmed,
+        }))
+    }
+}

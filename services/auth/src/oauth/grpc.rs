@@ -1,0 +1,642 @@
+//! The gRPC adapters of the provider: ClientService, ConsentService and
+//! OAuthService. Each parses its request into the core's input and turns
+//! the answer into its response (errors through `Error`'s one mapping).
+
+use super::{
+    OAuthCore, OAuthFail,
+    authorize::{AuthorizeParams, Next, SignInForm, Step},
+    clients::ClientInput,
+    introspect::{EndSession, EndSessionParams},
+    store::{ClientRecord, ClientSettings},
+    token::TokenParams,
+};
+use crate::error::Error;
+use std::{sync::Arc, time::Duration};
+use suite_grpc::{forwarded::ForwardedArgs, server};
+use suite_proto::{
+    auth::{
+        self as pb, AuthorizationStep, Client, ClientType, Consent, ScopeDescription,
+        client_service_server::ClientService, consent_service_server::ConsentService,
+        o_auth_service_server::OAuthService,
+    },
+    time::to_timestamp,
+};
+use suite_tokens::{Caller, Verifier, grpc::require_caller};
+use tonic::{Request, Response, Status};
+
+/// The provider's three services over one core.
+#[derive(Clone)]
+pub struct OAuthApi {
+    core: Arc<OAuthCore>,
+    auth: Verifier,
+    forwarded: ForwardedArgs,
+}
+
+impl OAuthApi {
+    pub fn new(core: Arc<OAuthCore>, auth: Verifier, forwarded: ForwardedArgs) -> Self {
+        Self {
+            core,
+            auth,
+            forwarded,
+        }
+    }
+
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Error> {
+        require_caller(&self.auth, req.metadata())
+            .await
+            .map_err(|refused| Error::TokenRefused(refused.message().to_owned()))
+    }
+}
+
+fn client_input(c: Client) -> Result<ClientInput, Error> {
+    let confidential = match ClientType::try_from(c.r#type) {
+        Ok(ClientType::Public) => Some(false),
+        Ok(ClientType::Confidential) => Some(true),
+        _ => None,
+    };
+    let access_token_ttl = match c.access_token_ttl {
+        None => None,
+        Some(d) => Some(Duration::try_from(d).map_err(|_| {
+            Error::invalid("client.access_token_ttl", "must be a positive duration")
+        })?),
+    };
+    Ok(ClientInput {
+        name: c.name,
+        confidential,
+        access_token_ttl,
+        settings: ClientSettings {
+            redirect_uris: c.redirect_uris,
+            post_logout_redirect_uris: c.post_logout_redirect_uris,
+            grant_types: c.grant_types,
+            scopes: c.scopes,
+            first_party: c.first_party,
+            backchannel_logout_uri: c.backchannel_logout_uri,
+            id_token_alg: c.id_token_signed_response_alg,
+            access_token_ttl_secs: None,
+        },
+    })
+}
+
+/// A client as the API shows it (never its secret or hashes).
+pub fn client_proto(r: &ClientRecord) -> Client {
+    let s = &r.settings;
+    Client {
+        client_id: r.client_id.clone(),
+        name: r.name.clone(),
+        r#type: if r.confidential {
+            ClientType::Confidential
+        } else {
+            ClientType::Public
+        }
+        .into(),
+        redirect_uris: s.redirect_uris.clone(),
+        post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
+        grant_types: s.grant_types.clone(),
+        scopes: s.scopes.clone(),
+        first_party: s.first_party,
+        backchannel_logout_uri: s.backchannel_logout_uri.clone(),
+        id_token_signed_response_alg: s.id_token_alg.clone(),
+        access_token_ttl: s.access_token_ttl_secs.map(|secs| prost_types::Duration {
+            seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
+        create_time: Some(to_timestamp(r.created_at)),
+        update_time: Some(to_timestamp(r.updated_at)),
+        previous_secret_expire_time: r.previous_secret_expires_at.map(to_timestamp),
+    }
+}
+
+fn oauth_error(f: OAuthFail) -> pb::OAuthError {
+    pb::OAuthError {
+        error: f.error.into(),
+        error_description: f.description,
+    }
+}
+
+fn step_proto(next: Next) -> AuthorizationStep {
+    use pb::authorization_step::Step as S;
+    let step = match next.step {
+        Step::Redirect(uri) => S::RedirectUri(uri),
+        Step::SignIn(p) => S::SignIn(pb::SignInPage {
+            request_id: p.request_id,
+            csrf_token: p.csrf_token,
+            client_name: p.client_name,
+            login_hint: p.login_hint,
+            error: p.error,
+            error_field: p.error_field,
+            retry_after_secs: p.retry_after_secs,
+        }),
+        Step::Consent(p) => S::Consent(pb::ConsentPage {
+            request_id: p.request_id,
+            csrf_token: p.csrf_token,
+            client_name: p.client_name,
+            scopes: p
+                .scopes
+                .into_iter()
+                .map(|(scope, description)| ScopeDescription {
+                    scope,
+                    description: description.into(),
+                })
+                .collect(),
+            username: p.username,
+        }),
+        Step::Error(f) => S::Error(pb::ErrorPage {
+            error: f.error.into(),
+            description: f.description,
+        }),
+    };
+    AuthorizationStep {
+        step: Some(step),
+        set_session: next
+            .set_session
+            .map(|(value, max_age_secs)| pb::BrowserSessionCookie {
+                value,
+                max_age_secs,
+            }),
+        clear_session: next.clear_session,
+    }
+}
+
+#[tonic::async_trait]
+impl ClientService for OAuthApi {
+    async fn create_client(
+        &self,
+        req: Request<pb::CreateClientRequest>,
+    ) -> Result<Response<pb::CreateClientResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                let client = req
+                    .into_inner()
+                    .client
+                    .ok_or_else(|| Error::invalid("client", "is required"))?;
+                let (record, secret) = self
+                    .core
+                    .create_client(&caller, client_input(client)?)
+                    .await?;
+                Ok::<_, Error>(pb::CreateClientResponse {
+                    client: Some(client_proto(&record)),
+                    client_secret: secret.unwrap_or_default(),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn get_client(
+        &self,
+        req: Request<pb::GetClientRequest>,
+    ) -> Result<Response<pb::GetClientResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                let record = self
+                    .core
+                    .get_client(&caller, &req.get_ref().client_id)
+                    .await?;
+                Ok::<_, Error>(pb::GetClientResponse {
+                    client: Some(client_proto(&record)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_clients(
+        &self,
+        req: Request<pb::ListClientsRequest>,
+    ) -> Result<Response<pb::ListClientsResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                let r = req.get_ref();
+                let page = self
+                    .core
+                    .list_clients(&caller, r.page_size, &r.page_token)
+                    .await?;
+                Ok::<_, Error>(pb::ListClientsResponse {
+                    clients: page.clients.iter().map(client_proto).collect(),
+                    next_page_token: page.next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn update_client(
+        &self,
+        req: Request<pb::UpdateClientRequest>,
+    ) -> Result<Response<pb::UpdateClientResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                let r = req.into_inner();
+                let client = r
+                    .client
+                    .ok_or_else(|| Error::invalid("client", "is required"))?;
+                let client_id = client.client_id.clone();
+                let mask = r.update_mask.map(|m| m.paths).unwrap_or_default();
+                let record = self
+                    .core
+                    .update_client(&caller, &client_id, client_input(client)?, &mask)
+                    .await?;
+                Ok::<_, Error>(pb::UpdateClientResponse {
+                    client: Some(client_proto(&record)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn delete_client(
+        &self,
+        req: Request<pb::DeleteClientRequest>,
+    ) -> Result<Response<pb::DeleteClientResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                self.core
+                    .delete_client(&caller, &req.get_ref().client_id)
+                    .await?;
+                Ok::<_, Error>(pb::DeleteClientResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        req: Request<pb::RotateClientSecretRequest>,
+    ) -> Result<Response<pb::RotateClientSecretResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                let r = req.get_ref();
+                let ttl = match r.previous_secret_ttl {
+                    None => None,
+                    Some(d) => Some(Duration::try_from(d).map_err(|_| {
+                        Error::invalid("previous_secret_ttl", "must not be negative")
+                    })?),
+                };
+                let (record, secret) = self.core.rotate_secret(&caller, &r.client_id, ttl).await?;
+                Ok::<_, Error>(pb::RotateClientSecretResponse {
+                    client: Some(client_proto(&record)),
+                    client_secret: secret,
+                })
+            }
+            .await,
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl ConsentService for OAuthApi {
+    async fn list_consents(
+        &self,
+        req: Request<pb::ListConsentsRequest>,
+    ) -> Result<Response<pb::ListConsentsResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                let r = req.get_ref();
+                let (consents, next_page_token) = self
+                    .core
+                    .list_consents(&caller, r.page_size, &r.page_token, &r.user_id)
+                    .await?;
+                Ok::<_, Error>(pb::ListConsentsResponse {
+                    consents: consents
+                        .into_iter()
+                        .map(|v| Consent {
+                            client_id: v.consent.client_id,
+                            client_name: v.client_name,
+                            scopes: v.consent.scopes,
+                            create_time: Some(to_timestamp(v.consent.created_at)),
+                            update_time: Some(to_timestamp(v.consent.updated_at)),
+                        })
+                        .collect(),
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn revoke_consent(
+        &self,
+        req: Request<pb::RevokeConsentRequest>,
+    ) -> Result<Response<pb::RevokeConsentResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req).await?;
+                let r = req.get_ref();
+                self.core
+                    .revoke_consent(&caller, &r.client_id, &r.user_id)
+                    .await?;
+                Ok::<_, Error>(pb::RevokeConsentResponse {})
+            }
+            .await,
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl OAuthService for OAuthApi {
+    async fn get_provider_configuration(
+        &self,
+        _req: Request<pb::GetProviderConfigurationRequest>,
+    ) -> Result<Response<pb::GetProviderConfigurationResponse>, Status> {
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        Ok(Response::new(pb::GetProviderConfigurationResponse {
+            issuer: self.core.oidc_issuer().to_owned(),
+            scopes_supported: owned(super::SCOPES),
+            id_token_signing_alg_values_supported: owned(&["RS256", "ES256", "EdDSA"]),
+            grant_types_supported: owned(&[
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+            ]),
+            claims_supported: owned(&[
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "azp",
+                "at_hash",
+                "sid",
+                "amr",
+                "name",
+                "preferred_username",
+                "updated_at",
+                "email",
+                "email_verified",
+            ]),
+        }))
+    }
+
+    async fn authorize(
+        &self,
+        req: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                let p = r.parameters.unwrap_or_default();
+                let params = AuthorizeParams {
+                    client_id: p.client_id,
+                    redirect_uri: p.redirect_uri,
+                    response_type: p.response_type,
+                    scope: p.scope,
+                    state: p.state,
+                    nonce: p.nonce,
+                    code_challenge: p.code_challenge,
+                    code_challenge_method: p.code_challenge_method,
+                    prompt: p.prompt,
+                    max_age: p.max_age,
+                    login_hint: p.login_hint,
+                    response_mode: p.response_mode,
+                    request_object: p.request_object,
+                };
+                let next = self
+                    .core
+                    .authorize(params, &r.browser_session, &r.browser_binding)
+                    .await?;
+                Ok::<_, Error>(pb::AuthorizeResponse {
+                    step: Some(step_proto(next)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn sign_in(
+        &self,
+        req: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::SignInResponse>, Status> {
+        server::reply(
+            async {
+                let ip = self.forwarded.client_of(&req);
+                let r = req.into_inner();
+                let next = self
+                    .core
+                    .sign_in(SignInForm {
+                        request_id: r.request_id,
+                        csrf_token: r.csrf_token,
+                        binding: r.browser_binding,
+                        login: r.login,
+                        password: r.password,
+                        ip_address: ip,
+                    })
+                    .await?;
+                Ok::<_, Error>(pb::SignInResponse {
+                    step: Some(step_proto(next)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn consent(
+        &self,
+        req: Request<pb::ConsentRequest>,
+    ) -> Result<Response<pb::ConsentResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                let next = self
+                    .core
+                    .consent(
+                        &r.request_id,
+                        &r.csrf_token,
+                        &r.browser_binding,
+                        &r.browser_session,
+                        r.allow,
+                    )
+                    .await?;
+                Ok::<_, Error>(pb::ConsentResponse {
+                    step: Some(step_proto(next)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn token(
+        &self,
+        req: Request<pb::TokenRequest>,
+    ) -> Result<Response<pb::TokenResponse>, Status> {
+        server::reply(
+            async {
+                let user_agent = req
+                    .metadata()
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let r = req.into_inner();
+                let c = r.client.unwrap_or_default();
+                let params = TokenParams {
+                    client_id: c.client_id,
+                    client_secret: c.client_secret,
+                    method: c.method,
+                    grant_type: r.grant_type,
+                    code: r.code,
+                    redirect_uri: r.redirect_uri,
+                    code_verifier: r.code_verifier,
+                    refresh_token: r.refresh_token,
+                    scope: r.scope,
+                };
+                use pb::token_response::Result as R;
+                let result = match self.core.token(params, &user_agent).await? {
+                    Ok(t) => R::Tokens(pb::Tokens {
+                        access_token: t.access_token,
+                        token_type: "Bearer".into(),
+                        expires_in: t.expires_in,
+                        refresh_token: t.refresh_token,
+                        id_token: t.id_token,
+                        scope: t.scope,
+                    }),
+                    Err(f) => R::Error(oauth_error(f)),
+                };
+                Ok::<_, Error>(pb::TokenResponse {
+                    result: Some(result),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn introspect(
+        &self,
+        req: Request<pb::IntrospectRequest>,
+    ) -> Result<Response<pb::IntrospectResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                let c = r.client.unwrap_or_default();
+                use pb::introspect_response::Result as R;
+                let result = match self
+                    .core
+                    .introspect(&c.client_id, &c.client_secret, &c.method, &r.token)
+                    .await?
+                {
+                    Ok(None) => R::Introspection(pb::Introspection::default()),
+                    Ok(Some(i)) => R::Introspection(pb::Introspection {
+                        active: true,
+                        scope: i.scope,
+                        client_id: i.client_id,
+                        username: i.username,
+                        token_type: i.token_type.into(),
+                        exp: i.exp,
+                        iat: i.iat,
+                        sub: i.sub,
+                        aud: i.aud,
+                        iss: i.iss,
+                        jti: i.jti,
+                        sid: i.sid,
+                    }),
+                    Err(f) => R::Error(oauth_error(f)),
+                };
+                Ok::<_, Error>(pb::IntrospectResponse {
+                    result: Some(result),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn revoke(
+        &self,
+        req: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                let c = r.client.unwrap_or_default();
+                let error = self
+                    .core
+                    .revoke(&c.client_id, &c.client_secret, &c.method, &r.token)
+                    .await?;
+                Ok::<_, Error>(pb::RevokeResponse {
+                    error: error.map(oauth_error),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn user_info(
+        &self,
+        req: Request<pb::UserInfoRequest>,
+    ) -> Result<Response<pb::UserInfoResponse>, Status> {
+        server::reply(
+            async {
+                use pb::user_info_response::Result as R;
+                let result = match self.core.user_info(&req.get_ref().access_token).await? {
+                    Ok(i) => R::Claims(pb::UserInfoClaims {
+                        sub: i.sub,
+                        name: i.name,
+                        preferred_username: i.preferred_username,
+                        updated_at: i.updated_at,
+                        email: i.email,
+                        email_verified: i.email_verified,
+                    }),
+                    Err(f) => R::Error(oauth_error(f)),
+                };
+                Ok::<_, Error>(pb::UserInfoResponse {
+                    result: Some(result),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn end_session(
+        &self,
+        req: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<pb::EndSessionResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                let (answer, clear_session) = self
+                    .core
+                    .end_session(EndSessionParams {
+                        id_token_hint: r.id_token_hint,
+                        client_id: r.client_id,
+                        post_logout_redirect_uri: r.post_logout_redirect_uri,
+                        state: r.state,
+                        browser_session: r.browser_session,
+                        browser_binding: r.browser_binding,
+                        confirmed: r.confirmed,
+                        csrf_token: r.csrf_token,
+                    })
+                    .await?;
+                use pb::end_session_response::Result as R;
+                let result = match answer {
+                    EndSession::Redirect(uri) => R::RedirectUri(uri),
+                    EndSession::SignedOut => R::SignedOut(true),
+                    EndSession::Confirm {
+                        csrf_token,
+                        client_name,
+                        username,
+                    } => R::Confirm(pb::SignOutConfirmPage {
+                        csrf_token,
+                        client_name,
+                        username,
+                    }),
+                    EndSession::Error(f) => R::Error(pb::ErrorPage {
+                        error: f.error.into(),
+                        description: f.description,
+                    }),
+                };
+                Ok::<_, Error>(pb::EndSessionResponse {
+                    result: Some(result),
+                    clear_session,
+                })
+            }
+            .await,
+        )
+    }
+}

@@ -1,0 +1,614 @@
+//! The provider's store on PostgreSQL and on SQLite: one body of SQL for
+//! both (`$n` parameters, which SQLite takes too), expanded once per
+//! database so that each gets its own pool, transaction and outbox types.
+
+use super::store::{
+    BrowserSession, ClientRecord, CodeRecord, ConsentRecord, EventFor, OAuthStore, PendingRequest,
+    SessionsOf,
+};
+use crate::store::{Result, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use suite_events::{Event, outbox};
+use uuid::Uuid;
+
+/// A JSON column's value, or a store error naming it.
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> sqlx::Result<T> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// The scopes of a consent row (space-separated).
+fn scopes_of(text: &str) -> Vec<String> {
+    suite_tokens::scope_list(text)
+}
+
+/// Every column of `oauth_clients`.
+macro_rules! client_columns {
+    () => {
+        "id, client_id, name, confidential, settings, secret_hash, previous_secret_hash, \
+         previous_secret_expires_at, created_at, updated_at"
+    };
+}
+/// Every column of `browser_sessions`.
+macro_rules! browser_columns {
+    () => {
+        "id, secret_hash, user_id, username, auth_time, last_used_at, expires_at, revoked_at"
+    };
+}
+
+macro_rules! oauth_store {
+    ($store:ident, $pool:ty, $db:ty, $row:ty, $append:path, $begin:literal) => {
+        pub struct $store {
+            pub(crate) pool: $pool,
+        }
+
+        fn client(row: &$row) -> sqlx::Result<ClientRecord> {
+            Ok(ClientRecord {
+                id: row.try_get("id")?,
+                client_id: row.try_get("client_id")?,
+                name: row.try_get("name")?,
+                confidential: row.try_get("confidential")?,
+                settings: from_json("settings", &row.try_get::<String, _>("settings")?)?,
+                secret_hash: row.try_get("secret_hash")?,
+                previous_secret_hash: row.try_get("previous_secret_hash")?,
+                previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn consent(row: &$row) -> sqlx::Result<ConsentRecord> {
+            Ok(ConsentRecord {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                client_id: row.try_get("client_id")?,
+                scopes: scopes_of(&row.try_get::<String, _>("scopes")?),
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn browser(row: &$row) -> sqlx::Result<BrowserSession> {
+            Ok(BrowserSession {
+                id: row.try_get("id")?,
+                secret_hash: row.try_get("secret_hash")?,
+                user_id: row.try_get("user_id")?,
+                username: row.try_get("username")?,
+                auth_time: row.try_get("auth_time")?,
+                last_used_at: row.try_get("last_used_at")?,
+                expires_at: row.try_get("expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+
+        /// Revokes the live sessions `which` names inside `tx`; their ids
+        /// and events.
+        async fn revoke_in(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            which: SessionsOf<'_>,
+            at: DateTime<Utc>,
+            event_for: EventFor<'_>,
+        ) -> sqlx::Result<(Vec<Uuid>, Vec<Event>)> {
+            let rows = match which {
+                SessionsOf::Client(client_id) => {
+                    sqlx::query(
+                        "SELECT id, user_id FROM sessions WHERE client_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(client_id)
+                    .fetch_all(&mut **tx)
+                    .await?
+                }
+                SessionsOf::UserOfClient(user_id, client_id) => {
+                    sqlx::query(
+                        "SELECT id, user_id FROM sessions WHERE user_id = $1 AND client_id = $2 \
+                         AND revoked_at IS NULL",
+                    )
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_all(&mut **tx)
+                    .await?
+                }
+                SessionsOf::Browser(id) => {
+                    sqlx::query(
+                        "SELECT id, user_id FROM sessions WHERE browser_session_id = $1 \
+                         AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut **tx)
+                    .await?
+                }
+            };
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut events = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let id: Uuid = row.try_get("id")?;
+                let user_id: Uuid = row.try_get("user_id")?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                ids.push(id);
+                events.push(event_for(id, user_id));
+            }
+            Ok((ids, events))
+        }
+
+        #[async_trait]
+        impl OAuthStore for $store {
+            async fn create_client(&self, c: &ClientRecord, events: &[Event]) -> Result<bool> {
+                let settings = to_json(&c.settings)?;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let done = sqlx::query(
+                    "INSERT INTO oauth_clients (id, client_id, name, confidential, settings, secret_hash, \
+                     previous_secret_hash, previous_secret_expires_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (client_id) DO NOTHING",
+                )
+                .bind(c.id)
+                .bind(&c.client_id)
+                .bind(&c.name)
+                .bind(c.confidential)
+                .bind(settings)
+                .bind(&c.secret_hash)
+                .bind(&c.previous_secret_hash)
+                .bind(c.previous_secret_expires_at)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                $append(&mut tx, events).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", client_columns!(), " FROM oauth_clients WHERE client_id = $1"
+                ))
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(client).transpose()?)
+            }
+
+            async fn list_clients(
+                &self,
+                after: Option<Uuid>,
+                limit: i64,
+            ) -> Result<Vec<ClientRecord>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", client_columns!(), " FROM oauth_clients \
+                     WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+                ))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.iter().map(client).collect::<sqlx::Result<_>>()?)
+            }
+
+            async fn update_client(&self, c: &ClientRecord, events: &[Event]) -> Result<bool> {
+                let settings = to_json(&c.settings)?;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let done = sqlx::query(
+                    "UPDATE oauth_clients SET name = $2, settings = $3, secret_hash = $4, \
+                     previous_secret_hash = $5, previous_secret_expires_at = $6, updated_at = $7 \
+                     WHERE client_id = $1",
+                )
+                .bind(&c.client_id)
+                .bind(&c.name)
+                .bind(settings)
+                .bind(&c.secret_hash)
+                .bind(&c.previous_secret_hash)
+                .bind(c.previous_secret_expires_at)
+                .bind(c.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                $append(&mut tx, events).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn delete_client(
+                &self,
+                client_id: &str,
+                at: DateTime<Utc>,
+                events: &[Event],
+                event_for: EventFor<'_>,
+            ) -> Result<Option<Vec<Uuid>>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let done = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                for sql in [
+                    "DELETE FROM oauth_codes WHERE client_id = $1",
+                    "DELETE FROM oauth_consents WHERE client_id = $1",
+                    "DELETE FROM oauth_requests WHERE client_id = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let (ids, mut ended) =
+                    revoke_in(&mut tx, SessionsOf::Client(client_id), at, event_for).await?;
+                ended.extend(events.iter().cloned());
+                $append(&mut tx, &ended).await?;
+                tx.commit().await?;
+                Ok(Some(ids))
+            }
+
+            async fn create_request(&self, r: &PendingRequest) -> Result<()> {
+                let params = to_json(&r.params)?;
+                sqlx::query(
+                    "INSERT INTO oauth_requests (id, binding_hash, csrf_token, client_id, params, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&r.id)
+                .bind(&r.binding_hash)
+                .bind(&r.csrf_token)
+                .bind(&r.client_id)
+                .bind(params)
+                .bind(r.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_request(&self, id: &str) -> Result<Option<PendingRequest>> {
+                let row = sqlx::query(
+                    "SELECT id, binding_hash, csrf_token, client_id, params, expires_at \
+                     FROM oauth_requests WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(PendingRequest {
+                    id: row.try_get("id")?,
+                    binding_hash: row.try_get("binding_hash")?,
+                    csrf_token: row.try_get("csrf_token")?,
+                    client_id: row.try_get("client_id")?,
+                    params: from_json("params", &row.try_get::<String, _>("params")?)?,
+                    expires_at: row.try_get("expires_at")?,
+                }))
+            }
+
+            async fn delete_request(&self, id: &str) -> Result<()> {
+                sqlx::query("DELETE FROM oauth_requests WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_code(&self, c: &CodeRecord) -> Result<()> {
+                let grant = to_json(&c.grant)?;
+                sqlx::query(
+                    "INSERT INTO oauth_codes (code_hash, client_id, user_id, grant_data, expires_at, used_at, session_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&c.code_hash)
+                .bind(&c.client_id)
+                .bind(c.user_id)
+                .bind(grant)
+                .bind(c.expires_at)
+                .bind(c.used_at)
+                .bind(c.session_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_code(&self, code_hash: &str) -> Result<Option<CodeRecord>> {
+                let row = sqlx::query(
+                    "SELECT code_hash, client_id, user_id, grant_data, expires_at, used_at, session_id \
+                     FROM oauth_codes WHERE code_hash = $1",
+                )
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(CodeRecord {
+                    code_hash: row.try_get("code_hash")?,
+                    client_id: row.try_get("client_id")?,
+                    user_id: row.try_get("user_id")?,
+                    grant: from_json("grant_data", &row.try_get::<String, _>("grant_data")?)?,
+                    expires_at: row.try_get("expires_at")?,
+                    used_at: row.try_get("used_at")?,
+                    session_id: row.try_get("session_id")?,
+                }))
+            }
+
+            async fn use_code(
+                &self,
+                code_hash: &str,
+                at: DateTime<Utc>,
+                session_id: Uuid,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE oauth_codes SET used_at = $2, session_id = $3 \
+                     WHERE code_hash = $1 AND used_at IS NULL",
+                )
+                .bind(code_hash)
+                .bind(at)
+                .bind(session_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_consent(
+                &self,
+                user_id: Uuid,
+                client_id: &str,
+            ) -> Result<Option<ConsentRecord>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, client_id, scopes, created_at, updated_at \
+                     FROM oauth_consents WHERE user_id = $1 AND client_id = $2",
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(consent).transpose()?)
+            }
+
+            async fn put_consent(&self, c: &ConsentRecord, events: &[Event]) -> Result<()> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query(
+                    "INSERT INTO oauth_consents (id, user_id, client_id, scopes, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, client_id) \
+                     DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+                )
+                .bind(c.id)
+                .bind(c.user_id)
+                .bind(&c.client_id)
+                .bind(c.scopes.join(" "))
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                $append(&mut tx, events).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_consents(
+                &self,
+                user_id: Uuid,
+                after: Option<Uuid>,
+                limit: i64,
+            ) -> Result<Vec<ConsentRecord>> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, client_id, scopes, created_at, updated_at FROM oauth_consents \
+                     WHERE user_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+                )
+                .bind(user_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.iter().map(consent).collect::<sqlx::Result<_>>()?)
+            }
+
+            async fn delete_consent(
+                &self,
+                user_id: Uuid,
+                client_id: &str,
+                at: DateTime<Utc>,
+                events: &[Event],
+                event_for: EventFor<'_>,
+            ) -> Result<Option<Vec<Uuid>>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let done =
+                    sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
+                        .bind(user_id)
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                let (ids, mut ended) = revoke_in(
+                    &mut tx,
+                    SessionsOf::UserOfClient(user_id, client_id),
+                    at,
+                    event_for,
+                )
+                .await?;
+                ended.extend(events.iter().cloned());
+                $append(&mut tx, &ended).await?;
+                tx.commit().await?;
+                Ok(Some(ids))
+            }
+
+            async fn create_browser_session(&self, s: &BrowserSession) -> Result<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO browser_sessions (", browser_columns!(), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ))
+                .bind(s.id)
+                .bind(&s.secret_hash)
+                .bind(s.user_id)
+                .bind(&s.username)
+                .bind(s.auth_time)
+                .bind(s.last_used_at)
+                .bind(s.expires_at)
+                .bind(s.revoked_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn find_browser_session(
+                &self,
+                secret_hash: &str,
+            ) -> Result<Option<BrowserSession>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", browser_columns!(), " FROM browser_sessions WHERE secret_hash = $1"
+                ))
+                .bind(secret_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(browser).transpose()?)
+            }
+
+            async fn get_browser_session(&self, id: Uuid) -> Result<Option<BrowserSession>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    browser_columns!(),
+                    " FROM browser_sessions WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(browser).transpose()?)
+            }
+
+            async fn touch_browser_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+                sqlx::query("UPDATE browser_sessions SET last_used_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn end_browser_session(
+                &self,
+                id: Uuid,
+                at: DateTime<Utc>,
+                event_for: EventFor<'_>,
+            ) -> Result<Vec<Uuid>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query(
+                    "UPDATE browser_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                let (ids, events) =
+                    revoke_in(&mut tx, SessionsOf::Browser(id), at, event_for).await?;
+                $append(&mut tx, &events).await?;
+                tx.commit().await?;
+                Ok(ids)
+            }
+
+            async fn forget_user(
+                &self,
+                user_id: Uuid,
+                before: DateTime<Utc>,
+                at: DateTime<Utc>,
+                forget_consents: bool,
+            ) -> Result<u64> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut n = sqlx::query(
+                    "UPDATE browser_sessions SET revoked_at = $3 \
+                     WHERE user_id = $1 AND auth_time < $2 AND revoked_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(before)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if forget_consents {
+                    n += sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn revoke_sessions(
+                &self,
+                which: SessionsOf<'_>,
+                at: DateTime<Utc>,
+                event_for: EventFor<'_>,
+            ) -> Result<Vec<Uuid>> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let (ids, events) = revoke_in(&mut tx, which, at, event_for).await?;
+                $append(&mut tx, &events).await?;
+                tx.commit().await?;
+                Ok(ids)
+            }
+
+            async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut n = 0;
+                for sql in [
+                    "DELETE FROM oauth_requests WHERE expires_at < $1",
+                    "DELETE FROM oauth_codes WHERE expires_at < $1",
+                ] {
+                    n += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
+                }
+                n += sqlx::query(
+                    "DELETE FROM browser_sessions WHERE revoked_at < $1 OR expires_at < $1 \
+                     OR last_used_at < $2",
+                )
+                .bind(now)
+                .bind(idle_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(n)
+            }
+        }
+    };
+}
+
+pub mod postgres {
+    use super::*;
+    oauth_store!(
+        PgOAuthStore,
+        sqlx::PgPool,
+        sqlx::Postgres,
+        sqlx::postgres::PgRow,
+        outbox::append_pg,
+        "BEGIN"
+    );
+}
+
+pub mod sqlite {
+    use super::*;
+    // The write lock from the start, as the session store takes it: a
+    // read-then-write transaction never meets SQLITE_BUSY on upgrading.
+    oauth_store!(
+        SqliteOAuthStore,
+        sqlx::SqlitePool,
+        sqlx::Sqlite,
+        sqlx::sqlite::SqliteRow,
+        outbox::append_sqlite,
+        "BEGIN IMMEDIATE"
+    );
+}

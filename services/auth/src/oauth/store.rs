@@ -1,0 +1,214 @@
+//! Persistence of the provider's state: clients, pending authorization
+//! requests, codes, consents and browser sessions. One trait; its PostgreSQL
+//! and SQLite implementations share their SQL (`sql.rs`).
+
+use crate::store::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use suite_events::Event;
+use uuid::Uuid;
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// Orders clients by creation (paging); `client_id` is derived from it.
+    pub id: Uuid,
+    pub client_id: String,
+    pub name: String,
+    pub confidential: bool,
+    pub settings: ClientSettings,
+    /// SHA-256 of the secret (base64url); `None` for a public client.
+    pub secret_hash: Option<String>,
+    /// The secret before the last rotation, until `previous_secret_expires_at`.
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A client's settings, stored as one JSON document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub first_party: bool,
+    pub backchannel_logout_uri: String,
+    pub id_token_alg: String,
+    /// Seconds; `None`: the service's ACCESS_TOKEN_TTL.
+    pub access_token_ttl_secs: Option<u64>,
+}
+
+/// An authorization request waiting for a sign-in or a consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    pub id: String,
+    /// SHA-256 of the browser's binding cookie.
+    pub binding_hash: String,
+    pub csrf_token: String,
+    pub client_id: String,
+    pub params: RequestParams,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What an authorization request asked for, once checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestParams {
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub state: String,
+    pub nonce: String,
+    pub code_challenge: String,
+    pub prompt_consent: bool,
+    pub login_hint: String,
+}
+
+/// An authorization code, known by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    pub code_hash: String,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub grant: CodeGrant,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    /// The session its first exchange opened.
+    pub session_id: Option<Uuid>,
+}
+
+/// What a code grants, stored as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scopes: Vec<String>,
+    pub nonce: String,
+    /// Seconds since the epoch.
+    pub auth_time: i64,
+    pub browser_session_id: Uuid,
+    pub amr: Vec<String>,
+}
+
+/// A user's consent to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A browser (SSO) session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSession {
+    pub id: Uuid,
+    /// SHA-256 of the cookie's value.
+    pub secret_hash: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub auth_time: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Which refresh sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionsOf<'a> {
+    /// Every session of a client.
+    Client(&'a str),
+    /// A user's sessions of a client.
+    UserOfClient(Uuid, &'a str),
+    /// The sessions opened from a browser session.
+    Browser(Uuid),
+}
+
+/// The event for ending session `.0` of user `.1`.
+pub type EventFor<'a> = &'a (dyn Fn(Uuid, Uuid) -> Event + Sync);
+
+#[async_trait]
+pub trait OAuthStore: Send + Sync {
+    /// False (nothing written) if the client id is taken.
+    async fn create_client(&self, client: &ClientRecord, events: &[Event]) -> Result<bool>;
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    async fn list_clients(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<ClientRecord>>;
+    /// Writes every mutable column of `client`; false if it is gone.
+    async fn update_client(&self, client: &ClientRecord, events: &[Event]) -> Result<bool>;
+    /// Deletes the client with its codes, consents and pending requests, and
+    /// revokes its sessions (each with `event_for`), in one transaction.
+    /// `None` if there was no such client; else the sessions revoked.
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        at: DateTime<Utc>,
+        events: &[Event],
+        event_for: EventFor<'_>,
+    ) -> Result<Option<Vec<Uuid>>>;
+
+    async fn create_request(&self, request: &PendingRequest) -> Result<()>;
+    async fn get_request(&self, id: &str) -> Result<Option<PendingRequest>>;
+    async fn delete_request(&self, id: &str) -> Result<()>;
+
+    async fn create_code(&self, code: &CodeRecord) -> Result<()>;
+    async fn get_code(&self, code_hash: &str) -> Result<Option<CodeRecord>>;
+    /// Marks the code used by session `session_id`; false if it was used already.
+    async fn use_code(&self, code_hash: &str, at: DateTime<Utc>, session_id: Uuid) -> Result<bool>;
+
+    async fn get_consent(&self, user_id: Uuid, client_id: &str) -> Result<Option<ConsentRecord>>;
+    /// Inserts or replaces the user's consent to the client (scopes, update time).
+    async fn put_consent(&self, consent: &ConsentRecord, events: &[Event]) -> Result<()>;
+    async fn list_consents(
+        &self,
+        user_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ConsentRecord>>;
+    /// Deletes the consent and revokes the user's sessions of the client;
+    /// `None` if there was no consent.
+    async fn delete_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        at: DateTime<Utc>,
+        events: &[Event],
+        event_for: EventFor<'_>,
+    ) -> Result<Option<Vec<Uuid>>>;
+
+    async fn create_browser_session(&self, session: &BrowserSession) -> Result<()>;
+    async fn find_browser_session(&self, secret_hash: &str) -> Result<Option<BrowserSession>>;
+    async fn get_browser_session(&self, id: Uuid) -> Result<Option<BrowserSession>>;
+    async fn touch_browser_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<()>;
+    /// Revokes the browser session and the refresh sessions opened from it
+    /// (each with `event_for`); the ids of those revoked.
+    async fn end_browser_session(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        event_for: EventFor<'_>,
+    ) -> Result<Vec<Uuid>>;
+
+    /// Revokes the user's browser sessions signed in before `before`, and
+    /// (`forget_consents`) deletes their consents; how many rows changed.
+    async fn forget_user(
+        &self,
+        user_id: Uuid,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        forget_consents: bool,
+    ) -> Result<u64>;
+
+    /// Revokes the live sessions `which` names, each with its event.
+    async fn revoke_sessions(
+        &self,
+        which: SessionsOf<'_>,
+        at: DateTime<Utc>,
+        event_for: EventFor<'_>,
+    ) -> Result<Vec<Uuid>>;
+
+    /// Deletes expired requests and codes, and dead browser sessions.
+    async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64>;
+}

@@ -1,0 +1,73 @@
+//! The provider acting on the user service's events: a deleted user's
+//! browser sessions end and their consents are forgotten. Both services
+//! share one in-process bus here, as in the launcher.
+
+use crate::{
+    clients::{confidential, register_client},
+    helpers::{Backend, PASSWORD, TestDb, authed, spawn_suite_tuned},
+    oauth_steps::*,
+};
+use std::time::Duration;
+use suite_proto::user::DeleteUserRequest;
+
+/// One number the auth database answers.
+async fn count(db: &TestDb, sql: &'static str) -> i64 {
+    if db.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
+        sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.expect("postgres");
+        sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    }
+}
+
+async fn a_deleted_users_browser_sessions_and_consents_go_with_them(backend: Backend) {
+    let bus = suite_events::LocalBus::default();
+    let (for_auth, for_user) = (bus.clone(), bus);
+    let Some(s) = spawn_suite_tuned(
+        backend,
+        |auth| auth.events.local = Some(for_auth),
+        |user| user.events.local = Some(for_user),
+    )
+    .await
+    else {
+        return;
+    };
+    let user = s.register("yara").await;
+    let (client_id, _) = register_client(&s, confidential("Remembered")).await;
+    let (_, challenge) = pkce();
+    code_via_pages(&s, &client_id, &challenge, "yara").await;
+    const CONSENTS: &str = "SELECT COUNT(*) FROM oauth_consents";
+    const LIVE: &str = "SELECT COUNT(*) FROM browser_sessions WHERE revoked_at IS NULL";
+    assert_eq!(count(&s.auth_db, CONSENTS).await, 1);
+    assert_eq!(count(&s.auth_db, LIVE).await, 1);
+    let me = s.login("yara", PASSWORD).await.expect("login").access_token;
+    s.users
+        .clone()
+        .delete_user(authed(
+            DeleteUserRequest {
+                id: user.id.clone(),
+                etag: String::new(),
+            },
+            &me,
+        ))
+        .await
+        .expect("delete");
+    suite_testkit::eventually(
+        "the user's consents and browser sessions gone",
+        Duration::from_secs(10),
+        async || count(&s.auth_db, CONSENTS).await == 0 && count(&s.auth_db, LIVE).await == 0,
+    )
+    .await;
+    s.stop().await;
+}
+
+suite_testkit::on_both_databases!(suite_testkit::db::backend;
+    a_deleted_users_browser_sessions_and_consents_go_with_them,
+);
