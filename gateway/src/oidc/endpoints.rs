@@ -176,6 +176,8 @@ pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationRespons
         "introspection_endpoint": at(INTROSPECT_PATH),
         "revocation_endpoint": at(REVOKE_PATH),
         "end_session_endpoint": at(LOGOUT_PATH),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "scopes_supported": c.scopes_supported,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

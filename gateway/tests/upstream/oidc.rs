@@ -165,7 +165,8 @@ async fn discovery_names_the_endpoints_under_the_issuer_and_is_fetched_once() {
         assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(d["authorization_response_iss_parameter_supported"], true);
         assert_eq!(d["id_token_signing_alg_values_supported"][0], "RS256");
-        assert!(d.get("backchannel_logout_supported").is_none());
+        assert_eq!(d["backchannel_logout_supported"], true);
+        assert_eq!(d["backchannel_logout_session_supported"], true);
     }
     assert_eq!(gw.provider.seen().configuration_calls, 1);
 }

@@ -113,6 +113,20 @@ pub struct Config {
     #[arg(long = "refresh-reuse-grace-secs", env = "REFRESH_REUSE_GRACE_SECS", value_name = "REFRESH_REUSE_GRACE_SECS", default_value = "5", value_parser = clap::value_parser!(u64).range(0..=300).map(Duration::from_secs))]
     pub refresh_reuse_grace: Duration,
 
+    /// Seconds a client's back-channel logout URI may take to answer.
+    #[arg(long = "backchannel-logout-timeout-secs", env = "BACKCHANNEL_LOGOUT_TIMEOUT_SECS", value_name = "BACKCHANNEL_LOGOUT_TIMEOUT_SECS", default_value = "5", value_parser = clap::value_parser!(u64).range(1..=60).map(Duration::from_secs))]
+    pub backchannel_logout_timeout: Duration,
+
+    /// Milliseconds before the first retry of a logout token a client did
+    /// not accept; each retry waits twice as long, up to ten minutes.
+    #[arg(long = "backchannel-logout-retry-ms", env = "BACKCHANNEL_LOGOUT_RETRY_MS", value_name = "BACKCHANNEL_LOGOUT_RETRY_MS", default_value = "1000", value_parser = clap::value_parser!(u64).range(10..=600_000).map(Duration::from_millis))]
+    pub backchannel_logout_retry: Duration,
+
+    /// Attempts at delivering one logout token before it is given up (the
+    /// default spans about two hours).
+    #[arg(long, env = "BACKCHANNEL_LOGOUT_ATTEMPTS", default_value = "20", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub backchannel_logout_attempts: u32,
+
     /// Who may tell this service the client's address (the gateway).
     #[command(flatten)]
     pub forwarded: ForwardedArgs,
@@ -179,6 +193,16 @@ impl Config {
             max_lifetime: self.session_max_lifetime,
             reuse_grace: self.refresh_reuse_grace,
             public_url: self.public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// How logout tokens are delivered to clients.
+    pub fn backchannel(&self) -> crate::oauth::backchannel::Delivery {
+        crate::oauth::backchannel::Delivery {
+            timeout: self.backchannel_logout_timeout,
+            first_retry: self.backchannel_logout_retry,
+            attempts: self.backchannel_logout_attempts,
+            ..Default::default()
         }
     }
 }

@@ -80,6 +80,8 @@ pub enum StartError {
     Keys(String),
     #[error("events: {0}")]
     Events(String),
+    #[error("back-channel logout: {0}")]
+    Logouts(String),
     #[error(transparent)]
     Serve(#[from] suite_grpc::server::ServeError),
 }

@@ -25,6 +25,7 @@ pub struct AuthMetrics {
     pub refresh_token_reuse: Counter,
     pub oauth_tokens: Family<GrantLabels, Counter>,
     pub authorization_code_reuse: Counter,
+    pub backchannel_logouts: Family<OutcomeLabels, Counter>,
 }
 
 static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
@@ -49,6 +50,11 @@ static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
             "suite_auth_authorization_code_reuse",
             "Authorization codes presented again (each revokes the tokens of their first exchange)",
             Counter::default(),
+        ),
+        backchannel_logouts: registry.registered(
+            "suite_auth_backchannel_logouts",
+            "Back-channel logout attempts by outcome (delivered, retrying, given_up, no_receiver)",
+            Family::default(),
         ),
     }
 });

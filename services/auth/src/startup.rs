@@ -154,6 +154,10 @@ pub async fn serve(
         .add_service(ClientServiceServer::new(oauth.clone()).max_decoding_message_size(max))
         .add_service(ConsentServiceServer::new(oauth.clone()).max_decoding_message_size(max))
         .add_service(OAuthServiceServer::new(oauth).max_decoding_message_size(max));
+    let logouts =
+        crate::oauth::backchannel::LogoutSender::new(provider.clone(), config.backchannel())
+            .map_err(|e| StartError::Logouts(e.to_string()))?;
+    let sending_logouts = tokio::spawn(logouts.run(database.migrated()));
     let pruning = tokio::spawn(prune_periodically(core, provider));
     tracing::info!(database = %config.database_url, "auth store opened");
     let result = suite_grpc::server::serve(
@@ -168,6 +172,7 @@ pub async fn serve(
     )
     .await;
     pruning.abort();
+    sending_logouts.abort();
     consuming.abort();
     following.abort();
     // What in-flight calls wrote is in the outbox: the next start publishes

@@ -4,6 +4,7 @@
 //! domain types here; the gRPC adapter is `grpc`.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod clients;
 pub mod grpc;
 pub mod introspect;

@@ -3,8 +3,8 @@
 //! database so that each gets its own pool, transaction and outbox types.
 
 use super::store::{
-    BrowserSession, ClientRecord, CodeRecord, ConsentRecord, EventFor, OAuthStore, PendingRequest,
-    SessionsOf,
+    BrowserSession, ClientRecord, CodeRecord, ConsentRecord, EventFor, LogoutOwed, OAuthStore,
+    PendingRequest, SessionsOf,
 };
 use crate::store::{Result, StoreError};
 use async_trait::async_trait;
@@ -560,6 +560,75 @@ macro_rules! oauth_store {
                 $append(&mut tx, &events).await?;
                 tx.commit().await?;
                 Ok(ids)
+            }
+
+            async fn logouts_due(
+                &self,
+                now: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<Vec<LogoutOwed>> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, client_id, browser_session_id, logout_attempts \
+                     FROM sessions WHERE client_id IS NOT NULL AND NOT logout_sent \
+                     AND revoked_at IS NOT NULL \
+                     AND (logout_retry_at IS NULL OR logout_retry_at <= $1) \
+                     ORDER BY revoked_at LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let owed = |row: &$row| -> sqlx::Result<LogoutOwed> {
+                    Ok(LogoutOwed {
+                        session_id: row.try_get("id")?,
+                        user_id: row.try_get("user_id")?,
+                        client_id: row.try_get("client_id")?,
+                        browser_session_id: row.try_get("browser_session_id")?,
+                        attempts: row.try_get("logout_attempts")?,
+                    })
+                };
+                Ok(rows.iter().map(owed).collect::<sqlx::Result<_>>()?)
+            }
+
+            async fn claim_logout(
+                &self,
+                owed: &LogoutOwed,
+                lease_until: DateTime<Utc>,
+            ) -> Result<bool> {
+                let claimed = sqlx::query(
+                    "UPDATE sessions SET logout_attempts = logout_attempts + 1, \
+                     logout_retry_at = $3 \
+                     WHERE id = $1 AND logout_attempts = $2 AND NOT logout_sent",
+                )
+                .bind(owed.session_id)
+                .bind(owed.attempts)
+                .bind(lease_until)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(claimed == 1)
+            }
+
+            async fn settle_logout(
+                &self,
+                session_id: Uuid,
+                retry_at: Option<DateTime<Utc>>,
+            ) -> Result<()> {
+                match retry_at {
+                    None => sqlx::query(
+                        "UPDATE sessions SET logout_sent = TRUE, logout_retry_at = NULL \
+                         WHERE id = $1",
+                    )
+                    .bind(session_id),
+                    Some(at) => sqlx::query(
+                        "UPDATE sessions SET logout_retry_at = $2 WHERE id = $1",
+                    )
+                    .bind(session_id)
+                    .bind(at),
+                }
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64> {

@@ -116,6 +116,18 @@ pub struct BrowserSession {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A revoked session of an OAuth client whose client has not been sent its
+/// logout token yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutOwed {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: String,
+    pub browser_session_id: Option<Uuid>,
+    /// Attempts so far; also the version a claim must see.
+    pub attempts: i32,
+}
+
 /// Which refresh sessions to end.
 #[derive(Debug, Clone, Copy)]
 pub enum SessionsOf<'a> {
@@ -208,6 +220,17 @@ pub trait OAuthStore: Send + Sync {
         at: DateTime<Utc>,
         event_for: EventFor<'_>,
     ) -> Result<Vec<Uuid>>;
+
+    /// Up to `limit` logout tokens owed and due by `now`, oldest first.
+    async fn logouts_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<LogoutOwed>>;
+
+    /// Takes `owed` for one attempt: no other replica sees it due before
+    /// `lease_until`. False if another took it first (its attempts moved).
+    async fn claim_logout(&self, owed: &LogoutOwed, lease_until: DateTime<Utc>) -> Result<bool>;
+
+    /// The attempt's end: `retry_at` `None` settles the debt (delivered, or
+    /// given up), `Some` makes it due again then.
+    async fn settle_logout(&self, session_id: Uuid, retry_at: Option<DateTime<Utc>>) -> Result<()>;
 
     /// Deletes expired requests and codes, and dead browser sessions.
     async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64>;

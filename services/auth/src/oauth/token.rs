@@ -343,34 +343,36 @@ impl OAuthCore {
         } else if wants("profile") {
             claims.preferred_username = Some(username.to_owned());
         }
-        self.sign_id_token(&alg, claims).await
+        self.sign_jwt(&alg, "JWT", claims).await
     }
 
-    /// Signs ID-token claims with `alg`, off the async threads (RSA).
-    async fn sign_id_token<T: Serialize + Send + 'static>(
+    /// Signs claims with the ID-token key of `alg`, header `typ`, off the
+    /// async threads (RSA): ID tokens and logout tokens.
+    pub(super) async fn sign_jwt<T: Serialize + Send + 'static>(
         &self,
         alg: &str,
+        typ: &'static str,
         claims: T,
     ) -> Result<String, Error> {
         let keys = self.auth.keys();
         let signer: Box<dyn FnOnce() -> Result<String, suite_tokens::KeyError> + Send> = match alg {
             "EdDSA" => {
                 let key = keys.active().clone();
-                Box::new(move || key.sign_as("JWT", &claims))
+                Box::new(move || key.sign_as(typ, &claims))
             }
             "ES256" => {
                 let key = keys
                     .id_token_key(IdTokenAlg::Es256)
                     .cloned()
                     .ok_or_else(|| Error::Internal("no ES256 key".into()))?;
-                Box::new(move || key.sign_as("JWT", &claims))
+                Box::new(move || key.sign_as(typ, &claims))
             }
             _ => {
                 let key = keys
                     .id_token_key(IdTokenAlg::Rs256)
                     .cloned()
                     .ok_or_else(|| Error::Internal("no RS256 key".into()))?;
-                Box::new(move || key.sign_as("JWT", &claims))
+                Box::new(move || key.sign_as(typ, &claims))
             }
         };
         tokio::task::spawn_blocking(signer)

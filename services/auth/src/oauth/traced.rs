@@ -2,8 +2,8 @@
 //! with the database's breaker and the retry of collisions.
 
 use super::store::{
-    BrowserSession, ClientRecord, CodeRecord, ConsentRecord, EventFor, OAuthStore, PendingRequest,
-    SessionsOf,
+    BrowserSession, ClientRecord, CodeRecord, ConsentRecord, EventFor, LogoutOwed, OAuthStore,
+    PendingRequest, SessionsOf,
 };
 use crate::store::Result;
 use async_trait::async_trait;
@@ -173,6 +173,23 @@ impl OAuthStore for Traced<dyn OAuthStore> {
     ) -> Result<Vec<Uuid>> {
         self.run("UPDATE", "sessions", || {
             self.inner().revoke_sessions(which, at, event_for)
+        })
+        .await
+    }
+    async fn logouts_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<LogoutOwed>> {
+        // Every replica asks every second: a span each time would bury the
+        // traces that matter, and a failed poll is simply asked again.
+        self.inner().logouts_due(now, limit).await
+    }
+    async fn claim_logout(&self, owed: &LogoutOwed, lease_until: DateTime<Utc>) -> Result<bool> {
+        self.run("UPDATE", "sessions", || {
+            self.inner().claim_logout(owed, lease_until)
+        })
+        .await
+    }
+    async fn settle_logout(&self, session_id: Uuid, retry_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.run("UPDATE", "sessions", || {
+            self.inner().settle_logout(session_id, retry_at)
         })
         .await
     }

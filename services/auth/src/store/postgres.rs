@@ -250,14 +250,18 @@ impl AuthStore for PgStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions \
-             WHERE revoked_at < $1 OR expires_at < $1 OR last_used_at < $2)",
+             WHERE (revoked_at < $1 AND (client_id IS NULL OR logout_sent)) \
+             OR (revoked_at IS NULL AND (expires_at < $1 OR last_used_at < $2)))",
         )
         .bind(now)
         .bind(idle_before)
         .execute(&mut *tx)
         .await?;
         let sessions = sqlx::query(
-            "DELETE FROM sessions WHERE revoked_at < $1 OR expires_at < $1 OR last_used_at < $2",
+            // A revoked session of a client stays until its logout token is
+            // delivered or given up (oauth::backchannel).
+            "DELETE FROM sessions WHERE (revoked_at < $1 AND (client_id IS NULL OR logout_sent)) \
+             OR (revoked_at IS NULL AND (expires_at < $1 OR last_used_at < $2))",
         )
         .bind(now)
         .bind(idle_before)

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod attacks;
+mod backchannel;
 mod clients;
 mod forget;
 mod keys;
