@@ -205,11 +205,12 @@ for f in "${RENDERS[@]}"; do
   echo "$f: all $(grep -c '^kind:' "$WORK/$f.yaml") objects valid against Kubernetes $KUBE_VERSION"
 done
 
-# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies), the events wiring
-# (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) and the shared-state wiring (REDIS_URL of the gateway and
-# the user service only, egress to Redis) of every render; with --binaries, chart_vs_binaries.py also runs
+# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies), the OpenID Connect
+# provider's (PUBLIC_URL, the signing and ID-token keys as files from Secrets, the Ingress's routes), the events
+# wiring (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) and the shared-state wiring (REDIS_URL of the gateway
+# and the user service only, egress to Redis) of every render; with --binaries, chart_vs_binaries.py also runs
 # the default and the NATS + Redis render against the binaries.
-step "admin ports, events and shared-state wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, NATS, Redis (every render)"
+step "admin ports, OpenID Connect, events and shared-state wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, PUBLIC_URL, key files, NATS, Redis (every render)"
 for f in "${RENDERS[@]}"; do
   if ! "$PY" scripts/chart_vs_binaries.py --rendered "$WORK/$f.yaml" --static-only > "$WORK/admin-$f.txt"; then
     cat "$WORK/admin-$f.txt"
