@@ -31,7 +31,11 @@ terminationGracePeriodSeconds. Exit 0 only if all of it passed.
   python3 scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml  # + Redis
   python3 scripts/chart_vs_binaries.py --rendered FILE --static-only   # the object checks of a render
 
-The gateway and both services must read FORWARDING_SECRET from one Secret key. The admin ports are checked too: every component's ADMIN_ADDR listens on its `admin` container port, the
+The gateway and both services must read FORWARDING_SECRET from one Secret key. The OpenID Connect provider
+(every render): the auth service's PUBLIC_URL is an issuer URL; SIGNING_KEY_FILE, OIDC_RSA_KEY_FILE and
+OIDC_EC_KEY_FILE are files from Secrets, and a Secret the chart renders holds PEM of a kind the service takes
+(an RSA key as PKCS#8 or PKCS#1, a P-256 key as PKCS#8 or SEC1); an Ingress has the issuer's host and routes
+/.well-known, /oauth2 and /api there. The admin ports are checked too: every component's ADMIN_ADDR listens on its `admin` container port, the
 scrape annotation and the /readyz, /livez probes use it, NetworkPolicies admit it from the scrapers alone
 (who reach no other port); the running gateway answers 404 for /metrics, /readyz, /livez on its public
 port and 200 on its admin port.
@@ -536,6 +540,64 @@ def env_source(rendered: Rendered, component: str, var: str) -> tuple | None:
     return ("value", env[var]) if var in env else None
 
 
+# The auth service's key files, the PEM labels it takes in each (SIGNING_KEY_FILE: Ed25519 as PKCS#8;
+# OIDC_RSA_KEY_FILE: PKCS#8 or PKCS#1; OIDC_EC_KEY_FILE: PKCS#8 or SEC1, as Helm's genPrivateKey "ecdsa" writes).
+AUTH_KEY_FILES = {
+    "SIGNING_KEY_FILE": ("PRIVATE KEY",),
+    "OIDC_RSA_KEY_FILE": ("PRIVATE KEY", "RSA PRIVATE KEY"),
+    "OIDC_EC_KEY_FILE": ("PRIVATE KEY", "EC PRIVATE KEY"),
+}
+PUBLIC_URL_RE = re.compile(r"^https?://(?P<host>\[[^\]]+\]|[^:/?#\s]+)(?::\d+)?(?:/[^?#\s]*[^/?#\s])?$")
+
+
+def oidc_checks(rendered: Rendered, report: Report) -> None:
+    """The OpenID Connect provider's wiring: the auth service has an issuer (PUBLIC_URL), and its signing key
+    and ID-token keys are files from a Secret (so every replica signs with the same keys, and they outlive
+    pods; unset, each pod would generate keys of its own into its emptyDir), holding PEM text of a kind the
+    service takes; behind an Ingress, the issuer's host is an Ingress host that routes the provider's paths."""
+    section("OpenID Connect: PUBLIC_URL, the signing and ID-token keys from Secrets, the Ingress routes /oauth2")
+    env = configmap_env(rendered, "auth")
+    issuer = env.get("PUBLIC_URL", "")
+    m = PUBLIC_URL_RE.match(issuer)
+    report.check(m is not None, "auth: PUBLIC_URL is http(s)://host[:port][/path], no trailing slash", repr(issuer))
+    tpl = rendered.deployment("auth")["spec"]["template"]["spec"]
+    container = tpl["containers"][0]
+    volumes = {v["name"]: v for v in tpl.get("volumes", [])}
+    for var, labels in AUTH_KEY_FILES.items():
+        path = env.get(var, "")
+        found = None
+        for vm in container.get("volumeMounts", []):
+            secret = volumes.get(vm["name"], {}).get("secret")
+            mount = vm["mountPath"].rstrip("/") + "/"
+            if secret and path.startswith(mount):
+                items = secret.get("items")
+                rel = path[len(mount):]
+                key = next((it["key"] for it in items if it["path"] == rel), None) if items else rel
+                if key is not None:
+                    found = (secret["secretName"], key)
+        if not report.check(found is not None, f"auth: {var} is a file from a Secret", repr(path)):
+            continue
+        name, key = found
+        if name in rendered.by_kind.get("Secret", {}):
+            pem = rendered.secret_data(name).get(key, b"").decode(errors="replace")
+            report.check(any(f"-----BEGIN {label}-----" in pem for label in labels),
+                         f"auth: {var}: Secret {name} key {key} holds a {' or '.join(labels)} PEM")
+        else:
+            report.ok(f"auth: {var}: Secret {name} key {key} (not the chart's: created beforehand)")
+    for name, ing in rendered.by_kind.get("Ingress", {}).items():
+        if not m:
+            continue
+        host = m.group("host")
+        rules = [r for r in ing["spec"].get("rules", []) if r.get("host") == host]
+        if not report.check(bool(rules), f"Ingress {name} has the issuer's host {host}",
+                            f"hosts {[r.get('host') for r in ing['spec'].get('rules', [])]}"):
+            continue
+        paths = [p["path"] for r in rules for p in r.get("http", {}).get("paths", [])]
+        for needed in ("/.well-known/openid-configuration", "/oauth2/authorize", "/api/v1"):
+            report.check(any(needed == p or needed.startswith(p.rstrip("/") + "/") for p in paths),
+                         f"Ingress {name} routes {needed} on {host}", f"paths {paths}")
+
+
 NATS_URL_RE = re.compile(r"^(?:nats|tls|ws|wss)://(?:[^@/]*@)?(?P<host>\[[^\]]+\]|[^:/,]+)(?::(?P<port>\d+))?")
 
 
@@ -910,6 +972,7 @@ def main() -> int:
     static_checks(rendered, wiring, report)
     admin_checks(rendered, wiring, report)
     forwarding_checks(rendered, report)
+    oidc_checks(rendered, report)
     nats_in_chart = events_checks(rendered, wiring, report)
     redis_in_chart = redis_checks(rendered, report)
     if args.static_only:

@@ -53,12 +53,13 @@ PY_KEY="$(printf '%s\n' "${PY_REQUIREMENTS[@]}" "$(python3 --version 2>&1)" | sh
 VENV="$CACHE/deploy-venv-$PY_KEY"
 PY="$VENV/bin/python"
 
-# The plain manifests: default values, release "suite" in namespace "suite", except that the signing key and
-# the forwarding secret are not generated (secrets have no place in git): they expect Secrets
-# suite-auth-signing-key and suite-forwarding-secret.
+# The plain manifests: default values, release "suite" in namespace "suite", except that the signing key, the
+# ID-token keys and the forwarding secret are not generated (secrets have no place in git): they expect
+# Secrets suite-auth-signing-key, suite-auth-id-token-keys and suite-forwarding-secret.
 MANIFESTS="k8s/manifests/suite.yaml"
 MANIFEST_ARGS=(template suite k8s/suite --namespace suite
   --set auth.signingKey.generate=false --set auth.signingKey.existingSecret=suite-auth-signing-key
+  --set auth.idTokenKeys.generate=false --set auth.idTokenKeys.existingSecret=suite-auth-id-token-keys
   --set forwardingSecret.existingSecret=suite-forwarding-secret)
 
 TOTAL_START=$SECONDS
@@ -175,6 +176,13 @@ expect_rejected "env name not UPPER_CASE" --set user.env.foo=1
 expect_rejected "env var the chart sets" --set auth.env.LISTEN_ADDR=0.0.0.0:1
 expect_rejected "CIDR as trusted proxy" --set 'gateway.trustedProxies={10.0.0.0/8}'
 expect_rejected "no signing key" --set auth.signingKey.generate=false
+expect_rejected "no ID-token keys" --set auth.idTokenKeys.generate=false
+expect_rejected "one ID-token key as PEM, none generated" --set auth.idTokenKeys.generate=false --set-file auth.idTokenKeys.rsaPem=<(printf -- '-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----\n')
+expect_rejected "a public key as the EC ID-token key" --set-file auth.idTokenKeys.ecPem=<(printf -- '-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n')
+expect_rejected "ingress without auth.publicUrl (the issuer)" --set gateway.ingress.enabled=true
+expect_rejected "issuer with a trailing slash" --set auth.publicUrl=https://id.example.com/
+expect_rejected "issuer not http(s)" --set auth.publicUrl=id.example.com
+expect_rejected "PUBLIC_URL as the auth service's env" --set auth.env.PUBLIC_URL=https://id.example.com
 expect_rejected "NATS URL not nats://" --set nats.url=http://nats:4222
 expect_rejected "stream replicas not 1, 3 or 5" --set events.replicas=2
 expect_rejected "access-token lifetime below 30 s" --set tokens.accessTokenTtlSecs=10
@@ -197,11 +205,12 @@ for f in "${RENDERS[@]}"; do
   echo "$f: all $(grep -c '^kind:' "$WORK/$f.yaml") objects valid against Kubernetes $KUBE_VERSION"
 done
 
-# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies), the events wiring
-# (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) and the shared-state wiring (REDIS_URL of the gateway and
-# the user service only, egress to Redis) of every render; with --binaries, chart_vs_binaries.py also runs
+# The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies), the OpenID Connect
+# provider's (PUBLIC_URL, the signing and ID-token keys as files from Secrets, the Ingress's routes), the events
+# wiring (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) and the shared-state wiring (REDIS_URL of the gateway
+# and the user service only, egress to Redis) of every render; with --binaries, chart_vs_binaries.py also runs
 # the default and the NATS + Redis render against the binaries.
-step "admin ports, events and shared-state wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, NATS, Redis (every render)"
+step "admin ports, OpenID Connect, events and shared-state wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, PUBLIC_URL, key files, NATS, Redis (every render)"
 for f in "${RENDERS[@]}"; do
   if ! "$PY" scripts/chart_vs_binaries.py --rendered "$WORK/$f.yaml" --static-only > "$WORK/admin-$f.txt"; then
     cat "$WORK/admin-$f.txt"
@@ -217,8 +226,14 @@ step "plain manifests ($MANIFESTS) match the chart"
   echo "# Apply into namespace \"suite\" after creating Secret suite-auth-signing-key (key signing-key.pem):"
   echo "#   openssl genpkey -algorithm ed25519 -out signing-key.pem"
   echo "#   kubectl -n suite create secret generic suite-auth-signing-key --from-file=signing-key.pem"
+  echo "# and Secret suite-auth-id-token-keys (keys oidc-rsa-key.pem and oidc-ec-key.pem), the ID-token keys:"
+  echo "#   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out oidc-rsa-key.pem"
+  echo "#   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out oidc-ec-key.pem"
+  echo "#   kubectl -n suite create secret generic suite-auth-id-token-keys --from-file=oidc-rsa-key.pem --from-file=oidc-ec-key.pem"
   echo "# and Secret suite-forwarding-secret (key forwarding-secret), shared by the gateway and the services:"
   echo "#   kubectl -n suite create secret generic suite-forwarding-secret --from-literal=forwarding-secret=\"\$(openssl rand -base64 32)\""
+  echo "# The OpenID Connect issuer (PUBLIC_URL in ConfigMap suite-auth) is http://127.0.0.1:8080, the address of"
+  echo "# kubectl port-forward svc/suite-gateway 8080:80; for a public address render with --set auth.publicUrl=..."
   echo "# The helm.sh/hook Jobs (migrations) and the test Pod are plain objects here: the services also"
   echo "# migrate at start-up, so applying everything at once is safe."
   cat "$WORK/manifests.yaml"

@@ -102,6 +102,35 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if .Values.auth.signingKey.existingSecret -}}{{ .Values.auth.signingKey.existingSecretKey }}{{- else -}}signing-key.pem{{- end -}}
 {{- end -}}
 
+{{/* The ID-token keys' Secret name (the root context); its keys are suite.idTokenKeysSecretKey. */}}
+{{- define "suite.idTokenKeysSecretName" -}}
+{{- $k := .Values.auth.idTokenKeys -}}
+{{- if $k.existingSecret -}}{{ $k.existingSecret }}
+{{- else if or $k.generate (and $k.rsaPem $k.ecPem) -}}{{ include "suite.componentName" (dict "root" . "name" "auth") }}-id-token-keys
+{{- else -}}{{ fail "auth.idTokenKeys: set existingSecret, both rsaPem and ecPem, or generate=true" }}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret key of one ID-token key: (dict "root" $ "alg" "rsa|ec"). The chart's own Secret names them
+as the service's generated files are named. */}}
+{{- define "suite.idTokenKeysSecretKey" -}}
+{{- $k := .root.Values.auth.idTokenKeys -}}
+{{- if $k.existingSecret -}}{{ ternary $k.existingSecretRsaKey $k.existingSecretEcKey (eq .alg "rsa") }}
+{{- else -}}oidc-{{ .alg }}-key.pem
+{{- end -}}
+{{- end -}}
+
+{{/* The OpenID Connect issuer (PUBLIC_URL). Behind an ingress it cannot be guessed (the host browsers use,
+https or not, which port), and relying parties pin it: so it is required there. Without one, the address
+`kubectl port-forward` in NOTES gives. */}}
+{{- define "suite.publicUrl" -}}
+{{- if .Values.auth.publicUrl -}}{{ .Values.auth.publicUrl }}
+{{- else if .Values.gateway.ingress.enabled -}}
+{{- fail "auth.publicUrl is required with gateway.ingress.enabled: the OpenID Connect issuer, the URL browsers and relying parties reach the gateway at through the ingress (e.g. https://id.example.com)" }}
+{{- else -}}http://127.0.0.1:8080
+{{- end -}}
+{{- end -}}
+
 {{/* Environment common to the three binaries (ConfigMap data): (dict "root" $ "name" "user"). */}}
 {{- define "suite.telemetryEnv" -}}
 {{- $t := .root.Values.telemetry -}}
@@ -200,8 +229,8 @@ EVENTS_REPLICAS: {{ . | toString | quote }}
 {{- end -}}
 
 {{/* The egress rules of a component (networkPolicy.egress.enabled): (dict "root" $ "name" "user" "calls"
-(list "auth")). DNS, the release's gRPC services it calls, PostgreSQL (user, auth), OTLP, NATS, Redis (gateway,
-user), extra. */}}
+(list "auth")). DNS, the release's gRPC services it calls, PostgreSQL (user, auth), OTLP, NATS, back-channel
+logout (auth), Redis (gateway, user), extra. */}}
 {{- define "suite.egressRules" -}}
 {{- $root := .root -}}
 {{- $e := $root.Values.networkPolicy.egress -}}
@@ -249,6 +278,18 @@ user), extra. */}}
   to:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+{{- with $root.Values.auth.backchannelLogout.egress }}
+{{- if and (eq $.name "auth") .enabled }}
+{{- /* Back-channel logout tokens, POSTed by the auth service to the clients' https URIs. */}}
+- ports:
+    - protocol: TCP
+      port: {{ .port }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- end }}
 {{- if and (include "suite.redisEnabled" $root) (has .name (splitList "," (include "suite.redisComponents" $root))) }}
 - ports:

@@ -64,8 +64,9 @@ pub struct Config {
     #[arg(long, env = "OIDC_RSA_KEY_FILE")]
     pub oidc_rsa_key_file: Option<PathBuf>,
 
-    /// The P-256 private key (PKCS#8 PEM) that signs ES256 ID tokens; unset:
-    /// one generated once and kept in DATA_DIR.
+    /// The P-256 private key (PEM: PKCS#8, or SEC1 `BEGIN EC PRIVATE KEY`)
+    /// that signs ES256 ID tokens; unset: one generated once and kept in
+    /// DATA_DIR.
     #[arg(long, env = "OIDC_EC_KEY_FILE")]
     pub oidc_ec_key_file: Option<PathBuf>,
 

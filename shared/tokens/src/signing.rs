@@ -181,9 +181,17 @@ impl IdTokenKey {
         Self::from_pem(alg, &pem_of("PRIVATE KEY", &der))
     }
 
-    /// A key from its PEM text: PKCS#8 (`BEGIN PRIVATE KEY`), or PKCS#1
-    /// (`BEGIN RSA PRIVATE KEY`) for RSA.
+    /// A key from its PEM text: PKCS#8 (`BEGIN PRIVATE KEY`); for RSA also
+    /// PKCS#1 (`BEGIN RSA PRIVATE KEY`), for P-256 also SEC1 (`BEGIN EC
+    /// PRIVATE KEY`, RFC 5915), which is what `openssl ecparam -genkey` and
+    /// Helm's `genPrivateKey "ecdsa"` write. jsonwebtoken, and aws-lc-rs's
+    /// signer behind it, take P-256 keys as PKCS#8 only, so a SEC1 key is
+    /// converted here and kept as PKCS#8.
     pub fn from_pem(alg: IdTokenAlg, pem: &str) -> Result<Self, KeyError> {
+        let pem = match (alg, pem_block(pem, SEC1_LABEL)) {
+            (IdTokenAlg::Es256, Some(sec1)) => pem_of("PRIVATE KEY", &p256_sec1_to_pkcs8(&sec1)?),
+            _ => pem.to_owned(),
+        };
         let encoding = match alg {
             IdTokenAlg::Rs256 => EncodingKey::from_rsa_pem(pem.as_bytes()),
             IdTokenAlg::Es256 => EncodingKey::from_ec_pem(pem.as_bytes()),
@@ -195,7 +203,7 @@ impl IdTokenKey {
         Ok(Self {
             kid: thumbprint(&jwk)?,
             alg,
-            pem: pem.to_owned(),
+            pem,
             encoding,
         })
     }
@@ -208,7 +216,8 @@ impl IdTokenKey {
         self.alg
     }
 
-    /// The key as the PEM text it was read from or generated as.
+    /// The key as the PEM text it was read from or generated as (a SEC1
+    /// key as PKCS#8).
     pub fn to_pem(&self) -> &str {
         &self.pem
     }
@@ -229,6 +238,43 @@ impl IdTokenKey {
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
+}
+
+/// The PEM label of a SEC1 (RFC 5915) EC private key.
+const SEC1_LABEL: &str = "EC PRIVATE KEY";
+
+/// The DER of the first PEM block labelled `label` in `pem`, if any. Only that
+/// block: `openssl ecparam -genkey` writes an `EC PARAMETERS` block before
+/// the key.
+fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----"),
+        format!("-----END {label}-----"),
+    );
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != begin)
+        .skip(1)
+        .take_while(|l| *l != end)
+        .collect();
+    if body.is_empty() {
+        return None;
+    }
+    STANDARD.decode(body).ok()
+}
+
+/// A P-256 private key in SEC1 DER as PKCS#8 v1 DER. Any other curve is
+/// refused: ES256 is P-256 alone.
+fn p256_sec1_to_pkcs8(sec1: &[u8]) -> Result<Vec<u8>, KeyError> {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, sec1)
+        .map_err(|_| KeyError::BadIdTokenKey)?;
+    Ok(pair
+        .to_pkcs8v1()
+        .map_err(|_| KeyError::BadIdTokenKey)?
+        .as_ref()
+        .to_vec())
 }
 
 /// DER as PEM text with `label`.
@@ -415,6 +461,66 @@ mod tests {
             assert!(KeySet::from_jwks(&JwkSet { keys: vec![jwk] }).is_empty());
         }
         assert!(IdTokenKey::from_pem(IdTokenAlg::Rs256, "not a pem").is_err());
+        Ok(())
+    }
+
+    /// A P-256 key as SEC1 (`openssl ecparam -name prime256v1 -genkey
+    /// -noout`), and the same key as PKCS#8 (`openssl pkey`). A test key, not
+    /// a secret.
+    const P256_SEC1: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIOrQC8X/vBtxijZwAuveYFiESlJX28qTRGOYMKXjuOlkoAoGCCqGSM49
+AwEHoUQDQgAEt7Gv284MEgl4k0SKdCtzFKoKhZzH1eYKzQ1fOK4rp9dB9fJGL6OH
+vijuwg2vh369XJKg5NTQd/Cq/aOBgWXKYQ==
+-----END EC PRIVATE KEY-----
+";
+    const P256_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg6tALxf+8G3GKNnAC
+695gWIRKUlfbypNEY5gwpeO46WShRANCAAS3sa/bzgwSCXiTRIp0K3MUqgqFnMfV
+5grNDV84riun10H18kYvo4e+KO7CDa+Hfr1ckqDk1NB38Kr9o4GBZcph
+-----END PRIVATE KEY-----
+";
+    /// A P-384 key as SEC1 (`openssl ecparam -name secp384r1 -genkey -noout`).
+    const P384_SEC1: &str = "-----BEGIN EC PRIVATE KEY-----
+MIGkAgEBBDBa2lC58yWExVoZGkV3w5nfqoD43qeaifCMvrYdwF0dGpnI3l3ab8EA
+fvr7Am+zDligBwYFK4EEACKhZANiAATkajerL+SdwwgPeX+XgzL9W0Vvu2UDJw+S
+KSwIFpF+trbql/La29xA8sXOE3EaT2YPfeUPbWIKn0d0DCrHWI3v8CmBEuJKEDHb
+VfaGdTsg7clfAAJuG1GymPI4Hwa73+8=
+-----END EC PRIVATE KEY-----
+";
+
+    #[test]
+    fn a_sec1_p256_key_signs_es256_as_its_pkcs8_form_does() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let pkcs8 = IdTokenKey::from_pem(IdTokenAlg::Es256, P256_PKCS8)?;
+        // As openssl writes it with -noout, and with the EC PARAMETERS block
+        // it writes before the key without -noout.
+        let with_params = format!(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{P256_SEC1}"
+        );
+        for pem in [P256_SEC1, with_params.as_str()] {
+            let key = IdTokenKey::from_pem(IdTokenAlg::Es256, pem)?;
+            // The same key, so the same key id; kept (and written back) as PKCS#8.
+            assert_eq!(key.kid(), pkcs8.kid());
+            assert!(key.to_pem().starts_with("-----BEGIN PRIVATE KEY-----\n"));
+            assert_eq!(
+                IdTokenKey::from_pem(IdTokenAlg::Es256, key.to_pem())?.kid(),
+                key.kid()
+            );
+            // It signs at sign time too (the signer parses the key then), and
+            // its published JWK verifies the signature.
+            let now = jsonwebtoken::get_current_timestamp() as i64;
+            let token = key.sign_as("JWT", &claims(now))?;
+            let decoding = jsonwebtoken::DecodingKey::from_jwk(&pkcs8.public_jwk()?)?;
+            let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+            validation.set_audience(&["aud"]);
+            let got = jsonwebtoken::decode::<Claims>(&token, &decoding, &validation)?;
+            assert_eq!(got.claims.sub, "someone");
+        }
+        // ES256 is P-256 alone; and a SEC1 key is no RSA key.
+        assert!(IdTokenKey::from_pem(IdTokenAlg::Es256, P384_SEC1).is_err());
+        assert!(IdTokenKey::from_pem(IdTokenAlg::Rs256, P256_SEC1).is_err());
+        let broken = P256_SEC1.replace("MHcCAQEE", "MHcCAQEF");
+        assert!(IdTokenKey::from_pem(IdTokenAlg::Es256, &broken).is_err());
         Ok(())
     }
 }
