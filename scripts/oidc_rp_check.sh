@@ -3,7 +3,8 @@
 # (Python, PyPI) and openid-client 6 (Node, npm), each signing a user in
 # through the real pages in headless Chromium (scripts/oidc/browser.mjs over
 # playwright-core), then checking tokens, userinfo, refresh, client
-# credentials, introspection, revocation and RP-initiated logout.
+# credentials, introspection, revocation, RP-initiated logout and (authlib)
+# back-channel logout to a receiver of its own.
 #
 # Usage: scripts/oidc_rp_check.sh [path/to/suite-binary] [path/to/suitectl]
 # Needs: node, npm, curl, python3 with authlib and requests,

@@ -6,14 +6,20 @@ Chromium (browser.mjs); the `iss` of the response (RFC 9207); the ID token
 validated by authlib's own rules (signature against the JWKS, iss, aud, exp,
 nonce, at_hash); userinfo; refresh; client credentials; introspection;
 revocation; RP-initiated logout, after which the session's refresh token is
-dead. Run by scripts/oidc_rp_check.sh, which passes ISSUER, ADMIN_TOKEN,
+dead; back-channel logout, received by a small HTTP server here and
+validated with authlib's JWT rules (OpenID Connect Back-Channel Logout 1.0). Run by scripts/oidc_rp_check.sh, which passes ISSUER, ADMIN_TOKEN,
 LOGIN, PASSWORD, BROWSER_STATE and PLAYWRIGHT_PREFIX.
 """
 
+import base64
+import json
 import os
+import queue
 import secrets
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -31,6 +37,11 @@ from authlib.oidc.core import CodeIDToken
 ISSUER = os.environ["ISSUER"]
 REDIRECT = "http://127.0.0.1:20799/authlib/callback"
 BYE = "http://127.0.0.1:20799/authlib/bye"
+# This relying party's back-channel logout endpoint (a port below the
+# ephemeral range, like the suite's).
+BACKCHANNEL_PORT = 20798
+BACKCHANNEL = f"http://127.0.0.1:{BACKCHANNEL_PORT}/authlib/backchannel-logout"
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BROWSER = Path(__file__).with_name("browser.mjs")
 SCOPE = "openid profile email offline_access user:read"
 
@@ -59,6 +70,7 @@ def register_client():
             "type": "CLIENT_TYPE_CONFIDENTIAL",
             "redirectUris": [REDIRECT],
             "postLogoutRedirectUris": [BYE],
+            "backchannelLogoutUri": BACKCHANNEL,
             "grantTypes": ["authorization_code", "refresh_token", "client_credentials"],
             "scopes": SCOPE.split(),
         },
@@ -69,7 +81,62 @@ def register_client():
     return body["client"]["clientId"], body["clientSecret"]
 
 
+def backchannel_receiver():
+    """Starts the back-channel logout endpoint; the logout tokens it got."""
+    received = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("content-length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            ok = (
+                self.path == urlparse(BACKCHANNEL).path
+                and self.headers.get("content-type") == "application/x-www-form-urlencoded"
+                and len(form.get("logout_token", [])) == 1
+            )
+            if ok:
+                received.put(form["logout_token"][0])
+            self.send_response(200 if ok else 400)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", BACKCHANNEL_PORT), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return received
+
+
+def check_logout_token(received, jwks, client_id, id_claims):
+    """Waits for the logout token of the ID token's session, and checks it
+    as section 2.6 tells a receiver to."""
+    try:
+        token = received.get(timeout=30)
+    except queue.Empty:
+        check(False, "a logout token reaches the back-channel URI")
+    header = jwt_header(token)
+    check(header.get("typ") == "logout+jwt", "the logout token's type is logout+jwt")
+    claims = jwt.decode(
+        token,
+        jwks,
+        claims_options={
+            "iss": {"essential": True, "value": ISSUER},
+            "aud": {"essential": True, "value": client_id},
+            "iat": {"essential": True},
+            "exp": {"essential": True},
+            "jti": {"essential": True},
+        },
+    )
+    claims.validate()
+    check(LOGOUT_EVENT in claims.get("events", {}), "the logout token carries the logout event")
+    check("nonce" not in claims, "the logout token has no nonce")
+    check(claims["sub"] == id_claims["sub"] and claims["sid"] == id_claims["sid"],
+          "the logout token names the ID token's user and session (sub, sid)")
+
+
 def main():
+    received = backchannel_receiver()
     meta = requests.get(f"{ISSUER}/.well-known/openid-configuration", timeout=30).json()
     check(meta["issuer"] == ISSUER, "discovery names the issuer")
     jwks = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=30).json())
@@ -141,15 +208,20 @@ def main():
     )
     check(dead.status_code == 400 and dead.json()["error"] == "invalid_grant",
           "after logout the session's refresh token is dead")
+    check(meta.get("backchannel_logout_supported") is True
+          and meta.get("backchannel_logout_session_supported") is True,
+          "discovery offers back-channel logout with sid")
+    check_logout_token(received, jwks, client_id, claims)
     print("authlib relying party: all checks passed")
 
 
-def jwt_header_alg(token):
-    import base64
-    import json
-
+def jwt_header(token):
     head = token.split(".")[0]
-    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["alg"]
+    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+
+
+def jwt_header_alg(token):
+    return jwt_header(token)["alg"]
 
 
 if __name__ == "__main__":

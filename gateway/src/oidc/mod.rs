@@ -151,6 +151,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
+/// HEAD on a page whose GET acts (starts an authorization request, ends a
+/// session): axum would run the GET and drop its body, so a link checker or
+/// a mail scanner's HEAD would act too. Refused instead.
+async fn no_head() -> impl axum::response::IntoResponse {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        [(axum::http::header::ALLOW, "GET, POST")],
+    )
+}
+
 /// The routes of the OAuth face.
 pub fn router(state: Shared) -> Router {
     Router::new()
@@ -164,11 +174,18 @@ pub fn router(state: Shared) -> Router {
         .route(REVOKE_PATH, axum::routing::post(endpoints::revoke))
         .route(
             AUTHORIZE_PATH,
-            get(pages::authorize_get).post(pages::authorize_post),
+            get(pages::authorize_get)
+                .post(pages::authorize_post)
+                .head(no_head),
         )
         .route(SIGNIN_PATH, axum::routing::post(pages::sign_in))
         .route(CONSENT_PATH, axum::routing::post(pages::consent))
-        .route(LOGOUT_PATH, get(pages::logout_get).post(pages::logout_post))
+        .route(
+            LOGOUT_PATH,
+            get(pages::logout_get)
+                .post(pages::logout_post)
+                .head(no_head),
+        )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(LOGO_PATH, get(branding::logo))
         // Every answer carries the request id, as the API's do.

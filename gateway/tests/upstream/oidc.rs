@@ -496,6 +496,21 @@ async fn the_error_page_escapes_what_it_shows_and_links_nowhere() {
 }
 
 #[tokio::test]
+async fn head_requests_never_start_a_sign_in_or_end_a_session() {
+    let gw = gateway(Some(Provider::default())).await;
+    let calls = gw.provider.seen().bindings.len();
+    for path in [
+        "/oauth2/authorize?client_id=app&response_type=code",
+        "/oauth2/logout?id_token_hint=x",
+    ] {
+        let a = gw.send("HEAD", path, &[], "").await;
+        assert_eq!(a.status, 405, "{path}");
+        assert_eq!(a.header("allow"), "GET, POST", "{path}");
+    }
+    assert_eq!(gw.provider.seen().bindings.len(), calls);
+}
+
+#[tokio::test]
 async fn rp_initiated_logout_asks_then_clears_the_session_and_redirects() {
     let gw = gateway(Some(Provider::default())).await;
     let a = gw
