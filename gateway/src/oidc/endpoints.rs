@@ -4,8 +4,8 @@
 //! the API's problem (503 with `Retry-After` when it is unavailable).
 
 use super::{
-    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, LOGOUT_PATH, Peer, REVOKE_PATH, Shared, TOKEN_PATH,
-    USERINFO_PATH,
+    AUTHORIZE_PATH, DEVICE_AUTHORIZATION_PATH, INTROSPECT_PATH, JWKS_PATH, LOGOUT_PATH, Peer,
+    REVOKE_PATH, Shared, TOKEN_PATH, USERINFO_PATH,
     client_auth::{self, ClientAuthError, Credentials},
     form::Params,
     too_many,
@@ -20,8 +20,9 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use suite_proto::auth::{
-    GetProviderConfigurationRequest, IntrospectRequest, OAuthError, RevokeRequest, TokenRequest,
-    UserInfoRequest, introspect_response, token_response, user_info_response,
+    DeviceAuthorizeRequest, GetProviderConfigurationRequest, IntrospectRequest, OAuthError,
+    RevokeRequest, TokenRequest, UserInfoRequest, device_authorize_response, introspect_response,
+    token_response, user_info_response,
 };
 
 /// An OAuth error answer (RFC 6749 §5.2).
@@ -176,6 +177,7 @@ pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationRespons
         "introspection_endpoint": at(INTROSPECT_PATH),
         "revocation_endpoint": at(REVOKE_PATH),
         "end_session_endpoint": at(LOGOUT_PATH),
+        "device_authorization_endpoint": at(DEVICE_AUTHORIZATION_PATH),
         "scopes_supported": c.scopes_supported,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -227,6 +229,7 @@ pub async fn token(
         code_verifier: form.text("code_verifier"),
         refresh_token: form.text("refresh_token"),
         scope: form.text("scope"),
+        device_code: form.text("device_code"),
     };
     let answer = match oidc.client().token(oidc.request(request, client)).await {
         Ok(a) => a.into_inner(),
@@ -261,6 +264,57 @@ pub async fn token(
             OAuthProblem::from_answer(e, credentials.basic).into_response()
         }
         None => failed(&tonic::Status::internal("an empty token answer")),
+    }
+}
+
+/// `POST /oauth2/device_authorization` (RFC 8628 §3.1): the device's
+/// codes, in §3.2's JSON.
+pub async fn device_authorization(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The general bucket, as the token endpoint's: the client's credentials
+    // are 256-bit secrets (or a public client's id), nothing to guess.
+    let client = match oidc.admit(peer, &headers, RateClass::General).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let (form, credentials) = match client_form(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(p) => return p.into_response(),
+    };
+    let request = DeviceAuthorizeRequest {
+        client: Some(credentials.client),
+        scope: form.text("scope"),
+    };
+    let answer = match oidc
+        .client()
+        .device_authorize(oidc.request(request, client))
+        .await
+    {
+        Ok(a) => a.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    match answer.result {
+        Some(device_authorize_response::Result::Authorization(d)) => no_store_json(
+            StatusCode::OK,
+            &json!({
+                "device_code": d.device_code,
+                "user_code": d.user_code,
+                "verification_uri": d.verification_uri,
+                "verification_uri_complete": d.verification_uri_complete,
+                "expires_in": d.expires_in,
+                "interval": d.interval,
+            }),
+        ),
+        Some(device_authorize_response::Result::Error(e)) => {
+            OAuthProblem::from_answer(e, credentials.basic).into_response()
+        }
+        None => failed(&tonic::Status::internal(
+            "an empty device authorization answer",
+        )),
     }
 }
 

@@ -159,6 +159,10 @@ async fn discovery_names_the_endpoints_under_the_issuer_and_is_fetched_once() {
             "https://id.example/oauth2/logout"
         );
         assert_eq!(
+            d["device_authorization_endpoint"],
+            "https://id.example/oauth2/device_authorization"
+        );
+        assert_eq!(
             d["code_challenge_methods_supported"],
             serde_json::json!(["S256"])
         );
@@ -458,6 +462,108 @@ async fn the_sign_in_page_binds_the_browser_escapes_and_allows_forms_only_to_the
         "{session}"
     );
     assert_eq!(a.header("cache-control"), "no-store");
+}
+
+#[tokio::test]
+async fn the_device_endpoint_answers_rfc_8628_json_and_its_page_takes_the_code_with_csrf() {
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw
+        .form(
+            "/oauth2/device_authorization",
+            &[],
+            "client_id=tv&scope=openid",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("cache-control"), "no-store");
+    let d = a.json();
+    assert_eq!(d["device_code"], "dev-code");
+    assert_eq!(d["user_code"], "BCDF-GHJK");
+    assert_eq!(d["verification_uri"], "https://id.example/oauth2/device");
+    assert_eq!(
+        d["verification_uri_complete"],
+        "https://id.example/oauth2/device?user_code=BCDF-GHJK"
+    );
+    assert_eq!(
+        (d["expires_in"].as_i64(), d["interval"].as_i64()),
+        (Some(600), Some(5))
+    );
+    let a = gw
+        .form("/oauth2/device_authorization", &[], "client_id=web")
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["error"], "unauthorized_client");
+
+    // The page, pre-filled from verification_uri_complete, never submitted
+    // for the user; a binding set, the form's token derived from it.
+    let a = gw
+        .send("GET", "/oauth2/device?user_code=BCDF-GHJK", &[], "")
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_page_headers(&a);
+    assert!(a.body.contains(r#"value="BCDF-GHJK""#), "{}", a.body);
+    assert!(a.body.contains(r#"<label for="user_code">"#));
+    assert!(!a.body.contains("<script"));
+    let cookie = a.header("set-cookie").to_owned();
+    let binding = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.strip_prefix("__Host-suite-binding="))
+        .expect("a binding")
+        .to_owned();
+    let csrf = a
+        .body
+        .split(r#"name="csrf_token" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    assert_eq!(csrf.len(), 43);
+    let cookies = format!("__Host-suite-binding={binding}; __Host-suite-session=sso-0");
+
+    // Posted from elsewhere (no token, or another's): asked again, nothing called.
+    let calls = gw.provider.seen().bindings.len();
+    for body in [
+        "user_code=bcdfghjk".to_owned(),
+        format!("user_code=bcdfghjk&csrf_token={}", "x".repeat(43)),
+    ] {
+        let a = gw
+            .form("/oauth2/device", &[("cookie", &cookies)], &body)
+            .await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(a.body.contains("This form expired"), "{}", a.body);
+    }
+    assert_eq!(gw.provider.seen().bindings.len(), calls);
+
+    // The right token: the consent page, showing the code to compare.
+    let a = gw
+        .form(
+            "/oauth2/device",
+            &[("cookie", &cookies)],
+            &format!("user_code=bcdfghjk&csrf_token={csrf}"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_page_headers(&a);
+    assert!(a.body.contains("BCDF-GHJK"), "{}", a.body);
+    assert!(!a.body.contains(EVIL));
+    assert!(a.body.contains(r#"action="/oauth2/consent""#));
+    assert_eq!(gw.provider.seen().bindings.last(), Some(&binding));
+    assert_eq!(
+        gw.provider.seen().sessions.last().map(String::as_str),
+        Some("sso-0")
+    );
+    // An unknown code: the form again with the service's words.
+    let a = gw
+        .form(
+            "/oauth2/device",
+            &[("cookie", &cookies)],
+            &format!("user_code=zzzz&csrf_token={csrf}"),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("That code is unknown."), "{}", a.body);
+    assert!(a.body.contains(r#"value="zzzz""#));
 }
 
 #[tokio::test]

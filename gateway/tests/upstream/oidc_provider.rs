@@ -121,6 +121,63 @@ impl OAuthService for Provider {
         }))
     }
 
+    async fn device_authorize(
+        &self,
+        request: Request<suite_proto::auth::DeviceAuthorizeRequest>,
+    ) -> Result<Response<suite_proto::auth::DeviceAuthorizeResponse>, Status> {
+        use suite_proto::auth::{DeviceAuthorization, device_authorize_response::Result as R};
+        let client = request.into_inner().client.unwrap_or_default();
+        self.seen().clients.push(client.clone());
+        let result = if client.client_id == "tv" {
+            R::Authorization(DeviceAuthorization {
+                device_code: "dev-code".into(),
+                user_code: "BCDF-GHJK".into(),
+                verification_uri: "https://id.example/oauth2/device".into(),
+                verification_uri_complete: "https://id.example/oauth2/device?user_code=BCDF-GHJK"
+                    .into(),
+                expires_in: 600,
+                interval: 5,
+            })
+        } else {
+            R::Error(OAuthError {
+                error: "unauthorized_client".into(),
+                error_description: "not for devices".into(),
+            })
+        };
+        Ok(Response::new(suite_proto::auth::DeviceAuthorizeResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn verify_user_code(
+        &self,
+        request: Request<suite_proto::auth::VerifyUserCodeRequest>,
+    ) -> Result<Response<suite_proto::auth::VerifyUserCodeResponse>, Status> {
+        use suite_proto::auth::{ConsentPage, verify_user_code_response::Result as R};
+        let r = request.into_inner();
+        self.seen().bindings.push(r.browser_binding.clone());
+        self.seen().sessions.push(r.browser_session.clone());
+        let result = if r.user_code == "bcdfghjk" {
+            R::Step(AuthorizationStep {
+                step: Some(authorization_step::Step::Consent(ConsentPage {
+                    request_id: "req-2".into(),
+                    csrf_token: "csrf-2".into(),
+                    client_name: format!("TV {EVIL}"),
+                    scopes: Vec::new(),
+                    username: "ada".into(),
+                    user_code: "BCDF-GHJK".into(),
+                })),
+                set_session: None,
+                clear_session: false,
+            })
+        } else {
+            R::RetryError("That code is unknown.".into())
+        };
+        Ok(Response::new(suite_proto::auth::VerifyUserCodeResponse {
+            result: Some(result),
+        }))
+    }
+
     async fn token(
         &self,
         request: Request<TokenRequest>,

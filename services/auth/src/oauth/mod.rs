@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod device;
 pub mod grpc;
 pub mod introspect;
 pub mod sql;

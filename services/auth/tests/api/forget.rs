@@ -11,7 +11,7 @@ use std::time::Duration;
 use suite_proto::user::DeleteUserRequest;
 
 /// One number the auth database answers.
-async fn count(db: &TestDb, sql: &'static str) -> i64 {
+pub async fn count(db: &TestDb, sql: &'static str) -> i64 {
     if db.url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
         sqlx::query_scalar(sql)

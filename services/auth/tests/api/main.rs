@@ -8,6 +8,7 @@ mod helpers;
 
 mod attacks;
 mod clients;
+mod device;
 mod forget;
 mod keys;
 mod login;
