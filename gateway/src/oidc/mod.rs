@@ -40,6 +40,7 @@ pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const DEVICE_AUTHORIZATION_PATH: &str = "/oauth2/device_authorization";
 pub const DEVICE_PATH: &str = "/oauth2/device";
+pub const REGISTER_PATH: &str = "/oauth2/register";
 pub const USERINFO_PATH: &str = "/oauth2/userinfo";
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
@@ -56,6 +57,7 @@ pub const ROUTES: &[&str] = &[
     TOKEN_PATH,
     DEVICE_AUTHORIZATION_PATH,
     DEVICE_PATH,
+    REGISTER_PATH,
     USERINFO_PATH,
     INTROSPECT_PATH,
     REVOKE_PATH,
@@ -169,6 +171,7 @@ pub fn router(state: Shared) -> Router {
             DEVICE_PATH,
             get(device::device_get).post(device::device_post),
         )
+        .route(REGISTER_PATH, axum::routing::post(endpoints::register))
         .route(
             USERINFO_PATH,
             get(endpoints::userinfo_get).post(endpoints::userinfo_post),

@@ -170,6 +170,7 @@ async fn discovery_names_the_endpoints_under_the_issuer_and_is_fetched_once() {
         assert_eq!(d["authorization_response_iss_parameter_supported"], true);
         assert_eq!(d["id_token_signing_alg_values_supported"][0], "RS256");
         assert!(d.get("backchannel_logout_supported").is_none());
+        assert!(d.get("registration_endpoint").is_none(), "off by default");
     }
     assert_eq!(gw.provider.seen().configuration_calls, 1);
 }
@@ -564,6 +565,110 @@ async fn the_device_endpoint_answers_rfc_8628_json_and_its_page_takes_the_code_w
     assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("That code is unknown."), "{}", a.body);
     assert!(a.body.contains(r#"value="zzzz""#));
+}
+
+#[tokio::test]
+async fn registration_is_404_when_off_and_rfc_7591_json_when_on() {
+    let gw = gateway(Some(Provider::default())).await;
+    let body = r#"{"redirect_uris":["https://app.example/cb"],"client_name":"App"}"#;
+    let json = [("content-type", "application/json")];
+    let a = gw.send("POST", "/oauth2/register", &json, body).await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(a.body.contains("registration is off"), "{}", a.body);
+
+    let provider = Provider::default();
+    provider.seen().registration_enabled = true;
+    let gw = gateway(Some(provider)).await;
+    let d = gw
+        .send("GET", "/.well-known/openid-configuration", &[], "")
+        .await
+        .json();
+    assert_eq!(
+        d["registration_endpoint"],
+        "https://id.example/oauth2/register"
+    );
+    let a = gw.send("POST", "/oauth2/register", &json, body).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.header("cache-control"), "no-store");
+    let c = a.json();
+    assert_eq!(c["client_id"], "new-client");
+    assert_eq!(c["client_secret"], "s3cret");
+    assert_eq!(c["client_secret_expires_at"], 0);
+    assert_eq!(c["client_id_issued_at"], 1_700_000_000);
+    assert_eq!(c["client_name"], "App");
+    assert_eq!(
+        c["redirect_uris"],
+        serde_json::json!(["https://app.example/cb"])
+    );
+    assert_eq!(c["token_endpoint_auth_method"], "client_secret_basic");
+    // Unknown members ignored (RFC 7591 §2); what is known, sent on.
+    let a = gw
+        .send(
+            "POST",
+            "/oauth2/register",
+            &json,
+            r#"{"redirect_uris":["https://app.example/cb"],"logo_uri":"https://x/l.png","scope":"openid profile","grant_types":["authorization_code","refresh_token"],"post_logout_redirect_uris":["https://app.example/bye"],"backchannel_logout_uri":"https://app.example/bc","token_endpoint_auth_method":"none","response_types":["code"]}"#,
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let sent = gw
+        .provider
+        .seen()
+        .registrations
+        .last()
+        .cloned()
+        .expect("sent");
+    assert_eq!(sent.scope, "openid profile");
+    assert_eq!(sent.grant_types, ["authorization_code", "refresh_token"]);
+    assert_eq!(sent.post_logout_redirect_uris, ["https://app.example/bye"]);
+    assert_eq!(sent.backchannel_logout_uri, "https://app.example/bc");
+    assert_eq!(sent.token_endpoint_auth_method, "none");
+    // The service's refusal, and malformed metadata, in RFC 7591 §3.2.2's shape.
+    let calls = gw.provider.seen().registrations.len();
+    for (body, content_type, error) in [
+        (
+            r#"{"redirect_uris":["http://evil.example/cb"]}"#,
+            "application/json",
+            "invalid_redirect_uri",
+        ),
+        (
+            r#"{"redirect_uris":"https://app.example/cb"}"#,
+            "application/json",
+            "invalid_redirect_uri",
+        ),
+        (
+            r#"{"client_name":7}"#,
+            "application/json",
+            "invalid_client_metadata",
+        ),
+        (
+            r#"["not an object"]"#,
+            "application/json",
+            "invalid_client_metadata",
+        ),
+        ("{not json", "application/json", "invalid_client_metadata"),
+        (
+            r#"{"redirect_uris":[]}"#,
+            "application/x-www-form-urlencoded",
+            "invalid_client_metadata",
+        ),
+    ] {
+        let a = gw
+            .send(
+                "POST",
+                "/oauth2/register",
+                &[("content-type", content_type)],
+                body,
+            )
+            .await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert_eq!(a.json()["error"], error, "{body}");
+    }
+    assert_eq!(
+        gw.provider.seen().registrations.len(),
+        calls + 1,
+        "only well-formed metadata reaches the service"
+    );
 }
 
 #[tokio::test]

@@ -20,6 +20,9 @@ pub struct Seen {
     pub bindings: Vec<String>,
     pub sessions: Vec<String>,
     pub clients: Vec<suite_proto::auth::ClientAuthentication>,
+    /// Whether RegisterClient is on (NOT_FOUND otherwise).
+    pub registration_enabled: bool,
+    pub registrations: Vec<suite_proto::auth::ClientMetadata>,
 }
 
 #[derive(Clone, Default)]
@@ -66,6 +69,7 @@ impl OAuthService for Provider {
             id_token_signing_alg_values_supported: vec!["RS256".into(), "ES256".into()],
             grant_types_supported: vec!["authorization_code".into()],
             claims_supported: vec!["sub".into()],
+            registration_enabled: self.seen().registration_enabled,
         }))
     }
 
@@ -118,6 +122,40 @@ impl OAuthService for Provider {
             step: step(authorization_step::Step::RedirectUri(
                 "https://app.example/cb?error=access_denied".into(),
             )),
+        }))
+    }
+
+    async fn register_client(
+        &self,
+        request: Request<suite_proto::auth::RegisterClientRequest>,
+    ) -> Result<Response<suite_proto::auth::RegisterClientResponse>, Status> {
+        use suite_proto::auth::{RegisteredClient, register_client_response::Result as R};
+        if !self.seen().registration_enabled {
+            return Err(Status::not_found("dynamic client registration is off"));
+        }
+        let m = request.into_inner().metadata.unwrap_or_default();
+        self.seen().registrations.push(m.clone());
+        let result = if m.redirect_uris.iter().any(|u| u.starts_with("http://evil")) {
+            R::Error(OAuthError {
+                error: "invalid_redirect_uri".into(),
+                error_description: "redirect_uris: http is for loopback only".into(),
+            })
+        } else {
+            R::Client(RegisteredClient {
+                client_id: "new-client".into(),
+                client_secret: "s3cret".into(),
+                client_id_issued_at: 1_700_000_000,
+                metadata: Some(suite_proto::auth::ClientMetadata {
+                    token_endpoint_auth_method: "client_secret_basic".into(),
+                    response_types: vec!["code".into()],
+                    grant_types: vec!["authorization_code".into()],
+                    scope: "openid".into(),
+                    ..m
+                }),
+            })
+        };
+        Ok(Response::new(suite_proto::auth::RegisterClientResponse {
+            result: Some(result),
         }))
     }
 

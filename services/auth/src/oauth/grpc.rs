@@ -5,7 +5,7 @@
 use super::{
     OAuthCore, OAuthFail,
     authorize::{AuthorizeParams, Next, SignInForm, Step},
-    clients::ClientInput,
+    clients::{ClientInput, ClientMetadata},
     device::UserCodeAnswer,
     introspect::{EndSession, EndSessionParams},
     store::{ClientRecord, ClientSettings},
@@ -383,6 +383,7 @@ impl OAuthService for OAuthApi {
                 "email",
                 "email_verified",
             ]),
+            registration_enabled: self.core.registration_enabled(),
         }))
     }
 
@@ -568,6 +569,53 @@ impl OAuthService for OAuthApi {
                     UserCodeAnswer::Retry(why) => R::RetryError(why),
                 };
                 Ok::<_, Error>(pb::VerifyUserCodeResponse {
+                    result: Some(result),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn register_client(
+        &self,
+        req: Request<pb::RegisterClientRequest>,
+    ) -> Result<Response<pb::RegisterClientResponse>, Status> {
+        server::reply(
+            async {
+                let m = req.into_inner().metadata.unwrap_or_default();
+                let metadata = ClientMetadata {
+                    redirect_uris: m.redirect_uris,
+                    client_name: m.client_name,
+                    grant_types: m.grant_types,
+                    response_types: m.response_types,
+                    token_endpoint_auth_method: m.token_endpoint_auth_method,
+                    scope: m.scope,
+                    post_logout_redirect_uris: m.post_logout_redirect_uris,
+                    backchannel_logout_uri: m.backchannel_logout_uri,
+                };
+                use pb::register_client_response::Result as R;
+                let result = match self.core.register_dynamic(metadata).await? {
+                    Ok(r) => {
+                        let m = r.metadata;
+                        R::Client(pb::RegisteredClient {
+                            client_id: r.client_id,
+                            client_secret: r.secret,
+                            client_id_issued_at: r.issued_at,
+                            metadata: Some(pb::ClientMetadata {
+                                redirect_uris: m.redirect_uris,
+                                client_name: m.client_name,
+                                grant_types: m.grant_types,
+                                response_types: m.response_types,
+                                token_endpoint_auth_method: m.token_endpoint_auth_method,
+                                scope: m.scope,
+                                post_logout_redirect_uris: m.post_logout_redirect_uris,
+                                backchannel_logout_uri: m.backchannel_logout_uri,
+                            }),
+                        })
+                    }
+                    Err(f) => R::Error(oauth_error(f)),
+                };
+                Ok::<_, Error>(pb::RegisterClientResponse {
                     result: Some(result),
                 })
             }

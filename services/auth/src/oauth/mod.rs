@@ -134,6 +134,11 @@ impl OAuthCore {
         })
     }
 
+    /// Whether anonymous clients may register (OIDC_DYNAMIC_REGISTRATION).
+    pub fn registration_enabled(&self) -> bool {
+        self.auth.settings().dynamic_registration
+    }
+
     /// The issuer (PUBLIC_URL without a trailing slash).
     pub fn oidc_issuer(&self) -> &str {
         &self.auth.settings().public_url

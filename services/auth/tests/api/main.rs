@@ -15,5 +15,6 @@ mod login;
 mod oauth;
 mod oauth_steps;
 mod refresh;
+mod registration;
 mod sessions;
 mod startup;
