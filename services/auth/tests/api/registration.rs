@@ -3,9 +3,11 @@
 //! never the admin scope; a registered client signs users in with PKCE.
 
 use crate::{
-    helpers::{Backend, Suite, authed, spawn_suite_with},
+    helpers::{Backend, Suite, authed, spawn_suite_tuned, spawn_suite_with},
     oauth_steps::*,
 };
+use prost::Message;
+use std::time::Duration;
 use suite_proto::auth::{
     ClientMetadata, GetClientRequest, GetProviderConfigurationRequest, RegisterClientRequest,
     RegisteredClient, register_client_response,
@@ -217,8 +219,54 @@ async fn invalid_metadata_is_refused_in_rfc_7591_terms(s: Suite) {
     s.stop().await;
 }
 
+/// A registration is the same `ClientCreated` event as an operator's.
+async fn a_registration_is_a_client_created_event(backend: Backend) {
+    let bus = suite_events::LocalBus::default();
+    let for_auth = bus.clone();
+    let Some(s) = spawn_suite_tuned(
+        backend,
+        |auth| {
+            auth.events.local = Some(for_auth);
+            auth.oidc_dynamic_registration = true;
+        },
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let filter = suite_events::Filter {
+        types: vec!["suite.auth.v1.ClientCreated".into()],
+        ..suite_events::Filter::default()
+    };
+    let mut events = suite_events::Bus::Local(bus)
+        .subscribe(filter, suite_events::Start::New)
+        .await
+        .expect("subscribe");
+    let client = register(&s, app("none")).await.expect("registered");
+    let created = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.next().await {
+                Some(Ok(suite_events::Item::Event { event, .. })) => return event,
+                Some(Ok(suite_events::Item::CaughtUp)) => {}
+                other => panic!("the bus ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a ClientCreated event in time");
+    let body = suite_proto::auth::ClientCreated::decode(created.data.clone()).expect("decodes");
+    assert_eq!(body.client_id, client.client_id);
+    assert_eq!(body.name, "Third-party app");
+    s.stop().await;
+}
+
 suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     registration_is_off_by_default,
+);
+
+suite_testkit::on_both_databases!(mod events; suite_testkit::db::backend;
+    a_registration_is_a_client_created_event,
 );
 
 suite_testkit::on_both_databases!(mod open; crate::registration::spawn_open;
