@@ -11,6 +11,7 @@ mod grpc;
 mod helpers;
 mod oidc;
 mod oidc_browser;
+mod oidc_device;
 mod openapi;
 mod rest;
 mod shared_limits;

@@ -4,8 +4,8 @@
 //! the API's problem (503 with `Retry-After` when it is unavailable).
 
 use super::{
-    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, LOGOUT_PATH, Peer, REVOKE_PATH, Shared, TOKEN_PATH,
-    USERINFO_PATH,
+    AUTHORIZE_PATH, DEVICE_AUTHORIZATION_PATH, INTROSPECT_PATH, JWKS_PATH, LOGOUT_PATH, Peer,
+    REGISTER_PATH, REVOKE_PATH, Shared, TOKEN_PATH, USERINFO_PATH,
     client_auth::{self, ClientAuthError, Credentials},
     form::Params,
     too_many,
@@ -20,8 +20,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use suite_proto::auth::{
-    GetProviderConfigurationRequest, IntrospectRequest, OAuthError, RevokeRequest, TokenRequest,
-    UserInfoRequest, introspect_response, token_response, user_info_response,
+    ClientMetadata, DeviceAuthorizeRequest, GetProviderConfigurationRequest, IntrospectRequest,
+    OAuthError, RegisterClientRequest, RevokeRequest, TokenRequest, UserInfoRequest,
+    device_authorize_response, introspect_response, register_client_response, token_response,
+    user_info_response,
 };
 
 /// An OAuth error answer (RFC 6749 §5.2).
@@ -167,7 +169,7 @@ pub async fn discovery(
 pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationResponse) -> Value {
     let issuer = c.issuer.trim_end_matches('/');
     let at = |path: &str| format!("{issuer}{path}");
-    json!({
+    let mut document = json!({
         "issuer": c.issuer,
         "authorization_endpoint": at(AUTHORIZE_PATH),
         "token_endpoint": at(TOKEN_PATH),
@@ -176,6 +178,7 @@ pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationRespons
         "introspection_endpoint": at(INTROSPECT_PATH),
         "revocation_endpoint": at(REVOKE_PATH),
         "end_session_endpoint": at(LOGOUT_PATH),
+        "device_authorization_endpoint": at(DEVICE_AUTHORIZATION_PATH),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "scopes_supported": c.scopes_supported,
@@ -196,7 +199,14 @@ pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationRespons
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
-    })
+    });
+    // Named only where anyone may register (RFC 8414 §2).
+    if c.registration_enabled
+        && let Value::Object(fields) = &mut document
+    {
+        fields.insert("registration_endpoint".into(), at(REGISTER_PATH).into());
+    }
+    document
 }
 
 /// `POST /oauth2/token`.
@@ -229,6 +239,7 @@ pub async fn token(
         code_verifier: form.text("code_verifier"),
         refresh_token: form.text("refresh_token"),
         scope: form.text("scope"),
+        device_code: form.text("device_code"),
     };
     let answer = match oidc.client().token(oidc.request(request, client)).await {
         Ok(a) => a.into_inner(),
@@ -264,6 +275,180 @@ pub async fn token(
         }
         None => failed(&tonic::Status::internal("an empty token answer")),
     }
+}
+
+/// `POST /oauth2/device_authorization` (RFC 8628 §3.1): the device's
+/// codes, in §3.2's JSON.
+pub async fn device_authorization(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The general bucket, as the token endpoint's: the client's credentials
+    // are 256-bit secrets (or a public client's id), nothing to guess.
+    let client = match oidc.admit(peer, &headers, RateClass::General).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let (form, credentials) = match client_form(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(p) => return p.into_response(),
+    };
+    let request = DeviceAuthorizeRequest {
+        client: Some(credentials.client),
+        scope: form.text("scope"),
+    };
+    let answer = match oidc
+        .client()
+        .device_authorize(oidc.request(request, client))
+        .await
+    {
+        Ok(a) => a.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    match answer.result {
+        Some(device_authorize_response::Result::Authorization(d)) => no_store_json(
+            StatusCode::OK,
+            &json!({
+                "device_code": d.device_code,
+                "user_code": d.user_code,
+                "verification_uri": d.verification_uri,
+                "verification_uri_complete": d.verification_uri_complete,
+                "expires_in": d.expires_in,
+                "interval": d.interval,
+            }),
+        ),
+        Some(device_authorize_response::Result::Error(e)) => {
+            OAuthProblem::from_answer(e, credentials.basic).into_response()
+        }
+        None => failed(&tonic::Status::internal(
+            "an empty device authorization answer",
+        )),
+    }
+}
+
+/// `POST /oauth2/register` (RFC 7591): anonymous registration, when the
+/// operator turned it on (404 otherwise, from the auth service's NOT_FOUND).
+pub async fn register(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The strict bucket, as password sign-ins: anyone may call this, and
+    // every call writes a client.
+    let client = match oidc.admit(peer, &headers, RateClass::Auth).await {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
+    let metadata = match client_metadata(&headers, &body) {
+        Ok(m) => m,
+        Err(p) => return p.into_response(),
+    };
+    let request = RegisterClientRequest {
+        metadata: Some(metadata),
+    };
+    let answer = match oidc
+        .client()
+        .register_client(oidc.request(request, client))
+        .await
+    {
+        Ok(a) => a.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    match answer.result {
+        Some(register_client_response::Result::Client(c)) => {
+            let m = c.metadata.unwrap_or_default();
+            let mut body = Map::new();
+            body.insert("client_id".into(), c.client_id.into());
+            if !c.client_secret.is_empty() {
+                body.insert("client_secret".into(), c.client_secret.into());
+                // RFC 7591 §3.2.1: 0, the secret does not expire.
+                body.insert("client_secret_expires_at".into(), 0.into());
+            }
+            body.insert("client_id_issued_at".into(), c.client_id_issued_at.into());
+            body.insert("client_name".into(), m.client_name.into());
+            body.insert("redirect_uris".into(), m.redirect_uris.into());
+            body.insert("grant_types".into(), m.grant_types.into());
+            body.insert("response_types".into(), m.response_types.into());
+            body.insert(
+                "token_endpoint_auth_method".into(),
+                m.token_endpoint_auth_method.into(),
+            );
+            body.insert("scope".into(), m.scope.into());
+            if !m.post_logout_redirect_uris.is_empty() {
+                body.insert(
+                    "post_logout_redirect_uris".into(),
+                    m.post_logout_redirect_uris.into(),
+                );
+            }
+            if !m.backchannel_logout_uri.is_empty() {
+                body.insert(
+                    "backchannel_logout_uri".into(),
+                    m.backchannel_logout_uri.into(),
+                );
+            }
+            no_store_json(StatusCode::CREATED, &Value::Object(body))
+        }
+        Some(register_client_response::Result::Error(e)) => {
+            OAuthProblem::from_answer(e, false).into_response()
+        }
+        None => failed(&tonic::Status::internal("an empty registration answer")),
+    }
+}
+
+/// The RFC 7591 metadata of a registration's JSON body; members this
+/// provider does not know are ignored, as §2 asks.
+fn client_metadata(headers: &HeaderMap, body: &[u8]) -> Result<ClientMetadata, OAuthProblem> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    let bad = |why: &str| OAuthProblem::new("invalid_client_metadata", why);
+    if !json {
+        return Err(bad("the body must be application/json"));
+    }
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return Err(bad("the body must be a JSON object"));
+    };
+    let text = |name: &str| -> Result<String, OAuthProblem> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(bad(&format!("{name} must be a string"))),
+        }
+    };
+    let list = |name: &str, error: &str| -> Result<Vec<String>, OAuthProblem> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(OAuthProblem::new(
+                        error,
+                        format!("{name} must be an array of strings"),
+                    )),
+                })
+                .collect(),
+            Some(_) => Err(OAuthProblem::new(
+                error,
+                format!("{name} must be an array of strings"),
+            )),
+        }
+    };
+    Ok(ClientMetadata {
+        redirect_uris: list("redirect_uris", "invalid_redirect_uri")?,
+        client_name: text("client_name")?,
+        grant_types: list("grant_types", "invalid_client_metadata")?,
+        response_types: list("response_types", "invalid_client_metadata")?,
+        token_endpoint_auth_method: text("token_endpoint_auth_method")?,
+        scope: text("scope")?,
+        post_logout_redirect_uris: list("post_logout_redirect_uris", "invalid_redirect_uri")?,
+        backchannel_logout_uri: text("backchannel_logout_uri")?,
+    })
 }
 
 /// `POST /oauth2/introspect` (RFC 7662).

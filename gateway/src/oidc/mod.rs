@@ -9,6 +9,7 @@ pub mod branding;
 pub mod client_auth;
 pub mod cookies;
 pub mod cors;
+pub mod device;
 pub mod endpoints;
 pub mod form;
 pub mod pages;
@@ -37,6 +38,9 @@ pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
+pub const DEVICE_AUTHORIZATION_PATH: &str = "/oauth2/device_authorization";
+pub const DEVICE_PATH: &str = "/oauth2/device";
+pub const REGISTER_PATH: &str = "/oauth2/register";
 pub const USERINFO_PATH: &str = "/oauth2/userinfo";
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
@@ -51,6 +55,9 @@ pub const ROUTES: &[&str] = &[
     DISCOVERY_PATH,
     AUTHORIZE_PATH,
     TOKEN_PATH,
+    DEVICE_AUTHORIZATION_PATH,
+    DEVICE_PATH,
+    REGISTER_PATH,
     USERINFO_PATH,
     INTROSPECT_PATH,
     REVOKE_PATH,
@@ -166,6 +173,15 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route(DISCOVERY_PATH, get(endpoints::discovery))
         .route(TOKEN_PATH, axum::routing::post(endpoints::token))
+        .route(
+            DEVICE_AUTHORIZATION_PATH,
+            axum::routing::post(endpoints::device_authorization),
+        )
+        .route(
+            DEVICE_PATH,
+            get(device::device_get).post(device::device_post),
+        )
+        .route(REGISTER_PATH, axum::routing::post(endpoints::register))
         .route(
             USERINFO_PATH,
             get(endpoints::userinfo_get).post(endpoints::userinfo_post),

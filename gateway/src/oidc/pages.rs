@@ -9,8 +9,8 @@ use super::{
     Peer, Shared, cookies,
     form::Params,
     render::{
-        Answer, ConsentTemplate, SignInTemplate, SignOutConfirmTemplate, SignedOutTemplate, chrome,
-        error_page, origin, render,
+        Answer, ConsentTemplate, DeviceDoneTemplate, SignInTemplate, SignOutConfirmTemplate,
+        SignedOutTemplate, chrome, error_page, origin, render,
     },
 };
 use crate::{contract::routes::RateClass, http::problem::Problem};
@@ -28,7 +28,7 @@ use suite_proto::auth::{
 
 /// The error page for a failed call (503 and `Retry-After` when the auth
 /// service is unavailable), saying no more than the API's problem would.
-fn failed(oidc: &Shared, status: &tonic::Status) -> Answer {
+pub(super) fn failed(oidc: &Shared, status: &tonic::Status) -> Answer {
     tracing::info!(code = ?status.code(), "OAuthService call failed: {}", status.message());
     let problem = Problem::from_status(status);
     let retry = problem
@@ -41,18 +41,26 @@ fn failed(oidc: &Shared, status: &tonic::Status) -> Answer {
 
 /// A page request over its bucket: the error page with the wait.
 async fn admit(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<IpAddr, Answer> {
-    oidc.admit(peer, headers, RateClass::General)
-        .await
-        .map_err(|wait| {
-            let secs = suite_grpc::status::whole_seconds(wait);
-            error_page(
-                oidc,
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                "Too many requests from this address.",
-                Some(secs),
-            )
-        })
+    admit_as(oidc, peer, headers, RateClass::General).await
+}
+
+/// A page request over its bucket of `class`: the error page with the wait.
+pub(super) async fn admit_as(
+    oidc: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    class: RateClass,
+) -> Result<IpAddr, Answer> {
+    oidc.admit(peer, headers, class).await.map_err(|wait| {
+        let secs = suite_grpc::status::whole_seconds(wait);
+        error_page(
+            oidc,
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "Too many requests from this address.",
+            Some(secs),
+        )
+    })
 }
 
 /// What a page's form posted back, beside its own fields.
@@ -83,7 +91,7 @@ fn posted(oidc: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Posted, Ans
 
 /// The answer for an authorization step: a 302, a page, the cookies.
 /// `login` pre-fills the sign-in form after a failed attempt.
-fn step_answer(
+pub(super) fn step_answer(
     oidc: &Shared,
     step: Option<AuthorizationStep>,
     redirect_origin: Option<String>,
@@ -154,6 +162,7 @@ fn step_answer(
                 client_name: p.client_name,
                 username: p.username,
                 scopes: p.scopes,
+                user_code: p.user_code,
             };
             match render(&page) {
                 Ok(body) => Answer::page(StatusCode::OK, body, redirect_origin),
@@ -167,6 +176,17 @@ fn step_answer(
             &e.description,
             None,
         ),
+        Some(authorization_step::Step::Device(d)) => {
+            let page = DeviceDoneTemplate {
+                chrome: chrome(oidc),
+                client_name: d.client_name,
+                approved: d.approved,
+            };
+            match render(&page) {
+                Ok(body) => Answer::page(StatusCode::OK, body, None),
+                Err(a) => a,
+            }
+        }
         None => failed(
             oidc,
             &tonic::Status::internal("an empty authorization step"),
@@ -184,7 +204,7 @@ fn step_answer(
 }
 
 /// The browser's binding, and the `Set-Cookie` of a new one if it had none.
-fn binding(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(super) fn binding(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     match cookies::get(headers, cookies::BINDING) {
         Some(b) => (b, None),
         None => match cookies::new_binding() {

@@ -41,6 +41,27 @@ pub struct ConsentTemplate {
     pub client_name: String,
     pub username: String,
     pub scopes: Vec<ScopeDescription>,
+    /// A device request's user code, to compare with the device's.
+    pub user_code: String,
+}
+
+/// The device verification page: the user code's form.
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DeviceTemplate {
+    pub chrome: Chrome,
+    pub csrf_token: String,
+    pub user_code: String,
+    pub error: Option<String>,
+}
+
+/// The end of a device's verification.
+#[derive(Template)]
+#[template(path = "device_done.html")]
+pub struct DeviceDoneTemplate {
+    pub chrome: Chrome,
+    pub client_name: String,
+    pub approved: bool,
 }
 
 #[derive(Template)]

@@ -159,6 +159,10 @@ async fn discovery_names_the_endpoints_under_the_issuer_and_is_fetched_once() {
             "https://id.example/oauth2/logout"
         );
         assert_eq!(
+            d["device_authorization_endpoint"],
+            "https://id.example/oauth2/device_authorization"
+        );
+        assert_eq!(
             d["code_challenge_methods_supported"],
             serde_json::json!(["S256"])
         );
@@ -167,6 +171,7 @@ async fn discovery_names_the_endpoints_under_the_issuer_and_is_fetched_once() {
         assert_eq!(d["id_token_signing_alg_values_supported"][0], "RS256");
         assert_eq!(d["backchannel_logout_supported"], true);
         assert_eq!(d["backchannel_logout_session_supported"], true);
+        assert!(d.get("registration_endpoint").is_none(), "off by default");
     }
     assert_eq!(gw.provider.seen().configuration_calls, 1);
 }
@@ -459,6 +464,212 @@ async fn the_sign_in_page_binds_the_browser_escapes_and_allows_forms_only_to_the
         "{session}"
     );
     assert_eq!(a.header("cache-control"), "no-store");
+}
+
+#[tokio::test]
+async fn the_device_endpoint_answers_rfc_8628_json_and_its_page_takes_the_code_with_csrf() {
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw
+        .form(
+            "/oauth2/device_authorization",
+            &[],
+            "client_id=tv&scope=openid",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("cache-control"), "no-store");
+    let d = a.json();
+    assert_eq!(d["device_code"], "dev-code");
+    assert_eq!(d["user_code"], "BCDF-GHJK");
+    assert_eq!(d["verification_uri"], "https://id.example/oauth2/device");
+    assert_eq!(
+        d["verification_uri_complete"],
+        "https://id.example/oauth2/device?user_code=BCDF-GHJK"
+    );
+    assert_eq!(
+        (d["expires_in"].as_i64(), d["interval"].as_i64()),
+        (Some(600), Some(5))
+    );
+    let a = gw
+        .form("/oauth2/device_authorization", &[], "client_id=web")
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["error"], "unauthorized_client");
+
+    // The page, pre-filled from verification_uri_complete, never submitted
+    // for the user; a binding set, the form's token derived from it.
+    let a = gw
+        .send("GET", "/oauth2/device?user_code=BCDF-GHJK", &[], "")
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_page_headers(&a);
+    assert!(a.body.contains(r#"value="BCDF-GHJK""#), "{}", a.body);
+    assert!(a.body.contains(r#"<label for="user_code">"#));
+    assert!(!a.body.contains("<script"));
+    let cookie = a.header("set-cookie").to_owned();
+    let binding = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.strip_prefix("__Host-suite-binding="))
+        .expect("a binding")
+        .to_owned();
+    let csrf = a
+        .body
+        .split(r#"name="csrf_token" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    assert_eq!(csrf.len(), 43);
+    let cookies = format!("__Host-suite-binding={binding}; __Host-suite-session=sso-0");
+
+    // Posted from elsewhere (no token, or another's): asked again, nothing called.
+    let calls = gw.provider.seen().bindings.len();
+    for body in [
+        "user_code=bcdfghjk".to_owned(),
+        format!("user_code=bcdfghjk&csrf_token={}", "x".repeat(43)),
+    ] {
+        let a = gw
+            .form("/oauth2/device", &[("cookie", &cookies)], &body)
+            .await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(a.body.contains("This form expired"), "{}", a.body);
+    }
+    assert_eq!(gw.provider.seen().bindings.len(), calls);
+
+    // The right token: the consent page, showing the code to compare.
+    let a = gw
+        .form(
+            "/oauth2/device",
+            &[("cookie", &cookies)],
+            &format!("user_code=bcdfghjk&csrf_token={csrf}"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_page_headers(&a);
+    assert!(a.body.contains("BCDF-GHJK"), "{}", a.body);
+    assert!(!a.body.contains(EVIL));
+    assert!(a.body.contains(r#"action="/oauth2/consent""#));
+    assert_eq!(gw.provider.seen().bindings.last(), Some(&binding));
+    assert_eq!(
+        gw.provider.seen().sessions.last().map(String::as_str),
+        Some("sso-0")
+    );
+    // An unknown code: the form again with the service's words.
+    let a = gw
+        .form(
+            "/oauth2/device",
+            &[("cookie", &cookies)],
+            &format!("user_code=zzzz&csrf_token={csrf}"),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("That code is unknown."), "{}", a.body);
+    assert!(a.body.contains(r#"value="zzzz""#));
+}
+
+#[tokio::test]
+async fn registration_is_404_when_off_and_rfc_7591_json_when_on() {
+    let gw = gateway(Some(Provider::default())).await;
+    let body = r#"{"redirect_uris":["https://app.example/cb"],"client_name":"App"}"#;
+    let json = [("content-type", "application/json")];
+    let a = gw.send("POST", "/oauth2/register", &json, body).await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(a.body.contains("registration is off"), "{}", a.body);
+
+    let provider = Provider::default();
+    provider.seen().registration_enabled = true;
+    let gw = gateway(Some(provider)).await;
+    let d = gw
+        .send("GET", "/.well-known/openid-configuration", &[], "")
+        .await
+        .json();
+    assert_eq!(
+        d["registration_endpoint"],
+        "https://id.example/oauth2/register"
+    );
+    let a = gw.send("POST", "/oauth2/register", &json, body).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.header("cache-control"), "no-store");
+    let c = a.json();
+    assert_eq!(c["client_id"], "new-client");
+    assert_eq!(c["client_secret"], "s3cret");
+    assert_eq!(c["client_secret_expires_at"], 0);
+    assert_eq!(c["client_id_issued_at"], 1_700_000_000);
+    assert_eq!(c["client_name"], "App");
+    assert_eq!(
+        c["redirect_uris"],
+        serde_json::json!(["https://app.example/cb"])
+    );
+    assert_eq!(c["token_endpoint_auth_method"], "client_secret_basic");
+    // Unknown members ignored (RFC 7591 §2); what is known, sent on.
+    let a = gw
+        .send(
+            "POST",
+            "/oauth2/register",
+            &json,
+            r#"{"redirect_uris":["https://app.example/cb"],"logo_uri":"https://x/l.png","scope":"openid profile","grant_types":["authorization_code","refresh_token"],"post_logout_redirect_uris":["https://app.example/bye"],"backchannel_logout_uri":"https://app.example/bc","token_endpoint_auth_method":"none","response_types":["code"]}"#,
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let sent = gw
+        .provider
+        .seen()
+        .registrations
+        .last()
+        .cloned()
+        .expect("sent");
+    assert_eq!(sent.scope, "openid profile");
+    assert_eq!(sent.grant_types, ["authorization_code", "refresh_token"]);
+    assert_eq!(sent.post_logout_redirect_uris, ["https://app.example/bye"]);
+    assert_eq!(sent.backchannel_logout_uri, "https://app.example/bc");
+    assert_eq!(sent.token_endpoint_auth_method, "none");
+    // The service's refusal, and malformed metadata, in RFC 7591 §3.2.2's shape.
+    let calls = gw.provider.seen().registrations.len();
+    for (body, content_type, error) in [
+        (
+            r#"{"redirect_uris":["http://evil.example/cb"]}"#,
+            "application/json",
+            "invalid_redirect_uri",
+        ),
+        (
+            r#"{"redirect_uris":"https://app.example/cb"}"#,
+            "application/json",
+            "invalid_redirect_uri",
+        ),
+        (
+            r#"{"client_name":7}"#,
+            "application/json",
+            "invalid_client_metadata",
+        ),
+        (
+            r#"["not an object"]"#,
+            "application/json",
+            "invalid_client_metadata",
+        ),
+        ("{not json", "application/json", "invalid_client_metadata"),
+        (
+            r#"{"redirect_uris":[]}"#,
+            "application/x-www-form-urlencoded",
+            "invalid_client_metadata",
+        ),
+    ] {
+        let a = gw
+            .send(
+                "POST",
+                "/oauth2/register",
+                &[("content-type", content_type)],
+                body,
+            )
+            .await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert_eq!(a.json()["error"], error, "{body}");
+    }
+    assert_eq!(
+        gw.provider.seen().registrations.len(),
+        calls + 1,
+        "only well-formed metadata reaches the service"
+    );
 }
 
 #[tokio::test]

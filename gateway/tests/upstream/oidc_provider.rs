@@ -20,6 +20,9 @@ pub struct Seen {
     pub bindings: Vec<String>,
     pub sessions: Vec<String>,
     pub clients: Vec<suite_proto::auth::ClientAuthentication>,
+    /// Whether RegisterClient is on (NOT_FOUND otherwise).
+    pub registration_enabled: bool,
+    pub registrations: Vec<suite_proto::auth::ClientMetadata>,
 }
 
 #[derive(Clone, Default)]
@@ -66,6 +69,7 @@ impl OAuthService for Provider {
             id_token_signing_alg_values_supported: vec!["RS256".into(), "ES256".into()],
             grant_types_supported: vec!["authorization_code".into()],
             claims_supported: vec!["sub".into()],
+            registration_enabled: self.seen().registration_enabled,
         }))
     }
 
@@ -118,6 +122,97 @@ impl OAuthService for Provider {
             step: step(authorization_step::Step::RedirectUri(
                 "https://app.example/cb?error=access_denied".into(),
             )),
+        }))
+    }
+
+    async fn register_client(
+        &self,
+        request: Request<suite_proto::auth::RegisterClientRequest>,
+    ) -> Result<Response<suite_proto::auth::RegisterClientResponse>, Status> {
+        use suite_proto::auth::{RegisteredClient, register_client_response::Result as R};
+        if !self.seen().registration_enabled {
+            return Err(Status::not_found("dynamic client registration is off"));
+        }
+        let m = request.into_inner().metadata.unwrap_or_default();
+        self.seen().registrations.push(m.clone());
+        let result = if m.redirect_uris.iter().any(|u| u.starts_with("http://evil")) {
+            R::Error(OAuthError {
+                error: "invalid_redirect_uri".into(),
+                error_description: "redirect_uris: http is for loopback only".into(),
+            })
+        } else {
+            R::Client(RegisteredClient {
+                client_id: "new-client".into(),
+                client_secret: "s3cret".into(),
+                client_id_issued_at: 1_700_000_000,
+                metadata: Some(suite_proto::auth::ClientMetadata {
+                    token_endpoint_auth_method: "client_secret_basic".into(),
+                    response_types: vec!["code".into()],
+                    grant_types: vec!["authorization_code".into()],
+                    scope: "openid".into(),
+                    ..m
+                }),
+            })
+        };
+        Ok(Response::new(suite_proto::auth::RegisterClientResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn device_authorize(
+        &self,
+        request: Request<suite_proto::auth::DeviceAuthorizeRequest>,
+    ) -> Result<Response<suite_proto::auth::DeviceAuthorizeResponse>, Status> {
+        use suite_proto::auth::{DeviceAuthorization, device_authorize_response::Result as R};
+        let client = request.into_inner().client.unwrap_or_default();
+        self.seen().clients.push(client.clone());
+        let result = if client.client_id == "tv" {
+            R::Authorization(DeviceAuthorization {
+                device_code: "dev-code".into(),
+                user_code: "BCDF-GHJK".into(),
+                verification_uri: "https://id.example/oauth2/device".into(),
+                verification_uri_complete: "https://id.example/oauth2/device?user_code=BCDF-GHJK"
+                    .into(),
+                expires_in: 600,
+                interval: 5,
+            })
+        } else {
+            R::Error(OAuthError {
+                error: "unauthorized_client".into(),
+                error_description: "not for devices".into(),
+            })
+        };
+        Ok(Response::new(suite_proto::auth::DeviceAuthorizeResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn verify_user_code(
+        &self,
+        request: Request<suite_proto::auth::VerifyUserCodeRequest>,
+    ) -> Result<Response<suite_proto::auth::VerifyUserCodeResponse>, Status> {
+        use suite_proto::auth::{ConsentPage, verify_user_code_response::Result as R};
+        let r = request.into_inner();
+        self.seen().bindings.push(r.browser_binding.clone());
+        self.seen().sessions.push(r.browser_session.clone());
+        let result = if r.user_code == "bcdfghjk" {
+            R::Step(AuthorizationStep {
+                step: Some(authorization_step::Step::Consent(ConsentPage {
+                    request_id: "req-2".into(),
+                    csrf_token: "csrf-2".into(),
+                    client_name: format!("TV {EVIL}"),
+                    scopes: Vec::new(),
+                    username: "ada".into(),
+                    user_code: "BCDF-GHJK".into(),
+                })),
+                set_session: None,
+                clear_session: false,
+            })
+        } else {
+            R::RetryError("That code is unknown.".into())
+        };
+        Ok(Response::new(suite_proto::auth::VerifyUserCodeResponse {
+            result: Some(result),
         }))
     }
 

@@ -70,6 +70,12 @@ pub struct Config {
     #[arg(long, env = "OIDC_EC_KEY_FILE")]
     pub oidc_ec_key_file: Option<PathBuf>,
 
+    /// Whether anyone may register an OAuth client at the gateway's
+    /// `/oauth2/register` (RFC 7591 dynamic client registration). Such
+    /// clients are never first-party and never get the admin scope.
+    #[arg(long, env = "OIDC_DYNAMIC_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub oidc_dynamic_registration: bool,
+
     /// The `iss` of the tokens issued (and required of tokens presented).
     #[command(flatten)]
     pub tokens: TokenArgs,
@@ -194,6 +200,7 @@ impl Config {
             max_lifetime: self.session_max_lifetime,
             reuse_grace: self.refresh_reuse_grace,
             public_url: self.public_url.trim_end_matches('/').to_owned(),
+            dynamic_registration: self.oidc_dynamic_registration,
         }
     }
 

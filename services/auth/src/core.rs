@@ -38,6 +38,8 @@ pub struct Settings {
     pub reuse_grace: Duration,
     /// The OpenID Connect issuer, without a trailing slash.
     pub public_url: String,
+    /// Whether anonymous clients may register (RFC 7591).
+    pub dynamic_registration: bool,
 }
 
 /// A token pair just issued.

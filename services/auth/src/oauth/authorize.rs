@@ -76,6 +76,8 @@ pub struct ConsentPage {
     pub client_name: String,
     pub scopes: Vec<(String, &'static str)>,
     pub username: String,
+    /// A device request's user code, to compare with the device's.
+    pub user_code: String,
 }
 
 /// What the browser sees next.
@@ -87,6 +89,11 @@ pub enum Step {
     Consent(ConsentPage),
     /// An error page; nowhere to redirect to.
     Error(OAuthFail),
+    /// A device request was allowed or denied: the page that says so.
+    Device {
+        client_name: String,
+        approved: bool,
+    },
 }
 
 /// A step, with the browser session cookie to set or clear.
@@ -275,6 +282,7 @@ impl OAuthCore {
             code_challenge: p.code_challenge.clone(),
             prompt_consent: prompt.consent,
             login_hint: p.login_hint.clone(),
+            ..RequestParams::default()
         };
 
         let now = now();
@@ -438,7 +446,13 @@ impl OAuthCore {
             });
         };
         self.store.delete_request(&request.id).await?;
+        let device = !request.params.device_code_hash.is_empty();
         if !allow {
+            if device {
+                return self
+                    .decide_device(&request, &client, &session, false, now)
+                    .await;
+            }
             return Ok(Next::show(Step::Redirect(with_query(
                 &request.params.redirect_uri,
                 &[
@@ -480,6 +494,11 @@ impl OAuthCore {
         );
         self.store.put_consent(&record, &[granted]).await?;
         self.auth.wake();
+        if device {
+            return self
+                .decide_device(&request, &client, &session, true, now)
+                .await;
+        }
         let redirect = self
             .issue_code(&client, &request.params, &session, now)
             .await?;
@@ -568,6 +587,20 @@ impl OAuthCore {
         binding: &str,
         now: DateTime<Utc>,
     ) -> Result<PendingRequest, Error> {
+        self.pending_until(client, params, binding, now, now + REQUEST_TTL)
+            .await
+    }
+
+    /// Stores a pending request tied to the browser's binding, waiting
+    /// for its forms until `expires_at` at the latest.
+    pub(super) async fn pending_until(
+        &self,
+        client: &ClientRecord,
+        params: RequestParams,
+        binding: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<PendingRequest, Error> {
         if binding.is_empty() || binding.len() > 128 {
             return Err(Error::invalid(
                 "browser_binding",
@@ -580,7 +613,7 @@ impl OAuthCore {
             csrf_token: random_token()?,
             client_id: client.client_id.clone(),
             params,
-            expires_at: now + REQUEST_TTL,
+            expires_at: expires_at.min(now + REQUEST_TTL),
         };
         self.store.create_request(&request).await?;
         Ok(request)
@@ -593,6 +626,11 @@ impl OAuthCore {
         session: &BrowserSession,
         params: &RequestParams,
     ) -> Result<bool, Error> {
+        // A device is always confirmed, code shown (RFC 8628 §5.4): the
+        // user may have been sent here to allow someone else's device.
+        if !params.device_code_hash.is_empty() {
+            return Ok(true);
+        }
         if client.settings.first_party {
             return Ok(false);
         }
@@ -645,7 +683,7 @@ impl OAuthCore {
     }
 }
 
-fn consent_page(
+pub(super) fn consent_page(
     request: &PendingRequest,
     client: &ClientRecord,
     session: &BrowserSession,
@@ -661,5 +699,6 @@ fn consent_page(
             .map(|s| (s.clone(), describe_scope(s)))
             .collect(),
         username: session.username.clone(),
+        user_code: request.params.user_code.clone(),
     }
 }

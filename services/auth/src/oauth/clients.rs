@@ -3,7 +3,7 @@
 //! authentication at the token, introspection and revocation endpoints.
 
 use super::{
-    GRANT_TYPES, OAuthCore, OAuthFail, SCOPES, hash, random_token, same,
+    Answer, GRANT_TYPES, OAuthCore, OAuthFail, SCOPES, hash, random_token, same,
     store::{ClientRecord, ClientSettings, EventFor},
 };
 use crate::error::Error;
@@ -56,6 +56,28 @@ pub const SETTABLE: &[&str] = &[
     "id_token_signed_response_alg",
     "access_token_ttl",
 ];
+
+/// RFC 7591 client metadata, as registration takes and answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientMetadata {
+    pub redirect_uris: Vec<String>,
+    pub client_name: String,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub scope: String,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: String,
+}
+
+/// A dynamically registered client (no `Debug`: it holds the secret).
+pub struct Registered {
+    pub client_id: String,
+    /// Empty for a public client.
+    pub secret: String,
+    pub issued_at: i64,
+    pub metadata: ClientMetadata,
+}
 
 /// One page of clients.
 #[derive(Debug)]
@@ -281,6 +303,11 @@ impl OAuthCore {
         input: ClientInput,
     ) -> Result<(ClientRecord, Option<String>), Error> {
         operator(caller)?;
+        self.register(input).await
+    }
+
+    /// Registers a client after its caller was checked.
+    async fn register(&self, input: ClientInput) -> Result<(ClientRecord, Option<String>), Error> {
         let Some(confidential) = input.confidential else {
             return Err(Error::invalid(
                 "client.type",
@@ -326,6 +353,110 @@ impl OAuthCore {
         self.auth.wake();
         tracing::info!(client.id = %record.client_id, confidential, "OAuth client registered");
         Ok((record, secret))
+    }
+
+    /// RFC 7591 dynamic registration, anonymous: the same rules as an
+    /// operator's registration, then never first-party, never the admin
+    /// scope. `NotFound` unless the operator turned it on.
+    pub async fn register_dynamic(&self, m: ClientMetadata) -> Answer<Registered> {
+        if !self.auth.settings().dynamic_registration {
+            return Err(Error::NotFound("dynamic client registration is off"));
+        }
+        let metadata = |why: &str| Ok(Err(OAuthFail::new("invalid_client_metadata", why)));
+        let confidential = match m.token_endpoint_auth_method.as_str() {
+            "" | "client_secret_basic" | "client_secret_post" => true,
+            "none" => false,
+            _ => {
+                return metadata(
+                    "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none",
+                );
+            }
+        };
+        let auth_method = if m.token_endpoint_auth_method.is_empty() {
+            "client_secret_basic".to_owned()
+        } else {
+            m.token_endpoint_auth_method.clone()
+        };
+        let grant_types = if m.grant_types.is_empty() {
+            vec!["authorization_code".to_owned()]
+        } else {
+            m.grant_types.clone()
+        };
+        let code_flow = grant_types.iter().any(|g| g == "authorization_code");
+        let response_types = if m.response_types.is_empty() && code_flow {
+            vec!["code".to_owned()]
+        } else {
+            m.response_types.clone()
+        };
+        // RFC 7591 §2.1: `code` goes with authorization_code, and it is
+        // the only response type there is here.
+        if response_types.iter().any(|r| r != "code") || code_flow == response_types.is_empty() {
+            return metadata(
+                "response_types must be [\"code\"] with authorization_code, else empty",
+            );
+        }
+        let mut scopes = suite_tokens::scope_list(&m.scope);
+        if scopes.is_empty() {
+            scopes = ["openid", "profile", "email"].map(str::to_owned).to_vec();
+        }
+        if scopes.iter().any(|s| s == suite_tokens::ADMIN_SCOPE) {
+            return metadata("the admin scope is for clients an operator registers");
+        }
+        let name = if m.client_name.trim().is_empty() {
+            "Unnamed application".to_owned()
+        } else {
+            m.client_name.clone()
+        };
+        let input = ClientInput {
+            name,
+            confidential: Some(confidential),
+            access_token_ttl: None,
+            settings: ClientSettings {
+                redirect_uris: m.redirect_uris.clone(),
+                post_logout_redirect_uris: m.post_logout_redirect_uris.clone(),
+                grant_types,
+                scopes,
+                first_party: false,
+                backchannel_logout_uri: m.backchannel_logout_uri.clone(),
+                id_token_alg: String::new(),
+                access_token_ttl_secs: None,
+            },
+        };
+        let (record, secret) = match self.register(input).await {
+            Ok(done) => done,
+            // The operator's rules, in RFC 7591 §3.2.2's words.
+            Err(Error::InvalidArgument(bad)) => {
+                let uri = bad
+                    .iter()
+                    .find(|(field, _)| field.ends_with("redirect_uris"));
+                let (error, (field, why)) = match (uri, bad.first()) {
+                    (Some(v), _) => ("invalid_redirect_uri", v),
+                    (None, Some(v)) => ("invalid_client_metadata", v),
+                    (None, None) => return metadata("the metadata is invalid"),
+                };
+                let field = field.trim_start_matches("client.");
+                return Ok(Err(OAuthFail::new(error, format!("{field}: {why}"))));
+            }
+            Err(e) => return Err(e),
+        };
+        tracing::info!(client.id = %record.client_id, "OAuth client registered dynamically");
+        let s = &record.settings;
+        let metadata = ClientMetadata {
+            redirect_uris: s.redirect_uris.clone(),
+            client_name: record.name.clone(),
+            grant_types: s.grant_types.clone(),
+            response_types,
+            token_endpoint_auth_method: auth_method,
+            scope: s.scopes.join(" "),
+            post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: s.backchannel_logout_uri.clone(),
+        };
+        Ok(Ok(Registered {
+            issued_at: record.created_at.timestamp(),
+            client_id: record.client_id,
+            secret: secret.unwrap_or_default(),
+            metadata,
+        }))
     }
 
     pub async fn get_client(

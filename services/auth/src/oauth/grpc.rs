@@ -5,7 +5,8 @@
 use super::{
     OAuthCore, OAuthFail,
     authorize::{AuthorizeParams, Next, SignInForm, Step},
-    clients::ClientInput,
+    clients::{ClientInput, ClientMetadata},
+    device::UserCodeAnswer,
     introspect::{EndSession, EndSessionParams},
     store::{ClientRecord, ClientSettings},
     token::TokenParams,
@@ -139,10 +140,18 @@ fn step_proto(next: Next) -> AuthorizationStep {
                 })
                 .collect(),
             username: p.username,
+            user_code: p.user_code,
         }),
         Step::Error(f) => S::Error(pb::ErrorPage {
             error: f.error.into(),
             description: f.description,
+        }),
+        Step::Device {
+            client_name,
+            approved,
+        } => S::Device(pb::DeviceDecision {
+            client_name,
+            approved,
         }),
     };
     AuthorizationStep {
@@ -354,6 +363,7 @@ impl OAuthService for OAuthApi {
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
+                super::device::DEVICE_GRANT,
             ]),
             claims_supported: owned(&[
                 "iss",
@@ -373,6 +383,7 @@ impl OAuthService for OAuthApi {
                 "email",
                 "email_verified",
             ]),
+            registration_enabled: self.core.registration_enabled(),
         }))
     }
 
@@ -487,6 +498,7 @@ impl OAuthService for OAuthApi {
                     code_verifier: r.code_verifier,
                     refresh_token: r.refresh_token,
                     scope: r.scope,
+                    device_code: r.device_code,
                 };
                 use pb::token_response::Result as R;
                 let result = match self.core.token(params, &user_agent).await? {
@@ -501,6 +513,109 @@ impl OAuthService for OAuthApi {
                     Err(f) => R::Error(oauth_error(f)),
                 };
                 Ok::<_, Error>(pb::TokenResponse {
+                    result: Some(result),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn device_authorize(
+        &self,
+        req: Request<pb::DeviceAuthorizeRequest>,
+    ) -> Result<Response<pb::DeviceAuthorizeResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                let c = r.client.unwrap_or_default();
+                use pb::device_authorize_response::Result as R;
+                let result = match self
+                    .core
+                    .device_authorize(&c.client_id, &c.client_secret, &c.method, &r.scope)
+                    .await?
+                {
+                    Ok(d) => R::Authorization(pb::DeviceAuthorization {
+                        device_code: d.device_code,
+                        user_code: d.user_code,
+                        verification_uri: d.verification_uri,
+                        verification_uri_complete: d.verification_uri_complete,
+                        expires_in: d.expires_in,
+                        interval: d.interval,
+                    }),
+                    Err(f) => R::Error(oauth_error(f)),
+                };
+                Ok::<_, Error>(pb::DeviceAuthorizeResponse {
+                    result: Some(result),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn verify_user_code(
+        &self,
+        req: Request<pb::VerifyUserCodeRequest>,
+    ) -> Result<Response<pb::VerifyUserCodeResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                use pb::verify_user_code_response::Result as R;
+                let result = match self
+                    .core
+                    .verify_user_code(&r.user_code, &r.browser_session, &r.browser_binding)
+                    .await?
+                {
+                    UserCodeAnswer::Next(next) => R::Step(step_proto(next)),
+                    UserCodeAnswer::Retry(why) => R::RetryError(why),
+                };
+                Ok::<_, Error>(pb::VerifyUserCodeResponse {
+                    result: Some(result),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn register_client(
+        &self,
+        req: Request<pb::RegisterClientRequest>,
+    ) -> Result<Response<pb::RegisterClientResponse>, Status> {
+        server::reply(
+            async {
+                let m = req.into_inner().metadata.unwrap_or_default();
+                let metadata = ClientMetadata {
+                    redirect_uris: m.redirect_uris,
+                    client_name: m.client_name,
+                    grant_types: m.grant_types,
+                    response_types: m.response_types,
+                    token_endpoint_auth_method: m.token_endpoint_auth_method,
+                    scope: m.scope,
+                    post_logout_redirect_uris: m.post_logout_redirect_uris,
+                    backchannel_logout_uri: m.backchannel_logout_uri,
+                };
+                use pb::register_client_response::Result as R;
+                let result = match self.core.register_dynamic(metadata).await? {
+                    Ok(r) => {
+                        let m = r.metadata;
+                        R::Client(pb::RegisteredClient {
+                            client_id: r.client_id,
+                            client_secret: r.secret,
+                            client_id_issued_at: r.issued_at,
+                            metadata: Some(pb::ClientMetadata {
+                                redirect_uris: m.redirect_uris,
+                                client_name: m.client_name,
+                                grant_types: m.grant_types,
+                                response_types: m.response_types,
+                                token_endpoint_auth_method: m.token_endpoint_auth_method,
+                                scope: m.scope,
+                                post_logout_redirect_uris: m.post_logout_redirect_uris,
+                                backchannel_logout_uri: m.backchannel_logout_uri,
+                            }),
+                        })
+                    }
+                    Err(f) => R::Error(oauth_error(f)),
+                };
+                Ok::<_, Error>(pb::RegisterClientResponse {
                     result: Some(result),
                 })
             }

@@ -6,6 +6,7 @@
 pub mod authorize;
 pub mod backchannel;
 pub mod clients;
+pub mod device;
 pub mod grpc;
 pub mod introspect;
 pub mod sql;
@@ -132,6 +133,11 @@ impl OAuthCore {
             access_rules,
             auth,
         })
+    }
+
+    /// Whether anonymous clients may register (OIDC_DYNAMIC_REGISTRATION).
+    pub fn registration_enabled(&self) -> bool {
+        self.auth.settings().dynamic_registration
     }
 
     /// The issuer (PUBLIC_URL without a trailing slash).

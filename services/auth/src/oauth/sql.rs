@@ -3,8 +3,8 @@
 //! database so that each gets its own pool, transaction and outbox types.
 
 use super::store::{
-    BrowserSession, ClientRecord, CodeRecord, ConsentRecord, EventFor, LogoutOwed, OAuthStore,
-    PendingRequest, SessionsOf,
+    BrowserSession, ClientRecord, CodeGrant, CodeRecord, ConsentRecord, DeviceCodeRecord,
+    DeviceStatus, EventFor, LogoutOwed, OAuthStore, PendingRequest, SessionsOf,
 };
 use crate::store::{Result, StoreError};
 use async_trait::async_trait;
@@ -35,6 +35,13 @@ macro_rules! client_columns {
     () => {
         "id, client_id, name, confidential, settings, secret_hash, previous_secret_hash, \
          previous_secret_expires_at, created_at, updated_at"
+    };
+}
+/// Every column of `oauth_device_codes`.
+macro_rules! device_columns {
+    () => {
+        "device_code_hash, user_code_hash, client_id, scopes, status, interval_secs, created_at, \
+         expires_at, last_polled_at, user_id, grant_data, session_id"
     };
 }
 /// Every column of `browser_sessions`.
@@ -73,6 +80,31 @@ macro_rules! oauth_store {
                 scopes: scopes_of(&row.try_get::<String, _>("scopes")?),
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn device(row: &$row) -> sqlx::Result<DeviceCodeRecord> {
+            let status: String = row.try_get("status")?;
+            let grant: Option<String> = row.try_get("grant_data")?;
+            Ok(DeviceCodeRecord {
+                device_code_hash: row.try_get("device_code_hash")?,
+                user_code_hash: row.try_get("user_code_hash")?,
+                client_id: row.try_get("client_id")?,
+                scopes: scopes_of(&row.try_get::<String, _>("scopes")?),
+                status: DeviceStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+                    index: "status".into(),
+                    source: format!("not a device status: {status:.32}").into(),
+                })?,
+                interval_secs: row.try_get("interval_secs")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                last_polled_at: row.try_get("last_polled_at")?,
+                user_id: row.try_get("user_id")?,
+                grant: grant
+                    .as_deref()
+                    .map(|g| from_json::<CodeGrant>("grant_data", g))
+                    .transpose()?,
+                session_id: row.try_get("session_id")?,
             })
         }
 
@@ -245,6 +277,7 @@ macro_rules! oauth_store {
                 }
                 for sql in [
                     "DELETE FROM oauth_codes WHERE client_id = $1",
+                    "DELETE FROM oauth_device_codes WHERE client_id = $1",
                     "DELETE FROM oauth_consents WHERE client_id = $1",
                     "DELETE FROM oauth_requests WHERE client_id = $1",
                 ] {
@@ -355,6 +388,116 @@ macro_rules! oauth_store {
                 )
                 .bind(code_hash)
                 .bind(at)
+                .bind(session_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_device_code(&self, d: &DeviceCodeRecord) -> Result<bool> {
+                let grant = d.grant.as_ref().map(to_json).transpose()?;
+                let done = sqlx::query(concat!(
+                    "INSERT INTO oauth_device_codes (", device_columns!(), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT DO NOTHING"
+                ))
+                .bind(&d.device_code_hash)
+                .bind(&d.user_code_hash)
+                .bind(&d.client_id)
+                .bind(d.scopes.join(" "))
+                .bind(d.status.as_str())
+                .bind(d.interval_secs)
+                .bind(d.created_at)
+                .bind(d.expires_at)
+                .bind(d.last_polled_at)
+                .bind(d.user_id)
+                .bind(grant)
+                .bind(d.session_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_device_code(
+                &self,
+                device_code_hash: &str,
+            ) -> Result<Option<DeviceCodeRecord>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", device_columns!(), " FROM oauth_device_codes WHERE device_code_hash = $1"
+                ))
+                .bind(device_code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(device).transpose()?)
+            }
+
+            async fn find_device_code(
+                &self,
+                user_code_hash: &str,
+            ) -> Result<Option<DeviceCodeRecord>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", device_columns!(), " FROM oauth_device_codes WHERE user_code_hash = $1"
+                ))
+                .bind(user_code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(device).transpose()?)
+            }
+
+            async fn poll_device_code(
+                &self,
+                device_code_hash: &str,
+                at: DateTime<Utc>,
+                interval_secs: i64,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE oauth_device_codes SET last_polled_at = $2, interval_secs = $3 \
+                     WHERE device_code_hash = $1",
+                )
+                .bind(device_code_hash)
+                .bind(at)
+                .bind(interval_secs)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn decide_device_code(
+                &self,
+                device_code_hash: &str,
+                at: DateTime<Utc>,
+                approved: Option<(Uuid, &CodeGrant)>,
+            ) -> Result<bool> {
+                let (status, user_id, grant) = match approved {
+                    Some((user_id, grant)) => {
+                        (DeviceStatus::Approved, Some(user_id), Some(to_json(grant)?))
+                    }
+                    None => (DeviceStatus::Denied, None, None),
+                };
+                let done = sqlx::query(
+                    "UPDATE oauth_device_codes SET status = $2, user_id = $3, grant_data = $4 \
+                     WHERE device_code_hash = $1 AND status = 'pending' AND expires_at > $5",
+                )
+                .bind(device_code_hash)
+                .bind(status.as_str())
+                .bind(user_id)
+                .bind(grant)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn redeem_device_code(
+                &self,
+                device_code_hash: &str,
+                session_id: Uuid,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE oauth_device_codes SET status = 'redeemed', session_id = $2 \
+                     WHERE device_code_hash = $1 AND status = 'approved'",
+                )
+                .bind(device_code_hash)
                 .bind(session_id)
                 .execute(&self.pool)
                 .await?;
@@ -637,6 +780,7 @@ macro_rules! oauth_store {
                 for sql in [
                     "DELETE FROM oauth_requests WHERE expires_at < $1",
                     "DELETE FROM oauth_codes WHERE expires_at < $1",
+                    "DELETE FROM oauth_device_codes WHERE expires_at < $1",
                 ] {
                     n += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
                 }

@@ -63,6 +63,14 @@ pub struct RequestParams {
     pub code_challenge: String,
     pub prompt_consent: bool,
     pub login_hint: String,
+    /// A device request's (RFC 8628): the device code's hash, and its user
+    /// code to show; empty for an authorization request. The sign-in and
+    /// consent forms serve both; the consent decides the device code
+    /// instead of redirecting.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device_code_hash: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_code: String,
 }
 
 /// An authorization code, known by its hash.
@@ -89,6 +97,59 @@ pub struct CodeGrant {
     pub auth_time: i64,
     pub browser_session_id: Uuid,
     pub amr: Vec<String>,
+}
+
+/// Where a device request is (RFC 8628).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Waiting for its user.
+    Pending,
+    /// Allowed; its tokens not yet issued.
+    Approved,
+    Denied,
+    /// Its tokens were issued (once).
+    Redeemed,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Redeemed => "redeemed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "denied" => Self::Denied,
+            "redeemed" => Self::Redeemed,
+            _ => return None,
+        })
+    }
+}
+
+/// A device authorization request, known by its codes' hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCodeRecord {
+    pub device_code_hash: String,
+    pub user_code_hash: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub status: DeviceStatus,
+    /// The least wait between polls, in seconds (grows with `slow_down`).
+    pub interval_secs: i64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_polled_at: Option<DateTime<Utc>>,
+    /// Once approved: who, and the sign-in it stands for.
+    pub user_id: Option<Uuid>,
+    pub grant: Option<CodeGrant>,
+    /// The session its redemption opened.
+    pub session_id: Option<Uuid>,
 }
 
 /// A user's consent to a client.
@@ -170,6 +231,29 @@ pub trait OAuthStore: Send + Sync {
     /// Marks the code used by session `session_id`; false if it was used already.
     async fn use_code(&self, code_hash: &str, at: DateTime<Utc>, session_id: Uuid) -> Result<bool>;
 
+    /// False (nothing written) if the user code is taken.
+    async fn create_device_code(&self, device: &DeviceCodeRecord) -> Result<bool>;
+    async fn get_device_code(&self, device_code_hash: &str) -> Result<Option<DeviceCodeRecord>>;
+    async fn find_device_code(&self, user_code_hash: &str) -> Result<Option<DeviceCodeRecord>>;
+    /// Records a poll at `at` and the interval from now on.
+    async fn poll_device_code(
+        &self,
+        device_code_hash: &str,
+        at: DateTime<Utc>,
+        interval_secs: i64,
+    ) -> Result<()>;
+    /// Approves (with its user and grant) or denies a pending, unexpired
+    /// device request; false if it was not one.
+    async fn decide_device_code(
+        &self,
+        device_code_hash: &str,
+        at: DateTime<Utc>,
+        approved: Option<(Uuid, &CodeGrant)>,
+    ) -> Result<bool>;
+    /// Marks an approved device request redeemed by session `session_id`;
+    /// false if it was not approved (redeemed already, by a racing poll).
+    async fn redeem_device_code(&self, device_code_hash: &str, session_id: Uuid) -> Result<bool>;
+
     async fn get_consent(&self, user_id: Uuid, client_id: &str) -> Result<Option<ConsentRecord>>;
     /// Inserts or replaces the user's consent to the client (scopes, update time).
     async fn put_consent(&self, consent: &ConsentRecord, events: &[Event]) -> Result<()>;
@@ -232,6 +316,7 @@ pub trait OAuthStore: Send + Sync {
     /// given up), `Some` makes it due again then.
     async fn settle_logout(&self, session_id: Uuid, retry_at: Option<DateTime<Utc>>) -> Result<()>;
 
-    /// Deletes expired requests and codes, and dead browser sessions.
+    /// Deletes expired requests, codes and device codes, and dead browser
+    /// sessions.
     async fn prune(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64>;
 }

@@ -1,12 +1,12 @@
 //! The token endpoint: authorization_code (with PKCE), refresh_token (the
-//! session's rotation and reuse detection) and client_credentials; ID
-//! tokens signed with the client's algorithm.
+//! session's rotation and reuse detection), client_credentials and the
+//! device grant (`device.rs`); ID tokens signed with the client's algorithm.
 
 use super::{
     Answer, OAuthCore, OAuthFail,
     authorize::pkce_shaped,
     same,
-    store::{ClientRecord, CodeRecord},
+    store::{ClientRecord, CodeGrant, CodeRecord},
 };
 use crate::{
     core::{OAuthRefresh, OAuthSession},
@@ -38,6 +38,7 @@ pub struct TokenParams {
     pub code_verifier: String,
     pub refresh_token: String,
     pub scope: String,
+    pub device_code: String,
 }
 
 /// Tokens issued.
@@ -112,6 +113,7 @@ impl OAuthCore {
             "authorization_code" => "authorization_code",
             "refresh_token" => "refresh_token",
             "client_credentials" => "client_credentials",
+            super::device::DEVICE_GRANT => "device_code",
             _ => "other",
         };
         let answer = self.grant(p, user_agent).await;
@@ -137,11 +139,15 @@ impl OAuthCore {
         };
         if !matches!(
             p.grant_type.as_str(),
-            "authorization_code" | "refresh_token" | "client_credentials"
+            "authorization_code"
+                | "refresh_token"
+                | "client_credentials"
+                | super::device::DEVICE_GRANT
         ) {
             return Ok(Err(OAuthFail::new(
                 "unsupported_grant_type",
-                "grant_type must be authorization_code, refresh_token or client_credentials",
+                "grant_type must be authorization_code, refresh_token, client_credentials \
+                 or urn:ietf:params:oauth:grant-type:device_code",
             )));
         }
         if !client.settings.grant_types.contains(&p.grant_type) {
@@ -153,6 +159,7 @@ impl OAuthCore {
         match p.grant_type.as_str() {
             "authorization_code" => self.code_grant(&client, &p, user_agent).await,
             "refresh_token" => self.refresh_grant(&client, &p).await,
+            super::device::DEVICE_GRANT => self.device_grant(&client, &p, user_agent).await,
             _ => self.client_credentials(&client, &p),
         }
     }
@@ -254,8 +261,14 @@ impl OAuthCore {
             && (client.settings.first_party
                 || code.grant.scopes.iter().any(|s| s == "offline_access"));
         let id_token = if code.grant.scopes.iter().any(|s| s == "openid") {
-            self.id_token(client, &code, &status.username, &issued.access_token)
-                .await?
+            self.id_token_for(
+                client,
+                code.user_id,
+                &code.grant,
+                &status.username,
+                &issued.access_token,
+            )
+            .await?
         } else {
             String::new()
         };
@@ -295,18 +308,19 @@ impl OAuthCore {
         Ok(())
     }
 
-    /// Signs the ID token of a code's exchange.
-    async fn id_token(
+    /// Signs the ID token of a code's (or an approved device's) exchange.
+    pub(super) async fn id_token_for(
         &self,
         client: &ClientRecord,
-        code: &CodeRecord,
+        user_id: Uuid,
+        grant: &CodeGrant,
         username: &str,
         access_token: &str,
     ) -> Result<String, Error> {
-        let scopes = &code.grant.scopes;
+        let scopes = &grant.scopes;
         let wants = |s: &str| scopes.iter().any(|x| x == s);
         let profile = if wants("profile") || wants("email") {
-            self.auth.users().profile(code.user_id).await?
+            self.auth.users().profile(user_id).await?
         } else {
             None
         };
@@ -314,16 +328,16 @@ impl OAuthCore {
         let alg = client.settings.id_token_alg.clone();
         let mut claims = IdClaims {
             iss: self.oidc_issuer().to_owned(),
-            sub: code.user_id.to_string(),
+            sub: user_id.to_string(),
             aud: client.client_id.clone(),
             exp: iat + ID_TOKEN_TTL_SECS,
             iat,
-            auth_time: code.grant.auth_time,
-            nonce: code.grant.nonce.clone(),
+            auth_time: grant.auth_time,
+            nonce: grant.nonce.clone(),
             azp: client.client_id.clone(),
             at_hash: at_hash(access_token, &alg),
-            sid: code.grant.browser_session_id.to_string(),
-            amr: code.grant.amr.clone(),
+            sid: grant.browser_session_id.to_string(),
+            amr: grant.amr.clone(),
             email: None,
             email_verified: None,
             name: None,

@@ -2,8 +2,8 @@
 //! with the database's breaker and the retry of collisions.
 
 use super::store::{
-    BrowserSession, ClientRecord, CodeRecord, ConsentRecord, EventFor, LogoutOwed, OAuthStore,
-    PendingRequest, SessionsOf,
+    BrowserSession, ClientRecord, CodeGrant, CodeRecord, ConsentRecord, DeviceCodeRecord, EventFor,
+    LogoutOwed, OAuthStore, PendingRequest, SessionsOf,
 };
 use crate::store::Result;
 use async_trait::async_trait;
@@ -73,6 +73,55 @@ impl OAuthStore for Traced<dyn OAuthStore> {
     async fn get_code(&self, code_hash: &str) -> Result<Option<CodeRecord>> {
         self.run("SELECT", "oauth_codes", || self.inner().get_code(code_hash))
             .await
+    }
+    async fn create_device_code(&self, device: &DeviceCodeRecord) -> Result<bool> {
+        self.run("INSERT", "oauth_device_codes", || {
+            self.inner().create_device_code(device)
+        })
+        .await
+    }
+    async fn get_device_code(&self, device_code_hash: &str) -> Result<Option<DeviceCodeRecord>> {
+        self.run("SELECT", "oauth_device_codes", || {
+            self.inner().get_device_code(device_code_hash)
+        })
+        .await
+    }
+    async fn find_device_code(&self, user_code_hash: &str) -> Result<Option<DeviceCodeRecord>> {
+        self.run("SELECT", "oauth_device_codes", || {
+            self.inner().find_device_code(user_code_hash)
+        })
+        .await
+    }
+    async fn poll_device_code(
+        &self,
+        device_code_hash: &str,
+        at: DateTime<Utc>,
+        interval_secs: i64,
+    ) -> Result<()> {
+        self.run("UPDATE", "oauth_device_codes", || {
+            self.inner()
+                .poll_device_code(device_code_hash, at, interval_secs)
+        })
+        .await
+    }
+    async fn decide_device_code(
+        &self,
+        device_code_hash: &str,
+        at: DateTime<Utc>,
+        approved: Option<(Uuid, &CodeGrant)>,
+    ) -> Result<bool> {
+        self.run("UPDATE", "oauth_device_codes", || {
+            self.inner()
+                .decide_device_code(device_code_hash, at, approved)
+        })
+        .await
+    }
+    async fn redeem_device_code(&self, device_code_hash: &str, session_id: Uuid) -> Result<bool> {
+        self.run("UPDATE", "oauth_device_codes", || {
+            self.inner()
+                .redeem_device_code(device_code_hash, session_id)
+        })
+        .await
     }
     async fn use_code(&self, code_hash: &str, at: DateTime<Utc>, session_id: Uuid) -> Result<bool> {
         self.run("UPDATE", "oauth_codes", || {
