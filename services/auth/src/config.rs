@@ -76,6 +76,12 @@ pub struct Config {
     #[arg(long, env = "OIDC_DYNAMIC_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set)]
     pub oidc_dynamic_registration: bool,
 
+    /// Earlier ID-token keys (RSA or P-256 private keys, PEM, as the key
+    /// files), comma-separated: published in the JWKS after a rotation so
+    /// the ID tokens they signed keep verifying; never used to sign.
+    #[arg(long, env = "OIDC_VERIFICATION_KEY_FILES", value_delimiter = ',')]
+    pub oidc_verification_key_files: Vec<PathBuf>,
+
     /// The `iss` of the tokens issued (and required of tokens presented).
     #[command(flatten)]
     pub tokens: TokenArgs,

@@ -22,6 +22,10 @@ pub struct KeyRing {
     /// The keys that sign ID tokens (RS256 and ES256); EdDSA ID tokens use
     /// `active`.
     id_token: Vec<IdTokenKey>,
+    /// Earlier ID-token keys, published (so ID tokens they signed keep
+    /// verifying at relying parties and as `id_token_hint`) but never used
+    /// to sign.
+    id_token_retired: Vec<IdTokenKey>,
     /// The public keys, worked out once (an RSA key's public half is
     /// parsed out of the private key).
     published: std::sync::OnceLock<JwkSet>,
@@ -33,6 +37,7 @@ impl KeyRing {
             active,
             verify_only,
             id_token: Vec::new(),
+            id_token_retired: Vec::new(),
             published: std::sync::OnceLock::new(),
         }
     }
@@ -40,6 +45,13 @@ impl KeyRing {
     /// The ring with the ID-token keys `keys` too.
     pub fn with_id_token_keys(mut self, keys: Vec<IdTokenKey>) -> Self {
         self.id_token = keys;
+        self.published = std::sync::OnceLock::new();
+        self
+    }
+
+    /// The ring with the earlier ID-token keys `keys`, published only.
+    pub fn with_retired_id_token_keys(mut self, keys: Vec<IdTokenKey>) -> Self {
+        self.id_token_retired = keys;
         self.published = std::sync::OnceLock::new();
         self
     }
@@ -101,7 +113,20 @@ impl KeyRing {
             };
             id_token.push(key);
         }
-        Ok(Self::new(active, verify_only).with_id_token_keys(id_token))
+        let mut retired = Vec::new();
+        for path in &config.oidc_verification_key_files {
+            let bad = |e: &dyn std::fmt::Display| {
+                bad("OIDC_VERIFICATION_KEY_FILES")(&format!("{}: {e}", path.display()))
+            };
+            let pem = read(path).map_err(|e| bad(&e))?;
+            let key = IdTokenKey::from_pem(IdTokenAlg::Rs256, &pem)
+                .or_else(|_| IdTokenKey::from_pem(IdTokenAlg::Es256, &pem))
+                .map_err(|_| bad(&"not an RSA or P-256 private key in PEM"))?;
+            retired.push(key);
+        }
+        Ok(Self::new(active, verify_only)
+            .with_id_token_keys(id_token)
+            .with_retired_id_token_keys(retired))
     }
 
     /// The key that signs new tokens.
@@ -121,8 +146,13 @@ impl KeyRing {
                 keys.push(jwk.clone());
             }
         }
-        for key in &self.id_token {
-            keys.push(key.public_jwk()?);
+        for key in self.id_token.iter().chain(&self.id_token_retired) {
+            if !keys
+                .iter()
+                .any(|k| k.common.key_id.as_deref() == Some(key.kid()))
+            {
+                keys.push(key.public_jwk()?);
+            }
         }
         Ok(self.published.get_or_init(|| JwkSet { keys }).clone())
     }
@@ -286,6 +316,75 @@ mod tests {
         let key = generated_id_token_key(&data, IdTokenAlg::Es256, GENERATED_EC_KEY_FILE)?;
         assert!(!key.kid().is_empty());
         assert!(!data.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn retired_id_token_keys_are_published_after_the_active_ones_and_never_sign()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let old_rsa = IdTokenKey::generate(IdTokenAlg::Rs256)?;
+        let old_ec = IdTokenKey::generate(IdTokenAlg::Es256)?;
+        let rsa = IdTokenKey::generate(IdTokenAlg::Rs256)?;
+        let ec = IdTokenKey::generate(IdTokenAlg::Es256)?;
+        let dir = tempfile::tempdir()?;
+        let mut config = Config::defaults();
+        config.data_dir = dir.path().to_owned();
+        let mut files = Vec::new();
+        for (name, key) in [
+            ("rsa.pem", &rsa),
+            ("ec.pem", &ec),
+            ("old-rsa.pem", &old_rsa),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, key.to_pem())?;
+            files.push(path);
+        }
+        let old_ec_path = dir.path().join("old-ec.pem");
+        std::fs::write(&old_ec_path, old_ec.to_pem())?;
+        config.oidc_rsa_key_file = Some(files[0].clone());
+        config.oidc_ec_key_file = Some(files[1].clone());
+        // The active RSA key listed as retired too appears once.
+        config.oidc_verification_key_files = vec![files[2].clone(), old_ec_path, files[0].clone()];
+        let ring = KeyRing::load(&config)?;
+        let kids: Vec<_> = ring
+            .jwks()?
+            .keys
+            .into_iter()
+            .filter_map(|k| k.common.key_id)
+            .collect();
+        assert_eq!(
+            kids,
+            vec![
+                ring.active().kid().to_owned(),
+                rsa.kid().to_owned(),
+                ec.kid().to_owned(),
+                old_rsa.kid().to_owned(),
+                old_ec.kid().to_owned(),
+            ]
+        );
+        assert_eq!(
+            ring.id_token_key(IdTokenAlg::Rs256).map(IdTokenKey::kid),
+            Some(rsa.kid())
+        );
+        assert_eq!(
+            ring.id_token_key(IdTokenAlg::Es256).map(IdTokenKey::kid),
+            Some(ec.kid())
+        );
+
+        let not_a_key = dir.path().join("junk.pem");
+        std::fs::write(
+            &not_a_key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )?;
+        config.oidc_verification_key_files = vec![not_a_key];
+        let err = KeyRing::load(&config)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("OIDC_VERIFICATION_KEY_FILES") && err.contains("junk.pem"),
+            "{err}"
+        );
         Ok(())
     }
 

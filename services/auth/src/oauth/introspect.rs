@@ -400,7 +400,7 @@ impl OAuthCore {
         ) || header
             .typ
             .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
         {
             return None;
         }

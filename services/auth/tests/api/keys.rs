@@ -109,6 +109,88 @@ async fn a_rotated_key_keeps_old_tokens_valid_and_signs_the_new_ones(mut s: Suit
     s.stop().await;
 }
 
+async fn a_rotated_id_token_key_is_published_beside_the_new_one_and_old_hints_still_count(
+    s: Suite,
+) {
+    use crate::{
+        clients::{confidential, register_client},
+        oauth_steps::{code_via_pages, exchange, pkce, verify_id_token},
+    };
+    use suite_proto::auth::{EndSessionRequest, end_session_response};
+    s.register("otto").await;
+    let (client_id, secret) = register_client(&s, confidential("Rotating")).await;
+    let (verifier, challenge) = pkce();
+    let (code, session) = code_via_pages(&s, &client_id, &challenge, "otto").await;
+    let old = exchange(&s, &client_id, &secret, &code, &verifier)
+        .await
+        .expect("tokens");
+    let old_kid = jsonwebtoken::decode_header(&old.id_token)
+        .expect("header")
+        .kid
+        .expect("kid");
+
+    // The same address, a new RSA key, the old one kept for verification.
+    let addr = s.auth.addr;
+    let mut s = s;
+    s.auth.stop().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let old_pem = dir.path().join("old-rsa.pem");
+    std::fs::copy(
+        s.auth_config.oidc_rsa_key_file.clone().expect("rsa file"),
+        &old_pem,
+    )
+    .expect("copy");
+    let new_rsa = suite_tokens::IdTokenKey::generate(suite_tokens::IdTokenAlg::Rs256).expect("key");
+    let new_pem = dir.path().join("rsa.pem");
+    std::fs::write(&new_pem, new_rsa.to_pem()).expect("write");
+    let mut config = s.auth_config.clone();
+    config.oidc_rsa_key_file = Some(new_pem);
+    config.oidc_verification_key_files = vec![old_pem];
+    let l = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    s.auth = start_auth(config, l);
+    wait_serving(addr).await;
+
+    let rs256: Vec<_> = published_jwks(&s.client)
+        .await
+        .keys
+        .into_iter()
+        .filter(|k| k.common.key_algorithm == Some(jsonwebtoken::jwk::KeyAlgorithm::RS256))
+        .filter_map(|k| k.common.key_id)
+        .collect();
+    assert_eq!(rs256, vec![new_rsa.kid().to_owned(), old_kid.clone()]);
+    // The old ID token still verifies for a relying party; new ones carry
+    // the new key.
+    verify_id_token(&s, &old.id_token, &client_id).await;
+    let (verifier, challenge) = pkce();
+    let (code, _) = code_via_pages(&s, &client_id, &challenge, "otto").await;
+    let new = exchange(&s, &client_id, &secret, &code, &verifier)
+        .await
+        .expect("tokens");
+    let header = jsonwebtoken::decode_header(&new.id_token).expect("header");
+    assert_eq!(header.kid.as_deref(), Some(new_rsa.kid()));
+    verify_id_token(&s, &new.id_token, &client_id).await;
+    // And the old ID token is still a hint that signs its user out unasked.
+    let ended = s
+        .oauth()
+        .end_session(EndSessionRequest {
+            id_token_hint: old.id_token.clone(),
+            browser_session: session,
+            ..EndSessionRequest::default()
+        })
+        .await
+        .expect("end session")
+        .into_inner();
+    assert!(
+        matches!(
+            ended.result,
+            Some(end_session_response::Result::SignedOut(_))
+        ),
+        "{:?}",
+        ended.result
+    );
+    s.stop().await;
+}
+
 async fn two_replicas_with_shared_keys_and_database_serve_each_others_tokens(s: Suite) {
     s.register("nina").await;
     let (l, addr) = listener().await;
@@ -146,6 +228,7 @@ suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     access_tokens_verify_with_the_published_jwks,
     a_rotated_key_keeps_old_tokens_valid_and_signs_the_new_ones,
     two_replicas_with_shared_keys_and_database_serve_each_others_tokens,
+    a_rotated_id_token_key_is_published_beside_the_new_one_and_old_hints_still_count,
 );
 
 #[tokio::test]
