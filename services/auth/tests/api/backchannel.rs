@@ -7,10 +7,9 @@
 use crate::{
     clients::{confidential, register_client},
     forget::count,
-    helpers::{Backend, PASSWORD, Suite, authed, spawn_suite_tuned},
+    helpers::{Backend, Suite, spawn_suite_on_one_bus},
     oauth_steps::*,
 };
-use jsonwebtoken::{DecodingKey, Validation};
 use std::{
     net::SocketAddr,
     sync::{
@@ -19,11 +18,8 @@ use std::{
     },
     time::Duration,
 };
-use suite_proto::{
-    auth::{
-        EndSessionRequest, GetJwksRequest, Tokens, authorization_step::Step, end_session_response,
-    },
-    user::DeleteUserRequest,
+use suite_proto::auth::{
+    EndSessionRequest, Tokens, authorization_step::Step, end_session_response,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -132,27 +128,7 @@ async fn read_request(conn: &mut tokio::net::TcpStream) -> String {
 /// A logout token's claims, checked as OpenID Connect Back-Channel Logout
 /// 1.0 section 2.6 tells a receiver to.
 async fn verify_logout_token(s: &Suite, token: &str, client_id: &str) -> serde_json::Value {
-    let reply = s
-        .client
-        .clone()
-        .get_jwks(GetJwksRequest {})
-        .await
-        .expect("jwks")
-        .into_inner();
-    let jwks = suite_tokens::keys::public_jwks_from_proto(&reply.keys);
-    let header = jsonwebtoken::decode_header(token).expect("header");
-    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
-    let jwk = jwks.find(&header.kid.expect("kid")).expect("published");
-    let mut v = Validation::new(header.alg);
-    v.set_issuer(&[ISSUER]);
-    v.set_audience(&[client_id]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(
-        token,
-        &DecodingKey::from_jwk(jwk).expect("key"),
-        &v,
-    )
-    .expect("the logout token verifies")
-    .claims;
+    let claims = verify_jwt(s, token, "logout+jwt", client_id).await;
     assert!(claims["events"][EVENT].is_object(), "{claims}");
     assert!(claims.get("nonce").is_none(), "{claims}");
     assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
@@ -177,17 +153,10 @@ async fn sso_tokens(s: &Suite, session: &str, client_id: &str, secret: &str) -> 
 }
 
 async fn ending_sessions_send_logout_tokens_to_their_clients(backend: Backend) {
-    let bus = suite_events::LocalBus::default();
-    let (for_auth, for_user) = (bus.clone(), bus);
-    let Some(s) = spawn_suite_tuned(
-        backend,
-        |auth| {
-            auth.events.local = Some(for_auth);
-            auth.backchannel_logout_retry = Duration::from_millis(20);
-            auth.backchannel_logout_attempts = 3;
-        },
-        |user| user.events.local = Some(for_user),
-    )
+    let Some(s) = spawn_suite_on_one_bus(backend, |auth| {
+        auth.backchannel_logout_retry = Duration::from_millis(20);
+        auth.backchannel_logout_attempts = 3;
+    })
     .await
     else {
         return;
@@ -266,18 +235,7 @@ async fn ending_sessions_send_logout_tokens_to_their_clients(backend: Backend) {
         .expect("tokens");
     let second_sid = verify_id_token(&s, &second.id_token, steady_id).await["sid"].clone();
     assert_ne!(second_sid, sid);
-    let me = s.login("lena", PASSWORD).await.expect("login").access_token;
-    s.users
-        .clone()
-        .delete_user(authed(
-            DeleteUserRequest {
-                id: user.id.clone(),
-                etag: String::new(),
-            },
-            &me,
-        ))
-        .await
-        .expect("delete");
+    s.delete_self("lena", &user.id).await;
     let tokens = steady.tokens(2).await;
     let claims = verify_logout_token(&s, &tokens[1], steady_id).await;
     assert_eq!(claims["sub"], user.id.as_str());

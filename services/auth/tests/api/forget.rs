@@ -4,11 +4,10 @@
 
 use crate::{
     clients::{confidential, register_client},
-    helpers::{Backend, PASSWORD, TestDb, authed, spawn_suite_tuned},
+    helpers::{Backend, TestDb, spawn_suite_on_one_bus},
     oauth_steps::*,
 };
 use std::time::Duration;
-use suite_proto::user::DeleteUserRequest;
 
 /// One number the auth database answers.
 pub async fn count(db: &TestDb, sql: &'static str) -> i64 {
@@ -28,15 +27,7 @@ pub async fn count(db: &TestDb, sql: &'static str) -> i64 {
 }
 
 async fn a_deleted_users_browser_sessions_and_consents_go_with_them(backend: Backend) {
-    let bus = suite_events::LocalBus::default();
-    let (for_auth, for_user) = (bus.clone(), bus);
-    let Some(s) = spawn_suite_tuned(
-        backend,
-        |auth| auth.events.local = Some(for_auth),
-        |user| user.events.local = Some(for_user),
-    )
-    .await
-    else {
+    let Some(s) = spawn_suite_on_one_bus(backend, |_| {}).await else {
         return;
     };
     let user = s.register("yara").await;
@@ -47,18 +38,7 @@ async fn a_deleted_users_browser_sessions_and_consents_go_with_them(backend: Bac
     const LIVE: &str = "SELECT COUNT(*) FROM browser_sessions WHERE revoked_at IS NULL";
     assert_eq!(count(&s.auth_db, CONSENTS).await, 1);
     assert_eq!(count(&s.auth_db, LIVE).await, 1);
-    let me = s.login("yara", PASSWORD).await.expect("login").access_token;
-    s.users
-        .clone()
-        .delete_user(authed(
-            DeleteUserRequest {
-                id: user.id.clone(),
-                etag: String::new(),
-            },
-            &me,
-        ))
-        .await
-        .expect("delete");
+    s.delete_self("yara", &user.id).await;
     suite_testkit::eventually(
         "the user's consents and browser sessions gone",
         Duration::from_secs(10),

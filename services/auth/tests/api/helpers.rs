@@ -119,6 +119,25 @@ pub async fn spawn_suite_with(
     spawn_suite_tuned(backend, tweak, |_| {}).await
 }
 
+/// A suite whose services share one in-process event bus, as in the
+/// launcher (the auth service acts on the user service's events).
+pub async fn spawn_suite_on_one_bus(
+    backend: Backend,
+    tweak: impl FnOnce(&mut suite_auth::Config),
+) -> Option<Suite> {
+    let bus = suite_events::LocalBus::default();
+    let (for_auth, for_user) = (bus.clone(), bus);
+    spawn_suite_tuned(
+        backend,
+        |auth| {
+            auth.events.local = Some(for_auth);
+            tweak(auth);
+        },
+        |user| user.events.local = Some(for_user),
+    )
+    .await
+}
+
 /// A suite with both services' settings changed.
 pub async fn spawn_suite_tuned(
     backend: Backend,
@@ -189,6 +208,27 @@ impl Suite {
             .into_inner()
             .user
             .expect("user")
+    }
+
+    /// `login` deletes their own account (user `id`), as the REST API's
+    /// DELETE does.
+    pub async fn delete_self(&self, login: &str, id: &str) {
+        let me = self
+            .login(login, PASSWORD)
+            .await
+            .expect("login")
+            .access_token;
+        self.users
+            .clone()
+            .delete_user(authed(
+                suite_proto::user::DeleteUserRequest {
+                    id: id.to_owned(),
+                    etag: String::new(),
+                },
+                &me,
+            ))
+            .await
+            .expect("delete");
     }
 
     pub async fn login(&self, login: &str, password: &str) -> Result<LoginResponse, Status> {

@@ -228,6 +228,12 @@ pub async fn code_via_pages(
 /// Verifies an ID token against the published JWKS as a relying party
 /// would (jsonwebtoken, nothing of ours).
 pub async fn verify_id_token(s: &Suite, id_token: &str, client_id: &str) -> serde_json::Value {
+    verify_jwt(s, id_token, "JWT", client_id).await
+}
+
+/// Verifies a JWT of ours for `client_id` with JOSE type `typ` against the
+/// published JWKS (signature, `iss`, `aud`, `exp`); its claims.
+pub async fn verify_jwt(s: &Suite, token: &str, typ: &str, client_id: &str) -> serde_json::Value {
     let reply = s
         .client
         .clone()
@@ -236,19 +242,15 @@ pub async fn verify_id_token(s: &Suite, id_token: &str, client_id: &str) -> serd
         .expect("jwks")
         .into_inner();
     let jwks = suite_tokens::keys::public_jwks_from_proto(&reply.keys);
-    let header = jsonwebtoken::decode_header(id_token).expect("header");
-    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some(typ));
     let jwk = jwks.find(&header.kid.expect("kid")).expect("published");
     let mut v = Validation::new(header.alg);
     v.set_issuer(&[ISSUER]);
     v.set_audience(&[client_id]);
-    jsonwebtoken::decode::<serde_json::Value>(
-        id_token,
-        &DecodingKey::from_jwk(jwk).expect("key"),
-        &v,
-    )
-    .expect("the ID token verifies")
-    .claims
+    jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_jwk(jwk).expect("key"), &v)
+        .unwrap_or_else(|e| panic!("the {typ} verifies: {e}"))
+        .claims
 }
 
 pub async fn introspect(s: &Suite, client_id: &str, secret: &str, t: &str) -> Introspection {
