@@ -91,12 +91,14 @@ async fn suitectl_registers_changes_rotates_and_deletes_oauth_clients() {
             "--scope",
             "openid",
             "--first-party=false",
+            "--no-post-logout-redirect-uris",
         ],
         "",
         &[],
     )
     .await;
     assert_eq!(updated["name"], "Billing 2");
+    assert_eq!(updated["post_logout_redirect_uris"], serde_json::json!([]));
     assert_eq!(updated["scopes"], serde_json::json!(["openid"]));
     assert_eq!(updated["first_party"], false);
     assert_eq!(updated["redirect_uris"], created["redirect_uris"]);

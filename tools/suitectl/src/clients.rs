@@ -35,6 +35,10 @@ pub struct ClientFields {
     /// Where RP-initiated logout may send the browser (repeat for several).
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Removes every post-logout redirect URI (`update`: a flag that is
+    /// not given changes nothing, so an empty list needs its own).
+    #[arg(long, conflicts_with = "post_logout_redirect_uris")]
+    pub no_post_logout_redirect_uris: bool,
     /// An allowed grant type: authorization_code, refresh_token,
     /// client_credentials, urn:ietf:params:oauth:grant-type:device_code
     /// (repeat for several).
@@ -75,7 +79,7 @@ impl ClientFields {
             client.redirect_uris = self.redirect_uris;
             paths.push("redirect_uris");
         }
-        if !self.post_logout_redirect_uris.is_empty() {
+        if !self.post_logout_redirect_uris.is_empty() || self.no_post_logout_redirect_uris {
             client.post_logout_redirect_uris = self.post_logout_redirect_uris;
             paths.push("post_logout_redirect_uris");
         }
