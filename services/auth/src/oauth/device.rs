@@ -16,8 +16,7 @@ use super::{
 };
 use crate::{core::OAuthSession, error::Error};
 use chrono::{DateTime, Utc};
-use suite_events::Event;
-use suite_proto::{auth::SessionReuseDetected, time::now};
+use suite_proto::time::now;
 use uuid::Uuid;
 
 /// The grant type of the token endpoint's device grant.
@@ -408,48 +407,14 @@ impl OAuthCore {
             .redeem_device_code(&device_hash, session_id)
             .await?
         {
-            if let Some(ours) = self.auth.session(session_id).await? {
-                let reuse = Event::new(
-                    &SessionReuseDetected {
-                        session_id: session_id.to_string(),
-                        user_id: user_id.to_string(),
-                    },
-                    user_id,
-                );
-                self.auth.revoke_with(&ours, reuse).await?;
-            }
+            self.end_losing_session(session_id, user_id).await?;
             return invalid();
         }
-        let refresh = client
-            .settings
-            .grant_types
-            .iter()
-            .any(|g| g == "refresh_token")
-            && (client.settings.first_party || grant.scopes.iter().any(|s| s == "offline_access"));
-        let id_token = if grant.scopes.iter().any(|s| s == "openid") {
-            self.id_token_for(
-                client,
-                user_id,
-                &grant,
-                &status.username,
-                &issued.access_token,
-            )
-            .await?
-        } else {
-            String::new()
-        };
+        let tokens = self
+            .granted_tokens(client, user_id, &grant, &status.username, issued, scope)
+            .await?;
         tracing::info!(client.id = %client.client_id, user.id = %user_id, session.id = %session_id, "device code exchanged");
-        Ok(Ok(Tokens {
-            access_token: issued.access_token,
-            expires_in: issued.expires_in,
-            refresh_token: if refresh {
-                issued.refresh_token
-            } else {
-                String::new()
-            },
-            id_token,
-            scope,
-        }))
+        Ok(Ok(tokens))
     }
 }
 

@@ -9,7 +9,7 @@ use super::{
     store::{ClientRecord, CodeGrant, CodeRecord},
 };
 use crate::{
-    core::{OAuthRefresh, OAuthSession},
+    core::{Issued, OAuthRefresh, OAuthSession},
     error::Error,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -237,43 +237,73 @@ impl OAuthCore {
         // ends it. (Spent first, a replay racing the session's creation
         // would find nothing to end, and the winner's tokens would live.)
         if !self.store.use_code(&code_hash, now, session_id).await? {
-            // Ours never reached the client: it ends with the winner's.
-            if let Some(ours) = self.auth.session(session_id).await? {
-                let reuse = Event::new(
-                    &SessionReuseDetected {
-                        session_id: session_id.to_string(),
-                        user_id: code.user_id.to_string(),
-                    },
-                    code.user_id,
-                );
-                self.auth.revoke_with(&ours, reuse).await?;
-            }
+            self.end_losing_session(session_id, code.user_id).await?;
             if let Some(code) = self.store.get_code(&code_hash).await? {
                 self.code_replayed(&code).await?;
             }
             return invalid_grant("the code is invalid, expired or used");
         }
+        let tokens = self
+            .granted_tokens(
+                client,
+                code.user_id,
+                &code.grant,
+                &status.username,
+                issued,
+                scope,
+            )
+            .await?;
+        tracing::info!(client.id = %client.client_id, user.id = %code.user_id, session.id = %session_id, "code exchanged");
+        Ok(Ok(tokens))
+    }
+
+    /// A redemption's session lost the race to spend its code (or device
+    /// code) to a concurrent one: ours never reached the client, so it ends
+    /// with the winner's.
+    pub(super) async fn end_losing_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), Error> {
+        if let Some(ours) = self.auth.session(session_id).await? {
+            let reuse = Event::new(
+                &SessionReuseDetected {
+                    session_id: session_id.to_string(),
+                    user_id: user_id.to_string(),
+                },
+                user_id,
+            );
+            self.auth.revoke_with(&ours, reuse).await?;
+        }
+        Ok(())
+    }
+
+    /// The tokens of a spent grant (a code or an approved device code):
+    /// the refresh token only for a client that may refresh and either is
+    /// first-party or was granted `offline_access`, the ID token only for
+    /// `openid`.
+    pub(super) async fn granted_tokens(
+        &self,
+        client: &ClientRecord,
+        user_id: Uuid,
+        grant: &CodeGrant,
+        username: &str,
+        issued: Issued,
+        scope: String,
+    ) -> Result<Tokens, Error> {
         let refresh = client
             .settings
             .grant_types
             .iter()
             .any(|g| g == "refresh_token")
-            && (client.settings.first_party
-                || code.grant.scopes.iter().any(|s| s == "offline_access"));
-        let id_token = if code.grant.scopes.iter().any(|s| s == "openid") {
-            self.id_token_for(
-                client,
-                code.user_id,
-                &code.grant,
-                &status.username,
-                &issued.access_token,
-            )
-            .await?
+            && (client.settings.first_party || grant.scopes.iter().any(|s| s == "offline_access"));
+        let id_token = if grant.scopes.iter().any(|s| s == "openid") {
+            self.id_token_for(client, user_id, grant, username, &issued.access_token)
+                .await?
         } else {
             String::new()
         };
-        tracing::info!(client.id = %client.client_id, user.id = %code.user_id, session.id = %session_id, "code exchanged");
-        Ok(Ok(Tokens {
+        Ok(Tokens {
             access_token: issued.access_token,
             expires_in: issued.expires_in,
             refresh_token: if refresh {
@@ -283,7 +313,7 @@ impl OAuthCore {
             },
             id_token,
             scope,
-        }))
+        })
     }
 
     /// A used code came back: whoever holds it may have stolen it, so the
