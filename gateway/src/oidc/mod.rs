@@ -124,6 +124,12 @@ impl OidcState {
     }
 }
 
+/// A handler's work, whose early answers (over its bucket, a malformed
+/// request, a failed call) are its `Err`s: either is the answer.
+pub async fn respond<A>(work: impl Future<Output = Result<A, A>>) -> A {
+    work.await.unwrap_or_else(|early| early)
+}
+
 /// A 429 problem with `Retry-After` for the JSON endpoints.
 pub fn too_many(wait: Duration) -> Response {
     let secs = suite_grpc::status::whole_seconds(wait);
