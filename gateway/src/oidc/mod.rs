@@ -196,16 +196,16 @@ pub fn router(state: Shared) -> Router {
         .route(REVOKE_PATH, axum::routing::post(endpoints::revoke))
         .route(
             AUTHORIZE_PATH,
-            get(pages::authorize_get)
-                .post(pages::authorize_post)
+            get(pages::authorize_page)
+                .post(pages::authorize_page)
                 .head(no_head),
         )
         .route(SIGNIN_PATH, axum::routing::post(pages::sign_in))
         .route(CONSENT_PATH, axum::routing::post(pages::consent))
         .route(
             LOGOUT_PATH,
-            get(pages::logout_get)
-                .post(pages::logout_post)
+            get(pages::logout_page)
+                .post(pages::logout_page)
                 .head(no_head),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
