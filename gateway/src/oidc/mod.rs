@@ -196,17 +196,13 @@ pub fn router(state: Shared) -> Router {
         .route(REVOKE_PATH, axum::routing::post(endpoints::revoke))
         .route(
             AUTHORIZE_PATH,
-            get(pages::authorize_page)
-                .post(pages::authorize_page)
-                .head(no_head),
+            get(pages::authorize).post(pages::authorize).head(no_head),
         )
         .route(SIGNIN_PATH, axum::routing::post(pages::sign_in))
         .route(CONSENT_PATH, axum::routing::post(pages::consent))
         .route(
             LOGOUT_PATH,
-            get(pages::logout_page)
-                .post(pages::logout_page)
-                .head(no_head),
+            get(pages::logout).post(pages::logout).head(no_head),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(LOGO_PATH, get(branding::logo))

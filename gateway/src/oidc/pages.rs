@@ -290,11 +290,12 @@ fn parameters(p: &Params) -> AuthorizationParameters {
     }
 }
 
-async fn authorize(
-    oidc: Shared,
-    peer: SocketAddr,
+/// `GET /oauth2/authorize`, or `POST` (the request as a form).
+pub async fn authorize(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
     headers: HeaderMap,
-    params: Result<Params, FormError>,
+    QueryOrForm(params): QueryOrForm,
 ) -> Answer {
     respond(async {
         let (client, params) =
@@ -319,16 +320,6 @@ async fn authorize(
         Ok(answer)
     })
     .await
-}
-
-/// `GET /oauth2/authorize`, or `POST` (the request as a form).
-pub async fn authorize_page(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    QueryOrForm(params): QueryOrForm,
-) -> Response {
-    authorize(oidc, peer, headers, params).await.into_response()
 }
 
 /// `POST /oauth2/signin`: the sign-in form.
@@ -397,11 +388,13 @@ pub async fn consent(
     .into_response()
 }
 
-async fn logout(
-    oidc: Shared,
-    peer: SocketAddr,
+/// `GET /oauth2/logout`, or `POST` (from a relying party, or the
+/// confirmation form).
+pub async fn logout(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
     headers: HeaderMap,
-    params: Result<Params, FormError>,
+    QueryOrForm(params): QueryOrForm,
 ) -> Answer {
     respond(async {
         let (client, params) =
@@ -469,15 +462,4 @@ async fn logout(
         Ok(page)
     })
     .await
-}
-
-/// `GET /oauth2/logout`, or `POST` (from a relying party, or the
-/// confirmation form).
-pub async fn logout_page(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    QueryOrForm(params): QueryOrForm,
-) -> Response {
-    logout(oidc, peer, headers, params).await.into_response()
 }
