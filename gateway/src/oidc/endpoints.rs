@@ -328,9 +328,9 @@ pub async fn device_authorization(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The general bucket, as the token endpoint's: the client's credentials
-    // are 256-bit secrets (or a public client's id), nothing to guess.
     respond(async {
+        // The general bucket, as the token endpoint's: the client's credentials
+        // are 256-bit secrets (or a public client's id), nothing to guess.
         let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
         let request = DeviceAuthorizeRequest {
             client: Some(credentials.client),
@@ -371,9 +371,9 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The strict bucket, as password sign-ins: anyone may call this, and
-    // every call writes a client.
     respond(async {
+        // The strict bucket, as password sign-ins: anyone may call this, and
+        // every call writes a client.
         let client = oidc
             .admit(peer, &headers, RateClass::Auth)
             .await
