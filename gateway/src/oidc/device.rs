@@ -7,8 +7,9 @@
 use super::{
     Peer, Shared, cookies,
     form::Params,
-    pages::{admit_as, binding, failed, step_answer},
-    render::{Answer, DeviceTemplate, chrome, error_page, render},
+    pages::{admit_params, answer_of, binding, failed, step_answer},
+    render::{Answer, DeviceTemplate, chrome, render},
+    respond,
 };
 use crate::contract::routes::RateClass;
 use axum::{
@@ -61,32 +62,22 @@ pub async fn device_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(a) = admit_as(&oidc, peer, &headers, RateClass::General).await {
-        return a.into_response();
-    }
-    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
-        Ok(p) => p,
-        Err(e) => {
-            return error_page(
-                &oidc,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &e.to_string(),
-                None,
-            )
-            .into_response();
-        }
-    };
-    let (binding, new_binding) = binding(&headers);
-    let mut answer = entry_page(
-        &oidc,
-        StatusCode::OK,
-        csrf_token(&binding),
-        &params.text("user_code"),
-        None,
-    );
-    answer.cookies.extend(new_binding);
-    answer.into_response()
+    respond(async {
+        let params = Params::parse(query.unwrap_or_default().as_bytes());
+        let (_, params) = admit_params(&oidc, peer, &headers, RateClass::General, params).await?;
+        let (binding, new_binding) = binding(&headers);
+        let mut answer = entry_page(
+            &oidc,
+            StatusCode::OK,
+            csrf_token(&binding),
+            &params.text("user_code"),
+            None,
+        );
+        answer.cookies.extend(new_binding);
+        Ok(answer)
+    })
+    .await
+    .into_response()
 }
 
 /// `POST /oauth2/device`: the user code was posted. Counted in the strict
@@ -98,55 +89,42 @@ pub async fn device_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match admit_as(&oidc, peer, &headers, RateClass::Auth).await {
-        Ok(c) => c,
-        Err(a) => return a.into_response(),
-    };
-    let form = match Params::from_body(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => {
-            return error_page(
+    respond(async {
+        let params = Params::from_body(&headers, &body);
+        let (client, form) = admit_params(&oidc, peer, &headers, RateClass::Auth, params).await?;
+        let (binding, new_binding) = binding(&headers);
+        let expected = csrf_token(&binding);
+        let posted = form.text("csrf_token");
+        let user_code = form.text("user_code");
+        // A new binding means the form was not this browser's (or its cookie
+        // expired): ask again, with a token that will match.
+        if new_binding.is_some() || !bool::from(expected.as_bytes().ct_eq(posted.as_bytes())) {
+            tracing::warn!(
+                security_event = "oauth_form_forgery",
+                "the device form's CSRF token did not match its browser"
+            );
+            let mut answer = entry_page(
                 &oidc,
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &e.to_string(),
-                None,
-            )
-            .into_response();
+                expected,
+                &user_code,
+                Some("This form expired. Check the code and continue again.".into()),
+            );
+            answer.cookies.extend(new_binding);
+            return Ok(answer);
         }
-    };
-    let (binding, new_binding) = binding(&headers);
-    let expected = csrf_token(&binding);
-    let posted = form.text("csrf_token");
-    let user_code = form.text("user_code");
-    // A new binding means the form was not this browser's (or its cookie
-    // expired): ask again, with a token that will match.
-    if new_binding.is_some() || !bool::from(expected.as_bytes().ct_eq(posted.as_bytes())) {
-        tracing::warn!(
-            security_event = "oauth_form_forgery",
-            "the device form's CSRF token did not match its browser"
-        );
-        let mut answer = entry_page(
+        let request = VerifyUserCodeRequest {
+            user_code: user_code.clone(),
+            browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+            browser_binding: binding,
+        };
+        let answer = answer_of(
             &oidc,
-            StatusCode::BAD_REQUEST,
-            expected,
-            &user_code,
-            Some("This form expired. Check the code and continue again.".into()),
-        );
-        answer.cookies.extend(new_binding);
-        return answer.into_response();
-    }
-    let request = VerifyUserCodeRequest {
-        user_code: user_code.clone(),
-        browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
-        browser_binding: binding,
-    };
-    match oidc
-        .client()
-        .verify_user_code(oidc.request(request, client))
-        .await
-    {
-        Ok(a) => match a.into_inner().result {
+            oidc.client()
+                .verify_user_code(oidc.request(request, client)),
+        )
+        .await?;
+        Ok(match answer.result {
             Some(verify_user_code_response::Result::Step(step)) => {
                 step_answer(&oidc, Some(step), None, "")
             }
@@ -158,9 +136,9 @@ pub async fn device_post(
                 Some(why),
             ),
             None => failed(&oidc, &tonic::Status::internal("an empty user-code answer")),
-        },
-        Err(status) => failed(&oidc, &status),
-    }
+        })
+    })
+    .await
     .into_response()
 }
 

@@ -8,7 +8,7 @@ use super::{
     REGISTER_PATH, REVOKE_PATH, Shared, TOKEN_PATH, USERINFO_PATH,
     client_auth::{self, ClientAuthError, Credentials},
     form::Params,
-    too_many,
+    respond, too_many,
 };
 use crate::{contract::routes::RateClass, http::problem::Problem};
 use axum::{
@@ -18,7 +18,7 @@ use axum::{
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use suite_proto::auth::{
     ClientMetadata, DeviceAuthorizeRequest, GetProviderConfigurationRequest, IntrospectRequest,
     OAuthError, RegisterClientRequest, RevokeRequest, TokenRequest, UserInfoRequest,
@@ -79,6 +79,13 @@ impl IntoResponse for OAuthProblem {
     }
 }
 
+/// So that a handler's early answer may be an OAuth error, with `?`.
+impl From<OAuthProblem> for Response {
+    fn from(p: OAuthProblem) -> Self {
+        p.into_response()
+    }
+}
+
 /// JSON that no cache keeps (RFC 6749 §5.1: `no-store`, and `Pragma` for
 /// HTTP/1.0 caches).
 pub fn no_store_json(status: StatusCode, body: &Value) -> Response {
@@ -124,6 +131,52 @@ fn client_form(headers: &HeaderMap, body: &[u8]) -> Result<(Params, Credentials)
         .map_err(|e| OAuthProblem::new("invalid_request", e.to_string()))?;
     let credentials = client_auth::read(headers, &form).map_err(refused_client)?;
     Ok((form, credentials))
+}
+
+/// A client-authenticated request admitted: the client's address, the
+/// form and its credentials.
+async fn admit_client_form(
+    oidc: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(IpAddr, Params, Credentials), Response> {
+    // The general bucket, not the strict one of password logins: what these
+    // endpoints take (client secrets, codes, tokens) are 256-bit random
+    // strings that no rate of guesses finds, while a relying party or a
+    // resource server calls them for all its users from one address.
+    let client = oidc
+        .admit(peer, headers, RateClass::General)
+        .await
+        .map_err(too_many)?;
+    let (form, credentials) = client_form(headers, body)?;
+    Ok((client, form, credentials))
+}
+
+/// A form parameter the request must carry.
+fn required<'a>(form: &'a Params, name: &str) -> Result<&'a str, OAuthProblem> {
+    form.get(name)
+        .ok_or_else(|| OAuthProblem::new("invalid_request", format!("{name} is missing")))
+}
+
+/// The auth service's answer to `call`; a failed call is the API's problem.
+async fn answer_of<T>(
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, Response> {
+    call.await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| failed(&status))
+}
+
+/// The `result` the auth service's answer to `call` must carry; an answer
+/// without one (`empty` says which) is its fault, an internal error.
+async fn result_of<T, R>(
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    result: impl FnOnce(T) -> Option<R>,
+    empty: &str,
+) -> Result<R, Response> {
+    let answer = answer_of(call).await?;
+    result(answer).ok_or_else(|| failed(&tonic::Status::internal(empty)))
 }
 
 /// `GET /.well-known/openid-configuration`.
@@ -216,65 +269,55 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The general bucket, not the strict one of password logins: what these
-    // endpoints take (client secrets, codes, tokens) are 256-bit random
-    // strings that no rate of guesses finds, while a relying party or a
-    // resource server calls them for all its users from one address.
-    let client = match oidc.admit(peer, &headers, RateClass::General).await {
-        Ok(c) => c,
-        Err(wait) => return too_many(wait),
-    };
-    let (form, credentials) = match client_form(&headers, &body) {
-        Ok(parsed) => parsed,
-        Err(p) => return p.into_response(),
-    };
-    let Some(grant_type) = form.get("grant_type") else {
-        return OAuthProblem::new("invalid_request", "grant_type is missing").into_response();
-    };
-    let request = TokenRequest {
-        client: Some(credentials.client),
-        grant_type: grant_type.to_owned(),
-        code: form.text("code"),
-        redirect_uri: form.text("redirect_uri"),
-        code_verifier: form.text("code_verifier"),
-        refresh_token: form.text("refresh_token"),
-        scope: form.text("scope"),
-        device_code: form.text("device_code"),
-    };
-    let answer = match oidc.client().token(oidc.request(request, client)).await {
-        Ok(a) => a.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    match answer.result {
-        Some(token_response::Result::Tokens(t)) => {
-            let mut body = Map::new();
-            body.insert("access_token".into(), t.access_token.into());
-            body.insert(
-                "token_type".into(),
-                if t.token_type.is_empty() {
-                    "Bearer".to_owned()
-                } else {
-                    t.token_type
+    respond(async {
+        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
+        let request = TokenRequest {
+            client: Some(credentials.client),
+            grant_type: required(&form, "grant_type")?.to_owned(),
+            code: form.text("code"),
+            redirect_uri: form.text("redirect_uri"),
+            code_verifier: form.text("code_verifier"),
+            refresh_token: form.text("refresh_token"),
+            scope: form.text("scope"),
+            device_code: form.text("device_code"),
+        };
+        let result = result_of(
+            oidc.client().token(oidc.request(request, client)),
+            |a| a.result,
+            "an empty token answer",
+        )
+        .await?;
+        Ok(match result {
+            token_response::Result::Tokens(t) => {
+                let mut body = Map::new();
+                body.insert("access_token".into(), t.access_token.into());
+                body.insert(
+                    "token_type".into(),
+                    if t.token_type.is_empty() {
+                        "Bearer".to_owned()
+                    } else {
+                        t.token_type
+                    }
+                    .into(),
+                );
+                body.insert("expires_in".into(), t.expires_in.into());
+                for (name, value) in [
+                    ("refresh_token", t.refresh_token),
+                    ("id_token", t.id_token),
+                    ("scope", t.scope),
+                ] {
+                    if !value.is_empty() {
+                        body.insert(name.into(), value.into());
+                    }
                 }
-                .into(),
-            );
-            body.insert("expires_in".into(), t.expires_in.into());
-            for (name, value) in [
-                ("refresh_token", t.refresh_token),
-                ("id_token", t.id_token),
-                ("scope", t.scope),
-            ] {
-                if !value.is_empty() {
-                    body.insert(name.into(), value.into());
-                }
+                no_store_json(StatusCode::OK, &Value::Object(body))
             }
-            no_store_json(StatusCode::OK, &Value::Object(body))
-        }
-        Some(token_response::Result::Error(e)) => {
-            OAuthProblem::from_answer(e, credentials.basic).into_response()
-        }
-        None => failed(&tonic::Status::internal("an empty token answer")),
-    }
+            token_response::Result::Error(e) => {
+                OAuthProblem::from_answer(e, credentials.basic).into_response()
+            }
+        })
+    })
+    .await
 }
 
 /// `POST /oauth2/device_authorization` (RFC 8628 §3.1): the device's
@@ -285,47 +328,39 @@ pub async fn device_authorization(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The general bucket, as the token endpoint's: the client's credentials
-    // are 256-bit secrets (or a public client's id), nothing to guess.
-    let client = match oidc.admit(peer, &headers, RateClass::General).await {
-        Ok(c) => c,
-        Err(wait) => return too_many(wait),
-    };
-    let (form, credentials) = match client_form(&headers, &body) {
-        Ok(parsed) => parsed,
-        Err(p) => return p.into_response(),
-    };
-    let request = DeviceAuthorizeRequest {
-        client: Some(credentials.client),
-        scope: form.text("scope"),
-    };
-    let answer = match oidc
-        .client()
-        .device_authorize(oidc.request(request, client))
-        .await
-    {
-        Ok(a) => a.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    match answer.result {
-        Some(device_authorize_response::Result::Authorization(d)) => no_store_json(
-            StatusCode::OK,
-            &json!({
-                "device_code": d.device_code,
-                "user_code": d.user_code,
-                "verification_uri": d.verification_uri,
-                "verification_uri_complete": d.verification_uri_complete,
-                "expires_in": d.expires_in,
-                "interval": d.interval,
-            }),
-        ),
-        Some(device_authorize_response::Result::Error(e)) => {
-            OAuthProblem::from_answer(e, credentials.basic).into_response()
-        }
-        None => failed(&tonic::Status::internal(
+    respond(async {
+        // The general bucket, as the token endpoint's: the client's credentials
+        // are 256-bit secrets (or a public client's id), nothing to guess.
+        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
+        let request = DeviceAuthorizeRequest {
+            client: Some(credentials.client),
+            scope: form.text("scope"),
+        };
+        let result = result_of(
+            oidc.client()
+                .device_authorize(oidc.request(request, client)),
+            |a| a.result,
             "an empty device authorization answer",
-        )),
-    }
+        )
+        .await?;
+        Ok(match result {
+            device_authorize_response::Result::Authorization(d) => no_store_json(
+                StatusCode::OK,
+                &json!({
+                    "device_code": d.device_code,
+                    "user_code": d.user_code,
+                    "verification_uri": d.verification_uri,
+                    "verification_uri_complete": d.verification_uri_complete,
+                    "expires_in": d.expires_in,
+                    "interval": d.interval,
+                }),
+            ),
+            device_authorize_response::Result::Error(e) => {
+                OAuthProblem::from_answer(e, credentials.basic).into_response()
+            }
+        })
+    })
+    .await
 }
 
 /// `POST /oauth2/register` (RFC 7591): anonymous registration, when the
@@ -336,66 +371,63 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The strict bucket, as password sign-ins: anyone may call this, and
-    // every call writes a client.
-    let client = match oidc.admit(peer, &headers, RateClass::Auth).await {
-        Ok(c) => c,
-        Err(wait) => return too_many(wait),
-    };
-    let metadata = match client_metadata(&headers, &body) {
-        Ok(m) => m,
-        Err(p) => return p.into_response(),
-    };
-    let request = RegisterClientRequest {
-        metadata: Some(metadata),
-    };
-    let answer = match oidc
-        .client()
-        .register_client(oidc.request(request, client))
-        .await
-    {
-        Ok(a) => a.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    match answer.result {
-        Some(register_client_response::Result::Client(c)) => {
-            let m = c.metadata.unwrap_or_default();
-            let mut body = Map::new();
-            body.insert("client_id".into(), c.client_id.into());
-            if !c.client_secret.is_empty() {
-                body.insert("client_secret".into(), c.client_secret.into());
-                // RFC 7591 §3.2.1: 0, the secret does not expire.
-                body.insert("client_secret_expires_at".into(), 0.into());
-            }
-            body.insert("client_id_issued_at".into(), c.client_id_issued_at.into());
-            body.insert("client_name".into(), m.client_name.into());
-            body.insert("redirect_uris".into(), m.redirect_uris.into());
-            body.insert("grant_types".into(), m.grant_types.into());
-            body.insert("response_types".into(), m.response_types.into());
-            body.insert(
-                "token_endpoint_auth_method".into(),
-                m.token_endpoint_auth_method.into(),
-            );
-            body.insert("scope".into(), m.scope.into());
-            if !m.post_logout_redirect_uris.is_empty() {
+    respond(async {
+        // The strict bucket, as password sign-ins: anyone may call this, and
+        // every call writes a client.
+        let client = oidc
+            .admit(peer, &headers, RateClass::Auth)
+            .await
+            .map_err(too_many)?;
+        let metadata = client_metadata(&headers, &body)?;
+        let request = RegisterClientRequest {
+            metadata: Some(metadata),
+        };
+        let result = result_of(
+            oidc.client().register_client(oidc.request(request, client)),
+            |a| a.result,
+            "an empty registration answer",
+        )
+        .await?;
+        Ok(match result {
+            register_client_response::Result::Client(c) => {
+                let m = c.metadata.unwrap_or_default();
+                let mut body = Map::new();
+                body.insert("client_id".into(), c.client_id.into());
+                if !c.client_secret.is_empty() {
+                    body.insert("client_secret".into(), c.client_secret.into());
+                    // RFC 7591 §3.2.1: 0, the secret does not expire.
+                    body.insert("client_secret_expires_at".into(), 0.into());
+                }
+                body.insert("client_id_issued_at".into(), c.client_id_issued_at.into());
+                body.insert("client_name".into(), m.client_name.into());
+                body.insert("redirect_uris".into(), m.redirect_uris.into());
+                body.insert("grant_types".into(), m.grant_types.into());
+                body.insert("response_types".into(), m.response_types.into());
                 body.insert(
-                    "post_logout_redirect_uris".into(),
-                    m.post_logout_redirect_uris.into(),
+                    "token_endpoint_auth_method".into(),
+                    m.token_endpoint_auth_method.into(),
                 );
+                body.insert("scope".into(), m.scope.into());
+                if !m.post_logout_redirect_uris.is_empty() {
+                    body.insert(
+                        "post_logout_redirect_uris".into(),
+                        m.post_logout_redirect_uris.into(),
+                    );
+                }
+                if !m.backchannel_logout_uri.is_empty() {
+                    body.insert(
+                        "backchannel_logout_uri".into(),
+                        m.backchannel_logout_uri.into(),
+                    );
+                }
+                no_store_json(StatusCode::CREATED, &Value::Object(body))
             }
-            if !m.backchannel_logout_uri.is_empty() {
-                body.insert(
-                    "backchannel_logout_uri".into(),
-                    m.backchannel_logout_uri.into(),
-                );
+            register_client_response::Result::Error(e) => {
+                OAuthProblem::from_answer(e, false).into_response()
             }
-            no_store_json(StatusCode::CREATED, &Value::Object(body))
-        }
-        Some(register_client_response::Result::Error(e)) => {
-            OAuthProblem::from_answer(e, false).into_response()
-        }
-        None => failed(&tonic::Status::internal("an empty registration answer")),
-    }
+        })
+    })
+    .await
 }
 
 /// The RFC 7591 metadata of a registration's JSON body; members this
@@ -458,43 +490,29 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The general bucket, not the strict one of password logins: what these
-    // endpoints take (client secrets, codes, tokens) are 256-bit random
-    // strings that no rate of guesses finds, while a relying party or a
-    // resource server calls them for all its users from one address.
-    let client = match oidc.admit(peer, &headers, RateClass::General).await {
-        Ok(c) => c,
-        Err(wait) => return too_many(wait),
-    };
-    let (form, credentials) = match client_form(&headers, &body) {
-        Ok(parsed) => parsed,
-        Err(p) => return p.into_response(),
-    };
-    let Some(token) = form.get("token") else {
-        return OAuthProblem::new("invalid_request", "token is missing").into_response();
-    };
-    let request = IntrospectRequest {
-        client: Some(credentials.client),
-        token: token.to_owned(),
-        token_type_hint: form.text("token_type_hint"),
-    };
-    let answer = match oidc
-        .client()
-        .introspect(oidc.request(request, client))
-        .await
-    {
-        Ok(a) => a.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    match answer.result {
-        Some(introspect_response::Result::Introspection(i)) => {
-            no_store_json(StatusCode::OK, &introspection_json(i))
-        }
-        Some(introspect_response::Result::Error(e)) => {
-            OAuthProblem::from_answer(e, credentials.basic).into_response()
-        }
-        None => failed(&tonic::Status::internal("an empty introspection answer")),
-    }
+    respond(async {
+        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
+        let request = IntrospectRequest {
+            client: Some(credentials.client),
+            token: required(&form, "token")?.to_owned(),
+            token_type_hint: form.text("token_type_hint"),
+        };
+        let result = result_of(
+            oidc.client().introspect(oidc.request(request, client)),
+            |a| a.result,
+            "an empty introspection answer",
+        )
+        .await?;
+        Ok(match result {
+            introspect_response::Result::Introspection(i) => {
+                no_store_json(StatusCode::OK, &introspection_json(i))
+            }
+            introspect_response::Result::Error(e) => {
+                OAuthProblem::from_answer(e, credentials.basic).into_response()
+            }
+        })
+    })
+    .await
 }
 
 /// RFC 7662 §2.2: an inactive token says nothing else; an active one its
@@ -543,28 +561,17 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The general bucket, not the strict one of password logins: what these
-    // endpoints take (client secrets, codes, tokens) are 256-bit random
-    // strings that no rate of guesses finds, while a relying party or a
-    // resource server calls them for all its users from one address.
-    let client = match oidc.admit(peer, &headers, RateClass::General).await {
-        Ok(c) => c,
-        Err(wait) => return too_many(wait),
-    };
-    let (form, credentials) = match client_form(&headers, &body) {
-        Ok(parsed) => parsed,
-        Err(p) => return p.into_response(),
-    };
-    let Some(token) = form.get("token") else {
-        return OAuthProblem::new("invalid_request", "token is missing").into_response();
-    };
-    let request = RevokeRequest {
-        client: Some(credentials.client),
-        token: token.to_owned(),
-        token_type_hint: form.text("token_type_hint"),
-    };
-    match oidc.client().revoke(oidc.request(request, client)).await {
-        Ok(a) => match a.into_inner().error {
+    respond(async {
+        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
+        let request = RevokeRequest {
+            client: Some(credentials.client),
+            token: required(&form, "token")?.to_owned(),
+            token_type_hint: form.text("token_type_hint"),
+        };
+        let error = answer_of(oidc.client().revoke(oidc.request(request, client)))
+            .await?
+            .error;
+        Ok(match error {
             Some(e) => OAuthProblem::from_answer(e, credentials.basic).into_response(),
             // RFC 7009 §2.2: 200 whether or not the token was known.
             None => (
@@ -575,9 +582,9 @@ pub async fn revoke(
                 ],
             )
                 .into_response(),
-        },
-        Err(status) => failed(&status),
-    }
+        })
+    })
+    .await
 }
 
 /// `GET /oauth2/userinfo`: the bearer token in `Authorization`.
@@ -662,66 +669,70 @@ pub fn bearer_error(status: StatusCode, error: &str, description: &str) -> Respo
 }
 
 async fn userinfo(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap, token: Bearer) -> Response {
-    let client = match oidc.admit(peer, headers, RateClass::General).await {
-        Ok(c) => c,
-        Err(wait) => return too_many(wait),
-    };
-    let token = match token {
-        // RFC 6750 §3.1: no credentials, no error code.
-        Bearer::Absent => {
-            let mut r = no_store_json(
-                StatusCode::UNAUTHORIZED,
-                &json!({ "error": "invalid_token", "error_description": "no access token" }),
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
-        Bearer::Malformed => {
-            return bearer_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the Authorization header is not a bearer token",
-            );
-        }
-        Bearer::Token(t) => t,
-    };
-    let request = UserInfoRequest {
-        access_token: token,
-    };
-    let answer = match oidc.client().user_info(oidc.request(request, client)).await {
-        Ok(a) => a.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    match answer.result {
-        Some(user_info_response::Result::Claims(c)) => {
-            let mut body = Map::new();
-            body.insert("sub".into(), c.sub.into());
-            if let Some(v) = c.name {
-                body.insert("name".into(), v.into());
+    respond(async {
+        let client = oidc
+            .admit(peer, headers, RateClass::General)
+            .await
+            .map_err(too_many)?;
+        let token = match token {
+            // RFC 6750 §3.1: no credentials, no error code.
+            Bearer::Absent => {
+                let mut r = no_store_json(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({ "error": "invalid_token", "error_description": "no access token" }),
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return Err(r);
             }
-            if let Some(v) = c.preferred_username {
-                body.insert("preferred_username".into(), v.into());
+            Bearer::Malformed => {
+                return Err(bearer_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the Authorization header is not a bearer token",
+                ));
             }
-            if let Some(v) = c.updated_at {
-                body.insert("updated_at".into(), v.into());
+            Bearer::Token(t) => t,
+        };
+        let request = UserInfoRequest {
+            access_token: token,
+        };
+        let result = result_of(
+            oidc.client().user_info(oidc.request(request, client)),
+            |a| a.result,
+            "an empty userinfo answer",
+        )
+        .await?;
+        Ok(match result {
+            user_info_response::Result::Claims(c) => {
+                let mut body = Map::new();
+                body.insert("sub".into(), c.sub.into());
+                if let Some(v) = c.name {
+                    body.insert("name".into(), v.into());
+                }
+                if let Some(v) = c.preferred_username {
+                    body.insert("preferred_username".into(), v.into());
+                }
+                if let Some(v) = c.updated_at {
+                    body.insert("updated_at".into(), v.into());
+                }
+                if let Some(v) = c.email {
+                    body.insert("email".into(), v.into());
+                }
+                if let Some(v) = c.email_verified {
+                    body.insert("email_verified".into(), v.into());
+                }
+                no_store_json(StatusCode::OK, &Value::Object(body))
             }
-            if let Some(v) = c.email {
-                body.insert("email".into(), v.into());
+            user_info_response::Result::Error(e) => {
+                let status = match e.error.as_str() {
+                    "insufficient_scope" => StatusCode::FORBIDDEN,
+                    "invalid_request" => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                bearer_error(status, &e.error, &e.error_description)
             }
-            if let Some(v) = c.email_verified {
-                body.insert("email_verified".into(), v.into());
-            }
-            no_store_json(StatusCode::OK, &Value::Object(body))
-        }
-        Some(user_info_response::Result::Error(e)) => {
-            let status = match e.error.as_str() {
-                "insufficient_scope" => StatusCode::FORBIDDEN,
-                "invalid_request" => StatusCode::BAD_REQUEST,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            bearer_error(status, &e.error, &e.error_description)
-        }
-        None => failed(&tonic::Status::internal("an empty userinfo answer")),
-    }
+        })
+    })
+    .await
 }

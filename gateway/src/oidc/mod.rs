@@ -124,6 +124,12 @@ impl OidcState {
     }
 }
 
+/// A handler's work, whose early answers (over its bucket, a malformed
+/// request, a failed call) are its `Err`s: either is the answer.
+pub async fn respond<A>(work: impl Future<Output = Result<A, A>>) -> A {
+    work.await.unwrap_or_else(|early| early)
+}
+
 /// A 429 problem with `Retry-After` for the JSON endpoints.
 pub fn too_many(wait: Duration) -> Response {
     let secs = suite_grpc::status::whole_seconds(wait);
@@ -190,17 +196,13 @@ pub fn router(state: Shared) -> Router {
         .route(REVOKE_PATH, axum::routing::post(endpoints::revoke))
         .route(
             AUTHORIZE_PATH,
-            get(pages::authorize_get)
-                .post(pages::authorize_post)
-                .head(no_head),
+            get(pages::authorize).post(pages::authorize).head(no_head),
         )
         .route(SIGNIN_PATH, axum::routing::post(pages::sign_in))
         .route(CONSENT_PATH, axum::routing::post(pages::consent))
         .route(
             LOGOUT_PATH,
-            get(pages::logout_get)
-                .post(pages::logout_post)
-                .head(no_head),
+            get(pages::logout).post(pages::logout).head(no_head),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(LOGO_PATH, get(branding::logo))

@@ -7,24 +7,44 @@
 
 use super::{
     Peer, Shared, cookies,
-    form::Params,
+    form::{FormError, Params},
     render::{
         Answer, ConsentTemplate, DeviceDoneTemplate, SignInTemplate, SignOutConfirmTemplate,
         SignedOutTemplate, chrome, error_page, origin, render,
     },
+    respond,
 };
 use crate::{contract::routes::RateClass, http::problem::Problem};
 use axum::{
     body::Bytes,
-    extract::{RawQuery, State},
+    extract::{FromRequest, Request, State, rejection::BytesRejection},
     response::{IntoResponse, Response},
 };
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::net::{IpAddr, SocketAddr};
 use suite_proto::auth::{
     AuthorizationParameters, AuthorizationStep, AuthorizeRequest, ConsentRequest,
     EndSessionRequest, SignInRequest, authorization_step, end_session_response,
 };
+
+/// The parameters of an endpoint that takes a request either way (OpenID
+/// Connect Core §3.1.2.1): a GET's query, or a POST's form. Whether they
+/// could be read is the handler's to answer, with its error page.
+pub struct QueryOrForm(pub Result<Params, FormError>);
+
+impl<S: Send + Sync> FromRequest<S> for QueryOrForm {
+    type Rejection = BytesRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.method() == Method::GET {
+            let query = req.uri().query().unwrap_or_default();
+            return Ok(Self(Params::parse(query.as_bytes())));
+        }
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await?;
+        Ok(Self(Params::from_body(&headers, &body)))
+    }
+}
 
 /// The error page for a failed call (503 and `Retry-After` when the auth
 /// service is unavailable), saying no more than the API's problem would.
@@ -39,13 +59,8 @@ pub(super) fn failed(oidc: &Shared, status: &tonic::Status) -> Answer {
     error_page(oidc, problem.status, "server_error", &problem.detail, retry)
 }
 
-/// A page request over its bucket: the error page with the wait.
-async fn admit(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<IpAddr, Answer> {
-    admit_as(oidc, peer, headers, RateClass::General).await
-}
-
 /// A page request over its bucket of `class`: the error page with the wait.
-pub(super) async fn admit_as(
+async fn admit_as(
     oidc: &Shared,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -63,6 +78,42 @@ pub(super) async fn admit_as(
     })
 }
 
+/// The error page for parameters that could not be read. Before the
+/// client is known there is no redirect to answer with.
+fn unreadable(oidc: &Shared, e: &FormError) -> Answer {
+    error_page(
+        oidc,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        &e.to_string(),
+        None,
+    )
+}
+
+/// A page request admitted to its bucket of `class`, with its parameters
+/// read: the client's address and the parameters.
+pub(super) async fn admit_params(
+    oidc: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    class: RateClass,
+    params: Result<Params, FormError>,
+) -> Result<(IpAddr, Params), Answer> {
+    let client = admit_as(oidc, peer, headers, class).await?;
+    let params = params.map_err(|e| unreadable(oidc, &e))?;
+    Ok((client, params))
+}
+
+/// The auth service's answer to `call`, or the error page of a failed one.
+pub(super) async fn answer_of<T>(
+    oidc: &Shared,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, Answer> {
+    call.await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| failed(oidc, &status))
+}
+
 /// What a page's form posted back, beside its own fields.
 struct Posted {
     form: Params,
@@ -72,21 +123,24 @@ struct Posted {
     redirect_origin: Option<String>,
 }
 
-fn posted(oidc: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Posted, Answer> {
-    let form = Params::from_body(headers, body).map_err(|e| {
-        error_page(
-            oidc,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            &e.to_string(),
-            None,
-        )
-    })?;
+/// A posted page form admitted to the general bucket: the client's
+/// address and what the form posted.
+async fn admit_posted(
+    oidc: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(IpAddr, Posted), Answer> {
+    let params = Params::from_body(headers, body);
+    let (client, form) = admit_params(oidc, peer, headers, RateClass::General, params).await?;
     let redirect_origin = form.get("redirect_origin").and_then(origin);
-    Ok(Posted {
-        form,
-        redirect_origin,
-    })
+    Ok((
+        client,
+        Posted {
+            form,
+            redirect_origin,
+        },
+    ))
 }
 
 /// The answer for an authorization step: a 302, a page, the cookies.
@@ -236,64 +290,36 @@ fn parameters(p: &Params) -> AuthorizationParameters {
     }
 }
 
-async fn authorize(
-    oidc: Shared,
-    peer: SocketAddr,
+/// `GET /oauth2/authorize`, or `POST` (the request as a form).
+pub async fn authorize(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
     headers: HeaderMap,
-    params: Result<Params, super::form::FormError>,
+    QueryOrForm(params): QueryOrForm,
 ) -> Answer {
-    let client = match admit(&oidc, peer, &headers).await {
-        Ok(c) => c,
-        Err(a) => return a,
-    };
-    let params = match params {
-        Ok(p) => p,
-        // Before the client is known, no redirect: the error page.
-        Err(e) => {
-            return error_page(
-                &oidc,
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &e.to_string(),
-                None,
-            );
-        }
-    };
-    let (binding, new_binding) = binding(&headers);
-    let redirect_origin = params.get("redirect_uri").and_then(origin);
-    let request = AuthorizeRequest {
-        parameters: Some(parameters(&params)),
-        browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
-        browser_binding: binding,
-    };
-    let mut answer = match oidc.client().authorize(oidc.request(request, client)).await {
-        Ok(a) => step_answer(&oidc, a.into_inner().step, redirect_origin, ""),
-        Err(status) => failed(&oidc, &status),
-    };
-    answer.cookies.extend(new_binding);
-    answer
-}
-
-/// `GET /oauth2/authorize`.
-pub async fn authorize_get(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
-    authorize(oidc, peer, headers, params).await.into_response()
-}
-
-/// `POST /oauth2/authorize` (the request as a form).
-pub async fn authorize_post(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = Params::from_body(&headers, &body);
-    authorize(oidc, peer, headers, params).await.into_response()
+    respond(async {
+        let (client, params) =
+            admit_params(&oidc, peer, &headers, RateClass::General, params).await?;
+        let (binding, new_binding) = binding(&headers);
+        let redirect_origin = params.get("redirect_uri").and_then(origin);
+        let request = AuthorizeRequest {
+            parameters: Some(parameters(&params)),
+            browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+            browser_binding: binding,
+        };
+        let mut answer = match answer_of(
+            &oidc,
+            oidc.client().authorize(oidc.request(request, client)),
+        )
+        .await
+        {
+            Ok(a) => step_answer(&oidc, a.step, redirect_origin, ""),
+            Err(a) => a,
+        };
+        answer.cookies.extend(new_binding);
+        Ok(answer)
+    })
+    .await
 }
 
 /// `POST /oauth2/signin`: the sign-in form.
@@ -303,36 +329,33 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match admit(&oidc, peer, &headers).await {
-        Ok(c) => c,
-        Err(a) => return a.into_response(),
-    };
-    let Posted {
-        form,
-        redirect_origin,
-    } = match posted(&oidc, &headers, &body) {
-        Ok(p) => p,
-        Err(a) => return a.into_response(),
-    };
-    let login = form.text("login");
-    let request = SignInRequest {
-        request_id: form.text("request_id"),
-        csrf_token: form.text("csrf_token"),
-        browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
-        login: login.clone(),
-        password: form.text("password"),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(512)
-            .collect(),
-    };
-    match oidc.client().sign_in(oidc.request(request, client)).await {
-        Ok(a) => step_answer(&oidc, a.into_inner().step, redirect_origin, &login),
-        Err(status) => failed(&oidc, &status),
-    }
+    respond(async {
+        let (
+            client,
+            Posted {
+                form,
+                redirect_origin,
+            },
+        ) = admit_posted(&oidc, peer, &headers, &body).await?;
+        let login = form.text("login");
+        let request = SignInRequest {
+            request_id: form.text("request_id"),
+            csrf_token: form.text("csrf_token"),
+            browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
+            login: login.clone(),
+            password: form.text("password"),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .chars()
+                .take(512)
+                .collect(),
+        };
+        let answer = answer_of(&oidc, oidc.client().sign_in(oidc.request(request, client))).await?;
+        Ok(step_answer(&oidc, answer.step, redirect_origin, &login))
+    })
+    .await
     .into_response()
 }
 
@@ -343,136 +366,100 @@ pub async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match admit(&oidc, peer, &headers).await {
-        Ok(c) => c,
-        Err(a) => return a.into_response(),
-    };
-    let Posted {
-        form,
-        redirect_origin,
-    } = match posted(&oidc, &headers, &body) {
-        Ok(p) => p,
-        Err(a) => return a.into_response(),
-    };
-    let request = ConsentRequest {
-        request_id: form.text("request_id"),
-        csrf_token: form.text("csrf_token"),
-        browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
-        browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
-        allow: form.get("decision") == Some("allow"),
-    };
-    match oidc.client().consent(oidc.request(request, client)).await {
-        Ok(a) => step_answer(&oidc, a.into_inner().step, redirect_origin, ""),
-        Err(status) => failed(&oidc, &status),
-    }
+    respond(async {
+        let (
+            client,
+            Posted {
+                form,
+                redirect_origin,
+            },
+        ) = admit_posted(&oidc, peer, &headers, &body).await?;
+        let request = ConsentRequest {
+            request_id: form.text("request_id"),
+            csrf_token: form.text("csrf_token"),
+            browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
+            browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+            allow: form.get("decision") == Some("allow"),
+        };
+        let answer = answer_of(&oidc, oidc.client().consent(oidc.request(request, client))).await?;
+        Ok(step_answer(&oidc, answer.step, redirect_origin, ""))
+    })
+    .await
     .into_response()
 }
 
-async fn logout(
-    oidc: Shared,
-    peer: SocketAddr,
+/// `GET /oauth2/logout`, or `POST` (from a relying party, or the
+/// confirmation form).
+pub async fn logout(
+    State(oidc): State<Shared>,
+    Peer(peer): Peer,
     headers: HeaderMap,
-    params: Result<Params, super::form::FormError>,
+    QueryOrForm(params): QueryOrForm,
 ) -> Answer {
-    let client = match admit(&oidc, peer, &headers).await {
-        Ok(c) => c,
-        Err(a) => return a,
-    };
-    let params = match params {
-        Ok(p) => p,
-        Err(e) => {
-            return error_page(
+    respond(async {
+        let (client, params) =
+            admit_params(&oidc, peer, &headers, RateClass::General, params).await?;
+        let (binding, new_binding) = binding(&headers);
+        let request = EndSessionRequest {
+            id_token_hint: params.text("id_token_hint"),
+            client_id: params.text("client_id"),
+            post_logout_redirect_uri: params.text("post_logout_redirect_uri"),
+            state: params.text("state"),
+            browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+            browser_binding: binding,
+            confirmed: params.get("confirmed") == Some("true"),
+            csrf_token: params.text("csrf_token"),
+        };
+        let redirect_origin = params.get("post_logout_redirect_uri").and_then(origin);
+        let answer = answer_of(
+            &oidc,
+            oidc.client()
+                .end_session(oidc.request(request.clone(), client)),
+        )
+        .await?;
+        let mut page = match answer.result {
+            Some(end_session_response::Result::RedirectUri(uri)) => Answer::redirect(uri),
+            Some(end_session_response::Result::SignedOut(_)) => {
+                match render(&SignedOutTemplate {
+                    chrome: chrome(&oidc),
+                }) {
+                    Ok(body) => Answer::page(StatusCode::OK, body, None),
+                    Err(a) => a,
+                }
+            }
+            Some(end_session_response::Result::Confirm(c)) => {
+                let page = SignOutConfirmTemplate {
+                    chrome: chrome(&oidc),
+                    csrf_token: c.csrf_token,
+                    client_name: c.client_name,
+                    username: c.username,
+                    id_token_hint: request.id_token_hint,
+                    client_id: request.client_id,
+                    post_logout_redirect_uri: request.post_logout_redirect_uri,
+                    state: request.state,
+                };
+                match render(&page) {
+                    Ok(body) => Answer::page(StatusCode::OK, body, redirect_origin),
+                    Err(a) => a,
+                }
+            }
+            Some(end_session_response::Result::Error(e)) => error_page(
                 &oidc,
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &e.to_string(),
+                &e.error,
+                &e.description,
                 None,
-            );
+            ),
+            None => failed(
+                &oidc,
+                &tonic::Status::internal("an empty end-session answer"),
+            ),
+        };
+        if answer.clear_session {
+            page.cookies.push(cookies::clear(cookies::SESSION));
         }
-    };
-    let (binding, new_binding) = binding(&headers);
-    let request = EndSessionRequest {
-        id_token_hint: params.text("id_token_hint"),
-        client_id: params.text("client_id"),
-        post_logout_redirect_uri: params.text("post_logout_redirect_uri"),
-        state: params.text("state"),
-        browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
-        browser_binding: binding,
-        confirmed: params.get("confirmed") == Some("true"),
-        csrf_token: params.text("csrf_token"),
-    };
-    let redirect_origin = params.get("post_logout_redirect_uri").and_then(origin);
-    let answer = match oidc
-        .client()
-        .end_session(oidc.request(request.clone(), client))
-        .await
-    {
-        Ok(a) => a.into_inner(),
-        Err(status) => return failed(&oidc, &status),
-    };
-    let mut page = match answer.result {
-        Some(end_session_response::Result::RedirectUri(uri)) => Answer::redirect(uri),
-        Some(end_session_response::Result::SignedOut(_)) => {
-            match render(&SignedOutTemplate {
-                chrome: chrome(&oidc),
-            }) {
-                Ok(body) => Answer::page(StatusCode::OK, body, None),
-                Err(a) => a,
-            }
-        }
-        Some(end_session_response::Result::Confirm(c)) => {
-            let page = SignOutConfirmTemplate {
-                chrome: chrome(&oidc),
-                csrf_token: c.csrf_token,
-                client_name: c.client_name,
-                username: c.username,
-                id_token_hint: request.id_token_hint,
-                client_id: request.client_id,
-                post_logout_redirect_uri: request.post_logout_redirect_uri,
-                state: request.state,
-            };
-            match render(&page) {
-                Ok(body) => Answer::page(StatusCode::OK, body, redirect_origin),
-                Err(a) => a,
-            }
-        }
-        Some(end_session_response::Result::Error(e)) => error_page(
-            &oidc,
-            StatusCode::BAD_REQUEST,
-            &e.error,
-            &e.description,
-            None,
-        ),
-        None => failed(
-            &oidc,
-            &tonic::Status::internal("an empty end-session answer"),
-        ),
-    };
-    if answer.clear_session {
-        page.cookies.push(cookies::clear(cookies::SESSION));
-    }
-    page.cookies.extend(new_binding);
-    page
-}
-
-/// `GET /oauth2/logout`.
-pub async fn logout_get(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
-    logout(oidc, peer, headers, params).await.into_response()
-}
-
-/// `POST /oauth2/logout` (from a relying party, or the confirmation form).
-pub async fn logout_post(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = Params::from_body(&headers, &body);
-    logout(oidc, peer, headers, params).await.into_response()
+        page.cookies.extend(new_binding);
+        Ok(page)
+    })
+    .await
 }

@@ -14,11 +14,9 @@ use super::{
     },
     token::{TokenParams, Tokens},
 };
-use crate::{core::OAuthSession, error::Error};
+use crate::error::Error;
 use chrono::{DateTime, Utc};
-use suite_events::Event;
-use suite_proto::{auth::SessionReuseDetected, time::now};
-use uuid::Uuid;
+use suite_proto::time::now;
 
 /// The grant type of the token endpoint's device grant.
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -359,48 +357,14 @@ impl OAuthCore {
         let (Some(user_id), Some(grant)) = (device.user_id, device.grant.clone()) else {
             return invalid();
         };
-        // Signed out since, or the user's sessions cut off: the sign-in the
-        // approval stands for is over.
-        let signed_in = self
-            .store
-            .get_browser_session(grant.browser_session_id)
-            .await?;
-        if signed_in.is_none_or(|b| b.revoked_at.is_some()) {
-            return Ok(Err(OAuthFail::new(
-                "invalid_grant",
-                "the sign-in is no longer valid",
-            )));
-        }
-        let Some(status) = self.auth.users().status(user_id).await? else {
-            return Ok(Err(OAuthFail::new(
-                "invalid_grant",
-                "the user no longer exists",
-            )));
-        };
-        if status
-            .sessions_valid_after
-            .is_some_and(|cut| grant.auth_time < cut.timestamp())
+        let opened = match self
+            .open_granted_session(client, user_id, &grant, user_agent)
+            .await?
         {
-            return Ok(Err(OAuthFail::new(
-                "invalid_grant",
-                "the sign-in is no longer valid",
-            )));
-        }
-        let session_id = Uuid::now_v7();
-        let scope = grant.scopes.join(" ");
-        let issued = self
-            .auth
-            .start_oauth_session(OAuthSession {
-                session_id,
-                user_id,
-                roles: status.roles,
-                client_id: client.client_id.clone(),
-                scope: scope.clone(),
-                browser_session_id: Some(grant.browser_session_id),
-                user_agent: user_agent.to_owned(),
-                ttl: self.access_ttl(client),
-            })
-            .await?;
+            Ok(opened) => opened,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let session_id = opened.session_id;
         // Redeemed only once its session exists, as a code is spent: a
         // racing poll that loses ends the session it opened.
         if !self
@@ -408,48 +372,12 @@ impl OAuthCore {
             .redeem_device_code(&device_hash, session_id)
             .await?
         {
-            if let Some(ours) = self.auth.session(session_id).await? {
-                let reuse = Event::new(
-                    &SessionReuseDetected {
-                        session_id: session_id.to_string(),
-                        user_id: user_id.to_string(),
-                    },
-                    user_id,
-                );
-                self.auth.revoke_with(&ours, reuse).await?;
-            }
+            self.end_losing_session(session_id, user_id).await?;
             return invalid();
         }
-        let refresh = client
-            .settings
-            .grant_types
-            .iter()
-            .any(|g| g == "refresh_token")
-            && (client.settings.first_party || grant.scopes.iter().any(|s| s == "offline_access"));
-        let id_token = if grant.scopes.iter().any(|s| s == "openid") {
-            self.id_token_for(
-                client,
-                user_id,
-                &grant,
-                &status.username,
-                &issued.access_token,
-            )
-            .await?
-        } else {
-            String::new()
-        };
+        let tokens = self.granted_tokens(client, user_id, &grant, opened).await?;
         tracing::info!(client.id = %client.client_id, user.id = %user_id, session.id = %session_id, "device code exchanged");
-        Ok(Ok(Tokens {
-            access_token: issued.access_token,
-            expires_in: issued.expires_in,
-            refresh_token: if refresh {
-                issued.refresh_token
-            } else {
-                String::new()
-            },
-            id_token,
-            scope,
-        }))
+        Ok(Ok(tokens))
     }
 }
 

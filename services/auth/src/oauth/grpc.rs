@@ -5,11 +5,11 @@
 use super::{
     OAuthCore, OAuthFail,
     authorize::{AuthorizeParams, Next, SignInForm, Step},
-    clients::{ClientInput, ClientMetadata},
-    device::UserCodeAnswer,
-    introspect::{EndSession, EndSessionParams},
+    clients::{ClientInput, ClientMetadata, Registered},
+    device::{DeviceAuthorization, UserCodeAnswer},
+    introspect::{EndSession, EndSessionParams, Introspection, UserInfo},
     store::{ClientRecord, ClientSettings},
-    token::TokenParams,
+    token::{TokenParams, Tokens},
 };
 use crate::error::Error;
 use std::{sync::Arc, time::Duration};
@@ -166,135 +166,146 @@ fn step_proto(next: Next) -> AuthorizationStep {
     }
 }
 
+/// One RPC's answer: the response `work` builds, or its error through
+/// `Error`'s one mapping (which `server::reply` logs once).
+async fn respond<R>(work: impl Future<Output = Result<R, Error>>) -> Result<Response<R>, Status> {
+    server::reply(work.await)
+}
+
+/// A protocol answer of the core as a response's `result`: what it grants
+/// through `granted`, a refusal as the OAuth error every such result carries.
+fn outcome<T, R>(
+    answer: Result<T, OAuthFail>,
+    granted: impl FnOnce(T) -> R,
+    refused: impl FnOnce(pb::OAuthError) -> R,
+) -> Option<R> {
+    Some(match answer {
+        Ok(v) => granted(v),
+        Err(f) => refused(oauth_error(f)),
+    })
+}
+
+impl OAuthApi {
+    /// One RPC that only an authenticated caller may make: the caller is
+    /// established first, so a refused token answers before the request is
+    /// looked at.
+    async fn for_caller<T, R, Fut>(
+        &self,
+        req: Request<T>,
+        work: impl FnOnce(Caller, T) -> Fut,
+    ) -> Result<Response<R>, Status>
+    where
+        Fut: Future<Output = Result<R, Error>>,
+    {
+        respond(async {
+            let caller = self.caller(&req).await?;
+            work(caller, req.into_inner()).await
+        })
+        .await
+    }
+}
+
+/// The client a Create or Update request must carry.
+fn required_client(client: Option<Client>) -> Result<Client, Error> {
+    client.ok_or_else(|| Error::invalid("client", "is required"))
+}
+
 #[tonic::async_trait]
 impl ClientService for OAuthApi {
     async fn create_client(
         &self,
         req: Request<pb::CreateClientRequest>,
     ) -> Result<Response<pb::CreateClientResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                let client = req
-                    .into_inner()
-                    .client
-                    .ok_or_else(|| Error::invalid("client", "is required"))?;
-                let (record, secret) = self
-                    .core
-                    .create_client(&caller, client_input(client)?)
-                    .await?;
-                Ok::<_, Error>(pb::CreateClientResponse {
-                    client: Some(client_proto(&record)),
-                    client_secret: secret.unwrap_or_default(),
-                })
-            }
-            .await,
-        )
+        self.for_caller(req, |caller, r| async move {
+            let input = client_input(required_client(r.client)?)?;
+            let (record, secret) = self.core.create_client(&caller, input).await?;
+            Ok(pb::CreateClientResponse {
+                client: Some(client_proto(&record)),
+                client_secret: secret.unwrap_or_default(),
+            })
+        })
+        .await
     }
 
     async fn get_client(
         &self,
         req: Request<pb::GetClientRequest>,
     ) -> Result<Response<pb::GetClientResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                let record = self
-                    .core
-                    .get_client(&caller, &req.get_ref().client_id)
-                    .await?;
-                Ok::<_, Error>(pb::GetClientResponse {
-                    client: Some(client_proto(&record)),
-                })
-            }
-            .await,
-        )
+        self.for_caller(req, |caller, r| async move {
+            let record = self.core.get_client(&caller, &r.client_id).await?;
+            Ok(pb::GetClientResponse {
+                client: Some(client_proto(&record)),
+            })
+        })
+        .await
     }
 
     async fn list_clients(
         &self,
         req: Request<pb::ListClientsRequest>,
     ) -> Result<Response<pb::ListClientsResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                let r = req.get_ref();
-                let page = self
-                    .core
-                    .list_clients(&caller, r.page_size, &r.page_token)
-                    .await?;
-                Ok::<_, Error>(pb::ListClientsResponse {
-                    clients: page.clients.iter().map(client_proto).collect(),
-                    next_page_token: page.next_page_token,
-                })
-            }
-            .await,
-        )
+        self.for_caller(req, |caller, r| async move {
+            let page = self
+                .core
+                .list_clients(&caller, r.page_size, &r.page_token)
+                .await?;
+            Ok(pb::ListClientsResponse {
+                clients: page.clients.iter().map(client_proto).collect(),
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
     }
 
     async fn update_client(
         &self,
         req: Request<pb::UpdateClientRequest>,
     ) -> Result<Response<pb::UpdateClientResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                let r = req.into_inner();
-                let client = r
-                    .client
-                    .ok_or_else(|| Error::invalid("client", "is required"))?;
-                let client_id = client.client_id.clone();
-                let mask = r.update_mask.map(|m| m.paths).unwrap_or_default();
-                let record = self
-                    .core
-                    .update_client(&caller, &client_id, client_input(client)?, &mask)
-                    .await?;
-                Ok::<_, Error>(pb::UpdateClientResponse {
-                    client: Some(client_proto(&record)),
-                })
-            }
-            .await,
-        )
+        self.for_caller(req, |caller, r| async move {
+            let client = required_client(r.client)?;
+            let client_id = client.client_id.clone();
+            let mask = r.update_mask.map(|m| m.paths).unwrap_or_default();
+            let record = self
+                .core
+                .update_client(&caller, &client_id, client_input(client)?, &mask)
+                .await?;
+            Ok(pb::UpdateClientResponse {
+                client: Some(client_proto(&record)),
+            })
+        })
+        .await
     }
 
     async fn delete_client(
         &self,
         req: Request<pb::DeleteClientRequest>,
     ) -> Result<Response<pb::DeleteClientResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                self.core
-                    .delete_client(&caller, &req.get_ref().client_id)
-                    .await?;
-                Ok::<_, Error>(pb::DeleteClientResponse {})
-            }
-            .await,
-        )
+        self.for_caller(req, |caller, r| async move {
+            self.core.delete_client(&caller, &r.client_id).await?;
+            Ok(pb::DeleteClientResponse {})
+        })
+        .await
     }
 
     async fn rotate_client_secret(
         &self,
         req: Request<pb::RotateClientSecretRequest>,
     ) -> Result<Response<pb::RotateClientSecretResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                let r = req.get_ref();
-                let ttl = match r.previous_secret_ttl {
+        self.for_caller(req, |caller, r| async move {
+            let ttl =
+                match r.previous_secret_ttl {
                     None => None,
                     Some(d) => Some(Duration::try_from(d).map_err(|_| {
                         Error::invalid("previous_secret_ttl", "must not be negative")
                     })?),
                 };
-                let (record, secret) = self.core.rotate_secret(&caller, &r.client_id, ttl).await?;
-                Ok::<_, Error>(pb::RotateClientSecretResponse {
-                    client: Some(client_proto(&record)),
-                    client_secret: secret,
-                })
-            }
-            .await,
-        )
+            let (record, secret) = self.core.rotate_secret(&caller, &r.client_id, ttl).await?;
+            Ok(pb::RotateClientSecretResponse {
+                client: Some(client_proto(&record)),
+                client_secret: secret,
+            })
+        })
+        .await
     }
 }
 
@@ -304,47 +315,39 @@ impl ConsentService for OAuthApi {
         &self,
         req: Request<pb::ListConsentsRequest>,
     ) -> Result<Response<pb::ListConsentsResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                let r = req.get_ref();
-                let (consents, next_page_token) = self
-                    .core
-                    .list_consents(&caller, r.page_size, &r.page_token, &r.user_id)
-                    .await?;
-                Ok::<_, Error>(pb::ListConsentsResponse {
-                    consents: consents
-                        .into_iter()
-                        .map(|v| Consent {
-                            client_id: v.consent.client_id,
-                            client_name: v.client_name,
-                            scopes: v.consent.scopes,
-                            create_time: Some(to_timestamp(v.consent.created_at)),
-                            update_time: Some(to_timestamp(v.consent.updated_at)),
-                        })
-                        .collect(),
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        self.for_caller(req, |caller, r| async move {
+            let (consents, next_page_token) = self
+                .core
+                .list_consents(&caller, r.page_size, &r.page_token, &r.user_id)
+                .await?;
+            Ok(pb::ListConsentsResponse {
+                consents: consents
+                    .into_iter()
+                    .map(|v| Consent {
+                        client_id: v.consent.client_id,
+                        client_name: v.client_name,
+                        scopes: v.consent.scopes,
+                        create_time: Some(to_timestamp(v.consent.created_at)),
+                        update_time: Some(to_timestamp(v.consent.updated_at)),
+                    })
+                    .collect(),
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn revoke_consent(
         &self,
         req: Request<pb::RevokeConsentRequest>,
     ) -> Result<Response<pb::RevokeConsentResponse>, Status> {
-        server::reply(
-            async {
-                let caller = self.caller(&req).await?;
-                let r = req.get_ref();
-                self.core
-                    .revoke_consent(&caller, &r.client_id, &r.user_id)
-                    .await?;
-                Ok::<_, Error>(pb::RevokeConsentResponse {})
-            }
-            .await,
-        )
+        self.for_caller(req, |caller, r| async move {
+            self.core
+                .revoke_consent(&caller, &r.client_id, &r.user_id)
+                .await?;
+            Ok(pb::RevokeConsentResponse {})
+        })
+        .await
     }
 }
 
@@ -391,254 +394,237 @@ impl OAuthService for OAuthApi {
         &self,
         req: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        server::reply(
-            async {
-                let r = req.into_inner();
-                let p = r.parameters.unwrap_or_default();
-                let params = AuthorizeParams {
-                    client_id: p.client_id,
-                    redirect_uri: p.redirect_uri,
-                    response_type: p.response_type,
-                    scope: p.scope,
-                    state: p.state,
-                    nonce: p.nonce,
-                    code_challenge: p.code_challenge,
-                    code_challenge_method: p.code_challenge_method,
-                    prompt: p.prompt,
-                    max_age: p.max_age,
-                    login_hint: p.login_hint,
-                    response_mode: p.response_mode,
-                    request_object: p.request_object,
-                };
-                let next = self
-                    .core
-                    .authorize(params, &r.browser_session, &r.browser_binding)
-                    .await?;
-                Ok::<_, Error>(pb::AuthorizeResponse {
-                    step: Some(step_proto(next)),
-                })
-            }
-            .await,
-        )
+        respond(async {
+            let r = req.into_inner();
+            let p = r.parameters.unwrap_or_default();
+            let params = AuthorizeParams {
+                client_id: p.client_id,
+                redirect_uri: p.redirect_uri,
+                response_type: p.response_type,
+                scope: p.scope,
+                state: p.state,
+                nonce: p.nonce,
+                code_challenge: p.code_challenge,
+                code_challenge_method: p.code_challenge_method,
+                prompt: p.prompt,
+                max_age: p.max_age,
+                login_hint: p.login_hint,
+                response_mode: p.response_mode,
+                request_object: p.request_object,
+            };
+            let next = self
+                .core
+                .authorize(params, &r.browser_session, &r.browser_binding)
+                .await?;
+            Ok(pb::AuthorizeResponse {
+                step: Some(step_proto(next)),
+            })
+        })
+        .await
     }
 
     async fn sign_in(
         &self,
         req: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
-        server::reply(
-            async {
-                let ip = self.forwarded.client_of(&req);
-                let r = req.into_inner();
-                let next = self
-                    .core
-                    .sign_in(SignInForm {
-                        request_id: r.request_id,
-                        csrf_token: r.csrf_token,
-                        binding: r.browser_binding,
-                        login: r.login,
-                        password: r.password,
-                        ip_address: ip,
-                    })
-                    .await?;
-                Ok::<_, Error>(pb::SignInResponse {
-                    step: Some(step_proto(next)),
+        respond(async {
+            let ip = self.forwarded.client_of(&req);
+            let r = req.into_inner();
+            let next = self
+                .core
+                .sign_in(SignInForm {
+                    request_id: r.request_id,
+                    csrf_token: r.csrf_token,
+                    binding: r.browser_binding,
+                    login: r.login,
+                    password: r.password,
+                    ip_address: ip,
                 })
-            }
-            .await,
-        )
+                .await?;
+            Ok(pb::SignInResponse {
+                step: Some(step_proto(next)),
+            })
+        })
+        .await
     }
 
     async fn consent(
         &self,
         req: Request<pb::ConsentRequest>,
     ) -> Result<Response<pb::ConsentResponse>, Status> {
-        server::reply(
-            async {
-                let r = req.into_inner();
-                let next = self
-                    .core
-                    .consent(
-                        &r.request_id,
-                        &r.csrf_token,
-                        &r.browser_binding,
-                        &r.browser_session,
-                        r.allow,
-                    )
-                    .await?;
-                Ok::<_, Error>(pb::ConsentResponse {
-                    step: Some(step_proto(next)),
-                })
-            }
-            .await,
-        )
+        respond(async {
+            let r = req.into_inner();
+            let next = self
+                .core
+                .consent(
+                    &r.request_id,
+                    &r.csrf_token,
+                    &r.browser_binding,
+                    &r.browser_session,
+                    r.allow,
+                )
+                .await?;
+            Ok(pb::ConsentResponse {
+                step: Some(step_proto(next)),
+            })
+        })
+        .await
     }
 
     async fn token(
         &self,
         req: Request<pb::TokenRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
-        server::reply(
-            async {
-                let user_agent = req
-                    .metadata()
-                    .get("user-agent")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let r = req.into_inner();
-                let c = r.client.unwrap_or_default();
-                let params = TokenParams {
-                    client_id: c.client_id,
-                    client_secret: c.client_secret,
-                    method: c.method,
-                    grant_type: r.grant_type,
-                    code: r.code,
-                    redirect_uri: r.redirect_uri,
-                    code_verifier: r.code_verifier,
-                    refresh_token: r.refresh_token,
-                    scope: r.scope,
-                    device_code: r.device_code,
-                };
-                use pb::token_response::Result as R;
-                let result = match self.core.token(params, &user_agent).await? {
-                    Ok(t) => R::Tokens(pb::Tokens {
-                        access_token: t.access_token,
-                        token_type: "Bearer".into(),
-                        expires_in: t.expires_in,
-                        refresh_token: t.refresh_token,
-                        id_token: t.id_token,
-                        scope: t.scope,
-                    }),
-                    Err(f) => R::Error(oauth_error(f)),
-                };
-                Ok::<_, Error>(pb::TokenResponse {
-                    result: Some(result),
+        respond(async {
+            let user_agent = req
+                .metadata()
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let r = req.into_inner();
+            let c = r.client.unwrap_or_default();
+            let params = TokenParams {
+                client_id: c.client_id,
+                client_secret: c.client_secret,
+                method: c.method,
+                grant_type: r.grant_type,
+                code: r.code,
+                redirect_uri: r.redirect_uri,
+                code_verifier: r.code_verifier,
+                refresh_token: r.refresh_token,
+                scope: r.scope,
+                device_code: r.device_code,
+            };
+            use pb::token_response::Result as R;
+            let tokens = |t: Tokens| {
+                R::Tokens(pb::Tokens {
+                    access_token: t.access_token,
+                    token_type: "Bearer".into(),
+                    expires_in: t.expires_in,
+                    refresh_token: t.refresh_token,
+                    id_token: t.id_token,
+                    scope: t.scope,
                 })
-            }
-            .await,
-        )
+            };
+            let answer = self.core.token(params, &user_agent).await?;
+            Ok(pb::TokenResponse {
+                result: outcome(answer, tokens, R::Error),
+            })
+        })
+        .await
     }
 
     async fn device_authorize(
         &self,
         req: Request<pb::DeviceAuthorizeRequest>,
     ) -> Result<Response<pb::DeviceAuthorizeResponse>, Status> {
-        server::reply(
-            async {
-                let r = req.into_inner();
-                let c = r.client.unwrap_or_default();
-                use pb::device_authorize_response::Result as R;
-                let result = match self
-                    .core
-                    .device_authorize(&c.client_id, &c.client_secret, &c.method, &r.scope)
-                    .await?
-                {
-                    Ok(d) => R::Authorization(pb::DeviceAuthorization {
-                        device_code: d.device_code,
-                        user_code: d.user_code,
-                        verification_uri: d.verification_uri,
-                        verification_uri_complete: d.verification_uri_complete,
-                        expires_in: d.expires_in,
-                        interval: d.interval,
-                    }),
-                    Err(f) => R::Error(oauth_error(f)),
-                };
-                Ok::<_, Error>(pb::DeviceAuthorizeResponse {
-                    result: Some(result),
+        respond(async {
+            let r = req.into_inner();
+            let c = r.client.unwrap_or_default();
+            let answer = self
+                .core
+                .device_authorize(&c.client_id, &c.client_secret, &c.method, &r.scope)
+                .await?;
+            use pb::device_authorize_response::Result as R;
+            let authorization = |d: DeviceAuthorization| {
+                R::Authorization(pb::DeviceAuthorization {
+                    device_code: d.device_code,
+                    user_code: d.user_code,
+                    verification_uri: d.verification_uri,
+                    verification_uri_complete: d.verification_uri_complete,
+                    expires_in: d.expires_in,
+                    interval: d.interval,
                 })
-            }
-            .await,
-        )
+            };
+            Ok(pb::DeviceAuthorizeResponse {
+                result: outcome(answer, authorization, R::Error),
+            })
+        })
+        .await
     }
 
     async fn verify_user_code(
         &self,
         req: Request<pb::VerifyUserCodeRequest>,
     ) -> Result<Response<pb::VerifyUserCodeResponse>, Status> {
-        server::reply(
-            async {
-                let r = req.into_inner();
-                use pb::verify_user_code_response::Result as R;
-                let result = match self
-                    .core
-                    .verify_user_code(&r.user_code, &r.browser_session, &r.browser_binding)
-                    .await?
-                {
-                    UserCodeAnswer::Next(next) => R::Step(step_proto(next)),
-                    UserCodeAnswer::Retry(why) => R::RetryError(why),
-                };
-                Ok::<_, Error>(pb::VerifyUserCodeResponse {
-                    result: Some(result),
-                })
-            }
-            .await,
-        )
+        respond(async {
+            let r = req.into_inner();
+            use pb::verify_user_code_response::Result as R;
+            let result = match self
+                .core
+                .verify_user_code(&r.user_code, &r.browser_session, &r.browser_binding)
+                .await?
+            {
+                UserCodeAnswer::Next(next) => R::Step(step_proto(next)),
+                UserCodeAnswer::Retry(why) => R::RetryError(why),
+            };
+            Ok(pb::VerifyUserCodeResponse {
+                result: Some(result),
+            })
+        })
+        .await
     }
 
     async fn register_client(
         &self,
         req: Request<pb::RegisterClientRequest>,
     ) -> Result<Response<pb::RegisterClientResponse>, Status> {
-        server::reply(
-            async {
-                let m = req.into_inner().metadata.unwrap_or_default();
-                let metadata = ClientMetadata {
-                    redirect_uris: m.redirect_uris,
-                    client_name: m.client_name,
-                    grant_types: m.grant_types,
-                    response_types: m.response_types,
-                    token_endpoint_auth_method: m.token_endpoint_auth_method,
-                    scope: m.scope,
-                    post_logout_redirect_uris: m.post_logout_redirect_uris,
-                    backchannel_logout_uri: m.backchannel_logout_uri,
-                };
-                use pb::register_client_response::Result as R;
-                let result = match self.core.register_dynamic(metadata).await? {
-                    Ok(r) => {
-                        let m = r.metadata;
-                        R::Client(pb::RegisteredClient {
-                            client_id: r.client_id,
-                            client_secret: r.secret,
-                            client_id_issued_at: r.issued_at,
-                            metadata: Some(pb::ClientMetadata {
-                                redirect_uris: m.redirect_uris,
-                                client_name: m.client_name,
-                                grant_types: m.grant_types,
-                                response_types: m.response_types,
-                                token_endpoint_auth_method: m.token_endpoint_auth_method,
-                                scope: m.scope,
-                                post_logout_redirect_uris: m.post_logout_redirect_uris,
-                                backchannel_logout_uri: m.backchannel_logout_uri,
-                            }),
-                        })
-                    }
-                    Err(f) => R::Error(oauth_error(f)),
-                };
-                Ok::<_, Error>(pb::RegisterClientResponse {
-                    result: Some(result),
+        respond(async {
+            let m = req.into_inner().metadata.unwrap_or_default();
+            let metadata = ClientMetadata {
+                redirect_uris: m.redirect_uris,
+                client_name: m.client_name,
+                grant_types: m.grant_types,
+                response_types: m.response_types,
+                token_endpoint_auth_method: m.token_endpoint_auth_method,
+                scope: m.scope,
+                post_logout_redirect_uris: m.post_logout_redirect_uris,
+                backchannel_logout_uri: m.backchannel_logout_uri,
+            };
+            use pb::register_client_response::Result as R;
+            let client = |r: Registered| {
+                let m = r.metadata;
+                R::Client(pb::RegisteredClient {
+                    client_id: r.client_id,
+                    client_secret: r.secret,
+                    client_id_issued_at: r.issued_at,
+                    metadata: Some(pb::ClientMetadata {
+                        redirect_uris: m.redirect_uris,
+                        client_name: m.client_name,
+                        grant_types: m.grant_types,
+                        response_types: m.response_types,
+                        token_endpoint_auth_method: m.token_endpoint_auth_method,
+                        scope: m.scope,
+                        post_logout_redirect_uris: m.post_logout_redirect_uris,
+                        backchannel_logout_uri: m.backchannel_logout_uri,
+                    }),
                 })
-            }
-            .await,
-        )
+            };
+            let answer = self.core.register_dynamic(metadata).await?;
+            Ok(pb::RegisterClientResponse {
+                result: outcome(answer, client, R::Error),
+            })
+        })
+        .await
     }
 
     async fn introspect(
         &self,
         req: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        server::reply(
-            async {
-                let r = req.into_inner();
-                let c = r.client.unwrap_or_default();
-                use pb::introspect_response::Result as R;
-                let result = match self
-                    .core
-                    .introspect(&c.client_id, &c.client_secret, &c.method, &r.token)
-                    .await?
-                {
-                    Ok(None) => R::Introspection(pb::Introspection::default()),
-                    Ok(Some(i)) => R::Introspection(pb::Introspection {
+        respond(async {
+            let r = req.into_inner();
+            let c = r.client.unwrap_or_default();
+            let answer = self
+                .core
+                .introspect(&c.client_id, &c.client_secret, &c.method, &r.token)
+                .await?;
+            use pb::introspect_response::Result as R;
+            let introspection = |found: Option<Introspection>| {
+                R::Introspection(match found {
+                    None => pb::Introspection::default(),
+                    Some(i) => pb::Introspection {
                         active: true,
                         scope: i.scope,
                         client_id: i.client_id,
@@ -651,107 +637,100 @@ impl OAuthService for OAuthApi {
                         iss: i.iss,
                         jti: i.jti,
                         sid: i.sid,
-                    }),
-                    Err(f) => R::Error(oauth_error(f)),
-                };
-                Ok::<_, Error>(pb::IntrospectResponse {
-                    result: Some(result),
+                    },
                 })
-            }
-            .await,
-        )
+            };
+            Ok(pb::IntrospectResponse {
+                result: outcome(answer, introspection, R::Error),
+            })
+        })
+        .await
     }
 
     async fn revoke(
         &self,
         req: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        server::reply(
-            async {
-                let r = req.into_inner();
-                let c = r.client.unwrap_or_default();
-                let error = self
-                    .core
-                    .revoke(&c.client_id, &c.client_secret, &c.method, &r.token)
-                    .await?;
-                Ok::<_, Error>(pb::RevokeResponse {
-                    error: error.map(oauth_error),
-                })
-            }
-            .await,
-        )
+        respond(async {
+            let r = req.into_inner();
+            let c = r.client.unwrap_or_default();
+            let error = self
+                .core
+                .revoke(&c.client_id, &c.client_secret, &c.method, &r.token)
+                .await?;
+            Ok(pb::RevokeResponse {
+                error: error.map(oauth_error),
+            })
+        })
+        .await
     }
 
     async fn user_info(
         &self,
         req: Request<pb::UserInfoRequest>,
     ) -> Result<Response<pb::UserInfoResponse>, Status> {
-        server::reply(
-            async {
-                use pb::user_info_response::Result as R;
-                let result = match self.core.user_info(&req.get_ref().access_token).await? {
-                    Ok(i) => R::Claims(pb::UserInfoClaims {
-                        sub: i.sub,
-                        name: i.name,
-                        preferred_username: i.preferred_username,
-                        updated_at: i.updated_at,
-                        email: i.email,
-                        email_verified: i.email_verified,
-                    }),
-                    Err(f) => R::Error(oauth_error(f)),
-                };
-                Ok::<_, Error>(pb::UserInfoResponse {
-                    result: Some(result),
+        respond(async {
+            let answer = self.core.user_info(&req.get_ref().access_token).await?;
+            use pb::user_info_response::Result as R;
+            let claims = |i: UserInfo| {
+                R::Claims(pb::UserInfoClaims {
+                    sub: i.sub,
+                    name: i.name,
+                    preferred_username: i.preferred_username,
+                    updated_at: i.updated_at,
+                    email: i.email,
+                    email_verified: i.email_verified,
                 })
-            }
-            .await,
-        )
+            };
+            Ok(pb::UserInfoResponse {
+                result: outcome(answer, claims, R::Error),
+            })
+        })
+        .await
     }
 
     async fn end_session(
         &self,
         req: Request<pb::EndSessionRequest>,
     ) -> Result<Response<pb::EndSessionResponse>, Status> {
-        server::reply(
-            async {
-                let r = req.into_inner();
-                let (answer, clear_session) = self
-                    .core
-                    .end_session(EndSessionParams {
-                        id_token_hint: r.id_token_hint,
-                        client_id: r.client_id,
-                        post_logout_redirect_uri: r.post_logout_redirect_uri,
-                        state: r.state,
-                        browser_session: r.browser_session,
-                        browser_binding: r.browser_binding,
-                        confirmed: r.confirmed,
-                        csrf_token: r.csrf_token,
-                    })
-                    .await?;
-                use pb::end_session_response::Result as R;
-                let result = match answer {
-                    EndSession::Redirect(uri) => R::RedirectUri(uri),
-                    EndSession::SignedOut => R::SignedOut(true),
-                    EndSession::Confirm {
-                        csrf_token,
-                        client_name,
-                        username,
-                    } => R::Confirm(pb::SignOutConfirmPage {
-                        csrf_token,
-                        client_name,
-                        username,
-                    }),
-                    EndSession::Error(f) => R::Error(pb::ErrorPage {
-                        error: f.error.into(),
-                        description: f.description,
-                    }),
-                };
-                Ok::<_, Error>(pb::EndSessionResponse {
-                    result: Some(result),
-                    clear_session,
+        respond(async {
+            let r = req.into_inner();
+            let (answer, clear_session) = self
+                .core
+                .end_session(EndSessionParams {
+                    id_token_hint: r.id_token_hint,
+                    client_id: r.client_id,
+                    post_logout_redirect_uri: r.post_logout_redirect_uri,
+                    state: r.state,
+                    browser_session: r.browser_session,
+                    browser_binding: r.browser_binding,
+                    confirmed: r.confirmed,
+                    csrf_token: r.csrf_token,
                 })
-            }
-            .await,
-        )
+                .await?;
+            use pb::end_session_response::Result as R;
+            let result = match answer {
+                EndSession::Redirect(uri) => R::RedirectUri(uri),
+                EndSession::SignedOut => R::SignedOut(true),
+                EndSession::Confirm {
+                    csrf_token,
+                    client_name,
+                    username,
+                } => R::Confirm(pb::SignOutConfirmPage {
+                    csrf_token,
+                    client_name,
+                    username,
+                }),
+                EndSession::Error(f) => R::Error(pb::ErrorPage {
+                    error: f.error.into(),
+                    description: f.description,
+                }),
+            };
+            Ok(pb::EndSessionResponse {
+                result: Some(result),
+                clear_session,
+            })
+        })
+        .await
     }
 }

@@ -44,6 +44,12 @@ macro_rules! device_columns {
          expires_at, last_polled_at, user_id, grant_data, session_id"
     };
 }
+/// Every column of `oauth_consents`.
+macro_rules! consent_columns {
+    () => {
+        "id, user_id, client_id, scopes, created_at, updated_at"
+    };
+}
 /// Every column of `browser_sessions`.
 macro_rules! browser_columns {
     () => {
@@ -509,10 +515,10 @@ macro_rules! oauth_store {
                 user_id: Uuid,
                 client_id: &str,
             ) -> Result<Option<ConsentRecord>> {
-                let row = sqlx::query(
-                    "SELECT id, user_id, client_id, scopes, created_at, updated_at \
-                     FROM oauth_consents WHERE user_id = $1 AND client_id = $2",
-                )
+                let row = sqlx::query(concat!(
+                    "SELECT ", consent_columns!(), " FROM oauth_consents \
+                     WHERE user_id = $1 AND client_id = $2"
+                ))
                 .bind(user_id)
                 .bind(client_id)
                 .fetch_optional(&self.pool)
@@ -522,11 +528,11 @@ macro_rules! oauth_store {
 
             async fn put_consent(&self, c: &ConsentRecord, events: &[Event]) -> Result<()> {
                 let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query(
-                    "INSERT INTO oauth_consents (id, user_id, client_id, scopes, created_at, updated_at) \
+                sqlx::query(concat!(
+                    "INSERT INTO oauth_consents (", consent_columns!(), ") \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, client_id) \
-                     DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
-                )
+                     DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at"
+                ))
                 .bind(c.id)
                 .bind(c.user_id)
                 .bind(&c.client_id)
@@ -546,10 +552,10 @@ macro_rules! oauth_store {
                 after: Option<Uuid>,
                 limit: i64,
             ) -> Result<Vec<ConsentRecord>> {
-                let rows = sqlx::query(
-                    "SELECT id, user_id, client_id, scopes, created_at, updated_at FROM oauth_consents \
-                     WHERE user_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
-                )
+                let rows = sqlx::query(concat!(
+                    "SELECT ", consent_columns!(), " FROM oauth_consents \
+                     WHERE user_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                ))
                 .bind(user_id)
                 .bind(after)
                 .bind(limit)

@@ -9,7 +9,7 @@ use super::{
     store::{ClientRecord, CodeGrant, CodeRecord},
 };
 use crate::{
-    core::{OAuthRefresh, OAuthSession},
+    core::{Issued, OAuthRefresh, OAuthSession},
     error::Error,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -78,6 +78,15 @@ struct IdClaims {
 
 fn invalid_grant(why: &str) -> Answer<Tokens> {
     Ok(Err(OAuthFail::new("invalid_grant", why)))
+}
+
+/// The session a grant's redemption opened, its tokens not yet given out.
+pub(super) struct GrantedSession {
+    pub session_id: Uuid,
+    issued: Issued,
+    /// The scopes granted, space-separated.
+    scope: String,
+    username: String,
 }
 
 /// The PKCE S256 transform of a verifier.
@@ -198,82 +207,142 @@ impl OAuthCore {
         {
             return invalid_grant("code_verifier does not match the code_challenge");
         }
-        // Signed out since (RP-initiated logout ends the browser session):
-        // the sign-in the code stands for is over.
-        let signed_in = self
-            .store
-            .get_browser_session(code.grant.browser_session_id)
-            .await?;
-        if signed_in.is_none_or(|b| b.revoked_at.is_some()) {
-            return invalid_grant("the sign-in is no longer valid");
-        }
-        let Some(status) = self.auth.users().status(code.user_id).await? else {
-            return invalid_grant("the user no longer exists");
-        };
-        if status
-            .sessions_valid_after
-            .is_some_and(|cut| code.grant.auth_time < cut.timestamp())
+        let opened = match self
+            .open_granted_session(client, code.user_id, &code.grant, user_agent)
+            .await?
         {
-            return invalid_grant("the sign-in is no longer valid");
-        }
-        let session_id = Uuid::now_v7();
-        let scope = code.grant.scopes.join(" ");
-        let ttl = self.access_ttl(client);
-        let issued = self
-            .auth
-            .start_oauth_session(OAuthSession {
-                session_id,
-                user_id: code.user_id,
-                roles: status.roles,
-                client_id: client.client_id.clone(),
-                scope: scope.clone(),
-                browser_session_id: Some(code.grant.browser_session_id),
-                user_agent: user_agent.to_owned(),
-                ttl,
-            })
-            .await?;
+            Ok(opened) => opened,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let session_id = opened.session_id;
         // The code is spent only once its session exists, and names it: a
         // concurrent redemption that loses this race finds that session and
         // ends it. (Spent first, a replay racing the session's creation
         // would find nothing to end, and the winner's tokens would live.)
         if !self.store.use_code(&code_hash, now, session_id).await? {
-            // Ours never reached the client: it ends with the winner's.
-            if let Some(ours) = self.auth.session(session_id).await? {
-                let reuse = Event::new(
-                    &SessionReuseDetected {
-                        session_id: session_id.to_string(),
-                        user_id: code.user_id.to_string(),
-                    },
-                    code.user_id,
-                );
-                self.auth.revoke_with(&ours, reuse).await?;
-            }
+            self.end_losing_session(session_id, code.user_id).await?;
             if let Some(code) = self.store.get_code(&code_hash).await? {
                 self.code_replayed(&code).await?;
             }
             return invalid_grant("the code is invalid, expired or used");
         }
+        let tokens = self
+            .granted_tokens(client, code.user_id, &code.grant, opened)
+            .await?;
+        tracing::info!(client.id = %client.client_id, user.id = %code.user_id, session.id = %session_id, "code exchanged");
+        Ok(Ok(tokens))
+    }
+
+    /// The session a grant's redemption opens, before it spends the grant,
+    /// if the sign-in the grant stands for still does: its browser session
+    /// not ended (RP-initiated logout ends it), its user still there, and
+    /// their sessions not cut off since.
+    pub(super) async fn open_granted_session(
+        &self,
+        client: &ClientRecord,
+        user_id: Uuid,
+        grant: &CodeGrant,
+        user_agent: &str,
+    ) -> Answer<GrantedSession> {
+        let no_longer_valid = || {
+            Ok(Err(OAuthFail::new(
+                "invalid_grant",
+                "the sign-in is no longer valid",
+            )))
+        };
+        let signed_in = self
+            .store
+            .get_browser_session(grant.browser_session_id)
+            .await?;
+        if signed_in.is_none_or(|b| b.revoked_at.is_some()) {
+            return no_longer_valid();
+        }
+        let Some(status) = self.auth.users().status(user_id).await? else {
+            return Ok(Err(OAuthFail::new(
+                "invalid_grant",
+                "the user no longer exists",
+            )));
+        };
+        if status
+            .sessions_valid_after
+            .is_some_and(|cut| grant.auth_time < cut.timestamp())
+        {
+            return no_longer_valid();
+        }
+        let session_id = Uuid::now_v7();
+        let scope = grant.scopes.join(" ");
+        let issued = self
+            .auth
+            .start_oauth_session(OAuthSession {
+                session_id,
+                user_id,
+                roles: status.roles,
+                client_id: client.client_id.clone(),
+                scope: scope.clone(),
+                browser_session_id: Some(grant.browser_session_id),
+                user_agent: user_agent.to_owned(),
+                ttl: self.access_ttl(client),
+            })
+            .await?;
+        Ok(Ok(GrantedSession {
+            session_id,
+            issued,
+            scope,
+            username: status.username,
+        }))
+    }
+
+    /// A redemption's session lost the race to spend its code (or device
+    /// code) to a concurrent one: ours never reached the client, so it ends
+    /// with the winner's.
+    pub(super) async fn end_losing_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), Error> {
+        if let Some(ours) = self.auth.session(session_id).await? {
+            let reuse = Event::new(
+                &SessionReuseDetected {
+                    session_id: session_id.to_string(),
+                    user_id: user_id.to_string(),
+                },
+                user_id,
+            );
+            self.auth.revoke_with(&ours, reuse).await?;
+        }
+        Ok(())
+    }
+
+    /// The tokens of a spent grant (a code or an approved device code):
+    /// the refresh token only for a client that may refresh and either is
+    /// first-party or was granted `offline_access`, the ID token only for
+    /// `openid`.
+    pub(super) async fn granted_tokens(
+        &self,
+        client: &ClientRecord,
+        user_id: Uuid,
+        grant: &CodeGrant,
+        opened: GrantedSession,
+    ) -> Result<Tokens, Error> {
+        let GrantedSession {
+            issued,
+            scope,
+            username,
+            ..
+        } = opened;
         let refresh = client
             .settings
             .grant_types
             .iter()
             .any(|g| g == "refresh_token")
-            && (client.settings.first_party
-                || code.grant.scopes.iter().any(|s| s == "offline_access"));
-        let id_token = if code.grant.scopes.iter().any(|s| s == "openid") {
-            self.id_token_for(
-                client,
-                code.user_id,
-                &code.grant,
-                &status.username,
-                &issued.access_token,
-            )
-            .await?
+            && (client.settings.first_party || grant.scopes.iter().any(|s| s == "offline_access"));
+        let id_token = if grant.scopes.iter().any(|s| s == "openid") {
+            self.id_token_for(client, user_id, grant, &username, &issued.access_token)
+                .await?
         } else {
             String::new()
         };
-        tracing::info!(client.id = %client.client_id, user.id = %code.user_id, session.id = %session_id, "code exchanged");
-        Ok(Ok(Tokens {
+        Ok(Tokens {
             access_token: issued.access_token,
             expires_in: issued.expires_in,
             refresh_token: if refresh {
@@ -283,7 +352,7 @@ impl OAuthCore {
             },
             id_token,
             scope,
-        }))
+        })
     }
 
     /// A used code came back: whoever holds it may have stolen it, so the
