@@ -13,6 +13,7 @@ pub mod device;
 pub mod endpoints;
 pub mod form;
 pub mod pages;
+pub mod registration;
 pub mod render;
 
 use crate::{
@@ -187,7 +188,7 @@ pub fn router(state: Shared) -> Router {
             DEVICE_PATH,
             get(device::device_get).post(device::device_post),
         )
-        .route(REGISTER_PATH, axum::routing::post(endpoints::register))
+        .route(REGISTER_PATH, axum::routing::post(registration::register))
         .route(
             USERINFO_PATH,
             get(endpoints::userinfo_get).post(endpoints::userinfo_post),

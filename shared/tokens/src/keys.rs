@@ -1,7 +1,6 @@
 //! The public keys a verifier trusts (Ed25519 only, by key id), their RFC
 //! 7638 thumbprints, and the one conversion between a JWK and its proto.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use jsonwebtoken::{
     DecodingKey,
     jwk::{
@@ -28,17 +27,20 @@ pub enum KeyError {
 }
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32-byte key follows.
+#[cfg(feature = "signing")]
 pub(crate) const SPKI_ED25519_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
 /// The DER inside a PEM block (any label).
+#[cfg(feature = "signing")]
 pub(crate) fn pem_der(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("-----"))
         .collect();
+    use base64::{Engine, engine::general_purpose::STANDARD};
     STANDARD.decode(body).ok()
 }
 

@@ -18,6 +18,10 @@ use suite_events::Event;
 use suite_proto::{Login, Password, auth::ConsentGranted, parse_credentials, time::now};
 use uuid::Uuid;
 
+mod parameters;
+use parameters::parse_prompt;
+pub use parameters::pkce_shaped;
+
 /// How long a pending request waits for its forms.
 const REQUEST_TTL: chrono::Duration = chrono::Duration::minutes(10);
 /// How long a code may wait to be exchanged.
@@ -131,38 +135,6 @@ fn with_query(uri: &str, pairs: &[(&str, &str)]) -> Result<String, Error> {
         }
     }
     Ok(url.to_string())
-}
-
-/// Whether `challenge` is a PKCE S256 challenge's shape (RFC 7636: 43 to 128
-/// unreserved characters).
-pub fn pkce_shaped(value: &str) -> bool {
-    (43..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-}
-
-/// What `prompt` asks.
-#[derive(Debug, Default, Clone, Copy)]
-struct Prompt {
-    none: bool,
-    login: bool,
-    consent: bool,
-}
-
-fn parse_prompt(prompt: &str) -> Option<Prompt> {
-    let mut p = Prompt::default();
-    for word in prompt.split(' ').filter(|w| !w.is_empty()) {
-        match word {
-            "none" => p.none = true,
-            "login" => p.login = true,
-            "consent" => p.consent = true,
-            // We have one account per browser: choosing is signing in.
-            "select_account" => p.login = true,
-            _ => return None,
-        }
-    }
-    (!(p.none && (p.login || p.consent))).then_some(p)
 }
 
 impl OAuthCore {

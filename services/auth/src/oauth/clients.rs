@@ -22,13 +22,16 @@ use suite_proto::{
 use suite_tokens::Caller;
 use uuid::Uuid;
 
+mod uris;
+pub use uris::{redirect_matches, redirect_uri_problem};
+
 /// The longest access-token lifetime a client may have.
 const MAX_ACCESS_TTL: Duration = Duration::from_secs(3600);
 /// How long a rotated-out secret keeps working unless told otherwise.
 const DEFAULT_PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(3600);
 const MAX_PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(7 * 86_400);
 const MAX_URIS: usize = 20;
-const MAX_URI_CHARS: usize = 2000;
+pub(super) const MAX_URI_CHARS: usize = 2000;
 
 /// `ListClients` pages.
 const CLIENTS_PAGING: Paging = Paging::new("c1:");
@@ -94,82 +97,6 @@ fn operator(caller: &Caller) -> Result<(), Error> {
             "only admins and the operator manage OAuth clients",
         ))
     }
-}
-
-/// Whether `host` is a loopback name: RFC 8252 lets native apps listen there
-/// over plain http, on any port.
-fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    }
-}
-
-/// Why `uri` cannot be registered as a redirect target, if it cannot.
-pub fn redirect_uri_problem(uri: &str) -> Option<&'static str> {
-    if uri.len() > MAX_URI_CHARS {
-        return Some("must be at most 2000 characters");
-    }
-    let Ok(parsed) = url::Url::parse(uri) else {
-        return Some("must be an absolute URI");
-    };
-    if parsed.fragment().is_some() || uri.contains('#') {
-        return Some("must not have a fragment");
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Some("must not carry credentials");
-    }
-    match (parsed.scheme(), parsed.host()) {
-        ("https", Some(_)) => None,
-        ("http", Some(host)) if is_loopback(&host) => None,
-        ("http", _) => Some("must be https (http only for 127.0.0.1, [::1] or localhost)"),
-        _ => Some("must be an https URI"),
-    }
-}
-
-/// Whether `given` names the registered redirect URI `registered`: exactly,
-/// except that a loopback http URI's port may differ (RFC 8252 section 7.3).
-pub fn redirect_matches(registered: &str, given: &str) -> bool {
-    if registered == given {
-        return true;
-    }
-    let (Ok(r), Ok(g)) = (url::Url::parse(registered), url::Url::parse(given)) else {
-        return false;
-    };
-    r.scheme() == "http"
-        && g.scheme() == "http"
-        && r.host().is_some_and(|h| is_loopback(&h))
-        && r.host_str() == g.host_str()
-        && r.path() == g.path()
-        && r.query() == g.query()
-        && g.fragment().is_none()
-        && g.username().is_empty()
-        && g.password().is_none()
-        // The text must agree but for the port: no normalisation may let
-        // a differently written URI through.
-        && strip_port(registered) == strip_port(given)
-}
-
-/// `uri`'s text without the `:port` of its authority.
-fn strip_port(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let host = match authority.rsplit_once(':') {
-        // `[::1]` has colons of its own: a port follows the `]`.
-        Some((host, port))
-            if !port.is_empty()
-                && port.bytes().all(|b| b.is_ascii_digit())
-                && (!host.starts_with('[') || host.ends_with(']')) =>
-        {
-            host
-        }
-        _ => authority,
-    };
-    format!("{scheme}://{host}{tail}")
 }
 
 /// Checks `input` for a client of type `confidential`; the field violations.
@@ -716,68 +643,4 @@ fn secret_still_valid(client: &ClientRecord, at: DateTime<Utc>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirect_uris_must_be_https_or_loopback_http_without_fragment() {
-        for good in [
-            "https://app.example.com/cb",
-            "http://127.0.0.1/cb",
-            "http://[::1]:8080/cb",
-            "http://localhost:3000/callback?x=1",
-            "com.example.app:/oauth2redirect",
-        ] {
-            let problem = redirect_uri_problem(good);
-            if good.starts_with("com.") {
-                assert!(
-                    problem.is_some(),
-                    "{good}: custom schemes are not offered yet"
-                );
-            } else {
-                assert_eq!(problem, None, "{good}");
-            }
-        }
-        for bad in [
-            "http://app.example.com/cb",
-            "https://app.example.com/cb#frag",
-            "/relative",
-            "https://user:pw@app.example.com/cb",
-            "javascript:alert(1)",
-        ] {
-            assert!(redirect_uri_problem(bad).is_some(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn redirect_uris_match_exactly_but_for_a_loopback_port() {
-        let r = "https://app.example.com/cb";
-        assert!(redirect_matches(r, r));
-        for off in [
-            "https://app.example.com/cb/",
-            "https://app.example.com/cB",
-            "https://app.example.com:443/cb",
-            "https://app.example.com/cb?x=1",
-            "https://app.example.com/c",
-            "https://app.example.co/cb",
-        ] {
-            assert!(!redirect_matches(r, off), "{off}");
-        }
-        let native = "http://127.0.0.1/callback";
-        assert!(redirect_matches(native, "http://127.0.0.1:51234/callback"));
-        assert!(redirect_matches(
-            "http://[::1]:80/cb",
-            "http://[::1]:9999/cb"
-        ));
-        assert!(!redirect_matches(
-            native,
-            "http://127.0.0.1:51234/callbacks"
-        ));
-        assert!(!redirect_matches(native, "http://localhost:51234/callback"));
-        assert!(!redirect_matches(native, "http://127.0.0.1:5/callback#x"));
-        assert!(!redirect_matches(
-            "http://evil.example/cb",
-            "http://evil.example:81/cb"
-        ));
-    }
-}
+mod tests;
