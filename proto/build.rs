@@ -42,6 +42,9 @@ const SECRET_BEARING: &[&str] = &[
     "suite.user.v1.ChangePasswordRequest",
     "suite.user.v1.VerifyCredentialsRequest",
     "suite.user.v1.ImportedUser",
+    "suite.user.v1.ConfirmEmailRequest",
+    "suite.user.v1.RevertEmailChangeRequest",
+    "suite.user.v1.ResetPasswordRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

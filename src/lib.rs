@@ -166,6 +166,14 @@ pub async fn run(
     if auth.public_url == "http://127.0.0.1:8080" {
         auth.public_url = format!("http://{gateway_addr}");
     }
+    // The links in mail point to the same pages.
+    if user.mail.public_url == "http://127.0.0.1:8080" {
+        user.mail.public_url = auth.public_url.clone();
+    }
+    // Without SMTP_URL, mail lands in the data directory's mailbox.
+    if user.mail.mail_dir == std::path::Path::new("data/mail") {
+        user.mail.mail_dir = config.data_dir.join("mail");
+    }
     gateway.user_service_url = format!("http://{user_addr}");
     gateway.auth_service_url = format!("http://{auth_addr}");
     gateway.listen_addr = gateway_addr;

@@ -240,6 +240,41 @@ impl UserService for Scripted {
         Err(Status::unimplemented("not scripted"))
     }
 
+    async fn send_email_verification(
+        &self,
+        _: Request<suite_proto::user::SendEmailVerificationRequest>,
+    ) -> Result<Response<suite_proto::user::SendEmailVerificationResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn confirm_email(
+        &self,
+        _: Request<suite_proto::user::ConfirmEmailRequest>,
+    ) -> Result<Response<suite_proto::user::ConfirmEmailResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn revert_email_change(
+        &self,
+        _: Request<suite_proto::user::RevertEmailChangeRequest>,
+    ) -> Result<Response<suite_proto::user::RevertEmailChangeResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn request_password_reset(
+        &self,
+        _: Request<suite_proto::user::RequestPasswordResetRequest>,
+    ) -> Result<Response<suite_proto::user::RequestPasswordResetResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn reset_password(
+        &self,
+        _: Request<suite_proto::user::ResetPasswordRequest>,
+    ) -> Result<Response<suite_proto::user::ResetPasswordResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     type StreamMyEventsStream = Stream<StreamMyEventsResponse>;
     type StreamEventsStream = Stream<StreamEventsResponse>;
 

@@ -78,7 +78,10 @@ redacted_debug! {
         secret: [password]
     }
     user::ChangePasswordRequest { shown: [id], secret: [current_password, new_password] }
-    user::VerifyCredentialsRequest { shown: [login, client_address], secret: [password] }
+    user::VerifyCredentialsRequest { shown: [login, client_address, user_agent], secret: [password] }
+    user::ConfirmEmailRequest { shown: [], secret: [token] }
+    user::RevertEmailChangeRequest { shown: [], secret: [token] }
+    user::ResetPasswordRequest { shown: [], secret: [token, new_password] }
     user::ImportedUser {
         shown: [username, email, display_name, create_time],
         secret: [password_hash]
@@ -128,6 +131,20 @@ mod tests {
                     login: "alice".into(),
                     password: "hunter2-secret".into(),
                     client_address: "192.0.2.1".into(),
+                    user_agent: "curl".into(),
+                }
+            ),
+            format!(
+                "{:?}",
+                user::ResetPasswordRequest {
+                    token: "token-secret".into(),
+                    new_password: "new-secret".into(),
+                }
+            ),
+            format!(
+                "{:?}",
+                user::ConfirmEmailRequest {
+                    token: "token-secret".into(),
                 }
             ),
             format!(

@@ -35,6 +35,7 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>, provider: Arc<OAuthCore>, mut mi
             user::UserDeleted::full_name(),
             user::PasswordChanged::full_name(),
             user::RolesChanged::full_name(),
+            user::EmailChangeReverted::full_name(),
         ],
         ..Filter::default()
     };

@@ -132,10 +132,16 @@ impl AuthCore {
         // client address, counting each before it is checked.
         let user = match self
             .users
-            .verify(login, password, &client.ip_address)
+            .verify(login, password, &client.ip_address, &client.user_agent)
             .await?
         {
             Credentials::Valid(user) => user,
+            Credentials::EmailUnverified => {
+                count_login("email_unverified");
+                return Err(Error::FailedPrecondition(
+                    "the email address is not verified yet: follow the link in the mail we sent (a new one is on its way)",
+                ));
+            }
             Credentials::Invalid => {
                 tracing::info!("login failed");
                 count_login("bad_credentials");
@@ -284,10 +290,15 @@ impl AuthCore {
         login: &Login,
         password: &Password,
         ip_address: &str,
+        user_agent: &str,
     ) -> Result<Credentials, Error> {
-        let answer = self.users.verify(login, password, ip_address).await?;
+        let answer = self
+            .users
+            .verify(login, password, ip_address, user_agent)
+            .await?;
         count_login(match &answer {
             Credentials::Valid(_) => "success",
+            Credentials::EmailUnverified => "email_unverified",
             Credentials::Invalid => "bad_credentials",
             Credentials::Locked(_) => "locked_out",
         });

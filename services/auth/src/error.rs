@@ -13,6 +13,9 @@ pub enum Error {
     /// Bad credentials: a wrong login or password, a dead refresh token.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The call is right but the account's state does not allow it now.
+    #[error("{0}")]
+    FailedPrecondition(&'static str),
     /// The caller's bearer token was refused (why, in words for the caller).
     #[error("{0}")]
     TokenRefused(String),
@@ -49,6 +52,7 @@ impl From<Error> for Status {
         match e {
             Error::InvalidArgument(violations) => suite_grpc::status::invalid_argument(violations),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m),
             Error::TokenRefused(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::NotFound(m) => Status::not_found(m),

@@ -57,6 +57,9 @@ pub enum Credentials {
     Invalid,
     /// The account is throttled for this long: the password was not checked.
     Locked(Duration),
+    /// The password is right, but sign-in waits for the email address to be
+    /// verified (the user service mailed a new link).
+    EmailUnverified,
 }
 
 pub struct UserDirectory {
@@ -100,11 +103,13 @@ impl UserDirectory {
         login: &Login,
         password: &Password,
         client_address: &str,
+        user_agent: &str,
     ) -> Result<Credentials, Error> {
         let msg = VerifyCredentialsRequest {
             login: login.as_str().into(),
             password: password.expose().into(),
             client_address: client_address.into(),
+            user_agent: user_agent.chars().take(512).collect(),
         };
         let result = self
             .call(
@@ -122,6 +127,7 @@ impl UserDirectory {
                 answer.sessions_valid_after,
             )?)),
             Outcome::Invalid => Ok(Credentials::Invalid),
+            Outcome::EmailUnverified => Ok(Credentials::EmailUnverified),
             Outcome::Locked => {
                 let wait = answer
                     .retry_after

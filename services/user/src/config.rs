@@ -127,6 +127,10 @@ pub struct Config {
     #[command(flatten)]
     pub redis: suite_redis::RedisArgs,
 
+    /// Outgoing mail: SMTP or the development mailbox, links, notices.
+    #[command(flatten)]
+    pub mail: crate::mail::config::MailArgs,
+
     /// How long a cached user record lives, in seconds.
     #[arg(long = "user-cache-ttl-secs", env = "USER_CACHE_TTL_SECS", value_name = "USER_CACHE_TTL_SECS", default_value = "300", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
     pub user_cache_ttl: Duration,
@@ -155,10 +159,38 @@ impl Config {
         if self.password_hash_concurrency == Some(0) {
             return err("PASSWORD_HASH_CONCURRENCY", "must be at least 1".into());
         }
+        if self.mail.require_verified_email && !self.mail.email_verification {
+            return err(
+                "REQUIRE_VERIFIED_EMAIL",
+                "needs EMAIL_VERIFICATION=true (nobody could verify an address otherwise... except by a sign-in, which mails a link: set both)".into(),
+            );
+        }
         if let Err(e) = self.events.validate() {
             return err("NATS_URL/EVENTS_*", e);
         }
         Ok(())
+    }
+
+    /// The mail settings the core follows, waking `wake`'s mailer.
+    pub fn mail_policy(
+        &self,
+        wake: crate::mail::mailer::MailWake,
+    ) -> crate::core::email::MailPolicy {
+        let m = &self.mail;
+        crate::core::email::MailPolicy {
+            letters: m.letters(),
+            wake,
+            verify_on_registration: m.email_verification,
+            require_verified_email: m.require_verified_email,
+            verification_ttl: m.verification_ttl,
+            reset_ttl: m.reset_ttl,
+            revert_ttl: m.revert_ttl,
+            links_per_hour: m.links_per_hour,
+            notice_password_changed: m.notice_password_changed,
+            notice_email_changed: m.notice_email_changed,
+            notice_new_sign_in: m.notice_new_sign_in,
+            notice_account_locked: m.notice_account_locked,
+        }
     }
 
     pub fn hash_params(&self) -> HashParams {

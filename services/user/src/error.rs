@@ -44,6 +44,9 @@ pub enum Error {
     Aborted(&'static str),
     #[error("{0}")]
     ResourceExhausted(&'static str),
+    /// The call is right but the user's state does not allow it now.
+    #[error("{0}")]
+    FailedPrecondition(&'static str),
     /// Too many wrong passwords for the account; try again after the delay.
     #[error("too many failed password checks")]
     Throttled(std::time::Duration),
@@ -64,6 +67,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Conflict(field) => Self::AlreadyExists(field),
             StoreError::Unavailable(_, msg) => Self::Unavailable(msg),
+            StoreError::TokenSpent => Self::invalid("token", crate::core::email::SPENT_TOKEN),
             StoreError::Other(msg) => Self::Internal(msg),
         }
     }
@@ -90,6 +94,7 @@ impl From<Error> for Status {
             }
             Error::Aborted(m) => Status::aborted(m),
             Error::ResourceExhausted(m) => Status::resource_exhausted(m),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m),
             Error::Throttled(wait) => suite_grpc::status::throttled(wait),
             // The detail (driver message, address) is for the log, not the client.
             Error::Unavailable(_) => {
@@ -114,6 +119,8 @@ pub enum StartError {
     Events(String),
     #[error("{0}")]
     Redis(String),
+    #[error("mail: {0}")]
+    Mail(String),
     #[error(transparent)]
     Serve(#[from] suite_grpc::server::ServeError),
 }

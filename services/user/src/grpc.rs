@@ -6,7 +6,7 @@
 use crate::{
     core::{
         UserCore,
-        credentials::CredentialCheck,
+        credentials::{CredentialCheck, SignInClient},
         import::ImportOutcome,
         view::{UserPage, UserStatus},
     },
@@ -24,14 +24,18 @@ use suite_proto::{
     Login, Password, parse_credentials,
     time::to_timestamp,
     user::{
-        ChangePasswordRequest, ChangePasswordResponse, CreateUserRequest, CreateUserResponse,
-        DeleteUserRequest, DeleteUserResponse, GetUserRequest, GetUserResponse,
-        GetUserStatusRequest, GetUserStatusResponse, ImportResult, ImportUsersRequest,
-        ImportUsersResponse, ListUsersRequest, ListUsersResponse, LookupUserRequest,
-        LookupUserResponse, StreamEventsRequest, StreamEventsResponse, StreamMyEventsRequest,
-        StreamMyEventsResponse, UpdateUserRequest, UpdateUserResponse, VerifyCredentialsRequest,
-        VerifyCredentialsResponse, import_result, user_service_server::UserService,
-        user_service_server::UserServiceServer, verify_credentials_response::Outcome,
+        ChangePasswordRequest, ChangePasswordResponse, ConfirmEmailRequest, ConfirmEmailResponse,
+        CreateUserRequest, CreateUserResponse, DeleteUserRequest, DeleteUserResponse,
+        GetUserRequest, GetUserResponse, GetUserStatusRequest, GetUserStatusResponse, ImportResult,
+        ImportUsersRequest, ImportUsersResponse, ListUsersRequest, ListUsersResponse,
+        LookupUserRequest, LookupUserResponse, RequestPasswordResetRequest,
+        RequestPasswordResetResponse, ResetPasswordRequest, ResetPasswordResponse,
+        RevertEmailChangeRequest, RevertEmailChangeResponse, SendEmailVerificationRequest,
+        SendEmailVerificationResponse, StreamEventsRequest, StreamEventsResponse,
+        StreamMyEventsRequest, StreamMyEventsResponse, UpdateUserRequest, UpdateUserResponse,
+        VerifyCredentialsRequest, VerifyCredentialsResponse, import_result,
+        user_service_server::UserService, user_service_server::UserServiceServer,
+        verify_credentials_response::Outcome,
     },
 };
 use suite_tokens::{
@@ -311,12 +315,14 @@ impl UserService for UserApi {
             async {
                 let caller = self.caller(&req, "GetUserStatus").await?;
                 let status = self.core.status(&caller, &req.get_ref().user_id).await?;
+                let email_verified = status.email_verified;
                 let (user_id, username, roles, sessions_valid_after) = status_fields(status);
                 Ok::<_, Error>(GetUserStatusResponse {
                     user_id,
                     username,
                     roles,
                     sessions_valid_after,
+                    email_verified,
                 })
             }
             .await,
@@ -333,11 +339,96 @@ impl UserService for UserApi {
                 let r = req.into_inner();
                 let (login, password) =
                     parse_credentials(&r.login, r.password).map_err(invalid_fields)?;
+                let client = SignInClient {
+                    address: r.client_address,
+                    // Only for a notice: a longer one is cut, not refused.
+                    user_agent: r.user_agent.chars().take(512).collect(),
+                };
                 let check = self
                     .core
-                    .verify_credentials(&caller, login, password, &r.client_address)
+                    .verify_credentials(&caller, login, password, &client)
                     .await?;
                 Ok::<_, Error>(credentials_response(check))
+            }
+            .await,
+        )
+    }
+
+    async fn send_email_verification(
+        &self,
+        req: Request<SendEmailVerificationRequest>,
+    ) -> Result<Response<SendEmailVerificationResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req, "SendEmailVerification").await?;
+                let target = UserRef::parse(&req.get_ref().id, "id")?;
+                self.core.send_email_verification(&caller, target).await?;
+                Ok::<_, Error>(SendEmailVerificationResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn confirm_email(
+        &self,
+        req: Request<ConfirmEmailRequest>,
+    ) -> Result<Response<ConfirmEmailResponse>, Status> {
+        server::reply(
+            async {
+                // Open: the token is the proof.
+                let (user, email) = self.core.confirm_email(&req.get_ref().token).await?;
+                Ok::<_, Error>(ConfirmEmailResponse {
+                    user_id: user.to_string(),
+                    email,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn revert_email_change(
+        &self,
+        req: Request<RevertEmailChangeRequest>,
+    ) -> Result<Response<RevertEmailChangeResponse>, Status> {
+        server::reply(
+            async {
+                let (user, email) = self.core.revert_email_change(&req.get_ref().token).await?;
+                Ok::<_, Error>(RevertEmailChangeResponse {
+                    user_id: user.to_string(),
+                    email,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn request_password_reset(
+        &self,
+        req: Request<RequestPasswordResetRequest>,
+    ) -> Result<Response<RequestPasswordResetResponse>, Status> {
+        server::reply(
+            async {
+                self.core
+                    .request_password_reset(&req.get_ref().login)
+                    .await?;
+                Ok::<_, Error>(RequestPasswordResetResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn reset_password(
+        &self,
+        req: Request<ResetPasswordRequest>,
+    ) -> Result<Response<ResetPasswordResponse>, Status> {
+        server::reply(
+            async {
+                let r = req.into_inner();
+                let new = Password::parse(r.new_password).ok();
+                let user = self.core.reset_password(&r.token, new).await?;
+                Ok::<_, Error>(ResetPasswordResponse {
+                    user_id: user.to_string(),
+                })
             }
             .await,
         )
@@ -398,6 +489,8 @@ fn status_fields(s: UserStatus) -> (String, String, Vec<String>, Option<prost_ty
 fn credentials_response(check: CredentialCheck) -> VerifyCredentialsResponse {
     match check {
         CredentialCheck::Valid(status) => {
+            let email_verified = status.email_verified;
+            let email = status.email.clone();
             let (user_id, username, roles, sessions_valid_after) = status_fields(status);
             VerifyCredentialsResponse {
                 user_id,
@@ -406,8 +499,14 @@ fn credentials_response(check: CredentialCheck) -> VerifyCredentialsResponse {
                 sessions_valid_after,
                 outcome: Outcome::Valid.into(),
                 retry_after: None,
+                email_verified,
+                email,
             }
         }
+        CredentialCheck::EmailUnverified => VerifyCredentialsResponse {
+            outcome: Outcome::EmailUnverified.into(),
+            ..Default::default()
+        },
         CredentialCheck::Invalid => VerifyCredentialsResponse {
             outcome: Outcome::Invalid.into(),
             ..Default::default()

@@ -14,6 +14,8 @@ pub mod error;
 pub mod grpc;
 pub mod hashing;
 pub mod imported_hash;
+/// Outgoing mail: letters, link tokens, the mail outbox and the mailer.
+pub mod mail;
 pub mod metrics;
 pub mod password;
 /// The process: assembling the core, the adapter and the server runtime.

@@ -3,7 +3,7 @@
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
 };
 use std::sync::{LazyLock, atomic::AtomicU64};
 
@@ -18,6 +18,10 @@ pub struct UserMetrics {
     pub password_hash_buffer_bytes: Gauge,
     pub password_checks: Family<OutcomeLabels, Counter>,
     pub password_failure_floor_seconds: Gauge<f64, AtomicU64>,
+    pub mail: Family<OutcomeLabels, Counter>,
+    pub mail_outbox_depth: Gauge,
+    pub mail_delivery_seconds: Histogram,
+    pub password_reset_requests: Family<OutcomeLabels, Counter>,
 }
 
 static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
@@ -48,6 +52,26 @@ static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
             "The least time a failed password check takes (measured at the first failure: the slowest of a verification at the service's parameters and at the costliest an import accepts)",
             Gauge::default(),
         ),
+        mail: registry.registered(
+            "suite_user_mail",
+            "Mail delivery attempts by outcome (sent, retried, failed)",
+            Family::default(),
+        ),
+        mail_outbox_depth: registry.registered(
+            "suite_user_mail_outbox_depth",
+            "Mail in the outbox not yet delivered nor given up",
+            Gauge::default(),
+        ),
+        mail_delivery_seconds: registry.registered(
+            "suite_user_mail_delivery_seconds",
+            "From the change that wrote a mail to the SMTP server's acceptance",
+            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0]),
+        ),
+        password_reset_requests: registry.registered(
+            "suite_user_password_reset_requests",
+            "Password reset requests by outcome (mailed, unknown: no such account, limited: too many this hour)",
+            Family::default(),
+        ),
     }
 });
 
@@ -64,6 +88,22 @@ pub fn register() {
 pub fn count_password_check(outcome: &'static str) {
     metrics()
         .password_checks
+        .get_or_create(&OutcomeLabels { outcome })
+        .inc();
+}
+
+/// Counts a mail delivery attempt by outcome.
+pub fn count_mail(outcome: &'static str) {
+    metrics()
+        .mail
+        .get_or_create(&OutcomeLabels { outcome })
+        .inc();
+}
+
+/// Counts a password reset request by outcome.
+pub fn count_reset_request(outcome: &'static str) {
+    metrics()
+        .password_reset_requests
         .get_or_create(&OutcomeLabels { outcome })
         .inc();
 }

@@ -2,8 +2,15 @@
 //! and the suite's server runtime (health, reflection, limits, drain).
 
 use crate::{
-    cache::UserCache, config::Config, core::UserCore, error::StartError, grpc::UserApi,
-    password::PasswordHasher, store, throttle::Throttle,
+    cache::UserCache,
+    config::Config,
+    core::UserCore,
+    error::StartError,
+    grpc::UserApi,
+    mail::mailer::{MailWake, Mailer, MailerSettings},
+    password::PasswordHasher,
+    store,
+    throttle::Throttle,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use suite_db::Database;
@@ -71,12 +78,26 @@ pub async fn serve(
     let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
+    let transport = config
+        .mail
+        .transport()
+        .map_err(|e| StartError::Mail(e.to_string()))?;
+    let mail_wake = MailWake::default();
+    let mailing = Mailer::new(
+        crate::mail::queue::open(&database),
+        transport,
+        config.mail.mail_from.clone(),
+        MailerSettings::new(config.mail.send_timeout, config.mail.give_up_after),
+    )
+    .spawn(mail_wake.clone());
+    let policy = config.mail_policy(mail_wake);
     let throttle = Throttle::new(
         store.clone(),
         config.throttle(),
         config.throttle_limits(),
         events.clone(),
-    );
+    )
+    .with_lock_notices(policy.notice_account_locked.then(|| policy.clone()));
     let redis = config
         .redis
         .connect()
@@ -90,6 +111,7 @@ pub async fn serve(
         events,
         config.events.record,
         cache,
+        policy,
     ));
 
     let api = UserServiceServer::new(UserApi::new(
@@ -122,6 +144,8 @@ pub async fn serve(
     // In-flight changes are done: what they wrote is in the outbox, and the
     // next start publishes whatever this one did not.
     relaying.abort();
+    // What the mailer did not send waits in the outbox for the next start.
+    mailing.abort();
     Ok(result?)
 }
 

@@ -130,6 +130,11 @@ pub struct Throttle {
     /// memory for the rest of a lock the database has lifted (at most the
     /// lock's length, and only at the edge of a lock).
     known_locks: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Who is told by mail of a lock of their whole account (unset: nobody).
+    lock_notices: Option<crate::core::email::MailPolicy>,
+    /// When this process last told each user of a lock: at most one notice
+    /// an hour per user and replica, so guesses cannot flood a mailbox.
+    noticed: Mutex<HashMap<Uuid, DateTime<Utc>>>,
 }
 
 /// Known locks kept at most (beyond, the ended ones are dropped first, then
@@ -165,7 +170,15 @@ impl Throttle {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             database: Semaphore::new(limits.database_share.max(1)),
             known_locks: Mutex::default(),
+            lock_notices: None,
+            noticed: Mutex::default(),
         }
+    }
+
+    /// Tells users by mail when wrong passwords lock their whole account.
+    pub fn with_lock_notices(mut self, mail: Option<crate::core::email::MailPolicy>) -> Self {
+        self.lock_notices = mail;
+        self
     }
 
     /// Runs a database call of the password checks within their share of
@@ -267,14 +280,65 @@ impl Throttle {
             whole_account: r.locks.get(1).copied().flatten().is_some(),
         };
         let event = Event::new(&locked, user);
+        let letters = match locked.whole_account {
+            true => self.lock_notice(user, *until, now).await,
+            false => Vec::new(),
+        };
+        let also = crate::store::Also {
+            letters: &letters,
+            ..Default::default()
+        };
         let appended = self
-            .database(self.store.append_events(std::slice::from_ref(&event)))
+            .database(
+                self.store
+                    .append_events(std::slice::from_ref(&event), &also),
+            )
             .await;
         match appended.and_then(|r| r.map_err(Error::from)) {
-            Ok(()) => self.events.wake(),
+            Ok(()) => {
+                self.events.wake();
+                if let (Some(mail), false) = (&self.lock_notices, letters.is_empty()) {
+                    mail.wake.wake();
+                }
+            }
             // The lock holds regardless; only its announcement is lost.
             Err(e) => tracing::warn!(error = %e, "recording an account lock's event failed"),
         }
+    }
+
+    /// The notice of a lock of `user`'s whole account until `until`, unless
+    /// notices are off or this process told the user within the hour.
+    async fn lock_notice(
+        &self,
+        user: Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<crate::mail::letters::Letter> {
+        let Some(mail) = &self.lock_notices else {
+            return Vec::new();
+        };
+        {
+            let mut noticed = lock_ignoring_poison(&self.noticed);
+            noticed.retain(|_, at| *at > now - chrono::Duration::hours(1));
+            if noticed.contains_key(&user) || noticed.len() >= MAX_KNOWN_LOCKS {
+                return Vec::new();
+            }
+            noticed.insert(user, now);
+        }
+        let Ok(Some(record)) = self.store.get(user).await else {
+            return Vec::new();
+        };
+        let name = if record.display_name.as_str().is_empty() {
+            record.username.as_str()
+        } else {
+            record.display_name.as_str()
+        };
+        let to = crate::mail::letters::Addressee {
+            email: record.email.as_str(),
+            name,
+        };
+        let until = until.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        vec![mail.letters.account_locked(&to, &until)]
     }
 
     /// Deletes counters that can never matter again.

@@ -1,6 +1,6 @@
 //! Feeds a verifier's [`Revocations`] from the events: logout, revocation and
-//! reuse detection end a session's tokens; deletion, a password change and
-//! a roles change end the tokens a user was given before ([`user_cutoff`],
+//! reuse detection end a session's tokens; deletion, a password change, a
+//! roles change and an undone email change end the tokens a user was given before ([`user_cutoff`],
 //! the rule the auth service's sessions follow too). It reads one
 //! token lifetime back at start and marks the set caught up after that past.
 
@@ -20,6 +20,7 @@ pub fn types() -> Vec<String> {
         user::UserDeleted::full_name(),
         user::PasswordChanged::full_name(),
         user::RolesChanged::full_name(),
+        user::EmailChangeReverted::full_name(),
     ]
 }
 
@@ -57,6 +58,13 @@ pub fn user_cutoff(event: &Event, now: DateTime<Utc>) -> Option<UserCutoff> {
         (at, auth::RevocationReason::PasswordChanged)
     } else if event.decode::<user::RolesChanged>().is_some() {
         (event.time, auth::RevocationReason::RolesChanged)
+    } else if let Some(reverted) = event.decode::<user::EmailChangeReverted>() {
+        let at = reverted
+            .sessions_valid_after
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or(event.time);
+        (at, auth::RevocationReason::EmailChangeReverted)
     } else {
         return None;
     };

@@ -58,6 +58,8 @@ pub struct SignInForm {
     pub password: String,
     /// Where the browser is, for the password throttle.
     pub ip_address: String,
+    /// The browser's User-Agent (a new one is told to the user by mail).
+    pub user_agent: String,
 }
 
 /// The sign-in page's contents.
@@ -305,6 +307,7 @@ impl OAuthCore {
             login,
             password,
             ip_address,
+            user_agent,
         } = form;
         let (request_id, csrf_token, binding, login, ip_address) =
             (&*request_id, &*csrf_token, &*binding, &*login, &*ip_address);
@@ -336,11 +339,18 @@ impl OAuthCore {
         };
         let user = match self
             .auth
-            .check_password(&login, &password, ip_address)
+            .check_password(&login, &password, ip_address, &user_agent)
             .await?
         {
             Credentials::Valid(user) => user,
             Credentials::Invalid => return Ok(page("wrong login or password", "", 0)),
+            Credentials::EmailUnverified => {
+                return Ok(page(
+                    "confirm your email address first: follow the link we mailed you (a new one is on its way)",
+                    "",
+                    0,
+                ));
+            }
             Credentials::Locked(wait) => {
                 let secs = wait.as_secs().max(1);
                 return Ok(page(

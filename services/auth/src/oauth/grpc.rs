@@ -234,6 +234,7 @@ impl OAuthService for OAuthApi {
                     login: r.login,
                     password: r.password,
                     ip_address: ip,
+                    user_agent: r.user_agent,
                 })
                 .await?;
             Ok(pb::SignInResponse {

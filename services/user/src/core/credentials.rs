@@ -2,6 +2,7 @@
 //! the throttle, hashed on the hashing threads, shared by identical checks
 //! in flight), and the operators' lookup by login.
 
+use super::email::addressee;
 use super::{
     UserCore,
     access::{Access, authorize, operators_only, services_only},
@@ -14,13 +15,36 @@ use crate::{
     password::PasswordCheck,
     throttle::Account,
 };
+use crate::{mail::letters::Addressee, store::Also};
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 use suite_events::Event;
 use suite_proto::{
     Login, Password,
     time::{now, to_timestamp},
-    user::{PasswordChanged, User},
+    user::{EmailVerificationRequested, PasswordChanged, User},
 };
+
+/// Where a sign-in's password came from.
+#[derive(Debug, Clone, Default)]
+pub struct SignInClient {
+    /// The client's address (the throttle counts per account and address).
+    pub address: String,
+    /// Its User-Agent (a new one is told by mail).
+    pub user_agent: String,
+}
+
+impl SignInClient {
+    /// What is remembered of the client: a digest, so the table holds no
+    /// User-Agent strings.
+    fn digest(&self, user: uuid::Uuid) -> String {
+        let d = Sha256::new()
+            .chain_update(user.as_bytes())
+            .chain_update(self.user_agent.trim().as_bytes())
+            .finalize();
+        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+}
 use suite_tokens::Caller;
 
 /// What a credential check found.
@@ -32,6 +56,9 @@ pub enum CredentialCheck {
     Invalid,
     /// The account is locked for this long: the password was not checked.
     Locked(Duration),
+    /// The password is right but sign-in waits for the email address to be
+    /// verified (a new link was mailed, if the hour's budget allowed).
+    EmailUnverified,
 }
 
 impl UserCore {
@@ -108,7 +135,19 @@ impl UserCore {
             },
             id,
         );
-        self.save(&mut record, &self.recorded(vec![changed]))
+        let mut letters = Vec::new();
+        if self.mail.notice_password_changed {
+            letters.push(
+                self.mail
+                    .letters
+                    .password_changed(&addressee(&record, record.email.as_str())),
+            );
+        }
+        let also = Also {
+            letters: &letters,
+            ..Also::default()
+        };
+        self.save_with(&mut record, &self.recorded(vec![changed]), &also)
             .await?;
         tracing::info!(user.id = %id, "password changed");
         Ok(())
@@ -122,9 +161,10 @@ impl UserCore {
         caller: &Caller,
         login: Login,
         password: Password,
-        client_address: &str,
+        client: &SignInClient,
     ) -> Result<CredentialCheck, Error> {
         services_only(caller, "only services may verify credentials")?;
+        let client_address = client.address.as_str();
         // No stored password is this long (or this short); refusing it first
         // costs no hashing, whatever the user, so it reveals nothing.
         if NewPassword::parse(Some(password.clone())).is_err() {
@@ -148,7 +188,77 @@ impl UserCore {
         };
         let answer = self.check_credentials(&login, address, password).await;
         lead.finish(answer.as_ref().ok().cloned());
-        answer
+        match answer? {
+            CredentialCheck::Valid(status) => self.admit(status, client).await,
+            other => Ok(other),
+        }
+    }
+
+    /// What a right password leads to: a sign-in (told by mail if from a
+    /// client the user has not signed in with before), or, while sign-in
+    /// waits for a verified address, a new verification link.
+    async fn admit(
+        &self,
+        status: UserStatus,
+        client: &SignInClient,
+    ) -> Result<CredentialCheck, Error> {
+        if self.mail.require_verified_email && !status.email_verified {
+            let record = self.store.get(status.id).await?.ok_or(Error::NotFound)?;
+            if self
+                .within_link_budget(record.id, record.email.as_str())
+                .await?
+            {
+                let link = self.verification_link(&record, now());
+                let requested = Event::new(
+                    &EmailVerificationRequested {
+                        user_id: record.id.to_string(),
+                    },
+                    record.id,
+                );
+                self.mail_links(record.id, vec![requested], vec![link])
+                    .await?;
+            }
+            return Ok(CredentialCheck::EmailUnverified);
+        }
+        if self.mail.notice_new_sign_in && !client.user_agent.is_empty() {
+            // A notice that cannot be written does not stop the sign-in.
+            if let Err(e) = self.note_client(&status, client).await {
+                tracing::warn!(error = %e, "recording a sign-in's client failed");
+            }
+        }
+        Ok(CredentialCheck::Valid(status))
+    }
+
+    /// Remembers `client` for the user, with a notice if it is new and the
+    /// user signed in before (an account's first sign-in is not news).
+    async fn note_client(&self, status: &UserStatus, client: &SignInClient) -> Result<(), Error> {
+        let digest = client.digest(status.id);
+        let (known, any) = self.store.knows_client(status.id, &digest).await?;
+        if known {
+            return Ok(());
+        }
+        let mut letters = Vec::new();
+        if any {
+            let to = Addressee {
+                email: &status.email,
+                name: &status.name,
+            };
+            letters.push(
+                self.mail
+                    .letters
+                    .new_sign_in(&to, &client.user_agent, &client.address),
+            );
+        }
+        let also = Also {
+            letters: &letters,
+            known_client: Some((status.id, &digest)),
+            ..Also::default()
+        };
+        self.store.append_events(&[], &also).await?;
+        if !letters.is_empty() {
+            self.mail.wake.wake();
+        }
+        Ok(())
     }
 
     /// The credential check itself: counted by the throttle, then hashed.

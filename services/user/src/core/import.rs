@@ -71,6 +71,8 @@ pub fn parse(u: &ImportedUser, now: DateTime<Utc>) -> Result<UserRecord, String>
                 updated_at: now,
                 version: 1,
                 sessions_valid_after: None,
+                email_verified: false,
+                pending_email: None,
             })
         }
         _ => Err(reasons.join("; ")),

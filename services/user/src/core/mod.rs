@@ -6,7 +6,9 @@
 
 mod access;
 pub mod credentials;
+pub mod email;
 pub mod import;
+pub mod reset;
 pub mod view;
 
 use crate::{
@@ -15,17 +17,18 @@ use crate::{
     domain::{NewUser, UserRef, UserUpdate},
     error::Error,
     password::PasswordHasher,
-    store::{UserRecord, UserStore},
+    store::{Also, UserRecord, UserStore},
     throttle::Throttle,
 };
 use access::{Access, authorize};
 use credentials::{CredentialCheck, related_inputs};
+use email::{Link, MailPolicy};
 use std::sync::Arc;
 use suite_events::{Event, outbox::Wake};
 use suite_grpc::paging::Paging;
 use suite_proto::{
     time::now,
-    user::{RolesChanged, User, UserCreated, UserDeleted, UserUpdated},
+    user::{EmailVerificationRequested, RolesChanged, User, UserCreated, UserDeleted, UserUpdated},
 };
 use suite_tokens::Caller;
 use uuid::Uuid;
@@ -43,6 +46,8 @@ pub struct UserCore {
     cache: Arc<UserCache>,
     /// Identical credential checks in flight share one.
     same_checks: Coalescer<CredentialCheck>,
+    /// What is mailed, and when.
+    mail: MailPolicy,
 }
 
 impl UserCore {
@@ -53,6 +58,7 @@ impl UserCore {
         events: Wake,
         record: bool,
         cache: Arc<UserCache>,
+        mail: MailPolicy,
     ) -> Self {
         Self {
             store,
@@ -62,6 +68,7 @@ impl UserCore {
             record,
             cache,
             same_checks: Coalescer::new(crate::password::random_key()),
+            mail,
         }
     }
 
@@ -70,9 +77,14 @@ impl UserCore {
         if self.record { events } else { Vec::new() }
     }
 
-    /// Deletes password-failure counters that can never matter again.
+    /// Deletes password-failure counters and link tokens that can never
+    /// matter again.
     pub async fn prune(&self) -> Result<u64, Error> {
-        self.throttle.prune().await
+        let tokens = self
+            .store
+            .prune_tokens(now() - chrono::Duration::days(1))
+            .await?;
+        Ok(self.throttle.prune().await? + tokens)
     }
 
     /// Registration: open to anyone; only an admin may choose roles.
@@ -106,18 +118,41 @@ impl UserCore {
             updated_at: now,
             version: 1,
             sessions_valid_after: None,
+            email_verified: false,
+            pending_email: None,
         };
         let user = view(&record, Visibility::Full);
-        let created = Event::new(
+        let mut events = vec![Event::new(
             &UserCreated {
                 user: Some(user.clone()),
             },
             record.id,
-        );
+        )];
+        let mut letters = Vec::new();
+        let mut tokens = Vec::new();
+        if self.mail.verify_on_registration {
+            let Link { letter, token } = self.verification_link(&record, now);
+            letters.push(letter);
+            tokens.push(token);
+            events.push(Event::new(
+                &EmailVerificationRequested {
+                    user_id: record.id.to_string(),
+                },
+                record.id,
+            ));
+        }
+        let also = Also {
+            letters: &letters,
+            tokens: &tokens,
+            ..Also::default()
+        };
         self.store
-            .insert(&record, &self.recorded(vec![created]))
+            .insert(&record, &self.recorded(events), &also)
             .await?;
         self.events.wake();
+        if !letters.is_empty() {
+            self.mail.wake.wake();
+        }
         tracing::info!(user.id = %record.id, "user created");
         Ok(user)
     }
@@ -185,11 +220,26 @@ impl UserCore {
         let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
         check_etag(&etag, &record)?;
         let before = record.clone();
+        let mut events = Vec::new();
+        let mut links = Vec::new();
         if let Some(u) = changes.username {
             record.username = u;
         }
-        if let Some(e) = changes.email {
-            record.email = e;
+        match changes.email {
+            Some(e) if e == record.email => {}
+            // An operator's change stands at once, unverified (a link goes
+            // to the new address if verification is on).
+            Some(e) if caller.is_operator() => {
+                record.email = e;
+                record.email_verified = false;
+                record.pending_email = None;
+            }
+            // The user's own waits for the new address to confirm.
+            Some(e) => {
+                self.request_email_change(&mut record, e, &mut events, &mut links)
+                    .await?;
+            }
+            None => {}
         }
         if let Some(d) = changes.display_name {
             record.display_name = d;
@@ -199,16 +249,28 @@ impl UserCore {
         }
         record.updated_at = now();
         let changed = changed_fields(&before, &record);
+        if changed.contains(&"email") && self.mail.verify_on_registration {
+            links.push(self.verification_link(&record, record.updated_at));
+            events.push(Event::new(
+                &EmailVerificationRequested {
+                    user_id: id.to_string(),
+                },
+                id,
+            ));
+        }
         let mut after = view(&record, Visibility::Full);
         // The version the save is about to store.
         after.etag = (record.version + 1).to_string();
-        let mut events = vec![Event::new(
-            &UserUpdated {
-                user: Some(after),
-                changed_fields: changed.iter().map(|f| (*f).to_owned()).collect(),
-            },
-            id,
-        )];
+        events.insert(
+            0,
+            Event::new(
+                &UserUpdated {
+                    user: Some(after),
+                    changed_fields: changed.iter().map(|f| (*f).to_owned()).collect(),
+                },
+                id,
+            ),
+        );
         if changed.contains(&"roles") {
             // Sessions begun before now end, as the event says, and here
             // too, in the record's own transaction: a refresh that asks
@@ -224,7 +286,15 @@ impl UserCore {
                 id,
             ));
         }
-        self.save(&mut record, &self.recorded(events)).await?;
+        let (letters, tokens): (Vec<_>, Vec<_>) =
+            links.into_iter().map(|l| (l.letter, l.token)).unzip();
+        let also = Also {
+            letters: &letters,
+            tokens: &tokens,
+            ..Also::default()
+        };
+        self.save_with(&mut record, &self.recorded(events), &also)
+            .await?;
         Ok(view(&record, Visibility::Full))
     }
 
@@ -255,12 +325,20 @@ impl UserCore {
     }
 
     /// Stores `record` with its `events` if nobody changed it since it was
-    /// read; bumps its version.
-    async fn save(&self, record: &mut UserRecord, events: &[Event]) -> Result<(), Error> {
-        if !self.store.update(record, events).await? {
+    /// read, and what `also` holds in the same transaction; bumps its version.
+    async fn save_with(
+        &self,
+        record: &mut UserRecord,
+        events: &[Event],
+        also: &Also<'_>,
+    ) -> Result<(), Error> {
+        if !self.store.update(record, events, also).await? {
             return Err(self.lost_race(record.id).await);
         }
         self.events.wake();
+        if !also.letters.is_empty() {
+            self.mail.wake.wake();
+        }
         record.version += 1;
         // Before the answer: no read after it is served the old record.
         self.cache.written(record.id, record.version).await;

@@ -32,6 +32,11 @@ pub fn view(r: &UserRecord, visibility: Visibility) -> User {
         create_time: Some(to_timestamp(r.created_at)),
         update_time: Some(to_timestamp(r.updated_at)),
         etag: if full { etag(r) } else { String::new() },
+        email_verified: full && r.email_verified,
+        pending_email: match (&r.pending_email, full) {
+            (Some(e), true) => e.as_str().to_owned(),
+            _ => String::new(),
+        },
     }
 }
 
@@ -51,15 +56,27 @@ pub struct UserStatus {
     pub username: String,
     pub roles: Vec<String>,
     pub sessions_valid_after: Option<DateTime<Utc>>,
+    pub email: String,
+    pub email_verified: bool,
+    /// The name mail greets the user by.
+    pub name: String,
 }
 
 impl UserStatus {
     pub fn of(record: UserRecord) -> Self {
+        let name = if record.display_name.as_str().is_empty() {
+            record.username.as_str()
+        } else {
+            record.display_name.as_str()
+        };
         Self {
             id: record.id,
+            name: name.to_owned(),
             username: record.username.as_str().to_owned(),
             roles: record.roles,
             sessions_valid_after: record.sessions_valid_after,
+            email: record.email.as_str().to_owned(),
+            email_verified: record.email_verified,
         }
     }
 }

@@ -156,7 +156,7 @@ impl PasswordHasher {
         let dummy = hasher
             .run(move |buffer| {
                 let mut secret = [0u8; 16];
-                getrandom_fill(&mut secret);
+                fill_random(&mut secret);
                 hash_with(&p, &secret, buffer)
             })
             .await??;
@@ -437,7 +437,7 @@ fn blocks(buffer: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
 fn hash_with(params: &Params, password: &[u8], buffer: &mut Vec<Block>) -> Result<String, Error> {
     let failed = |e: &dyn std::fmt::Display| Error::Internal(format!("hashing failed: {e}"));
     let mut salt = [0u8; 16];
-    getrandom_fill(&mut salt);
+    fill_random(&mut salt);
     let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
         .hash_password_into_with_memory(
@@ -497,11 +497,11 @@ fn is_current(hash: &PasswordHash, params: &Params) -> bool {
 /// A random key (of a keyed digest that lives in memory only).
 pub fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
-    getrandom_fill(&mut key);
+    fill_random(&mut key);
     key
 }
 
-fn getrandom_fill(buf: &mut [u8]) {
+pub(crate) fn fill_random(buf: &mut [u8]) {
     // The OS generator failing is not recoverable; argon2's own salt
     // generation would abort the same way.
     #[allow(clippy::expect_used)]

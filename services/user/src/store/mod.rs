@@ -1,11 +1,17 @@
 //! Persistence of users: one trait, with a PostgreSQL and an SQLite
 //! implementation chosen by the database URL's scheme.
 
+mod also;
 mod postgres;
 mod sqlite;
 mod traced;
 
-use crate::domain::{DisplayName, Email, Username};
+pub use also::Also;
+
+use crate::{
+    domain::{DisplayName, Email, Username},
+    mail::links::TokenRecord,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{sync::Arc, time::Duration};
@@ -31,6 +37,10 @@ pub struct UserRecord {
     pub version: i64,
     /// Sessions started before this instant are over (password change, deletion).
     pub sessions_valid_after: Option<DateTime<Utc>>,
+    /// Whether the user proved `email` is theirs.
+    pub email_verified: bool,
+    /// An address the user asked to change to, until confirmed from it.
+    pub pending_email: Option<Email>,
 }
 
 /// The failed password checks counted under one key.
@@ -115,6 +125,9 @@ pub enum StoreError {
     /// A database fault (see `suite_db::fault`): Unavailable to clients.
     #[error("database unavailable ({0:?}): {1}")]
     Unavailable(suite_db::Fault, String),
+    /// The link token a change redeems was redeemed first by another.
+    #[error("the token was used already")]
+    TokenSpent,
     #[error("database error: {0}")]
     Other(String),
 }
@@ -166,8 +179,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Inserts `user` and writes `events` to the outbox, in one transaction.
-    async fn insert(&self, user: &UserRecord, events: &[Event]) -> Result<()>;
+    /// Inserts `user`, writes `events` to the outbox and what `also` holds,
+    /// in one transaction.
+    async fn insert(&self, user: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<()>;
     /// Inserts each of `users` unless a live user has its username or email
     /// (or an earlier one of `users` took it), each with its event
     /// (`events[i]` is `users[i]`'s; empty: none) in the same transaction.
@@ -184,9 +198,10 @@ pub trait UserStore: Send + Sync {
     async fn count(&self) -> Result<i64>;
     /// Writes every mutable column of `user` (with `version` bumped by one)
     /// if the stored version is still `user.version`; false if it is not, or
-    /// the user is gone. `events` go to the outbox in the same transaction,
-    /// if it changed the user.
-    async fn update(&self, user: &UserRecord, events: &[Event]) -> Result<bool>;
+    /// the user is gone. `events` go to the outbox, and what `also` holds
+    /// is written, in the same transaction, if it changed the user (and
+    /// `also`'s redemption, if any, was the first: else `TokenSpent`).
+    async fn update(&self, user: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<bool>;
     /// Replaces the hash only if it is still `old` (an upgrade after login;
     /// it changes neither version nor sessions).
     async fn replace_hash(&self, id: Uuid, old: &str, new: &str) -> Result<()>;
@@ -199,9 +214,26 @@ pub trait UserStore: Send + Sync {
         at: DateTime<Utc>,
         events: &[Event],
     ) -> Result<bool>;
-    /// Writes `events` to the outbox on their own (their change is already
-    /// stored: an account lock, taken with the password check's reservation).
-    async fn append_events(&self, events: &[Event]) -> Result<()>;
+    /// Writes `events` to the outbox, and what `also` holds, on their own
+    /// (their change is already stored: an account lock, taken with the
+    /// password check's reservation; or there is no change to the user: a
+    /// mailed link).
+    async fn append_events(&self, events: &[Event], also: &Also<'_>) -> Result<()>;
+
+    /// The link token stored under `hash`, if any.
+    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+    /// How many link mails went out since `since`: to `user`, and to
+    /// `email` (lower-cased), whoever's.
+    async fn recent_links(
+        &self,
+        user: Uuid,
+        email: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64)>;
+    /// Whether `user` signed in with `client` before, and with any client.
+    async fn knows_client(&self, user: Uuid, client: &str) -> Result<(bool, bool)>;
+    /// Deletes link tokens that expired before `before`.
+    async fn prune_tokens(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// The failure counter under `key`, if any.
     async fn failures(&self, key: &str) -> Result<Option<Failures>>;

@@ -1,7 +1,14 @@
 //! The user store on PostgreSQL.
 
-use super::{Attempt, Counter, Failures, Result, UserRecord, UserStore, reserve};
-use crate::domain::{DisplayName, Email, Username};
+use super::{
+    Also, Attempt, Counter, Failures, Result, StoreError, UserRecord, UserStore,
+    also::{link_queries, write_also},
+    reserve,
+};
+use crate::{
+    domain::{DisplayName, Email, Username},
+    mail::links::TokenRecord,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
@@ -17,7 +24,7 @@ pub struct PgStore {
 macro_rules! select_users {
     ($rest:literal) => {
         concat!(
-            "SELECT id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after FROM users ",
+            "SELECT id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after, email_verified, pending_email FROM users ",
             $rest
         )
     };
@@ -36,21 +43,27 @@ fn record(row: &PgRow) -> sqlx::Result<UserRecord> {
         updated_at: row.try_get("updated_at")?,
         version: row.try_get("version")?,
         sessions_valid_after: row.try_get("sessions_valid_after")?,
+        email_verified: row.try_get("email_verified")?,
+        pending_email: row
+            .try_get::<Option<String>, _>("pending_email")?
+            .map(Email::from_stored),
     })
 }
 
-#[async_trait]
-impl UserStore for PgStore {
-    async fn insert(&self, u: &UserRecord, events: &[Event]) -> Result<()> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            outbox::pg_changes_with_events(
-                "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[],
-                10,
-            )
-        });
-        let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
+/// The INSERT of a user (`$1` to `$12`).
+const INSERT_USER: &str = "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after, email_verified, pending_email) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// The conditional UPDATE of a user's mutable columns (`$1` to `$11`).
+const UPDATE_USER: &str = "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
+     updated_at = $7, sessions_valid_after = $8, email_verified = $10, pending_email = $11, version = version + 1 \
+     WHERE id = $1 AND version = $9 AND deleted_at IS NULL";
+
+/// Binds `u` as [`INSERT_USER`] reads it.
+macro_rules! bind_insert {
+    ($query:expr, $u:expr) => {{
+        let u: &UserRecord = $u;
+        $query
             .bind(u.id)
             .bind(u.username.as_str())
             .bind(u.email.as_str())
@@ -60,7 +73,47 @@ impl UserStore for PgStore {
             .bind(u.created_at)
             .bind(u.updated_at)
             .bind(u.version)
-            .bind(u.sessions_valid_after);
+            .bind(u.sessions_valid_after)
+            .bind(u.email_verified)
+            .bind(u.pending_email.as_ref().map(Email::as_str))
+    }};
+}
+
+/// Binds `u` as [`UPDATE_USER`] reads it.
+macro_rules! bind_update {
+    ($query:expr, $u:expr) => {{
+        let u: &UserRecord = $u;
+        $query
+            .bind(u.id)
+            .bind(u.username.as_str())
+            .bind(u.email.as_str())
+            .bind(u.display_name.as_str())
+            .bind(&u.roles)
+            .bind(&u.password_hash)
+            .bind(u.updated_at)
+            .bind(u.sessions_valid_after)
+            .bind(u.version)
+            .bind(u.email_verified)
+            .bind(u.pending_email.as_ref().map(Email::as_str))
+    }};
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn insert(&self, u: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<()> {
+        if !also.is_empty() {
+            let mut tx = self.pool.begin().await?;
+            bind_insert!(sqlx::query(INSERT_USER), u)
+                .execute(&mut *tx)
+                .await?;
+            outbox::append_pg(&mut tx, events).await?;
+            write_also!(tx, also);
+            tx.commit().await?;
+            return Ok(());
+        }
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| outbox::pg_changes_with_events(INSERT_USER, &[], 12));
+        let query = bind_insert!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u);
         outbox::bind_pg_events(query, events)
             .fetch_one(&self.pool)
             .await?;
@@ -159,26 +212,23 @@ impl UserStore for PgStore {
         )
     }
 
-    async fn update(&self, u: &UserRecord, events: &[Event]) -> Result<bool> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            outbox::pg_changes_with_events(
-                "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
-                 updated_at = $7, sessions_valid_after = $8, version = version + 1 \
-                 WHERE id = $1 AND version = $9 AND deleted_at IS NULL",
-                &[],
-                9,
-            )
-        });
-        let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
-            .bind(u.id)
-            .bind(u.username.as_str())
-            .bind(u.email.as_str())
-            .bind(u.display_name.as_str())
-            .bind(&u.roles)
-            .bind(&u.password_hash)
-            .bind(u.updated_at)
-            .bind(u.sessions_valid_after)
-            .bind(u.version);
+    async fn update(&self, u: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<bool> {
+        if !also.is_empty() {
+            let mut tx = self.pool.begin().await?;
+            let done = bind_update!(sqlx::query(UPDATE_USER), u)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            outbox::append_pg(&mut tx, events).await?;
+            write_also!(tx, also);
+            tx.commit().await?;
+            return Ok(true);
+        }
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| outbox::pg_changes_with_events(UPDATE_USER, &[], 11));
+        let query = bind_update!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u);
         let changed = outbox::bind_pg_events(query, events)
             .fetch_one(&self.pool)
             .await?;
@@ -220,11 +270,33 @@ impl UserStore for PgStore {
         Ok(changed == 1)
     }
 
-    async fn append_events(&self, events: &[Event]) -> Result<()> {
+    async fn append_events(&self, events: &[Event], also: &Also<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         outbox::append_pg(&mut tx, events).await?;
+        write_also!(tx, also);
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
+        find_token(&self.pool, hash).await
+    }
+
+    async fn recent_links(
+        &self,
+        user: Uuid,
+        email: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
+        recent_links(&self.pool, user, email, since).await
+    }
+
+    async fn knows_client(&self, user: Uuid, client: &str) -> Result<(bool, bool)> {
+        knows_client(&self.pool, user, client).await
+    }
+
+    async fn prune_tokens(&self, before: DateTime<Utc>) -> Result<u64> {
+        prune_tokens(&self.pool, before).await
     }
 
     async fn failures(&self, key: &str) -> Result<Option<Failures>> {
@@ -346,3 +418,5 @@ impl UserStore for PgStore {
         Ok(done.rows_affected())
     }
 }
+
+link_queries!(sqlx::PgPool);

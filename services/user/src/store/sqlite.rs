@@ -1,7 +1,14 @@
 //! The user store on an embedded SQLite file (the zero-setup default).
 
-use super::{Attempt, Counter, Failures, Result, StoreError, UserRecord, UserStore, reserve};
-use crate::domain::{DisplayName, Email, Username};
+use super::{
+    Also, Attempt, Counter, Failures, Result, StoreError, UserRecord, UserStore,
+    also::{link_queries, write_also},
+    reserve,
+};
+use crate::{
+    domain::{DisplayName, Email, Username},
+    mail::links::TokenRecord,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
@@ -16,7 +23,7 @@ pub struct SqliteStore {
 macro_rules! select_users {
     ($rest:literal) => {
         concat!(
-            "SELECT id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after FROM users ",
+            "SELECT id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after, email_verified, pending_email FROM users ",
             $rest
         )
     };
@@ -37,6 +44,10 @@ fn record(row: &SqliteRow) -> std::result::Result<UserRecord, StoreError> {
         updated_at: row.try_get("updated_at")?,
         version: row.try_get("version")?,
         sessions_valid_after: row.try_get("sessions_valid_after")?,
+        email_verified: row.try_get("email_verified")?,
+        pending_email: row
+            .try_get::<Option<String>, _>("pending_email")?
+            .map(Email::from_stored),
     })
 }
 
@@ -46,11 +57,11 @@ fn roles_json(roles: &[String]) -> String {
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn insert(&self, u: &UserRecord, events: &[Event]) -> Result<()> {
+    async fn insert(&self, u: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after, email_verified, pending_email) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(u.id)
         .bind(u.username.as_str())
@@ -62,9 +73,12 @@ impl UserStore for SqliteStore {
         .bind(u.updated_at)
         .bind(u.version)
         .bind(u.sessions_valid_after)
+        .bind(u.email_verified)
+        .bind(u.pending_email.as_ref().map(Email::as_str))
         .execute(&mut *tx)
         .await?;
         outbox::append_sqlite(&mut tx, events).await?;
+        write_also!(tx, also);
         tx.commit().await?;
         Ok(())
     }
@@ -138,11 +152,11 @@ impl UserStore for SqliteStore {
         )
     }
 
-    async fn update(&self, u: &UserRecord, events: &[Event]) -> Result<bool> {
+    async fn update(&self, u: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET username = ?2, email = ?3, display_name = ?4, roles = ?5, password_hash = ?6, \
-             updated_at = ?7, sessions_valid_after = ?8, version = version + 1 \
+             updated_at = ?7, sessions_valid_after = ?8, email_verified = ?10, pending_email = ?11, version = version + 1 \
              WHERE id = ?1 AND version = ?9 AND deleted_at IS NULL",
         )
         .bind(u.id)
@@ -154,8 +168,13 @@ impl UserStore for SqliteStore {
         .bind(u.updated_at)
         .bind(u.sessions_valid_after)
         .bind(u.version)
+        .bind(u.email_verified)
+        .bind(u.pending_email.as_ref().map(Email::as_str))
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 1 {
+            write_also!(tx, also);
+        }
         commit_if_changed(tx, done.rows_affected() == 1, events).await
     }
 
@@ -189,11 +208,33 @@ impl UserStore for SqliteStore {
         commit_if_changed(tx, done.rows_affected() == 1, events).await
     }
 
-    async fn append_events(&self, events: &[Event]) -> Result<()> {
+    async fn append_events(&self, events: &[Event], also: &Also<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         outbox::append_sqlite(&mut tx, events).await?;
+        write_also!(tx, also);
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
+        find_token(&self.pool, hash).await
+    }
+
+    async fn recent_links(
+        &self,
+        user: Uuid,
+        email: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
+        recent_links(&self.pool, user, email, since).await
+    }
+
+    async fn knows_client(&self, user: Uuid, client: &str) -> Result<(bool, bool)> {
+        knows_client(&self.pool, user, client).await
+    }
+
+    async fn prune_tokens(&self, before: DateTime<Utc>) -> Result<u64> {
+        prune_tokens(&self.pool, before).await
     }
 
     async fn failures(&self, key: &str) -> Result<Option<Failures>> {
@@ -315,3 +356,5 @@ async fn commit_if_changed(
     tx.commit().await?;
     Ok(true)
 }
+
+link_queries!(sqlx::SqlitePool);

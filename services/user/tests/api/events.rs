@@ -143,6 +143,7 @@ async fn every_change_is_one_event(backend: Backend, via: Via) {
             login: "nina".into(),
             password: PASSWORD.into(),
             client_address: "192.0.2.7".into(),
+            user_agent: String::new(),
         };
         let answer = c
             .verify_credentials(authed(wrong, &app.service_token()))

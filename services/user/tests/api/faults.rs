@@ -93,6 +93,7 @@ async fn check(
         login: "faulty".into(),
         password: PASSWORD.into(),
         client_address: String::new(),
+        user_agent: String::new(),
     };
     app.client
         .clone()

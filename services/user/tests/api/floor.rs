@@ -60,6 +60,7 @@ async fn a_wrong_password_waits_out_the_floor_without_holding_the_accounts_turn(
             login: name.into(),
             password: "a wrong guess at it".into(),
             client_address: "192.0.2.1".into(),
+            user_agent: String::new(),
         };
         let mut c = app.client.clone();
         let token = app.service_token();

@@ -1,0 +1,193 @@
+//! The mailer: delivers the mail outbox. Each replica runs one; a letter is
+//! claimed before it is sent (so two replicas never send it at once),
+//! deleted once the server took it, tried again with a growing pause after a
+//! temporary failure, set aside after a permanent one or once it is too old.
+//! A crash between the server's acceptance and the delete sends the letter
+//! again after the claim's lease, with the same Message-ID.
+
+use super::{
+    queue::{MailQueue, QueuedMail},
+    transport::{SendError, Transport},
+};
+use chrono::Utc;
+use lettre::message::Mailbox;
+use std::{sync::Arc, time::Duration};
+use tokio::{sync::Notify, task::JoinSet};
+
+/// Wakes the mailer after a change wrote a letter, so it goes at once.
+#[derive(Debug, Clone, Default)]
+pub struct MailWake(Arc<Notify>);
+
+impl MailWake {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MailerSettings {
+    /// How often the outbox is looked at when nothing wakes the mailer
+    /// (other replicas' letters, and those put off).
+    pub poll: Duration,
+    /// Letters read (and sent at once) per round.
+    pub batch: i64,
+    /// The whole of one send.
+    pub send_timeout: Duration,
+    /// The pause after the first temporary failure, doubled after each.
+    pub first_retry: Duration,
+    /// The longest pause.
+    pub max_retry: Duration,
+    /// Letters older than this are not tried again.
+    pub give_up_after: Duration,
+}
+
+impl MailerSettings {
+    pub fn new(send_timeout: Duration, give_up_after: Duration) -> Self {
+        Self {
+            poll: Duration::from_secs(1),
+            batch: 32,
+            send_timeout,
+            first_retry: Duration::from_secs(1),
+            max_retry: Duration::from_secs(600),
+            give_up_after,
+        }
+    }
+
+    /// The pause before attempt `attempts + 1`.
+    fn retry_after(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        self.first_retry
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.max_retry)
+    }
+}
+
+pub struct Mailer {
+    queue: Arc<dyn MailQueue>,
+    transport: Transport,
+    from: Mailbox,
+    settings: MailerSettings,
+}
+
+impl Mailer {
+    pub fn new(
+        queue: Arc<dyn MailQueue>,
+        transport: Transport,
+        from: Mailbox,
+        settings: MailerSettings,
+    ) -> Self {
+        Self {
+            queue,
+            transport,
+            from,
+            settings,
+        }
+    }
+
+    /// Runs the mailer until the task is aborted.
+    pub fn spawn(self, wake: MailWake) -> tokio::task::JoinHandle<()> {
+        tracing::info!(to = %self.transport.describe(), "mailer started");
+        let this = Arc::new(self);
+        tokio::spawn(async move {
+            loop {
+                let read = this.clone().round().await;
+                if read < usize::try_from(this.settings.batch).unwrap_or(usize::MAX) {
+                    tokio::select! {
+                        () = wake.0.notified() => {}
+                        () = tokio::time::sleep(this.settings.poll) => {}
+                    }
+                }
+            }
+        })
+    }
+
+    /// Sends what is due; how many letters were read.
+    async fn round(self: Arc<Self>) -> usize {
+        let due = match self.queue.due(Utc::now(), self.settings.batch).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the mail outbox failed; will retry");
+                return 0;
+            }
+        };
+        let read = due.len();
+        let mut sends = JoinSet::new();
+        for mail in due {
+            let this = self.clone();
+            sends.spawn(async move { this.deliver(mail).await });
+        }
+        while sends.join_next().await.is_some() {}
+        if let Ok(depth) = self.queue.depth().await {
+            crate::metrics::metrics().mail_outbox_depth.set(depth);
+        }
+        read
+    }
+
+    async fn deliver(&self, mail: QueuedMail) {
+        let now = Utc::now();
+        // The lease outlasts the send: nobody else takes it meanwhile.
+        let lease = self.settings.send_timeout + Duration::from_secs(30);
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        match self.queue.claim(&mail, until).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, mail.id = %mail.id, "claiming a mail failed; will retry");
+                return;
+            }
+        }
+        let outcome = self.transport.send(&self.from, &mail).await;
+        let now = Utc::now();
+        let settled = match &outcome {
+            Ok(()) => {
+                let waited = (now - mail.created_at).to_std().unwrap_or_default();
+                crate::metrics::metrics()
+                    .mail_delivery_seconds
+                    .observe(waited.as_secs_f64());
+                tracing::info!(mail.id = %mail.id, mail.kind = %mail.kind, attempts = mail.attempts + 1, "mail sent");
+                self.queue.sent(mail.id).await
+            }
+            Err(SendError::Temporary(e)) => {
+                let age = (now - mail.created_at).to_std().unwrap_or_default();
+                if age >= self.settings.give_up_after {
+                    tracing::error!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, "mail given up: the SMTP server refused it for too long");
+                    self.queue.failed(mail.id, now, e).await
+                } else {
+                    let pause = self.settings.retry_after(mail.attempts + 1);
+                    tracing::warn!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, retry_in_secs = pause.as_secs(), "mail not sent; will retry");
+                    let at = now + chrono::Duration::from_std(pause).unwrap_or_default();
+                    self.queue.retry_at(mail.id, at, e).await
+                }
+            }
+            Err(SendError::Permanent(e)) => {
+                tracing::error!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, "mail refused for good; not retried");
+                self.queue.failed(mail.id, now, e).await
+            }
+        };
+        let label = match &outcome {
+            Ok(()) => "sent",
+            Err(SendError::Temporary(_)) => "retried",
+            Err(SendError::Permanent(_)) => "failed",
+        };
+        crate::metrics::count_mail(label);
+        if let Err(e) = settled {
+            // The lease runs out and the letter is tried again: at worst a
+            // second copy with the same Message-ID.
+            tracing::warn!(error = %e, mail.id = %mail.id, "recording a mail's delivery failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_the_longest() {
+        let s = MailerSettings::new(Duration::from_secs(30), Duration::from_secs(3600));
+        assert_eq!(s.retry_after(1), Duration::from_secs(1));
+        assert_eq!(s.retry_after(2), Duration::from_secs(2));
+        assert_eq!(s.retry_after(5), Duration::from_secs(16));
+        assert_eq!(s.retry_after(40), Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,186 @@
+//! The mail outbox as the mailer reads it: letters due, claimed by one
+//! replica at a time (a compare-and-set on `attempts`), deleted once sent,
+//! put off after a temporary failure, set aside after a permanent one. The
+//! letters are written by the user store, in the transaction of the change
+//! that causes them (`store::Also`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use std::sync::Arc;
+use suite_db::{Database, Traced};
+use uuid::Uuid;
+
+use crate::store::Result;
+
+/// A letter waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    pub id: Uuid,
+    pub kind: String,
+    pub to: String,
+    pub to_name: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+#[async_trait]
+pub trait MailQueue: Send + Sync {
+    /// Up to `limit` letters due at `now`, oldest first.
+    async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<QueuedMail>>;
+    /// Takes `mail` for a send: its attempt count goes from what was read
+    /// to one more, and it is not due again before `until` (the lease: a
+    /// replica that dies mid-send leaves it to another after that). False
+    /// if another replica took it first.
+    async fn claim(&self, mail: &QueuedMail, until: DateTime<Utc>) -> Result<bool>;
+    /// The server took it: gone from the outbox (and its link with it).
+    async fn sent(&self, id: Uuid) -> Result<()>;
+    /// Tried again at `at`, `error` noted.
+    async fn retry_at(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()>;
+    /// Never to be tried again (kept, with `error`, for the operator).
+    async fn failed(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()>;
+    /// Letters not yet delivered nor given up.
+    async fn depth(&self) -> Result<i64>;
+}
+
+/// The queue on `db`'s pool, every call in a database span.
+pub fn open(db: &Database) -> Arc<dyn MailQueue> {
+    Arc::new(db.store::<dyn MailQueue>(
+        |pool| Arc::new(PgQueue { pool }),
+        |pool| Arc::new(SqliteQueue { pool }),
+    ))
+}
+
+/// A row of `mail_outbox` (the same columns on both databases).
+macro_rules! queued {
+    ($row:expr) => {{
+        let r = $row;
+        QueuedMail {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            to: r.try_get("recipient")?,
+            to_name: r.try_get("recipient_name")?,
+            subject: r.try_get("subject")?,
+            text: r.try_get("text_body")?,
+            html: r.try_get("html_body")?,
+            created_at: r.try_get("created_at")?,
+            attempts: r.try_get("attempts")?,
+        }
+    }};
+}
+
+/// The queue's statements: the same on both databases but for placeholders
+/// (`$1` and `?` are both accepted by SQLite; PostgreSQL needs `$n`).
+macro_rules! queue_impl {
+    ($name:ident, $pool:ty) => {
+        pub struct $name {
+            pool: $pool,
+        }
+
+        #[async_trait]
+        impl MailQueue for $name {
+            async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<QueuedMail>> {
+                let rows = sqlx::query(
+                    "SELECT id, kind, recipient, recipient_name, subject, text_body, html_body, created_at, attempts \
+                     FROM mail_outbox WHERE failed_at IS NULL AND next_attempt_at <= $1 \
+                     ORDER BY next_attempt_at, id LIMIT $2",
+                )
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| -> sqlx::Result<QueuedMail> { Ok(queued!(r)) })
+                    .collect::<sqlx::Result<_>>()?)
+            }
+
+            async fn claim(&self, mail: &QueuedMail, until: DateTime<Utc>) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $3 \
+                     WHERE id = $1 AND attempts = $2 AND failed_at IS NULL",
+                )
+                .bind(mail.id)
+                .bind(mail.attempts)
+                .bind(until)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn sent(&self, id: Uuid) -> Result<()> {
+                sqlx::query("DELETE FROM mail_outbox WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn retry_at(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()> {
+                sqlx::query("UPDATE mail_outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(at)
+                    .bind(error)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn failed(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()> {
+                sqlx::query("UPDATE mail_outbox SET failed_at = $2, last_error = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(at)
+                    .bind(error)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn depth(&self) -> Result<i64> {
+                Ok(
+                    sqlx::query_scalar("SELECT count(*) FROM mail_outbox WHERE failed_at IS NULL")
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
+            }
+        }
+    };
+}
+
+queue_impl!(PgQueue, sqlx::PgPool);
+queue_impl!(SqliteQueue, sqlx::SqlitePool);
+
+#[async_trait]
+impl MailQueue for Traced<dyn MailQueue> {
+    async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<QueuedMail>> {
+        self.run("SELECT", "mail_outbox", || self.inner().due(now, limit))
+            .await
+    }
+    async fn claim(&self, mail: &QueuedMail, until: DateTime<Utc>) -> Result<bool> {
+        self.run("UPDATE", "mail_outbox", || self.inner().claim(mail, until))
+            .await
+    }
+    async fn sent(&self, id: Uuid) -> Result<()> {
+        self.run("DELETE", "mail_outbox", || self.inner().sent(id))
+            .await
+    }
+    async fn retry_at(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.run("UPDATE", "mail_outbox", || {
+            self.inner().retry_at(id, at, error)
+        })
+        .await
+    }
+    async fn failed(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.run("UPDATE", "mail_outbox", || {
+            self.inner().failed(id, at, error)
+        })
+        .await
+    }
+    async fn depth(&self) -> Result<i64> {
+        self.run("SELECT", "mail_outbox", || self.inner().depth())
+            .await
+    }
+}
