@@ -89,7 +89,7 @@ pub async fn serve(
         config.mail.mail_from.clone(),
         MailerSettings::new(config.mail.send_timeout, config.mail.give_up_after),
     )
-    .spawn(mail_wake.clone());
+    .spawn(mail_wake.clone(), database.migrated());
     let policy = config.mail_policy(mail_wake);
     let throttle = Throttle::new(
         store.clone(),

@@ -2,7 +2,7 @@
 //! binary): a fresh database per test and [`on_both_databases!`] ([`db`]),
 //! a service on a task of its own ([`server`]), NATS and Redis servers of
 //! the test's own ([`child`]) and a slow, freezable link to one
-//! ([`slow_link`]), an OTLP collector ([`otlp`]), configurations that ignore
+//! ([`slow_link`]), an OTLP collector ([`otlp`]), an SMTP sink ([`smtp`]), configurations that ignore
 //! the developer's environment ([`hermetic()`]), and [`eventually`], the
 //! one bounded wait on a condition.
 #![forbid(unsafe_code)]
@@ -15,12 +15,14 @@ pub mod db;
 pub mod otlp;
 pub mod server;
 pub mod slow_link;
+pub mod smtp;
 mod wait;
 
 pub use child::{ChildServer, NatsServer, RedisServer};
 pub use db::{Backend, PrivatePostgres, TestDb};
 pub use server::{Server, Shutdown};
 pub use slow_link::SlowLink;
+pub use smtp::{SmtpSink, temp_mail_dir};
 pub use wait::eventually;
 
 /// A binary's configuration as `cargo run` with an empty environment has

@@ -153,6 +153,7 @@ pub async fn spawn_suite_tuned(
     // The user service learns the keys from the auth service over gRPC.
     let mut user_config = suite_testkit::hermetic::<suite_user::Config>();
     user_config.database_url = user_db.database_url();
+    user_config.mail.mail_dir = suite_testkit::temp_mail_dir();
     user_config.keys.jwks = Some(suite_tokens::jwks::JwksSource::grpc(auth_addr));
     user_config.keys.jwks_refresh_min = Duration::from_secs(1);
     user_config.password_hash_concurrency = Some(2);

@@ -12,6 +12,7 @@ use super::{
 use chrono::Utc;
 use lettre::message::Mailbox;
 use std::{sync::Arc, time::Duration};
+use suite_db::Migrated;
 use tokio::{sync::Notify, task::JoinSet};
 
 /// Wakes the mailer after a change wrote a letter, so it goes at once.
@@ -84,11 +85,13 @@ impl Mailer {
         }
     }
 
-    /// Runs the mailer until the task is aborted.
-    pub fn spawn(self, wake: MailWake) -> tokio::task::JoinHandle<()> {
+    /// Runs the mailer until the task is aborted, once the migrations
+    /// have made the outbox.
+    pub fn spawn(self, wake: MailWake, mut migrated: Migrated) -> tokio::task::JoinHandle<()> {
         tracing::info!(to = %self.transport.describe(), "mailer started");
         let this = Arc::new(self);
         tokio::spawn(async move {
+            migrated.wait().await;
             loop {
                 let read = this.clone().round().await;
                 if read < usize::try_from(this.settings.batch).unwrap_or(usize::MAX) {

@@ -171,6 +171,8 @@ async fn every_change_is_one_event(backend: Backend, via: Via) {
         types_of(nina.iter().copied()),
         [
             "UserCreated",
+            // Registration mails a verification link (EMAIL_VERIFICATION).
+            "EmailVerificationRequested",
             "UserUpdated",
             "UserUpdated",
             "RolesChanged",
@@ -196,7 +198,7 @@ async fn every_change_is_one_event(backend: Backend, via: Via) {
     assert!(!locked.whole_account && locked.locked_until.is_some());
     assert_eq!(
         types_of(events.iter().filter(|e| e.subject == other.id)),
-        ["UserCreated"]
+        ["UserCreated", "EmailVerificationRequested"]
     );
     let ids: HashSet<_> = events.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), events.len(), "an event twice");

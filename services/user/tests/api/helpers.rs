@@ -37,6 +37,7 @@ pub fn test_config(db_url: &str, key: &SigningKey) -> suite_user::Config {
     config.tokens.jwt_issuer = ISSUER.into();
     config.jwt_audiences = vec!["suite".into(), "suite-user".into()];
     config.password_hash_concurrency = Some(2);
+    config.mail.mail_dir = suite_testkit::temp_mail_dir();
     config
 }
 

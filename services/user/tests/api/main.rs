@@ -14,6 +14,7 @@ mod events;
 mod faults;
 mod floor;
 mod imported;
+mod mail;
 mod pagination;
 mod scopes;
 mod server;
