@@ -269,9 +269,8 @@ impl OAuthCore {
         }
         if wants("email") {
             info.email = Some(user.email.clone());
-            // The user service keeps no verified flag yet (issue 29 adds
-            // it): nothing is claimed verified until then.
-            info.email_verified = Some(false);
+            // True only once the user followed a mailed link to it.
+            info.email_verified = Some(user.email_verified);
         }
         Ok(Ok(info))
     }

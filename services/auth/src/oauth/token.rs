@@ -415,9 +415,8 @@ impl OAuthCore {
         if let Some(user) = profile {
             if wants("email") {
                 claims.email = Some(user.email.clone());
-                // The user service keeps no verified flag yet (issue 29
-                // adds it): nothing is claimed verified until then.
-                claims.email_verified = Some(false);
+                // True only once the user followed a mailed link to it.
+                claims.email_verified = Some(user.email_verified);
             }
             if wants("profile") {
                 claims.name = (!user.display_name.is_empty()).then(|| user.display_name.clone());
