@@ -20,6 +20,8 @@ pub struct Received {
     pub to: Vec<String>,
     /// The message as sent (headers and body), dot-stuffing undone.
     pub data: String,
+    /// When the sink accepted it.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -202,6 +204,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                         from: from.clone(),
                         to: to.clone(),
                         data,
+                        at: std::time::Instant::now(),
                     });
                     false
                 }
