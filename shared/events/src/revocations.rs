@@ -223,6 +223,23 @@ mod tests {
             Some(at(1_000)),
             "without its own instant, the event's"
         );
+
+        let reverted = Event::new(
+            &user::EmailChangeReverted {
+                user_id: user.to_string(),
+                sessions_valid_after: Some(suite_proto::time::to_timestamp(at(995))),
+            },
+            user,
+        );
+        assert_eq!(
+            user_cutoff(&reverted, applied),
+            Some(UserCutoff {
+                user,
+                before: at(995),
+                reason: auth::RevocationReason::EmailChangeReverted,
+            }),
+            "an undone change of address signs everyone out"
+        );
     }
 
     #[test]

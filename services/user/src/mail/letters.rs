@@ -320,9 +320,9 @@ impl Letters {
 /// A lifetime in words ("15 minutes", "24 hours", "7 days").
 pub fn lifetime_in_words(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    let (n, unit) = if secs % 86_400 == 0 && secs >= 86_400 * 2 {
+    let (n, unit) = if secs.is_multiple_of(86_400) && secs >= 86_400 * 2 {
         (secs / 86_400, "days")
-    } else if secs % 3600 == 0 && secs >= 3600 {
+    } else if secs.is_multiple_of(3600) && secs >= 3600 {
         (secs / 3600, if secs == 3600 { "hour" } else { "hours" })
     } else if secs >= 60 {
         (
