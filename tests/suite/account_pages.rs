@@ -410,9 +410,94 @@ async fn a_forgotten_password_is_replaced_through_the_mailed_link(s: Suite) {
     s.stop().await;
 }
 
+async fn the_old_address_undoes_a_change_of_address(s: Suite) {
+    let user = register_as(&s, "linus", "linus@example.com", PASSWORD).await;
+    let id = user.json["id"].as_str().expect("id").to_owned();
+    let access = login(&s, "linus", PASSWORD).await["accessToken"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let r = s
+        .request(
+            "PATCH",
+            &format!("/api/v1/users/{id}?updateMask=email"),
+            Some(&access),
+            Some(serde_json::json!({"email": "linus@elsewhere.example"})),
+        )
+        .await
+        .expect("change the address");
+    assert_eq!(r.status, 200, "{}", r.json);
+
+    // The new address confirms (the same page as a verification's).
+    let mut browser = Browser::default();
+    let link = local(
+        &s,
+        &mailed_link(&s, "linus@elsewhere.example", "/account/verify-email").await,
+    );
+    let page = browser.get(&s, &link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let done = browser
+        .post(
+            &s,
+            "/account/verify-email",
+            &[("token", &page.field("token"))],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("linus@elsewhere.example is confirmed"),
+        "{}",
+        done.body
+    );
+
+    // The old address is told, with the link that undoes it.
+    let link = local(
+        &s,
+        &mailed_link(&s, "linus@example.com", "/account/revert-email").await,
+    );
+    let page = browser.get(&s, &link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_private(&page);
+    assert!(
+        page.body.contains("Undo the change of your email address")
+            && page
+                .body
+                .contains(r#"<form method="post" action="/account/revert-email">"#),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        login_status(&s, "linus@example.com", PASSWORD).await,
+        401,
+        "a GET undid the change"
+    );
+    let token = page.field("token");
+    let undone = browser
+        .post(&s, "/account/revert-email", &[("token", &token)])
+        .await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert_private(&undone);
+    assert!(
+        undone
+            .body
+            .contains("Your address is linus@example.com again and everyone was signed out")
+            && undone.body.contains(r#"href="/account/forgot-password""#),
+        "{}",
+        undone.body
+    );
+    assert_eq!(login_status(&s, "linus@example.com", PASSWORD).await, 200);
+    let again = browser
+        .post(&s, "/account/revert-email", &[("token", &token)])
+        .await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert!(again.body.contains(NOT_VALID), "{}", again.body);
+    s.stop().await;
+}
+
 suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     a_mailed_link_verifies_the_address_only_when_its_page_is_posted,
     a_forgotten_password_is_replaced_through_the_mailed_link,
+    the_old_address_undoes_a_change_of_address,
 );
 
 #[test]
