@@ -500,6 +500,42 @@ suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     the_old_address_undoes_a_change_of_address,
 );
 
+/// The pages' POSTs are counted in the strict bucket (as the sign-in
+/// form's are), their GETs in the general one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_posts_are_counted_in_the_strict_bucket() {
+    let Some(s) = crate::helpers::spawn_suite_with(crate::helpers::Backend::Sqlite, |c| {
+        c.auth_rate_limit_burst = 1;
+        c.auth_rate_limit_per_minute = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut browser = Browser::default();
+    let first = browser
+        .post(&s, "/account/verify-email", &[("token", "no-such-token")])
+        .await;
+    assert_eq!(first.status, 400, "{}", first.body);
+    let second = browser
+        .post(&s, "/account/reset-password", &[("token", "no-such-token")])
+        .await;
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert_private(&second);
+    assert!(
+        second
+            .header("retry-after")
+            .parse::<u64>()
+            .is_ok_and(|s| s > 0),
+        "{:?}",
+        second.headers
+    );
+    // The pages themselves are still shown.
+    let page = browser.get(&s, "/account/forgot-password").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    s.stop().await;
+}
+
 #[test]
 fn quoted_printable_soft_breaks_are_joined() {
     assert_eq!(
