@@ -501,12 +501,14 @@ suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
 );
 
 /// The pages' POSTs are counted in the strict bucket (as the sign-in
-/// form's are), their GETs in the general one.
+/// form's are), their GETs in the general one; with SIGN_IN_URL they lead
+/// to the application's sign-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pages_posts_are_counted_in_the_strict_bucket() {
     let Some(s) = crate::helpers::spawn_suite_with(crate::helpers::Backend::Sqlite, |c| {
         c.auth_rate_limit_burst = 1;
         c.auth_rate_limit_per_minute = 1;
+        c.branding.sign_in_url = Some("https://app.example/signin".into());
     })
     .await
     else {
@@ -517,6 +519,14 @@ async fn the_pages_posts_are_counted_in_the_strict_bucket() {
         .post(&s, "/account/verify-email", &[("token", "no-such-token")])
         .await;
     assert_eq!(first.status, 400, "{}", first.body);
+    // With SIGN_IN_URL, the pages link to the application's sign-in.
+    assert!(
+        first
+            .body
+            .contains(r#"<a href="https://app.example/signin">Sign in</a>"#),
+        "{}",
+        first.body
+    );
     let second = browser
         .post(&s, "/account/reset-password", &[("token", "no-such-token")])
         .await;
