@@ -143,12 +143,12 @@ fn assert_private(page: &Page) {
     );
 }
 
-/// The text as the pages' templates escape it.
+/// The text as the pages' templates (askama's HTML escaper) escape it.
 fn escaped(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
         .replace('\'', "&#39;")
 }
 
