@@ -206,6 +206,8 @@ fn apps(
     };
     let (clients, consents) = (on_auth(CLIENT_SERVICE), on_auth(CONSENT_SERVICE));
     let oauth = (auth.channel.clone(), auth.trace.clone());
+    // The account pages call the user service on the contract's channel.
+    let users = (user.channel.clone(), user.trace.clone());
     let upstreams = [user, auth];
     let endpoints = endpoints::Endpoints::resolve(
         routes.into_routes(),
@@ -258,6 +260,8 @@ fn apps(
     let oidc_state = Arc::new(oidc::OidcState {
         auth: oauth.0,
         trace: oauth.1,
+        user: users.0,
+        user_trace: users.1,
         limits: state.limits.clone(),
         budget: config.request_timeout,
         forwarding_secret: config.forwarding_secret.clone(),

@@ -250,6 +250,11 @@ impl Suite {
         self.dir.path().join("auth-signing-key.pem")
     }
 
+    /// The suite's data directory (its development mailbox is `mail/` in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The user service's database URL.
     pub fn user_database_url(&self) -> String {
         self.dbs[0].database_url().expose().to_owned()

@@ -4,6 +4,7 @@
 // #[test] functions do so, and clippy 1.95 does not see these as tests).
 #![allow(clippy::expect_used, clippy::panic)]
 
+mod account_pages;
 mod balance;
 mod ctl;
 mod events;

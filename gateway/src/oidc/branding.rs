@@ -36,6 +36,13 @@ pub struct BrandingArgs {
     /// page); unset, the page offers none. The suite has no sign-up page of its own.
     #[arg(long, env = "SIGN_UP_URL", value_parser = sign_up_url)]
     pub sign_up_url: Option<String>,
+
+    /// Where the account pages' "Sign in" link leads (the operator's
+    /// application, whose sign-in starts an authorization); unset, the pages
+    /// tell the user to sign in from their application. The suite has no
+    /// sign-in page of its own outside an authorization request.
+    #[arg(long, env = "SIGN_IN_URL", value_parser = sign_up_url)]
+    pub sign_in_url: Option<String>,
 }
 
 /// `#rrggbb`, nothing else: it is written into the stylesheet.
@@ -68,6 +75,8 @@ pub struct Branding {
     /// The logo and its content type.
     pub logo: Option<(bytes::Bytes, &'static str)>,
     pub sign_up_url: Option<String>,
+    /// The account pages' "Sign in" link.
+    pub sign_in_url: Option<String>,
 }
 
 impl Branding {
@@ -111,6 +120,7 @@ impl Branding {
             stylesheet: bytes::Bytes::from(stylesheet),
             logo,
             sign_up_url: args.sign_up_url.clone(),
+            sign_in_url: args.sign_in_url.clone(),
         })
     }
 }

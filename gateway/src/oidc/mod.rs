@@ -3,8 +3,10 @@
 //! endpoints, and the browser pages of the authorize flow. Each is a thin
 //! HTTP adapter over one `suite.auth.v1.OAuthService` call: the auth
 //! service decides, these speak RFC 6749 / OpenID Connect to browsers and
-//! relying parties.
+//! relying parties. Beside them, the account pages that mailed links open
+//! ([`account`]), over the user service's UserService, in the same look.
 
+pub mod account;
 pub mod branding;
 pub mod client_auth;
 pub mod cookies;
@@ -31,7 +33,9 @@ use axum::{
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use suite_grpc::balance::Balanced;
-use suite_proto::auth::o_auth_service_client::OAuthServiceClient;
+use suite_proto::{
+    auth::o_auth_service_client::OAuthServiceClient, user::user_service_client::UserServiceClient,
+};
 use suite_telemetry::grpc_client::{TraceClientLayer, TracedChannel};
 
 /// The paths served here (the discovery document names them under the issuer).
@@ -67,6 +71,10 @@ pub const ROUTES: &[&str] = &[
     CONSENT_PATH,
     STYLESHEET_PATH,
     LOGO_PATH,
+    account::VERIFY_EMAIL_PATH,
+    account::REVERT_EMAIL_PATH,
+    account::FORGOT_PASSWORD_PATH,
+    account::RESET_PASSWORD_PATH,
 ];
 
 /// What the OAuth endpoints and pages share.
@@ -74,6 +82,10 @@ pub struct OidcState {
     /// The auth service's channel (the one the contract's routes take).
     pub auth: Balanced,
     pub trace: TraceClientLayer,
+    /// The user service's channel (the contract's, shared) and its trace
+    /// layer: the account pages' calls.
+    pub user: Balanced,
+    pub user_trace: TraceClientLayer,
     pub limits: Arc<RateLimits>,
     /// Each call's time budget.
     pub budget: Duration,
@@ -99,7 +111,13 @@ impl OidcState {
         OAuthServiceClient::new(self.trace.wrap(self.auth.channel()))
     }
 
-    /// A request to the auth service: the budget as its deadline, the
+    /// A UserService client on the user channel, traced (the account pages).
+    pub fn users(&self) -> UserServiceClient<TracedChannel> {
+        UserServiceClient::new(self.user_trace.wrap(self.user.channel()))
+    }
+
+    /// A request to a service (the auth service's, or the user service's
+    /// for the account pages): the budget as its deadline, the
     /// request id, and the client's address (which the password throttle
     /// counts by), proven when the gateway shares a secret with the services.
     pub fn request<T>(&self, message: T, client: std::net::IpAddr) -> tonic::Request<T> {
@@ -204,6 +222,25 @@ pub fn router(state: Shared) -> Router {
         .route(
             LOGOUT_PATH,
             get(pages::logout).post(pages::logout).head(no_head),
+        )
+        // The account pages of mailed links: public (the link's token, or
+        // nothing, is what they act on), each GET a page that changes
+        // nothing, each POST its action.
+        .route(
+            account::VERIFY_EMAIL_PATH,
+            get(account::verify_email_page).post(account::verify_email),
+        )
+        .route(
+            account::REVERT_EMAIL_PATH,
+            get(account::revert_email_page).post(account::revert_email),
+        )
+        .route(
+            account::FORGOT_PASSWORD_PATH,
+            get(account::forgot_password_page).post(account::forgot_password),
+        )
+        .route(
+            account::RESET_PASSWORD_PATH,
+            get(account::reset_password_page).post(account::reset_password),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(LOGO_PATH, get(branding::logo))

@@ -49,7 +49,12 @@ impl<S: Send + Sync> FromRequest<S> for QueryOrForm {
 /// The error page for a failed call (503 and `Retry-After` when the auth
 /// service is unavailable), saying no more than the API's problem would.
 pub(super) fn failed(oidc: &Shared, status: &tonic::Status) -> Answer {
-    tracing::info!(code = ?status.code(), "OAuthService call failed: {}", status.message());
+    failed_call(oidc, "OAuthService", status)
+}
+
+/// [`failed`] for a call to `service` (the account pages call UserService).
+pub(super) fn failed_call(oidc: &Shared, service: &str, status: &tonic::Status) -> Answer {
+    tracing::info!(code = ?status.code(), "{service} call failed: {}", status.message());
     let problem = Problem::from_status(status);
     let retry = problem
         .headers
