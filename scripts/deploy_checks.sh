@@ -198,6 +198,16 @@ expect_rejected "USER_CACHE_TTL_SECS as component env" --set user.env.USER_CACHE
 expect_rejected "gateway grace period shorter than its stop" --set gateway.terminationGracePeriodSeconds=17
 expect_rejected "gateway grace period shorter than a longer request budget" --set gateway.env.REQUEST_TIMEOUT_MS=30000
 expect_rejected "SHUTDOWN_DRAIN_DELAY_SECS as the gateway's env" --set gateway.env.SHUTDOWN_DRAIN_DELAY_SECS=5
+expect_rejected "SMTP URL not smtp(s)://" --set user.mail.smtp.url=http://mail:25
+expect_rejected "password reset link below 60 s" --set user.mail.passwordResetTtlSecs=30
+expect_rejected "links per hour 0" --set user.mail.linksPerHour=0
+expect_rejected "a notice not a boolean" --set user.mail.notices.newSignIn=sometimes
+expect_rejected "mail required without SMTP" --set user.mail.required=true
+expect_rejected "verified address required without SMTP" --set user.mail.requireVerifiedEmail=true
+expect_rejected "verified address required without verification" --set user.mail.smtp.existingSecret=s --set user.mail.requireVerifiedEmail=true --set user.mail.emailVerification=false
+expect_rejected "SMTP_URL as the user service's env" --set user.env.SMTP_URL=smtp://mail:25
+expect_rejected "PUBLIC_URL as the user service's env" --set user.env.PUBLIC_URL=https://id.example.com
+expect_rejected "MAIL_FROM as the user service's env" --set user.env.MAIL_FROM=no-reply@example.com
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
 for f in "${RENDERS[@]}"; do
@@ -234,6 +244,8 @@ step "plain manifests ($MANIFESTS) match the chart"
   echo "#   kubectl -n suite create secret generic suite-forwarding-secret --from-literal=forwarding-secret=\"\$(openssl rand -base64 32)\""
   echo "# The OpenID Connect issuer (PUBLIC_URL in ConfigMap suite-auth) is http://127.0.0.1:8080, the address of"
   echo "# kubectl port-forward svc/suite-gateway 8080:80; for a public address render with --set auth.publicUrl=..."
+  echo "# No SMTP server: the user service writes mail only to files in its pods (MAIL_DIR, an emptyDir) and logs the"
+  echo "# links; to send mail render with --set user.mail.smtp.existingSecret=<Secret with key smtp-url> (k8s/suite/README.md)."
   echo "# The helm.sh/hook Jobs (migrations) and the test Pod are plain objects here: the services also"
   echo "# migrate at start-up, so applying everything at once is safe."
   cat "$WORK/manifests.yaml"
