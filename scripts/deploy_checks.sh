@@ -8,9 +8,10 @@
 #   scripts/deploy_checks.sh                    # the checks
 #   scripts/deploy_checks.sh --update-manifests # re-render k8s/manifests/suite.yaml, then the checks
 #   scripts/deploy_checks.sh --binaries         # also scripts/chart_vs_binaries.py, twice: default values
-#                                               # (in-process bus, no Redis) and the shared state,
-#                                               # k8s/test-values/nats.yaml + redis.yaml (a nats-server -js
-#                                               # and a redis-server of its own); needs target/debug
+#                                               # (in-process bus, no Redis, the development mailbox) and
+#                                               # k8s/test-values/nats.yaml + redis.yaml + mail.yaml (a
+#                                               # nats-server -js, a redis-server and an SMTP sink of its
+#                                               # own); needs target/debug
 #                                               # binaries (or SUITE_BIN_DIR), PostgreSQL at 127.0.0.1:5432,
 #                                               # nats-server and redis-server (Debian's packages; or
 #                                               # NATS_SERVER_BIN, REDIS_SERVER_BIN)
@@ -144,17 +145,21 @@ step "helm lint --strict (default and production values)"
 "$HELM" lint --strict k8s/suite
 "$HELM" lint --strict k8s/suite -f k8s/values-production.yaml
 
-RENDERS=(default production variants nats redis manifests)
-step "helm template (default, production, variant, NATS, Redis and plain-manifest values)"
+RENDERS=(default production variants nats redis mail manifests)
+step "helm template (default, production, variant, NATS, Redis, mail and plain-manifest values)"
 "$HELM" lint --strict k8s/suite -f k8s/test-values/variants.yaml >/dev/null
 "$HELM" lint --strict k8s/suite -f k8s/test-values/nats.yaml >/dev/null
 "$HELM" lint --strict k8s/suite -f k8s/test-values/redis.yaml >/dev/null
+"$HELM" lint --strict k8s/suite -f k8s/test-values/mail.yaml >/dev/null
 "$HELM" template suite k8s/suite --namespace suite > "$WORK/default.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/values-production.yaml > "$WORK/production.yaml"
 "$HELM" template other k8s/suite --namespace elsewhere -f k8s/test-values/variants.yaml > "$WORK/variants.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/nats.yaml > "$WORK/nats.yaml"
 # Redis alone (no NATS): the binaries pass below runs it together with nats.yaml.
 "$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/redis.yaml > "$WORK/redis.yaml"
+# The second binaries pass's values: NATS, Redis and mail through SMTP.
+"$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml \
+  -f k8s/test-values/mail.yaml > "$WORK/mail.yaml"
 "$HELM" "${MANIFEST_ARGS[@]}" > "$WORK/manifests.yaml"
 for f in "${RENDERS[@]}"; do
   echo "$f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
@@ -217,10 +222,11 @@ done
 
 # The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies), the OpenID Connect
 # provider's (PUBLIC_URL, the signing and ID-token keys as files from Secrets, the Ingress's routes), the events
-# wiring (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) and the shared-state wiring (REDIS_URL of the gateway
-# and the user service only, egress to Redis) of every render; with --binaries, chart_vs_binaries.py also runs
-# the default and the NATS + Redis render against the binaries.
-step "admin ports, OpenID Connect, events and shared-state wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, PUBLIC_URL, key files, NATS, Redis (every render)"
+# wiring (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS), the shared-state wiring (REDIS_URL of the gateway
+# and the user service only, egress to Redis) and the mail's (the user service's PUBLIC_URL the issuer, SMTP_URL
+# from a Secret or MAIL_DIR on an emptyDir, egress to SMTP) of every render; with --binaries,
+# chart_vs_binaries.py also runs the default and the NATS + Redis + SMTP render against the binaries.
+step "admin ports, OpenID Connect, events, shared-state and mail wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, PUBLIC_URL, key files, NATS, Redis, SMTP (every render)"
 for f in "${RENDERS[@]}"; do
   if ! "$PY" scripts/chart_vs_binaries.py --rendered "$WORK/$f.yaml" --static-only > "$WORK/admin-$f.txt"; then
     cat "$WORK/admin-$f.txt"
@@ -269,8 +275,10 @@ if [[ $RUN_BINARIES -eq 1 ]]; then
   # nats.url, redis.url with a password, restricted egress, stream settings, the Redis command budget and the
   # user cache's TTL. The script starts a nats-server -js and a redis-server of its own and checks that the
   # events reach JetStream and that the rate buckets and the user cache reach Redis.
-  step "the chart proven against the binaries (scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml: NATS and Redis)"
-  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml
+  # Mail joins that pass too: the first (default values) sends to the development mailbox (MAIL_DIR on an
+  # emptyDir), this one through SMTP (k8s/test-values/mail.yaml; the script's own SMTP sink).
+  step "the chart proven against the binaries (scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml -f k8s/test-values/mail.yaml: NATS, Redis and SMTP)"
+  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml -f k8s/test-values/mail.yaml
 fi
 
 step_end
