@@ -138,7 +138,19 @@ for name, svc in compose["services"].items():
 yaml.safe_load(open("deploy/otel-collector.yaml"))
 if missing:
     sys.exit("compose refers to missing files: " + ", ".join(missing))
-print(f"{len(compose['services'])} services; mounted files and build context present; collector config parses")
+# Mail: the user service's PUBLIC_URL (the links' base) is the auth service's (the issuer); SMTP_URL (it may
+# hold a password) is never written in the file; MAIL_DIR (the development mailbox) is on a volume (the root
+# file system is read-only).
+user, auth = compose["services"]["user"], compose["services"]["auth"]
+if user["environment"].get("PUBLIC_URL") != auth["environment"].get("PUBLIC_URL"):
+    sys.exit(f"compose: the user service's PUBLIC_URL {user['environment'].get('PUBLIC_URL')!r} is not the auth service's")
+if "SMTP_URL" in user["environment"]:
+    sys.exit("compose: SMTP_URL is written in compose.yaml; it belongs in deploy/secrets/mail.env (env_file)")
+mail_dir = user["environment"].get("MAIL_DIR", "")
+if not any(isinstance(v, str) and mail_dir.startswith(v.split(":")[1].rstrip("/") + "/") for v in user.get("volumes", [])):
+    sys.exit(f"compose: the user service's MAIL_DIR {mail_dir!r} is on no volume")
+print(f"{len(compose['services'])} services; mounted files and build context present; collector config parses; "
+      "the user service's PUBLIC_URL is the auth service's, MAIL_DIR on a volume")
 EOF
 
 step "helm lint --strict (default and production values)"
