@@ -29,6 +29,8 @@ terminationGracePeriodSeconds. Exit 0 only if all of it passed.
                                        [--chart k8s/suite] [-f values.yaml]... [--set k=v]... [--keep]
   python3 scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml   # the NATS wiring (see below)
   python3 scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml  # + Redis
+  python3 scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml \
+      -f k8s/test-values/mail.yaml                                  # + mail through SMTP
   python3 scripts/chart_vs_binaries.py --rendered FILE --static-only   # the object checks of a render
 
 The gateway and both services must read FORWARDING_SECRET from one Secret key. The OpenID Connect provider
@@ -60,6 +62,16 @@ did not; during the register / log in / GET /api/v1/users/me journey through the
 a bucket's key expires as soon as it is full again), and afterwards `<prefix>user:<id>` of the new user is
 there (the user service cached the read). Passwords in URLs are shown as <secret> in this script's output.
 
+Mail (every render): the user service's PUBLIC_URL (the base of the links in mail) is an http(s) URL equal to
+the auth service's (the issuer); SMTP_URL, when set, comes from a Secret (it may hold a password), and a
+Secret the chart renders holds an smtp(s):// URL; without it MAIL_DIR is on a writable emptyDir (the root file
+system is read-only); neither the auth service nor the gateway gets a mail setting; when the user service's
+egress is restricted, it admits the SMTP URL's port. With the binaries run (every variable must be in
+`suite-user --help`, as for all): SMTP_URL becomes an SMTP sink this script runs on a free port (plain SMTP,
+no AUTH, no TLS: the URL's credentials and TLS are left out), and the registration's verification mail must
+reach it (or, without SMTP, a .eml file in MAIL_DIR), its link under PUBLIC_URL, from MAIL_FROM and naming
+BRANDING_PRODUCT_NAME when the chart sets them.
+
 Needs PyYAML, grpcio and grpcio-health-checking (scripts/deploy_checks.sh --binaries provides them),
 helm (HELM or --helm), psql, PostgreSQL with trust auth for user postgres, for a render with NATS,
 nats-server (2.9 or later; Debian's nats-server package), and for a render with Redis, redis-server (6 or
@@ -70,6 +82,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import email
+import email.policy
 import json
 import os
 import re
@@ -918,6 +932,154 @@ def redis_binary(given: str) -> str:
                       "REDIS_SERVER_BIN / --redis-server)")
 
 
+# The user service's mail settings (user.mail): no other component reads them (the gateway reads
+# BRANDING_PRODUCT_NAME for its pages, and the auth service PUBLIC_URL as its issuer: both are theirs too).
+MAIL_ONLY_VARS = ("SMTP_URL", "MAIL_FROM", "MAIL_DIR", "MAIL_SEND_TIMEOUT_SECS", "MAIL_GIVE_UP_AFTER_SECS",
+                  "EMAIL_VERIFICATION", "REQUIRE_VERIFIED_EMAIL", "EMAIL_VERIFICATION_TTL_SECS", "PASSWORD_RESET_TTL_SECS",
+                  "EMAIL_CHANGE_REVERT_TTL_SECS", "MAIL_LINKS_PER_HOUR", "MAIL_NOTICE_PASSWORD_CHANGED",
+                  "MAIL_NOTICE_EMAIL_CHANGED", "MAIL_NOTICE_NEW_SIGN_IN", "MAIL_NOTICE_ACCOUNT_LOCKED")
+SMTP_URL_RE = re.compile(r"^(?P<scheme>smtps?)://(?:[^@/\s]*@)?(?P<host>\[[^\]]+\]|[^:/?#\s]+)(?::(?P<port>\d+))?/?(?P<query>\?\S*)?$")
+
+
+def smtp_port(m: re.Match) -> int:
+    """The port lettre connects to for an SMTP URL: the URL's, else 465 (smtps), 587 (?tls=required), 25."""
+    if m.group("port"):
+        return int(m.group("port"))
+    if m.group("scheme") == "smtps":
+        return 465
+    return 587 if "tls=required" in (m.group("query") or "") else 25
+
+
+def mail_checks(rendered: Rendered, report: Report) -> bool:
+    """The user service's mail wiring: PUBLIC_URL (the links' base) an http(s) URL equal to the auth service's
+    (the issuer); SMTP_URL only from a Secret (it may hold a password), an smtp(s):// URL where the chart holds
+    it; without SMTP, MAIL_DIR on an emptyDir (the root file system is read-only); the mail settings on the
+    user service only; restricted egress admits the SMTP server's port. True if the chart sets SMTP_URL."""
+    section("mail: the user service's PUBLIC_URL is the issuer, SMTP_URL from a Secret or MAIL_DIR on an emptyDir, egress to SMTP")
+    user_env, auth_env = configmap_env(rendered, "user"), configmap_env(rendered, "auth")
+    link_base = user_env.get("PUBLIC_URL", "")
+    report.check(PUBLIC_URL_RE.match(link_base) is not None,
+                 "user: PUBLIC_URL (the base of the links in mail) is http(s)://host[:port][/path], no trailing slash", repr(link_base))
+    report.check(link_base == auth_env.get("PUBLIC_URL"), "user: PUBLIC_URL is the auth service's (the issuer)",
+                 f"user {link_base!r}, auth {auth_env.get('PUBLIC_URL')!r}")
+    for c in ("auth", "gateway"):
+        stray = [v for v in MAIL_ONLY_VARS if env_source(rendered, c, v) is not None]
+        report.check(not stray, f"{c}: no mail settings (the user service's)", f"{stray}")
+    smtp = env_source(rendered, "user", "SMTP_URL")
+    tpl = rendered.deployment("user")["spec"]["template"]["spec"]
+    if smtp is None:
+        print("  no SMTP_URL: the development mailbox (MAIL_DIR), no mail leaves the pods")
+        mail_dir = user_env.get("MAIL_DIR", "")
+        volumes = {v["name"]: v for v in tpl.get("volumes", [])}
+        mounts = [vm for vm in tpl["containers"][0].get("volumeMounts", [])
+                  if mail_dir == vm["mountPath"].rstrip("/") or mail_dir.startswith(vm["mountPath"].rstrip("/") + "/")]
+        report.check(mail_dir.startswith("/") and any("emptyDir" in volumes.get(vm["name"], {}) and not vm.get("readOnly")
+                                                      for vm in mounts),
+                     "user: without SMTP_URL, MAIL_DIR is on a writable emptyDir (the root file system is read-only)",
+                     f"MAIL_DIR {mail_dir!r}, mounts {[vm['mountPath'] for vm in mounts]}")
+        return False
+    if not report.check(smtp[0] == "secret", "user: SMTP_URL comes from a Secret (it may hold a password)", f"{smtp[0]}"):
+        return True
+    _, name, key = smtp
+    port = None
+    if name in rendered.by_kind.get("Secret", {}):
+        url = rendered.secret_data(name).get(key, b"").decode(errors="replace")
+        m = SMTP_URL_RE.match(url)
+        if report.check(m is not None, f"user: SMTP_URL in Secret {name} key {key} is smtp(s)://[user:password@]host[:port]",
+                        redact(url)):
+            port = smtp_port(m)
+            print(f"  SMTP: {redact(url)} (port {port})")
+    else:
+        report.ok(f"user: SMTP_URL from Secret {name} key {key} (not the chart's: created beforehand)")
+    report.check("MAIL_DIR" not in user_env, "user: no MAIL_DIR beside SMTP_URL (the development mailbox is unused)")
+    rules = egress_rules(rendered, "user")
+    if rules is None:
+        report.ok("user: egress not restricted by any NetworkPolicy (the SMTP server reachable)")
+    elif port is not None:
+        report.check(egress_admits(rules, port), f"user: egress admits the SMTP server (TCP {port})")
+    else:
+        print("  user: the SMTP URL is in a Secret the chart does not render: its port is not checked against the egress")
+    return True
+
+
+class SmtpSink:
+    """A minimal SMTP server of this run's own (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no TLS, no AUTH)
+    that keeps every message it is given: (envelope sender, recipients, the message's bytes)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            r = conn.makefile("rb")
+            conn.sendall(b"220 chart-vs-binaries ESMTP sink\r\n")
+            sender, rcpts = "", []
+            while True:
+                line = r.readline()
+                if not line:
+                    return
+                cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+                verb = cmd.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    conn.sendall(b"250-chart-vs-binaries\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n" if verb == "EHLO" else b"250 hello\r\n")
+                elif verb == "MAIL":
+                    sender, rcpts = cmd[10:].strip(), []
+                    conn.sendall(b"250 OK\r\n")
+                elif verb == "RCPT":
+                    rcpts.append(cmd[8:].strip())
+                    conn.sendall(b"250 OK\r\n")
+                elif verb == "DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    data = bytearray()
+                    while True:
+                        part = r.readline()
+                        if not part or part in (b".\r\n", b".\n"):
+                            break
+                        data += part[1:] if part.startswith(b"..") else part
+                    self.messages.append((sender, rcpts, bytes(data)))
+                    conn.sendall(b"250 OK queued\r\n")
+                elif verb in ("RSET", "NOOP"):
+                    if verb == "RSET":
+                        sender, rcpts = "", []
+                    conn.sendall(b"250 OK\r\n")
+                elif verb == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"502 not implemented\r\n")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def mail_text(raw: bytes) -> tuple[email.message.EmailMessage, str]:
+    """A message and its text parts, decoded (quoted-printable or base64 alike)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    texts = [part.get_content() for part in msg.walk() if part.get_content_type() in ("text/plain", "text/html")]
+    return msg, "\n".join(t for t in texts if isinstance(t, str))
+
+
 def env_checks(name: str, container: Container, binary: Path, help_vars: set[str], report: Report) -> None:
     for var in sorted(container.chart_env):
         if var in help_vars:
@@ -975,6 +1137,7 @@ def main() -> int:
     oidc_checks(rendered, report)
     nats_in_chart = events_checks(rendered, wiring, report)
     redis_in_chart = redis_checks(rendered, report)
+    smtp_in_chart = mail_checks(rendered, report)
     if args.static_only:
         for f in report.failed:
             print(f"failed: {f}")
@@ -988,6 +1151,7 @@ def main() -> int:
     logs: dict[str, Path] = {}
     nats: NatsServer | None = None
     redis: RedisServer | None = None
+    smtp: SmtpSink | None = None
     try:
         section(f"databases ({args.postgres})")
         for c in ("user", "auth"):
@@ -1033,6 +1197,15 @@ def main() -> int:
                     report.check("REDIS_URL" not in ct.chart_env, f"{c}: the chart does not set REDIS_URL (it does not read Redis)")
             redis_prefix = containers["gateway"].env.get("REDIS_KEY_PREFIX", "suite:")
             redis.watch(redis_prefix)
+
+        if smtp_in_chart:
+            section("SMTP: a sink of this run's own for the chart's SMTP_URL")
+            smtp = SmtpSink()
+            ct = containers["user"]
+            if report.check("SMTP_URL" in ct.chart_env, "user: the chart sets SMTP_URL"):
+                # The sink speaks plain SMTP without AUTH: the URL's credentials and TLS are left out.
+                print(f"    user: SMTP_URL {redact(ct.chart_env['SMTP_URL'])} -> {smtp.url()} (no TLS, no credentials)")
+                ct.env["SMTP_URL"] = smtp.url()
 
         section("every env var the chart sets is one the binary reads")
         helps: dict[str, tuple[set[str], str]] = {}
@@ -1159,6 +1332,38 @@ def main() -> int:
                 report.check(status == 200 and body.get("username") == name,
                              "GET /api/v1/users/me with the token -> 200, the new user (JWKS wiring)", f"HTTP {status} {body}")
 
+        if "gateway" in procs and "user" in procs:
+            user_env = containers["user"].env
+            where = "the SMTP sink" if smtp is not None else f"the development mailbox (MAIL_DIR {user_env.get('MAIL_DIR')})"
+            section(f"mail: the registration's verification mail reaches {where}, its link under PUBLIC_URL")
+            address = f"chart{tag}@example.com"
+            if user_env.get("EMAIL_VERIFICATION", "true") == "false":
+                print("  EMAIL_VERIFICATION=false: registration mails nothing")
+            else:
+                found: list[bytes] = []
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and not found:
+                    if smtp is not None:
+                        found = [raw for _, rcpts, raw in list(smtp.messages) if any(address in r for r in rcpts)]
+                    elif user_env.get("MAIL_DIR"):
+                        found = [f.read_bytes() for f in sorted(Path(user_env["MAIL_DIR"]).glob("*.eml"))
+                                 if address.encode() in f.read_bytes()]
+                    if not found:
+                        time.sleep(0.3)
+                if report.check(bool(found), f"a mail to {address} reached {where}", "none within 20 s"):
+                    msg, text = mail_text(found[0])
+                    print(f"    From: {msg['From']}  Subject: {msg['Subject']}")
+                    base = user_env.get("PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/")
+                    links = re.findall(r"https?://[^\s\"'<>]+", text)
+                    report.check(any(l.startswith(base + "/") and "token=" in l for l in links),
+                                 f"the mail's link is under PUBLIC_URL ({base}/...?token=...)", f"links {links}")
+                    if "MAIL_FROM" in user_env:
+                        report.check(user_env["MAIL_FROM"].split("<")[-1].rstrip(">").strip() in str(msg["From"]),
+                                     f"the mail is from MAIL_FROM ({user_env['MAIL_FROM']})", f"From: {msg['From']}")
+                    if "BRANDING_PRODUCT_NAME" in user_env:
+                        report.check(user_env["BRANDING_PRODUCT_NAME"] in f"{msg['Subject']}\n{text}",
+                                     f"the mail names the product (BRANDING_PRODUCT_NAME={user_env['BRANDING_PRODUCT_NAME']})")
+
         if nats is not None:
             section("events on the NATS: streams SUITE_USER and SUITE_AUTH hold messages, the auth consumer exists")
             want = {"SUITE_USER": "suite.user.v1.>", "SUITE_AUTH": "suite.auth.v1.>"}
@@ -1265,6 +1470,8 @@ def main() -> int:
             nats.stop()
         if redis is not None:
             redis.stop()
+        if smtp is not None:
+            smtp.stop()
         if report.failed:
             for c, log in logs.items():
                 if log.exists():

@@ -8,9 +8,10 @@
 #   scripts/deploy_checks.sh                    # the checks
 #   scripts/deploy_checks.sh --update-manifests # re-render k8s/manifests/suite.yaml, then the checks
 #   scripts/deploy_checks.sh --binaries         # also scripts/chart_vs_binaries.py, twice: default values
-#                                               # (in-process bus, no Redis) and the shared state,
-#                                               # k8s/test-values/nats.yaml + redis.yaml (a nats-server -js
-#                                               # and a redis-server of its own); needs target/debug
+#                                               # (in-process bus, no Redis, the development mailbox) and
+#                                               # k8s/test-values/nats.yaml + redis.yaml + mail.yaml (a
+#                                               # nats-server -js, a redis-server and an SMTP sink of its
+#                                               # own); needs target/debug
 #                                               # binaries (or SUITE_BIN_DIR), PostgreSQL at 127.0.0.1:5432,
 #                                               # nats-server and redis-server (Debian's packages; or
 #                                               # NATS_SERVER_BIN, REDIS_SERVER_BIN)
@@ -137,24 +138,40 @@ for name, svc in compose["services"].items():
 yaml.safe_load(open("deploy/otel-collector.yaml"))
 if missing:
     sys.exit("compose refers to missing files: " + ", ".join(missing))
-print(f"{len(compose['services'])} services; mounted files and build context present; collector config parses")
+# Mail: the user service's PUBLIC_URL (the links' base) is the auth service's (the issuer); SMTP_URL (it may
+# hold a password) is never written in the file; MAIL_DIR (the development mailbox) is on a volume (the root
+# file system is read-only).
+user, auth = compose["services"]["user"], compose["services"]["auth"]
+if user["environment"].get("PUBLIC_URL") != auth["environment"].get("PUBLIC_URL"):
+    sys.exit(f"compose: the user service's PUBLIC_URL {user['environment'].get('PUBLIC_URL')!r} is not the auth service's")
+if "SMTP_URL" in user["environment"]:
+    sys.exit("compose: SMTP_URL is written in compose.yaml; it belongs in deploy/secrets/mail.env (env_file)")
+mail_dir = user["environment"].get("MAIL_DIR", "")
+if not any(isinstance(v, str) and mail_dir.startswith(v.split(":")[1].rstrip("/") + "/") for v in user.get("volumes", [])):
+    sys.exit(f"compose: the user service's MAIL_DIR {mail_dir!r} is on no volume")
+print(f"{len(compose['services'])} services; mounted files and build context present; collector config parses; "
+      "the user service's PUBLIC_URL is the auth service's, MAIL_DIR on a volume")
 EOF
 
 step "helm lint --strict (default and production values)"
 "$HELM" lint --strict k8s/suite
 "$HELM" lint --strict k8s/suite -f k8s/values-production.yaml
 
-RENDERS=(default production variants nats redis manifests)
-step "helm template (default, production, variant, NATS, Redis and plain-manifest values)"
+RENDERS=(default production variants nats redis mail manifests)
+step "helm template (default, production, variant, NATS, Redis, mail and plain-manifest values)"
 "$HELM" lint --strict k8s/suite -f k8s/test-values/variants.yaml >/dev/null
 "$HELM" lint --strict k8s/suite -f k8s/test-values/nats.yaml >/dev/null
 "$HELM" lint --strict k8s/suite -f k8s/test-values/redis.yaml >/dev/null
+"$HELM" lint --strict k8s/suite -f k8s/test-values/mail.yaml >/dev/null
 "$HELM" template suite k8s/suite --namespace suite > "$WORK/default.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/values-production.yaml > "$WORK/production.yaml"
 "$HELM" template other k8s/suite --namespace elsewhere -f k8s/test-values/variants.yaml > "$WORK/variants.yaml"
 "$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/nats.yaml > "$WORK/nats.yaml"
 # Redis alone (no NATS): the binaries pass below runs it together with nats.yaml.
 "$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/redis.yaml > "$WORK/redis.yaml"
+# The second binaries pass's values: NATS, Redis and mail through SMTP.
+"$HELM" template suite k8s/suite --namespace suite -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml \
+  -f k8s/test-values/mail.yaml > "$WORK/mail.yaml"
 "$HELM" "${MANIFEST_ARGS[@]}" > "$WORK/manifests.yaml"
 for f in "${RENDERS[@]}"; do
   echo "$f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
@@ -198,6 +215,16 @@ expect_rejected "USER_CACHE_TTL_SECS as component env" --set user.env.USER_CACHE
 expect_rejected "gateway grace period shorter than its stop" --set gateway.terminationGracePeriodSeconds=17
 expect_rejected "gateway grace period shorter than a longer request budget" --set gateway.env.REQUEST_TIMEOUT_MS=30000
 expect_rejected "SHUTDOWN_DRAIN_DELAY_SECS as the gateway's env" --set gateway.env.SHUTDOWN_DRAIN_DELAY_SECS=5
+expect_rejected "SMTP URL not smtp(s)://" --set user.mail.smtp.url=http://mail:25
+expect_rejected "password reset link below 60 s" --set user.mail.passwordResetTtlSecs=30
+expect_rejected "links per hour 0" --set user.mail.linksPerHour=0
+expect_rejected "a notice not a boolean" --set user.mail.notices.newSignIn=sometimes
+expect_rejected "mail required without SMTP" --set user.mail.required=true
+expect_rejected "verified address required without SMTP" --set user.mail.requireVerifiedEmail=true
+expect_rejected "verified address required without verification" --set user.mail.smtp.existingSecret=s --set user.mail.requireVerifiedEmail=true --set user.mail.emailVerification=false
+expect_rejected "SMTP_URL as the user service's env" --set user.env.SMTP_URL=smtp://mail:25
+expect_rejected "PUBLIC_URL as the user service's env" --set user.env.PUBLIC_URL=https://id.example.com
+expect_rejected "MAIL_FROM as the user service's env" --set user.env.MAIL_FROM=no-reply@example.com
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
 for f in "${RENDERS[@]}"; do
@@ -207,10 +234,11 @@ done
 
 # The admin-port wiring (ADMIN_ADDR, probes, scrape annotations, NetworkPolicies), the OpenID Connect
 # provider's (PUBLIC_URL, the signing and ID-token keys as files from Secrets, the Ingress's routes), the events
-# wiring (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS) and the shared-state wiring (REDIS_URL of the gateway
-# and the user service only, egress to Redis) of every render; with --binaries, chart_vs_binaries.py also runs
-# the default and the NATS + Redis render against the binaries.
-step "admin ports, OpenID Connect, events and shared-state wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, PUBLIC_URL, key files, NATS, Redis (every render)"
+# wiring (NATS_URL, ACCESS_TOKEN_TTL_SECS, egress to NATS), the shared-state wiring (REDIS_URL of the gateway
+# and the user service only, egress to Redis) and the mail's (the user service's PUBLIC_URL the issuer, SMTP_URL
+# from a Secret or MAIL_DIR on an emptyDir, egress to SMTP) of every render; with --binaries,
+# chart_vs_binaries.py also runs the default and the NATS + Redis + SMTP render against the binaries.
+step "admin ports, OpenID Connect, events, shared-state and mail wiring: ADMIN_ADDR, probes, scrape annotations, NetworkPolicies, PUBLIC_URL, key files, NATS, Redis, SMTP (every render)"
 for f in "${RENDERS[@]}"; do
   if ! "$PY" scripts/chart_vs_binaries.py --rendered "$WORK/$f.yaml" --static-only > "$WORK/admin-$f.txt"; then
     cat "$WORK/admin-$f.txt"
@@ -234,6 +262,8 @@ step "plain manifests ($MANIFESTS) match the chart"
   echo "#   kubectl -n suite create secret generic suite-forwarding-secret --from-literal=forwarding-secret=\"\$(openssl rand -base64 32)\""
   echo "# The OpenID Connect issuer (PUBLIC_URL in ConfigMap suite-auth) is http://127.0.0.1:8080, the address of"
   echo "# kubectl port-forward svc/suite-gateway 8080:80; for a public address render with --set auth.publicUrl=..."
+  echo "# No SMTP server: the user service writes mail only to files in its pods (MAIL_DIR, an emptyDir) and logs the"
+  echo "# links; to send mail render with --set user.mail.smtp.existingSecret=<Secret with key smtp-url> (k8s/suite/README.md)."
   echo "# The helm.sh/hook Jobs (migrations) and the test Pod are plain objects here: the services also"
   echo "# migrate at start-up, so applying everything at once is safe."
   cat "$WORK/manifests.yaml"
@@ -257,8 +287,10 @@ if [[ $RUN_BINARIES -eq 1 ]]; then
   # nats.url, redis.url with a password, restricted egress, stream settings, the Redis command budget and the
   # user cache's TTL. The script starts a nats-server -js and a redis-server of its own and checks that the
   # events reach JetStream and that the rate buckets and the user cache reach Redis.
-  step "the chart proven against the binaries (scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml: NATS and Redis)"
-  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml
+  # Mail joins that pass too: the first (default values) sends to the development mailbox (MAIL_DIR on an
+  # emptyDir), this one through SMTP (k8s/test-values/mail.yaml; the script's own SMTP sink).
+  step "the chart proven against the binaries (scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml -f k8s/test-values/mail.yaml: NATS, Redis and SMTP)"
+  HELM="$HELM" "$PY" scripts/chart_vs_binaries.py -f k8s/test-values/nats.yaml -f k8s/test-values/redis.yaml -f k8s/test-values/mail.yaml
 fi
 
 step_end

@@ -131,6 +131,79 @@ https or not, which port), and relying parties pin it: so it is required there. 
 {{- end -}}
 {{- end -}}
 
+{{/* Whether the user service has an SMTP server (user.mail.smtp.existingSecret or url): "true" or "". */}}
+{{- define "suite.smtpEnabled" -}}
+{{- if or .Values.user.mail.smtp.existingSecret .Values.user.mail.smtp.url -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret (name and key) SMTP_URL comes from: user.mail.smtp.existingSecret, else the chart's own. */}}
+{{- define "suite.smtpSecretName" -}}
+{{- if .Values.user.mail.smtp.existingSecret -}}{{ .Values.user.mail.smtp.existingSecret }}
+{{- else -}}{{ include "suite.componentName" (dict "root" . "name" "user") }}-smtp
+{{- end -}}
+{{- end -}}
+
+{{- define "suite.smtpSecretKey" -}}
+{{- if .Values.user.mail.smtp.existingSecret -}}{{ .Values.user.mail.smtp.existingSecretKey }}{{- else -}}smtp-url{{- end -}}
+{{- end -}}
+
+{{/* Where the development mailbox is (MAIL_DIR, an emptyDir), without SMTP. */}}
+{{- define "suite.mailDir" -}}
+/var/lib/suite-user/mail
+{{- end -}}
+
+{{/* The user service's mail variables the chart owns (user.env may not set them; SMTP_URL is a
+secretKeyRef, MAIL_DIR the emptyDir without SMTP, PUBLIC_URL the auth service's). */}}
+{{- define "suite.mailVars" -}}
+SMTP_URL,MAIL_DIR,PUBLIC_URL,MAIL_FROM,BRANDING_PRODUCT_NAME,EMAIL_VERIFICATION,REQUIRE_VERIFIED_EMAIL,EMAIL_VERIFICATION_TTL_SECS,PASSWORD_RESET_TTL_SECS,EMAIL_CHANGE_REVERT_TTL_SECS,MAIL_LINKS_PER_HOUR,MAIL_NOTICE_PASSWORD_CHANGED,MAIL_NOTICE_EMAIL_CHANGED,MAIL_NOTICE_NEW_SIGN_IN,MAIL_NOTICE_ACCOUNT_LOCKED,MAIL_SEND_TIMEOUT_SECS,MAIL_GIVE_UP_AFTER_SECS
+{{- end -}}
+
+{{/* The user service's mail environment (ConfigMap data; the root context): PUBLIC_URL always (the links'
+base, the auth service's issuer), MAIL_DIR without SMTP, the rest only when set (else the binary's default).
+SMTP_URL is a secretKeyRef in the Deployment. */}}
+{{- define "suite.mailEnv" -}}
+{{- $m := .Values.user.mail -}}
+{{- $smtp := include "suite.smtpEnabled" . -}}
+{{- if and $m.required (not $smtp) }}
+{{- fail "user.mail.required: set user.mail.smtp.existingSecret (or user.mail.smtp.url): without SMTP the user service only writes mail to files in its pods" }}
+{{- end }}
+{{- if and (kindIs "bool" $m.requireVerifiedEmail) $m.requireVerifiedEmail }}
+{{- if and (kindIs "bool" $m.emailVerification) (not $m.emailVerification) }}
+{{- fail "user.mail.requireVerifiedEmail needs user.mail.emailVerification (REQUIRE_VERIFIED_EMAIL needs EMAIL_VERIFICATION=true)" }}
+{{- end }}
+{{- if not $smtp }}
+{{- fail "user.mail.requireVerifiedEmail needs SMTP (user.mail.smtp.existingSecret or url): without it no verification link reaches anyone, and nobody could sign in" }}
+{{- end }}
+{{- end }}
+PUBLIC_URL: {{ include "suite.publicUrl" . | quote }}
+{{- if not $smtp }}
+MAIL_DIR: {{ include "suite.mailDir" . | quote }}
+{{- end }}
+{{- with $m.from }}
+MAIL_FROM: {{ . | quote }}
+{{- end }}
+{{- with (default (index .Values.gateway.env "BRANDING_PRODUCT_NAME") $m.productName) }}
+BRANDING_PRODUCT_NAME: {{ toString . | quote }}
+{{- end }}
+{{- range $var, $val := dict
+  "EMAIL_VERIFICATION" $m.emailVerification
+  "REQUIRE_VERIFIED_EMAIL" $m.requireVerifiedEmail
+  "EMAIL_VERIFICATION_TTL_SECS" $m.emailVerificationTtlSecs
+  "PASSWORD_RESET_TTL_SECS" $m.passwordResetTtlSecs
+  "EMAIL_CHANGE_REVERT_TTL_SECS" $m.emailChangeRevertTtlSecs
+  "MAIL_LINKS_PER_HOUR" $m.linksPerHour
+  "MAIL_NOTICE_PASSWORD_CHANGED" $m.notices.passwordChanged
+  "MAIL_NOTICE_EMAIL_CHANGED" $m.notices.emailChanged
+  "MAIL_NOTICE_NEW_SIGN_IN" $m.notices.newSignIn
+  "MAIL_NOTICE_ACCOUNT_LOCKED" $m.notices.accountLocked
+  "MAIL_SEND_TIMEOUT_SECS" $m.sendTimeoutSecs
+  "MAIL_GIVE_UP_AFTER_SECS" $m.giveUpAfterSecs }}
+{{- if not (kindIs "invalid" $val) }}
+{{ $var }}: {{ toString $val | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Environment common to the three binaries (ConfigMap data): (dict "root" $ "name" "user"). */}}
 {{- define "suite.telemetryEnv" -}}
 {{- $t := .root.Values.telemetry -}}
@@ -230,7 +303,7 @@ EVENTS_REPLICAS: {{ . | toString | quote }}
 
 {{/* The egress rules of a component (networkPolicy.egress.enabled): (dict "root" $ "name" "user" "calls"
 (list "auth")). DNS, the release's gRPC services it calls, PostgreSQL (user, auth), OTLP, NATS, back-channel
-logout (auth), Redis (gateway, user), extra. */}}
+logout (auth), SMTP (user), Redis (gateway, user), extra. */}}
 {{- define "suite.egressRules" -}}
 {{- $root := .root -}}
 {{- $e := $root.Values.networkPolicy.egress -}}
@@ -282,6 +355,18 @@ logout (auth), Redis (gateway, user), extra. */}}
 {{- with $root.Values.auth.backchannelLogout.egress }}
 {{- if and (eq $.name "auth") .enabled }}
 {{- /* Back-channel logout tokens, POSTed by the auth service to the clients' https URIs. */}}
+- ports:
+    - protocol: TCP
+      port: {{ .port }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- if and (eq .name "user") (include "suite.smtpEnabled" $root) }}
+{{- with $root.Values.user.mail.smtp.egress }}
+{{- /* The SMTP server the user service sends mail through. */}}
 - ports:
     - protocol: TCP
       port: {{ .port }}

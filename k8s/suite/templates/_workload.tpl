@@ -2,6 +2,9 @@
 The objects every component has, parameterised by (dict "root" $ "name" "user|auth|gateway" "env" $envDict).
 */}}
 
+{{/* ConfigMap: also "reserved", variables the component's `env` may not set even when the chart leaves
+them out (the user service's mail settings: user.mail). */}}
+
 {{/* ConfigMap of the non-secret environment: the chart's own variables plus the component's `env`. */}}
 {{- define "suite.configmap" -}}
 {{- $v := index .root.Values .name -}}
@@ -9,7 +12,7 @@ The objects every component has, parameterised by (dict "root" $ "name" "user|au
 {{- range $k, $val := $v.env }}
 {{- /* The events' settings are the chart's (nats.*, events.*) even when unset: alike for the three; so are
 Redis's (redis.*, userCache.*: only the gateway and the user service read them). */}}
-{{- if or (hasKey $env $k) (has $k (list "NATS_URL" "EVENTS_MAX_AGE_SECS" "EVENTS_REPLICAS" "REDIS_URL" "REDIS_TIMEOUT_MS" "USER_CACHE_TTL_SECS")) }}
+{{- if or (hasKey $env $k) (has $k (concat (list "NATS_URL" "EVENTS_MAX_AGE_SECS" "EVENTS_REPLICAS" "REDIS_URL" "REDIS_TIMEOUT_MS" "USER_CACHE_TTL_SECS") ($.reserved | default list))) }}
 {{- fail (printf "%s.env.%s: set by the chart; use the matching value instead" $.name $k) }}
 {{- end }}
 {{- $_ := set $env $k (toString $val) }}
@@ -139,7 +142,8 @@ spec:
 {{- end }}
 {{- end -}}
 
-{{/* The Deployment. */}}
+{{/* The Deployment; optional "volumeMounts", "volumes", "annotations" and "secretEnv" (a list of dicts: name,
+secretName, key, comment: env variables from Secrets). */}}
 {{- define "suite.deployment" -}}
 {{- $root := .root -}}
 {{- $name := .name -}}
@@ -246,6 +250,14 @@ spec:
                 secretKeyRef:
                   name: {{ include "suite.dbSecretName" . }}
                   key: {{ include "suite.dbSecretKey" . }}
+          {{- end }}
+          {{- range .secretEnv }}
+            # {{ .comment }}
+            - name: {{ .name }}
+              valueFrom:
+                secretKeyRef:
+                  name: {{ .secretName }}
+                  key: {{ .key }}
           {{- end }}
           {{- if $grpc }}
           readinessProbe:
