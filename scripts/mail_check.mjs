@@ -12,7 +12,12 @@ const context = await browser.newContext({ javaScriptEnabled: false });
 const page = await context.newPage();
 const violations = [];
 page.on("console", (m) => {
-  if (m.type() === "error") violations.push(m.text());
+  // A failed load is named by the response handler below, with its URL.
+  if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) violations.push(m.text());
+});
+page.on("response", (r) => {
+  // The browser's own favicon probe is not the page's doing.
+  if (r.status() >= 400 && !r.url().endsWith("/favicon.ico")) violations.push(`${r.status()} ${r.url()}`);
 });
 const fail = (why) => {
   console.error(why);
