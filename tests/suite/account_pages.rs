@@ -40,7 +40,7 @@ fn text_part(eml: &str) -> String {
             continue;
         }
         if head.contains("content-transfer-encoding: quoted-printable") {
-            return quoted_printable(body);
+            return suite_testkit::smtp::quoted_printable(body);
         }
         if head.contains("content-transfer-encoding: base64") {
             let compact: String = body.split_whitespace().collect();
@@ -54,35 +54,9 @@ fn text_part(eml: &str) -> String {
     panic!("no text/plain part in {eml}")
 }
 
-/// Quoted-printable (RFC 2045 §6.7): soft line breaks (`=` at a line's
-/// end) joined, `=XX` decoded.
-fn quoted_printable(body: &str) -> String {
-    let joined = body.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("utf-8")
-}
-
 /// The links to `path` (with a token) in the mail to `to` in the suite's
 /// mailbox, waited for (the outbox sends after the change commits).
-async fn mailed_link(s: &Suite, to: &str, path: &str) -> String {
+pub(crate) async fn mailed_link(s: &Suite, to: &str, path: &str) -> String {
     let mailbox = s.data_dir().join("mail");
     let link = regex::Regex::new(&format!(
         r"https?://[^\s/]+{}\?token=[A-Za-z0-9_\-]+",
@@ -544,12 +518,4 @@ async fn the_pages_posts_are_counted_in_the_strict_bucket() {
     let page = browser.get(&s, "/account/forgot-password").await;
     assert_eq!(page.status, 200, "{}", page.body);
     s.stop().await;
-}
-
-#[test]
-fn quoted_printable_soft_breaks_are_joined() {
-    assert_eq!(
-        quoted_printable("http://x/account/verify-email?token=3Dab=\r\ncd =3D=C3=A9\r\n"),
-        "http://x/account/verify-email?token=abcd =é\r\n"
-    );
 }

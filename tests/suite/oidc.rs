@@ -194,6 +194,19 @@ async fn the_code_flow_through_the_pages_gives_tokens_a_relying_party_accepts(s:
     let (client_id, secret) = register_client(&s, &admin).await;
     let user = register_as(&s, "olga", "olga@example.com", PASSWORD).await;
     let user_id = user.json["id"].as_str().expect("id").to_owned();
+    // Her address, proven through the mailed link (the API's way).
+    let link =
+        crate::account_pages::mailed_link(&s, "olga@example.com", "/account/verify-email").await;
+    let (_, mailed) = link.split_once("token=").expect("a token in the link");
+    let confirmed = http(
+        &s,
+        "POST",
+        "/api/v1/email:confirm",
+        &[("content-type", "application/json")],
+        Some(serde_json::json!({ "token": mailed }).to_string()),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
 
     // Discovery names the endpoints under the issuer.
     let d = http(&s, "GET", "/.well-known/openid-configuration", &[], None)
@@ -228,6 +241,8 @@ async fn the_code_flow_through_the_pages_gives_tokens_a_relying_party_accepts(s:
     let id = verify_id_token(&s, t["id_token"].as_str().expect("id token"), &client_id).await;
     assert_eq!(id["sub"], user_id.as_str());
     assert_eq!(id["nonce"], "n0nce");
+    assert_eq!(id["email"], "olga@example.com");
+    assert_eq!(id["email_verified"], true, "the claim tells the truth");
     let access = t["access_token"].as_str().expect("access").to_owned();
     let refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
 

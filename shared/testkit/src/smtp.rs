@@ -28,7 +28,7 @@ impl Received {
     /// The plain-text part with quoted-printable soft line breaks and
     /// `=XX` escapes undone (enough to find a link in it).
     pub fn text(&self) -> String {
-        decode_quoted_printable(&self.data)
+        quoted_printable(&self.data)
     }
 
     /// The first `http(s)://…` link in the message whose path contains `path`.
@@ -51,24 +51,39 @@ impl Received {
     }
 }
 
-fn decode_quoted_printable(s: &str) -> String {
-    let joined = s.replace("=\r\n", "").replace("=\n", "");
+/// Quoted-printable (RFC 2045 §6.7): soft line breaks (`=` at a line's
+/// end) joined, `=XX` decoded.
+pub fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
     let bytes = joined.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+#[test]
+fn quoted_printable_soft_breaks_are_joined() {
+    assert_eq!(
+        quoted_printable("http://x/account/verify-email?token=3Dab=\r\ncd =3D=C3=A9\r\n"),
+        "http://x/account/verify-email?token=abcd =é\r\n"
+    );
 }
 
 #[derive(Default)]

@@ -502,6 +502,97 @@ async fn mail_waits_for_a_relay_that_is_down_and_arrives_once(
     }
 }
 
+/// Runs `sql` on the database at `url` (the test's hand on the clock).
+async fn exec(url: &str, sql: &'static str) {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        sqlx::query(sql).execute(&pool).await.expect("run");
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("open");
+        sqlx::query(sql).execute(&pool).await.expect("run");
+        pool.close().await;
+    }
+}
+
+async fn an_expired_link_is_refused_like_a_used_one((app, sink): (TestApp, SmtpSink)) {
+    app.create_user("lena").await;
+    let verify = link_token(
+        &sink,
+        "lena@example.com",
+        "Confirm your email",
+        "/account/verify-email",
+    )
+    .await;
+    app.client
+        .clone()
+        .request_password_reset(RequestPasswordResetRequest {
+            login: "lena".into(),
+        })
+        .await
+        .expect("asked");
+    let reset = link_token(
+        &sink,
+        "lena@example.com",
+        "Reset your",
+        "/account/reset-password",
+    )
+    .await;
+    // Their time is up (whatever the clock's format on either database).
+    exec(
+        &app.db.url,
+        "UPDATE user_tokens SET expires_at = created_at",
+    )
+    .await;
+    let late = confirm(&app, &verify).await.expect_err("expired");
+    assert_eq!(field_of(&late), ["token"]);
+    let late = app
+        .client
+        .clone()
+        .reset_password(ResetPasswordRequest {
+            token: reset,
+            new_password: STRONG.into(),
+        })
+        .await
+        .expect_err("expired");
+    assert_eq!(field_of(&late), ["token"]);
+    assert_eq!(
+        check(&app, "lena", PASSWORD, "").await,
+        Outcome::Valid,
+        "nothing changed"
+    );
+}
+
+async fn a_locked_account_is_told_once((app, sink): (TestApp, SmtpSink)) {
+    app.create_user("mona").await;
+    for _ in 0..3 {
+        let outcome = check(&app, "mona", "not the password at all", "").await;
+        assert!(
+            matches!(outcome, Outcome::Invalid | Outcome::Locked),
+            "{outcome:?}"
+        );
+    }
+    mail_about(&sink, "mona@example.com", "are paused").await;
+    eventually("the outbox is empty", PATIENCE, async || {
+        count_rows(&app.db.url, "mail_outbox").await == 0
+    })
+    .await;
+    let notices = subjects(&sink, "mona@example.com")
+        .iter()
+        .filter(|s| s.contains("are paused"))
+        .count();
+    assert_eq!(notices, 1, "one notice an hour, however many guesses");
+}
+
+async fn spawn_locking(backend: Backend) -> Option<(TestApp, SmtpSink)> {
+    spawn_with_sink(backend, |c| {
+        // The whole account locks at the second wrong password.
+        c.login_free_attempts = 100;
+        c.login_account_free_attempts = 1;
+    })
+    .await
+}
+
 async fn spawn_bounded(backend: Backend) -> Option<(TestApp, SmtpSink)> {
     spawn_with_sink(backend, |c| c.mail.links_per_hour = 3).await
 }
@@ -518,6 +609,10 @@ suite_testkit::on_both_databases!(mod with_sink; super::spawn;
     header_injection_is_refused_and_mails_nothing,
     a_sign_in_from_a_new_client_is_told,
     mail_waits_for_a_relay_that_is_down_and_arrives_once,
+    an_expired_link_is_refused_like_a_used_one,
+);
+suite_testkit::on_both_databases!(mod locking; super::spawn_locking;
+    a_locked_account_is_told_once,
 );
 suite_testkit::on_both_databases!(mod bounded; super::spawn_bounded;
     link_mails_are_bounded_per_account_each_hour,
