@@ -98,6 +98,34 @@ pub async fn verify_email_page(
         .into_response()
 }
 
+/// The `POST` of a token link: `call` with the posted token, and `done`'s
+/// page for its answer; the not-valid page for a refused token.
+async fn redeem<T, Fut>(
+    oidc: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+    call: impl FnOnce(tonic::Request<String>) -> Fut,
+    done: impl FnOnce(T) -> Answer,
+) -> Answer
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    respond(async {
+        let (client, form) = admit_form(oidc, peer, headers, body).await?;
+        let Some(token) = link_token(&form) else {
+            return Ok(not_valid(oidc, false));
+        };
+        Ok(match call(oidc.request(token, client)).await {
+            Ok(answer) => done(answer.into_inner()),
+            // The token is the request's only field: whatever is wrong, it is.
+            Err(s) if s.code() == Code::InvalidArgument => not_valid(oidc, false),
+            Err(s) => failed_call(oidc, SERVICE, &s),
+        })
+    })
+    .await
+}
+
 /// `POST /account/verify-email`: ConfirmEmail with the posted token.
 pub async fn verify_email(
     State(oidc): State<Shared>,
@@ -105,17 +133,22 @@ pub async fn verify_email(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(async {
-        let (client, form) = admit_form(&oidc, peer, &headers, &body).await?;
-        let Some(token) = link_token(&form) else {
-            return Ok(not_valid(&oidc, false));
-        };
-        let call = oidc
-            .users()
-            .confirm_email(oidc.request(ConfirmEmailRequest { token }, client))
-            .await;
-        Ok(match call.map(tonic::Response::into_inner) {
-            Ok(confirmed) => message(
+    let users = oidc.users();
+    redeem(
+        &oidc,
+        peer,
+        &headers,
+        &body,
+        |r| {
+            let mut users = users;
+            async move {
+                users
+                    .confirm_email(r.map(|token| ConfirmEmailRequest { token }))
+                    .await
+            }
+        },
+        |confirmed| {
+            message(
                 &oidc,
                 StatusCode::OK,
                 "Email address confirmed",
@@ -124,12 +157,9 @@ pub async fn verify_email(
                     confirmed.email
                 )],
                 Vec::new(),
-            ),
-            // The token is the request's only field: whatever is wrong, it is.
-            Err(s) if s.code() == Code::InvalidArgument => not_valid(&oidc, false),
-            Err(s) => failed_call(&oidc, SERVICE, &s),
-        })
-    })
+            )
+        },
+    )
     .await
     .into_response()
 }
@@ -153,19 +183,24 @@ pub async fn revert_email(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(async {
-        let (client, form) = admit_form(&oidc, peer, &headers, &body).await?;
-        let Some(token) = link_token(&form) else {
-            return Ok(not_valid(&oidc, false));
-        };
-        let call = oidc
-            .users()
-            .revert_email_change(oidc.request(RevertEmailChangeRequest { token }, client))
-            .await;
-        Ok(match call.map(tonic::Response::into_inner) {
-            // Whoever changed the address may know the password: the page
-            // leads to a new one (sessions are already gone).
-            Ok(reverted) => message(
+    let users = oidc.users();
+    redeem(
+        &oidc,
+        peer,
+        &headers,
+        &body,
+        |r| {
+            let mut users = users;
+            async move {
+                users
+                    .revert_email_change(r.map(|token| RevertEmailChangeRequest { token }))
+                    .await
+            }
+        },
+        // Whoever changed the address may know the password: the page leads
+        // to a new one (sessions are already gone).
+        |reverted| {
+            message(
                 &oidc,
                 StatusCode::OK,
                 "Your email address is back",
@@ -182,11 +217,9 @@ pub async fn revert_email(
                     href: FORGOT_PASSWORD_PATH.to_owned(),
                     text: "Choose a new password".to_owned(),
                 }],
-            ),
-            Err(s) if s.code() == Code::InvalidArgument => not_valid(&oidc, false),
-            Err(s) => failed_call(&oidc, SERVICE, &s),
-        })
-    })
+            )
+        },
+    )
     .await
     .into_response()
 }

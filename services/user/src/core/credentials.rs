@@ -115,34 +115,7 @@ impl UserCore {
             }
             self.throttle.release(reservation).await?;
         }
-        let related = related_inputs(
-            record.username.as_str(),
-            record.email.as_str(),
-            record.display_name.as_str(),
-        );
-        record.password_hash = self
-            .hasher
-            .hash_new(new_password.into_password(), related, "new_password")
-            .await?;
-        let at = now();
-        record.updated_at = at;
-        // Sessions begun before now end: a changed password logs out other devices.
-        record.sessions_valid_after = Some(at);
-        let changed = Event::new(
-            &PasswordChanged {
-                user_id: id.to_string(),
-                sessions_valid_after: Some(to_timestamp(at)),
-            },
-            id,
-        );
-        let mut letters = Vec::new();
-        if self.mail.notice_password_changed {
-            letters.push(
-                self.mail
-                    .letters
-                    .password_changed(&addressee(&record, record.email.as_str())),
-            );
-        }
+        let (changed, letters) = self.set_password(&mut record, new_password).await?;
         let also = Also {
             letters: &letters,
             ..Also::default()
@@ -151,6 +124,45 @@ impl UserCore {
             .await?;
         tracing::info!(user.id = %id, "password changed");
         Ok(())
+    }
+
+    /// Gives `record` the hash of `new` (through the password policy, on the
+    /// hashing threads) and ends its older sessions: the `PasswordChanged`
+    /// event to store with it, and the notice to mail (if notices are on).
+    pub(super) async fn set_password(
+        &self,
+        record: &mut crate::store::UserRecord,
+        new: crate::domain::NewPassword,
+    ) -> Result<(Event, Vec<crate::mail::letters::Letter>), Error> {
+        let related = related_inputs(
+            record.username.as_str(),
+            record.email.as_str(),
+            record.display_name.as_str(),
+        );
+        record.password_hash = self
+            .hasher
+            .hash_new(new.into_password(), related, "new_password")
+            .await?;
+        let at = now();
+        record.updated_at = at;
+        // Sessions begun before now end: a changed password logs out other devices.
+        record.sessions_valid_after = Some(at);
+        let changed = Event::new(
+            &PasswordChanged {
+                user_id: record.id.to_string(),
+                sessions_valid_after: Some(to_timestamp(at)),
+            },
+            record.id,
+        );
+        let mut letters = Vec::new();
+        if self.mail.notice_password_changed {
+            letters.push(
+                self.mail
+                    .letters
+                    .password_changed(&addressee(record, record.email.as_str())),
+            );
+        }
+        Ok((changed, letters))
     }
 
     /// Whether `password` is the password of the user `login` names, for

@@ -70,6 +70,13 @@ pub(super) struct Link {
     pub token: NewToken,
 }
 
+impl Link {
+    /// The letters and the tokens of `links`, as `Also` holds them.
+    pub(super) fn split(links: Vec<Link>) -> (Vec<Letter>, Vec<NewToken>) {
+        links.into_iter().map(|l| (l.letter, l.token)).unzip()
+    }
+}
+
 impl UserCore {
     /// The verification link of `record`'s current address.
     pub(super) fn verification_link(&self, record: &UserRecord, at: DateTime<Utc>) -> Link {
@@ -107,8 +114,7 @@ impl UserCore {
         events: Vec<Event>,
         links: Vec<Link>,
     ) -> Result<(), Error> {
-        let (letters, tokens): (Vec<_>, Vec<_>) =
-            links.into_iter().map(|l| (l.letter, l.token)).unzip();
+        let (letters, tokens) = Link::split(links);
         let also = Also {
             letters: &letters,
             tokens: &tokens,

@@ -286,8 +286,7 @@ impl UserCore {
                 id,
             ));
         }
-        let (letters, tokens): (Vec<_>, Vec<_>) =
-            links.into_iter().map(|l| (l.letter, l.token)).unzip();
+        let (letters, tokens) = Link::split(links);
         let also = Also {
             letters: &letters,
             tokens: &tokens,

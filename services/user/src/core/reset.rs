@@ -5,7 +5,6 @@
 
 use super::{
     UserCore,
-    credentials::related_inputs,
     email::{Link, addressee},
 };
 use crate::{
@@ -21,8 +20,8 @@ use std::time::Duration;
 use suite_events::Event;
 use suite_proto::{
     Login, Password,
-    time::{now, to_timestamp},
-    user::{PasswordChanged, PasswordResetCompleted, PasswordResetRequested},
+    time::now,
+    user::{PasswordResetCompleted, PasswordResetRequested},
 };
 use uuid::Uuid;
 
@@ -117,30 +116,13 @@ impl UserCore {
             return Err(spent());
         }
         let id = record.id;
-        let related = related_inputs(
-            record.username.as_str(),
-            record.email.as_str(),
-            record.display_name.as_str(),
-        );
-        record.password_hash = self
-            .hasher
-            .hash_new(new_password.into_password(), related, "new_password")
-            .await?;
-        let at = now();
-        record.updated_at = at;
-        record.sessions_valid_after = Some(at);
         // The link went to the address: following it proves the address.
         if record.email.as_str() == token.email {
             record.email_verified = true;
         }
+        let (changed, letters) = self.set_password(&mut record, new_password).await?;
         let events = vec![
-            Event::new(
-                &PasswordChanged {
-                    user_id: id.to_string(),
-                    sessions_valid_after: Some(to_timestamp(at)),
-                },
-                id,
-            ),
+            changed,
             Event::new(
                 &PasswordResetCompleted {
                     user_id: id.to_string(),
@@ -148,14 +130,6 @@ impl UserCore {
                 id,
             ),
         ];
-        let mut letters = Vec::new();
-        if self.mail.notice_password_changed {
-            letters.push(
-                self.mail
-                    .letters
-                    .password_changed(&addressee(&record, record.email.as_str())),
-            );
-        }
         let also = Also {
             letters: &letters,
             redeems: Some(&hash),
