@@ -44,6 +44,10 @@ pub enum Error {
     Aborted(&'static str),
     #[error("{0}")]
     ResourceExhausted(&'static str),
+    /// A mailed link's token that is unknown, used, expired, or for a state
+    /// that changed since (one answer for all: a guess learns nothing).
+    #[error("{}", crate::core::email::SPENT_TOKEN)]
+    LinkSpent,
     /// The call is right but the user's state does not allow it now.
     #[error("{0}")]
     FailedPrecondition(&'static str),
@@ -67,7 +71,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Conflict(field) => Self::AlreadyExists(field),
             StoreError::Unavailable(_, msg) => Self::Unavailable(msg),
-            StoreError::TokenSpent => Self::invalid("token", crate::core::email::SPENT_TOKEN),
+            StoreError::TokenSpent => Self::LinkSpent,
             StoreError::Other(msg) => Self::Internal(msg),
         }
     }
@@ -95,6 +99,7 @@ impl From<Error> for Status {
             Error::Aborted(m) => Status::aborted(m),
             Error::ResourceExhausted(m) => Status::resource_exhausted(m),
             Error::FailedPrecondition(m) => Status::failed_precondition(m),
+            Error::LinkSpent => Status::not_found(crate::core::email::SPENT_TOKEN),
             Error::Throttled(wait) => suite_grpc::status::throttled(wait),
             // The detail (driver message, address) is for the log, not the client.
             Error::Unavailable(_) => {

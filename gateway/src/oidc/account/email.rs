@@ -118,8 +118,11 @@ where
         };
         Ok(match call(oidc.request(token, client)).await {
             Ok(answer) => done(answer.into_inner()),
-            // The token is the request's only field: whatever is wrong, it is.
-            Err(s) if s.code() == Code::InvalidArgument => not_valid(oidc, false),
+            // The token is the request's only field: whatever is wrong, it is
+            // (NotFound: unknown, used or expired; InvalidArgument: malformed).
+            Err(s) if matches!(s.code(), Code::InvalidArgument | Code::NotFound) => {
+                not_valid(oidc, false)
+            }
             Err(s) => failed_call(oidc, SERVICE, &s),
         })
     })

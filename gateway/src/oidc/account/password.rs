@@ -261,6 +261,8 @@ pub async fn reset_password(
                 vec!["Your password was changed; every session was signed out.".to_owned()],
                 Vec::new(),
             ),
+            // Unknown, used, expired, or for a password changed since.
+            Err(s) if s.code() == Code::NotFound => not_valid(&oidc, true),
             Err(s) if s.code() == Code::InvalidArgument => {
                 let violations = violations(&s);
                 let on = |field: &str| {

@@ -30,9 +30,12 @@ use suite_tokens::Caller;
 use uuid::Uuid;
 
 /// Why a link token is refused: the same words whatever the reason, so
-/// that a guess learns nothing.
-pub const SPENT_TOKEN: &str =
-    "is not valid: unknown, used, expired, or for an address or password that changed since";
+/// that a guess learns nothing (NotFound: the link is no more).
+pub const SPENT_TOKEN: &str = "the link's token is not valid: unknown, used, expired, or for an address or password that changed since";
+
+/// Why a token is refused before any look-up: not of a token's form.
+pub const MALFORMED_TOKEN: &str =
+    "must be the token of a mailed link (43 characters of A-Z, a-z, 0-9, - and _)";
 
 /// The mail settings the core follows (see `mail::config::MailArgs`).
 #[derive(Debug, Clone)]
@@ -208,8 +211,8 @@ impl UserCore {
         secret: &str,
         purposes: &[Purpose],
     ) -> Result<(Vec<u8>, TokenRecord), Error> {
-        let spent = || Error::invalid("token", SPENT_TOKEN);
-        let hash = links::parse(secret).ok_or_else(spent)?;
+        let spent = || Error::LinkSpent;
+        let hash = links::parse(secret).ok_or_else(|| Error::invalid("token", MALFORMED_TOKEN))?;
         let token = self.store.find_token(&hash).await?.ok_or_else(spent)?;
         if !purposes.contains(&token.purpose)
             || token.used_at.is_some()
@@ -223,7 +226,7 @@ impl UserCore {
     /// Redeems a verification or change-of-address link: the address it
     /// names is the user's and verified. The user and the address.
     pub async fn confirm_email(&self, secret: &str) -> Result<(Uuid, String), Error> {
-        let spent = || Error::invalid("token", SPENT_TOKEN);
+        let spent = || Error::LinkSpent;
         let (hash, token) = self
             .live_token(secret, &[Purpose::VerifyEmail, Purpose::ChangeEmail])
             .await?;
@@ -300,7 +303,7 @@ impl UserCore {
     /// Redeems the link mailed to the old address after a change: the old
     /// address is the user's again and every session of the user ends.
     pub async fn revert_email_change(&self, secret: &str) -> Result<(Uuid, String), Error> {
-        let spent = || Error::invalid("token", SPENT_TOKEN);
+        let spent = || Error::LinkSpent;
         let (hash, token) = self.live_token(secret, &[Purpose::RevertEmail]).await?;
         let mut record = self.store.get(token.user_id).await?.ok_or_else(spent)?;
         if record.email.as_str() != token.bound {

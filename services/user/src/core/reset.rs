@@ -88,14 +88,14 @@ impl UserCore {
     /// Sets the password of the reset link's user: checked by the policy,
     /// every session ended, the user told. The user.
     pub async fn reset_password(&self, secret: &str, new: Option<Password>) -> Result<Uuid, Error> {
-        let spent = || Error::invalid("token", super::email::SPENT_TOKEN);
+        let spent = || Error::LinkSpent;
         let hash = links::parse(secret);
         let new_password = match (NewPassword::parse(new), &hash) {
             (Ok(p), Some(_)) => p,
             (p, _) => {
                 let mut v = Violations::default();
                 if hash.is_none() {
-                    v.add("token", super::email::SPENT_TOKEN);
+                    v.add("token", super::email::MALFORMED_TOKEN);
                 }
                 v.note("new_password", &p);
                 return Err(v.into_error());
