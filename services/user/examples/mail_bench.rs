@@ -81,7 +81,7 @@ async fn run(
                 if i >= n {
                     return;
                 }
-                let name = format!("u{i}");
+                let name = format!("user{i}");
                 if client.create_user(request(&name)).await.is_ok() {
                     answered
                         .lock()
@@ -97,7 +97,7 @@ async fn run(
     let elapsed = started.elapsed();
     let done = answered.lock().map(|a| a.len()).unwrap_or(0);
     print!(
-        "  argon2 {:<13} mail {:<3}: {:>6.0} registrations/s",
+        "  argon2 {:<13} mail {:<3}: {:>6.0} registrations/s ({done} of {n})",
         if cheap_hash {
             "m=64 t=1"
         } else {

@@ -1,6 +1,6 @@
 //! The mailer: delivers the mail outbox. Each replica runs one; a letter is
-//! claimed before it is sent (so two replicas never send it at once),
-//! deleted once the server took it, tried again with a growing pause after a
+//! claimed before it is sent (a batch at a time, so two replicas never send
+//! one at once), deleted once the server took it (the round's together), tried again with a growing pause after a
 //! temporary failure, set aside after a permanent one or once it is too old.
 //! A crash between the server's acceptance and the delete sends the letter
 //! again after the claim's lease, with the same Message-ID.
@@ -54,7 +54,7 @@ impl MailerSettings {
         }
     }
 
-    /// The pause before attempt `attempts + 1`.
+    /// The pause after the `attempts`-th attempt failed.
     fn retry_after(&self, attempts: i32) -> Duration {
         let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
         self.first_retry
@@ -104,80 +104,91 @@ impl Mailer {
         })
     }
 
-    /// Sends what is due; how many letters were read.
+    /// Sends what is due; how many letters were claimed.
     async fn round(self: Arc<Self>) -> usize {
-        let due = match self.queue.due(Utc::now(), self.settings.batch).await {
-            Ok(due) => due,
+        let now = Utc::now();
+        // The lease outlasts the sends: nobody else takes them meanwhile.
+        let lease = self.settings.send_timeout + Duration::from_secs(30);
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let claimed = match self.queue.claim_due(now, until, self.settings.batch).await {
+            Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the mail outbox failed; will retry");
                 return 0;
             }
         };
-        let read = due.len();
-        let mut sends = JoinSet::new();
-        for mail in due {
-            let this = self.clone();
-            sends.spawn(async move { this.deliver(mail).await });
+        let count = claimed.len();
+        if count > 0 {
+            let mut sends = JoinSet::new();
+            for mail in claimed {
+                let this = self.clone();
+                sends.spawn(async move {
+                    let outcome = this.transport.send(&this.from, &mail).await;
+                    (mail, outcome)
+                });
+            }
+            let mut sent = Vec::with_capacity(count);
+            while let Some(done) = sends.join_next().await {
+                let Ok((mail, outcome)) = done else { continue };
+                if let Some(id) = self.settle(mail, outcome).await {
+                    sent.push(id);
+                }
+            }
+            if !sent.is_empty()
+                && let Err(e) = self.queue.sent(&sent).await
+            {
+                // The leases run out and the letters are tried again: at
+                // worst second copies with the same Message-IDs.
+                tracing::warn!(error = %e, mails = sent.len(), "recording deliveries failed");
+            }
         }
-        while sends.join_next().await.is_some() {}
         if let Ok(depth) = self.queue.depth().await {
             crate::metrics::metrics().mail_outbox_depth.set(depth);
         }
-        read
+        count
     }
 
-    async fn deliver(&self, mail: QueuedMail) {
+    /// Records what one send came to; the letter's id if it was delivered
+    /// (deleted with the round's others).
+    async fn settle(&self, mail: QueuedMail, outcome: Result<(), SendError>) -> Option<uuid::Uuid> {
         let now = Utc::now();
-        // The lease outlasts the send: nobody else takes it meanwhile.
-        let lease = self.settings.send_timeout + Duration::from_secs(30);
-        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-        match self.queue.claim(&mail, until).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, mail.id = %mail.id, "claiming a mail failed; will retry");
-                return;
-            }
-        }
-        let outcome = self.transport.send(&self.from, &mail).await;
-        let now = Utc::now();
-        let settled = match &outcome {
-            Ok(()) => {
-                let waited = (now - mail.created_at).to_std().unwrap_or_default();
-                crate::metrics::metrics()
-                    .mail_delivery_seconds
-                    .observe(waited.as_secs_f64());
-                tracing::info!(mail.id = %mail.id, mail.kind = %mail.kind, attempts = mail.attempts + 1, "mail sent");
-                self.queue.sent(mail.id).await
-            }
-            Err(SendError::Temporary(e)) => {
-                let age = (now - mail.created_at).to_std().unwrap_or_default();
-                if age >= self.settings.give_up_after {
-                    tracing::error!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, "mail given up: the SMTP server refused it for too long");
-                    self.queue.failed(mail.id, now, e).await
-                } else {
-                    let pause = self.settings.retry_after(mail.attempts + 1);
-                    tracing::warn!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, retry_in_secs = pause.as_secs(), "mail not sent; will retry");
-                    let at = now + chrono::Duration::from_std(pause).unwrap_or_default();
-                    self.queue.retry_at(mail.id, at, e).await
-                }
-            }
-            Err(SendError::Permanent(e)) => {
-                tracing::error!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, "mail refused for good; not retried");
-                self.queue.failed(mail.id, now, e).await
-            }
-        };
         let label = match &outcome {
             Ok(()) => "sent",
             Err(SendError::Temporary(_)) => "retried",
             Err(SendError::Permanent(_)) => "failed",
         };
         crate::metrics::count_mail(label);
-        if let Err(e) = settled {
-            // The lease runs out and the letter is tried again: at worst a
-            // second copy with the same Message-ID.
-            tracing::warn!(error = %e, mail.id = %mail.id, "recording a mail's delivery failed");
+        let recorded = match outcome {
+            Ok(()) => {
+                let waited = (now - mail.created_at).to_std().unwrap_or_default();
+                crate::metrics::metrics()
+                    .mail_delivery_seconds
+                    .observe(waited.as_secs_f64());
+                tracing::info!(mail.id = %mail.id, mail.kind = %mail.kind, attempts = mail.attempts, "mail sent");
+                return Some(mail.id);
+            }
+            Err(SendError::Temporary(e)) => {
+                let age = (now - mail.created_at).to_std().unwrap_or_default();
+                if age >= self.settings.give_up_after {
+                    tracing::error!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, "mail given up: the SMTP server refused it for too long");
+                    self.queue.failed(mail.id, now, &e).await
+                } else {
+                    let pause = self.settings.retry_after(mail.attempts);
+                    tracing::warn!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, retry_in_secs = pause.as_secs(), "mail not sent; will retry");
+                    let at = now + chrono::Duration::from_std(pause).unwrap_or_default();
+                    self.queue.retry_at(mail.id, at, &e).await
+                }
+            }
+            Err(SendError::Permanent(e)) => {
+                tracing::error!(mail.id = %mail.id, mail.kind = %mail.kind, error = %e, "mail refused for good; not retried");
+                self.queue.failed(mail.id, now, &e).await
+            }
+        };
+        if let Err(e) = recorded {
+            // The lease runs out and the letter is tried again.
+            tracing::warn!(error = %e, mail.id = %mail.id, "recording a mail's failure failed");
         }
+        None
     }
 }
 

@@ -1,5 +1,6 @@
 //! The mail outbox as the mailer reads it: letters due, claimed by one
-//! replica at a time (a compare-and-set on `attempts`), deleted once sent,
+//! replica at a time (in one statement that raises `attempts` and sets a
+//! lease), deleted once sent,
 //! put off after a temporary failure, set aside after a permanent one. The
 //! letters are written by the user store, in the transaction of the change
 //! that causes them (`store::Also`).
@@ -29,15 +30,19 @@ pub struct QueuedMail {
 
 #[async_trait]
 pub trait MailQueue: Send + Sync {
-    /// Up to `limit` letters due at `now`, oldest first.
-    async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<QueuedMail>>;
-    /// Takes `mail` for a send: its attempt count goes from what was read
-    /// to one more, and it is not due again before `until` (the lease: a
-    /// replica that dies mid-send leaves it to another after that). False
-    /// if another replica took it first.
-    async fn claim(&self, mail: &QueuedMail, until: DateTime<Utc>) -> Result<bool>;
-    /// The server took it: gone from the outbox (and its link with it).
-    async fn sent(&self, id: Uuid) -> Result<()>;
+    /// Takes up to `limit` letters due at `now`, oldest first, for a send,
+    /// in one statement: each one's attempt count goes up by one (the count
+    /// returned is the new one), and none is due again before `until` (the
+    /// lease: a replica that dies mid-send leaves them to another after
+    /// that). Rows another replica is taking at the same moment are skipped.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<QueuedMail>>;
+    /// The server took them: gone from the outbox (and their links with them).
+    async fn sent(&self, ids: &[Uuid]) -> Result<()>;
     /// Tried again at `at`, `error` noted.
     async fn retry_at(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()>;
     /// Never to be tried again (kept, with `error`, for the operator).
@@ -75,57 +80,47 @@ macro_rules! queued {
 /// The queue's statements: the same on both databases but for placeholders
 /// (`$1` and `?` are both accepted by SQLite; PostgreSQL needs `$n`).
 macro_rules! queue_impl {
-    ($name:ident, $pool:ty) => {
+    ($name:ident, $pool:ty, $claim:expr, $sent:path) => {
         pub struct $name {
             pool: $pool,
         }
 
         #[async_trait]
         impl MailQueue for $name {
-            async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<QueuedMail>> {
-                let rows = sqlx::query(
-                    "SELECT id, kind, recipient, recipient_name, subject, text_body, html_body, created_at, attempts \
-                     FROM mail_outbox WHERE failed_at IS NULL AND next_attempt_at <= $1 \
-                     ORDER BY next_attempt_at, id LIMIT $2",
-                )
+            async fn claim_due(
+                &self,
+                now: DateTime<Utc>,
+                until: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<Vec<QueuedMail>> {
+                let rows = sqlx::query($claim)
                     .bind(now)
+                    .bind(until)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(rows
+                let mut claimed = rows
                     .iter()
                     .map(|r| -> sqlx::Result<QueuedMail> { Ok(queued!(r)) })
-                    .collect::<sqlx::Result<_>>()?)
+                    .collect::<sqlx::Result<Vec<_>>>()?;
+                // RETURNING keeps no order: the oldest go first.
+                claimed.sort_by_key(|m| (m.created_at, m.id));
+                Ok(claimed)
             }
 
-            async fn claim(&self, mail: &QueuedMail, until: DateTime<Utc>) -> Result<bool> {
-                let done = sqlx::query(
-                    "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $3 \
-                     WHERE id = $1 AND attempts = $2 AND failed_at IS NULL",
-                )
-                .bind(mail.id)
-                .bind(mail.attempts)
-                .bind(until)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
-            }
-
-            async fn sent(&self, id: Uuid) -> Result<()> {
-                sqlx::query("DELETE FROM mail_outbox WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+            async fn sent(&self, ids: &[Uuid]) -> Result<()> {
+                $sent(&self.pool, ids).await
             }
 
             async fn retry_at(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()> {
-                sqlx::query("UPDATE mail_outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(at)
-                    .bind(error)
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query(
+                    "UPDATE mail_outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(at)
+                .bind(error)
+                .execute(&self.pool)
+                .await?;
                 Ok(())
             }
 
@@ -150,21 +145,65 @@ macro_rules! queue_impl {
     };
 }
 
-queue_impl!(PgQueue, sqlx::PgPool);
-queue_impl!(SqliteQueue, sqlx::SqlitePool);
+/// The claim: a due row is one another replica is not taking now (its
+/// lock skipped, PostgreSQL) and that nobody's lease holds.
+macro_rules! claim_sql {
+    ($skip_locked:literal) => {
+        concat!(
+            "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $2 \
+             WHERE id IN (SELECT id FROM mail_outbox WHERE failed_at IS NULL AND next_attempt_at <= $1 \
+               ORDER BY next_attempt_at, id LIMIT $3",
+            $skip_locked,
+            ") AND next_attempt_at <= $1 \
+             RETURNING id, kind, recipient, recipient_name, subject, text_body, html_body, created_at, attempts"
+        )
+    };
+}
+
+async fn sent_pg(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<()> {
+    sqlx::query("DELETE FROM mail_outbox WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+async fn sent_sqlite(pool: &sqlx::SqlitePool, ids: &[Uuid]) -> Result<()> {
+    // No arrays in SQLite: one statement per row, one transaction (one sync).
+    let mut tx = pool.begin().await?;
+    for id in ids {
+        sqlx::query("DELETE FROM mail_outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+queue_impl!(
+    PgQueue,
+    sqlx::PgPool,
+    claim_sql!(" FOR UPDATE SKIP LOCKED"),
+    sent_pg
+);
+queue_impl!(SqliteQueue, sqlx::SqlitePool, claim_sql!(""), sent_sqlite);
 
 #[async_trait]
 impl MailQueue for Traced<dyn MailQueue> {
-    async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<QueuedMail>> {
-        self.run("SELECT", "mail_outbox", || self.inner().due(now, limit))
-            .await
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<QueuedMail>> {
+        self.run("UPDATE", "mail_outbox", || {
+            self.inner().claim_due(now, until, limit)
+        })
+        .await
     }
-    async fn claim(&self, mail: &QueuedMail, until: DateTime<Utc>) -> Result<bool> {
-        self.run("UPDATE", "mail_outbox", || self.inner().claim(mail, until))
-            .await
-    }
-    async fn sent(&self, id: Uuid) -> Result<()> {
-        self.run("DELETE", "mail_outbox", || self.inner().sent(id))
+    async fn sent(&self, ids: &[Uuid]) -> Result<()> {
+        self.run("DELETE", "mail_outbox", || self.inner().sent(ids))
             .await
     }
     async fn retry_at(&self, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<()> {
