@@ -2,7 +2,7 @@
 //! service (the `service` role), minted once and reused until near its end.
 
 use crate::error::Error;
-use suite_tokens::{Audience, Claims, SigningKey, roles};
+use suite_tokens::{Claims, SigningKey};
 use tokio::sync::Mutex;
 
 /// How long a service token lives, and how close to its end it is replaced.
@@ -37,19 +37,13 @@ impl ServiceTokens {
         {
             return Ok(token.clone());
         }
-        let claims = Claims {
-            iss: self.issuer.clone(),
-            aud: Audience::One(self.audience.clone()),
-            sub: SERVICE_SUBJECT.into(),
-            exp: now + SERVICE_TOKEN_TTL_SECS,
-            iat: now,
-            nbf: now,
-            jti: uuid::Uuid::now_v7().to_string(),
-            sid: None,
-            roles: vec![roles::SERVICE.into()],
-            client_id: None,
-            scope: None,
-        };
+        let claims = Claims::service(
+            &self.issuer,
+            &self.audience,
+            SERVICE_SUBJECT,
+            now,
+            SERVICE_TOKEN_TTL_SECS,
+        );
         let token = self
             .key
             .sign(&claims)

@@ -53,6 +53,27 @@ pub struct Claims {
     pub scope: Option<String>,
 }
 
+impl Claims {
+    /// A service token's claims: `subject` acting with the `service` role
+    /// toward `audience`, from `now` (Unix seconds) for `ttl_secs`, with a
+    /// fresh `jti`. The auth service's own calls and suitectl's mint these.
+    pub fn service(issuer: &str, audience: &str, subject: &str, now: i64, ttl_secs: i64) -> Self {
+        Self {
+            iss: issuer.to_owned(),
+            aud: Audience::One(audience.to_owned()),
+            sub: subject.to_owned(),
+            exp: now + ttl_secs,
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: None,
+            roles: vec![roles::SERVICE.into()],
+            client_id: None,
+            scope: None,
+        }
+    }
+}
+
 /// Why a token was refused. Clients learn only "expired" or "invalid".
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {

@@ -11,7 +11,7 @@ use suite_proto::{
     },
     user::user_service_client::UserServiceClient,
 };
-use suite_tokens::{Audience, Claims, SigningKey, roles};
+use suite_tokens::{Claims, SigningKey};
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 /// The `sub` of suitectl's service tokens (it shows in the services' logs).
@@ -180,19 +180,7 @@ fn mint(c: &CredentialArgs) -> Result<String, CtlError> {
         ))
     })?;
     let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        iss: c.issuer.clone(),
-        aud: Audience::One(c.audience.clone()),
-        sub: SUBJECT.into(),
-        exp: now + TOKEN_TTL_SECS,
-        iat: now,
-        nbf: now,
-        jti: uuid::Uuid::now_v7().to_string(),
-        sid: None,
-        roles: vec![roles::SERVICE.into()],
-        client_id: None,
-        scope: None,
-    };
+    let claims = Claims::service(&c.issuer, &c.audience, SUBJECT, now, TOKEN_TTL_SECS);
     key.sign(&claims)
         .map_err(|e| CtlError::Failed(format!("signing the service token: {e}")))
 }
