@@ -1,6 +1,7 @@
 //! Persistence of sessions (refresh-token families): one trait, with PostgreSQL and SQLite implementations chosen by
 //! the database URL's scheme.
 
+mod common;
 mod postgres;
 mod sqlite;
 mod traced;
