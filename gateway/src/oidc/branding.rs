@@ -34,14 +34,14 @@ pub struct BrandingArgs {
 
     /// Where the sign-in page's "Create one" link leads (the operator's sign-up
     /// page); unset, the page offers none. The suite has no sign-up page of its own.
-    #[arg(long, env = "SIGN_UP_URL", value_parser = sign_up_url)]
+    #[arg(long, env = "SIGN_UP_URL", value_parser = http_url)]
     pub sign_up_url: Option<String>,
 
     /// Where the account pages' "Sign in" link leads (the operator's
     /// application, whose sign-in starts an authorization); unset, the pages
     /// tell the user to sign in from their application. The suite has no
     /// sign-in page of its own outside an authorization request.
-    #[arg(long, env = "SIGN_IN_URL", value_parser = sign_up_url)]
+    #[arg(long, env = "SIGN_IN_URL", value_parser = http_url)]
     pub sign_in_url: Option<String>,
 }
 
@@ -56,7 +56,7 @@ fn color(value: &str) -> Result<String, String> {
 }
 
 /// An absolute `https://` (or `http://`) URL.
-fn sign_up_url(value: &str) -> Result<String, String> {
+fn http_url(value: &str) -> Result<String, String> {
     let ok = (value.starts_with("https://") || value.starts_with("http://"))
         && value.bytes().all(|b| b.is_ascii_graphic());
     if ok {

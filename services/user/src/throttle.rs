@@ -328,14 +328,9 @@ impl Throttle {
         let Ok(Some(record)) = self.store.get(user).await else {
             return Vec::new();
         };
-        let name = if record.display_name.as_str().is_empty() {
-            record.username.as_str()
-        } else {
-            record.display_name.as_str()
-        };
         let to = crate::mail::letters::Addressee {
             email: record.email.as_str(),
-            name,
+            name: record.greeting_name(),
         };
         let until = until.format("%Y-%m-%d %H:%M:%S UTC").to_string();
         vec![mail.letters.account_locked(&to, &until)]

@@ -248,24 +248,12 @@ fn angle(line: &str) -> String {
 }
 
 /// A directory of its own under the system's temporary directory, for a
-/// test service's development mailbox (never the source tree).
+/// test service's development mailbox (never the source tree). Kept after
+/// the test, as the files a failing test leaves are worth reading.
 pub fn temp_mail_dir() -> std::path::PathBuf {
-    let mut raw = [0u8; 8];
-    getrandom_like(&mut raw);
-    let name: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    std::env::temp_dir().join(format!("suite-test-mail-{name}"))
-}
-
-fn getrandom_like(buf: &mut [u8]) {
-    use std::hash::{BuildHasher, Hasher};
-    for chunk in buf.chunks_mut(8) {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        let v = h.finish().to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
+    tempfile::Builder::new()
+        .prefix("suite-test-mail-")
+        .tempdir()
+        .expect("a temporary directory")
+        .keep()
 }

@@ -56,14 +56,9 @@ pub struct MailPolicy {
 
 /// Who a letter to `record` greets, at `email`.
 pub(super) fn addressee<'a>(record: &'a UserRecord, email: &'a str) -> Addressee<'a> {
-    let name = record.display_name.as_str();
     Addressee {
         email,
-        name: if name.is_empty() {
-            record.username.as_str()
-        } else {
-            name
-        },
+        name: record.greeting_name(),
     }
 }
 
@@ -101,8 +96,7 @@ impl UserCore {
         Link { letter, token }
     }
 
-    /// Refused (ResourceExhausted) if `user` or `email` had their hour's
-    /// link mails already.
+    /// Whether `user` and `email` may have another link mail this hour.
     pub(super) async fn within_link_budget(&self, user: Uuid, email: &str) -> Result<bool, Error> {
         let hour_ago = now() - chrono::Duration::hours(1);
         let (account, address) = self.store.recent_links(user, email, hour_ago).await?;

@@ -64,14 +64,9 @@ pub struct UserStatus {
 
 impl UserStatus {
     pub fn of(record: UserRecord) -> Self {
-        let name = if record.display_name.as_str().is_empty() {
-            record.username.as_str()
-        } else {
-            record.display_name.as_str()
-        };
         Self {
             id: record.id,
-            name: name.to_owned(),
+            name: record.greeting_name().to_owned(),
             username: record.username.as_str().to_owned(),
             roles: record.roles,
             sessions_valid_after: record.sessions_valid_after,

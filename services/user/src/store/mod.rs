@@ -43,6 +43,16 @@ pub struct UserRecord {
     pub pending_email: Option<Email>,
 }
 
+impl UserRecord {
+    /// The name mail greets the user by: the display name, else the username.
+    pub fn greeting_name(&self) -> &str {
+        match self.display_name.as_str() {
+            "" => self.username.as_str(),
+            name => name,
+        }
+    }
+}
+
 /// The failed password checks counted under one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failures {
