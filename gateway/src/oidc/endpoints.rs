@@ -4,8 +4,8 @@
 //! the API's problem (503 with `Retry-After` when it is unavailable).
 
 use super::{
-    AUTHORIZE_PATH, DEVICE_AUTHORIZATION_PATH, INTROSPECT_PATH, JWKS_PATH, LOGOUT_PATH, Peer,
-    REGISTER_PATH, REVOKE_PATH, Shared, TOKEN_PATH, USERINFO_PATH,
+    AUTHORIZE_PATH, DEVICE_AUTHORIZATION_PATH, INTROSPECT_PATH, JWKS_PATH, LOGOUT_PATH,
+    REGISTER_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH, Visit,
     client_auth::{self, ClientAuthError, Credentials},
     form::Params,
     respond, too_many,
@@ -13,17 +13,20 @@ use super::{
 use crate::{contract::routes::RateClass, http::problem::Problem};
 use axum::{
     body::Bytes,
-    extract::State,
     response::{IntoResponse, Response},
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use suite_proto::auth::{
-    DeviceAuthorizeRequest, GetProviderConfigurationRequest, IntrospectRequest, OAuthError,
-    RevokeRequest, TokenRequest, UserInfoRequest, device_authorize_response, introspect_response,
-    token_response, user_info_response,
+    ClientAuthentication, DeviceAuthorization, DeviceAuthorizeRequest, DeviceAuthorizeResponse,
+    GetProviderConfigurationRequest, IntrospectRequest, IntrospectResponse, Introspection,
+    OAuthError, RegisterClientResponse, RegisteredClient, RevokeRequest, RevokeResponse,
+    TokenRequest, TokenResponse, Tokens, UserInfoClaims, UserInfoRequest, UserInfoResponse,
+    device_authorize_response, introspect_response, o_auth_service_client::OAuthServiceClient,
+    register_client_response, token_response, user_info_response,
 };
+use suite_telemetry::grpc_client::TracedChannel;
 
 /// An OAuth error answer (RFC 6749 §5.2).
 pub struct OAuthProblem {
@@ -135,20 +138,15 @@ fn client_form(headers: &HeaderMap, body: &[u8]) -> Result<(Params, Credentials)
 /// A client-authenticated request admitted: the client's address, the
 /// form and its credentials.
 async fn admit_client_form(
-    oidc: &Shared,
-    peer: SocketAddr,
-    headers: &HeaderMap,
+    visit: &Visit,
     body: &[u8],
 ) -> Result<(IpAddr, Params, Credentials), Response> {
     // The general bucket, not the strict one of password logins: what these
     // endpoints take (client secrets, codes, tokens) are 256-bit random
     // strings that no rate of guesses finds, while a relying party or a
     // resource server calls them for all its users from one address.
-    let client = oidc
-        .admit(peer, headers, RateClass::General)
-        .await
-        .map_err(too_many)?;
-    let (form, credentials) = client_form(headers, body)?;
+    let client = visit.admit(RateClass::General).await.map_err(too_many)?;
+    let (form, credentials) = client_form(&visit.headers, body)?;
     Ok((client, form, credentials))
 }
 
@@ -158,36 +156,98 @@ fn required<'a>(form: &'a Params, name: &str) -> Result<&'a str, OAuthProblem> {
         .ok_or_else(|| OAuthProblem::new("invalid_request", format!("{name} is missing")))
 }
 
-/// The auth service's answer to `call`; a failed call is the API's problem.
-async fn answer_of<T>(
-    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, Response> {
-    call.await
-        .map(tonic::Response::into_inner)
-        .map_err(|status| failed(&status))
+/// An OAuthService answer that is the endpoint's result or the OAuth error
+/// the auth service answered with (its `oneof result`).
+pub(super) trait Outcome {
+    type Done;
+    /// The result or the error; `Err` (what it is called in the log) for
+    /// an answer with neither.
+    fn outcome(self) -> Result<Result<Self::Done, OAuthError>, &'static str>;
 }
 
-/// The `result` the auth service's answer to `call` must carry; an answer
-/// without one (`empty` says which) is its fault, an internal error.
-pub(super) async fn result_of<T, R>(
-    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    result: impl FnOnce(T) -> Option<R>,
-    empty: &str,
-) -> Result<R, Response> {
-    let answer = answer_of(call).await?;
-    result(answer).ok_or_else(|| failed(&tonic::Status::internal(empty)))
+/// [`Outcome`] for answers whose `oneof result` is `$done` or `Error`.
+macro_rules! outcome {
+    ($($answer:ident: $result:ident::$done:ident($done_type:ty), $empty:literal;)*) => {$(
+        impl Outcome for $answer {
+            type Done = $done_type;
+            fn outcome(self) -> Result<Result<$done_type, OAuthError>, &'static str> {
+                Ok(match self.result.ok_or($empty)? {
+                    $result::Result::$done(done) => Ok(done),
+                    $result::Result::Error(e) => Err(e),
+                })
+            }
+        }
+    )*};
+}
+
+outcome! {
+    TokenResponse: token_response::Tokens(Tokens), "an empty token answer";
+    DeviceAuthorizeResponse: device_authorize_response::Authorization(DeviceAuthorization),
+        "an empty device authorization answer";
+    IntrospectResponse: introspect_response::Introspection(Introspection),
+        "an empty introspection answer";
+    UserInfoResponse: user_info_response::Claims(UserInfoClaims), "an empty userinfo answer";
+    RegisterClientResponse: register_client_response::Client(RegisteredClient),
+        "an empty registration answer";
+}
+
+/// A revocation's answer is an error or nothing (RFC 7009 §2.2: whether or
+/// not the token was known).
+impl Outcome for RevokeResponse {
+    type Done = ();
+    fn outcome(self) -> Result<Result<(), OAuthError>, &'static str> {
+        Ok(self.error.map_or(Ok(()), Err))
+    }
+}
+
+/// The outcome of the auth service's answer to `call`; a failed call, or
+/// an answer with neither result nor error (its fault, an internal error),
+/// is the API's problem.
+pub(super) async fn outcome_of<A: Outcome>(
+    call: impl Future<Output = Result<tonic::Response<A>, tonic::Status>>,
+) -> Result<Result<A::Done, OAuthError>, Response> {
+    let answer = call.await.map_err(|status| failed(&status))?.into_inner();
+    answer
+        .outcome()
+        .map_err(|empty| failed(&tonic::Status::internal(empty)))
+}
+
+/// The auth service's client, as the endpoints' calls take it.
+type AuthClient = OAuthServiceClient<TracedChannel>;
+
+/// A client-authenticated endpoint (token, device authorization,
+/// introspection, revocation): the form admitted with the client's
+/// credentials, the auth service's `call` with the request `request` makes
+/// of them, and `done`'s answer for its result, or the OAuth error it
+/// answered with (the Basic challenge after Basic credentials).
+async fn client_endpoint<Req, A: Outcome>(
+    visit: Visit,
+    body: Bytes,
+    request: impl FnOnce(&Params, ClientAuthentication) -> Result<Req, OAuthProblem>,
+    call: impl AsyncFnOnce(AuthClient, tonic::Request<Req>) -> Result<tonic::Response<A>, tonic::Status>,
+    done: impl FnOnce(A::Done) -> Response,
+) -> Response {
+    respond(async {
+        let (client, form, credentials) = admit_client_form(&visit, &body).await?;
+        let request = request(&form, credentials.client)?;
+        let oidc = &visit.oidc;
+        Ok(
+            match outcome_of(call(oidc.client(), oidc.request(request, client))).await? {
+                Ok(result) => done(result),
+                Err(e) => OAuthProblem::from_answer(e, credentials.basic).into_response(),
+            },
+        )
+    })
+    .await
 }
 
 /// `GET /.well-known/openid-configuration`.
-pub async fn discovery(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-) -> Response {
-    let client = match oidc.admit(peer, &headers, RateClass::General).await {
+pub async fn discovery(visit: Visit) -> Response {
+    let client = match visit.admit(RateClass::General).await {
         Ok(c) => c,
         Err(wait) => return too_many(wait),
     };
+    let oidc = &visit.oidc;
     let document = oidc
         .discovery
         .get_or_try_init(|| async {
@@ -262,134 +322,96 @@ pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationRespons
 }
 
 /// `POST /oauth2/token`.
-pub async fn token(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(async {
-        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
-        let request = TokenRequest {
-            client: Some(credentials.client),
-            grant_type: required(&form, "grant_type")?.to_owned(),
+pub async fn token(visit: Visit, body: Bytes) -> Response {
+    let request = |form: &Params, client| {
+        Ok(TokenRequest {
+            client: Some(client),
+            grant_type: required(form, "grant_type")?.to_owned(),
             code: form.text("code"),
             redirect_uri: form.text("redirect_uri"),
             code_verifier: form.text("code_verifier"),
             refresh_token: form.text("refresh_token"),
             scope: form.text("scope"),
             device_code: form.text("device_code"),
-        };
-        let result = result_of(
-            oidc.client().token(oidc.request(request, client)),
-            |a| a.result,
-            "an empty token answer",
-        )
-        .await?;
-        Ok(match result {
-            token_response::Result::Tokens(t) => {
-                let mut body = Map::new();
-                body.insert("access_token".into(), t.access_token.into());
-                body.insert(
-                    "token_type".into(),
-                    if t.token_type.is_empty() {
-                        "Bearer".to_owned()
-                    } else {
-                        t.token_type
-                    }
-                    .into(),
-                );
-                body.insert("expires_in".into(), t.expires_in.into());
-                for (name, value) in [
-                    ("refresh_token", t.refresh_token),
-                    ("id_token", t.id_token),
-                    ("scope", t.scope),
-                ] {
-                    if !value.is_empty() {
-                        body.insert(name.into(), value.into());
-                    }
-                }
-                no_store_json(StatusCode::OK, &Value::Object(body))
-            }
-            token_response::Result::Error(e) => {
-                OAuthProblem::from_answer(e, credentials.basic).into_response()
-            }
         })
+    };
+    let call = async |mut auth: AuthClient, r| auth.token(r).await;
+    client_endpoint(visit, body, request, call, |t| {
+        let mut body = Map::new();
+        body.insert("access_token".into(), t.access_token.into());
+        body.insert(
+            "token_type".into(),
+            if t.token_type.is_empty() {
+                "Bearer".to_owned()
+            } else {
+                t.token_type
+            }
+            .into(),
+        );
+        body.insert("expires_in".into(), t.expires_in.into());
+        for (name, value) in [
+            ("refresh_token", t.refresh_token),
+            ("id_token", t.id_token),
+            ("scope", t.scope),
+        ] {
+            if !value.is_empty() {
+                body.insert(name.into(), value.into());
+            }
+        }
+        no_store_json(StatusCode::OK, &Value::Object(body))
     })
     .await
 }
 
 /// `POST /oauth2/device_authorization` (RFC 8628 §3.1): the device's
-/// codes, in §3.2's JSON.
-pub async fn device_authorization(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(async {
-        // The general bucket, as the token endpoint's: the client's credentials
-        // are 256-bit secrets (or a public client's id), nothing to guess.
-        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
-        let request = DeviceAuthorizeRequest {
-            client: Some(credentials.client),
+/// codes, in §3.2's JSON. The general bucket, as the token endpoint's: the
+/// client's credentials are 256-bit secrets (or a public client's id),
+/// nothing to guess.
+pub async fn device_authorization(visit: Visit, body: Bytes) -> Response {
+    let request = |form: &Params, client| {
+        Ok(DeviceAuthorizeRequest {
+            client: Some(client),
             scope: form.text("scope"),
-        };
-        let result = result_of(
-            oidc.client()
-                .device_authorize(oidc.request(request, client)),
-            |a| a.result,
-            "an empty device authorization answer",
-        )
-        .await?;
-        Ok(match result {
-            device_authorize_response::Result::Authorization(d) => no_store_json(
-                StatusCode::OK,
-                &json!({
-                    "device_code": d.device_code,
-                    "user_code": d.user_code,
-                    "verification_uri": d.verification_uri,
-                    "verification_uri_complete": d.verification_uri_complete,
-                    "expires_in": d.expires_in,
-                    "interval": d.interval,
-                }),
-            ),
-            device_authorize_response::Result::Error(e) => {
-                OAuthProblem::from_answer(e, credentials.basic).into_response()
-            }
         })
+    };
+    let call = async |mut auth: AuthClient, r| auth.device_authorize(r).await;
+    client_endpoint(visit, body, request, call, |d| {
+        no_store_json(
+            StatusCode::OK,
+            &json!({
+                "device_code": d.device_code,
+                "user_code": d.user_code,
+                "verification_uri": d.verification_uri,
+                "verification_uri_complete": d.verification_uri_complete,
+                "expires_in": d.expires_in,
+                "interval": d.interval,
+            }),
+        )
     })
     .await
 }
 
+/// The token and its type hint: what introspection and revocation take.
+fn token_and_hint(form: &Params) -> Result<(String, String), OAuthProblem> {
+    Ok((
+        required(form, "token")?.to_owned(),
+        form.text("token_type_hint"),
+    ))
+}
+
 /// `POST /oauth2/introspect` (RFC 7662).
-pub async fn introspect(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(async {
-        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
-        let request = IntrospectRequest {
-            client: Some(credentials.client),
-            token: required(&form, "token")?.to_owned(),
-            token_type_hint: form.text("token_type_hint"),
-        };
-        let result = result_of(
-            oidc.client().introspect(oidc.request(request, client)),
-            |a| a.result,
-            "an empty introspection answer",
-        )
-        .await?;
-        Ok(match result {
-            introspect_response::Result::Introspection(i) => {
-                no_store_json(StatusCode::OK, &introspection_json(i))
-            }
-            introspect_response::Result::Error(e) => {
-                OAuthProblem::from_answer(e, credentials.basic).into_response()
-            }
+pub async fn introspect(visit: Visit, body: Bytes) -> Response {
+    let request = |form: &Params, client| {
+        let (token, token_type_hint) = token_and_hint(form)?;
+        Ok(IntrospectRequest {
+            client: Some(client),
+            token,
+            token_type_hint,
         })
+    };
+    let call = async |mut auth: AuthClient, r| auth.introspect(r).await;
+    client_endpoint(visit, body, request, call, |i| {
+        no_store_json(StatusCode::OK, &introspection_json(i))
     })
     .await
 }
@@ -434,61 +456,44 @@ pub fn introspection_json(i: suite_proto::auth::Introspection) -> Value {
 }
 
 /// `POST /oauth2/revoke` (RFC 7009).
-pub async fn revoke(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(async {
-        let (client, form, credentials) = admit_client_form(&oidc, peer, &headers, &body).await?;
-        let request = RevokeRequest {
-            client: Some(credentials.client),
-            token: required(&form, "token")?.to_owned(),
-            token_type_hint: form.text("token_type_hint"),
-        };
-        let error = answer_of(oidc.client().revoke(oidc.request(request, client)))
-            .await?
-            .error;
-        Ok(match error {
-            Some(e) => OAuthProblem::from_answer(e, credentials.basic).into_response(),
-            // RFC 7009 §2.2: 200 whether or not the token was known.
-            None => (
-                StatusCode::OK,
-                [
-                    (header::CACHE_CONTROL, "no-store"),
-                    (header::PRAGMA, "no-cache"),
-                ],
-            )
-                .into_response(),
+pub async fn revoke(visit: Visit, body: Bytes) -> Response {
+    let request = |form: &Params, client| {
+        let (token, token_type_hint) = token_and_hint(form)?;
+        Ok(RevokeRequest {
+            client: Some(client),
+            token,
+            token_type_hint,
         })
+    };
+    let call = async |mut auth: AuthClient, r| auth.revoke(r).await;
+    // RFC 7009 §2.2: 200 whether or not the token was known.
+    client_endpoint(visit, body, request, call, |()| {
+        (
+            StatusCode::OK,
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::PRAGMA, "no-cache"),
+            ],
+        )
+            .into_response()
     })
     .await
 }
 
 /// `GET /oauth2/userinfo`: the bearer token in `Authorization`.
-pub async fn userinfo_get(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-) -> Response {
-    let token = bearer(&headers);
-    userinfo(&oidc, peer, &headers, token).await
+pub async fn userinfo_get(visit: Visit) -> Response {
+    let token = bearer(&visit.headers);
+    userinfo(&visit, token).await
 }
 
 /// `POST /oauth2/userinfo`: the token in `Authorization`, or in the form's
 /// `access_token` (RFC 6750 §2.2), not both.
-pub async fn userinfo_post(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header_token = bearer(&headers);
+pub async fn userinfo_post(visit: Visit, body: Bytes) -> Response {
+    let header_token = bearer(&visit.headers);
     let form_token = if body.is_empty() {
         Ok(None)
     } else {
-        Params::from_body(&headers, &body).map(|f| f.get("access_token").map(str::to_owned))
+        Params::from_body(&visit.headers, &body).map(|f| f.get("access_token").map(str::to_owned))
     };
     let token = match (header_token, form_token) {
         (Bearer::Token(_) | Bearer::Malformed, Ok(Some(_))) => {
@@ -504,7 +509,7 @@ pub async fn userinfo_post(
         }
         (h, Ok(None)) => h,
     };
-    userinfo(&oidc, peer, &headers, token).await
+    userinfo(&visit, token).await
 }
 
 /// The bearer token of a request.
@@ -547,12 +552,9 @@ pub fn bearer_error(status: StatusCode, error: &str, description: &str) -> Respo
     response
 }
 
-async fn userinfo(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap, token: Bearer) -> Response {
+async fn userinfo(visit: &Visit, token: Bearer) -> Response {
     respond(async {
-        let client = oidc
-            .admit(peer, headers, RateClass::General)
-            .await
-            .map_err(too_many)?;
+        let client = visit.admit(RateClass::General).await.map_err(too_many)?;
         let token = match token {
             // RFC 6750 §3.1: no credentials, no error code.
             Bearer::Absent => {
@@ -576,14 +578,10 @@ async fn userinfo(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap, token: B
         let request = UserInfoRequest {
             access_token: token,
         };
-        let result = result_of(
-            oidc.client().user_info(oidc.request(request, client)),
-            |a| a.result,
-            "an empty userinfo answer",
-        )
-        .await?;
+        let oidc = &visit.oidc;
+        let result = outcome_of(oidc.client().user_info(oidc.request(request, client))).await?;
         Ok(match result {
-            user_info_response::Result::Claims(c) => {
+            Ok(c) => {
                 let mut body = Map::new();
                 body.insert("sub".into(), c.sub.into());
                 if let Some(v) = c.name {
@@ -603,7 +601,7 @@ async fn userinfo(oidc: &Shared, peer: SocketAddr, headers: &HeaderMap, token: B
                 }
                 no_store_json(StatusCode::OK, &Value::Object(body))
             }
-            user_info_response::Result::Error(e) => {
+            Err(e) => {
                 let status = match e.error.as_str() {
                     "insufficient_scope" => StatusCode::FORBIDDEN,
                     "invalid_request" => StatusCode::BAD_REQUEST,

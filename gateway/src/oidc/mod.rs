@@ -11,6 +11,7 @@ pub mod branding;
 pub mod client_auth;
 pub mod cookies;
 pub mod cors;
+pub mod csrf;
 pub mod device;
 pub mod endpoints;
 pub mod form;
@@ -25,7 +26,7 @@ use crate::{
 };
 use axum::{
     Router,
-    extract::ConnectInfo,
+    extract::{ConnectInfo, FromRequestParts},
     middleware::from_fn,
     response::{IntoResponse, Response},
     routing::get,
@@ -167,7 +168,7 @@ pub fn too_many(wait: Duration) -> Response {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
@@ -180,6 +181,39 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ConnectInfo(a)| *a),
         ))
+    }
+}
+
+/// What every handler here starts from: the shared state, the address the
+/// request came from and its headers. Together they are what a rate bucket
+/// counts by (the peer, or the client the headers name behind a trusted
+/// proxy), so the helpers that admit a request take this one value.
+pub struct Visit {
+    pub oidc: Shared,
+    pub peer: SocketAddr,
+    pub headers: HeaderMap,
+}
+
+impl FromRequestParts<Shared> for Visit {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let Peer(peer) = Peer::from_request_parts(parts, state).await?;
+        Ok(Self {
+            oidc: Arc::clone(state),
+            peer,
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Visit {
+    /// The client's address, or `Err(wait)` when it is over its bucket of `class`.
+    pub async fn admit(&self, class: RateClass) -> Result<std::net::IpAddr, Duration> {
+        self.oidc.admit(self.peer, &self.headers, class).await
     }
 }
 

@@ -6,10 +6,10 @@
 //! and the redirect's, which a form's 302 needs).
 
 use super::{
-    Peer, Shared, cookies,
+    Shared, Visit, cookies,
     form::{FormError, Params},
     render::{
-        Answer, ConsentTemplate, DeviceDoneTemplate, SignInTemplate, SignOutConfirmTemplate,
+        self, Answer, ConsentTemplate, DeviceDoneTemplate, SignInTemplate, SignOutConfirmTemplate,
         SignedOutTemplate, chrome, error_page, origin, render,
     },
     respond,
@@ -17,11 +17,10 @@ use super::{
 use crate::{contract::routes::RateClass, http::problem::Problem};
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request, State, rejection::BytesRejection},
-    response::{IntoResponse, Response},
+    extract::{FromRequest, Request, rejection::BytesRejection},
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use suite_proto::auth::{
     AuthorizationParameters, AuthorizationStep, AuthorizeRequest, ConsentRequest,
     EndSessionRequest, SignInRequest, authorization_step, end_session_response,
@@ -64,25 +63,6 @@ pub(super) fn failed_call(oidc: &Shared, service: &str, status: &tonic::Status) 
     error_page(oidc, problem.status, "server_error", &problem.detail, retry)
 }
 
-/// A page request over its bucket of `class`: the error page with the wait.
-async fn admit_as(
-    oidc: &Shared,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    class: RateClass,
-) -> Result<IpAddr, Answer> {
-    oidc.admit(peer, headers, class).await.map_err(|wait| {
-        let secs = suite_grpc::status::whole_seconds(wait);
-        error_page(
-            oidc,
-            StatusCode::TOO_MANY_REQUESTS,
-            "temporarily_unavailable",
-            "Too many requests from this address.",
-            Some(secs),
-        )
-    })
-}
-
 /// The error page for parameters that could not be read. Before the
 /// client is known there is no redirect to answer with.
 fn unreadable(oidc: &Shared, e: &FormError) -> Answer {
@@ -95,16 +75,25 @@ fn unreadable(oidc: &Shared, e: &FormError) -> Answer {
     )
 }
 
-/// A page request admitted to its bucket of `class`, with its parameters
-/// read: the client's address and the parameters.
+/// A page request admitted to its bucket of `class` (over it, the error
+/// page with the wait), with its parameters read: the client's address
+/// and the parameters.
 pub(super) async fn admit_params(
-    oidc: &Shared,
-    peer: SocketAddr,
-    headers: &HeaderMap,
+    visit: &Visit,
     class: RateClass,
     params: Result<Params, FormError>,
 ) -> Result<(IpAddr, Params), Answer> {
-    let client = admit_as(oidc, peer, headers, class).await?;
+    let oidc = &visit.oidc;
+    let client = visit.admit(class).await.map_err(|wait| {
+        let secs = suite_grpc::status::whole_seconds(wait);
+        error_page(
+            oidc,
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "Too many requests from this address.",
+            Some(secs),
+        )
+    })?;
     let params = params.map_err(|e| unreadable(oidc, &e))?;
     Ok((client, params))
 }
@@ -119,33 +108,30 @@ pub(super) async fn answer_of<T>(
         .map_err(|status| failed(oidc, &status))
 }
 
-/// What a page's form posted back, beside its own fields.
+/// A posted form of the authorization flow (sign-in, consent), admitted
+/// to the general bucket.
 struct Posted {
+    client: IpAddr,
     form: Params,
     /// The redirect origin the page was rendered with, re-checked as one:
     /// it only widens this answer's `form-action`, the auth service decides
     /// where a redirect goes.
     redirect_origin: Option<String>,
+    /// The browser's binding, which the form's CSRF token is checked against.
+    browser_binding: String,
 }
 
-/// A posted page form admitted to the general bucket: the client's
-/// address and what the form posted.
-async fn admit_posted(
-    oidc: &Shared,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(IpAddr, Posted), Answer> {
-    let params = Params::from_body(headers, body);
-    let (client, form) = admit_params(oidc, peer, headers, RateClass::General, params).await?;
-    let redirect_origin = form.get("redirect_origin").and_then(origin);
-    Ok((
-        client,
-        Posted {
+impl Posted {
+    async fn admit(visit: &Visit, body: &[u8]) -> Result<Self, Answer> {
+        let params = Params::from_body(&visit.headers, body);
+        let (client, form) = admit_params(visit, RateClass::General, params).await?;
+        Ok(Self {
+            client,
+            redirect_origin: form.get("redirect_origin").and_then(origin),
             form,
-            redirect_origin,
-        },
-    ))
+            browser_binding: cookies::get(&visit.headers, cookies::BINDING).unwrap_or_default(),
+        })
+    }
 }
 
 /// The answer for an authorization step: a 302, a page, the cookies.
@@ -223,10 +209,7 @@ pub(super) fn step_answer(
                 scopes: p.scopes,
                 user_code: p.user_code,
             };
-            match render(&page) {
-                Ok(body) => Answer::page(StatusCode::OK, body, redirect_origin),
-                Err(a) => a,
-            }
+            render::page(StatusCode::OK, &page, redirect_origin)
         }
         Some(authorization_step::Step::Error(e)) => error_page(
             oidc,
@@ -241,10 +224,7 @@ pub(super) fn step_answer(
                 client_name: d.client_name,
                 approved: d.approved,
             };
-            match render(&page) {
-                Ok(body) => Answer::page(StatusCode::OK, body, None),
-                Err(a) => a,
-            }
+            render::page(StatusCode::OK, &page, None)
         }
         None => failed(
             oidc,
@@ -296,60 +276,46 @@ fn parameters(p: &Params) -> AuthorizationParameters {
 }
 
 /// `GET /oauth2/authorize`, or `POST` (the request as a form).
-pub async fn authorize(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    QueryOrForm(params): QueryOrForm,
-) -> Answer {
+pub async fn authorize(visit: Visit, QueryOrForm(params): QueryOrForm) -> Answer {
     respond(async {
-        let (client, params) =
-            admit_params(&oidc, peer, &headers, RateClass::General, params).await?;
-        let (binding, new_binding) = binding(&headers);
+        let (client, params) = admit_params(&visit, RateClass::General, params).await?;
+        let (binding, new_binding) = binding(&visit.headers);
         let redirect_origin = params.get("redirect_uri").and_then(origin);
         let request = AuthorizeRequest {
             parameters: Some(parameters(&params)),
-            browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+            browser_session: session(&visit.headers),
             browser_binding: binding,
         };
-        let mut answer = match answer_of(
-            &oidc,
-            oidc.client().authorize(oidc.request(request, client)),
-        )
-        .await
-        {
-            Ok(a) => step_answer(&oidc, a.step, redirect_origin, ""),
-            Err(a) => a,
-        };
+        let oidc = &visit.oidc;
+        let mut answer =
+            match answer_of(oidc, oidc.client().authorize(oidc.request(request, client))).await {
+                Ok(a) => step_answer(oidc, a.step, redirect_origin, ""),
+                Err(a) => a,
+            };
         answer.cookies.extend(new_binding);
         Ok(answer)
     })
     .await
 }
 
+/// The browser's session cookie (empty when it has none).
+pub(super) fn session(headers: &HeaderMap) -> String {
+    cookies::get(headers, cookies::SESSION).unwrap_or_default()
+}
+
 /// `POST /oauth2/signin`: the sign-in form.
-pub async fn sign_in(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn sign_in(visit: Visit, body: Bytes) -> Answer {
     respond(async {
-        let (
-            client,
-            Posted {
-                form,
-                redirect_origin,
-            },
-        ) = admit_posted(&oidc, peer, &headers, &body).await?;
-        let login = form.text("login");
+        let posted = Posted::admit(&visit, &body).await?;
+        let login = posted.form.text("login");
         let request = SignInRequest {
-            request_id: form.text("request_id"),
-            csrf_token: form.text("csrf_token"),
-            browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
+            request_id: posted.form.text("request_id"),
+            csrf_token: posted.form.text("csrf_token"),
+            browser_binding: posted.browser_binding,
             login: login.clone(),
-            password: form.text("password"),
-            user_agent: headers
+            password: posted.form.text("password"),
+            user_agent: visit
+                .headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
@@ -357,84 +323,80 @@ pub async fn sign_in(
                 .take(512)
                 .collect(),
         };
-        let answer = answer_of(&oidc, oidc.client().sign_in(oidc.request(request, client))).await?;
-        Ok(step_answer(&oidc, answer.step, redirect_origin, &login))
+        let oidc = &visit.oidc;
+        let answer = answer_of(
+            oidc,
+            oidc.client().sign_in(oidc.request(request, posted.client)),
+        )
+        .await?;
+        Ok(step_answer(
+            oidc,
+            answer.step,
+            posted.redirect_origin,
+            &login,
+        ))
     })
     .await
-    .into_response()
 }
 
 /// `POST /oauth2/consent`: the consent form.
-pub async fn consent(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn consent(visit: Visit, body: Bytes) -> Answer {
     respond(async {
-        let (
-            client,
-            Posted {
-                form,
-                redirect_origin,
-            },
-        ) = admit_posted(&oidc, peer, &headers, &body).await?;
+        let posted = Posted::admit(&visit, &body).await?;
         let request = ConsentRequest {
-            request_id: form.text("request_id"),
-            csrf_token: form.text("csrf_token"),
-            browser_binding: cookies::get(&headers, cookies::BINDING).unwrap_or_default(),
-            browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
-            allow: form.get("decision") == Some("allow"),
+            request_id: posted.form.text("request_id"),
+            csrf_token: posted.form.text("csrf_token"),
+            browser_binding: posted.browser_binding,
+            browser_session: session(&visit.headers),
+            allow: posted.form.get("decision") == Some("allow"),
         };
-        let answer = answer_of(&oidc, oidc.client().consent(oidc.request(request, client))).await?;
-        Ok(step_answer(&oidc, answer.step, redirect_origin, ""))
+        let oidc = &visit.oidc;
+        let answer = answer_of(
+            oidc,
+            oidc.client().consent(oidc.request(request, posted.client)),
+        )
+        .await?;
+        Ok(step_answer(oidc, answer.step, posted.redirect_origin, ""))
     })
     .await
-    .into_response()
 }
 
 /// `GET /oauth2/logout`, or `POST` (from a relying party, or the
 /// confirmation form).
-pub async fn logout(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    QueryOrForm(params): QueryOrForm,
-) -> Answer {
+pub async fn logout(visit: Visit, QueryOrForm(params): QueryOrForm) -> Answer {
     respond(async {
-        let (client, params) =
-            admit_params(&oidc, peer, &headers, RateClass::General, params).await?;
-        let (binding, new_binding) = binding(&headers);
+        let (client, params) = admit_params(&visit, RateClass::General, params).await?;
+        let (binding, new_binding) = binding(&visit.headers);
         let request = EndSessionRequest {
             id_token_hint: params.text("id_token_hint"),
             client_id: params.text("client_id"),
             post_logout_redirect_uri: params.text("post_logout_redirect_uri"),
             state: params.text("state"),
-            browser_session: cookies::get(&headers, cookies::SESSION).unwrap_or_default(),
+            browser_session: session(&visit.headers),
             browser_binding: binding,
             confirmed: params.get("confirmed") == Some("true"),
             csrf_token: params.text("csrf_token"),
         };
         let redirect_origin = params.get("post_logout_redirect_uri").and_then(origin);
+        let oidc = &visit.oidc;
         let answer = answer_of(
-            &oidc,
+            oidc,
             oidc.client()
                 .end_session(oidc.request(request.clone(), client)),
         )
         .await?;
         let mut page = match answer.result {
             Some(end_session_response::Result::RedirectUri(uri)) => Answer::redirect(uri),
-            Some(end_session_response::Result::SignedOut(_)) => {
-                match render(&SignedOutTemplate {
-                    chrome: chrome(&oidc),
-                }) {
-                    Ok(body) => Answer::page(StatusCode::OK, body, None),
-                    Err(a) => a,
-                }
-            }
+            Some(end_session_response::Result::SignedOut(_)) => render::page(
+                StatusCode::OK,
+                &SignedOutTemplate {
+                    chrome: chrome(oidc),
+                },
+                None,
+            ),
             Some(end_session_response::Result::Confirm(c)) => {
                 let page = SignOutConfirmTemplate {
-                    chrome: chrome(&oidc),
+                    chrome: chrome(oidc),
                     csrf_token: c.csrf_token,
                     client_name: c.client_name,
                     username: c.username,
@@ -443,20 +405,17 @@ pub async fn logout(
                     post_logout_redirect_uri: request.post_logout_redirect_uri,
                     state: request.state,
                 };
-                match render(&page) {
-                    Ok(body) => Answer::page(StatusCode::OK, body, redirect_origin),
-                    Err(a) => a,
-                }
+                render::page(StatusCode::OK, &page, redirect_origin)
             }
             Some(end_session_response::Result::Error(e)) => error_page(
-                &oidc,
+                oidc,
                 StatusCode::BAD_REQUEST,
                 &e.error,
                 &e.description,
                 None,
             ),
             None => failed(
-                &oidc,
+                oidc,
                 &tonic::Status::internal("an empty end-session answer"),
             ),
         };

@@ -2,47 +2,35 @@
 //! and out, anonymous, when the operator turned it on.
 
 use super::{
-    Peer, Shared,
-    endpoints::{OAuthProblem, no_store_json, result_of},
+    Visit,
+    endpoints::{OAuthProblem, no_store_json, outcome_of},
     respond, too_many,
 };
 use crate::contract::routes::RateClass;
 use axum::{
     body::Bytes,
-    extract::State,
     response::{IntoResponse, Response},
 };
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
-use suite_proto::auth::{ClientMetadata, RegisterClientRequest, register_client_response};
+use suite_proto::auth::{ClientMetadata, RegisterClientRequest};
 
 /// `POST /oauth2/register` (RFC 7591): anonymous registration, when the
 /// operator turned it on (404 otherwise, from the auth service's NOT_FOUND).
-pub async fn register(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn register(visit: Visit, body: Bytes) -> Response {
     respond(async {
         // The strict bucket, as password sign-ins: anyone may call this, and
         // every call writes a client.
-        let client = oidc
-            .admit(peer, &headers, RateClass::Auth)
-            .await
-            .map_err(too_many)?;
-        let metadata = client_metadata(&headers, &body)?;
+        let client = visit.admit(RateClass::Auth).await.map_err(too_many)?;
+        let metadata = client_metadata(&visit.headers, &body)?;
         let request = RegisterClientRequest {
             metadata: Some(metadata),
         };
-        let result = result_of(
-            oidc.client().register_client(oidc.request(request, client)),
-            |a| a.result,
-            "an empty registration answer",
-        )
-        .await?;
+        let oidc = &visit.oidc;
+        let result =
+            outcome_of(oidc.client().register_client(oidc.request(request, client))).await?;
         Ok(match result {
-            register_client_response::Result::Client(c) => {
+            Ok(c) => {
                 let m = c.metadata.unwrap_or_default();
                 let mut body = Map::new();
                 body.insert("client_id".into(), c.client_id.into());
@@ -75,9 +63,7 @@ pub async fn register(
                 }
                 no_store_json(StatusCode::CREATED, &Value::Object(body))
             }
-            register_client_response::Result::Error(e) => {
-                OAuthProblem::from_answer(e, false).into_response()
-            }
+            Err(e) => OAuthProblem::from_answer(e, false).into_response(),
         })
     })
     .await

@@ -238,6 +238,19 @@ pub fn render(t: &impl Template) -> Result<String, Answer> {
     })
 }
 
+/// A rendered page with `status` (its forms may also go to
+/// `redirect_origin`), or the bare 500 of a template that failed.
+pub fn page(
+    status: StatusCode,
+    template: &impl Template,
+    redirect_origin: Option<String>,
+) -> Answer {
+    match render(template) {
+        Ok(body) => Answer::page(status, body, redirect_origin),
+        Err(a) => a,
+    }
+}
+
 /// The error page.
 pub fn error_page(
     oidc: &Shared,

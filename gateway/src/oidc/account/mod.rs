@@ -26,15 +26,15 @@ pub mod email;
 pub mod password;
 
 use super::{
-    Shared,
+    Shared, Visit,
     form::Params,
     pages::admit_params,
-    render::{Answer, Chrome, chrome, error_page, render},
+    render::{self, Answer, Chrome, chrome, error_page},
 };
 use crate::contract::routes::RateClass;
 use askama::Template;
 use http::{HeaderMap, StatusCode};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use tonic_types::StatusExt;
 
 pub use email::{revert_email, revert_email_page, verify_email, verify_email_page};
@@ -75,14 +75,6 @@ pub struct MessageTemplate {
     pub sign_in_url: Option<String>,
 }
 
-/// A rendered page with `status`, or the bare 500 of a template that failed.
-fn page(status: StatusCode, template: &impl Template) -> Answer {
-    match render(template) {
-        Ok(body) => Answer::page(status, body, None),
-        Err(a) => a,
-    }
-}
-
 /// A message page; an error's (`status` not a success) announces its first line.
 fn message(
     oidc: &Shared,
@@ -91,7 +83,7 @@ fn message(
     lines: Vec<String>,
     links: Vec<Link>,
 ) -> Answer {
-    page(
+    render::page(
         status,
         &MessageTemplate {
             chrome: chrome(oidc),
@@ -102,6 +94,7 @@ fn message(
             offer_sign_in: true,
             sign_in_url: oidc.branding.sign_in_url.clone(),
         },
+        None,
     )
 }
 
@@ -168,34 +161,24 @@ fn from_another_site(headers: &HeaderMap) -> bool {
 
 /// A page's `GET`, admitted to the general bucket: the query's parameters
 /// (a query that cannot be read, a repeated token say, has no token).
-async fn admit_query(
-    oidc: &Shared,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    query: Option<String>,
-) -> Result<Params, Answer> {
+async fn admit_query(visit: &Visit, query: Option<String>) -> Result<Params, Answer> {
     let params = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let (_, params) = admit_params(oidc, peer, headers, RateClass::General, Ok(params)).await?;
+    let (_, params) = admit_params(visit, RateClass::General, Ok(params)).await?;
     Ok(params)
 }
 
 /// A page's `POST`, admitted to the strict bucket and refused if another
 /// site sent it: the client's address and the form.
-async fn admit_form(
-    oidc: &Shared,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(IpAddr, Params), Answer> {
-    let params = Params::from_body(headers, body);
-    let admitted = admit_params(oidc, peer, headers, RateClass::Auth, params).await?;
-    if from_another_site(headers) {
+async fn admit_form(visit: &Visit, body: &[u8]) -> Result<(IpAddr, Params), Answer> {
+    let params = Params::from_body(&visit.headers, body);
+    let admitted = admit_params(visit, RateClass::Auth, params).await?;
+    if from_another_site(&visit.headers) {
         tracing::warn!(
             security_event = "account_form_forgery",
             "an account page's form came from another site"
         );
         return Err(error_page(
-            oidc,
+            &visit.oidc,
             StatusCode::FORBIDDEN,
             "access_denied",
             "This form was sent from another site. Open the link from your mail again.",

@@ -4,24 +4,18 @@
 
 use super::{
     FORGOT_PASSWORD_PATH, Link, SERVICE, admit_form, admit_query, link_token, message, not_valid,
-    page, violations,
+    violations,
 };
 use crate::oidc::{
-    Peer, Shared,
-    pages::{binding, failed_call},
-    render::{Answer, Chrome, chrome},
+    Visit,
+    csrf::{Bound, BoundForm},
+    pages::failed_call,
+    render::{self, Answer, Chrome, chrome},
     respond,
 };
 use askama::Template;
-use axum::{
-    body::Bytes,
-    extract::{RawQuery, State},
-    response::{IntoResponse, Response},
-};
-use base64::Engine as _;
-use http::{HeaderMap, StatusCode};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use axum::{body::Bytes, extract::RawQuery};
+use http::StatusCode;
 use suite_proto::user::{RequestPasswordResetRequest, ResetPasswordRequest};
 use tonic::Code;
 
@@ -46,93 +40,71 @@ pub struct ResetPasswordTemplate {
     pub repeat_error: Option<String>,
 }
 
-/// The forgot-password form's CSRF token: derived from the browser's
-/// binding cookie, which another site can neither read nor set (`__Host-`,
-/// `HttpOnly`, `SameSite=Lax`), so a form posted from elsewhere cannot
-/// carry it. Its own label: no other form's token is this one's.
-fn csrf_token(binding: &str) -> String {
-    let digest = Sha256::digest(format!("suite forgot-password form:{binding}").as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-}
+/// The forgot-password form, guarded by the browser's binding: no secret
+/// guards it otherwise.
+const FORGOT_FORM: BoundForm = BoundForm {
+    label: "forgot-password",
+    security_event: "account_form_forgery",
+};
 
+/// The forgot-password form with `login` (and `error`), for this browser's token.
 fn forgot_form(
-    oidc: &Shared,
+    visit: &Visit,
     status: StatusCode,
-    binding: &str,
+    bound: Bound,
     login: &str,
     error: Option<String>,
 ) -> Answer {
-    page(
-        status,
-        &ForgotPasswordTemplate {
-            chrome: chrome(oidc),
-            csrf_token: csrf_token(binding),
-            login: login.chars().take(suite_proto::MAX_LOGIN_CHARS).collect(),
-            error,
-        },
-    )
+    let page = ForgotPasswordTemplate {
+        chrome: chrome(&visit.oidc),
+        csrf_token: bound.csrf_token,
+        login: login.chars().take(suite_proto::MAX_LOGIN_CHARS).collect(),
+        error,
+    };
+    let mut answer = render::page(status, &page, None);
+    answer.cookies.extend(bound.new_binding);
+    answer
 }
 
 /// `GET /account/forgot-password`: the form.
-pub async fn forgot_password_page(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub async fn forgot_password_page(visit: Visit, RawQuery(query): RawQuery) -> Answer {
     respond(async {
-        let params = admit_query(&oidc, peer, &headers, query).await?;
-        let (binding, new_binding) = binding(&headers);
-        let mut answer = forgot_form(&oidc, StatusCode::OK, &binding, &params.text("login"), None);
-        answer.cookies.extend(new_binding);
-        Ok(answer)
+        let params = admit_query(&visit, query).await?;
+        let bound = FORGOT_FORM.bind(&visit.headers);
+        let login = params.text("login");
+        Ok(forgot_form(&visit, StatusCode::OK, bound, &login, None))
     })
     .await
-    .into_response()
 }
 
 /// `POST /account/forgot-password`: RequestPasswordReset. The answer is
 /// the same whether or not an account matched (the service's answer is
 /// too, in content and in time): nobody learns here who has an account.
-pub async fn forgot_password(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn forgot_password(visit: Visit, body: Bytes) -> Answer {
     respond(async {
-        let (client, form) = admit_form(&oidc, peer, &headers, &body).await?;
-        let (binding, new_binding) = binding(&headers);
+        let (client, form) = admit_form(&visit, &body).await?;
         let login = form.text("login").trim().to_owned();
-        let posted = form.text("csrf_token");
-        // A new binding means the form was not this browser's (or its cookie
-        // expired): ask again, with a token that will match.
-        if new_binding.is_some()
-            || !bool::from(csrf_token(&binding).as_bytes().ct_eq(posted.as_bytes()))
-        {
-            tracing::warn!(
-                security_event = "account_form_forgery",
-                "the forgot-password form's CSRF token did not match its browser"
-            );
-            let mut answer = forgot_form(
-                &oidc,
+        let again = |bound, why: &str| {
+            forgot_form(
+                &visit,
                 StatusCode::BAD_REQUEST,
-                &binding,
+                bound,
                 &login,
-                Some("This form expired. Check your address and send it again.".into()),
-            );
-            answer.cookies.extend(new_binding);
-            return Ok(answer);
-        }
+                Some(why.to_owned()),
+            )
+        };
+        let bound = FORGOT_FORM
+            .check(&visit.headers, &form.text("csrf_token"))
+            .map_err(|bound| {
+                again(
+                    bound,
+                    "This form expired. Check your address and send it again.",
+                )
+            })?;
         if login.is_empty() || login.chars().count() > suite_proto::MAX_LOGIN_CHARS {
-            return Ok(forgot_form(
-                &oidc,
-                StatusCode::BAD_REQUEST,
-                &binding,
-                &login,
-                Some("Enter your email address or username.".into()),
-            ));
+            return Ok(again(bound, "Enter your email address or username."));
         }
+        let oidc = &visit.oidc;
         let call = oidc
             .users()
             .request_password_reset(oidc.request(RequestPasswordResetRequest { login }, client))
@@ -140,19 +112,18 @@ pub async fn forgot_password(
         Ok(match call {
             // A login that cannot be any account's is no account's: the
             // same page as for any other.
-            Ok(_) => reset_link_sent(&oidc),
-            Err(s) if s.code() == Code::InvalidArgument => reset_link_sent(&oidc),
-            Err(s) => failed_call(&oidc, SERVICE, &s),
+            Ok(_) => reset_link_sent(&visit),
+            Err(s) if s.code() == Code::InvalidArgument => reset_link_sent(&visit),
+            Err(s) => failed_call(oidc, SERVICE, &s),
         })
     })
     .await
-    .into_response()
 }
 
 /// The one answer to a request for a reset link.
-fn reset_link_sent(oidc: &Shared) -> Answer {
+fn reset_link_sent(visit: &Visit) -> Answer {
     message(
-        oidc,
+        &visit.oidc,
         StatusCode::OK,
         "Check your mail",
         vec![
@@ -168,81 +139,75 @@ fn reset_link_sent(oidc: &Shared) -> Answer {
     )
 }
 
-fn reset_form(
-    oidc: &Shared,
-    status: StatusCode,
-    token: String,
-    form_error: Option<String>,
-    password_error: Option<String>,
-    repeat_error: Option<String>,
-) -> Answer {
-    page(
-        status,
-        &ResetPasswordTemplate {
-            chrome: chrome(oidc),
-            token,
-            form_error,
-            password_error,
-            repeat_error,
-        },
-    )
+/// What is wrong with a posted reset form, shown by the field it is about.
+enum ResetError {
+    /// The form as a whole (the service's word on no one field).
+    Form(String),
+    /// The new password.
+    Password(String),
+    /// Its repetition.
+    Repeat(String),
+}
+
+/// The reset link's form for `token`: 200 and empty, or 400 with `error`.
+fn reset_form(visit: &Visit, token: String, error: Option<ResetError>) -> Answer {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let (mut form_error, mut password_error, mut repeat_error) = (None, None, None);
+    match error {
+        None => {}
+        Some(ResetError::Form(why)) => form_error = Some(why),
+        Some(ResetError::Password(why)) => password_error = Some(why),
+        Some(ResetError::Repeat(why)) => repeat_error = Some(why),
+    }
+    let page = ResetPasswordTemplate {
+        chrome: chrome(&visit.oidc),
+        token,
+        form_error,
+        password_error,
+        repeat_error,
+    };
+    render::page(status, &page, None)
 }
 
 /// `GET /account/reset-password?token=…`: the new password's form.
-pub async fn reset_password_page(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub async fn reset_password_page(visit: Visit, RawQuery(query): RawQuery) -> Answer {
     respond(async {
-        let params = admit_query(&oidc, peer, &headers, query).await?;
+        let params = admit_query(&visit, query).await?;
         let Some(token) = link_token(&params) else {
-            return Ok(not_valid(&oidc, true));
+            return Ok(not_valid(&visit.oidc, true));
         };
-        Ok(reset_form(&oidc, StatusCode::OK, token, None, None, None))
+        Ok(reset_form(&visit, token, None))
     })
     .await
-    .into_response()
 }
 
 /// `POST /account/reset-password`: ResetPassword, once both passwords match.
 /// The form comes back with the policy's word on the password; a token the
 /// service refuses is the not-valid page.
-pub async fn reset_password(
-    State(oidc): State<Shared>,
-    Peer(peer): Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn reset_password(visit: Visit, body: Bytes) -> Answer {
     respond(async {
-        let (client, form) = admit_form(&oidc, peer, &headers, &body).await?;
+        let (client, form) = admit_form(&visit, &body).await?;
+        let oidc = &visit.oidc;
         let Some(token) = link_token(&form) else {
-            return Ok(not_valid(&oidc, true));
+            return Ok(not_valid(oidc, true));
         };
         let new_password = form.text("new_password");
         if new_password.is_empty() {
-            let why = "Enter a new password.".to_owned();
-            return Ok(reset_form(
-                &oidc,
-                StatusCode::BAD_REQUEST,
-                token,
-                None,
-                Some(why),
-                None,
-            ));
+            let why = ResetError::Password("Enter a new password.".to_owned());
+            return Ok(reset_form(&visit, token, Some(why)));
         }
         // Checked here, before the service: a typo would otherwise become
         // the account's password.
         if new_password != form.text("repeat_password") {
             let why = "The two passwords are not the same: type the new password twice.";
             return Ok(reset_form(
-                &oidc,
-                StatusCode::BAD_REQUEST,
+                &visit,
                 token,
-                None,
-                None,
-                Some(why.to_owned()),
+                Some(ResetError::Repeat(why.to_owned())),
             ));
         }
         let request = ResetPasswordRequest {
@@ -255,14 +220,14 @@ pub async fn reset_password(
             .await;
         Ok(match call {
             Ok(_) => message(
-                &oidc,
+                oidc,
                 StatusCode::OK,
                 "Password changed",
                 vec!["Your password was changed; every session was signed out.".to_owned()],
                 Vec::new(),
             ),
             // Unknown, used, expired, or for a password changed since.
-            Err(s) if s.code() == Code::NotFound => not_valid(&oidc, true),
+            Err(s) if s.code() == Code::NotFound => not_valid(oidc, true),
             Err(s) if s.code() == Code::InvalidArgument => {
                 let violations = violations(&s);
                 let on = |field: &str| {
@@ -273,19 +238,18 @@ pub async fn reset_password(
                 };
                 // A spent token makes any password moot.
                 if on("token").is_some() {
-                    not_valid(&oidc, true)
+                    not_valid(oidc, true)
                 } else if let Some(why) = on("new_password") {
-                    reset_form(&oidc, StatusCode::BAD_REQUEST, token, None, Some(why), None)
+                    reset_form(&visit, token, Some(ResetError::Password(why)))
                 } else {
                     let why = s.message().to_owned();
-                    reset_form(&oidc, StatusCode::BAD_REQUEST, token, Some(why), None, None)
+                    reset_form(&visit, token, Some(ResetError::Form(why)))
                 }
             }
-            Err(s) => failed_call(&oidc, SERVICE, &s),
+            Err(s) => failed_call(oidc, SERVICE, &s),
         })
     })
     .await
-    .into_response()
 }
 
 #[cfg(test)]
@@ -294,9 +258,9 @@ mod tests {
 
     #[test]
     fn the_forgot_password_token_is_the_bindings_and_no_other_forms() {
-        let a = csrf_token("binding-a");
-        assert_eq!(a, csrf_token("binding-a"));
-        assert_ne!(a, csrf_token("binding-b"));
+        let a = FORGOT_FORM.token("binding-a");
+        assert_eq!(a, FORGOT_FORM.token("binding-a"));
+        assert_ne!(a, FORGOT_FORM.token("binding-b"));
         assert_eq!(a.len(), 43);
         assert!(!a.contains("binding"));
     }
