@@ -250,20 +250,26 @@ fn write_private(path: &Path, pem: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// A generated private key is readable by its owner alone.
+    fn assert_owner_only(path: &Path) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        }
+        #[cfg(not(unix))]
+        let _ = path;
+        Ok(())
+    }
+
     #[test]
     fn a_generated_key_is_kept_and_reused() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let first = generated_key(dir.path())?;
         let again = generated_key(dir.path())?;
         assert_eq!(first.kid(), again.kid());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(GENERATED_KEY_FILE))?
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert_owner_only(&dir.path().join(GENERATED_KEY_FILE))?;
         Ok(())
     }
 
@@ -274,14 +280,7 @@ mod tests {
         let rsa = generated_id_token_key(dir.path(), IdTokenAlg::Rs256, GENERATED_RSA_KEY_FILE)?;
         let again = generated_id_token_key(dir.path(), IdTokenAlg::Rs256, GENERATED_RSA_KEY_FILE)?;
         assert_eq!(rsa.kid(), again.kid());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(GENERATED_RSA_KEY_FILE))?
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert_owner_only(&dir.path().join(GENERATED_RSA_KEY_FILE))?;
         let ec = generated_id_token_key(dir.path(), IdTokenAlg::Es256, GENERATED_EC_KEY_FILE)?;
         let ring = KeyRing::new(SigningKey::generate_thumbprinted()?, vec![])
             .with_id_token_keys(vec![rsa.clone(), ec.clone()]);

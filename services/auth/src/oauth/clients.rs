@@ -576,16 +576,19 @@ impl OAuthCore {
         Ok((record, secret))
     }
 
-    /// The client a token, introspection or revocation request comes from,
-    /// if it proves who it is: a confidential client with its secret (the
-    /// current one, or the previous within its overlap), a public one with
-    /// none.
+    /// The client a token, device, introspection or revocation request
+    /// comes from, if it proves who it is: a confidential client with its
+    /// secret (the current one, or the previous within its overlap), a public
+    /// one with none.
     pub async fn authenticate_client(
         &self,
-        client_id: &str,
-        secret: &str,
-        method: &str,
+        auth: &ClientAuth,
     ) -> Result<Result<ClientRecord, OAuthFail>, Error> {
+        let ClientAuth {
+            id: client_id,
+            secret,
+            method,
+        } = auth;
         let refused = || {
             Ok(Err(OAuthFail::new(
                 "invalid_client",
@@ -598,7 +601,7 @@ impl OAuthCore {
         let Some(client) = self.store.get_client(client_id).await? else {
             return refused();
         };
-        let method_ok = match method {
+        let method_ok = match method.as_str() {
             "" => true,
             "none" => secret.is_empty(),
             "client_secret_basic" | "client_secret_post" => !secret.is_empty(),
@@ -634,6 +637,34 @@ impl OAuthCore {
         } else {
             refused()
         }
+    }
+}
+
+/// How a client authenticates at the token, device, introspection and
+/// revocation endpoints (RFC 6749 §2.3): its id, the method it used and the
+/// secret that method carried (empty for a public client).
+#[derive(Clone, Default)]
+pub struct ClientAuth {
+    pub id: String,
+    pub secret: String,
+    /// `client_secret_basic`, `client_secret_post`, `none`, or empty.
+    pub method: String,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
     }
 }
 

@@ -4,6 +4,7 @@
 //! there (the sign-in and consent forms of the authorization flow), and the
 //! device polls the token endpoint until it gets tokens, once.
 
+use super::clients::ClientAuth;
 use super::{
     Answer, OAuthCore, OAuthFail,
     authorize::{Next, SignInPage, Step, consent_page},
@@ -110,12 +111,10 @@ impl OAuthCore {
     /// The device authorization endpoint (RFC 8628 §3.1–3.2).
     pub async fn device_authorize(
         &self,
-        client_id: &str,
-        secret: &str,
-        method: &str,
+        client: &ClientAuth,
         scope: &str,
     ) -> Answer<DeviceAuthorization> {
-        let client = match self.authenticate_client(client_id, secret, method).await? {
+        let client = match self.authenticate_client(client).await? {
             Ok(client) => client,
             Err(refused) => return Ok(Err(refused)),
         };

@@ -3,24 +3,18 @@
 //! the answer into its response (errors through `Error`'s one mapping).
 //! ClientService and ConsentService are in `clients`.
 
-use super::{
-    OAuthCore, OAuthFail,
-    authorize::{AuthorizeParams, Next, SignInForm, Step},
-    clients::{ClientMetadata, Registered},
-    device::{DeviceAuthorization, UserCodeAnswer},
-    introspect::{EndSession, EndSessionParams, Introspection, UserInfo},
-    token::{TokenParams, Tokens},
-};
+use super::{OAuthCore, authorize::SignInForm, device::UserCodeAnswer};
 use crate::error::Error;
 use std::sync::Arc;
 use suite_grpc::{forwarded::ForwardedArgs, server};
-use suite_proto::auth::{
-    self as pb, AuthorizationStep, ScopeDescription, o_auth_service_server::OAuthService,
-};
+use suite_proto::auth::{self as pb, o_auth_service_server::OAuthService};
 use suite_tokens::{Caller, Verifier, grpc::require_caller};
 use tonic::{Request, Response, Status};
 
 mod clients;
+mod convert;
+
+use convert::{client_auth, introspection, outcome};
 
 /// The provider's three services over one core.
 #[derive(Clone)]
@@ -46,84 +40,12 @@ impl OAuthApi {
     }
 }
 
-pub(super) fn oauth_error(f: OAuthFail) -> pb::OAuthError {
-    pb::OAuthError {
-        error: f.error.into(),
-        error_description: f.description,
-    }
-}
-
-fn step_proto(next: Next) -> AuthorizationStep {
-    use pb::authorization_step::Step as S;
-    let step = match next.step {
-        Step::Redirect(uri) => S::RedirectUri(uri),
-        Step::SignIn(p) => S::SignIn(pb::SignInPage {
-            request_id: p.request_id,
-            csrf_token: p.csrf_token,
-            client_name: p.client_name,
-            login_hint: p.login_hint,
-            error: p.error,
-            error_field: p.error_field,
-            retry_after_secs: p.retry_after_secs,
-        }),
-        Step::Consent(p) => S::Consent(pb::ConsentPage {
-            request_id: p.request_id,
-            csrf_token: p.csrf_token,
-            client_name: p.client_name,
-            scopes: p
-                .scopes
-                .into_iter()
-                .map(|(scope, description)| ScopeDescription {
-                    scope,
-                    description: description.into(),
-                })
-                .collect(),
-            username: p.username,
-            user_code: p.user_code,
-        }),
-        Step::Error(f) => S::Error(pb::ErrorPage {
-            error: f.error.into(),
-            description: f.description,
-        }),
-        Step::Device {
-            client_name,
-            approved,
-        } => S::Device(pb::DeviceDecision {
-            client_name,
-            approved,
-        }),
-    };
-    AuthorizationStep {
-        step: Some(step),
-        set_session: next
-            .set_session
-            .map(|(value, max_age_secs)| pb::BrowserSessionCookie {
-                value,
-                max_age_secs,
-            }),
-        clear_session: next.clear_session,
-    }
-}
-
 /// One RPC's answer: the response `work` builds, or its error through
 /// `Error`'s one mapping (which `server::reply` logs once).
 pub(super) async fn respond<R>(
     work: impl Future<Output = Result<R, Error>>,
 ) -> Result<Response<R>, Status> {
     server::reply(work.await)
-}
-
-/// A protocol answer of the core as a response's `result`: what it grants
-/// through `granted`, a refusal as the OAuth error every such result carries.
-fn outcome<T, R>(
-    answer: Result<T, OAuthFail>,
-    granted: impl FnOnce(T) -> R,
-    refused: impl FnOnce(pb::OAuthError) -> R,
-) -> Option<R> {
-    Some(match answer {
-        Ok(v) => granted(v),
-        Err(f) => refused(oauth_error(f)),
-    })
 }
 
 impl OAuthApi {
@@ -191,28 +113,13 @@ impl OAuthService for OAuthApi {
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         respond(async {
             let r = req.into_inner();
-            let p = r.parameters.unwrap_or_default();
-            let params = AuthorizeParams {
-                client_id: p.client_id,
-                redirect_uri: p.redirect_uri,
-                response_type: p.response_type,
-                scope: p.scope,
-                state: p.state,
-                nonce: p.nonce,
-                code_challenge: p.code_challenge,
-                code_challenge_method: p.code_challenge_method,
-                prompt: p.prompt,
-                max_age: p.max_age,
-                login_hint: p.login_hint,
-                response_mode: p.response_mode,
-                request_object: p.request_object,
-            };
+            let params = r.parameters.unwrap_or_default().into();
             let next = self
                 .core
                 .authorize(params, &r.browser_session, &r.browser_binding)
                 .await?;
             Ok(pb::AuthorizeResponse {
-                step: Some(step_proto(next)),
+                step: Some(next.into()),
             })
         })
         .await
@@ -238,7 +145,7 @@ impl OAuthService for OAuthApi {
                 })
                 .await?;
             Ok(pb::SignInResponse {
-                step: Some(step_proto(next)),
+                step: Some(next.into()),
             })
         })
         .await
@@ -261,7 +168,7 @@ impl OAuthService for OAuthApi {
                 )
                 .await?;
             Ok(pb::ConsentResponse {
-                step: Some(step_proto(next)),
+                step: Some(next.into()),
             })
         })
         .await
@@ -271,6 +178,7 @@ impl OAuthService for OAuthApi {
         &self,
         req: Request<pb::TokenRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
+        use pb::token_response::Result as R;
         respond(async {
             let user_agent = req
                 .metadata()
@@ -278,35 +186,12 @@ impl OAuthService for OAuthApi {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            let r = req.into_inner();
-            let c = r.client.unwrap_or_default();
-            let params = TokenParams {
-                client_id: c.client_id,
-                client_secret: c.client_secret,
-                method: c.method,
-                grant_type: r.grant_type,
-                code: r.code,
-                redirect_uri: r.redirect_uri,
-                code_verifier: r.code_verifier,
-                refresh_token: r.refresh_token,
-                scope: r.scope,
-                device_code: r.device_code,
-            };
-            use pb::token_response::Result as R;
-            let tokens = |t: Tokens| {
-                R::Tokens(pb::Tokens {
-                    access_token: t.access_token,
-                    token_type: "Bearer".into(),
-                    expires_in: t.expires_in,
-                    refresh_token: t.refresh_token,
-                    id_token: t.id_token,
-                    scope: t.scope,
-                })
-            };
-            let answer = self.core.token(params, &user_agent).await?;
-            Ok(pb::TokenResponse {
-                result: outcome(answer, tokens, R::Error),
-            })
+            let answer = self
+                .core
+                .token(req.into_inner().into(), &user_agent)
+                .await?;
+            let result = outcome(answer, |t| R::Tokens(t.into()), R::Error);
+            Ok(pb::TokenResponse { result })
         })
         .await
     }
@@ -315,27 +200,13 @@ impl OAuthService for OAuthApi {
         &self,
         req: Request<pb::DeviceAuthorizeRequest>,
     ) -> Result<Response<pb::DeviceAuthorizeResponse>, Status> {
+        use pb::device_authorize_response::Result as R;
         respond(async {
             let r = req.into_inner();
-            let c = r.client.unwrap_or_default();
-            let answer = self
-                .core
-                .device_authorize(&c.client_id, &c.client_secret, &c.method, &r.scope)
-                .await?;
-            use pb::device_authorize_response::Result as R;
-            let authorization = |d: DeviceAuthorization| {
-                R::Authorization(pb::DeviceAuthorization {
-                    device_code: d.device_code,
-                    user_code: d.user_code,
-                    verification_uri: d.verification_uri,
-                    verification_uri_complete: d.verification_uri_complete,
-                    expires_in: d.expires_in,
-                    interval: d.interval,
-                })
-            };
-            Ok(pb::DeviceAuthorizeResponse {
-                result: outcome(answer, authorization, R::Error),
-            })
+            let client = client_auth(r.client);
+            let answer = self.core.device_authorize(&client, &r.scope).await?;
+            let result = outcome(answer, |d| R::Authorization(d.into()), R::Error);
+            Ok(pb::DeviceAuthorizeResponse { result })
         })
         .await
     }
@@ -344,15 +215,15 @@ impl OAuthService for OAuthApi {
         &self,
         req: Request<pb::VerifyUserCodeRequest>,
     ) -> Result<Response<pb::VerifyUserCodeResponse>, Status> {
+        use pb::verify_user_code_response::Result as R;
         respond(async {
             let r = req.into_inner();
-            use pb::verify_user_code_response::Result as R;
-            let result = match self
+            let answer = self
                 .core
                 .verify_user_code(&r.user_code, &r.browser_session, &r.browser_binding)
-                .await?
-            {
-                UserCodeAnswer::Next(next) => R::Step(step_proto(next)),
+                .await?;
+            let result = match answer {
+                UserCodeAnswer::Next(next) => R::Step(next.into()),
                 UserCodeAnswer::Retry(why) => R::RetryError(why),
             };
             Ok(pb::VerifyUserCodeResponse {
@@ -366,41 +237,12 @@ impl OAuthService for OAuthApi {
         &self,
         req: Request<pb::RegisterClientRequest>,
     ) -> Result<Response<pb::RegisterClientResponse>, Status> {
+        use pb::register_client_response::Result as R;
         respond(async {
-            let m = req.into_inner().metadata.unwrap_or_default();
-            let metadata = ClientMetadata {
-                redirect_uris: m.redirect_uris,
-                client_name: m.client_name,
-                grant_types: m.grant_types,
-                response_types: m.response_types,
-                token_endpoint_auth_method: m.token_endpoint_auth_method,
-                scope: m.scope,
-                post_logout_redirect_uris: m.post_logout_redirect_uris,
-                backchannel_logout_uri: m.backchannel_logout_uri,
-            };
-            use pb::register_client_response::Result as R;
-            let client = |r: Registered| {
-                let m = r.metadata;
-                R::Client(pb::RegisteredClient {
-                    client_id: r.client_id,
-                    client_secret: r.secret,
-                    client_id_issued_at: r.issued_at,
-                    metadata: Some(pb::ClientMetadata {
-                        redirect_uris: m.redirect_uris,
-                        client_name: m.client_name,
-                        grant_types: m.grant_types,
-                        response_types: m.response_types,
-                        token_endpoint_auth_method: m.token_endpoint_auth_method,
-                        scope: m.scope,
-                        post_logout_redirect_uris: m.post_logout_redirect_uris,
-                        backchannel_logout_uri: m.backchannel_logout_uri,
-                    }),
-                })
-            };
+            let metadata = req.into_inner().metadata.unwrap_or_default().into();
             let answer = self.core.register_dynamic(metadata).await?;
-            Ok(pb::RegisterClientResponse {
-                result: outcome(answer, client, R::Error),
-            })
+            let result = outcome(answer, |r| R::Client(r.into()), R::Error);
+            Ok(pb::RegisterClientResponse { result })
         })
         .await
     }
@@ -409,36 +251,13 @@ impl OAuthService for OAuthApi {
         &self,
         req: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
+        use pb::introspect_response::Result as R;
         respond(async {
             let r = req.into_inner();
-            let c = r.client.unwrap_or_default();
-            let answer = self
-                .core
-                .introspect(&c.client_id, &c.client_secret, &c.method, &r.token)
-                .await?;
-            use pb::introspect_response::Result as R;
-            let introspection = |found: Option<Introspection>| {
-                R::Introspection(match found {
-                    None => pb::Introspection::default(),
-                    Some(i) => pb::Introspection {
-                        active: true,
-                        scope: i.scope,
-                        client_id: i.client_id,
-                        username: i.username,
-                        token_type: i.token_type.into(),
-                        exp: i.exp,
-                        iat: i.iat,
-                        sub: i.sub,
-                        aud: i.aud,
-                        iss: i.iss,
-                        jti: i.jti,
-                        sid: i.sid,
-                    },
-                })
-            };
-            Ok(pb::IntrospectResponse {
-                result: outcome(answer, introspection, R::Error),
-            })
+            let client = client_auth(r.client);
+            let answer = self.core.introspect(&client, &r.token).await?;
+            let result = outcome(answer, |i| R::Introspection(introspection(i)), R::Error);
+            Ok(pb::IntrospectResponse { result })
         })
         .await
     }
@@ -449,13 +268,10 @@ impl OAuthService for OAuthApi {
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         respond(async {
             let r = req.into_inner();
-            let c = r.client.unwrap_or_default();
-            let error = self
-                .core
-                .revoke(&c.client_id, &c.client_secret, &c.method, &r.token)
-                .await?;
+            let client = client_auth(r.client);
+            let refused = self.core.revoke(&client, &r.token).await?;
             Ok(pb::RevokeResponse {
-                error: error.map(oauth_error),
+                error: refused.map(convert::oauth_error),
             })
         })
         .await
@@ -465,22 +281,11 @@ impl OAuthService for OAuthApi {
         &self,
         req: Request<pb::UserInfoRequest>,
     ) -> Result<Response<pb::UserInfoResponse>, Status> {
+        use pb::user_info_response::Result as R;
         respond(async {
             let answer = self.core.user_info(&req.get_ref().access_token).await?;
-            use pb::user_info_response::Result as R;
-            let claims = |i: UserInfo| {
-                R::Claims(pb::UserInfoClaims {
-                    sub: i.sub,
-                    name: i.name,
-                    preferred_username: i.preferred_username,
-                    updated_at: i.updated_at,
-                    email: i.email,
-                    email_verified: i.email_verified,
-                })
-            };
-            Ok(pb::UserInfoResponse {
-                result: outcome(answer, claims, R::Error),
-            })
+            let result = outcome(answer, |i| R::Claims(i.into()), R::Error);
+            Ok(pb::UserInfoResponse { result })
         })
         .await
     }
@@ -490,40 +295,10 @@ impl OAuthService for OAuthApi {
         req: Request<pb::EndSessionRequest>,
     ) -> Result<Response<pb::EndSessionResponse>, Status> {
         respond(async {
-            let r = req.into_inner();
-            let (answer, clear_session) = self
-                .core
-                .end_session(EndSessionParams {
-                    id_token_hint: r.id_token_hint,
-                    client_id: r.client_id,
-                    post_logout_redirect_uri: r.post_logout_redirect_uri,
-                    state: r.state,
-                    browser_session: r.browser_session,
-                    browser_binding: r.browser_binding,
-                    confirmed: r.confirmed,
-                    csrf_token: r.csrf_token,
-                })
-                .await?;
-            use pb::end_session_response::Result as R;
-            let result = match answer {
-                EndSession::Redirect(uri) => R::RedirectUri(uri),
-                EndSession::SignedOut => R::SignedOut(true),
-                EndSession::Confirm {
-                    csrf_token,
-                    client_name,
-                    username,
-                } => R::Confirm(pb::SignOutConfirmPage {
-                    csrf_token,
-                    client_name,
-                    username,
-                }),
-                EndSession::Error(f) => R::Error(pb::ErrorPage {
-                    error: f.error.into(),
-                    description: f.description,
-                }),
-            };
+            let params = req.into_inner().into();
+            let (answer, clear_session) = self.core.end_session(params).await?;
             Ok(pb::EndSessionResponse {
-                result: Some(result),
+                result: Some(answer.into()),
                 clear_session,
             })
         })

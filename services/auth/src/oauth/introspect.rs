@@ -2,6 +2,7 @@
 //! 7662), revocation (RFC 7009), UserInfo; RP-initiated logout; and the
 //! consents a user gave (ConsentService).
 
+use super::clients::ClientAuth;
 use super::{
     Answer, OAuthCore, OAuthFail,
     clients::client_gone,
@@ -146,12 +147,10 @@ impl OAuthCore {
     /// RFC 7662 introspection for an authenticated client; `None`: inactive.
     pub async fn introspect(
         &self,
-        client_id: &str,
-        secret: &str,
-        method: &str,
+        client: &ClientAuth,
         token: &str,
     ) -> Answer<Option<Introspection>> {
-        let client = match self.authenticate_client(client_id, secret, method).await? {
+        let client = match self.authenticate_client(client).await? {
             Ok(c) => c,
             Err(refused) => return Ok(Err(refused)),
         };
@@ -209,12 +208,10 @@ impl OAuthCore {
     /// second). Unknown or foreign tokens are not an error.
     pub async fn revoke(
         &self,
-        client_id: &str,
-        secret: &str,
-        method: &str,
+        client: &ClientAuth,
         token: &str,
     ) -> Result<Option<OAuthFail>, Error> {
-        let client = match self.authenticate_client(client_id, secret, method).await? {
+        let client = match self.authenticate_client(client).await? {
             Ok(c) => c,
             Err(refused) => return Ok(Some(refused)),
         };

@@ -2,6 +2,7 @@
 //! session's rotation and reuse detection), client_credentials and the
 //! device grant (`device.rs`); ID tokens signed with the client's algorithm.
 
+use super::clients::ClientAuth;
 use super::{
     Answer, OAuthCore, OAuthFail,
     authorize::pkce_shaped,
@@ -27,11 +28,9 @@ const ID_TOKEN_TTL_SECS: i64 = 3600;
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// A token request, as the endpoint got it.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TokenParams {
-    pub client_id: String,
-    pub client_secret: String,
-    pub method: String,
+    pub client: ClientAuth,
     pub grant_type: String,
     pub code: String,
     pub redirect_uri: String,
@@ -139,10 +138,7 @@ impl OAuthCore {
     }
 
     async fn grant(&self, p: TokenParams, user_agent: &str) -> Answer<Tokens> {
-        let client = match self
-            .authenticate_client(&p.client_id, &p.client_secret, &p.method)
-            .await?
-        {
+        let client = match self.authenticate_client(&p.client).await? {
             Ok(client) => client,
             Err(refused) => return Ok(Err(refused)),
         };
