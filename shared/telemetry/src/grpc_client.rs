@@ -11,7 +11,6 @@ use crate::{
 use opentelemetry::{KeyValue, trace::SpanKind};
 use std::{
     borrow::Cow,
-    pin::Pin,
     task::{Context, Poll},
 };
 use tonic::body::Body;
@@ -74,18 +73,14 @@ pub fn traced(channel: tonic::transport::Channel, url: &str) -> TracedChannel {
     TraceClientLayer::new(url).layer(channel)
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 impl<S> Service<http::Request<Body>> for TraceClient<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>> + Send,
     S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<http::Response<Body>, S::Error>> + Send + 'static>>;
+    type Future = crate::TracedCall<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

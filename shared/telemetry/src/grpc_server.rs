@@ -11,7 +11,6 @@ use crate::{
 use opentelemetry::{KeyValue, context::FutureExt as _, trace::SpanKind};
 use std::{
     borrow::Cow,
-    pin::Pin,
     task::{Context, Poll},
     time::Instant,
 };
@@ -64,18 +63,14 @@ pub struct RpcServer<S> {
     tracer: Tracer,
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 impl<S, B> Service<http::Request<B>> for RpcServer<S>
 where
     S: Service<http::Request<B>, Response = http::Response<Body>> + Send,
     S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<http::Response<Body>, S::Error>> + Send + 'static>>;
+    type Future = crate::TracedCall<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

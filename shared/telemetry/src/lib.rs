@@ -31,6 +31,12 @@ pub mod log_format;
 pub mod metrics;
 pub mod spans;
 
+/// What the two gRPC tracing services return: the inner service's answer,
+/// with the call's span ended when it is complete.
+type TracedCall<E> = std::pin::Pin<
+    Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send + 'static>,
+>;
+
 use crate::log_format::WithTraceIds;
 use opentelemetry::{
     Context, KeyValue, global,

@@ -56,8 +56,8 @@ const INSERT_USER: &str = "INSERT INTO users (id, username, email, display_name,
 
 /// The conditional UPDATE of a user's mutable columns (`$1` to `$11`).
 const UPDATE_USER: &str = "UPDATE users SET username = $2, email = $3, display_name = $4, roles = $5, password_hash = $6, \
-     updated_at = $7, sessions_valid_after = $8, email_verified = $10, pending_email = $11, version = version + 1 \
-     WHERE id = $1 AND version = $9 AND deleted_at IS NULL";
+     updated_at = $7, sessions_valid_after = $9, email_verified = $10, pending_email = $11, version = version + 1 \
+     WHERE id = $1 AND version = $8 AND deleted_at IS NULL";
 
 /// Whether `also` holds letters or tokens and nothing else: those go in the
 /// change's own statement (one round trip where a transaction takes six);
@@ -131,40 +131,27 @@ fn bind_links<'q>(
         .bind(l.iter().map(|_| now).collect::<Vec<_>>())
 }
 
-/// Binds `u` as [`INSERT_USER`] reads it.
-macro_rules! bind_insert {
-    ($query:expr, $u:expr) => {{
+/// Binds `u` as [`INSERT_USER`] reads it, or (`created_at: false`) as
+/// [`UPDATE_USER`] does: the same order without the creation time.
+macro_rules! bind_user {
+    ($query:expr, $u:expr, created_at: $created:expr) => {{
         let u: &UserRecord = $u;
-        $query
+        let query = $query
             .bind(u.id)
             .bind(u.username.as_str())
             .bind(u.email.as_str())
             .bind(u.display_name.as_str())
             .bind(&u.roles)
-            .bind(&u.password_hash)
-            .bind(u.created_at)
+            .bind(&u.password_hash);
+        let query = if $created {
+            query.bind(u.created_at)
+        } else {
+            query
+        };
+        query
             .bind(u.updated_at)
             .bind(u.version)
             .bind(u.sessions_valid_after)
-            .bind(u.email_verified)
-            .bind(u.pending_email.as_ref().map(Email::as_str))
-    }};
-}
-
-/// Binds `u` as [`UPDATE_USER`] reads it.
-macro_rules! bind_update {
-    ($query:expr, $u:expr) => {{
-        let u: &UserRecord = $u;
-        $query
-            .bind(u.id)
-            .bind(u.username.as_str())
-            .bind(u.email.as_str())
-            .bind(u.display_name.as_str())
-            .bind(&u.roles)
-            .bind(&u.password_hash)
-            .bind(u.updated_at)
-            .bind(u.sessions_valid_after)
-            .bind(u.version)
             .bind(u.email_verified)
             .bind(u.pending_email.as_ref().map(Email::as_str))
     }};
@@ -180,7 +167,7 @@ impl UserStore for PgStore {
                 let then: Vec<&str> = then.iter().map(String::as_str).collect();
                 outbox::pg_changes_with_events(INSERT_USER, &then, 12 + LINK_PARAMS)
             });
-            let query = bind_insert!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u);
+            let query = bind_user!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u, created_at: true);
             outbox::bind_pg_events(bind_links(query, also), events)
                 .fetch_one(&self.pool)
                 .await?;
@@ -188,7 +175,7 @@ impl UserStore for PgStore {
         }
         if !also.is_empty() {
             let mut tx = self.pool.begin().await?;
-            bind_insert!(sqlx::query(INSERT_USER), u)
+            bind_user!(sqlx::query(INSERT_USER), u, created_at: true)
                 .execute(&mut *tx)
                 .await?;
             outbox::append_pg(&mut tx, events).await?;
@@ -198,7 +185,7 @@ impl UserStore for PgStore {
         }
         static SQL: LazyLock<String> =
             LazyLock::new(|| outbox::pg_changes_with_events(INSERT_USER, &[], 12));
-        let query = bind_insert!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u);
+        let query = bind_user!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u, created_at: true);
         outbox::bind_pg_events(query, events)
             .fetch_one(&self.pool)
             .await?;
@@ -304,7 +291,8 @@ impl UserStore for PgStore {
                 let then: Vec<&str> = then.iter().map(String::as_str).collect();
                 outbox::pg_changes_with_events(UPDATE_USER, &then, 11 + LINK_PARAMS)
             });
-            let query = bind_update!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u);
+            let query =
+                bind_user!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u, created_at: false);
             let changed = outbox::bind_pg_events(bind_links(query, also), events)
                 .fetch_one(&self.pool)
                 .await?;
@@ -312,7 +300,7 @@ impl UserStore for PgStore {
         }
         if !also.is_empty() {
             let mut tx = self.pool.begin().await?;
-            let done = bind_update!(sqlx::query(UPDATE_USER), u)
+            let done = bind_user!(sqlx::query(UPDATE_USER), u, created_at: false)
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() != 1 {
@@ -325,7 +313,7 @@ impl UserStore for PgStore {
         }
         static SQL: LazyLock<String> =
             LazyLock::new(|| outbox::pg_changes_with_events(UPDATE_USER, &[], 11));
-        let query = bind_update!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u);
+        let query = bind_user!(sqlx::query_scalar::<_, i64>(SQL.as_str()), u, created_at: false);
         let changed = outbox::bind_pg_events(query, events)
             .fetch_one(&self.pool)
             .await?;

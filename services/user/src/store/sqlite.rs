@@ -11,7 +11,10 @@ use crate::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{
+    Row, Sqlite, SqlitePool,
+    sqlite::{SqliteArguments, SqliteRow},
+};
 use suite_events::{Event, outbox};
 use uuid::Uuid;
 
@@ -51,6 +54,32 @@ fn record(row: &SqliteRow) -> std::result::Result<UserRecord, StoreError> {
     })
 }
 
+type UserQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+/// Binds `u` as the INSERT reads it, or (`created_at: false`) as the
+/// UPDATE does: the same order without the creation time, which never
+/// changes.
+fn bind_user<'q>(query: UserQuery<'q>, u: &UserRecord, created_at: bool) -> UserQuery<'q> {
+    let query = query
+        .bind(u.id)
+        .bind(u.username.as_str())
+        .bind(u.email.as_str())
+        .bind(u.display_name.as_str())
+        .bind(roles_json(&u.roles))
+        .bind(&u.password_hash);
+    let query = if created_at {
+        query.bind(u.created_at)
+    } else {
+        query
+    };
+    query
+        .bind(u.updated_at)
+        .bind(u.version)
+        .bind(u.sessions_valid_after)
+        .bind(u.email_verified)
+        .bind(u.pending_email.as_ref().map(Email::as_str))
+}
+
 fn roles_json(roles: &[String]) -> String {
     serde_json::Value::from(roles.to_vec()).to_string()
 }
@@ -59,22 +88,14 @@ fn roles_json(roles: &[String]) -> String {
 impl UserStore for SqliteStore {
     async fn insert(&self, u: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after, email_verified, pending_email) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        bind_user(
+            sqlx::query(
+                "INSERT INTO users (id, username, email, display_name, roles, password_hash, created_at, updated_at, version, sessions_valid_after, email_verified, pending_email) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            u,
+            true,
         )
-        .bind(u.id)
-        .bind(u.username.as_str())
-        .bind(u.email.as_str())
-        .bind(u.display_name.as_str())
-        .bind(roles_json(&u.roles))
-        .bind(&u.password_hash)
-        .bind(u.created_at)
-        .bind(u.updated_at)
-        .bind(u.version)
-        .bind(u.sessions_valid_after)
-        .bind(u.email_verified)
-        .bind(u.pending_email.as_ref().map(Email::as_str))
         .execute(&mut *tx)
         .await?;
         outbox::append_sqlite(&mut tx, events).await?;
@@ -154,22 +175,15 @@ impl UserStore for SqliteStore {
 
     async fn update(&self, u: &UserRecord, events: &[Event], also: &Also<'_>) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET username = ?2, email = ?3, display_name = ?4, roles = ?5, password_hash = ?6, \
-             updated_at = ?7, sessions_valid_after = ?8, email_verified = ?10, pending_email = ?11, version = version + 1 \
-             WHERE id = ?1 AND version = ?9 AND deleted_at IS NULL",
+        let done = bind_user(
+            sqlx::query(
+                "UPDATE users SET username = ?2, email = ?3, display_name = ?4, roles = ?5, password_hash = ?6, \
+                 updated_at = ?7, sessions_valid_after = ?9, email_verified = ?10, pending_email = ?11, version = version + 1 \
+                 WHERE id = ?1 AND version = ?8 AND deleted_at IS NULL",
+            ),
+            u,
+            false,
         )
-        .bind(u.id)
-        .bind(u.username.as_str())
-        .bind(u.email.as_str())
-        .bind(u.display_name.as_str())
-        .bind(roles_json(&u.roles))
-        .bind(&u.password_hash)
-        .bind(u.updated_at)
-        .bind(u.sessions_valid_after)
-        .bind(u.version)
-        .bind(u.email_verified)
-        .bind(u.pending_email.as_ref().map(Email::as_str))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
