@@ -250,6 +250,16 @@ fn write_private(path: &Path, pem: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The key ids the ring publishes, in its JWKS order.
+    fn published_kids(ring: &KeyRing) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let jwks = ring.jwks()?;
+        Ok(jwks
+            .keys
+            .into_iter()
+            .filter_map(|k| k.common.key_id)
+            .collect())
+    }
+
     /// A generated private key is readable by its owner alone.
     fn assert_owner_only(path: &Path) -> std::io::Result<()> {
         #[cfg(unix)]
@@ -345,12 +355,7 @@ mod tests {
         // The active RSA key listed as retired too appears once.
         config.oidc_verification_key_files = vec![files[2].clone(), old_ec_path, files[0].clone()];
         let ring = KeyRing::load(&config)?;
-        let kids: Vec<_> = ring
-            .jwks()?
-            .keys
-            .into_iter()
-            .filter_map(|k| k.common.key_id)
-            .collect();
+        let kids = published_kids(&ring)?;
         assert_eq!(
             kids,
             vec![
@@ -396,12 +401,7 @@ mod tests {
             new.clone(),
             vec![public_jwk_from_pem(&old.to_pkcs8_pem())?, new.public_jwk()?],
         );
-        let kids: Vec<_> = ring
-            .jwks()?
-            .keys
-            .into_iter()
-            .filter_map(|k| k.common.key_id)
-            .collect();
+        let kids = published_kids(&ring)?;
         assert_eq!(kids, vec![new.kid().to_owned(), old.kid().to_owned()]);
         Ok(())
     }

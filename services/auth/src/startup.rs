@@ -13,7 +13,7 @@ use crate::{
     store::{self, AuthStore},
     user_client::UserDirectory,
 };
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 use suite_db::Database;
 use suite_events::{
     Stream,
@@ -24,10 +24,7 @@ use suite_proto::auth::{
     auth_service_server::AuthServiceServer, client_service_server::ClientServiceServer,
     consent_service_server::ConsentServiceServer, o_auth_service_server::OAuthServiceServer,
 };
-use suite_runtime::{
-    readiness::Readiness,
-    runner::{Probe, Service},
-};
+use suite_runtime::runner::Service;
 use suite_tokens::{
     Verifier,
     jwks::{JwksSource, KeyCache},
@@ -205,29 +202,7 @@ async fn prune_periodically(core: Arc<AuthCore>, provider: Arc<OAuthCore>) {
 #[derive(Debug)]
 pub struct AuthBinary;
 
-impl Service for AuthBinary {
-    type Config = Config;
-    type Error = StartError;
-    const NAME: &'static str = "suite-auth";
-    const ABOUT: &'static str = "The suite's auth service (gRPC)";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const PROBE: Probe = Probe::Grpc(SERVICES[0]);
-    const MIGRATES: bool = true;
-
-    fn listen_addr(config: &Config) -> SocketAddr {
-        config.listen_addr
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), StartError>> {
-        serve(config, listener, shutdown)
-    }
-
-    fn database(config: &Config) -> Result<Option<Arc<dyn Readiness>>, StartError> {
-        config.validate()?;
-        Ok(Some(Arc::new(open_database(config)?)))
-    }
+suite_runtime::grpc_service_with_database! {
+    AuthBinary: "suite-auth", "The suite's auth service (gRPC)", SERVICES;
+    Config, StartError, serve, open_database
 }

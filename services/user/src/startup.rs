@@ -12,7 +12,7 @@ use crate::{
     store,
     throttle::Throttle,
 };
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc};
 use suite_db::Database;
 use suite_events::{
     Stream,
@@ -21,10 +21,7 @@ use suite_events::{
     slots::Slots,
 };
 use suite_proto::user::user_service_server::UserServiceServer;
-use suite_runtime::{
-    readiness::Readiness,
-    runner::{Probe, Service},
-};
+use suite_runtime::runner::Service;
 use suite_tokens::{Verifier, jwks::KeyCache};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -169,29 +166,7 @@ async fn prune_periodically(core: Arc<UserCore>) {
 #[derive(Debug)]
 pub struct UserBinary;
 
-impl Service for UserBinary {
-    type Config = Config;
-    type Error = StartError;
-    const NAME: &'static str = "suite-user";
-    const ABOUT: &'static str = "The suite's user service (gRPC)";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const PROBE: Probe = Probe::Grpc(SERVICES[0]);
-    const MIGRATES: bool = true;
-
-    fn listen_addr(config: &Config) -> SocketAddr {
-        config.listen_addr
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), StartError>> {
-        serve(config, listener, shutdown)
-    }
-
-    fn database(config: &Config) -> Result<Option<Arc<dyn Readiness>>, StartError> {
-        config.validate()?;
-        Ok(Some(Arc::new(open_database(config)?)))
-    }
+suite_runtime::grpc_service_with_database! {
+    UserBinary: "suite-user", "The suite's user service (gRPC)", SERVICES;
+    Config, StartError, serve, open_database
 }

@@ -51,6 +51,46 @@ pub trait Service {
     }
 }
 
+/// The [`Service`] of a gRPC service with a database: it listens at its
+/// configuration's `listen_addr`, is probed by gRPC health of its first
+/// service, serves with `$serve`, and migrates the database `$open` gives
+/// once the configuration `validate`s. The two services are such binaries;
+/// the gateway writes its own.
+#[macro_export]
+macro_rules! grpc_service_with_database {
+    ($binary:ty: $name:literal, $about:literal, $services:expr;
+     $config:ty, $error:ty, $serve:path, $open:path) => {
+        impl $crate::runner::Service for $binary {
+            type Config = $config;
+            type Error = $error;
+            const NAME: &'static str = $name;
+            const ABOUT: &'static str = $about;
+            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+            const PROBE: $crate::runner::Probe = $crate::runner::Probe::Grpc($services[0]);
+            const MIGRATES: bool = true;
+
+            fn listen_addr(config: &$config) -> ::std::net::SocketAddr {
+                config.listen_addr
+            }
+
+            fn serve(
+                config: $config,
+                listener: ::tokio::net::TcpListener,
+                shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,
+            ) -> impl ::std::future::Future<Output = Result<(), $error>> {
+                $serve(config, listener, shutdown)
+            }
+
+            fn database(
+                config: &$config,
+            ) -> Result<Option<::std::sync::Arc<dyn $crate::readiness::Readiness>>, $error> {
+                config.validate()?;
+                Ok(Some(::std::sync::Arc::new($open(config)?)))
+            }
+        }
+    };
+}
+
 /// Runs `S` as the process's `main`.
 pub fn main<S: Service>() -> ExitCode {
     let mut cli = Command::new(S::NAME)
