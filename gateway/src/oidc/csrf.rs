@@ -68,12 +68,29 @@ impl BoundForm {
 mod tests {
     use super::*;
 
-    #[test]
-    fn each_forms_token_is_its_own() {
-        let form = |label| BoundForm {
+    fn form(label: &'static str) -> BoundForm {
+        BoundForm {
             label,
             security_event: "test",
-        };
-        assert_ne!(form("a").token("binding"), form("b").token("binding"));
+        }
+    }
+
+    #[test]
+    fn the_token_is_the_bindings_and_reveals_nothing_of_it() {
+        for label in ["device", "forgot-password"] {
+            let a = form(label).token("binding-a");
+            assert_eq!(a, form(label).token("binding-a"));
+            assert_ne!(a, form(label).token("binding-b"));
+            assert_eq!(a.len(), 43);
+            assert!(!a.contains("binding"));
+        }
+    }
+
+    #[test]
+    fn each_forms_token_is_its_own() {
+        assert_ne!(
+            form("device").token("binding"),
+            form("forgot-password").token("binding")
+        );
     }
 }

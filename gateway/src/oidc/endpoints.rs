@@ -231,12 +231,11 @@ async fn client_endpoint<Req, A: Outcome>(
         let (client, form, credentials) = admit_client_form(&visit, &body).await?;
         let request = request(&form, credentials.client)?;
         let oidc = &visit.oidc;
-        Ok(
-            match outcome_of(call(oidc.client(), oidc.request(request, client))).await? {
-                Ok(result) => done(result),
-                Err(e) => OAuthProblem::from_answer(e, credentials.basic).into_response(),
-            },
-        )
+        let call = call(oidc.client(), oidc.request(request, client));
+        Ok(match outcome_of(call).await? {
+            Ok(result) => done(result),
+            Err(e) => OAuthProblem::from_answer(e, credentials.basic).into_response(),
+        })
     })
     .await
 }

@@ -73,7 +73,7 @@ impl EmailLink {
         request: tonic::Request<String>,
     ) -> Result<String, tonic::Status> {
         let mut users = visit.oidc.users();
-        let answer = match self {
+        let email = match self {
             Self::Verify => {
                 users
                     .confirm_email(request.map(|token| ConfirmEmailRequest { token }))
@@ -89,7 +89,7 @@ impl EmailLink {
                     .email
             }
         };
-        Ok(answer)
+        Ok(email)
     }
 
     /// The page after the call, for the account's address `email`.

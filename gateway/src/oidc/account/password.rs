@@ -251,17 +251,3 @@ pub async fn reset_password(visit: Visit, body: Bytes) -> Answer {
     })
     .await
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_forgot_password_token_is_the_bindings_and_no_other_forms() {
-        let a = FORGOT_FORM.token("binding-a");
-        assert_eq!(a, FORGOT_FORM.token("binding-a"));
-        assert_ne!(a, FORGOT_FORM.token("binding-b"));
-        assert_eq!(a.len(), 43);
-        assert!(!a.contains("binding"));
-    }
-}
