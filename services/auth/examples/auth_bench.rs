@@ -4,7 +4,7 @@
 //! 2. Login calls per second over real gRPC (auth → user → argon2id), SQLite;
 //! 3. access-token verifications per second by the shared verifier, one core.
 //!
-//! `cargo run --release -p suite-auth --example bench [-- <seconds> <concurrency>]`
+//! `cargo run --release -p suite-auth --example auth_bench [-- <seconds> <concurrency>]`
 
 use std::{
     sync::Arc,

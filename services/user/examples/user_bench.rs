@@ -2,7 +2,7 @@
 //! 1. argon2id hash time at the configured parameters (OWASP defaults);
 //! 2. GetUser calls per second over real gRPC on loopback, with an SQLite store.
 //!
-//! `cargo run --release -p suite-user --example bench [-- <seconds> <concurrency>]`
+//! `cargo run --release -p suite-user --example user_bench [-- <seconds> <concurrency>]`
 
 use std::time::{Duration, Instant};
 use suite_proto::user::{
