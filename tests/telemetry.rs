@@ -179,15 +179,7 @@ async fn call(
     headers: &[(&str, String)],
     body: Option<Value>,
 ) -> (u16, Value) {
-    use http_body_util::{BodyExt, Full};
-    let stream = tokio::net::TcpStream::connect(gateway)
-        .await
-        .expect("connect");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
+    use http_body_util::Full;
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -202,14 +194,10 @@ async fn call(
         }
         None => Full::new(bytes::Bytes::new()),
     };
-    let resp = sender
-        .send_request(req.body(body).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let answer = suite_testkit::http::send(gateway, req.body(body).expect("request")).await;
+    let bytes = answer.body;
     (
-        status,
+        answer.status,
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
     )

@@ -400,19 +400,7 @@ async fn fixture_with(budget_ms: u64, tweak: impl FnOnce(&mut suite_gateway::Con
     config.keys.jwks = Some(jwks.parse().expect("jwks"));
     config.request_timeout = Duration::from_millis(budget_ms);
     tweak(&mut config);
-    let router = suite_gateway::Builder::new(&config)
-        .build()
-        .expect("app")
-        .public;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let gateway = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    let gateway = serve_gateway(&config).await;
     Fixture {
         gateway,
         upstream,
@@ -424,6 +412,25 @@ async fn fixture_with(budget_ms: u64, tweak: impl FnOnce(&mut suite_gateway::Con
     }
 }
 
+/// The gateway's public router built from `config`, served on a task of
+/// its own (with the peer's address) at the address returned.
+async fn serve_gateway(config: &suite_gateway::Config) -> SocketAddr {
+    let router = suite_gateway::Builder::new(config)
+        .build()
+        .expect("app")
+        .public;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    addr
+}
+
 struct Reply {
     status: u16,
     headers: http::HeaderMap,
@@ -431,6 +438,20 @@ struct Reply {
 }
 
 impl Fixture {
+    /// The metadata of the last call that `which` picks of what the
+    /// service saw, read a value at a time by name.
+    fn seen_metadata(
+        &self,
+        which: impl Fn(&Seen) -> Option<tonic::metadata::MetadataMap>,
+    ) -> impl Fn(&str) -> Option<String> {
+        let md = which(&self.seen.seen.lock().expect("lock")).expect("a call");
+        move |name| {
+            md.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        }
+    }
+
     async fn get(&self, path: &str, extra: &[(&str, &str)]) -> Reply {
         self.send("GET", path, None, extra).await
     }
@@ -442,14 +463,6 @@ impl Fixture {
         body: Option<serde_json::Value>,
         extra: &[(&str, &str)],
     ) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.gateway)
-            .await
-            .expect("connect");
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(conn);
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
@@ -465,18 +478,12 @@ impl Fixture {
             }
             None => Full::new(Bytes::new()),
         };
-        let resp = sender
-            .send_request(req.body(body).expect("request"))
-            .await
-            .expect("response");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let answer =
+            suite_testkit::http::send(self.gateway, req.body(body).expect("request")).await;
         Reply {
-            status,
-            headers,
-            json,
+            status: answer.status,
+            json: serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null),
+            headers: answer.headers,
         }
     }
 }
@@ -579,19 +586,7 @@ async fn metadata_crosses_only_through_the_allowlists() {
     assert_eq!(header(&r, "x-request-id"), Some("req-42"));
 
     // To the service: the allowlisted request headers only.
-    let md = f
-        .seen
-        .seen
-        .lock()
-        .expect("lock")
-        .metadata
-        .clone()
-        .expect("a call");
-    let get = |name: &str| {
-        md.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let get = f.seen_metadata(|seen| seen.metadata.clone());
     assert_eq!(get("authorization"), Some(format!("Bearer {}", f.token)));
     assert_eq!(get("x-request-id").as_deref(), Some("req-42"));
     assert_eq!(get("accept-language").as_deref(), Some("fr-CH"));

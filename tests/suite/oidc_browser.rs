@@ -4,7 +4,7 @@
 
 use crate::helpers::Suite;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use std::collections::HashMap;
 
 /// An answer: status, headers, body text.
@@ -108,14 +108,6 @@ pub async fn http(
     headers: &[(&str, &str)],
     form: Option<String>,
 ) -> Page {
-    let stream = tokio::net::TcpStream::connect(s.gateway)
-        .await
-        .expect("connect");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -132,16 +124,10 @@ pub async fn http(
         }
         None => Full::new(Bytes::new()),
     };
-    let resp = sender
-        .send_request(req.body(body).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let answer = suite_testkit::http::send(s.gateway, req.body(body).expect("request")).await;
     Page {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        status: answer.status,
+        body: answer.text(),
+        headers: answer.headers,
     }
 }

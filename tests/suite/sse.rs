@@ -2,31 +2,24 @@
 //! user service's feed through the gateway, resumed with `Last-Event-ID`.
 
 use crate::helpers::{Suite, spawn_suite};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::time::Duration;
-use suite_testkit::Backend;
+use suite_testkit::{
+    Backend,
+    sse::{self, Block, PATIENCE, field},
+};
 
 const PASSWORD: &str = "analytical engine 1843";
 
-/// How long anything else may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(10);
+/// The gateway's event stream (closed on drop), its events read within a
+/// deadline and expected to go on.
+pub struct Stream(sse::Stream);
 
-/// One event's fields, comments left out.
-pub type Block = Vec<(String, String)>;
+impl std::ops::Deref for Stream {
+    type Target = sse::Stream;
 
-/// A minimal SSE client on one HTTP/1.1 connection (closed on drop).
-pub struct Stream {
-    pub status: u16,
-    body: hyper::body::Incoming,
-    buffer: String,
-    connection: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.connection.abort();
+    fn deref(&self) -> &sse::Stream {
+        &self.0
     }
 }
 
@@ -43,109 +36,40 @@ impl Stream {
         last_event_id: Option<&str>,
         extra: &[(&str, &str)],
     ) -> Self {
-        let tcp = tokio::net::TcpStream::connect(s.gateway)
-            .await
-            .expect("connect");
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .expect("handshake");
-        let connection = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = http::Request::get(path)
-            .header("host", "localhost")
-            .header("accept", "text/event-stream")
-            .header("authorization", format!("Bearer {token}"));
-        if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id);
-        }
-        for (name, value) in extra {
-            req = req.header(*name, *value);
-        }
-        let resp = tokio::time::timeout(
-            PATIENCE,
-            sender.send_request(req.body(Full::new(Bytes::new())).expect("request")),
-        )
-        .await
-        .expect("response headers in time")
-        .expect("response");
-        Self {
-            status: resp.status().as_u16(),
-            body: resp.into_body(),
-            buffer: String::new(),
-            connection,
-        }
+        let mut headers: Vec<(&str, &str)> = last_event_id
+            .map(|id| ("last-event-id", id))
+            .into_iter()
+            .collect();
+        headers.extend_from_slice(extra);
+        Self(sse::Stream::open(s.gateway, path, token, &headers).await)
     }
 
     /// The body of an answer that is not a stream (a problem's JSON).
-    pub async fn problem(mut self) -> serde_json::Value {
-        let mut bytes = Vec::new();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(frame) = self.body.frame().await {
-                if let Ok(data) = frame.expect("a frame").into_data() {
-                    bytes.extend_from_slice(&data);
-                }
-            }
-        })
-        .await
-        .expect("the body in time");
-        serde_json::from_slice(&bytes).expect("a problem's JSON")
+    pub async fn problem(self) -> serde_json::Value {
+        self.0.json().await
     }
 
-    /// The next event's field `name`, if it has one.
+    /// The event's field `name`, if it has one.
     pub fn field(event: &Block, name: &str) -> Option<String> {
-        event
-            .iter()
-            .find(|(f, _)| f == name)
-            .map(|(_, v)| v.clone())
+        field(event, name).map(str::to_owned)
     }
 
     /// The next event (not a comment) within `within`.
     pub async fn next_event(&mut self, within: Duration) -> Block {
-        tokio::time::timeout(within, async {
-            loop {
-                while let Some(end) = self.buffer.find("\n\n") {
-                    let block: String = self.buffer.drain(..end + 2).collect();
-                    let fields: Block = block
-                        .lines()
-                        .filter(|l| !l.is_empty() && !l.starts_with(':'))
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(f, v)| (f.to_owned(), v.strip_prefix(' ').unwrap_or(v).to_owned()))
-                        .collect();
-                    if !fields.is_empty() {
-                        return fields;
-                    }
-                }
-                let frame = self
-                    .body
-                    .frame()
-                    .await
-                    .expect("the stream goes on")
-                    .expect("a frame");
-                if let Ok(data) = frame.into_data() {
-                    self.buffer
-                        .push_str(std::str::from_utf8(&data).expect("UTF-8"));
-                }
-            }
-        })
-        .await
-        .expect("an event in time")
+        tokio::time::timeout(within, self.0.next_event())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
     }
 
     /// The next `UserUpdated` (session events may come between).
     pub async fn next_update(&mut self, within: Duration) -> (String, serde_json::Value) {
         loop {
             let event = self.next_event(within).await;
-            let field = |name: &str| {
-                event
-                    .iter()
-                    .find(|(f, _)| f == name)
-                    .map(|(_, v)| v.clone())
-            };
-            if field("event").as_deref() == Some("suite.user.v1.UserUpdated") {
-                let data = serde_json::from_str(&field("data").expect("data")).expect("JSON");
-                return (field("id").expect("an id"), data);
+            if field(&event, "event") == Some("suite.user.v1.UserUpdated") {
+                let data =
+                    serde_json::from_str(field(&event, "data").expect("data")).expect("JSON");
+                return (field(&event, "id").expect("an id").to_owned(), data);
             }
         }
     }

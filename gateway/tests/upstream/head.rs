@@ -51,20 +51,23 @@ async fn raw(
     extra: &[(&str, &str)],
     head_only: bool,
 ) -> Raw {
-    let token = format!("Bearer {}", f.token);
-    let mut with_token = vec![("authorization", token.as_str())];
-    with_token.extend_from_slice(extra);
-    raw_without_token(f, method, path, &with_token, head_only).await
+    raw_as(f, Some(&f.token), method, path, extra, head_only).await
 }
 
-/// [`raw`] with only the `extra` headers.
-async fn raw_without_token(
+/// [`raw`] with `token` as the bearer, or with only the `extra` headers.
+async fn raw_as(
     f: &Fixture,
+    token: Option<&str>,
     method: &str,
     path: &str,
     extra: &[(&str, &str)],
     head_only: bool,
 ) -> Raw {
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let mut extra = extra.to_vec();
+    if let Some(bearer) = &bearer {
+        extra.insert(0, ("authorization", bearer.as_str()));
+    }
     let mut tcp = tokio::net::TcpStream::connect(f.gateway)
         .await
         .expect("connect");
@@ -171,8 +174,8 @@ async fn head_on_a_transcoded_route_answers_as_its_get_without_a_body() {
     assert_eq!(head.status, 503);
     assert_eq!(f.seen.seen.lock().expect("lock").get_calls, before + 6);
     // Without a token, the 401 of its GET.
-    let get = raw_without_token(&f, "GET", "/api/v1/users/u1", &id, false).await;
-    let head = raw_without_token(&f, "HEAD", "/api/v1/users/u1", &id, false).await;
+    let get = raw_as(&f, None, "GET", "/api/v1/users/u1", &id, false).await;
+    let head = raw_as(&f, None, "HEAD", "/api/v1/users/u1", &id, false).await;
     assert_eq!((get.status, head.status), (401, 401));
     assert_eq!(head.comparable(), get.comparable());
     assert_eq!(head.header("www-authenticate"), Some("Bearer"));

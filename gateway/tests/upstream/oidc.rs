@@ -5,7 +5,7 @@
 //! unavailable service). What the provider decides is tested against the
 //! real auth service in the root package (`tests/suite/oidc.rs`).
 
-use super::{BodyExt, Bytes, Full, SocketAddr, TcpListener};
+use super::{SocketAddr, TcpListener};
 use crate::oidc_provider::{EVIL, Provider};
 use suite_proto::auth::o_auth_service_server::OAuthServiceServer;
 
@@ -42,21 +42,8 @@ async fn gateway_with(
                 .await;
         });
     }
-    let router = suite_gateway::Builder::new(&config)
-        .build()
-        .expect("app")
-        .public;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
     Gw {
-        addr,
+        addr: super::serve_gateway(&config).await,
         provider: seen,
     }
 }
@@ -82,14 +69,6 @@ impl Answer {
 
 impl Gw {
     async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(conn);
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
@@ -97,20 +76,14 @@ impl Gw {
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
-        let resp = sender
-            .send_request(
-                req.body(Full::new(Bytes::from(body.to_owned())))
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let request = req
+            .body(suite_testkit::http::body(body.to_owned()))
+            .expect("request");
+        let answer = suite_testkit::http::send(self.addr, request).await;
         Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
+            status: answer.status,
+            body: answer.text(),
+            headers: answer.headers,
         }
     }
 

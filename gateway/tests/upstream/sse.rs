@@ -4,136 +4,7 @@
 //! time or asserts on one: each test waits for what it expects, bounded.
 
 use super::*;
-use hyper::body::Incoming;
-
-/// How long any expected thing may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// One SSE block (lines up to a blank line) as (field, value) pairs; a
-/// comment is the field "".
-type Block = Vec<(String, String)>;
-
-/// A minimal SSE client over one HTTP/1.1 connection.
-struct Stream {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Incoming,
-    buffer: String,
-    /// The connection: aborted (closed) when the stream is dropped.
-    connection: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.connection.abort();
-    }
-}
-
-impl Stream {
-    async fn open(f: &Fixture, path: &str, token: &str, extra: &[(&str, &str)]) -> Self {
-        Self::open_at(f.gateway, path, token, extra).await
-    }
-
-    async fn open_at(gateway: SocketAddr, path: &str, token: &str, extra: &[(&str, &str)]) -> Self {
-        let tcp = tokio::net::TcpStream::connect(gateway)
-            .await
-            .expect("connect");
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .expect("handshake");
-        let connection = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = http::Request::builder()
-            .uri(path)
-            .header("host", "localhost")
-            .header("accept", "text/event-stream")
-            .header("authorization", format!("Bearer {token}"));
-        for (name, value) in extra {
-            req = req.header(*name, *value);
-        }
-        let resp = tokio::time::timeout(
-            PATIENCE,
-            sender.send_request(req.body(Full::new(Bytes::new())).expect("request")),
-        )
-        .await
-        .expect("response headers in time")
-        .expect("response");
-        Self {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.into_body(),
-            buffer: String::new(),
-            connection,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The whole body as JSON (for a problem answer).
-    async fn json(mut self) -> serde_json::Value {
-        let bytes = tokio::time::timeout(PATIENCE, (&mut self.body).collect())
-            .await
-            .expect("body in time")
-            .expect("body")
-            .to_bytes();
-        serde_json::from_slice(&bytes).expect("a JSON body")
-    }
-
-    /// The next block, comments included; `None` once the body has ended.
-    async fn next_block(&mut self) -> Option<Block> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                return Some(parse(&block));
-            }
-            let frame = tokio::time::timeout(PATIENCE, self.body.frame())
-                .await
-                .expect("the next event in time");
-            match frame {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buffer
-                            .push_str(std::str::from_utf8(&data).expect("UTF-8 events"));
-                    }
-                }
-                Some(Err(_)) | None => return None,
-            }
-        }
-    }
-
-    /// The next block that is an event, not a keep-alive comment.
-    async fn next_event(&mut self) -> Option<Block> {
-        loop {
-            let block = self.next_block().await?;
-            if block.iter().any(|(field, _)| !field.is_empty()) {
-                return Some(block);
-            }
-        }
-    }
-}
-
-fn parse(block: &str) -> Block {
-    block
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            (field.to_owned(), value.to_owned())
-        })
-        .collect()
-}
-
-fn field<'a>(block: &'a Block, name: &str) -> Option<&'a str> {
-    block
-        .iter()
-        .find(|(f, _)| f == name)
-        .map(|(_, v)| v.as_str())
-}
+use suite_testkit::sse::{Block, PATIENCE, Stream, field};
 
 fn data(block: &Block) -> serde_json::Value {
     serde_json::from_str(field(block, "data").expect("data")).expect("JSON data")
@@ -158,7 +29,7 @@ async fn streamed_messages_arrive_as_events_with_id_type_and_json_data() {
     let f = fixture(5_000).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let headers = [("x-request-id", "req-sse"), ("traceparent", traceparent)];
-    let mut s = Stream::open(&f, ME, &f.token, &headers).await;
+    let mut s = Stream::open(f.gateway, ME, &f.token, &headers).await;
     assert_eq!(s.status, 200);
     assert_eq!(s.header("content-type"), Some("text/event-stream"));
     assert_eq!(s.header("cache-control"), Some("no-store"));
@@ -176,19 +47,7 @@ async fn streamed_messages_arrive_as_events_with_id_type_and_json_data() {
         assert_eq!(json["userUpdated"]["changedFields"][0], "display_name");
     }
     // The metadata of a unary call, and no deadline on the stream.
-    let md = f
-        .seen
-        .seen
-        .lock()
-        .expect("lock")
-        .stream_metadata
-        .clone()
-        .expect("a call");
-    let get = |name: &str| {
-        md.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let get = f.seen_metadata(|seen| seen.stream_metadata.clone());
     assert_eq!(get("authorization"), Some(format!("Bearer {}", f.token)));
     assert_eq!(get("x-request-id").as_deref(), Some("req-sse"));
     assert_eq!(get("x-forwarded-for").as_deref(), Some("127.0.0.1"));
@@ -206,7 +65,7 @@ async fn last_event_id_fills_the_request_and_wins_over_the_query() {
     let f = fixture(5_000).await;
     let id = "0190f5c4-0000-7000-8000-000000000002";
     let mut s = Stream::open(
-        &f,
+        f.gateway,
         &format!("{ME}?lastEventId=from-the-query"),
         &f.token,
         &[("last-event-id", id)],
@@ -215,7 +74,7 @@ async fn last_event_id_fills_the_request_and_wins_over_the_query() {
     assert_eq!(s.status, 200);
     s.next_event().await.expect("an event");
     let mut q = Stream::open(
-        &f,
+        f.gateway,
         &format!("{ME}?lastEventId=from-the-query"),
         &f.token,
         &[],
@@ -230,14 +89,14 @@ async fn last_event_id_fills_the_request_and_wins_over_the_query() {
 #[tokio::test]
 async fn an_error_before_the_first_event_is_a_problem_with_its_status() {
     let f = fixture(5_000).await;
-    let s = Stream::open(&f, "/api/v1/events", &f.token, &[]).await;
+    let s = Stream::open(f.gateway, "/api/v1/events", &f.token, &[]).await;
     assert_eq!(s.status, 403);
     assert_eq!(s.header("content-type"), Some("application/problem+json"));
     let json = s.json().await;
     assert_eq!(json["status"], 403);
     assert_eq!(json["detail"], "only admins may read every user's events");
     // No token: 401 before any call.
-    let s = Stream::open(&f, ME, "not-a-token", &[]).await;
+    let s = Stream::open(f.gateway, ME, "not-a-token", &[]).await;
     assert_eq!(s.status, 401);
     assert_eq!(s.header("www-authenticate"), Some("Bearer"));
 }
@@ -245,7 +104,13 @@ async fn an_error_before_the_first_event_is_a_problem_with_its_status() {
 #[tokio::test]
 async fn an_error_after_the_first_event_ends_the_stream_with_an_error_event() {
     let f = fixture(5_000).await;
-    let mut s = Stream::open(&f, ME, &f.token, &[("last-event-id", "end-with-error")]).await;
+    let mut s = Stream::open(
+        f.gateway,
+        ME,
+        &f.token,
+        &[("last-event-id", "end-with-error")],
+    )
+    .await;
     assert_eq!(s.status, 200);
     s.next_event().await.expect("first");
     s.next_event().await.expect("second");
@@ -265,7 +130,7 @@ async fn silence_is_broken_by_keep_alive_comments() {
         c.event_stream_keep_alive = Duration::from_millis(20);
     })
     .await;
-    let mut s = Stream::open(&f, ME, &f.token, &[]).await;
+    let mut s = Stream::open(f.gateway, ME, &f.token, &[]).await;
     assert_eq!(s.status, 200);
     // After the scripted events the service is silent: comments follow.
     let mut events = 0;
@@ -286,7 +151,7 @@ async fn a_client_that_goes_drops_the_upstream_stream() {
         c.event_stream_keep_alive = Duration::from_millis(20);
     })
     .await;
-    let mut s = Stream::open(&f, ME, &f.token, &[]).await;
+    let mut s = Stream::open(f.gateway, ME, &f.token, &[]).await;
     s.next_event().await.expect("an event");
     drop(s);
     seen_until(&f, "the stream dropped", |seen| seen.streams_dropped == 1).await;
@@ -297,7 +162,7 @@ async fn the_stream_ends_when_the_access_token_expires() {
     let f = fixture(5_000).await;
     // Seconds from now (tokens count in whole seconds): the wait is bounded by PATIENCE.
     let token = sign(&f.key, 2);
-    let mut s = Stream::open(&f, ME, &token, &[]).await;
+    let mut s = Stream::open(f.gateway, ME, &token, &[]).await;
     assert_eq!(s.status, 200);
     s.next_event().await.expect("first");
     s.next_event().await.expect("second");
@@ -317,16 +182,16 @@ async fn streams_over_the_cap_are_503_until_one_closes() {
         c.event_stream_keep_alive = Duration::from_millis(20);
     })
     .await;
-    let mut first = Stream::open(&f, ME, &f.token, &[]).await;
+    let mut first = Stream::open(f.gateway, ME, &f.token, &[]).await;
     first.next_event().await.expect("an event");
-    let second = Stream::open(&f, ME, &f.token, &[]).await;
+    let second = Stream::open(f.gateway, ME, &f.token, &[]).await;
     assert_eq!(second.status, 503);
     assert_eq!(second.header("retry-after"), Some("5"));
     assert_eq!(second.json().await["status"], 503);
     drop(first);
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let again = Stream::open(&f, ME, &f.token, &[]).await;
+        let again = Stream::open(f.gateway, ME, &f.token, &[]).await;
         if again.status == 200 {
             break;
         }
@@ -354,7 +219,7 @@ async fn a_stopping_gateway_ends_its_streams_and_stops() {
             let _ = stopped.await;
         },
     ));
-    let mut s = Stream::open_at(gateway, ME, &f.token, &[]).await;
+    let mut s = Stream::open(gateway, ME, &f.token, &[]).await;
     assert_eq!(s.status, 200);
     s.next_event().await.expect("first");
     s.next_event().await.expect("second");

@@ -2,7 +2,8 @@
 //! binary): a fresh database per test and [`on_both_databases!`] ([`db`]),
 //! a service on a task of its own ([`server`]), NATS and Redis servers of
 //! the test's own ([`child`]) and a slow, freezable link to one
-//! ([`slow_link`]), an OTLP collector ([`otlp`]), an SMTP sink ([`smtp`]), configurations that ignore
+//! ([`slow_link`]), an OTLP collector ([`otlp`]), an SMTP sink ([`smtp`]), HTTP/1.1 on a connection of its own
+//! ([`http`]) and a Server-Sent Events client ([`sse`]), configurations that ignore
 //! the developer's environment ([`hermetic()`]), and [`eventually`], the
 //! one bounded wait on a condition.
 #![forbid(unsafe_code)]
@@ -12,10 +13,12 @@
 
 pub mod child;
 pub mod db;
+pub mod http;
 pub mod otlp;
 pub mod server;
 pub mod slow_link;
 pub mod smtp;
+pub mod sse;
 mod wait;
 
 pub use child::{ChildServer, NatsServer, RedisServer};
