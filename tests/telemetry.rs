@@ -171,6 +171,33 @@ impl Drop for Process {
     }
 }
 
+/// `POST path` with a JSON body, under `traceparent` if given.
+async fn post(
+    gateway: SocketAddr,
+    path: &str,
+    traceparent: Option<String>,
+    body: Value,
+) -> (u16, Value) {
+    let headers: Vec<_> = traceparent
+        .map(|t| ("traceparent", t))
+        .into_iter()
+        .collect();
+    call(gateway, "POST", path, &headers, Some(body)).await
+}
+
+/// Ada's login with `password`, under `traceparent`.
+async fn login(gateway: SocketAddr, password: &str, traceparent: String) -> (u16, Value) {
+    let body = json!({"login": "ada", "password": password});
+    post(gateway, "/api/v1/auth/login", Some(traceparent), body).await
+}
+
+/// `GET /api/v1/users/me` with `access`, under `traceparent` if given.
+async fn get_me(gateway: SocketAddr, access: &str, traceparent: Option<String>) -> (u16, Value) {
+    let mut headers = vec![("authorization", format!("Bearer {access}"))];
+    headers.extend(traceparent.map(|t| ("traceparent", t)));
+    call(gateway, "GET", "/api/v1/users/me", &headers, None).await
+}
+
 /// One HTTP/1.1 request (with extra headers) to the gateway.
 async fn call(
     gateway: SocketAddr,
@@ -341,62 +368,36 @@ async fn every_request_is_one_trace_across_the_services() {
         let header = format!("00-{trace}-{parent}-{}", if sampled { "01" } else { "00" });
         (trace, parent, header)
     };
-    let (created_status, created) = call(
+    let (created_status, created) = post(
         gw,
-        "POST",
         "/api/v1/users",
-        &[],
-        Some(json!({"username": "ada", "email": "ada@example.com", "password": PASSWORD})),
+        None,
+        json!({"username": "ada", "email": "ada@example.com", "password": PASSWORD}),
     )
     .await;
     assert_eq!(created_status, 201, "{created}");
 
     let (login_trace, login_parent, header) = traceparent(1, true);
-    let (status, tokens) = call(
-        gw,
-        "POST",
-        "/api/v1/auth/login",
-        &[("traceparent", header)],
-        Some(json!({"login": "ada", "password": PASSWORD})),
-    )
-    .await;
+    let (status, tokens) = login(gw, PASSWORD, header).await;
     assert_eq!(status, 200, "{tokens}");
     let access = tokens["accessToken"].as_str().expect("token").to_owned();
     let refresh = tokens["refreshToken"].as_str().expect("token").to_owned();
 
     let (get_trace, get_parent, header) = traceparent(2, true);
-    let (status, me) = call(
-        gw,
-        "GET",
-        "/api/v1/users/me",
-        &[
-            ("traceparent", header),
-            ("authorization", format!("Bearer {access}")),
-        ],
-        None,
-    )
-    .await;
+    let (status, me) = get_me(gw, &access, Some(header)).await;
     assert_eq!(status, 200, "{me}");
 
     let (wrong_trace, _, header) = traceparent(3, true);
-    let (status, problem) = call(
-        gw,
-        "POST",
-        "/api/v1/auth/login",
-        &[("traceparent", header)],
-        Some(json!({"login": "ada", "password": WRONG_PASSWORD})),
-    )
-    .await;
+    let (status, problem) = login(gw, WRONG_PASSWORD, header).await;
     assert_eq!(status, 401, "{problem}");
     // The problem names the trace, for bug reports.
     assert_eq!(problem["traceId"], wrong_trace, "{problem}");
 
-    let (status, refreshed) = call(
+    let (status, refreshed) = post(
         gw,
-        "POST",
         "/api/v1/auth/refresh",
-        &[],
-        Some(json!({"refreshToken": refresh})),
+        None,
+        json!({"refreshToken": refresh}),
     )
     .await;
     assert_eq!(status, 200, "{refreshed}");
@@ -407,39 +408,21 @@ async fn every_request_is_one_trace_across_the_services() {
 
     // Not sampled by the client: nothing of it may be exported.
     let (unsampled_trace, _, header) = traceparent(4, false);
-    let (status, _) = call(
-        gw,
-        "GET",
-        "/api/v1/users/me",
-        &[
-            ("traceparent", header),
-            ("authorization", format!("Bearer {access}")),
-        ],
-        None,
-    )
-    .await;
+    let (status, _) = get_me(gw, &access, Some(header)).await;
     assert_eq!(status, 200);
     // Sampling off at the gateway: nothing exported for it downstream either.
-    let (status, _) = call(
-        quiet_gw,
-        "GET",
-        "/api/v1/users/me",
-        &[("authorization", format!("Bearer {access}"))],
-        None,
-    )
-    .await;
+    let (status, _) = get_me(quiet_gw, &access, None).await;
     assert_eq!(status, 200);
 
     // Logout, under a trace of its own: its event carries the trace, and the
     // access token is refused by both gateways (other processes, told by
     // the event over NATS).
     let (logout_trace, _, header) = traceparent(5, true);
-    let (status, _) = call(
+    let (status, _) = post(
         gw,
-        "POST",
         "/api/v1/auth/logout",
-        &[("traceparent", header)],
-        Some(json!({"refreshToken": new_refresh})),
+        Some(header),
+        json!({"refreshToken": new_refresh}),
     )
     .await;
     assert_eq!(status, 200);
@@ -448,17 +431,7 @@ async fn every_request_is_one_trace_across_the_services() {
     for addr in [gw, quiet_gw] {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let (status, body) = call(
-                addr,
-                "GET",
-                "/api/v1/users/me",
-                &[
-                    ("authorization", format!("Bearer {access}")),
-                    ("traceparent", unsampled.clone()),
-                ],
-                None,
-            )
-            .await;
+            let (status, body) = get_me(addr, &access, Some(unsampled.clone())).await;
             if status == 401 {
                 assert_eq!(body["detail"], "access token revoked");
                 break;
@@ -614,6 +587,15 @@ async fn every_request_is_one_trace_across_the_services() {
             })
     };
     let service_of = |s: &Span| parent_of(s).map(|(svc, _)| svc.clone());
+    // The span of `service` for `rpc_method` in `trace`, a child of `parent`.
+    let child = |parent: &Span, trace: &str, service: &str, kind: SpanKind, rpc_method: &str| {
+        let span = find(trace, service, kind, Some(rpc_method));
+        assert_eq!(
+            span.parent_span_id, parent.span_id,
+            "the parent of {service}'s {kind:?} span of {rpc_method}"
+        );
+        span
+    };
 
     // Login: gateway HTTP → gateway client → auth server → auth client → user server → DB.
     let http = find(&login_trace, "suite-gateway", SpanKind::Server, None);
@@ -622,27 +604,23 @@ async fn every_request_is_one_trace_across_the_services() {
         login_parent,
         "continues the client's span"
     );
-    assert_eq!(
-        attr(&http.attributes, "http.route").as_deref(),
-        Some("/api/v1/auth/login")
-    );
-    assert_eq!(
-        attr(&http.attributes, "http.request.method").as_deref(),
-        Some("POST")
-    );
-    let gw_client = find(
+    assert_attr(http, "http.route", "/api/v1/auth/login");
+    assert_attr(http, "http.request.method", "POST");
+    let gw_client = child(
+        http,
         &login_trace,
         "suite-gateway",
         SpanKind::Client,
-        Some("Login"),
+        "Login",
     );
-    assert_eq!(gw_client.parent_span_id, http.span_id);
-    let auth_server = find(&login_trace, "suite-auth", SpanKind::Server, Some("Login"));
-    assert_eq!(auth_server.parent_span_id, gw_client.span_id);
-    assert_eq!(
-        attr(&auth_server.attributes, "rpc.system").as_deref(),
-        Some("grpc")
+    let auth_server = child(
+        gw_client,
+        &login_trace,
+        "suite-auth",
+        SpanKind::Server,
+        "Login",
     );
+    assert_attr(auth_server, "rpc.system", "grpc");
     let auth_client = find(
         &login_trace,
         "suite-auth",
@@ -650,23 +628,20 @@ async fn every_request_is_one_trace_across_the_services() {
         Some("VerifyCredentials"),
     );
     assert_eq!(service_of(auth_client).as_deref(), Some("suite-auth"));
-    let user_server = find(
+    let user_server = child(
+        auth_client,
         &login_trace,
         "suite-user",
         SpanKind::Server,
-        Some("VerifyCredentials"),
+        "VerifyCredentials",
     );
-    assert_eq!(user_server.parent_span_id, auth_client.span_id);
     let user_db = in_trace(&login_trace)
         .into_iter()
         .find(|(svc, s)| svc == "suite-user" && attr(&s.attributes, "db.system.name").is_some())
         .map(|(_, s)| s)
         .expect("a user-service database span");
     assert_eq!(user_db.parent_span_id, user_server.span_id);
-    assert_eq!(
-        attr(&user_db.attributes, "db.collection.name").as_deref(),
-        Some("users")
-    );
+    assert_attr(user_db, "db.collection.name", "users");
     assert!(
         in_trace(&login_trace)
             .iter()
@@ -674,29 +649,30 @@ async fn every_request_is_one_trace_across_the_services() {
         "auth's database spans"
     );
     assert!(
-        in_trace(&login_trace).iter().all(|(_, s)| s
-            .status
-            .as_ref()
-            .is_none_or(|st| st.code != StatusCode::Error as i32)),
+        in_trace(&login_trace)
+            .iter()
+            .all(|(_, s)| status_code(s) != Some(StatusCode::Error as i32)),
         "a good login has no error span"
     );
 
     // An authenticated GET: gateway → user, down to the database.
     let http = find(&get_trace, "suite-gateway", SpanKind::Server, None);
     assert_eq!(hex(&http.parent_span_id), get_parent);
-    assert_eq!(
-        attr(&http.attributes, "http.route").as_deref(),
-        Some("/api/v1/users/{id}")
-    );
-    let client = find(
+    assert_attr(http, "http.route", "/api/v1/users/{id}");
+    let client = child(
+        http,
         &get_trace,
         "suite-gateway",
         SpanKind::Client,
-        Some("GetUser"),
+        "GetUser",
     );
-    assert_eq!(client.parent_span_id, http.span_id);
-    let server = find(&get_trace, "suite-user", SpanKind::Server, Some("GetUser"));
-    assert_eq!(server.parent_span_id, client.span_id);
+    let server = child(
+        client,
+        &get_trace,
+        "suite-user",
+        SpanKind::Server,
+        "GetUser",
+    );
     assert!(
         in_trace(&get_trace)
             .iter()
@@ -711,15 +687,9 @@ async fn every_request_is_one_trace_across_the_services() {
         SpanKind::Client,
         Some("Login"),
     );
-    assert_eq!(
-        failed_client.status.as_ref().map(|s| s.code),
-        Some(StatusCode::Error as i32)
-    );
+    assert_eq!(status_code(failed_client), Some(StatusCode::Error as i32));
     let failed_server = find(&wrong_trace, "suite-auth", SpanKind::Server, Some("Login"));
-    assert_eq!(
-        attr(&failed_server.attributes, "rpc.grpc.status_code").as_deref(),
-        Some("16")
-    );
+    assert_attr(failed_server, "rpc.grpc.status_code", "16");
     // The credential check itself succeeded: its outcome (invalid) is in
     // its answer, so its span is no error; the login's spans are.
     let verify_client = find(
@@ -728,15 +698,9 @@ async fn every_request_is_one_trace_across_the_services() {
         SpanKind::Client,
         Some("VerifyCredentials"),
     );
-    assert_eq!(
-        verify_client.status.as_ref().map(|s| s.code),
-        Some(StatusCode::Unset as i32)
-    );
+    assert_eq!(status_code(verify_client), Some(StatusCode::Unset as i32));
     let failed_http = find(&wrong_trace, "suite-gateway", SpanKind::Server, None);
-    assert_eq!(
-        attr(&failed_http.attributes, "http.response.status_code").as_deref(),
-        Some("401")
-    );
+    assert_attr(failed_http, "http.response.status_code", "401");
     // Log lines inside the request name its trace.
     assert!(
         logs.lines()
@@ -782,4 +746,19 @@ async fn every_request_is_one_trace_across_the_services() {
     // The access token's signature part alone must not leak either.
     let signature = access.rsplit('.').next().expect("jwt");
     assert!(!exported.contains(signature) && !logs.contains(signature));
+}
+
+/// The span's attribute `key` is `value`.
+fn assert_attr(span: &Span, key: &str, value: &str) {
+    assert_eq!(
+        attr(&span.attributes, key).as_deref(),
+        Some(value),
+        "{key} of {}",
+        span.name
+    );
+}
+
+/// The span's status code, if it has a status.
+fn status_code(span: &Span) -> Option<i32> {
+    span.status.as_ref().map(|st| st.code)
 }

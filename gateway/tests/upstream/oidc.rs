@@ -87,11 +87,21 @@ impl Gw {
         }
     }
 
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        self.send("GET", path, headers, "").await
+    }
+
     async fn form(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
         let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
         all.extend_from_slice(headers);
         self.send("POST", path, &all, body).await
     }
+}
+
+/// A page answered with `status`, with the headers every page carries.
+fn assert_page(a: &Answer, status: u16) {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_page_headers(a);
 }
 
 /// The headers every page carries.
@@ -118,9 +128,7 @@ fn assert_page_headers(a: &Answer) {
 async fn discovery_names_the_endpoints_under_the_issuer_and_is_fetched_once() {
     let gw = gateway(Some(Provider::default())).await;
     for _ in 0..2 {
-        let a = gw
-            .send("GET", "/.well-known/openid-configuration", &[], "")
-            .await;
+        let a = gw.get("/.well-known/openid-configuration", &[]).await;
         assert_eq!(a.status, 200, "{}", a.body);
         assert_eq!(a.header("access-control-allow-origin"), "*");
         let d = a.json();
@@ -245,16 +253,11 @@ async fn the_token_endpoint_reads_basic_credentials_form_urldecoded_and_answers_
 #[tokio::test]
 async fn userinfo_errors_are_bearer_challenges() {
     let gw = gateway(Some(Provider::default())).await;
-    let a = gw.send("GET", "/oauth2/userinfo", &[], "").await;
+    let a = gw.get("/oauth2/userinfo", &[]).await;
     assert_eq!(a.status, 401);
     assert_eq!(a.header("www-authenticate"), "Bearer");
     let a = gw
-        .send(
-            "GET",
-            "/oauth2/userinfo",
-            &[("authorization", "Bearer stale")],
-            "",
-        )
+        .get("/oauth2/userinfo", &[("authorization", "Bearer stale")])
         .await;
     assert_eq!(a.status, 401);
     assert_eq!(
@@ -262,12 +265,7 @@ async fn userinfo_errors_are_bearer_challenges() {
         "Bearer error=\"invalid_token\", error_description=\"the token expired\""
     );
     let a = gw
-        .send(
-            "GET",
-            "/oauth2/userinfo",
-            &[("authorization", "Bearer good")],
-            "",
-        )
+        .get("/oauth2/userinfo", &[("authorization", "Bearer good")])
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
@@ -325,15 +323,9 @@ async fn introspection_of_an_inactive_token_says_only_that_and_revocation_is_200
 async fn the_sign_in_page_binds_the_browser_escapes_and_allows_forms_only_to_the_redirect() {
     let gw = gateway(Some(Provider::default())).await;
     let a = gw
-        .send(
-            "GET",
-            "/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code",
-            &[],
-            "",
-        )
+        .get("/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code", &[])
         .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_page_headers(&a);
+    assert_page(&a, 200);
     assert!(
         a.header("content-security-policy")
             .contains("form-action 'self' https://app.example;"),
@@ -370,11 +362,9 @@ async fn the_sign_in_page_binds_the_browser_escapes_and_allows_forms_only_to_the
     // The same browser again: its binding is sent on, none is set anew.
     let cookie_header = format!("__Host-suite-binding={binding}; __Host-suite-session=sso-0");
     let a = gw
-        .send(
-            "GET",
+        .get(
             "/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
             &[("cookie", &cookie_header)],
-            "",
         )
         .await;
     assert_eq!(a.status, 200);
@@ -392,8 +382,7 @@ async fn the_sign_in_page_binds_the_browser_escapes_and_allows_forms_only_to_the
             "request_id=req-1&csrf_token=csrf-1&redirect_origin=https%3A%2F%2Fapp.example&login=ada%22%3E&password=wrong",
         )
         .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_page_headers(&a);
+    assert_page(&a, 200);
     assert!(
         a.body.contains(r#"aria-describedby="password-error""#),
         "{}",
@@ -471,11 +460,8 @@ async fn the_device_endpoint_answers_rfc_8628_json_and_its_page_takes_the_code_w
 
     // The page, pre-filled from verification_uri_complete, never submitted
     // for the user; a binding set, the form's token derived from it.
-    let a = gw
-        .send("GET", "/oauth2/device?user_code=BCDF-GHJK", &[], "")
-        .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_page_headers(&a);
+    let a = gw.get("/oauth2/device?user_code=BCDF-GHJK", &[]).await;
+    assert_page(&a, 200);
     assert!(a.body.contains(r#"value="BCDF-GHJK""#), "{}", a.body);
     assert!(a.body.contains(r#"<label for="user_code">"#));
     assert!(!a.body.contains("<script"));
@@ -518,8 +504,7 @@ async fn the_device_endpoint_answers_rfc_8628_json_and_its_page_takes_the_code_w
             &format!("user_code=bcdfghjk&csrf_token={csrf}"),
         )
         .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_page_headers(&a);
+    assert_page(&a, 200);
     assert!(a.body.contains("BCDF-GHJK"), "{}", a.body);
     assert!(!a.body.contains(EVIL));
     assert!(a.body.contains(r#"action="/oauth2/consent""#));
@@ -554,7 +539,7 @@ async fn registration_is_404_when_off_and_rfc_7591_json_when_on() {
     provider.seen().registration_enabled = true;
     let gw = gateway(Some(provider)).await;
     let d = gw
-        .send("GET", "/.well-known/openid-configuration", &[], "")
+        .get("/.well-known/openid-configuration", &[])
         .await
         .json();
     assert_eq!(
@@ -649,15 +634,9 @@ async fn registration_is_404_when_off_and_rfc_7591_json_when_on() {
 async fn the_error_page_escapes_what_it_shows_and_links_nowhere() {
     let gw = gateway(Some(Provider::default())).await;
     let a = gw
-        .send(
-            "GET",
-            "/oauth2/authorize?client_id=evil&redirect_uri=https%3A%2F%2Fattacker.example%2F%3Cscript%3E",
-            &[],
-            "",
-        )
+        .get("/oauth2/authorize?client_id=evil&redirect_uri=https%3A%2F%2Fattacker.example%2F%3Cscript%3E", &[])
         .await;
-    assert_eq!(a.status, 400);
-    assert_page_headers(&a);
+    assert_page(&a, 400);
     assert!(
         !a.body.contains(EVIL) && !a.body.contains("<script"),
         "{}",
@@ -667,9 +646,7 @@ async fn the_error_page_escapes_what_it_shows_and_links_nowhere() {
     assert!(!a.header("content-security-policy").contains("attacker"));
     // A repeated parameter's name is echoed escaped, and no call is made.
     let calls = gw.provider.seen().bindings.len();
-    let a = gw
-        .send("GET", "/oauth2/authorize?%3Cb%3E=1&%3Cb%3E=2", &[], "")
-        .await;
+    let a = gw.get("/oauth2/authorize?%3Cb%3E=1&%3Cb%3E=2", &[]).await;
     assert_eq!(a.status, 400);
     assert!(
         a.body.contains("&#60;b&#62;") && !a.body.contains("<b>"),
@@ -698,15 +675,9 @@ async fn head_requests_never_start_a_sign_in_or_end_a_session() {
 async fn rp_initiated_logout_asks_then_clears_the_session_and_redirects() {
     let gw = gateway(Some(Provider::default())).await;
     let a = gw
-        .send(
-            "GET",
-            "/oauth2/logout?client_id=app&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye&state=z",
-            &[("cookie", "__Host-suite-binding=b1; __Host-suite-session=sso-1")],
-            "",
-        )
+        .get("/oauth2/logout?client_id=app&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye&state=z", &[("cookie", "__Host-suite-binding=b1; __Host-suite-session=sso-1")])
         .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_page_headers(&a);
+    assert_page(&a, 200);
     assert!(
         a.header("content-security-policy")
             .contains("form-action 'self' https://app.example;")
@@ -735,18 +706,13 @@ async fn rp_initiated_logout_asks_then_clears_the_session_and_redirects() {
 #[tokio::test]
 async fn an_unavailable_provider_is_503_with_retry_after_on_endpoints_and_pages() {
     let gw = gateway(None).await;
-    let a = gw
-        .send("GET", "/.well-known/openid-configuration", &[], "")
-        .await;
+    let a = gw.get("/.well-known/openid-configuration", &[]).await;
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(!a.header("retry-after").is_empty());
     assert_eq!(a.header("content-type"), "application/problem+json");
-    let a = gw
-        .send("GET", "/oauth2/authorize?client_id=app", &[], "")
-        .await;
-    assert_eq!(a.status, 503);
+    let a = gw.get("/oauth2/authorize?client_id=app", &[]).await;
+    assert_page(&a, 503);
     assert!(!a.header("retry-after").is_empty());
-    assert_page_headers(&a);
     assert!(a.body.contains("try again"), "{}", a.body);
     let a = gw
         .form(
@@ -794,7 +760,7 @@ async fn spa_endpoints_answer_any_origin_and_the_stylesheet_carries_the_colour()
         )
         .await;
     assert!(a.headers.get("access-control-allow-origin").is_none());
-    let a = gw.send("GET", "/oauth2/assets/suite.css", &[], "").await;
+    let a = gw.get("/oauth2/assets/suite.css", &[]).await;
     assert_eq!(a.status, 200);
     assert!(a.header("content-type").starts_with("text/css"));
     assert!(
@@ -802,7 +768,7 @@ async fn spa_endpoints_answer_any_origin_and_the_stylesheet_carries_the_colour()
         "{}",
         &a.body[..80]
     );
-    let a = gw.send("GET", "/oauth2/assets/logo", &[], "").await;
+    let a = gw.get("/oauth2/assets/logo", &[]).await;
     assert_eq!(a.status, 404);
 }
 
@@ -818,11 +784,9 @@ async fn an_operator_s_logo_and_sign_up_link_appear_on_the_pages() {
     })
     .await;
     let a = gw
-        .send(
-            "GET",
+        .get(
             "/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb",
             &[],
-            "",
         )
         .await;
     assert_eq!(a.status, 200);
@@ -838,7 +802,7 @@ async fn an_operator_s_logo_and_sign_up_link_appear_on_the_pages() {
         "{}",
         a.body
     );
-    let a = gw.send("GET", "/oauth2/assets/logo", &[], "").await;
+    let a = gw.get("/oauth2/assets/logo", &[]).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.header("content-type"), "image/svg+xml");
     assert!(
