@@ -325,23 +325,10 @@ async fn stored_hash(s: &Suite, username: &str) -> String {
         "SELECT password_hash FROM users WHERE username = '{username}' AND deleted_at IS NULL"
     );
     let sql = sqlx::AssertSqlSafe(sql);
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&url).await.expect("pg");
-        let hash = sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("hash");
-        pool.close().await;
-        hash
-    } else {
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
-        let hash = sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("hash");
-        pool.close().await;
-        hash
-    }
+    suite_testkit::with_pool!(url, |pool| sqlx::query_scalar(sql)
+        .fetch_one(&pool)
+        .await
+        .expect("hash"))
 }
 
 /// Every UserCreated event from now on.

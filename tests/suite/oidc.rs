@@ -151,6 +151,42 @@ async fn token(s: &Suite, id: &str, secret: &str, form: &[(&str, &str)]) -> Page
     .await
 }
 
+/// The logout endpoint with the query `pairs`.
+fn logout_path(pairs: &[(&str, &str)]) -> String {
+    format!("/oauth2/logout?{}", encode(pairs))
+}
+
+/// Posts the sign-in form of `page` from `browser`: ivan with `password`,
+/// and `csrf_token` as the form's token.
+async fn post_sign_in(
+    browser: &mut Browser,
+    s: &Suite,
+    page: &Page,
+    csrf_token: &str,
+    password: &str,
+) -> Page {
+    let request_id = page.field("request_id");
+    let form = [
+        ("request_id", request_id.as_str()),
+        ("csrf_token", csrf_token),
+        ("login", "ivan"),
+        ("password", password),
+    ];
+    browser.post(s, "/oauth2/signin", &form).await
+}
+
+/// The token endpoint's answer to `code` with its PKCE `verifier`, for the
+/// client `id`.
+async fn exchange(s: &Suite, id: &str, secret: &str, code: &str, verifier: &str) -> Page {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    token(s, id, secret, &form).await
+}
+
 /// The ID token checked as a relying party would: against the JWKS the
 /// gateway publishes, with jsonwebtoken alone.
 async fn verify_id_token(s: &Suite, id_token: &str, client_id: &str) -> serde_json::Value {
@@ -223,18 +259,7 @@ async fn the_code_flow_through_the_pages_gives_tokens_a_relying_party_accepts(s:
     assert_eq!(q["iss"], issuer);
     let code = q["code"].clone();
 
-    let t = token(
-        &s,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let t = exchange(&s, &client_id, &secret, &code, &verifier).await;
     assert_eq!(t.status, 200, "{}", t.body);
     assert_eq!(t.header("cache-control"), "no-store");
     let t = t.json();
@@ -299,18 +324,7 @@ async fn the_code_flow_through_the_pages_gives_tokens_a_relying_party_accepts(s:
     );
 
     // The code again: refused, and what its first exchange gave is revoked.
-    let again = token(
-        &s,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let again = exchange(&s, &client_id, &secret, &code, &verifier).await;
     assert_eq!(again.status, 400, "{}", again.body);
     assert_eq!(again.json()["error"], "invalid_grant");
     let dead = token(
@@ -327,14 +341,11 @@ async fn the_code_flow_through_the_pages_gives_tokens_a_relying_party_accepts(s:
     let mut page = browser
         .get(
             &s,
-            &format!(
-                "/oauth2/logout?{}",
-                encode(&[
-                    ("id_token_hint", t["id_token"].as_str().expect("id token")),
-                    ("post_logout_redirect_uri", BYE),
-                    ("state", "z"),
-                ])
-            ),
+            &logout_path(&[
+                ("id_token_hint", t["id_token"].as_str().expect("id token")),
+                ("post_logout_redirect_uri", BYE),
+                ("state", "z"),
+            ]),
         )
         .await;
     if page.status == 200 {
@@ -437,51 +448,25 @@ async fn client_credentials_and_the_attacks_end_without_a_code(s: Suite) {
         .get(&s, &authorize_path(&client_id, &challenge, REDIRECT))
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let forged = browser
-        .post(
-            &s,
-            "/oauth2/signin",
-            &[
-                ("request_id", &page.field("request_id")),
-                ("csrf_token", "forged"),
-                ("login", "ivan"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let forged = post_sign_in(&mut browser, &s, &page, "forged", PASSWORD).await;
     assert_ne!(forged.status, 302, "{}", forged.body);
     assert!(!browser.cookies.contains_key("__Host-suite-session"));
     // Another browser (no binding) posting the right fields: refused too.
     let mut other = Browser::default();
-    let stolen = other
-        .post(
-            &s,
-            "/oauth2/signin",
-            &[
-                ("request_id", &page.field("request_id")),
-                ("csrf_token", &page.field("csrf_token")),
-                ("login", "ivan"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let stolen = post_sign_in(&mut other, &s, &page, &page.field("csrf_token"), PASSWORD).await;
     assert_ne!(stolen.status, 302, "{}", stolen.body);
     assert!(!other.cookies.contains_key("__Host-suite-session"));
 
     // A wrong password: the sign-in page again, the error tied to a field
     // or the form.
-    let wrong = browser
-        .post(
-            &s,
-            "/oauth2/signin",
-            &[
-                ("request_id", &page.field("request_id")),
-                ("csrf_token", &page.field("csrf_token")),
-                ("login", "ivan"),
-                ("password", "not the password"),
-            ],
-        )
-        .await;
+    let wrong = post_sign_in(
+        &mut browser,
+        &s,
+        &page,
+        &page.field("csrf_token"),
+        "not the password",
+    )
+    .await;
     assert!(matches!(wrong.status, 200 | 429), "{}", wrong.body);
     assert!(wrong.body.contains(r#"class="error""#), "{}", wrong.body);
 
@@ -489,13 +474,10 @@ async fn client_credentials_and_the_attacks_end_without_a_code(s: Suite) {
     let page = browser
         .get(
             &s,
-            &format!(
-                "/oauth2/logout?{}",
-                encode(&[
-                    ("client_id", &client_id),
-                    ("post_logout_redirect_uri", "https://attacker.example/"),
-                ])
-            ),
+            &logout_path(&[
+                ("client_id", &client_id),
+                ("post_logout_redirect_uri", "https://attacker.example/"),
+            ]),
         )
         .await;
     assert!(
@@ -556,36 +538,14 @@ async fn pkce_foreign_codes_forged_consent_and_foreign_hints_are_refused(s: Suit
     // A wrong verifier: invalid_grant.
     let (_, challenge) = pkce();
     let q = sign_in_and_allow(&s, &mut browser, &a_id, &challenge, "vera").await;
-    let wrong = token(
-        &s,
-        &a_id,
-        &a_secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce().0),
-        ],
-    )
-    .await;
+    let wrong = exchange(&s, &a_id, &a_secret, &q["code"], &pkce().0).await;
     assert_eq!(wrong.status, 400, "{}", wrong.body);
     assert_eq!(wrong.json()["error"], "invalid_grant");
 
     // A's code exchanged by B: invalid_grant.
     let (verifier, challenge) = pkce();
     let q = code_again(&s, &mut browser, &a_id, &challenge).await;
-    let foreign = token(
-        &s,
-        &b_id,
-        &b_secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let foreign = exchange(&s, &b_id, &b_secret, &q["code"], &verifier).await;
     assert_eq!(foreign.status, 400, "{}", foreign.body);
     assert_eq!(foreign.json()["error"], "invalid_grant");
 
@@ -616,31 +576,17 @@ async fn pkce_foreign_codes_forged_consent_and_foreign_hints_are_refused(s: Suit
     // An ID token of A's as the hint for B's logout: refused, no redirect.
     let (verifier, challenge) = pkce();
     let q = code_again(&s, &mut browser, &a_id, &challenge).await;
-    let t = token(
-        &s,
-        &a_id,
-        &a_secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let t = exchange(&s, &a_id, &a_secret, &q["code"], &verifier).await;
     assert_eq!(t.status, 200, "{}", t.body);
     let hint = t.json()["id_token"].as_str().expect("id token").to_owned();
     let page = browser
         .get(
             &s,
-            &format!(
-                "/oauth2/logout?{}",
-                encode(&[
-                    ("id_token_hint", hint.as_str()),
-                    ("client_id", &b_id),
-                    ("post_logout_redirect_uri", BYE),
-                ])
-            ),
+            &logout_path(&[
+                ("id_token_hint", hint.as_str()),
+                ("client_id", &b_id),
+                ("post_logout_redirect_uri", BYE),
+            ]),
         )
         .await;
     assert_eq!(page.status, 400, "{}", page.body);

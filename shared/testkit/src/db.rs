@@ -99,28 +99,38 @@ impl TestDb {
     }
 }
 
+/// Evaluates `$body` with `$pool` a pool of the database at `$url`
+/// (SQLite or PostgreSQL: the same statements on either), then closes the
+/// pool: `with_pool!(url, |pool| sqlx::query(sql).execute(&pool).await)`.
+#[macro_export]
+macro_rules! with_pool {
+    ($url:expr, |$pool:ident| $body:expr) => {{
+        let url: &str = &$url;
+        if url.starts_with("sqlite:") {
+            let $pool = $crate::sqlx::SqlitePool::connect(url)
+                .await
+                .expect("open SQLite");
+            let out = $body;
+            $pool.close().await;
+            out
+        } else {
+            let $pool = $crate::sqlx::PgPool::connect(url)
+                .await
+                .expect("connect to PostgreSQL");
+            let out = $body;
+            $pool.close().await;
+            out
+        }
+    }};
+}
+
 /// The rows of `table` in the database at `url` (PostgreSQL or SQLite).
 pub async fn count_rows(url: &str, table: &str) -> i64 {
     let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url)
-            .await
-            .expect("connect to PostgreSQL");
-        let n = sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        pool.close().await;
-        n
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("open SQLite");
-        let n = sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        pool.close().await;
-        n
-    }
+    crate::with_pool!(url, |pool| sqlx::query_scalar(sql)
+        .fetch_one(&pool)
+        .await
+        .expect("count"))
 }
 
 /// Waits (bounded by `patience`) until the relay has published every event

@@ -26,6 +26,8 @@ pub use db::{Backend, PrivatePostgres, TestDb};
 pub use server::{Server, Shutdown};
 pub use slow_link::SlowLink;
 pub use smtp::{SmtpSink, temp_mail_dir};
+/// For [`with_pool!`]: the same sqlx as the test's.
+pub use sqlx;
 pub use wait::eventually;
 
 /// A binary's configuration as `cargo run` with an empty environment has

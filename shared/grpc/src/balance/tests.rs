@@ -98,17 +98,24 @@ async fn until_settled(balanced: &Balanced, n: usize, ok: impl Fn(bool) -> bool)
     }
 }
 
-#[tokio::test]
-async fn calls_spread_over_every_resolved_address_and_follow_new_answers() {
-    let (a, b) = (instance("a").await, instance("b").await);
+/// A channel to "svc", the name listing `addrs` and looked up again every
+/// `resolve_interval`; and the hosts that answer it, to change the answer.
+fn balanced_over(addrs: Vec<SocketAddr>, resolve_interval: Duration) -> (Hosts, Balanced) {
     let hosts = Hosts::new();
-    hosts.set("svc", vec![a.addr, b.addr]);
+    hosts.set("svc", addrs);
     let balanced = channel_with(
         "http://svc:50051",
-        settings(Duration::from_millis(100)),
+        settings(resolve_interval),
         Arc::new(hosts.clone()),
     )
     .expect("channel");
+    (hosts, balanced)
+}
+
+#[tokio::test]
+async fn calls_spread_over_every_resolved_address_and_follow_new_answers() {
+    let (a, b) = (instance("a").await, instance("b").await);
+    let (hosts, balanced) = balanced_over(vec![a.addr, b.addr], Duration::from_millis(100));
     // Once both addresses are in, both serve calls.
     until_settled(&balanced, 1, |_| true).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -131,14 +138,7 @@ async fn calls_spread_over_every_resolved_address_and_follow_new_answers() {
 #[tokio::test]
 async fn an_instance_that_stops_serving_gets_no_calls_while_dns_still_lists_it() {
     let (a, b) = (instance("a").await, instance("b").await);
-    let hosts = Hosts::new();
-    hosts.set("svc", vec![a.addr, b.addr]);
-    let balanced = channel_with(
-        "http://svc:50051",
-        settings(Duration::from_millis(100)),
-        Arc::new(hosts),
-    )
-    .expect("channel");
+    let (_, balanced) = balanced_over(vec![a.addr, b.addr], Duration::from_millis(100));
     until_settled(&balanced, 1, |a| a).await;
     // Draining: NOT_SERVING, still answering.
     a.health
@@ -152,15 +152,8 @@ async fn an_instance_that_stops_serving_gets_no_calls_while_dns_still_lists_it()
 #[tokio::test]
 async fn after_a_recheck_an_instance_that_went_away_gets_no_more_calls() {
     let (a, b) = (instance("a").await, instance("b").await);
-    let hosts = Hosts::new();
-    hosts.set("svc", vec![a.addr, b.addr]);
     // Re-resolving once an hour: only the recheck can drop it in time.
-    let balanced = channel_with(
-        "http://svc:50051",
-        settings(Duration::from_secs(3600)),
-        Arc::new(hosts),
-    )
-    .expect("channel");
+    let (_, balanced) = balanced_over(vec![a.addr, b.addr], Duration::from_secs(3600));
     until_settled(&balanced, 1, |a| a).await;
     until_settled(&balanced, 1, |a| !a).await;
     a.stop().await;
@@ -212,14 +205,10 @@ async fn a_name_with_no_address_is_unavailable_quickly() {
 
 #[tokio::test]
 async fn addresses_that_all_refuse_are_unavailable_quickly() {
-    let hosts = Hosts::new();
-    hosts.set("svc", vec![closed_port().await, closed_port().await]);
-    let balanced = channel_with(
-        "http://svc:50051",
-        settings(Duration::from_millis(50)),
-        Arc::new(hosts),
-    )
-    .expect("channel");
+    let (_, balanced) = balanced_over(
+        vec![closed_port().await, closed_port().await],
+        Duration::from_millis(50),
+    );
     for _ in 0..5 {
         unavailable_quickly(&balanced).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -263,14 +252,7 @@ async fn the_background_task_ends_with_the_last_clone_of_the_channel() {
 #[tokio::test]
 async fn ready_while_one_replica_serves_whichever_replica_a_call_would_reach() {
     let (a, b) = (instance("a").await, instance("b").await);
-    let hosts = Hosts::new();
-    hosts.set("svc", vec![a.addr, b.addr]);
-    let balanced = channel_with(
-        "http://svc:50051",
-        settings(Duration::from_millis(50)),
-        Arc::new(hosts),
-    )
-    .expect("channel");
+    let (_, balanced) = balanced_over(vec![a.addr, b.addr], Duration::from_millis(50));
     until_settled(&balanced, 1, |a| a).await;
     // Only a knows "a": every check says so, wherever a call would go.
     for _ in 0..20 {
@@ -301,14 +283,7 @@ async fn a_replica_readiness_reports_is_one_a_call_reaches() {
             held.push(socket);
         }
     });
-    let hosts = Hosts::new();
-    hosts.set("svc", vec![a.addr, silent_addr]);
-    let balanced = channel_with(
-        "http://svc:50051",
-        settings(Duration::from_secs(3600)),
-        Arc::new(hosts),
-    )
-    .expect("channel");
+    let (_, balanced) = balanced_over(vec![a.addr, silent_addr], Duration::from_secs(3600));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !balanced.any_serving("a", Duration::from_millis(200)).await {
         assert!(std::time::Instant::now() < deadline, "never ready");
