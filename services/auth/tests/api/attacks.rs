@@ -347,6 +347,16 @@ async fn end_session(s: &Suite, req: EndSessionRequest) -> (end_session_response
     (r.result.expect("result"), r.clear_session)
 }
 
+/// EndSession in this browser (its session and binding), without a hint.
+async fn end_session_unhinted(s: &Suite, session: &str) -> end_session_response::Result {
+    let req = EndSessionRequest {
+        browser_session: session.into(),
+        browser_binding: BINDING.into(),
+        ..EndSessionRequest::default()
+    };
+    end_session(s, req).await.0
+}
+
 async fn rp_initiated_logout_ends_the_sessions_and_never_redirects_openly(s: Suite) {
     s.register("sven").await;
     let (client_id, secret) = register_client(&s, confidential("Logout")).await;
@@ -401,15 +411,7 @@ async fn rp_initiated_logout_ends_the_sessions_and_never_redirects_openly(s: Sui
     );
 
     // Without a hint: asked first; a forged confirmation is refused.
-    let (result, _) = end_session(
-        &s,
-        EndSessionRequest {
-            browser_session: session.clone(),
-            browser_binding: BINDING.into(),
-            ..EndSessionRequest::default()
-        },
-    )
-    .await;
+    let result = end_session_unhinted(&s, &session).await;
     let end_session_response::Result::Confirm(page) = result else {
         panic!("{result:?}")
     };
@@ -488,15 +490,7 @@ async fn rp_initiated_logout_ends_the_sessions_and_never_redirects_openly(s: Sui
         Some("invalid_grant")
     );
     // Signed out already: nothing to confirm, the signed-out page.
-    let (result, _) = end_session(
-        &s,
-        EndSessionRequest {
-            browser_session: session.clone(),
-            browser_binding: BINDING.into(),
-            ..EndSessionRequest::default()
-        },
-    )
-    .await;
+    let result = end_session_unhinted(&s, &session).await;
     assert_eq!(result, end_session_response::Result::SignedOut(true));
     // And the browser must sign in again.
     let (step, _) = authorize(&s, params(&client_id, &challenge), &session).await;

@@ -9,8 +9,8 @@ use crate::{
     oauth_steps::*,
 };
 use suite_proto::auth::{
-    Client, ClientType, ConsentRequest, DeviceAuthorization, DeviceAuthorizeRequest, TokenRequest,
-    Tokens, VerifyUserCodeRequest, authorization_step::Step, device_authorize_response,
+    Client, ClientType, DeviceAuthorization, DeviceAuthorizeRequest, TokenRequest, Tokens,
+    VerifyUserCodeRequest, authorization_step::Step, device_authorize_response,
     verify_user_code_response,
 };
 
@@ -36,21 +36,15 @@ async fn device_authorize(
     secret: &str,
     scope: &str,
 ) -> Result<DeviceAuthorization, String> {
-    match s
-        .oauth()
-        .device_authorize(DeviceAuthorizeRequest {
-            client: auth(client_id, secret),
-            scope: scope.into(),
-        })
-        .await
-        .expect("device authorize")
-        .into_inner()
-        .result
-    {
-        Some(device_authorize_response::Result::Authorization(a)) => Ok(a),
-        Some(device_authorize_response::Result::Error(e)) => Err(e.error),
-        None => Err("nothing".into()),
-    }
+    let req = DeviceAuthorizeRequest {
+        client: auth(client_id, secret),
+        scope: scope.into(),
+    };
+    let answer = s.oauth().device_authorize(req).await;
+    given_or_error!(
+        answer.expect("device authorize").into_inner().result,
+        device_authorize_response::Authorization
+    )
 }
 
 /// One poll of the token endpoint.
@@ -70,6 +64,18 @@ async fn poll(
         },
     )
     .await
+}
+
+/// A public client's codes for `scope`.
+async fn device_codes(s: &Suite, client_id: &str, scope: &str) -> DeviceAuthorization {
+    device_authorize(s, client_id, "", scope)
+        .await
+        .expect("codes")
+}
+
+/// One poll's OAuth error code, or none if it got tokens.
+async fn poll_error(s: &Suite, client_id: &str, secret: &str, device_code: &str) -> Option<String> {
+    poll(s, client_id, secret, device_code).await.err()
 }
 
 /// VerifyUserCode: the step, or the page's error to retry with.
@@ -109,22 +115,7 @@ async fn decide(s: &Suite, user_code: &str, username: &str, allow: bool) -> (Ste
         normalized(user_code),
         "the page shows the code to compare"
     );
-    let step = s
-        .oauth()
-        .consent(ConsentRequest {
-            request_id: c.request_id,
-            csrf_token: c.csrf_token,
-            browser_binding: BINDING.into(),
-            browser_session: session.clone(),
-            allow,
-        })
-        .await
-        .expect("consent")
-        .into_inner()
-        .step
-        .expect("step")
-        .step
-        .expect("a step");
+    let step = decide_consent(s, &c.request_id, &c.csrf_token, BINDING, &session, allow).await;
     (step, session)
 }
 
@@ -136,30 +127,17 @@ fn normalized(code: &str) -> String {
 async fn expire_device_codes(db: &TestDb) {
     let past = chrono::Utc::now() - chrono::Duration::minutes(1);
     let sql = "UPDATE oauth_device_codes SET expires_at = $1";
-    if db.url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
-        sqlx::query(sql)
-            .bind(past)
-            .execute(&pool)
-            .await
-            .expect("expire");
-    } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.expect("postgres");
-        sqlx::query(sql)
-            .bind(past)
-            .execute(&pool)
-            .await
-            .expect("expire");
-    }
+    suite_testkit::with_pool!(db.url, |pool| {
+        let expired = sqlx::query(sql).bind(past).execute(&pool).await;
+        expired.expect("expire");
+    });
 }
 
 async fn a_device_is_allowed_in_a_browser_and_gets_its_tokens_once(s: Suite) {
     let user = s.register("quinn").await;
     let (client_id, secret) = register_client(&s, cli("Acme CLI")).await;
     assert!(secret.is_empty(), "a public client");
-    let d = device_authorize(&s, &client_id, "", "openid profile offline_access")
-        .await
-        .expect("codes");
+    let d = device_codes(&s, &client_id, "openid profile offline_access").await;
     assert_eq!(d.verification_uri, format!("{ISSUER}/oauth2/device"));
     assert_eq!(
         d.verification_uri_complete,
@@ -171,9 +149,8 @@ async fn a_device_is_allowed_in_a_browser_and_gets_its_tokens_once(s: Suite) {
     assert_eq!(d.device_code.len(), 43);
 
     assert_eq!(
-        poll(&s, &client_id, "", &d.device_code)
+        poll_error(&s, &client_id, "", &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("authorization_pending")
     );
@@ -207,9 +184,8 @@ async fn a_device_is_allowed_in_a_browser_and_gets_its_tokens_once(s: Suite) {
 
     // Once only; and the user code is spent too.
     assert_eq!(
-        poll(&s, &client_id, "", &d.device_code)
+        poll_error(&s, &client_id, "", &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("invalid_grant")
     );
@@ -219,21 +195,17 @@ async fn a_device_is_allowed_in_a_browser_and_gets_its_tokens_once(s: Suite) {
 
 async fn polling_too_fast_is_told_to_slow_down(s: Suite) {
     let (client_id, _) = register_client(&s, cli("TV")).await;
-    let d = device_authorize(&s, &client_id, "", "")
-        .await
-        .expect("codes");
+    let d = device_codes(&s, &client_id, "").await;
     assert_eq!(
-        poll(&s, &client_id, "", &d.device_code)
+        poll_error(&s, &client_id, "", &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("authorization_pending")
     );
     for _ in 0..2 {
         assert_eq!(
-            poll(&s, &client_id, "", &d.device_code)
+            poll_error(&s, &client_id, "", &d.device_code)
                 .await
-                .err()
                 .as_deref(),
             Some("slow_down")
         );
@@ -253,25 +225,20 @@ async fn polling_too_fast_is_told_to_slow_down(s: Suite) {
 async fn a_denied_device_gets_access_denied(s: Suite) {
     s.register("rhea").await;
     let (client_id, _) = register_client(&s, cli("Set-top box")).await;
-    let d = device_authorize(&s, &client_id, "", "openid")
-        .await
-        .expect("codes");
+    let d = device_codes(&s, &client_id, "openid").await;
     let (step, session) = decide(&s, &d.user_code, "rhea", false).await;
     assert!(
         matches!(step, Step::Device(ref d) if !d.approved),
         "{step:?}"
     );
     assert_eq!(
-        poll(&s, &client_id, "", &d.device_code)
+        poll_error(&s, &client_id, "", &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("access_denied")
     );
     // A signed-in browser goes straight to the consent page next time.
-    let again = device_authorize(&s, &client_id, "", "openid")
-        .await
-        .expect("codes");
+    let again = device_codes(&s, &client_id, "openid").await;
     let step = verify(&s, &again.user_code, &session).await.expect("known");
     assert!(matches!(step, Step::Consent(_)), "{step:?}");
     s.stop().await;
@@ -279,14 +246,11 @@ async fn a_denied_device_gets_access_denied(s: Suite) {
 
 async fn an_expired_device_code_is_expired_token(s: Suite) {
     let (client_id, _) = register_client(&s, cli("Printer")).await;
-    let d = device_authorize(&s, &client_id, "", "openid")
-        .await
-        .expect("codes");
+    let d = device_codes(&s, &client_id, "openid").await;
     expire_device_codes(&s.auth_db).await;
     assert_eq!(
-        poll(&s, &client_id, "", &d.device_code)
+        poll_error(&s, &client_id, "", &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("expired_token")
     );
@@ -300,21 +264,17 @@ async fn an_expired_device_code_is_expired_token(s: Suite) {
 async fn device_codes_belong_to_their_client_and_their_grant_type(s: Suite) {
     let (client_id, _) = register_client(&s, cli("Console")).await;
     let (other_id, _) = register_client(&s, cli("Other")).await;
-    let d = device_authorize(&s, &client_id, "", "")
-        .await
-        .expect("codes");
+    let d = device_codes(&s, &client_id, "").await;
     assert_eq!(
-        poll(&s, &other_id, "", &d.device_code)
+        poll_error(&s, &other_id, "", &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("invalid_grant"),
         "another client's device code"
     );
     assert_eq!(
-        poll(&s, &client_id, "", &d.device_code)
+        poll_error(&s, &client_id, "", &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("authorization_pending"),
         "left alone for its own client"
@@ -337,9 +297,8 @@ async fn device_codes_belong_to_their_client_and_their_grant_type(s: Suite) {
         Some("unauthorized_client")
     );
     assert_eq!(
-        poll(&s, &web_id, &web_secret, &d.device_code)
+        poll_error(&s, &web_id, &web_secret, &d.device_code)
             .await
-            .err()
             .as_deref(),
         Some("unauthorized_client")
     );

@@ -11,19 +11,10 @@ use std::time::Duration;
 
 /// One number the auth database answers.
 pub async fn count(db: &TestDb, sql: &'static str) -> i64 {
-    if db.url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
-        sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.expect("postgres");
-        sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    }
+    suite_testkit::with_pool!(db.url, |pool| sqlx::query_scalar(sql)
+        .fetch_one(&pool)
+        .await
+        .expect("count"))
 }
 
 async fn a_deleted_users_browser_sessions_and_consents_go_with_them(backend: Backend) {

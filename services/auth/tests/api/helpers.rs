@@ -307,17 +307,8 @@ impl Suite {
 /// How many refresh tokens of the auth database are live (not retired).
 pub async fn live_refresh_tokens(db: &TestDb) -> i64 {
     const COUNT: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE retired_at IS NULL";
-    if db.url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
-        sqlx::query_scalar(COUNT)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.expect("postgres");
-        sqlx::query_scalar(COUNT)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    }
+    suite_testkit::with_pool!(db.url, |pool| sqlx::query_scalar(COUNT)
+        .fetch_one(&pool)
+        .await
+        .expect("count"))
 }

@@ -3,7 +3,7 @@ use crate::helpers::{
 };
 use std::time::{Duration, Instant};
 use suite_proto::{
-    auth::{ListSessionsRequest, LoginRequest},
+    auth::{ListSessionsRequest, LoginRequest, LoginResponse},
     user::{ChangePasswordRequest, GetUserRequest},
 };
 use tonic::Code;
@@ -251,6 +251,24 @@ fn login_from(login: &str, password: &str, address: &str) -> tonic::Request<Logi
     req
 }
 
+/// A wrong password for `login` from each address 198.51.100.n, n in
+/// `hosts`: each refused as such.
+async fn wrong_guesses_from(s: &Suite, login: &str, hosts: std::ops::Range<u8>) {
+    for n in hosts {
+        let address = format!("198.51.100.{n}");
+        assert_eq!(
+            attempt(s, login, "wrong guess", &address).await,
+            Err(Code::Unauthenticated)
+        );
+    }
+}
+
+/// The answer to a login that must succeed.
+async fn logged_in(s: &Suite, req: tonic::Request<LoginRequest>) -> LoginResponse {
+    let answer = s.client.clone().login(req).await;
+    answer.expect("login").into_inner()
+}
+
 async fn attempt(s: &Suite, login: &str, password: &str, address: &str) -> Result<(), Code> {
     s.client
         .clone()
@@ -344,13 +362,7 @@ async fn a_flood_from_one_address_locks_that_address_not_the_owner(backend: Back
     );
     // Four failures so far on the account (the owner's success took its
     // check back); three more addresses take it past six.
-    for n in 2..5 {
-        let address = format!("198.51.100.{n}");
-        assert_eq!(
-            attempt(&s, "fred", "wrong guess", &address).await,
-            Err(Code::Unauthenticated)
-        );
-    }
+    wrong_guesses_from(&s, "fred", 2..5).await;
     assert_eq!(
         attempt(&s, "fred", PASSWORD, "203.0.113.6").await,
         Err(Code::ResourceExhausted),
@@ -377,13 +389,7 @@ async fn only_the_gateway_names_the_client_address(backend: Backend) {
         return;
     };
     s.register("gina").await;
-    for n in 0..4 {
-        let address = format!("198.51.100.{n}");
-        assert_eq!(
-            attempt(&s, "gina", "wrong guess", &address).await,
-            Err(Code::Unauthenticated)
-        );
-    }
+    wrong_guesses_from(&s, "gina", 0..4).await;
     assert_eq!(
         attempt(&s, "gina", PASSWORD, "198.51.100.99").await,
         Err(Code::ResourceExhausted),
@@ -393,24 +399,12 @@ async fn only_the_gateway_names_the_client_address(backend: Backend) {
     // unless the claim carries the secret.
     s.register("hugo").await;
     let mut claimed = login_from("hugo", PASSWORD, "203.0.113.9");
-    let stranger = s
-        .client
-        .clone()
-        .login(claimed)
-        .await
-        .expect("login")
-        .into_inner();
+    let stranger = logged_in(&s, claimed).await;
     claimed = login_from("hugo", PASSWORD, "203.0.113.9");
     claimed
         .metadata_mut()
         .insert("x-suite-forwarding-secret", secret.parse().expect("ascii"));
-    let gateway = s
-        .client
-        .clone()
-        .login(claimed)
-        .await
-        .expect("login")
-        .into_inner();
+    let gateway = logged_in(&s, claimed).await;
     let sessions = s
         .client
         .clone()

@@ -11,8 +11,9 @@ use crate::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 use suite_proto::auth::{
-    AuthorizationParameters, Client, IntrospectRequest, RevokeRequest, TokenRequest,
-    UserInfoRequest, authorization_step::Step, introspect_response, user_info_response,
+    AuthorizationParameters, Client, IntrospectRequest, RevokeRequest, RevokeResponse,
+    TokenRequest, UserInfoRequest, authorization_step::Step, introspect_response,
+    user_info_response,
 };
 
 async fn the_code_flow_with_pkce_gives_tokens_a_relying_party_accepts(s: Suite) {
@@ -201,16 +202,14 @@ async fn client_credentials_introspection_and_revocation(s: Suite) {
             .await
             .active
     );
-    let r = s
-        .oauth()
-        .revoke(RevokeRequest {
-            client: auth(&client_id, &secret),
-            token: user_tokens.refresh_token.clone(),
-            token_type_hint: "refresh_token".into(),
-        })
-        .await
-        .expect("revoke")
-        .into_inner();
+    let r = revoke(
+        &s,
+        &client_id,
+        &secret,
+        &user_tokens.refresh_token,
+        "refresh_token",
+    )
+    .await;
     assert!(r.error.is_none());
     assert!(
         !introspect(&s, &client_id, &secret, &user_tokens.refresh_token)
@@ -247,30 +246,14 @@ async fn client_credentials_introspection_and_revocation(s: Suite) {
     let again = exchange(&s, &client_id, &secret, &code, &verifier)
         .await
         .expect("tokens");
-    s.oauth()
-        .revoke(RevokeRequest {
-            client: auth(&client_id, &secret),
-            token: again.access_token.clone(),
-            token_type_hint: "access_token".into(),
-        })
-        .await
-        .expect("revoke");
+    revoke(&s, &client_id, &secret, &again.access_token, "access_token").await;
     assert!(
         !introspect(&s, &client_id, &secret, &again.refresh_token)
             .await
             .active
     );
     // An unknown token is fine.
-    let r = s
-        .oauth()
-        .revoke(RevokeRequest {
-            client: auth(&client_id, &secret),
-            token: "unknown".into(),
-            token_type_hint: String::new(),
-        })
-        .await
-        .expect("revoke")
-        .into_inner();
+    let r = revoke(&s, &client_id, &secret, "unknown", "").await;
     assert!(r.error.is_none());
     s.stop().await;
 }
@@ -361,18 +344,14 @@ async fn prompts_first_party_clients_and_offline_access(s: Suite) {
     s.register("vera").await;
     let (client_id, secret) = register_client(&s, confidential("Prompted")).await;
     let (verifier, challenge) = pkce();
-    let (step, _) = authorize(
+    let page = sign_in_page(
         &s,
         AuthorizationParameters {
             login_hint: "vera".into(),
             ..params(&client_id, &challenge)
         },
-        "",
     )
     .await;
-    let Step::SignIn(page) = step else {
-        panic!("{step:?}")
-    };
     assert_eq!(page.login_hint, "vera");
     let (_, session) = sign_in(&s, &page.request_id, &page.csrf_token, BINDING, "vera").await;
     // Signed in, but not yet allowed: prompt=none cannot ask.
@@ -455,24 +434,11 @@ async fn a_deleted_clients_access_tokens_die_within_a_second(s: Suite) {
     s.register("wim").await;
     let (client_id, secret) = register_client(&s, confidential("Doomed")).await;
     let (verifier, challenge) = pkce();
-    let (step, _) = authorize(
-        &s,
-        AuthorizationParameters {
-            scope: "openid user:read offline_access".into(),
-            ..params(&client_id, &challenge)
-        },
-        "",
-    )
-    .await;
-    let Step::SignIn(page) = step else {
-        panic!("{step:?}")
+    let p = AuthorizationParameters {
+        scope: "openid user:read offline_access".into(),
+        ..params(&client_id, &challenge)
     };
-    let (step, session) = sign_in(&s, &page.request_id, &page.csrf_token, BINDING, "wim").await;
-    let Step::Consent(c) = step else {
-        panic!("{step:?}")
-    };
-    let step = consent(&s, &c.request_id, &c.csrf_token, BINDING, &session).await;
-    let code = redirect_of(step)["code"].clone();
+    let (code, _) = code_via_pages_with(&s, p, "wim").await;
     let t = exchange(&s, &client_id, &secret, &code, &verifier)
         .await
         .expect("tokens");
@@ -508,6 +474,25 @@ async fn a_deleted_clients_access_tokens_die_within_a_second(s: Suite) {
         Some("invalid_client")
     );
     s.stop().await;
+}
+
+/// Revokes `token` (with `hint`) as the client: the answer.
+async fn revoke(
+    s: &Suite,
+    client_id: &str,
+    secret: &str,
+    token: &str,
+    hint: &str,
+) -> RevokeResponse {
+    s.oauth()
+        .revoke(RevokeRequest {
+            client: auth(client_id, secret),
+            token: token.into(),
+            token_type_hint: hint.into(),
+        })
+        .await
+        .expect("revoke")
+        .into_inner()
 }
 
 suite_testkit::on_both_databases!(crate::helpers::spawn_suite;

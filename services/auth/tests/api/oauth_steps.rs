@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use suite_proto::auth::{
     AuthorizationParameters, AuthorizeRequest, ClientAuthentication, ConsentRequest,
-    GetJwksRequest, IntrospectRequest, Introspection, SignInRequest, TokenRequest, Tokens,
-    authorization_step::Step, introspect_response, token_response,
+    GetJwksRequest, IntrospectRequest, Introspection, SignInPage, SignInRequest, TokenRequest,
+    Tokens, authorization_step::Step, introspect_response, token_response,
 };
 
 pub const REDIRECT: &str = "https://app.example.com/callback";
@@ -113,13 +113,25 @@ pub async fn consent(
     binding: &str,
     session: &str,
 ) -> Step {
+    decide_consent(s, request_id, csrf, binding, session, true).await
+}
+
+/// [`consent`], allowing or denying.
+pub async fn decide_consent(
+    s: &Suite,
+    request_id: &str,
+    csrf: &str,
+    binding: &str,
+    session: &str,
+    allow: bool,
+) -> Step {
     s.oauth()
         .consent(ConsentRequest {
             request_id: request_id.into(),
             csrf_token: csrf.into(),
             browser_binding: binding.into(),
             browser_session: session.into(),
-            allow: true,
+            allow,
         })
         .await
         .expect("consent")
@@ -143,20 +155,23 @@ pub fn auth(client_id: &str, secret: &str) -> Option<ClientAuthentication> {
     })
 }
 
+/// The oneof `result` of an OAuth answer (of the module `$answer`): what
+/// its variant `$given` holds, or the OAuth error code ("nothing" if unset).
+macro_rules! given_or_error {
+    ($result:expr, $answer:ident :: $given:ident) => {
+        match $result {
+            Some($answer::Result::$given(given)) => Ok(given),
+            Some($answer::Result::Error(e)) => Err(e.error),
+            None => Err("nothing".to_owned()),
+        }
+    };
+}
+pub(crate) use given_or_error;
+
 /// A token call: the tokens, or the OAuth error code.
 pub async fn token(s: &Suite, req: TokenRequest) -> Result<Tokens, String> {
-    match s
-        .oauth()
-        .token(req)
-        .await
-        .expect("token call")
-        .into_inner()
-        .result
-    {
-        Some(token_response::Result::Tokens(t)) => Ok(t),
-        Some(token_response::Result::Error(e)) => Err(e.error),
-        None => Err("nothing".into()),
-    }
+    let answer = s.oauth().token(req).await.expect("token call");
+    given_or_error!(answer.into_inner().result, token_response::Tokens)
 }
 
 pub async fn exchange(
@@ -198,6 +213,15 @@ pub async fn refresh(
     .await
 }
 
+/// Authorizes with `p` in a browser without a session: the sign-in page.
+pub async fn sign_in_page(s: &Suite, p: AuthorizationParameters) -> SignInPage {
+    let (step, _) = authorize(s, p, "").await;
+    let Step::SignIn(page) = step else {
+        panic!("sign-in page expected: {step:?}")
+    };
+    page
+}
+
 /// Signs `username` in through the pages and allows the client: the code
 /// and the browser session cookie.
 pub async fn code_via_pages(
@@ -206,10 +230,16 @@ pub async fn code_via_pages(
     challenge: &str,
     username: &str,
 ) -> (String, String) {
-    let (step, _) = authorize(s, params(client_id, challenge), "").await;
-    let Step::SignIn(page) = step else {
-        panic!("sign-in page expected: {step:?}")
-    };
+    code_via_pages_with(s, params(client_id, challenge), username).await
+}
+
+/// [`code_via_pages`] with the authorization parameters `p`.
+pub async fn code_via_pages_with(
+    s: &Suite,
+    p: AuthorizationParameters,
+    username: &str,
+) -> (String, String) {
+    let page = sign_in_page(s, p).await;
     let (step, session) = sign_in(s, &page.request_id, &page.csrf_token, BINDING, username).await;
     assert!(!session.is_empty(), "a browser session is set");
     let step = match step {
