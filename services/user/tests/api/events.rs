@@ -3,7 +3,9 @@
 //! `nats-server -js` of the test's own); none lost or doubled through a NATS
 //! outage, a killed process, or two replicas on one PostgreSQL.
 
-use crate::helpers::{Backend, PASSWORD, TestApp, TestDb, authed, spawn_app_with, start};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, TestDb, authed, spawn_app_with, start, update_request,
+};
 use chrono::Utc;
 use std::{
     collections::{HashMap, HashSet},
@@ -540,16 +542,12 @@ async fn a_killed_process_loses_no_event_and_sends_none_twice() {
             );
             tasks.push(tokio::spawn(async move {
                 for i in rounds {
-                    let req = suite_proto::user::UpdateUserRequest {
-                        user: Some(User {
-                            id: user.id.clone(),
-                            display_name: format!("change {i}"),
-                            ..User::default()
-                        }),
-                        update_mask: Some(prost_types::FieldMask {
-                            paths: vec!["display_name".into()],
-                        }),
+                    let renamed = User {
+                        id: user.id.clone(),
+                        display_name: format!("change {i}"),
+                        ..User::default()
                     };
+                    let req = update_request(renamed, &["display_name"]);
                     if client.update_user(authed(req, &admin)).await.is_err() {
                         // The process is gone: this task's part is over.
                         return;

@@ -164,13 +164,7 @@ impl TestApp {
     /// UpdateUser with `token`: `user` names the user (by id) and carries the
     /// new values; `mask` lists the paths (empty: no mask).
     pub async fn update(&self, token: &str, user: User, mask: &[&str]) -> Result<User, Status> {
-        let update_mask = (!mask.is_empty()).then(|| prost_types::FieldMask {
-            paths: mask.iter().map(|p| (*p).to_owned()).collect(),
-        });
-        let req = UpdateUserRequest {
-            user: Some(user),
-            update_mask,
-        };
+        let req = update_request(user, mask);
         let reply = self.client.clone().update_user(authed(req, token)).await?;
         reply
             .into_inner()
@@ -212,5 +206,17 @@ impl TestApp {
 
     pub fn trigger_stop(&mut self) {
         self.server.trigger_stop();
+    }
+}
+
+/// An UpdateUser request: `user` names the user (by id) and carries the new
+/// values; `mask` lists the paths (empty: no mask).
+pub fn update_request(user: User, mask: &[&str]) -> UpdateUserRequest {
+    let update_mask = (!mask.is_empty()).then(|| prost_types::FieldMask {
+        paths: mask.iter().map(|p| (*p).to_owned()).collect(),
+    });
+    UpdateUserRequest {
+        user: Some(user),
+        update_mask,
     }
 }

@@ -503,15 +503,9 @@ async fn mail_waits_for_a_relay_that_is_down_and_arrives_once(
 
 /// Runs `sql` on the database at `url` (the test's hand on the clock).
 async fn exec(url: &str, sql: &'static str) {
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    suite_testkit::with_pool!(url, |pool| {
         sqlx::query(sql).execute(&pool).await.expect("run");
-        pool.close().await;
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("open");
-        sqlx::query(sql).execute(&pool).await.expect("run");
-        pool.close().await;
-    }
+    });
 }
 
 async fn an_expired_link_is_refused_like_a_used_one((app, sink): (TestApp, SmtpSink)) {
