@@ -9,6 +9,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct Suite {
     pub gateway: SocketAddr,
+    /// The gateway's REST client (the suite's `request`, `get`, ... are its).
+    client: GatewayClient,
     /// The gateway's admin port (`/metrics`, `/livez`, `/readyz`).
     pub gateway_admin: SocketAddr,
     /// The user service's gRPC address.
@@ -104,6 +106,7 @@ async fn start(
     ));
     let suite = Suite {
         gateway,
+        client: GatewayClient { gateway },
         gateway_admin,
         user,
         auth,
@@ -132,9 +135,17 @@ pub struct Reply {
     pub json: serde_json::Value,
 }
 
-/// A client of another gateway, borrowing nothing else.
+/// A client of a gateway (the suite's, or another), borrowing nothing else.
 pub struct GatewayClient {
     gateway: SocketAddr,
+}
+
+impl std::ops::Deref for Suite {
+    type Target = GatewayClient;
+
+    fn deref(&self) -> &GatewayClient {
+        &self.client
+    }
 }
 
 impl Suite {
@@ -158,22 +169,6 @@ impl GatewayClient {
             token,
             body.map(|b| ("application/json", b.to_string())),
         )
-        .await
-    }
-}
-
-impl Suite {
-    pub async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<serde_json::Value>,
-    ) -> Result<Reply, String> {
-        GatewayClient {
-            gateway: self.gateway,
-        }
-        .request(method, path, token, body)
         .await
     }
 
@@ -203,7 +198,9 @@ impl Suite {
     ) -> Result<Reply, String> {
         send(self.gateway, method, path, token, body).await
     }
+}
 
+impl Suite {
     /// A token signed with the suite's own key (as an operator holding it
     /// could): for `sub`, with `roles`.
     pub fn mint(&self, sub: &str, roles: &[&str]) -> String {
