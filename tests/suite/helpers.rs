@@ -311,14 +311,23 @@ pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), Str
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let (status, _, bytes) = read(resp).await?;
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// An answer's status, headers and whole body.
+async fn read(
+    resp: http::Response<hyper::body::Incoming>,
+) -> Result<(u16, http::HeaderMap, Bytes), String> {
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let bytes = resp
         .into_body()
         .collect()
         .await
         .map_err(|e| e.to_string())?
         .to_bytes();
-    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    Ok((status, headers, bytes))
 }
 
 /// One HTTP/1.1 request to a gateway, on a fresh connection.
@@ -362,14 +371,7 @@ pub async fn send_with(
         .send_request(req.body(body).map_err(|e| e.to_string())?)
         .await
         .map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let (status, headers, bytes) = read(resp).await?;
     let json = if bytes.is_empty() {
         serde_json::Value::Null
     } else {
