@@ -385,7 +385,6 @@ pub async fn send_with(
     })
 }
 
-/// Logs `name` in through the gateway (asserting 200): the reply's JSON.
 /// Registers a user over REST; the answer, which must be 201.
 pub async fn register_as(s: &Suite, username: &str, email: &str, password: &str) -> Reply {
     let r = s
@@ -401,6 +400,7 @@ pub async fn register_as(s: &Suite, username: &str, email: &str, password: &str)
     r
 }
 
+/// Logs `name` in through the gateway (asserting 200): the reply's JSON.
 pub async fn login(s: &Suite, name: &str, password: &str) -> serde_json::Value {
     let r = s
         .request(

@@ -117,8 +117,8 @@ async fn calls_spread_over_every_resolved_address_and_follow_new_answers() {
     let (a, b) = (instance("a").await, instance("b").await);
     let (hosts, balanced) = balanced_over(vec![a.addr, b.addr], Duration::from_millis(100));
     // Once both addresses are in, both serve calls.
-    until_settled(&balanced, 1, |_| true).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_settled(&balanced, 1, |a| a).await;
+    until_settled(&balanced, 1, |a| !a).await;
     let mut on_a = 0;
     for _ in 0..40 {
         on_a += usize::from(who(&balanced).await.expect("call"));
@@ -158,7 +158,8 @@ async fn after_a_recheck_an_instance_that_went_away_gets_no_more_calls() {
     until_settled(&balanced, 1, |a| !a).await;
     a.stop().await;
     balanced.recheck();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The recheck runs in the background: calls may fail until it is done.
+    until_settled(&balanced, 30, |a| !a).await;
     for _ in 0..30 {
         assert!(!who(&balanced).await.expect("served by b"), "served by a");
     }
@@ -240,13 +241,21 @@ async fn the_background_task_ends_with_the_last_clone_of_the_channel() {
     .expect("channel");
     let clone = balanced.clone();
     drop(balanced);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(lookups.load(Ordering::SeqCst) > 1, "still resolving");
+    // One clone left: the task still resolves.
+    eventually(|| lookups.load(Ordering::SeqCst) > 1, "still resolving").await;
     drop(clone);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let after_drop = lookups.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(lookups.load(Ordering::SeqCst), after_drop);
+    // The task ends, dropping the resolver and with it its count's last
+    // other owner.
+    eventually(|| Arc::strong_count(&lookups) == 1, "the task ended").await;
+}
+
+/// Waits (10 s at most) until `done` holds.
+async fn eventually(done: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
