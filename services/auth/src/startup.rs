@@ -15,11 +15,7 @@ use crate::{
 };
 use std::{future::Future, sync::Arc, time::Duration};
 use suite_db::Database;
-use suite_events::{
-    Stream,
-    outbox::{Relay, RelaySettings},
-    revocations::Gate,
-};
+use suite_events::{Stream, revocations::Gate};
 use suite_proto::auth::{
     auth_service_server::AuthServiceServer, client_service_server::ClientServiceServer,
     consent_service_server::ConsentServiceServer, o_auth_service_server::OAuthServiceServer,
@@ -91,20 +87,18 @@ pub async fn serve(
         .load()
         .await
         .map_err(|e| StartError::Keys(e.to_string()))?;
-    let bus = config
+    let revocations = config.tokens.revocations();
+    let wired = config
         .events
-        .bus(<AuthBinary as Service>::NAME)
+        .wire(
+            <AuthBinary as Service>::NAME,
+            &database,
+            Stream::Auth,
+            revocations.clone(),
+        )
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
-    let (events, relaying) = Relay::new(
-        &database,
-        bus.clone(),
-        Stream::Auth,
-        RelaySettings::default(),
-    )
-    .spawn();
-    let revocations = config.tokens.revocations();
-    let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
+    let (bus, events) = (wired.bus.clone(), wired.wake.clone());
     let auth = Verifier::new(
         own_keys,
         config
@@ -171,10 +165,9 @@ pub async fn serve(
     pruning.abort();
     sending_logouts.abort();
     consuming.abort();
-    following.abort();
     // What in-flight calls wrote is in the outbox: the next start publishes
     // whatever this one did not.
-    relaying.abort();
+    drop(wired);
     Ok(result?)
 }
 

@@ -14,12 +14,7 @@ use crate::{
 };
 use std::{future::Future, sync::Arc};
 use suite_db::Database;
-use suite_events::{
-    Stream,
-    outbox::{Relay, RelaySettings},
-    revocations::Gate,
-    slots::Slots,
-};
+use suite_events::{Stream, revocations::Gate, slots::Slots};
 use suite_proto::user::user_service_server::UserServiceServer;
 use suite_runtime::runner::Service;
 use suite_tokens::{Verifier, jwks::KeyCache};
@@ -59,20 +54,18 @@ pub async fn serve(
     .await
     .map_err(|e| StartError::Hasher(e.to_string()))?
     .with_failure_floor_at_least(config.failure_floor_at_least);
-    let bus = config
+    let revocations = config.tokens.revocations();
+    let wired = config
         .events
-        .bus(<UserBinary as Service>::NAME)
+        .wire(
+            <UserBinary as Service>::NAME,
+            &database,
+            Stream::User,
+            revocations.clone(),
+        )
         .await
         .map_err(|e| StartError::Events(e.to_string()))?;
-    let (events, relaying) = Relay::new(
-        &database,
-        bus.clone(),
-        Stream::User,
-        RelaySettings::default(),
-    )
-    .spawn();
-    let revocations = config.tokens.revocations();
-    let following = suite_events::revocations::follow(bus.clone(), revocations.clone());
+    let (bus, events) = (wired.bus.clone(), wired.wake.clone());
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
     let transport = config
@@ -136,11 +129,10 @@ pub async fn serve(
     )
     .await;
     pruning.abort();
-    following.abort();
     caching.abort();
     // In-flight changes are done: what they wrote is in the outbox, and the
     // next start publishes whatever this one did not.
-    relaying.abort();
+    drop(wired);
     // What the mailer did not send waits in the outbox for the next start.
     mailing.abort();
     Ok(result?)

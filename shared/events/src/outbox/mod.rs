@@ -21,7 +21,9 @@ use std::{
     time::Duration,
 };
 use suite_db::{Database, Migrated, pool::Pool};
+use suite_tokens::Revocations;
 use tokio::sync::Notify;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Rows published per round.
 const BATCH: i64 = 256;
@@ -156,6 +158,42 @@ pub struct Relay {
     stream: Stream,
     settings: RelaySettings,
     wake: Wake,
+}
+
+/// A service's events, wired at start-up: the bus, the waker of the relay
+/// that publishes what the service's changes write to its outbox, and the
+/// revocations followed from the bus. Dropping it stops both tasks: what
+/// in-flight calls wrote is in the outbox, and the next start publishes
+/// whatever this one did not.
+pub struct Wired {
+    pub bus: Bus,
+    /// What the service calls after each change it commits.
+    pub wake: Wake,
+    _relaying: AbortOnDropHandle<()>,
+    _following: AbortOnDropHandle<()>,
+}
+
+impl crate::EventsArgs {
+    /// Connects `service` to the bus, relays `database`'s outbox to `stream`
+    /// and feeds `revocations` from the bus.
+    pub async fn wire(
+        &self,
+        service: &str,
+        database: &Database,
+        stream: Stream,
+        revocations: Revocations,
+    ) -> Result<Wired, crate::Error> {
+        let bus = self.bus(service).await?;
+        let (wake, relaying) =
+            Relay::new(database, bus.clone(), stream, RelaySettings::default()).spawn();
+        let following = crate::revocations::follow(bus.clone(), revocations);
+        Ok(Wired {
+            bus,
+            wake,
+            _relaying: AbortOnDropHandle::new(relaying),
+            _following: AbortOnDropHandle::new(following),
+        })
+    }
 }
 
 impl Relay {
