@@ -83,7 +83,7 @@ pub enum StartError {
     #[error("signing keys: {0}")]
     Keys(String),
     #[error("events: {0}")]
-    Events(String),
+    Events(#[from] suite_events::Error),
     #[error("back-channel logout: {0}")]
     Logouts(String),
     #[error(transparent)]

@@ -88,16 +88,10 @@ pub async fn serve(
         .await
         .map_err(|e| StartError::Keys(e.to_string()))?;
     let revocations = config.tokens.revocations();
-    let wired = config
-        .events
-        .wire(
-            <AuthBinary as Service>::NAME,
-            &database,
-            Stream::Auth,
-            revocations.clone(),
-        )
-        .await
-        .map_err(|e| StartError::Events(e.to_string()))?;
+    let name = <AuthBinary as Service>::NAME;
+    let wired = (config.events)
+        .wire(name, &database, Stream::Auth, revocations.clone())
+        .await?;
     let (bus, events) = (wired.bus.clone(), wired.wake.clone());
     let auth = Verifier::new(
         own_keys,
@@ -149,11 +143,26 @@ pub async fn serve(
         crate::oauth::backchannel::LogoutSender::new(provider.clone(), config.backchannel())
             .map_err(|e| StartError::Logouts(e.to_string()))?;
     let sending_logouts = tokio::spawn(logouts.run(database.migrated()));
-    let pruning = tokio::spawn(prune_periodically(core, provider));
+    let pruning = tokio::spawn(async move {
+        tokio::join!(
+            suite_runtime::prune::every(PRUNE_EVERY, "dead sessions", move || {
+                let core = core.clone();
+                async move { core.prune().await }
+            }),
+            suite_runtime::prune::every(
+                PRUNE_EVERY,
+                "expired OAuth requests, codes and browser sessions",
+                move || {
+                    let provider = provider.clone();
+                    async move { provider.prune().await }
+                },
+            ),
+        )
+    });
     tracing::info!(database = %config.database_url, "auth store opened");
     let result = suite_grpc::server::serve(
         routes,
-        config.grpc.options(<AuthBinary as Service>::NAME, SERVICES),
+        config.grpc.options(name, SERVICES),
         Arc::new(Gate {
             inner: Arc::new(database),
             revocations,
@@ -171,31 +180,9 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// Keeps the tables from growing without end (every replica does it; the
-/// deletes are idempotent).
-async fn prune_periodically(core: Arc<AuthCore>, provider: Arc<OAuthCore>) {
-    loop {
-        tokio::time::sleep(PRUNE_EVERY).await;
-        match core.prune().await {
-            Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
-            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
-        }
-        match provider.prune().await {
-            Ok(n) => tracing::info!(
-                rows = n,
-                "pruned expired OAuth requests, codes and browser sessions"
-            ),
-            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
-        }
-    }
-}
-
-/// The `suite-auth` binary (not the generated `AuthService` trait, which
-/// `grpc::AuthApi` implements).
-#[derive(Debug)]
-pub struct AuthBinary;
-
 suite_runtime::grpc_service_with_database! {
-    AuthBinary: "suite-auth", "The suite's auth service (gRPC)", SERVICES;
+    /// The `suite-auth` binary (not the generated `AuthService` trait, which
+    /// `grpc::AuthApi` implements).
+    pub struct AuthBinary: "suite-auth", "The suite's auth service (gRPC)", SERVICES;
     Config, StartError, serve, open_database
 }

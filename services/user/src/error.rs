@@ -121,7 +121,7 @@ pub enum StartError {
     #[error("password hashing: {0}")]
     Hasher(String),
     #[error("events: {0}")]
-    Events(String),
+    Events(#[from] suite_events::Error),
     #[error("{0}")]
     Redis(String),
     #[error("mail: {0}")]

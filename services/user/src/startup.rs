@@ -21,6 +21,10 @@ use suite_tokens::{Verifier, jwks::KeyCache};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+/// How often stale password-failure counters and spent link tokens are
+/// deleted.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The gRPC services of this server (for health and reflection).
 const SERVICES: &[&str] = &["suite.user.v1.UserService"];
 
@@ -55,16 +59,10 @@ pub async fn serve(
     .map_err(|e| StartError::Hasher(e.to_string()))?
     .with_failure_floor_at_least(config.failure_floor_at_least);
     let revocations = config.tokens.revocations();
-    let wired = config
-        .events
-        .wire(
-            <UserBinary as Service>::NAME,
-            &database,
-            Stream::User,
-            revocations.clone(),
-        )
-        .await
-        .map_err(|e| StartError::Events(e.to_string()))?;
+    let name = <UserBinary as Service>::NAME;
+    let wired = (config.events)
+        .wire(name, &database, Stream::User, revocations.clone())
+        .await?;
     let (bus, events) = (wired.bus.clone(), wired.wake.clone());
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
     let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
@@ -115,11 +113,18 @@ pub async fn serve(
         ),
     ))
     .max_decoding_message_size(config.grpc.max_message_bytes());
-    let pruning = tokio::spawn(prune_periodically(core));
+    let pruning = tokio::spawn(suite_runtime::prune::every(
+        PRUNE_EVERY,
+        "password-failure counters and link tokens",
+        move || {
+            let core = core.clone();
+            async move { core.prune().await }
+        },
+    ));
     tracing::info!(database = %config.database_url, "user store opened");
     let result = suite_grpc::server::serve(
         Routes::new(api),
-        config.grpc.options(<UserBinary as Service>::NAME, SERVICES),
+        config.grpc.options(name, SERVICES),
         Arc::new(Gate {
             inner: Arc::new(database),
             revocations,
@@ -138,27 +143,9 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// How often stale password-failure counters are deleted.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Keeps the counters from growing without end (every replica does it; the
-/// deletes are idempotent).
-async fn prune_periodically(core: Arc<UserCore>) {
-    loop {
-        tokio::time::sleep(PRUNE_EVERY).await;
-        match core.prune().await {
-            Ok(n) => tracing::info!(counters = n, "pruned stale password-failure counters"),
-            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
-        }
-    }
-}
-
-/// The `suite-user` binary (not the generated `UserService` trait, which
-/// `grpc::UserApi` implements).
-#[derive(Debug)]
-pub struct UserBinary;
-
 suite_runtime::grpc_service_with_database! {
-    UserBinary: "suite-user", "The suite's user service (gRPC)", SERVICES;
+    /// The `suite-user` binary (not the generated `UserService` trait, which
+    /// `grpc::UserApi` implements).
+    pub struct UserBinary: "suite-user", "The suite's user service (gRPC)", SERVICES;
     Config, StartError, serve, open_database
 }

@@ -51,15 +51,20 @@ pub trait Service {
     }
 }
 
-/// The [`Service`] of a gRPC service with a database: it listens at its
+/// The binary (a unit struct) and its [`Service`], for a gRPC service with
+/// a database: it listens at its
 /// configuration's `listen_addr`, is probed by gRPC health of its first
 /// service, serves with `$serve`, and migrates the database `$open` gives
 /// once the configuration `validate`s. The two services are such binaries;
 /// the gateway writes its own.
 #[macro_export]
 macro_rules! grpc_service_with_database {
-    ($binary:ty: $name:literal, $about:literal, $services:expr;
+    ($(#[$doc:meta])* $vis:vis struct $binary:ident: $name:literal, $about:literal, $services:expr;
      $config:ty, $error:ty, $serve:path, $open:path) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        $vis struct $binary;
+
         impl $crate::runner::Service for $binary {
             type Config = $config;
             type Error = $error;
