@@ -82,7 +82,8 @@ pub enum StartError {
     Store(String),
     #[error("signing keys: {0}")]
     Keys(String),
-    #[error("events: {0}")]
+    /// Its message already says "event bus".
+    #[error(transparent)]
     Events(#[from] suite_events::Error),
     #[error("back-channel logout: {0}")]
     Logouts(String),

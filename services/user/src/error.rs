@@ -120,7 +120,8 @@ pub enum StartError {
     Store(String),
     #[error("password hashing: {0}")]
     Hasher(String),
-    #[error("events: {0}")]
+    /// Its message already says "event bus".
+    #[error(transparent)]
     Events(#[from] suite_events::Error),
     #[error("{0}")]
     Redis(String),

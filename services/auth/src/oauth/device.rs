@@ -111,10 +111,10 @@ impl OAuthCore {
     /// The device authorization endpoint (RFC 8628 §3.1–3.2).
     pub async fn device_authorize(
         &self,
-        client: &ClientAuth,
+        auth: &ClientAuth,
         scope: &str,
     ) -> Answer<DeviceAuthorization> {
-        let client = match self.authenticate_client(client).await? {
+        let client = match self.authenticate_client(auth).await? {
             Ok(client) => client,
             Err(refused) => return Ok(Err(refused)),
         };

@@ -147,10 +147,10 @@ impl OAuthCore {
     /// RFC 7662 introspection for an authenticated client; `None`: inactive.
     pub async fn introspect(
         &self,
-        client: &ClientAuth,
+        auth: &ClientAuth,
         token: &str,
     ) -> Answer<Option<Introspection>> {
-        let client = match self.authenticate_client(client).await? {
+        let client = match self.authenticate_client(auth).await? {
             Ok(c) => c,
             Err(refused) => return Ok(Err(refused)),
         };
@@ -206,12 +206,8 @@ impl OAuthCore {
     /// RFC 7009 revocation: a token of this client ends its session (with
     /// the revocation event, so its access tokens die everywhere within a
     /// second). Unknown or foreign tokens are not an error.
-    pub async fn revoke(
-        &self,
-        client: &ClientAuth,
-        token: &str,
-    ) -> Result<Option<OAuthFail>, Error> {
-        let client = match self.authenticate_client(client).await? {
+    pub async fn revoke(&self, auth: &ClientAuth, token: &str) -> Result<Option<OAuthFail>, Error> {
+        let client = match self.authenticate_client(auth).await? {
             Ok(c) => c,
             Err(refused) => return Ok(Some(refused)),
         };
