@@ -48,6 +48,10 @@ fn decode(e: &Event) -> Option<Data> {
         user::EmailChangeReverted => EmailChangeReverted,
         user::PasswordResetRequested => PasswordResetRequested,
         user::PasswordResetCompleted => PasswordResetCompleted,
+        user::SecondFactorAdded => SecondFactorAdded,
+        user::SecondFactorRemoved => SecondFactorRemoved,
+        user::RecoveryCodesGenerated => RecoveryCodesGenerated,
+        user::RecoveryCodeUsed => RecoveryCodeUsed,
         auth::SessionStarted => SessionStarted,
         auth::SessionReuseDetected => SessionReuseDetected,
         auth::SessionRevoked => SessionRevoked,
@@ -71,6 +75,10 @@ pub fn types() -> Vec<String> {
         user::EmailChangeReverted::full_name(),
         user::PasswordResetRequested::full_name(),
         user::PasswordResetCompleted::full_name(),
+        user::SecondFactorAdded::full_name(),
+        user::SecondFactorRemoved::full_name(),
+        user::RecoveryCodesGenerated::full_name(),
+        user::RecoveryCodeUsed::full_name(),
         auth::SessionStarted::full_name(),
         auth::SessionReuseDetected::full_name(),
         auth::SessionRevoked::full_name(),
@@ -142,4 +150,47 @@ pub async fn serve(
         }
     });
     Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_type_decodes_into_the_event_message() {
+        let user = uuid::Uuid::now_v7();
+        for t in types() {
+            let mut event = Event::new(&user::UserDeleted::default(), user);
+            event.event_type = t.clone();
+            // Every message's defaults encode to no bytes: any type decodes.
+            event.data = bytes::Bytes::new();
+            let served = to_proto(&event);
+            assert!(served.is_some(), "{t} is served but not decoded");
+            assert_eq!(served.map(|e| e.r#type), Some(t));
+        }
+    }
+
+    #[test]
+    fn second_factor_events_are_served() {
+        let user = uuid::Uuid::now_v7();
+        let event = Event::new(
+            &user::RecoveryCodeUsed {
+                user_id: user.to_string(),
+                remaining: 7,
+            },
+            user,
+        );
+        assert!(types().contains(&event.event_type));
+        match to_proto(&event).and_then(|e| e.data) {
+            Some(Data::RecoveryCodeUsed(m)) => assert_eq!(m.remaining, 7),
+            other => panic!("not decoded: {other:?}"),
+        }
+        for t in [
+            user::SecondFactorAdded::full_name(),
+            user::SecondFactorRemoved::full_name(),
+            user::RecoveryCodesGenerated::full_name(),
+        ] {
+            assert!(types().contains(&t), "{t}");
+        }
+    }
 }
