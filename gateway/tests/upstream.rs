@@ -275,6 +275,55 @@ impl UserService for Scripted {
         Err(Status::unimplemented("not scripted"))
     }
 
+    async fn list_factors(
+        &self,
+        _: Request<suite_proto::user::ListFactorsRequest>,
+    ) -> Result<Response<suite_proto::user::ListFactorsResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn enroll_totp(
+        &self,
+        _: Request<suite_proto::user::EnrollTotpRequest>,
+    ) -> Result<Response<suite_proto::user::EnrollTotpResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn confirm_totp(
+        &self,
+        _: Request<suite_proto::user::ConfirmTotpRequest>,
+    ) -> Result<Response<suite_proto::user::ConfirmTotpResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn delete_factor(
+        &self,
+        _: Request<suite_proto::user::DeleteFactorRequest>,
+    ) -> Result<Response<suite_proto::user::DeleteFactorResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        _: Request<suite_proto::user::RegenerateRecoveryCodesRequest>,
+    ) -> Result<Response<suite_proto::user::RegenerateRecoveryCodesResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn reset_factors(
+        &self,
+        _: Request<suite_proto::user::ResetFactorsRequest>,
+    ) -> Result<Response<suite_proto::user::ResetFactorsResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn verify_second_factor(
+        &self,
+        _: Request<suite_proto::user::VerifySecondFactorRequest>,
+    ) -> Result<Response<suite_proto::user::VerifySecondFactorResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     type StreamMyEventsStream = Stream<StreamMyEventsResponse>;
     type StreamEventsStream = Stream<StreamEventsResponse>;
 
@@ -374,6 +423,8 @@ fn sign(key: &SigningKey, ttl_secs: i64) -> String {
         roles: vec!["user".into()],
         client_id: None,
         scope: None,
+        amr: Vec::new(),
+        auth_time: None,
     })
     .expect("token")
 }

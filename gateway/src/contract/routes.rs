@@ -472,7 +472,7 @@ mod tests {
     use super::*;
 
     /// The contract declares the strict bucket for the open POSTs and the
-    /// password checks, and caching for the well-known documents (and for
+    /// password and second-factor code checks, and caching for the well-known documents (and for
     /// nothing else).
     #[test]
     fn declared_rate_classes_and_caching_are_the_inferred_ones() {
@@ -481,8 +481,10 @@ mod tests {
         assert!(table.routes().len() > 10);
         for r in table.routes() {
             let name = format!("{} {}", r.http_method, r.template.as_str());
-            let checks_password = r.template.as_str().ends_with(":changePassword");
-            let strict = (r.public && r.http_method == http::Method::POST) || checks_password;
+            let checks_secret = [":changePassword", "/factors/{factor_id}:confirm"]
+                .iter()
+                .any(|end| r.template.as_str().ends_with(end));
+            let strict = (r.public && r.http_method == http::Method::POST) || checks_secret;
             let expected = if strict {
                 RateClass::Auth
             } else {

@@ -52,6 +52,8 @@ pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
 pub const LOGOUT_PATH: &str = "/oauth2/logout";
 pub const SIGNIN_PATH: &str = "/oauth2/signin";
+/// The sign-in page's second step: a code of the user's second factor.
+pub const SIGNIN_FACTOR_PATH: &str = "/oauth2/signin/factor";
 pub const CONSENT_PATH: &str = "/oauth2/consent";
 pub const STYLESHEET_PATH: &str = "/oauth2/assets/suite.css";
 pub const LOGO_PATH: &str = "/oauth2/assets/logo";
@@ -69,6 +71,7 @@ pub const ROUTES: &[&str] = &[
     REVOKE_PATH,
     LOGOUT_PATH,
     SIGNIN_PATH,
+    SIGNIN_FACTOR_PATH,
     CONSENT_PATH,
     STYLESHEET_PATH,
     LOGO_PATH,
@@ -252,6 +255,10 @@ pub fn router(state: Shared) -> Router {
             get(pages::authorize).post(pages::authorize).head(no_head),
         )
         .route(SIGNIN_PATH, axum::routing::post(pages::sign_in))
+        .route(
+            SIGNIN_FACTOR_PATH,
+            axum::routing::post(pages::sign_in_factor),
+        )
         .route(CONSENT_PATH, axum::routing::post(pages::consent))
         .route(
             LOGOUT_PATH,

@@ -1,5 +1,6 @@
 //! The browser side of the authorize flow: `authorize` (GET and POST), the
-//! sign-in and consent forms, RP-initiated logout, and the pages they show.
+//! sign-in form (and its second step, a second factor's code), the consent
+//! form, RP-initiated logout, and the pages they show.
 //! The auth service says what comes next ([`AuthorizationStep`]); this
 //! module renders it: a 302, a page, the cookies. Every page carries a
 //! strict policy (no script at all, no framing, forms only to this origin
@@ -9,8 +10,8 @@ use super::{
     Shared, Visit, cookies,
     form::{FormError, Params},
     render::{
-        self, Answer, ConsentTemplate, DeviceDoneTemplate, SignInTemplate, SignOutConfirmTemplate,
-        SignedOutTemplate, chrome, error_page, origin, render,
+        self, Answer, ConsentTemplate, DeviceDoneTemplate, SignInFactorTemplate, SignInTemplate,
+        SignOutConfirmTemplate, SignedOutTemplate, chrome, error_page, origin, render,
     },
     respond,
 };
@@ -23,7 +24,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::net::IpAddr;
 use suite_proto::auth::{
     AuthorizationParameters, AuthorizationStep, AuthorizeRequest, ConsentRequest,
-    EndSessionRequest, SignInRequest, authorization_step, end_session_response,
+    EndSessionRequest, SignInFactorRequest, SignInPage, SignInRequest, authorization_step,
+    end_session_response,
 };
 
 /// The parameters of an endpoint that takes a request either way (OpenID
@@ -109,7 +111,7 @@ pub(super) async fn answer_of<T>(
 }
 
 /// A posted form of the authorization flow (sign-in, consent), admitted
-/// to the general bucket.
+/// to its bucket.
 struct Posted {
     client: IpAddr,
     form: Params,
@@ -122,9 +124,9 @@ struct Posted {
 }
 
 impl Posted {
-    async fn admit(visit: &Visit, body: &[u8]) -> Result<Self, Answer> {
+    async fn admit(visit: &Visit, class: RateClass, body: &[u8]) -> Result<Self, Answer> {
         let params = Params::from_body(&visit.headers, body);
-        let (client, form) = admit_params(visit, RateClass::General, params).await?;
+        let (client, form) = admit_params(visit, class, params).await?;
         Ok(Self {
             client,
             redirect_origin: form.get("redirect_origin").and_then(origin),
@@ -151,52 +153,7 @@ pub(super) fn step_answer(
     let mut answer = match step.step {
         Some(authorization_step::Step::RedirectUri(uri)) => Answer::redirect(uri),
         Some(authorization_step::Step::SignIn(p)) => {
-            let retry = (p.retry_after_secs > 0).then_some(p.retry_after_secs);
-            let mut error = (!p.error.is_empty()).then(|| p.error.clone());
-            if let Some(secs) = retry {
-                let wait = format!("Try again in {secs} seconds.");
-                error = Some(match error {
-                    Some(e) => format!("{e} {wait}"),
-                    None => format!("Too many attempts. {wait}"),
-                });
-            }
-            let (mut login_error, mut password_error, mut form_error) = (None, None, None);
-            match p.error_field.as_str() {
-                "login" => login_error = error,
-                "password" => password_error = error,
-                _ => form_error = error,
-            }
-            let prefill = if p.login_hint.is_empty() {
-                login.to_owned()
-            } else {
-                p.login_hint
-            };
-            let page = SignInTemplate {
-                chrome: chrome(oidc),
-                request_id: p.request_id,
-                csrf_token: p.csrf_token,
-                redirect_origin: redirect_origin.clone().unwrap_or_default(),
-                client_name: p.client_name,
-                autofocus_password: !prefill.is_empty() && login_error.is_none(),
-                login: prefill,
-                login_error,
-                password_error,
-                form_error,
-                sign_up_url: oidc.branding.sign_up_url.clone(),
-            };
-            match render(&page) {
-                Ok(body) => {
-                    let status = if retry.is_some() {
-                        StatusCode::TOO_MANY_REQUESTS
-                    } else {
-                        StatusCode::OK
-                    };
-                    let mut a = Answer::page(status, body, redirect_origin);
-                    a.retry_after = retry.and_then(|r| u64::try_from(r).ok());
-                    a
-                }
-                Err(a) => a,
-            }
+            sign_in_page(oidc, p, redirect_origin.clone(), login)
         }
         Some(authorization_step::Step::Consent(p)) => {
             let page = ConsentTemplate {
@@ -242,6 +199,88 @@ pub(super) fn step_answer(
     answer
 }
 
+/// The sign-in page of a step: the password form, or (with a
+/// `factor_challenge`) the second factor's form. Its error goes beside the
+/// field it is about; a locked login is a 429 with the wait.
+fn sign_in_page(
+    oidc: &Shared,
+    p: SignInPage,
+    redirect_origin: Option<String>,
+    login: &str,
+) -> Answer {
+    let retry = (p.retry_after_secs > 0).then_some(p.retry_after_secs);
+    let mut error = (!p.error.is_empty()).then(|| p.error.clone());
+    if let Some(secs) = retry {
+        let wait = format!("Try again in {secs} seconds.");
+        error = Some(match error {
+            Some(e) => format!("{e} {wait}"),
+            None => format!("Too many attempts. {wait}"),
+        });
+    }
+    let rendered = if p.factor_challenge.is_empty() {
+        let (mut login_error, mut password_error, mut form_error) = (None, None, None);
+        match p.error_field.as_str() {
+            "login" => login_error = error,
+            "password" => password_error = error,
+            _ => form_error = error,
+        }
+        let prefill = if p.login_hint.is_empty() {
+            login.to_owned()
+        } else {
+            p.login_hint
+        };
+        render(&SignInTemplate {
+            chrome: chrome(oidc),
+            request_id: p.request_id,
+            csrf_token: p.csrf_token,
+            redirect_origin: redirect_origin.clone().unwrap_or_default(),
+            client_name: p.client_name,
+            autofocus_password: !prefill.is_empty() && login_error.is_none(),
+            login: prefill,
+            login_error,
+            password_error,
+            form_error,
+            sign_up_url: oidc.branding.sign_up_url.clone(),
+        })
+    } else {
+        // One field: whatever went wrong is said beside it.
+        render(&SignInFactorTemplate {
+            chrome: chrome(oidc),
+            request_id: p.request_id,
+            csrf_token: p.csrf_token,
+            redirect_origin: redirect_origin.clone().unwrap_or_default(),
+            client_name: p.client_name,
+            challenge: p.factor_challenge,
+            code_error: error,
+        })
+    };
+    match rendered {
+        Ok(body) => {
+            let status = if retry.is_some() {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::OK
+            };
+            let mut a = Answer::page(status, body, redirect_origin);
+            a.retry_after = retry.and_then(|r| u64::try_from(r).ok());
+            a
+        }
+        Err(a) => a,
+    }
+}
+
+/// The browser's User-Agent, as the auth service keeps it (its first 512
+/// characters).
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(512)
+        .collect()
+}
+
 /// The browser's binding, and the `Set-Cookie` of a new one if it had none.
 pub(super) fn binding(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     match cookies::get(headers, cookies::BINDING) {
@@ -272,6 +311,7 @@ fn parameters(p: &Params) -> AuthorizationParameters {
         login_hint: p.text("login_hint"),
         response_mode: p.text("response_mode"),
         request_object: p.has("request") || p.has("request_uri"),
+        acr_values: p.text("acr_values"),
     }
 }
 
@@ -306,7 +346,7 @@ pub(super) fn session(headers: &HeaderMap) -> String {
 /// `POST /oauth2/signin`: the sign-in form.
 pub async fn sign_in(visit: Visit, body: Bytes) -> Answer {
     respond(async {
-        let posted = Posted::admit(&visit, &body).await?;
+        let posted = Posted::admit(&visit, RateClass::General, &body).await?;
         let login = posted.form.text("login");
         let request = SignInRequest {
             request_id: posted.form.text("request_id"),
@@ -314,14 +354,7 @@ pub async fn sign_in(visit: Visit, body: Bytes) -> Answer {
             browser_binding: posted.browser_binding,
             login: login.clone(),
             password: posted.form.text("password"),
-            user_agent: visit
-                .headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .chars()
-                .take(512)
-                .collect(),
+            user_agent: user_agent(&visit.headers),
         };
         let oidc = &visit.oidc;
         let answer = answer_of(
@@ -339,10 +372,36 @@ pub async fn sign_in(visit: Visit, body: Bytes) -> Answer {
     .await
 }
 
+/// `POST /oauth2/signin/factor`: the sign-in page's second step, a code of
+/// the user's second factor with the first step's challenge. In the strict
+/// bucket: a six-digit code is what a guesser would hammer.
+pub async fn sign_in_factor(visit: Visit, body: Bytes) -> Answer {
+    respond(async {
+        let posted = Posted::admit(&visit, RateClass::Auth, &body).await?;
+        let request = SignInFactorRequest {
+            request_id: posted.form.text("request_id"),
+            csrf_token: posted.form.text("csrf_token"),
+            browser_binding: posted.browser_binding,
+            challenge: posted.form.text("challenge"),
+            code: posted.form.text("code"),
+            user_agent: user_agent(&visit.headers),
+        };
+        let oidc = &visit.oidc;
+        let answer = answer_of(
+            oidc,
+            oidc.client()
+                .sign_in_factor(oidc.request(request, posted.client)),
+        )
+        .await?;
+        Ok(step_answer(oidc, answer.step, posted.redirect_origin, ""))
+    })
+    .await
+}
+
 /// `POST /oauth2/consent`: the consent form.
 pub async fn consent(visit: Visit, body: Bytes) -> Answer {
     respond(async {
-        let posted = Posted::admit(&visit, &body).await?;
+        let posted = Posted::admit(&visit, RateClass::General, &body).await?;
         let request = ConsentRequest {
             request_id: posted.form.text("request_id"),
             csrf_token: posted.form.text("csrf_token"),

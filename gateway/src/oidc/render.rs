@@ -31,6 +31,21 @@ pub struct SignInTemplate {
     pub sign_up_url: Option<String>,
 }
 
+/// The sign-in page's second step: the password was right, and the account
+/// has a second factor. The form posts a code with the step's challenge.
+#[derive(Template)]
+#[template(path = "signin_factor.html")]
+pub struct SignInFactorTemplate {
+    pub chrome: Chrome,
+    pub request_id: String,
+    pub csrf_token: String,
+    pub redirect_origin: String,
+    pub client_name: String,
+    pub challenge: String,
+    /// A wrong or used code, or a wait: shown beside the code field.
+    pub code_error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentTemplate {
@@ -314,6 +329,81 @@ mod tests {
             csp(Some("https://app.example")),
             "default-src 'none'; style-src 'self'; img-src 'self'; \
              form-action 'self' https://app.example; frame-ancestors 'none'; base-uri 'none'"
+        );
+    }
+
+    fn factor_page(code_error: Option<&str>) -> String {
+        SignInFactorTemplate {
+            chrome: Chrome {
+                product: "Suite".into(),
+                has_logo: false,
+            },
+            request_id: "req-1".into(),
+            csrf_token: "csrf-1".into(),
+            redirect_origin: "https://app.example".into(),
+            client_name: "App <b>".into(),
+            challenge: "ch\"allenge".into(),
+            code_error: code_error.map(str::to_owned),
+        }
+        .render()
+        .expect("rendered")
+    }
+
+    #[test]
+    fn the_factor_form_carries_the_challenge_hidden_and_asks_for_one_code() {
+        let page = factor_page(None);
+        assert!(
+            page.contains(&format!(
+                r#"<form method="post" action="{}">"#,
+                super::super::SIGNIN_FACTOR_PATH
+            )),
+            "{page}"
+        );
+        for hidden in [
+            r#"<input type="hidden" name="request_id" value="req-1">"#,
+            r#"<input type="hidden" name="csrf_token" value="csrf-1">"#,
+            r#"<input type="hidden" name="redirect_origin" value="https://app.example">"#,
+            r#"<input type="hidden" name="challenge" value="ch&#34;allenge">"#,
+        ] {
+            assert!(page.contains(hidden), "{hidden} in {page}");
+        }
+        let code = page
+            .split("<input ")
+            .find(|i| i.starts_with(r#"id="code""#))
+            .expect("the code field");
+        for attribute in [
+            r#"name="code""#,
+            r#"type="text""#,
+            r#"autocomplete="one-time-code""#,
+            r#"inputmode="text""#,
+            "autofocus",
+            "required",
+        ] {
+            assert!(code.contains(attribute), "{attribute} in {code}");
+        }
+        assert!(!code.contains("aria-invalid"), "{code}");
+        assert!(page.contains(r#"<label for="code">"#));
+        assert!(page.contains("authenticator app, or a recovery code"));
+        // No password field, no script, nothing from another origin.
+        assert!(!page.contains("password"), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            !page.contains(r#"src="http"#) && !page.contains(r#"href="http"#),
+            "{page}"
+        );
+        assert!(page.contains("App &#60;b&#62;"), "{page}");
+    }
+
+    #[test]
+    fn the_factor_form_shows_its_error_beside_the_code_field() {
+        let page = factor_page(Some("That code is wrong <again>."));
+        assert!(
+            page.contains(r#"aria-invalid="true" aria-describedby="code-error""#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<p id="code-error" class="error" role="alert">That code is wrong &#60;again&#62;.</p>"#),
+            "{page}"
         );
     }
 }

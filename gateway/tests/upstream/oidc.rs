@@ -818,3 +818,208 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("dir");
     dir
 }
+
+/// The browser binding a page's answer set.
+fn binding_of(a: &Answer) -> String {
+    a.header("set-cookie")
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("a binding cookie")
+}
+
+#[tokio::test]
+async fn a_second_factor_is_asked_on_a_form_of_its_own_and_posted_with_its_challenge() {
+    let gw = gateway(Some(Provider::default())).await;
+    // `acr_values` reaches the provider with the other parameters.
+    let a = gw
+        .get(
+            "/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code&acr_values=mfa&login_hint=ada&max_age=60",
+            &[],
+        )
+        .await;
+    assert_page(&a, 200);
+    let p = gw
+        .provider
+        .seen()
+        .parameters
+        .last()
+        .cloned()
+        .expect("authorized");
+    assert_eq!(
+        (
+            p.acr_values.as_str(),
+            p.login_hint.as_str(),
+            p.max_age.as_str()
+        ),
+        ("mfa", "ada", "60")
+    );
+    let binding = binding_of(&a);
+    let cookie = format!("__Host-suite-binding={binding}");
+    let headers = [("cookie", cookie.as_str()), ("user-agent", "Browser/1.0")];
+    let form = "request_id=req-1&csrf_token=csrf-1&redirect_origin=https%3A%2F%2Fapp.example";
+
+    // The right password of an account with a second factor: the code's
+    // form, the challenge hidden (escaped), no session yet.
+    let a = gw
+        .form(
+            "/oauth2/signin",
+            &headers,
+            &format!("{form}&login=ada&password=right-mfa"),
+        )
+        .await;
+    assert_page(&a, 200);
+    assert!(
+        a.header("content-security-policy")
+            .contains("form-action 'self' https://app.example;")
+    );
+    assert!(a.headers.get("set-cookie").is_none());
+    assert!(
+        a.body
+            .contains(r#"<form method="post" action="/oauth2/signin/factor">"#),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains(r#"<input type="hidden" name="challenge" value="ch-1 &#60;script&#62;"#),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains(EVIL));
+    assert!(a.body.contains(r#"autocomplete="one-time-code""#));
+    assert!(!a.body.contains(r#"name="password""#));
+    assert!(!a.body.contains("<script"));
+
+    // A wrong code: said beside the code field, with the next challenge; the
+    // request carried the form, the binding and the user agent.
+    let a = gw
+        .form(
+            "/oauth2/signin/factor",
+            &headers,
+            &format!("{form}&challenge=ch-1&code=000000"),
+        )
+        .await;
+    assert_page(&a, 200);
+    assert!(
+        a.body.contains(r#"aria-describedby="code-error""#),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains(r#"id="code-error""#));
+    assert!(a.body.contains("That code is wrong."));
+    assert!(a.body.contains(r#"name="challenge" value="ch-2""#));
+    let sent = gw.provider.seen().factors.last().cloned().expect("sent");
+    assert_eq!(
+        (
+            sent.request_id.as_str(),
+            sent.csrf_token.as_str(),
+            sent.browser_binding.as_str(),
+            sent.challenge.as_str(),
+            sent.code.as_str(),
+            sent.user_agent.as_str(),
+        ),
+        (
+            "req-1",
+            "csrf-1",
+            binding.as_str(),
+            "ch-1",
+            "000000",
+            "Browser/1.0"
+        )
+    );
+
+    // Locked: 429 with the wait beside the code field and in Retry-After.
+    let a = gw
+        .form(
+            "/oauth2/signin/factor",
+            &headers,
+            &format!("{form}&challenge=ch-2&code=locked"),
+        )
+        .await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.header("retry-after"), "45");
+    assert!(a.body.contains("Try again in 45 seconds."), "{}", a.body);
+    assert!(a.body.contains(r#"id="code-error""#));
+
+    // A spent challenge: the password form again, with the error.
+    let a = gw
+        .form(
+            "/oauth2/signin/factor",
+            &headers,
+            &format!("{form}&challenge=ch-2&code=expired"),
+        )
+        .await;
+    assert_page(&a, 200);
+    assert!(a.body.contains(r#"name="password""#));
+    assert!(a.body.contains("That took too long: sign in again."));
+
+    // A recovery code: 302 to the client, the SSO session set.
+    let a = gw
+        .form(
+            "/oauth2/signin/factor",
+            &headers,
+            &format!("{form}&challenge=ch-2&code=abcd-efgh"),
+        )
+        .await;
+    assert_eq!(a.status, 302, "{}", a.body);
+    assert!(
+        a.header("location")
+            .starts_with("https://app.example/cb?code=c0de")
+    );
+    assert!(
+        a.header("set-cookie")
+            .starts_with("__Host-suite-session=sso-1; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        "{}",
+        a.header("set-cookie")
+    );
+
+    // Not a form: the error page, nothing sent.
+    let before = gw.provider.seen().factors.len();
+    let a = gw
+        .send("POST", "/oauth2/signin/factor", &headers, "{}")
+        .await;
+    assert_page(&a, 400);
+    assert_eq!(gw.provider.seen().factors.len(), before);
+    let a = gw.get("/oauth2/signin/factor", &[]).await;
+    assert_eq!(a.status, 405);
+}
+
+#[tokio::test]
+async fn codes_are_tried_in_the_strict_bucket_and_passwords_in_the_general_one() {
+    let gw = gateway_with(Some(Provider::default()), |c| {
+        c.auth_rate_limit_burst = 1;
+        c.auth_rate_limit_per_minute = 1;
+    })
+    .await;
+    let form = "request_id=req-1&csrf_token=csrf-1";
+    for _ in 0..2 {
+        let a = gw
+            .form(
+                "/oauth2/signin",
+                &[],
+                &format!("{form}&login=ada&password=right-mfa"),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let a = gw
+        .form(
+            "/oauth2/signin/factor",
+            &[],
+            &format!("{form}&challenge=ch-1&code=000000"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = gw
+        .form(
+            "/oauth2/signin/factor",
+            &[],
+            &format!("{form}&challenge=ch-2&code=000000"),
+        )
+        .await;
+    assert_page(&a, 429);
+    assert!(!a.header("retry-after").is_empty());
+    assert_eq!(gw.provider.seen().factors.len(), 1);
+}

@@ -6,10 +6,11 @@ use suite_proto::auth::{
     AuthorizationStep, AuthorizeRequest, AuthorizeResponse, BrowserSessionCookie, ConsentRequest,
     ConsentResponse, EndSessionRequest, EndSessionResponse, ErrorPage,
     GetProviderConfigurationRequest, GetProviderConfigurationResponse, IntrospectRequest,
-    IntrospectResponse, Introspection, OAuthError, RevokeRequest, RevokeResponse, SignInPage,
-    SignInRequest, SignInResponse, SignOutConfirmPage, TokenRequest, TokenResponse, Tokens,
-    UserInfoClaims, UserInfoRequest, UserInfoResponse, authorization_step, end_session_response,
-    introspect_response, o_auth_service_server::OAuthService, token_response, user_info_response,
+    IntrospectResponse, Introspection, OAuthError, RevokeRequest, RevokeResponse,
+    SignInFactorRequest, SignInFactorResponse, SignInPage, SignInRequest, SignInResponse,
+    SignOutConfirmPage, TokenRequest, TokenResponse, Tokens, UserInfoClaims, UserInfoRequest,
+    UserInfoResponse, authorization_step, end_session_response, introspect_response,
+    o_auth_service_server::OAuthService, token_response, user_info_response,
 };
 use tonic::{Request, Response, Status};
 
@@ -23,6 +24,10 @@ pub struct Seen {
     /// Whether RegisterClient is on (NOT_FOUND otherwise).
     pub registration_enabled: bool,
     pub registrations: Vec<suite_proto::auth::ClientMetadata>,
+    /// The authorization requests' parameters.
+    pub parameters: Vec<suite_proto::auth::AuthorizationParameters>,
+    /// The second factors' requests.
+    pub factors: Vec<SignInFactorRequest>,
 }
 
 #[derive(Clone, Default)]
@@ -45,6 +50,11 @@ fn step(step: authorization_step::Step) -> Option<AuthorizationStep> {
 }
 
 fn sign_in_page(error: &str, field: &str, retry: i64) -> authorization_step::Step {
+    factor_page(error, field, retry, "")
+}
+
+/// The sign-in page; with a `challenge`, its second step.
+fn factor_page(error: &str, field: &str, retry: i64, challenge: &str) -> authorization_step::Step {
     authorization_step::Step::SignIn(SignInPage {
         request_id: "req-1".into(),
         csrf_token: "csrf-1".into(),
@@ -53,6 +63,21 @@ fn sign_in_page(error: &str, field: &str, retry: i64) -> authorization_step::Ste
         error: error.into(),
         error_field: field.into(),
         retry_after_secs: retry,
+        factor_challenge: challenge.into(),
+    })
+}
+
+/// The step of a right sign-in: to the client, with the SSO session.
+fn signed_in() -> Option<AuthorizationStep> {
+    Some(AuthorizationStep {
+        step: Some(authorization_step::Step::RedirectUri(
+            "https://app.example/cb?code=c0de&state=s&iss=https%3A%2F%2Fid.example".into(),
+        )),
+        set_session: Some(BrowserSessionCookie {
+            value: "sso-1".into(),
+            max_age_secs: 3600,
+        }),
+        clear_session: false,
     })
 }
 
@@ -81,6 +106,7 @@ impl OAuthService for Provider {
         self.seen().bindings.push(r.browser_binding.clone());
         self.seen().sessions.push(r.browser_session.clone());
         let p = r.parameters.unwrap_or_default();
+        self.seen().parameters.push(p.clone());
         let step = match p.client_id.as_str() {
             "app" => step(sign_in_page("", "", 0)),
             _ => step(authorization_step::Step::Error(ErrorPage {
@@ -98,20 +124,28 @@ impl OAuthService for Provider {
         let r = request.into_inner();
         self.seen().bindings.push(r.browser_binding.clone());
         let step = match r.password.as_str() {
-            "right" => Some(AuthorizationStep {
-                step: Some(authorization_step::Step::RedirectUri(
-                    "https://app.example/cb?code=c0de&state=s&iss=https%3A%2F%2Fid.example".into(),
-                )),
-                set_session: Some(BrowserSessionCookie {
-                    value: "sso-1".into(),
-                    max_age_secs: 3600,
-                }),
-                clear_session: false,
-            }),
+            "right" => signed_in(),
+            "right-mfa" => step(factor_page("", "", 0, &format!("ch-1 {EVIL}"))),
             "locked" => step(sign_in_page("", "", 30)),
             _ => step(sign_in_page("Wrong login or password.", "password", 0)),
         };
         Ok(Response::new(SignInResponse { step }))
+    }
+
+    async fn sign_in_factor(
+        &self,
+        request: Request<SignInFactorRequest>,
+    ) -> Result<Response<SignInFactorResponse>, Status> {
+        let r = request.into_inner();
+        self.seen().bindings.push(r.browser_binding.clone());
+        self.seen().factors.push(r.clone());
+        let step = match r.code.as_str() {
+            "123456" | "abcd-efgh" => signed_in(),
+            "locked" => step(factor_page("", "code", 45, "ch-2")),
+            "expired" => step(sign_in_page("That took too long: sign in again.", "", 0)),
+            _ => step(factor_page("That code is wrong.", "code", 0, "ch-2")),
+        };
+        Ok(Response::new(SignInFactorResponse { step }))
     }
 
     async fn consent(

@@ -19,6 +19,8 @@ fn scoped(key: &SigningKey, scope: &str) -> String {
         roles: vec!["user".into()],
         client_id: Some("app".into()),
         scope: Some(scope.into()),
+        amr: Vec::new(),
+        auth_time: None,
     })
     .expect("token")
 }
@@ -62,6 +64,8 @@ async fn a_token_without_the_methods_scope_is_403_with_the_scope_named() {
             roles: vec![],
             client_id: Some("machine".into()),
             scope: Some("user:read".into()),
+            amr: Vec::new(),
+            auth_time: None,
         })
         .expect("token");
     let r = f.get("/api/v1/users/code-0", &[]).await;
