@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::{path::PathBuf, time::Duration};
 use suite_proto::{
     auth::{
-        LoginRequest, LogoutRequest, auth_service_client::AuthServiceClient,
+        CompleteLoginRequest, LoginRequest, LogoutRequest, auth_service_client::AuthServiceClient,
         client_service_client::ClientServiceClient,
     },
     user::user_service_client::UserServiceClient,
@@ -49,8 +49,9 @@ pub struct ConnectArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct CredentialArgs {
     /// Log in as this admin (username or email); the password comes from
-    /// SUITECTL_PASSWORD or a prompt. Without it, suitectl signs its own
-    /// service token with the signing key.
+    /// SUITECTL_PASSWORD or a prompt (and, for an admin with a second
+    /// factor, its code from SUITECTL_CODE or a prompt). Without it,
+    /// suitectl signs its own service token with the signing key.
     #[arg(long, env = "SUITECTL_LOGIN", global = true)]
     pub login: Option<String>,
     /// The auth service's signing key (PKCS#8 PEM), as the launcher keeps it.
@@ -117,7 +118,22 @@ impl Conn {
                     .await
                     .map_err(|s| CtlError::from_status("login", &s))?
                     .into_inner();
-                (reply.access_token, Some(reply.refresh_token))
+                match reply.second_factor {
+                    // An admin with a second factor: its code completes the login.
+                    Some(second) => {
+                        let code = second_factor_code()?;
+                        let done = auth
+                            .complete_login(CompleteLoginRequest {
+                                challenge: second.challenge,
+                                code: code.expose_secret().trim().to_owned(),
+                            })
+                            .await
+                            .map_err(|s| CtlError::from_status("login (second factor)", &s))?
+                            .into_inner();
+                        (done.access_token, Some(done.refresh_token))
+                    }
+                    None => (reply.access_token, Some(reply.refresh_token)),
+                }
             }
             None => (mint(c)?, None),
         };
@@ -159,6 +175,21 @@ fn password() -> Result<SecretString, CtlError> {
         .map_err(|e| {
             CtlError::Usage(format!(
                 "no password: set SUITECTL_PASSWORD or run on a terminal ({e})"
+            ))
+        })
+}
+
+/// The code of the admin's second factor: SUITECTL_CODE, else asked on the
+/// terminal.
+fn second_factor_code() -> Result<SecretString, CtlError> {
+    if let Ok(c) = std::env::var("SUITECTL_CODE") {
+        return Ok(c.into());
+    }
+    rpassword::prompt_password("Code from your authenticator app, or a recovery code: ")
+        .map(SecretString::from)
+        .map_err(|e| {
+            CtlError::Usage(format!(
+                "the login asks for a second factor: set SUITECTL_CODE or run on a terminal ({e})"
             ))
         })
 }

@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod connect;
 pub mod error;
+pub mod factors;
 pub mod health;
 pub mod import;
 pub mod output;
@@ -44,7 +45,7 @@ pub enum Command {
     /// Administrators.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Users: list, get, find, roles, delete, import.
+    /// Users: list, get, find, roles, delete, import, second factors.
     #[command(subcommand)]
     Users(UsersCommand),
     /// A user's sessions at the auth service.
@@ -111,6 +112,27 @@ pub enum UsersCommand {
     },
     /// Imports users with password hashes from JSON lines (see the README).
     Import(import::ImportArgs),
+    /// A user's second factors (authenticator apps) and recovery codes.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Lists a user's second factors and how many recovery codes are left.
+    List {
+        /// The user: an id, a username or an email.
+        user: String,
+    },
+    /// Removes every second factor and recovery code of a user who lost
+    /// them (the password alone signs in again) and ends their sessions.
+    Reset {
+        /// The user: an id, a username or an email.
+        user: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,10 +284,38 @@ async fn authenticated(conn: &mut Conn, command: Command, format: Format) -> Res
                 Format::Text => println!("revoked session {session_id}"),
             }
         }
+        Command::Users(UsersCommand::Mfa(command)) => mfa_command(conn, command, format).await?,
         Command::Clients(command) => return clients_command(conn, command, format).await,
         Command::Health | Command::Completions { .. } => {}
     }
     Ok(0)
+}
+
+async fn mfa_command(conn: &mut Conn, command: MfaCommand, format: Format) -> Result<(), CtlError> {
+    match command {
+        MfaCommand::List { user } => {
+            let user = factors::resolve(conn, user).await?;
+            let list = factors::list(conn, user.id.clone()).await?;
+            match format {
+                Format::Json => println!("{}", output::factors_json(&user.id, &list)),
+                Format::Text => println!("{}", output::factors_text(&list)),
+            }
+        }
+        MfaCommand::Reset { user, yes } => {
+            let user = factors::resolve(conn, user).await?;
+            let removed = factors::reset(conn, &user, yes).await?;
+            match format {
+                Format::Json => println!("{}", json!({ "user_id": user.id, "removed": removed })),
+                Format::Text => println!(
+                    "removed {removed} second factor{} of {} ({}) and their recovery codes; their sessions ended",
+                    if removed == 1 { "" } else { "s" },
+                    user.username,
+                    user.id
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn clients_command(
@@ -394,5 +444,55 @@ async fn health(args: &ConnectArgs, format: Format) -> Result<u8, CtlError> {
     } else {
         eprintln!("suitectl: no SERVING replica of: {}", down.join(", "));
         Ok(exit::FAILED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("suitectl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn mfa_list_and_reset_take_one_user_and_reset_asks_unless_yes() {
+        let cli = parse(&["users", "mfa", "list", "ada@example.com"]).expect("parsed");
+        assert!(matches!(
+            cli.command,
+            Command::Users(UsersCommand::Mfa(MfaCommand::List { ref user })) if user == "ada@example.com"
+        ));
+        let cli =
+            parse(&["--output", "json", "users", "mfa", "reset", "ada", "--yes"]).expect("parsed");
+        assert_eq!(cli.output, Format::Json);
+        assert!(matches!(
+            cli.command,
+            Command::Users(UsersCommand::Mfa(MfaCommand::Reset { ref user, yes: true })) if user == "ada"
+        ));
+        let cli = parse(&[
+            "users",
+            "mfa",
+            "reset",
+            "0190f5c4-0000-7000-8000-000000000001",
+        ])
+        .expect("parsed");
+        assert!(matches!(
+            cli.command,
+            Command::Users(UsersCommand::Mfa(MfaCommand::Reset { yes: false, .. }))
+        ));
+        for bad in [
+            &["users", "mfa", "list"][..],
+            &["users", "mfa", "reset"],
+            &["users", "mfa", "list", "a", "b"],
+            &["users", "mfa", "enroll", "ada"],
+        ] {
+            let e = parse(bad).map(|_| ()).expect_err("refused");
+            assert_eq!(e.exit_code(), i32::from(exit::USAGE), "{bad:?}");
+        }
     }
 }

@@ -161,7 +161,7 @@ pub fn confirm(question: &str) -> Result<(), CtlError> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(CtlError::Usage(
-            "not deleting without confirmation: pass --yes (stdin is not a terminal)".into(),
+            "not going ahead without confirmation: pass --yes (stdin is not a terminal)".into(),
         ));
     }
     eprint!("{question}");
@@ -174,6 +174,6 @@ pub fn confirm(question: &str) -> Result<(), CtlError> {
     if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
-        Err(CtlError::Failed("not deleted".into()))
+        Err(CtlError::Failed("cancelled: nothing changed".into()))
     }
 }
