@@ -48,6 +48,8 @@ fn claims(sub: &str, roles: &[&str]) -> Claims {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         client_id: None,
         scope: None,
+        amr: Vec::new(),
+        auth_time: None,
     }
 }
 

@@ -65,6 +65,8 @@ pub enum SuiteError {
     Gateway(#[from] suite_gateway::Error),
     #[error("no randomness for the forwarding secret: {0}")]
     Random(String),
+    #[error("the generated FACTOR_KEY_FILE: {0}")]
+    FactorKey(String),
     #[error("events: {0}")]
     Events(String),
     #[error("a service task failed: {0}")]
@@ -99,6 +101,33 @@ fn forwarding_secret() -> Result<secrecy::SecretString, SuiteError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| SuiteError::Random(e.to_string()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes).into())
+}
+
+/// The key that seals second factors' secrets, kept in the data directory
+/// (owner-only) when none is configured: made on the first run, read after.
+fn generated_factor_key(dir: &std::path::Path) -> Result<std::path::PathBuf, SuiteError> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let path = dir.join("factor.key");
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SuiteError::FactorKey(format!("{}: {e}", dir.display())))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| SuiteError::Random(e.to_string()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .map_err(|e| SuiteError::FactorKey(format!("{}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut file, STANDARD.encode(bytes).as_bytes())
+        .map_err(|e| SuiteError::FactorKey(format!("{}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(),
+        "NO FACTOR_KEY CONFIGURED: generated one for second factors' secrets and kept it in the data directory. \
+         Set FACTOR_KEY (or FACTOR_KEY_FILE) for production, kept apart from the database's backups.");
+    Ok(path)
 }
 
 /// The bound listeners, so callers (and tests) know the real ports before serving.
@@ -151,6 +180,11 @@ pub async fn run(
         .user_database_url
         .clone()
         .unwrap_or_else(|| sqlite("user.db"));
+    // Second factors' secrets are sealed with a key kept beside the
+    // databases unless one is configured.
+    if user.factor_key.is_none() && user.factor_key_file.is_none() {
+        user.factor_key_file = Some(generated_factor_key(&config.data_dir)?);
+    }
     // The user service trusts the auth service's keys, fetched over gRPC.
     user.keys.jwks = Some(JwksSource::grpc(auth_addr));
     user.listen_addr = user_addr;

@@ -238,6 +238,8 @@ impl Suite {
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             client_id: client_id.map(str::to_owned),
             scope: scope.map(str::to_owned),
+            amr: Vec::new(),
+            auth_time: None,
         })
         .expect("sign")
     }

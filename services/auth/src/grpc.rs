@@ -4,7 +4,7 @@
 //! `Error`'s `From`, applied by [`server::reply`], which logs it once).
 
 use crate::{
-    core::{AuthCore, ClientInfo, Issued, SessionPage},
+    core::{AuthCore, ClientInfo, Issued, LoginOutcome, SessionPage},
     error::Error,
     store::SessionRecord,
 };
@@ -13,9 +13,10 @@ use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::{access::method_path, auth::auth_service_server::AuthServiceServer};
 use suite_proto::{
     auth::{
-        GetJwksRequest, GetJwksResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
-        LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
-        RevokeSessionRequest, RevokeSessionResponse, Session, auth_service_server::AuthService,
+        CompleteLoginRequest, CompleteLoginResponse, GetJwksRequest, GetJwksResponse,
+        ListSessionsRequest, ListSessionsResponse, LoginRequest, LoginResponse, LogoutRequest,
+        LogoutResponse, RefreshRequest, RefreshResponse, RevokeSessionRequest,
+        RevokeSessionResponse, SecondFactorChallenge, Session, auth_service_server::AuthService,
     },
     parse_credentials,
     time::to_timestamp,
@@ -75,10 +76,49 @@ impl AuthService for AuthApi {
                     user_agent: r.user_agent,
                     ip_address,
                 };
-                let issued = self.core.login(&login, &password, client).await?;
+                let issued = match self.core.login(&login, &password, client).await? {
+                    LoginOutcome::Issued(issued) => issued,
+                    LoginOutcome::SecondFactor(c) => {
+                        return Ok(LoginResponse {
+                            second_factor: Some(SecondFactorChallenge {
+                                challenge: c.challenge,
+                                expires_in: c.expires_in,
+                                methods: c.methods,
+                            }),
+                            ..LoginResponse::default()
+                        });
+                    }
+                };
                 let (access_token, token_type, expires_in, refresh_token, session_id) =
                     token_pair(issued);
                 Ok::<_, Error>(LoginResponse {
+                    access_token,
+                    token_type,
+                    expires_in,
+                    refresh_token,
+                    session_id,
+                    second_factor: None,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn complete_login(
+        &self,
+        req: Request<CompleteLoginRequest>,
+    ) -> Result<Response<CompleteLoginResponse>, Status> {
+        server::reply(
+            async {
+                let ip_address = self.forwarded.client_of(&req);
+                let r = req.into_inner();
+                let issued = self
+                    .core
+                    .complete_login(&r.challenge, &r.code, &ip_address)
+                    .await?;
+                let (access_token, token_type, expires_in, refresh_token, session_id) =
+                    token_pair(issued);
+                Ok::<_, Error>(CompleteLoginResponse {
                     access_token,
                     token_type,
                     expires_in,

@@ -118,6 +118,7 @@ pub async fn serve(
         keys,
         config.settings(),
         events,
+        crate::store::challenges::open(&database),
     ));
 
     let provider = Arc::new(

@@ -32,6 +32,9 @@ pub struct UserStatus {
     pub roles: Vec<String>,
     /// Sessions begun before this instant are over.
     pub sessions_valid_after: Option<DateTime<Utc>>,
+    /// The kinds of the user's second factors (known after a password
+    /// check; empty otherwise).
+    pub second_factors: Vec<String>,
 }
 
 impl UserStatus {
@@ -48,6 +51,7 @@ impl UserStatus {
             username,
             roles,
             sessions_valid_after: sessions_valid_after.as_ref().and_then(from_timestamp),
+            second_factors: Vec::new(),
         })
     }
 }
@@ -60,6 +64,17 @@ pub enum Credentials {
     /// The password is right, but sign-in waits for the email address to be
     /// verified (the user service mailed a new link).
     EmailUnverified,
+}
+
+/// What a second factor's check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorAnswer {
+    /// Right; the RFC 8176 `amr` value of its method (`otp`, or `rc` for a
+    /// recovery code).
+    Valid(String),
+    Invalid,
+    /// Too many wrong codes or passwords: not checked.
+    Locked(Duration),
 }
 
 pub struct UserDirectory {
@@ -120,12 +135,15 @@ impl UserDirectory {
         // What the check found is in the answer; a status is about the call.
         let answer = result.map_err(upstream)?;
         match answer.outcome() {
-            Outcome::Valid => Ok(Credentials::Valid(UserStatus::read(
-                &answer.user_id,
-                answer.username,
-                answer.roles,
-                answer.sessions_valid_after,
-            )?)),
+            Outcome::Valid => Ok(Credentials::Valid(UserStatus {
+                second_factors: answer.second_factors,
+                ..UserStatus::read(
+                    &answer.user_id,
+                    answer.username,
+                    answer.roles,
+                    answer.sessions_valid_after,
+                )?
+            })),
             Outcome::Invalid => Ok(Credentials::Invalid),
             Outcome::EmailUnverified => Ok(Credentials::EmailUnverified),
             Outcome::Locked => {
@@ -138,6 +156,42 @@ impl UserDirectory {
             Outcome::Unspecified => Err(Error::Internal(
                 "the user service's credential check has no outcome (an older user service?)"
                     .into(),
+            )),
+        }
+    }
+
+    /// Checks a code of `user`'s second factor with the user service, which
+    /// throttles wrong ones as it does passwords.
+    pub async fn verify_factor(
+        &self,
+        user: Uuid,
+        code: &str,
+        client_address: &str,
+    ) -> Result<FactorAnswer, Error> {
+        use suite_proto::user::verify_second_factor_response::Outcome;
+        let msg = suite_proto::user::VerifySecondFactorRequest {
+            user_id: user.to_string(),
+            code: code.to_owned(),
+            client_address: client_address.to_owned(),
+        };
+        let answer = self
+            .call(
+                |mut client, req| async move { client.verify_second_factor(req).await },
+                msg,
+            )
+            .await
+            .map_err(upstream)?;
+        match answer.outcome() {
+            Outcome::Valid => Ok(FactorAnswer::Valid(answer.method)),
+            Outcome::Invalid => Ok(FactorAnswer::Invalid),
+            Outcome::Locked => Ok(FactorAnswer::Locked(
+                answer
+                    .retry_after
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or(Duration::from_secs(1)),
+            )),
+            Outcome::Unspecified => Err(Error::Internal(
+                "the user service's factor check has no outcome".into(),
             )),
         }
     }

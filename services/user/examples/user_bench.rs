@@ -91,6 +91,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         roles: vec!["user".into()],
         client_id: None,
         scope: None,
+        amr: Vec::new(),
+        auth_time: None,
     })?;
 
     let deadline = Instant::now() + Duration::from_secs(seconds);

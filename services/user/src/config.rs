@@ -134,6 +134,31 @@ pub struct Config {
     /// How long a cached user record lives, in seconds.
     #[arg(long = "user-cache-ttl-secs", env = "USER_CACHE_TTL_SECS", value_name = "USER_CACHE_TTL_SECS", default_value = "300", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
     pub user_cache_ttl: Duration,
+
+    /// The key that seals TOTP secrets at rest: 32 random bytes, base64
+    /// (`openssl rand -base64 32`). Keep it out of the database's backups.
+    /// Without it (nor FACTOR_KEY_FILE), second factors cannot be enrolled.
+    #[arg(long, env = "FACTOR_KEY", hide_env_values = true, value_parser = parse_factor_key)]
+    pub factor_key: Option<crate::factors::Sealer>,
+
+    /// A file holding FACTOR_KEY (a mounted Secret); the launcher keeps a
+    /// generated one in its data directory.
+    #[arg(long, env = "FACTOR_KEY_FILE")]
+    pub factor_key_file: Option<std::path::PathBuf>,
+
+    /// The issuer authenticator apps show beside a TOTP code (default: the
+    /// product's name, BRANDING_PRODUCT_NAME).
+    #[arg(long, env = "TOTP_ISSUER")]
+    pub totp_issuer: Option<String>,
+
+    /// How recent a sign-in with a second factor must be, in seconds, for a
+    /// user who has one to change their password, email or factors.
+    #[arg(long = "step-up-max-age-secs", env = "STEP_UP_MAX_AGE_SECS", value_name = "STEP_UP_MAX_AGE_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(60..=86_400).map(Duration::from_secs))]
+    pub step_up_max_age: Duration,
+}
+
+fn parse_factor_key(text: &str) -> Result<crate::factors::Sealer, String> {
+    crate::factors::Sealer::from_base64(text).map_err(|e| e.to_string())
 }
 
 pub use suite_grpc::config::ConfigError;
@@ -165,6 +190,7 @@ impl Config {
                 "needs EMAIL_VERIFICATION=true (nobody could verify an address otherwise... except by a sign-in, which mails a link: set both)".into(),
             );
         }
+        self.factor_sealer()?;
         if let Err(e) = self.events.validate() {
             return err("NATS_URL/EVENTS_*", e);
         }
@@ -235,6 +261,21 @@ impl Config {
     pub fn hash_concurrency(&self) -> usize {
         self.password_hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+    }
+
+    /// The key that seals TOTP secrets: FACTOR_KEY, or FACTOR_KEY_FILE's.
+    pub fn factor_sealer(&self) -> Result<Option<crate::factors::Sealer>, ConfigError> {
+        if let Some(key) = &self.factor_key {
+            return Ok(Some(key.clone()));
+        }
+        let Some(path) = &self.factor_key_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("FACTOR_KEY_FILE", format!("{}: {e}", path.display())))?;
+        crate::factors::Sealer::from_base64(&text)
+            .map(Some)
+            .map_err(|e| ConfigError::new("FACTOR_KEY_FILE", e.to_string()))
     }
 
     pub fn hashing(&self) -> crate::password::HashingOptions {

@@ -43,6 +43,8 @@ use suite_tokens::{
     grpc::{caller, require_caller, require_lasting, token_status},
 };
 use tonic::server::NamedService;
+
+mod factors;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -348,7 +350,14 @@ impl UserService for UserApi {
                     .core
                     .verify_credentials(&caller, login, password, &client)
                     .await?;
-                Ok::<_, Error>(credentials_response(check))
+                let second_factors = match &check {
+                    CredentialCheck::Valid(status) => self.core.second_factors(status.id).await?,
+                    _ => Vec::new(),
+                };
+                Ok::<_, Error>(VerifyCredentialsResponse {
+                    second_factors,
+                    ..credentials_response(check)
+                })
             }
             .await,
         )
@@ -450,6 +459,55 @@ impl UserService for UserApi {
         )
     }
 
+    async fn list_factors(
+        &self,
+        req: Request<suite_proto::user::ListFactorsRequest>,
+    ) -> Result<Response<suite_proto::user::ListFactorsResponse>, Status> {
+        self.list_factors_call(req).await
+    }
+
+    async fn enroll_totp(
+        &self,
+        req: Request<suite_proto::user::EnrollTotpRequest>,
+    ) -> Result<Response<suite_proto::user::EnrollTotpResponse>, Status> {
+        self.enroll_totp_call(req).await
+    }
+
+    async fn confirm_totp(
+        &self,
+        req: Request<suite_proto::user::ConfirmTotpRequest>,
+    ) -> Result<Response<suite_proto::user::ConfirmTotpResponse>, Status> {
+        self.confirm_totp_call(req).await
+    }
+
+    async fn delete_factor(
+        &self,
+        req: Request<suite_proto::user::DeleteFactorRequest>,
+    ) -> Result<Response<suite_proto::user::DeleteFactorResponse>, Status> {
+        self.delete_factor_call(req).await
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        req: Request<suite_proto::user::RegenerateRecoveryCodesRequest>,
+    ) -> Result<Response<suite_proto::user::RegenerateRecoveryCodesResponse>, Status> {
+        self.regenerate_recovery_codes_call(req).await
+    }
+
+    async fn reset_factors(
+        &self,
+        req: Request<suite_proto::user::ResetFactorsRequest>,
+    ) -> Result<Response<suite_proto::user::ResetFactorsResponse>, Status> {
+        self.reset_factors_call(req).await
+    }
+
+    async fn verify_second_factor(
+        &self,
+        req: Request<suite_proto::user::VerifySecondFactorRequest>,
+    ) -> Result<Response<suite_proto::user::VerifySecondFactorResponse>, Status> {
+        self.verify_second_factor_call(req).await
+    }
+
     async fn import_users(
         &self,
         req: Request<ImportUsersRequest>,
@@ -501,6 +559,7 @@ fn credentials_response(check: CredentialCheck) -> VerifyCredentialsResponse {
                 retry_after: None,
                 email_verified,
                 email,
+                second_factors: Vec::new(),
             }
         }
         CredentialCheck::EmailUnverified => VerifyCredentialsResponse {

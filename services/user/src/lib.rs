@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod domain;
 pub mod error;
+pub mod factors;
 /// The gRPC adapter: requests to the core's input, its answers to responses.
 pub mod grpc;
 pub mod hashing;

@@ -12,6 +12,12 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FactorLabels {
+    pub purpose: &'static str,
+    pub outcome: &'static str,
+}
+
 pub struct UserMetrics {
     pub password_hash_queued: Gauge,
     pub password_hash_running: Gauge,
@@ -22,11 +28,17 @@ pub struct UserMetrics {
     pub mail_outbox_depth: Gauge,
     pub mail_delivery_seconds: Histogram,
     pub password_reset_requests: Family<OutcomeLabels, Counter>,
+    pub second_factor_checks: Family<FactorLabels, Counter>,
 }
 
 static METRICS: LazyLock<UserMetrics> = LazyLock::new(|| {
     let registry = suite_telemetry::metrics::metrics();
     UserMetrics {
+        second_factor_checks: registry.registered(
+            "suite_user_second_factor_checks",
+            "Second-factor codes checked, by purpose (sign_in, totp_confirm) and outcome (valid, recovery_code, invalid, locked)",
+            Family::default(),
+        ),
         password_checks: registry.registered(
             "suite_user_password_checks",
             "Throttled password checks (logins and ChangePassword) by outcome (right, wrong, locked)",
@@ -89,6 +101,14 @@ pub fn count_password_check(outcome: &'static str) {
     metrics()
         .password_checks
         .get_or_create(&OutcomeLabels { outcome })
+        .inc();
+}
+
+/// Counts a second factor's check by purpose and outcome.
+pub fn count_second_factor(purpose: &'static str, outcome: &'static str) {
+    metrics()
+        .second_factor_checks
+        .get_or_create(&FactorLabels { purpose, outcome })
         .inc();
 }
 

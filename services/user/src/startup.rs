@@ -92,6 +92,15 @@ pub async fn serve(
         .map_err(|e| StartError::Redis(e.to_string()))?;
     let cache = Arc::new(UserCache::new(redis, config.user_cache_ttl));
     let caching = crate::cache::follow_events(bus.clone(), cache.clone());
+    let factors = crate::core::factors::FactorPolicy {
+        store: crate::store::factors::open(&database),
+        sealer: config.factor_sealer()?,
+        issuer: config
+            .totp_issuer
+            .clone()
+            .unwrap_or_else(|| config.mail.product_name.clone()),
+        step_up_max_age: config.step_up_max_age,
+    };
     let core = Arc::new(UserCore::new(
         store.clone(),
         hasher,
@@ -100,6 +109,7 @@ pub async fn serve(
         config.events.record,
         cache,
         policy,
+        factors,
     ));
 
     let api = UserServiceServer::new(UserApi::new(
@@ -115,7 +125,7 @@ pub async fn serve(
     .max_decoding_message_size(config.grpc.max_message_bytes());
     let pruning = tokio::spawn(suite_runtime::prune::every(
         PRUNE_EVERY,
-        "password-failure counters and link tokens",
+        "password-failure counters, link tokens and unconfirmed factors",
         move || {
             let core = core.clone();
             async move { core.prune().await }

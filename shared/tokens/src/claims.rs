@@ -51,6 +51,15 @@ pub struct Claims {
     /// what these scopes allow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// How the user proved who they are (RFC 8176): `pwd`, and with a
+    /// second factor `otp` (or `rc`, a recovery code) and `mfa`. Empty on
+    /// service and client tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the user signed in (Unix seconds): the step-up rules compare it
+    /// with now. Absent on service and client tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Claims {
@@ -70,6 +79,8 @@ impl Claims {
             roles: vec![roles::SERVICE.into()],
             client_id: None,
             scope: None,
+            amr: Vec::new(),
+            auth_time: None,
         }
     }
 }

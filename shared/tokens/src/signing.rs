@@ -347,6 +347,8 @@ mod tests {
             roles: vec!["user".into()],
             client_id: None,
             scope: None,
+            amr: Vec::new(),
+            auth_time: None,
         }
     }
 

@@ -46,6 +46,21 @@ pub struct UserCaller {
     /// granted; `None` for the suite's own first-party tokens, which allow
     /// whatever the user's roles allow.
     pub delegated: Option<Delegation>,
+    /// How the user signed in (the token's `amr`).
+    pub amr: Vec<String>,
+    /// When (the token's `auth_time`, Unix seconds).
+    pub auth_time: Option<i64>,
+}
+
+impl UserCaller {
+    /// Whether the user signed in with a second factor at most `max_age_secs`
+    /// ago (at `now`, Unix seconds): what changing credentials asks for.
+    pub fn second_factor_within(&self, max_age_secs: i64, now: i64) -> bool {
+        self.amr.iter().any(|m| m == "mfa")
+            && self
+                .auth_time
+                .is_some_and(|t| t <= now && now - t <= max_age_secs)
+    }
 }
 
 /// The scope an OAuth token of an admin needs to act as one.
@@ -114,6 +129,8 @@ impl Caller {
             roles: claims.roles.clone(),
             session,
             delegated,
+            amr: claims.amr.clone(),
+            auth_time: claims.auth_time,
         }))
     }
 
@@ -462,6 +479,8 @@ mod tests {
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             client_id: None,
             scope: None,
+            amr: Vec::new(),
+            auth_time: None,
         }
     }
 

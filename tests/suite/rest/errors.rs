@@ -70,6 +70,8 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
             roles: vec!["admin".into()],
             client_id: None,
             scope: None,
+            amr: Vec::new(),
+            auth_time: None,
         })
         .expect("sign");
     let refused = s.get("/api/v1/users", Some(&fake)).await.expect("forged");

@@ -12,15 +12,17 @@ use super::{
         RequestParams,
     },
 };
-use crate::{error::Error, user_client::Credentials};
+use crate::error::Error;
 use chrono::{DateTime, Utc};
 use suite_events::Event;
-use suite_proto::{Login, Password, auth::ConsentGranted, parse_credentials, time::now};
+use suite_proto::{auth::ConsentGranted, time::now};
 use uuid::Uuid;
 
 mod parameters;
+mod sign_in;
 use parameters::parse_prompt;
 pub use parameters::pkce_shaped;
+pub use sign_in::{FactorForm, SignInForm};
 
 /// How long a pending request waits for its forms.
 const REQUEST_TTL: chrono::Duration = chrono::Duration::minutes(10);
@@ -29,6 +31,9 @@ const CODE_TTL: chrono::Duration = chrono::Duration::seconds(60);
 const MAX_STATE_CHARS: usize = 2000;
 const MAX_NONCE_CHARS: usize = 512;
 const MAX_HINT_CHARS: usize = 254;
+/// The `acr` value of a sign-in with a second factor (`acr_values=mfa`
+/// asks for one); a password alone is `pwd`.
+pub const MFA_ACR: &str = "mfa";
 
 /// An authorization request's parameters, as the browser sent them.
 #[derive(Debug, Clone, Default)]
@@ -46,20 +51,8 @@ pub struct AuthorizeParams {
     pub login_hint: String,
     pub response_mode: String,
     pub request_object: bool,
-}
-
-/// The sign-in form, as posted (no `Debug`: it holds a password).
-pub struct SignInForm {
-    pub request_id: String,
-    pub csrf_token: String,
-    /// The browser's binding cookie.
-    pub binding: String,
-    pub login: String,
-    pub password: String,
-    /// Where the browser is, for the password throttle.
-    pub ip_address: String,
-    /// The browser's User-Agent (a new one is told to the user by mail).
-    pub user_agent: String,
+    /// `acr_values`: `mfa` asks for a second factor.
+    pub acr_values: String,
 }
 
 /// The sign-in page's contents.
@@ -72,6 +65,8 @@ pub struct SignInPage {
     pub error: String,
     pub error_field: String,
     pub retry_after_secs: i64,
+    /// Set when the password was right and a second factor is asked for.
+    pub factor_challenge: String,
 }
 
 /// The consent page's contents.
@@ -256,6 +251,9 @@ impl OAuthCore {
             code_challenge: p.code_challenge.clone(),
             prompt_consent: prompt.consent,
             login_hint: p.login_hint.clone(),
+            require_mfa: suite_tokens::scope_list(&p.acr_values)
+                .iter()
+                .any(|v| v == MFA_ACR),
             ..RequestParams::default()
         };
 
@@ -263,8 +261,11 @@ impl OAuthCore {
         let session = self.browser_session(browser_session, now).await?;
         let stale_cookie = !browser_session.is_empty() && session.is_none();
         // max_age=0 always signs in again, as prompt=login does.
-        let fresh_enough =
-            |s: &BrowserSession| max_age.is_none_or(|age| (now - s.auth_time).num_seconds() < age);
+        // A request for a second factor needs a sign-in that had one.
+        let fresh_enough = |s: &BrowserSession| {
+            max_age.is_none_or(|age| (now - s.auth_time).num_seconds() < age)
+                && (!params.require_mfa || s.amr.iter().any(|m| m == "mfa"))
+        };
         let session = match session {
             Some(s) if !prompt.login && fresh_enough(&s) => s,
             _ => {
@@ -296,104 +297,6 @@ impl OAuthCore {
         }
         let redirect = self.issue_code(&client, &params, &session, now).await?;
         Ok(Next::show(Step::Redirect(redirect)))
-    }
-
-    /// The sign-in form was posted.
-    pub async fn sign_in(&self, form: SignInForm) -> Result<Next, Error> {
-        let SignInForm {
-            request_id,
-            csrf_token,
-            binding,
-            login,
-            password,
-            ip_address,
-            user_agent,
-        } = form;
-        let (request_id, csrf_token, binding, login, ip_address) =
-            (&*request_id, &*csrf_token, &*binding, &*login, &*ip_address);
-        let now = now();
-        let (request, client) = match self
-            .form_request(request_id, csrf_token, binding, now)
-            .await?
-        {
-            Ok(found) => found,
-            Err(page) => return Ok(page),
-        };
-        let page = |error: &str, field: &str, retry: i64| {
-            Next::show(Step::SignIn(SignInPage {
-                request_id: request.id.clone(),
-                csrf_token: request.csrf_token.clone(),
-                client_name: client.name.clone(),
-                login_hint: login.chars().take(MAX_HINT_CHARS).collect(),
-                error: error.to_owned(),
-                error_field: field.to_owned(),
-                retry_after_secs: retry,
-            }))
-        };
-        let (login, password): (Login, Password) = match parse_credentials(login, password) {
-            Ok(parsed) => parsed,
-            Err(bad) => {
-                let field = bad.first().map_or("", |(f, _)| *f);
-                return Ok(page("enter your login and password", field, 0));
-            }
-        };
-        let user = match self
-            .auth
-            .check_password(&login, &password, ip_address, &user_agent)
-            .await?
-        {
-            Credentials::Valid(user) => user,
-            Credentials::Invalid => return Ok(page("wrong login or password", "", 0)),
-            Credentials::EmailUnverified => {
-                return Ok(page(
-                    "confirm your email address first: follow the link we mailed you (a new one is on its way)",
-                    "",
-                    0,
-                ));
-            }
-            Credentials::Locked(wait) => {
-                let secs = wait.as_secs().max(1);
-                return Ok(page(
-                    &format!("too many failed sign-ins: try again in {secs} seconds"),
-                    "",
-                    i64::try_from(secs).unwrap_or(i64::MAX),
-                ));
-            }
-        };
-        let secret = random_token()?;
-        let settings = self.auth.settings();
-        let lifetime =
-            chrono::Duration::from_std(settings.max_lifetime).unwrap_or(chrono::Duration::MAX);
-        let session = BrowserSession {
-            id: Uuid::now_v7(),
-            secret_hash: hash(&secret),
-            user_id: user.id,
-            username: user.username.clone(),
-            auth_time: now,
-            last_used_at: now,
-            expires_at: now + lifetime,
-            revoked_at: None,
-        };
-        self.store.create_browser_session(&session).await?;
-        tracing::info!(user.id = %user.id, client.id = %client.client_id, "signed in at the provider");
-        let cookie = Some((secret, lifetime.num_seconds()));
-        let step = if self
-            .needs_consent(&client, &session, &request.params)
-            .await?
-        {
-            Step::Consent(consent_page(&request, &client, &session))
-        } else {
-            self.store.delete_request(&request.id).await?;
-            Step::Redirect(
-                self.issue_code(&client, &request.params, &session, now)
-                    .await?,
-            )
-        };
-        Ok(Next {
-            step,
-            set_session: cookie,
-            clear_session: false,
-        })
     }
 
     /// The consent form was posted.
@@ -647,7 +550,7 @@ impl OAuthCore {
                     nonce: params.nonce.clone(),
                     auth_time: session.auth_time.timestamp(),
                     browser_session_id: session.id,
-                    amr: vec!["pwd".into()],
+                    amr: session.amr.clone(),
                 },
                 expires_at: now + CODE_TTL,
                 used_at: None,

@@ -3,7 +3,11 @@
 //! the answer into its response (errors through `Error`'s one mapping).
 //! ClientService and ConsentService are in `clients`.
 
-use super::{OAuthCore, authorize::SignInForm, device::UserCodeAnswer};
+use super::{
+    OAuthCore,
+    authorize::{FactorForm, SignInForm},
+    device::UserCodeAnswer,
+};
 use crate::error::Error;
 use std::sync::Arc;
 use suite_grpc::{forwarded::ForwardedArgs, server};
@@ -145,6 +149,32 @@ impl OAuthService for OAuthApi {
                 })
                 .await?;
             Ok(pb::SignInResponse {
+                step: Some(next.into()),
+            })
+        })
+        .await
+    }
+
+    async fn sign_in_factor(
+        &self,
+        req: Request<pb::SignInFactorRequest>,
+    ) -> Result<Response<pb::SignInFactorResponse>, Status> {
+        respond(async {
+            let ip = self.forwarded.client_of(&req);
+            let r = req.into_inner();
+            let next = self
+                .core
+                .sign_in_factor(FactorForm {
+                    request_id: r.request_id,
+                    csrf_token: r.csrf_token,
+                    binding: r.browser_binding,
+                    challenge: r.challenge,
+                    code: r.code,
+                    ip_address: ip,
+                    user_agent: r.user_agent,
+                })
+                .await?;
+            Ok(pb::SignInFactorResponse {
                 step: Some(next.into()),
             })
         })

@@ -460,7 +460,7 @@ macro_rules! oauth_store {
             async fn create_browser_session(&self, s: &BrowserSession) -> Result<()> {
                 sqlx::query(concat!(
                     "INSERT INTO browser_sessions (", browser_columns!(), ") \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ))
                 .bind(s.id)
                 .bind(&s.secret_hash)
@@ -470,6 +470,7 @@ macro_rules! oauth_store {
                 .bind(s.last_used_at)
                 .bind(s.expires_at)
                 .bind(s.revoked_at)
+                .bind(s.amr.join(" "))
                 .execute(&self.pool)
                 .await?;
                 Ok(())

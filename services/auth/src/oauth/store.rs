@@ -71,6 +71,9 @@ pub struct RequestParams {
     pub device_code_hash: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user_code: String,
+    /// `acr_values=mfa`: the sign-in must have had a second factor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_mfa: bool,
 }
 
 /// An authorization code, known by its hash.
@@ -175,6 +178,8 @@ pub struct BrowserSession {
     pub last_used_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// How the user signed in (RFC 8176 values).
+    pub amr: Vec<String>,
 }
 
 /// A revoked session of an OAuth client whose client has not been sent its

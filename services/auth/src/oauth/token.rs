@@ -65,6 +65,8 @@ struct IdClaims {
     at_hash: String,
     sid: String,
     amr: Vec<String>,
+    /// `mfa` after a second factor, else `pwd` (what `acr_values` asks for).
+    acr: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,6 +280,7 @@ impl OAuthCore {
                 browser_session_id: Some(grant.browser_session_id),
                 user_agent: user_agent.to_owned(),
                 ttl: self.access_ttl(client),
+                amr: grant.amr.join(" "),
             })
             .await?;
         Ok(Ok(GrantedSession {
@@ -403,6 +406,11 @@ impl OAuthCore {
             at_hash: at_hash(access_token, &alg),
             sid: grant.browser_session_id.to_string(),
             amr: grant.amr.clone(),
+            acr: if grant.amr.iter().any(|m| m == "mfa") {
+                super::authorize::MFA_ACR
+            } else {
+                "pwd"
+            },
             email: None,
             email_verified: None,
             name: None,
@@ -538,6 +546,8 @@ impl OAuthCore {
             roles: Vec::new(),
             client_id: Some(client.client_id.clone()),
             scope: Some(scope.clone()),
+            amr: Vec::new(),
+            auth_time: None,
         };
         let access_token = self
             .auth

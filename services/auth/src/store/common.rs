@@ -7,7 +7,7 @@
 macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
-            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id FROM sessions ",
+            "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id, amr FROM sessions ",
             $rest
         )
     };
@@ -35,6 +35,7 @@ macro_rules! auth_store {
                 client_id: row.try_get("client_id")?,
                 scope: row.try_get("scope")?,
                 browser_session_id: row.try_get("browser_session_id")?,
+                amr: row.try_get("amr")?,
             })
         }
 
@@ -55,7 +56,7 @@ macro_rules! auth_store {
             async fn find_token(&self, hash: &str) -> Result<Option<(TokenRecord, SessionRecord)>> {
                 let row = sqlx::query(
                     "SELECT t.token_hash, t.session_id, t.created_at AS token_created_at, t.retired_at, \
-                     s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at, s.successor_key, s.client_id, s.scope, s.browser_session_id \
+                     s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip_address, s.revoked_at, s.successor_key, s.client_id, s.scope, s.browser_session_id, s.amr \
                      FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
                 )
                 .bind(hash)

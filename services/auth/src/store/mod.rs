@@ -1,6 +1,7 @@
 //! Persistence of sessions (refresh-token families): one trait, with PostgreSQL and SQLite implementations chosen by
 //! the database URL's scheme.
 
+pub mod challenges;
 mod common;
 mod postgres;
 mod sqlite;
@@ -34,6 +35,9 @@ pub struct SessionRecord {
     pub scope: Option<String>,
     /// The browser (SSO) session the grant came from, which ends it too.
     pub browser_session_id: Option<Uuid>,
+    /// How the user signed in (RFC 8176 values, space-separated); empty for
+    /// sessions from before second factors.
+    pub amr: String,
 }
 
 /// A session's secret for deriving refresh-token successors; never shown.

@@ -33,13 +33,13 @@ auth_store!(PgStore, PgRow, outbox::append_pg, {
         // events, atomically, in one round trip.
         static SQL: LazyLock<String> = LazyLock::new(|| {
             outbox::pg_changes_with_events(
-                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id, amr) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14)",
                 &[
                     "INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
                    SELECT $13, id, created_at FROM changed",
                 ],
-                13,
+                14,
             )
         });
         let query = sqlx::query_scalar::<_, i64>(SQL.as_str())
@@ -55,7 +55,8 @@ auth_store!(PgStore, PgRow, outbox::append_pg, {
             .bind(&s.client_id)
             .bind(&s.scope)
             .bind(s.browser_session_id)
-            .bind(token_hash);
+            .bind(token_hash)
+            .bind(&s.amr);
         outbox::bind_pg_events(query, events)
             .fetch_one(&self.pool)
             .await?;

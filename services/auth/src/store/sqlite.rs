@@ -33,8 +33,8 @@ auth_store!(SqliteStore, SqliteRow, outbox::append_sqlite, {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, revoked_at, successor_key, client_id, scope, browser_session_id, amr) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -48,6 +48,7 @@ auth_store!(SqliteStore, SqliteRow, outbox::append_sqlite, {
         .bind(&s.client_id)
         .bind(&s.scope)
         .bind(s.browser_session_id)
+        .bind(&s.amr)
         .execute(&mut *tx)
         .await?;
         sqlx::query(

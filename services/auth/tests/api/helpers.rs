@@ -257,6 +257,8 @@ impl Suite {
                 roles: vec!["user".into(), "admin".into()],
                 client_id: None,
                 scope: None,
+                amr: Vec::new(),
+                auth_time: None,
             })
             .expect("sign")
     }
@@ -277,6 +279,8 @@ impl Suite {
                 roles: vec!["service".into()],
                 client_id: None,
                 scope: None,
+                amr: Vec::new(),
+                auth_time: None,
             })
             .expect("sign")
     }

@@ -198,6 +198,8 @@ fn oauth_token(s: &Suite, sub: &str, roles: &[&str], scope: &str) -> String {
                 "app".into()
             }),
             scope: Some(scope.into()),
+            amr: Vec::new(),
+            auth_time: None,
         })
         .expect("sign")
 }

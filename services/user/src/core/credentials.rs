@@ -90,6 +90,9 @@ impl UserCore {
         };
 
         let mut record = self.store.get(id).await?.ok_or(Error::NotFound)?;
+        if acting_on_self {
+            self.require_step_up(caller, id).await?;
+        }
         // An admin resetting someone else's password need not know it. The
         // user's own check is a password guess like a login's (a stolen
         // access token must not make it an unthrottled oracle): counted

@@ -7,6 +7,7 @@
 mod access;
 pub mod credentials;
 pub mod email;
+pub mod factors;
 pub mod import;
 pub mod reset;
 pub mod view;
@@ -48,6 +49,8 @@ pub struct UserCore {
     same_checks: Coalescer<CredentialCheck>,
     /// What is mailed, and when.
     mail: MailPolicy,
+    /// Second factors: their store, key and rules.
+    factors: factors::FactorPolicy,
 }
 
 impl UserCore {
@@ -59,6 +62,7 @@ impl UserCore {
         record: bool,
         cache: Arc<UserCache>,
         mail: MailPolicy,
+        factors: factors::FactorPolicy,
     ) -> Self {
         Self {
             store,
@@ -69,6 +73,7 @@ impl UserCore {
             cache,
             same_checks: Coalescer::new(crate::password::random_key()),
             mail,
+            factors,
         }
     }
 
@@ -84,7 +89,8 @@ impl UserCore {
             .store
             .prune_tokens(now() - chrono::Duration::days(1))
             .await?;
-        Ok(self.throttle.prune().await? + tokens)
+        let enrolments = self.prune_factors().await?;
+        Ok(self.throttle.prune().await? + tokens + enrolments)
     }
 
     /// Registration: open to anyone; only an admin may choose roles.
@@ -236,6 +242,7 @@ impl UserCore {
             }
             // The user's own waits for the new address to confirm.
             Some(e) => {
+                self.require_step_up(caller, id).await?;
                 self.request_email_change(&mut record, e, &mut events, &mut links)
                     .await?;
             }

@@ -16,6 +16,7 @@ pub enum Kind {
     PasswordChanged,
     NewSignIn,
     AccountLocked,
+    RecoveryCodeUsed,
 }
 
 impl Kind {
@@ -28,6 +29,7 @@ impl Kind {
             Self::PasswordChanged => "password_changed",
             Self::NewSignIn => "new_sign_in",
             Self::AccountLocked => "account_locked",
+            Self::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 }
@@ -262,6 +264,30 @@ impl Letters {
             Kind::PasswordChanged,
             to,
             format!("Your {} password was changed", self.product),
+            body,
+        )
+    }
+
+    /// The notice that a recovery code signed the user in (`left` remain).
+    pub fn recovery_code_used(&self, to: &Addressee<'_>, left: i64) -> Letter {
+        let mut body = self.body(
+            to,
+            vec![
+                format!(
+                    "A recovery code was just used to sign in to your {} account. It no longer works; {left} unused codes are left.",
+                    self.product
+                ),
+                "If you lost your authenticator, sign in and set up a new one, then make new recovery codes.".into(),
+            ],
+        );
+        body.action = Some(Action {
+            label: "This was not me: reset the password".into(),
+            url: format!("{}{}", self.public_url, paths::FORGOT_PASSWORD),
+        });
+        self.letter(
+            Kind::RecoveryCodeUsed,
+            to,
+            format!("A recovery code of your {} account was used", self.product),
             body,
         )
     }

@@ -2,6 +2,7 @@
 //! implementation chosen by the database URL's scheme.
 
 mod also;
+pub mod factors;
 mod postgres;
 mod sqlite;
 mod traced;

@@ -64,6 +64,7 @@ impl From<pb::AuthorizationParameters> for AuthorizeParams {
             login_hint: p.login_hint,
             response_mode: p.response_mode,
             request_object: p.request_object,
+            acr_values: p.acr_values,
         }
     }
 }
@@ -111,6 +112,7 @@ impl From<Next> for pb::AuthorizationStep {
                 error: p.error,
                 error_field: p.error_field,
                 retry_after_secs: p.retry_after_secs,
+                factor_challenge: p.factor_challenge,
             }),
             Step::Consent(p) => S::Consent(pb::ConsentPage {
                 request_id: p.request_id,

@@ -24,7 +24,7 @@ macro_rules! consent_columns {
 /// Every column of `browser_sessions`.
 macro_rules! browser_columns {
     () => {
-        "id, secret_hash, user_id, username, auth_time, last_used_at, expires_at, revoked_at"
+        "id, secret_hash, user_id, username, auth_time, last_used_at, expires_at, revoked_at, amr"
     };
 }
 
@@ -91,6 +91,7 @@ macro_rules! oauth_rows {
                 last_used_at: row.try_get("last_used_at")?,
                 expires_at: row.try_get("expires_at")?,
                 revoked_at: row.try_get("revoked_at")?,
+                amr: suite_tokens::scope_list(&row.try_get::<String, _>("amr")?),
             })
         }
 

@@ -8,7 +8,7 @@ use crate::{
     error::Error,
     keys::KeyRing,
     refresh,
-    store::{AuthStore, SessionRecord, SuccessorKey},
+    store::{AuthStore, SessionRecord, SuccessorKey, challenges::ChallengeStore},
     user_client::{Credentials, UserDirectory},
 };
 use chrono::{DateTime, Utc};
@@ -23,6 +23,9 @@ use suite_proto::{
 };
 use suite_tokens::{Audience, Caller, Claims};
 use uuid::Uuid;
+
+pub mod second_factor;
+pub use second_factor::{Challenge, LoginOutcome};
 
 /// The longest user agent kept with a session.
 const MAX_USER_AGENT_CHARS: usize = 256;
@@ -72,6 +75,8 @@ pub(crate) struct OAuthSession {
     pub browser_session_id: Option<Uuid>,
     pub user_agent: String,
     pub ttl: Duration,
+    /// How the user signed in (RFC 8176 values, space-separated).
+    pub amr: String,
 }
 
 /// An OAuth client refreshing: who, its access tokens' lifetime, and the
@@ -94,6 +99,8 @@ pub struct AuthCore {
     /// The outbox relay, woken after each change so its event goes at once.
     events: Wake,
     store: Arc<dyn AuthStore>,
+    /// Sign-ins waiting for their second factor.
+    challenges: Arc<dyn ChallengeStore>,
     users: UserDirectory,
     keys: Arc<KeyRing>,
     settings: Settings,
@@ -106,23 +113,26 @@ impl AuthCore {
         keys: Arc<KeyRing>,
         settings: Settings,
         events: Wake,
+        challenges: Arc<dyn ChallengeStore>,
     ) -> Self {
         Self {
             events,
             store,
+            challenges,
             users,
             keys,
             settings,
         }
     }
 
-    /// Checks a login and password with the user service and opens a session.
+    /// Checks a login and password with the user service and opens a
+    /// session, or, when the user has a second factor, a challenge for it.
     pub async fn login(
         &self,
         login: &Login,
         password: &Password,
         client: ClientInfo,
-    ) -> Result<Issued, Error> {
+    ) -> Result<LoginOutcome, Error> {
         // Taken before the user's roles are read: the session and its tokens
         // date from then, so that a password or roles change that lands
         // while this login is under way cuts them off too (its cutoff is
@@ -152,9 +162,28 @@ impl AuthCore {
                 return Err(Error::Throttled(wait));
             }
         };
+        if !user.second_factors.is_empty() {
+            count_login("second_factor_asked");
+            let challenge = self.challenge(&user, "", &client).await?;
+            return Ok(LoginOutcome::SecondFactor(challenge));
+        }
         count_login("success");
-        let user_id = user.id;
+        Ok(LoginOutcome::Issued(
+            self.open_session(user.id, user.roles, client, "pwd", now)
+                .await?,
+        ))
+    }
 
+    /// Opens a first-party session of `user_id` signed in by `amr`, and
+    /// issues its tokens.
+    async fn open_session(
+        &self,
+        user_id: Uuid,
+        roles: Vec<String>,
+        client: ClientInfo,
+        amr: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Issued, Error> {
         let (refresh_token, hash) =
             refresh::new_token().map_err(|e| Error::Internal(e.to_string()))?;
         let successor_key =
@@ -176,6 +205,7 @@ impl AuthCore {
             client_id: None,
             scope: None,
             browser_session_id: None,
+            amr: amr.to_owned(),
         };
         let started = Event::new(
             &SessionStarted {
@@ -190,8 +220,8 @@ impl AuthCore {
             .create_session(&session, &hash, &[started])
             .await?;
         self.events.wake();
-        tracing::info!(user.id = %user_id, session.id = %session.id, "logged in");
-        self.issue(&session, user.roles, refresh_token, now)
+        tracing::info!(user.id = %user_id, session.id = %session.id, amr, "logged in");
+        self.issue(&session, roles, refresh_token, now)
     }
 
     /// Opens the session of an OAuth grant to a user and issues its access
@@ -220,6 +250,7 @@ impl AuthCore {
             client_id: Some(grant.client_id),
             scope: Some(grant.scope.clone()),
             browser_session_id: grant.browser_session_id,
+            amr: grant.amr.clone(),
         };
         let started = Event::new(
             &SessionStarted {
@@ -566,7 +597,8 @@ impl AuthCore {
     pub async fn prune(&self) -> Result<u64, Error> {
         let now = now();
         let idle_before = now - chrono_duration(self.settings.idle_timeout);
-        Ok(self.store.prune(now, idle_before).await?)
+        let sessions = self.store.prune(now, idle_before).await?;
+        Ok(sessions + self.prune_challenges().await?)
     }
 
     fn is_live(&self, session: &SessionRecord, now: DateTime<Utc>) -> bool {
@@ -625,6 +657,12 @@ impl AuthCore {
                 .client_id
                 .as_ref()
                 .map(|_| scope.unwrap_or_default()),
+            amr: suite_tokens::scope_list(&session.amr),
+            // A first-party session began with its sign-in (a refresh keeps
+            // the instant); an OAuth session's began at the code's exchange,
+            // later than the sign-in, so its tokens claim no time at all.
+            auth_time: (session.client_id.is_none() && !session.amr.is_empty())
+                .then(|| session.created_at.timestamp()),
         };
         let access_token = self
             .keys
