@@ -8,6 +8,7 @@ mod account_pages;
 mod balance;
 mod ctl;
 mod events;
+mod factors;
 mod grpc;
 mod helpers;
 mod oidc;
