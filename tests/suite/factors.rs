@@ -12,12 +12,12 @@ use totp_rs::TOTP;
 const PASSWORD: &str = "correct horse battery";
 
 /// The test's authenticator app: the TOTP of an enrolment's URI.
-struct App(TOTP);
+pub(crate) struct App(TOTP);
 
 impl App {
     /// The code `steps` time steps from now (one step either way is
     /// accepted by the service: clock skew).
-    fn code(&self, steps: i64) -> String {
+    pub(crate) fn code(&self, steps: i64) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -35,7 +35,7 @@ async fn call(s: &Suite, method: &str, path: &str, token: Option<&str>, body: Va
 /// Registers `name` and enrols and confirms a TOTP authenticator for them:
 /// the app, the recovery codes, the user's id and the password-only token
 /// used to enrol.
-async fn user_with_totp(s: &Suite, name: &str) -> (App, Vec<String>, String, String) {
+pub(crate) async fn user_with_totp(s: &Suite, name: &str) -> (App, Vec<String>, String, String) {
     let created = register_as(s, name, &format!("{name}@example.com"), PASSWORD).await;
     let id = created.json["id"].as_str().expect("id").to_owned();
     let token = login(s, name, PASSWORD).await["accessToken"]
@@ -88,7 +88,7 @@ async fn user_with_totp(s: &Suite, name: &str) -> (App, Vec<String>, String, Str
 }
 
 /// A six-digit code that is none of the three the service accepts now.
-fn wrong_code(app: &App) -> String {
+pub(crate) fn wrong_code(app: &App) -> String {
     let valid = [app.code(-1), app.code(0), app.code(1)];
     (0..1000)
         .map(|n| format!("{:06}", (n * 7919) % 1_000_000))
@@ -163,7 +163,7 @@ async fn mailed_subject(s: &Suite, to: &str, about: &str) -> String {
 }
 
 /// The claims of a JWT (unverified: the services verify; this reads).
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).expect("a JWT");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

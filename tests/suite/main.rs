@@ -14,6 +14,7 @@ mod helpers;
 mod oidc;
 mod oidc_browser;
 mod oidc_device;
+mod oidc_factors;
 mod openapi;
 mod rest;
 mod shared_limits;

@@ -14,7 +14,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-const REDIRECT: &str = "https://app.example.com/callback";
+pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
 const BYE: &str = "https://app.example.com/bye";
 
 /// The issuer: the launcher makes it this run's gateway.
@@ -23,7 +23,7 @@ fn issuer(s: &Suite) -> String {
 }
 const PASSWORD: &str = "correct horse battery";
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = URL_SAFE_NO_PAD
         .encode(uuid::Uuid::now_v7().as_bytes())
         .repeat(2);
@@ -31,7 +31,7 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-fn authorize_path(client_id: &str, challenge: &str, redirect: &str) -> String {
+pub(crate) fn authorize_path(client_id: &str, challenge: &str, redirect: &str) -> String {
     format!(
         "/oauth2/authorize?{}",
         encode(&[
@@ -56,7 +56,7 @@ fn basic(id: &str, secret: &str) -> String {
 }
 
 /// Registers a confidential client over REST as an admin: (id, secret).
-async fn register_client(s: &Suite, admin: &str) -> (String, String) {
+pub(crate) async fn register_client(s: &Suite, admin: &str) -> (String, String) {
     let r = s
         .request(
             "POST",
@@ -177,7 +177,13 @@ async fn post_sign_in(
 
 /// The token endpoint's answer to `code` with its PKCE `verifier`, for the
 /// client `id`.
-async fn exchange(s: &Suite, id: &str, secret: &str, code: &str, verifier: &str) -> Page {
+pub(crate) async fn exchange(
+    s: &Suite,
+    id: &str,
+    secret: &str,
+    code: &str,
+    verifier: &str,
+) -> Page {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -189,7 +195,11 @@ async fn exchange(s: &Suite, id: &str, secret: &str, code: &str, verifier: &str)
 
 /// The ID token checked as a relying party would: against the JWKS the
 /// gateway publishes, with jsonwebtoken alone.
-async fn verify_id_token(s: &Suite, id_token: &str, client_id: &str) -> serde_json::Value {
+pub(crate) async fn verify_id_token(
+    s: &Suite,
+    id_token: &str,
+    client_id: &str,
+) -> serde_json::Value {
     let jwks = http(s, "GET", "/.well-known/jwks.json", &[], None).await;
     assert_eq!(jwks.status, 200);
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&jwks.body).expect("a JWKS");
