@@ -155,6 +155,18 @@ pub struct Config {
     /// user who has one to change their password, email or factors.
     #[arg(long = "step-up-max-age-secs", env = "STEP_UP_MAX_AGE_SECS", value_name = "STEP_UP_MAX_AGE_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(60..=86_400).map(Duration::from_secs))]
     pub step_up_max_age: Duration,
+
+    /// The WebAuthn relying party id passkeys are registered for (a domain:
+    /// PUBLIC_URL's host by default, or `localhost` when that is an IP
+    /// address, which browsers refuse as a relying party). Changing it
+    /// orphans every passkey registered before.
+    #[arg(long, env = "WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+
+    /// More origins (comma-separated URLs) whose pages may use passkeys
+    /// besides PUBLIC_URL's: within the relying party's domain.
+    #[arg(long, env = "WEBAUTHN_ORIGINS", value_delimiter = ',')]
+    pub webauthn_origins: Vec<url::Url>,
 }
 
 fn parse_factor_key(text: &str) -> Result<crate::factors::Sealer, String> {
@@ -191,6 +203,7 @@ impl Config {
             );
         }
         self.factor_sealer()?;
+        self.webauthn()?;
         if let Err(e) = self.events.validate() {
             return err("NATS_URL/EVENTS_*", e);
         }
@@ -276,6 +289,35 @@ impl Config {
         crate::factors::Sealer::from_base64(&text)
             .map(Some)
             .map_err(|e| ConfigError::new("FACTOR_KEY_FILE", e.to_string()))
+    }
+
+    /// The WebAuthn relying party: PUBLIC_URL's origin (its host, or
+    /// `localhost` for an IP address, any port) and WEBAUTHN_ORIGINS.
+    pub fn webauthn(&self) -> Result<webauthn_rs::Webauthn, ConfigError> {
+        let bad =
+            |reason: String| ConfigError::new("WEBAUTHN_RP_ID/WEBAUTHN_ORIGINS/PUBLIC_URL", reason);
+        let public = url::Url::parse(&self.mail.public_url).map_err(|e| bad(e.to_string()))?;
+        let ip_host = matches!(public.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+        let mut origin = public.clone();
+        origin.set_path("");
+        if ip_host {
+            origin
+                .set_host(Some("localhost"))
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        let rp_id = match &self.webauthn_rp_id {
+            Some(id) => id.clone(),
+            None => origin.host_str().unwrap_or("localhost").to_owned(),
+        };
+        let mut builder = webauthn_rs::WebauthnBuilder::new(&rp_id, &origin)
+            .map_err(|e| bad(format!("{rp_id} for {origin}: {e}")))?
+            .rp_name(&self.mail.product_name)
+            // A development origin on localhost: whichever port it runs on.
+            .allow_any_port(rp_id == "localhost");
+        for extra in &self.webauthn_origins {
+            builder = builder.append_allowed_origin(extra);
+        }
+        builder.build().map_err(|e| bad(e.to_string()))
     }
 
     pub fn hashing(&self) -> crate::password::HashingOptions {

@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 /// The kind of a TOTP factor, as stored and shown.
 pub const TOTP_KIND: &str = "totp";
+/// The kind of a passkey factor.
+pub const PASSKEY_KIND: &str = "passkey";
 /// A TOTP time step, in seconds (what authenticator apps assume).
 pub const STEP_SECS: i64 = 30;
 /// Digits of a TOTP code.

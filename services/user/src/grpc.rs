@@ -508,6 +508,41 @@ impl UserService for UserApi {
         self.verify_second_factor_call(req).await
     }
 
+    async fn start_passkey_registration(
+        &self,
+        req: Request<suite_proto::user::StartPasskeyRegistrationRequest>,
+    ) -> Result<Response<suite_proto::user::StartPasskeyRegistrationResponse>, Status> {
+        self.start_passkey_registration_call(req).await
+    }
+
+    async fn finish_passkey_registration(
+        &self,
+        req: Request<suite_proto::user::FinishPasskeyRegistrationRequest>,
+    ) -> Result<Response<suite_proto::user::FinishPasskeyRegistrationResponse>, Status> {
+        self.finish_passkey_registration_call(req).await
+    }
+
+    async fn rename_factor(
+        &self,
+        req: Request<suite_proto::user::RenameFactorRequest>,
+    ) -> Result<Response<suite_proto::user::RenameFactorResponse>, Status> {
+        self.rename_factor_call(req).await
+    }
+
+    async fn start_passkey_authentication(
+        &self,
+        req: Request<suite_proto::user::StartPasskeyAuthenticationRequest>,
+    ) -> Result<Response<suite_proto::user::StartPasskeyAuthenticationResponse>, Status> {
+        self.start_passkey_authentication_call(req).await
+    }
+
+    async fn verify_passkey(
+        &self,
+        req: Request<suite_proto::user::VerifyPasskeyRequest>,
+    ) -> Result<Response<suite_proto::user::VerifyPasskeyResponse>, Status> {
+        self.verify_passkey_call(req).await
+    }
+
     async fn import_users(
         &self,
         req: Request<ImportUsersRequest>,

@@ -100,6 +100,7 @@ pub async fn serve(
             .clone()
             .unwrap_or_else(|| config.mail.product_name.clone()),
         step_up_max_age: config.step_up_max_age,
+        webauthn: Some(Arc::new(config.webauthn()?)),
     };
     let core = Arc::new(UserCore::new(
         store.clone(),
@@ -108,8 +109,10 @@ pub async fn serve(
         events,
         config.events.record,
         cache,
-        policy,
-        factors,
+        crate::core::Policies {
+            mail: policy,
+            factors,
+        },
     ));
 
     let api = UserServiceServer::new(UserApi::new(

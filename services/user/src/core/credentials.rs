@@ -212,7 +212,7 @@ impl UserCore {
     /// What a right password leads to: a sign-in (told by mail if from a
     /// client the user has not signed in with before), or, while sign-in
     /// waits for a verified address, a new verification link.
-    async fn admit(
+    pub(super) async fn admit(
         &self,
         status: UserStatus,
         client: &SignInClient,

@@ -40,12 +40,22 @@ pub struct FactorPolicy {
     pub sealer: Option<Sealer>,
     pub issuer: String,
     pub step_up_max_age: Duration,
+    /// The WebAuthn relying party (none: passkeys are off).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// A TOTP enrolment begun: the factor and what to show.
 pub struct TotpEnrolment {
     pub factor: FactorRecord,
     pub enrolment: factors::Enrolment,
+}
+
+/// A passkey's answer to a sign-in's ceremony.
+#[derive(Clone, Copy)]
+pub struct PasskeyAssertion<'a> {
+    pub ceremony: &'a str,
+    pub binding: &'a str,
+    pub assertion_json: &'a str,
 }
 
 /// What a second factor's check found.
@@ -119,6 +129,7 @@ impl UserCore {
             confirmed_at: None,
             last_used_at: None,
             last_step: 0,
+            credential_id: None,
         };
         self.factors.store.begin(&factor).await?;
         let enrolment = factors::enrolment(&secret, &self.factors.issuer, record.username.as_str());
@@ -292,12 +303,14 @@ impl UserCore {
         caller: &Caller,
         user_id: &str,
         code: &str,
+        passkey: Option<PasskeyAssertion<'_>>,
         client_address: &str,
     ) -> Result<FactorCheck, Error> {
         services_only(caller, "only services may verify second factors")?;
         let id = parse_id(user_id, "user_id")?;
         let code = code.trim();
-        if code.is_empty() || code.len() > 64 {
+        let passkey = passkey.filter(|p| !p.ceremony.is_empty());
+        if passkey.is_none() && (code.is_empty() || code.len() > 64) {
             return Ok(FactorCheck::Invalid);
         }
         let reservation = match self
@@ -312,7 +325,13 @@ impl UserCore {
             }
             Err(e) => return Err(e),
         };
-        let answer = self.check_code(id, code).await;
+        let answer = match passkey {
+            Some(p) => {
+                self.check_passkey(id, p.ceremony, p.binding, p.assertion_json)
+                    .await
+            }
+            None => self.check_code(id, code).await,
+        };
         match &answer {
             Ok(FactorCheck::Valid(_)) => self.throttle.release(reservation).await?,
             _ => self.throttle.fail(reservation).await,
@@ -322,6 +341,7 @@ impl UserCore {
             "sign_in",
             match &answer {
                 FactorCheck::Valid("rc") => "recovery_code",
+                FactorCheck::Valid("hwk" | "swk") => "passkey",
                 FactorCheck::Valid(_) => "valid",
                 _ => "invalid",
             },
@@ -442,7 +462,7 @@ impl UserCore {
 
     /// Refused unless the caller is the user: factors are enrolled by their
     /// owner, never for them.
-    fn only_self(&self, caller: &Caller, id: Uuid) -> Result<(), Error> {
+    pub(super) fn only_self(&self, caller: &Caller, id: Uuid) -> Result<(), Error> {
         if caller.user_id() == Some(id) {
             Ok(())
         } else {
@@ -469,7 +489,7 @@ impl UserCore {
     }
 
     /// The user `id`, unless deleted.
-    async fn live_user(&self, id: Uuid) -> Result<crate::store::UserRecord, Error> {
+    pub(super) async fn live_user(&self, id: Uuid) -> Result<crate::store::UserRecord, Error> {
         self.store.get(id).await?.ok_or(Error::NotFound)
     }
 
@@ -493,7 +513,7 @@ impl UserCore {
     }
 }
 
-fn codes_generated(user: Uuid) -> Event {
+pub(super) fn codes_generated(user: Uuid) -> Event {
     Event::new(
         &RecoveryCodesGenerated {
             user_id: user.to_string(),
@@ -502,7 +522,7 @@ fn codes_generated(user: Uuid) -> Event {
     )
 }
 
-fn hashes(user: Uuid, codes: &[String]) -> Vec<Vec<u8>> {
+pub(super) fn hashes(user: Uuid, codes: &[String]) -> Vec<Vec<u8>> {
     codes
         .iter()
         .filter_map(|c| factors::canonical_code(c))
@@ -516,9 +536,15 @@ fn parse_id(text: &str, field: &str) -> Result<Uuid, Error> {
 
 /// A factor's name: default, trimmed, at most 64 visible characters.
 fn factor_name(name: &str) -> Result<String, Error> {
+    factor_name_or(name, "Authenticator app")
+}
+
+/// A factor's name: `default` when empty, trimmed, at most 64 characters
+/// with no control characters.
+pub(super) fn factor_name_or(name: &str, default: &str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() {
-        return Ok("Authenticator app".to_owned());
+        return Ok(default.to_owned());
     }
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(Error::invalid("name", "must be at most 64 characters"));

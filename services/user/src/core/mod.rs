@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod email;
 pub mod factors;
 pub mod import;
+pub mod passkeys;
 pub mod reset;
 pub mod view;
 
@@ -34,6 +35,12 @@ use suite_proto::{
 use suite_tokens::Caller;
 use uuid::Uuid;
 use view::{UserPage, Visibility, check_etag, view};
+
+/// What the core follows: when to mail, and the second factors' rules.
+pub struct Policies {
+    pub mail: MailPolicy,
+    pub factors: factors::FactorPolicy,
+}
 
 pub struct UserCore {
     store: Arc<dyn UserStore>,
@@ -61,8 +68,7 @@ impl UserCore {
         events: Wake,
         record: bool,
         cache: Arc<UserCache>,
-        mail: MailPolicy,
-        factors: factors::FactorPolicy,
+        Policies { mail, factors }: Policies,
     ) -> Self {
         Self {
             store,

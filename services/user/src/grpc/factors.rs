@@ -3,16 +3,27 @@
 
 use super::{UserApi, whole_seconds};
 use crate::{
-    core::factors::FactorCheck, domain::UserRef, error::Error, store::factors::FactorRecord,
+    core::{
+        credentials::SignInClient,
+        factors::{FactorCheck, PasskeyAssertion},
+        passkeys::PasskeySignIn,
+    },
+    domain::UserRef,
+    error::Error,
+    store::factors::FactorRecord,
 };
 use suite_grpc::server;
 use suite_proto::{
     time::to_timestamp,
     user::{
         ConfirmTotpRequest, ConfirmTotpResponse, DeleteFactorRequest, DeleteFactorResponse,
-        EnrollTotpRequest, EnrollTotpResponse, Factor, ListFactorsRequest, ListFactorsResponse,
-        RegenerateRecoveryCodesRequest, RegenerateRecoveryCodesResponse, ResetFactorsRequest,
-        ResetFactorsResponse, VerifySecondFactorRequest, VerifySecondFactorResponse,
+        EnrollTotpRequest, EnrollTotpResponse, Factor, FinishPasskeyRegistrationRequest,
+        FinishPasskeyRegistrationResponse, ListFactorsRequest, ListFactorsResponse,
+        RegenerateRecoveryCodesRequest, RegenerateRecoveryCodesResponse, RenameFactorRequest,
+        RenameFactorResponse, ResetFactorsRequest, ResetFactorsResponse,
+        StartPasskeyAuthenticationRequest, StartPasskeyAuthenticationResponse,
+        StartPasskeyRegistrationRequest, StartPasskeyRegistrationResponse, VerifyPasskeyRequest,
+        VerifyPasskeyResponse, VerifySecondFactorRequest, VerifySecondFactorResponse,
         verify_second_factor_response::Outcome,
     },
 };
@@ -153,7 +164,17 @@ impl UserApi {
                 let r = req.get_ref();
                 let check = self
                     .core
-                    .verify_second_factor(&caller, &r.user_id, &r.code, &r.client_address)
+                    .verify_second_factor(
+                        &caller,
+                        &r.user_id,
+                        &r.code,
+                        Some(PasskeyAssertion {
+                            ceremony: &r.ceremony,
+                            binding: &r.binding,
+                            assertion_json: &r.assertion_json,
+                        }),
+                        &r.client_address,
+                    )
                     .await?;
                 Ok::<_, Error>(match check {
                     FactorCheck::Valid(method) => VerifySecondFactorResponse {
@@ -170,6 +191,131 @@ impl UserApi {
                         retry_after: Some(whole_seconds(wait)),
                         ..Default::default()
                     },
+                })
+            }
+            .await,
+        )
+    }
+
+    pub(super) async fn start_passkey_registration_call(
+        &self,
+        req: Request<StartPasskeyRegistrationRequest>,
+    ) -> Result<Response<StartPasskeyRegistrationResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req, "StartPasskeyRegistration").await?;
+                let r = req.get_ref();
+                let target = UserRef::parse(&r.user_id, "user_id")?;
+                let (ceremony, options_json) = self
+                    .core
+                    .start_passkey_registration(&caller, target, &r.name)
+                    .await?;
+                Ok::<_, Error>(StartPasskeyRegistrationResponse {
+                    ceremony,
+                    options_json,
+                })
+            }
+            .await,
+        )
+    }
+
+    pub(super) async fn finish_passkey_registration_call(
+        &self,
+        req: Request<FinishPasskeyRegistrationRequest>,
+    ) -> Result<Response<FinishPasskeyRegistrationResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req, "FinishPasskeyRegistration").await?;
+                let r = req.get_ref();
+                let target = UserRef::parse(&r.user_id, "user_id")?;
+                let (added, codes) = self
+                    .core
+                    .finish_passkey_registration(&caller, target, &r.ceremony, &r.credential_json)
+                    .await?;
+                Ok::<_, Error>(FinishPasskeyRegistrationResponse {
+                    factor: Some(factor(&added)),
+                    recovery_codes: codes,
+                })
+            }
+            .await,
+        )
+    }
+
+    pub(super) async fn rename_factor_call(
+        &self,
+        req: Request<RenameFactorRequest>,
+    ) -> Result<Response<RenameFactorResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req, "RenameFactor").await?;
+                let r = req.get_ref();
+                let target = UserRef::parse(&r.user_id, "user_id")?;
+                let renamed = self
+                    .core
+                    .rename_factor(&caller, target, &r.factor_id, &r.name)
+                    .await?;
+                Ok::<_, Error>(RenameFactorResponse {
+                    factor: Some(factor(&renamed)),
+                })
+            }
+            .await,
+        )
+    }
+
+    pub(super) async fn start_passkey_authentication_call(
+        &self,
+        req: Request<StartPasskeyAuthenticationRequest>,
+    ) -> Result<Response<StartPasskeyAuthenticationResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req, "StartPasskeyAuthentication").await?;
+                let r = req.get_ref();
+                let (ceremony, options_json) = self
+                    .core
+                    .start_passkey_authentication(&caller, &r.user_id, &r.binding)
+                    .await?;
+                Ok::<_, Error>(StartPasskeyAuthenticationResponse {
+                    ceremony,
+                    options_json,
+                })
+            }
+            .await,
+        )
+    }
+
+    pub(super) async fn verify_passkey_call(
+        &self,
+        req: Request<VerifyPasskeyRequest>,
+    ) -> Result<Response<VerifyPasskeyResponse>, Status> {
+        server::reply(
+            async {
+                let caller = self.caller(&req, "VerifyPasskey").await?;
+                let r = req.get_ref();
+                let client = SignInClient {
+                    address: r.client_address.clone(),
+                    user_agent: String::new(),
+                };
+                let found = self
+                    .core
+                    .verify_passkey(&caller, &r.ceremony, &r.binding, &r.assertion_json, &client)
+                    .await?;
+                Ok::<_, Error>(match found {
+                    PasskeySignIn::Valid(status, method) => VerifyPasskeyResponse {
+                        outcome: Outcome::Valid.into(),
+                        user_id: status.id.to_string(),
+                        username: status.username,
+                        roles: status.roles,
+                        sessions_valid_after: status.sessions_valid_after.map(to_timestamp),
+                        method: method.to_owned(),
+                    },
+                    // A sign-in waiting for a verified address is no
+                    // sign-in: the user service mailed a link.
+                    PasskeySignIn::Invalid | PasskeySignIn::EmailUnverified => {
+                        VerifyPasskeyResponse {
+                            outcome: Outcome::Invalid.into(),
+                            ..Default::default()
+                        }
+                    }
                 })
             }
             .await,

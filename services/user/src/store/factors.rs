@@ -26,6 +26,36 @@ pub struct FactorRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     /// The last TOTP time step a code was accepted for.
     pub last_step: i64,
+    /// A passkey's credential id (unique across users).
+    pub credential_id: Option<Vec<u8>>,
+}
+
+/// A WebAuthn ceremony between its two calls.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CeremonyRecord {
+    /// SHA-256 of the ceremony's token, base64url.
+    pub hash: String,
+    /// `register` or `authenticate`.
+    pub purpose: String,
+    /// Unset for a discoverable sign-in.
+    pub user_id: Option<Uuid>,
+    /// What the finishing call must present again.
+    pub binding: String,
+    /// The server's state (webauthn-rs, JSON).
+    pub state: String,
+    /// The name a registration gives its passkey.
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for CeremonyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CeremonyRecord")
+            .field("purpose", &self.purpose)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for FactorRecord {
@@ -84,14 +114,38 @@ pub trait FactorStore: Send + Sync {
     ) -> Result<Option<i64>>;
     /// How many unused recovery codes `user` has.
     async fn codes_left(&self, user: Uuid) -> Result<i64>;
-    /// Deletes factors left unconfirmed since before `before`.
+    /// Deletes factors left unconfirmed since before `before`, and
+    /// ceremonies that expired before it.
     async fn prune_unconfirmed(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// Stores a factor confirmed at once (a passkey), with `codes` (hashes)
+    /// replacing the recovery codes if given, and `events`. False if its
+    /// credential id is registered already.
+    async fn add_confirmed(
+        &self,
+        factor: &FactorRecord,
+        codes: Option<&[Vec<u8>]>,
+        events: &[Event],
+    ) -> Result<bool>;
+    /// Replaces a factor's stored credential (a passkey's counter) and
+    /// records its use.
+    async fn update_secret(&self, id: Uuid, secret: &[u8], at: DateTime<Utc>) -> Result<()>;
+    /// Renames `user`'s factor `id`: false if there is none.
+    async fn rename(&self, user: Uuid, id: Uuid, name: &str) -> Result<bool>;
+    async fn create_ceremony(&self, ceremony: &CeremonyRecord) -> Result<()>;
+    /// Takes the ceremony `hash` (once) if it is unexpired at `at` and was
+    /// started with `binding`.
+    async fn take_ceremony(
+        &self,
+        hash: &str,
+        binding: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CeremonyRecord>>;
 }
 
 /// Every column of `user_factors`.
 macro_rules! columns {
     () => {
-        "id, user_id, kind, name, secret, created_at, confirmed_at, last_used_at, last_step"
+        "id, user_id, kind, name, secret, created_at, confirmed_at, last_used_at, last_step, credential_id"
     };
 }
 
@@ -112,6 +166,20 @@ macro_rules! factor_store {
                 confirmed_at: row.try_get("confirmed_at")?,
                 last_used_at: row.try_get("last_used_at")?,
                 last_step: row.try_get("last_step")?,
+                credential_id: row.try_get("credential_id")?,
+            })
+        }
+
+        fn ceremony(row: &$row) -> sqlx::Result<CeremonyRecord> {
+            Ok(CeremonyRecord {
+                hash: row.try_get("hash")?,
+                purpose: row.try_get("purpose")?,
+                user_id: row.try_get("user_id")?,
+                binding: row.try_get("binding")?,
+                state: row.try_get("state")?,
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
             })
         }
 
@@ -137,7 +205,7 @@ macro_rules! factor_store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(concat!(
-                    "INSERT INTO user_factors (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    "INSERT INTO user_factors (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 ))
                 .bind(f.id)
                 .bind(f.user_id)
@@ -148,6 +216,7 @@ macro_rules! factor_store {
                 .bind(f.confirmed_at)
                 .bind(f.last_used_at)
                 .bind(f.last_step)
+                .bind(&f.credential_id)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -331,7 +400,120 @@ macro_rules! factor_store {
                 .bind(before)
                 .execute(&self.pool)
                 .await?;
-                Ok(done.rows_affected())
+                let ceremonies = sqlx::query("DELETE FROM passkey_ceremonies WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() + ceremonies.rows_affected())
+            }
+
+            async fn add_confirmed(
+                &self,
+                f: &FactorRecord,
+                codes: Option<&[Vec<u8>]>,
+                events: &[Event],
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let inserted = sqlx::query(concat!(
+                    "INSERT INTO user_factors (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ))
+                .bind(f.id)
+                .bind(f.user_id)
+                .bind(&f.kind)
+                .bind(&f.name)
+                .bind(&f.secret)
+                .bind(f.created_at)
+                .bind(f.confirmed_at)
+                .bind(f.last_used_at)
+                .bind(f.last_step)
+                .bind(&f.credential_id)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if let Some(codes) = codes {
+                    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                        .bind(f.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for hash in codes {
+                        sqlx::query(
+                            "INSERT INTO recovery_codes (hash, user_id, created_at) VALUES ($1, $2, $3)",
+                        )
+                        .bind(hash)
+                        .bind(f.user_id)
+                        .bind(f.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                $append(&mut tx, events).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn update_secret(&self, id: Uuid, secret: &[u8], at: DateTime<Utc>) -> Result<()> {
+                sqlx::query("UPDATE user_factors SET secret = $2, last_used_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(secret)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn rename(&self, user: Uuid, id: Uuid, name: &str) -> Result<bool> {
+                let done = sqlx::query("UPDATE user_factors SET name = $3 WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_ceremony(&self, c: &CeremonyRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO passkey_ceremonies (hash, purpose, user_id, binding, state, name, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&c.hash)
+                .bind(&c.purpose)
+                .bind(c.user_id)
+                .bind(&c.binding)
+                .bind(&c.state)
+                .bind(&c.name)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_ceremony(
+                &self,
+                hash: &str,
+                binding: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<CeremonyRecord>> {
+                // One statement: of two finishing calls, one gets the state.
+                let row = sqlx::query(
+                    "UPDATE passkey_ceremonies SET used_at = $3 \
+                     WHERE hash = $1 AND binding = $2 AND used_at IS NULL AND expires_at > $3 \
+                     RETURNING hash, purpose, user_id, binding, state, name, created_at, expires_at",
+                )
+                .bind(hash)
+                .bind(binding)
+                .bind(at)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(ceremony).transpose()?)
             }
         }
     };
@@ -436,6 +618,46 @@ impl FactorStore for Traced<dyn FactorStore> {
     async fn prune_unconfirmed(&self, before: DateTime<Utc>) -> Result<u64> {
         self.run("DELETE", "user_factors", || {
             self.inner().prune_unconfirmed(before)
+        })
+        .await
+    }
+    async fn add_confirmed(
+        &self,
+        factor: &FactorRecord,
+        codes: Option<&[Vec<u8>]>,
+        events: &[Event],
+    ) -> Result<bool> {
+        self.run("INSERT", "user_factors", || {
+            self.inner().add_confirmed(factor, codes, events)
+        })
+        .await
+    }
+    async fn update_secret(&self, id: Uuid, secret: &[u8], at: DateTime<Utc>) -> Result<()> {
+        self.run("UPDATE", "user_factors", || {
+            self.inner().update_secret(id, secret, at)
+        })
+        .await
+    }
+    async fn rename(&self, user: Uuid, id: Uuid, name: &str) -> Result<bool> {
+        self.run("UPDATE", "user_factors", || {
+            self.inner().rename(user, id, name)
+        })
+        .await
+    }
+    async fn create_ceremony(&self, ceremony: &CeremonyRecord) -> Result<()> {
+        self.run("INSERT", "passkey_ceremonies", || {
+            self.inner().create_ceremony(ceremony)
+        })
+        .await
+    }
+    async fn take_ceremony(
+        &self,
+        hash: &str,
+        binding: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CeremonyRecord>> {
+        self.run("UPDATE", "passkey_ceremonies", || {
+            self.inner().take_ceremony(hash, binding, at)
         })
         .await
     }
