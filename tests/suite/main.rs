@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 mod account_pages;
+mod account_security;
 mod balance;
 mod ctl;
 mod events;

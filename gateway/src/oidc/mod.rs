@@ -79,6 +79,14 @@ pub const ROUTES: &[&str] = &[
     account::REVERT_EMAIL_PATH,
     account::FORGOT_PASSWORD_PATH,
     account::RESET_PASSWORD_PATH,
+    account::security::ACCOUNT_PATH,
+    account::security::SIGN_IN_PATH,
+    account::security::SIGNED_IN_PATH,
+    account::security::TOTP_PATH,
+    account::security::TOTP_CONFIRM_PATH,
+    account::security::DELETE_FACTOR_PATH,
+    account::security::RECOVERY_CODES_PATH,
+    account::security::SIGN_OUT_EVERYWHERE_PATH,
 ];
 
 /// What the OAuth endpoints and pages share.
@@ -282,6 +290,40 @@ pub fn router(state: Shared) -> Router {
         .route(
             account::RESET_PASSWORD_PATH,
             get(account::reset_password_page).post(account::reset_password),
+        )
+        // The account area of the signed-in user (account::security):
+        // behind the browser session; its sign-in's GET starts a request.
+        .route(
+            account::security::ACCOUNT_PATH,
+            get(account::security::account_page),
+        )
+        .route(
+            account::security::SIGN_IN_PATH,
+            get(account::security::sign_in).head(no_head),
+        )
+        .route(
+            account::security::SIGNED_IN_PATH,
+            get(account::security::signed_in),
+        )
+        .route(
+            account::security::TOTP_PATH,
+            axum::routing::post(account::security::enroll_totp),
+        )
+        .route(
+            account::security::TOTP_CONFIRM_PATH,
+            axum::routing::post(account::security::confirm_totp),
+        )
+        .route(
+            account::security::DELETE_FACTOR_PATH,
+            axum::routing::post(account::security::delete_factor),
+        )
+        .route(
+            account::security::RECOVERY_CODES_PATH,
+            axum::routing::post(account::security::regenerate_recovery_codes),
+        )
+        .route(
+            account::security::SIGN_OUT_EVERYWHERE_PATH,
+            axum::routing::post(account::security::sign_out_everywhere),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(LOGO_PATH, get(branding::logo))

@@ -1023,3 +1023,70 @@ async fn codes_are_tried_in_the_strict_bucket_and_passwords_in_the_general_one()
     assert!(!a.header("retry-after").is_empty());
     assert_eq!(gw.provider.seen().factors.len(), 1);
 }
+
+/// The account area without a live browser session: to its sign-in (the
+/// provider's sign-in page of its account client, tied to this browser),
+/// a stale session cookie cleared on the way; its sign-in's end leads back;
+/// its forms refused when another site sent them.
+#[tokio::test]
+async fn the_account_area_sends_a_browser_without_a_session_to_its_sign_in() {
+    // Status, no caching, no framing (the policy is the pages' own).
+    fn assert_account_page(a: &Answer, status: u16) {
+        assert_eq!(a.status, status, "{}", a.body);
+        assert_eq!(a.header("cache-control"), "no-store");
+        assert_eq!(a.header("x-frame-options"), "DENY");
+        assert!(
+            a.header("content-security-policy")
+                .contains("frame-ancestors 'none'")
+        );
+    }
+    let gw = gateway(Some(Provider::default())).await;
+    let a = gw.get("/account", &[]).await;
+    assert_account_page(&a, 302);
+    assert_eq!(a.header("location"), "/account/signin");
+    let a = gw
+        .get("/account", &[("cookie", "__Host-suite-session=stale")])
+        .await;
+    assert_account_page(&a, 302);
+    assert_eq!(a.header("location"), "/account/signin");
+    let cleared = a.header("set-cookie");
+    assert!(
+        cleared.starts_with("__Host-suite-session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+
+    let a = gw.get("/account/signin", &[]).await;
+    assert_account_page(&a, 200);
+    assert!(
+        a.body.contains("<strong>your account</strong>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains(r#"action="/oauth2/signin""#), "{}", a.body);
+    let binding = a
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .and_then(|c| c.strip_prefix("__Host-suite-binding="))
+        .expect("a binding cookie")
+        .to_owned();
+    assert_eq!(gw.provider.seen().bindings.last(), Some(&binding));
+    // Its GET starts a sign-in: a HEAD does not.
+    assert_eq!(
+        gw.send("HEAD", "/account/signin", &[], "").await.status,
+        405
+    );
+
+    let a = gw.get("/account/signed-in?code=c&iss=x", &[]).await;
+    assert_account_page(&a, 302);
+    assert_eq!(a.header("location"), "/account");
+
+    let a = gw
+        .form(
+            "/account/sign-out-everywhere",
+            &[("sec-fetch-site", "cross-site")],
+            "csrf_token=x",
+        )
+        .await;
+    assert_account_page(&a, 403);
+}

@@ -326,6 +326,37 @@ impl OAuthService for Provider {
         }))
     }
 
+    /// No browser session is live here: the account pages ask to sign in.
+    async fn account_token(
+        &self,
+        request: Request<suite_proto::auth::AccountTokenRequest>,
+    ) -> Result<Response<suite_proto::auth::AccountTokenResponse>, Status> {
+        Ok(Response::new(suite_proto::auth::AccountTokenResponse {
+            clear_session: !request.into_inner().browser_session.is_empty(),
+            ..Default::default()
+        }))
+    }
+
+    async fn account_sign_in(
+        &self,
+        request: Request<suite_proto::auth::AccountSignInRequest>,
+    ) -> Result<Response<suite_proto::auth::AccountSignInResponse>, Status> {
+        let r = request.into_inner();
+        self.seen().bindings.push(r.browser_binding);
+        Ok(Response::new(suite_proto::auth::AccountSignInResponse {
+            step: Some(AuthorizationStep {
+                step: Some(authorization_step::Step::SignIn(SignInPage {
+                    request_id: "req-account".into(),
+                    csrf_token: "csrf-account".into(),
+                    client_name: "your account".into(),
+                    ..Default::default()
+                })),
+                set_session: None,
+                clear_session: false,
+            }),
+        }))
+    }
+
     async fn end_session(
         &self,
         request: Request<EndSessionRequest>,

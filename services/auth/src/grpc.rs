@@ -6,6 +6,7 @@
 use crate::{
     core::{AuthCore, ClientInfo, Issued, LoginOutcome, SessionPage},
     error::Error,
+    oauth::{OAuthCore, account::SignedOut},
     store::SessionRecord,
 };
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use suite_proto::{
     auth::{
         CompleteLoginRequest, CompleteLoginResponse, GetJwksRequest, GetJwksResponse,
         ListSessionsRequest, ListSessionsResponse, LoginRequest, LoginResponse, LogoutRequest,
-        LogoutResponse, RefreshRequest, RefreshResponse, RevokeSessionRequest,
-        RevokeSessionResponse, SecondFactorChallenge, Session, auth_service_server::AuthService,
+        LogoutResponse, RefreshRequest, RefreshResponse, RevokeAllSessionsRequest,
+        RevokeAllSessionsResponse, RevokeSessionRequest, RevokeSessionResponse,
+        SecondFactorChallenge, Session, auth_service_server::AuthService,
     },
     parse_credentials,
     time::to_timestamp,
@@ -27,14 +29,22 @@ use uuid::Uuid;
 
 pub struct AuthApi {
     core: Arc<AuthCore>,
+    /// The provider, whose browser sessions signing out everywhere ends too.
+    provider: Arc<OAuthCore>,
     auth: Verifier,
     forwarded: ForwardedArgs,
 }
 
 impl AuthApi {
-    pub fn new(core: Arc<AuthCore>, auth: Verifier, forwarded: ForwardedArgs) -> Self {
+    pub fn new(
+        core: Arc<AuthCore>,
+        provider: Arc<OAuthCore>,
+        auth: Verifier,
+        forwarded: ForwardedArgs,
+    ) -> Self {
         Self {
             core,
+            provider,
             auth,
             forwarded,
         }
@@ -198,6 +208,29 @@ impl AuthService for AuthApi {
             async {
                 self.core.revoke_session(&caller, &req.get_ref().id).await?;
                 Ok::<_, Error>(RevokeSessionResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        req: Request<RevokeAllSessionsRequest>,
+    ) -> Result<Response<RevokeAllSessionsResponse>, Status> {
+        let caller = self.caller_of(&req, "RevokeAllSessions").await?;
+        server::reply(
+            async {
+                let user = caller.user_id().ok_or(Error::PermissionDenied(
+                    "sessions belong to users; this token names no user",
+                ))?;
+                let SignedOut {
+                    sessions,
+                    browser_sessions,
+                } = self.provider.sign_out_everywhere(user).await?;
+                Ok::<_, Error>(RevokeAllSessionsResponse {
+                    ended_sessions: i32::try_from(sessions).unwrap_or(i32::MAX),
+                    ended_browser_sessions: i32::try_from(browser_sessions).unwrap_or(i32::MAX),
+                })
             }
             .await,
         )

@@ -133,8 +133,13 @@ pub async fn serve(
     ));
     let oauth = OAuthApi::new(provider.clone(), auth.clone(), config.forwarded.clone());
     let max = config.grpc.max_message_bytes();
-    let api = AuthServiceServer::new(AuthApi::new(core.clone(), auth, config.forwarded.clone()))
-        .max_decoding_message_size(max);
+    let api = AuthServiceServer::new(AuthApi::new(
+        core.clone(),
+        provider.clone(),
+        auth,
+        config.forwarded.clone(),
+    ))
+    .max_decoding_message_size(max);
     let mut routes = Routes::new(api);
     routes = routes
         .add_service(ClientServiceServer::new(oauth.clone()).max_decoding_message_size(max))

@@ -20,10 +20,14 @@
 //! token derived from the browser's binding cookie (as the device form does).
 //!
 //! Here what the pages share; [`email`] the two links about addresses,
-//! [`password`] the forgotten password's form and the reset link's.
+//! [`password`] the forgotten password's form and the reset link's;
+//! [`security`] the account area of the signed-in user (second factors,
+//! recovery codes, sessions), behind the browser session.
 
 pub mod email;
 pub mod password;
+pub mod qr;
+pub mod security;
 
 use super::{
     Shared, Visit,

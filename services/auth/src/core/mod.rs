@@ -24,6 +24,7 @@ use suite_proto::{
 use suite_tokens::{Audience, Caller, Claims};
 use uuid::Uuid;
 
+pub mod account;
 pub mod second_factor;
 pub use second_factor::{Challenge, LoginOutcome};
 

@@ -320,6 +320,47 @@ impl OAuthService for OAuthApi {
         .await
     }
 
+    async fn account_token(
+        &self,
+        req: Request<pb::AccountTokenRequest>,
+    ) -> Result<Response<pb::AccountTokenResponse>, Status> {
+        respond(async {
+            let cookie = req.into_inner().browser_session;
+            Ok(match self.core.account_token(&cookie).await? {
+                Some(t) => pb::AccountTokenResponse {
+                    access_token: t.access_token,
+                    expires_in: t.expires_in,
+                    user_id: t.user_id.to_string(),
+                    username: t.username,
+                    amr: t.amr,
+                    clear_session: false,
+                },
+                None => pb::AccountTokenResponse {
+                    clear_session: !cookie.is_empty(),
+                    ..pb::AccountTokenResponse::default()
+                },
+            })
+        })
+        .await
+    }
+
+    async fn account_sign_in(
+        &self,
+        req: Request<pb::AccountSignInRequest>,
+    ) -> Result<Response<pb::AccountSignInResponse>, Status> {
+        respond(async {
+            let r = req.into_inner();
+            let next = self
+                .core
+                .account_sign_in(&r.browser_session, &r.browser_binding, r.second_factor)
+                .await?;
+            Ok(pb::AccountSignInResponse {
+                step: Some(next.into()),
+            })
+        })
+        .await
+    }
+
     async fn end_session(
         &self,
         req: Request<pb::EndSessionRequest>,

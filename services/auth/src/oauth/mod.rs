@@ -3,6 +3,7 @@
 //! introspection, revocation, UserInfo and RP-initiated logout. Rules in
 //! domain types here; the gRPC adapter is `grpc`.
 
+pub mod account;
 pub mod authorize;
 pub mod backchannel;
 pub mod clients;
