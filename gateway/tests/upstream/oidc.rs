@@ -1080,6 +1080,15 @@ async fn the_account_area_sends_a_browser_without_a_session_to_its_sign_in() {
     let a = gw.get("/account/signed-in?code=c&iss=x", &[]).await;
     assert_account_page(&a, 302);
     assert_eq!(a.header("location"), "/account");
+    // An error's description is nobody's to put on the page.
+    let a = gw
+        .get(
+            "/account/signed-in?error=server_error&error_description=Call+0800+now",
+            &[],
+        )
+        .await;
+    assert_account_page(&a, 400);
+    assert!(!a.body.contains("0800"), "{}", a.body);
 
     let a = gw
         .form(

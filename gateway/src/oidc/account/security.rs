@@ -403,14 +403,21 @@ pub async fn signed_in(visit: Visit, RawQuery(query): RawQuery) -> Answer {
     respond(async {
         let params = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
         let (_, params) = admit_params(&visit, RateClass::General, Ok(params)).await?;
-        if params.has("error") {
-            // Not back to the account area: it would start the sign-in again.
+        if let Some(error) = params.get("error") {
+            // Not back to the account area: it would start the sign-in
+            // again. The provider's words are not repeated: anyone can
+            // link here with words of their own.
+            let why = match error {
+                "access_denied" => "The sign-in was cancelled.",
+                "login_required" | "interaction_required" => "You are not signed in.",
+                _ => "Something went wrong during the sign-in.",
+            };
             return Ok(render::page(
                 StatusCode::BAD_REQUEST,
                 &MessageTemplate {
                     chrome: chrome(&visit.oidc),
                     heading: "The sign-in did not finish".to_owned(),
-                    lines: vec![params.text("error_description")],
+                    lines: vec![why.to_owned()],
                     alert: true,
                     links: vec![Link {
                         href: ACCOUNT_PATH.to_owned(),
