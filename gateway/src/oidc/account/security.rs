@@ -82,6 +82,8 @@ pub struct SecurityTemplate {
     pub chrome: Chrome,
     pub csrf_token: String,
     pub username: String,
+    /// This browser signed in with a second factor.
+    pub with_second_factor: bool,
     pub notice: Option<String>,
     pub error: Option<String>,
     pub factors: Vec<FactorRow>,
@@ -141,6 +143,8 @@ struct Acting {
     /// The bearer of the pages' calls: never sent to the browser.
     token: String,
     username: String,
+    /// How the browser session signed in (RFC 8176 values).
+    amr: Vec<String>,
 }
 
 /// Where a page goes when the browser is not signed in: the sign-in,
@@ -178,6 +182,7 @@ async fn acting(visit: &Visit, client: IpAddr) -> Result<Acting, Answer> {
     Ok(Acting {
         token: answer.access_token,
         username: answer.username,
+        amr: answer.amr,
     })
 }
 
@@ -326,6 +331,7 @@ async fn overview(
         chrome: chrome(oidc),
         csrf_token: bound.csrf_token,
         username: acting.username.clone(),
+        with_second_factor: acting.amr.iter().any(|m| m == "mfa"),
         notice,
         error,
         has_factor: factors.factors.iter().any(|f| f.confirmed),
@@ -774,6 +780,7 @@ mod tests {
             chrome: chrome(),
             csrf_token: "c".into(),
             username: "ada<b>".into(),
+            with_second_factor: false,
             notice: None,
             error: None,
             factors: vec![FactorRow {
@@ -800,6 +807,7 @@ mod tests {
         assert!(page.contains("&#60;i&#62;phone&#60;/i&#62;"), "{page}");
         assert!(!page.contains("<script"), "{page}");
         assert!(page.contains("9 recovery codes left"));
+        assert!(page.contains(r#"<a href="/account/signin?second_factor=1">"#));
         for action in [
             DELETE_FACTOR_PATH,
             TOTP_PATH,
