@@ -319,6 +319,35 @@ async fn signing_out_everywhere_ends_every_session_of_the_user(s: Suite) {
     assert!(page.body.contains("signed in "), "{}", page.body);
     assert!(page.body.contains("from 127.0.0.1"), "{}", page.body);
 
+    // One session signed out from the list: its refresh token stops working.
+    let one = login(&s, "olga", PASSWORD).await;
+    let one_id = one["sessionId"].as_str().expect("session id");
+    let page = browser.get(&s, "/account").await;
+    assert!(page.body.contains(one_id), "{}", page.body);
+    let ended = post_form(
+        &s,
+        &mut browser,
+        &page,
+        "/account/sessions/end",
+        &[("session_id", one_id)],
+    )
+    .await;
+    assert_eq!(ended.status, 302, "{}", ended.body);
+    let page = follow(&s, &mut browser, ended).await;
+    assert!(
+        page.body.contains("That session was signed out."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(one_id), "{}", page.body);
+    let refreshed = s
+        .with_refresh_token(
+            "/api/v1/auth/refresh",
+            one["refreshToken"].as_str().expect("refresh token"),
+        )
+        .await;
+    assert_eq!(refreshed.status, 401, "{}", refreshed.json);
+
     let done = post_form(&s, &mut browser, &page, "/account/sign-out-everywhere", &[]).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("Signed out everywhere"), "{}", done.body);

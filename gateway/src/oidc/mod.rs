@@ -87,6 +87,7 @@ pub const ROUTES: &[&str] = &[
     account::security::DELETE_FACTOR_PATH,
     account::security::RECOVERY_CODES_PATH,
     account::security::SIGN_OUT_EVERYWHERE_PATH,
+    account::security::END_SESSION_PATH,
 ];
 
 /// What the OAuth endpoints and pages share.
@@ -324,6 +325,10 @@ pub fn router(state: Shared) -> Router {
         .route(
             account::security::SIGN_OUT_EVERYWHERE_PATH,
             axum::routing::post(account::security::sign_out_everywhere),
+        )
+        .route(
+            account::security::END_SESSION_PATH,
+            axum::routing::post(account::security::end_session),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(LOGO_PATH, get(branding::logo))

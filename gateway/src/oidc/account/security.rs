@@ -20,7 +20,7 @@
 //! and are refused when the browser says another site sent them; each
 //! `POST` is counted in the strict bucket, each `GET` in the general one.
 
-use super::{Link, MessageTemplate, admit_form, violations};
+use super::{Link, MessageTemplate, from_another_site, violations};
 use crate::{
     contract::routes::RateClass,
     oidc::{
@@ -28,7 +28,7 @@ use crate::{
         csrf::{Bound, BoundForm},
         form::Params,
         pages::{admit_params, binding, failed, failed_call, session, step_answer},
-        render::{self, Answer, Chrome, chrome},
+        render::{self, Answer, Chrome, chrome, error_page},
         respond,
     },
 };
@@ -39,7 +39,7 @@ use std::net::IpAddr;
 use suite_proto::{
     auth::{
         AccountSignInRequest, AccountTokenRequest, ListSessionsRequest, RevokeAllSessionsRequest,
-        Session, auth_service_client::AuthServiceClient,
+        RevokeSessionRequest, Session, auth_service_client::AuthServiceClient,
     },
     time::from_timestamp,
     user::{
@@ -61,6 +61,7 @@ pub const TOTP_CONFIRM_PATH: &str = "/account/totp/confirm";
 pub const DELETE_FACTOR_PATH: &str = "/account/factors/delete";
 pub const RECOVERY_CODES_PATH: &str = "/account/recovery-codes";
 pub const SIGN_OUT_EVERYWHERE_PATH: &str = "/account/sign-out-everywhere";
+pub const END_SESSION_PATH: &str = "/account/sessions/end";
 
 /// The account area's forms, guarded by the browser's binding.
 const ACCOUNT_FORM: BoundForm = BoundForm {
@@ -105,6 +106,7 @@ pub struct FactorRow {
 
 /// A session, as the page lists it.
 pub struct SessionRow {
+    pub id: String,
     pub user_agent: String,
     pub ip_address: String,
     pub signed_in: String,
@@ -278,6 +280,7 @@ fn session_row(s: Session) -> SessionRow {
         signed_in: when!(s.create_time).unwrap_or_default(),
         last_used: when!(s.last_use_time).unwrap_or_default(),
         user_agent: s.user_agent.chars().take(120).collect(),
+        id: s.id,
         ip_address: s.ip_address,
     }
 }
@@ -350,6 +353,7 @@ fn done_notice(params: &Params) -> Option<String> {
     let notice = match params.get("done")? {
         "totp-added" => "Your authenticator app is set up.",
         "factor-removed" => "The second factor was removed.",
+        "session-ended" => "That session was signed out.",
         _ => return None,
     };
     Some(notice.to_owned())
@@ -444,7 +448,21 @@ pub async fn signed_in(visit: Visit, RawQuery(query): RawQuery) -> Answer {
 /// browser's CSRF token, for the signed-in user. The client's address, the
 /// form, the browser's binding and the user.
 async fn posted(visit: &Visit, body: &[u8]) -> Result<(IpAddr, Params, Bound, Acting), Answer> {
-    let (client, form) = admit_form(visit, body).await?;
+    let params = Params::from_body(&visit.headers, body);
+    let (client, form) = admit_params(visit, RateClass::Auth, params).await?;
+    if from_another_site(&visit.headers) {
+        tracing::warn!(
+            security_event = "account_form_forgery",
+            "an account area's form came from another site"
+        );
+        return Err(error_page(
+            &visit.oidc,
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "This form was sent from another site. Open your account page again.",
+            None,
+        ));
+    }
     let bound = ACCOUNT_FORM
         .check(&visit.headers, &form.text("csrf_token"))
         .map_err(|bound| {
@@ -683,6 +701,33 @@ pub async fn regenerate_recovery_codes(visit: Visit, body: Bytes) -> Answer {
     .await
 }
 
+/// `POST /account/sessions/end`: RevokeSession of one of the user's
+/// sessions (one already ended is as good), then back to the account area.
+pub async fn end_session(visit: Visit, body: Bytes) -> Answer {
+    respond(async {
+        let (client, form, _, acting) = posted(&visit, &body).await?;
+        let oidc = &visit.oidc;
+        let call = auth_service(oidc)
+            .revoke_session(as_user(
+                oidc,
+                &acting,
+                RevokeSessionRequest {
+                    id: form.text("session_id"),
+                },
+                client,
+            ))
+            .await;
+        Ok(match call {
+            Ok(_) => Answer::redirect(format!("{ACCOUNT_PATH}?done=session-ended")),
+            Err(s) if s.code() == Code::NotFound => {
+                Answer::redirect(format!("{ACCOUNT_PATH}?done=session-ended"))
+            }
+            Err(s) => failed_call(oidc, AUTH_SERVICE, &s),
+        })
+    })
+    .await
+}
+
 /// `POST /account/sign-out-everywhere`: RevokeAllSessions for the user,
 /// which ends this browser's session too (its cookie goes).
 pub async fn sign_out_everywhere(visit: Visit, body: Bytes) -> Answer {
@@ -794,6 +839,7 @@ mod tests {
             has_factor: true,
             recovery_codes_left: 9,
             sessions: vec![SessionRow {
+                id: "s-1".into(),
                 user_agent: "<script>x</script>".into(),
                 ip_address: "127.0.0.1".into(),
                 signed_in: "2026-12-07 19:00 UTC".into(),
@@ -813,6 +859,7 @@ mod tests {
             TOTP_PATH,
             RECOVERY_CODES_PATH,
             SIGN_OUT_EVERYWHERE_PATH,
+            END_SESSION_PATH,
         ] {
             assert!(
                 page.contains(&format!(r#"<form method="post" action="{action}">"#)),
