@@ -282,6 +282,7 @@ async fn verify_cost(
         issuer: "suite-auth".into(),
         audiences: vec!["suite".into()],
         leeway_secs: 30,
+        admins_need_second_factor: false,
     };
     let mut verifier = suite_tokens::Verifier::new(keys, rules);
     if let Some(r) = revocations {

@@ -111,7 +111,8 @@ fn generated_factor_key(dir: &std::path::Path) -> Result<std::path::PathBuf, Sui
     if path.exists() {
         return Ok(path);
     }
-    std::fs::create_dir_all(dir)
+    // The data directory is the owner's alone, as the databases make it.
+    suite_runtime::files::create_private_parent(&path)
         .map_err(|e| SuiteError::FactorKey(format!("{}: {e}", dir.display())))?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| SuiteError::Random(e.to_string()))?;

@@ -310,6 +310,41 @@ impl UserService for Scripted {
         Err(Status::unimplemented("not scripted"))
     }
 
+    async fn start_passkey_registration(
+        &self,
+        _: Request<suite_proto::user::StartPasskeyRegistrationRequest>,
+    ) -> Result<Response<suite_proto::user::StartPasskeyRegistrationResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn finish_passkey_registration(
+        &self,
+        _: Request<suite_proto::user::FinishPasskeyRegistrationRequest>,
+    ) -> Result<Response<suite_proto::user::FinishPasskeyRegistrationResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn rename_factor(
+        &self,
+        _: Request<suite_proto::user::RenameFactorRequest>,
+    ) -> Result<Response<suite_proto::user::RenameFactorResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn start_passkey_authentication(
+        &self,
+        _: Request<suite_proto::user::StartPasskeyAuthenticationRequest>,
+    ) -> Result<Response<suite_proto::user::StartPasskeyAuthenticationResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn verify_passkey(
+        &self,
+        _: Request<suite_proto::user::VerifyPasskeyRequest>,
+    ) -> Result<Response<suite_proto::user::VerifyPasskeyResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     async fn reset_factors(
         &self,
         _: Request<suite_proto::user::ResetFactorsRequest>,

@@ -8,6 +8,7 @@
 //! browser session stop working).
 
 use crate::{
+    factors::user_with_totp,
     helpers::{Suite, login, register_as},
     oidc_browser::{Browser, Page},
 };
@@ -72,28 +73,28 @@ async fn post_code(s: &Suite, browser: &mut Browser, page: &Page, code: &str) ->
 }
 
 /// Signs `login` in from `start` (a page that sends the browser to the
-/// account area's sign-in), with a code of `app` if it asks for one: the
-/// account area's page.
+/// account area's sign-in), with `second_factor` (a code) when it asks for
+/// one: the account area's page.
 async fn sign_in(
     s: &Suite,
     browser: &mut Browser,
     start: &str,
     login: &str,
-    app: Option<(&TOTP, i64)>,
+    second_factor: Option<String>,
 ) -> Page {
     let started = browser.get(s, start).await;
     let page = follow(s, browser, started).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("your account"), "{}", page.body);
     let mut page = post_password(s, browser, &page, login).await;
-    if let Some((app, steps)) = app {
+    if let Some(code) = second_factor {
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(
             page.body.contains("/oauth2/signin/factor"),
             "the second factor's form: {}",
             page.body
         );
-        page = post_code(s, browser, &page, &code(app, steps)).await;
+        page = post_code(s, browser, &page, &code).await;
     }
     assert_eq!(page.status, 302, "{}", page.body);
     assert!(
@@ -279,7 +280,7 @@ async fn an_authenticator_is_set_up_and_removed_in_the_account_area(s: Suite) {
         &mut browser,
         "/account/signin?second_factor=1",
         "alma",
-        Some((&app, 1)),
+        Some(code(&app, 1)),
     )
     .await;
     let new_codes = post_form(&s, &mut browser, &page, "/account/recovery-codes", &[]).await;
@@ -402,7 +403,63 @@ async fn signing_out_everywhere_ends_every_session_of_the_user(s: Suite) {
     assert_eq!(refreshed.status, 401, "{}", refreshed.json);
 }
 
+/// A user whose browser signed in with the second factor (a code of the
+/// app, or a recovery code) changes their factors at once.
+async fn a_sign_in_with_the_second_factor_allows_changing_the_factors(s: Suite) {
+    let (app, codes, _, _) = user_with_totp(&s, "tove").await;
+
+    let mut with_code = Browser::default();
+    let page = sign_in(
+        &s,
+        &mut with_code,
+        "/account",
+        "tove",
+        Some(codes[0].clone()),
+    )
+    .await;
+    assert!(page.body.contains("9 recovery codes left"), "{}", page.body);
+    let made = post_form(&s, &mut with_code, &page, "/account/recovery-codes", &[]).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert_eq!(codes_on(&made).len(), 10);
+
+    // The confirmation used this time step: the app's next code.
+    let mut browser = Browser::default();
+    let page = sign_in(&s, &mut browser, "/account", "tove", Some(app.code(1))).await;
+    assert!(
+        page.body.contains("<strong>phone</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("signed in with your password alone"),
+        "{}",
+        page.body
+    );
+    let factor_id = page.field("factor_id");
+    let removed = post_form(
+        &s,
+        &mut browser,
+        &page,
+        "/account/factors/delete",
+        &[("factor_id", &factor_id)],
+    )
+    .await;
+    assert_eq!(removed.status, 302, "{}", removed.body);
+    let page = follow(&s, &mut browser, removed).await;
+    assert!(
+        page.body.contains("The second factor was removed."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("You sign in with your password alone"),
+        "{}",
+        page.body
+    );
+}
+
 suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     an_authenticator_is_set_up_and_removed_in_the_account_area,
+    a_sign_in_with_the_second_factor_allows_changing_the_factors,
     signing_out_everywhere_ends_every_session_of_the_user,
 );

@@ -17,6 +17,7 @@ mod oidc_browser;
 mod oidc_device;
 mod oidc_factors;
 mod openapi;
+mod passkeys;
 mod rest;
 mod shared_limits;
 mod sse;

@@ -306,6 +306,9 @@ pub fn discovery_document(c: &suite_proto::auth::GetProviderConfigurationRespons
             ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": c.claims_supported,
+        // `acr_values=mfa` asks for a second factor; the ID token's `acr`
+        // says which was met.
+        "acr_values_supported": ["pwd", "mfa"],
         "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -54,7 +54,11 @@ pub const LOGOUT_PATH: &str = "/oauth2/logout";
 pub const SIGNIN_PATH: &str = "/oauth2/signin";
 /// The sign-in page's second step: a code of the user's second factor.
 pub const SIGNIN_FACTOR_PATH: &str = "/oauth2/signin/factor";
+/// The sign-in page's passkey (passwordless).
+pub const SIGNIN_PASSKEY_PATH: &str = "/oauth2/signin/passkey";
 pub const CONSENT_PATH: &str = "/oauth2/consent";
+/// The pages' one script: passkeys.
+pub const PASSKEY_SCRIPT_PATH: &str = "/oauth2/assets/passkey.js";
 pub const STYLESHEET_PATH: &str = "/oauth2/assets/suite.css";
 pub const LOGO_PATH: &str = "/oauth2/assets/logo";
 
@@ -72,8 +76,10 @@ pub const ROUTES: &[&str] = &[
     LOGOUT_PATH,
     SIGNIN_PATH,
     SIGNIN_FACTOR_PATH,
+    SIGNIN_PASSKEY_PATH,
     CONSENT_PATH,
     STYLESHEET_PATH,
+    PASSKEY_SCRIPT_PATH,
     LOGO_PATH,
     account::VERIFY_EMAIL_PATH,
     account::REVERT_EMAIL_PATH,
@@ -268,6 +274,10 @@ pub fn router(state: Shared) -> Router {
             SIGNIN_FACTOR_PATH,
             axum::routing::post(pages::sign_in_factor),
         )
+        .route(
+            SIGNIN_PASSKEY_PATH,
+            axum::routing::post(pages::sign_in_passkey),
+        )
         .route(CONSENT_PATH, axum::routing::post(pages::consent))
         .route(
             LOGOUT_PATH,
@@ -331,6 +341,7 @@ pub fn router(state: Shared) -> Router {
             axum::routing::post(account::security::end_session),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
+        .route(PASSKEY_SCRIPT_PATH, get(pages::passkey_script))
         .route(LOGO_PATH, get(branding::logo))
         // Every answer carries the request id, as the API's do.
         .layer(from_fn(request_id::request_id))

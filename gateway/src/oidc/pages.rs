@@ -24,8 +24,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::net::IpAddr;
 use suite_proto::auth::{
     AuthorizationParameters, AuthorizationStep, AuthorizeRequest, ConsentRequest,
-    EndSessionRequest, SignInFactorRequest, SignInPage, SignInRequest, authorization_step,
-    end_session_response,
+    EndSessionRequest, SignInFactorRequest, SignInPage, SignInPasskeyRequest, SignInRequest,
+    authorization_step, end_session_response,
 };
 
 /// The parameters of an endpoint that takes a request either way (OpenID
@@ -217,6 +217,7 @@ fn sign_in_page(
             None => format!("Too many attempts. {wait}"),
         });
     }
+    let scripts = !p.passkey_options_json.is_empty();
     let rendered = if p.factor_challenge.is_empty() {
         let (mut login_error, mut password_error, mut form_error) = (None, None, None);
         match p.error_field.as_str() {
@@ -241,6 +242,8 @@ fn sign_in_page(
             password_error,
             form_error,
             sign_up_url: oidc.branding.sign_up_url.clone(),
+            passkey_ceremony: p.passkey_ceremony,
+            passkey_options: p.passkey_options_json,
         })
     } else {
         // One field: whatever went wrong is said beside it.
@@ -252,6 +255,7 @@ fn sign_in_page(
             client_name: p.client_name,
             challenge: p.factor_challenge,
             code_error: error,
+            passkey_options: p.passkey_options_json,
         })
     };
     match rendered {
@@ -263,6 +267,7 @@ fn sign_in_page(
             };
             let mut a = Answer::page(status, body, redirect_origin);
             a.retry_after = retry.and_then(|r| u64::try_from(r).ok());
+            a.scripts = scripts;
             a
         }
         Err(a) => a,
@@ -385,6 +390,7 @@ pub async fn sign_in_factor(visit: Visit, body: Bytes) -> Answer {
             challenge: posted.form.text("challenge"),
             code: posted.form.text("code"),
             user_agent: user_agent(&visit.headers),
+            passkey_assertion_json: posted.form.text("passkey_assertion"),
         };
         let oidc = &visit.oidc;
         let answer = answer_of(
@@ -396,6 +402,44 @@ pub async fn sign_in_factor(visit: Visit, body: Bytes) -> Answer {
         Ok(step_answer(oidc, answer.step, posted.redirect_origin, ""))
     })
     .await
+}
+
+/// `POST /oauth2/signin/passkey`: the sign-in page's passkey (passwordless),
+/// its assertion for the page's ceremony. In the strict bucket, as codes.
+pub async fn sign_in_passkey(visit: Visit, body: Bytes) -> Answer {
+    respond(async {
+        let posted = Posted::admit(&visit, RateClass::Auth, &body).await?;
+        let request = SignInPasskeyRequest {
+            request_id: posted.form.text("request_id"),
+            csrf_token: posted.form.text("csrf_token"),
+            browser_binding: posted.browser_binding,
+            ceremony: posted.form.text("ceremony"),
+            assertion_json: posted.form.text("assertion"),
+            user_agent: user_agent(&visit.headers),
+        };
+        let oidc = &visit.oidc;
+        let answer = answer_of(
+            oidc,
+            oidc.client()
+                .sign_in_passkey(oidc.request(request, posted.client)),
+        )
+        .await?;
+        Ok(step_answer(oidc, answer.step, posted.redirect_origin, ""))
+    })
+    .await
+}
+
+/// `GET /oauth2/assets/passkey.js`: the pages' one script (passkeys).
+pub async fn passkey_script() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../assets/passkey.js"),
+    )
+        .into_response()
 }
 
 /// `POST /oauth2/consent`: the consent form.

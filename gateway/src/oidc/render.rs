@@ -29,6 +29,10 @@ pub struct SignInTemplate {
     pub form_error: Option<String>,
     pub autofocus_password: bool,
     pub sign_up_url: Option<String>,
+    /// A passwordless passkey ceremony, and its options (JSON; empty: no
+    /// passkey on the page).
+    pub passkey_ceremony: String,
+    pub passkey_options: String,
 }
 
 /// The sign-in page's second step: the password was right, and the account
@@ -44,6 +48,8 @@ pub struct SignInFactorTemplate {
     pub challenge: String,
     /// A wrong or used code, or a wait: shown beside the code field.
     pub code_error: Option<String>,
+    /// The options of the user's passkeys (JSON; empty: none).
+    pub passkey_options: String,
 }
 
 #[derive(Template)]
@@ -140,14 +146,17 @@ pub fn origin(uri: &str) -> Option<String> {
     ok.then(|| format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
-/// The policy of a page whose forms may end in a 302 to `redirect`.
-pub fn csp(redirect: Option<&str>) -> String {
+/// The policy of a page whose forms may end in a 302 to `redirect`. No
+/// page runs a script, except those offering a passkey, which load the one
+/// the gateway serves (`scripts`).
+pub fn csp(redirect: Option<&str>, scripts: bool) -> String {
     let form_action = match redirect {
         Some(o) => format!("'self' {o}"),
         None => "'self'".to_owned(),
     };
+    let script = if scripts { "script-src 'self'; " } else { "" };
     format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+        "default-src 'none'; {script}style-src 'self'; img-src 'self'; form-action {form_action}; \
          frame-ancestors 'none'; base-uri 'none'"
     )
 }
@@ -160,6 +169,8 @@ pub struct Answer {
     pub redirect_origin: Option<String>,
     pub cookies: Vec<HeaderValue>,
     pub retry_after: Option<u64>,
+    /// The page loads the gateway's passkey script.
+    pub scripts: bool,
 }
 
 impl Answer {
@@ -171,6 +182,7 @@ impl Answer {
             redirect_origin,
             cookies: Vec::new(),
             retry_after: None,
+            scripts: false,
         }
     }
 
@@ -182,6 +194,7 @@ impl Answer {
             redirect_origin: None,
             cookies: Vec::new(),
             retry_after: None,
+            scripts: false,
         }
     }
 }
@@ -210,7 +223,7 @@ impl IntoResponse for Answer {
             (None, None) => self.status.into_response(),
         };
         let h = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&csp(self.redirect_origin.as_deref())) {
+        if let Ok(v) = HeaderValue::from_str(&csp(self.redirect_origin.as_deref(), self.scripts)) {
             h.insert(header::CONTENT_SECURITY_POLICY, v);
         }
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -249,6 +262,7 @@ pub fn render(t: &impl Template) -> Result<String, Answer> {
             redirect_origin: None,
             cookies: Vec::new(),
             retry_after: None,
+            scripts: false,
         }
     })
 }
@@ -326,7 +340,7 @@ mod tests {
         }
         assert_eq!(origin("javascript:alert(1)"), None);
         assert_eq!(
-            csp(Some("https://app.example")),
+            csp(Some("https://app.example"), false),
             "default-src 'none'; style-src 'self'; img-src 'self'; \
              form-action 'self' https://app.example; frame-ancestors 'none'; base-uri 'none'"
         );
@@ -344,6 +358,7 @@ mod tests {
             client_name: "App <b>".into(),
             challenge: "ch\"allenge".into(),
             code_error: code_error.map(str::to_owned),
+            passkey_options: String::new(),
         }
         .render()
         .expect("rendered")

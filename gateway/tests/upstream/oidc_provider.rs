@@ -64,6 +64,7 @@ fn factor_page(error: &str, field: &str, retry: i64, challenge: &str) -> authori
         error_field: field.into(),
         retry_after_secs: retry,
         factor_challenge: challenge.into(),
+        ..SignInPage::default()
     })
 }
 
@@ -130,6 +131,13 @@ impl OAuthService for Provider {
             _ => step(sign_in_page("Wrong login or password.", "password", 0)),
         };
         Ok(Response::new(SignInResponse { step }))
+    }
+
+    async fn sign_in_passkey(
+        &self,
+        _: Request<suite_proto::auth::SignInPasskeyRequest>,
+    ) -> Result<Response<suite_proto::auth::SignInPasskeyResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
     }
 
     async fn sign_in_factor(

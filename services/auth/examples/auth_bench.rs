@@ -163,6 +163,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             issuer: "suite-auth".into(),
             audiences: vec!["suite".into()],
             leeway_secs: 30,
+            admins_need_second_factor: false,
         },
     );
     let start = Instant::now();

@@ -4,7 +4,7 @@
 //! `Error`'s `From`, applied by [`server::reply`], which logs it once).
 
 use crate::{
-    core::{AuthCore, ClientInfo, Issued, LoginOutcome, SessionPage},
+    core::{AuthCore, ClientInfo, Issued, LoginOutcome, Proof, SessionPage},
     error::Error,
     oauth::{OAuthCore, account::SignedOut},
     store::SessionRecord,
@@ -14,11 +14,12 @@ use suite_grpc::{forwarded::ForwardedArgs, server};
 use suite_proto::{access::method_path, auth::auth_service_server::AuthServiceServer};
 use suite_proto::{
     auth::{
-        CompleteLoginRequest, CompleteLoginResponse, GetJwksRequest, GetJwksResponse,
-        ListSessionsRequest, ListSessionsResponse, LoginRequest, LoginResponse, LogoutRequest,
-        LogoutResponse, RefreshRequest, RefreshResponse, RevokeAllSessionsRequest,
-        RevokeAllSessionsResponse, RevokeSessionRequest, RevokeSessionResponse,
-        SecondFactorChallenge, Session, auth_service_server::AuthService,
+        CompleteLoginRequest, CompleteLoginResponse, FinishPasskeyLoginRequest,
+        FinishPasskeyLoginResponse, GetJwksRequest, GetJwksResponse, ListSessionsRequest,
+        ListSessionsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
+        RefreshRequest, RefreshResponse, RevokeAllSessionsRequest, RevokeAllSessionsResponse,
+        RevokeSessionRequest, RevokeSessionResponse, SecondFactorChallenge, Session,
+        StartPasskeyLoginRequest, StartPasskeyLoginResponse, auth_service_server::AuthService,
     },
     parse_credentials,
     time::to_timestamp,
@@ -94,6 +95,7 @@ impl AuthService for AuthApi {
                                 challenge: c.challenge,
                                 expires_in: c.expires_in,
                                 methods: c.methods,
+                                passkey_options_json: c.passkey_options,
                             }),
                             ..LoginResponse::default()
                         });
@@ -122,13 +124,64 @@ impl AuthService for AuthApi {
             async {
                 let ip_address = self.forwarded.client_of(&req);
                 let r = req.into_inner();
+                let proof = Proof {
+                    code: &r.code,
+                    passkey_assertion: &r.passkey_assertion_json,
+                };
                 let issued = self
                     .core
-                    .complete_login(&r.challenge, &r.code, &ip_address)
+                    .complete_login(&r.challenge, proof, &ip_address)
                     .await?;
                 let (access_token, token_type, expires_in, refresh_token, session_id) =
                     token_pair(issued);
                 Ok::<_, Error>(CompleteLoginResponse {
+                    access_token,
+                    token_type,
+                    expires_in,
+                    refresh_token,
+                    session_id,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn start_passkey_login(
+        &self,
+        _req: Request<StartPasskeyLoginRequest>,
+    ) -> Result<Response<StartPasskeyLoginResponse>, Status> {
+        server::reply(
+            async {
+                let (ceremony, options_json, expires_in) = self.core.start_passkey_login().await?;
+                Ok::<_, Error>(StartPasskeyLoginResponse {
+                    ceremony,
+                    options_json,
+                    expires_in,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn finish_passkey_login(
+        &self,
+        req: Request<FinishPasskeyLoginRequest>,
+    ) -> Result<Response<FinishPasskeyLoginResponse>, Status> {
+        server::reply(
+            async {
+                let ip_address = self.forwarded.client_of(&req);
+                let r = req.into_inner();
+                let client = ClientInfo {
+                    user_agent: r.user_agent,
+                    ip_address,
+                };
+                let issued = self
+                    .core
+                    .finish_passkey_login(&r.ceremony, &r.assertion_json, client)
+                    .await?;
+                let (access_token, token_type, expires_in, refresh_token, session_id) =
+                    token_pair(issued);
+                Ok::<_, Error>(FinishPasskeyLoginResponse {
                     access_token,
                     token_type,
                     expires_in,

@@ -77,6 +77,14 @@ pub enum FactorAnswer {
     Locked(Duration),
 }
 
+/// A passkey's assertion for a ceremony begun with `binding`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PasskeyAnswer<'a> {
+    pub ceremony: &'a str,
+    pub binding: &'a str,
+    pub assertion_json: &'a str,
+}
+
 pub struct UserDirectory {
     upstream: Balanced,
     client: UserServiceClient<TracedChannel>,
@@ -166,13 +174,18 @@ impl UserDirectory {
         &self,
         user: Uuid,
         code: &str,
+        passkey: Option<PasskeyAnswer<'_>>,
         client_address: &str,
     ) -> Result<FactorAnswer, Error> {
         use suite_proto::user::verify_second_factor_response::Outcome;
+        let passkey = passkey.unwrap_or_default();
         let msg = suite_proto::user::VerifySecondFactorRequest {
             user_id: user.to_string(),
             code: code.to_owned(),
             client_address: client_address.to_owned(),
+            ceremony: passkey.ceremony.to_owned(),
+            assertion_json: passkey.assertion_json.to_owned(),
+            binding: passkey.binding.to_owned(),
         };
         let answer = self
             .call(
@@ -194,6 +207,55 @@ impl UserDirectory {
                 "the user service's factor check has no outcome".into(),
             )),
         }
+    }
+
+    /// Begins a passkey ceremony bound to `binding`: for `user`'s passkeys,
+    /// or for any discoverable one. The ceremony and the browser's options.
+    pub async fn start_passkey(
+        &self,
+        user: Option<Uuid>,
+        binding: &str,
+    ) -> Result<(String, String), Error> {
+        let msg = suite_proto::user::StartPasskeyAuthenticationRequest {
+            user_id: user.map(|u| u.to_string()).unwrap_or_default(),
+            binding: binding.to_owned(),
+        };
+        let r = self
+            .call(
+                |mut client, req| async move { client.start_passkey_authentication(req).await },
+                msg,
+            )
+            .await
+            .map_err(upstream)?;
+        Ok((r.ceremony, r.options_json))
+    }
+
+    /// A passwordless sign-in's passkey assertion: the user it names and
+    /// the passkey's `amr` method, if it is good.
+    pub async fn verify_passkey(
+        &self,
+        answer: PasskeyAnswer<'_>,
+        client_address: &str,
+    ) -> Result<Option<(UserStatus, String)>, Error> {
+        use suite_proto::user::verify_second_factor_response::Outcome;
+        let msg = suite_proto::user::VerifyPasskeyRequest {
+            ceremony: answer.ceremony.to_owned(),
+            assertion_json: answer.assertion_json.to_owned(),
+            binding: answer.binding.to_owned(),
+            client_address: client_address.to_owned(),
+        };
+        let r = self
+            .call(
+                |mut client, req| async move { client.verify_passkey(req).await },
+                msg,
+            )
+            .await
+            .map_err(upstream)?;
+        if r.outcome() != Outcome::Valid {
+            return Ok(None);
+        }
+        let status = UserStatus::read(&r.user_id, r.username, r.roles, r.sessions_valid_after)?;
+        Ok(Some((status, r.method)))
     }
 
     /// The user's status; `None` if the user does not exist (any more).

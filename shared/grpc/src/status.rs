@@ -35,7 +35,7 @@ pub fn throttled(wait: std::time::Duration) -> Status {
     Status::with_error_details(
         Code::ResourceExhausted,
         format!(
-            "too many failed password checks; try again in {} s",
+            "too many failed sign-in attempts (passwords or codes); try again in {} s",
             secs.max(1)
         ),
         details,

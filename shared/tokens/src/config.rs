@@ -22,6 +22,13 @@ pub struct TokenArgs {
     /// alike everywhere.
     #[arg(long = "access-token-ttl-secs", env = "ACCESS_TOKEN_TTL_SECS", value_name = "ACCESS_TOKEN_TTL_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(30..=86_400).map(Duration::from_secs))]
     pub access_token_ttl: Duration,
+
+    /// Whether an admin acts as one only when signed in with a second
+    /// factor (the token's `amr` has `mfa`); without one, their token acts
+    /// as a plain user's, which may still set up a factor. Set it alike on
+    /// every service and gateway.
+    #[arg(long, env = "ADMINS_NEED_SECOND_FACTOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub admins_need_second_factor: bool,
 }
 
 impl TokenArgs {
@@ -37,6 +44,7 @@ impl TokenArgs {
             issuer: self.jwt_issuer.clone(),
             audiences,
             leeway_secs: self.jwt_leeway_secs,
+            admins_need_second_factor: self.admins_need_second_factor,
         }
     }
 }

@@ -12,6 +12,8 @@ pub struct TokenRules {
     pub audiences: Vec<String>,
     /// Allowed clock skew for `exp` and `nbf`, in seconds.
     pub leeway_secs: u64,
+    /// An admin's token acts as an admin only after a second factor.
+    pub admins_need_second_factor: bool,
 }
 
 impl TokenRules {

@@ -357,6 +357,7 @@ mod tests {
             issuer: "iss".into(),
             audiences: vec!["aud".into()],
             leeway_secs: 0,
+            admins_need_second_factor: false,
         }
     }
 

@@ -261,6 +261,9 @@ pub struct Verifier {
     /// Sessions and users revoked recently; `None`: nothing is revoked
     /// before `exp` (a verifier fed no events).
     revocations: Option<Revocations>,
+    /// An admin's token acts as an admin only if its sign-in had a second
+    /// factor (ADMINS_NEED_SECOND_FACTOR); without one, as a plain user.
+    admins_need_second_factor: bool,
 }
 
 /// A token whose signature and claims passed, and the caller it names (or
@@ -286,6 +289,7 @@ impl Verifier {
             validation: rules.validation(),
             verified: Arc::default(),
             revocations: None,
+            admins_need_second_factor: rules.admins_need_second_factor,
         }
     }
 
@@ -338,6 +342,21 @@ impl Verifier {
         Ok(checked.claims.clone())
     }
 
+    /// `caller`, without the admin role if admins need a second factor and
+    /// its sign-in had none: it may still act on its own user (and set up
+    /// the factor), never on others.
+    fn admitted(&self, caller: Caller) -> Caller {
+        match caller {
+            Caller::User(mut u)
+                if self.admins_need_second_factor && !u.amr.iter().any(|m| m == "mfa") =>
+            {
+                u.roles.retain(|r| r != roles::ADMIN);
+                Caller::User(u)
+            }
+            other => other,
+        }
+    }
+
     /// A user's token issued before a revocation that concerns it is refused.
     fn refuse_revoked(
         &self,
@@ -367,7 +386,7 @@ impl Verifier {
             .ok_or(TokenError::Invalid("unknown key id"))?;
         let claims = rules::verify_with(token, key, &self.validation)?;
         let checked = Arc::new(Checked {
-            caller: Caller::typed(&claims),
+            caller: Caller::typed(&claims).map(|c| self.admitted(c)),
             issued: revocations::issued_millis(&claims.jti, claims.iat),
             claims,
         });

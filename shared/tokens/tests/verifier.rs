@@ -31,6 +31,7 @@ async fn fixture() -> Fixture {
         issuer: ISS.into(),
         audiences: vec![AUD.into()],
         leeway_secs: 5,
+        admins_need_second_factor: false,
     };
     Fixture {
         key,
@@ -313,6 +314,7 @@ async fn a_remembered_token_is_refused_once_its_key_is_gone() {
         issuer: ISS.into(),
         audiences: vec![AUD.into()],
         leeway_secs: 5,
+        admins_need_second_factor: false,
     };
     let auth = Verifier::new(cache.clone(), rules);
     let mut header = good_header();
@@ -328,4 +330,43 @@ async fn a_remembered_token_is_refused_once_its_key_is_gone() {
         auth.verify(&token).await,
         Err(TokenError::Invalid(_))
     ));
+}
+
+/// With ADMINS_NEED_SECOND_FACTOR, an admin's token from a password-only
+/// sign-in acts as a plain user's; one whose `amr` has `mfa` as an admin's.
+#[tokio::test]
+async fn admins_act_as_admins_only_after_a_second_factor_when_required() {
+    let key = SigningKey::generate("k1").expect("key");
+    let jwks = jwks_of(std::slice::from_ref(&key)).expect("jwks");
+    let cache = KeyCache::new(Some(JwksSource::Static(jwks)), Duration::from_secs(5));
+    cache.load().await.expect("load");
+    let rules = |required| TokenRules {
+        issuer: ISS.into(),
+        audiences: vec![AUD.into()],
+        leeway_secs: 5,
+        admins_need_second_factor: required,
+    };
+    let user = uuid::Uuid::now_v7().to_string();
+    let token = |amr: &[&str]| {
+        let mut claims = good_claims();
+        claims["sub"] = json!(user);
+        claims["amr"] = json!(amr);
+        raw_token(&good_header(), &claims, key.encoding_key())
+    };
+    let strict = Verifier::new(cache.clone(), rules(true));
+    let lenient = Verifier::new(cache, rules(false));
+    let password_only = token(&["pwd"]);
+    let with_factor = token(&["pwd", "otp", "mfa"]);
+    let caller = |v: &Verifier, t: &str| {
+        let v = v.clone();
+        let t = t.to_owned();
+        async move { v.caller(&t).await.expect("a caller") }
+    };
+    assert!(!caller(&strict, &password_only).await.is_admin());
+    assert!(
+        caller(&strict, &password_only).await.user_id().is_some(),
+        "still the user"
+    );
+    assert!(caller(&strict, &with_factor).await.is_admin());
+    assert!(caller(&lenient, &password_only).await.is_admin());
 }

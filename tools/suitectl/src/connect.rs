@@ -126,6 +126,7 @@ impl Conn {
                             .complete_login(CompleteLoginRequest {
                                 challenge: second.challenge,
                                 code: code.expose_secret().trim().to_owned(),
+                                passkey_assertion_json: String::new(),
                             })
                             .await
                             .map_err(|s| CtlError::from_status("login (second factor)", &s))?

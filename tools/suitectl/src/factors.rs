@@ -31,12 +31,12 @@ pub async fn list(conn: &mut Conn, user_id: String) -> Result<ListFactorsRespons
 }
 
 /// Removes every second factor and recovery code of `user` (their sessions
-/// end too), after a confirmation on the terminal unless `yes`; how many
+/// stay), after a confirmation on the terminal unless `yes`; how many
 /// factors were removed.
 pub async fn reset(conn: &mut Conn, user: &User, yes: bool) -> Result<i32, CtlError> {
     if !yes {
         users::confirm(&format!(
-            "Remove every second factor and recovery code of {} ({}, {})? This ends their sessions. [y/N] ",
+            "Remove every second factor and recovery code of {} ({}, {})? Their sessions stay signed in. [y/N] ",
             user.username, user.email, user.id
         ))?;
     }

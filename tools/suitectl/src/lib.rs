@@ -125,7 +125,8 @@ pub enum MfaCommand {
         user: String,
     },
     /// Removes every second factor and recovery code of a user who lost
-    /// them (the password alone signs in again) and ends their sessions.
+    /// them: the password alone signs in again. Their sessions stay (end
+    /// them with `sessions revoke`).
     Reset {
         /// The user: an id, a username or an email.
         user: String,
@@ -307,7 +308,7 @@ async fn mfa_command(conn: &mut Conn, command: MfaCommand, format: Format) -> Re
             match format {
                 Format::Json => println!("{}", json!({ "user_id": user.id, "removed": removed })),
                 Format::Text => println!(
-                    "removed {removed} second factor{} of {} ({}) and their recovery codes; their sessions ended",
+                    "removed {removed} second factor{} of {} ({}) and their recovery codes; their sessions stay (end them with `sessions revoke`)",
                     if removed == 1 { "" } else { "s" },
                     user.username,
                     user.id

@@ -13,6 +13,8 @@ CREATE TABLE login_challenges (
     request_id TEXT NOT NULL,
     user_agent TEXT NOT NULL,
     ip_address TEXT NOT NULL,
+    -- The user service's passkey ceremony for the user's passkeys, if any.
+    passkey_ceremony TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,

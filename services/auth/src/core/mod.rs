@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub mod account;
 pub mod second_factor;
-pub use second_factor::{Challenge, LoginOutcome};
+pub use second_factor::{Challenge, LoginOutcome, Proof};
 
 /// The longest user agent kept with a session.
 const MAX_USER_AGENT_CHARS: usize = 256;

@@ -9,7 +9,7 @@ use crate::{
     oauth::{hash, random_token, same},
     refresh,
     store::challenges::ChallengeRecord,
-    user_client::{FactorAnswer, UserStatus},
+    user_client::{FactorAnswer, PasskeyAnswer, UserStatus},
 };
 use std::time::Duration;
 use suite_proto::time::now;
@@ -19,8 +19,9 @@ pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
 /// Wrong codes a challenge takes before it dies (the throttle counts them
 /// per account as well).
 const MAX_ATTEMPTS: i32 = 5;
-/// What the user may give for a challenge.
-const METHODS: [&str; 2] = ["totp", "recovery_code"];
+/// The binding of a passwordless API sign-in's ceremony (its token is the
+/// only secret: there is no browser or challenge to bind it to).
+const API_PASSKEY_BINDING: &str = "api";
 
 /// A login waiting for its second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,15 @@ pub struct Challenge {
     pub challenge: String,
     pub expires_in: i64,
     pub methods: Vec<String>,
+    /// When the user has a passkey: the options for the browser (JSON).
+    pub passkey_options: String,
+}
+
+/// A code, or a passkey's assertion, for a challenge.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Proof<'a> {
+    pub code: &'a str,
+    pub passkey_assertion: &'a str,
 }
 
 /// What a login with the right password leads to.
@@ -60,6 +70,16 @@ impl AuthCore {
     ) -> Result<Challenge, Error> {
         let secret = random_token()?;
         let at = now();
+        let has_passkey = user.second_factors.iter().any(|k| k == "passkey");
+        let has_totp = user.second_factors.iter().any(|k| k == "totp");
+        // The ceremony is the challenge's: bound to it, finished only with it.
+        let (passkey_ceremony, passkey_options) = if has_passkey {
+            self.users
+                .start_passkey(Some(user.id), &passkey_binding(&secret))
+                .await?
+        } else {
+            (String::new(), String::new())
+        };
         self.challenges
             .create(&ChallengeRecord {
                 hash: hash(&secret),
@@ -67,6 +87,7 @@ impl AuthCore {
                 request_id: request_id.to_owned(),
                 user_agent: client.user_agent.chars().take(256).collect(),
                 ip_address: client.ip_address.clone(),
+                passkey_ceremony,
                 attempts: 0,
                 created_at: at,
                 expires_at: at + CHALLENGE_TTL,
@@ -74,20 +95,29 @@ impl AuthCore {
             })
             .await?;
         tracing::info!(user.id = %user.id, "password right; second factor asked");
+        let mut methods = Vec::new();
+        if has_totp {
+            methods.push("totp".to_owned());
+        }
+        if has_passkey {
+            methods.push("passkey".to_owned());
+        }
+        methods.push("recovery_code".to_owned());
         Ok(Challenge {
             challenge: secret,
             expires_in: CHALLENGE_TTL.num_seconds(),
-            methods: METHODS.iter().map(|m| (*m).to_owned()).collect(),
+            methods,
+            passkey_options,
         })
     }
 
-    /// Takes `challenge` with `code`: its record and the factor's `amr`
-    /// method if the code is right (the challenge is then used up).
+    /// Takes `challenge` with `proof`: its record and the factor's `amr`
+    /// method if the proof is good (the challenge is then used up).
     pub(crate) async fn take_challenge(
         &self,
         challenge: &str,
         request_id: &str,
-        code: &str,
+        proof: Proof<'_>,
         ip_address: &str,
     ) -> Result<Result<(ChallengeRecord, String), Refusal>, Error> {
         if !refresh::well_formed(challenge) {
@@ -105,13 +135,22 @@ impl AuthCore {
         {
             return Ok(Err(Refusal::Unknown));
         }
-        let code = code.trim();
-        if code.is_empty() || code.len() > 64 {
+        let code = proof.code.trim();
+        let binding = passkey_binding(challenge);
+        let passkey = (!proof.passkey_assertion.is_empty()).then_some(PasskeyAnswer {
+            ceremony: &record.passkey_ceremony,
+            binding: &binding,
+            assertion_json: proof.passkey_assertion,
+        });
+        if passkey.is_some() && record.passkey_ceremony.is_empty() {
+            return Ok(Err(Refusal::WrongCode));
+        }
+        if passkey.is_none() && (code.is_empty() || code.len() > 64) {
             return Ok(Err(Refusal::WrongCode));
         }
         match self
             .users
-            .verify_factor(record.user_id, code, ip_address)
+            .verify_factor(record.user_id, code, passkey, ip_address)
             .await?
         {
             FactorAnswer::Valid(method) => {
@@ -138,17 +177,23 @@ impl AuthCore {
     pub async fn complete_login(
         &self,
         challenge: &str,
-        code: &str,
+        proof: Proof<'_>,
         ip_address: &str,
     ) -> Result<Issued, Error> {
         let now = now();
         if challenge.is_empty() {
             return Err(Error::invalid("challenge", "is required"));
         }
-        if code.trim().is_empty() {
-            return Err(Error::invalid("code", "is required"));
+        if proof.code.trim().is_empty() && proof.passkey_assertion.is_empty() {
+            return Err(Error::invalid(
+                "code",
+                "is required (or passkey_assertion_json)",
+            ));
         }
-        let (record, method) = match self.take_challenge(challenge, "", code, ip_address).await? {
+        let (record, method) = match self
+            .take_challenge(challenge, "", proof, ip_address)
+            .await?
+        {
             Ok(taken) => taken,
             Err(Refusal::Unknown) => {
                 return Err(Error::Unauthenticated(
@@ -175,6 +220,47 @@ impl AuthCore {
             .await
     }
 
+    /// Begins a passwordless API sign-in: the ceremony and the browser's
+    /// options.
+    pub async fn start_passkey_login(&self) -> Result<(String, String, i64), Error> {
+        let (ceremony, options) = self.users.start_passkey(None, API_PASSKEY_BINDING).await?;
+        Ok((ceremony, options, CHALLENGE_TTL.num_seconds()))
+    }
+
+    /// Finishes a passwordless sign-in: the tokens of a new session.
+    pub async fn finish_passkey_login(
+        &self,
+        ceremony: &str,
+        assertion: &str,
+        client: ClientInfo,
+    ) -> Result<Issued, Error> {
+        let now = now();
+        if ceremony.is_empty() {
+            return Err(Error::invalid("ceremony", "is required"));
+        }
+        if assertion.is_empty() {
+            return Err(Error::invalid("assertion_json", "is required"));
+        }
+        let answer = PasskeyAnswer {
+            ceremony,
+            binding: API_PASSKEY_BINDING,
+            assertion_json: assertion,
+        };
+        let Some((user, method)) = self
+            .users
+            .verify_passkey(answer, &client.ip_address)
+            .await?
+        else {
+            count_login("bad_passkey");
+            return Err(Error::Unauthenticated(
+                "the passkey was not accepted: start again",
+            ));
+        };
+        count_login("success");
+        self.open_session(user.id, user.roles, client, &passkey_amr(&method), now)
+            .await
+    }
+
     /// Deletes challenges that expired a while ago.
     pub async fn prune_challenges(&self) -> Result<u64, Error> {
         Ok(self
@@ -187,4 +273,16 @@ impl AuthCore {
 /// The `amr` of a sign-in with a password and the second factor `method`.
 pub fn amr_with(method: &str) -> String {
     format!("pwd {method} mfa")
+}
+
+/// The `amr` of a passwordless sign-in with a passkey (`hwk` or `swk`): a
+/// passkey verifies its user (a PIN or biometrics), so it is two factors.
+pub fn passkey_amr(method: &str) -> String {
+    format!("{method} mfa")
+}
+
+/// The binding of a challenge's passkey ceremony: a digest of the
+/// challenge, which only its holder can present.
+fn passkey_binding(challenge: &str) -> String {
+    format!("challenge:{}", hash(challenge))
 }

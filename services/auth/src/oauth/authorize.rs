@@ -22,7 +22,7 @@ mod parameters;
 mod sign_in;
 use parameters::parse_prompt;
 pub use parameters::pkce_shaped;
-pub use sign_in::{FactorForm, SignInForm};
+pub use sign_in::{FactorForm, PasskeyForm, SignInForm};
 
 /// How long a pending request waits for its forms.
 const REQUEST_TTL: chrono::Duration = chrono::Duration::minutes(10);
@@ -67,6 +67,10 @@ pub struct SignInPage {
     pub retry_after_secs: i64,
     /// Set when the password was right and a second factor is asked for.
     pub factor_challenge: String,
+    /// A passwordless passkey ceremony for the page (first step only).
+    pub passkey_ceremony: String,
+    /// The options of the page's passkey ceremony (JSON); empty: none.
+    pub passkey_options_json: String,
 }
 
 /// The consent page's contents.
@@ -273,12 +277,15 @@ impl OAuthCore {
                     return fail("login_required", "the user is not signed in");
                 }
                 let request = self.pending(&client, params, binding, now).await?;
+                let (passkey_ceremony, passkey_options_json) = self.passwordless(&request.id).await;
                 return Ok(Next {
                     step: Step::SignIn(SignInPage {
                         request_id: request.id,
                         csrf_token: request.csrf_token,
                         client_name: client.name.clone(),
                         login_hint: p.login_hint.clone(),
+                        passkey_ceremony,
+                        passkey_options_json,
                         ..SignInPage::default()
                     }),
                     set_session: None,

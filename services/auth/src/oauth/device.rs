@@ -56,7 +56,7 @@ pub struct DeviceAuthorization {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCodeAnswer {
     /// The sign-in or consent page.
-    Next(Next),
+    Next(Box<Next>),
     /// Ask for the code again, saying why.
     Retry(String),
 }
@@ -223,7 +223,7 @@ impl OAuthCore {
         let request = self
             .pending_until(&client, params, binding, now, device.expires_at)
             .await?;
-        Ok(UserCodeAnswer::Next(match session {
+        Ok(UserCodeAnswer::Next(Box::new(match session {
             Some(session) => Next {
                 step: Step::Consent(consent_page(&request, &client, &session)),
                 set_session: None,
@@ -239,7 +239,7 @@ impl OAuthCore {
                 set_session: None,
                 clear_session: !browser_session.is_empty(),
             },
-        }))
+        })))
     }
 
     /// The consent form of a device request was posted: approves the
@@ -260,7 +260,7 @@ impl OAuthCore {
             nonce: String::new(),
             auth_time: session.auth_time.timestamp(),
             browser_session_id: session.id,
-            amr: vec!["pwd".into()],
+            amr: session.amr.clone(),
         });
         let decided = self
             .store

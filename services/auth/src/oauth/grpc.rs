@@ -5,7 +5,7 @@
 
 use super::{
     OAuthCore,
-    authorize::{FactorForm, SignInForm},
+    authorize::{FactorForm, PasskeyForm, SignInForm},
     device::UserCodeAnswer,
 };
 use crate::error::Error;
@@ -101,6 +101,7 @@ impl OAuthService for OAuthApi {
                 "at_hash",
                 "sid",
                 "amr",
+                "acr",
                 "name",
                 "preferred_username",
                 "updated_at",
@@ -170,11 +171,38 @@ impl OAuthService for OAuthApi {
                     binding: r.browser_binding,
                     challenge: r.challenge,
                     code: r.code,
+                    passkey_assertion: r.passkey_assertion_json,
                     ip_address: ip,
                     user_agent: r.user_agent,
                 })
                 .await?;
             Ok(pb::SignInFactorResponse {
+                step: Some(next.into()),
+            })
+        })
+        .await
+    }
+
+    async fn sign_in_passkey(
+        &self,
+        req: Request<pb::SignInPasskeyRequest>,
+    ) -> Result<Response<pb::SignInPasskeyResponse>, Status> {
+        respond(async {
+            let ip = self.forwarded.client_of(&req);
+            let r = req.into_inner();
+            let next = self
+                .core
+                .sign_in_passkey(PasskeyForm {
+                    request_id: r.request_id,
+                    csrf_token: r.csrf_token,
+                    binding: r.browser_binding,
+                    ceremony: r.ceremony,
+                    assertion: r.assertion_json,
+                    ip_address: ip,
+                    user_agent: r.user_agent,
+                })
+                .await?;
+            Ok(pb::SignInPasskeyResponse {
                 step: Some(next.into()),
             })
         })
@@ -253,7 +281,7 @@ impl OAuthService for OAuthApi {
                 .verify_user_code(&r.user_code, &r.browser_session, &r.browser_binding)
                 .await?;
             let result = match answer {
-                UserCodeAnswer::Next(next) => R::Step(next.into()),
+                UserCodeAnswer::Next(next) => R::Step((*next).into()),
                 UserCodeAnswer::Retry(why) => R::RetryError(why),
             };
             Ok(pb::VerifyUserCodeResponse {

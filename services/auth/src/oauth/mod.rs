@@ -125,6 +125,7 @@ impl OAuthCore {
             issuer: settings.issuer.clone(),
             audiences: vec![settings.audience.clone()],
             leeway_secs: 0,
+            admins_need_second_factor: false,
         }
         .validation();
         Ok(Self {

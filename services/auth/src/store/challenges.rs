@@ -18,6 +18,9 @@ pub struct ChallengeRecord {
     pub request_id: String,
     pub user_agent: String,
     pub ip_address: String,
+    /// The user service's passkey ceremony for the user's passkeys (empty:
+    /// the user has none).
+    pub passkey_ceremony: String,
     /// Wrong codes given for it so far.
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -52,6 +55,7 @@ macro_rules! challenge_store {
                 request_id: row.try_get("request_id")?,
                 user_agent: row.try_get("user_agent")?,
                 ip_address: row.try_get("ip_address")?,
+                passkey_ceremony: row.try_get("passkey_ceremony")?,
                 attempts: row.try_get("attempts")?,
                 created_at: row.try_get("created_at")?,
                 expires_at: row.try_get("expires_at")?,
@@ -64,7 +68,8 @@ macro_rules! challenge_store {
             async fn create(&self, c: &ChallengeRecord) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO login_challenges (hash, user_id, request_id, user_agent, ip_address, \
-                     attempts, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     attempts, created_at, expires_at, used_at, passkey_ceremony) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(&c.hash)
                 .bind(c.user_id)
@@ -75,6 +80,7 @@ macro_rules! challenge_store {
                 .bind(c.created_at)
                 .bind(c.expires_at)
                 .bind(c.used_at)
+                .bind(&c.passkey_ceremony)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -83,7 +89,7 @@ macro_rules! challenge_store {
             async fn find(&self, hash: &str) -> Result<Option<ChallengeRecord>> {
                 let row = sqlx::query(
                     "SELECT hash, user_id, request_id, user_agent, ip_address, attempts, created_at, \
-                     expires_at, used_at FROM login_challenges WHERE hash = $1",
+                     expires_at, used_at, passkey_ceremony FROM login_challenges WHERE hash = $1",
                 )
                 .bind(hash)
                 .fetch_optional(&self.pool)

@@ -160,13 +160,20 @@ impl UserCore {
                 "this authenticator is confirmed already",
             ));
         }
+        let code = code.trim();
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::invalid(
+                "code",
+                "must be the six digits the app shows",
+            ));
+        }
         let secret = self.open(&factor)?;
         let reservation = self
             .throttle
             .reserve(Account::User(id), client_address)
             .await?;
         let at = now();
-        let Some(step) = factors::matching_step(&secret, code.trim(), at.timestamp()) else {
+        let Some(step) = factors::matching_step(&secret, code, at.timestamp()) else {
             self.throttle.fail(reservation).await;
             count_check("totp_confirm", "invalid");
             return Err(Error::invalid(
@@ -360,7 +367,17 @@ impl UserCore {
         }
         if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
             for factor in confirmed.iter().filter(|f| f.kind == TOTP_KIND) {
-                let secret = self.open(factor)?;
+                // A secret that no longer opens (FACTOR_KEY changed) is a
+                // factor that cannot sign in: the others, and recovery
+                // codes, still can; an operator resets it.
+                let secret = match self.open(factor) {
+                    Ok(secret) => secret,
+                    Err(e) => {
+                        tracing::error!(user.id = %id, factor.id = %factor.id, error = %e,
+                            "a TOTP secret does not open: was FACTOR_KEY changed?");
+                        continue;
+                    }
+                };
                 if let Some(step) = factors::matching_step(&secret, code, at.timestamp()) {
                     // Accepted once: a code of this step, or an earlier
                     // one, was used already if this finds nothing to raise.

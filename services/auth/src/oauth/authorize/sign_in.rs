@@ -8,10 +8,14 @@ use super::{
     MAX_HINT_CHARS, Next, SignInPage, Step, consent_page,
 };
 use crate::{
-    core::{ClientInfo, second_factor::Refusal, second_factor::amr_with},
+    core::{
+        ClientInfo, Proof,
+        second_factor::{Refusal, amr_with, passkey_amr},
+    },
     error::Error,
     oauth::store::{BrowserSession, ClientRecord, PendingRequest},
     user_client::Credentials,
+    user_client::PasskeyAnswer,
 };
 use chrono::{DateTime, Utc};
 use suite_proto::{Login, Password, parse_credentials, time::now};
@@ -39,6 +43,21 @@ pub struct FactorForm {
     /// The challenge the password form opened.
     pub challenge: String,
     pub code: String,
+    /// Instead of a code: a passkey's assertion (JSON).
+    pub passkey_assertion: String,
+    pub ip_address: String,
+    pub user_agent: String,
+}
+
+/// The passkey form of the sign-in page's first step (passwordless).
+pub struct PasskeyForm {
+    pub request_id: String,
+    pub csrf_token: String,
+    pub binding: String,
+    /// The page's ceremony.
+    pub ceremony: String,
+    /// The passkey's assertion (JSON).
+    pub assertion: String,
     pub ip_address: String,
     pub user_agent: String,
 }
@@ -62,6 +81,7 @@ fn page(
         error_field: field.to_owned(),
         retry_after_secs: retry,
         factor_challenge: factor_challenge.to_owned(),
+        ..SignInPage::default()
     }))
 }
 
@@ -131,15 +151,11 @@ impl OAuthCore {
                 .auth
                 .challenge(&user, &request.id, &client_info)
                 .await?;
-            return Ok(page(
-                &request,
-                &client,
-                &login,
-                "",
-                "",
-                0,
-                &challenge.challenge,
-            ));
+            let mut next = page(&request, &client, &login, "", "", 0, &challenge.challenge);
+            if let Step::SignIn(p) = &mut next.step {
+                p.passkey_options_json = challenge.passkey_options;
+            }
+            return Ok(next);
         }
         if request.params.require_mfa {
             return Ok(show(
@@ -170,9 +186,13 @@ impl OAuthCore {
             Err(page) => return Ok(page),
         };
         let hint = request.params.login_hint.clone();
+        let proof = Proof {
+            code: &form.code,
+            passkey_assertion: &form.passkey_assertion,
+        };
         let taken = self
             .auth
-            .take_challenge(&form.challenge, &request.id, &form.code, &form.ip_address)
+            .take_challenge(&form.challenge, &request.id, proof, &form.ip_address)
             .await?;
         let (record, method) = match taken {
             Ok(taken) => taken,
@@ -227,6 +247,71 @@ impl OAuthCore {
             .await
     }
 
+    /// The sign-in page's passkey was used (passwordless).
+    pub async fn sign_in_passkey(&self, form: PasskeyForm) -> Result<Next, Error> {
+        let now = now();
+        let (request, client) = match self
+            .form_request(&form.request_id, &form.csrf_token, &form.binding, now)
+            .await?
+        {
+            Ok(found) => found,
+            Err(page) => return Ok(page),
+        };
+        let binding = passwordless_binding(&request.id);
+        let answer = PasskeyAnswer {
+            ceremony: &form.ceremony,
+            binding: &binding,
+            assertion_json: &form.assertion,
+        };
+        let verified = if form.ceremony.is_empty() || form.assertion.is_empty() {
+            None
+        } else {
+            self.auth
+                .users()
+                .verify_passkey(answer, &form.ip_address)
+                .await?
+        };
+        let Some((user, method)) = verified else {
+            tracing::info!("a passkey sign-in at the provider was refused");
+            let (passkey_ceremony, passkey_options_json) = self.passwordless(&request.id).await;
+            let mut next = page(
+                &request,
+                &client,
+                &request.params.login_hint,
+                "the passkey was not accepted: try again, or sign in with your password",
+                "",
+                0,
+                "",
+            );
+            if let Step::SignIn(p) = &mut next.step {
+                p.passkey_ceremony = passkey_ceremony;
+                p.passkey_options_json = passkey_options_json;
+            }
+            return Ok(next);
+        };
+        let amr = suite_tokens::scope_list(&passkey_amr(&method));
+        self.signed_in(&request, &client, user.id, &user.username, amr, now)
+            .await
+    }
+
+    /// A passwordless ceremony for the sign-in page of request `request_id`:
+    /// its token and options, or nothing if passkeys are off or the user
+    /// service cannot begin one now (the password still signs in).
+    pub(in crate::oauth) async fn passwordless(&self, request_id: &str) -> (String, String) {
+        match self
+            .auth
+            .users()
+            .start_passkey(None, &passwordless_binding(request_id))
+            .await
+        {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::debug!(error = %e, "no passkey on the sign-in page");
+                (String::new(), String::new())
+            }
+        }
+    }
+
     /// A browser session for the user who just signed in by `amr`, and the
     /// request's next step: consent, or a code.
     async fn signed_in(
@@ -274,4 +359,11 @@ impl OAuthCore {
             clear_session: false,
         })
     }
+}
+
+/// The binding of a sign-in page's passwordless ceremony: its pending
+/// request (itself tied to the browser by the binding cookie and the
+/// form's CSRF token).
+fn passwordless_binding(request_id: &str) -> String {
+    format!("request:{request_id}")
 }

@@ -113,6 +113,8 @@ impl From<Next> for pb::AuthorizationStep {
                 error_field: p.error_field,
                 retry_after_secs: p.retry_after_secs,
                 factor_challenge: p.factor_challenge,
+                passkey_ceremony: p.passkey_ceremony,
+                passkey_options_json: p.passkey_options_json,
             }),
             Step::Consent(p) => S::Consent(pb::ConsentPage {
                 request_id: p.request_id,
