@@ -125,6 +125,7 @@
       button.addEventListener("click", function (event) {
         event.preventDefault();
         get(null).catch(function (e) {
+          if (window.console) console.warn("passkey: " + (e && e.name) + ": " + (e && e.message));
           if (e && e.name !== "AbortError") say(form, "The passkey did not answer. Try again, or use another way.");
         });
       });

@@ -71,6 +71,19 @@ impl UserCore {
             .start_passkey_registration(id, record.username.as_str(), &display, Some(existing))
             .map_err(|e| Error::Internal(format!("webauthn: {e}")))?;
         let ceremony = self.ceremony(REGISTER, Some(id), "", &state, &name).await?;
+        // A passkey that the browser can offer without a login first
+        // (discoverable), where the authenticator can keep one: webauthn-rs
+        // discourages it by default, which would rule out passwordless
+        // sign-in. Only the browser reads this hint; the ceremony's state
+        // does not depend on it.
+        let mut options =
+            serde_json::to_value(&options).map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some(selection) = options
+            .pointer_mut("/publicKey/authenticatorSelection")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            selection.insert("residentKey".into(), "preferred".into());
+        }
         Ok((ceremony, to_json(&options)?))
     }
 

@@ -273,21 +273,17 @@ impl OAuthCore {
         };
         let Some((user, method)) = verified else {
             tracing::info!("a passkey sign-in at the provider was refused");
-            let (passkey_ceremony, passkey_options_json) = self.passwordless(&request.id).await;
-            let mut next = page(
+            // The password form, without a passkey this time: a browser
+            // that answers at once (an automated one) must not loop.
+            return Ok(page(
                 &request,
                 &client,
                 &request.params.login_hint,
-                "the passkey was not accepted: try again, or sign in with your password",
+                "the passkey was not accepted: sign in with your password",
                 "",
                 0,
                 "",
-            );
-            if let Step::SignIn(p) = &mut next.step {
-                p.passkey_ceremony = passkey_ceremony;
-                p.passkey_options_json = passkey_options_json;
-            }
-            return Ok(next);
+            ));
         };
         let amr = suite_tokens::scope_list(&passkey_amr(&method));
         self.signed_in(&request, &client, user.id, &user.username, amr, now)
