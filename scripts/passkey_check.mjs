@@ -82,52 +82,6 @@ try {
     automaticPresenceSimulation: true,
   };
 
-  // 1. Registration, as an app's page on the suite's origin does it over
-  // REST (the gateway's own answers forbid scripts: that page is the app's,
-  // hence a context that ignores the gateway's CSP, used for this alone).
-  const appContext = await browser.newContext({ bypassCSP: true });
-  const appPage = await appContext.newPage();
-  const appCdp = await appContext.newCDPSession(appPage);
-  await appCdp.send("WebAuthn.enable");
-  const appAuthenticator = await appCdp.send("WebAuthn.addVirtualAuthenticator", { options: authenticatorOptions });
-  await appPage.goto(`${ISSUER}/api/health`);
-  const factor = await appPage.evaluate(async (token) => {
-    const call = async (p, body) => {
-      const r = await fetch(p, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify(body),
-      });
-      return r.json();
-    };
-    const bytes = (t) => Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-    const text = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-    const started = await call("/api/v1/users/me/factors:startPasskeyRegistration", { name: "this browser" });
-    const pk = JSON.parse(started.optionsJson).publicKey;
-    pk.challenge = bytes(pk.challenge);
-    pk.user.id = bytes(pk.user.id);
-    pk.excludeCredentials = (pk.excludeCredentials || []).map((c) => ({ ...c, id: bytes(c.id) }));
-    const cred = await navigator.credentials.create({ publicKey: pk });
-    const credential = JSON.stringify({
-      id: cred.id,
-      rawId: text(cred.rawId),
-      type: cred.type,
-      extensions: cred.getClientExtensionResults(),
-      response: {
-        attestationObject: text(cred.response.attestationObject),
-        clientDataJSON: text(cred.response.clientDataJSON),
-      },
-    });
-    return call("/api/v1/users/me/factors:finishPasskeyRegistration", { ceremony: started.ceremony, credentialJson: credential });
-  }, login.json.accessToken);
-  check(factor.factor && factor.factor.kind === "passkey", `a passkey is registered (${JSON.stringify(factor).slice(0, 200)})`);
-  check(factor.recoveryCodes.length === 10, "the first factor comes with ten recovery codes");
-  const registered = await appCdp.send("WebAuthn.getCredentials", { authenticatorId: appAuthenticator.authenticatorId });
-  if (process.env.PASSKEY_DEBUG) console.error(JSON.stringify(registered.credentials.map((c) => ({ ...c, privateKey: "…" }))));
-  await appContext.close();
-
-  // The same passkey (the same device) in the browser that signs in, whose
-  // pages keep their CSP.
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
@@ -139,9 +93,27 @@ try {
   const cdp = await context.newCDPSession(page);
   await cdp.send("WebAuthn.enable");
   const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", { options: authenticatorOptions });
-  for (const credential of registered.credentials) {
-    await cdp.send("WebAuthn.addCredential", { authenticatorId, credential });
-  }
+
+  // 1. Registration on the account page: signed in with the password, the
+  // page's "Add a passkey" (its script asks the browser for one).
+  await page.goto(`${ISSUER}/account`);
+  await page.getByLabel("Username or email").fill("pia");
+  await page.getByLabel("Password").fill(PASSWORD);
+  await Promise.all([page.waitForURL(`${ISSUER}/account`), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
+  await page.getByLabel("Name of the passkey (optional)").fill("this browser");
+  await Promise.all([page.waitForLoadState(), page.getByRole("button", { name: "Add a passkey" }).click()]);
+  await page.getByText("Your passkey is added").waitFor();
+  const codes = await page.locator("ul.codes li").allTextContents();
+  check(codes.length === 10, "the first factor's ten recovery codes are shown once");
+  await page.goto(`${ISSUER}/account`);
+  await page.getByText("this browser").first().waitFor();
+  check(true, "the account page lists the passkey by its name");
+  await page.getByLabel("New name").fill("my laptop");
+  await Promise.all([page.waitForURL(/done=factor-renamed/), page.getByRole("button", { name: "Rename" }).click()]);
+  await page.getByText("my laptop").first().waitFor();
+  check(true, "the account page renames it");
+  const registered = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
+  check(registered.credentials.length === 1 && registered.credentials[0].isResidentCredential, "the passkey is discoverable (a resident credential)");
 
   // The code flow's start, with PKCE; the redirect's code exchanged.
   const authorize = () => {
@@ -185,8 +157,9 @@ try {
   // 2. Passwordless, on the sign-in page: the login field's suggestions
   // (conditional mediation), which the virtual authenticator answers at
   // once, or else the button.
+  // (prompt=login: the browser is signed in already, from the account page.)
   let flow = authorize();
-  await page.goto(flow.url);
+  await page.goto(`${flow.url}&prompt=login`);
   const passkeyButton = page.getByRole("button", { name: "Sign in with a passkey" });
   await Promise.race([
     page.waitForURL((u) => !u.href.includes("/oauth2/authorize")),

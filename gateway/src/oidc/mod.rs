@@ -94,6 +94,8 @@ pub const ROUTES: &[&str] = &[
     account::security::RECOVERY_CODES_PATH,
     account::security::SIGN_OUT_EVERYWHERE_PATH,
     account::security::END_SESSION_PATH,
+    account::security::PASSKEY_PATH,
+    account::security::RENAME_FACTOR_PATH,
 ];
 
 /// What the OAuth endpoints and pages share.
@@ -339,6 +341,14 @@ pub fn router(state: Shared) -> Router {
         .route(
             account::security::END_SESSION_PATH,
             axum::routing::post(account::security::end_session),
+        )
+        .route(
+            account::security::PASSKEY_PATH,
+            axum::routing::post(account::security::add_passkey),
+        )
+        .route(
+            account::security::RENAME_FACTOR_PATH,
+            axum::routing::post(account::security::rename_factor),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(PASSKEY_SCRIPT_PATH, get(pages::passkey_script))

@@ -20,7 +20,7 @@
 //! and are refused when the browser says another site sent them; each
 //! `POST` is counted in the strict bucket, each `GET` in the general one.
 
-use super::{Link, MessageTemplate, from_another_site, violations};
+use super::{Link, MessageTemplate, from_another_site};
 use crate::{
     contract::routes::RateClass,
     oidc::{
@@ -42,12 +42,14 @@ use suite_proto::{
         RevokeSessionRequest, Session, auth_service_client::AuthServiceClient,
     },
     time::from_timestamp,
-    user::{
-        ConfirmTotpRequest, DeleteFactorRequest, EnrollTotpRequest, Factor, ListFactorsRequest,
-        RegenerateRecoveryCodesRequest,
-    },
+    user::{DeleteFactorRequest, Factor, ListFactorsRequest, RegenerateRecoveryCodesRequest},
 };
 use tonic::{Code, metadata::MetadataValue};
+
+mod passkeys;
+mod totp;
+pub use passkeys::{PASSKEY_PATH, RENAME_FACTOR_PATH, add_passkey, rename_factor};
+pub use totp::{confirm_totp, enroll_totp};
 
 /// The account area and its forms.
 pub const ACCOUNT_PATH: &str = "/account";
@@ -92,6 +94,10 @@ pub struct SecurityTemplate {
     pub recovery_codes_left: i32,
     pub sessions: Vec<SessionRow>,
     pub more_sessions: bool,
+    /// A passkey registration ceremony and its options (JSON); empty: no
+    /// passkey may be added now (off, or a step-up is needed first).
+    pub passkey_ceremony: String,
+    pub passkey_options: String,
 }
 
 /// A second factor, as the page lists it.
@@ -321,7 +327,12 @@ async fn overview(
             ))
             .await
     };
-    let (factors, sessions) = tokio::join!(factors, sessions);
+    let (factors, sessions, passkey) = tokio::join!(
+        factors,
+        sessions,
+        passkeys::registration(oidc, acting, client)
+    );
+    let (passkey_ceremony, passkey_options) = passkey.unwrap_or_default();
     let factors = match factors {
         Ok(f) => f.into_inner(),
         Err(s) => return failed_call(oidc, USER_SERVICE, &s),
@@ -342,8 +353,12 @@ async fn overview(
         factors: factors.factors.into_iter().map(factor_row).collect(),
         more_sessions: !sessions.next_page_token.is_empty(),
         sessions: sessions.sessions.into_iter().map(session_row).collect(),
+        passkey_ceremony,
+        passkey_options,
     };
     let mut answer = render::page(status, &page, None);
+    // The passkey form runs the gateway's one script.
+    answer.scripts = !page.passkey_options.is_empty();
     answer.cookies.extend(bound.new_binding);
     answer
 }
@@ -354,6 +369,8 @@ fn done_notice(params: &Params) -> Option<String> {
         "totp-added" => "Your authenticator app is set up.",
         "factor-removed" => "The second factor was removed.",
         "session-ended" => "That session was signed out.",
+        "passkey-added" => "Your passkey is added.",
+        "factor-renamed" => "The second factor was renamed.",
         _ => return None,
     };
     Some(notice.to_owned())
@@ -472,157 +489,6 @@ async fn posted(visit: &Visit, body: &[u8]) -> Result<(IpAddr, Params, Bound, Ac
         })?;
     let acting = acting(visit, client).await?;
     Ok((client, form, bound, acting))
-}
-
-/// `POST /account/totp`: EnrollTotp, then the QR code, the key and the
-/// form for a first code.
-pub async fn enroll_totp(visit: Visit, body: Bytes) -> Answer {
-    respond(async {
-        let (client, form, bound, acting) = posted(&visit, &body).await?;
-        let oidc = &visit.oidc;
-        let name = form.text("name").trim().to_owned();
-        let call = oidc
-            .users()
-            .enroll_totp(as_user(
-                oidc,
-                &acting,
-                EnrollTotpRequest {
-                    user_id: "me".into(),
-                    name,
-                },
-                client,
-            ))
-            .await;
-        let begun = match call {
-            Ok(b) => b.into_inner(),
-            Err(s) if s.code() == Code::InvalidArgument => {
-                let why = violations(&s)
-                    .into_iter()
-                    .map(|(_, why)| why)
-                    .next()
-                    .unwrap_or_else(|| s.message().to_owned());
-                return Ok(overview(
-                    &visit,
-                    client,
-                    &acting,
-                    bound,
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    Some(format!("The authenticator's name {why}.")),
-                )
-                .await);
-            }
-            Err(s) => return Ok(refused(oidc, USER_SERVICE, &s)),
-        };
-        let Some(factor) = begun.factor else {
-            return Ok(failed_call(
-                oidc,
-                USER_SERVICE,
-                &tonic::Status::internal("an enrolment without its factor"),
-            ));
-        };
-        let qr_svg = super::qr::clean_svg(&begun.qr_svg);
-        if qr_svg.is_none() && !begun.qr_svg.is_empty() {
-            tracing::warn!("the enrolment's QR code is not in the shape drawn: left out");
-        }
-        Ok(totp_page(
-            &visit,
-            StatusCode::OK,
-            bound,
-            factor.id,
-            qr_svg,
-            group(&begun.secret),
-            None,
-        ))
-    })
-    .await
-}
-
-/// The base32 key in groups of four, as apps show and take it.
-fn group(secret: &str) -> String {
-    secret
-        .chars()
-        .collect::<Vec<_>>()
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn totp_page(
-    visit: &Visit,
-    status: StatusCode,
-    bound: Bound,
-    factor_id: String,
-    qr_svg: Option<String>,
-    secret: String,
-    code_error: Option<String>,
-) -> Answer {
-    let page = TotpTemplate {
-        chrome: chrome(&visit.oidc),
-        csrf_token: bound.csrf_token,
-        factor_id,
-        qr_svg,
-        secret,
-        code_error,
-        action: TOTP_CONFIRM_PATH,
-        back: ACCOUNT_PATH,
-    };
-    let mut answer = render::page(status, &page, None);
-    answer.cookies.extend(bound.new_binding);
-    answer
-}
-
-/// `POST /account/totp/confirm`: ConfirmTotp with the first code; the
-/// recovery codes of a first factor, shown this once.
-pub async fn confirm_totp(visit: Visit, body: Bytes) -> Answer {
-    respond(async {
-        let (client, form, bound, acting) = posted(&visit, &body).await?;
-        let oidc = &visit.oidc;
-        let factor_id = form.text("factor_id");
-        let call = oidc
-            .users()
-            .confirm_totp(as_user(
-                oidc,
-                &acting,
-                ConfirmTotpRequest {
-                    user_id: "me".into(),
-                    factor_id: factor_id.clone(),
-                    code: form.text("code").trim().to_owned(),
-                },
-                client,
-            ))
-            .await;
-        let confirmed = match call {
-            Ok(c) => c.into_inner(),
-            // A wrong code: the form again, the error beside the field.
-            Err(s) if s.code() == Code::InvalidArgument && valid_id(&factor_id) => {
-                return Ok(totp_page(
-                    &visit,
-                    StatusCode::BAD_REQUEST,
-                    bound,
-                    factor_id,
-                    None,
-                    String::new(),
-                    Some(
-                        "That code is not the one your app shows now: enter the current six digits."
-                            .to_owned(),
-                    ),
-                ));
-            }
-            Err(s) => return Ok(refused(oidc, USER_SERVICE, &s)),
-        };
-        if confirmed.recovery_codes.is_empty() {
-            return Ok(Answer::redirect(format!("{ACCOUNT_PATH}?done=totp-added")));
-        }
-        Ok(codes_page(
-            &visit.oidc,
-            "Your recovery codes",
-            Some("Your authenticator app is set up.".to_owned()),
-            confirmed.recovery_codes,
-        ))
-    })
-    .await
 }
 
 /// A factor id as the form carries it back: a UUID's characters only (it
@@ -768,6 +634,7 @@ pub async fn sign_out_everywhere(visit: Visit, body: Bytes) -> Answer {
 
 #[cfg(test)]
 mod tests {
+    use super::totp::group;
     use super::*;
 
     #[test]
@@ -846,12 +713,21 @@ mod tests {
                 last_used: "2026-12-07 19:05 UTC".into(),
             }],
             more_sessions: false,
+            passkey_ceremony: String::new(),
+            passkey_options: "{\"publicKey\":\"<x>\"}".into(),
         }
         .render()
         .expect("rendered");
         assert!(page.contains("ada&#60;b&#62;"), "{page}");
+        // The passkey options go into an attribute, escaped.
+        assert!(
+            page.contains("data-passkey-options=\"{&#34;publicKey&#34;:&#34;&#60;x&#62;&#34;}\""),
+            "{page}"
+        );
         assert!(page.contains("&#60;i&#62;phone&#60;/i&#62;"), "{page}");
-        assert!(!page.contains("<script"), "{page}");
+        // The one script is the gateway's own; the user agent's is text.
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains(r#"<script src="/oauth2/assets/passkey.js" defer></script>"#));
         assert!(page.contains("9 recovery codes left"));
         assert!(page.contains(r#"<a href="/account/signin?second_factor=1">"#));
         for action in [
