@@ -15,17 +15,17 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use std::{sync::Arc, time::Duration};
 use suite_events::{Event, outbox::Wake};
-use suite_grpc::paging::Paging;
 use suite_proto::{
     Login, Password,
     auth::{RevocationReason, SessionEnded, SessionReuseDetected, SessionRevoked, SessionStarted},
     time::now,
 };
-use suite_tokens::{Audience, Caller, Claims};
+use suite_tokens::{Audience, Claims};
 use uuid::Uuid;
 
 pub mod account;
 pub mod second_factor;
+mod sessions;
 pub use second_factor::{Challenge, LoginOutcome, Proof};
 
 /// The longest user agent kept with a session.
@@ -488,93 +488,6 @@ impl AuthCore {
         Ok(())
     }
 
-    /// The live sessions of `user_id` (empty: the caller's own); only
-    /// admins and the operator's suitectl may name another user.
-    pub async fn list_sessions(
-        &self,
-        caller: &Caller,
-        page_size: i32,
-        page_token: &str,
-        user_id: &str,
-    ) -> Result<SessionPage, Error> {
-        let user_id = if user_id.is_empty() {
-            user_of(caller)?
-        } else {
-            let named = Uuid::parse_str(user_id)
-                .map_err(|_| Error::invalid("user_id", "must be a user id (a UUID)"))?;
-            if caller.user_id() != Some(named) && !caller.is_operator() {
-                return Err(Error::PermissionDenied(
-                    "only admins may list another user's sessions",
-                ));
-            }
-            named
-        };
-        let page = SESSIONS_PAGING.page(page_size, page_token)?;
-        let now = now();
-        let idle_cutoff = now - chrono_duration(self.settings.idle_timeout);
-        let mut rows = self
-            .store
-            .list_sessions(user_id, page.after, page.fetch(), now, idle_cutoff)
-            .await?;
-        let next_page_token = SESSIONS_PAGING.finish(page, &mut rows, |s| s.id);
-        Ok(SessionPage {
-            sessions: rows,
-            current: caller.session(),
-            next_page_token,
-        })
-    }
-
-    /// Ends one session: the caller's own, or anyone's for an operator. Another
-    /// user's session is NotFound, exactly as a session that does not exist.
-    pub async fn revoke_session(&self, caller: &Caller, id: &str) -> Result<(), Error> {
-        let id = Uuid::parse_str(id)
-            .map_err(|_| Error::invalid("id", "must be a session id (a UUID)"))?;
-        let not_found = Error::NotFound("session not found");
-        let session = self.store.get_session(id).await?.ok_or(not_found)?;
-        let owner = caller.user_id() == Some(session.user_id);
-        // An admin or the operator's suitectl may end anyone's.
-        if !(owner || caller.is_operator()) {
-            return Err(Error::NotFound("session not found"));
-        }
-        let reason = if owner {
-            RevocationReason::ByUser
-        } else {
-            RevocationReason::ByAdmin
-        };
-        if self
-            .revoke(
-                &session,
-                now(),
-                revoked(session.id, session.user_id, reason),
-            )
-            .await?
-        {
-            tracing::info!(session.id = %id, by_admin = !owner, "session revoked");
-        }
-        Ok(())
-    }
-
-    /// Ends `user_id`'s sessions begun before `before`, for `reason` (the
-    /// user was deleted or changed): what the events consumer does.
-    /// Idempotent: sessions already revoked are left alone.
-    pub async fn end_user_sessions(
-        &self,
-        user_id: Uuid,
-        before: DateTime<Utc>,
-        reason: RevocationReason,
-    ) -> Result<usize, Error> {
-        let event_for = |id: Uuid| revoked(id, user_id, reason);
-        let ended = self
-            .store
-            .revoke_user_sessions(user_id, before, now(), &event_for)
-            .await?;
-        if !ended.is_empty() {
-            self.events.wake();
-            tracing::info!(user.id = %user_id, sessions = ended.len(), ?reason, "sessions ended");
-        }
-        Ok(ended.len())
-    }
-
     /// Revokes `session` with its event; true if this call did.
     async fn revoke(
         &self,
@@ -680,7 +593,7 @@ impl AuthCore {
 }
 
 /// The event of the revocation of `user_id`'s session `session_id` for `reason`.
-fn revoked(session_id: Uuid, user_id: Uuid, reason: RevocationReason) -> Event {
+pub(crate) fn revoked(session_id: Uuid, user_id: Uuid, reason: RevocationReason) -> Event {
     Event::new(
         &SessionRevoked {
             session_id: session_id.to_string(),
@@ -691,18 +604,9 @@ fn revoked(session_id: Uuid, user_id: Uuid, reason: RevocationReason) -> Event {
     )
 }
 
-fn user_of(caller: &Caller) -> Result<Uuid, Error> {
-    caller.user_id().ok_or(Error::PermissionDenied(
-        "sessions belong to users; this token names no user",
-    ))
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
-
-/// `ListSessions` pages (`s1:` marks its tokens).
-const SESSIONS_PAGING: Paging = Paging::new("s1:");
 
 /// Counts a login attempt by outcome (`suite_auth_logins_total`).
 fn count_login(outcome: &'static str) {
