@@ -72,6 +72,12 @@ no AUTH, no TLS: the URL's credentials and TLS are left out), and the registrati
 reach it (or, without SMTP, a .eml file in MAIL_DIR), its link under PUBLIC_URL, from MAIL_FROM and naming
 BRANDING_PRODUCT_NAME when the chart sets them.
 
+Second factors (every render): the user service's FACTOR_KEY_FILE, when the chart sets it (user.factorKey),
+is a file from a Secret, and a Secret the chart renders holds 32 bytes as base64; FACTOR_KEY is set nowhere
+(it would be in a ConfigMap); ADMINS_NEED_SECOND_FACTOR is true or false, one value for the three. With the
+binaries run: the new user sets up an authenticator app (POST /api/v1/users/me/factors:enrollTotp -> 200), or,
+without FACTOR_KEY_FILE, is told second factors are off (400).
+
 Needs PyYAML, grpcio and grpcio-health-checking (scripts/deploy_checks.sh --binaries provides them),
 helm (HELM or --helm), psql, PostgreSQL with trust auth for user postgres, for a render with NATS,
 nats-server (2.9 or later; Debian's nats-server package), and for a render with Redis, redis-server (6 or
@@ -612,6 +618,49 @@ def oidc_checks(rendered: Rendered, report: Report) -> None:
                          f"Ingress {name} routes {needed} on {host}", f"paths {paths}")
 
 
+def factor_checks(rendered: Rendered, report: Report) -> bool:
+    """Second factors' wiring: the user service's FACTOR_KEY_FILE (user.factorKey), when set, is a file from a
+    Secret, and a Secret the chart renders holds 32 bytes of base64; FACTOR_KEY is in no ConfigMap;
+    ADMINS_NEED_SECOND_FACTOR is true or false, alike for the three. True if the user service has a key."""
+    section("second factors: FACTOR_KEY_FILE from a Secret, ADMINS_NEED_SECOND_FACTOR alike for the three")
+    for c in COMPONENTS:
+        report.check(env_source(rendered, c, "FACTOR_KEY") is None, f"{c}: FACTOR_KEY is not set (a file from a Secret instead)",
+                     f"{env_source(rendered, c, 'FACTOR_KEY')}")
+    admins = {c: env_source(rendered, c, "ADMINS_NEED_SECOND_FACTOR") for c in COMPONENTS}
+    report.check(len(set(admins.values())) == 1 and admins["user"] in (("value", "true"), ("value", "false")),
+                 "ADMINS_NEED_SECOND_FACTOR: one value, true or false, for gateway, user and auth", f"{admins}")
+    env = configmap_env(rendered, "user")
+    path = env.get("FACTOR_KEY_FILE")
+    if path is None:
+        report.ok("user: no FACTOR_KEY_FILE (user.factorKey: neither existingSecret nor generate): TOTP off")
+        return False
+    tpl = rendered.deployment("user")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in tpl.get("volumes", [])}
+    found = None
+    for vm in tpl["containers"][0].get("volumeMounts", []):
+        secret = volumes.get(vm["name"], {}).get("secret")
+        mount = vm["mountPath"].rstrip("/") + "/"
+        if secret and path.startswith(mount):
+            items = secret.get("items")
+            rel = path[len(mount):]
+            key = next((it["key"] for it in items if it["path"] == rel), None) if items else rel
+            if key is not None:
+                found = (secret["secretName"], key)
+    if not report.check(found is not None, "user: FACTOR_KEY_FILE is a file from a Secret", repr(path)):
+        return True
+    name, key = found
+    if name in rendered.by_kind.get("Secret", {}):
+        raw = rendered.secret_data(name).get(key, b"").strip()
+        try:
+            n = len(base64.b64decode(raw, validate=True))
+        except ValueError:
+            n = -1
+        report.check(n == 32, f"user: FACTOR_KEY_FILE: Secret {name} key {key} holds 32 bytes as base64", f"{n} bytes")
+    else:
+        report.ok(f"user: FACTOR_KEY_FILE: Secret {name} key {key} (not the chart's: created beforehand)")
+    return True
+
+
 NATS_URL_RE = re.compile(r"^(?:nats|tls|ws|wss)://(?:[^@/]*@)?(?P<host>\[[^\]]+\]|[^:/,]+)(?::(?P<port>\d+))?")
 
 
@@ -1138,6 +1187,7 @@ def main() -> int:
     nats_in_chart = events_checks(rendered, wiring, report)
     redis_in_chart = redis_checks(rendered, report)
     smtp_in_chart = mail_checks(rendered, report)
+    factor_key_in_chart = factor_checks(rendered, report)
     if args.static_only:
         for f in report.failed:
             print(f"failed: {f}")
@@ -1331,6 +1381,17 @@ def main() -> int:
                 me = body if status == 200 else {}
                 report.check(status == 200 and body.get("username") == name,
                              "GET /api/v1/users/me with the token -> 200, the new user (JWKS wiring)", f"HTTP {status} {body}")
+                # Second factors: with the chart's FACTOR_KEY_FILE an authenticator app can be set up (the key
+                # read and taken); without one, the service says they are off.
+                status, body = http_json(gw, "POST", "/api/v1/users/me/factors:enrollTotp", {"name": "chart"}, token=token)
+                if factor_key_in_chart:
+                    report.check(status == 200 and str(body.get("otpauthUri", "")).startswith("otpauth://totp/"),
+                                 "POST /api/v1/users/me/factors:enrollTotp -> 200 with an otpauth:// URI (FACTOR_KEY_FILE wiring)",
+                                 f"HTTP {status} {body}")
+                else:
+                    report.check(status == 400 and "FACTOR_KEY" in json.dumps(body),
+                                 "POST /api/v1/users/me/factors:enrollTotp -> 400, second factors off (no FACTOR_KEY_FILE)",
+                                 f"HTTP {status} {body}")
 
         if "gateway" in procs and "user" in procs:
             user_env = containers["user"].env

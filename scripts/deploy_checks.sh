@@ -55,13 +55,14 @@ VENV="$CACHE/deploy-venv-$PY_KEY"
 PY="$VENV/bin/python"
 
 # The plain manifests: default values, release "suite" in namespace "suite", except that the signing key, the
-# ID-token keys and the forwarding secret are not generated (secrets have no place in git): they expect
-# Secrets suite-auth-signing-key, suite-auth-id-token-keys and suite-forwarding-secret.
+# ID-token keys, the forwarding secret and the factor key are not generated (secrets have no place in git): they
+# expect Secrets suite-auth-signing-key, suite-auth-id-token-keys, suite-forwarding-secret and suite-user-factor-key.
 MANIFESTS="k8s/manifests/suite.yaml"
 MANIFEST_ARGS=(template suite k8s/suite --namespace suite
   --set auth.signingKey.generate=false --set auth.signingKey.existingSecret=suite-auth-signing-key
   --set auth.idTokenKeys.generate=false --set auth.idTokenKeys.existingSecret=suite-auth-id-token-keys
-  --set forwardingSecret.existingSecret=suite-forwarding-secret)
+  --set forwardingSecret.existingSecret=suite-forwarding-secret
+  --set user.factorKey.generate=false --set user.factorKey.existingSecret=suite-user-factor-key)
 
 TOTAL_START=$SECONDS
 STEP_NAME=""
@@ -225,6 +226,10 @@ expect_rejected "verified address required without verification" --set user.mail
 expect_rejected "SMTP_URL as the user service's env" --set user.env.SMTP_URL=smtp://mail:25
 expect_rejected "PUBLIC_URL as the user service's env" --set user.env.PUBLIC_URL=https://id.example.com
 expect_rejected "MAIL_FROM as the user service's env" --set user.env.MAIL_FROM=no-reply@example.com
+expect_rejected "FACTOR_KEY as the user service's env (a ConfigMap)" --set user.env.FACTOR_KEY=x
+expect_rejected "FACTOR_KEY_FILE as the user service's env" --set user.factorKey.generate=false --set user.env.FACTOR_KEY_FILE=/k
+expect_rejected "ADMINS_NEED_SECOND_FACTOR as a component's env" --set gateway.env.ADMINS_NEED_SECOND_FACTOR=true
+expect_rejected "adminsNeedSecondFactor not a boolean" --set tokens.adminsNeedSecondFactor=yes
 
 step "kubernetes-validate --strict --kubernetes-version $KUBE_VERSION (every rendered object)"
 for f in "${RENDERS[@]}"; do
@@ -260,6 +265,9 @@ step "plain manifests ($MANIFESTS) match the chart"
   echo "#   kubectl -n suite create secret generic suite-auth-id-token-keys --from-file=oidc-rsa-key.pem --from-file=oidc-ec-key.pem"
   echo "# and Secret suite-forwarding-secret (key forwarding-secret), shared by the gateway and the services:"
   echo "#   kubectl -n suite create secret generic suite-forwarding-secret --from-literal=forwarding-secret=\"\$(openssl rand -base64 32)\""
+  echo "# and Secret suite-user-factor-key (key factor-key), the key that seals second factors' TOTP secrets (keep it:"
+  echo "# authenticator apps set up under one key stop working under another):"
+  echo "#   kubectl -n suite create secret generic suite-user-factor-key --from-literal=factor-key=\"\$(openssl rand -base64 32)\""
   echo "# The OpenID Connect issuer (PUBLIC_URL in ConfigMap suite-auth) is http://127.0.0.1:8080, the address of"
   echo "# kubectl port-forward svc/suite-gateway 8080:80; for a public address render with --set auth.publicUrl=..."
   echo "# No SMTP server: the user service writes mail only to files in its pods (MAIL_DIR, an emptyDir) and logs the"

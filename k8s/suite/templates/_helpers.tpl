@@ -102,6 +102,24 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if .Values.auth.signingKey.existingSecret -}}{{ .Values.auth.signingKey.existingSecretKey }}{{- else -}}signing-key.pem{{- end -}}
 {{- end -}}
 
+{{/* The Secret of the user service's FACTOR_KEY_FILE (user.factorKey; the root context): its name, or "" when
+there is none (second factors with TOTP off). */}}
+{{- define "suite.factorKeySecretName" -}}
+{{- $k := .Values.user.factorKey -}}
+{{- if $k.existingSecret -}}{{ $k.existingSecret }}
+{{- else if $k.generate -}}{{ include "suite.componentName" (dict "root" . "name" "user") }}-factor-key
+{{- end -}}
+{{- end -}}
+
+{{- define "suite.factorKeySecretKey" -}}
+{{- if .Values.user.factorKey.existingSecret -}}{{ .Values.user.factorKey.existingSecretKey }}{{- else -}}factor-key{{- end -}}
+{{- end -}}
+
+{{/* Where FACTOR_KEY_FILE is mounted in the user service's pods. */}}
+{{- define "suite.factorKeyFile" -}}
+/etc/suite/factor-key/factor-key
+{{- end -}}
+
 {{/* The ID-token keys' Secret name (the root context); its keys are suite.idTokenKeysSecretKey. */}}
 {{- define "suite.idTokenKeysSecretName" -}}
 {{- $k := .Values.auth.idTokenKeys -}}
@@ -202,6 +220,11 @@ BRANDING_PRODUCT_NAME: {{ toString . | quote }}
 {{ $var }}: {{ toString $val | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* Token rules every verifier applies alike (ConfigMap data of the three): (dict "root" $ "name" "user"). */}}
+{{- define "suite.tokenRulesEnv" -}}
+ADMINS_NEED_SECOND_FACTOR: {{ .root.Values.tokens.adminsNeedSecondFactor | toString | quote }}
 {{- end -}}
 
 {{/* Environment common to the three binaries (ConfigMap data): (dict "root" $ "name" "user"). */}}

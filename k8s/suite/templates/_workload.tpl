@@ -8,7 +8,7 @@ them out (the user service's mail settings: user.mail). */}}
 {{/* ConfigMap of the non-secret environment: the chart's own variables plus the component's `env`. */}}
 {{- define "suite.configmap" -}}
 {{- $v := index .root.Values .name -}}
-{{- $env := merge (dict) .env (include "suite.telemetryEnv" . | fromYaml) (include "suite.eventsEnv" . | fromYaml) (include "suite.redisEnv" . | fromYaml) -}}
+{{- $env := merge (dict) .env (include "suite.tokenRulesEnv" . | fromYaml) (include "suite.telemetryEnv" . | fromYaml) (include "suite.eventsEnv" . | fromYaml) (include "suite.redisEnv" . | fromYaml) -}}
 {{- range $k, $val := $v.env }}
 {{- /* The events' settings are the chart's (nats.*, events.*) even when unset: alike for the three; so are
 Redis's (redis.*, userCache.*: only the gateway and the user service read them). */}}
