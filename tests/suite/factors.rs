@@ -12,17 +12,30 @@ use totp_rs::TOTP;
 const PASSWORD: &str = "correct horse battery";
 
 /// The test's authenticator app: the TOTP of an enrolment's URI.
-pub(crate) struct App(TOTP);
+/// Its codes are of time steps counted from the one it was set up in, never
+/// from "now" at each call: a replayed code is the same code whenever the
+/// test runs it (a code of the step now, taken twice across a step's end,
+/// would be two codes). The service takes a step either side of its own.
+pub(crate) struct App {
+    totp: TOTP,
+    base_step: i64,
+}
 
 impl App {
-    /// The code `steps` time steps from now (one step either way is
-    /// accepted by the service: clock skew).
-    pub(crate) fn code(&self, steps: i64) -> String {
+    fn new(totp: TOTP) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.0
-            .generate(u64::try_from(now + 30 * steps).unwrap_or(0))
+        Self {
+            totp,
+            base_step: now / 30,
+        }
+    }
+
+    /// The code of the step `steps` after the one the app was set up in.
+    pub(crate) fn code(&self, steps: i64) -> String {
+        self.totp
+            .generate(u64::try_from((self.base_step + steps) * 30).unwrap_or(0))
     }
 }
 
@@ -58,7 +71,7 @@ pub(crate) async fn user_with_totp(s: &Suite, name: &str) -> (App, Vec<String>, 
         "a QR code as SVG"
     );
     assert_eq!(begun.json["factor"]["confirmed"], Value::Null, "not yet");
-    let app = App(TOTP::from_url_unchecked(uri).expect("an otpauth URI"));
+    let app = App::new(TOTP::from_url_unchecked(uri).expect("an otpauth URI"));
     let factor = begun.json["factor"]["id"].as_str().expect("factor id");
     let path = format!("/api/v1/users/me/factors/{factor}:confirm");
 
@@ -89,7 +102,8 @@ pub(crate) async fn user_with_totp(s: &Suite, name: &str) -> (App, Vec<String>, 
 
 /// A six-digit code that is none of the three the service accepts now.
 pub(crate) fn wrong_code(app: &App) -> String {
-    let valid = [app.code(-1), app.code(0), app.code(1)];
+    // Whichever step it is now (the test may have crossed a step's end).
+    let valid: Vec<String> = (-2..=4).map(|k| app.code(k)).collect();
     (0..1000)
         .map(|n| format!("{:06}", (n * 7919) % 1_000_000))
         .find(|c| !valid.contains(c))
