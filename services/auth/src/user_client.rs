@@ -77,6 +77,16 @@ pub enum FactorAnswer {
     Locked(Duration),
 }
 
+/// What a passwordless passkey sign-in found.
+pub enum PasskeyCheck {
+    /// The user, and the passkey's `amr` method.
+    Valid(UserStatus, String),
+    Invalid,
+    /// The passkey is the user's, but the address is not verified yet
+    /// (REQUIRE_VERIFIED_EMAIL): a new link was mailed.
+    EmailUnverified,
+}
+
 /// A passkey's assertion for a ceremony begun with `binding`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PasskeyAnswer<'a> {
@@ -236,7 +246,7 @@ impl UserDirectory {
         &self,
         answer: PasskeyAnswer<'_>,
         client_address: &str,
-    ) -> Result<Option<(UserStatus, String)>, Error> {
+    ) -> Result<PasskeyCheck, Error> {
         use suite_proto::user::verify_second_factor_response::Outcome;
         let msg = suite_proto::user::VerifyPasskeyRequest {
             ceremony: answer.ceremony.to_owned(),
@@ -251,11 +261,14 @@ impl UserDirectory {
             )
             .await
             .map_err(upstream)?;
+        if r.email_unverified {
+            return Ok(PasskeyCheck::EmailUnverified);
+        }
         if r.outcome() != Outcome::Valid {
-            return Ok(None);
+            return Ok(PasskeyCheck::Invalid);
         }
         let status = UserStatus::read(&r.user_id, r.username, r.roles, r.sessions_valid_after)?;
-        Ok(Some((status, r.method)))
+        Ok(PasskeyCheck::Valid(status, r.method))
     }
 
     /// The user's status; `None` if the user does not exist (any more).

@@ -315,7 +315,18 @@ impl Config {
             // A development origin on localhost: whichever port it runs on.
             .allow_any_port(rp_id == "localhost");
         for extra in &self.webauthn_origins {
+            // Browsers sign only for pages within the relying party's domain.
+            let host = extra.host_str().unwrap_or_default();
+            if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) {
+                return Err(bad(format!(
+                    "{extra} is not within the relying party's domain {rp_id}"
+                )));
+            }
             builder = builder.append_allowed_origin(extra);
+        }
+        if origin.scheme() != "https" && rp_id != "localhost" {
+            tracing::warn!(origin = %origin, rp_id,
+                "passkeys need https (browsers use them over http on localhost only): set PUBLIC_URL to the https address users open");
         }
         builder.build().map_err(|e| bad(e.to_string()))
     }
@@ -326,5 +337,33 @@ impl Config {
             max_waiting: self.password_hash_queue,
             nice: self.password_hash_nice,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passkeys_take_localhost_for_an_ip_address_and_refuse_origins_outside_the_domain() {
+        let mut c = Config::defaults();
+        c.mail.public_url = "http://127.0.0.1:8080".into();
+        assert!(c.webauthn().is_ok(), "an IP address: localhost instead");
+        c.mail.public_url = "https://id.example.com".into();
+        c.webauthn_origins = vec![url::Url::parse("https://app.id.example.com").expect("url")];
+        assert!(c.webauthn().is_ok(), "a subdomain of the relying party");
+        c.webauthn_origins = vec![url::Url::parse("https://app.other.com").expect("url")];
+        let refused = c
+            .webauthn()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("not within"), "{refused}");
+        c.webauthn_origins.clear();
+        c.webauthn_rp_id = Some("other.com".into());
+        assert!(
+            c.webauthn().is_err(),
+            "a relying party the origin is not within"
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::{
     oauth::{hash, random_token, same},
     refresh,
     store::challenges::ChallengeRecord,
-    user_client::{FactorAnswer, PasskeyAnswer, UserStatus},
+    user_client::{FactorAnswer, PasskeyAnswer, PasskeyCheck, UserStatus},
 };
 use std::time::Duration;
 use suite_proto::time::now;
@@ -246,15 +246,24 @@ impl AuthCore {
             binding: API_PASSKEY_BINDING,
             assertion_json: assertion,
         };
-        let Some((user, method)) = self
+        let (user, method) = match self
             .users
             .verify_passkey(answer, &client.ip_address)
             .await?
-        else {
-            count_login("bad_passkey");
-            return Err(Error::Unauthenticated(
-                "the passkey was not accepted: start again",
-            ));
+        {
+            PasskeyCheck::Valid(user, method) => (user, method),
+            PasskeyCheck::EmailUnverified => {
+                count_login("email_unverified");
+                return Err(Error::FailedPrecondition(
+                    "the email address is not verified yet: follow the link in the mail we sent (a new one is on its way)",
+                ));
+            }
+            PasskeyCheck::Invalid => {
+                count_login("bad_passkey");
+                return Err(Error::Unauthenticated(
+                    "the passkey was not accepted: start again",
+                ));
+            }
         };
         count_login("success");
         self.open_session(user.id, user.roles, client, &passkey_amr(&method), now)

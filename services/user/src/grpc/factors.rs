@@ -307,15 +307,19 @@ impl UserApi {
                         roles: status.roles,
                         sessions_valid_after: status.sessions_valid_after.map(to_timestamp),
                         method: method.to_owned(),
+                        email_unverified: false,
                     },
                     // A sign-in waiting for a verified address is no
-                    // sign-in: the user service mailed a link.
-                    PasskeySignIn::Invalid | PasskeySignIn::EmailUnverified => {
-                        VerifyPasskeyResponse {
-                            outcome: Outcome::Invalid.into(),
-                            ..Default::default()
-                        }
-                    }
+                    // sign-in (a link was mailed), and says why.
+                    PasskeySignIn::EmailUnverified => VerifyPasskeyResponse {
+                        outcome: Outcome::Invalid.into(),
+                        email_unverified: true,
+                        ..Default::default()
+                    },
+                    PasskeySignIn::Invalid => VerifyPasskeyResponse {
+                        outcome: Outcome::Invalid.into(),
+                        ..Default::default()
+                    },
                 })
             }
             .await,

@@ -15,7 +15,7 @@ use crate::{
     error::Error,
     oauth::store::{BrowserSession, ClientRecord, PendingRequest},
     user_client::Credentials,
-    user_client::PasskeyAnswer,
+    user_client::{PasskeyAnswer, PasskeyCheck},
 };
 use chrono::{DateTime, Utc};
 use suite_proto::{Login, Password, parse_credentials, time::now};
@@ -264,26 +264,39 @@ impl OAuthCore {
             assertion_json: &form.assertion,
         };
         let verified = if form.ceremony.is_empty() || form.assertion.is_empty() {
-            None
+            PasskeyCheck::Invalid
         } else {
             self.auth
                 .users()
                 .verify_passkey(answer, &form.ip_address)
                 .await?
         };
-        let Some((user, method)) = verified else {
-            tracing::info!("a passkey sign-in at the provider was refused");
-            // The password form, without a passkey this time: a browser
-            // that answers at once (an automated one) must not loop.
-            return Ok(page(
+        // A refusal shows the password form, without a passkey this time: a
+        // browser that answers at once (an automated one) must not loop.
+        let refusal = |why: &str| {
+            page(
                 &request,
                 &client,
                 &request.params.login_hint,
-                "the passkey was not accepted: sign in with your password",
+                why,
                 "",
                 0,
                 "",
-            ));
+            )
+        };
+        let (user, method) = match verified {
+            PasskeyCheck::Valid(user, method) => (user, method),
+            PasskeyCheck::EmailUnverified => {
+                return Ok(refusal(
+                    "confirm your email address first: follow the link we mailed you (a new one is on its way)",
+                ));
+            }
+            PasskeyCheck::Invalid => {
+                tracing::info!("a passkey sign-in at the provider was refused");
+                return Ok(refusal(
+                    "the passkey was not accepted: sign in with your password",
+                ));
+            }
         };
         let amr = suite_tokens::scope_list(&passkey_amr(&method));
         self.signed_in(&request, &client, user.id, &user.username, amr, now)
