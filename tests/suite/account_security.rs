@@ -386,12 +386,7 @@ async fn signing_out_everywhere_ends_every_session_of_the_user(s: Suite) {
     let rest = login(&s, "olga", PASSWORD).await;
     let token = rest["accessToken"].as_str().expect("access token");
     let all = s
-        .request(
-            "POST",
-            "/api/v1/auth/sessions:revokeAll",
-            Some(token),
-            Some(serde_json::json!({})),
-        )
+        .request("POST", "/api/v1/auth/sessions:revokeAll", Some(token), None)
         .await
         .expect("revoke all");
     assert_eq!(all.status, 200, "{}", all.json);

@@ -184,10 +184,11 @@ impl AuthCore {
         if challenge.is_empty() {
             return Err(Error::invalid("challenge", "is required"));
         }
+        // Neither a code nor an assertion: no proof at all, which is a
+        // failed authentication (the contract cannot require one of two).
         if proof.code.trim().is_empty() && proof.passkey_assertion.is_empty() {
-            return Err(Error::invalid(
-                "code",
-                "is required (or passkey_assertion_json)",
+            return Err(Error::Unauthenticated(
+                "a code or a passkey assertion (passkey_assertion_json) is required",
             ));
         }
         let (record, method) = match self
