@@ -70,7 +70,7 @@ export async function signIn(authorizeUrl, login, password, redirectPrefix, stat
       // The labels name the fields (the accessible way in).
       await page.getByLabel("Username or email").fill(login);
       await page.getByLabel("Password").fill(password);
-      await Promise.all([page.waitForLoadState(), page.getByRole("button", { name: "Sign in" }).click()]);
+      await Promise.all([page.waitForLoadState(), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
     }
     const allow = page.getByRole("button", { name: "Allow" });
     if (await allow.count()) {
