@@ -237,6 +237,35 @@ async fn a_totp_factor_guards_the_login_and_each_code_works_once(s: Suite) {
     assert_eq!(claimed["amr"], json!(["pwd", "otp", "mfa"]), "{claimed}");
 }
 
+async fn an_expired_challenge_is_refused_and_spends_no_code(s: Suite) {
+    let (app, _, _, _) = user_with_totp(&s, "edda").await;
+    let c = challenge(&s, "edda").await;
+    // Its five minutes over (the row's end moved into the past: no test waits).
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let moved = suite_testkit::with_pool!(s.auth_database_url(), |pool| sqlx::query(
+        "UPDATE login_challenges SET expires_at = $1"
+    )
+    .bind(past)
+    .execute(&pool)
+    .await
+    .expect("update")
+    .rows_affected());
+    assert_eq!(moved, 1);
+    let expired = complete(&s, &c, &app.code(1)).await;
+    assert_eq!(expired.status, 401, "{}", expired.json);
+    assert!(
+        expired.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired")),
+        "{}",
+        expired.json
+    );
+    // The code was not spent on it: a fresh challenge takes it.
+    let fresh = challenge(&s, "edda").await;
+    let done = complete(&s, &fresh, &app.code(1)).await;
+    assert_eq!(done.status, 200, "{}", done.json);
+}
+
 async fn a_code_for_another_users_challenge_is_refused(s: Suite) {
     let (tina, _, _, _) = user_with_totp(&s, "tina").await;
     let (_, _, _, _) = user_with_totp(&s, "omar").await;
@@ -443,6 +472,7 @@ async fn an_operator_resets_a_users_lost_factors(s: Suite) {
 suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     a_totp_factor_guards_the_login_and_each_code_works_once,
     a_code_for_another_users_challenge_is_refused,
+    an_expired_challenge_is_refused_and_spends_no_code,
     recovery_codes_work_once_and_are_told_by_mail,
     credential_changes_need_a_recent_second_factor,
     wrong_codes_are_throttled_as_wrong_passwords,

@@ -259,6 +259,11 @@ impl Suite {
         self.dbs[0].database_url().expose().to_owned()
     }
 
+    /// The auth service's database URL.
+    pub fn auth_database_url(&self) -> String {
+        self.dbs[1].database_url().expose().to_owned()
+    }
+
     /// A GET of the gateway's admin port: the status and the body's text.
     pub async fn admin_get(&self, path: &str) -> Result<(u16, String), String> {
         get_text(self.gateway_admin, path).await
