@@ -149,6 +149,28 @@ macro_rules! columns {
     };
 }
 
+/// Replaces `$user`'s recovery codes with `$codes` (hashes) inside the
+/// transaction `$tx`.
+macro_rules! put_codes {
+    ($tx:ident, $user:expr, $codes:expr, $at:expr) => {{
+        let (user, at) = ($user, $at);
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *$tx)
+            .await?;
+        for hash in $codes {
+            sqlx::query(
+                "INSERT INTO recovery_codes (hash, user_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(hash)
+            .bind(user)
+            .bind(at)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+
 macro_rules! factor_store {
     ($store:ident, $pool:ty, $row:ty, $append:path, $begin:literal) => {
         pub struct $store {
@@ -248,20 +270,7 @@ macro_rules! factor_store {
                     return Ok(false);
                 }
                 if let Some(codes) = codes {
-                    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                        .bind(user)
-                        .execute(&mut *tx)
-                        .await?;
-                    for hash in codes {
-                        sqlx::query(
-                            "INSERT INTO recovery_codes (hash, user_id, created_at) VALUES ($1, $2, $3)",
-                        )
-                        .bind(hash)
-                        .bind(user)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    put_codes!(tx, user, codes, at);
                 }
                 $append(&mut tx, events).await?;
                 tx.commit().await?;
@@ -330,21 +339,7 @@ macro_rules! factor_store {
                 events: &[Event],
             ) -> Result<()> {
                 let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-                let at = Utc::now();
-                for hash in codes {
-                    sqlx::query(
-                        "INSERT INTO recovery_codes (hash, user_id, created_at) VALUES ($1, $2, $3)",
-                    )
-                    .bind(hash)
-                    .bind(user)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                put_codes!(tx, user, codes, Utc::now());
                 $append(&mut tx, events).await?;
                 tx.commit().await?;
                 Ok(())
@@ -438,20 +433,7 @@ macro_rules! factor_store {
                     Err(e) => return Err(e.into()),
                 }
                 if let Some(codes) = codes {
-                    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                        .bind(f.user_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    for hash in codes {
-                        sqlx::query(
-                            "INSERT INTO recovery_codes (hash, user_id, created_at) VALUES ($1, $2, $3)",
-                        )
-                        .bind(hash)
-                        .bind(f.user_id)
-                        .bind(f.created_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    put_codes!(tx, f.user_id, codes, f.created_at);
                 }
                 $append(&mut tx, events).await?;
                 tx.commit().await?;
