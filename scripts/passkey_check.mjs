@@ -108,6 +108,7 @@ try {
   await page.goto(`${ISSUER}/account`);
   await page.getByText("this browser").first().waitFor();
   check(true, "the account page lists the passkey by its name");
+  if (process.env.SCREENSHOTS) await page.screenshot({ path: `${process.env.SCREENSHOTS}/account.png`, fullPage: true });
   await page.getByLabel("New name").fill("my laptop");
   await Promise.all([page.waitForURL(/done=factor-renamed/), page.getByRole("button", { name: "Rename" }).click()]);
   await page.getByText("my laptop").first().waitFor();
@@ -184,6 +185,9 @@ try {
   const instead = page.getByRole("button", { name: "Use your passkey instead" });
   await instead.waitFor({ state: "visible" });
   check(true, "the second step offers the passkey");
+  if (process.env.SCREENSHOTS) await page.screenshot({ path: `${process.env.SCREENSHOTS}/signin-factor.png`, fullPage: true });
+  // The code field is reachable with the keyboard alone: it has the focus.
+  check(await page.evaluate(() => document.activeElement && document.activeElement.id === "code"), "the code field has the focus");
   await cdp.send("WebAuthn.setAutomaticPresenceSimulation", { authenticatorId, enabled: true });
   await instead.click();
   await allowIfAsked();

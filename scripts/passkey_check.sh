@@ -34,7 +34,7 @@ ADMIN_TOKEN="$(curl -fsS -X POST "$GATEWAY/api/v1/auth/login" -H 'content-type: 
   python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])')"
 
 export ISSUER="$PUBLIC_URL" ADMIN_TOKEN PASSWORD="correct horse battery staple" \
-  RP_PORT="$((PORT_BASE + 5))" PLAYWRIGHT_PREFIX
+  RP_PORT="$((PORT_BASE + 5))" PLAYWRIGHT_PREFIX SCREENSHOTS="${SCREENSHOTS:-$PWD/target}"
 node scripts/passkey_check.mjs || {
   echo "--- the suite's log (last 80 lines)" >&2
   tail -n 80 "$SUITE_DIR/suite.log" >&2
