@@ -177,11 +177,15 @@ try {
   // The authenticator waits for a touch meanwhile: the login field's
   // suggestions stay suggestions.
   await cdp.send("WebAuthn.setAutomaticPresenceSimulation", { authenticatorId, enabled: false });
+  // The first step without its script (as a browser without passkeys):
+  // no passkey request pending while the password form is posted.
+  await page.route("**/oauth2/assets/passkey.js", (route) => route.abort());
   flow = authorize();
   await page.goto(`${flow.url}&prompt=login`);
   await page.getByLabel("Username or email").fill("pia");
   await page.getByLabel("Password").fill(PASSWORD);
-  await Promise.all([page.waitForLoadState(), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
+  await page.unroute("**/oauth2/assets/passkey.js");
+  await Promise.all([page.waitForURL((u) => u.pathname === "/oauth2/signin"), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
   const instead = page.getByRole("button", { name: "Use your passkey instead" });
   await instead.waitFor({ state: "visible" });
   check(true, "the second step offers the passkey");
