@@ -10,6 +10,10 @@
 //! requests, fields marked `(google.api.field_behavior) = REQUIRED` are, and
 //! are neither `null` nor empty. `OUTPUT_ONLY` is `readOnly`, `INPUT_ONLY`
 //! `writeOnly`; the value rules are the protos' `(suite.api.v1.field)`.
+//!
+//! Each operation's `security` is the access rule the gateway checks for its
+//! method (the protos' `(suite.api.v1.access)`): the scope an OAuth or
+//! personal access token needs, or first-party tokens only.
 
 mod comments;
 mod responses;
@@ -27,6 +31,7 @@ use responses::{PROBLEM, error_responses, problem_schema};
 use schema::allow_empty;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use suite_proto::access::{MethodAccess, method_access, method_path};
 
 /// Builds the document for every route in `routes`.
 pub fn document(routes: &RouteTable, pool: &DescriptorPool) -> Value {
@@ -72,8 +77,10 @@ pub fn document(routes: &RouteTable, pool: &DescriptorPool) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "The public REST/JSON API of the suite. Every operation is a gRPC \
                 method of the user or auth service, transcoded by the gateway. Errors are \
-                RFC 9457 problem details. Send the `accessToken` from login as \
-                `Authorization: Bearer <token>`.",
+                RFC 9457 problem details. Send an access token as \
+                `Authorization: Bearer <token>`: the `accessToken` from login, an OAuth access \
+                token or a personal access token. Each operation names the scope an OAuth or \
+                personal access token needs for it (`security`, `x-required-scope`).",
             "license": { "name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0" },
         },
         "servers": [{ "url": "/" }],
@@ -93,16 +100,7 @@ pub fn document(routes: &RouteTable, pool: &DescriptorPool) -> Value {
                     "schema": { "type": "string" },
                 },
             },
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "An access token from `POST /api/v1/auth/login` or \
-                        `POST /api/v1/auth/refresh` (EdDSA-signed JWT, verified against \
-                        `/.well-known/jwks.json`).",
-                },
-            },
+            "securitySchemes": security_schemes(),
         },
     })
 }
@@ -140,9 +138,15 @@ impl Generator<'_> {
         } else {
             description
         };
+        let access = access(route);
+        let description = match access_note(access) {
+            Some(note) => format!("{description}\n\n{note}"),
+            None => description,
+        };
         op.insert("description".into(), description.into());
-        if route.public {
-            op.insert("security".into(), json!([]));
+        op.insert("security".into(), security(access));
+        if let MethodAccess::Scope(scope) = access {
+            op.insert("x-required-scope".into(), scope.into());
         }
 
         let mut parameters = Vec::new();
@@ -195,7 +199,7 @@ impl Generator<'_> {
                 }),
             );
         }
-        op.insert("responses".into(), self.responses(route).into());
+        op.insert("responses".into(), self.responses(route, access).into());
         op
     }
 
@@ -270,6 +274,110 @@ impl Generator<'_> {
             "schema": schema,
         })
     }
+}
+
+/// The API scopes an OAuth or personal access token may carry, in the
+/// consent page's words (the auth service's `describe_scope`), then the
+/// OIDC ones: what a client asks for at the authorization endpoint.
+const SCOPES: &[(&str, &str)] = &[
+    ("user:read", "Read your profile, sessions and events"),
+    (
+        "user:write",
+        "Change your profile and password, end your sessions, delete your account",
+    ),
+    ("admin", "Act as an administrator (only if you are one)"),
+    ("openid", "Sign you in with your account"),
+    ("profile", "See your name and username"),
+    ("email", "See your email address"),
+    ("offline_access", "Stay signed in when you are not using it"),
+];
+
+/// Who may call a route's method, as the gateway and the services check it
+/// (the contract's `suite.api.v1.access`, public routes `Open`).
+fn access(route: &Route) -> MethodAccess {
+    let method = &route.method;
+    method_access(&method_path(
+        method.parent_service().full_name(),
+        method.name(),
+    ))
+}
+
+/// An operation's security requirements. A scoped method takes any bearer
+/// token whose grant holds the scope (first-party tokens hold every one),
+/// so the scope is named on `bearerAuth` too (OpenAPI 3.1 allows scopes on
+/// any scheme) for the personal access tokens, which have no flow of their
+/// own. The other methods take first-party tokens only.
+fn security(access: MethodAccess) -> Value {
+    match access {
+        MethodAccess::Open => json!([]),
+        MethodAccess::Scope(scope) => json!([{ "bearerAuth": [scope] }, { "oauth2": [scope] }]),
+        MethodAccess::FirstParty => json!([{ "bearerAuth": [] }]),
+    }
+}
+
+/// The sentence a reader of the docs page sees about the token an
+/// operation takes (the `security` above, in words).
+fn access_note(access: MethodAccess) -> Option<String> {
+    match access {
+        MethodAccess::Open => None,
+        MethodAccess::Scope(scope) => Some(format!(
+            "Needs the `{scope}` scope (OAuth and personal access tokens); a first-party \
+             access token from login is not limited by scopes.{}",
+            if scope == "admin" {
+                " Whatever the token, the caller must also be an admin."
+            } else {
+                ""
+            }
+        )),
+        MethodAccess::FirstParty => Some(
+            "First-party access tokens only (from `POST /api/v1/auth/login`): OAuth access \
+             tokens and personal access tokens are refused."
+                .to_owned(),
+        ),
+    }
+}
+
+fn security_schemes() -> Value {
+    let scopes: Map<String, Value> = SCOPES
+        .iter()
+        .map(|(scope, about)| ((*scope).to_owned(), (*about).into()))
+        .collect();
+    json!({
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token, any of: a first-party one from \
+                `POST /api/v1/auth/login` or `POST /api/v1/auth/refresh` (an EdDSA-signed JWT, \
+                verified against `/.well-known/jwks.json`; limited only by the user's roles), \
+                an OAuth access token (limited to its granted scopes), or a personal access \
+                token `suitepat_…` from `POST /api/v1/auth/tokens` (not a JWT; limited to its \
+                scopes).",
+        },
+        // Only the flows that end in a token acting for a user: every
+        // method that needs a token acts for one, so a client credentials
+        // token (the client acting for itself) is refused by all of them
+        // and listing that flow would mislead. The device flow
+        // (`/oauth2/device_authorization`) is no OpenAPI flow.
+        "oauth2": {
+            "type": "oauth2",
+            "description": "OAuth 2.0 access tokens a user granted a client (also through the \
+                device flow, `POST /oauth2/device_authorization`). A client's own token \
+                (client credentials) acts for no user and is refused by every operation here.",
+            "flows": {
+                "authorizationCode": {
+                    "authorizationUrl": "/oauth2/authorize",
+                    "tokenUrl": "/oauth2/token",
+                    "refreshUrl": "/oauth2/token",
+                    "scopes": scopes,
+                },
+            },
+        },
+        "openIdConnect": {
+            "type": "openIdConnect",
+            "openIdConnectUrl": "/.well-known/openid-configuration",
+            "description": "The same OAuth 2.0 server, by its discovery document.",
+        },
+    })
 }
 
 /// A path variable's parameter name: its last field's JSON name (`user.id` →

@@ -4,12 +4,13 @@
 use super::{Generator, comments::comment};
 use crate::contract::routes::{RequestBody, ResponseBody, Route};
 use serde_json::{Map, Value, json};
+use suite_proto::access::MethodAccess;
 
 /// The problem-details schema every error response uses.
 pub(super) const PROBLEM: &str = "Problem";
 
 impl Generator<'_> {
-    pub(super) fn responses(&mut self, route: &Route) -> Map<String, Value> {
+    pub(super) fn responses(&mut self, route: &Route, access: MethodAccess) -> Map<String, Value> {
         let mut responses = Map::new();
         let mut headers = Map::new();
         headers.insert(
@@ -53,6 +54,23 @@ impl Generator<'_> {
             responses.insert(
                 code.into(),
                 json!({ "$ref": format!("#/components/responses/{}", error_name(code)) }),
+            );
+        }
+        if let MethodAccess::Scope(scope) = access {
+            // The shared Forbidden, naming the scope this operation needs.
+            // Inline rather than a `$ref` with its own description, which
+            // some generators read as a response without content.
+            responses.insert(
+                "403".into(),
+                problem_response(
+                    &format!(
+                        "The caller may not do this: e.g. an OAuth or personal access token \
+                         without the `{scope}` scope (the problem's `detail` names it, and \
+                         `WWW-Authenticate` is `Bearer error=\"insufficient_scope\", \
+                         scope=\"{scope}\"`)."
+                    ),
+                    www_authenticate_forbidden(),
+                ),
             );
         }
         responses.insert(
@@ -132,6 +150,15 @@ pub(super) fn problem_response(description: &str, extra_headers: Value) -> Value
     })
 }
 
+/// The challenge of a token whose grant does not reach the operation.
+fn www_authenticate_forbidden() -> Value {
+    json!({ "WWW-Authenticate": {
+        "description": "When the token's grant is short: `Bearer error=\"insufficient_scope\"`, \
+            with `scope=\"…\"` naming the scope needed if there is one (RFC 6750).",
+        "schema": { "type": "string" },
+    }})
+}
+
 pub(super) fn error_responses() -> Value {
     let none = Value::Null;
     json!({
@@ -147,7 +174,12 @@ pub(super) fn error_responses() -> Value {
                 "schema": { "type": "string" },
             }}),
         ),
-        "Forbidden": problem_response("The caller may not do this.", none.clone()),
+        "Forbidden": problem_response(
+            "The caller may not do this: its roles do not allow it, or its token's grant does \
+             not reach the operation (an OAuth or personal access token without the scope \
+             needed, or at all on a first-party-only operation).",
+            www_authenticate_forbidden(),
+        ),
         "NotFound": problem_response("No such resource (or route).", none.clone()),
         "Conflict": problem_response(
             "Already exists, or the `etag` sent no longer matches.",

@@ -169,3 +169,144 @@ fn an_optional_duration_admits_no_empty_string() {
     assert!(!ttl.to_string().contains("maxLength"), "{ttl}");
     assert!(ttl.to_string().contains("[0-9]{1,11}"), "{ttl}");
 }
+
+/// The operation of `method` on `path`.
+fn op<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "no {method} {path}");
+    op
+}
+
+#[test]
+fn scoped_operations_declare_their_scope() {
+    let doc = doc();
+    for (path, method, scope) in [
+        ("/api/v1/users/{id}", "get", "user:read"),
+        ("/api/v1/users/{id}", "patch", "user:write"),
+        ("/api/v1/users", "get", "admin"),
+    ] {
+        let op = op(&doc, path, method);
+        assert_eq!(
+            op["security"],
+            json!([{ "bearerAuth": [scope] }, { "oauth2": [scope] }]),
+            "{method} {path}"
+        );
+        assert_eq!(op["x-required-scope"], scope, "{method} {path}");
+        let description = op["description"].as_str().expect("description");
+        assert!(
+            description.contains(&format!("Needs the `{scope}` scope")),
+            "{description}"
+        );
+        // The 403 names the scope, and its challenge.
+        let forbidden = &op["responses"]["403"];
+        let about = forbidden["description"].as_str().expect("403 description");
+        assert!(about.contains(&format!("`{scope}`")), "{about}");
+        assert!(about.contains("insufficient_scope"), "{about}");
+        assert!(forbidden["headers"]["WWW-Authenticate"].is_object());
+        assert_eq!(
+            forbidden["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+    }
+    let login = op(&doc, "/api/v1/auth/login", "post");
+    assert_eq!(login["security"], json!([]));
+    assert!(login.get("x-required-scope").is_none());
+    assert!(login["responses"].get("403").is_none());
+}
+
+#[test]
+fn the_security_schemes_take_every_token_and_list_the_scopes() {
+    let doc = doc();
+    assert_eq!(doc["openapi"], "3.1.0", "scopes on bearerAuth need 3.1");
+    let schemes = &doc["components"]["securitySchemes"];
+    let bearer = schemes["bearerAuth"]["description"]
+        .as_str()
+        .expect("bearer");
+    assert!(bearer.contains("suitepat_"), "{bearer}");
+    assert!(bearer.contains("OAuth"), "{bearer}");
+    let oauth2 = &schemes["oauth2"];
+    assert_eq!(oauth2["type"], "oauth2");
+    let code = &oauth2["flows"]["authorizationCode"];
+    assert_eq!(code["authorizationUrl"], "/oauth2/authorize");
+    assert_eq!(code["tokenUrl"], "/oauth2/token");
+    for scope in [
+        "user:read",
+        "user:write",
+        "admin",
+        "openid",
+        "profile",
+        "email",
+        "offline_access",
+    ] {
+        assert!(code["scopes"][scope].is_string(), "{scope}");
+    }
+    assert_eq!(
+        code["scopes"]["user:read"],
+        "Read your profile, sessions and events"
+    );
+    assert_eq!(
+        schemes["openIdConnect"]["openIdConnectUrl"],
+        "/.well-known/openid-configuration"
+    );
+}
+
+/// Every operation's requirements are the access rule the gateway enforces
+/// for its method: none for a public one, the scope on both schemes for a
+/// scoped one, first-party tokens only for the rest.
+#[test]
+fn every_operation_declares_the_access_it_is_checked_for() {
+    let pool = DescriptorPool::decode(suite_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let routes = RouteTable::from_pool(&pool, &crate::ROUTED_SERVICES).expect("routes");
+    let doc = document(&routes, &pool);
+    let listed: Vec<&str> =
+        doc["components"]["securitySchemes"]["oauth2"]["flows"]["authorizationCode"]["scopes"]
+            .as_object()
+            .expect("scopes")
+            .keys()
+            .map(String::as_str)
+            .collect();
+    for route in routes.routes() {
+        let method = route.http_method.as_str().to_ascii_lowercase();
+        let op = op(&doc, &openapi_path(route), &method);
+        let name = route.method.full_name();
+        let access = access(route);
+        assert_eq!(route.public, access == MethodAccess::Open, "{name}");
+        assert_eq!(op["security"], security(access), "{name}");
+        let description = op["description"].as_str().expect("description");
+        match access {
+            MethodAccess::Open => assert_eq!(op["security"], json!([]), "{name}"),
+            MethodAccess::Scope(scope) => {
+                assert!(listed.contains(&scope), "{name}: {scope} not in oauth2");
+                assert_eq!(op["x-required-scope"], scope, "{name}");
+                assert!(description.contains(&format!("`{scope}`")), "{name}");
+                let forbidden = op["responses"]["403"]["description"].as_str();
+                assert!(forbidden.is_some_and(|d| d.contains(scope)), "{name}");
+            }
+            MethodAccess::FirstParty => {
+                assert_eq!(op["security"], json!([{ "bearerAuth": [] }]), "{name}");
+                assert!(description.contains("tokens are refused"), "{name}");
+                assert!(op.get("x-required-scope").is_none(), "{name}");
+                assert_eq!(
+                    op["responses"]["403"]["$ref"],
+                    "#/components/responses/Forbidden"
+                );
+            }
+        }
+    }
+}
+
+/// No routed method is first-party only today (`UNSCOPED_ROUTES` must stay
+/// empty), so the rule's rendering is checked on its own.
+#[test]
+fn a_first_party_operation_takes_first_party_tokens_only() {
+    assert_eq!(
+        security(MethodAccess::FirstParty),
+        json!([{ "bearerAuth": [] }])
+    );
+    let note = access_note(MethodAccess::FirstParty).expect("a note");
+    assert!(
+        note.contains("OAuth access tokens and personal access tokens are refused"),
+        "{note}"
+    );
+    assert_eq!(access_note(MethodAccess::Open), None);
+}
