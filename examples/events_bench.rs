@@ -50,6 +50,7 @@ fn claims(sub: &str, roles: &[&str]) -> Claims {
         scope: None,
         amr: Vec::new(),
         auth_time: None,
+        pat: false,
     }
 }
 

@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "suite/auth/v1/auth_service.proto",
     "suite/auth/v1/client_service.proto",
     "suite/auth/v1/oauth_service.proto",
+    "suite/auth/v1/token_service.proto",
 ];
 
 /// Every message with a secret field; `src/redacted.rs` implements their
@@ -38,6 +39,9 @@ const SECRET_BEARING: &[&str] = &[
     "suite.auth.v1.RevokeRequest",
     "suite.auth.v1.UserInfoRequest",
     "suite.auth.v1.EndSessionRequest",
+    "suite.auth.v1.CreatePersonalAccessTokenResponse",
+    "suite.auth.v1.ExchangePersonalAccessTokenRequest",
+    "suite.auth.v1.ExchangePersonalAccessTokenResponse",
     "suite.user.v1.CreateUserRequest",
     "suite.user.v1.ChangePasswordRequest",
     "suite.user.v1.VerifyCredentialsRequest",

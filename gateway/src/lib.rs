@@ -225,7 +225,14 @@ fn apps(
             .tokens
             .rules(vec![config.access_token_audience.clone()]),
     )
-    .with_revocations(revocations);
+    .with_revocations(revocations)
+    // Personal access tokens: exchanged at the auth service once per token
+    // every few minutes; what they stand for is forwarded in their place.
+    .with_exchange(Arc::new(policy::exchange::AuthExchange {
+        channel: oauth.0.clone(),
+        trace: oauth.1.clone(),
+        timeout: config.request_timeout,
+    }));
     let redis = config
         .redis
         .connect()

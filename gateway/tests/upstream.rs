@@ -460,6 +460,7 @@ fn sign(key: &SigningKey, ttl_secs: i64) -> String {
         scope: None,
         amr: Vec::new(),
         auth_time: None,
+        pat: false,
     })
     .expect("token")
 }

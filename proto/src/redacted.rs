@@ -47,6 +47,9 @@ redacted_debug! {
     auth::LogoutRequest { shown: [], secret: [refresh_token] }
     auth::CreateClientResponse { shown: [client], secret: [client_secret] }
     auth::RotateClientSecretResponse { shown: [client], secret: [client_secret] }
+    auth::CreatePersonalAccessTokenResponse { shown: [token], secret: [secret] }
+    auth::ExchangePersonalAccessTokenRequest { shown: [], secret: [token] }
+    auth::ExchangePersonalAccessTokenResponse { shown: [expires_in], secret: [access_token] }
     auth::AuthorizeRequest { shown: [parameters], secret: [browser_session, browser_binding] }
     auth::BrowserSessionCookie { shown: [max_age_secs], secret: [value] }
     auth::SignInRequest {

@@ -240,6 +240,7 @@ impl Suite {
             scope: scope.map(str::to_owned),
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
         })
         .expect("sign")
     }

@@ -36,6 +36,14 @@ pub async fn authenticate(
                 if let Err(refusal) = token.caller.may_call(access) {
                     return insufficient(refusal).into_response();
                 }
+                // A personal access token goes no further: the services get
+                // the access token it was exchanged for, which they verify
+                // as any other (no exchange of their own).
+                if let Some(exchanged) = &token.exchanged
+                    && let Ok(value) = HeaderValue::from_str(&format!("Bearer {exchanged}"))
+                {
+                    req.headers_mut().insert(header::AUTHORIZATION, value);
+                }
                 req.extensions_mut().insert(token);
             }
             Err(problem) => return problem.into_response(),
@@ -67,6 +75,12 @@ pub fn refused(e: &TokenError) -> Problem {
         TokenError::Expired => "access token expired",
         TokenError::Revoked => "access token revoked",
         TokenError::Invalid(_) | TokenError::Rejected(_) => "invalid access token",
+        TokenError::Unavailable(_) => {
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot check the personal access token now; try again",
+            );
+        }
     })
 }
 

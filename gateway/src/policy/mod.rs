@@ -2,4 +2,5 @@
 //! route that is not public. Both refuse before any service is called.
 
 pub mod authenticate;
+pub mod exchange;
 pub mod rate_limit;

@@ -21,6 +21,7 @@ fn scoped(key: &SigningKey, scope: &str) -> String {
         scope: Some(scope.into()),
         amr: Vec::new(),
         auth_time: None,
+        pat: false,
     })
     .expect("token")
 }
@@ -66,6 +67,7 @@ async fn a_token_without_the_methods_scope_is_403_with_the_scope_named() {
             scope: Some("user:read".into()),
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
         })
         .expect("token");
     let r = f.get("/api/v1/users/code-0", &[]).await;

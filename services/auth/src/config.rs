@@ -117,6 +117,11 @@ pub struct Config {
     #[arg(long = "session-idle-timeout-secs", env = "SESSION_IDLE_TIMEOUT_SECS", value_name = "SESSION_IDLE_TIMEOUT_SECS", default_value = "604800", value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS).map(Duration::from_secs))]
     pub session_idle_timeout: Duration,
 
+    /// The longest lifetime a personal access token may be given, in days
+    /// (every token needs an expiry, at most this far away).
+    #[arg(long = "pat-max-lifetime-days", env = "PAT_MAX_LIFETIME_DAYS", value_name = "PAT_MAX_LIFETIME_DAYS", default_value = "365", value_parser = clap::value_parser!(u64).range(1..=3650).map(|d| Duration::from_secs(d * 86_400)))]
+    pub pat_max_lifetime: Duration,
+
     /// A session ends this long after login however active, in seconds (default 30 days).
     #[arg(long = "session-max-lifetime-secs", env = "SESSION_MAX_LIFETIME_SECS", value_name = "SESSION_MAX_LIFETIME_SECS", default_value = "2592000", value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS).map(Duration::from_secs))]
     pub session_max_lifetime: Duration,

@@ -1,12 +1,13 @@
 //! The auth service acting on the user service's events: a user deleted, a
 //! password changed or roles changed ends the user's sessions (refresh and
-//! browser sessions; a deletion, the user's consents too) at once
+//! browser sessions; a deletion, the user's consents too) and revokes the
+//! user's personal access tokens at once
 //! (rather than at their next refresh), cut off as
 //! [`suite_events::revocations::user_cutoff`] says. A durable consumer: each event is
 //! acknowledged after its effect, and the effect is idempotent, so an event
 //! delivered again (after a crash, or by another replica) changes nothing.
 
-use crate::{core::AuthCore, oauth::OAuthCore};
+use crate::{core::AuthCore, oauth::OAuthCore, pat::TokenCore};
 use chrono::Utc;
 use prost::Name;
 use std::sync::Arc;
@@ -27,7 +28,13 @@ pub const CONSUMER: &str = "suite-auth-sessions";
 /// It starts once the migrations have made the sessions' tables: an event
 /// waiting in the stream would otherwise meet an empty database, fail,
 /// and be delivered again until they exist.
-pub async fn run(bus: Bus, core: Arc<AuthCore>, provider: Arc<OAuthCore>, mut migrated: Migrated) {
+pub async fn run(
+    bus: Bus,
+    core: Arc<AuthCore>,
+    provider: Arc<OAuthCore>,
+    tokens: Arc<TokenCore>,
+    mut migrated: Migrated,
+) {
     migrated.wait().await;
     let filter = Filter {
         streams: vec![Stream::User],
@@ -72,7 +79,11 @@ pub async fn run(bus: Bus, core: Arc<AuthCore>, provider: Arc<OAuthCore>, mut mi
                     let ended = match core.end_user_sessions(user, before, reason).await {
                         // The provider's browser sessions (and, for a
                         // deletion, consents) go too.
-                        Ok(_) => provider.forget_user(user, before, reason).await,
+                        Ok(_) => match provider.forget_user(user, before, reason).await {
+                            // And the tokens made before the change.
+                            Ok(_) => tokens.revoke_user(user, before, reason).await.map(|_| ()),
+                            Err(e) => Err(e),
+                        },
                         Err(e) => Err(e),
                     };
                     match ended {

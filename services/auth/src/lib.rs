@@ -16,6 +16,7 @@ pub mod keys;
 pub mod metrics;
 /// The OpenID Connect provider: clients, the code flow, tokens, logout.
 pub mod oauth;
+pub mod pat;
 pub mod refresh;
 pub mod service_token;
 /// The process: assembling the core, the adapter and the server runtime.

@@ -26,6 +26,8 @@ pub struct AuthMetrics {
     pub oauth_tokens: Family<GrantLabels, Counter>,
     pub authorization_code_reuse: Counter,
     pub backchannel_logouts: Family<OutcomeLabels, Counter>,
+    pub personal_access_tokens: Family<OutcomeLabels, Counter>,
+    pub pat_exchanges: Family<OutcomeLabels, Counter>,
 }
 
 static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
@@ -54,6 +56,17 @@ static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
         backchannel_logouts: registry.registered(
             "suite_auth_backchannel_logouts",
             "Back-channel logout attempts by outcome (delivered, retrying, given_up, no_receiver)",
+            Family::default(),
+        ),
+        personal_access_tokens: registry.registered(
+            "suite_auth_personal_access_tokens",
+            "Personal access tokens created and revoked (outcome: created, revoked)",
+            Family::default(),
+        ),
+        pat_exchanges: registry.registered(
+            "suite_auth_personal_access_token_exchanges",
+            "Personal access tokens exchanged by the verifiers, by outcome (valid, unknown, \
+             revoked, expired, malformed, error): one per token every few minutes per verifier",
             Family::default(),
         ),
     }

@@ -9,6 +9,7 @@ use crate::{
     grpc::AuthApi,
     keys::KeyRing,
     oauth::{OAuthCore, grpc::OAuthApi},
+    pat::{LocalExchange, TokenCore, grpc::TokenApi},
     service_token::ServiceTokens,
     store::{self, AuthStore},
     user_client::UserDirectory,
@@ -19,6 +20,7 @@ use suite_events::{Stream, revocations::Gate};
 use suite_proto::auth::{
     auth_service_server::AuthServiceServer, client_service_server::ClientServiceServer,
     consent_service_server::ConsentServiceServer, o_auth_service_server::OAuthServiceServer,
+    token_service_server::TokenServiceServer,
 };
 use suite_runtime::runner::Service;
 use suite_tokens::{
@@ -37,6 +39,7 @@ const SERVICES: &[&str] = &[
     "suite.auth.v1.ClientService",
     "suite.auth.v1.ConsentService",
     "suite.auth.v1.OAuthService",
+    "suite.auth.v1.TokenService",
 ];
 
 /// Opens the configured database (lazily: nothing connects yet).
@@ -93,13 +96,6 @@ pub async fn serve(
         .wire(name, &database, Stream::Auth, revocations.clone())
         .await?;
     let (bus, events) = (wired.bus.clone(), wired.wake.clone());
-    let auth = Verifier::new(
-        own_keys,
-        config
-            .tokens
-            .rules(vec![config.access_token_audience.clone()]),
-    )
-    .with_revocations(revocations.clone());
     let users = UserDirectory::new(
         &config.user_service_url,
         config.user_service_connect_timeout,
@@ -121,6 +117,20 @@ pub async fn serve(
         crate::store::challenges::open(&database),
     ));
 
+    let tokens = Arc::new(TokenCore::new(
+        crate::pat::store::open(&database),
+        core.clone(),
+        config.pat_max_lifetime,
+    ));
+    // Personal access tokens are exchanged here in process.
+    let auth = Verifier::new(
+        own_keys,
+        config
+            .tokens
+            .rules(vec![config.access_token_audience.clone()]),
+    )
+    .with_revocations(revocations.clone())
+    .with_exchange(Arc::new(LocalExchange(tokens.clone())));
     let provider = Arc::new(
         OAuthCore::new(crate::oauth::open_store(&database), core.clone())
             .map_err(|e| StartError::Keys(e.to_string()))?,
@@ -129,9 +139,11 @@ pub async fn serve(
         bus,
         core.clone(),
         provider.clone(),
+        tokens.clone(),
         database.migrated(),
     ));
     let oauth = OAuthApi::new(provider.clone(), auth.clone(), config.forwarded.clone());
+    let token_api = TokenApi::new(tokens.clone(), auth.clone());
     let max = config.grpc.max_message_bytes();
     let api = AuthServiceServer::new(AuthApi::new(
         core.clone(),
@@ -144,7 +156,8 @@ pub async fn serve(
     routes = routes
         .add_service(ClientServiceServer::new(oauth.clone()).max_decoding_message_size(max))
         .add_service(ConsentServiceServer::new(oauth.clone()).max_decoding_message_size(max))
-        .add_service(OAuthServiceServer::new(oauth).max_decoding_message_size(max));
+        .add_service(OAuthServiceServer::new(oauth).max_decoding_message_size(max))
+        .add_service(TokenServiceServer::new(token_api).max_decoding_message_size(max));
     let logouts =
         crate::oauth::backchannel::LogoutSender::new(provider.clone(), config.backchannel())
             .map_err(|e| StartError::Logouts(e.to_string()))?;
@@ -161,6 +174,14 @@ pub async fn serve(
                 move || {
                     let provider = provider.clone();
                     async move { provider.prune().await }
+                },
+            ),
+            suite_runtime::prune::every(
+                PRUNE_EVERY,
+                "long-dead personal access tokens",
+                move || {
+                    let tokens = tokens.clone();
+                    async move { tokens.prune().await }
                 },
             ),
         )

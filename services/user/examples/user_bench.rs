@@ -93,6 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         scope: None,
         amr: Vec::new(),
         auth_time: None,
+        pat: false,
     })?;
 
     let deadline = Instant::now() + Duration::from_secs(seconds);

@@ -65,7 +65,12 @@ pub async fn serve(
         .await?;
     let (bus, events) = (wired.bus.clone(), wired.wake.clone());
     let keys = KeyCache::load_from(config.keys.jwks.clone(), config.keys.jwks_refresh_min).await;
-    let auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
+    let mut auth = Verifier::new(keys, config.token_rules()).with_revocations(revocations.clone());
+    // Personal access tokens sent straight to this service are exchanged
+    // where the keys come from (JWKS=grpc://…, the auth service).
+    if let Some(exchange) = suite_tokens::grpc::GrpcExchange::of_jwks(config.keys.jwks.as_ref()) {
+        auth = auth.with_exchange(std::sync::Arc::new(exchange));
+    }
     let transport = config
         .mail
         .transport()

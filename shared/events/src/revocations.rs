@@ -1,5 +1,6 @@
 //! Feeds a verifier's [`Revocations`] from the events: logout, revocation and
-//! reuse detection end a session's tokens; deletion, a password change, a
+//! reuse detection end a session's tokens, a personal access token's
+//! revocation the tokens exchanged for it; deletion, a password change, a
 //! roles change and an undone email change end the tokens a user was given before ([`user_cutoff`],
 //! the rule the auth service's sessions follow too). It reads one
 //! token lifetime back at start and marks the set caught up after that past.
@@ -17,6 +18,7 @@ pub fn types() -> Vec<String> {
         auth::SessionEnded::full_name(),
         auth::SessionRevoked::full_name(),
         auth::SessionReuseDetected::full_name(),
+        auth::PersonalAccessTokenRevoked::full_name(),
         user::UserDeleted::full_name(),
         user::PasswordChanged::full_name(),
         user::RolesChanged::full_name(),
@@ -75,8 +77,9 @@ pub fn user_cutoff(event: &Event, now: DateTime<Utc>) -> Option<UserCutoff> {
     })
 }
 
-/// The session `event` ends (a logout, a revocation, a reuse detected), if
-/// it is such an event.
+/// The session `event` ends (a logout, a revocation, a reuse detected; a
+/// personal access token's revocation, whose exchanged tokens carry its id
+/// as their session), if it is such an event.
 fn ended_session(event: &Event) -> Option<Option<Uuid>> {
     let id = if let Some(e) = event.decode::<auth::SessionEnded>() {
         e.session_id
@@ -84,6 +87,8 @@ fn ended_session(event: &Event) -> Option<Option<Uuid>> {
         e.session_id
     } else if let Some(e) = event.decode::<auth::SessionReuseDetected>() {
         e.session_id
+    } else if let Some(e) = event.decode::<auth::PersonalAccessTokenRevoked>() {
+        e.token_id
     } else {
         return None;
     };

@@ -60,6 +60,10 @@ pub struct Claims {
     /// with now. Absent on service and client tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The token stands for a personal access token (exchanged for it):
+    /// its `sid` is that token's id, its `scope` that token's scopes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pat: bool,
 }
 
 impl Claims {
@@ -81,6 +85,7 @@ impl Claims {
             scope: None,
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
         }
     }
 }
@@ -98,4 +103,8 @@ pub enum TokenError {
     /// was issued.
     #[error("access token revoked")]
     Revoked,
+    /// A personal access token could not be checked: the auth service did
+    /// not answer. Not the token's fault: a 503, not a 401.
+    #[error("cannot check the personal access token now: {0}")]
+    Unavailable(String),
 }

@@ -16,6 +16,9 @@ pub fn token_status(e: &TokenError) -> Status {
         TokenError::Invalid(_) | TokenError::Rejected(_) => {
             Status::unauthenticated("invalid access token")
         }
+        TokenError::Unavailable(_) => {
+            Status::unavailable("cannot check the personal access token now; try again")
+        }
     }
 }
 
@@ -94,4 +97,64 @@ pub async fn require_caller_for(
     let caller = require_caller(verifier, metadata).await?;
     allow(&caller, path)?;
     Ok(caller)
+}
+
+/// Personal access tokens exchanged at the auth service's
+/// `ExchangePersonalAccessToken` over gRPC.
+#[derive(Clone)]
+pub struct GrpcExchange {
+    client: suite_proto::auth::token_service_client::TokenServiceClient<tonic::transport::Channel>,
+}
+
+impl GrpcExchange {
+    /// Exchanges over `channel` (to the auth service).
+    pub fn new(channel: tonic::transport::Channel) -> Self {
+        Self {
+            client: suite_proto::auth::token_service_client::TokenServiceClient::new(channel),
+        }
+    }
+
+    /// Exchanges at the auth service whose `GetJwks` serves `source`'s
+    /// keys (`JWKS=grpc://…`): where the keys come from, the tokens are
+    /// exchanged. `None` for other sources: personal access tokens are then
+    /// refused.
+    pub fn of_jwks(source: Option<&crate::jwks::JwksSource>) -> Option<Self> {
+        match source {
+            Some(crate::jwks::JwksSource::Grpc(endpoint)) => {
+                Some(Self::new(endpoint.as_ref().clone().connect_lazy()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl crate::verifier::Exchange for GrpcExchange {
+    fn exchange<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, TokenError>> + Send + 'a>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let request = suite_proto::auth::ExchangePersonalAccessTokenRequest {
+                token: token.to_owned(),
+            };
+            match client.exchange_personal_access_token(request).await {
+                Ok(answer) => Ok(answer.into_inner().access_token),
+                Err(status) => Err(exchange_error(&status)),
+            }
+        })
+    }
+}
+
+/// The token error an exchange's refusal stands for: the auth service's
+/// Unauthenticated answers say which; anything else is an outage.
+pub fn exchange_error(status: &Status) -> TokenError {
+    match status.code() {
+        tonic::Code::Unauthenticated if status.message().contains("expired") => TokenError::Expired,
+        tonic::Code::Unauthenticated if status.message().contains("revoked") => TokenError::Revoked,
+        tonic::Code::Unauthenticated | tonic::Code::InvalidArgument => {
+            TokenError::Invalid("unknown personal access token")
+        }
+        _ => TokenError::Unavailable(status.message().to_owned()),
+    }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod grpc;
 pub mod jwks;
 pub mod keys;
+pub mod pat;
 pub mod revocations;
 pub mod rules;
 #[cfg(feature = "signing")]
@@ -24,5 +25,6 @@ pub use rules::TokenRules;
 pub use signing::{IdTokenAlg, IdTokenKey, SigningKey, jwks_of, public_jwk_from_pem};
 pub use suite_proto::access::MethodAccess;
 pub use verifier::{
-    ADMIN_SCOPE, Caller, Delegation, Lasting, Refusal, UserCaller, Verifier, scope_list,
+    ADMIN_SCOPE, Caller, Delegation, Exchange, Grantee, Lasting, Refusal, UserCaller, Verifier,
+    scope_list,
 };

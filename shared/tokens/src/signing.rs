@@ -349,6 +349,7 @@ mod tests {
             scope: None,
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
         }
     }
 

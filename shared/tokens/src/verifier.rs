@@ -6,18 +6,29 @@ use crate::{
     claims::{Claims, TokenError, roles},
     jwks::KeyCache,
     keys::KeySet,
+    pat,
     revocations::{self, Revocations},
     rules::{self, TokenRules},
 };
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 use suite_proto::access::MethodAccess;
 use uuid::Uuid;
 
 /// How many verified tokens are remembered; past that the memory starts over.
 const VERIFIED_CACHE_SIZE: usize = 4096;
+/// How long a personal access token refused for good (unknown, revoked,
+/// expired) is refused without asking again: a script retrying a dead
+/// token costs no round trip per request.
+const REFUSED_FOR: Duration = Duration::from_secs(5);
+/// An exchanged token is exchanged again this long before its `exp`, so
+/// what is forwarded never expires in flight.
+const EXCHANGE_AGAIN_BEFORE_SECS: u64 = 30;
 
 /// Who is calling, as a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +77,21 @@ impl UserCaller {
 /// The scope an OAuth token of an admin needs to act as one.
 pub const ADMIN_SCOPE: &str = "admin";
 
-/// What an OAuth client was allowed to do for a user.
+/// What an OAuth client, or a personal access token, was allowed to do
+/// for a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delegation {
-    pub client_id: String,
+    pub grantee: Grantee,
     pub scopes: Vec<String>,
+}
+
+/// Who holds a delegation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grantee {
+    /// An OAuth client, by its id.
+    Client(String),
+    /// A personal access token, by its id.
+    PersonalToken(Uuid),
 }
 
 /// The scopes of a `scope` claim (space-separated, RFC 6749 section 3.3).
@@ -98,6 +119,9 @@ impl Caller {
                 name: claims.sub.clone(),
             });
         }
+        if claims.pat {
+            return Self::personal(claims);
+        }
         if let Some(client_id) = claims.client_id.as_deref()
             && client_id == claims.sub
         {
@@ -112,7 +136,7 @@ impl Caller {
         let delegated = match (&claims.client_id, &claims.scope) {
             (None, None) => None,
             (Some(client_id), Some(scope)) => Some(Delegation {
-                client_id: client_id.clone(),
+                grantee: Grantee::Client(client_id.clone()),
                 scopes: scope_list(scope),
             }),
             _ => return Err("client_id and scope come together"),
@@ -131,6 +155,35 @@ impl Caller {
             delegated,
             amr: claims.amr.clone(),
             auth_time: claims.auth_time,
+        }))
+    }
+
+    /// A personal access token's exchanged token: its owner, holding only
+    /// its scopes, its id as the session (so revoking it revokes this).
+    fn personal(claims: &Claims) -> Result<Self, &'static str> {
+        if claims.client_id.is_some() {
+            return Err("a personal access token names no client");
+        }
+        let scope = claims
+            .scope
+            .as_deref()
+            .ok_or("a personal access token carries its scopes")?;
+        let id = Uuid::parse_str(&claims.sub).map_err(|_| "the subject is not a user id")?;
+        let token = claims
+            .sid
+            .as_deref()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or("a personal access token's id is its session")?;
+        Ok(Self::User(UserCaller {
+            id,
+            roles: claims.roles.clone(),
+            session: Some(token),
+            delegated: Some(Delegation {
+                grantee: Grantee::PersonalToken(token),
+                scopes: scope_list(scope),
+            }),
+            amr: claims.amr.clone(),
+            auth_time: None,
         }))
     }
 
@@ -244,7 +297,9 @@ impl std::fmt::Display for Refusal {
             Self::NotAUser => f.write_str(
                 "a client's own token (client credentials) acts for no user; this call needs a user's token",
             ),
-            Self::FirstPartyOnly => f.write_str("this call is not open to OAuth access tokens"),
+            Self::FirstPartyOnly => f.write_str(
+                "this call is not open to OAuth access tokens or personal access tokens: it needs a sign-in's own token",
+            ),
         }
     }
 }
@@ -264,6 +319,50 @@ pub struct Verifier {
     /// An admin's token acts as an admin only if its sign-in had a second
     /// factor (ADMINS_NEED_SECOND_FACTOR); without one, as a plain user.
     admins_need_second_factor: bool,
+    /// Where personal access tokens are exchanged; `None`: they are refused.
+    exchange: Option<Arc<dyn Exchange>>,
+    /// Personal access tokens exchanged, and those refused lately: apart,
+    /// so a flood of made-up tokens never pushes out the good ones.
+    exchanged: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+    refused: Arc<Mutex<HashMap<Box<str>, (Instant, Refused)>>>,
+}
+
+/// Exchanges a personal access token for an access token standing for it
+/// (the auth service's `ExchangePersonalAccessToken`, or its own store).
+pub trait Exchange: Send + Sync {
+    /// The access token (a JWT this verifier accepts), or why none.
+    fn exchange<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, TokenError>> + Send + 'a>>;
+}
+
+/// Why a personal access token was refused, remembered for a while.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Expired,
+    Revoked,
+    Invalid(&'static str),
+}
+
+impl Refused {
+    /// A refusal worth remembering: not an outage, which passes.
+    fn of(e: &TokenError) -> Option<Self> {
+        match e {
+            TokenError::Expired => Some(Self::Expired),
+            TokenError::Revoked => Some(Self::Revoked),
+            TokenError::Invalid(why) => Some(Self::Invalid(why)),
+            TokenError::Rejected(_) | TokenError::Unavailable(_) => None,
+        }
+    }
+
+    fn error(self) -> TokenError {
+        match self {
+            Self::Expired => TokenError::Expired,
+            Self::Revoked => TokenError::Revoked,
+            Self::Invalid(why) => TokenError::Invalid(why),
+        }
+    }
 }
 
 /// A token whose signature and claims passed, and the caller it names (or
@@ -273,6 +372,9 @@ struct Checked {
     caller: Result<Caller, &'static str>,
     /// When it was issued, to the millisecond, for the revocations.
     issued: revocations::Millis,
+    /// For a personal access token: the access token it was exchanged for,
+    /// which the gateway forwards in its place.
+    exchanged: Option<Arc<str>>,
 }
 
 /// A token that passed, and against which key set: when the keys change
@@ -290,7 +392,19 @@ impl Verifier {
             verified: Arc::default(),
             revocations: None,
             admins_need_second_factor: rules.admins_need_second_factor,
+            exchange: None,
+            exchanged: Arc::default(),
+            refused: Arc::default(),
         }
+    }
+
+    /// The verifier, accepting personal access tokens too: each is
+    /// exchanged through `exchange` once, and the answer kept until a
+    /// little before it expires (revocations refuse it at once all the
+    /// same: its session is the token).
+    pub fn with_exchange(mut self, exchange: Arc<dyn Exchange>) -> Self {
+        self.exchange = Some(exchange);
+        self
     }
 
     /// The verifier, refusing also what `revocations` holds.
@@ -330,6 +444,7 @@ impl Verifier {
             exp: checked.claims.exp,
             issued: checked.issued,
             revocations: self.revocations.clone(),
+            exchanged: checked.exchanged.clone(),
         })
     }
 
@@ -375,10 +490,80 @@ impl Verifier {
     /// costs a lookup and a reference count, and each caller clones only
     /// the part it asks for.
     async fn check(&self, token: &str) -> Result<Arc<Checked>, TokenError> {
+        if pat::is_personal(token) {
+            return self.check_personal(token).await;
+        }
         let current = self.keys.keys().await;
-        if let Some(found) = self.remembered(token, &current) {
+        if let Some(found) = remembered(&self.verified, token, &current, 0) {
             return Ok(found);
         }
+        let (checked, keys) = self.check_jwt(token, None).await?;
+        remember(&self.verified, token, checked.clone(), keys);
+        Ok(checked)
+    }
+
+    /// A personal access token's checked form: the checksum first (a typo
+    /// or a made-up token costs nothing more), then what it was exchanged
+    /// for, from the cache or the exchange.
+    async fn check_personal(&self, token: &str) -> Result<Arc<Checked>, TokenError> {
+        if !pat::check(token) {
+            return Err(TokenError::Invalid("malformed personal access token"));
+        }
+        let Some(exchange) = &self.exchange else {
+            return Err(TokenError::Invalid(
+                "personal access tokens are not accepted here",
+            ));
+        };
+        let current = self.keys.keys().await;
+        if let Some(found) =
+            remembered(&self.exchanged, token, &current, EXCHANGE_AGAIN_BEFORE_SECS)
+        {
+            return Ok(found);
+        }
+        if let Some(refused) = self.refused_lately(token) {
+            return Err(refused.error());
+        }
+        let outcome = match exchange.exchange(token).await {
+            Ok(jwt) => {
+                let jwt: Arc<str> = jwt.into();
+                self.check_jwt(&jwt, Some(jwt.clone())).await
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((checked, keys)) => {
+                remember(&self.exchanged, token, checked.clone(), keys);
+                Ok(checked)
+            }
+            Err(e) => {
+                if let (Some(refused), Ok(mut map)) = (Refused::of(&e), self.refused.lock()) {
+                    if map.len() >= VERIFIED_CACHE_SIZE {
+                        map.clear();
+                    }
+                    map.insert(token.into(), (Instant::now() + REFUSED_FOR, refused));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Why `token` was refused, if it was a moment ago.
+    fn refused_lately(&self, token: &str) -> Option<Refused> {
+        let mut map = self.refused.lock().ok()?;
+        let (until, refused) = *map.get(token)?;
+        if Instant::now() < until {
+            return Some(refused);
+        }
+        map.remove(token);
+        None
+    }
+
+    /// A JWT's signature and claims checked, and the key set that did it.
+    async fn check_jwt(
+        &self,
+        token: &str,
+        exchanged: Option<Arc<str>>,
+    ) -> Result<(Arc<Checked>, Arc<KeySet>), TokenError> {
         let header = rules::inspect_header(token)?;
         let keys = self.keys.keys_for(&header.kid).await;
         let key = keys
@@ -389,36 +574,43 @@ impl Verifier {
             caller: Caller::typed(&claims).map(|c| self.admitted(c)),
             issued: revocations::issued_millis(&claims.jti, claims.iat),
             claims,
+            exchanged,
         });
-        if let Ok(mut verified) = self.verified.lock() {
-            if verified.len() >= VERIFIED_CACHE_SIZE {
-                verified.clear();
-            }
-            verified.insert(
-                token.into(),
-                Verified {
-                    checked: checked.clone(),
-                    keys,
-                },
-            );
-        }
-        Ok(checked)
+        Ok((checked, keys))
     }
+}
 
-    /// A token verified before, against the current keys and not yet
-    /// expired (no leeway: a remembered token never outlives `exp`).
-    fn remembered(&self, token: &str, current: &Arc<KeySet>) -> Option<Arc<Checked>> {
-        let mut verified = self.verified.lock().ok()?;
-        let entry = verified.get(token)?;
-        let now = jsonwebtoken::get_current_timestamp();
-        if Arc::ptr_eq(&entry.keys, current)
-            && u64::try_from(entry.checked.claims.exp).is_ok_and(|exp| now < exp)
-        {
-            return Some(entry.checked.clone());
+type Remembered = Mutex<HashMap<Box<str>, Verified>>;
+
+/// Keeps `checked` as `token`'s, emptying the cache first if it is full.
+fn remember(cache: &Remembered, token: &str, checked: Arc<Checked>, keys: Arc<KeySet>) {
+    if let Ok(mut map) = cache.lock() {
+        if map.len() >= VERIFIED_CACHE_SIZE {
+            map.clear();
         }
-        verified.remove(token);
-        None
+        map.insert(token.into(), Verified { checked, keys });
     }
+}
+
+/// A token verified before, against the current keys and more than
+/// `margin_secs` from its `exp` (no leeway: a remembered token never
+/// outlives `exp`).
+fn remembered(
+    cache: &Remembered,
+    token: &str,
+    current: &Arc<KeySet>,
+    margin_secs: u64,
+) -> Option<Arc<Checked>> {
+    let mut map = cache.lock().ok()?;
+    let entry = map.get(token)?;
+    let now = jsonwebtoken::get_current_timestamp();
+    if Arc::ptr_eq(&entry.keys, current)
+        && u64::try_from(entry.checked.claims.exp).is_ok_and(|exp| now + margin_secs < exp)
+    {
+        return Some(entry.checked.clone());
+    }
+    map.remove(token);
+    None
 }
 
 /// A verified token held by a call that lasts: who it names, and what ends
@@ -430,6 +622,9 @@ pub struct Lasting {
     pub exp: i64,
     issued: revocations::Millis,
     revocations: Option<Revocations>,
+    /// For a personal access token: the access token standing for it, to
+    /// forward to the services in its place.
+    pub exchanged: Option<Arc<str>>,
 }
 
 impl Lasting {
@@ -500,6 +695,67 @@ mod tests {
             scope: None,
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
+        }
+    }
+
+    #[test]
+    fn a_personal_tokens_exchanged_token_is_its_owner_with_its_scopes_only() {
+        let id = Uuid::now_v7();
+        let token = Uuid::now_v7();
+        let exchanged = Claims {
+            scope: Some("user:read".into()),
+            pat: true,
+            auth_time: Some(1),
+            ..claims(
+                &id.to_string(),
+                &["user", "admin"],
+                Some(&token.to_string()),
+            )
+        };
+        let Ok(caller) = Caller::from_claims(&exchanged) else {
+            panic!("refused");
+        };
+        let Caller::User(user) = &caller else {
+            panic!("not a user: {caller:?}");
+        };
+        assert_eq!(user.session, Some(token));
+        assert_eq!(
+            user.delegated,
+            Some(Delegation {
+                grantee: Grantee::PersonalToken(token),
+                scopes: vec!["user:read".into()],
+            })
+        );
+        // Never a sign-in: no step-up with it, whatever it claims.
+        assert_eq!(user.auth_time, None);
+        // Its owner is an admin; without the scope it acts as none.
+        assert!(!caller.is_admin());
+        assert_eq!(caller.may_call(MethodAccess::Scope("user:read")), Ok(()));
+        assert_eq!(
+            caller.may_call(MethodAccess::Scope("user:write")),
+            Err(Refusal::MissingScope("user:write"))
+        );
+        assert_eq!(
+            caller.may_call(MethodAccess::FirstParty),
+            Err(Refusal::FirstPartyOnly)
+        );
+        // Malformed: without its scopes, without its id, naming a client.
+        for bad in [
+            Claims {
+                scope: None,
+                ..exchanged.clone()
+            },
+            Claims {
+                sid: None,
+                ..exchanged.clone()
+            },
+            Claims {
+                client_id: Some("app".into()),
+                ..exchanged.clone()
+            },
+        ] {
+            assert!(Caller::from_claims(&bad).is_err(), "{bad:?}");
         }
     }
 
@@ -562,7 +818,7 @@ mod tests {
         assert_eq!(
             user.delegated,
             Some(Delegation {
-                client_id: "app".into(),
+                grantee: Grantee::Client("app".into()),
                 scopes: vec!["openid".into(), "user:read".into()],
             })
         );

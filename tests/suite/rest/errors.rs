@@ -72,6 +72,7 @@ async fn errors_are_problem_details_with_the_right_status(s: Suite) {
             scope: None,
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
         })
         .expect("sign");
     let refused = s.get("/api/v1/users", Some(&fake)).await.expect("forged");

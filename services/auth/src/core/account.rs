@@ -50,6 +50,7 @@ impl AuthCore {
             scope: None,
             amr: signed_in.amr.to_vec(),
             auth_time: Some(signed_in.auth_time.timestamp()),
+            pat: false,
         };
         let token = self
             .keys

@@ -577,6 +577,7 @@ impl AuthCore {
             // later than the sign-in, so its tokens claim no time at all.
             auth_time: (session.client_id.is_none() && !session.amr.is_empty())
                 .then(|| session.created_at.timestamp()),
+            pat: false,
         };
         let access_token = self
             .keys
@@ -617,7 +618,7 @@ fn count_login(outcome: &'static str) {
 }
 
 /// A token id (a UUIDv7) whose instant is `at`, to the millisecond.
-fn issue_id(at: DateTime<Utc>) -> Uuid {
+pub(crate) fn issue_id(at: DateTime<Utc>) -> Uuid {
     let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
     Uuid::new_v7(uuid::Timestamp::from_unix(
         uuid::NoContext,

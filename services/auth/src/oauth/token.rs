@@ -548,6 +548,7 @@ impl OAuthCore {
             scope: Some(scope.clone()),
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
         };
         let access_token = self
             .auth

@@ -259,6 +259,7 @@ impl Suite {
                 scope: None,
                 amr: Vec::new(),
                 auth_time: None,
+                pat: false,
             })
             .expect("sign")
     }
@@ -281,6 +282,7 @@ impl Suite {
                 scope: None,
                 amr: Vec::new(),
                 auth_time: None,
+                pat: false,
             })
             .expect("sign")
     }

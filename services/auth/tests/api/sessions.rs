@@ -200,6 +200,7 @@ fn oauth_token(s: &Suite, sub: &str, roles: &[&str], scope: &str) -> String {
             scope: Some(scope.into()),
             amr: Vec::new(),
             auth_time: None,
+            pat: false,
         })
         .expect("sign")
 }

@@ -98,6 +98,7 @@ pub fn claims(sub: &str, roles: &[&str]) -> Claims {
         scope: None,
         amr: Vec::new(),
         auth_time: None,
+        pat: false,
     }
 }
 
