@@ -104,8 +104,9 @@ fn access_table(pool: &DescriptorPool) -> Result<String, Box<dyn std::error::Err
         .get_extension_by_name("google.api.http")
         .ok_or("google.api.http is not declared")?;
     let mut rows = Vec::new();
-    // Routed over REST, needing a token, naming no scope: every OAuth token
-    // is refused there, which a test flags as most likely an oversight.
+    // Routed over REST, needing a token, naming no scope and not declared
+    // first-party: every OAuth token is refused there, which a test flags
+    // as most likely an oversight.
     let mut unscoped = Vec::new();
     for service in pool.services() {
         if !service.full_name().starts_with("suite.") {
@@ -127,11 +128,13 @@ fn access_table(pool: &DescriptorPool) -> Result<String, Box<dyn std::error::Err
             } else {
                 None
             };
+            let first_party = options.has_extension(&access)
+                && matches!(field(&access, "first_party"), Some(Value::Bool(true)));
             let entry = match (public, scope) {
                 (true, None) => "MethodAccess::Open".to_owned(),
                 (false, Some(s)) => format!("MethodAccess::Scope({s:?})"),
                 (false, None) => {
-                    if options.has_extension(&rest) {
+                    if options.has_extension(&rest) && !first_party {
                         unscoped.push(method.full_name().to_owned());
                     }
                     "MethodAccess::FirstParty".to_owned()

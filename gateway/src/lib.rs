@@ -46,10 +46,17 @@ pub const AUTH_SERVICE: &str = "suite.auth.v1.AuthService";
 /// The OAuth clients and the users' consents: REST routes, served by the auth service.
 pub const CLIENT_SERVICE: &str = "suite.auth.v1.ClientService";
 pub const CONSENT_SERVICE: &str = "suite.auth.v1.ConsentService";
+/// Personal access tokens: REST routes, served by the auth service.
+pub const TOKEN_SERVICE: &str = "suite.auth.v1.TokenService";
 /// Every service whose `google.api.http` rules become routes. OAuthService
 /// is not among them: it has no rules, and the OAuth endpoints call it.
-pub const ROUTED_SERVICES: [&str; 4] =
-    [USER_SERVICE, AUTH_SERVICE, CLIENT_SERVICE, CONSENT_SERVICE];
+pub const ROUTED_SERVICES: [&str; 5] = [
+    USER_SERVICE,
+    AUTH_SERVICE,
+    CLIENT_SERVICE,
+    CONSENT_SERVICE,
+    TOKEN_SERVICE,
+];
 
 /// The gateway's own routes beside the contract's (named once for the
 /// router, the span names and the OpenAPI document).
@@ -196,7 +203,7 @@ fn apps(
             config.event_streams_per_connection as usize,
         )?,
     ];
-    // The auth service serves three of the contract's services on one
+    // The auth service serves four of the contract's services on one
     // channel (readiness asks it once, as the auth service).
     let on_auth = |service| endpoints::Upstream {
         service,
@@ -204,14 +211,18 @@ fn apps(
         streams: auth.streams.clone(),
         trace: auth.trace.clone(),
     };
-    let (clients, consents) = (on_auth(CLIENT_SERVICE), on_auth(CONSENT_SERVICE));
+    let (clients, consents, tokens) = (
+        on_auth(CLIENT_SERVICE),
+        on_auth(CONSENT_SERVICE),
+        on_auth(TOKEN_SERVICE),
+    );
     let oauth = (auth.channel.clone(), auth.trace.clone());
     // The account pages call the user service on the contract's channel.
     let users = (user.channel.clone(), user.trace.clone());
     let upstreams = [user, auth];
     let endpoints = endpoints::Endpoints::resolve(
         routes.into_routes(),
-        &[&upstreams[0], &upstreams[1], &clients, &consents],
+        &[&upstreams[0], &upstreams[1], &clients, &consents, &tokens],
     )?;
     // Tokens are verified here, locally, with the auth service's public keys
     // (fetched on first need and when an unknown key id shows up).
