@@ -56,6 +56,8 @@ fn decode(e: &Event) -> Option<Data> {
         auth::SessionReuseDetected => SessionReuseDetected,
         auth::SessionRevoked => SessionRevoked,
         auth::SessionEnded => SessionEnded,
+        auth::PersonalAccessTokenCreated => PersonalAccessTokenCreated,
+        auth::PersonalAccessTokenRevoked => PersonalAccessTokenRevoked,
     );
     None
 }
@@ -83,6 +85,8 @@ pub fn types() -> Vec<String> {
         auth::SessionReuseDetected::full_name(),
         auth::SessionRevoked::full_name(),
         auth::SessionEnded::full_name(),
+        auth::PersonalAccessTokenCreated::full_name(),
+        auth::PersonalAccessTokenRevoked::full_name(),
     ]
 }
 

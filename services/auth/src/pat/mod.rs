@@ -30,7 +30,8 @@ pub const SCOPES: &[&str] = &["user:read", "user:write", suite_tokens::ADMIN_SCO
 const EXCHANGED_TTL: Duration = Duration::from_secs(300);
 /// A use is recorded at most this often per token.
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
-/// Revoked and expired tokens are listed no more, and deleted this long after.
+/// Revoked tokens are listed no more (expired ones are, marked by their
+/// expiry); both are deleted this long after.
 const KEEP_DEAD: chrono::Duration = chrono::Duration::days(30);
 /// The longest name.
 const MAX_NAME_CHARS: usize = 100;
