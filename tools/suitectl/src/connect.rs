@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use suite_proto::{
     auth::{
         CompleteLoginRequest, LoginRequest, LogoutRequest, auth_service_client::AuthServiceClient,
-        client_service_client::ClientServiceClient,
+        client_service_client::ClientServiceClient, token_service_client::TokenServiceClient,
     },
     user::user_service_client::UserServiceClient,
 };
@@ -91,6 +91,8 @@ pub struct Conn {
     pub auth: AuthServiceClient<Channel>,
     /// The auth service's OAuth clients, on the same channel.
     pub clients: ClientServiceClient<Channel>,
+    /// The auth service's personal access tokens, on the same channel.
+    pub tokens: TokenServiceClient<Channel>,
     token: String,
     /// An admin's login session, ended when suitectl is done.
     refresh_token: Option<String>,
@@ -104,6 +106,7 @@ impl Conn {
             .max_decoding_message_size(16 << 20);
         let auth_channel = channel(&args.auth_service_url, timeout)?;
         let clients = ClientServiceClient::new(auth_channel.clone());
+        let tokens = TokenServiceClient::new(auth_channel.clone());
         let mut auth = AuthServiceClient::new(auth_channel);
         let c = &args.credentials;
         let (token, refresh_token) = match &c.login {
@@ -142,6 +145,7 @@ impl Conn {
             user,
             auth,
             clients,
+            tokens,
             token,
             refresh_token,
         })

@@ -1,5 +1,5 @@
 //! `suitectl`, the operator's command line: the first admin, users,
-//! sessions, OAuth clients, health and imports, over gRPC with a service token signed with
+//! sessions, OAuth clients, personal access tokens, health and imports, over gRPC with a service token signed with
 //! the auth service's key or an admin's login. Each module does one job;
 //! [`main`] runs a parsed command line and gives the exit code. The binary
 //! is the root package's `suitectl` (its tests run it against the launched
@@ -14,16 +14,18 @@ pub mod health;
 pub mod import;
 pub mod output;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{ArgGroup, CommandFactory, Parser, Subcommand};
 use connect::{Conn, ConnectArgs};
 use error::{CtlError, exit};
 use output::Format;
 use serde_json::json;
 use std::time::Duration;
 
-/// Operate the suite: users, sessions, OAuth clients, health, imports.
+/// Operate the suite: users, sessions, OAuth clients, personal access
+/// tokens, health, imports.
 ///
 /// Exit codes: 0 success; 1 the operation failed (including an import with
 /// failed lines); 2 usage error; 3 a service cannot be reached or refuses
@@ -55,6 +57,10 @@ pub enum Command {
     /// users in with the suite, or get tokens of their own.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// A user's personal access tokens (`suitepat_…`): named, scoped,
+    /// expiring secrets for scripts, created, listed and revoked.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Health of every replica of each service (no credentials needed).
     Health,
     /// Prints a shell completion script (e.g. `suitectl completions bash > /etc/bash_completion.d/suitectl`).
@@ -174,6 +180,42 @@ pub enum ClientsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Creates a personal access token for a user; its secret is printed
+    /// once (the suite keeps only its hash).
+    #[command(group(ArgGroup::new("expiry").required(true).args(["expires_in", "expires_at"])))]
+    Create {
+        /// The user: an id, a username or an email.
+        user: String,
+        /// A name to tell the token apart, e.g. `ci deploy`.
+        #[arg(long)]
+        name: String,
+        /// What it may do (repeat for several).
+        #[arg(long = "scope", value_name = "SCOPE", required = true, value_parser = tokens::SCOPES)]
+        scopes: Vec<String>,
+        /// How long it works: `90d`, `12h`, `30m`, or a number of days (at
+        /// most the service's maximum, 365 days by default).
+        #[arg(long, value_name = "DURATION", value_parser = tokens::parse_lifetime)]
+        expires_in: Option<chrono::Duration>,
+        /// When it stops working, in RFC 3339 (e.g. 2027-01-31T00:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = tokens::parse_time)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Lists a user's tokens, newest first: never their secrets.
+    List {
+        /// The user: an id, a username or an email.
+        user: String,
+    },
+    /// Revokes a token: refused everywhere within a second.
+    Revoke {
+        token_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
     /// Lists a user's live sessions.
     List { user_id: String },
@@ -287,6 +329,7 @@ async fn authenticated(conn: &mut Conn, command: Command, format: Format) -> Res
         }
         Command::Users(UsersCommand::Mfa(command)) => mfa_command(conn, command, format).await?,
         Command::Clients(command) => return clients_command(conn, command, format).await,
+        Command::Tokens(command) => tokens_command(conn, command, format).await?,
         Command::Health | Command::Completions { .. } => {}
     }
     Ok(0)
@@ -313,6 +356,45 @@ async fn mfa_command(conn: &mut Conn, command: MfaCommand, format: Format) -> Re
                     user.username,
                     user.id
                 ),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn tokens_command(
+    conn: &mut Conn,
+    command: TokensCommand,
+    format: Format,
+) -> Result<(), CtlError> {
+    match command {
+        TokensCommand::Create {
+            user,
+            name,
+            scopes,
+            expires_in,
+            expires_at,
+        } => {
+            let expire_time = tokens::expiry(expires_in, expires_at, chrono::Utc::now())?;
+            let user = factors::resolve(conn, user).await?;
+            let created = tokens::create(conn, user.id, name, scopes, expire_time).await?;
+            println!("{}", tokens::print_created(format, &created));
+        }
+        TokensCommand::List { user } => {
+            let user = factors::resolve(conn, user).await?;
+            let list = tokens::list(conn, user.id).await?;
+            println!("{}", tokens::print_list(format, &list));
+        }
+        TokensCommand::Revoke { token_id, yes } => {
+            if !yes {
+                users::confirm(&format!(
+                    "Revoke personal access token {token_id}? Whatever uses it is refused from now on. [y/N] "
+                ))?;
+            }
+            tokens::revoke(conn, token_id.clone()).await?;
+            match format {
+                Format::Json => println!("{}", json!({ "revoked": token_id })),
+                Format::Text => println!("revoked token {token_id}"),
             }
         }
     }
@@ -495,5 +577,158 @@ mod tests {
             let e = parse(bad).map(|_| ()).expect_err("refused");
             assert_eq!(e.exit_code(), i32::from(exit::USAGE), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn tokens_create_needs_a_user_a_name_a_scope_and_one_expiry() {
+        let cli = parse(&[
+            "tokens",
+            "create",
+            "ada",
+            "--name",
+            "ci",
+            "--scope",
+            "user:read",
+            "--scope",
+            "user:write",
+            "--expires-in",
+            "30d",
+        ])
+        .expect("parsed");
+        assert!(matches!(
+            cli.command,
+            Command::Tokens(TokensCommand::Create { ref user, ref scopes, expires_in: Some(d), expires_at: None, .. })
+                if user == "ada" && scopes == &["user:read", "user:write"] && d == chrono::Duration::days(30)
+        ));
+        let cli = parse(&[
+            "tokens",
+            "create",
+            "ada",
+            "--name",
+            "ci",
+            "--scope",
+            "admin",
+            "--expires-at",
+            "2027-01-31T00:00:00Z",
+        ])
+        .expect("parsed");
+        assert!(matches!(
+            cli.command,
+            Command::Tokens(TokensCommand::Create {
+                expires_in: None,
+                expires_at: Some(_),
+                ..
+            })
+        ));
+        let neither = parse(&[
+            "tokens",
+            "create",
+            "ada",
+            "--name",
+            "ci",
+            "--scope",
+            "user:read",
+        ])
+        .map(|_| ())
+        .expect_err("refused");
+        assert_eq!(neither.exit_code(), i32::from(exit::USAGE));
+        let text = neither.to_string();
+        assert!(
+            text.contains("--expires-in") && text.contains("--expires-at"),
+            "{text}"
+        );
+        for bad in [
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "ci",
+                "--scope",
+                "user:read",
+                "--expires-in",
+                "1d",
+            ][..],
+            &[
+                "tokens",
+                "create",
+                "ada",
+                "--scope",
+                "user:read",
+                "--expires-in",
+                "1d",
+            ],
+            &[
+                "tokens",
+                "create",
+                "ada",
+                "--name",
+                "ci",
+                "--expires-in",
+                "1d",
+            ],
+            &[
+                "tokens",
+                "create",
+                "ada",
+                "--name",
+                "ci",
+                "--scope",
+                "root",
+                "--expires-in",
+                "1d",
+            ],
+            &[
+                "tokens",
+                "create",
+                "ada",
+                "--name",
+                "ci",
+                "--scope",
+                "user:read",
+                "--expires-in",
+                "1y",
+            ],
+            &[
+                "tokens",
+                "create",
+                "ada",
+                "--name",
+                "ci",
+                "--scope",
+                "user:read",
+                "--expires-in",
+                "1d",
+                "--expires-at",
+                "2027-01-31T00:00:00Z",
+            ],
+            &[
+                "tokens",
+                "create",
+                "ada",
+                "--name",
+                "ci",
+                "--scope",
+                "user:read",
+                "--expires-at",
+                "soon",
+            ],
+            &["tokens", "list"],
+            &["tokens", "revoke"],
+        ] {
+            let e = parse(bad).map(|_| ()).expect_err("refused");
+            assert_eq!(e.exit_code(), i32::from(exit::USAGE), "{bad:?}");
+        }
+        let cli =
+            parse(&["tokens", "list", "ada@example.com", "--output", "json"]).expect("parsed");
+        assert_eq!(cli.output, Format::Json);
+        assert!(matches!(
+            cli.command,
+            Command::Tokens(TokensCommand::List { ref user }) if user == "ada@example.com"
+        ));
+        let cli = parse(&["tokens", "revoke", "t1"]).expect("parsed");
+        assert!(matches!(
+            cli.command,
+            Command::Tokens(TokensCommand::Revoke { ref token_id, yes: false }) if token_id == "t1"
+        ));
     }
 }
