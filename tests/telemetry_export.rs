@@ -27,6 +27,7 @@ use opentelemetry_proto::tonic::{
 };
 use std::{
     borrow::Cow,
+    io::Read as _,
     net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, atomic::Ordering},
@@ -499,6 +500,183 @@ async fn the_one_process_suite_exports_each_service_under_its_own_name() {
     }
 }
 
+/// A personal access token's secret, used, misused and revoked, appears in
+/// no log line (at debug) and no span: only its shown prefix may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_access_tokens_secret_is_in_no_log_line_or_span() {
+    let collector = Collector::default();
+    let addr = collector.start(None).await;
+    let gateway = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let mut suite = child(
+        "suite",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+            ("TEST_GATEWAY_ADDR", gateway.to_string()),
+            ("RUST_LOG", "debug,h2=info,hyper=info,tower=info".to_owned()),
+        ],
+    );
+    // Read as it comes: debug logs would fill the pipes and stall the suite.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(suite.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(suite.stderr.take().map(|p| Box::new(p) as _));
+    let client = reqwest_free::Client { addr: gateway };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let user = loop {
+        match client
+            .send(
+                "POST",
+                "/api/v1/users",
+                None,
+                Some(r#"{"username":"pat","email":"pat@example.com","password":"analytical engine 1843"}"#.to_owned()),
+            )
+            .await
+        {
+            Some((201, body)) => break json(&body)["id"].as_str().expect("id").to_owned(),
+            other => {
+                assert!(Instant::now() < deadline, "the suite never answered: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let login = client
+        .send(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(r#"{"login":"pat","password":"analytical engine 1843"}"#.to_owned()),
+        )
+        .await
+        .expect("login");
+    let signed_in = json(&login.1)["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let expire = (chrono::Utc::now() + chrono::Duration::days(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let created = client
+        .send(
+            "POST",
+            "/api/v1/auth/tokens",
+            Some(&signed_in),
+            Some(format!(
+                r#"{{"name":"ci","scopes":["user:read"],"expireTime":"{expire}"}}"#
+            )),
+        )
+        .await
+        .expect("created");
+    assert_eq!(created.0, 201, "{}", created.1);
+    let created = json(&created.1);
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let id = created["token"]["id"].as_str().expect("id").to_owned();
+    let me = format!("/api/v1/users/{user}");
+    for _ in 0..3 {
+        assert_eq!(
+            client
+                .send("GET", &me, Some(&secret), None)
+                .await
+                .map(|r| r.0),
+            Some(200)
+        );
+    }
+    // Misused: beyond its scope, as a refresh token, with a typo.
+    let write = client
+        .send(
+            "PATCH",
+            &me,
+            Some(&secret),
+            Some(r#"{"displayName":"x"}"#.to_owned()),
+        )
+        .await;
+    assert_eq!(write.map(|r| r.0), Some(403));
+    let refresh = format!(r#"{{"refreshToken":"{secret}"}}"#);
+    let refreshed = client
+        .send("POST", "/api/v1/auth/refresh", None, Some(refresh))
+        .await;
+    assert_eq!(refreshed.map(|r| r.0), Some(401));
+    let typo = format!("{}x", &secret[..secret.len() - 1]);
+    assert_eq!(
+        client
+            .send("GET", &me, Some(&typo), None)
+            .await
+            .map(|r| r.0),
+        Some(401)
+    );
+    let revoked = client
+        .send(
+            "DELETE",
+            &format!("/api/v1/auth/tokens/{id}"),
+            Some(&signed_in),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.map(|r| r.0), Some(204));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .send("GET", &me, Some(&secret), None)
+        .await
+        .map(|r| r.0)
+        != Some(401)
+    {
+        assert!(Instant::now() < deadline, "the revoked token still works");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    collector
+        .eventually("the exchange and the revocation traced", |spans| {
+            let named = |n: &str| spans.iter().any(|(_, s)| s.name.contains(n));
+            named("ExchangePersonalAccessToken") && named("DELETE /api/v1/auth/tokens")
+        })
+        .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &suite.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while suite.try_wait().ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "the suite did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = format!(
+        "{}{}",
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default()
+    );
+    assert!(
+        logs.contains("personal access token created"),
+        "no debug logs?"
+    );
+    // The part after the shown prefix is the secret.
+    let hidden = &secret[13..];
+    assert!(!logs.contains(hidden), "the secret in a log line");
+    assert!(
+        !logs.contains(&typo[13..]),
+        "a presented token in a log line"
+    );
+    let spans = collector.spans();
+    assert!(spans.len() > 10, "{} spans", spans.len());
+    for (service, span) in &spans {
+        let text = format!("{span:?}");
+        assert!(
+            !text.contains(hidden),
+            "the secret in a span of {service}: {}",
+            span.name
+        );
+    }
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
 /// A minimal HTTP/1.1 client for the gateway.
 mod reqwest_free {
     use bytes::Bytes;
@@ -525,6 +703,39 @@ mod reqwest_free {
                 .ok()?;
             let response = sender.send_request(req).await.ok()?;
             Some(response.status().as_u16())
+        }
+
+        /// Any request, with a bearer token and a JSON body if given: the
+        /// status and the body, or none if the gateway did not answer.
+        pub async fn send(
+            &self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+            body: Option<String>,
+        ) -> Option<(u16, String)> {
+            use http_body_util::BodyExt;
+            let stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            let mut req = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "localhost")
+                .header("content-type", "application/json");
+            if let Some(token) = token {
+                req = req.header("authorization", format!("Bearer {token}"));
+            }
+            let req = req
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .ok()?;
+            let response = sender.send_request(req).await.ok()?;
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.ok()?.to_bytes();
+            Some((status, String::from_utf8_lossy(&bytes).into_owned()))
         }
     }
 }

@@ -324,8 +324,11 @@ pub struct Verifier {
     /// Personal access tokens exchanged, and those refused lately: apart,
     /// so a flood of made-up tokens never pushes out the good ones.
     exchanged: Arc<Mutex<HashMap<Box<str>, Verified>>>,
-    refused: Arc<Mutex<HashMap<Box<str>, (Instant, Refused)>>>,
+    refused: Arc<Mutex<HashMap<Box<str>, RefusedUntil>>>,
 }
+
+/// A refusal, and until when it stands.
+type RefusedUntil = (Instant, Refused);
 
 /// Exchanges a personal access token for an access token standing for it
 /// (the auth service's `ExchangePersonalAccessToken`, or its own store).
