@@ -1,5 +1,8 @@
 //! The transport-neutral verifier: a bearer token in, a typed [`Caller`] or
 //! a [`TokenError`] out, against the trusted public keys and fixed rules.
+//! A personal access token (`suitepat_…`) is checked for its checksum here,
+//! then exchanged through an [`Exchange`] for the access token that stands
+//! for it, which is verified as any other and cached.
 //! The gRPC adapter is [`crate::grpc`]; the gateway maps errors to HTTP.
 
 use crate::{
