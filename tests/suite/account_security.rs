@@ -5,7 +5,8 @@
 //! made anew, a factor's removal refused until the user signed in again
 //! with the second factor, the sessions listed, and signing out
 //! everywhere (an earlier refresh token, the access token and every
-//! browser session stop working).
+//! browser session stop working); a personal access token created from the
+//! page, its secret shown once and used, listed by its prefix and revoked.
 
 use crate::{
     factors::user_with_totp,
@@ -455,8 +456,130 @@ async fn a_sign_in_with_the_second_factor_allows_changing_the_factors(s: Suite) 
     );
 }
 
+/// A personal access token made, used, listed and revoked from the page.
+async fn a_personal_access_token_is_created_used_and_revoked_in_the_account_area(s: Suite) {
+    register_as(&s, "petra", "petra@example.com", PASSWORD).await;
+    let mut browser = Browser::default();
+    let page = sign_in(&s, &mut browser, "/account", "petra", None).await;
+    assert!(
+        page.body.contains("You have no personal access tokens."),
+        "{}",
+        page.body
+    );
+
+    // No name and no scope: the form again, what is wrong beside each field.
+    let refused = post_form(
+        &s,
+        &mut browser,
+        &page,
+        "/account/tokens",
+        &[("name", " "), ("expires_in_days", "30")],
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains(r#"id="token-name-error""#),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains(r#"id="token-scopes-error""#),
+        "{}",
+        refused.body
+    );
+
+    let created = post_form(
+        &s,
+        &mut browser,
+        &refused,
+        "/account/tokens",
+        &[
+            ("name", "ci <deploy>"),
+            ("scope_user_read", "on"),
+            ("expires_in_days", "30"),
+        ],
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.header("cache-control"), "no-store");
+    assert!(!created.body.contains("<script"), "{}", created.body);
+    assert!(
+        created.body.contains("ci &#60;deploy&#62;"),
+        "{}",
+        created.body
+    );
+    assert!(
+        created.body.contains("will not be shown again"),
+        "{}",
+        created.body
+    );
+    let re =
+        regex::Regex::new(r#"<code id="token-secret">(suitepat_[^<]+)</code>"#).expect("regex");
+    let secret = re
+        .captures(&created.body)
+        .and_then(|c| c.get(1))
+        .unwrap_or_else(|| panic!("no secret on {}", created.body))
+        .as_str()
+        .to_owned();
+
+    let me = s.get("/api/v1/users/me", Some(&secret)).await.expect("me");
+    assert_eq!(me.status, 200, "{}", me.json);
+    assert_eq!(me.json["username"], "petra", "{}", me.json);
+
+    // Listed by its prefix, never its secret.
+    let page = browser.get(&s, "/account").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains(&secret), "{}", page.body);
+    let prefix: String = secret.chars().take("suitepat_".len() + 4).collect();
+    assert!(
+        page.body.contains(&format!("<code>{prefix}…</code>")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("(user:read)"), "{}", page.body);
+    let token_id = page.field("token_id");
+
+    let revoked = post_form(
+        &s,
+        &mut browser,
+        &page,
+        "/account/tokens/revoke",
+        &[("token_id", &token_id)],
+    )
+    .await;
+    assert_eq!(revoked.status, 302, "{}", revoked.body);
+    let page = follow(&s, &mut browser, revoked).await;
+    assert!(
+        page.body.contains("The token was revoked."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&token_id), "{}", page.body);
+    assert!(
+        page.body.contains("You have no personal access tokens."),
+        "{}",
+        page.body
+    );
+
+    // Refused within a moment.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let me = s.get("/api/v1/users/me", Some(&secret)).await.expect("me");
+        if me.status == 401 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revoked token still works: {}",
+            me.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
     an_authenticator_is_set_up_and_removed_in_the_account_area,
     a_sign_in_with_the_second_factor_allows_changing_the_factors,
     signing_out_everywhere_ends_every_session_of_the_user,
+    a_personal_access_token_is_created_used_and_revoked_in_the_account_area,
 );

@@ -96,6 +96,8 @@ pub const ROUTES: &[&str] = &[
     account::security::END_SESSION_PATH,
     account::security::PASSKEY_PATH,
     account::security::RENAME_FACTOR_PATH,
+    account::security::TOKENS_PATH,
+    account::security::REVOKE_TOKEN_PATH,
 ];
 
 /// What the OAuth endpoints and pages share.
@@ -349,6 +351,14 @@ pub fn router(state: Shared) -> Router {
         .route(
             account::security::RENAME_FACTOR_PATH,
             axum::routing::post(account::security::rename_factor),
+        )
+        .route(
+            account::security::TOKENS_PATH,
+            axum::routing::post(account::security::create_token),
+        )
+        .route(
+            account::security::REVOKE_TOKEN_PATH,
+            axum::routing::post(account::security::revoke_token),
         )
         .route(STYLESHEET_PATH, get(branding::stylesheet))
         .route(PASSKEY_SCRIPT_PATH, get(pages::passkey_script))

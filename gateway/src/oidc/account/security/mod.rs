@@ -38,8 +38,8 @@ use http::StatusCode;
 use std::net::IpAddr;
 use suite_proto::{
     auth::{
-        AccountSignInRequest, AccountTokenRequest, ListSessionsRequest, RevokeAllSessionsRequest,
-        RevokeSessionRequest, Session, auth_service_client::AuthServiceClient,
+        AccountSignInRequest, AccountTokenRequest, ListSessionsRequest, Session,
+        auth_service_client::AuthServiceClient,
     },
     time::from_timestamp,
     user::{DeleteFactorRequest, Factor, ListFactorsRequest, RegenerateRecoveryCodesRequest},
@@ -47,8 +47,10 @@ use suite_proto::{
 use tonic::{Code, metadata::MetadataValue};
 
 mod passkeys;
+mod sessions;
 mod totp;
 pub use passkeys::{PASSKEY_PATH, RENAME_FACTOR_PATH, add_passkey, rename_factor};
+pub use sessions::{end_session, sign_out_everywhere};
 pub use totp::{confirm_totp, enroll_totp};
 
 /// The account area and its forms.
@@ -98,6 +100,8 @@ pub struct SecurityTemplate {
     /// passkey may be added now (off, or a step-up is needed first).
     pub passkey_ceremony: String,
     pub passkey_options: String,
+    pub tokens: Vec<TokenRow>,
+    pub token_form: TokenForm,
 }
 
 /// A second factor, as the page lists it.
@@ -267,6 +271,10 @@ macro_rules! when {
     };
 }
 
+// After `when!`, which it uses.
+mod tokens;
+pub use tokens::{REVOKE_TOKEN_PATH, TOKENS_PATH, TokenForm, TokenRow, create_token, revoke_token};
+
 fn factor_row(f: Factor) -> FactorRow {
     FactorRow {
         kind: match f.kind.as_str() {
@@ -301,6 +309,32 @@ async fn overview(
     notice: Option<String>,
     error: Option<String>,
 ) -> Answer {
+    let said = Said {
+        notice,
+        error,
+        ..Said::default()
+    };
+    overview_with(visit, client, acting, bound, status, said).await
+}
+
+/// What the page says beside its lists: a notice, an error, and the token
+/// form as sent (with what is wrong on it).
+#[derive(Default)]
+struct Said {
+    notice: Option<String>,
+    error: Option<String>,
+    token_form: TokenForm,
+}
+
+/// The account area's page, as it is now, saying `said`.
+async fn overview_with(
+    visit: &Visit,
+    client: IpAddr,
+    acting: &Acting,
+    bound: Bound,
+    status: StatusCode,
+    said: Said,
+) -> Answer {
     let oidc = &visit.oidc;
     let factors = async {
         oidc.users()
@@ -327,10 +361,11 @@ async fn overview(
             ))
             .await
     };
-    let (factors, sessions, passkey) = tokio::join!(
+    let (factors, sessions, passkey, tokens) = tokio::join!(
         factors,
         sessions,
-        passkeys::registration(oidc, acting, client)
+        passkeys::registration(oidc, acting, client),
+        tokens::list(oidc, acting, client)
     );
     let (passkey_ceremony, passkey_options) = passkey.unwrap_or_default();
     let factors = match factors {
@@ -341,13 +376,17 @@ async fn overview(
         Ok(s) => s.into_inner(),
         Err(s) => return failed_call(oidc, AUTH_SERVICE, &s),
     };
+    let tokens = match tokens {
+        Ok(t) => t,
+        Err(s) => return failed_call(oidc, AUTH_SERVICE, &s),
+    };
     let page = SecurityTemplate {
         chrome: chrome(oidc),
         csrf_token: bound.csrf_token,
         username: acting.username.clone(),
         with_second_factor: acting.amr.iter().any(|m| m == "mfa"),
-        notice,
-        error,
+        notice: said.notice,
+        error: said.error,
         has_factor: factors.factors.iter().any(|f| f.confirmed),
         recovery_codes_left: factors.recovery_codes_left,
         factors: factors.factors.into_iter().map(factor_row).collect(),
@@ -355,6 +394,8 @@ async fn overview(
         sessions: sessions.sessions.into_iter().map(session_row).collect(),
         passkey_ceremony,
         passkey_options,
+        tokens,
+        token_form: said.token_form,
     };
     let mut answer = render::page(status, &page, None);
     // The passkey form runs the gateway's one script.
@@ -371,6 +412,7 @@ fn done_notice(params: &Params) -> Option<String> {
         "session-ended" => "That session was signed out.",
         "passkey-added" => "Your passkey is added.",
         "factor-renamed" => "The second factor was renamed.",
+        "token-revoked" => "The token was revoked.",
         _ => return None,
     };
     Some(notice.to_owned())
@@ -567,71 +609,6 @@ pub async fn regenerate_recovery_codes(visit: Visit, body: Bytes) -> Answer {
     .await
 }
 
-/// `POST /account/sessions/end`: RevokeSession of one of the user's
-/// sessions (one already ended is as good), then back to the account area.
-pub async fn end_session(visit: Visit, body: Bytes) -> Answer {
-    respond(async {
-        let (client, form, _, acting) = posted(&visit, &body).await?;
-        let oidc = &visit.oidc;
-        let call = auth_service(oidc)
-            .revoke_session(as_user(
-                oidc,
-                &acting,
-                RevokeSessionRequest {
-                    id: form.text("session_id"),
-                },
-                client,
-            ))
-            .await;
-        Ok(match call {
-            Ok(_) => Answer::redirect(format!("{ACCOUNT_PATH}?done=session-ended")),
-            Err(s) if s.code() == Code::NotFound => {
-                Answer::redirect(format!("{ACCOUNT_PATH}?done=session-ended"))
-            }
-            Err(s) => failed_call(oidc, AUTH_SERVICE, &s),
-        })
-    })
-    .await
-}
-
-/// `POST /account/sign-out-everywhere`: RevokeAllSessions for the user,
-/// which ends this browser's session too (its cookie goes).
-pub async fn sign_out_everywhere(visit: Visit, body: Bytes) -> Answer {
-    respond(async {
-        let (client, _, _, acting) = posted(&visit, &body).await?;
-        let oidc = &visit.oidc;
-        let call = auth_service(oidc)
-            .revoke_all_sessions(as_user(oidc, &acting, RevokeAllSessionsRequest {}, client))
-            .await;
-        if let Err(s) = call {
-            return Ok(refused(oidc, AUTH_SERVICE, &s));
-        }
-        let mut answer = render::page(
-            StatusCode::OK,
-            &MessageTemplate {
-                chrome: chrome(oidc),
-                heading: "Signed out everywhere".to_owned(),
-                lines: vec![
-                    "Every session of your account ended, this browser's too: every \
-                     application and browser has to sign in again."
-                        .to_owned(),
-                ],
-                alert: false,
-                links: vec![Link {
-                    href: ACCOUNT_PATH.to_owned(),
-                    text: "Sign in to your account".to_owned(),
-                }],
-                offer_sign_in: false,
-                sign_in_url: None,
-            },
-            None,
-        );
-        answer.cookies.push(cookies::clear(cookies::SESSION));
-        Ok(answer)
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::totp::group;
@@ -715,6 +692,16 @@ mod tests {
             more_sessions: false,
             passkey_ceremony: String::new(),
             passkey_options: "{\"publicKey\":\"<x>\"}".into(),
+            tokens: vec![TokenRow {
+                id: "t-1".into(),
+                name: "<script>ci</script>".into(),
+                prefix: "suitepat_AbCd".into(),
+                scopes: "user:read".into(),
+                created: "2026-12-07 19:00 UTC".into(),
+                expires: "2027-01-06 19:00 UTC".into(),
+                last_used: None,
+            }],
+            token_form: TokenForm::default(),
         }
         .render()
         .expect("rendered");
@@ -725,6 +712,12 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("&#60;i&#62;phone&#60;/i&#62;"), "{page}");
+        assert!(
+            page.contains("&#60;script&#62;ci&#60;/script&#62;"),
+            "{page}"
+        );
+        assert!(page.contains("<code>suitepat_AbCd…</code>"), "{page}");
+        assert!(page.contains("last used never"), "{page}");
         // The one script is the gateway's own; the user agent's is text.
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains(r#"<script src="/oauth2/assets/passkey.js" defer></script>"#));
@@ -736,6 +729,8 @@ mod tests {
             RECOVERY_CODES_PATH,
             SIGN_OUT_EVERYWHERE_PATH,
             END_SESSION_PATH,
+            TOKENS_PATH,
+            REVOKE_TOKEN_PATH,
         ] {
             assert!(
                 page.contains(&format!(r#"<form method="post" action="{action}">"#)),
