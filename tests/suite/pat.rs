@@ -661,7 +661,79 @@ async fn events_tell_creation_and_revocation_without_the_secret(s: Suite) {
     s.stop().await;
 }
 
+async fn a_user_with_a_second_factor_needs_it_lately_to_make_a_token(s: Suite) {
+    let (app, _, id, password_only) = crate::factors::user_with_totp(&s, "hana").await;
+    let refused = create(&s, &password_only, &["user:read"], &in_secs(86_400), None).await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    assert!(
+        refused.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("second factor")),
+        "{}",
+        refused.json
+    );
+    // Signed in with the code: allowed.
+    let asked = call(
+        &s,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"login": "hana", "password": "correct horse battery"})),
+    )
+    .await;
+    let challenge = asked.json["secondFactor"]["challenge"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a challenge: {}", asked.json))
+        .to_owned();
+    let done = call(
+        &s,
+        "POST",
+        "/api/v1/auth/login:complete",
+        None,
+        Some(json!({"challenge": challenge, "code": app.code(1)})),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.json);
+    let with_code = done.json["accessToken"].as_str().expect("token").to_owned();
+    let made = create(
+        &s,
+        &with_code,
+        &["user:read", "user:write"],
+        &in_secs(86_400),
+        None,
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.json);
+    let secret = made.json["secret"].as_str().expect("secret");
+    let factors = call(
+        &s,
+        "GET",
+        &format!("/api/v1/users/{id}/factors"),
+        Some(secret),
+        None,
+    )
+    .await;
+    assert_eq!(factors.status, 200, "{}", factors.json);
+    let factor = factors.json["factors"][0]["id"].as_str().expect("a factor");
+    // It carries no sign-in, so no step-up: it removes no factor, although
+    // it may write and was made with a second factor.
+    let path = format!("/api/v1/users/{id}/factors/{factor}");
+    let removal = call(&s, "DELETE", &path, Some(secret), None).await;
+    assert_eq!(removal.status, 400, "{}", removal.json);
+    let still = call(
+        &s,
+        "GET",
+        &format!("/api/v1/users/{id}/factors"),
+        Some(secret),
+        None,
+    )
+    .await;
+    assert_eq!(still.json["factors"].as_array().map(Vec::len), Some(1));
+    s.stop().await;
+}
+
 suite_testkit::on_both_databases!(crate::helpers::spawn_suite;
+    a_user_with_a_second_factor_needs_it_lately_to_make_a_token,
     a_token_acts_with_its_scopes_only,
     scopes_bound_an_admins_token_and_an_operators_tokens,
     revocation_and_owner_changes_refuse_a_token_everywhere,

@@ -122,6 +122,13 @@ pub struct Config {
     #[arg(long = "pat-max-lifetime-days", env = "PAT_MAX_LIFETIME_DAYS", value_name = "PAT_MAX_LIFETIME_DAYS", default_value = "365", value_parser = clap::value_parser!(u64).range(1..=3650).map(|d| Duration::from_secs(d * 86_400)))]
     pub pat_max_lifetime: Duration,
 
+    /// How recent a sign-in with a second factor must be to create a
+    /// personal access token, for a user who has a factor, in seconds (as
+    /// the user service's STEP_UP_MAX_AGE_SECS for credential changes: set
+    /// them alike).
+    #[arg(long = "step-up-max-age-secs", env = "STEP_UP_MAX_AGE_SECS", value_name = "STEP_UP_MAX_AGE_SECS", default_value = "900", value_parser = clap::value_parser!(u64).range(60..=86_400).map(Duration::from_secs))]
+    pub step_up_max_age: Duration,
+
     /// A session ends this long after login however active, in seconds (default 30 days).
     #[arg(long = "session-max-lifetime-secs", env = "SESSION_MAX_LIFETIME_SECS", value_name = "SESSION_MAX_LIFETIME_SECS", default_value = "2592000", value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS).map(Duration::from_secs))]
     pub session_max_lifetime: Duration,

@@ -121,6 +121,7 @@ pub async fn serve(
         crate::pat::store::open(&database),
         core.clone(),
         config.pat_max_lifetime,
+        config.step_up_max_age,
     ));
     // Personal access tokens are exchanged here in process.
     let auth = Verifier::new(

@@ -273,8 +273,22 @@ impl UserDirectory {
 
     /// The user's status; `None` if the user does not exist (any more).
     pub async fn status(&self, user_id: Uuid) -> Result<Option<UserStatus>, Error> {
+        self.status_of(user_id, false).await
+    }
+
+    /// [`Self::status`] with the kinds of the user's second factors.
+    pub async fn status_with_factors(&self, user_id: Uuid) -> Result<Option<UserStatus>, Error> {
+        self.status_of(user_id, true).await
+    }
+
+    async fn status_of(
+        &self,
+        user_id: Uuid,
+        with_second_factors: bool,
+    ) -> Result<Option<UserStatus>, Error> {
         let msg = GetUserStatusRequest {
             user_id: user_id.to_string(),
+            with_second_factors,
         };
         let result = self
             .call(
@@ -284,7 +298,10 @@ impl UserDirectory {
             .await;
         match result {
             Ok(r) => {
-                UserStatus::read(&r.user_id, r.username, r.roles, r.sessions_valid_after).map(Some)
+                let mut status =
+                    UserStatus::read(&r.user_id, r.username, r.roles, r.sessions_valid_after)?;
+                status.second_factors = r.second_factors;
+                Ok(Some(status))
             }
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(upstream(s)),

@@ -317,6 +317,11 @@ impl UserService for UserApi {
             async {
                 let caller = self.caller(&req, "GetUserStatus").await?;
                 let status = self.core.status(&caller, &req.get_ref().user_id).await?;
+                let second_factors = if req.get_ref().with_second_factors {
+                    self.core.second_factors(status.id).await?
+                } else {
+                    Vec::new()
+                };
                 let email_verified = status.email_verified;
                 let (user_id, username, roles, sessions_valid_after) = status_fields(status);
                 Ok::<_, Error>(GetUserStatusResponse {
@@ -325,6 +330,7 @@ impl UserService for UserApi {
                     roles,
                     sessions_valid_after,
                     email_verified,
+                    second_factors,
                 })
             }
             .await,

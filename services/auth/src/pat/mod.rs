@@ -42,6 +42,9 @@ pub struct TokenCore {
     auth: Arc<AuthCore>,
     /// The longest lifetime a token may be given (PAT_MAX_LIFETIME_DAYS).
     max_lifetime: Duration,
+    /// How recent a sign-in with a second factor must be to create one,
+    /// for a user who has a factor (STEP_UP_MAX_AGE_SECS).
+    step_up_max_age: Duration,
 }
 
 /// What a creation asks for.
@@ -55,11 +58,17 @@ pub struct NewToken {
 }
 
 impl TokenCore {
-    pub fn new(store: Arc<dyn TokenStore>, auth: Arc<AuthCore>, max_lifetime: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        auth: Arc<AuthCore>,
+        max_lifetime: Duration,
+        step_up_max_age: Duration,
+    ) -> Self {
         Self {
             store,
             auth,
             max_lifetime,
+            step_up_max_age,
         }
     }
 
@@ -120,9 +129,22 @@ impl TokenCore {
         let owner = self
             .auth
             .users()
-            .status(user_id)
+            .status_with_factors(user_id)
             .await?
             .ok_or(Error::NotFound("user not found"))?;
+        // A token outlives the sign-in that makes it: like a credential
+        // change, it needs a recent second factor of a user who has one,
+        // so a stolen password-only access token cannot mint a lasting one.
+        // (An operator acting for a user answers to ADMINS_NEED_SECOND_FACTOR.)
+        if !by_operator && !owner.second_factors.is_empty() {
+            let max_age = i64::try_from(self.step_up_max_age.as_secs()).unwrap_or(i64::MAX);
+            let recent = matches!(caller, Caller::User(u) if u.second_factor_within(max_age, now.timestamp()));
+            if !recent {
+                return Err(Error::FailedPrecondition(
+                    "creating a token needs a recent sign-in with your second factor: sign in again",
+                ));
+            }
+        }
         if scopes.iter().any(|s| s == suite_tokens::ADMIN_SCOPE)
             && !owner.roles.iter().any(|r| r == roles::ADMIN)
         {

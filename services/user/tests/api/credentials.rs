@@ -196,6 +196,7 @@ async fn user_status_is_for_services_and_follows_password_changes_and_deletion(a
     let svc = app.service_token();
     let ask = || GetUserStatusRequest {
         user_id: user.id.clone(),
+        ..Default::default()
     };
     let status = c
         .get_user_status(authed(ask(), &svc))

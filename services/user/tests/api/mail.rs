@@ -356,6 +356,7 @@ async fn an_email_change_waits_for_the_new_address_and_can_be_undone(
         .get_user_status(authed(
             suite_proto::user::GetUserStatusRequest {
                 user_id: user.id.clone(),
+                ..Default::default()
             },
             &app.service_token(),
         ))
