@@ -654,10 +654,16 @@ async fn events_tell_creation_and_revocation_without_the_secret(s: Suite) {
         text.contains("suite_auth_personal_access_tokens_total{outcome=\"created\"}"),
         "{text}"
     );
-    assert!(
-        exchanges(&s, "valid").await == 0
-            || text.contains("suite_auth_personal_access_token_exchanges_total")
-    );
+    // And the uses: the requests let in with a token, and its exchanges.
+    let (secret, _) = token(&s, &signed_in, &["user:read"]).await;
+    until_status(&s, "/api/v1/users/me", &secret, 200, "a fresh token").await;
+    let (_, text) = s.admin_get("/metrics").await.expect("metrics");
+    let used = text
+        .lines()
+        .find_map(|l| l.strip_prefix("suite_gateway_personal_access_token_requests_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(used.is_some_and(|n| n >= 1.0), "{used:?}");
+    assert!(exchanges(&s, "valid").await >= 1);
     s.stop().await;
 }
 

@@ -39,10 +39,11 @@ pub async fn authenticate(
                 // A personal access token goes no further: the services get
                 // the access token it was exchanged for, which they verify
                 // as any other (no exchange of their own).
-                if let Some(exchanged) = &token.exchanged
-                    && let Ok(value) = HeaderValue::from_str(&format!("Bearer {exchanged}"))
-                {
-                    req.headers_mut().insert(header::AUTHORIZATION, value);
+                if let Some(exchanged) = &token.exchanged {
+                    personal_token_requests().inc();
+                    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {exchanged}")) {
+                        req.headers_mut().insert(header::AUTHORIZATION, value);
+                    }
                 }
                 req.extensions_mut().insert(token);
             }
@@ -50,6 +51,20 @@ pub async fn authenticate(
         }
     }
     next.run(req).await
+}
+
+/// Requests let in with a personal access token (what scripts do with
+/// them; their exchanges are the auth service's metric).
+fn personal_token_requests() -> &'static prometheus_client::metrics::counter::Counter {
+    static COUNTER: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+        std::sync::LazyLock::new(|| {
+            suite_telemetry::metrics::metrics().registered(
+                "suite_gateway_personal_access_token_requests",
+                "Requests authenticated with a personal access token",
+                Default::default(),
+            )
+        });
+    &COUNTER
 }
 
 /// The request's bearer token, verified.
