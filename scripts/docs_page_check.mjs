@@ -83,8 +83,11 @@ try {
   // "Authorize" with the bearer token, then a protected call.
   await page.locator(".auth-wrapper .btn.authorize").click();
   const dialog = page.locator(".modal-ux");
-  await dialog.locator("input").first().fill(process.env.TOKEN);
-  await dialog.locator(".auth-btn-wrapper .btn.authorize").click();
+  // The dialog lists every scheme (bearerAuth, oauth2, openIdConnect): the
+  // bearer token goes into bearerAuth's.
+  const bearer = dialog.locator(".auth-container").filter({ hasText: "bearerAuth" });
+  await bearer.locator("input").first().fill(process.env.TOKEN);
+  await bearer.getByRole("button", { name: "Apply credentials" }).click();
   await dialog.locator(".btn-done, .close-modal").first().click();
   const me = await tryIt("operations-UserService-UserService_GetUser", { id: "me" });
   console.log(`try it out, GET /api/v1/users/me with the bearer token: ${me}`);
