@@ -490,14 +490,7 @@ async fn the_one_process_suite_exports_each_service_under_its_own_name() {
             services == ["suite-auth", "suite-gateway", "suite-user"].into()
         })
         .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &suite.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while suite.try_wait().ok().flatten().is_none() {
-        assert!(Instant::now() < deadline, "the suite did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stop(&mut suite).await;
 }
 
 /// A personal access token's secret, used, misused and revoked, appears in
@@ -637,14 +630,7 @@ async fn a_personal_access_tokens_secret_is_in_no_log_line_or_span() {
             named("ExchangePersonalAccessToken") && named("DELETE /api/v1/auth/tokens")
         })
         .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &suite.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while suite.try_wait().ok().flatten().is_none() {
-        assert!(Instant::now() < deadline, "the suite did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stop(&mut suite).await;
     let logs = format!(
         "{}{}",
         stdout.join().unwrap_or_default(),
@@ -675,6 +661,18 @@ async fn a_personal_access_tokens_secret_is_in_no_log_line_or_span() {
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Stops the suite's child process (SIGTERM) and waits, bounded, for it.
+async fn stop(suite: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &suite.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while suite.try_wait().ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "the suite did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A minimal HTTP/1.1 client for the gateway.

@@ -10,6 +10,7 @@ use suite_proto::user::{
 use tokio_stream::StreamExt as _;
 
 mod clients;
+mod tokens;
 
 const ADMIN_PASSWORD: &str = "operator keeps the keys 42";
 

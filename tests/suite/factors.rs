@@ -111,7 +111,7 @@ pub(crate) fn wrong_code(app: &App) -> String {
 }
 
 /// A login's challenge (asserting the password was right and no tokens came).
-async fn challenge(s: &Suite, name: &str) -> String {
+pub(crate) async fn challenge(s: &Suite, name: &str) -> String {
     let r = call(
         s,
         "POST",
@@ -136,7 +136,7 @@ async fn challenge(s: &Suite, name: &str) -> String {
         .to_owned()
 }
 
-async fn complete(s: &Suite, challenge: &str, code: &str) -> Reply {
+pub(crate) async fn complete(s: &Suite, challenge: &str, code: &str) -> Reply {
     call(
         s,
         "POST",

@@ -23,4 +23,3 @@ mod rest;
 mod shared_limits;
 mod sse;
 mod streams;
-mod suitectl_tokens;

@@ -31,11 +31,26 @@ async fn user(s: &Suite, name: &str) -> (String, String) {
     let created = register_as(s, name, &format!("{name}@example.com"), PASSWORD).await;
     assert_eq!(created.status, 201, "{}", created.json);
     let id = created.json["id"].as_str().expect("id").to_owned();
-    let token = login(s, name, PASSWORD).await["accessToken"]
+    (id, sign_in(s, name).await)
+}
+
+/// `name`'s first-party access token.
+async fn sign_in(s: &Suite, name: &str) -> String {
+    login(s, name, PASSWORD).await["accessToken"]
         .as_str()
         .expect("token")
-        .to_owned();
-    (id, token)
+        .to_owned()
+}
+
+/// An admin `name`, made with a minted admin token and signed in: their
+/// id, their first-party token, and the minted one.
+async fn admin(s: &Suite, name: &str) -> (String, String, String) {
+    let root = s.mint(&uuid::Uuid::now_v7().to_string(), &["user", "admin"]);
+    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "roles": ["user", "admin"]});
+    let made = call(s, "POST", "/api/v1/users", Some(&root), Some(body)).await;
+    assert_eq!(made.status, 201, "{}", made.json);
+    let id = made.json["id"].as_str().expect("id").to_owned();
+    (id, sign_in(s, name).await, root)
 }
 
 /// An RFC 3339 instant `secs` from now.
@@ -249,21 +264,7 @@ async fn a_token_acts_with_its_scopes_only(s: Suite) {
 }
 
 async fn scopes_bound_an_admins_token_and_an_operators_tokens(s: Suite) {
-    let root = s.mint(&uuid::Uuid::now_v7().to_string(), &["user", "admin"]);
-    let made = call(
-        &s,
-        "POST",
-        "/api/v1/users",
-        Some(&root),
-        Some(json!({"username": "ada", "email": "ada@example.com", "password": PASSWORD, "roles": ["user", "admin"]})),
-    )
-    .await;
-    assert_eq!(made.status, 201, "{}", made.json);
-    let ada_id = made.json["id"].as_str().expect("id").to_owned();
-    let ada = login(&s, "ada", PASSWORD).await["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let (ada_id, ada, _) = admin(&s, "ada").await;
     // Ada is an admin; her reading token is not.
     let (reader, _) = token(&s, &ada, &["user:read"]).await;
     let all = call(&s, "GET", "/api/v1/users", Some(&reader), None).await;
@@ -487,20 +488,7 @@ async fn revocation_and_owner_changes_refuse_a_token_everywhere(s: Suite) {
 }
 
 async fn a_demoted_admins_token_acts_as_an_admin_no_more(s: Suite) {
-    let root = s.mint(&uuid::Uuid::now_v7().to_string(), &["user", "admin"]);
-    let made = call(
-        &s,
-        "POST",
-        "/api/v1/users",
-        Some(&root),
-        Some(json!({"username": "erin", "email": "erin@example.com", "password": PASSWORD, "roles": ["user", "admin"]})),
-    )
-    .await;
-    let erin = made.json["id"].as_str().expect("id").to_owned();
-    let signed_in = login(&s, "erin", PASSWORD).await["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let (erin, signed_in, root) = admin(&s, "erin").await;
     let (admin, _) = token(&s, &signed_in, &["user:read", "admin"]).await;
     until_status(&s, "/api/v1/users", &admin, 200, "an admin's token").await;
     let demoted = call(
@@ -679,26 +667,8 @@ async fn a_user_with_a_second_factor_needs_it_lately_to_make_a_token(s: Suite) {
         refused.json
     );
     // Signed in with the code: allowed.
-    let asked = call(
-        &s,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"login": "hana", "password": "correct horse battery"})),
-    )
-    .await;
-    let challenge = asked.json["secondFactor"]["challenge"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a challenge: {}", asked.json))
-        .to_owned();
-    let done = call(
-        &s,
-        "POST",
-        "/api/v1/auth/login:complete",
-        None,
-        Some(json!({"challenge": challenge, "code": app.code(1)})),
-    )
-    .await;
+    let challenge = crate::factors::challenge(&s, "hana").await;
+    let done = crate::factors::complete(&s, &challenge, &app.code(1)).await;
     assert_eq!(done.status, 200, "{}", done.json);
     let with_code = done.json["accessToken"].as_str().expect("token").to_owned();
     let made = create(

@@ -2,57 +2,17 @@
 //! created for a user with the operator's key, listed without its secret,
 //! used at the gateway, revoked and then refused.
 
-use crate::helpers::{Backend, Suite, register_as, spawn_suite};
-use serde_json::Value;
-use std::{process::Stdio, time::Duration};
+use super::*;
+use crate::helpers::register_as;
 
-/// What one suitectl run did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// `ctl` with nothing on stdin (not a terminal) and no more environment.
+async fn run(s: &Suite, args: &[&str]) -> Run {
+    ctl(s, args, "", &[]).await
 }
 
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
-    }
-}
-
-/// Runs suitectl against `s` with `args`, signing its own service token with
-/// the suite's key (nothing from the test's own environment leaks in; stdin
-/// is empty, so it is not a terminal).
-async fn ctl(s: &Suite, args: &[&str]) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_suitectl"));
-    cmd.args(args)
-        .env_clear()
-        .env("USER_SERVICE_URL", format!("http://{}", s.user))
-        .env("AUTH_SERVICE_URL", format!("http://{}", s.auth))
-        .env("SIGNING_KEY_FILE", s.signing_key_file())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // A child process is blocking work: off the runtime's threads.
-    tokio::task::spawn_blocking(move || {
-        let out = cmd.output().expect("suitectl runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .expect("joined")
-}
-
-/// `ctl` with `--output json`, expecting exit code 0: its stdout as JSON.
-async fn ok_json(s: &Suite, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    let run = ctl(s, &all).await;
-    assert_eq!(run.code, 0, "{args:?}: {}\n{}", run.stdout, run.stderr);
-    run.json()
+/// `ok_json` likewise.
+async fn ok_json_plain(s: &Suite, args: &[&str]) -> Value {
+    ok_json(s, args, "", &[]).await
 }
 
 /// `GET /api/v1/users/me` at the gateway with `token`: the status.
@@ -72,7 +32,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
     let ada_id = ada.json["id"].as_str().expect("id").to_owned();
 
     // Created for ada (named by username) with the operator's key.
-    let created = ok_json(
+    let created = ok_json_plain(
         &s,
         &[
             "tokens",
@@ -113,7 +73,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
     );
 
     // Listed (by email, and by id) with its prefix, never its secret.
-    let listed = ctl(
+    let listed = run(
         &s,
         &["tokens", "list", "ada@example.com", "--output", "json"],
     )
@@ -129,7 +89,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
     assert_eq!(row["prefix"], prefix.as_str());
     assert_eq!(row["name"], "ci deploy");
     assert!(row.get("secret").is_none(), "{row}");
-    let table = ctl(&s, &["tokens", "list", &ada_id]).await;
+    let table = run(&s, &["tokens", "list", &ada_id]).await;
     assert_eq!(table.code, 0, "{}", table.stderr);
     assert!(table.stdout.starts_with("ID"), "{}", table.stdout);
     for part in ["LAST USED", id.as_str(), prefix.as_str(), "never"] {
@@ -138,7 +98,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
     assert!(!table.stdout.contains(&secret), "{}", table.stdout);
 
     // For people, the secret once with its warning.
-    let text = ctl(
+    let text = run(
         &s,
         &[
             "tokens",
@@ -168,7 +128,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
     );
 
     // Refused input: exit code 1, the field named.
-    let too_long = ctl(
+    let too_long = run(
         &s,
         &[
             "tokens",
@@ -195,7 +155,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
         too_long.stderr
     );
     // No expiry at all: a usage error naming the flags.
-    let no_expiry = ctl(
+    let no_expiry = run(
         &s,
         &[
             "tokens",
@@ -219,7 +179,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
     assert_eq!(me_status(&s, &secret).await, 200);
 
     // Revoking asks first; without a terminal, only --yes does it.
-    let unconfirmed = ctl(&s, &["tokens", "revoke", &id]).await;
+    let unconfirmed = run(&s, &["tokens", "revoke", &id]).await;
     assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.stderr);
     assert!(
         unconfirmed.stderr.contains("--yes"),
@@ -227,7 +187,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
         unconfirmed.stderr
     );
     assert_eq!(me_status(&s, &secret).await, 200, "not revoked yet");
-    let revoked = ctl(&s, &["tokens", "revoke", &id, "--yes"]).await;
+    let revoked = run(&s, &["tokens", "revoke", &id, "--yes"]).await;
     assert_eq!(revoked.code, 0, "{}", revoked.stderr);
     assert!(revoked.stdout.contains("revoked"), "{}", revoked.stdout);
 
@@ -244,7 +204,7 @@ async fn suitectl_creates_lists_and_revokes_personal_access_tokens() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let after = ok_json(&s, &["tokens", "list", "ada"]).await;
+    let after = ok_json_plain(&s, &["tokens", "list", "ada"]).await;
     assert!(
         after
             .as_array()
