@@ -289,6 +289,47 @@ cache). The auth service does not. */}}
 gateway,user
 {{- end -}}
 
+{{/* Whether the user service runs alone (the root context): one replica, no autoscaling: "true" or "". */}}
+{{- define "suite.userAlone" -}}
+{{- if and (eq (int .Values.user.replicaCount) 1) (not .Values.user.autoscaling.enabled) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Where the user service caches user records (the root context): redis, memory or off. userCache.mode
+when set (auto: Redis when the release has one, else memory); empty: Redis when the release has one, memory
+for a user service that runs alone, off otherwise. Fails on the combinations that cannot work: redis without
+Redis, and memory with several replicas (or autoscaling) without NATS, where another replica's writes would
+never reach a pod's cache (the in-process bus stays inside the pod) and it could serve a stale record until
+the TTL. */}}
+{{- define "suite.userCacheBackend" -}}
+{{- $mode := .Values.userCache.mode -}}
+{{- $redis := include "suite.redisEnabled" . -}}
+{{- $backend := "off" -}}
+{{- if or (eq $mode "redis") (eq $mode "memory") (eq $mode "off") -}}
+{{- $backend = $mode -}}
+{{- else if $redis -}}
+{{- $backend = "redis" -}}
+{{- else if or (eq $mode "auto") (include "suite.userAlone" .) -}}
+{{- $backend = "memory" -}}
+{{- end -}}
+{{- if and (eq $backend "redis") (not $redis) -}}
+{{- fail "userCache.mode redis needs Redis: set redis.url or redis.existingSecret (USER_CACHE=redis needs REDIS_URL)" -}}
+{{- end -}}
+{{- if and (eq $backend "memory") (not (include "suite.userAlone" .)) (not (include "suite.natsEnabled" .)) -}}
+{{- fail (printf "userCache.mode %s caches user records in each user pod's memory, but the user service has several replicas (user.replicaCount or user.autoscaling) and no NATS: another replica's writes would never reach a pod's cache, which could serve a stale record until userCache.ttlSecs. Set redis.url (or redis.existingSecret), nats.url, userCache.mode off, or user.replicaCount 1" (ternary "auto (without Redis)" $mode (eq $mode "auto"))) -}}
+{{- end -}}
+{{- $backend -}}
+{{- end -}}
+
+{{/* USER_CACHE of the user service (the root context), or "" to leave it unset (the binary's auto: Redis with
+REDIS_URL, else this pod's memory): userCache.mode when set, else off when the chart chooses no cache
+(several replicas or autoscaling, and no Redis). */}}
+{{- define "suite.userCacheMode" -}}
+{{- $backend := include "suite.userCacheBackend" . -}}
+{{- if .Values.userCache.mode -}}{{ .Values.userCache.mode }}
+{{- else if eq $backend "off" -}}off
+{{- end -}}
+{{- end -}}
+
 {{/* Environment of the shared state in Redis (ConfigMap data): (dict "root" $ "name" "user"); empty for the
 auth service. REDIS_URL from redis.existingSecret is a secretKeyRef in the Deployment. */}}
 {{- define "suite.redisEnv" -}}
@@ -302,6 +343,12 @@ REDIS_TIMEOUT_MS: {{ . | toString | quote }}
 {{- end }}
 {{- end }}
 {{- if eq .name "user" }}
+{{- with include "suite.userCacheMode" $root }}
+USER_CACHE: {{ . | quote }}
+{{- end }}
+{{- with $root.Values.userCache.entries }}
+USER_CACHE_ENTRIES: {{ . | toString | quote }}
+{{- end }}
 {{- with $root.Values.userCache.ttlSecs }}
 USER_CACHE_TTL_SECS: {{ . | toString | quote }}
 {{- end }}

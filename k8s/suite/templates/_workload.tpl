@@ -12,7 +12,7 @@ them out (the user service's mail settings: user.mail). */}}
 {{- range $k, $val := $v.env }}
 {{- /* The events' settings are the chart's (nats.*, events.*) even when unset: alike for the three; so are
 Redis's (redis.*, userCache.*: only the gateway and the user service read them). */}}
-{{- if or (hasKey $env $k) (has $k (concat (list "NATS_URL" "EVENTS_MAX_AGE_SECS" "EVENTS_REPLICAS" "REDIS_URL" "REDIS_TIMEOUT_MS" "USER_CACHE_TTL_SECS") ($.reserved | default list))) }}
+{{- if or (hasKey $env $k) (has $k (concat (list "NATS_URL" "EVENTS_MAX_AGE_SECS" "EVENTS_REPLICAS" "REDIS_URL" "REDIS_TIMEOUT_MS" "USER_CACHE" "USER_CACHE_ENTRIES" "USER_CACHE_TTL_SECS") ($.reserved | default list))) }}
 {{- fail (printf "%s.env.%s: set by the chart; use the matching value instead" $.name $k) }}
 {{- end }}
 {{- $_ := set $env $k (toString $val) }}
