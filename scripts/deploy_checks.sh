@@ -213,6 +213,11 @@ expect_rejected "REDIS_URL as component env" --set user.env.REDIS_URL=redis://x:
 expect_rejected "REDIS_URL as the auth service's env" --set auth.env.REDIS_URL=redis://x:6379
 expect_rejected "REDIS_URL as env beside redis.existingSecret" --set redis.existingSecret=r --set gateway.env.REDIS_URL=redis://x:6379
 expect_rejected "USER_CACHE_TTL_SECS as component env" --set user.env.USER_CACHE_TTL_SECS=60
+expect_rejected "user cache mode not in enum" --set userCache.mode=disk
+expect_rejected "user cache entries 0" --set userCache.entries=0
+expect_rejected "user cache in Redis without Redis" --set userCache.mode=redis
+expect_rejected "user cache in memory with several replicas, no NATS" --set userCache.mode=memory
+expect_rejected "USER_CACHE as component env" --set user.env.USER_CACHE=off
 expect_rejected "gateway grace period shorter than its stop" --set gateway.terminationGracePeriodSeconds=17
 expect_rejected "gateway grace period shorter than a longer request budget" --set gateway.env.REQUEST_TIMEOUT_MS=30000
 expect_rejected "SHUTDOWN_DRAIN_DELAY_SECS as the gateway's env" --set gateway.env.SHUTDOWN_DRAIN_DELAY_SECS=5

@@ -1,10 +1,17 @@
-//! The user record cache (with `REDIS_URL`): the full view of a user, never
-//! an HTTP response (authorization runs per caller on every read, before the
-//! cache is asked), never the password hash. Reads fill it; every write
-//! invalidates it before it is acknowledged, marking the version it wrote so
-//! that a slow reader holding an older row cannot store it afterwards; the
-//! user events invalidate it too (a write whose invalidation Redis failed).
-//! Redis down or slow: reads go to the database, nothing fails.
+//! The user record cache: the full view of a user, never an HTTP response
+//! (authorization runs per caller on every read, before the cache is
+//! asked), never the password hash. Reads fill it; every write invalidates
+//! it before it is acknowledged, marking the version it wrote so that a slow
+//! reader holding an older row cannot store it afterwards; the user events
+//! invalidate it too (a write whose invalidation Redis failed, or one made
+//! by another replica).
+//!
+//! In Redis (with `REDIS_URL`), shared by the replicas; Redis down or slow:
+//! reads go to the database, nothing fails. Without Redis, in this process's
+//! memory ([`memory`]), which is right only for a user service that runs
+//! alone (`USER_CACHE`, see [`CacheMode`]).
+
+pub mod memory;
 
 use prometheus_client::{
     encoding::EncodeLabelSet, metrics::counter::Counter, metrics::family::Family,
@@ -31,8 +38,29 @@ fn count(result: &'static str) {
     REQUESTS.get_or_create(&ResultLabels { result }).inc();
 }
 
+/// Where user records are cached (`USER_CACHE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CacheMode {
+    /// In Redis with `REDIS_URL`; otherwise in this process's memory.
+    Auto,
+    /// In Redis (`REDIS_URL` required).
+    Redis,
+    /// In this process's memory: only for a user service that runs alone,
+    /// since another replica's writes reach it only through the events.
+    Memory,
+    /// Not cached: every read goes to the database (several replicas
+    /// without Redis).
+    Off,
+}
+
+enum Backend {
+    Off,
+    Redis(suite_redis::Redis),
+    Memory(memory::Memory),
+}
+
 pub struct UserCache {
-    redis: Option<suite_redis::Redis>,
+    backend: Backend,
     ttl: Duration,
     /// Invalidations Redis failed and that are being retried: meanwhile
     /// this replica reads past the cache.
@@ -47,18 +75,49 @@ fn key(id: Uuid) -> String {
 }
 
 impl UserCache {
+    /// A cache in `redis`, or none.
     pub fn new(redis: Option<suite_redis::Redis>, ttl: Duration) -> Self {
+        Self::of(redis.map_or(Backend::Off, Backend::Redis), ttl)
+    }
+
+    /// A cache in this process's memory of at most about `capacity` users.
+    pub fn in_memory(capacity: usize, ttl: Duration) -> Self {
+        Self::of(Backend::Memory(memory::Memory::new(capacity, ttl)), ttl)
+    }
+
+    fn of(backend: Backend, ttl: Duration) -> Self {
         LazyLock::force(&REQUESTS);
         Self {
-            redis,
+            backend,
             ttl,
             pending: Default::default(),
         }
     }
 
+    /// Where this cache keeps its entries: `redis`, `memory` or `off`.
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Off => "off",
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        }
+    }
+
+    fn redis(&self) -> Option<&suite_redis::Redis> {
+        match &self.backend {
+            Backend::Redis(redis) => Some(redis),
+            _ => None,
+        }
+    }
+
     /// The cached full view of user `id`, if there is one (and Redis answers).
     pub async fn get(&self, id: Uuid) -> Option<User> {
-        let redis = self.redis.as_ref()?;
+        if let Backend::Memory(memory) = &self.backend {
+            let user = memory.get(id);
+            count(if user.is_some() { "hit" } else { "miss" });
+            return user;
+        }
+        let redis = self.redis()?;
         if self.pending.load(std::sync::atomic::Ordering::Acquire) > 0 {
             count("bypass");
             return None;
@@ -90,7 +149,14 @@ impl UserCache {
     /// Caches `user` (its full view, as read at its `etag` version), unless
     /// a newer version was written meanwhile.
     pub async fn put(&self, id: Uuid, user: &User) {
-        let (Some(redis), Ok(version)) = (self.redis.as_ref(), user.etag.parse::<i64>()) else {
+        let Ok(version) = user.etag.parse::<i64>() else {
+            return;
+        };
+        if let Backend::Memory(memory) = &self.backend {
+            memory.put(id, version, user);
+            return;
+        }
+        let Some(redis) = self.redis() else {
             return;
         };
         if let Err(e) = redis
@@ -111,7 +177,7 @@ impl UserCache {
         if self.invalidate(id, version).await {
             return;
         }
-        let Some(redis) = self.redis.clone() else {
+        let Some(redis) = self.redis().cloned() else {
             return;
         };
         let (pending, ttl) = (self.pending.clone(), self.ttl);
@@ -131,8 +197,13 @@ impl UserCache {
     /// One attempt at [`UserCache::written`]'s invalidation; false if Redis
     /// failed it.
     pub async fn invalidate(&self, id: Uuid, version: i64) -> bool {
-        let Some(redis) = self.redis.as_ref() else {
-            return true;
+        let redis = match &self.backend {
+            Backend::Off => return true,
+            Backend::Memory(memory) => {
+                memory.invalidate(id, version);
+                return true;
+            }
+            Backend::Redis(redis) => redis,
         };
         // The mark outlives any entry stored before it.
         match redis
@@ -149,7 +220,7 @@ impl UserCache {
     }
 
     pub fn enabled(&self) -> bool {
-        self.redis.is_some()
+        !matches!(self.backend, Backend::Off)
     }
 }
 

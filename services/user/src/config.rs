@@ -131,6 +131,18 @@ pub struct Config {
     #[command(flatten)]
     pub mail: crate::mail::config::MailArgs,
 
+    /// Where user records are cached: `auto` (in Redis with REDIS_URL,
+    /// otherwise in this process's memory), `redis`, `memory` (only for a
+    /// user service that runs alone) or `off` (several replicas without
+    /// Redis).
+    #[arg(long, env = "USER_CACHE", value_enum, default_value = "auto")]
+    pub user_cache: crate::cache::CacheMode,
+
+    /// At most about this many users are cached in memory (`USER_CACHE`
+    /// `memory`, or `auto` without Redis).
+    #[arg(long, env = "USER_CACHE_ENTRIES", default_value = "10000", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub user_cache_entries: u64,
+
     /// How long a cached user record lives, in seconds.
     #[arg(long = "user-cache-ttl-secs", env = "USER_CACHE_TTL_SECS", value_name = "USER_CACHE_TTL_SECS", default_value = "300", value_parser = clap::value_parser!(u64).range(1..=86_400).map(Duration::from_secs))]
     pub user_cache_ttl: Duration,

@@ -95,7 +95,8 @@ pub async fn serve(
         .redis
         .connect()
         .map_err(|e| StartError::Redis(e.to_string()))?;
-    let cache = Arc::new(UserCache::new(redis, config.user_cache_ttl));
+    let cache = Arc::new(user_cache(&config, redis)?);
+    tracing::info!(cache = cache.kind(), "user record cache");
     let caching = crate::cache::follow_events(bus.clone(), cache.clone());
     let factors = crate::core::factors::FactorPolicy {
         store: crate::store::factors::open(&database),
@@ -166,4 +167,19 @@ suite_runtime::grpc_service_with_database! {
     /// `grpc::UserApi` implements).
     pub struct UserBinary: "suite-user", "The suite's user service (gRPC)", SERVICES;
     Config, StartError, serve, open_database
+}
+
+/// The user record cache `USER_CACHE` asks for.
+fn user_cache(config: &Config, redis: Option<suite_redis::Redis>) -> Result<UserCache, StartError> {
+    use crate::cache::CacheMode;
+    let ttl = config.user_cache_ttl;
+    let entries = usize::try_from(config.user_cache_entries).unwrap_or(usize::MAX);
+    Ok(match (config.user_cache, redis) {
+        (CacheMode::Off, _) => UserCache::new(None, ttl),
+        (CacheMode::Memory, _) | (CacheMode::Auto, None) => UserCache::in_memory(entries, ttl),
+        (CacheMode::Redis | CacheMode::Auto, Some(redis)) => UserCache::new(Some(redis), ttl),
+        (CacheMode::Redis, None) => {
+            return Err(StartError::Redis("USER_CACHE=redis needs REDIS_URL".into()));
+        }
+    })
 }

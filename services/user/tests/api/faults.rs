@@ -28,6 +28,9 @@ async fn a_database_that_stops_is_a_fast_unavailable_and_its_return_resumes_serv
     let key = SigningKey::generate("test-key-1").expect("key");
     let mut config = test_config(&db.url, &key);
     config.pool.database_acquire_timeout = ACQUIRE_TIMEOUT;
+    // The database's faults are tested: every read goes to it (with the
+    // cache, a user read before the outage is served from memory).
+    config.user_cache = suite_user::cache::CacheMode::Off;
     let app = start(config, key, db).await;
     app.wait_until_serving().await;
     let user = app.create_user("faulty").await;
