@@ -14,7 +14,12 @@ Each stack runs alone while it is measured. Needs wrk (apt-get install -y wrk),
 node/npm, PostgreSQL at 127.0.0.1:5432 (trust, user postgres) and a release
 build of the launcher:
 
-  cargo build --release --bins && python3 scripts/bench_vs_express.py [--seconds 10]
+  cargo build --release --bins && python3 scripts/bench_vs_express.py [--seconds 10] [--rounds 2] \
+      [--variant suite --variant no-cache:USER_CACHE=off]
+
+The stacks are measured in turn, each round (Express, then each variant of
+the launcher), so that a machine whose speed drifts during the run drifts
+for all of them alike.
 """
 
 import argparse
@@ -27,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 PEER = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "peer-express")
 USERS = 100
@@ -153,20 +159,12 @@ def measure(name, base, users, seconds, pids_of):
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--suite", default="target/release/suite")
-    args = ap.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is missing: apt-get install -y wrk")
-    work = tempfile.mkdtemp()
-    results = {}
-
-    # Express, 2 workers, its own database.
+def start_express(work):
+    """The seed's Express stack, 2 workers, its own database; its users."""
     peer = os.path.join(work, "peer")
-    shutil.copytree(PEER, peer, ignore=shutil.ignore_patterns("node_modules"))
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=peer, check=True)
+    if not os.path.isdir(peer):
+        shutil.copytree(PEER, peer, ignore=shutil.ignore_patterns("node_modules"))
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=peer, check=True)
     psql("DROP DATABASE IF EXISTS peer_bench WITH (FORCE)")
     psql("CREATE DATABASE peer_bench")
     express = subprocess.Popen(["node", "server.js"], cwd=peer, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -182,19 +180,18 @@ def main():
         ids.append(r["user"]["id"])
         tokens.append(r["token"])
         bodies.append({"email": email, "password": PASSWORD})
-    results["express"] = measure("express", base, {
-        "health": "/api/health", "get": lambda id: f"/api/users/{id}", "ids": ids, "tokens": tokens,
-        "login_path": "/api/auth/login", "login_bodies": bodies,
-    }, args.seconds, lambda: [express.pid] + children(express.pid))
-    express.send_signal(signal.SIGTERM)
-    express.wait()
+    users = {"health": "/api/health", "get": lambda id: f"/api/users/{id}", "ids": ids, "tokens": tokens,
+             "login_path": "/api/auth/login", "login_bodies": bodies}
+    return express, base, users, lambda: [express.pid] + children(express.pid)
 
-    # The suite's launcher on PostgreSQL.
+
+def start_suite(work, binary, extra_env):
+    """The suite's launcher on PostgreSQL (fresh databases); its users."""
     for db in ("suite_bench_user", "suite_bench_auth"):
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         psql(f"CREATE DATABASE {db}")
-    data = os.path.join(work, "data")
-    suite = subprocess.Popen([os.path.abspath(args.suite)], cwd=work, stdout=subprocess.DEVNULL,
+    data = tempfile.mkdtemp(dir=work)
+    suite = subprocess.Popen([os.path.abspath(binary)], cwd=work, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env={
                                  **os.environ, "SUITE_USER_ADDR": "127.0.0.1:21501", "SUITE_AUTH_ADDR": "127.0.0.1:21502",
                                  "SUITE_GATEWAY_ADDR": "127.0.0.1:21503", "SUITE_DATA_DIR": data,
@@ -202,9 +199,33 @@ def main():
                                  "SUITE_AUTH_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/suite_bench_auth",
                                  "RATE_LIMIT_BURST": "100000000", "RATE_LIMIT_PER_SECOND": "100000000",
                                  "AUTH_RATE_LIMIT_BURST": "100000000", "AUTH_RATE_LIMIT_PER_MINUTE": "100000000",
-                                 "RUST_LOG": "warn"})
+                                 "RUST_LOG": "warn", **extra_env})
     base = "http://127.0.0.1:21503"
     wait_up(base + "/api/health")
+    ids, tokens, bodies = register_suite_users(base)
+    users = {"health": "/api/health", "get": lambda id: f"/api/v1/users/{id}", "ids": ids, "tokens": tokens,
+             "login_path": "/api/v1/auth/login", "login_bodies": bodies}
+    return suite, base, users, lambda: [suite.pid]
+
+
+def start_deployed(work, bin_dir, extra_env):
+    """The deployed path: suite-user, suite-auth and suite-gateway as
+    separate processes on PostgreSQL (scripts/bench_deployed.py's set-up),
+    `extra_env` per service (e.g. REDIS_URL); its users."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_deployed
+    os.environ.setdefault("RUST_LOG", "warn")
+    suite = bench_deployed.Suite(Path(bin_dir), Path(tempfile.mkdtemp(dir=work)), "postgres://postgres@127.0.0.1:5432",
+                                 "vs-express", extra_env)
+    suite.start()
+    base = bench_deployed.GATEWAY
+    ids, tokens, bodies = register_suite_users(base)
+    users = {"health": "/api/health", "get": lambda id: f"/api/v1/users/{id}", "ids": ids, "tokens": tokens,
+             "login_path": "/api/v1/auth/login", "login_bodies": bodies}
+    return suite, base, users, lambda: list(suite.pids().values())
+
+
+def register_suite_users(base):
     ids, tokens, bodies = [], [], []
     for i in range(USERS):
         status, r = http("POST", base + "/api/v1/users",
@@ -215,20 +236,80 @@ def main():
         _, t = http("POST", base + "/api/v1/auth/login", {"login": f"user{i:03}", "password": PASSWORD})
         tokens.append(t["accessToken"])
         bodies.append({"login": f"user{i:03}", "password": PASSWORD})
-    results["suite"] = measure("suite", base, {
-        "health": "/api/health", "get": lambda id: f"/api/v1/users/{id}", "ids": ids, "tokens": tokens,
-        "login_path": "/api/v1/auth/login", "login_bodies": bodies,
-    }, args.seconds, lambda: [suite.pid])
-    suite.send_signal(signal.SIGTERM)
-    suite.wait()
+    return ids, tokens, bodies
 
-    print(f"| work | Express x2 req/s | p99 ms | errors | suite req/s | p99 ms | errors | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (name, e_rps, e_p99, e_err), (_, s_rps, s_p99, s_err) in zip(results["express"], results["suite"]):
-        ratio = f"{s_rps / e_rps:.2f}x" if e_rps else "-"
-        if name == "memory MiB":
-            ratio = ""
-        print(f"| {name} | {e_rps:,.0f} | {e_p99:.1f} | {e_err} | {s_rps:,.0f} | {s_p99:.1f} | {s_err} | {ratio} |")
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--suite", default="target/release/suite")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="each stack is measured once a round, in turn (Express, then each suite variant)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME[@BINARY][:K=V,...]",
+                    help="a launcher configuration to measure (repeatable; default: 'suite', its defaults),"
+                         " e.g. --variant suite --variant no-cache:USER_CACHE=off --variant old@/tmp/old/suite")
+    ap.add_argument("--deployed", action="append", default=[], metavar="NAME[@BIN_DIR][:SERVICE.K=V,...]",
+                    help="the deployed path (separate suite-user, suite-auth, suite-gateway from --bin-dir) to"
+                         " measure (repeatable), e.g. --deployed redis:user.REDIS_URL=redis://127.0.0.1:6379/9,"
+                         "gateway.REDIS_URL=redis://127.0.0.1:6379/9")
+    ap.add_argument("--bin-dir", default="target/release", help="where suite-user, suite-auth and suite-gateway are")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install -y wrk")
+    variants = []
+    for v in args.variant or ["suite"]:
+        name, _, env = v.partition(":")
+        name, _, binary = name.partition("@")
+        variants.append((name, (binary or args.suite, dict(kv.split("=", 1) for kv in env.split(",") if kv))))
+    for d in args.deployed:
+        name, _, env = d.partition(":")
+        name, _, bin_dir = name.partition("@")
+        per_service = {}
+        for kv in env.split(","):
+            if kv:
+                key, value = kv.split("=", 1)
+                service, _, key = key.partition(".")
+                per_service.setdefault(service, {})[key] = value
+        variants.append((name, ("deployed", bin_dir or args.bin_dir, per_service)))
+    work = tempfile.mkdtemp()
+    # name -> one list of rows per round
+    results = {"express": []}
+    for name, _ in variants:
+        results[name] = []
+    for _ in range(args.rounds):
+        proc, base, users, pids = start_express(work)
+        results["express"].append(measure("express", base, users, args.seconds, pids))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        for name, env in variants:
+            if env[0] == "deployed":
+                deployed, base, users, pids = start_deployed(work, env[1], env[2])
+                results[name].append(measure(name, base, users, args.seconds, pids))
+                deployed.stop()
+                continue
+            proc, base, users, pids = start_suite(work, env[0], env[1])
+            results[name].append(measure(name, base, users, args.seconds, pids))
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+
+    names = ["express"] + [n for n, _ in variants]
+    print(f"{args.rounds} round(s), {args.seconds} s a measure; req/s (p99 ms) per round; ratio of the means to Express")
+    print("| work | " + " | ".join(names) + " | " + " | ".join(f"{n}/express" for n in names[1:]) + " |")
+    print("|---" * (len(names) * 2) + "|")
+    for row in range(len(results["express"][0])):
+        work_name = results["express"][0][row][0]
+        cells, means = [], {}
+        for n in names:
+            per_round = [r[row] for r in results[n]]
+            means[n] = sum(p[1] for p in per_round) / len(per_round)
+            if work_name == "memory MiB":
+                cells.append(" / ".join(f"{p[1]:.0f}" for p in per_round))
+            else:
+                cells.append(" / ".join(f"{p[1]:,.0f} ({p[2]:.1f}{', %d errors' % p[3] if p[3] else ''})"
+                                        for p in per_round))
+        ratios = ["" if work_name == "memory MiB" or not means["express"] else f"{means[n] / means['express']:.2f}x"
+                  for n in names[1:]]
+        print(f"| {work_name} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     shutil.rmtree(work, ignore_errors=True)
 
 
