@@ -121,3 +121,70 @@ async fn two_gateways_on_one_redis_share_one_budget_and_fall_back_when_it_is_gon
     );
     s.stop().await;
 }
+
+/// Script calls Redis has run (`INFO commandstats`: EVALSHA and EVAL).
+async fn script_calls(redis: &RedisServer) -> u64 {
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .expect("info");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// With a burst large enough to lease (a sixteenth of 128: 8 at most), a
+/// busy client takes admissions several at a time: fewer script calls than
+/// requests, and still never more than one budget between both replicas
+/// (at most a lapsed lease per replica less).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_client_leases_admissions_and_still_gets_one_budget() {
+    const BIG: u32 = 128;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let big = |c: &mut suite_gateway::Config| {
+        limits(c, &url);
+        c.rate_limit_burst = BIG;
+    };
+    let Some(s) = spawn_suite_on(Backend::Sqlite, None, big).await else {
+        return;
+    };
+    let other = crate::helpers::another_gateway(&s, big).await;
+    let gateways = [s.gateway, other];
+    let before = script_calls(&redis).await;
+    let started = Instant::now();
+    let (admitted, statuses) = alternating(&gateways, "198.51.100.9", 300).await;
+    // The bucket refills one a second meanwhile.
+    let refilled = started.elapsed().as_secs() as usize + 1;
+    let calls = script_calls(&redis).await - before;
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    // Never more than the budget; a lease that lapsed unspent (a request
+    // slower than 50 ms on a busy machine) was counted all the same, so
+    // fewer may be admitted, but never most of it lost.
+    assert!(
+        admitted <= BIG as usize + refilled && admitted >= BIG as usize / 2,
+        "admitted {admitted} of 300 (one budget is {BIG}, leases at most 8)"
+    );
+    assert!(
+        calls < 300,
+        "{calls} script calls for 300 requests: nothing was leased"
+    );
+    s.stop().await;
+}

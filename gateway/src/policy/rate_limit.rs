@@ -57,6 +57,10 @@ struct RedisBuckets {
     /// (interval, burst) of the general and the sensitive buckets.
     general: (Duration, u32),
     sensitive: (Duration, u32),
+    /// Admissions this replica took from a client's shared bucket ahead of
+    /// its requests (see [`Lease`]), per bucket.
+    general_leases: Leases,
+    sensitive_leases: Leases,
     /// Set when Redis failed a check: until when at most the local buckets
     /// answer, and the count of the client's successful probes then.
     local: std::sync::Mutex<Option<Fallback>>,
@@ -66,6 +70,105 @@ struct RedisBuckets {
 struct Fallback {
     until: std::time::Instant,
     answered: u64,
+}
+
+/// Admissions taken from a client's shared bucket in one script call and
+/// spent by this replica's next requests of that client, so that a busy
+/// client costs a Redis round trip per lease, not per request. The shared
+/// limit stays exact: a lease is taken from the bucket in Redis before any
+/// of it is spent, and only what the bucket holds is granted. What a lease
+/// costs: admissions it holds when it lapses unspent were counted all the
+/// same, so a client may be limited up to a lease early on each replica.
+/// Hence leases are small against the burst ([`Leases::cap`]), short-lived
+/// ([`LEASE_FOR`]), and grow only for a client that spent its last one in
+/// time: an occasional client asks for one admission at a time, as without
+/// leases.
+#[derive(Clone, Copy)]
+struct Lease {
+    /// Admissions left to spend.
+    left: u32,
+    /// Until when they may be spent.
+    until: std::time::Instant,
+    /// The size of the last lease taken.
+    size: u32,
+}
+
+/// How long a lease may be spent.
+const LEASE_FOR: Duration = Duration::from_millis(50);
+/// The largest lease, whatever the burst.
+const MAX_LEASE: u32 = 64;
+
+struct Leases {
+    by_client: std::sync::Mutex<std::collections::HashMap<IpAddr, Lease>>,
+    /// At most a sixteenth of the burst: a bucket of 100 leases 6 at most,
+    /// one of 20 or less never more than one (exactly as without leases).
+    cap: u32,
+}
+
+impl Leases {
+    fn new(burst: u32) -> Self {
+        Self {
+            by_client: Default::default(),
+            cap: (burst / 16).clamp(1, MAX_LEASE),
+        }
+    }
+
+    /// Spends one admission of `client`'s lease, if it holds one; otherwise
+    /// the number of admissions to ask the bucket for.
+    fn spend(&self, client: IpAddr, now: std::time::Instant) -> Result<(), u32> {
+        if self.cap == 1 {
+            return Err(1);
+        }
+        let mut leases = self.lock();
+        let Some(lease) = leases.get_mut(&client) else {
+            return Err(1);
+        };
+        if lease.left > 0 && now < lease.until {
+            lease.left -= 1;
+            return Ok(());
+        }
+        // Spent in time: the client is busy, the next lease doubles.
+        // Lapsed with admissions left: back to one at a time.
+        Err(if lease.left == 0 && now < lease.until {
+            (lease.size * 2).min(self.cap)
+        } else {
+            1
+        })
+    }
+
+    /// `granted` admissions were taken for `client`; this request spends
+    /// one of them.
+    fn took(&self, client: IpAddr, granted: u32, now: std::time::Instant) {
+        if self.cap == 1 {
+            return;
+        }
+        let mut leases = self.lock();
+        let lease = leases.entry(client).or_insert(Lease {
+            left: 0,
+            until: now,
+            size: 1,
+        });
+        // Concurrent requests of one client may each have taken a lease:
+        // what any of them holds is kept.
+        let left = if now < lease.until { lease.left } else { 0 };
+        *lease = Lease {
+            left: left + granted.saturating_sub(1),
+            until: now + LEASE_FOR,
+            size: granted.max(1),
+        };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, Lease>> {
+        // Each change is one map operation: a panic cannot leave one half-made.
+        self.by_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn forget_idle(&self) {
+        let now = std::time::Instant::now();
+        self.lock().retain(|_, l| now < l.until + LEASE_FOR);
+    }
 }
 
 /// The longest a replica keeps to its local buckets after Redis failed a
@@ -161,6 +264,8 @@ impl RateLimits {
                     Duration::from_secs(60) / s.sensitive_per_minute.max(1),
                     s.sensitive_burst.max(1),
                 ),
+                general_leases: Leases::new(s.burst.max(1)),
+                sensitive_leases: Leases::new(s.sensitive_burst.max(1)),
                 local: std::sync::Mutex::new(None),
             }
         });
@@ -180,6 +285,10 @@ impl RateLimits {
                 let Some(limits) = weak.upgrade() else { return };
                 limits.general.retain_recent();
                 limits.sensitive.retain_recent();
+                if let Some(shared) = &limits.redis {
+                    shared.general_leases.forget_idle();
+                    shared.sensitive_leases.forget_idle();
+                }
             }
         });
         limits
@@ -210,20 +319,25 @@ impl RateLimits {
         if let Some(shared) = &self.redis
             && !shared.in_fallback()
         {
-            let ((interval, burst), name) = match class {
-                RateClass::Auth => (shared.sensitive, "auth"),
-                RateClass::General => (shared.general, "general"),
+            let ((interval, burst), name, leases) = match class {
+                RateClass::Auth => (shared.sensitive, "auth", &shared.sensitive_leases),
+                RateClass::General => (shared.general, "general", &shared.general_leases),
+            };
+            let want = match leases.spend(client, std::time::Instant::now()) {
+                Ok(()) => return Ok(()),
+                Err(want) => want,
             };
             match shared
                 .redis
-                .gcra(&format!("rl:{name}:{client}"), interval, burst)
+                .gcra_take(&format!("rl:{name}:{client}"), interval, burst, want)
                 .await
             {
-                Ok(suite_redis::Gcra::Allowed { .. }) => {
+                Ok(suite_redis::GcraTake::Granted { granted, .. }) => {
+                    leases.took(client, granted, std::time::Instant::now());
                     shared.recovered();
                     return Ok(());
                 }
-                Ok(suite_redis::Gcra::Limited { retry_after }) => {
+                Ok(suite_redis::GcraTake::Limited { retry_after }) => {
                     shared.recovered();
                     return Err(retry_after);
                 }
@@ -304,6 +418,59 @@ mod tests {
             sensitive_per_minute: 1,
             sensitive_burst: 1,
             trusted_proxies: trusted,
+        }
+    }
+
+    #[test]
+    fn a_busy_client_leases_more_at_a_time_up_to_a_sixteenth_of_the_burst() {
+        let leases = Leases::new(100);
+        assert_eq!(leases.cap, 6);
+        let ip: IpAddr = [192, 0, 2, 9].into();
+        let now = std::time::Instant::now();
+        // The first request asks for one admission.
+        assert_eq!(leases.spend(ip, now), Err(1));
+        leases.took(ip, 1, now);
+        // Spent in time: 2, then 4, then 6 (the cap), each spent in turn.
+        let mut asked = Vec::new();
+        for _ in 0..4 {
+            let want = leases.spend(ip, now).expect_err("a new lease");
+            asked.push(want);
+            leases.took(ip, want, now);
+            for _ in 1..want {
+                assert_eq!(leases.spend(ip, now), Ok(()));
+            }
+        }
+        assert_eq!(asked, [2, 4, 6, 6]);
+        // A bucket that held less grants less: the lease is what was granted.
+        leases.took(ip, 2, now);
+        assert_eq!(leases.spend(ip, now), Ok(()));
+        assert_eq!(leases.spend(ip, now), Err(4));
+    }
+
+    #[test]
+    fn a_lapsed_lease_is_not_spent_and_its_client_asks_for_one_again() {
+        let leases = Leases::new(1000);
+        let ip: IpAddr = [192, 0, 2, 10].into();
+        let now = std::time::Instant::now();
+        leases.took(ip, 8, now);
+        assert_eq!(leases.spend(ip, now), Ok(()));
+        let later = now + LEASE_FOR;
+        assert_eq!(leases.spend(ip, later), Err(1), "lapsed with 6 left");
+        leases.forget_idle();
+        assert_eq!(leases.lock().len(), 1, "kept a while after it lapsed");
+    }
+
+    #[test]
+    fn small_bursts_never_lease() {
+        for burst in [1, 10, 20, 31] {
+            let leases = Leases::new(burst);
+            let ip: IpAddr = [192, 0, 2, 11].into();
+            let now = std::time::Instant::now();
+            for _ in 0..5 {
+                assert_eq!(leases.spend(ip, now), Err(1), "burst {burst}");
+                leases.took(ip, 1, now);
+            }
+            assert!(leases.lock().is_empty());
         }
     }
 

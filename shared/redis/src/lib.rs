@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use scripts::Gcra;
+pub use scripts::{Gcra, GcraTake};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -272,6 +272,23 @@ impl Redis {
         let key = self.key(key);
         self.within(|mut conn| async move { scripts::gcra(&mut conn, &key, interval, burst).await })
             .await
+    }
+
+    /// Up to `want` requests at once against the GCRA bucket `key` (as
+    /// [`Redis::gcra`]): as many as the bucket admits now, at least one, or
+    /// none and how long until one. One script call, one round trip.
+    pub async fn gcra_take(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+        want: u32,
+    ) -> Result<GcraTake, Error> {
+        let key = self.key(key);
+        self.within(|mut conn| async move {
+            scripts::gcra_take(&mut conn, &key, interval, burst, want).await
+        })
+        .await
     }
 
     /// The cached value under `key`, if any.

@@ -12,23 +12,36 @@ pub enum Gcra {
     Limited { retry_after: Duration },
 }
 
+/// A GCRA bucket's answer to a request for several admissions at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcraTake {
+    /// `granted` admissions (at least one, at most as many as asked), taken
+    /// from the bucket as if that many requests had arrived now.
+    Granted { granted: u32, remaining: u32 },
+    /// Not even one; admitted again after this long.
+    Limited { retry_after: Duration },
+}
+
 /// GCRA (the generic cell rate algorithm) on one key holding the
-/// theoretical arrival time in ms. ARGV: emission interval (ms), burst.
-/// Returns {1, remaining} or {0, wait ms}.
+/// theoretical arrival time in ms. ARGV: emission interval (ms), burst, the
+/// admissions wanted (up to as many as the bucket holds now).
+/// Returns {granted, remaining} or {0, wait ms}.
 const GCRA_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local tolerance = interval * (burst - 1)
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 if now < tat - tolerance then
   return {0, tat - tolerance - now}
 end
-local next = tat + interval
+local granted = math.min(want, math.floor((now + tolerance - tat) / interval) + 1)
+local next = tat + granted * interval
 redis.call('SET', KEYS[1], next, 'PX', next - now)
-return {1, math.floor((now + tolerance - next) / interval) + 1}
+return {granted, math.floor((now + tolerance - next) / interval) + 1}
 ";
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_LUA));
 
@@ -38,21 +51,36 @@ pub(crate) async fn gcra(
     interval: Duration,
     burst: u32,
 ) -> redis::RedisResult<Gcra> {
+    Ok(match gcra_take(conn, key, interval, burst, 1).await? {
+        GcraTake::Granted { remaining, .. } => Gcra::Allowed { remaining },
+        GcraTake::Limited { retry_after } => Gcra::Limited { retry_after },
+    })
+}
+
+pub(crate) async fn gcra_take(
+    conn: &mut ConnectionManager,
+    key: &str,
+    interval: Duration,
+    burst: u32,
+    want: u32,
+) -> redis::RedisResult<GcraTake> {
     let interval_ms = u64::try_from(interval.as_millis())
         .unwrap_or(u64::MAX)
         .max(1);
-    let (allowed, n): (i64, i64) = GCRA
+    let (granted, n): (i64, i64) = GCRA
         .key(key)
         .arg(interval_ms)
         .arg(burst.max(1))
+        .arg(want.max(1))
         .invoke_async(conn)
         .await?;
-    Ok(if allowed == 1 {
-        Gcra::Allowed {
+    Ok(if granted >= 1 {
+        GcraTake::Granted {
+            granted: u32::try_from(granted).unwrap_or(1),
             remaining: u32::try_from(n.max(0)).unwrap_or(u32::MAX),
         }
     } else {
-        Gcra::Limited {
+        GcraTake::Limited {
             retry_after: Duration::from_millis(u64::try_from(n.max(1)).unwrap_or(1)),
         }
     })

@@ -2,7 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::time::Duration;
-use suite_redis::{Gcra, Redis, RedisArgs};
+use suite_redis::{Gcra, GcraTake, Redis, RedisArgs};
 use suite_testkit::{RedisServer, SlowLink};
 
 fn client(server: &RedisServer, timeout_ms: u64) -> Redis {
@@ -43,6 +43,40 @@ async fn a_gcra_bucket_admits_its_burst_then_says_how_long_to_wait() {
     assert!(matches!(
         redis.gcra("c", interval, 3).await,
         Ok(Gcra::Allowed { remaining: 2 })
+    ));
+}
+
+#[tokio::test]
+async fn several_admissions_at_once_take_what_the_bucket_holds_and_no_more() {
+    let server = RedisServer::start();
+    let redis = client(&server, 1000);
+    let interval = Duration::from_secs(10);
+    // A burst of 5: 3 of 3 asked, then 2 of 4 asked (all it holds), then none.
+    assert_eq!(
+        redis.gcra_take("t", interval, 5, 3).await.expect("redis"),
+        GcraTake::Granted {
+            granted: 3,
+            remaining: 2
+        }
+    );
+    assert_eq!(
+        redis.gcra_take("t", interval, 5, 4).await.expect("redis"),
+        GcraTake::Granted {
+            granted: 2,
+            remaining: 0
+        }
+    );
+    match redis.gcra_take("t", interval, 5, 2).await.expect("redis") {
+        GcraTake::Limited { retry_after } => assert!(
+            retry_after > Duration::from_secs(9) && retry_after <= interval,
+            "{retry_after:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Single requests see what was taken: the bucket is one.
+    assert!(matches!(
+        redis.gcra("t", interval, 5).await,
+        Ok(Gcra::Limited { .. })
     ));
 }
 
